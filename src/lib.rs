@@ -1,0 +1,24 @@
+//! shardlog: a thread-per-core log aggregation server.
+//!
+//! The folders are the architecture (see the README's architecture section):
+//! - [`model`]: tenants, labels, stream ids, the encoded batch that crosses cores.
+//! - [`config`]: the TOML file and the flags, defaults, validation.
+//! - [`runtime`]: executors pinned per core, the channel mesh, shutdown.
+//! - [`ingest`]: syslog framing and parsing, Loki push and JSON-lines decoding, listeners.
+//! - [`wal`]: the per-shard direct-I/O write-ahead log with group commit and replay.
+//! - [`shard`]: what one core owns: streams, head chunks, their label index.
+//! - [`logql`]: the LogQL lexer, parser and line/label matchers.
+//! - [`query`]: Loki query parameters, per-shard evaluation, the cross-shard merge.
+//! - [`http`]: the HTTP/1.1 server and the Loki-compatible routes.
+//! - [`metrics`]: counters, histograms and the Prometheus exposition.
+
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod logql;
+pub mod metrics;
+pub mod model;
+pub mod query;
+pub mod runtime;
+pub mod shard;
+pub mod wal;

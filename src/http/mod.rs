@@ -1,1 +1,1 @@
-//! placeholder
+//! placeholder: the HTTP/1.1 server and Loki routes.

@@ -1,1 +1,11 @@
-//! placeholder
+//! Ingestion: everything between a socket and an encoded batch bound for its owner shard.
+//!
+//! Which question it answers: "what did the sender mean, and which stream is it?" Framing
+//! splits a TCP byte stream into syslog messages, the parsers turn messages and HTTP bodies
+//! into entries with labels and structured metadata, and the listeners (one per protocol on
+//! every core, SO_REUSEPORT) batch entries per owner shard and wait for durability.
+
+pub mod framing;
+pub mod jsonline;
+pub mod push;
+pub mod syslog;

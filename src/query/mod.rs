@@ -1,1 +1,1 @@
-//! placeholder
+//! placeholder: query parameters, evaluation, merge.

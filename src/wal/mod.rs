@@ -1,1 +1,1 @@
-//! placeholder
+//! placeholder: the per-shard write-ahead log.

@@ -1,1 +1,3 @@
-//! placeholder: query parameters, evaluation, merge.
+//! placeholder
+pub mod merge;
+pub mod params;

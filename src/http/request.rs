@@ -224,10 +224,10 @@ pub fn parse_head(buf: &[u8], head_bytes_max: usize) -> Parse {
 fn head_from_parsed(req: &httparse::Request<'_, '_>, head_bytes: usize) -> Result<Head, HttpError> {
     // httparse fills every field of a complete request; a missing one would be a parser bug,
     // but answering 400 costs nothing and keeps input from ever reaching a panic.
-    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+    let (Some(method), Some(target), Some(version_minor)) = (req.method, req.path, req.version)
+    else {
         return Err(HttpError::bad("incomplete request line"));
     };
-    let version_minor = u8::try_from(version).map_err(|_| HttpError::bad("bad HTTP version"))?;
     let (path, query) = split_target(target)?;
 
     let mut headers = Vec::with_capacity(req.headers.len());

@@ -446,7 +446,7 @@ impl Conn<'_> {
                 Err(ReadFail::Io(kind)) => return ConnectionEnd::Io(kind),
                 Err(ReadFail::Http(err)) => {
                     stats.requests_rejected.inc();
-                    return self.refuse(&err).await;
+                    return self.refuse(&err, shutdown).await;
                 }
             };
             stats.requests.inc();
@@ -680,8 +680,9 @@ impl Conn<'_> {
 
     /// Answers a refused request and closes, after reading (and dropping) what the client
     /// still sends for a moment, so that its request body does not turn our answer into a
-    /// connection reset.
-    async fn refuse(&mut self, err: &HttpError) -> ConnectionEnd {
+    /// connection reset. A server that is stopping does not linger: no request is in flight
+    /// here, and the stop should not wait for a client that keeps its socket open.
+    async fn refuse(&mut self, err: &HttpError, shutdown: &Shutdown) -> ConnectionEnd {
         let status = err.status();
         if self
             .write_response(&Response::error(err), false, Persistence::Close)
@@ -692,13 +693,17 @@ impl Conn<'_> {
         }
         let _ = self.stream.shutdown(std::net::Shutdown::Write).await;
         let deadline = Instant::now() + LINGER_TIMEOUT;
-        let mut discarded = 0;
-        while discarded < LINGER_BYTES_MAX {
-            match read_before(&mut self.stream, &mut self.buf[..], deadline, self.limits).await {
-                Ok(n) => discarded += n,
-                Err(_) => break,
+        let (stream, buf, limits) = (&mut self.stream, &mut self.buf, self.limits);
+        let drain = async {
+            let mut discarded = 0;
+            while discarded < LINGER_BYTES_MAX {
+                match read_before(stream, &mut buf[..], deadline, limits).await {
+                    Ok(n) => discarded += n,
+                    Err(_) => break,
+                }
             }
-        }
+        };
+        or(drain, shutdown.wait()).await;
         ConnectionEnd::Rejected { status }
     }
 }
@@ -735,3 +740,7 @@ async fn read_before(
     };
     or(read, timer).await
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

@@ -387,6 +387,8 @@ enum ReadFail {
     Http(HttpError),
     /// The client closed mid-request: nobody to answer.
     Eof,
+    /// The server is stopping and the request head was not complete.
+    Shutdown,
     Io(io::ErrorKind),
 }
 
@@ -433,7 +435,16 @@ impl Conn<'_> {
                 }
             }
             let deadline = Instant::now() + self.limits.read_timeout;
-            let read = match self.read_head(deadline).await {
+            // A stop abandons a head still arriving (the client has not finished asking, so it
+            // can retry elsewhere) rather than wait up to `read_timeout` for it; a head already
+            // buffered is read at once and served. Once the head is in, the body is part of
+            // an in-flight request and is read to the end.
+            let head = or(self.read_head(deadline), async {
+                shutdown.wait().await;
+                Err(ReadFail::Shutdown)
+            })
+            .await;
+            let read = match head {
                 Ok(head) => self
                     .read_body(&head, deadline)
                     .await
@@ -442,6 +453,7 @@ impl Conn<'_> {
             };
             let (head, body) = match read {
                 Ok(request) => request,
+                Err(ReadFail::Shutdown) => return ConnectionEnd::Shutdown,
                 Err(ReadFail::Eof) => return ConnectionEnd::PeerClosed,
                 Err(ReadFail::Io(kind)) => return ConnectionEnd::Io(kind),
                 Err(ReadFail::Http(err)) => {

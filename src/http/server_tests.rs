@@ -456,6 +456,9 @@ fn shutdown_stops_accepting_and_finishes_in_flight_requests() {
     let addr = server.addr;
     // One idle keep-alive connection and one with a request in progress.
     let (_, mut idle) = exchange(&server, b"GET / HTTP/1.1\r\n\r\n");
+    // ...and one whose head is still arriving: abandoned, not waited for.
+    let mut partial = server.connect();
+    partial.write_all(b"GET / HTTP/1.1\r\nHost:").unwrap();
     let mut busy = server.connect();
     busy.write_all(b"GET /slow HTTP/1.1\r\n\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(100));
@@ -466,6 +469,7 @@ fn shutdown_stops_accepting_and_finishes_in_flight_requests() {
     assert_eq!(reply.header("Connection"), Some("close"));
     assert_closed(&mut busy);
     assert_closed(&mut idle);
+    assert_closed(&mut BufReader::new(partial));
     let outcome = stopping.join().unwrap();
     assert_eq!(outcome.open_at_end, 0);
     assert!(

@@ -1,1 +1,866 @@
-//! placeholder
+//! Decoding of JSON-lines bodies (`POST /insert/jsonline`, as VictoriaLogs accepts them):
+//! one JSON object per line, each becoming one entry.
+//!
+//! Which question it answers: "which fields of this object are the time, the message and the
+//! stream?" The query string names them (`_time_field`, `_msg_field`, `_stream_fields`, as in
+//! VictoriaLogs); the defaults fit the common shape
+//! `{"timestamp":"2024-01-01T12:00:00Z","service_name":"a","log_level":"INFO","message":"..",
+//! "trace_id":"b"}`. Stream fields become labels (names sanitised to Loki's label rules), the
+//! message field becomes the line (the whole object as sent when there is none), and every
+//! other field becomes structured metadata: nested objects flattened with `.`-joined keys,
+//! numbers, booleans and arrays as their JSON text, nulls dropped. Lines are checked with the
+//! same rules as a Loki push, and a body is all-or-nothing.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::ingest::push::validate::{self, display_pairs, echo};
+use crate::ingest::push::{PushEntry, PushError, PushLimits};
+use crate::model::Labels;
+
+/// Fields tried for the timestamp, in order, when the query names none.
+pub const TIME_FIELDS_DEFAULT: &[&str] = &["timestamp", "time", "ts", "_time"];
+/// Fields tried for the message, in order, when the query names none.
+pub const MESSAGE_FIELDS_DEFAULT: &[&str] = &["message", "msg", "_msg", "log"];
+/// Fields that become labels when present, when the query names none: low-cardinality
+/// fields that identify where a line came from and how severe it is.
+pub const STREAM_FIELDS_DEFAULT: &[&str] =
+    &["service_name", "service", "app", "log_level", "level"];
+/// The label of an object that has none of the stream fields: Loki's own default for a
+/// stream whose service it cannot discover, so that such lines stay queryable.
+pub const UNKNOWN_SERVICE_LABEL: (&str, &str) = ("service_name", "unknown_service");
+/// Field names one query parameter may list. Stream fields are bounded again by the label
+/// count limit; this bound only keeps a hostile query string from building a long list.
+pub const FIELD_NAMES_PER_PARAM_MAX: usize = 64;
+
+/// Which fields of each object are the time, the message and the stream labels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonLineParams {
+    /// Candidates for the timestamp; the first present is used.
+    pub time_fields: Vec<String>,
+    /// Candidates for the message; the first present is used.
+    pub message_fields: Vec<String>,
+    /// Fields that become labels, every one that is present.
+    pub stream_fields: Vec<String>,
+}
+
+impl Default for JsonLineParams {
+    fn default() -> JsonLineParams {
+        let owned = |names: &[&str]| names.iter().map(|s| s.to_string()).collect();
+        JsonLineParams {
+            time_fields: owned(TIME_FIELDS_DEFAULT),
+            message_fields: owned(MESSAGE_FIELDS_DEFAULT),
+            stream_fields: owned(STREAM_FIELDS_DEFAULT),
+        }
+    }
+}
+
+impl JsonLineParams {
+    /// Reads the parameters from a URL query string (with or without the leading `?`).
+    ///
+    /// `_time_field`/`time_field`, `_msg_field`/`msg_field` and
+    /// `_stream_fields`/`stream_fields` each take a comma-separated list of field names;
+    /// an empty or absent parameter keeps the default. Other parameters are ignored, so that
+    /// clients written for VictoriaLogs (`debug`, `_ignore_fields`, ...) still work.
+    pub fn from_query(query: &str) -> Result<JsonLineParams, PushError> {
+        let mut params = JsonLineParams::default();
+        let query = query.strip_prefix('?').unwrap_or(query);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = percent_decode(key)?;
+            let slot = match key.as_str() {
+                "_time_field" | "time_field" => &mut params.time_fields,
+                "_msg_field" | "msg_field" => &mut params.message_fields,
+                "_stream_fields" | "stream_fields" => &mut params.stream_fields,
+                _ => continue,
+            };
+            let value = percent_decode(value)?;
+            let names: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            if names.len() > FIELD_NAMES_PER_PARAM_MAX {
+                return Err(PushError::BadRequest(format!(
+                    "query parameter '{key}' lists {} fields; limit {FIELD_NAMES_PER_PARAM_MAX}",
+                    names.len()
+                )));
+            }
+            if !names.is_empty() {
+                *slot = names;
+            }
+        }
+        Ok(params)
+    }
+}
+
+/// Decodes a URL query component: `%XX` escapes and `+` for a space.
+fn percent_decode(s: &str) -> Result<String, PushError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+                match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                    (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
+                    _ => {
+                        return Err(PushError::BadRequest(format!(
+                            "invalid percent-encoding in query component '{}' at byte {i}",
+                            echo(s)
+                        )));
+                    }
+                }
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| {
+        PushError::BadRequest(format!(
+            "query component '{}' is not UTF-8 once decoded",
+            echo(s)
+        ))
+    })
+}
+
+/// Decodes a JSON-lines body into labelled entries, in the order of the lines.
+///
+/// `body` is already decompressed (see [`crate::ingest::push::decompress`]); `now_ns` is the
+/// timestamp of objects that carry none. Empty lines are skipped; lines end in `\n` or
+/// `\r\n`. Errors name the 1-based line number; any error rejects the whole body.
+pub fn decode_jsonline(
+    params: &JsonLineParams,
+    body: &[u8],
+    now_ns: i64,
+    limits: &PushLimits,
+) -> Result<Vec<(Labels, PushEntry)>, PushError> {
+    if body.len() > limits.body_bytes_max {
+        return Err(PushError::TooLarge(format!(
+            "request body of {} bytes is over the limit of {} bytes",
+            body.len(),
+            limits.body_bytes_max
+        )));
+    }
+    let mut out = Vec::new();
+    // Consecutive lines usually share a stream: the last label set is kept so that its
+    // validation and sorting are done once per run of lines, not once per line.
+    let mut last: Option<(Vec<(String, String)>, Labels)> = None;
+    let mut fields = Vec::new();
+    for (index, raw) in body.split(|b| *b == b'\n').enumerate() {
+        let number = index + 1;
+        let text = raw.strip_suffix(b"\r").unwrap_or(raw).trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        fields.clear();
+        parse_object(text, &mut fields)
+            .map_err(|e| PushError::BadRequest(format!("cannot parse JSON line {number}: {e}")))?;
+        let (pairs, entry) = entry_of(params, text, &mut fields, now_ns)
+            .map_err(|e| PushError::BadRequest(format!("JSON line {number}: {e}")))?;
+        let labels = match &last {
+            Some((p, labels)) if *p == pairs => labels.clone(),
+            _ => {
+                let shown = display_pairs(&pairs);
+                let labels = validate::labels(pairs.clone(), &shown, limits)
+                    .map_err(|e| at_line(number, e))?;
+                last = Some((pairs, labels.clone()));
+                labels
+            }
+        };
+        validate::entry(&entry, &labels, limits).map_err(|e| at_line(number, e))?;
+        out.push((labels, entry));
+    }
+    Ok(out)
+}
+
+fn at_line(number: usize, e: PushError) -> PushError {
+    match e {
+        PushError::BadRequest(m) => PushError::BadRequest(format!("JSON line {number}: {m}")),
+        other => other,
+    }
+}
+
+/// Splits one parsed object into its label pairs and its entry.
+fn entry_of(
+    params: &JsonLineParams,
+    text: &[u8],
+    fields: &mut [(String, FieldValue)],
+    now_ns: i64,
+) -> Result<(Vec<(String, String)>, PushEntry), String> {
+    let find = |names: &[String]| {
+        names
+            .iter()
+            .find_map(|n| fields.iter().position(|(k, _)| k == n))
+    };
+    let time_at = find(&params.time_fields);
+    let message_at = find(&params.message_fields);
+    let timestamp_ns = match time_at {
+        Some(i) => parse_time(&fields[i].1, now_ns).map_err(|why| {
+            format!(
+                "cannot parse the time field '{}': {why}",
+                echo(&fields[i].0)
+            )
+        })?,
+        None => now_ns,
+    };
+    let line = match message_at {
+        Some(i) => std::mem::replace(&mut fields[i].1, FieldValue::Bool(false)).into_text(),
+        None => std::str::from_utf8(text)
+            .map_err(|_| "the line is not UTF-8".to_string())?
+            .to_string(),
+    };
+    let mut pairs = Vec::new();
+    let mut metadata = Vec::new();
+    for (i, (name, value)) in fields.iter_mut().enumerate() {
+        if Some(i) == time_at || Some(i) == message_at {
+            continue;
+        }
+        let value = std::mem::replace(value, FieldValue::Bool(false)).into_text();
+        if params.stream_fields.iter().any(|s| s == name) {
+            if !value.is_empty() {
+                pairs.push((sanitize_label_name(name), value));
+            }
+        } else {
+            metadata.push((std::mem::take(name), value));
+        }
+    }
+    if pairs.is_empty() {
+        pairs.push((
+            UNKNOWN_SERVICE_LABEL.0.to_string(),
+            UNKNOWN_SERVICE_LABEL.1.to_string(),
+        ));
+    }
+    Ok((
+        pairs,
+        PushEntry {
+            timestamp_ns,
+            line,
+            metadata,
+        },
+    ))
+}
+
+/// Maps a field name onto Loki's label name rules: characters outside `[a-zA-Z0-9_]` become
+/// `_`, and a leading digit gets a `_` before it (as Loki's OTLP ingestion does).
+fn sanitize_label_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 1);
+    if name.as_bytes().first().is_none_or(|b| b.is_ascii_digit()) {
+        out.push('_');
+    }
+    out.extend(name.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    }));
+    out
+}
+
+/// One field's value as parsed: scalars kept typed so that a numeric time keeps its value.
+#[derive(Clone, Debug, PartialEq)]
+enum FieldValue {
+    Str(String),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    /// An array, as compact JSON text.
+    Json(String),
+}
+
+impl FieldValue {
+    fn into_text(self) -> String {
+        match self {
+            FieldValue::Str(s) | FieldValue::Json(s) => s,
+            FieldValue::U64(v) => v.to_string(),
+            FieldValue::I64(v) => v.to_string(),
+            FieldValue::F64(v) => {
+                serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string())
+            }
+            FieldValue::Bool(v) => v.to_string(),
+        }
+    }
+}
+
+/// Parses one line into flattened `(name, value)` fields, in the order written.
+fn parse_object(text: &[u8], out: &mut Vec<(String, FieldValue)>) -> Result<(), String> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let result = ObjectSeed { prefix: None, out }
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+    result.map_err(|e| {
+        // serde_json ends its messages with "at line 1 column N"; within one line only the
+        // column says anything.
+        let mut m = e.to_string();
+        if let Some(at) = m.rfind(" at line ") {
+            m.truncate(at);
+        }
+        if e.column() > 0 {
+            format!("{m} at column {}", e.column())
+        } else {
+            m
+        }
+    })
+}
+
+/// Deserialises an object's members into `out`, names prefixed by `prefix.`.
+struct ObjectSeed<'a> {
+    prefix: Option<&'a str>,
+    out: &'a mut Vec<(String, FieldValue)>,
+}
+
+impl<'de> DeserializeSeed<'de> for ObjectSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            let name = match self.prefix {
+                Some(p) => format!("{p}.{key}"),
+                None => key,
+            };
+            map.next_value_seed(FieldSeed {
+                name,
+                out: self.out,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Deserialises one member's value, recursing into objects.
+struct FieldSeed<'a> {
+    name: String,
+    out: &'a mut Vec<(String, FieldValue)>,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.out.push((self.name, FieldValue::Str(v.to_owned())));
+        Ok(())
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        self.out.push((self.name, FieldValue::Str(v)));
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.out.push((self.name, FieldValue::U64(v)));
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.out.push((self.name, FieldValue::I64(v)));
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.out.push((self.name, FieldValue::F64(v)));
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.out.push((self.name, FieldValue::Bool(v)));
+        Ok(())
+    }
+    /// A null carries nothing to store (VictoriaLogs drops empty fields too).
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        ObjectSeed {
+            prefix: Some(&self.name),
+            out: self.out,
+        }
+        .visit_map(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        let value = serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        self.out
+            .push((self.name, FieldValue::Json(value.to_string())));
+        Ok(())
+    }
+}
+
+/// Numbers below this are seconds since the epoch (1e11 s is the year 5138).
+const SECONDS_BELOW: u128 = 100_000_000_000;
+/// Numbers below this (and not seconds) are milliseconds.
+const MILLIS_BELOW: u128 = 100_000_000_000_000;
+/// Numbers below this (and not milliseconds) are microseconds; larger ones are nanoseconds.
+const MICROS_BELOW: u128 = 100_000_000_000_000_000;
+
+/// The nanoseconds one unit of a number of this magnitude stands for.
+fn unit_ns(magnitude: u128) -> u32 {
+    if magnitude < SECONDS_BELOW {
+        1_000_000_000
+    } else if magnitude < MILLIS_BELOW {
+        1_000_000
+    } else if magnitude < MICROS_BELOW {
+        1_000
+    } else {
+        1
+    }
+}
+
+/// A time field's value in nanoseconds: RFC 3339 text, or a number of seconds, milliseconds,
+/// microseconds or nanoseconds (told apart by magnitude), as a JSON number or a string.
+/// Zero and the empty string mean "now", as in VictoriaLogs.
+fn parse_time(value: &FieldValue, now_ns: i64) -> Result<i64, String> {
+    match value {
+        FieldValue::Str(s) => parse_time_str(s.trim(), now_ns),
+        FieldValue::U64(0) | FieldValue::I64(0) => Ok(now_ns),
+        FieldValue::U64(v) => scale_int(i128::from(*v)),
+        FieldValue::I64(v) => scale_int(i128::from(*v)),
+        FieldValue::F64(v) => scale_float(*v),
+        FieldValue::Bool(_) | FieldValue::Json(_) => {
+            Err("expected an RFC 3339 time or a Unix timestamp".into())
+        }
+    }
+}
+
+fn parse_time_str(s: &str, now_ns: i64) -> Result<i64, String> {
+    if s.is_empty() || s == "0" {
+        return Ok(now_ns);
+    }
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.starts_with(|c: char| c.is_ascii_digit())
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    {
+        return parse_decimal_time(s);
+    }
+    parse_rfc3339(s)
+}
+
+fn out_of_range() -> String {
+    "the time is outside the years 1678 to 2262".into()
+}
+
+fn scale_int(v: i128) -> Result<i64, String> {
+    let ns = v * i128::from(unit_ns(v.unsigned_abs()));
+    i64::try_from(ns).map_err(|_| out_of_range())
+}
+
+fn scale_float(v: f64) -> Result<i64, String> {
+    if !v.is_finite() {
+        return Err("expected a finite number".into());
+    }
+    let magnitude = v.abs();
+    let unit = if magnitude >= u128::MAX as f64 {
+        1
+    } else {
+        unit_ns(magnitude as u128)
+    };
+    let ns = (v * f64::from(unit)).round();
+    const LIMIT: f64 = 9.223_372_036_854_775e18;
+    if (-LIMIT..LIMIT).contains(&ns) {
+        Ok(ns as i64)
+    } else {
+        Err(out_of_range())
+    }
+}
+
+/// A decimal number as text, scaled exactly: `1704110400.123456789` keeps every digit.
+fn parse_decimal_time(s: &str) -> Result<i64, String> {
+    let bad = || format!("'{}' is not a number", echo(s));
+    let (negative, unsigned) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (int_part, frac_part) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if int_part.is_empty() || frac_part.contains('.') {
+        return Err(bad());
+    }
+    // More than 20 digits cannot be a time in range, and would overflow the parse.
+    if int_part.len() > 20 {
+        return Err(out_of_range());
+    }
+    let int: u128 = int_part.parse().map_err(|_| bad())?;
+    let unit = unit_ns(int);
+    let mut ns = int * u128::from(unit);
+    // The fraction contributes its leading digits down to one nanosecond; the rest is cut.
+    let mut place = u128::from(unit) / 10;
+    for b in frac_part.bytes() {
+        if place == 0 {
+            break;
+        }
+        ns += u128::from(b - b'0') * place;
+        place /= 10;
+    }
+    let ns = i128::try_from(ns).map_err(|_| out_of_range())?;
+    i64::try_from(if negative { -ns } else { ns }).map_err(|_| out_of_range())
+}
+
+/// RFC 3339 with `T` or a space between date and time; without a zone the time is UTC.
+fn parse_rfc3339(s: &str) -> Result<i64, String> {
+    use time::format_description::well_known::Rfc3339;
+    use time::macros::format_description;
+    let normalised;
+    let s = if s.as_bytes().get(10) == Some(&b' ') {
+        normalised = format!("{}T{}", &s[..10], &s[11..]);
+        normalised.as_str()
+    } else {
+        s
+    };
+    let instant = match time::OffsetDateTime::parse(s, &Rfc3339) {
+        Ok(t) => t,
+        Err(with_zone) => {
+            let local = format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+            );
+            time::PrimitiveDateTime::parse(s, local)
+                .map(|t| t.assume_utc())
+                .map_err(|_| format!("'{}' is not an RFC 3339 time: {with_zone}", echo(s)))?
+        }
+    };
+    i64::try_from(instant.unix_timestamp_nanos()).map_err(|_| out_of_range())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NOW: i64 = 1_000;
+
+    fn decode(body: &str) -> Result<Vec<(Labels, PushEntry)>, PushError> {
+        decode_jsonline(
+            &JsonLineParams::default(),
+            body.as_bytes(),
+            NOW,
+            &PushLimits::default(),
+        )
+    }
+
+    fn md(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn err(body: &str) -> String {
+        match decode(body) {
+            Err(PushError::BadRequest(m)) => m,
+            other => panic!("expected a 400 for {body}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_seed_shape() {
+        let got = decode(
+            r#"{"timestamp":"2024-01-01T12:00:00Z","service_name":"serviceA","log_level":"INFO","message":"user logged in","trace_id":"a1b2"}"#,
+        )
+        .unwrap();
+        assert_eq!(got.len(), 1);
+        let (labels, entry) = &got[0];
+        assert_eq!(
+            labels.to_string(),
+            r#"{log_level="INFO", service_name="serviceA"}"#
+        );
+        assert_eq!(entry.timestamp_ns, 1_704_110_400_000_000_000);
+        assert_eq!(entry.line, "user logged in");
+        assert_eq!(entry.metadata, md(&[("trace_id", "a1b2")]));
+    }
+
+    #[test]
+    fn lines_crlf_empty_and_order() {
+        let body = "\r\n{\"msg\":\"a\",\"app\":\"x\"}\r\n\n   \n{\"msg\":\"b\",\"app\":\"y\"}\n{\"msg\":\"c\",\"app\":\"x\"}";
+        let got = decode(body).unwrap();
+        let lines: Vec<(&str, &str)> = got
+            .iter()
+            .map(|(l, e)| (l.get("app").unwrap(), e.line.as_str()))
+            .collect();
+        assert_eq!(lines, vec![("x", "a"), ("y", "b"), ("x", "c")]);
+        assert!(got.iter().all(|(_, e)| e.timestamp_ns == NOW));
+        assert_eq!(decode("").unwrap(), vec![]);
+        assert_eq!(decode("\n\r\n").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn other_fields_become_metadata() {
+        let got = decode(
+            r#"{"message":"m","level":"warn","n":12,"f":1.5,"neg":-3,"ok":true,"nothing":null,"arr":[1,"two",{"x":null}],"req":{"id":"r1","http":{"status":200}},"empty":{}}"#,
+        )
+        .unwrap();
+        let (labels, e) = &got[0];
+        assert_eq!(labels.to_string(), r#"{level="warn"}"#);
+        assert_eq!(
+            e.metadata,
+            md(&[
+                ("n", "12"),
+                ("f", "1.5"),
+                ("neg", "-3"),
+                ("ok", "true"),
+                ("arr", r#"[1,"two",{"x":null}]"#),
+                ("req.id", "r1"),
+                ("req.http.status", "200"),
+            ])
+        );
+    }
+
+    #[test]
+    fn without_a_message_the_line_is_the_object() {
+        let got = decode("  {\"service\":\"s\", \"x\":1}  \r\n").unwrap();
+        assert_eq!(got[0].1.line, "{\"service\":\"s\", \"x\":1}");
+        assert_eq!(got[0].1.metadata, md(&[("x", "1")]));
+        // A non-string message is stored as its text.
+        assert_eq!(decode(r#"{"msg":42,"app":"a"}"#).unwrap()[0].1.line, "42");
+    }
+
+    #[test]
+    fn no_stream_fields_means_unknown_service() {
+        let got = decode(r#"{"msg":"x","app":""}"#).unwrap();
+        assert_eq!(got[0].0.to_string(), r#"{service_name="unknown_service"}"#);
+    }
+
+    #[test]
+    fn custom_params() {
+        let p = JsonLineParams::from_query(
+            "?_time_field=when&_msg_field=text,body&_stream_fields=host%2Ckube.pod,1st&debug=1",
+        )
+        .unwrap();
+        assert_eq!(p.time_fields, vec!["when"]);
+        assert_eq!(p.message_fields, vec!["text", "body"]);
+        assert_eq!(p.stream_fields, vec!["host", "kube.pod", "1st"]);
+        let body = r#"{"when":1704110400123,"body":"b","host":"h1","kube":{"pod":"p-1"},"1st":"yes","message":"not the message","app":"ignored"}"#;
+        let got = decode_jsonline(&p, body.as_bytes(), NOW, &PushLimits::default()).unwrap();
+        let (labels, e) = &got[0];
+        assert_eq!(
+            labels.to_string(),
+            r#"{_1st="yes", host="h1", kube_pod="p-1"}"#
+        );
+        assert_eq!(e.timestamp_ns, 1_704_110_400_123_000_000);
+        assert_eq!(e.line, "b");
+        assert_eq!(
+            e.metadata,
+            md(&[("message", "not the message"), ("app", "ignored")])
+        );
+
+        let alt = JsonLineParams::from_query("time_field=t&msg_field=m+x&stream_fields=").unwrap();
+        assert_eq!(alt.time_fields, vec!["t"]);
+        assert_eq!(alt.message_fields, vec!["m x"]);
+        assert_eq!(alt.stream_fields, JsonLineParams::default().stream_fields);
+        assert_eq!(
+            JsonLineParams::from_query("").unwrap(),
+            JsonLineParams::default()
+        );
+    }
+
+    #[test]
+    fn bad_queries() {
+        for q in ["_msg_field=%zz", "_msg_field=%4", "_msg_field=%ff", "%"] {
+            assert_eq!(
+                JsonLineParams::from_query(q).unwrap_err().status(),
+                400,
+                "{q}"
+            );
+        }
+        let many = format!("_stream_fields={}", vec!["a"; 65].join(","));
+        assert!(
+            JsonLineParams::from_query(&many)
+                .unwrap_err()
+                .to_string()
+                .contains("limit 64")
+        );
+    }
+
+    #[test]
+    fn bad_lines_name_their_number() {
+        let m = err("{\"msg\":\"ok\"}\n\n{\"msg\": }\n");
+        assert!(m.starts_with("cannot parse JSON line 3: "), "{m}");
+        assert!(m.contains("column"), "{m}");
+        let m = err("[1,2]");
+        assert!(
+            m.starts_with("cannot parse JSON line 1: ") && m.contains("expected a JSON object"),
+            "{m}"
+        );
+        let m = err("{\"msg\":\"a\"} {\"msg\":\"b\"}");
+        assert!(m.contains("trailing characters"), "{m}");
+        let m = err("{\"msg\":\"a\",\"time\":\"yesterday\"}");
+        assert!(
+            m.starts_with("JSON line 1: cannot parse the time field 'time'"),
+            "{m}"
+        );
+        let m = err("{\"msg\":\"a\",\"time\":true}");
+        assert!(m.contains("time field"), "{m}");
+        let long = "x".repeat(300);
+        let m = decode_jsonline(
+            &JsonLineParams::default(),
+            format!("{{\"msg\":\"ok\"}}\n{{\"msg\":\"{long}\",\"app\":\"a\"}}").as_bytes(),
+            NOW,
+            &PushLimits {
+                line_bytes_max: 299,
+                ..PushLimits::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            m.starts_with(
+                "JSON line 2: Max entry size '299' bytes exceeded for stream '{app=\"a\"}'"
+            ),
+            "{m}"
+        );
+        let m = err(r#"{"msg":"a","app":"x","app":"y"}"#);
+        assert!(m.contains("duplicate label name"), "{m}");
+        assert_eq!(
+            decode_jsonline(
+                &JsonLineParams::default(),
+                b"{\"msg\":\"\xff\"}",
+                NOW,
+                &PushLimits::default()
+            )
+            .unwrap_err()
+            .status(),
+            400
+        );
+        let small = PushLimits {
+            body_bytes_max: 4,
+            ..PushLimits::default()
+        };
+        assert_eq!(
+            decode_jsonline(&JsonLineParams::default(), b"{\"a\":1}", NOW, &small)
+                .unwrap_err()
+                .status(),
+            413
+        );
+    }
+
+    #[test]
+    fn time_forms() {
+        let t = |v: FieldValue| parse_time(&v, NOW);
+        let s = |x: &str| t(FieldValue::Str(x.into()));
+        const BASE: i64 = 1_704_110_400_000_000_000;
+        assert_eq!(s("2024-01-01T12:00:00Z"), Ok(BASE));
+        assert_eq!(s("2024-01-01T12:00:00.5Z"), Ok(BASE + 500_000_000));
+        assert_eq!(s("2024-01-01T14:00:00.000000001+02:00"), Ok(BASE + 1));
+        assert_eq!(s("2024-01-01T12:00:00"), Ok(BASE));
+        assert_eq!(s("2024-01-01 12:00:00.25"), Ok(BASE + 250_000_000));
+        assert_eq!(s("2024-01-01 12:00:00Z"), Ok(BASE));
+        assert_eq!(s("1704110400"), Ok(BASE));
+        assert_eq!(s("1704110400.123456789"), Ok(BASE + 123_456_789));
+        assert_eq!(s("1704110400123"), Ok(BASE + 123_000_000));
+        assert_eq!(s("1704110400123456"), Ok(BASE + 123_456_000));
+        assert_eq!(s("1704110400123456789"), Ok(BASE + 123_456_789));
+        assert_eq!(s("-1.5"), Ok(-1_500_000_000));
+        assert_eq!(s(""), Ok(NOW));
+        assert_eq!(s("0"), Ok(NOW));
+        assert_eq!(t(FieldValue::U64(0)), Ok(NOW));
+        assert_eq!(t(FieldValue::U64(1_704_110_400)), Ok(BASE));
+        assert_eq!(
+            t(FieldValue::I64(1_704_110_400_123)),
+            Ok(BASE + 123_000_000)
+        );
+        assert_eq!(t(FieldValue::F64(1_704_110_400.5)), Ok(BASE + 500_000_000));
+        assert_eq!(
+            t(FieldValue::U64(1_704_110_400_123_456_789)),
+            Ok(BASE + 123_456_789)
+        );
+        for bad in [
+            "1.2.3",
+            "12:00",
+            "2024-13-01T00:00:00Z",
+            "99999999999999999999999",
+            "1e9",
+            "-",
+            ".",
+        ] {
+            assert!(s(bad).is_err(), "{bad}");
+        }
+        assert!(t(FieldValue::U64(u64::MAX)).is_err());
+        assert!(t(FieldValue::F64(f64::MAX)).is_err());
+        assert!(t(FieldValue::F64(-1e30)).is_err());
+    }
+
+    #[test]
+    fn label_names_are_sanitised() {
+        assert_eq!(sanitize_label_name("k8s.pod-name"), "k8s_pod_name");
+        assert_eq!(sanitize_label_name("1st"), "_1st");
+        assert_eq!(sanitize_label_name("é"), "_");
+        assert_eq!(sanitize_label_name(""), "_");
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode_jsonline(&JsonLineParams::default(), &body, NOW, &PushLimits::default());
+        }
+
+        #[test]
+        fn json_like_lines_never_panic(body in r#"(\{("[a-z_.]{0,6}":("[a-z0-9:. -]{0,6}"|-?[0-9.e]{1,6}|true|null|\{\}|\[1\]|\{"a":"b"\})(,)?){0,4}\}\r?\n?){0,3}"#) {
+            let _ = decode(&body);
+        }
+
+        #[test]
+        fn arbitrary_queries_never_panic(q in "\\PC{0,40}") {
+            let _ = JsonLineParams::from_query(&q);
+        }
+
+        #[test]
+        fn arbitrary_time_strings_never_panic(s in "[0-9.:TZ+ -]{0,30}") {
+            let _ = parse_time(&FieldValue::Str(s), NOW);
+        }
+
+        #[test]
+        fn fields_roundtrip(
+            app in "[a-z]{1,8}",
+            msg in "\\PC{0,30}",
+            ts in 0i64..4_000_000_000_000_000_000,
+            extra in proptest::collection::btree_map("[a-z]{1,6}", "\\PC{0,10}", 0..4),
+        ) {
+            let mut obj = serde_json::Map::new();
+            obj.insert("app".into(), app.clone().into());
+            obj.insert("msg".into(), msg.clone().into());
+            obj.insert("ts".into(), ts.to_string().into());
+            let extra: Vec<(String, String)> = extra
+                .into_iter()
+                .filter(|(k, _)| !["app", "msg", "ts"].contains(&k.as_str()) && !STREAM_FIELDS_DEFAULT.contains(&k.as_str())
+                    && !TIME_FIELDS_DEFAULT.contains(&k.as_str()) && !MESSAGE_FIELDS_DEFAULT.contains(&k.as_str()))
+                .collect();
+            for (k, v) in &extra {
+                obj.insert(k.clone(), v.clone().into());
+            }
+            let body = serde_json::Value::Object(obj).to_string();
+            // Seconds beyond the year 2262 are out of range: then the body must be refused.
+            let want_ts = if ts == 0 { Ok(NOW) } else { scale_int(i128::from(ts)) };
+            let Ok(want_ts) = want_ts else {
+                prop_assert!(decode(&body).is_err());
+                return Ok(());
+            };
+            let got = decode(&body).unwrap();
+            prop_assert_eq!(got.len(), 1);
+            prop_assert_eq!(got[0].0.get("app"), Some(app.as_str()));
+            prop_assert_eq!(&got[0].1.line, &msg);
+            prop_assert_eq!(got[0].1.timestamp_ns, want_ts);
+            let mut got_md = got[0].1.metadata.clone();
+            got_md.sort();
+            prop_assert_eq!(got_md, extra);
+        }
+    }
+}

@@ -187,7 +187,10 @@ pub fn decode_push(
 mod tests {
     use super::*;
 
-    fn stream(labels: &[(&str, &str)], entries: &[(i64, &str, &[(&str, &str)])]) -> PushStream {
+    /// An entry as a test writes it: timestamp, line, metadata pairs.
+    type TestEntry<'a> = (i64, &'a str, &'a [(&'a str, &'a str)]);
+
+    fn stream(labels: &[(&str, &str)], entries: &[TestEntry]) -> PushStream {
         PushStream {
             labels: Labels::from_pairs(labels.iter().copied()),
             entries: entries

@@ -11,6 +11,7 @@
 //! numbers, booleans and arrays as their JSON text, nulls dropped. Lines are checked with the
 //! same rules as a Loki push, and a body is all-or-nothing.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -153,10 +154,11 @@ pub fn decode_jsonline(
         )));
     }
     let mut out = Vec::new();
-    // Consecutive lines usually share a stream: the last label set is kept so that its
-    // validation and sorting are done once per run of lines, not once per line.
+    // Consecutive lines usually share a stream: the last label set is kept so that labels
+    // are built, validated and sorted once per run of lines, not once per line.
     let mut last: Option<(Vec<(String, String)>, Labels)> = None;
-    let mut fields = Vec::new();
+    // Fields borrow from the body where no escape had to be undone; the vector is reused.
+    let mut fields: Fields<'_> = Vec::new();
     for (index, raw) in body.split(|b| *b == b'\n').enumerate() {
         let number = index + 1;
         let text = raw.strip_suffix(b"\r").unwrap_or(raw).trim_ascii();
@@ -166,15 +168,19 @@ pub fn decode_jsonline(
         fields.clear();
         parse_object(text, &mut fields)
             .map_err(|e| PushError::BadRequest(format!("cannot parse JSON line {number}: {e}")))?;
-        let (pairs, entry) = entry_of(params, text, &mut fields, now_ns)
+        let (pairs, entry) = entry_of(params, text, &fields, now_ns)
             .map_err(|e| PushError::BadRequest(format!("JSON line {number}: {e}")))?;
         let labels = match &last {
-            Some((p, labels)) if *p == pairs => labels.clone(),
+            Some((p, labels)) if same_pairs(p, &pairs) => labels.clone(),
             _ => {
-                let shown = display_pairs(&pairs);
-                let labels = validate::labels(pairs.clone(), &shown, limits)
+                let owned: Vec<(String, String)> = pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                let shown = display_pairs(&owned);
+                let labels = validate::labels(owned.clone(), &shown, limits)
                     .map_err(|e| at_line(number, e))?;
-                last = Some((pairs, labels.clone()));
+                last = Some((owned, labels.clone()));
                 labels
             }
         };
@@ -184,6 +190,14 @@ pub fn decode_jsonline(
     Ok(out)
 }
 
+fn same_pairs(owned: &[(String, String)], pairs: &[(Cow<'_, str>, Cow<'_, str>)]) -> bool {
+    owned.len() == pairs.len()
+        && owned
+            .iter()
+            .zip(pairs)
+            .all(|((k, v), (pk, pv))| k == pk && v == pv)
+}
+
 fn at_line(number: usize, e: PushError) -> PushError {
     match e {
         PushError::BadRequest(m) => PushError::BadRequest(format!("JSON line {number}: {m}")),
@@ -191,13 +205,16 @@ fn at_line(number: usize, e: PushError) -> PushError {
     }
 }
 
-/// Splits one parsed object into its label pairs and its entry.
-fn entry_of(
+/// Label pairs as found in one object, before they are validated.
+type RawPairs<'f> = Vec<(Cow<'f, str>, Cow<'f, str>)>;
+
+/// Splits one parsed object into its label pairs (borrowed from `fields`) and its entry.
+fn entry_of<'f>(
     params: &JsonLineParams,
     text: &[u8],
-    fields: &mut [(String, FieldValue)],
+    fields: &'f Fields<'_>,
     now_ns: i64,
-) -> Result<(Vec<(String, String)>, PushEntry), String> {
+) -> Result<(RawPairs<'f>, PushEntry), String> {
     let find = |names: &[String]| {
         names
             .iter()
@@ -215,30 +232,30 @@ fn entry_of(
         None => now_ns,
     };
     let line = match message_at {
-        Some(i) => std::mem::replace(&mut fields[i].1, FieldValue::Bool(false)).into_text(),
+        Some(i) => fields[i].1.text().into_owned(),
         None => std::str::from_utf8(text)
             .map_err(|_| "the line is not UTF-8".to_string())?
             .to_string(),
     };
     let mut pairs = Vec::new();
     let mut metadata = Vec::new();
-    for (i, (name, value)) in fields.iter_mut().enumerate() {
+    for (i, (name, value)) in fields.iter().enumerate() {
         if Some(i) == time_at || Some(i) == message_at {
             continue;
         }
-        let value = std::mem::replace(value, FieldValue::Bool(false)).into_text();
+        let value = value.text();
         if params.stream_fields.iter().any(|s| s == name) {
             if !value.is_empty() {
                 pairs.push((sanitize_label_name(name), value));
             }
         } else {
-            metadata.push((std::mem::take(name), value));
+            metadata.push((name.to_string(), value.into_owned()));
         }
     }
     if pairs.is_empty() {
         pairs.push((
-            UNKNOWN_SERVICE_LABEL.0.to_string(),
-            UNKNOWN_SERVICE_LABEL.1.to_string(),
+            Cow::Borrowed(UNKNOWN_SERVICE_LABEL.0),
+            Cow::Borrowed(UNKNOWN_SERVICE_LABEL.1),
         ));
     }
     Ok((
@@ -253,7 +270,10 @@ fn entry_of(
 
 /// Maps a field name onto Loki's label name rules: characters outside `[a-zA-Z0-9_]` become
 /// `_`, and a leading digit gets a `_` before it (as Loki's OTLP ingestion does).
-fn sanitize_label_name(name: &str) -> String {
+fn sanitize_label_name(name: &str) -> Cow<'_, str> {
+    if validate::is_label_name(name) {
+        return Cow::Borrowed(name);
+    }
     let mut out = String::with_capacity(name.len() + 1);
     if name.as_bytes().first().is_none_or(|b| b.is_ascii_digit()) {
         out.push('_');
@@ -265,13 +285,17 @@ fn sanitize_label_name(name: &str) -> String {
             '_'
         }
     }));
-    out
+    Cow::Owned(out)
 }
+
+/// One object's fields, flattened, in the order written; borrowed from the body where the
+/// JSON text needed no unescaping.
+type Fields<'b> = Vec<(Cow<'b, str>, FieldValue<'b>)>;
 
 /// One field's value as parsed: scalars kept typed so that a numeric time keeps its value.
 #[derive(Clone, Debug, PartialEq)]
-enum FieldValue {
-    Str(String),
+enum FieldValue<'b> {
+    Str(Cow<'b, str>),
     U64(u64),
     I64(i64),
     F64(f64),
@@ -280,22 +304,25 @@ enum FieldValue {
     Json(String),
 }
 
-impl FieldValue {
-    fn into_text(self) -> String {
+impl FieldValue<'_> {
+    /// The value as stored in a label, a line or metadata: strings as they are, everything
+    /// else as its JSON text.
+    fn text(&self) -> Cow<'_, str> {
         match self {
-            FieldValue::Str(s) | FieldValue::Json(s) => s,
-            FieldValue::U64(v) => v.to_string(),
-            FieldValue::I64(v) => v.to_string(),
-            FieldValue::F64(v) => {
-                serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string())
-            }
-            FieldValue::Bool(v) => v.to_string(),
+            FieldValue::Str(s) => Cow::Borrowed(s),
+            FieldValue::Json(s) => Cow::Borrowed(s),
+            FieldValue::U64(v) => Cow::Owned(v.to_string()),
+            FieldValue::I64(v) => Cow::Owned(v.to_string()),
+            FieldValue::F64(v) => Cow::Owned(
+                serde_json::Number::from_f64(*v).map_or_else(|| v.to_string(), |n| n.to_string()),
+            ),
+            FieldValue::Bool(v) => Cow::Borrowed(if *v { "true" } else { "false" }),
         }
     }
 }
 
 /// Parses one line into flattened `(name, value)` fields, in the order written.
-fn parse_object(text: &[u8], out: &mut Vec<(String, FieldValue)>) -> Result<(), String> {
+fn parse_object<'b>(text: &'b [u8], out: &mut Fields<'b>) -> Result<(), String> {
     let mut de = serde_json::Deserializer::from_slice(text);
     let result = ObjectSeed { prefix: None, out }
         .deserialize(&mut de)
@@ -315,28 +342,53 @@ fn parse_object(text: &[u8], out: &mut Vec<(String, FieldValue)>) -> Result<(), 
     })
 }
 
-/// Deserialises an object's members into `out`, names prefixed by `prefix.`.
-struct ObjectSeed<'a> {
-    prefix: Option<&'a str>,
-    out: &'a mut Vec<(String, FieldValue)>,
+/// A key, borrowed from the input when it holds no escapes.
+struct Key<'b>(Cow<'b, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
-impl<'de> DeserializeSeed<'de> for ObjectSeed<'_> {
+/// Deserialises an object's members into `out`, names prefixed by `prefix.`.
+struct ObjectSeed<'a, 'b> {
+    prefix: Option<&'a str>,
+    out: &'a mut Fields<'b>,
+}
+
+impl<'b> DeserializeSeed<'b> for ObjectSeed<'_, 'b> {
     type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+    fn deserialize<D: Deserializer<'b>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for ObjectSeed<'_> {
+impl<'b> Visitor<'b> for ObjectSeed<'_, 'b> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
+    fn visit_map<A: MapAccess<'b>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(key)) = map.next_key::<Key<'b>>()? {
             let name = match self.prefix {
-                Some(p) => format!("{p}.{key}"),
+                Some(p) => Cow::Owned(format!("{p}.{key}")),
                 None => key,
             };
             map.next_value_seed(FieldSeed {
@@ -349,63 +401,65 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
 }
 
 /// Deserialises one member's value, recursing into objects.
-struct FieldSeed<'a> {
-    name: String,
-    out: &'a mut Vec<(String, FieldValue)>,
+struct FieldSeed<'a, 'b> {
+    name: Cow<'b, str>,
+    out: &'a mut Fields<'b>,
 }
 
-impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+impl<'b> DeserializeSeed<'b> for FieldSeed<'_, 'b> {
     type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+    fn deserialize<D: Deserializer<'b>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for FieldSeed<'_> {
+impl<'b> FieldSeed<'_, 'b> {
+    fn push<E>(self, value: FieldValue<'b>) -> Result<(), E> {
+        self.out.push((self.name, value));
+        Ok(())
+    }
+}
+
+impl<'b> Visitor<'b> for FieldSeed<'_, 'b> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
     }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'b str) -> Result<(), E> {
+        self.push(FieldValue::Str(Cow::Borrowed(v)))
+    }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.out.push((self.name, FieldValue::Str(v.to_owned())));
-        Ok(())
+        self.push(FieldValue::Str(Cow::Owned(v.to_owned())))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
-        self.out.push((self.name, FieldValue::Str(v)));
-        Ok(())
+        self.push(FieldValue::Str(Cow::Owned(v)))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.out.push((self.name, FieldValue::U64(v)));
-        Ok(())
+        self.push(FieldValue::U64(v))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.out.push((self.name, FieldValue::I64(v)));
-        Ok(())
+        self.push(FieldValue::I64(v))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.out.push((self.name, FieldValue::F64(v)));
-        Ok(())
+        self.push(FieldValue::F64(v))
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.out.push((self.name, FieldValue::Bool(v)));
-        Ok(())
+        self.push(FieldValue::Bool(v))
     }
     /// A null carries nothing to store (VictoriaLogs drops empty fields too).
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         Ok(())
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'b>>(self, map: A) -> Result<(), A::Error> {
         ObjectSeed {
             prefix: Some(&self.name),
             out: self.out,
         }
         .visit_map(map)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'b>>(self, seq: A) -> Result<(), A::Error> {
         let value = serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        self.out
-            .push((self.name, FieldValue::Json(value.to_string())));
-        Ok(())
+        self.push(FieldValue::Json(value.to_string()))
     }
 }
 
@@ -634,6 +688,15 @@ mod tests {
     }
 
     #[test]
+    fn escaped_keys_and_values_are_unescaped() {
+        let got = decode(r#"{"mes\u0073age":"a\nb","app":"x\"y","k\"":"\u00e9"}"#).unwrap();
+        let (labels, e) = &got[0];
+        assert_eq!(e.line, "a\nb");
+        assert_eq!(labels.get("app"), Some("x\"y"));
+        assert_eq!(e.metadata, md(&[("k\"", "é")]));
+    }
+
+    #[test]
     fn no_stream_fields_means_unknown_service() {
         let got = decode(r#"{"msg":"x","app":""}"#).unwrap();
         assert_eq!(got[0].0.to_string(), r#"{service_name="unknown_service"}"#);
@@ -755,7 +818,7 @@ mod tests {
     #[test]
     fn time_forms() {
         let t = |v: FieldValue| parse_time(&v, NOW);
-        let s = |x: &str| t(FieldValue::Str(x.into()));
+        let s = |x: &str| t(FieldValue::Str(Cow::Borrowed(x)));
         const BASE: i64 = 1_704_110_400_000_000_000;
         assert_eq!(s("2024-01-01T12:00:00Z"), Ok(BASE));
         assert_eq!(s("2024-01-01T12:00:00.5Z"), Ok(BASE + 500_000_000));
@@ -804,6 +867,10 @@ mod tests {
         assert_eq!(sanitize_label_name("1st"), "_1st");
         assert_eq!(sanitize_label_name("é"), "_");
         assert_eq!(sanitize_label_name(""), "_");
+        assert!(matches!(
+            sanitize_label_name("log_level"),
+            Cow::Borrowed("log_level")
+        ));
     }
 
     proptest! {
@@ -824,7 +891,7 @@ mod tests {
 
         #[test]
         fn arbitrary_time_strings_never_panic(s in "[0-9.:TZ+ -]{0,30}") {
-            let _ = parse_time(&FieldValue::Str(s), NOW);
+            let _ = parse_time(&FieldValue::Str(Cow::Owned(s)), NOW);
         }
 
         #[test]

@@ -153,6 +153,8 @@ pub fn decode_jsonline(
             limits.body_bytes_max
         )));
     }
+    // Some tools start a file with a UTF-8 byte order mark; it is not part of the JSON.
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
     let mut out = Vec::new();
     // Consecutive lines usually share a stream: the last label set is kept so that labels
     // are built, validated and sorted once per run of lines, not once per line.
@@ -653,6 +655,10 @@ mod tests {
         assert_eq!(lines, vec![("x", "a"), ("y", "b"), ("x", "c")]);
         assert!(got.iter().all(|(_, e)| e.timestamp_ns == NOW));
         assert_eq!(decode("").unwrap(), vec![]);
+        assert_eq!(
+            decode("\u{feff}{\"msg\":\"bom\"}").unwrap()[0].1.line,
+            "bom"
+        );
         assert_eq!(decode("\n\r\n").unwrap(), vec![]);
     }
 

@@ -260,6 +260,24 @@ mod tests {
     }
 
     #[test]
+    fn json_under_deflate_and_a_bomb_under_json() {
+        use std::io::Write;
+        let limits = PushLimits::default();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(JSON_BODY.as_bytes()).unwrap();
+        let body = z.finish().unwrap();
+        let got = decode_push(Some("application/json"), Some("deflate"), &body, &limits);
+        assert_eq!(got, Ok(vec![stream(&[("app", "foo")], &[(1, "a", &[])])]));
+        // 9 MiB of spaces (valid JSON whitespace) inflate past the 8 MiB limit.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(b"{\"streams\":[]}").unwrap();
+        gz.write_all(&vec![b' '; 9 << 20]).unwrap();
+        let bomb = gz.finish().unwrap();
+        let err = decode_push(Some("application/json"), Some("gzip"), &bomb, &limits).unwrap_err();
+        assert!(matches!(err, PushError::TooLarge(_)), "{err}");
+    }
+
+    #[test]
     fn empty_requests_are_fine() {
         let limits = PushLimits::default();
         assert_eq!(decode_push(None, None, b"{}", &limits), Ok(vec![]));
@@ -329,6 +347,25 @@ mod tests {
                 ce in prop_oneof![Just(None), Just(Some("gzip")), Just(Some("deflate")), Just(Some("identity"))],
             ) {
                 let _ = decode_push(ct, ce, &body, &PushLimits::default());
+            }
+
+            #[test]
+            fn arbitrary_protobuf_payloads_never_panic(payload in proptest::collection::vec(any::<u8>(), 0..512)) {
+                // Valid snappy around random bytes, so that the protobuf decoder sees them.
+                let body = snap::raw::Encoder::new().compress_vec(&payload).unwrap();
+                let _ = decode_push(Some("application/x-protobuf"), None, &body, &PushLimits::default());
+            }
+
+            #[test]
+            fn mutated_protobuf_requests_never_panic(streams in arb_streams(), at in any::<usize>(), byte in any::<u8>()) {
+                let body = proto::encode(&streams);
+                let mut raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+                if !raw.is_empty() {
+                    let i = at % raw.len();
+                    raw[i] = byte;
+                }
+                let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+                let _ = decode_push(Some("application/x-protobuf"), None, &body, &PushLimits::default());
             }
 
             #[test]

@@ -161,8 +161,13 @@ pub fn decode_jsonline(
     let mut last: Option<(Vec<(String, String)>, Labels)> = None;
     // Fields borrow from the body where no escape had to be undone; the vector is reused.
     let mut fields: Fields<'_> = Vec::new();
-    for (index, raw) in body.split(|b| *b == b'\n').enumerate() {
-        let number = index + 1;
+    let mut number = 0;
+    let mut start = 0;
+    while start <= body.len() {
+        let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |i| start + i);
+        let raw = &body[start..end];
+        start = end + 1;
+        number += 1;
         let text = raw.strip_suffix(b"\r").unwrap_or(raw).trim_ascii();
         if text.is_empty() {
             continue;

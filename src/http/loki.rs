@@ -4,31 +4,14 @@
 
 use std::rc::Rc;
 
-use glommio::net::TcpStream;
-
 use super::request::Request;
 use super::response::Response;
-use super::server::{ServerLimits, serve_connection};
 use crate::model::{DEFAULT_TENANT, validate_tenant};
 use crate::runtime::Core;
 use crate::shard::{DiscardReason, ShardAnswer, ShardRequest};
 
-/// Serves one HTTP connection of this core.
-pub async fn serve(core: Rc<Core>, stream: TcpStream) {
-    let limits = ServerLimits {
-        // The raw body may be compressed; the decompressed size is checked by the decoders.
-        body_bytes_max: core.config.push_body_bytes_max + 1024 * 1024,
-        ..ServerLimits::default()
-    };
-    let shutdown = core.shutdown.clone();
-    serve_connection(stream, &limits, shutdown, move |req| {
-        let core = core.clone();
-        async move { route(core, req).await }
-    })
-    .await;
-}
-
-async fn route(core: Rc<Core>, req: Request) -> Response {
+/// Routes one request of this core's HTTP server.
+pub async fn route(core: Rc<Core>, req: Request) -> Response {
     let path = req.path.trim_end_matches('/').to_string();
     let method = req.method.as_str();
     match (method, path.as_str()) {

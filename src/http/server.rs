@@ -15,6 +15,7 @@
 //! connections, lets in-flight requests finish (answered with `Connection: close`), and
 //! [`serve`] returns once the last connection has ended.
 
+pub use crate::runtime::Shutdown;
 use std::cell::Cell;
 use std::future::Future;
 use std::io;
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future::or;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
-use glommio::sync::{Gate, Semaphore};
+use glommio::sync::Gate;
 use glommio::timer::sleep;
 use glommio::{GlommioError, TaskQueueHandle};
 
@@ -150,57 +151,6 @@ impl ServerLimits {
             return Err("connections_max is 0; at least one connection must be allowed".into());
         }
         Ok(())
-    }
-}
-
-/// A core-local stop signal, cheap to clone. [`Shutdown::trigger`] wakes every task waiting in
-/// [`Shutdown::wait`] (accept loops and idle connections) and stays set.
-#[derive(Debug, Clone)]
-pub struct Shutdown {
-    inner: Rc<ShutdownInner>,
-}
-
-#[derive(Debug)]
-struct ShutdownInner {
-    triggered: Cell<bool>,
-    /// Never signalled, only closed: closing wakes every waiter at once, and a waiter that is
-    /// dropped (its connection got data first) leaves the semaphore's list in O(1).
-    waiters: Semaphore,
-}
-
-impl Default for Shutdown {
-    fn default() -> Shutdown {
-        Shutdown::new()
-    }
-}
-
-impl Shutdown {
-    pub fn new() -> Shutdown {
-        Shutdown {
-            inner: Rc::new(ShutdownInner {
-                triggered: Cell::new(false),
-                waiters: Semaphore::new(0),
-            }),
-        }
-    }
-
-    pub fn trigger(&self) {
-        self.inner.triggered.set(true);
-        self.inner.waiters.close();
-    }
-
-    pub fn is_triggered(&self) -> bool {
-        self.inner.triggered.get()
-    }
-
-    /// Completes once [`Shutdown::trigger`] has been called.
-    pub async fn wait(&self) {
-        if self.is_triggered() {
-            return;
-        }
-        // The semaphore has no units and is only ever closed, so this returns exactly when the
-        // signal is triggered (as an Err, which is the point).
-        let _ = self.inner.waiters.acquire(1).await;
     }
 }
 

@@ -20,6 +20,7 @@ use glommio::task::JoinHandle;
 
 use super::framing::{Decoded, Framer};
 use super::syslog::{self, ParseContext};
+use crate::http::server::{ServerLimits, serve};
 use crate::model::{BatchBuilder, owner_shard, stream_hash};
 use crate::runtime::Core;
 use crate::shard::{DiscardReason, Protocol};
@@ -38,22 +39,47 @@ impl Listeners {
     /// triggered; the accept loops end on the same trigger.
     pub async fn stop(self) {
         let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
+        for task in self.tasks {
+            let _ = future::or(async { task.await.map(|_| ()) }, async {
+                glommio::timer::sleep(deadline.saturating_duration_since(std::time::Instant::now()))
+                    .await;
+                None
+            })
+            .await;
+        }
         while self.live.get() > 0 && std::time::Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(5)).await;
         }
-        drop(self.tasks);
     }
 }
 
-/// Starts the HTTP listener of this core.
+/// Starts the HTTP listener of this core. Its task ends once the accept loop has stopped and
+/// every open connection has finished its request.
 pub fn start_http(core: &Rc<Core>) -> std::io::Result<Listeners> {
-    let live = Rc::new(Cell::new(0));
     let listener = bind_tcp("http_addr", core.config.http_addr)?;
-    let task = accept_loop(core, listener, live.clone(), |core, stream| async move {
-        crate::http::loki::serve(core, stream).await;
-    });
+    let limits = ServerLimits {
+        // The raw body may be compressed; the decompressed size is checked by the decoders.
+        body_bytes_max: core.config.push_body_bytes_max + 1024 * 1024,
+        ..ServerLimits::default()
+    };
+    let handler_core = core.clone();
+    let handler = move |req| crate::http::loki::route(handler_core.clone(), req);
+    let task = glommio::spawn_local_into(
+        {
+            let (core, stats) = (core.clone(), core.http_stats.clone());
+            async move {
+                let shutdown = core.shutdown.clone();
+                if let Err(e) = serve(listener, limits, core.ingest_tq, shutdown, stats, handler).await {
+                    eprintln!("shard {}: HTTP server stopped: {e}", core.id);
+                }
+            }
+        },
+        core.ingest_tq,
+    )
+    .map_err(|e| std::io::Error::other(e.to_string()))?
+    .detach();
     Ok(Listeners {
-        live,
+        live: Rc::new(Cell::new(0)),
         tasks: vec![task],
     })
 }

@@ -1,77 +1,62 @@
-//! A per-core shutdown notification: listeners and connections await [`Shutdown::wait`]
-//! next to their socket operation instead of polling a flag on a timer.
+//! A per-core stop signal: listeners and connections await [`Shutdown::wait`] next to their
+//! socket operation instead of polling a flag on a timer.
 
-use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::pin::Pin;
+use std::cell::Cell;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 
-/// Waiters are keyed so that a wait future dropped before the trigger (a read won the race)
-/// removes its waker: the table holds only live waiters, however many reads a connection does.
-#[derive(Default)]
+use glommio::sync::Semaphore;
+
+/// A core-local stop signal, cheap to clone. [`Shutdown::trigger`] wakes every task waiting in
+/// [`Shutdown::wait`] (accept loops and idle connections) and stays set.
+#[derive(Debug, Clone)]
 pub struct Shutdown {
+    inner: Rc<ShutdownInner>,
+}
+
+#[derive(Debug)]
+struct ShutdownInner {
     triggered: Cell<bool>,
-    next_key: Cell<u64>,
-    waiters: RefCell<ahash::AHashMap<u64, Waker>>,
+    /// Never signalled, only closed: closing wakes every waiter at once, and a waiter that is
+    /// dropped (its connection got data first) leaves the semaphore's list in O(1).
+    waiters: Semaphore,
+}
+
+impl Default for Shutdown {
+    fn default() -> Shutdown {
+        Shutdown::new()
+    }
 }
 
 impl Shutdown {
-    pub fn new() -> Rc<Shutdown> {
-        Rc::new(Shutdown::default())
+    pub fn new() -> Shutdown {
+        Shutdown {
+            inner: Rc::new(ShutdownInner {
+                triggered: Cell::new(false),
+                waiters: Semaphore::new(0),
+            }),
+        }
+    }
+
+    pub fn trigger(&self) {
+        self.inner.triggered.set(true);
+        self.inner.waiters.close();
     }
 
     pub fn is_triggered(&self) -> bool {
-        self.triggered.get()
+        self.inner.triggered.get()
     }
 
-    /// Wakes every waiter, once.
-    pub fn trigger(&self) {
-        if self.triggered.replace(true) {
+    /// Completes once [`Shutdown::trigger`] has been called.
+    pub async fn wait(&self) {
+        if self.is_triggered() {
             return;
         }
-        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-        for (_, w) in waiters {
-            w.wake();
-        }
-    }
-
-    /// Resolves when [`Shutdown::trigger`] has been called.
-    pub fn wait(self: &Rc<Self>) -> impl Future<Output = ()> + use<> {
-        let key = self.next_key.get();
-        self.next_key.set(key + 1);
-        Wait {
-            shutdown: self.clone(),
-            key,
-        }
+        // The semaphore has no units and is only ever closed, so this returns exactly when the
+        // signal is triggered (as an Err, which is the point).
+        let _ = self.inner.waiters.acquire(1).await;
     }
 }
 
-struct Wait {
-    shutdown: Rc<Shutdown>,
-    key: u64,
-}
-
-impl Future for Wait {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.shutdown.triggered.get() {
-            return Poll::Ready(());
-        }
-        self.shutdown
-            .waiters
-            .borrow_mut()
-            .insert(self.key, cx.waker().clone());
-        Poll::Pending
-    }
-}
-
-impl Drop for Wait {
-    fn drop(&mut self) {
-        self.shutdown.waiters.borrow_mut().remove(&self.key);
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -92,7 +77,6 @@ mod tests {
                 s.trigger();
                 assert_eq!(t.await, 1);
                 s.wait().await;
-                assert!(s.waiters.borrow().is_empty());
             })
             .unwrap()
             .join()

@@ -6,7 +6,10 @@ use serde_json::Value;
 use super::{ParseError, parse_expr, parse_log_selector, parse_matchers};
 
 const PARSE_CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/logql/parse.jsonl");
-const PIPELINE_CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/logql/pipeline.jsonl");
+const PIPELINE_CASES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/logql/pipeline.jsonl"
+);
 
 /// Cases where this implementation refuses at parse time what Loki refuses only when it
 /// builds the pipeline. The user sees a 400 error either way.
@@ -32,7 +35,10 @@ fn in_scope(query: &str) -> bool {
         return true;
     };
     use super::lexer::Tok;
-    let first_is_selector = matches!(toks.first().map(|t| &t.tok), Some(Tok::LBrace | Tok::LParen));
+    let first_is_selector = matches!(
+        toks.first().map(|t| &t.tok),
+        Some(Tok::LBrace | Tok::LParen)
+    );
     first_is_selector
         && !toks.iter().any(|t| {
             matches!(
@@ -56,7 +62,9 @@ fn parse_cases_agree_with_loki() {
         let valid = case["valid"].as_bool().unwrap();
         let result: Result<String, ParseError> = match case["api"].as_str().unwrap() {
             "ParseExpr" => parse_expr(query).map(|e| e.to_string()),
-            "ParseLogSelector(validate=true)" => parse_log_selector(query, true).map(|s| s.to_string()),
+            "ParseLogSelector(validate=true)" => {
+                parse_log_selector(query, true).map(|s| s.to_string())
+            }
             "ParseLogSelector(validate=false)" => {
                 parse_log_selector(query, false).map(|s| s.to_string())
             }
@@ -136,7 +144,10 @@ fn line_filter_cases_agree_with_loki() {
             failures.push(format!("{id}: {query:?} on {line:?}: want {want}"));
         }
     }
-    eprintln!("pipeline.jsonl line filters: {passed} passed, {} failed", failures.len());
+    eprintln!(
+        "pipeline.jsonl line filters: {passed} passed, {} failed",
+        failures.len()
+    );
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(passed >= 100, "only {passed} line filter cases checked");
 }

@@ -206,7 +206,10 @@ mod tests {
     #[test]
     fn prometheus_durations() {
         assert_eq!(parse_prometheus_duration("0"), Ok(0));
-        assert_eq!(parse_prometheus_duration("1h30m"), Ok(90 * 60 * 1_000_000_000));
+        assert_eq!(
+            parse_prometheus_duration("1h30m"),
+            Ok(90 * 60 * 1_000_000_000)
+        );
         assert_eq!(parse_prometheus_duration("1d"), Ok(86_400 * 1_000_000_000));
         assert_eq!(parse_prometheus_duration("100ms"), Ok(100_000_000));
         assert_eq!(
@@ -214,20 +217,31 @@ mod tests {
             Ok(365 * 86_400 * 1_000_000_000)
         );
         assert!(parse_prometheus_duration("").is_err());
-        assert!(parse_prometheus_duration("1m1h").is_err(), "units out of order");
+        assert!(
+            parse_prometheus_duration("1m1h").is_err(),
+            "units out of order"
+        );
         assert!(parse_prometheus_duration("1m1m").is_err(), "unit repeated");
         assert!(parse_prometheus_duration("1.5h").is_err());
         assert!(parse_prometheus_duration("-1h").is_err());
-        assert!(parse_prometheus_duration("300y").is_err(), "overflows i64 ns");
+        assert!(
+            parse_prometheus_duration("300y").is_err(),
+            "overflows i64 ns"
+        );
         assert_eq!(
-            parse_prometheus_duration("5minutes").unwrap_err().to_string(),
+            parse_prometheus_duration("5minutes")
+                .unwrap_err()
+                .to_string(),
             r#"unknown unit "minutes" in duration "5minutes""#
         );
     }
 
     #[test]
     fn go_durations() {
-        assert_eq!(parse_go_duration("1h15m30.918273645s"), Ok(4_530_918_273_645));
+        assert_eq!(
+            parse_go_duration("1h15m30.918273645s"),
+            Ok(4_530_918_273_645)
+        );
         assert_eq!(parse_go_duration("-1s"), Ok(-1_000_000_000));
         assert_eq!(parse_go_duration("1µs"), Ok(1_000));
         assert_eq!(parse_go_duration("1h0.0m0s"), Ok(3_600_000_000_000));

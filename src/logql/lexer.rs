@@ -298,15 +298,24 @@ fn lex_number(src: &str, start: usize) -> (Tok, usize) {
 fn is_exponent_start(s: &str) -> bool {
     let lower = s.to_ascii_lowercase();
     if let Some(hex) = lower.strip_prefix("0x") {
-        return hex.ends_with('p') && hex[..hex.len() - 1].chars().all(|c| c.is_ascii_hexdigit() || c == '.');
+        return hex.ends_with('p')
+            && hex[..hex.len() - 1]
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == '.');
     }
-    lower.ends_with('e') && lower[..lower.len() - 1].chars().all(|c| c.is_ascii_digit() || c == '.')
+    lower.ends_with('e')
+        && lower[..lower.len() - 1]
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.')
 }
 
 fn is_number(s: &str) -> bool {
     let lower = s.to_ascii_lowercase();
     if let Some(hex) = lower.strip_prefix("0x") {
-        return !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit() || "p.+-".contains(c));
+        return !hex.is_empty()
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || "p.+-".contains(c));
     }
     if let Some(bin) = lower.strip_prefix("0b") {
         return !bin.is_empty() && bin.chars().all(|c| c == '0' || c == '1');
@@ -423,7 +432,10 @@ mod tests {
 
     #[test]
     fn selector_and_filters() {
-        assert_eq!(kinds(r#"{foo="bar"}"#), ["{", "IDENTIFIER", "=", "STRING", "}"]);
+        assert_eq!(
+            kinds(r#"{foo="bar"}"#),
+            ["{", "IDENTIFIER", "=", "STRING", "}"]
+        );
         assert_eq!(
             kinds("{foo=\"bar\"} |~  `\\w+` != \"x\" !> \"y\" |> `z` !~ \"q\""),
             [
@@ -457,7 +469,10 @@ mod tests {
 
     #[test]
     fn comments() {
-        assert_eq!(kinds("{foo=\"bar\"} #|~ \"\\\\w+\""), ["{", "IDENTIFIER", "=", "STRING", "}"]);
+        assert_eq!(
+            kinds("{foo=\"bar\"} #|~ \"\\\\w+\""),
+            ["{", "IDENTIFIER", "=", "STRING", "}"]
+        );
         assert!(kinds("#{foo=\"bar\"}").is_empty());
         assert_eq!(kinds("{foo=\"#\"}").len(), 5);
     }
@@ -477,9 +492,15 @@ mod tests {
     #[test]
     fn errors_carry_positions() {
         let e = lex("{foo=\"bar}").unwrap_err();
-        assert_eq!(e.to_string(), "parse error at line 1, col 6: literal not terminated");
+        assert_eq!(
+            e.to_string(),
+            "parse error at line 1, col 6: literal not terminated"
+        );
         let e = lex("rate({ foo = \"bar\" }[5minutes])").unwrap_err();
-        assert_eq!(e.message(), r#"unknown unit "minutes" in duration "5minutes""#);
+        assert_eq!(
+            e.message(),
+            r#"unknown unit "minutes" in duration "5minutes""#
+        );
         let e = lex("rate({ foo = \"bar\" }[5)").unwrap_err();
         assert_eq!(e.message(), "missing closing ']' in duration");
         assert_eq!(line_col("ab\ncd", 4), (2, 2));

@@ -198,7 +198,8 @@ pub enum FilterOperand {
 enum LineTest {
     /// The empty string is in every line.
     Always,
-    Substring(memmem::Finder<'static>),
+    /// Boxed: a finder is ~300 bytes and filters hold a vector of tests.
+    Substring(Box<memmem::Finder<'static>>),
     Regex(regex::bytes::Regex),
     Pattern(LinePattern),
     Ip(IpMatcher),
@@ -311,7 +312,7 @@ fn substring_test(s: &str) -> LineTest {
     if s.is_empty() {
         LineTest::Always
     } else {
-        LineTest::Substring(memmem::Finder::new(s.as_bytes()).into_owned())
+        LineTest::Substring(Box::new(memmem::Finder::new(s.as_bytes()).into_owned()))
     }
 }
 
@@ -330,7 +331,10 @@ mod tests {
         let m = LabelMatcher::new("app", MatchOp::Neq, "foo").unwrap();
         assert!(m.matches(None) && !m.matches(Some("foo")));
         let m = LabelMatcher::new("app", MatchOp::Re, "fo+").unwrap();
-        assert!(m.matches(Some("foo")) && !m.matches(Some("xfoo")), "anchored");
+        assert!(
+            m.matches(Some("foo")) && !m.matches(Some("xfoo")),
+            "anchored"
+        );
         let m = LabelMatcher::new("app", MatchOp::Re, ".*").unwrap();
         assert!(m.matches(None) && m.matches(Some("a\nb")), "(?s)");
         let m = LabelMatcher::new("app", MatchOp::Nre, "a|b").unwrap();
@@ -364,8 +368,11 @@ mod tests {
         assert!(f.matches(b"a plain line"));
         assert!(LineFilter::new(LineFilterOp::Regex, vec![lit("(")]).is_err());
         assert!(
-            LineFilter::new(LineFilterOp::NotRegex, vec![FilterOperand::Ip("1.2.3.4".into())])
-                .is_err()
+            LineFilter::new(
+                LineFilterOp::NotRegex,
+                vec![FilterOperand::Ip("1.2.3.4".into())]
+            )
+            .is_err()
         );
         assert!(LineFilter::new(LineFilterOp::NotContains, vec![lit("a"), lit("b")]).is_err());
     }

@@ -60,7 +60,11 @@ pub const REGEX_DFA_BYTES_MAX: usize = 2 * 1024 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ParseError {
     /// The text is not LogQL. Position is 1-based, in characters, of the offending token.
-    Syntax { line: usize, col: usize, msg: String },
+    Syntax {
+        line: usize,
+        col: usize,
+        msg: String,
+    },
     /// The text parses but means nothing runnable: a selector that would match every stream,
     /// an invalid regular expression, pattern or IP range, a limit exceeded.
     Invalid(String),

@@ -214,7 +214,10 @@ impl Parser<'_> {
     /// Whether a word followed by `(` (or by `by (`/`without (` for aggregations) is a metric
     /// function call, as Loki's lexer decides whether a word is a function keyword.
     fn starts_metric_call(&self, name: &str) -> bool {
-        if !METRIC_FUNCTIONS.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+        if !METRIC_FUNCTIONS
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(name))
+        {
             return false;
         }
         match self.peek_at(1) {
@@ -342,7 +345,9 @@ impl Parser<'_> {
     fn operand_follows(&self, ahead: usize) -> bool {
         match self.peek_at(ahead) {
             Tok::Str(_) => true,
-            Tok::Ident(w) => w.eq_ignore_ascii_case("ip") && *self.peek_at(ahead + 1) == Tok::LParen,
+            Tok::Ident(w) => {
+                w.eq_ignore_ascii_case("ip") && *self.peek_at(ahead + 1) == Tok::LParen
+            }
             _ => false,
         }
     }
@@ -450,13 +455,25 @@ mod tests {
             canonical(r#"{app="foo"} |= ip("127.0.0.1") or "foo""#),
             r#"{app="foo"} |= ip("127.0.0.1") or "foo""#
         );
-        assert_eq!(canonical("({app=`a\"b`} |~ `\\d+`)"), r#"{app="a\"b"} |~ "\\d+""#);
-        assert_eq!(canonical("{app=\"foo\"}\n# comment\n|= \"x\""), r#"{app="foo"} |= "x""#);
+        assert_eq!(
+            canonical("({app=`a\"b`} |~ `\\d+`)"),
+            r#"{app="a\"b"} |~ "\\d+""#
+        );
+        assert_eq!(
+            canonical("{app=\"foo\"}\n# comment\n|= \"x\""),
+            r#"{app="foo"} |= "x""#
+        );
     }
 
     #[test]
     fn matcher_requirement() {
-        for q in [r#"{foo!="bar"}"#, r#"{app=~".*"}"#, r#"{app=""}"#, "{}", r#"{a!~"x|y"}"#] {
+        for q in [
+            r#"{foo!="bar"}"#,
+            r#"{app=~".*"}"#,
+            r#"{app=""}"#,
+            "{}",
+            r#"{a!~"x|y"}"#,
+        ] {
             let e = parse_expr(q).unwrap_err();
             assert_eq!(e.message(), MATCHER_REQUIRED_MSG, "{q}");
             assert!(parse_log_selector(q, false).is_ok(), "{q}");
@@ -472,7 +489,10 @@ mod tests {
             "parse error at line 1, col 13: syntax error: unexpected IDENTIFIER"
         );
         let e = parse_expr(r#"{foo="bar""#).unwrap_err();
-        assert_eq!(e.message(), "syntax error: unexpected $end, expecting } or ,");
+        assert_eq!(
+            e.message(),
+            "syntax error: unexpected $end, expecting } or ,"
+        );
         let e = parse_expr(r#"#{app="foo"} | json"#).unwrap_err();
         assert_eq!(e.message(), "syntax error: unexpected $end");
         let e = parse_expr(r#"unk({ foo = "bar" }[5m])"#).unwrap_err();
@@ -480,7 +500,10 @@ mod tests {
         let e = parse_expr(r#"{foo="bar"} |= "x" [5m]"#).unwrap_err();
         assert_eq!(e.message(), "syntax error: unexpected RANGE");
         let e = parse_expr(r#"{foo="bar"} + {foo="bar"}"#).unwrap_err();
-        assert!(e.message().starts_with("unexpected type for left leg of binary operation (+)"));
+        assert!(
+            e.message()
+                .starts_with("unexpected type for left leg of binary operation (+)")
+        );
         assert!(parse_expr(r#"{a="b",}"#).is_err());
         assert!(parse_expr(r#"{a="b"} |= "x" or"#).is_err());
         assert!(parse_expr(r#"{a="b"} |= ip("1.2.3.4""#).is_err());
@@ -500,10 +523,15 @@ mod tests {
             r#"{foo="bar"} | (a="b" or c="d")"#,
             "1 + 1",
         ] {
-            assert!(matches!(parse_expr(q), Err(ParseError::Unsupported(_))), "{q}");
+            assert!(
+                matches!(parse_expr(q), Err(ParseError::Unsupported(_))),
+                "{q}"
+            );
         }
         assert_eq!(
-            parse_log_selector(r#"rate({a="b"}[5m])"#, true).unwrap_err().message(),
+            parse_log_selector(r#"rate({a="b"}[5m])"#, true)
+                .unwrap_err()
+                .message(),
             "only log selector is supported"
         );
         assert!(parse_matchers(r#"{a="b"} | json"#, true).is_err());
@@ -521,8 +549,8 @@ mod tests {
 
     #[test]
     fn selector_matches() {
-        let s = parse_log_selector(r#"{app="api", env!="dev"} |= "error" != "timeout""#, true)
-            .unwrap();
+        let s =
+            parse_log_selector(r#"{app="api", env!="dev"} |= "error" != "timeout""#, true).unwrap();
         let labels = [("app", "api"), ("env", "prod")];
         let get = |n: &str| labels.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
         assert!(s.matches_labels(get));

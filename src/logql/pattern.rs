@@ -33,7 +33,9 @@ fn parse_nodes(pattern: &[u8]) -> Vec<Node> {
             let name_len = pattern[i + 1..]
                 .iter()
                 .enumerate()
-                .take_while(|&(k, &c)| c == b'_' || c.is_ascii_alphabetic() || (k > 0 && c.is_ascii_digit()))
+                .take_while(|&(k, &c)| {
+                    c == b'_' || c.is_ascii_alphabetic() || (k > 0 && c.is_ascii_digit())
+                })
                 .count();
             if name_len > 0 && pattern.get(i + 1 + name_len) == Some(&b'>') {
                 let name = String::from_utf8_lossy(&pattern[i + 1..i + 1 + name_len]).into_owned();
@@ -62,9 +64,7 @@ impl LinePattern {
             .iter()
             .find(|n| matches!(n, Node::Capture(name) if name != "_"))
         {
-            return Err(format!(
-                "named captures are not allowed: found '<{name}>'"
-            ));
+            return Err(format!("named captures are not allowed: found '<{name}>'"));
         }
         let finders = nodes
             .iter()

@@ -219,7 +219,10 @@ mod tests {
         let empty = Partial {
             streams: vec![stream("z", &[])],
         };
-        assert_eq!(merge_partials(vec![a, empty], Direction::Forward, 10).len(), 1);
+        assert_eq!(
+            merge_partials(vec![a, empty], Direction::Forward, 10).len(),
+            1
+        );
     }
 
     /// The reference: everything flattened with its tie-breaking keys, sorted, cut at limit,
@@ -240,7 +243,9 @@ mod tests {
                 Direction::Forward => a.0.cmp(&b.0),
                 Direction::Backward => b.0.cmp(&a.0),
             };
-            t.then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3))
+            t.then(a.1.cmp(&b.1))
+                .then(a.2.cmp(&b.2))
+                .then(a.3.cmp(&b.3))
         });
         all.truncate(limit);
         let mut grouped: BTreeMap<Labels, Vec<PartialEntry>> = BTreeMap::new();
@@ -254,8 +259,8 @@ mod tests {
     }
 
     fn arb_partials(direction: Direction) -> impl Strategy<Value = Vec<Partial>> {
-        let stream = (0..4u8, proptest::collection::vec(0..20i64, 0..12)).prop_map(
-            move |(app, mut ts)| {
+        let stream =
+            (0..4u8, proptest::collection::vec(0..20i64, 0..12)).prop_map(move |(app, mut ts)| {
                 ts.sort_unstable();
                 if direction == Direction::Backward {
                     ts.reverse();
@@ -269,14 +274,17 @@ mod tests {
                         .map(|(i, &t)| (t, format!("{app}#{i}"), vec![("k".into(), i.to_string())]))
                         .collect(),
                 }
-            },
-        );
+            });
         let partial =
             proptest::collection::vec(stream, 0..4).prop_map(|streams| Partial { streams });
         proptest::collection::vec(partial, 0..4)
     }
 
-    fn check(partials: Vec<Partial>, direction: Direction, limit: usize) -> Result<(), TestCaseError> {
+    fn check(
+        partials: Vec<Partial>,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<(), TestCaseError> {
         let want = reference(&partials, direction, limit);
         let got = merge_partials(partials, direction, limit);
         prop_assert_eq!(got, want);

@@ -23,7 +23,7 @@ const NS_PER_S: i64 = 1_000_000_000;
 pub const DEFAULT_LIMIT: u32 = 100;
 
 /// The default look-back when `start` is absent, as in Loki.
-pub const DEFAULT_SINCE_NS: i64= 3600 * NS_PER_S;
+pub const DEFAULT_SINCE_NS: i64 = 3600 * NS_PER_S;
 
 /// The most points a range query may return per series, as in Loki: enough for 60 s
 /// resolution over a week or 1 h resolution over a year.
@@ -120,9 +120,7 @@ pub fn parse_time(s: &str) -> Result<i64, ParamError> {
         ))
     };
     let out_of_range = || ParamError::new(format!("timestamp {s:?} is out of range"));
-    if let Ok(t) =
-        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-    {
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
         return i64::try_from(t.unix_timestamp_nanos()).map_err(|_| out_of_range());
     }
     if s.contains('.') {
@@ -208,9 +206,8 @@ fn parse_direction(params: &[(String, String)]) -> Result<Direction, ParamError>
 fn bounds(params: &[(String, String)], now_ns: i64) -> Result<(i64, i64), ParamError> {
     let since = match get(params, "since") {
         None => DEFAULT_SINCE_NS,
-        Some(s) => parse_prometheus_duration(s).map_err(|e| {
-            ParamError::new(format!("could not parse 'since' parameter: {e}"))
-        })?,
+        Some(s) => parse_prometheus_duration(s)
+            .map_err(|e| ParamError::new(format!("could not parse 'since' parameter: {e}")))?,
     };
     let end = match get(params, "end") {
         None => now_ns,
@@ -342,7 +339,10 @@ fn form_decode(s: &str) -> String {
             b'+' => out.push(b' '),
             b'%' => {
                 let hex = |c: u8| (c as char).to_digit(16);
-                match (b.get(i + 1).and_then(|&c| hex(c)), b.get(i + 2).and_then(|&c| hex(c))) {
+                match (
+                    b.get(i + 1).and_then(|&c| hex(c)),
+                    b.get(i + 2).and_then(|&c| hex(c)),
+                ) {
                     (Some(h), Some(l)) => {
                         out.push((h * 16 + l) as u8);
                         i += 3;
@@ -374,23 +374,49 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(parse_time("1700000000"), Ok(1_700_000_000 * NS_PER_S));
-        assert_eq!(parse_time("1700000000000000000"), Ok(1_700_000_000_000_000_000));
-        assert!(parse_time("10000000000").is_err(), "1e10 seconds is beyond year 2262");
+        assert_eq!(
+            parse_time("1700000000000000000"),
+            Ok(1_700_000_000_000_000_000)
+        );
+        assert!(
+            parse_time("10000000000").is_err(),
+            "1e10 seconds is beyond year 2262"
+        );
         assert_eq!(parse_time("10000000001"), Ok(10_000_000_001));
         assert_eq!(parse_time("1700000000.5"), Ok(1_700_000_000_500_000_000));
-        assert_eq!(parse_time("1700000000.1234"), Ok(1_700_000_000_123_000_000), "ms rounding");
-        assert_eq!(parse_time("1700000000000000000.5"), Ok(1_700_000_000_000_000_000));
-        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000 * NS_PER_S));
+        assert_eq!(
+            parse_time("1700000000.1234"),
+            Ok(1_700_000_000_123_000_000),
+            "ms rounding"
+        );
+        assert_eq!(
+            parse_time("1700000000000000000.5"),
+            Ok(1_700_000_000_000_000_000)
+        );
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20Z"),
+            Ok(1_700_000_000 * NS_PER_S)
+        );
         assert_eq!(
             parse_time("2023-11-14T23:13:20.000000001+01:00"),
             Ok(1_700_000_000 * NS_PER_S + 1)
         );
         assert_eq!(parse_time("0"), Ok(0));
         assert_eq!(parse_time("-5"), Ok(-5 * NS_PER_S));
-        for bad in ["abc", "1e9", "nan.", "inf", "2023-13-01T00:00:00Z", "9999999999.9e300"] {
+        for bad in [
+            "abc",
+            "1e9",
+            "nan.",
+            "inf",
+            "2023-13-01T00:00:00Z",
+            "9999999999.9e300",
+        ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
-        assert!(parse_time("9300000000").is_err(), "seconds beyond year 2262");
+        assert!(
+            parse_time("9300000000").is_err(),
+            "seconds beyond year 2262"
+        );
     }
 
     #[test]
@@ -470,7 +496,10 @@ mod tests {
     #[test]
     fn instant_and_label_ranges() {
         let q = parse_instant_query(&p(&[("query", "q"), ("time", "1000")]), NOW).unwrap();
-        assert_eq!((q.time_ns, q.limit, q.direction), (1000 * NS_PER_S, 100, Direction::Backward));
+        assert_eq!(
+            (q.time_ns, q.limit, q.direction),
+            (1000 * NS_PER_S, 100, Direction::Backward)
+        );
         let q = parse_instant_query(&p(&[]), NOW).unwrap();
         assert_eq!(q.time_ns, NOW);
         assert!(parse_instant_query(&p(&[("limit", "0")]), NOW).is_err());
@@ -488,7 +517,9 @@ mod tests {
     #[test]
     fn query_strings() {
         assert_eq!(
-            parse_query_string("query=%7Bapp%3D%22x%22%7D+%7C%3D+%22a+b%22&limit=10&&match[]=a&match%5B%5D=b&flag"),
+            parse_query_string(
+                "query=%7Bapp%3D%22x%22%7D+%7C%3D+%22a+b%22&limit=10&&match[]=a&match%5B%5D=b&flag"
+            ),
             p(&[
                 ("query", "{app=\"x\"} |= \"a b\""),
                 ("limit", "10"),

@@ -73,9 +73,11 @@ async fn metrics(core: &Rc<Core>) -> Response {
                 })
                 .collect();
             let text = crate::metrics::render::render(&shards, core.lifecycle.is_ready());
-            Response::new(200)
-                .with_header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-                .with_body(text.into_bytes())
+            Response {
+                body: text.into_bytes(),
+                ..Response::new(200)
+            }
+            .with_header("content-type", "text/plain; version=0.0.4; charset=utf-8")
         }
         Err(e) => Response::text(500, &format!("{e}\n")),
     }
@@ -109,7 +111,7 @@ pub fn params(req: &Request) -> Vec<(String, String)> {
     let is_form = req
         .header("content-type")
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if req.method == "POST" && is_form {
+    if req.method == super::request::Method::Post && is_form {
         if let Ok(body) = std::str::from_utf8(&req.body) {
             out.extend(crate::query::params::parse_query_string(body));
         }

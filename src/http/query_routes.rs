@@ -81,7 +81,7 @@ async fn ask_all(core: &Rc<Core>, req: ShardRequest) -> Result<Vec<ShardAnswer>,
 
 fn parse_log_query(q: &str) -> Result<logql::LogSelector, Response> {
     match logql::parse_expr(q) {
-        Ok(Expr::Log(sel)) => Ok(sel),
+        Ok(Expr::Log(expr)) => Ok(expr.selector),
         #[allow(unreachable_patterns)]
         Ok(_) => Err(bad_request(
             "metric queries are not supported yet: only log queries (a selector and line filters)",
@@ -244,9 +244,7 @@ fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration)
 fn optional_matchers(params: &[(String, String)]) -> Result<Vec<LabelMatcher>, Response> {
     match param(params, "query") {
         None | Some("") => Ok(Vec::new()),
-        Some(q) => logql::parse_log_selector(q, false)
-            .map(|s| s.matchers)
-            .map_err(bad_request),
+        Some(q) => logql::parse_matchers(q, false).map_err(bad_request),
     }
 }
 
@@ -301,8 +299,7 @@ async fn series(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> A
     let mut selectors = Vec::new();
     for (k, v) in params {
         if k == "match[]" || k == "match" {
-            let sel = logql::parse_log_selector(v, false).map_err(bad_request)?;
-            selectors.push(sel.matchers);
+            selectors.push(logql::parse_matchers(v, false).map_err(bad_request)?);
         }
     }
     if selectors.is_empty() {
@@ -339,9 +336,7 @@ async fn series(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> A
 
 async fn index_stats(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
     let q = param(params, "query").ok_or_else(|| bad_request("missing query parameter"))?;
-    let matchers = logql::parse_log_selector(q, false)
-        .map_err(bad_request)?
-        .matchers;
+    let matchers = logql::parse_matchers(q, false).map_err(bad_request)?;
     let req = labels_request(tenant, params, matchers)?;
     let mut total = IndexStats::default();
     for a in ask_all(core, ShardRequest::Stats(req)).await? {

@@ -381,7 +381,9 @@ async fn syslog_udp(core: Rc<Core>, socket: UdpSocket) {
     // Recv futures are never raced against a timer (a cancelled receive could lose a
     // datagram); the tick lives in its own task instead.
     let ticker = {
-        let (batcher, core) = (batcher.clone(), core.clone());
+        let (batcher, core2) = (batcher.clone(), core.clone());
+        let tq = core.ingest_tq;
+        let core = core2;
         glommio::spawn_local_into(
             async move {
                 while !core.shutdown.is_triggered() {
@@ -389,7 +391,7 @@ async fn syslog_udp(core: Rc<Core>, socket: UdpSocket) {
                     batcher.borrow_mut().flush();
                 }
             },
-            core.ingest_tq,
+            tq,
         )
         .expect("the ingest queue exists")
         .detach()

@@ -63,7 +63,7 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
     header(&mut out, "shardlog_wal_fsync_seconds", "histogram", "Duration of each WAL group commit's fdatasync.");
     for s in &shards {
         if let Some(w) = &s.wal {
-            histogram(&mut out, "shardlog_wal_fsync_seconds", &format!("shard=\"{}\"", s.shard), &w.fsync_seconds);
+            histogram(&mut out, "shardlog_wal_fsync_seconds", &format!("shard=\"{}\"", s.shard), &w.fsync_latency);
         }
     }
     header(&mut out, "shardlog_query_seconds", "histogram", "Duration of query API requests, by the core that received them.");

@@ -309,6 +309,7 @@ fn spawn_receivers(core: &Rc<Core>, mut receivers: Receivers<MeshMsg>) -> Vec<gl
     let mut tasks = Vec::new();
     for (_peer, rx) in receivers.streams() {
         let core = core.clone();
+        let tq = core.ingest_tq;
         let task = glommio::spawn_local_into(
             async move {
                 while let Some(msg) = rx.recv().await {
@@ -344,7 +345,7 @@ fn spawn_receivers(core: &Rc<Core>, mut receivers: Receivers<MeshMsg>) -> Vec<gl
                     }
                 }
             },
-            core.ingest_tq,
+            tq,
         )
         .expect("the ingest queue exists")
         .detach();

@@ -12,6 +12,7 @@ pub mod index;
 use std::cell::RefCell;
 use std::collections::BinaryHeap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::config::{Config, SCAN_ENTRIES_PER_YIELD};
@@ -206,7 +207,7 @@ pub struct Shard {
     /// Inode of this core's syslog UDP socket, to read its kernel drop count (0: none).
     pub udp_socket_inode: std::cell::Cell<u64>,
     streams: RefCell<Streams>,
-    wal: RefCell<Option<Wal>>,
+    wal: RefCell<Option<Rc<Wal>>>,
 }
 
 impl Shard {
@@ -253,7 +254,7 @@ impl Shard {
         orphans.sort();
         for dir in orphans {
             let report = crate::wal::replay_dir(&dir, config.wal_repair, |_, body| {
-                self.apply(body).map_err(|e| e.to_string())
+                self.replayed(self.apply(body))
             })
             .await?;
             eprintln!(
@@ -275,11 +276,11 @@ impl Shard {
             shard_id: self.id as u32,
         };
         let (wal, report) = Wal::open(&dir, opts, config.wal_repair, |_, body| {
-            self.apply(body).map_err(|e| e.to_string())
+            self.replayed(self.apply(body))
         })
         .await?;
         eprintln!("shard {}: WAL recovered ({report:?})", self.id);
-        *self.wal.borrow_mut() = Some(wal);
+        *self.wal.borrow_mut() = Some(Rc::new(wal));
         Ok(())
     }
 
@@ -338,6 +339,15 @@ impl Shard {
             }
         }
         Ok(entries)
+    }
+
+    /// Counts a replayed record; a batch that does not decode stops recovery (its CRC was
+    /// right, so the WAL writer wrote it that way: a bug to report, not data to skip).
+    fn replayed(&self, applied: Result<u64, crate::model::batch::BatchError>) -> Result<(), String> {
+        let entries = applied.map_err(|e| e.to_string())?;
+        self.counters.replayed_records.inc();
+        self.counters.replayed_entries.add(entries);
+        Ok(())
     }
 
     /// Commits what is pending and closes the WAL (graceful shutdown).

@@ -171,11 +171,7 @@ mod tests {
     use crate::logql::LabelMatcher;
 
     fn eq(name: &str, value: &str) -> LabelMatcher {
-        LabelMatcher {
-            name: name.into(),
-            op: MatchOp::Eq,
-            value: value.into(),
-        }
+        LabelMatcher::new(name, MatchOp::Eq, value).unwrap()
     }
 
     fn streams() -> Streams {
@@ -192,7 +188,7 @@ mod tests {
 
     #[test]
     fn select_by_postings_and_tenant() {
-        let s = streams();
+        let mut s = streams();
         assert_eq!(s.select("t", &[eq("app", "a")], 0, 200), vec![0, 2]);
         assert_eq!(s.select("t", &[eq("app", "a"), eq("host", "h2")], 0, 200), vec![2]);
         assert_eq!(s.select("t", &[eq("app", "zzz")], 0, 200), Vec::<u32>::new());

@@ -234,7 +234,11 @@ pub fn parse<'a>(input: &'a [u8], ctx: &ParseContext) -> SyslogMessage<'a> {
 
 /// `<PRI>`: one to three digits, at most [`PRI_MAX`]. Returns the value and the length.
 fn parse_pri(b: &[u8]) -> Option<(u8, usize)> {
-    let digits = b[1..].iter().take(4).take_while(|c| c.is_ascii_digit()).count();
+    let digits = b[1..]
+        .iter()
+        .take(4)
+        .take_while(|c| c.is_ascii_digit())
+        .count();
     if !(1..=3).contains(&digits) || b.get(1 + digits) != Some(&b'>') {
         return None;
     }
@@ -404,7 +408,10 @@ fn parse_tag(b: &[u8], strict: bool) -> Option<Tag<'_>> {
     let mut procid = None;
     if word.get(i) == Some(&b'[') {
         let close = memchr(b']', &word[i + 1..])?;
-        procid = Some(printable_ascii(&word[i + 1..i + 1 + close], PROCID_BYTES_MAX)?);
+        procid = Some(printable_ascii(
+            &word[i + 1..i + 1 + close],
+            PROCID_BYTES_MAX,
+        )?);
         i += close + 2;
     }
     let colon = word.get(i) == Some(&b':');
@@ -601,7 +608,11 @@ fn parse_bsd_timestamp(b: &[u8], ctx: &ParseContext) -> Option<(Option<i64>, usi
         return None;
     }
     let mut i = 4 + usize::from(b.get(4) == Some(&SP));
-    let day_len = b[i..].iter().take(3).take_while(|c| c.is_ascii_digit()).count();
+    let day_len = b[i..]
+        .iter()
+        .take(3)
+        .take_while(|c| c.is_ascii_digit())
+        .count();
     if !(1..=2).contains(&day_len) || b.get(i + day_len) != Some(&SP) {
         return None;
     }
@@ -931,8 +942,10 @@ mod tests {
 
     #[test]
     fn rfc5424_example_with_offset_and_microseconds() {
-        let m = p(b"<165>1 2003-08-24T05:14:15.000003-07:00 192.0.2.1 myproc 8710 - - \
-                    %% It's time to make the do-nuts.");
+        let m = p(
+            b"<165>1 2003-08-24T05:14:15.000003-07:00 192.0.2.1 myproc 8710 - - \
+                    %% It's time to make the do-nuts.",
+        );
         assert_eq!(m.format, Format::Rfc5424);
         assert_eq!(m.timestamp_ns, Some(1_061_727_255_000_003_000));
         assert_eq!(m.hostname, Some("192.0.2.1"));
@@ -948,14 +961,14 @@ mod tests {
 
     #[test]
     fn rfc5424_example_with_structured_data() {
-        let m = p(b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 \
+        let m = p(
+            b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 \
                     [exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"] \
-                    \xEF\xBB\xBFAn application event log entry...");
+                    \xEF\xBB\xBFAn application event log entry...",
+        );
         assert_eq!(
             m.structured_data,
-            Some(
-                "[exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"]"
-            )
+            Some("[exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"]")
         );
         assert_eq!(m.message, "An application event log entry...");
         let e = to_entry(&m, &NOW_2003, None);
@@ -973,9 +986,11 @@ mod tests {
 
     #[test]
     fn rfc5424_example_with_two_sd_elements_and_no_msg() {
-        let m = p(b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 \
+        let m = p(
+            b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 \
                     [exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"]\
-                    [examplePriority@32473 class=\"high\"]");
+                    [examplePriority@32473 class=\"high\"]",
+        );
         assert_eq!(m.format, Format::Rfc5424);
         assert_eq!(m.message, "");
         let params: Vec<_> = m
@@ -1191,8 +1206,14 @@ mod tests {
             assert_eq!(m.message, "m");
         }
         // Not a day: not a timestamp, and without PRI not syslog.
-        assert_eq!(parse(b"Jun 123 04:05:06 h a: m", &ctx).format, Format::Unparsed);
-        assert_eq!(parse(b"Jun 32 04:05:06 h a: m", &ctx).format, Format::Unparsed);
+        assert_eq!(
+            parse(b"Jun 123 04:05:06 h a: m", &ctx).format,
+            Format::Unparsed
+        );
+        assert_eq!(
+            parse(b"Jun 32 04:05:06 h a: m", &ctx).format,
+            Format::Unparsed
+        );
     }
 
     #[test]
@@ -1247,7 +1268,10 @@ mod tests {
         let m = p(b"<13>Oct 11 22:14:15 host postfix/smtpd[12]: connect");
         assert_eq!(m.app_name, Some("postfix/smtpd"));
         let m = p(b"<13>Oct 11 22:14:15 host kernel:[ 1.0] x");
-        assert_eq!((m.app_name, m.message.as_ref()), (Some("kernel"), "[ 1.0] x"));
+        assert_eq!(
+            (m.app_name, m.message.as_ref()),
+            (Some("kernel"), "[ 1.0] x")
+        );
     }
 
     #[test]
@@ -1262,26 +1286,43 @@ mod tests {
         assert_eq!(m.message, "hello world");
         let m = p(b"<0>1990 Oct 22 10:52:01 TZ-6 scapegoat.dmz.example.org sched[0]: x");
         assert_eq!((m.format, m.timestamp_ns), (Format::Rfc3164, None));
-        assert_eq!(m.message, "1990 Oct 22 10:52:01 TZ-6 scapegoat.dmz.example.org sched[0]: x");
+        assert_eq!(
+            m.message,
+            "1990 Oct 22 10:52:01 TZ-6 scapegoat.dmz.example.org sched[0]: x"
+        );
         // A version 1 with a bad timestamp is not RFC 5424: the rest is MSG.
         let m = p(b"<13>1 yesterday host app - - - m");
-        assert_eq!((m.format, m.message.as_ref()), (Format::Rfc3164, "1 yesterday host app - - - m"));
+        assert_eq!(
+            (m.format, m.message.as_ref()),
+            (Format::Rfc3164, "1 yesterday host app - - - m")
+        );
     }
 
     #[test]
     fn rfc5424_header_cut_short_and_timestamps_out_of_range() {
         let m = p(b"<13>1 2024-01-01T12:00:00Z host");
         assert_eq!(m.format, Format::Rfc5424);
-        assert_eq!((m.hostname, m.app_name, m.message.as_ref()), (Some("host"), None, ""));
+        assert_eq!(
+            (m.hostname, m.app_name, m.message.as_ref()),
+            (Some("host"), None, "")
+        );
         let m = p(b"<13>1 9999-12-31T23:59:59Z h a - - - m");
         assert_eq!((m.format, m.timestamp_ns), (Format::Rfc5424, None));
         assert_eq!(m.message, "m");
         // Zone required in RFC 5424.
-        assert_eq!(p(b"<13>1 2024-01-01T12:00:00 h a - - - m").format, Format::Rfc3164);
+        assert_eq!(
+            p(b"<13>1 2024-01-01T12:00:00 h a - - - m").format,
+            Format::Rfc3164
+        );
         // Invalid dates and times are not timestamps.
-        for ts in ["2023-02-29T00:00:00Z", "2024-13-01T00:00:00Z", "2024-01-01T24:00:00Z",
-                   "2024-01-01T00:00:00.Z", "2024-01-01T00:00:00.1234567890Z",
-                   "2024-01-01T00:00:00+24:00"] {
+        for ts in [
+            "2023-02-29T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T00:00:00.Z",
+            "2024-01-01T00:00:00.1234567890Z",
+            "2024-01-01T00:00:00+24:00",
+        ] {
             let line = format!("<13>1 {ts} h a - - - m");
             assert_eq!(p(line.as_bytes()).format, Format::Rfc3164, "{ts}");
         }
@@ -1304,7 +1345,10 @@ mod tests {
             let m = p(input);
             assert_eq!(m.format, Format::Unparsed, "{input:?}");
             assert_eq!(m.pri, None);
-            assert_eq!(m.message, String::from_utf8_lossy(super::trim_terminators(input)));
+            assert_eq!(
+                m.message,
+                String::from_utf8_lossy(super::trim_terminators(input))
+            );
             let e = to_entry(&m, &NOW_2003, None);
             assert_eq!(label_pairs(&e), [("level", "unknown")], "{input:?}");
             assert_eq!(e.timestamp_ns, NOW_2003.now_ns);
@@ -1345,7 +1389,10 @@ mod tests {
 
     #[test]
     fn metadata_keys_are_valid_names() {
-        assert_eq!(metadata_key("exampleSDID@32473", "iut"), "exampleSDID_32473_iut");
+        assert_eq!(
+            metadata_key("exampleSDID@32473", "iut"),
+            "exampleSDID_32473_iut"
+        );
         assert_eq!(metadata_key("1x", "a-b.c"), "_1x_a_b_c");
     }
 
@@ -1375,10 +1422,37 @@ mod tests {
     /// Syslog-looking fragments, so that arbitrary concatenations reach the deep paths.
     fn fragments() -> impl Strategy<Value = Vec<u8>> {
         let piece = proptest::sample::select(vec![
-            &b"<13>"[..], b"<191>", b"<9999>", b"1 ", b"-", b" ", b"  ", b"Oct 11 ", b"Jun  9 ",
-            b"22:14:15", b".003", b"2003-10-11T22:14:15", b"Z", b"+07:00", b"-0700", b"host",
-            b"app", b"[", b"]", b"[12]", b":", b"=", b"\"", b"\\", b"x@1", b"\xEF\xBB\xBF",
-            b"\xff", b"\n", b"\0", b"--", b"29",
+            &b"<13>"[..],
+            b"<191>",
+            b"<9999>",
+            b"1 ",
+            b"-",
+            b" ",
+            b"  ",
+            b"Oct 11 ",
+            b"Jun  9 ",
+            b"22:14:15",
+            b".003",
+            b"2003-10-11T22:14:15",
+            b"Z",
+            b"+07:00",
+            b"-0700",
+            b"host",
+            b"app",
+            b"[",
+            b"]",
+            b"[12]",
+            b":",
+            b"=",
+            b"\"",
+            b"\\",
+            b"x@1",
+            b"\xEF\xBB\xBF",
+            b"\xff",
+            b"\n",
+            b"\0",
+            b"--",
+            b"29",
         ]);
         proptest::collection::vec(piece, 0..24).prop_map(|v| v.concat())
     }
@@ -1432,8 +1506,14 @@ mod tests {
                 assert_eq!(m.format, Format::Rfc3164, "{file}: {shown}");
                 assert!(m.timestamp_ns.is_some(), "{file}: {shown}");
                 assert_eq!(e.labels.get("host"), Some(host), "{file}: {shown}");
-                let app = e.labels.get("app").unwrap_or_else(|| panic!("{file}: {shown}"));
-                assert!(app.bytes().any(|c| c.is_ascii_alphabetic()), "{file}: {shown}");
+                let app = e
+                    .labels
+                    .get("app")
+                    .unwrap_or_else(|| panic!("{file}: {shown}"));
+                assert!(
+                    app.bytes().any(|c| c.is_ascii_alphabetic()),
+                    "{file}: {shown}"
+                );
                 lines += 1;
             }
             assert_eq!(lines, 2000, "{file}");

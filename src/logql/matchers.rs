@@ -108,18 +108,17 @@ impl LabelMatcher {
     pub fn new(name: &str, op: MatchOp, value: &str) -> Result<LabelMatcher, String> {
         let test = match op {
             MatchOp::Eq | MatchOp::Neq => ValueTest::Equals(value.to_string()),
-            MatchOp::Re | MatchOp::Nre => {
-                // Compile even the literal forms, so that an invalid regex is always refused.
-                let re = build_regex(&format!("^(?s:{value})$"))
-                    .map_err(|e| format!("invalid matcher {name}{}{value:?}: {e}", op.as_str()))?;
-                if is_regex_literal(value) {
-                    ValueTest::Equals(value.to_string())
-                } else if value.split('|').all(is_regex_literal) {
-                    ValueTest::OneOf(value.split('|').map(str::to_string).collect())
-                } else {
-                    ValueTest::Regex(re)
-                }
+            // Text without metacharacters is always a valid regex: no need to compile it.
+            MatchOp::Re | MatchOp::Nre if is_regex_literal(value) => {
+                ValueTest::Equals(value.to_string())
             }
+            MatchOp::Re | MatchOp::Nre if value.split('|').all(is_regex_literal) => {
+                ValueTest::OneOf(value.split('|').map(str::to_string).collect())
+            }
+            MatchOp::Re | MatchOp::Nre => ValueTest::Regex(
+                build_regex(&format!("^(?s:{value})$"))
+                    .map_err(|e| format!("invalid matcher {name}{}{value:?}: {e}", op.as_str()))?,
+            ),
         };
         Ok(LabelMatcher {
             name: name.to_string(),
@@ -295,11 +294,10 @@ fn compile_operand(op: LineFilterOp, operand: &FilterOperand) -> Result<LineTest
             Ok(substring_test(s))
         }
         (LineFilterOp::Regex | LineFilterOp::NotRegex, FilterOperand::Literal(s)) => {
-            let re = build_bytes_regex(s)?;
             if is_regex_literal(s) {
                 Ok(substring_test(s))
             } else {
-                Ok(LineTest::Regex(re))
+                Ok(LineTest::Regex(build_bytes_regex(s)?))
             }
         }
         (LineFilterOp::Pattern | LineFilterOp::NotPattern, FilterOperand::Literal(s)) => {

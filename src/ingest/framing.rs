@@ -305,7 +305,8 @@ fn header(buf: &[u8], eof: bool) -> Header {
         .take(COUNT_DIGITS_MAX + 1)
         .take_while(|b| b.is_ascii_digit())
         .count();
-    if digits == 0 || digits > COUNT_DIGITS_MAX || buf[0] == b'0' {
+    // Leading zeros are allowed: loggen pads its counts (`000000107 <38>...`).
+    if digits == 0 || digits > COUNT_DIGITS_MAX {
         return Header::Newline;
     }
     // Count, space and the PRI's '<' must all be there to decide.
@@ -317,7 +318,7 @@ fn header(buf: &[u8], eof: bool) -> Header {
     let len = buf[..digits]
         .iter()
         .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
-    if len > OCTET_COUNT_MAX {
+    if len == 0 || len > OCTET_COUNT_MAX {
         return Header::Newline;
     }
     Header::Counted {
@@ -469,7 +470,7 @@ mod tests {
     fn digits_not_followed_by_space_and_pri_are_newline_framed() {
         let got = decode_all(
             100,
-            b"134681 node-246 unix.hw\n081109 203615 148 INFO\n12345\n05 <1>x\n2024-01-01 x\n",
+            b"134681 node-246 unix.hw\n081109 203615 148 INFO\n12345\n0 <1>x\n2024-01-01 x\n",
         );
         assert_eq!(
             got,
@@ -477,7 +478,7 @@ mod tests {
                 ("134681 node-246 unix.hw", false),
                 ("081109 203615 148 INFO", false),
                 ("12345", false),
-                ("05 <1>x", false),
+                ("0 <1>x", false),
                 ("2024-01-01 x", false),
             ])
         );

@@ -225,7 +225,16 @@ pub fn parse<'a>(input: &'a [u8], ctx: &ParseContext) -> SyslogMessage<'a> {
         (None, input)
     };
     if let (Some(pri), Some(header)) = (pri, rest.strip_prefix(b"1 "))
-        && let Some(msg) = parse_5424(pri, header)
+        && let Some(msg) = parse_5424(pri, header, true)
+    {
+        return msg;
+    }
+    // loggen replaying a file (`--read-file`) sends RFC 5424 without the version and with a
+    // space after the PRI: `<38> 2024-01-01T00:00:00 host app 1234 - - msg`. An RFC 3164
+    // timestamp never parses as RFC 3339, so this cannot take a BSD message.
+    if let (Some(pri), Some(header)) = (pri, rest.strip_prefix(b" "))
+        && header.first().is_some_and(u8::is_ascii_digit)
+        && let Some(msg) = parse_5424(pri, header, false)
     {
         return msg;
     }
@@ -246,13 +255,14 @@ fn parse_pri(b: &[u8]) -> Option<(u8, usize)> {
     (value <= PRI_MAX).then_some((value as u8, digits + 2))
 }
 
-fn parse_5424(pri: u8, b: &[u8]) -> Option<SyslogMessage<'_>> {
+/// `zone_required`: RFC 5424 demands a zone; loggen's version-less form sends none (UTC).
+fn parse_5424(pri: u8, b: &[u8], zone_required: bool) -> Option<SyslogMessage<'_>> {
     let mut c = Cursor { b, pos: 0 };
     let ts = c.token();
     let timestamp_ns = if ts == NIL {
         None
     } else {
-        match parse_rfc3339(ts, true)? {
+        match parse_rfc3339(ts, zone_required)? {
             (ns, len) if len == ts.len() => ns,
             _ => return None,
         }
@@ -871,6 +881,27 @@ pub fn metadata_key(sd_id: &str, name: &str) -> String {
     key.push('_');
     key.extend(name.chars().map(clean));
     key
+}
+
+#[cfg(test)]
+mod loggen_file_tests {
+    use super::*;
+
+    #[test]
+    fn loggen_read_file_form() {
+        let ctx = ParseContext { now_ns: 0 };
+        let m = parse(
+            b"<38> 2026-11-25T14:08:18 LabSZ sshd 24200 - - \xef\xbb\xbfInvalid user webmaster\r\n",
+            &ctx,
+        );
+        assert_eq!(m.format, Format::Rfc5424);
+        assert_eq!(m.hostname, Some("LabSZ"));
+        assert_eq!(m.app_name, Some("sshd"));
+        assert_eq!(m.procid, Some("24200"));
+        assert_eq!(m.message, "Invalid user webmaster");
+        let bsd = parse(b"<38> Oct 11 22:14:15 host su: hi", &ctx);
+        assert_eq!(bsd.format, Format::Rfc3164);
+    }
 }
 
 #[cfg(test)]

@@ -83,6 +83,9 @@ pub mod segment;
 pub mod storage;
 pub mod writer;
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::io;
 use std::path::PathBuf;

@@ -27,7 +27,7 @@ use super::record::{DecodeError, RECORD_HEADER_BYTES, decode_header, decode_reco
 use super::segment::{
     HeaderError, SegmentHeader, damaged_segment_file_name, is_temp_segment_file_name, segment_files,
 };
-use super::storage::{FaultPlan, SegmentFile, WalDir};
+use super::storage::{FaultPlan, SegmentFile, WalDir, prime_dma_probe};
 use super::{BLOCK_BYTES, SEGMENT_HEADER_BYTES, WalError};
 
 /// Bytes read from a segment per I/O during replay: large sequential reads keep the device
@@ -97,6 +97,7 @@ pub(crate) async fn replay(
     faults: Rc<FaultPlan>,
     on_record: &mut dyn FnMut(u64, &[u8]) -> Result<(), String>,
 ) -> Result<ReplayReport, WalError> {
+    prime_dma_probe(dir).await?;
     let wal_dir = WalDir::open(dir).await?;
     let mut report = ReplayReport::default();
     remove_temp_files(&wal_dir).await?;

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use glommio::io::{Directory, DmaBuffer, DmaFile, OpenOptions};
 
-use super::WalError;
+use super::segment::DMA_PROBE_FILE_NAME;
+use super::{BLOCK_BYTES, WalError};
 
 /// Failures to inject into the next writes and syncs, like a disk that starts failing.
 /// Shared by every file of one log. All counters start disarmed.
@@ -65,6 +66,31 @@ fn io_err(path: &Path, op: &'static str) -> impl FnOnce(glommio::GlommioError<()
         op,
         source: e.into(),
     }
+}
+
+/// Makes glommio's poll-ring probe for the device under `dir` give the right answer on this
+/// executor thread.
+///
+/// glommio decides once per thread and device whether io_uring polled I/O works, by reading
+/// block 0 of the first DMA file opened there. If that file is empty (a segment just created),
+/// the read succeeds without reaching the device, the device is taken as pollable, and on a
+/// device without poll queues every later direct read fails with EOPNOTSUPP. Opening a file
+/// whose first block holds data first makes the probe a real device read. Call this before
+/// any other DMA file is opened on the executor; the log does so in [`super::Wal::open`] and
+/// [`super::replay_dir`]. Done once per open, a short blocking write of one block.
+pub async fn prime_dma_probe(dir: &Path) -> Result<(), WalError> {
+    let path = dir.join(DMA_PROBE_FILE_NAME);
+    let err = |op, source| WalError::Io {
+        path: path.clone(),
+        op,
+        source,
+    };
+    std::fs::write(&path, [0x5A; BLOCK_BYTES]).map_err(|e| err("writing the DMA probe file", e))?;
+    let file = DmaFile::open(&path)
+        .await
+        .map_err(|e| err("opening the DMA probe file", e.into()))?;
+    let _ = file.close().await;
+    std::fs::remove_file(&path).map_err(|e| err("removing the DMA probe file", e))
 }
 
 /// One open segment file.

@@ -52,11 +52,9 @@ impl FaultPlan {
     }
 }
 
-fn injected(what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Other,
-        format!("{what} failed (injected fault, EIO)"),
-    )
+/// An injected failure looks exactly like a dying disk's.
+fn injected() -> io::Error {
+    io::Error::from_raw_os_error(libc::EIO)
 }
 
 fn io_err(path: &Path, op: &'static str) -> impl FnOnce(glommio::GlommioError<()>) -> WalError {
@@ -181,7 +179,7 @@ impl SegmentFile {
     /// blocks are not expected to be short, and the log never retries a write.
     pub async fn write_all(&self, buf: DmaBuffer, pos: u64) -> Result<(), io::Error> {
         if FaultPlan::trip(&self.faults.fail_write_after) {
-            return Err(injected("write"));
+            return Err(injected());
         }
         let len = buf.len();
         let n = self
@@ -201,7 +199,7 @@ impl SegmentFile {
     /// `fdatasync`, returning how long it took.
     pub async fn sync(&self) -> Result<Duration, io::Error> {
         if FaultPlan::trip(&self.faults.fail_sync_after) {
-            return Err(injected("fdatasync"));
+            return Err(injected());
         }
         let start = Instant::now();
         self.file.fdatasync().await.map_err(io::Error::from)?;

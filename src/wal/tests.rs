@@ -16,7 +16,10 @@ use super::*;
 fn scratch() -> tempfile::TempDir {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/wal-tests");
     std::fs::create_dir_all(&base).unwrap();
-    tempfile::Builder::new().prefix("wal").tempdir_in(base).unwrap()
+    tempfile::Builder::new()
+        .prefix("wal")
+        .tempdir_in(base)
+        .unwrap()
 }
 
 fn run<F, Fut>(f: F)
@@ -58,7 +61,10 @@ fn collector() -> (Seen, impl FnMut(u64, &[u8]) -> Result<(), String>) {
     })
 }
 
-async fn replay_all(dir: &Path, repair: bool) -> Result<(ReplayReport, Vec<(u64, Vec<u8>)>), WalError> {
+async fn replay_all(
+    dir: &Path,
+    repair: bool,
+) -> Result<(ReplayReport, Vec<(u64, Vec<u8>)>), WalError> {
     let (seen, on) = collector();
     let report = replay_dir(dir, repair, on).await?;
     let records = seen.borrow().clone();
@@ -66,7 +72,11 @@ async fn replay_all(dir: &Path, repair: bool) -> Result<(ReplayReport, Vec<(u64,
 }
 
 /// Appends `per_task` records from each of `tasks` concurrent tasks; returns seq -> body.
-async fn append_concurrently(wal: &Rc<Wal>, tasks: usize, per_task: usize) -> BTreeMap<u64, Vec<u8>> {
+async fn append_concurrently(
+    wal: &Rc<Wal>,
+    tasks: usize,
+    per_task: usize,
+) -> BTreeMap<u64, Vec<u8>> {
     let handles: Vec<_> = (0..tasks)
         .map(|t| {
             let wal = wal.clone();
@@ -95,15 +105,23 @@ fn concurrent_appends_replay_once_in_order_and_seq_continues() {
     let tmp = scratch();
     let dir = tmp.path().join("shard-003");
     run(move || async move {
-        let (wal, report) = Wal::open(&dir, small_opts(), false, |_, _| Ok(())).await.unwrap();
+        let (wal, report) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+            .await
+            .unwrap();
         assert_eq!(report.next_seq, 1);
         let wal = Rc::new(wal);
         let written = append_concurrently(&wal, 8, 40).await;
-        assert_eq!(written.keys().copied().collect::<Vec<_>>(), (1..=320).collect::<Vec<_>>());
+        assert_eq!(
+            written.keys().copied().collect::<Vec<_>>(),
+            (1..=320).collect::<Vec<_>>()
+        );
         let stats = wal.stats();
         assert_eq!(stats.records, 320);
         assert_eq!(stats.durable_seq, 320);
-        assert!(stats.segments_created > 1, "64 KiB segments must roll over: {stats:?}");
+        assert!(
+            stats.segments_created > 1,
+            "64 KiB segments must roll over: {stats:?}"
+        );
         assert_eq!(stats.fsync_latency.count, stats.commits);
         wal.close().await.unwrap();
         assert!(matches!(wal.append(b"late").await, Err(WalError::Closed)));
@@ -114,7 +132,10 @@ fn concurrent_appends_replay_once_in_order_and_seq_continues() {
         let expected: Vec<_> = written.into_iter().collect();
         assert_eq!(*seen.borrow(), expected);
         assert_eq!(report.records, 320);
-        assert_eq!((report.first_seq, report.last_seq, report.next_seq), (Some(1), Some(320), 321));
+        assert_eq!(
+            (report.first_seq, report.last_seq, report.next_seq),
+            (Some(1), Some(320), 321)
+        );
         assert_eq!(report.torn_tails_truncated, 0);
         assert_eq!(report.shard_ids, vec![3]);
         assert!(report.foreign_segments.is_empty());
@@ -124,10 +145,14 @@ fn concurrent_appends_replay_once_in_order_and_seq_continues() {
 
         // Reopening without appending leaves an empty segment; the next open replaces it and
         // the seq still continues.
-        let (wal, _) = Wal::open(&dir, small_opts(), false, |_, _| Ok(())).await.unwrap();
+        let (wal, _) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+            .await
+            .unwrap();
         wal.close().await.unwrap();
         drop(wal);
-        let (wal, report) = Wal::open(&dir, small_opts(), false, |_, _| Ok(())).await.unwrap();
+        let (wal, report) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+            .await
+            .unwrap();
         assert_eq!(report.records, 321);
         assert_eq!(wal.append(b"x").await.unwrap(), 322);
         wal.close().await.unwrap();
@@ -162,7 +187,9 @@ fn large_records_and_limits() {
     let tmp = scratch();
     let dir = tmp.path().to_path_buf();
     run(move || async move {
-        let (wal, _) = Wal::open(&dir, small_opts(), false, |_, _| Ok(())).await.unwrap();
+        let (wal, _) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+            .await
+            .unwrap();
         let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8 + 1).collect();
         assert_eq!(wal.append(b"small").await.unwrap(), 1);
         assert_eq!(wal.append(&big).await.unwrap(), 2);
@@ -188,7 +215,10 @@ fn invalid_options_are_refused_with_the_field_named() {
             commit_bytes_max: 0,
             ..small_opts()
         };
-        let err = Wal::open(&dir, opts, false, |_, _| Ok(())).await.err().unwrap();
+        let err = Wal::open(&dir, opts, false, |_, _| Ok(()))
+            .await
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("commit_bytes_max"), "{err}");
     });
 }
@@ -203,7 +233,7 @@ fn record_extents(bytes: &[u8]) -> Vec<(usize, usize, u64)> {
                 out.push((pos, pos + h.record_bytes(), h.seq));
                 pos += h.record_bytes();
             }
-            None if pos % BLOCK_BYTES == 0 => break,
+            None if pos.is_multiple_of(BLOCK_BYTES) => break,
             None => pos = (pos / BLOCK_BYTES + 1) * BLOCK_BYTES,
         }
     }
@@ -219,16 +249,14 @@ fn torn_tail_at_every_byte_of_the_last_record_is_cut_and_counted() {
     let tmp = scratch();
     let dir = tmp.path().to_path_buf();
     run(move || async move {
-        let opts = WalOptions {
-            segment_bytes_max: 1 << 20,
-            ..small_opts()
-        };
-        let (wal, _) = Wal::open(&dir, opts, false, |_, _| Ok(())).await.unwrap();
+        let (wal, _) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+            .await
+            .unwrap();
         for i in 0..5 {
             wal.append(&body(0, i)).await.unwrap();
         }
         // The last record alone in its commit, spanning two blocks.
-        let last: Vec<u8> = (0..4200u32).map(|i| (i % 200) as u8 + 1).collect();
+        let last: Vec<u8> = (0..4100u32).map(|i| (i % 200) as u8 + 1).collect();
         assert_eq!(wal.append(&last).await.unwrap(), 6);
         wal.close().await.unwrap();
         drop(wal);
@@ -243,7 +271,12 @@ fn torn_tail_at_every_byte_of_the_last_record_is_cut_and_counted() {
         assert_eq!(start % BLOCK_BYTES, 0, "a lone commit starts a block");
         let padding_end = end.div_ceil(BLOCK_BYTES) * BLOCK_BYTES;
 
-        for cut in start..padding_end {
+        // Every byte of the torn record; the padding after it (where a cut loses nothing)
+        // sampled, its last byte included.
+        let cuts = (start..end)
+            .chain((end..padding_end).step_by(61))
+            .chain([padding_end - 1]);
+        for cut in cuts {
             for zero_fill in [false, true] {
                 std::fs::write(&path, &original).unwrap();
                 if zero_fill {
@@ -288,7 +321,9 @@ fn torn_commit_keeps_its_whole_records_and_reopen_appends_after_them() {
             segment_bytes_max: 1 << 20,
             ..small_opts()
         };
-        let (wal, _) = Wal::open(&dir, opts.clone(), false, |_, _| Ok(())).await.unwrap();
+        let (wal, _) = Wal::open(&dir, opts.clone(), false, |_, _| Ok(()))
+            .await
+            .unwrap();
         let wal = Rc::new(wal);
         append_concurrently(&wal, 4, 1).await;
         wal.close().await.unwrap();
@@ -304,21 +339,29 @@ fn torn_commit_keeps_its_whole_records_and_reopen_appends_after_them() {
 
         let (seen, on) = collector();
         let (wal, report) = Wal::open(&dir, opts, false, on).await.unwrap();
-        assert_eq!(seen.borrow().iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            seen.borrow().iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         assert_eq!(report.torn_tails_truncated, 1);
         assert_eq!(wal.stats().torn_tails_truncated, 1);
         assert_eq!(wal.append(b"next").await.unwrap(), 3);
         wal.close().await.unwrap();
         drop(wal);
         let (report, records) = replay_all(&dir, false).await.unwrap();
-        assert_eq!(records.iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(
+            records.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         assert_eq!(report.torn_tails_truncated, 0);
     });
 }
 
 /// Writes records until there are at least `n` segments; returns all records.
 async fn fill_segments(dir: &Path, n: usize) -> Vec<(u64, Vec<u8>)> {
-    let (wal, _) = Wal::open(dir, small_opts(), false, |_, _| Ok(())).await.unwrap();
+    let (wal, _) = Wal::open(dir, small_opts(), false, |_, _| Ok(()))
+        .await
+        .unwrap();
     let mut i = 0;
     while segment_files(dir).unwrap().len() < n {
         wal.append(&body(1, i)).await.unwrap();
@@ -354,10 +397,17 @@ fn corruption_in_an_earlier_segment_names_file_and_offset_and_repair_skips_it() 
             other => panic!("expected corruption, got {other}"),
         }
         let msg = err.to_string();
-        assert!(msg.contains(&first.display().to_string()) && msg.contains(&start.to_string()), "{msg}");
+        assert!(
+            msg.contains(&first.display().to_string()) && msg.contains(&start.to_string()),
+            "{msg}"
+        );
 
         // Opening the log refuses too, and changes nothing on disk.
-        assert!(Wal::open(&dir, small_opts(), false, |_, _| Ok(())).await.is_err());
+        assert!(
+            Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+                .await
+                .is_err()
+        );
 
         let (report, records) = replay_all(&dir, true).await.unwrap();
         assert_eq!(report.repairs.len(), 1, "{report:?}");
@@ -371,9 +421,14 @@ fn corruption_in_an_earlier_segment_names_file_and_offset_and_repair_skips_it() 
         assert_eq!(records, expected);
 
         // A repaired open appends after the last intact record.
-        let (wal, report) = Wal::open(&dir, small_opts(), true, |_, _| Ok(())).await.unwrap();
+        let (wal, report) = Wal::open(&dir, small_opts(), true, |_, _| Ok(()))
+            .await
+            .unwrap();
         assert_eq!(report.next_seq, all.len() as u64 + 1);
-        assert_eq!(wal.append(b"after repair").await.unwrap(), all.len() as u64 + 1);
+        assert_eq!(
+            wal.append(b"after repair").await.unwrap(),
+            all.len() as u64 + 1
+        );
         wal.close().await.unwrap();
     });
 }
@@ -498,13 +553,19 @@ fn a_failed_fdatasync_poisons_the_log_and_is_never_retried() {
         for t in tasks {
             match t.await {
                 Err(WalError::Poisoned { reason }) => {
-                    assert!(reason.contains("fdatasync") && reason.contains(".wal"), "{reason}");
+                    assert!(
+                        reason.contains("fdatasync") && reason.contains(".wal"),
+                        "{reason}"
+                    );
                 }
                 other => panic!("expected poisoned, got {other:?}"),
             }
         }
         // Later appends fail at once, even though the disk would work again.
-        assert!(matches!(wal.append(b"later").await, Err(WalError::Poisoned { .. })));
+        assert!(matches!(
+            wal.append(b"later").await,
+            Err(WalError::Poisoned { .. })
+        ));
         let stats = wal.stats();
         assert!(stats.poisoned.is_some());
         assert_eq!(stats.durable_seq, 1);
@@ -512,7 +573,9 @@ fn a_failed_fdatasync_poisons_the_log_and_is_never_retried() {
         drop(wal);
 
         // What was acknowledged is there after a restart; the failed commit may or may not be.
-        let (wal, report) = Wal::open(&dir, small_opts(), false, |_, _| Ok(())).await.unwrap();
+        let (wal, report) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+            .await
+            .unwrap();
         assert_eq!(report.first_seq, Some(1));
         assert!(wal.append(b"fresh").await.unwrap() >= 2);
         wal.close().await.unwrap();
@@ -524,7 +587,9 @@ fn a_failed_write_poisons_the_log_at_rollover_too() {
     let tmp = scratch();
     let dir = tmp.path().to_path_buf();
     run(move || async move {
-        let (wal, _) = Wal::open(&dir, small_opts(), false, |_, _| Ok(())).await.unwrap();
+        let (wal, _) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+            .await
+            .unwrap();
         wal.append(b"one").await.unwrap();
         wal.faults().fail_write_after(0);
         let err = wal.append(b"two").await.unwrap_err();
@@ -533,7 +598,9 @@ fn a_failed_write_poisons_the_log_at_rollover_too() {
 
         // A rollover whose header write fails poisons as well. Each record below is one
         // single-block commit, so 15 of them fill a 64 KiB segment after its header.
-        let (wal, _) = Wal::open(&dir, small_opts(), false, |_, _| Ok(())).await.unwrap();
+        let (wal, _) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+            .await
+            .unwrap();
         let before = segment_files(&dir).unwrap().len();
         for i in 0..15 {
             wal.append(&body(3, i)).await.unwrap();
@@ -555,14 +622,26 @@ fn checkpoint_removes_only_fully_covered_segments() {
     let dir = tmp.path().to_path_buf();
     run(move || async move {
         fill_segments(&dir, 3).await;
-        let (wal, report) = Wal::open(&dir, small_opts(), false, |_, _| Ok(())).await.unwrap();
+        let (wal, report) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+            .await
+            .unwrap();
         let segments = segment_files(&dir).unwrap();
         assert_eq!(segments.len(), 4);
         let second_first = segments[1].0;
-        assert_eq!(wal.remove_segments_through(second_first - 2).await.unwrap(), 0);
-        assert_eq!(wal.remove_segments_through(second_first - 1).await.unwrap(), 1);
+        assert_eq!(
+            wal.remove_segments_through(second_first - 2).await.unwrap(),
+            0
+        );
+        assert_eq!(
+            wal.remove_segments_through(second_first - 1).await.unwrap(),
+            1
+        );
         assert_eq!(wal.remove_segments_through(u64::MAX).await.unwrap(), 2);
-        assert_eq!(segment_files(&dir).unwrap().len(), 1, "the active segment stays");
+        assert_eq!(
+            segment_files(&dir).unwrap().len(),
+            1,
+            "the active segment stays"
+        );
         assert_eq!(wal.append(b"x").await.unwrap(), report.next_seq);
         wal.close().await.unwrap();
         drop(wal);

@@ -14,7 +14,7 @@ duration=${1:-30}
 root=$(cd "$(dirname "$0")/.." && pwd)
 corpus="$root/../shared/corpus/loghub"
 work=$(mktemp -d -p "$root/target" loggen-compare.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 command -v loggen >/dev/null || { echo "loggen missing: apt-get install syslog-ng-core" >&2; exit 2; }
 command -v syslog-ng >/dev/null || { echo "syslog-ng missing: apt-get install syslog-ng-core" >&2; exit 2; }
 
@@ -34,6 +34,7 @@ run_loggen() { # port -> prints lines/s reported by loggen
 # --- shardlog
 taskset -c 0 "$bin" serve --cores 1 --data-dir "$work/data" --http-addr 127.0.0.1:39100 \
   --syslog-tcp-addr 127.0.0.1:39514 --syslog-udp-addr "" 2> "$work/shardlog.err" &
+server=$!
 until curl -sf 127.0.0.1:39100/ready >/dev/null; do sleep 0.2; done
 start=$(date +%s.%N)
 sent=$(run_loggen 39514)
@@ -47,7 +48,7 @@ for _ in $(seq 1 300); do
 done
 end=$(date +%s.%N)
 echo "shardlog: loggen sent $sent, stored $stored" >&2
-kill -TERM %1; wait %1 || true
+kill -TERM "$server"; wait "$server" || true
 shardlog_rate=$(echo "$stored / ($end - $start)" | bc -l)
 
 # --- syslog-ng relaying to a file
@@ -60,16 +61,20 @@ log { source(s_net); destination(d_file); };
 CONF
 taskset -c 0 syslog-ng -F -f "$work/syslog-ng.conf" -R "$work/syslog-ng.persist" \
   -p "$work/syslog-ng.pid" -c "$work/syslog-ng.ctl" 2> "$work/syslog-ng.err" &
+ng=$!
 for _ in $(seq 1 50); do (echo > /dev/tcp/127.0.0.1/39515) 2>/dev/null && break; sleep 0.1; done
 start=$(date +%s.%N)
 sent_ng=$(run_loggen 39515)
-for _ in $(seq 1 300); do
-  got=$(wc -l < "$work/syslog-ng.out" 2>/dev/null || echo 0)
+# syslog-ng keeps a partial flush batch in memory: stop when the file has not grown for 2 s
+# and time the run to its last growth.
+got=0; end=$(date +%s.%N); still=0
+while [ "$still" -lt 20 ]; do
+  now=$(wc -l < "$work/syslog-ng.out" 2>/dev/null || echo 0)
+  if [ "$now" -gt "$got" ]; then got=$now; end=$(date +%s.%N); still=0; else still=$((still + 1)); fi
   [ "$got" -ge "$sent_ng" ] && break
   sleep 0.1
 done
-end=$(date +%s.%N)
-kill -TERM %2 2>/dev/null; wait %2 2>/dev/null || true
+kill -9 "$ng" 2>/dev/null; wait "$ng" 2>/dev/null || true
 got=$(wc -l < "$work/syslog-ng.out")
 echo "syslog-ng: loggen sent $sent_ng, wrote $got" >&2
 ng_rate=$(echo "$got / ($end - $start)" | bc -l)

@@ -111,9 +111,8 @@ async fn query_range(
     let q = qp::parse_range_query(params, now_ns()).map_err(bad_request)?;
     check_limit(q.limit)?;
     let selector = parse_log_query(&q.query)?;
-    // Loki's end is inclusive for log queries; the shards take `[start, end)`.
-    let end = q.end_ns.saturating_add(1);
-    logs(core, tenant, selector, (q.start_ns, end), q.limit, q.direction, categorize).await
+    // Loki's log range is `[start, end)`, as the shards take it.
+    logs(core, tenant, selector, (q.start_ns, q.end_ns), q.limit, q.direction, categorize).await
 }
 
 /// An instant log query covers the hour before `time` (Loki's default look-back), newest

@@ -231,6 +231,9 @@ impl Shard {
     /// count shrank and whose number maps to this shard) into the heads, then opens the WAL
     /// for writing. Runs before the server says it is ready.
     pub async fn recover(&self, config: &Config) -> Result<(), WalError> {
+        // glommio decides once per executor and device whether polled direct reads work, by
+        // reading the first DMA file it opens; make that a file with data in it.
+        crate::wal::prime_dma_probe(&config.data_dir).await?;
         // WAL directories of shard numbers beyond the current count: their data is still
         // replayed (by shard `n % cores`) so that nothing written before a restart with fewer
         // cores is lost or hidden. Their files stay until a checkpoint covers them.

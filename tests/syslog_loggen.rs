@@ -10,10 +10,8 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::loki::{INGEST_WAIT_MS, labels};
-use common::tools::{require_program, run_checked};
+use common::tools::{corpus_lines, require_program, run_checked};
 use common::{Entry, Server, TestDir};
-
-const CORPUS: &str = "/work/shared/corpus/loghub/OpenSSH_2k.log";
 
 fn have_loggen() -> bool {
     require_program("loggen", "Debian package syslog-ng-core")
@@ -249,18 +247,13 @@ fn corpus_through_the_file_reader() {
     if !have_loggen() {
         return;
     }
-    let text = match std::fs::read_to_string(CORPUS) {
-        Ok(text) => text,
-        Err(e) => {
-            common::tools::missing(&format!("corpus {CORPUS} unreadable: {e}"));
-            return;
-        }
+    let Some(lines) = corpus_lines("OpenSSH_2k.log") else {
+        return;
     };
     let dir = TestDir::new("loggen-corpus");
     let server = Server::start(&dir);
     // loggen's file reader wants a PRI; the loghub lines are BSD lines without one and with
     // CRLF ends. It keeps host and program and sends the rest as the message.
-    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
     let file = dir.path().join("openssh-pri.log");
     let prefixed: String = lines.iter().map(|l| format!("<38>{l}\n")).collect();
     std::fs::write(&file, prefixed).expect("write corpus copy");

@@ -16,10 +16,8 @@ use std::net::TcpStream;
 use std::process::Command;
 
 use common::loki::{INGEST_WAIT_MS, labels};
-use common::tools::{hostname, require_program, run_checked};
+use common::tools::{corpus_lines, hostname, require_program, run_checked};
 use common::{Entry, Server, TestDir};
-
-const CORPUS_DIR: &str = "/work/shared/corpus/loghub";
 
 fn have_logger() -> bool {
     require_program("logger", "Debian package bsdutils / util-linux")
@@ -317,22 +315,6 @@ fn every_facility_and_severity_name() {
             "warning"
         ])
     );
-}
-
-/// The corpus file's lines without their CRLF line ends (the loghub files are CRLF).
-fn corpus_lines(name: &str) -> Option<Vec<String>> {
-    let path = std::path::Path::new(CORPUS_DIR).join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(
-            text.lines()
-                .map(|l| l.trim_end_matches('\r').to_string())
-                .collect(),
-        ),
-        Err(e) => {
-            common::tools::missing(&format!("corpus file {} unreadable: {e}", path.display()));
-            None
-        }
-    }
 }
 
 fn replay_corpus(server: &Server, dir: &TestDir, name: &str, tag: &str, logger_args: &[&str]) {

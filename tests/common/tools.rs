@@ -91,3 +91,34 @@ pub fn run_checked(command: &mut Command) -> std::process::Output {
     );
     output
 }
+
+/// The loghub corpus (real logs, 2000 lines per file): `$SHARDLOG_CORPUS_DIR`, else
+/// `shared/corpus/loghub` beside the repository (where the project's machines and CI put
+/// `shared/`), else `/work/shared/corpus/loghub`.
+pub fn corpus_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SHARDLOG_CORPUS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/loghub");
+    if beside.is_dir() {
+        return beside;
+    }
+    PathBuf::from("/work/shared/corpus/loghub")
+}
+
+/// The lines of a corpus file without their CRLF ends, or `None` (after the CI rule) when
+/// the corpus is not there.
+pub fn corpus_lines(name: &str) -> Option<Vec<String>> {
+    let path = corpus_dir().join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some(
+            text.lines()
+                .map(|l| l.trim_end_matches('\r').to_string())
+                .collect(),
+        ),
+        Err(e) => {
+            missing(&format!("corpus file {} unreadable: {e}", path.display()));
+            None
+        }
+    }
+}

@@ -1,1 +1,49 @@
-fn main() {}
+//! The `shardlog` command: `shardlog serve` runs the server.
+
+use clap::{Parser, Subcommand};
+use shardlog::config::ServeArgs;
+
+#[derive(Parser)]
+#[command(name = "shardlog", version, about = "A thread-per-core log aggregation server: syslog and Loki push in, LogQL out.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (every key of the TOML file is also a flag).
+    Serve(ServeArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let config = match args.load().and_then(|a| a.resolve(online)) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("shardlog: {e}");
+                    std::process::exit(2);
+                }
+            };
+            if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
+                eprintln!(
+                    "shardlog: cannot create data_dir {}: {e}",
+                    config.data_dir.display()
+                );
+                std::process::exit(2);
+            }
+            eprintln!(
+                "shardlog: serving on http {} syslog tcp {:?} udp {:?}, {} cores, data in {}",
+                config.http_addr,
+                config.syslog_tcp_addr,
+                config.syslog_udp_addr,
+                config.cores,
+                config.data_dir.display()
+            );
+            std::process::exit(shardlog::runtime::run(config));
+        }
+    }
+}

@@ -1,1 +1,16 @@
-//! placeholder: the HTTP/1.1 server and Loki routes.
+//! The HTTP/1.1 server: connections on glommio sockets, request parsing, response encoding.
+//!
+//! Which question it answers: "how does a request get from a socket to a handler and its
+//! answer back?" [`server`] owns connections (accept loop, keep-alive, pipelining, timeouts,
+//! limits, graceful stop), [`request`] parses heads and bodies from bytes (pure functions,
+//! property-tested), [`response`] encodes answers. The Loki API is handlers on top of this
+//! layer: [`loki`] routes, [`ingest_routes`] (push, jsonline), [`query_routes`] (queries,
+//! labels, series, stats); [`json`] writes the responses. No tokio runtime and no hyper.
+
+pub mod ingest_routes;
+pub mod json;
+pub mod loki;
+pub mod query_routes;
+pub mod request;
+pub mod response;
+pub mod server;

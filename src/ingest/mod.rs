@@ -7,5 +7,6 @@
 
 pub mod framing;
 pub mod jsonline;
+pub mod listeners;
 pub mod push;
 pub mod syslog;

@@ -1,1 +1,1553 @@
-//! placeholder
+//! The syslog message parser: RFC 5424, RFC 3164 and the variants real senders produce.
+//!
+//! Which question it answers: "what did this syslog sender mean?" [`parse`] turns one framed
+//! message (from [`super::framing`] or one UDP datagram) into a [`SyslogMessage`] that borrows
+//! from the input, and [`to_entry`] turns that into the labels, timestamp, line and structured
+//! metadata that get stored. Parsing never fails: what cannot be understood is kept whole as
+//! an [`Format::Unparsed`] message, so no log line is lost to a parser's opinion.
+//!
+//! # What is understood
+//!
+//! - RFC 5424: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD [MSG]`, with nil values,
+//!   fractional seconds, offsets, a UTF-8 BOM before MSG, and leniently a header cut short or
+//!   a missing SD. `logger --rfc5424` and `loggen -P` send this.
+//! - RFC 3164 (BSD): `<PRI>Mmm dd hh:mm:ss HOST TAG[PID]: MSG`, also without PRI (plain log
+//!   files), with a space-padded day (`Jun  9`), without HOST (`logger` to a local socket),
+//!   with an RFC 3339 timestamp instead (`loggen` without `-P`, rsyslog's high precision
+//!   format; no zone means UTC). A BSD timestamp has no year: the year that puts it closest
+//!   to now without being more than [`MISSING_YEAR_FUTURE_NS`] ahead is taken. It has no zone
+//!   either and is read as UTC.
+//! - Like rsyslog and syslog-ng, the TAG is the first word after HOST, ending at `[`, `:` or
+//!   a space (`syslogd 1.4.1: restart.` is app `syslogd`); `(pam_unix)`-style suffixes stay in
+//!   the app name.
+//! - Anything else with a valid PRI is RFC 3164 with the rest as MSG. Without a PRI and a
+//!   timestamp, or with an invalid PRI (`<999>`), or with nothing after the PRI, the input is
+//!   [`Format::Unparsed`]: the whole input is the message and the level is `unknown`.
+//!
+//! Header fields are printable ASCII; MSG may hold any bytes: invalid UTF-8 is replaced by
+//! U+FFFD (the only allocation on this path) and reported by
+//! [`SyslogMessage::had_invalid_utf8`] so the caller can count it.
+
+use std::borrow::Cow;
+
+use memchr::{memchr, memchr2};
+use smallvec::SmallVec;
+
+use crate::model::Labels;
+
+/// Longest HOSTNAME: RFC 5424's limit, which is also the longest DNS name.
+pub const HOSTNAME_BYTES_MAX: usize = 255;
+/// Longest APP-NAME / TAG. RFC 5424 says 48 and RFC 3164 32, but Java-style program names
+/// run longer; 128 keeps them while bounding a label value an arbitrary sender controls.
+pub const APP_NAME_BYTES_MAX: usize = 128;
+/// Longest PROCID: RFC 5424's limit.
+pub const PROCID_BYTES_MAX: usize = 128;
+/// Longest MSGID: RFC 5424's limit.
+pub const MSGID_BYTES_MAX: usize = 32;
+/// Longest SD-ID or PARAM-NAME: RFC 5424's SD-NAME limit.
+pub const SD_NAME_BYTES_MAX: usize = 32;
+/// Structured-data params turned into metadata per message. Real senders use a handful; a
+/// message with thousands would flood the metadata of one entry (the batch format allows
+/// 1024 pairs), so params after this many are dropped (the MSG is still stored).
+pub const SD_PARAMS_MAX: usize = 64;
+/// How far in the future a BSD timestamp (which has no year) may land: a month covers clock
+/// skew and a message from December 31st read on January 1st; anything later is taken to be
+/// from the previous year.
+pub const MISSING_YEAR_FUTURE_NS: i64 = 31 * NS_PER_DAY;
+/// Digits of a fractional second kept: nanoseconds.
+const FRACTION_DIGITS_MAX: usize = 9;
+/// The largest valid PRI: facility 23 (local7), severity 7.
+const PRI_MAX: u16 = 191;
+
+const NS_PER_SEC: i64 = 1_000_000_000;
+const NS_PER_DAY: i64 = 86_400 * NS_PER_SEC;
+const SP: u8 = b' ';
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+const NIL: &[u8] = b"-";
+
+/// Which grammar a message was read with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Rfc5424,
+    Rfc3164,
+    /// Not syslog as far as can be told: the whole input is the message.
+    Unparsed,
+}
+
+/// What the parser needs to know about the present: "now" fills in a missing year and a
+/// missing timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseContext {
+    pub now_ns: i64,
+}
+
+/// One parsed syslog message, borrowing from the input. Absent and nil (`-`) fields are
+/// `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogMessage<'a> {
+    pub format: Format,
+    /// PRI value, 0..=191: facility * 8 + severity.
+    pub pri: Option<u8>,
+    pub timestamp_ns: Option<i64>,
+    pub hostname: Option<&'a str>,
+    /// APP-NAME, or the RFC 3164 TAG without its `[pid]`.
+    pub app_name: Option<&'a str>,
+    /// PROCID, or the `pid` of an RFC 3164 `TAG[pid]`.
+    pub procid: Option<&'a str>,
+    pub msgid: Option<&'a str>,
+    /// The raw STRUCTURED-DATA text with its brackets, checked against the RFC 5424 grammar;
+    /// read it with [`SyslogMessage::sd_params`].
+    pub structured_data: Option<&'a str>,
+    /// MSG without a leading BOM.
+    pub message: Cow<'a, str>,
+    invalid_utf8: bool,
+}
+
+impl<'a> SyslogMessage<'a> {
+    /// Whether MSG (or SD) held invalid UTF-8, replaced by U+FFFD (MSG) or dropped (SD).
+    pub fn had_invalid_utf8(&self) -> bool {
+        self.invalid_utf8
+    }
+
+    /// Facility code 0..=23, from PRI.
+    pub fn facility(&self) -> Option<u8> {
+        self.pri.map(|p| p >> 3)
+    }
+
+    /// Severity code 0..=7, from PRI.
+    pub fn severity(&self) -> Option<u8> {
+        self.pri.map(|p| p & 7)
+    }
+
+    /// The structured-data params, in order.
+    pub fn sd_params(&self) -> SdParams<'a> {
+        SdParams {
+            sd: self.structured_data.unwrap_or(""),
+            pos: 0,
+            id: "",
+        }
+    }
+}
+
+/// One `PARAM-NAME="value"` of an SD-ELEMENT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdParam<'a> {
+    pub sd_id: &'a str,
+    pub name: &'a str,
+    /// The value as sent, with its escapes; see [`SdParam::value`].
+    pub value_raw: &'a str,
+}
+
+impl<'a> SdParam<'a> {
+    /// The value with `\"`, `\\` and `\]` unescaped (RFC 5424 6.3.3: a backslash before any
+    /// other character is kept). Borrowed unless there was an escape.
+    pub fn value(&self) -> Cow<'a, str> {
+        let raw = self.value_raw;
+        if memchr(b'\\', raw.as_bytes()).is_none() {
+            return Cow::Borrowed(raw);
+        }
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some(e @ ('"' | '\\' | ']')) => out.push(e),
+                Some(other) => {
+                    out.push('\\');
+                    out.push(other);
+                }
+                None => out.push('\\'),
+            }
+        }
+        Cow::Owned(out)
+    }
+}
+
+/// Iterator over the params of a structured-data text (see [`SyslogMessage::sd_params`]).
+/// Stops at the first thing that does not follow the grammar.
+#[derive(Debug, Clone)]
+pub struct SdParams<'a> {
+    sd: &'a str,
+    pos: usize,
+    id: &'a str,
+}
+
+impl<'a> Iterator for SdParams<'a> {
+    type Item = SdParam<'a>;
+
+    fn next(&mut self) -> Option<SdParam<'a>> {
+        let b = self.sd.as_bytes();
+        loop {
+            match *b.get(self.pos)? {
+                b'[' => {
+                    let start = self.pos + 1;
+                    let len = sd_name_len(&b[start..])?;
+                    self.id = self.sd.get(start..start + len)?;
+                    self.pos = start + len;
+                }
+                b']' => self.pos += 1,
+                SP => {
+                    let start = self.pos + 1;
+                    let len = sd_name_len(&b[start..])?;
+                    let name = self.sd.get(start..start + len)?;
+                    if b.get(start + len..start + len + 2)? != b"=\"" {
+                        return None;
+                    }
+                    let value_start = start + len + 2;
+                    let value_len = sd_value_len(b.get(value_start..)?)?;
+                    let value_raw = self.sd.get(value_start..value_start + value_len)?;
+                    self.pos = value_start + value_len + 1;
+                    return Some(SdParam {
+                        sd_id: self.id,
+                        name,
+                        value_raw,
+                    });
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Parses one message. Never fails and never panics: see the module doc for what is
+/// understood. Trailing LF, CR and NUL (left by UDP senders) are not part of the message.
+pub fn parse<'a>(input: &'a [u8], ctx: &ParseContext) -> SyslogMessage<'a> {
+    let input = trim_terminators(input);
+    let (pri, rest) = if input.first() == Some(&b'<') {
+        match parse_pri(input) {
+            Some((pri, len)) if len < input.len() => (Some(pri), &input[len..]),
+            _ => return unparsed(input),
+        }
+    } else {
+        (None, input)
+    };
+    if let (Some(pri), Some(header)) = (pri, rest.strip_prefix(b"1 "))
+        && let Some(msg) = parse_5424(pri, header, true)
+    {
+        return msg;
+    }
+    // loggen replaying a file (`--read-file`) sends RFC 5424 without the version and with a
+    // space after the PRI: `<38> 2024-01-01T00:00:00 host app 1234 - - msg`. An RFC 3164
+    // timestamp never parses as RFC 3339, so this cannot take a BSD message.
+    if let (Some(pri), Some(header)) = (pri, rest.strip_prefix(b" "))
+        && header.first().is_some_and(u8::is_ascii_digit)
+        && let Some(msg) = parse_5424(pri, header, false)
+    {
+        return msg;
+    }
+    parse_3164(input, pri, rest, ctx)
+}
+
+/// `<PRI>`: one to three digits, at most [`PRI_MAX`]. Returns the value and the length.
+fn parse_pri(b: &[u8]) -> Option<(u8, usize)> {
+    let digits = b[1..]
+        .iter()
+        .take(4)
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if !(1..=3).contains(&digits) || b.get(1 + digits) != Some(&b'>') {
+        return None;
+    }
+    let value = digits_value(&b[1..1 + digits]) as u16;
+    (value <= PRI_MAX).then_some((value as u8, digits + 2))
+}
+
+/// `zone_required`: RFC 5424 demands a zone; loggen's version-less form sends none (UTC).
+fn parse_5424(pri: u8, b: &[u8], zone_required: bool) -> Option<SyslogMessage<'_>> {
+    let mut c = Cursor { b, pos: 0 };
+    let ts = c.token();
+    let timestamp_ns = if ts == NIL {
+        None
+    } else {
+        match parse_rfc3339(ts, zone_required)? {
+            (ns, len) if len == ts.len() => ns,
+            _ => return None,
+        }
+    };
+    let hostname = header_field(&mut c, HOSTNAME_BYTES_MAX)?;
+    let app_name = header_field(&mut c, APP_NAME_BYTES_MAX)?;
+    let procid = header_field(&mut c, PROCID_BYTES_MAX)?;
+    let msgid = header_field(&mut c, MSGID_BYTES_MAX)?;
+
+    let mut invalid_utf8 = false;
+    let mut structured_data = None;
+    let mut msg: &[u8] = &[];
+    if c.eat(SP) {
+        let r = c.rest();
+        msg = r;
+        if r == NIL || r.starts_with(b"- ") {
+            msg = r.get(2..).unwrap_or(&[]);
+        } else if r.first() == Some(&b'[')
+            && let Some(len) = sd_len(r)
+        {
+            match std::str::from_utf8(&r[..len]) {
+                Ok(sd) => structured_data = Some(sd),
+                Err(_) => invalid_utf8 = true,
+            }
+            msg = &r[len..];
+            if msg.first() == Some(&SP) {
+                msg = &msg[1..];
+            }
+        }
+        // Otherwise SD is missing or malformed: everything after MSGID is MSG.
+    }
+    let (message, bad_msg) = message_text(msg.strip_prefix(BOM).unwrap_or(msg));
+    Some(SyslogMessage {
+        format: Format::Rfc5424,
+        pri: Some(pri),
+        timestamp_ns,
+        hostname,
+        app_name,
+        procid,
+        msgid,
+        structured_data,
+        message,
+        invalid_utf8: invalid_utf8 || bad_msg,
+    })
+}
+
+/// The next space-separated RFC 5424 header field: `Some(None)` for nil or for a header
+/// that ended early (leniency for truncating senders), `None` if it is not a valid field.
+fn header_field<'a>(c: &mut Cursor<'a>, max: usize) -> Option<Option<&'a str>> {
+    if c.at_end() {
+        return Some(None);
+    }
+    if !c.eat(SP) {
+        return None;
+    }
+    let tok = c.token();
+    if tok == NIL {
+        return Some(None);
+    }
+    printable_ascii(tok, max).map(Some)
+}
+
+fn parse_3164<'a>(
+    input: &'a [u8],
+    pri: Option<u8>,
+    rest: &'a [u8],
+    ctx: &ParseContext,
+) -> SyslogMessage<'a> {
+    let mut c = Cursor { b: rest, pos: 0 };
+    let mut msg = SyslogMessage {
+        format: Format::Rfc3164,
+        pri,
+        timestamp_ns: None,
+        hostname: None,
+        app_name: None,
+        procid: None,
+        msgid: None,
+        structured_data: None,
+        message: Cow::Borrowed(""),
+        invalid_utf8: false,
+    };
+    let timestamp = parse_bsd_timestamp(rest, ctx)
+        .or_else(|| parse_rfc3339(rest, false))
+        .filter(|&(_, len)| matches!(rest.get(len), None | Some(&SP)));
+    if let Some((ns, len)) = timestamp {
+        msg.timestamp_ns = ns;
+        c.pos = len;
+        c.skip_spaces();
+        let first = c.peek_token();
+        if !looks_like_tag(first)
+            && let Some(host) = printable_ascii(first, HOSTNAME_BYTES_MAX)
+        {
+            msg.hostname = Some(host);
+            c.token();
+            c.skip_spaces();
+        }
+        if let Some(tag) = parse_tag(c.rest(), false) {
+            msg.app_name = Some(tag.app);
+            msg.procid = tag.procid;
+            c.pos += tag.len;
+        }
+    } else {
+        if pri.is_none() {
+            return unparsed(input);
+        }
+        // No header: RFC 3164 reads everything as MSG, but `app[pid]: ` or `app: ` right at
+        // the start is a tag as sure as can be.
+        if let Some(tag) = parse_tag(rest, true) {
+            msg.app_name = Some(tag.app);
+            msg.procid = tag.procid;
+            c.pos = tag.len;
+        }
+    }
+    let (message, invalid_utf8) = message_text(c.rest());
+    msg.message = message;
+    msg.invalid_utf8 = invalid_utf8;
+    msg
+}
+
+/// A token that can only be a TAG, not a HOSTNAME: `app:` or `app[pid]...`.
+fn looks_like_tag(tok: &[u8]) -> bool {
+    tok.ends_with(b":") || memchr(b'[', tok).is_some()
+}
+
+struct Tag<'a> {
+    app: &'a str,
+    procid: Option<&'a str>,
+    /// Bytes up to the start of MSG.
+    len: usize,
+}
+
+/// Reads `TAG[PID]: ` at the front of `b`. `strict` (no header before it) requires the colon
+/// and the end of the word after it; otherwise the first word is the tag, as rsyslog and
+/// syslog-ng read it, and a word of punctuation only (`--`, written by old `login`) yields to
+/// a strict tag right after it.
+fn parse_tag(b: &[u8], strict: bool) -> Option<Tag<'_>> {
+    let word_len = memchr(SP, b).unwrap_or(b.len());
+    let word = &b[..word_len];
+    let name_len = memchr2(b'[', b':', word).unwrap_or(word_len);
+    let app = printable_ascii(&word[..name_len], APP_NAME_BYTES_MAX);
+    let Some(app) = app.filter(|a| a.bytes().any(|c| c.is_ascii_alphanumeric())) else {
+        if strict || word_len == 0 {
+            return None;
+        }
+        let skip = word_len + b[word_len..].iter().take_while(|&&c| c == SP).count();
+        let tag = parse_tag(&b[skip..], true)?;
+        return Some(Tag {
+            len: skip + tag.len,
+            ..tag
+        });
+    };
+    let mut i = name_len;
+    let mut procid = None;
+    if word.get(i) == Some(&b'[') {
+        let close = memchr(b']', &word[i + 1..])?;
+        procid = Some(printable_ascii(
+            &word[i + 1..i + 1 + close],
+            PROCID_BYTES_MAX,
+        )?);
+        i += close + 2;
+    }
+    let colon = word.get(i) == Some(&b':');
+    if colon {
+        i += 1;
+    }
+    if strict && !(colon && i == word_len) {
+        return None;
+    }
+    if b.get(i) == Some(&SP) {
+        i += 1;
+    }
+    Some(Tag {
+        app,
+        procid,
+        len: i,
+    })
+}
+
+fn unparsed(input: &[u8]) -> SyslogMessage<'_> {
+    let (message, invalid_utf8) = message_text(input);
+    SyslogMessage {
+        format: Format::Unparsed,
+        pri: None,
+        timestamp_ns: None,
+        hostname: None,
+        app_name: None,
+        procid: None,
+        msgid: None,
+        structured_data: None,
+        message,
+        invalid_utf8,
+    }
+}
+
+fn message_text(b: &[u8]) -> (Cow<'_, str>, bool) {
+    match std::str::from_utf8(b) {
+        Ok(s) => (Cow::Borrowed(s), false),
+        Err(_) => (String::from_utf8_lossy(b), true),
+    }
+}
+
+fn trim_terminators(mut b: &[u8]) -> &[u8] {
+    while let Some((&(b'\n' | b'\r' | 0), rest)) = b.split_last() {
+        b = rest;
+    }
+    b
+}
+
+/// `b` as a string if it is 1..=max printable ASCII bytes (RFC 5424 PRINTUSASCII).
+fn printable_ascii(b: &[u8], max: usize) -> Option<&str> {
+    if b.is_empty() || b.len() > max || !b.iter().all(|c| (0x21..=0x7e).contains(c)) {
+        return None;
+    }
+    std::str::from_utf8(b).ok()
+}
+
+/// A byte cursor over a header.
+struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn rest(&self) -> &'a [u8] {
+        &self.b[self.pos..]
+    }
+    fn at_end(&self) -> bool {
+        self.pos >= self.b.len()
+    }
+    fn eat(&mut self, byte: u8) -> bool {
+        let hit = self.b.get(self.pos) == Some(&byte);
+        self.pos += usize::from(hit);
+        hit
+    }
+    fn peek_token(&self) -> &'a [u8] {
+        let rest = self.rest();
+        &rest[..memchr(SP, rest).unwrap_or(rest.len())]
+    }
+    /// The bytes up to the next space or the end; stops before the space.
+    fn token(&mut self) -> &'a [u8] {
+        let tok = self.peek_token();
+        self.pos += tok.len();
+        tok
+    }
+    fn skip_spaces(&mut self) {
+        while self.eat(SP) {}
+    }
+}
+
+// ---- Structured data -------------------------------------------------------------------
+
+/// Length of the STRUCTURED-DATA (one or more SD-ELEMENTs) at the front of `b`, or `None` if
+/// it does not follow the RFC 5424 grammar.
+fn sd_len(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while b.get(i) == Some(&b'[') {
+        i += 1;
+        i += sd_name_len(&b[i..])?;
+        loop {
+            match *b.get(i)? {
+                b']' => {
+                    i += 1;
+                    break;
+                }
+                SP => {
+                    i += 1;
+                    i += sd_name_len(&b[i..])?;
+                    if b.get(i..i + 2)? != b"=\"" {
+                        return None;
+                    }
+                    i += 2;
+                    i += sd_value_len(&b[i..])? + 1;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (i > 0).then_some(i)
+}
+
+/// Length of an SD-NAME (SD-ID or PARAM-NAME): printable ASCII except `=`, SP, `]`, `"`.
+fn sd_name_len(b: &[u8]) -> Option<usize> {
+    let len = b
+        .iter()
+        .take(SD_NAME_BYTES_MAX + 1)
+        .take_while(|&&c| (0x21..=0x7e).contains(&c) && !matches!(c, b'=' | b']' | b'"'))
+        .count();
+    (1..=SD_NAME_BYTES_MAX).contains(&len).then_some(len)
+}
+
+/// Length of a PARAM-VALUE up to (not including) its closing unescaped quote.
+fn sd_value_len(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        i += memchr2(b'"', b'\\', &b[i..])?;
+        if b[i] == b'"' {
+            return Some(i);
+        }
+        i += 2;
+        if i > b.len() {
+            return None;
+        }
+    }
+}
+
+// ---- Timestamps ------------------------------------------------------------------------
+
+/// An RFC 3339 timestamp at the front of `b`: `YYYY-MM-DDThh:mm:ss[.frac](Z|+hh:mm|+hhmm)`.
+/// Without `zone_required`, a missing zone means UTC. Returns the time (`None` if outside
+/// what i64 nanoseconds hold, years 1677..2262) and the bytes read; `None` if not a timestamp.
+fn parse_rfc3339(b: &[u8], zone_required: bool) -> Option<(Option<i64>, usize)> {
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        return None;
+    }
+    let year = number(&b[0..4])?;
+    let month = number(&b[5..7])?;
+    let day = number(&b[8..10])?;
+    let (secs_of_day, mut i) = time_of_day(&b[11..])?;
+    i += 11;
+    let (nanos, frac_len) = fraction(&b[i..])?;
+    i += frac_len;
+    let offset_secs = match b.get(i) {
+        Some(b'Z' | b'z') => {
+            i += 1;
+            0
+        }
+        Some(&sign @ (b'+' | b'-')) => {
+            let hh = number(b.get(i + 1..i + 3)?)?;
+            let (mm, len) = if b.get(i + 3) == Some(&b':') {
+                (number(b.get(i + 4..i + 6)?)?, 6)
+            } else {
+                (number(b.get(i + 3..i + 5)?)?, 5)
+            };
+            if hh > 23 || mm > 59 {
+                return None;
+            }
+            i += len;
+            let secs = i64::from(hh * 3600 + mm * 60);
+            if sign == b'+' { secs } else { -secs }
+        }
+        _ if zone_required => return None,
+        _ => 0,
+    };
+    let days = days_from_civil_checked(i64::from(year), month, day)?;
+    Some((to_ns(days, secs_of_day - offset_secs, nanos), i))
+}
+
+/// A BSD timestamp at the front of `b`: `Mmm dd hh:mm:ss` with the day space-padded or not,
+/// optionally with a fraction. The year is inferred from `ctx.now_ns`.
+fn parse_bsd_timestamp(b: &[u8], ctx: &ParseContext) -> Option<(Option<i64>, usize)> {
+    let month = month_number(b.get(0..3)?)?;
+    if b.get(3) != Some(&SP) {
+        return None;
+    }
+    let mut i = 4 + usize::from(b.get(4) == Some(&SP));
+    let day_len = b[i..]
+        .iter()
+        .take(3)
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if !(1..=2).contains(&day_len) || b.get(i + day_len) != Some(&SP) {
+        return None;
+    }
+    let day = number(&b[i..i + day_len])?;
+    i += day_len + 1;
+    let (secs_of_day, len) = time_of_day(&b[i..])?;
+    i += len;
+    let (nanos, frac_len) = fraction(&b[i..])?;
+    i += frac_len;
+    if !(1..=31).contains(&day) {
+        return None;
+    }
+    Some((infer_year(month, day, secs_of_day, nanos, ctx.now_ns), i))
+}
+
+/// The time of a month/day/time without a year: the latest year in which it is not more
+/// than [`MISSING_YEAR_FUTURE_NS`] after now. Eight years back reaches a leap year for a
+/// February 29th.
+fn infer_year(month: u32, day: u32, secs_of_day: i64, nanos: i64, now_ns: i64) -> Option<i64> {
+    let now_year = year_of_days(now_ns.div_euclid(NS_PER_DAY));
+    let latest = now_ns.saturating_add(MISSING_YEAR_FUTURE_NS);
+    (now_year - 8..=now_year + 1)
+        .rev()
+        .filter_map(|year| days_from_civil_checked(year, month, day))
+        .filter_map(|days| to_ns(days, secs_of_day, nanos))
+        .find(|&ns| ns <= latest)
+}
+
+/// `hh:mm:ss` (second 60 allowed for a leap second) as seconds of the day, and its length.
+fn time_of_day(b: &[u8]) -> Option<(i64, usize)> {
+    let b = b.get(0..8)?;
+    if b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    let (h, m, s) = (number(&b[0..2])?, number(&b[3..5])?, number(&b[6..8])?);
+    if h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    Some((i64::from(h * 3600 + m * 60 + s), 8))
+}
+
+/// An optional `.digits` fraction of a second: nanoseconds and length (0 if absent).
+fn fraction(b: &[u8]) -> Option<(i64, usize)> {
+    if b.first() != Some(&b'.') {
+        return Some((0, 0));
+    }
+    let digits = b[1..]
+        .iter()
+        .take(FRACTION_DIGITS_MAX + 1)
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if !(1..=FRACTION_DIGITS_MAX).contains(&digits) {
+        return None;
+    }
+    let scale = 10i64.pow((FRACTION_DIGITS_MAX - digits) as u32);
+    Some((digits_value(&b[1..1 + digits]) as i64 * scale, digits + 1))
+}
+
+fn to_ns(days: i64, secs: i64, nanos: i64) -> Option<i64> {
+    days.checked_mul(86_400)?
+        .checked_add(secs)?
+        .checked_mul(NS_PER_SEC)?
+        .checked_add(nanos)
+}
+
+fn month_number(b: &[u8]) -> Option<u32> {
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
+        b"dec",
+    ];
+    let lower = [
+        b[0].to_ascii_lowercase(),
+        b[1].to_ascii_lowercase(),
+        b[2].to_ascii_lowercase(),
+    ];
+    MONTHS
+        .iter()
+        .position(|m| **m == lower)
+        .map(|i| i as u32 + 1)
+}
+
+/// All-digit bytes as a number (short fields only).
+fn number(b: &[u8]) -> Option<u32> {
+    b.iter()
+        .all(u8::is_ascii_digit)
+        .then(|| digits_value(b) as u32)
+}
+
+fn digits_value(b: &[u8]) -> u64 {
+    b.iter()
+        .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'))
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date, `None` if the date does not exist.
+/// (H. Hinnant's `days_from_civil`.)
+fn days_from_civil_checked(year: i64, month: u32, day: u32) -> Option<i64> {
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// The year of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).
+fn year_of_days(days: i64) -> i64 {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let year = yoe + era * 400;
+    if mp >= 10 { year + 1 } else { year }
+}
+
+// ---- Names and the stored entry ----------------------------------------------------------
+
+const FACILITY_NAMES: [&str; 24] = [
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+];
+
+const SEVERITY_NAMES: [&str; 8] = [
+    "emergency",
+    "alert",
+    "critical",
+    "error",
+    "warning",
+    "notice",
+    "info",
+    "debug",
+];
+
+/// The `level` of a message without a (valid) PRI.
+pub const LEVEL_UNKNOWN: &str = "unknown";
+
+/// Facility name of a code 0..=23 (`unknown` otherwise).
+pub fn facility_name(code: u8) -> &'static str {
+    FACILITY_NAMES
+        .get(usize::from(code))
+        .copied()
+        .unwrap_or(LEVEL_UNKNOWN)
+}
+
+/// Severity name of a code 0..=7 (`unknown` otherwise).
+pub fn severity_name(code: u8) -> &'static str {
+    SEVERITY_NAMES
+        .get(usize::from(code))
+        .copied()
+        .unwrap_or(LEVEL_UNKNOWN)
+}
+
+/// What gets stored for one syslog message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogEntry<'a> {
+    /// `host`, `app`, `facility`, `level`; absent fields are omitted.
+    pub labels: Labels,
+    pub timestamp_ns: i64,
+    /// MSG.
+    pub line: Cow<'a, str>,
+    /// `procid`, `msgid` and every SD param as `<sd-id>_<param-name>` (see [`metadata_key`]).
+    pub metadata: SmallVec<[(Cow<'a, str>, Cow<'a, str>); 8]>,
+}
+
+/// Converts a parsed message into what gets stored. `peer` (the sender's address, without
+/// port so that a stream is not made per connection) stands in for a missing HOSTNAME; a
+/// missing timestamp is `ctx.now_ns`.
+pub fn to_entry<'a>(
+    msg: &SyslogMessage<'a>,
+    ctx: &ParseContext,
+    peer: Option<&str>,
+) -> SyslogEntry<'a> {
+    let mut pairs: SmallVec<[(&str, &str); 4]> = SmallVec::new();
+    if let Some(host) = msg.hostname.or(peer) {
+        pairs.push(("host", host));
+    }
+    if let Some(app) = msg.app_name {
+        pairs.push(("app", app));
+    }
+    if let Some(facility) = msg.facility() {
+        pairs.push(("facility", facility_name(facility)));
+    }
+    pairs.push(("level", msg.severity().map_or(LEVEL_UNKNOWN, severity_name)));
+
+    let mut metadata = SmallVec::new();
+    if let Some(procid) = msg.procid {
+        metadata.push((Cow::Borrowed("procid"), Cow::Borrowed(procid)));
+    }
+    if let Some(msgid) = msg.msgid {
+        metadata.push((Cow::Borrowed("msgid"), Cow::Borrowed(msgid)));
+    }
+    for param in msg.sd_params().take(SD_PARAMS_MAX) {
+        metadata.push((
+            Cow::Owned(metadata_key(param.sd_id, param.name)),
+            param.value(),
+        ));
+    }
+    SyslogEntry {
+        labels: Labels::from_pairs(pairs),
+        timestamp_ns: msg.timestamp_ns.unwrap_or(ctx.now_ns),
+        line: msg.message.clone(),
+        metadata,
+    }
+}
+
+/// `<sd-id>_<param-name>` with every character outside `[A-Za-z0-9_]` replaced by `_`, and
+/// a `_` in front if it would start with a digit, so that it is a valid Loki metadata name:
+/// `exampleSDID@32473` + `iut` is `exampleSDID_32473_iut`.
+pub fn metadata_key(sd_id: &str, name: &str) -> String {
+    let mut key = String::with_capacity(sd_id.len() + name.len() + 2);
+    if sd_id.starts_with(|c: char| c.is_ascii_digit()) {
+        key.push('_');
+    }
+    let clean = |c: char| if c.is_ascii_alphanumeric() { c } else { '_' };
+    key.extend(sd_id.chars().map(clean));
+    key.push('_');
+    key.extend(name.chars().map(clean));
+    key
+}
+
+#[cfg(test)]
+mod loggen_file_tests {
+    use super::*;
+
+    #[test]
+    fn loggen_read_file_form() {
+        let ctx = ParseContext { now_ns: 0 };
+        let m = parse(
+            b"<38> 2026-11-25T14:08:18 LabSZ sshd 24200 - - \xef\xbb\xbfInvalid user webmaster\r\n",
+            &ctx,
+        );
+        assert_eq!(m.format, Format::Rfc5424);
+        assert_eq!(m.hostname, Some("LabSZ"));
+        assert_eq!(m.app_name, Some("sshd"));
+        assert_eq!(m.procid, Some("24200"));
+        assert_eq!(m.message, "Invalid user webmaster");
+        let bsd = parse(b"<38> Oct 11 22:14:15 host su: hi", &ctx);
+        assert_eq!(bsd.format, Format::Rfc3164);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// 2003-11-01T00:00:00Z: "now" for the RFC examples.
+    const NOW_2003: ParseContext = ParseContext {
+        now_ns: 1_067_644_800_000_000_000,
+    };
+    /// 2026-11-25T13:59:07Z: when the logger and loggen samples were captured.
+    const NOW_2026: ParseContext = ParseContext {
+        now_ns: 1_795_615_147_000_000_000,
+    };
+
+    fn p(input: &[u8]) -> SyslogMessage<'_> {
+        parse(input, &NOW_2003)
+    }
+
+    fn label_pairs<'e>(entry: &'e SyslogEntry<'_>) -> Vec<(&'e str, &'e str)> {
+        entry
+            .labels
+            .pairs()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    fn meta<'e>(entry: &'e SyslogEntry<'_>) -> Vec<(&'e str, &'e str)> {
+        entry
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect()
+    }
+
+    #[test]
+    fn rfc5424_example_with_bom_and_no_sd() {
+        let m = p(
+            b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - \
+              \xEF\xBB\xBF'su root' failed for lonvick on /dev/pts/8",
+        );
+        assert_eq!(m.format, Format::Rfc5424);
+        assert_eq!(m.pri, Some(34));
+        assert_eq!((m.facility(), m.severity()), (Some(4), Some(2)));
+        assert_eq!(m.timestamp_ns, Some(1_065_910_455_003_000_000));
+        assert_eq!(m.hostname, Some("mymachine.example.com"));
+        assert_eq!(m.app_name, Some("su"));
+        assert_eq!(m.procid, None);
+        assert_eq!(m.msgid, Some("ID47"));
+        assert_eq!(m.structured_data, None);
+        assert_eq!(m.message, "'su root' failed for lonvick on /dev/pts/8");
+        assert!(!m.had_invalid_utf8());
+        let e = to_entry(&m, &NOW_2003, Some("192.0.2.9"));
+        assert_eq!(
+            label_pairs(&e),
+            [
+                ("app", "su"),
+                ("facility", "auth"),
+                ("host", "mymachine.example.com"),
+                ("level", "critical")
+            ]
+        );
+        assert_eq!(meta(&e), [("msgid", "ID47")]);
+        assert_eq!(e.timestamp_ns, 1_065_910_455_003_000_000);
+        assert_eq!(e.line, "'su root' failed for lonvick on /dev/pts/8");
+    }
+
+    #[test]
+    fn rfc5424_example_with_offset_and_microseconds() {
+        let m = p(
+            b"<165>1 2003-08-24T05:14:15.000003-07:00 192.0.2.1 myproc 8710 - - \
+                    %% It's time to make the do-nuts.",
+        );
+        assert_eq!(m.format, Format::Rfc5424);
+        assert_eq!(m.timestamp_ns, Some(1_061_727_255_000_003_000));
+        assert_eq!(m.hostname, Some("192.0.2.1"));
+        assert_eq!(m.app_name, Some("myproc"));
+        assert_eq!(m.procid, Some("8710"));
+        assert_eq!(m.msgid, None);
+        assert_eq!(m.message, "%% It's time to make the do-nuts.");
+        let e = to_entry(&m, &NOW_2003, None);
+        assert_eq!(e.labels.get("facility"), Some("local4"));
+        assert_eq!(e.labels.get("level"), Some("notice"));
+        assert_eq!(meta(&e), [("procid", "8710")]);
+    }
+
+    #[test]
+    fn rfc5424_example_with_structured_data() {
+        let m = p(
+            b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 \
+                    [exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"] \
+                    \xEF\xBB\xBFAn application event log entry...",
+        );
+        assert_eq!(
+            m.structured_data,
+            Some("[exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"]")
+        );
+        assert_eq!(m.message, "An application event log entry...");
+        let e = to_entry(&m, &NOW_2003, None);
+        assert_eq!(
+            meta(&e),
+            [
+                ("msgid", "ID47"),
+                ("exampleSDID_32473_iut", "3"),
+                ("exampleSDID_32473_eventSource", "Application"),
+                ("exampleSDID_32473_eventID", "1011"),
+            ]
+        );
+        assert_eq!(e.labels.get("app"), Some("evntslog"));
+    }
+
+    #[test]
+    fn rfc5424_example_with_two_sd_elements_and_no_msg() {
+        let m = p(
+            b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 \
+                    [exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"]\
+                    [examplePriority@32473 class=\"high\"]",
+        );
+        assert_eq!(m.format, Format::Rfc5424);
+        assert_eq!(m.message, "");
+        let params: Vec<_> = m
+            .sd_params()
+            .map(|p| (p.sd_id, p.name, p.value_raw))
+            .collect();
+        assert_eq!(params.len(), 4);
+        assert_eq!(params[3], ("examplePriority@32473", "class", "high"));
+    }
+
+    #[test]
+    fn sd_values_are_unescaped() {
+        let m = p(r#"<13>1 - h a - - [x@1 q="a\"b\\c\]d" n="e\nf" u="ü"] msg"#.as_bytes());
+        assert_eq!(m.message, "msg");
+        let e = to_entry(&m, &NOW_2003, None);
+        assert_eq!(
+            meta(&e),
+            [("x_1_q", "a\"b\\c]d"), ("x_1_n", "e\\nf"), ("x_1_u", "ü")]
+        );
+        // A quote inside a value does not end the SD early.
+        let m = p(br#"<13>1 - h a - - [x@1 q="a ] [b\" c"] rest"#);
+        assert_eq!(m.message, "rest");
+    }
+
+    #[test]
+    fn malformed_or_missing_sd_leaves_everything_in_msg() {
+        let m = p(b"<13>1 - h a - - [broken sd no close");
+        assert_eq!(m.format, Format::Rfc5424);
+        assert_eq!(m.structured_data, None);
+        assert_eq!(m.message, "[broken sd no close");
+        let m = p(b"<13>1 - h a - - plain message");
+        assert_eq!(m.message, "plain message");
+        let m = p(b"<13>1 - h a - - [id k=v] x");
+        assert_eq!(m.message, "[id k=v] x");
+    }
+
+    #[test]
+    fn logger_rfc5424() {
+        let m = parse(
+            b"<13>1 2026-11-25T13:59:06.976960+00:00 vm root - - \
+              [timeQuality tzKnown=\"1\" isSynced=\"0\"] hello 5424",
+            &NOW_2026,
+        );
+        assert_eq!(m.format, Format::Rfc5424);
+        assert_eq!(m.timestamp_ns, Some(1_795_615_146_976_960_000));
+        assert_eq!((m.hostname, m.app_name), (Some("vm"), Some("root")));
+        assert_eq!(m.message, "hello 5424");
+        let e = to_entry(&m, &NOW_2026, None);
+        assert_eq!(
+            label_pairs(&e),
+            [
+                ("app", "root"),
+                ("facility", "user"),
+                ("host", "vm"),
+                ("level", "notice")
+            ]
+        );
+        assert_eq!(
+            meta(&e),
+            [("timeQuality_tzKnown", "1"), ("timeQuality_isSynced", "0")]
+        );
+    }
+
+    #[test]
+    fn logger_rfc5424_octet_counted_with_sd_and_without_time() {
+        let m = parse(
+            b"<156>1 2026-11-25T13:59:06.987395+00:00 vm myapp - - \
+              [timeQuality tzKnown=\"1\" isSynced=\"0\"][zoo@123 tiger=\"hungry\"] octet",
+            &NOW_2026,
+        );
+        let e = to_entry(&m, &NOW_2026, None);
+        assert_eq!(e.labels.get("facility"), Some("local3"));
+        assert_eq!(e.labels.get("level"), Some("warning"));
+        assert_eq!(e.metadata[2].0, "zoo_123_tiger");
+        assert_eq!(e.metadata[2].1, "hungry");
+        assert_eq!(e.line, "octet");
+
+        // `logger --rfc5424=notq,notime`: nil timestamp and SD; stored at "now".
+        let m = parse(b"<13>1 - vm root - - - nt", &NOW_2026);
+        assert_eq!(m.format, Format::Rfc5424);
+        assert_eq!(m.timestamp_ns, None);
+        assert_eq!(m.message, "nt");
+        assert_eq!(to_entry(&m, &NOW_2026, None).timestamp_ns, NOW_2026.now_ns);
+    }
+
+    #[test]
+    fn loggen_syslog_proto() {
+        let m = parse(
+            b"<38>1 2026-11-25T13:59:07+00:00 localhost prg00000 1234 - - \
+              \xEF\xBB\xBFseq: 0000000000, thread: 0000, runid: 1795615147, \
+              stamp: 2026-11-25T13:59:07 PADDPADD",
+            &NOW_2026,
+        );
+        assert_eq!(m.format, Format::Rfc5424);
+        assert_eq!(m.timestamp_ns, Some(1_795_615_147_000_000_000));
+        assert_eq!(
+            (m.hostname, m.app_name, m.procid),
+            (Some("localhost"), Some("prg00000"), Some("1234"))
+        );
+        assert!(m.message.starts_with("seq: 0000000000, thread: 0000"));
+        let e = to_entry(&m, &NOW_2026, None);
+        assert_eq!(e.labels.get("facility"), Some("auth"));
+        assert_eq!(e.labels.get("level"), Some("info"));
+    }
+
+    #[test]
+    fn loggen_bsd_with_iso_timestamp() {
+        let m = parse(
+            b"<38>2026-11-25T13:59:07 localhost prg00000[1234]: seq: 0000000000, thread: 0000",
+            &NOW_2026,
+        );
+        assert_eq!(m.format, Format::Rfc3164);
+        assert_eq!(m.timestamp_ns, Some(1_795_615_147_000_000_000));
+        assert_eq!(
+            (m.hostname, m.app_name, m.procid),
+            (Some("localhost"), Some("prg00000"), Some("1234"))
+        );
+        assert_eq!(m.message, "seq: 0000000000, thread: 0000");
+    }
+
+    #[test]
+    fn iso_timestamp_in_bsd_message_with_zone_and_fraction() {
+        let m = p(b"<13>2024-01-01T12:00:00.5+01:00 host app: x");
+        assert_eq!(m.timestamp_ns, Some(1_704_106_800_500_000_000));
+        let m = p(b"<13>2024-01-01T12:00:00.5+0100 host app: x");
+        assert_eq!(m.timestamp_ns, Some(1_704_106_800_500_000_000));
+        let m = p(b"2024-01-01T12:00:00Z host app: x");
+        assert_eq!(m.format, Format::Rfc3164);
+        assert_eq!(m.timestamp_ns, Some(1_704_110_400_000_000_000));
+        assert_eq!((m.hostname, m.app_name), (Some("host"), Some("app")));
+    }
+
+    #[test]
+    fn rfc3164_example() {
+        let m = p(b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8");
+        assert_eq!(m.format, Format::Rfc3164);
+        assert_eq!(m.pri, Some(34));
+        assert_eq!(m.timestamp_ns, Some(1_065_910_455_000_000_000));
+        assert_eq!((m.hostname, m.app_name), (Some("mymachine"), Some("su")));
+        assert_eq!(m.procid, None);
+        assert_eq!(m.message, "'su root' failed for lonvick on /dev/pts/8");
+    }
+
+    #[test]
+    fn rfc3164_with_pid_and_logger_forms() {
+        let m = parse(b"<13>Nov 25 13:59:06 vm root[77]: hello 3164", &NOW_2026);
+        assert_eq!(
+            (m.hostname, m.app_name, m.procid),
+            (Some("vm"), Some("root"), Some("77"))
+        );
+        assert_eq!(m.message, "hello 3164");
+        let e = to_entry(&m, &NOW_2026, None);
+        assert_eq!(meta(&e), [("procid", "77")]);
+        // `logger` to a local socket sends no hostname: the peer stands in.
+        let m = parse(b"<13>Nov 25 13:59:06 root: hello", &NOW_2026);
+        assert_eq!((m.hostname, m.app_name), (None, Some("root")));
+        assert_eq!(m.message, "hello");
+        let e = to_entry(&m, &NOW_2026, Some("10.1.2.3"));
+        assert_eq!(e.labels.get("host"), Some("10.1.2.3"));
+    }
+
+    #[test]
+    fn plain_log_file_lines_without_pri() {
+        let linux = ParseContext {
+            now_ns: 1_120_176_000_000_000_000, // 2005-07-01
+        };
+        let m = parse(
+            b"Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname=",
+            &linux,
+        );
+        assert_eq!(m.format, Format::Rfc3164);
+        assert_eq!(m.pri, None);
+        assert_eq!(m.timestamp_ns, Some(1_118_762_161_000_000_000));
+        assert_eq!(
+            (m.hostname, m.app_name, m.procid),
+            (Some("combo"), Some("sshd(pam_unix)"), Some("19939"))
+        );
+        assert_eq!(m.message, "authentication failure; logname=");
+        let e = to_entry(&m, &linux, None);
+        assert_eq!(
+            label_pairs(&e),
+            [
+                ("app", "sshd(pam_unix)"),
+                ("host", "combo"),
+                ("level", "unknown")
+            ]
+        );
+
+        let ssh = ParseContext {
+            now_ns: 1_514_764_800_000_000_000, // 2018-01-01
+        };
+        let m = parse(
+            b"Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186",
+            &ssh,
+        );
+        assert_eq!(m.timestamp_ns, Some(1_512_888_946_000_000_000));
+        assert_eq!(
+            (m.hostname, m.app_name, m.procid),
+            (Some("LabSZ"), Some("sshd"), Some("24200"))
+        );
+        assert_eq!(m.message, "Invalid user webmaster from 173.234.31.186");
+    }
+
+    #[test]
+    fn single_digit_day_padded_or_not() {
+        let ctx = ParseContext {
+            now_ns: 1_120_176_000_000_000_000, // 2005-07-01
+        };
+        for line in [&b"Jun  9 04:05:06 h a: m"[..], b"Jun 9 04:05:06 h a: m"] {
+            let m = parse(line, &ctx);
+            assert_eq!(m.timestamp_ns, Some(1_118_289_906_000_000_000));
+            assert_eq!((m.hostname, m.app_name), (Some("h"), Some("a")));
+            assert_eq!(m.message, "m");
+        }
+        // Not a day: not a timestamp, and without PRI not syslog.
+        assert_eq!(
+            parse(b"Jun 123 04:05:06 h a: m", &ctx).format,
+            Format::Unparsed
+        );
+        assert_eq!(
+            parse(b"Jun 32 04:05:06 h a: m", &ctx).format,
+            Format::Unparsed
+        );
+    }
+
+    #[test]
+    fn missing_year_is_the_closest_not_too_far_in_the_future() {
+        let jan_5_2024 = ParseContext {
+            now_ns: 1_704_412_800_000_000_000,
+        };
+        let ts = |line: &[u8], ctx| parse(line, ctx).timestamp_ns;
+        assert_eq!(
+            ts(b"Dec 31 23:59:59 h a: m", &jan_5_2024),
+            Some(1_704_067_199_000_000_000)
+        );
+        // Fifteen days ahead: clock skew, this year.
+        assert_eq!(
+            ts(b"Jan 20 00:00:00 h a: m", &jan_5_2024),
+            Some(1_705_708_800_000_000_000)
+        );
+        // Six weeks ahead: last year.
+        assert_eq!(
+            ts(b"Feb 20 00:00:00 h a: m", &jan_5_2024),
+            Some(1_676_851_200_000_000_000)
+        );
+        // Read on December 20th, January 2nd is next year.
+        let dec_20_2024 = ParseContext {
+            now_ns: 1_734_652_800_000_000_000,
+        };
+        assert_eq!(
+            ts(b"Jan  2 00:00:00 h a: m", &dec_20_2024),
+            Some(1_735_776_000_000_000_000)
+        );
+        // February 29th goes back to the last leap year.
+        let mar_1_2025 = ParseContext {
+            now_ns: 1_740_787_200_000_000_000,
+        };
+        assert_eq!(
+            ts(b"Feb 29 12:00:00 h a: m", &mar_1_2025),
+            Some(1_709_208_000_000_000_000)
+        );
+    }
+
+    #[test]
+    fn tag_variants_from_real_logs() {
+        let m = p(b"Jun 19 04:09:11 combo syslogd 1.4.1: restart.");
+        assert_eq!((m.hostname, m.app_name), (Some("combo"), Some("syslogd")));
+        assert_eq!(m.message, "1.4.1: restart.");
+        let m = p(b"Jul  7 08:06:15 combo  -- root[2421]: ROOT LOGIN ON tty2");
+        assert_eq!(
+            (m.hostname, m.app_name, m.procid),
+            (Some("combo"), Some("root"), Some("2421"))
+        );
+        assert_eq!(m.message, "ROOT LOGIN ON tty2");
+        let m = p(b"<13>Oct 11 22:14:15 host postfix/smtpd[12]: connect");
+        assert_eq!(m.app_name, Some("postfix/smtpd"));
+        let m = p(b"<13>Oct 11 22:14:15 host kernel:[ 1.0] x");
+        assert_eq!(
+            (m.app_name, m.message.as_ref()),
+            (Some("kernel"), "[ 1.0] x")
+        );
+    }
+
+    #[test]
+    fn pri_without_header() {
+        let m = p(b"<13>app[12]: the message");
+        assert_eq!(m.format, Format::Rfc3164);
+        assert_eq!((m.app_name, m.procid), (Some("app"), Some("12")));
+        assert_eq!(m.message, "the message");
+        // RFC 3164: with a PRI and no timestamp, the rest is MSG.
+        let m = p(b"<13>hello world");
+        assert_eq!((m.format, m.app_name), (Format::Rfc3164, None));
+        assert_eq!(m.message, "hello world");
+        let m = p(b"<0>1990 Oct 22 10:52:01 TZ-6 scapegoat.dmz.example.org sched[0]: x");
+        assert_eq!((m.format, m.timestamp_ns), (Format::Rfc3164, None));
+        assert_eq!(
+            m.message,
+            "1990 Oct 22 10:52:01 TZ-6 scapegoat.dmz.example.org sched[0]: x"
+        );
+        // A version 1 with a bad timestamp is not RFC 5424: the rest is MSG.
+        let m = p(b"<13>1 yesterday host app - - - m");
+        assert_eq!(
+            (m.format, m.message.as_ref()),
+            (Format::Rfc3164, "1 yesterday host app - - - m")
+        );
+    }
+
+    #[test]
+    fn rfc5424_header_cut_short_and_timestamps_out_of_range() {
+        let m = p(b"<13>1 2024-01-01T12:00:00Z host");
+        assert_eq!(m.format, Format::Rfc5424);
+        assert_eq!(
+            (m.hostname, m.app_name, m.message.as_ref()),
+            (Some("host"), None, "")
+        );
+        let m = p(b"<13>1 9999-12-31T23:59:59Z h a - - - m");
+        assert_eq!((m.format, m.timestamp_ns), (Format::Rfc5424, None));
+        assert_eq!(m.message, "m");
+        // Zone required in RFC 5424.
+        assert_eq!(
+            p(b"<13>1 2024-01-01T12:00:00 h a - - - m").format,
+            Format::Rfc3164
+        );
+        // Invalid dates and times are not timestamps.
+        for ts in [
+            "2023-02-29T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T00:00:00.Z",
+            "2024-01-01T00:00:00.1234567890Z",
+            "2024-01-01T00:00:00+24:00",
+        ] {
+            let line = format!("<13>1 {ts} h a - - - m");
+            assert_eq!(p(line.as_bytes()).format, Format::Rfc3164, "{ts}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_unparsed_with_level_unknown() {
+        for input in [
+            &b""[..],
+            b"<13>",
+            b"<999>hello",
+            b"<192>hello",
+            b"<13",
+            b"<>x",
+            b"<1234>x",
+            b"hello world",
+            b"\x00\xff\xfe\x80binary",
+            b"\n\r\0",
+        ] {
+            let m = p(input);
+            assert_eq!(m.format, Format::Unparsed, "{input:?}");
+            assert_eq!(m.pri, None);
+            assert_eq!(
+                m.message,
+                String::from_utf8_lossy(super::trim_terminators(input))
+            );
+            let e = to_entry(&m, &NOW_2003, None);
+            assert_eq!(label_pairs(&e), [("level", "unknown")], "{input:?}");
+            assert_eq!(e.timestamp_ns, NOW_2003.now_ns);
+        }
+        assert!(p(b"\xffbinary").had_invalid_utf8());
+        assert_eq!(p(b"<191>x").severity(), Some(7));
+    }
+
+    #[test]
+    fn invalid_utf8_in_msg_is_replaced_and_reported() {
+        let m = p(b"<13>1 - h a - - - caf\xe9 ok");
+        assert_eq!(m.format, Format::Rfc5424);
+        assert_eq!(m.message, "caf\u{FFFD} ok");
+        assert!(m.had_invalid_utf8());
+        let m = p(b"<13>Oct 11 22:14:15 h a: \xc3\x28");
+        assert!(m.had_invalid_utf8());
+        assert_eq!(m.app_name, Some("a"));
+        assert!(!p(b"<13>Oct 11 22:14:15 h a: caf\xc3\xa9").had_invalid_utf8());
+    }
+
+    #[test]
+    fn trailing_terminators_are_not_part_of_the_message() {
+        assert_eq!(p(b"<13>1 - h a - - - m\r\n\0").message, "m");
+    }
+
+    #[test]
+    fn names_of_facilities_and_severities() {
+        assert_eq!(facility_name(0), "kern");
+        assert_eq!(facility_name(10), "authpriv");
+        assert_eq!(facility_name(15), "solaris-cron");
+        assert_eq!(facility_name(23), "local7");
+        assert_eq!(facility_name(24), "unknown");
+        assert_eq!(severity_name(0), "emergency");
+        assert_eq!(severity_name(3), "error");
+        assert_eq!(severity_name(7), "debug");
+        assert_eq!(severity_name(8), "unknown");
+    }
+
+    #[test]
+    fn metadata_keys_are_valid_names() {
+        assert_eq!(
+            metadata_key("exampleSDID@32473", "iut"),
+            "exampleSDID_32473_iut"
+        );
+        assert_eq!(metadata_key("1x", "a-b.c"), "_1x_a_b_c");
+    }
+
+    #[test]
+    fn sd_params_are_capped() {
+        let mut line = b"<13>1 - h a - - [x".to_vec();
+        for i in 0..SD_PARAMS_MAX + 10 {
+            line.extend_from_slice(format!(" p{i}=\"v\"").as_bytes());
+        }
+        line.extend_from_slice(b"] m");
+        let m = p(&line);
+        assert_eq!(m.sd_params().count(), SD_PARAMS_MAX + 10);
+        assert_eq!(to_entry(&m, &NOW_2003, None).metadata.len(), SD_PARAMS_MAX);
+    }
+
+    fn assert_valid_labels(labels: &Labels) -> Result<(), TestCaseError> {
+        prop_assert!(labels.get("level").is_some());
+        for (name, value) in labels.pairs() {
+            prop_assert!(["app", "facility", "host", "level"].contains(&name.as_str()));
+            prop_assert!(!value.is_empty());
+            prop_assert!(value.len() <= HOSTNAME_BYTES_MAX);
+            prop_assert!(!value.chars().any(|c| c.is_control() || c.is_whitespace()));
+        }
+        Ok(())
+    }
+
+    /// Syslog-looking fragments, so that arbitrary concatenations reach the deep paths.
+    fn fragments() -> impl Strategy<Value = Vec<u8>> {
+        let piece = proptest::sample::select(vec![
+            &b"<13>"[..],
+            b"<191>",
+            b"<9999>",
+            b"1 ",
+            b"-",
+            b" ",
+            b"  ",
+            b"Oct 11 ",
+            b"Jun  9 ",
+            b"22:14:15",
+            b".003",
+            b"2003-10-11T22:14:15",
+            b"Z",
+            b"+07:00",
+            b"-0700",
+            b"host",
+            b"app",
+            b"[",
+            b"]",
+            b"[12]",
+            b":",
+            b"=",
+            b"\"",
+            b"\\",
+            b"x@1",
+            b"\xEF\xBB\xBF",
+            b"\xff",
+            b"\n",
+            b"\0",
+            b"--",
+            b"29",
+        ]);
+        proptest::collection::vec(piece, 0..24).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_and_labels_are_valid(
+            input in proptest::collection::vec(any::<u8>(), 0..300),
+            now_ns in any::<i64>(),
+        ) {
+            let ctx = ParseContext { now_ns };
+            let m = parse(&input, &ctx);
+            let e = to_entry(&m, &ctx, Some("192.0.2.1"));
+            assert_valid_labels(&e.labels)?;
+            prop_assert!(input.len() >= e.line.len() || m.had_invalid_utf8());
+        }
+
+        #[test]
+        fn syslog_like_input_never_panics(input in fragments(), now_ns in any::<i64>()) {
+            let ctx = ParseContext { now_ns };
+            let m = parse(&input, &ctx);
+            let e = to_entry(&m, &ctx, None);
+            assert_valid_labels(&e.labels)?;
+            for (k, _) in &e.metadata {
+                prop_assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            }
+            if m.format == Format::Unparsed {
+                prop_assert_eq!(e.labels.len(), 1);
+            }
+        }
+    }
+
+    /// Every line of the loghub Linux and OpenSSH samples (plain syslog files, no PRI) gives
+    /// a host and an app.
+    #[test]
+    fn loghub_syslog_files_parse_completely() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/loghub");
+        let ctx = ParseContext {
+            now_ns: 1_514_764_800_000_000_000,
+        };
+        for (file, host) in [("Linux_2k.log", "combo"), ("OpenSSH_2k.log", "LabSZ")] {
+            let Ok(text) = std::fs::read(format!("{dir}/{file}")) else {
+                eprintln!("skipping: {dir}/{file} not found");
+                continue;
+            };
+            let mut lines = 0;
+            for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let m = parse(line, &ctx);
+                let e = to_entry(&m, &ctx, None);
+                let shown = String::from_utf8_lossy(line);
+                assert_eq!(m.format, Format::Rfc3164, "{file}: {shown}");
+                assert!(m.timestamp_ns.is_some(), "{file}: {shown}");
+                assert_eq!(e.labels.get("host"), Some(host), "{file}: {shown}");
+                let app = e
+                    .labels
+                    .get("app")
+                    .unwrap_or_else(|| panic!("{file}: {shown}"));
+                assert!(
+                    app.bytes().any(|c| c.is_ascii_alphabetic()),
+                    "{file}: {shown}"
+                );
+                lines += 1;
+            }
+            assert_eq!(lines, 2000, "{file}");
+        }
+    }
+}

@@ -1,1 +1,103 @@
-//! placeholder: LogQL.
+//! LogQL: the lexer, the recursive-descent parser, the syntax tree and the compiled matchers
+//! that the query path runs against streams and lines.
+//!
+//! Which question it answers: "what does this query ask for, and does this stream / this line
+//! match it?" [`parse_expr`] turns text into an [`Expr`]; label matchers and line filters come
+//! out of the parser already compiled (regexes, substring finders, patterns, IP ranges), are
+//! `Send + Sync`, and are shared by every core through an `Arc`.
+//!
+//! Scope today: log queries, i.e. a stream selector followed by line filters (`|=`, `!=`, `|~`,
+//! `!~`, `|>`, `!>`, `or` chains, `ip("...")`). Every other valid LogQL construct (parsers such
+//! as `| json`, label filters, `line_format`, metric queries) is recognised and answered with
+//! [`ParseError::Unsupported`], never with a syntax error, so that the HTTP layer can say "not
+//! supported yet". The tree is shaped to grow: [`Expr`] gets metric variants, [`LogExpr`] gets
+//! pipeline stages.
+//!
+//! Regular expressions use the `regex` crate (linear time, like Go's RE2). Differences from
+//! Go that a user could notice:
+//! - `\d`, `\w`, `\s` and `\b` are Unicode-aware (Go: ASCII only), so `\d` also matches e.g.
+//!   Arabic-Indic digits.
+//! - `\Q...\E` quoting and `\C` are not supported; `(?U)` (ungreedy) is.
+//! - A `\x..`/octal escape in a string literal that produces invalid UTF-8 is refused (Go keeps
+//!   the raw bytes).
+//!
+//! Label matchers are anchored like Prometheus' (`^(?s:re)$`: the whole value must match and
+//! `.` matches a newline); line filters are unanchored.
+
+mod ast;
+pub mod duration;
+mod ip;
+mod lexer;
+mod matchers;
+mod parser;
+mod pattern;
+
+pub use ast::{Expr, LogExpr, LogSelector, quote_go};
+pub use matchers::{FilterOperand, LabelMatcher, LineFilter, LineFilterOp, MatchOp};
+pub use parser::{parse_expr, parse_log_selector, parse_matchers};
+
+use std::fmt;
+
+/// The longest query text accepted. Grafana's queries are a few hundred bytes and the longest
+/// in Loki's own tests a few kilobytes; this bounds lexing and parsing work per request.
+pub const QUERY_BYTES_MAX: usize = 128 * 1024;
+
+/// The deepest nesting of parentheses. The parser is recursive; this bounds its stack use far
+/// below the smallest thread stack we run on, while real queries nest fewer than ten levels.
+pub const NESTING_DEPTH_MAX: usize = 64;
+
+/// The largest compiled program of one regular expression (the `regex` crate's `size_limit`).
+/// Legitimate selectors compile to a few kilobytes; a hostile `(a{1000}){1000}` would need
+/// gigabytes. Exceeding it is a 400 error, not an allocation.
+pub const REGEX_SIZE_BYTES_MAX: usize = 1024 * 1024;
+
+/// The largest lazy-DFA cache of one regular expression (the `regex` crate's
+/// `dfa_size_limit`), per thread using it. Above it the engine falls back to slower but
+/// bounded-memory simulation instead of growing.
+pub const REGEX_DFA_BYTES_MAX: usize = 2 * 1024 * 1024;
+
+/// Why a query was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// The text is not LogQL. Position is 1-based, in characters, of the offending token.
+    Syntax {
+        line: usize,
+        col: usize,
+        msg: String,
+    },
+    /// The text parses but means nothing runnable: a selector that would match every stream,
+    /// an invalid regular expression, pattern or IP range, a limit exceeded.
+    Invalid(String),
+    /// Valid LogQL that this server does not evaluate yet (the HTTP layer answers 400 "not
+    /// supported yet"). The text names the construct.
+    Unsupported(String),
+}
+
+impl ParseError {
+    /// The message without Loki's "parse error at ..." prefix.
+    pub fn message(&self) -> &str {
+        match self {
+            ParseError::Syntax { msg, .. } => msg,
+            ParseError::Invalid(msg) | ParseError::Unsupported(msg) => msg,
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    /// Loki's wording: `parse error at line 1, col 8: syntax error: unexpected ...`, and
+    /// `parse error : ...` for errors that have no position.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Syntax { line, col, msg } => {
+                write!(f, "parse error at line {line}, col {col}: {msg}")
+            }
+            ParseError::Invalid(msg) => write!(f, "parse error : {msg}"),
+            ParseError::Unsupported(what) => write!(f, "{what} are not supported yet"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+#[cfg(test)]
+mod conformance_tests;

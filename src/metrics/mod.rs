@@ -5,7 +5,6 @@
 //! each shard owns its own and the `/metrics` handler gathers snapshots over the mesh and
 //! renders them with [`render`].
 
-pub mod registry;
 pub mod render;
 
 use std::cell::Cell;

@@ -1,1 +1,355 @@
-//! placeholder
+//! The thread-per-core runtime: one pinned glommio executor per shard, the channel mesh
+//! between them, readiness and graceful shutdown.
+//!
+//! Which question it answers: "which core does what, and how do cores talk?" Each executor
+//! has three task queues (ingest with high shares, query lower, background lowest), owns one
+//! [`Shard`], runs its own listeners (SO_REUSEPORT) and reaches the other shards only through
+//! [`Core::send_batch`] and [`Core::fan_out`], which carry whole batches and whole requests
+//! over one bounded mesh. Shared across threads are only the configuration and a few atomics
+//! for readiness and shutdown ([`Lifecycle`]).
+
+pub mod shutdown;
+pub mod signals;
+
+pub use shutdown::Shutdown;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_channel::oneshot;
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
+use glommio::{CpuSet, Latency, LocalExecutorPoolBuilder, PoolPlacement, Shares, TaskQueueHandle};
+
+use crate::config::{Config, MESH_CHANNEL_CAPACITY};
+use crate::model::Batch;
+use crate::shard::{Protocol, Shard, ShardAnswer, ShardRequest};
+
+/// What crosses the mesh: a batch for its owner, or a question for a shard.
+pub enum MeshMsg {
+    Append {
+        batch: Batch,
+        protocol: Protocol,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Query {
+        req: ShardRequest,
+        reply: oneshot::Sender<ShardAnswer>,
+    },
+}
+
+/// Process-wide state shared by all executors: only atomics, no locks.
+pub struct Lifecycle {
+    shards: usize,
+    /// Shards that finished WAL recovery.
+    recovered: AtomicUsize,
+    /// Set once by a signal (or a fatal error): stop accepting and drain.
+    stopping: AtomicBool,
+    /// Shards whose listeners and in-flight batches have drained; WALs close after all have.
+    drained: AtomicUsize,
+    /// Set when a shard failed to start: the others stop too and the process exits non-zero.
+    failed: AtomicBool,
+}
+
+impl Lifecycle {
+    fn new(shards: usize) -> Lifecycle {
+        Lifecycle {
+            shards,
+            recovered: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            drained: AtomicUsize::new(0),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// `/ready`: every shard recovered and no shutdown under way.
+    pub fn is_ready(&self) -> bool {
+        self.recovered.load(Ordering::Acquire) == self.shards && !self.is_stopping()
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+}
+
+/// Per-executor context handed to every listener and handler of that core.
+pub struct Core {
+    pub id: usize,
+    pub shards: usize,
+    pub config: Arc<Config>,
+    pub lifecycle: Arc<Lifecycle>,
+    pub shard: Rc<Shard>,
+    senders: Senders<MeshMsg>,
+    pub ingest_tq: TaskQueueHandle,
+    pub query_tq: TaskQueueHandle,
+    pub background_tq: TaskQueueHandle,
+    /// Batches this core has sent and not yet had answered; drained before WALs close.
+    in_flight: Cell<usize>,
+    /// Connection and request counters of this core's HTTP server.
+    pub http_stats: Rc<crate::http::server::ServerStats>,
+    /// Triggered on this core when it must stop accepting (mirrors the lifecycle flag, but
+    /// awaitable by the listeners and connections of this core).
+    pub shutdown: Shutdown,
+}
+
+impl Core {
+    /// Sends a batch to the shard that owns its streams and resolves when it is durable
+    /// there. The local shard is called directly; others are reached over the mesh.
+    pub async fn send_batch(
+        &self,
+        owner: usize,
+        batch: Batch,
+        protocol: Protocol,
+    ) -> Result<(), String> {
+        debug_assert!(owner < self.shards);
+        if batch.entries == 0 {
+            return Ok(());
+        }
+        self.in_flight.set(self.in_flight.get() + 1);
+        let result = if owner == self.id {
+            self.shard.append(&batch, protocol).await
+        } else {
+            let (tx, rx) = oneshot::channel();
+            let msg = MeshMsg::Append {
+                batch,
+                protocol,
+                reply: tx,
+            };
+            match self.senders.send_to(owner, msg).await {
+                Ok(()) => rx
+                    .await
+                    .unwrap_or_else(|_| Err(format!("shard {owner} went away"))),
+                Err(_) => Err(format!("shard {owner} is not reachable")),
+            }
+        };
+        self.in_flight.set(self.in_flight.get() - 1);
+        result
+    }
+
+    /// Asks every shard the same question, concurrently, and returns their answers.
+    pub async fn fan_out(&self, req: ShardRequest) -> Result<Vec<ShardAnswer>, String> {
+        let mut pending = Vec::with_capacity(self.shards);
+        for peer in 0..self.shards {
+            if peer == self.id {
+                continue;
+            }
+            let (tx, rx) = oneshot::channel();
+            let msg = MeshMsg::Query {
+                req: req.clone(),
+                reply: tx,
+            };
+            if self.senders.send_to(peer, msg).await.is_err() {
+                return Err(format!("shard {peer} is not reachable"));
+            }
+            pending.push((peer, rx));
+        }
+        let mut answers = Vec::with_capacity(self.shards);
+        answers.push(self.shard.answer(req).await);
+        for (peer, rx) in pending {
+            answers.push(rx.await.map_err(|_| format!("shard {peer} went away"))?);
+        }
+        Ok(answers)
+    }
+}
+
+/// Runs the server until a signal stops it. Returns the process exit code.
+pub fn run(config: Config) -> i32 {
+    let config = Arc::new(config);
+    let lifecycle = Arc::new(Lifecycle::new(config.cores));
+    if let Err(e) = signals::install(lifecycle.clone()) {
+        eprintln!("shardlog: cannot install signal handlers: {e}");
+        return 1;
+    }
+    let mesh: MeshBuilder<MeshMsg, Full> = MeshBuilder::full(config.cores, MESH_CHANNEL_CAPACITY);
+    let placement = PoolPlacement::MaxSpread(config.cores, CpuSet::online().ok());
+    let cfg = config.clone();
+    let lc = lifecycle.clone();
+    let pool = LocalExecutorPoolBuilder::new(placement)
+        .name("shard")
+        .on_all_shards(move || {
+            let (cfg, lc, mesh) = (cfg.clone(), lc.clone(), mesh.clone());
+            async move { run_core(cfg, lc, mesh).await }
+        });
+    let handles = match pool {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("shardlog: cannot start the executors: {e}");
+            return 1;
+        }
+    };
+    let mut code = 0;
+    for r in handles.join_all() {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                eprintln!("shardlog: {e}");
+                code = 1;
+            }
+            Err(e) => {
+                eprintln!("shardlog: an executor panicked: {e:?}");
+                code = 1;
+            }
+        }
+    }
+    if lifecycle.failed.load(Ordering::Acquire) {
+        code = 1;
+    }
+    code
+}
+
+async fn run_core(
+    config: Arc<Config>,
+    lifecycle: Arc<Lifecycle>,
+    mesh: MeshBuilder<MeshMsg, Full>,
+) -> Result<(), String> {
+    let (senders, receivers) = mesh
+        .join()
+        .await
+        .map_err(|_| "cannot join the channel mesh".to_string())?;
+    let id = senders.peer_id();
+    let ingest_tq = glommio::executor().create_task_queue(
+        Shares::Static(1000),
+        Latency::Matters(Duration::from_millis(1)),
+        "ingest",
+    );
+    let query_tq = glommio::executor().create_task_queue(
+        Shares::Static(250),
+        Latency::Matters(Duration::from_millis(10)),
+        "query",
+    );
+    let background_tq =
+        glommio::executor().create_task_queue(Shares::Static(50), Latency::NotImportant, "background");
+    let shard = Rc::new(Shard::new(id));
+    let core = Rc::new(Core {
+        id,
+        shards: config.cores,
+        config: config.clone(),
+        lifecycle: lifecycle.clone(),
+        shard: shard.clone(),
+        senders,
+        ingest_tq,
+        query_tq,
+        background_tq,
+        in_flight: Cell::new(0),
+        http_stats: Rc::default(),
+        shutdown: Shutdown::new(),
+    });
+
+    // Mesh receivers first: other shards may send as soon as they are ready.
+    let receiver_tasks = spawn_receivers(&core, receivers);
+
+    // HTTP first, so that `/ready` answers 503 (and pushes are refused) during recovery.
+    let http = crate::ingest::listeners::start_http(&core).map_err(|e| format!("shard {id}: {e}"));
+    let http = match http {
+        Ok(h) => h,
+        Err(e) => {
+            lifecycle.failed.store(true, Ordering::Release);
+            lifecycle.stop();
+            return Err(e);
+        }
+    };
+
+    if let Err(e) = shard.recover(&config).await {
+        lifecycle.failed.store(true, Ordering::Release);
+        lifecycle.stop();
+        return Err(format!("shard {id}: WAL recovery failed: {e}"));
+    }
+    lifecycle.recovered.fetch_add(1, Ordering::AcqRel);
+    // Listeners start once every shard can take writes, so that no batch is routed to a
+    // shard still replaying its WAL.
+    while lifecycle.recovered.load(Ordering::Acquire) < lifecycle.shards {
+        if lifecycle.is_stopping() {
+            return Ok(());
+        }
+        glommio::timer::sleep(Duration::from_millis(2)).await;
+    }
+
+    let listeners = crate::ingest::listeners::start_syslog(&core)
+        .map_err(|e| format!("shard {id}: {e}"));
+    let listeners = match listeners {
+        Ok(l) => l,
+        Err(e) => {
+            lifecycle.failed.store(true, Ordering::Release);
+            lifecycle.stop();
+            return Err(e);
+        }
+    };
+
+    // Wait for the stop signal.
+    while !lifecycle.is_stopping() {
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+    }
+    core.shutdown.trigger();
+    // Listeners stop accepting, and finish the requests and batches they have.
+    listeners.stop().await;
+    http.stop().await;
+    while core.in_flight.get() > 0 {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    lifecycle.drained.fetch_add(1, Ordering::AcqRel);
+    // Other shards may still be sending us batches from their draining connections.
+    while lifecycle.drained.load(Ordering::Acquire) < lifecycle.shards {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    let closed = shard.close().await;
+    drop(receiver_tasks);
+    closed.map_err(|e| format!("shard {id}: closing the WAL: {e}"))
+}
+
+/// One task per peer that serves what the peer sends: appends in the ingest queue, questions
+/// in the query queue. Each message gets its own task so that a slow fsync or a long scan
+/// never holds up the channel.
+fn spawn_receivers(core: &Rc<Core>, mut receivers: Receivers<MeshMsg>) -> Vec<glommio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for (_peer, rx) in receivers.streams() {
+        let core = core.clone();
+        let tq = core.ingest_tq;
+        let task = glommio::spawn_local_into(
+            async move {
+                while let Some(msg) = rx.recv().await {
+                    match msg {
+                        MeshMsg::Append {
+                            batch,
+                            protocol,
+                            reply,
+                        } => {
+                            let shard = core.shard.clone();
+                            glommio::spawn_local_into(
+                                async move {
+                                    let r = shard.append(&batch, protocol).await;
+                                    let _ = reply.send(r);
+                                },
+                                core.ingest_tq,
+                            )
+                            .expect("the ingest queue exists")
+                            .detach();
+                        }
+                        MeshMsg::Query { req, reply } => {
+                            let shard = core.shard.clone();
+                            glommio::spawn_local_into(
+                                async move {
+                                    let a = shard.answer(req).await;
+                                    let _ = reply.send(a);
+                                },
+                                core.query_tq,
+                            )
+                            .expect("the query queue exists")
+                            .detach();
+                        }
+                    }
+                }
+            },
+            tq,
+        )
+        .expect("the ingest queue exists")
+        .detach();
+        tasks.push(task);
+    }
+    tasks
+}

@@ -1,0 +1,62 @@
+//! Every default and hard limit of the server in one place, each with why it has its value.
+
+/// Loki's port, so that Grafana and Loki clients need no change but the host.
+pub const HTTP_ADDR_DEFAULT: &str = "0.0.0.0:3100";
+/// An unprivileged syslog port; production uses 514 with CAP_NET_BIND_SERVICE.
+pub const SYSLOG_ADDR_DEFAULT: &str = "0.0.0.0:5514";
+pub const DATA_DIR_DEFAULT: &str = "./shardlog-data";
+
+/// More shards than this would only be a configuration mistake on today's machines, and the
+/// WAL directory names are formatted for it.
+pub const SHARDS_MAX: usize = 1024;
+
+/// RFC 5425 asks receivers to take at least 8 KiB and syslog-ng's default is 64 KiB.
+pub const SYSLOG_FRAME_BYTES_MAX_DEFAULT: usize = 64 * 1024;
+/// The upper bound an operator may configure: a frame is held whole in a connection buffer.
+pub const SYSLOG_FRAME_BYTES_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Loki's `max_line_size` default is 256 KiB.
+pub const LINE_BYTES_MAX_DEFAULT: usize = 256 * 1024;
+pub const LINE_BYTES_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Loki's distributor refuses bodies over this after decompression by default.
+pub const PUSH_BODY_BYTES_MAX_DEFAULT: usize = 8 * 1024 * 1024;
+/// A push is held whole in memory and becomes one WAL record per owner shard, which the WAL
+/// bounds at 16 MiB.
+pub const PUSH_BODY_BYTES_LIMIT: usize = 12 * 1024 * 1024;
+
+/// About 1 ms: long enough to group the commits of a busy core, short enough that a push
+/// acknowledgement is dominated by the fsync itself.
+pub const WAL_COMMIT_INTERVAL_US_DEFAULT: u64 = 1000;
+pub const WAL_COMMIT_INTERVAL_US_LIMIT: u64 = 1_000_000;
+
+/// 64 MiB segments: few files, and a checkpoint can free space in useful steps.
+pub const WAL_SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
+
+/// Per connection; a few group commits' worth, so that a fast sender keeps the WAL busy
+/// without holding more than this in memory per connection.
+pub const SYSLOG_TCP_UNACKED_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
+
+/// Absorbs bursts of about 20k datagrams while a core is busy.
+pub const SYSLOG_UDP_RECV_BUFFER_BYTES_DEFAULT: usize = 8 * 1024 * 1024;
+
+/// Timestamps more than this ahead of the server's clock are clamped to now (Loki's
+/// `creation_grace_period` default is 10 minutes).
+pub const FUTURE_SKEW_SECONDS_MAX_DEFAULT: u64 = 600;
+
+/// Entries one query may return (Loki's `max_entries_limit_per_query` default).
+pub const QUERY_ENTRIES_MAX: u32 = 5000;
+/// Streams one query may return (Loki's `max_query_series` is 500 for metrics; for log
+/// queries we bound the response size instead).
+pub const QUERY_STREAMS_MAX: usize = 100_000;
+/// How long a query may run before it is cancelled (Loki's `query_timeout` default 1m).
+pub const QUERY_TIMEOUT_SECONDS: u64 = 60;
+/// Entries a shard scans between yields, so that ingest on the same core never waits long.
+pub const SCAN_ENTRIES_PER_YIELD: usize = 16 * 1024;
+
+/// Bytes of encoded batch a listener gathers per owner before sending it on.
+pub const BATCH_BYTES_TARGET: usize = 256 * 1024;
+
+/// Messages waiting in each mesh channel: enough for every connection of a core to have a
+/// batch in flight, small enough to push back on senders when an owner falls behind.
+pub const MESH_CHANNEL_CAPACITY: usize = 1024;

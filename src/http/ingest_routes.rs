@@ -1,0 +1,157 @@
+//! `POST /loki/api/v1/push` and `POST /insert/jsonline`: decode, batch per owner shard,
+//! wait until every owner has made its batch durable, then answer `204 No Content`.
+//!
+//! All or nothing on input: a request that fails to decode or validate stores nothing. Once
+//! decoded, batches go to their owners concurrently; if one owner cannot write (its WAL
+//! stopped), the answer is 500 and the client retries, as it would with Loki.
+
+use std::rc::Rc;
+
+use super::loki::tenant;
+use super::request::Request;
+use super::response::Response;
+use crate::ingest::jsonline::{JsonLineParams, decode_jsonline};
+use crate::ingest::listeners::now_ns;
+use crate::ingest::push::{PushError, PushLimits, decode_push, decompress};
+use crate::model::{BatchBuilder, Labels, owner_shard, stream_hash};
+use crate::runtime::Core;
+use crate::shard::{DiscardReason, Protocol};
+
+fn limits(core: &Core) -> PushLimits {
+    PushLimits {
+        body_bytes_max: core.config.push_body_bytes_max,
+        line_bytes_max: core.config.line_bytes_max,
+        ..PushLimits::default()
+    }
+}
+
+fn refuse(core: &Core, e: PushError) -> Response {
+    let (status, reason) = match &e {
+        PushError::BadRequest(_) => (400, DiscardReason::InvalidRequest),
+        PushError::TooLarge(_) => (413, DiscardReason::TooLarge),
+        PushError::UnsupportedMediaType(_) => (415, DiscardReason::InvalidRequest),
+    };
+    core.shard.counters.discard(reason, 1);
+    Response::text(status, &format!("{e}\n"))
+}
+
+pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
+    let tenant = match tenant(core, req, true) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let streams = match decode_push(
+        req.header("content-type"),
+        req.header("content-encoding"),
+        &req.body,
+        &limits(core),
+    ) {
+        Ok(s) => s,
+        Err(e) => return refuse(core, e),
+    };
+    let mut batches = Batches::new(core, &tenant);
+    for stream in &streams {
+        let id = stream_hash(&tenant, &stream.labels);
+        for e in &stream.entries {
+            let md: smallvec::SmallVec<[(&str, &str); 8]> = e
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            batches.push(id, &stream.labels, e.timestamp_ns, &e.line, &md);
+        }
+    }
+    batches.commit(Protocol::LokiPush).await
+}
+
+pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
+    let tenant = match tenant(core, req, true) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let params = match JsonLineParams::from_query(&req.query) {
+        Ok(p) => p,
+        Err(e) => return refuse(core, e),
+    };
+    let limits = limits(core);
+    let body = match decompress(req.header("content-encoding"), &req.body, limits.body_bytes_max)
+    {
+        Ok(b) => b,
+        Err(e) => return refuse(core, e),
+    };
+    let rows = match decode_jsonline(&params, &body, now_ns(), &limits) {
+        Ok(r) => r,
+        Err(e) => return refuse(core, e),
+    };
+    let mut batches = Batches::new(core, &tenant);
+    for (labels, e) in &rows {
+        let id = stream_hash(&tenant, labels);
+        let md: smallvec::SmallVec<[(&str, &str); 8]> = e
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        batches.push(id, labels, e.timestamp_ns, &e.line, &md);
+    }
+    batches.commit(Protocol::JsonLine).await
+}
+
+/// One request's entries, gathered per owner shard.
+struct Batches<'a> {
+    core: &'a Rc<Core>,
+    builders: Vec<BatchBuilder>,
+    now_ns: i64,
+    skew_max_ns: i64,
+}
+
+impl<'a> Batches<'a> {
+    fn new(core: &'a Rc<Core>, tenant: &str) -> Batches<'a> {
+        Batches {
+            core,
+            builders: (0..core.shards).map(|_| BatchBuilder::new(tenant)).collect(),
+            now_ns: now_ns(),
+            skew_max_ns: core.config.future_skew_max.as_nanos() as i64,
+        }
+    }
+
+    fn push(&mut self, id: u64, labels: &Labels, ts: i64, line: &str, md: &[(&str, &str)]) {
+        let mut ts = ts;
+        if ts > self.now_ns.saturating_add(self.skew_max_ns) {
+            self.core.shard.counters.timestamps_clamped.inc();
+            ts = self.now_ns;
+        }
+        let owner = owner_shard(id, self.core.shards);
+        self.builders[owner].push(id, labels, ts, line, md);
+    }
+
+    /// Sends every batch to its owner concurrently and answers once all are durable.
+    async fn commit(self, protocol: Protocol) -> Response {
+        let mut tasks = Vec::new();
+        for (owner, mut builder) in self.builders.into_iter().enumerate() {
+            if builder.is_empty() {
+                continue;
+            }
+            let batch = builder.finish();
+            let core = self.core.clone();
+            let task = glommio::spawn_local_into(
+                async move { core.send_batch(owner, batch, protocol).await },
+                self.core.ingest_tq,
+            )
+            .expect("the ingest queue exists")
+            .detach();
+            tasks.push(task);
+        }
+        let mut failure = None;
+        for t in tasks {
+            match t.await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => failure = Some(e),
+                None => failure = Some("a batch send was cancelled".into()),
+            }
+        }
+        match failure {
+            None => Response::no_content(),
+            Some(e) => Response::text(500, &format!("cannot store the entries: {e}\n")),
+        }
+    }
+}

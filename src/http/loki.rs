@@ -1,0 +1,128 @@
+//! Loki's HTTP API on top of the connection layer: routing, tenants, readiness, build info
+//! and metrics. Ingest routes are in [`super::ingest_routes`], query routes in
+//! [`super::query_routes`].
+
+use std::rc::Rc;
+
+use super::request::Request;
+use super::response::Response;
+use crate::model::{DEFAULT_TENANT, validate_tenant};
+use crate::runtime::Core;
+use crate::shard::{DiscardReason, ShardAnswer, ShardRequest};
+
+/// Routes one request of this core's HTTP server.
+pub async fn route(core: Rc<Core>, req: Request) -> Response {
+    let path = req.path.trim_end_matches('/').to_string();
+    let method = req.method.as_str();
+    match (method, path.as_str()) {
+        ("GET", "/ready") => ready(&core),
+        ("GET", "/metrics") => metrics(&core).await,
+        ("GET", "/loki/api/v1/status/buildinfo") => buildinfo(),
+        ("POST", "/loki/api/v1/push") | ("POST", "/api/prom/push") => {
+            not_ready(&core).unwrap_or(super::ingest_routes::push(&core, &req).await)
+        }
+        ("POST", "/insert/jsonline") => {
+            not_ready(&core).unwrap_or(super::ingest_routes::jsonline(&core, &req).await)
+        }
+        ("GET" | "POST", p) if p.starts_with("/loki/api/v1/") => {
+            if let Some(r) = not_ready(&core) {
+                return r;
+            }
+            super::query_routes::route(&core, &req, &p["/loki/api/v1/".len()..]).await
+        }
+        (_, "/ready" | "/metrics" | "/loki/api/v1/push" | "/insert/jsonline") => {
+            Response::text(405, "method not allowed\n")
+        }
+        _ => Response::text(404, "404 page not found\n"),
+    }
+}
+
+/// 503 while the WAL is being replayed or the server is stopping.
+fn not_ready(core: &Core) -> Option<Response> {
+    if core.lifecycle.is_ready() {
+        None
+    } else if core.lifecycle.is_stopping() {
+        Some(Response::text(503, "shutting down\n"))
+    } else {
+        Some(Response::text(503, "not ready: replaying the write-ahead log\n"))
+    }
+}
+
+fn ready(core: &Core) -> Response {
+    not_ready(core).unwrap_or_else(|| Response::text(200, "ready\n"))
+}
+
+fn buildinfo() -> Response {
+    let body = format!(
+        r#"{{"version":"{}","revision":"{}","branch":"","buildUser":"","buildDate":"","goVersion":"","rustVersion":"{}"}}"#,
+        env!("CARGO_PKG_VERSION"),
+        option_env!("SHARDLOG_GIT_REVISION").unwrap_or(""),
+        option_env!("CARGO_PKG_RUST_VERSION").unwrap_or(""),
+    );
+    Response::json(200, body.into_bytes())
+}
+
+async fn metrics(core: &Rc<Core>) -> Response {
+    match core.fan_out(ShardRequest::Metrics).await {
+        Ok(answers) => {
+            let shards: Vec<_> = answers
+                .into_iter()
+                .filter_map(|a| match a {
+                    ShardAnswer::Metrics(m) => Some(*m),
+                    _ => None,
+                })
+                .collect();
+            let text = crate::metrics::render::render(&shards, core.lifecycle.is_ready());
+            Response {
+                body: text.into_bytes(),
+                ..Response::new(200)
+            }
+            .with_header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+        }
+        Err(e) => Response::text(500, &format!("{e}\n")),
+    }
+}
+
+/// The request's tenant: `X-Scope-OrgID`, validated as Loki does, or Loki's single-tenant
+/// default. An invalid id is a 400 that names the problem (and is counted for pushes).
+pub fn tenant(core: &Core, req: &Request, counts_as_discard: bool) -> Result<String, Response> {
+    match req.header("x-scope-orgid") {
+        None => Ok(DEFAULT_TENANT.to_string()),
+        Some(id) => {
+            let id = id.trim();
+            match validate_tenant(id) {
+                Ok(()) => Ok(id.to_string()),
+                Err(e) => {
+                    if counts_as_discard {
+                        core.shard
+                            .counters
+                            .discard(DiscardReason::InvalidTenant, 1);
+                    }
+                    Err(Response::text(400, &format!("{e}\n")))
+                }
+            }
+        }
+    }
+}
+
+/// Query-string and form parameters of a request, in order (URL first, then a form body).
+pub fn params(req: &Request) -> Vec<(String, String)> {
+    let mut out = crate::query::params::parse_query_string(&req.query);
+    let is_form = req
+        .header("content-type")
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if req.method == super::request::Method::Post && is_form {
+        if let Ok(body) = std::str::from_utf8(&req.body) {
+            out.extend(crate::query::params::parse_query_string(body));
+        }
+    }
+    out
+}
+
+/// The first value of parameter `name`.
+pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}

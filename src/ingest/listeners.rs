@@ -1,0 +1,516 @@
+//! The sockets of one core: syslog TCP, syslog UDP and HTTP, each bound with SO_REUSEPORT
+//! on every core so that the kernel spreads connections and datagrams over the cores.
+//!
+//! Syslog has no acknowledgement, so durability is expressed as backpressure: a TCP
+//! connection stops being read while more than `syslog_tcp_unacked_bytes_max` of what it
+//! sent is not yet durable. UDP cannot be slowed down; what the kernel drops because the
+//! socket buffer overflowed is read from `/proc/net/udp` and reported exactly.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::AsyncReadExt;
+use futures_lite::future;
+use glommio::net::{TcpListener, TcpStream, UdpSocket};
+use glommio::task::JoinHandle;
+
+use super::framing::{Decoded, Framer};
+use super::syslog::{self, ParseContext};
+use crate::http::server::{ServerLimits, serve};
+use crate::model::{BatchBuilder, owner_shard, stream_hash};
+use crate::runtime::Core;
+use crate::shard::{DiscardReason, Protocol};
+
+/// Connections of one kind on one core, and the tasks that accept them.
+pub struct Listeners {
+    live: Rc<Cell<usize>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// How long shutdown waits for open connections to finish what they were doing.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Listeners {
+    /// Waits (bounded) for the connections to finish after the core's shutdown was
+    /// triggered; the accept loops end on the same trigger.
+    pub async fn stop(self) {
+        let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
+        for task in self.tasks {
+            let _ = future::or(async { task.await.map(|_| ()) }, async {
+                glommio::timer::sleep(deadline.saturating_duration_since(std::time::Instant::now()))
+                    .await;
+                None
+            })
+            .await;
+        }
+        while self.live.get() > 0 && std::time::Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Starts the HTTP listener of this core. Its task ends once the accept loop has stopped and
+/// every open connection has finished its request.
+pub fn start_http(core: &Rc<Core>) -> std::io::Result<Listeners> {
+    let listener = bind_tcp("http_addr", core.config.http_addr)?;
+    let limits = ServerLimits {
+        // The raw body may be compressed; the decompressed size is checked by the decoders.
+        body_bytes_max: core.config.push_body_bytes_max + 1024 * 1024,
+        ..ServerLimits::default()
+    };
+    let handler_core = core.clone();
+    let handler = move |req| crate::http::loki::route(handler_core.clone(), req);
+    let task = glommio::spawn_local_into(
+        {
+            let (core, stats) = (core.clone(), core.http_stats.clone());
+            async move {
+                let shutdown = core.shutdown.clone();
+                if let Err(e) = serve(listener, limits, core.ingest_tq, shutdown, stats, handler).await {
+                    eprintln!("shard {}: HTTP server stopped: {e}", core.id);
+                }
+            }
+        },
+        core.ingest_tq,
+    )
+    .map_err(|e| std::io::Error::other(e.to_string()))?
+    .detach();
+    Ok(Listeners {
+        live: Rc::new(Cell::new(0)),
+        tasks: vec![task],
+    })
+}
+
+/// Starts the syslog listeners of this core (those configured).
+pub fn start_syslog(core: &Rc<Core>) -> std::io::Result<Listeners> {
+    let live = Rc::new(Cell::new(0));
+    let mut tasks = Vec::new();
+    if let Some(addr) = core.config.syslog_tcp_addr {
+        let listener = bind_tcp("syslog_tcp_addr", addr)?;
+        tasks.push(accept_loop(core, listener, live.clone(), syslog_tcp_connection));
+    }
+    if let Some(addr) = core.config.syslog_udp_addr {
+        let socket = UdpSocket::bind(addr).map_err(|e| {
+            std::io::Error::other(format!("cannot bind syslog_udp_addr {addr}: {e}"))
+        })?;
+        set_recv_buffer(&socket, core.config.syslog_udp_recv_buffer_bytes);
+        core.shard.udp_socket_inode.set(socket_inode(socket.as_raw_fd()));
+        let core2 = core.clone();
+        let live2 = live.clone();
+        tasks.push(
+            glommio::spawn_local_into(
+                async move {
+                    live2.set(live2.get() + 1);
+                    syslog_udp(core2, socket).await;
+                    live2.set(live2.get() - 1);
+                },
+                core.ingest_tq,
+            )
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .detach(),
+        );
+    }
+    Ok(Listeners { live, tasks })
+}
+
+fn bind_tcp(key: &str, addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .map_err(|e| std::io::Error::other(format!("cannot bind {key} {addr}: {e}")))
+}
+
+/// Accepts until the core's shutdown, spawning `serve` for each connection in the ingest
+/// queue; `live` counts the connections still open.
+fn accept_loop<F, Fut>(
+    core: &Rc<Core>,
+    listener: TcpListener,
+    live: Rc<Cell<usize>>,
+    serve: F,
+) -> JoinHandle<()>
+where
+    F: Fn(Rc<Core>, TcpStream) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let core = core.clone();
+    let tq = core.ingest_tq;
+    glommio::spawn_local_into(
+        async move {
+            loop {
+                let accepted = future::or(async { Some(listener.accept().await) }, async {
+                    core.shutdown.wait().await;
+                    None
+                })
+                .await;
+                let stream = match accepted {
+                    None => break,
+                    Some(Ok(s)) => s,
+                    Some(Err(e)) => {
+                        // EMFILE and friends: say so, back off, keep serving the others.
+                        eprintln!("shard {}: accept failed: {e}", core.id);
+                        glommio::timer::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                live.set(live.get() + 1);
+                let live = live.clone();
+                let fut = serve(core.clone(), stream);
+                glommio::spawn_local_into(
+                    async move {
+                        fut.await;
+                        live.set(live.get() - 1);
+                    },
+                    tq,
+                )
+                .expect("the ingest queue exists")
+                .detach();
+            }
+        },
+        tq,
+    )
+    .expect("the ingest queue exists")
+    .detach()
+}
+
+/// Wall-clock now in nanoseconds.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Per-owner batch builders of one syslog socket, and the sends in flight from it.
+struct SyslogBatcher {
+    core: Rc<Core>,
+    protocol: Protocol,
+    peer: Option<String>,
+    builders: Vec<BatchBuilder>,
+    /// Sends not yet awaited, oldest first (TCP awaits them in order for backpressure).
+    in_flight: VecDeque<(JoinHandle<Result<(), String>>, usize)>,
+    /// Encoded bytes of sends not yet completed, kept up to date by the send tasks.
+    outstanding_bytes: Rc<Cell<usize>>,
+    /// UDP does not await its sends (nothing to acknowledge to), so it keeps no handles.
+    keep_handles: bool,
+}
+
+impl SyslogBatcher {
+    fn new(core: Rc<Core>, protocol: Protocol, peer: Option<String>) -> SyslogBatcher {
+        let builders = (0..core.shards)
+            .map(|_| BatchBuilder::new(&core.config.syslog_tenant))
+            .collect();
+        SyslogBatcher {
+            core,
+            protocol,
+            peer,
+            builders,
+            in_flight: VecDeque::new(),
+            outstanding_bytes: Rc::new(Cell::new(0)),
+            keep_handles: protocol == Protocol::SyslogTcp,
+        }
+    }
+
+    /// Parses one syslog message and adds it to its owner's batch.
+    fn add(&mut self, message: &[u8], now_ns: i64, truncated: bool) {
+        let counters = &self.core.shard.counters;
+        if truncated {
+            counters.frames_truncated.inc();
+        }
+        let ctx = ParseContext { now_ns };
+        let parsed = syslog::parse(message, &ctx);
+        let entry = syslog::to_entry(&parsed, &ctx, self.peer.as_deref());
+        if parsed.had_invalid_utf8() {
+            counters.invalid_utf8_lines.inc();
+        }
+        let skew_max = self.core.config.future_skew_max.as_nanos() as i64;
+        let mut ts = entry.timestamp_ns;
+        if ts > now_ns.saturating_add(skew_max) {
+            counters.timestamps_clamped.inc();
+            ts = now_ns;
+        }
+        let id = stream_hash(&self.core.config.syslog_tenant, &entry.labels);
+        let owner = owner_shard(id, self.core.shards);
+        let metadata: smallvec::SmallVec<[(&str, &str); 8]> = entry
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect();
+        self.builders[owner].push(id, &entry.labels, ts, &entry.line, &metadata);
+    }
+
+    fn pending_bytes(&self) -> usize {
+        self.builders.iter().map(|b| b.encoded_len()).sum()
+    }
+
+    /// Sends every non-empty batch to its owner; the sends run as their own tasks.
+    fn flush(&mut self) {
+        for owner in 0..self.builders.len() {
+            if self.builders[owner].is_empty() {
+                continue;
+            }
+            let batch = self.builders[owner].finish();
+            let bytes = batch.bytes.len();
+            let core = self.core.clone();
+            let protocol = self.protocol;
+            let outstanding = self.outstanding_bytes.clone();
+            outstanding.set(outstanding.get() + bytes);
+            let task = glommio::spawn_local_into(
+                async move {
+                    let r = core.send_batch(owner, batch, protocol).await;
+                    outstanding.set(outstanding.get() - bytes);
+                    if let Err(e) = &r {
+                        eprintln!("shard {}: syslog batch refused: {e}", core.id);
+                    }
+                    r
+                },
+                self.core.ingest_tq,
+            )
+            .expect("the ingest queue exists")
+            .detach();
+            if self.keep_handles {
+                self.in_flight.push_back((task, bytes));
+            }
+        }
+    }
+
+    /// Waits for the oldest sends until at most `bytes_max` are in flight. An error means
+    /// the owner refused the batch (its WAL stopped): the caller closes the connection, so
+    /// that the sender sees the failure instead of a silent loss.
+    async fn settle(&mut self, bytes_max: usize) -> Result<(), String> {
+        if !self.keep_handles {
+            while self.outstanding_bytes.get() > bytes_max {
+                glommio::timer::sleep(Duration::from_micros(200)).await;
+            }
+            return Ok(());
+        }
+        let mut unsettled: usize = self.in_flight.iter().map(|(_, b)| b).sum();
+        while unsettled > bytes_max {
+            let Some((task, bytes)) = self.in_flight.pop_front() else {
+                break;
+            };
+            unsettled -= bytes;
+            match task.await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Err("batch send was cancelled".into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads one syslog TCP connection: framing, parsing, batching, backpressure.
+async fn syslog_tcp_connection(core: Rc<Core>, mut stream: TcpStream) {
+    let peer = stream.peer_addr().ok().map(|a| a.ip().to_string());
+    let frame_max = core.config.syslog_frame_bytes_max;
+    let unacked_max = core.config.syslog_tcp_unacked_bytes_max;
+    let mut framer = Framer::new(frame_max);
+    let mut batcher = SyslogBatcher::new(core.clone(), Protocol::SyslogTcp, peer);
+    // Room for one whole frame plus a large read.
+    let mut buf = vec![0u8; frame_max + 64 * 1024];
+    let (mut start, mut end) = (0usize, 0usize);
+    let mut eof = false;
+    while !eof {
+        if start == end {
+            (start, end) = (0, 0);
+        } else if end == buf.len() {
+            buf.copy_within(start..end, 0);
+            (start, end) = (0, end - start);
+        }
+        let read = future::or(async { Some(stream.read(&mut buf[end..]).await) }, async {
+            core.shutdown.wait().await;
+            None
+        })
+        .await;
+        match read {
+            None => eof = true,
+            Some(Ok(0)) => eof = true,
+            Some(Ok(n)) => end += n,
+            Some(Err(_)) => eof = true,
+        }
+        let now = now_ns();
+        loop {
+            match framer.decode(&buf[start..end], eof) {
+                Decoded::Frame {
+                    message,
+                    consumed,
+                    truncated,
+                } => {
+                    batcher.add(message, now, truncated);
+                    start += consumed;
+                }
+                Decoded::Skipped { consumed, .. } => {
+                    core.shard
+                        .counters
+                        .discard(DiscardReason::FramingError, 1);
+                    start += consumed;
+                }
+                Decoded::NeedMore => break,
+            }
+            if batcher.pending_bytes() >= crate::config::BATCH_BYTES_TARGET {
+                batcher.flush();
+            }
+        }
+        batcher.flush();
+        if let Err(e) = batcher.settle(unacked_max).await {
+            eprintln!("shard {}: closing syslog connection: {e}", core.id);
+            return;
+        }
+    }
+    let _ = batcher.settle(0).await;
+}
+
+/// Receives syslog datagrams until shutdown. A batch is sent at once when nothing from this
+/// socket is in flight, and otherwise gathered until the previous sends complete or the
+/// flush tick passes; in-flight bytes are bounded so that a slow disk shows up as kernel
+/// drops (counted) rather than as unbounded memory.
+async fn syslog_udp(core: Rc<Core>, socket: UdpSocket) {
+    /// Unacknowledged bytes of batches from this socket: UDP has no backpressure, so beyond
+    /// this the socket is simply not read and the kernel buffer absorbs (or drops, counted).
+    const UDP_IN_FLIGHT_BYTES_MAX: usize = 8 * 1024 * 1024;
+    /// Longest a gathered datagram waits for its batch to be sent.
+    const UDP_FLUSH_TICK: Duration = Duration::from_millis(1);
+    let batcher = Rc::new(std::cell::RefCell::new(SyslogBatcher::new(
+        core.clone(),
+        Protocol::SyslogUdp,
+        None,
+    )));
+    let outstanding = batcher.borrow().outstanding_bytes.clone();
+    // Recv futures are never raced against a timer (a cancelled receive could lose a
+    // datagram); the tick lives in its own task instead.
+    let ticker = {
+        let (batcher, core2) = (batcher.clone(), core.clone());
+        let tq = core.ingest_tq;
+        let core = core2;
+        glommio::spawn_local_into(
+            async move {
+                while !core.shutdown.is_triggered() {
+                    glommio::timer::sleep(UDP_FLUSH_TICK).await;
+                    batcher.borrow_mut().flush();
+                }
+            },
+            tq,
+        )
+        .expect("the ingest queue exists")
+        .detach()
+    };
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let got = future::or(async { Some(socket.recv_from(&mut buf).await) }, async {
+            core.shutdown.wait().await;
+            None
+        })
+        .await;
+        let Some(got) = got else { break };
+        let Ok((n, from)) = got else { continue };
+        core.shard.counters.udp_datagrams.inc();
+        let mut message = &buf[..n];
+        // One message per datagram; senders often end it with a newline anyway.
+        while let Some(rest) = message
+            .strip_suffix(b"\n")
+            .or_else(|| message.strip_suffix(b"\0"))
+        {
+            message = rest;
+        }
+        {
+            let mut b = batcher.borrow_mut();
+            b.peer = Some(from.ip().to_string());
+            let max = core.config.syslog_frame_bytes_max;
+            if message.len() > max {
+                b.add(&message[..max], now_ns(), true);
+            } else if !message.is_empty() {
+                b.add(message, now_ns(), false);
+            }
+            if outstanding.get() == 0 || b.pending_bytes() >= crate::config::BATCH_BYTES_TARGET {
+                b.flush();
+            }
+        }
+        while outstanding.get() > UDP_IN_FLIGHT_BYTES_MAX {
+            glommio::timer::sleep(Duration::from_micros(200)).await;
+        }
+    }
+    batcher.borrow_mut().flush();
+    while outstanding.get() > 0 {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    drop(ticker);
+}
+
+fn set_recv_buffer(socket: &UdpSocket, bytes: usize) {
+    let v = bytes.min(i32::MAX as usize) as libc::c_int;
+    let fd = socket.as_raw_fd();
+    // SO_RCVBUFFORCE (root) goes past net.core.rmem_max; fall back to SO_RCVBUF, which the
+    // kernel caps at rmem_max (`shardlog doctor` reports that).
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: a valid fd and a c_int option value of the right size.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                &v as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
+}
+
+fn socket_inode(fd: i32) -> u64 {
+    // SAFETY: fstat into a zeroed stat struct we own.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) == 0 {
+            st.st_ino
+        } else {
+            0
+        }
+    }
+}
+
+/// Datagrams the kernel dropped on the socket with this inode (the `drops` column of
+/// `/proc/net/udp` and `/proc/net/udp6`).
+pub fn udp_kernel_drops(inode: u64) -> u64 {
+    if inode == 0 {
+        return 0;
+    }
+    let mut total = 0;
+    for path in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        total += parse_udp_drops(&text, inode);
+    }
+    total
+}
+
+fn parse_udp_drops(table: &str, inode: u64) -> u64 {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+            let ino: u64 = cols.get(9)?.parse().ok()?;
+            (ino == inode).then(|| cols.get(12)?.parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_drops_of_our_inode() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+  1: 00000000:157A 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 17\n\
+  2: 00000000:157B 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 999 2 0000000000000000 5\n";
+        assert_eq!(parse_udp_drops(table, 4242), 17);
+        assert_eq!(parse_udp_drops(table, 1), 0);
+    }
+}

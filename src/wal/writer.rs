@@ -1,0 +1,610 @@
+//! The writer: appends copied into an aligned commit buffer, a committer task that writes
+//! and `fdatasync`s each buffer in order, and the poisoning that follows any failure.
+//!
+//! An append copies its record into the filling buffer at once (so seqs follow call order)
+//! and waits on that buffer's completion. The committer task takes the filling buffer when it
+//! holds `commit_bytes_max` bytes or `commit_interval` after its first record, whichever is
+//! first, pads it to whole blocks and writes it with one O_DIRECT write plus one `fdatasync`.
+//! While that is in flight new appends fill the next buffer. Commits complete strictly in
+//! order, and the waiters of one commit are woken in seq order.
+//!
+//! Commit buffers come from glommio's I/O arena (`allocate_dma_buffer`: a buddy allocator over
+//! memory registered once with io_uring, so writes are fixed-buffer writes and there is no
+//! malloc or mmap per commit). A buffer is trimmed to its commit's block count before the
+//! write, which cannot be undone, so it goes back to the arena after the write instead of
+//! being kept. A record larger than the usual buffer gets a buffer of its own size.
+//!
+//! fsyncgate: if a write, an `fdatasync` or a segment rollover fails, the log is poisoned:
+//! that commit's waiters, everything buffered behind it and every later append get
+//! [`WalError::Poisoned`] naming the file and the OS error. Nothing is retried.
+//!
+//! Dropping a pending `append` future does not withdraw its record: it is committed anyway.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use glommio::io::DmaBuffer;
+
+use super::record::{RECORD_HEADER_BYTES, encode_record_into};
+use super::replay::{ReplayReport, replay};
+use super::segment::{
+    SegmentHeader, new_epoch, segment_file_name, segment_files, temp_segment_file_name,
+};
+use super::storage::{FaultPlan, SegmentFile, WalDir};
+use super::{
+    BLOCK_BYTES, RECORD_BODY_BYTES_MAX, SEGMENT_HEADER_BYTES, WalError, WalOptions, round_up_block,
+};
+use crate::metrics::{Counter, DISK_LATENCY_BUCKETS, Histogram, HistogramSnapshot};
+
+/// Record bytes buffered but not yet written before appends wait. Bounds a shard's memory
+/// when the disk falls behind: 64 default-sized commits, or four maximal records.
+pub const COMMIT_QUEUE_BYTES_MAX: usize = 64 << 20;
+
+/// A shard's write-ahead log. Not `Send`: it lives on its shard's executor.
+pub struct Wal {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    dir: WalDir,
+    opts: WalOptions,
+    faults: Rc<FaultPlan>,
+    st: RefCell<State>,
+    /// Wakes the committer: a buffer was started or sealed, or the log is closing.
+    wake: Signal,
+    /// Wakes appends waiting for room in the commit queue.
+    room: Event,
+    /// Completed when the committer task has exited and closed its segment.
+    exited: Completion,
+    stats: Stats,
+}
+
+struct State {
+    next_seq: u64,
+    durable_seq: u64,
+    filling: Option<Pending>,
+    sealed: VecDeque<Pending>,
+    /// Record bytes in `filling` and `sealed`.
+    queued_bytes: usize,
+    poisoned: Option<String>,
+    closing: bool,
+}
+
+/// One commit being filled or waiting to be written.
+struct Pending {
+    buf: DmaBuffer,
+    len: usize,
+    first_seq: u64,
+    last_seq: u64,
+    opened: Instant,
+    done: Rc<Completion>,
+}
+
+struct Stats {
+    bytes_written: Counter,
+    records: Counter,
+    commits: Counter,
+    segments_created: Counter,
+    fsync: Histogram,
+    torn_tails_truncated: u64,
+}
+
+/// A snapshot of a log's counters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WalStats {
+    /// Bytes written by commits, padding included (segment headers excluded).
+    pub bytes_written: u64,
+    pub records: u64,
+    pub commits: u64,
+    /// Segments created since open, the first one included.
+    pub segments_created: u64,
+    pub fsync_latency: HistogramSnapshot,
+    /// Torn tails cut off by the replay that preceded open.
+    pub torn_tails_truncated: u64,
+    /// Highest seq whose commit is durable (0 if none since open).
+    pub durable_seq: u64,
+    /// The seq the next append gets.
+    pub next_seq: u64,
+    /// Why the log stopped accepting records, if it did.
+    pub poisoned: Option<String>,
+}
+
+struct ActiveSegment {
+    file: SegmentFile,
+    /// Where the next commit goes.
+    write_pos: u64,
+}
+
+impl Wal {
+    /// Replays `dir` (creating it if missing), calling `on_record` for every intact record in
+    /// seq order, then starts a new segment whose first seq follows the last replayed one.
+    /// Must run inside a glommio executor; the committer task is spawned on the current task
+    /// queue.
+    pub async fn open(
+        dir: &Path,
+        opts: WalOptions,
+        repair: bool,
+        mut on_record: impl FnMut(u64, &[u8]) -> Result<(), String>,
+    ) -> Result<(Wal, ReplayReport), WalError> {
+        opts.validate()?;
+        create_dir_durably(dir)?;
+        let faults = Rc::new(FaultPlan::default());
+        let report = replay(
+            dir,
+            repair,
+            Some(opts.shard_id),
+            faults.clone(),
+            &mut on_record,
+        )
+        .await?;
+        let wal_dir = WalDir::open(dir).await?;
+        let file = create_segment(&wal_dir, &opts, report.next_seq, &faults).await?;
+        let inner = Rc::new(Inner {
+            dir: wal_dir,
+            opts,
+            faults,
+            st: RefCell::new(State {
+                next_seq: report.next_seq,
+                durable_seq: 0,
+                filling: None,
+                sealed: VecDeque::new(),
+                queued_bytes: 0,
+                poisoned: None,
+                closing: false,
+            }),
+            wake: Signal::default(),
+            room: Event::default(),
+            exited: Completion::default(),
+            stats: Stats {
+                bytes_written: Counter::default(),
+                records: Counter::default(),
+                commits: Counter::default(),
+                segments_created: Counter::default(),
+                fsync: Histogram::new(DISK_LATENCY_BUCKETS),
+                torn_tails_truncated: report.torn_tails_truncated,
+            },
+        });
+        inner.stats.segments_created.inc();
+        let segment = ActiveSegment {
+            file,
+            write_pos: SEGMENT_HEADER_BYTES as u64,
+        };
+        glommio::spawn_local(committer(inner.clone(), segment)).detach();
+        Ok((Wal { inner }, report))
+    }
+
+    /// Appends one record and resolves with its seq once it is durable (written and
+    /// `fdatasync`ed). Seqs follow the order of the calls.
+    pub async fn append(&self, body: &[u8]) -> Result<u64, WalError> {
+        if body.len() > RECORD_BODY_BYTES_MAX {
+            return Err(WalError::RecordTooLarge {
+                len: body.len(),
+                max: RECORD_BODY_BYTES_MAX,
+            });
+        }
+        let record_bytes = RECORD_HEADER_BYTES + body.len();
+        self.wait_for_room(record_bytes).await?;
+        let inner = &self.inner;
+        let (seq, done, wake) = {
+            let mut st = inner.st.borrow_mut();
+            let mut wake = false;
+            if st
+                .filling
+                .as_ref()
+                .is_some_and(|f| f.len + record_bytes > f.buf.len())
+            {
+                let full = st.filling.take().expect("checked just above");
+                st.sealed.push_back(full);
+                wake = true;
+            }
+            if st.filling.is_none() {
+                let capacity = round_up_block(inner.opts.commit_bytes_max.max(record_bytes));
+                let first_seq = st.next_seq;
+                st.filling = Some(Pending {
+                    buf: glommio::allocate_dma_buffer(capacity),
+                    len: 0,
+                    first_seq,
+                    last_seq: 0,
+                    opened: Instant::now(),
+                    done: Rc::new(Completion::default()),
+                });
+                wake = true;
+            }
+            let seq = st.next_seq;
+            st.next_seq += 1;
+            st.queued_bytes += record_bytes;
+            let f = st.filling.as_mut().expect("made above");
+            let n = encode_record_into(seq, body, &mut f.buf.as_bytes_mut()[f.len..]);
+            debug_assert_eq!(n, record_bytes);
+            f.len += n;
+            f.last_seq = seq;
+            let done = f.done.clone();
+            if f.len >= inner.opts.commit_bytes_max {
+                let full = st.filling.take().expect("just filled");
+                st.sealed.push_back(full);
+                wake = true;
+            }
+            (seq, done, wake)
+        };
+        if wake {
+            inner.wake.notify();
+        }
+        match done.wait().await {
+            Ok(()) => Ok(seq),
+            Err(reason) => Err(WalError::Poisoned { reason }),
+        }
+    }
+
+    /// Waits while the commit queue is full; fails if the log is poisoned or closing.
+    async fn wait_for_room(&self, record_bytes: usize) -> Result<(), WalError> {
+        loop {
+            {
+                let st = self.inner.st.borrow();
+                if let Some(reason) = &st.poisoned {
+                    return Err(WalError::Poisoned {
+                        reason: reason.clone(),
+                    });
+                }
+                if st.closing {
+                    return Err(WalError::Closed);
+                }
+                if st.queued_bytes == 0 || st.queued_bytes + record_bytes <= COMMIT_QUEUE_BYTES_MAX
+                {
+                    return Ok(());
+                }
+            }
+            self.inner.room.wait().await;
+        }
+    }
+
+    pub fn stats(&self) -> WalStats {
+        let s = &self.inner.stats;
+        let st = self.inner.st.borrow();
+        WalStats {
+            bytes_written: s.bytes_written.get(),
+            records: s.records.get(),
+            commits: s.commits.get(),
+            segments_created: s.segments_created.get(),
+            fsync_latency: s.fsync.snapshot(),
+            torn_tails_truncated: s.torn_tails_truncated,
+            durable_seq: st.durable_seq,
+            next_seq: st.next_seq,
+            poisoned: st.poisoned.clone(),
+        }
+    }
+
+    /// Fault injection for tests and crash drills: makes later writes or syncs fail.
+    pub fn faults(&self) -> &FaultPlan {
+        &self.inner.faults
+    }
+
+    /// Graceful shutdown: commits what is buffered, waits for it to be durable and closes the
+    /// segment. Later appends get [`WalError::Closed`]. Fails if the log is poisoned.
+    pub async fn close(&self) -> Result<(), WalError> {
+        self.inner.st.borrow_mut().closing = true;
+        self.inner.wake.notify();
+        self.inner.room.notify_all();
+        let _ = self.inner.exited.wait().await;
+        match &self.inner.st.borrow().poisoned {
+            Some(reason) => Err(WalError::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Checkpoint: deletes the segments all of whose records have a seq of at most `seq`
+    /// (their data is durable elsewhere now). The segment being written is never deleted.
+    /// Returns how many files were removed.
+    pub async fn remove_segments_through(&self, seq: u64) -> Result<u64, WalError> {
+        let segments = segment_files(self.inner.dir.path())?;
+        let mut removed = 0;
+        for pair in segments.windows(2) {
+            let (next_first, _) = pair[1];
+            if next_first > seq.saturating_add(1) {
+                break;
+            }
+            self.inner.dir.remove(&pair[0].1)?;
+            removed += 1;
+        }
+        if removed > 0 {
+            self.inner.dir.sync().await?;
+        }
+        Ok(removed)
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        // Lets the committer write what is buffered and exit instead of idling forever.
+        self.inner.st.borrow_mut().closing = true;
+        self.inner.wake.notify();
+        self.inner.room.notify_all();
+    }
+}
+
+impl Inner {
+    fn poison(&self, reason: String) {
+        let pending: Vec<Pending> = {
+            let mut st = self.st.borrow_mut();
+            st.poisoned.get_or_insert_with(|| reason.clone());
+            st.queued_bytes = 0;
+            let filling = st.filling.take();
+            st.sealed.drain(..).chain(filling).collect()
+        };
+        for p in pending {
+            p.done.complete(Err(reason.clone()));
+        }
+        self.room.notify_all();
+    }
+
+    /// The next buffer to commit, waiting for one to fill or age; `None` once closing (with
+    /// nothing left) or poisoned.
+    async fn next_commit(&self) -> Option<Pending> {
+        loop {
+            let due = {
+                let mut st = self.st.borrow_mut();
+                if st.poisoned.is_some() {
+                    return None;
+                }
+                if let Some(p) = st.sealed.pop_front() {
+                    return Some(p);
+                }
+                match &st.filling {
+                    Some(f) => {
+                        let due = f.opened + self.opts.commit_interval;
+                        if st.closing || Instant::now() >= due {
+                            return st.filling.take();
+                        }
+                        Some(due)
+                    }
+                    None if st.closing => return None,
+                    None => None,
+                }
+            };
+            match due {
+                Some(due) => {
+                    let nap = glommio::timer::sleep(due.saturating_duration_since(Instant::now()));
+                    futures_lite::future::or(self.wake.wait(), nap).await;
+                }
+                None => self.wake.wait().await,
+            }
+        }
+    }
+}
+
+async fn committer(inner: Rc<Inner>, mut segment: ActiveSegment) {
+    while let Some(p) = inner.next_commit().await {
+        let Pending {
+            buf,
+            len,
+            first_seq,
+            last_seq,
+            done,
+            ..
+        } = p;
+        match write_commit(&inner, &mut segment, buf, len, first_seq).await {
+            Ok(()) => {
+                {
+                    let mut st = inner.st.borrow_mut();
+                    st.durable_seq = last_seq;
+                    st.queued_bytes -= len;
+                }
+                inner.stats.records.add(last_seq - first_seq + 1);
+                inner.stats.commits.inc();
+                done.complete(Ok(()));
+                inner.room.notify_all();
+            }
+            Err(reason) => {
+                done.complete(Err(reason.clone()));
+                inner.poison(reason);
+                break;
+            }
+        }
+    }
+    // Every commit was fdatasynced; an error closing the descriptor cannot lose data.
+    let _ = segment.file.close().await;
+    inner.exited.complete(Ok(()));
+}
+
+/// Pads, writes and syncs one commit, rolling the segment over first if it does not fit.
+async fn write_commit(
+    inner: &Inner,
+    segment: &mut ActiveSegment,
+    mut buf: DmaBuffer,
+    len: usize,
+    first_seq: u64,
+) -> Result<(), String> {
+    let padded = round_up_block(len);
+    buf.as_bytes_mut()[len..padded].fill(0);
+    buf.trim_to_size(padded);
+    let has_commits = segment.write_pos > SEGMENT_HEADER_BYTES as u64;
+    if has_commits && segment.write_pos + padded as u64 > inner.opts.segment_bytes_max {
+        let file = create_segment(&inner.dir, &inner.opts, first_seq, &inner.faults)
+            .await
+            .map_err(|e| format!("rolling over to a new segment: {e}"))?;
+        let old = std::mem::replace(
+            segment,
+            ActiveSegment {
+                file,
+                write_pos: SEGMENT_HEADER_BYTES as u64,
+            },
+        );
+        // The old segment's commits are all synced; closing it cannot lose data.
+        let _ = old.file.close().await;
+        inner.stats.segments_created.inc();
+    }
+    let path = segment.file.path().to_path_buf();
+    segment
+        .file
+        .write_all(buf, segment.write_pos)
+        .await
+        .map_err(|e| failure("write", &path, segment.write_pos, &e))?;
+    let took = segment
+        .file
+        .sync()
+        .await
+        .map_err(|e| failure("fdatasync", &path, segment.write_pos, &e))?;
+    inner.stats.fsync.observe(took.as_secs_f64());
+    inner.stats.bytes_written.add(padded as u64);
+    segment.write_pos += padded as u64;
+    Ok(())
+}
+
+fn failure(op: &str, path: &Path, offset: u64, e: &io::Error) -> String {
+    format!(
+        "{op} of {} at byte {offset} failed: {e}; the data of this commit and of every \
+         unsynced one may be lost, so nothing more is accepted",
+        path.display()
+    )
+}
+
+/// Creates the segment starting at `first_seq`: a temporary file, preallocated, its header
+/// written and synced, then renamed to its final name and the directory synced. A final name
+/// therefore always has a durable header. An existing segment of the same name holds no
+/// records (replay ended right after its header), and the rename replaces it atomically.
+async fn create_segment(
+    dir: &WalDir,
+    opts: &WalOptions,
+    first_seq: u64,
+    faults: &Rc<FaultPlan>,
+) -> Result<SegmentFile, WalError> {
+    let tmp = dir.path().join(temp_segment_file_name(first_seq));
+    let path = dir.path().join(segment_file_name(first_seq));
+    let mut file = SegmentFile::create(&tmp, faults.clone()).await?;
+    file.pre_allocate(opts.segment_bytes_max).await?;
+    let header = SegmentHeader {
+        shard_id: opts.shard_id,
+        first_seq,
+        epoch: new_epoch(),
+    };
+    let mut block = glommio::allocate_dma_buffer(BLOCK_BYTES);
+    header.encode(block.as_bytes_mut());
+    let io_err = |op, source| WalError::Io {
+        path: tmp.clone(),
+        op,
+        source,
+    };
+    file.write_all(block, 0)
+        .await
+        .map_err(|e| io_err("writing a segment header", e))?;
+    file.sync()
+        .await
+        .map_err(|e| io_err("fdatasync of a new segment", e))?;
+    file.rename(&path).await?;
+    dir.sync().await?;
+    Ok(file)
+}
+
+/// Creates the WAL directory if needed and makes its name durable in the parent (a short
+/// blocking call at startup only).
+fn create_dir_durably(dir: &Path) -> Result<(), WalError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let err = |op, source| WalError::Io {
+        path: dir.to_path_buf(),
+        op,
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| err("creating the WAL directory", e))?;
+    let parent: PathBuf = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    std::fs::File::open(&parent)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| err("fsyncing the parent of the WAL directory", e))
+}
+
+/// The outcome of one commit, awaited by all of its appends.
+#[derive(Default)]
+struct Completion {
+    result: RefCell<Option<Result<(), String>>>,
+    wakers: RefCell<Vec<Waker>>,
+}
+
+impl Completion {
+    fn complete(&self, result: Result<(), String>) {
+        assert!(self.result.borrow().is_none(), "a commit completes once");
+        *self.result.borrow_mut() = Some(result);
+        // Wakers were registered in append order, which is seq order.
+        for w in std::mem::take(&mut *self.wakers.borrow_mut()) {
+            w.wake();
+        }
+    }
+
+    async fn wait(&self) -> Result<(), String> {
+        poll_fn(|cx| match &*self.result.borrow() {
+            Some(r) => Poll::Ready(r.clone()),
+            None => {
+                self.wakers.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// A wake-up flag for the one committer task.
+#[derive(Default)]
+struct Signal {
+    set: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Signal {
+    fn notify(&self) {
+        self.set.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.set.replace(false) {
+                Poll::Ready(())
+            } else {
+                *self.waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// Wakes every waiter once; waiters re-check their condition.
+#[derive(Default)]
+struct Event {
+    wakers: RefCell<Vec<Waker>>,
+}
+
+impl Event {
+    fn notify_all(&self) {
+        for w in std::mem::take(&mut *self.wakers.borrow_mut()) {
+            w.wake();
+        }
+    }
+
+    async fn wait(&self) {
+        let mut registered = false;
+        poll_fn(|cx| {
+            if registered {
+                Poll::Ready(())
+            } else {
+                registered = true;
+                self.wakers.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::loki::LOOKBACK_NS;
-use common::{Server, TestDir, now_ns};
+use common::{Server, ServerOptions, TestDir, now_ns};
 use serde_json::json;
 use shardlog::model::{Labels, owner_shard, stream_hash};
 
@@ -29,11 +29,27 @@ const ROUNDS: usize = 8;
 const STREAMS_PER_BATCH: usize = 4;
 const LINES_PER_STREAM: usize = 5;
 const LINES_PER_BATCH: usize = STREAMS_PER_BATCH * LINES_PER_STREAM;
-/// Batches per round at most, so that one round's lines stay below one query's limit.
-const BATCHES_PER_ROUND_MAX: usize = 200;
+/// Batches per round at most, so that one stream's lines in a round stay below one query's
+/// limit; more than the server acknowledges before the latest kill, so kills land mid-push.
+const BATCHES_PER_ROUND_MAX: usize = 900;
 /// The window in which the kill falls, after the server is ready.
 const KILL_AFTER_MS_MIN: u64 = 5;
 const KILL_AFTER_MS_MAX: u64 = 1200;
+
+/// WAL segment size for the kill loop: the smallest the server accepts, so that segments
+/// fill and roll over during the rounds (a kill can land mid-rollover), and so that the
+/// preallocated segment each restart opens stays cheap to replay.
+const WAL_SEGMENT_BYTES: u64 = 1 << 20;
+
+fn options() -> ServerOptions {
+    ServerOptions {
+        extra_args: vec![
+            "--wal-segment-bytes-max".into(),
+            WAL_SEGMENT_BYTES.to_string(),
+        ],
+        ..ServerOptions::default()
+    }
+}
 
 /// A small xorshift generator: enough to spread kill moments, and reproducible by seed.
 struct Rng(u64);
@@ -133,13 +149,18 @@ fn push_until_killed(
     }
 }
 
-/// Every acknowledged line of `round` exactly once; no line of it twice.
+/// Every acknowledged line of `round` exactly once; no line of it twice. Read stream by
+/// stream, so that each query stays below the query limit.
 fn verify_round(server: &Server, round: usize, acked: &[usize]) {
-    let query = format!(r#"{{job="crash", round="{round}"}}"#);
-    let got = server.query_all(&query, false);
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for entry in &got {
-        *counts.entry(entry.line.as_str()).or_default() += 1;
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut stored = 0;
+    for part in parts(round) {
+        let query = format!(r#"{{job="crash", round="{round}", part="{part}"}}"#);
+        let got = server.query_all(&query, false);
+        stored += got.len();
+        for entry in got {
+            *counts.entry(entry.line).or_default() += 1;
+        }
     }
     let duplicated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
     assert!(
@@ -151,7 +172,7 @@ fn verify_round(server: &Server, round: usize, acked: &[usize]) {
         for s in 0..STREAMS_PER_BATCH {
             for i in 0..LINES_PER_STREAM {
                 let want = line(round, batch, s, i);
-                if !counts.contains_key(want.as_str()) {
+                if !counts.contains_key(&want) {
                     missing.push(want);
                 }
             }
@@ -164,10 +185,9 @@ fn verify_round(server: &Server, round: usize, acked: &[usize]) {
         acked.len(),
         &missing[..missing.len().min(5)]
     );
-    let stats = server.index_stats(&query);
+    let stats = server.index_stats(&format!(r#"{{job="crash", round="{round}"}}"#));
     assert_eq!(
-        stats.entries,
-        got.len() as u64,
+        stats.entries, stored as u64,
         "round {round}: index stats disagree with the query"
     );
 }
@@ -179,7 +199,7 @@ fn kill9_loses_no_acknowledged_line() {
     let t0 = now_ns() - LOOKBACK_NS / 2;
     let mut acked_per_round: Vec<Vec<usize>> = Vec::new();
     for round in 0..ROUNDS {
-        let mut server = Server::start(&dir);
+        let mut server = Server::start_with(&dir, &options());
         for (earlier, acked) in acked_per_round.iter().enumerate() {
             verify_round(&server, earlier, acked);
         }
@@ -207,7 +227,7 @@ fn kill9_loses_no_acknowledged_line() {
     );
 
     // A last restart checks every round, then a graceful stop and one more restart.
-    let mut server = Server::start(&dir);
+    let mut server = Server::start_with(&dir, &options());
     for (round, acked) in acked_per_round.iter().enumerate() {
         verify_round(&server, round, acked);
     }
@@ -217,7 +237,7 @@ fn kill9_loses_no_acknowledged_line() {
         "SIGTERM after crash recovery: {status}\n{}",
         server.output()
     );
-    let server = Server::start(&dir);
+    let server = Server::start_with(&dir, &options());
     for (round, acked) in acked_per_round.iter().enumerate() {
         verify_round(&server, round, acked);
     }
@@ -226,7 +246,7 @@ fn kill9_loses_no_acknowledged_line() {
 #[test]
 fn sigterm_exits_zero_and_keeps_data() {
     let dir = TestDir::new("crash-sigterm");
-    let mut server = Server::start(&dir);
+    let mut server = Server::start_with(&dir, &options());
     let t0 = now_ns() - 600 * 1_000_000_000;
     let parts = parts(0);
     for batch in 0..10 {
@@ -245,7 +265,7 @@ fn sigterm_exits_zero_and_keeps_data() {
         server.output()
     );
 
-    let mut server = Server::start(&dir);
+    let mut server = Server::start_with(&dir, &options());
     let acked: Vec<usize> = (0..10).collect();
     verify_round(&server, 0, &acked);
     assert_eq!(
@@ -261,6 +281,6 @@ fn sigterm_exits_zero_and_keeps_data() {
         "SIGINT must exit 0; output:\n{}",
         server.output()
     );
-    let server = Server::start(&dir);
+    let server = Server::start_with(&dir, &options());
     verify_round(&server, 0, &acked);
 }

@@ -18,13 +18,18 @@ run:
 build:
 	$(CARGO) build --all-targets
 
-# Unit, integration and binary tests; then doc tests (nextest does not run them) and one
-# pass over each benchmark in criterion's test mode, so that benches cannot rot.
+# Unit tests first, then the integration tests in tests/ (which start the real server) on
+# their own: unit tests of the WAL and the parsers load the disk and both cores, and a
+# server under test sharing the machine with them measures that load instead of itself.
+# Then doc tests (nextest does not run them) and one pass over each benchmark in
+# criterion's test mode, so that benches cannot rot.
 test:
 ifeq ($(HAVE_NEXTEST),yes)
-	$(CARGO) nextest run
+	$(CARGO) nextest run -E 'not kind(test)'
+	$(CARGO) nextest run -E 'kind(test)'
 else
-	$(CARGO) test --lib --bins --tests
+	$(CARGO) test --lib --bins
+	$(CARGO) test --tests -- --test-threads=1
 endif
 	$(CARGO) test --doc
 	$(CARGO) test --benches

@@ -121,7 +121,8 @@ fn rfc5424_octet_counted_over_four_connections() {
     let dir = TestDir::new("loggen-5424");
     let server = Server::start(&dir);
     const CONNECTIONS: u64 = 4;
-    const PER_CONNECTION: u64 = 1500;
+    // Per connection below one query's limit, since each connection is read back by itself.
+    const PER_CONNECTION: u64 = 4000;
     let sent = loggen(
         &server,
         &[
@@ -129,7 +130,7 @@ fn rfc5424_octet_counted_over_four_connections() {
             "--stream",
             "--syslog-proto",
             "--rate",
-            "5000",
+            "20000",
             "--number",
             &PER_CONNECTION.to_string(),
             "--active-connections",
@@ -177,14 +178,14 @@ fn bsd_newline_framed_over_two_connections() {
     let dir = TestDir::new("loggen-bsd");
     let server = Server::start(&dir);
     const CONNECTIONS: u64 = 2;
-    const PER_CONNECTION: u64 = 2000;
+    const PER_CONNECTION: u64 = 4500;
     let sent = loggen(
         &server,
         &[
             "--inet",
             "--stream",
             "--rate",
-            "10000",
+            "20000",
             "--number",
             &PER_CONNECTION.to_string(),
             "--active-connections",
@@ -223,6 +224,9 @@ fn udp_datagrams_at_a_modest_rate() {
             "--inet",
             "--dgram",
             "--syslog-proto",
+            // One message per datagram as RFC 5426 has it: without this loggen puts an
+            // RFC 6587 octet count in front of each datagram too.
+            "--no-framing",
             "--rate",
             "2000",
             "--number",

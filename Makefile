@@ -18,12 +18,15 @@ run:
 build:
 	$(CARGO) build --all-targets
 
-# Unit tests first, then the integration tests in tests/ (which start the real server) on
-# their own: unit tests of the WAL and the parsers load the disk and both cores, and a
-# server under test sharing the machine with them measures that load instead of itself.
-# Then doc tests (nextest does not run them) and one pass over each benchmark in
-# criterion's test mode, so that benches cannot rot.
+# Doc tests (nextest does not run them) and one pass over each benchmark in criterion's
+# test mode (so that benches cannot rot); then the unit tests; then the integration tests
+# in tests/, which start the real server, on their own: unit tests of the WAL and the
+# parsers load the disk and both cores, and a server under test sharing the machine with
+# them would measure that load instead of itself. The integration run comes last so that
+# its summary closes the output.
 test:
+	$(CARGO) test --doc
+	$(CARGO) test --benches
 ifeq ($(HAVE_NEXTEST),yes)
 	$(CARGO) nextest run -E 'not kind(test)'
 	$(CARGO) nextest run -E 'kind(test)'
@@ -31,8 +34,6 @@ else
 	$(CARGO) test --lib --bins
 	$(CARGO) test --tests -- --test-threads=1
 endif
-	$(CARGO) test --doc
-	$(CARGO) test --benches
 
 bench:
 	$(CARGO) bench

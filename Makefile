@@ -32,7 +32,7 @@ ifeq ($(HAVE_NEXTEST),yes)
 	$(CARGO) nextest run -E 'kind(test)'
 else
 	$(CARGO) test --lib --bins
-	$(CARGO) test --tests -- --test-threads=1
+	$(CARGO) test --test '*' -- --test-threads=1
 endif
 
 bench:

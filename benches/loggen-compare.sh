@@ -39,30 +39,31 @@ start=$(date +%s.%N)
 sent=$(run_loggen 39514)
 # Wait until everything sent is stored (and so durable), then time the whole run.
 stored=0
-for _ in $(seq 1 600); do
-  stored=$(curl -sG 127.0.0.1:39100/loki/api/v1/index/stats --data-urlencode 'query={app=~".+"}' \
+for _ in $(seq 1 300); do
+  stored=$(curl -sG 127.0.0.1:39100/loki/api/v1/index/stats --data-urlencode 'query={level=~".+"}' \
     --data-urlencode start=0 | sed 's/.*"entries":\([0-9]*\).*/\1/')
   [ "$stored" -ge "$sent" ] && break
   sleep 0.1
 done
 end=$(date +%s.%N)
+echo "shardlog: loggen sent $sent, stored $stored" >&2
 kill -TERM %1; wait %1 || true
 shardlog_rate=$(echo "$stored / ($end - $start)" | bc -l)
 
 # --- syslog-ng relaying to a file
 cat > "$work/syslog-ng.conf" <<CONF
 @version: 3.38
-options { threaded(yes); flush-lines(1000); log-fifo-size(100000); stats(freq(0)); };
+options { threaded(yes); flush-lines(1000); log-fifo-size(100000); stats_freq(0); };
 source s_net { network(ip(127.0.0.1) port(39515) transport("tcp") flags(syslog-protocol) max-connections(16) log-iw-size(100000)); };
 destination d_file { file("$work/syslog-ng.out"); };
 log { source(s_net); destination(d_file); };
 CONF
 taskset -c 0 syslog-ng -F -f "$work/syslog-ng.conf" -R "$work/syslog-ng.persist" \
   -p "$work/syslog-ng.pid" -c "$work/syslog-ng.ctl" 2> "$work/syslog-ng.err" &
-sleep 1
+for _ in $(seq 1 50); do (echo > /dev/tcp/127.0.0.1/39515) 2>/dev/null && break; sleep 0.1; done
 start=$(date +%s.%N)
 sent_ng=$(run_loggen 39515)
-for _ in $(seq 1 600); do
+for _ in $(seq 1 300); do
   got=$(wc -l < "$work/syslog-ng.out" 2>/dev/null || echo 0)
   [ "$got" -ge "$sent_ng" ] && break
   sleep 0.1
@@ -70,6 +71,7 @@ done
 end=$(date +%s.%N)
 kill -TERM %2 2>/dev/null; wait %2 2>/dev/null || true
 got=$(wc -l < "$work/syslog-ng.out")
+echo "syslog-ng: loggen sent $sent_ng, wrote $got" >&2
 ng_rate=$(echo "$got / ($end - $start)" | bc -l)
 
 printf '\n| server | lines sent | lines stored | lines/s |\n|---|---|---|---|\n'

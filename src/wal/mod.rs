@@ -83,6 +83,9 @@ pub mod segment;
 pub mod storage;
 pub mod writer;
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -91,7 +94,7 @@ use std::time::Duration;
 pub use record::{DecodeError, RecordHeader, decode_record, encode_record};
 pub use replay::{RepairNote, ReplayReport, replay_dir};
 pub use segment::{segment_file_name, segment_files};
-pub use storage::FaultPlan;
+pub use storage::{FaultPlan, prime_dma_probe};
 pub use writer::{Wal, WalStats};
 
 /// The unit of every write and of commit padding. 4 KiB is the logical block size of

@@ -27,12 +27,15 @@ use super::record::{DecodeError, RECORD_HEADER_BYTES, decode_header, decode_reco
 use super::segment::{
     HeaderError, SegmentHeader, damaged_segment_file_name, is_temp_segment_file_name, segment_files,
 };
-use super::storage::{FaultPlan, SegmentFile, WalDir};
-use super::{BLOCK_BYTES, SEGMENT_HEADER_BYTES, WalError};
+use super::storage::{FaultPlan, SegmentFile, WalDir, prime_dma_probe};
+use super::{BLOCK_BYTES, SEGMENT_HEADER_BYTES, WalError, round_up_block};
 
 /// Bytes read from a segment per I/O during replay: large sequential reads keep the device
 /// busy, and two of these plus one record body bound replay's memory per shard.
 const READ_CHUNK_BYTES: usize = 4 << 20;
+
+/// Receives each intact record: `(seq, body)`. An `Err` refuses the record (corruption).
+pub(crate) type RecordSink<'a> = dyn FnMut(u64, &[u8]) -> Result<(), String> + 'a;
 
 /// What replay found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -95,8 +98,9 @@ pub(crate) async fn replay(
     repair: bool,
     own_shard: Option<u32>,
     faults: Rc<FaultPlan>,
-    on_record: &mut dyn FnMut(u64, &[u8]) -> Result<(), String>,
+    on_record: &mut RecordSink<'_>,
 ) -> Result<ReplayReport, WalError> {
+    prime_dma_probe(dir).await?;
     let wal_dir = WalDir::open(dir).await?;
     let mut report = ReplayReport::default();
     remove_temp_files(&wal_dir).await?;
@@ -212,7 +216,7 @@ async fn replay_segment(
     is_last: bool,
     own_shard: Option<u32>,
     faults: &Rc<FaultPlan>,
-    on_record: &mut dyn FnMut(u64, &[u8]) -> Result<(), String>,
+    on_record: &mut RecordSink<'_>,
 ) -> Result<(), WalError> {
     let file = SegmentFile::open_read(path, faults.clone()).await?;
     let size = file.size().await?;
@@ -346,7 +350,7 @@ async fn scan_records(
     ctx: &mut Ctx,
     reader: &mut Reader<'_>,
     path: &Path,
-    on_record: &mut dyn FnMut(u64, &[u8]) -> Result<(), String>,
+    on_record: &mut RecordSink<'_>,
 ) -> Result<ScanEnd, WalError> {
     let mut pos = SEGMENT_HEADER_BYTES as u64;
     let mut want = RECORD_HEADER_BYTES;
@@ -357,7 +361,9 @@ async fn scan_records(
         reader.fill(pos, want).await?;
         let off = (pos - reader.base) as usize;
         match decode_record(&reader.buf, off) {
-            Ok(None) if pos % BLOCK_BYTES as u64 == 0 => return Ok(ScanEnd::Clean { end: pos }),
+            Ok(None) if pos.is_multiple_of(BLOCK_BYTES as u64) => {
+                return Ok(ScanEnd::Clean { end: pos });
+            }
             Ok(None) => pos = (pos / BLOCK_BYTES as u64 + 1) * BLOCK_BYTES as u64,
             Ok(Some((h, body))) => {
                 let expected = ctx.expected_seq();
@@ -436,12 +442,12 @@ async fn scan_rest(
         if bytes.iter().skip(skip).any(|&x| x != 0) {
             rest.written_end = block + bytes.len() as u64;
         }
-        if block >= from && rest.later.is_none() {
-            if let Ok(h) = decode_header(bytes) {
-                if h.seq >= min_seq {
-                    rest.later = Some((block, h.seq));
-                }
-            }
+        if block >= from
+            && rest.later.is_none()
+            && let Ok(h) = decode_header(bytes)
+            && h.seq >= min_seq
+        {
+            rest.later = Some((block, h.seq));
         }
         block += block_bytes;
     }
@@ -530,10 +536,10 @@ impl<'a> Reader<'a> {
                 0,
                 "reads stay block-aligned until EOF"
             );
-            let n = self
-                .file
-                .read_into(at, READ_CHUNK_BYTES, &mut self.buf)
-                .await?;
+            // Never ask for more than the file holds: the read buffer is allocated at the
+            // requested size.
+            let len = round_up_block(((self.size - at) as usize).min(READ_CHUNK_BYTES));
+            let n = self.file.read_into(at, len, &mut self.buf).await?;
             if n == 0 {
                 break;
             }

@@ -24,6 +24,9 @@ const TEMP_SUFFIX: &str = ".wal.tmp";
 /// File name suffix of a segment moved aside by a repair (kept for inspection, never read).
 const DAMAGED_SUFFIX: &str = ".wal.damaged";
 
+/// A one-block file written and removed at open, see [`super::storage::prime_dma_probe`].
+pub const DMA_PROBE_FILE_NAME: &str = "dma-probe.tmp";
+
 /// Digits of the zero-padded first seq in a file name: `u64::MAX` has 20.
 const SEQ_DIGITS: usize = 20;
 

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use glommio::io::{Directory, DmaBuffer, DmaFile, OpenOptions};
 
-use super::WalError;
+use super::segment::DMA_PROBE_FILE_NAME;
+use super::{BLOCK_BYTES, WalError};
 
 /// Failures to inject into the next writes and syncs, like a disk that starts failing.
 /// Shared by every file of one log. All counters start disarmed.
@@ -51,11 +52,9 @@ impl FaultPlan {
     }
 }
 
-fn injected(what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Other,
-        format!("{what} failed (injected fault, EIO)"),
-    )
+/// An injected failure looks exactly like a dying disk's.
+fn injected() -> io::Error {
+    io::Error::from_raw_os_error(libc::EIO)
 }
 
 fn io_err(path: &Path, op: &'static str) -> impl FnOnce(glommio::GlommioError<()>) -> WalError {
@@ -65,6 +64,31 @@ fn io_err(path: &Path, op: &'static str) -> impl FnOnce(glommio::GlommioError<()
         op,
         source: e.into(),
     }
+}
+
+/// Makes glommio's poll-ring probe for the device under `dir` give the right answer on this
+/// executor thread.
+///
+/// glommio decides once per thread and device whether io_uring polled I/O works, by reading
+/// block 0 of the first DMA file opened there. If that file is empty (a segment just created),
+/// the read succeeds without reaching the device, the device is taken as pollable, and on a
+/// device without poll queues every later direct read fails with EOPNOTSUPP. Opening a file
+/// whose first block holds data first makes the probe a real device read. Call this before
+/// any other DMA file is opened on the executor; the log does so in [`super::Wal::open`] and
+/// [`super::replay_dir`]. Done once per open, a short blocking write of one block.
+pub async fn prime_dma_probe(dir: &Path) -> Result<(), WalError> {
+    let path = dir.join(DMA_PROBE_FILE_NAME);
+    let err = |op, source| WalError::Io {
+        path: path.clone(),
+        op,
+        source,
+    };
+    std::fs::write(&path, [0x5A; BLOCK_BYTES]).map_err(|e| err("writing the DMA probe file", e))?;
+    let file = DmaFile::open(&path)
+        .await
+        .map_err(|e| err("opening the DMA probe file", e.into()))?;
+    let _ = file.close().await;
+    std::fs::remove_file(&path).map_err(|e| err("removing the DMA probe file", e))
 }
 
 /// One open segment file.
@@ -155,7 +179,7 @@ impl SegmentFile {
     /// blocks are not expected to be short, and the log never retries a write.
     pub async fn write_all(&self, buf: DmaBuffer, pos: u64) -> Result<(), io::Error> {
         if FaultPlan::trip(&self.faults.fail_write_after) {
-            return Err(injected("write"));
+            return Err(injected());
         }
         let len = buf.len();
         let n = self
@@ -175,7 +199,7 @@ impl SegmentFile {
     /// `fdatasync`, returning how long it took.
     pub async fn sync(&self) -> Result<Duration, io::Error> {
         if FaultPlan::trip(&self.faults.fail_sync_after) {
-            return Err(injected("fdatasync"));
+            return Err(injected());
         }
         let start = Instant::now();
         self.file.fdatasync().await.map_err(io::Error::from)?;

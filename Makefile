@@ -1,0 +1,46 @@
+# Developer entry points. `make test` is what CI runs (see .ci/run).
+
+CARGO ?= cargo
+# Where cargo puts its builds: CARGO_TARGET_DIR if set, else ./target.
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+# Extra arguments for `make run`, e.g. `make run ARGS="--cores 2"`.
+ARGS ?=
+# Use cargo-nextest when it is installed: it runs each test in its own process, with the
+# timeouts and serial integration-test group of .config/nextest.toml.
+HAVE_NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+
+.PHONY: run build test bench fmt lint
+
+run:
+	$(CARGO) build --release
+	$(TARGET_DIR)/release/shardlog serve $(ARGS)
+
+build:
+	$(CARGO) build --all-targets
+
+# Doc tests (nextest does not run them) and one pass over each benchmark in criterion's
+# test mode (so that benches cannot rot); then the unit tests; then the integration tests
+# in tests/, which start the real server, on their own: unit tests of the WAL and the
+# parsers load the disk and both cores, and a server under test sharing the machine with
+# them would measure that load instead of itself. The integration run comes last so that
+# its summary closes the output.
+test:
+	$(CARGO) test --doc
+	$(CARGO) test --benches
+ifeq ($(HAVE_NEXTEST),yes)
+	$(CARGO) nextest run -E 'not kind(test)'
+	$(CARGO) nextest run -E 'kind(test)'
+else
+	$(CARGO) test --lib --bins
+	$(CARGO) test --test '*' -- --test-threads=1
+endif
+
+bench:
+	$(CARGO) bench
+
+fmt:
+	$(CARGO) fmt
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings

@@ -1,0 +1,390 @@
+//! Starting, stopping and killing the real `shardlog` binary for a test.
+//!
+//! Every server gets its own free loopback ports and a data directory under
+//! `CARGO_TARGET_TMPDIR` (never tmpfs: the WAL opens its files with O_DIRECT, which tmpfs
+//! refuses). Its stdout and stderr go to a file beside the data directory so that a failing
+//! test can print them; on a failing test the directory is kept for a post-mortem.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::http::{self, Response};
+
+/// How long a server may take to replay its WAL and answer `/ready` 200. Replay of the small
+/// logs these tests write takes milliseconds; 30 s leaves room for a loaded CI machine.
+pub const READY_TIMEOUT_MS: u64 = 30_000;
+
+/// How long a graceful stop (SIGTERM) may take before the harness escalates to SIGKILL.
+pub const SHUTDOWN_TIMEOUT_MS: u64 = 15_000;
+
+/// How often `/ready` and index stats are polled.
+pub const POLL_INTERVAL_MS: u64 = 50;
+
+/// How many times a start is retried when the ports picked turned out to be taken by
+/// another process in between (the free-port probe can race with parallel tests).
+const START_ATTEMPTS_MAX: usize = 4;
+
+/// Shards every test server runs with: two, so that streams are spread across cores and the
+/// cross-core paths (mesh, fan-out queries, merge) are exercised on a 2-core machine.
+pub const TEST_CORES: usize = 2;
+
+/// A per-test directory under `CARGO_TARGET_TMPDIR` holding the data directory and the
+/// server logs. Removed when the test passes, kept (and its path printed) when it fails.
+pub struct TestDir {
+    dir: Option<tempfile::TempDir>,
+    starts: Cell<usize>,
+}
+
+impl TestDir {
+    pub fn new(name: &str) -> TestDir {
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        std::fs::create_dir_all(base).expect("create CARGO_TARGET_TMPDIR");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{name}-"))
+            .tempdir_in(base)
+            .expect("create a test directory under CARGO_TARGET_TMPDIR");
+        TestDir {
+            dir: Some(dir),
+            starts: Cell::new(0),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir
+            .as_ref()
+            .expect("test dir present until drop")
+            .path()
+    }
+
+    /// The server's data directory (created by the server itself on first start).
+    pub fn data_dir(&self) -> PathBuf {
+        self.path().join("data")
+    }
+
+    fn next_log_path(&self) -> PathBuf {
+        let n = self.starts.get();
+        self.starts.set(n + 1);
+        self.path().join(format!("server-{n}.log"))
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(dir) = self.dir.take()
+        {
+            let kept = dir.keep();
+            eprintln!("test failed: keeping {}", kept.display());
+        }
+    }
+}
+
+/// Options for one server start; `Default` is what most tests want.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub cores: usize,
+    /// Whether to open the syslog listeners (TCP and UDP on one port).
+    pub syslog: bool,
+    /// Further command-line arguments, appended after the harness's own.
+    pub extra_args: Vec<String>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            cores: TEST_CORES,
+            syslog: true,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// A running `shardlog serve`. Stopped on drop: SIGTERM, then SIGKILL after
+/// [`SHUTDOWN_TIMEOUT_MS`].
+pub struct Server {
+    child: Option<Child>,
+    pub http: SocketAddr,
+    /// The syslog port, open for both TCP and UDP (0 when syslog is disabled).
+    pub syslog_port: u16,
+    pub data_dir: PathBuf,
+    log_path: PathBuf,
+}
+
+impl Server {
+    /// Starts a server with default options in `dir` and waits until it is ready.
+    pub fn start(dir: &TestDir) -> Server {
+        Server::start_with(dir, &ServerOptions::default())
+    }
+
+    /// Starts a server and waits until `/ready` answers 200; panics with the server's output
+    /// if it exits or does not become ready within [`READY_TIMEOUT_MS`].
+    pub fn start_with(dir: &TestDir, options: &ServerOptions) -> Server {
+        let mut last_failure = String::new();
+        for _ in 0..START_ATTEMPTS_MAX {
+            let (http_port, syslog_port) = free_ports(options.syslog);
+            let args = server_args(dir, options, http_port, syslog_port);
+            match Server::spawn_ready(dir, &args, http_port, syslog_port) {
+                Ok(server) => return server,
+                Err(failure) if failure.contains("in use") => {
+                    // Another process took a port between the probe and the bind: retry.
+                    last_failure = failure;
+                }
+                Err(failure) => panic!("{failure}"),
+            }
+        }
+        panic!("server did not start after {START_ATTEMPTS_MAX} attempts: {last_failure}");
+    }
+
+    /// Runs `shardlog` with exactly `args` (e.g. `serve --config FILE`) and waits until it
+    /// answers `/ready` on `http_port`; `Err` carries the reason and the server's output.
+    pub fn spawn_ready(
+        dir: &TestDir,
+        args: &[String],
+        http_port: u16,
+        syslog_port: u16,
+    ) -> Result<Server, String> {
+        let log_path = dir.next_log_path();
+        let log = File::create(&log_path).expect("create server log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log file handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn the shardlog binary");
+        let mut server = Server {
+            child: Some(child),
+            http: SocketAddr::from(([127, 0, 0, 1], http_port)),
+            syslog_port,
+            data_dir: dir.data_dir(),
+            log_path,
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_millis(READY_TIMEOUT_MS);
+        loop {
+            if let Some(status) = self
+                .child_mut()
+                .try_wait()
+                .expect("poll the server process")
+            {
+                self.child = None;
+                return Err(format!(
+                    "server exited with {status} before it was ready; its output:\n{}",
+                    self.output()
+                ));
+            }
+            if let Ok(response) = http::request(self.http, "GET", "/ready", &[], &[])
+                && response.status == 200
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "server not ready after {READY_TIMEOUT_MS} ms; its output:\n{}",
+                    self.output()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
+        }
+    }
+
+    fn child_mut(&mut self) -> &mut Child {
+        self.child.as_mut().expect("server process still owned")
+    }
+
+    /// Everything the server wrote to stdout and stderr so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_else(|e| format!("<no log: {e}>"))
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("server running").id() as i32
+    }
+
+    /// SIGKILL: the process dies at once, in the middle of whatever it was doing.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            send_signal(child.id() as i32, libc::SIGKILL);
+            child.wait().expect("reap killed server");
+        }
+    }
+
+    /// SIGTERM and wait for the exit; panics if the server does not stop within
+    /// [`SHUTDOWN_TIMEOUT_MS`] (it is then killed).
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal` (SIGTERM or SIGINT: a graceful stop) and waits for the exit, as
+    /// [`Server::terminate`] does.
+    pub fn stop_with(&mut self, signal: i32) -> ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        send_signal(child.id() as i32, signal);
+        match wait_timeout(&mut child, Duration::from_millis(SHUTDOWN_TIMEOUT_MS)) {
+            Some(status) => status,
+            None => {
+                send_signal(child.id() as i32, libc::SIGKILL);
+                let _ = child.wait();
+                panic!(
+                    "server did not exit within {SHUTDOWN_TIMEOUT_MS} ms of SIGTERM; its output:\n{}",
+                    self.output()
+                );
+            }
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("poll server").is_none(),
+            None => false,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let output = self.output();
+            let tail: String = tail_lines(&output, 80);
+            eprintln!(
+                "--- server output ({}) ---\n{tail}\n--- end ---",
+                self.log_path.display()
+            );
+        }
+        if let Some(mut child) = self.child.take() {
+            send_signal(child.id() as i32, libc::SIGTERM);
+            if wait_timeout(&mut child, Duration::from_millis(SHUTDOWN_TIMEOUT_MS)).is_none() {
+                send_signal(child.id() as i32, libc::SIGKILL);
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn server_args(
+    dir: &TestDir,
+    options: &ServerOptions,
+    http_port: u16,
+    syslog_port: u16,
+) -> Vec<String> {
+    let syslog_addr = if options.syslog {
+        format!("127.0.0.1:{syslog_port}")
+    } else {
+        String::new()
+    };
+    let mut args: Vec<String> = vec![
+        "serve".into(),
+        "--data-dir".into(),
+        dir.data_dir().display().to_string(),
+        "--http-addr".into(),
+        format!("127.0.0.1:{http_port}"),
+        "--syslog-tcp-addr".into(),
+        syslog_addr.clone(),
+        "--syslog-udp-addr".into(),
+        syslog_addr,
+        "--cores".into(),
+        options.cores.to_string(),
+    ];
+    args.extend(options.extra_args.iter().cloned());
+    args
+}
+
+/// Picks a free HTTP port and, if wanted, one port free for both TCP and UDP (syslog).
+pub fn free_ports(syslog: bool) -> (u16, u16) {
+    let http = TcpListener::bind("127.0.0.1:0").expect("bind a probe port");
+    let http_port = http.local_addr().expect("probe port address").port();
+    if !syslog {
+        return (http_port, 0);
+    }
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind a probe port");
+        let port = tcp.local_addr().expect("probe port address").port();
+        if port != http_port && UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return (http_port, port);
+        }
+    }
+}
+
+pub fn send_signal(pid: i32, signal: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child's, which
+    // is not reaped yet, so it cannot have been reused by another process.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert!(
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH),
+        "kill({pid}, {signal}) failed: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll child process") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `shardlog` with the given arguments to completion (for configuration errors that
+/// must exit at once); fails the test if it is still running after `timeout_ms`.
+pub fn run_to_exit(args: &[&str], timeout_ms: u64) -> (ExitStatus, String) {
+    let dir = TestDir::new("run");
+    let log_path = dir.path().join("output.log");
+    let log = File::create(&log_path).expect("create output file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(args)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("clone log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn the shardlog binary");
+    let status = wait_timeout(&mut child, Duration::from_millis(timeout_ms));
+    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+    match status {
+        Some(status) => (status, output),
+        None => {
+            send_signal(child.id() as i32, libc::SIGKILL);
+            let _ = child.wait();
+            panic!(
+                "`shardlog {}` still running after {timeout_ms} ms; output:\n{output}",
+                args.join(" ")
+            );
+        }
+    }
+}
+
+/// Sends a request to the server; panics on transport errors.
+pub fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    http::request(server.http, method, path, headers, body).unwrap_or_else(|e| {
+        panic!(
+            "{method} {path} failed: {e}; server output:\n{}",
+            tail_lines(&server.output(), 40)
+        )
+    })
+}

@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use shardlog::config::ServeArgs;
 
 #[derive(Parser)]
-#[command(name = "shardlog", version, about = "A thread-per-core log aggregation server: syslog and Loki push in, LogQL out.")]
+#[command(
+    name = "shardlog",
+    version,
+    about = "A thread-per-core log aggregation server: syslog and Loki push in, LogQL out."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -184,21 +184,30 @@ impl ServeArgs {
         if cores > SHARDS_MAX {
             return Err(bad("cores", format!("at most {SHARDS_MAX}, got {cores}")));
         }
-        let http_addr = addr("http_addr", self.http_addr.as_deref().unwrap_or(HTTP_ADDR_DEFAULT))?
-            .ok_or_else(|| bad("http_addr", "must not be empty"))?;
+        let http_addr = addr(
+            "http_addr",
+            self.http_addr.as_deref().unwrap_or(HTTP_ADDR_DEFAULT),
+        )?
+        .ok_or_else(|| bad("http_addr", "must not be empty"))?;
         let syslog_tcp_addr = addr(
             "syslog_tcp_addr",
-            self.syslog_tcp_addr.as_deref().unwrap_or(SYSLOG_ADDR_DEFAULT),
+            self.syslog_tcp_addr
+                .as_deref()
+                .unwrap_or(SYSLOG_ADDR_DEFAULT),
         )?;
         let syslog_udp_addr = addr(
             "syslog_udp_addr",
-            self.syslog_udp_addr.as_deref().unwrap_or(SYSLOG_ADDR_DEFAULT),
+            self.syslog_udp_addr
+                .as_deref()
+                .unwrap_or(SYSLOG_ADDR_DEFAULT),
         )?;
         let syslog_tenant = self
             .syslog_tenant
             .unwrap_or_else(|| crate::model::DEFAULT_TENANT.to_string());
         validate_tenant(&syslog_tenant).map_err(|e| bad("syslog_tenant", e))?;
-        let data_dir = self.data_dir.unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT));
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT));
         if data_dir.as_os_str().is_empty() {
             return Err(bad("data_dir", "must not be empty"));
         }
@@ -237,7 +246,7 @@ impl ServeArgs {
             1 << 20,
             1 << 34,
         )? as u64;
-        if wal_segment_bytes_max % 4096 != 0 {
+        if !wal_segment_bytes_max.is_multiple_of(4096) {
             return Err(bad("wal_segment_bytes_max", "must be a multiple of 4096"));
         }
         let syslog_tcp_unacked_bytes_max = within(
@@ -282,11 +291,9 @@ impl ServeArgs {
 }
 
 fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError(format!("cannot read config file {}: {e}", path.display()))
-    })?;
-    toml::from_str(&text)
-        .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))
 }
 
 /// Parses a listen address; an empty string means "off".
@@ -313,7 +320,10 @@ fn within(
 ) -> Result<usize, ConfigError> {
     let v = value.unwrap_or(default);
     if v < min || v > max {
-        return Err(bad(key, format!("must be between {min} and {max}, got {v}")));
+        return Err(bad(
+            key,
+            format!("must be between {min} and {max}, got {v}"),
+        ));
     }
     Ok(v)
 }
@@ -334,17 +344,26 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = ServeArgs { cores: Some(0), ..Default::default() }
-            .resolve(2)
-            .unwrap_err();
+        let e = ServeArgs {
+            cores: Some(0),
+            ..Default::default()
+        }
+        .resolve(2)
+        .unwrap_err();
         assert!(e.0.contains("`cores`") && e.0.contains("--cores"), "{e}");
-        let e = ServeArgs { http_addr: Some("nonsense".into()), ..Default::default() }
-            .resolve(2)
-            .unwrap_err();
+        let e = ServeArgs {
+            http_addr: Some("nonsense".into()),
+            ..Default::default()
+        }
+        .resolve(2)
+        .unwrap_err();
         assert!(e.0.contains("--http-addr"), "{e}");
-        let e = ServeArgs { cores: Some(64), ..Default::default() }
-            .resolve(2)
-            .unwrap_err();
+        let e = ServeArgs {
+            cores: Some(64),
+            ..Default::default()
+        }
+        .resolve(2)
+        .unwrap_err();
         assert!(e.0.contains("online"), "{e}");
     }
 
@@ -362,11 +381,13 @@ mod tests {
 
     #[test]
     fn file_keys_and_flag_precedence() {
-        let file: ServeArgs = toml::from_str(
-            "data_dir = \"/var/lib/x\"\ncores = 1\nhttp_addr = \"127.0.0.1:9\"\n",
-        )
-        .unwrap();
-        let flags = ServeArgs { cores: Some(2), ..Default::default() };
+        let file: ServeArgs =
+            toml::from_str("data_dir = \"/var/lib/x\"\ncores = 1\nhttp_addr = \"127.0.0.1:9\"\n")
+                .unwrap();
+        let flags = ServeArgs {
+            cores: Some(2),
+            ..Default::default()
+        };
         let c = flags.over(file).resolve(2).unwrap();
         assert_eq!(c.cores, 2);
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/x"));

@@ -74,8 +74,11 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
         Err(e) => return refuse(core, e),
     };
     let limits = limits(core);
-    let body = match decompress(req.header("content-encoding"), &req.body, limits.body_bytes_max)
-    {
+    let body = match decompress(
+        req.header("content-encoding"),
+        &req.body,
+        limits.body_bytes_max,
+    ) {
         Ok(b) => b,
         Err(e) => return refuse(core, e),
     };
@@ -108,7 +111,9 @@ impl<'a> Batches<'a> {
     fn new(core: &'a Rc<Core>, tenant: &str) -> Batches<'a> {
         Batches {
             core,
-            builders: (0..core.shards).map(|_| BatchBuilder::new(tenant)).collect(),
+            builders: (0..core.shards)
+                .map(|_| BatchBuilder::new(tenant))
+                .collect(),
             now_ns: now_ns(),
             skew_max_ns: core.config.future_skew_max.as_nanos() as i64,
         }

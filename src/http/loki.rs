@@ -44,7 +44,10 @@ fn not_ready(core: &Core) -> Option<Response> {
     } else if core.lifecycle.is_stopping() {
         Some(Response::text(503, "shutting down\n"))
     } else {
-        Some(Response::text(503, "not ready: replaying the write-ahead log\n"))
+        Some(Response::text(
+            503,
+            "not ready: replaying the write-ahead log\n",
+        ))
     }
 }
 
@@ -94,9 +97,7 @@ pub fn tenant(core: &Core, req: &Request, counts_as_discard: bool) -> Result<Str
                 Ok(()) => Ok(id.to_string()),
                 Err(e) => {
                     if counts_as_discard {
-                        core.shard
-                            .counters
-                            .discard(DiscardReason::InvalidTenant, 1);
+                        core.shard.counters.discard(DiscardReason::InvalidTenant, 1);
                     }
                     Err(Response::text(400, &format!("{e}\n")))
                 }
@@ -111,10 +112,11 @@ pub fn params(req: &Request) -> Vec<(String, String)> {
     let is_form = req
         .header("content-type")
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if req.method == super::request::Method::Post && is_form {
-        if let Ok(body) = std::str::from_utf8(&req.body) {
-            out.extend(crate::query::params::parse_query_string(body));
-        }
+    if req.method == super::request::Method::Post
+        && is_form
+        && let Ok(body) = std::str::from_utf8(&req.body)
+    {
+        out.extend(crate::query::params::parse_query_string(body));
     }
     out
 }

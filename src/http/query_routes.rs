@@ -112,7 +112,16 @@ async fn query_range(
     check_limit(q.limit)?;
     let selector = parse_log_query(&q.query)?;
     // Loki's log range is `[start, end)`, as the shards take it.
-    logs(core, tenant, selector, (q.start_ns, q.end_ns), q.limit, q.direction, categorize).await
+    logs(
+        core,
+        tenant,
+        selector,
+        (q.start_ns, q.end_ns),
+        q.limit,
+        q.direction,
+        categorize,
+    )
+    .await
 }
 
 /// An instant log query covers the hour before `time` (Loki's default look-back), newest
@@ -128,7 +137,16 @@ async fn query_instant(
     let selector = parse_log_query(&q.query)?;
     let end = q.time_ns.saturating_add(1);
     let start = q.time_ns.saturating_sub(3600 * 1_000_000_000);
-    logs(core, tenant, selector, (start, end), q.limit, q.direction, categorize).await
+    logs(
+        core,
+        tenant,
+        selector,
+        (start, end),
+        q.limit,
+        q.direction,
+        categorize,
+    )
+    .await
 }
 
 async fn logs(
@@ -279,7 +297,9 @@ fn strings_response(answers: Vec<ShardAnswer>) -> Response {
 
 async fn labels(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
     let req = labels_request(tenant, params, optional_matchers(params)?)?;
-    Ok(strings_response(ask_all(core, ShardRequest::LabelNames(req)).await?))
+    Ok(strings_response(
+        ask_all(core, ShardRequest::LabelNames(req)).await?,
+    ))
 }
 
 async fn label_values(
@@ -327,7 +347,10 @@ async fn series(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> A
         if i > 0 {
             out.push(',');
         }
-        json::string_map(&mut out, l.pairs().iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        json::string_map(
+            &mut out,
+            l.pairs().iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
     }
     out.push_str("]}");
     Ok(Response::json(200, out.into_bytes()))

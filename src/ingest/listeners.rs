@@ -41,8 +41,10 @@ impl Listeners {
         let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
         for task in self.tasks {
             let _ = future::or(async { task.await.map(|_| ()) }, async {
-                glommio::timer::sleep(deadline.saturating_duration_since(std::time::Instant::now()))
-                    .await;
+                glommio::timer::sleep(
+                    deadline.saturating_duration_since(std::time::Instant::now()),
+                )
+                .await;
                 None
             })
             .await;
@@ -69,7 +71,9 @@ pub fn start_http(core: &Rc<Core>) -> std::io::Result<Listeners> {
             let (core, stats) = (core.clone(), core.http_stats.clone());
             async move {
                 let shutdown = core.shutdown.clone();
-                if let Err(e) = serve(listener, limits, core.ingest_tq, shutdown, stats, handler).await {
+                if let Err(e) =
+                    serve(listener, limits, core.ingest_tq, shutdown, stats, handler).await
+                {
                     eprintln!("shard {}: HTTP server stopped: {e}", core.id);
                 }
             }
@@ -90,14 +94,21 @@ pub fn start_syslog(core: &Rc<Core>) -> std::io::Result<Listeners> {
     let mut tasks = Vec::new();
     if let Some(addr) = core.config.syslog_tcp_addr {
         let listener = bind_tcp("syslog_tcp_addr", addr)?;
-        tasks.push(accept_loop(core, listener, live.clone(), syslog_tcp_connection));
+        tasks.push(accept_loop(
+            core,
+            listener,
+            live.clone(),
+            syslog_tcp_connection,
+        ));
     }
     if let Some(addr) = core.config.syslog_udp_addr {
         let socket = UdpSocket::bind(addr).map_err(|e| {
             std::io::Error::other(format!("cannot bind syslog_udp_addr {addr}: {e}"))
         })?;
         set_recv_buffer(&socket, core.config.syslog_udp_recv_buffer_bytes);
-        core.shard.udp_socket_inode.set(socket_inode(socket.as_raw_fd()));
+        core.shard
+            .udp_socket_inode
+            .set(socket_inode(socket.as_raw_fd()));
         let core2 = core.clone();
         let live2 = live.clone();
         tasks.push(
@@ -342,9 +353,7 @@ async fn syslog_tcp_connection(core: Rc<Core>, mut stream: TcpStream) {
                     start += consumed;
                 }
                 Decoded::Skipped { consumed, .. } => {
-                    core.shard
-                        .counters
-                        .discard(DiscardReason::FramingError, 1);
+                    core.shard.counters.discard(DiscardReason::FramingError, 1);
                     start += consumed;
                 }
                 Decoded::NeedMore => break,

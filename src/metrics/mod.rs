@@ -98,7 +98,10 @@ impl HistogramSnapshot {
 
     /// Adds another snapshot with the same buckets.
     pub fn merge(&mut self, other: &HistogramSnapshot) {
-        assert_eq!(self.bounds, other.bounds, "merging histograms of different buckets");
+        assert_eq!(
+            self.bounds, other.bounds,
+            "merging histograms of different buckets"
+        );
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             *a += b;
         }
@@ -121,7 +124,11 @@ mod tests {
         assert_eq!(s.count, 3);
         assert_eq!(s.counts[0], 1);
         assert_eq!(s.counts[6], 1);
-        assert_eq!(s.counts.iter().sum::<u64>(), 2, "the +Inf one is only in count");
+        assert_eq!(
+            s.counts.iter().sum::<u64>(),
+            2,
+            "the +Inf one is only in count"
+        );
         s.merge(&h.snapshot());
         assert_eq!(s.count, 6);
     }

@@ -12,10 +12,20 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
     let mut shards: Vec<&ShardMetrics> = shards.iter().collect();
     shards.sort_by_key(|s| s.shard);
 
-    header(&mut out, "shardlog_ready", "gauge", "1 when every shard has recovered its WAL and the server is not stopping.");
+    header(
+        &mut out,
+        "shardlog_ready",
+        "gauge",
+        "1 when every shard has recovered its WAL and the server is not stopping.",
+    );
     let _ = writeln!(out, "shardlog_ready {}", ready as u8);
 
-    header(&mut out, "shardlog_ingested_lines_total", "counter", "Lines made durable, by protocol and owner shard.");
+    header(
+        &mut out,
+        "shardlog_ingested_lines_total",
+        "counter",
+        "Lines made durable, by protocol and owner shard.",
+    );
     for s in &shards {
         for p in Protocol::ALL {
             let _ = writeln!(
@@ -27,7 +37,12 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
             );
         }
     }
-    header(&mut out, "shardlog_ingested_bytes_total", "counter", "Line bytes made durable, by protocol and owner shard.");
+    header(
+        &mut out,
+        "shardlog_ingested_bytes_total",
+        "counter",
+        "Line bytes made durable, by protocol and owner shard.",
+    );
     for s in &shards {
         for p in Protocol::ALL {
             let _ = writeln!(
@@ -39,36 +54,151 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
             );
         }
     }
-    header(&mut out, "shardlog_discarded_lines_total", "counter", "Lines (or requests, where the line count is unknown) refused or thrown away, by reason.");
+    header(
+        &mut out,
+        "shardlog_discarded_lines_total",
+        "counter",
+        "Lines (or requests, where the line count is unknown) refused or thrown away, by reason.",
+    );
     for r in DiscardReason::ALL {
         let total: u64 = shards.iter().map(|s| s.discarded[r as usize]).sum();
-        let _ = writeln!(out, "shardlog_discarded_lines_total{{reason=\"{}\"}} {total}", r.name());
+        let _ = writeln!(
+            out,
+            "shardlog_discarded_lines_total{{reason=\"{}\"}} {total}",
+            r.name()
+        );
     }
     let sum = |f: fn(&ShardMetrics) -> u64| -> u64 { shards.iter().map(|s| f(s)).sum() };
-    simple(&mut out, "shardlog_udp_dropped_total", "counter", "Syslog datagrams the kernel dropped because a socket buffer was full (from /proc/net/udp).", sum(|s| s.udp_kernel_drops));
-    simple(&mut out, "shardlog_udp_datagrams_total", "counter", "Syslog datagrams received.", sum(|s| s.udp_datagrams));
-    simple(&mut out, "shardlog_syslog_frames_truncated_total", "counter", "Syslog frames longer than the frame limit, stored cut to it.", sum(|s| s.frames_truncated));
-    simple(&mut out, "shardlog_invalid_utf8_lines_total", "counter", "Lines whose invalid UTF-8 was replaced with U+FFFD.", sum(|s| s.invalid_utf8_lines));
-    simple(&mut out, "shardlog_timestamps_clamped_total", "counter", "Entries whose timestamp was too far in the future and was set to the receive time.", sum(|s| s.timestamps_clamped));
+    simple(
+        &mut out,
+        "shardlog_udp_dropped_total",
+        "counter",
+        "Syslog datagrams the kernel dropped because a socket buffer was full (from /proc/net/udp).",
+        sum(|s| s.udp_kernel_drops),
+    );
+    simple(
+        &mut out,
+        "shardlog_udp_datagrams_total",
+        "counter",
+        "Syslog datagrams received.",
+        sum(|s| s.udp_datagrams),
+    );
+    simple(
+        &mut out,
+        "shardlog_syslog_frames_truncated_total",
+        "counter",
+        "Syslog frames longer than the frame limit, stored cut to it.",
+        sum(|s| s.frames_truncated),
+    );
+    simple(
+        &mut out,
+        "shardlog_invalid_utf8_lines_total",
+        "counter",
+        "Lines whose invalid UTF-8 was replaced with U+FFFD.",
+        sum(|s| s.invalid_utf8_lines),
+    );
+    simple(
+        &mut out,
+        "shardlog_timestamps_clamped_total",
+        "counter",
+        "Entries whose timestamp was too far in the future and was set to the receive time.",
+        sum(|s| s.timestamps_clamped),
+    );
 
-    per_shard(&mut out, &shards, "shardlog_streams", "gauge", "Streams held by each shard.", |s| s.streams);
-    per_shard(&mut out, &shards, "shardlog_head_entries", "gauge", "Entries in the in-memory head chunks of each shard.", |s| s.head_entries);
-    per_shard(&mut out, &shards, "shardlog_queries_total", "counter", "Query API requests received by each core.", |s| s.queries);
-    per_shard(&mut out, &shards, "shardlog_wal_bytes_written_total", "counter", "Bytes written to the WAL (whole blocks, padding included).", |s| s.wal.as_ref().map_or(0, |w| w.bytes_written));
-    per_shard(&mut out, &shards, "shardlog_wal_records_total", "counter", "WAL records appended.", |s| s.wal.as_ref().map_or(0, |w| w.records));
-    per_shard(&mut out, &shards, "shardlog_wal_commits_total", "counter", "WAL group commits (write + fdatasync).", |s| s.wal.as_ref().map_or(0, |w| w.commits));
-    per_shard(&mut out, &shards, "shardlog_wal_torn_tails_truncated_total", "counter", "Torn WAL tails truncated during recovery.", |s| s.wal.as_ref().map_or(0, |w| w.torn_tails_truncated));
-    per_shard(&mut out, &shards, "shardlog_wal_failed", "gauge", "1 when the shard's WAL stopped accepting writes after a failed write or fsync.", |s| s.wal.as_ref().is_some_and(|w| w.poisoned.is_some()) as u64);
+    per_shard(
+        &mut out,
+        &shards,
+        "shardlog_streams",
+        "gauge",
+        "Streams held by each shard.",
+        |s| s.streams,
+    );
+    per_shard(
+        &mut out,
+        &shards,
+        "shardlog_head_entries",
+        "gauge",
+        "Entries in the in-memory head chunks of each shard.",
+        |s| s.head_entries,
+    );
+    per_shard(
+        &mut out,
+        &shards,
+        "shardlog_queries_total",
+        "counter",
+        "Query API requests received by each core.",
+        |s| s.queries,
+    );
+    per_shard(
+        &mut out,
+        &shards,
+        "shardlog_wal_bytes_written_total",
+        "counter",
+        "Bytes written to the WAL (whole blocks, padding included).",
+        |s| s.wal.as_ref().map_or(0, |w| w.bytes_written),
+    );
+    per_shard(
+        &mut out,
+        &shards,
+        "shardlog_wal_records_total",
+        "counter",
+        "WAL records appended.",
+        |s| s.wal.as_ref().map_or(0, |w| w.records),
+    );
+    per_shard(
+        &mut out,
+        &shards,
+        "shardlog_wal_commits_total",
+        "counter",
+        "WAL group commits (write + fdatasync).",
+        |s| s.wal.as_ref().map_or(0, |w| w.commits),
+    );
+    per_shard(
+        &mut out,
+        &shards,
+        "shardlog_wal_torn_tails_truncated_total",
+        "counter",
+        "Torn WAL tails truncated during recovery.",
+        |s| s.wal.as_ref().map_or(0, |w| w.torn_tails_truncated),
+    );
+    per_shard(
+        &mut out,
+        &shards,
+        "shardlog_wal_failed",
+        "gauge",
+        "1 when the shard's WAL stopped accepting writes after a failed write or fsync.",
+        |s| s.wal.as_ref().is_some_and(|w| w.poisoned.is_some()) as u64,
+    );
 
-    header(&mut out, "shardlog_wal_fsync_seconds", "histogram", "Duration of each WAL group commit's fdatasync.");
+    header(
+        &mut out,
+        "shardlog_wal_fsync_seconds",
+        "histogram",
+        "Duration of each WAL group commit's fdatasync.",
+    );
     for s in &shards {
         if let Some(w) = &s.wal {
-            histogram(&mut out, "shardlog_wal_fsync_seconds", &format!("shard=\"{}\"", s.shard), &w.fsync_latency);
+            histogram(
+                &mut out,
+                "shardlog_wal_fsync_seconds",
+                &format!("shard=\"{}\"", s.shard),
+                &w.fsync_latency,
+            );
         }
     }
-    header(&mut out, "shardlog_query_seconds", "histogram", "Duration of query API requests, by the core that received them.");
+    header(
+        &mut out,
+        "shardlog_query_seconds",
+        "histogram",
+        "Duration of query API requests, by the core that received them.",
+    );
     for s in &shards {
-        histogram(&mut out, "shardlog_query_seconds", &format!("shard=\"{}\"", s.shard), &s.query_seconds);
+        histogram(
+            &mut out,
+            "shardlog_query_seconds",
+            &format!("shard=\"{}\"", s.shard),
+            &s.query_seconds,
+        );
     }
     out
 }
@@ -137,7 +267,9 @@ mod tests {
             wal: None,
         };
         let text = render(&[m], true);
-        assert!(text.contains("shardlog_ingested_lines_total{protocol=\"syslog_tcp\",shard=\"1\"} 5"));
+        assert!(
+            text.contains("shardlog_ingested_lines_total{protocol=\"syslog_tcp\",shard=\"1\"} 5")
+        );
         assert!(text.contains("shardlog_discarded_lines_total{reason=\"invalid_request\"} 1"));
         assert!(text.contains("shardlog_udp_dropped_total 3"));
         assert!(text.contains("# TYPE shardlog_wal_fsync_seconds histogram"));

@@ -142,7 +142,8 @@ impl BatchBuilder {
             .extend_from_slice(&(metadata.len() as u16).to_le_bytes());
         for (k, v) in metadata {
             put_str16(&mut self.bytes, k);
-            self.bytes.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            self.bytes
+                .extend_from_slice(&(v.len() as u32).to_le_bytes());
             self.bytes.extend_from_slice(v.as_bytes());
         }
         self.entries += 1;
@@ -162,7 +163,10 @@ impl BatchBuilder {
 }
 
 fn put_str16(out: &mut Vec<u8>, s: &str) {
-    assert!(s.len() <= u16::MAX as usize, "label/metadata key over 64 KiB");
+    assert!(
+        s.len() <= u16::MAX as usize,
+        "label/metadata key over 64 KiB"
+    );
     out.extend_from_slice(&(s.len() as u16).to_le_bytes());
     out.extend_from_slice(s.as_bytes());
 }
@@ -218,7 +222,10 @@ impl<'a> BatchReader<'a> {
         };
         let version = r.u8()?;
         if version != VERSION {
-            return Err(r.err(0, format!("unknown batch version {version}, expected {VERSION}")));
+            return Err(r.err(
+                0,
+                format!("unknown batch version {version}, expected {VERSION}"),
+            ));
         }
         r.tenant = r.str16()?;
         Ok(r)
@@ -289,10 +296,9 @@ impl<'a> BatchReader<'a> {
             TAG_ENTRY => {
                 let stream_index = self.u32()?;
                 if stream_index >= self.streams_seen {
-                    return Err(self.err(
-                        tag_at,
-                        format!("entry of undefined stream {stream_index}"),
-                    ));
+                    return Err(
+                        self.err(tag_at, format!("entry of undefined stream {stream_index}"))
+                    );
                 }
                 let ts = self.u64()? as i64;
                 let line_len = self.u32()? as usize;

@@ -23,7 +23,9 @@ pub fn validate_tenant(id: &str) -> Result<(), String> {
         return Err("tenant ID is '.' or '..'".into());
     }
     if let Some(c) = id.chars().find(|c| !is_tenant_char(*c)) {
-        return Err(format!("tenant ID '{id}' contains unsupported character '{c}'"));
+        return Err(format!(
+            "tenant ID '{id}' contains unsupported character '{c}'"
+        ));
     }
     Ok(())
 }

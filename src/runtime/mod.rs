@@ -223,8 +223,11 @@ async fn run_core(
         Latency::Matters(Duration::from_millis(10)),
         "query",
     );
-    let background_tq =
-        glommio::executor().create_task_queue(Shares::Static(50), Latency::NotImportant, "background");
+    let background_tq = glommio::executor().create_task_queue(
+        Shares::Static(50),
+        Latency::NotImportant,
+        "background",
+    );
     let shard = Rc::new(Shard::new(id));
     let core = Rc::new(Core {
         id,
@@ -270,8 +273,8 @@ async fn run_core(
         glommio::timer::sleep(Duration::from_millis(2)).await;
     }
 
-    let listeners = crate::ingest::listeners::start_syslog(&core)
-        .map_err(|e| format!("shard {id}: {e}"));
+    let listeners =
+        crate::ingest::listeners::start_syslog(&core).map_err(|e| format!("shard {id}: {e}"));
     let listeners = match listeners {
         Ok(l) => l,
         Err(e) => {
@@ -305,7 +308,10 @@ async fn run_core(
 /// One task per peer that serves what the peer sends: appends in the ingest queue, questions
 /// in the query queue. Each message gets its own task so that a slow fsync or a long scan
 /// never holds up the channel.
-fn spawn_receivers(core: &Rc<Core>, mut receivers: Receivers<MeshMsg>) -> Vec<glommio::task::JoinHandle<()>> {
+fn spawn_receivers(
+    core: &Rc<Core>,
+    mut receivers: Receivers<MeshMsg>,
+) -> Vec<glommio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     for (_peer, rx) in receivers.streams() {
         let core = core.clone();

@@ -57,7 +57,6 @@ impl Shutdown {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,9 +97,7 @@ impl Streams {
                 let list = t.postings.get(&m.name).and_then(|vals| vals.get(&m.value));
                 match list {
                     None => return Vec::new(),
-                    Some(l) if candidates.is_none_or(|c| l.len() < c.len()) => {
-                        candidates = Some(l)
-                    }
+                    Some(l) if candidates.is_none_or(|c| l.len() < c.len()) => candidates = Some(l),
                     Some(_) => {}
                 }
             }
@@ -110,8 +108,7 @@ impl Streams {
             .copied()
             .filter(|&idx| {
                 let h = &self.heads[idx as usize];
-                h.overlaps(start, end)
-                    && matchers.iter().all(|m| m.matches(h.labels.get(&m.name)))
+                h.overlaps(start, end) && matchers.iter().all(|m| m.matches(h.labels.get(&m.name)))
             })
             .collect()
     }
@@ -190,10 +187,19 @@ mod tests {
     fn select_by_postings_and_tenant() {
         let mut s = streams();
         assert_eq!(s.select("t", &[eq("app", "a")], 0, 200), vec![0, 2]);
-        assert_eq!(s.select("t", &[eq("app", "a"), eq("host", "h2")], 0, 200), vec![2]);
-        assert_eq!(s.select("t", &[eq("app", "zzz")], 0, 200), Vec::<u32>::new());
+        assert_eq!(
+            s.select("t", &[eq("app", "a"), eq("host", "h2")], 0, 200),
+            vec![2]
+        );
+        assert_eq!(
+            s.select("t", &[eq("app", "zzz")], 0, 200),
+            Vec::<u32>::new()
+        );
         assert_eq!(s.select("t", &[], 0, 200).len(), 3);
-        assert_eq!(s.select("t", &[eq("app", "a")], 101, 200), Vec::<u32>::new());
+        assert_eq!(
+            s.select("t", &[eq("app", "a")], 101, 200),
+            Vec::<u32>::new()
+        );
         assert_eq!(s.select("other", &[eq("app", "a")], 0, 200), vec![3]);
         assert_eq!(s.get_or_create(2, "t", || unreachable!()), 1);
     }
@@ -203,7 +209,10 @@ mod tests {
         let s = streams();
         assert_eq!(s.label_names("t", &[], 0, 200), vec!["app", "host"]);
         assert_eq!(s.label_values("t", "app", &[], 0, 200), vec!["a", "b"]);
-        assert_eq!(s.label_values("t", "host", &[eq("app", "b")], 0, 200), vec!["h1"]);
+        assert_eq!(
+            s.label_values("t", "host", &[eq("app", "b")], 0, 200),
+            vec!["h1"]
+        );
         assert!(s.label_values("nobody", "app", &[], 0, 200).is_empty());
     }
 }

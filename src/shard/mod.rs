@@ -346,7 +346,10 @@ impl Shard {
 
     /// Counts a replayed record; a batch that does not decode stops recovery (its CRC was
     /// right, so the WAL writer wrote it that way: a bug to report, not data to skip).
-    fn replayed(&self, applied: Result<u64, crate::model::batch::BatchError>) -> Result<(), String> {
+    fn replayed(
+        &self,
+        applied: Result<u64, crate::model::batch::BatchError>,
+    ) -> Result<(), String> {
         let entries = applied.map_err(|e| e.to_string())?;
         self.counters.replayed_records.inc();
         self.counters.replayed_entries.add(entries);
@@ -416,12 +419,10 @@ impl Shard {
     /// direction, then keeps the first `limit` over all of them. Yields every
     /// [`SCAN_ENTRIES_PER_YIELD`] entries without holding a borrow across the yield.
     async fn logs(&self, r: &LogsRequest) -> Partial {
-        let selected = self.streams.borrow().select(
-            &r.tenant,
-            &r.selector.matchers,
-            r.start,
-            r.end,
-        );
+        let selected =
+            self.streams
+                .borrow()
+                .select(&r.tenant, &r.selector.matchers, r.start, r.end);
         let mut partial = Partial::default();
         for idx in selected {
             let entries = self.scan_stream(idx, r).await;
@@ -485,7 +486,12 @@ impl Shard {
                         continue;
                     }
                     let e = h.entry(i);
-                    if !r.selector.filters.iter().all(|f| f.matches(e.line.as_bytes())) {
+                    if !r
+                        .selector
+                        .filters
+                        .iter()
+                        .all(|f| f.matches(e.line.as_bytes()))
+                    {
                         continue;
                     }
                     kept.push(k);

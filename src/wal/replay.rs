@@ -272,6 +272,9 @@ async fn replay_segment(
     let end = scan_records(ctx, &mut reader, path, on_record).await?;
     let block_bytes = BLOCK_BYTES as u64;
     let (offset, what, tearable, written_end) = match end {
+        // A clean end of an earlier segment needs no scan of its (preallocated, zero) rest:
+        // records lost after it would show as a seq gap at the next segment's header.
+        ScanEnd::Clean { .. } if !is_last => return Ok(()),
         ScanEnd::Clean { end } => {
             // A zero block start: the rest of the segment must hold nothing we wrote.
             let rest = scan_rest(&mut reader, end, end, ctx.expected_seq()).await?;

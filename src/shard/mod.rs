@@ -231,9 +231,16 @@ impl Shard {
     /// count shrank and whose number maps to this shard) into the heads, then opens the WAL
     /// for writing. Runs before the server says it is ready.
     pub async fn recover(&self, config: &Config) -> Result<(), WalError> {
+        let dir = Shard::wal_dir(&config.data_dir, self.id);
+        std::fs::create_dir_all(&dir).map_err(|source| WalError::Io {
+            path: dir.clone(),
+            op: "create directory",
+            source,
+        })?;
         // glommio decides once per executor and device whether polled direct reads work, by
-        // reading the first DMA file it opens; make that a file with data in it.
-        crate::wal::prime_dma_probe(&config.data_dir).await?;
+        // reading the first DMA file it opens; make that a file with data in it (in this
+        // shard's own directory: the shards start concurrently).
+        crate::wal::prime_dma_probe(&dir).await?;
         // WAL directories of shard numbers beyond the current count: their data is still
         // replayed (by shard `n % cores`) so that nothing written before a restart with fewer
         // cores is lost or hidden. Their files stay until a checkpoint covers them.
@@ -266,12 +273,6 @@ impl Shard {
                 dir.display()
             );
         }
-        let dir = Shard::wal_dir(&config.data_dir, self.id);
-        std::fs::create_dir_all(&dir).map_err(|source| WalError::Io {
-            path: dir.clone(),
-            op: "create directory",
-            source,
-        })?;
         let opts = WalOptions {
             segment_bytes_max: config.wal_segment_bytes_max,
             commit_interval: config.wal_commit_interval,

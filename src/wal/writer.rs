@@ -333,6 +333,13 @@ impl Inner {
     fn poison(&self, reason: String) {
         let pending: Vec<Pending> = {
             let mut st = self.st.borrow_mut();
+            if st.poisoned.is_none() {
+                // The operator must hear of this at once: the shard now refuses every write.
+                eprintln!(
+                    "shardlog: WAL of shard {} stopped accepting writes: {reason}",
+                    self.opts.shard_id
+                );
+            }
             st.poisoned.get_or_insert_with(|| reason.clone());
             st.queued_bytes = 0;
             let filling = st.filling.take();

@@ -11,8 +11,14 @@
 //! - [`query`]: Loki query parameters, per-shard evaluation, the cross-shard merge.
 //! - [`http`]: the HTTP/1.1 server and the Loki-compatible routes.
 //! - [`metrics`]: counters, histograms and the Prometheus exposition.
+//! - [`chunk`]: the immutable, compressed part files that head chunks are sealed into.
+//! - [`bench`]: the benchmark harness (`shardlog bench`) that drives a real server.
+//! - [`doctor`]: host checks (`shardlog doctor`).
 
+pub mod bench;
+pub mod chunk;
 pub mod config;
+pub mod doctor;
 pub mod http;
 pub mod ingest;
 pub mod logql;

@@ -18,6 +18,10 @@ struct Cli {
 enum Command {
     /// Run the server (every key of the TOML file is also a flag).
     Serve(ServeArgs),
+    /// Drive a server with real traffic and write a report (see `shardlog bench --help`).
+    Bench(shardlog::bench::BenchArgs),
+    /// Check the host and the data directory, and say what to fix.
+    Doctor(shardlog::doctor::DoctorArgs),
 }
 
 fn main() {
@@ -49,5 +53,7 @@ fn main() {
             );
             std::process::exit(shardlog::runtime::run(config));
         }
+        Command::Bench(args) => std::process::exit(shardlog::bench::run(args)),
+        Command::Doctor(args) => std::process::exit(shardlog::doctor::run(args)),
     }
 }

@@ -1,0 +1,1 @@
+//! placeholder: the sealed chunk (part file) format.

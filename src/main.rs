@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (every key of the TOML file is also a flag).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Drive a server with real traffic and write a report (see `shardlog bench --help`).
     Bench(shardlog::bench::BenchArgs),
     /// Check the host and the data directory, and say what to fix.
@@ -29,7 +29,7 @@ fn main() {
     match cli.command {
         Command::Serve(args) => {
             let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let config = match args.load().and_then(|a| a.resolve(online)) {
+            let config = match (*args).load().and_then(|a| a.resolve(online)) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("shardlog: {e}");

@@ -21,7 +21,7 @@ use glommio::task::JoinHandle;
 use super::framing::{Decoded, Framer};
 use super::syslog::{self, ParseContext};
 use crate::http::server::{ServerLimits, serve};
-use crate::model::{BatchBuilder, owner_shard, stream_hash};
+use crate::model::{BatchBuilder, owner_shard, stream_hash_sorted};
 use crate::runtime::Core;
 use crate::shard::{DiscardReason, Protocol};
 
@@ -231,24 +231,32 @@ impl SyslogBatcher {
         }
         let ctx = ParseContext { now_ns };
         let parsed = syslog::parse(message, &ctx);
-        let entry = syslog::to_entry(&parsed, &ctx, self.peer.as_deref());
         if parsed.had_invalid_utf8() {
             counters.invalid_utf8_lines.inc();
         }
+        // Borrowed, sorted labels: no allocation per line for the stream's identity.
+        let labels = syslog::label_pairs(&parsed, self.peer.as_deref());
+        let metadata = syslog::metadata(&parsed);
         let skew_max = self.core.config.future_skew_max.as_nanos() as i64;
-        let mut ts = entry.timestamp_ns;
+        let mut ts = parsed.timestamp_ns.unwrap_or(now_ns);
         if ts > now_ns.saturating_add(skew_max) {
             counters.timestamps_clamped.inc();
             ts = now_ns;
         }
-        let id = stream_hash(&self.core.config.syslog_tenant, &entry.labels);
+        let tenant = &self.core.config.syslog_tenant;
+        let id = stream_hash_sorted(tenant, labels.iter().copied());
         let owner = owner_shard(id, self.core.shards);
-        let metadata: smallvec::SmallVec<[(&str, &str); 8]> = entry
-            .metadata
+        let metadata: smallvec::SmallVec<[(&str, &str); 8]> = metadata
             .iter()
             .map(|(k, v)| (k.as_ref(), v.as_ref()))
             .collect();
-        self.builders[owner].push(id, &entry.labels, ts, &entry.line, &metadata);
+        self.builders[owner].push_with_pairs(
+            id,
+            labels.iter().copied(),
+            ts,
+            &parsed.message,
+            &metadata,
+        );
     }
 
     fn pending_bytes(&self) -> usize {
@@ -290,12 +298,7 @@ impl SyslogBatcher {
     /// the owner refused the batch (its WAL stopped): the caller closes the connection, so
     /// that the sender sees the failure instead of a silent loss.
     async fn settle(&mut self, bytes_max: usize) -> Result<(), String> {
-        if !self.keep_handles {
-            while self.outstanding_bytes.get() > bytes_max {
-                glommio::timer::sleep(Duration::from_micros(200)).await;
-            }
-            return Ok(());
-        }
+        debug_assert!(self.keep_handles, "only TCP settles by awaiting its sends");
         let mut unsettled: usize = self.in_flight.iter().map(|(_, b)| b).sum();
         while unsettled > bytes_max {
             let Some((task, bytes)) = self.in_flight.pop_front() else {

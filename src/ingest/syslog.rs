@@ -835,18 +835,38 @@ pub fn to_entry<'a>(
     ctx: &ParseContext,
     peer: Option<&str>,
 ) -> SyslogEntry<'a> {
-    let mut pairs: SmallVec<[(&str, &str); 4]> = SmallVec::new();
-    if let Some(host) = msg.hostname.or(peer) {
-        pairs.push(("host", host));
+    SyslogEntry {
+        labels: Labels::from_pairs(label_pairs(msg, peer)),
+        timestamp_ns: msg.timestamp_ns.unwrap_or(ctx.now_ns),
+        line: msg.message.clone(),
+        metadata: metadata(msg),
     }
+}
+
+/// The stream labels of a message, borrowed and already sorted by name (`app`, `facility`,
+/// `host`, `level`), absent and empty values left out: exactly the pairs of
+/// [`SyslogEntry::labels`], without allocating, for the listener's hot path.
+pub fn label_pairs<'a>(
+    msg: &SyslogMessage<'a>,
+    peer: Option<&'a str>,
+) -> SmallVec<[(&'static str, &'a str); 4]> {
+    let mut pairs: SmallVec<[(&'static str, &'a str); 4]> = SmallVec::new();
     if let Some(app) = msg.app_name {
         pairs.push(("app", app));
     }
     if let Some(facility) = msg.facility() {
         pairs.push(("facility", facility_name(facility)));
     }
+    if let Some(host) = msg.hostname.or(peer) {
+        pairs.push(("host", host));
+    }
     pairs.push(("level", msg.severity().map_or(LEVEL_UNKNOWN, severity_name)));
+    pairs.retain(|(_, v)| !v.is_empty());
+    pairs
+}
 
+/// Structured metadata of a message: PROCID, MSGID and the structured-data parameters.
+pub fn metadata<'a>(msg: &SyslogMessage<'a>) -> SmallVec<[(Cow<'a, str>, Cow<'a, str>); 8]> {
     let mut metadata = SmallVec::new();
     if let Some(procid) = msg.procid {
         metadata.push((Cow::Borrowed("procid"), Cow::Borrowed(procid)));
@@ -860,12 +880,7 @@ pub fn to_entry<'a>(
             param.value(),
         ));
     }
-    SyslogEntry {
-        labels: Labels::from_pairs(pairs),
-        timestamp_ns: msg.timestamp_ns.unwrap_or(ctx.now_ns),
-        line: msg.message.clone(),
-        metadata,
-    }
+    metadata
 }
 
 /// `<sd-id>_<param-name>` with every character outside `[A-Za-z0-9_]` replaced by `_`, and
@@ -886,6 +901,26 @@ pub fn metadata_key(sd_id: &str, name: &str) -> String {
 #[cfg(test)]
 mod loggen_file_tests {
     use super::*;
+
+    #[test]
+    fn label_pairs_are_the_entry_labels_sorted() {
+        let ctx = ParseContext { now_ns: 0 };
+        for input in [
+            &b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed"[..],
+            b"<165>1 2003-10-11T22:14:15.003Z host app 1 ID47 - msg",
+            b"no pri at all",
+            b"<13>1 - - - - - -",
+        ] {
+            let m = parse(input, &ctx);
+            let pairs = label_pairs(&m, Some("10.0.0.1"));
+            let labels = to_entry(&m, &ctx, Some("10.0.0.1")).labels;
+            let owned: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(owned, labels.pairs(), "{}", String::from_utf8_lossy(input));
+        }
+    }
 
     #[test]
     fn loggen_read_file_form() {

@@ -117,6 +117,20 @@ impl BatchBuilder {
         line: &str,
         metadata: &[(&str, &str)],
     ) {
+        let pairs = labels.pairs().iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        self.push_with_pairs(stream, pairs, ts, line, metadata)
+    }
+
+    /// [`BatchBuilder::push`] with the labels as borrowed pairs sorted by name (see
+    /// [`crate::model::stream_hash_sorted`]), so that a listener need not build [`Labels`].
+    pub fn push_with_pairs<'p>(
+        &mut self,
+        stream: StreamId,
+        labels: impl ExactSizeIterator<Item = (&'p str, &'p str)>,
+        ts: TimestampNs,
+        line: &str,
+        metadata: &[(&str, &str)],
+    ) {
         let next_index = self.streams.len() as u32;
         let index = *self.streams.entry(stream).or_insert(next_index);
         if index == next_index {
@@ -125,7 +139,7 @@ impl BatchBuilder {
             self.bytes.extend_from_slice(&stream.to_le_bytes());
             self.bytes
                 .extend_from_slice(&(labels.len() as u16).to_le_bytes());
-            for (k, v) in labels.pairs() {
+            for (k, v) in labels {
                 put_str16(&mut self.bytes, k);
                 put_str16(&mut self.bytes, v);
             }

@@ -11,7 +11,7 @@ pub mod labels;
 pub mod tenant;
 
 pub use batch::{Batch, BatchBuilder, BatchItem, BatchReader};
-pub use labels::{Labels, stream_hash};
+pub use labels::{Labels, stream_hash, stream_hash_sorted};
 pub use tenant::{DEFAULT_TENANT, validate_tenant};
 
 /// A stream's stable id: [`stream_hash`] of tenant and sorted labels.

@@ -297,7 +297,10 @@ async fn run_core(
     }
     lifecycle.drained.fetch_add(1, Ordering::AcqRel);
     // Other shards may still be sending us batches from their draining connections.
-    while lifecycle.drained.load(Ordering::Acquire) < lifecycle.shards {
+    // (A shard that failed to start never drains: the process is exiting with an error.)
+    while lifecycle.drained.load(Ordering::Acquire) < lifecycle.shards
+        && !lifecycle.failed.load(Ordering::Acquire)
+    {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
     let closed = shard.close().await;

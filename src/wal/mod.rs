@@ -216,7 +216,7 @@ impl fmt::Display for WalError {
             WalError::Corruption { path, offset, what } => write!(
                 f,
                 "WAL corruption in {} at byte {offset}: {what}; the shard will not start. \
-                 Inspect or back up the file, then start with the WAL repair flag to skip \
+                 Inspect or back up the file, then start with --wal-repair to skip \
                  the damaged part (its records are lost)",
                 path.display()
             ),

@@ -284,3 +284,66 @@ fn sigterm_exits_zero_and_keeps_data() {
     let server = Server::start_with(&dir, &options());
     verify_round(&server, 0, &acked);
 }
+
+/// A damaged record in an earlier WAL segment (not a torn tail) stops start-up with a message
+/// that names the file, the offset and the repair flag; `--wal-repair` starts anyway, losing
+/// only what the damaged segment held after the damage.
+#[test]
+fn wal_corruption_stops_startup_unless_repaired() {
+    let dir = TestDir::new("crash-corruption");
+    let t0 = now_ns() - 600 * 1_000_000_000;
+    let parts = parts(0);
+    // Two runs, so that shard 0 has an earlier segment (each start opens a new one).
+    for run in 0..2 {
+        let mut server = Server::start_with(&dir, &options());
+        for batch in 0..5 {
+            let response = server.post(
+                "/loki/api/v1/push",
+                &[("Content-Type", "application/json")],
+                &batch_body(t0, 0, run * 5 + batch, &parts),
+            );
+            assert_eq!(response.status, 204, "{}", response.text());
+        }
+        assert_eq!(server.terminate().code(), Some(0));
+    }
+    let wal = dir.data_dir().join("wal").join("shard-0000");
+    let mut segments: Vec<_> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    segments.sort();
+    assert!(
+        segments.len() >= 2,
+        "two runs make two segments: {segments:?}"
+    );
+    // Flip a byte in the body of the first record of the first segment (block 1 holds the
+    // first commit; the record header is 32 bytes).
+    let first = &segments[0];
+    let mut bytes = std::fs::read(first).unwrap();
+    bytes[4096 + 40] ^= 0xff;
+    std::fs::write(first, &bytes).unwrap();
+
+    let (http_port, syslog_port) = common::server::free_ports(true);
+    let args = common::server::server_args(&dir, &options(), http_port, syslog_port);
+    let failure = match Server::spawn_ready(&dir, &args, http_port, syslog_port) {
+        Ok(_) => panic!("a corrupt WAL must stop start-up"),
+        Err(failure) => failure,
+    };
+    let name = first.file_name().unwrap().to_string_lossy().to_string();
+    assert!(failure.contains("WAL corruption"), "{failure}");
+    assert!(
+        failure.contains(&name),
+        "the message names the file: {failure}"
+    );
+    assert!(failure.contains("--wal-repair"), "{failure}");
+
+    let mut repaired = options();
+    repaired.extra_args.push("--wal-repair".into());
+    let server = Server::start_with(&dir, &repaired);
+    let lines = server.query_all(r#"{job="crash"}"#, false).len();
+    assert!(
+        lines > 0 && lines < 10 * LINES_PER_BATCH,
+        "{lines} lines after repair"
+    );
+}

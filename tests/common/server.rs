@@ -276,7 +276,7 @@ fn tail_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-fn server_args(
+pub fn server_args(
     dir: &TestDir,
     options: &ServerOptions,
     http_port: u16,

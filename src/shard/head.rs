@@ -20,9 +20,14 @@ pub struct StreamHead {
     /// `line_ends[i]` is the end of line i in `line_bytes`; line i starts at `line_ends[i-1]`.
     line_ends: Vec<u64>,
     line_bytes: Vec<u8>,
-    /// `metadata_ends[i]` is the end of entry i's pairs in `metadata`, as for lines.
+    /// `metadata_ends[i]` is the end of entry i's pairs in `metadata_pairs`, as for lines.
     metadata_ends: Vec<u32>,
-    metadata: Vec<(Box<str>, Box<str>)>,
+    /// Per pair: the key's index in `metadata_keys` and the end of its value in
+    /// `metadata_values`. Keys repeat on every entry (`procid`, `trace_id`), so they are
+    /// interned per head; values share one byte arena: no allocation per entry.
+    metadata_pairs: Vec<(u32, u32)>,
+    metadata_keys: Vec<Box<str>>,
+    metadata_values: String,
     in_order: bool,
     min_ts: TimestampNs,
     max_ts: TimestampNs,
@@ -33,7 +38,48 @@ pub struct StreamHead {
 pub struct EntryView<'a> {
     pub ts: TimestampNs,
     pub line: &'a str,
-    pub metadata: &'a [(Box<str>, Box<str>)],
+    pub metadata: MetadataView<'a>,
+}
+
+/// The structured metadata of one entry.
+#[derive(Clone, Copy)]
+pub struct MetadataView<'a> {
+    head: &'a StreamHead,
+    start: usize,
+    end: usize,
+}
+
+impl std::fmt::Debug for MetadataView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> MetadataView<'a> {
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// The pairs in the order they were given.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let head = self.head;
+        (self.start..self.end).map(move |p| {
+            let (key, value_end) = head.metadata_pairs[p];
+            let value_start = if p == 0 {
+                0
+            } else {
+                head.metadata_pairs[p - 1].1
+            };
+            (
+                &*head.metadata_keys[key as usize],
+                &head.metadata_values[value_start as usize..value_end as usize],
+            )
+        })
+    }
 }
 
 impl StreamHead {
@@ -46,7 +92,9 @@ impl StreamHead {
             line_ends: Vec::new(),
             line_bytes: Vec::new(),
             metadata_ends: Vec::new(),
-            metadata: Vec::new(),
+            metadata_pairs: Vec::new(),
+            metadata_keys: Vec::new(),
+            metadata_values: String::new(),
             in_order: true,
             min_ts: TimestampNs::MAX,
             max_ts: TimestampNs::MIN,
@@ -62,9 +110,19 @@ impl StreamHead {
         self.timestamps.push(ts);
         self.line_bytes.extend_from_slice(line.as_bytes());
         self.line_ends.push(self.line_bytes.len() as u64);
-        self.metadata
-            .extend(metadata.iter().map(|(k, v)| (Box::from(*k), Box::from(*v))));
-        self.metadata_ends.push(self.metadata.len() as u32);
+        for (k, v) in metadata {
+            let key = match self.metadata_keys.iter().position(|known| &**known == *k) {
+                Some(i) => i,
+                None => {
+                    self.metadata_keys.push(Box::from(*k));
+                    self.metadata_keys.len() - 1
+                }
+            };
+            self.metadata_values.push_str(v);
+            self.metadata_pairs
+                .push((key as u32, self.metadata_values.len() as u32));
+        }
+        self.metadata_ends.push(self.metadata_pairs.len() as u32);
     }
 
     pub fn len(&self) -> usize {
@@ -117,7 +175,11 @@ impl StreamHead {
         EntryView {
             ts: self.timestamps[i],
             line,
-            metadata: &self.metadata[md_start..md_end],
+            metadata: MetadataView {
+                head: self,
+                start: md_start,
+                end: md_end,
+            },
         }
     }
 
@@ -155,6 +217,19 @@ mod tests {
     }
 
     #[test]
+    fn metadata_keys_are_interned_and_values_kept() {
+        let mut h = StreamHead::new(1, "t", Labels::default());
+        h.push(1, "a", &[("procid", "12"), ("msgid", "ID1")]);
+        h.push(2, "b", &[]);
+        h.push(3, "c", &[("procid", "7")]);
+        assert_eq!(h.metadata_keys.len(), 2);
+        let md = |i: usize| h.entry(i).metadata.iter().collect::<Vec<_>>();
+        assert_eq!(md(0), [("procid", "12"), ("msgid", "ID1")]);
+        assert!(md(1).is_empty());
+        assert_eq!(md(2), [("procid", "7")]);
+    }
+
+    #[test]
     fn out_of_order_head_scans_everything() {
         let mut h = StreamHead::new(1, "t", Labels::default());
         h.push(30, "x", &[("k", "v")]);
@@ -162,7 +237,7 @@ mod tests {
         assert!(!h.in_order());
         assert_eq!(h.candidate_range(0, 20), 0..2);
         assert_eq!(h.count_in(0, 20), (1, 1));
-        assert_eq!(&*h.entry(0).metadata[0].1, "v");
+        assert_eq!(h.entry(0).metadata.iter().collect::<Vec<_>>(), [("k", "v")]);
         assert!(h.entry(1).metadata.is_empty());
     }
 }

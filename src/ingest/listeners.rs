@@ -259,8 +259,13 @@ impl SyslogBatcher {
         );
     }
 
+    /// Encoded bytes gathered and not yet sent (empty builders count nothing).
     fn pending_bytes(&self) -> usize {
-        self.builders.iter().map(|b| b.encoded_len()).sum()
+        self.builders
+            .iter()
+            .filter(|b| !b.is_empty())
+            .map(|b| b.encoded_len())
+            .sum()
     }
 
     /// Sends every non-empty batch to its owner; the sends run as their own tasks.
@@ -384,6 +389,8 @@ async fn syslog_udp(core: Rc<Core>, socket: UdpSocket) {
     const UDP_IN_FLIGHT_BYTES_MAX: usize = 8 * 1024 * 1024;
     /// Longest a gathered datagram waits for its batch to be sent.
     const UDP_FLUSH_TICK: Duration = Duration::from_millis(1);
+    /// The tick while nothing is gathered: cheap to keep running on an idle core.
+    const UDP_IDLE_TICK: Duration = Duration::from_millis(25);
     let batcher = Rc::new(std::cell::RefCell::new(SyslogBatcher::new(
         core.clone(),
         Protocol::SyslogUdp,
@@ -398,9 +405,15 @@ async fn syslog_udp(core: Rc<Core>, socket: UdpSocket) {
         let core = core2;
         glommio::spawn_local_into(
             async move {
+                let mut busy = false;
                 while !core.shutdown.is_triggered() {
-                    glommio::timer::sleep(UDP_FLUSH_TICK).await;
-                    batcher.borrow_mut().flush();
+                    // Tick fast while datagrams arrive, slowly while the socket is quiet (a
+                    // datagram that finds nothing in flight is sent at once anyway).
+                    glommio::timer::sleep(if busy { UDP_FLUSH_TICK } else { UDP_IDLE_TICK })
+                        .await;
+                    let mut b = batcher.borrow_mut();
+                    busy = b.pending_bytes() > 0;
+                    b.flush();
                 }
             },
             tq,

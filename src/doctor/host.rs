@@ -371,6 +371,8 @@ pub struct CpuView {
     pub allowed: Vec<usize>,
     /// CPUs online (`/sys/devices/system/cpu/online`): where glommio places the shards.
     pub online: Vec<usize>,
+    /// CPUs of this process's cgroup cpuset, when one is readable.
+    pub cpuset: Option<Vec<usize>>,
 }
 
 pub fn classify_cores(requested: Option<usize>, view: &CpuView) -> Vec<Finding> {
@@ -406,25 +408,42 @@ pub fn classify_cores(requested: Option<usize>, view: &CpuView) -> Vec<Finding> 
             ),
         ));
     }
-    let restricted: Vec<usize> = view
-        .online
-        .iter()
-        .copied()
-        .filter(|c| !view.allowed.contains(c))
-        .collect();
-    if !view.allowed.is_empty() && !restricted.is_empty() {
+    let outside = |set: &[usize]| -> Vec<usize> {
+        let v: Vec<usize> = view
+            .online
+            .iter()
+            .copied()
+            .filter(|c| !set.contains(c))
+            .collect();
+        if set.is_empty() { Vec::new() } else { v }
+    };
+    let fenced = view.cpuset.as_deref().map(outside).unwrap_or_default();
+    let masked = outside(&view.allowed);
+    let placement = "shards are pinned to CPUs chosen among all online CPUs (glommio's \
+                     MaxSpread over CpuSet::online, in no fixed order), not among those this \
+                     process may use";
+    if !fenced.is_empty() {
+        out.push(Finding::fail(
+            "cpu placement",
+            format!(
+                "the cgroup cpuset excludes CPUs {}; {placement}, and an executor placed on an \
+                 excluded CPU panics at start (\"failed to bind blocking thread\")",
+                cpu_list(&fenced)
+            ),
+            "remove the cpuset restriction (systemd: no AllowedCPUs=; docker: no --cpuset-cpus) \
+             and size --cores instead",
+        ));
+    } else if !masked.is_empty() {
         out.push(Finding::warn(
             "cpu placement",
             format!(
-                "this process may run on CPUs {} only, but shards are pinned over all online \
-                 CPUs ({}): a taskset/CPUAffinity mask does not keep them off CPUs {}, and a \
-                 cgroup cpuset (AllowedCPUs=) makes pinning to those CPUs fail",
+                "this process may run on CPUs {} only, but {placement}: the taskset/CPUAffinity \
+                 mask does not keep shards off CPUs {}",
                 cpu_list(&view.allowed),
-                cpu_list(&view.online),
-                cpu_list(&restricted)
+                cpu_list(&masked)
             ),
-            "run without a CPU mask and size --cores instead; keep interrupts off the shard \
-             CPUs with IRQ affinity (tuning/README.md, \"Cores\")",
+            "drop the CPU mask and size --cores instead; steer NIC interrupts with IRQ \
+             affinity (tuning/README.md, \"Cores\")",
         ));
     }
     out
@@ -439,12 +458,39 @@ pub fn check_cores(requested: Option<usize>) -> Vec<Finding> {
         .ok()
         .and_then(|t| parse_cpu_list(&t))
         .unwrap_or_else(|| allowed.clone());
+    let cpuset = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|t| read_cpuset(&t));
     let view = CpuView {
         available: available_cpus(),
         allowed,
         online,
+        cpuset,
     };
     classify_cores(requested, &view)
+}
+
+/// Where this process's cpuset lives, from `/proc/self/cgroup`: the cgroup v1 `cpuset`
+/// hierarchy when mounted, else the v2 unified one. Returns the file to read.
+pub fn cpuset_file(proc_cgroup: &str) -> Option<String> {
+    let mut v2 = None;
+    for line in proc_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let path = path.trim_end_matches('/');
+        if controllers.split(',').any(|c| c == "cpuset") {
+            return Some(format!("/sys/fs/cgroup/cpuset{path}/cpuset.effective_cpus"));
+        }
+        if controllers.is_empty() {
+            v2 = Some(format!("/sys/fs/cgroup{path}/cpuset.cpus.effective"));
+        }
+    }
+    v2
+}
+
+fn read_cpuset(proc_cgroup: &str) -> Option<Vec<usize>> {
+    let text = std::fs::read_to_string(cpuset_file(proc_cgroup)?).ok()?;
+    parse_cpu_list(&text).filter(|cpus| !cpus.is_empty())
 }
 
 /// The CPU count `serve` validates `--cores` against.
@@ -689,6 +735,7 @@ mod tests {
             available: 2,
             allowed: vec![0, 1],
             online: vec![0, 1],
+            cpuset: Some(vec![0, 1]),
         };
         let f = classify_cores(Some(999), &view);
         assert_eq!(f[0].status, Status::Fail);
@@ -696,15 +743,46 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(classify_cores(None, &view)[0].status, Status::Ok);
         assert_eq!(classify_cores(Some(0), &view)[0].status, Status::Fail);
+        // taskset: shards escape the mask, which is worth a warning only.
         let masked = CpuView {
             available: 1,
             allowed: vec![1],
             online: vec![0, 1],
+            cpuset: Some(vec![0, 1]),
         };
         let f = classify_cores(Some(1), &masked);
         assert_eq!(f[0].status, Status::Ok);
         assert_eq!(f[1].status, Status::Warn);
         assert!(f[1].detail.contains("off CPUs 0"), "{}", f[1].detail);
+        // A cpuset: pinning outside it panics the executor.
+        let fenced = CpuView {
+            cpuset: Some(vec![1]),
+            ..masked
+        };
+        let f = classify_cores(Some(1), &fenced);
+        assert_eq!(f[1].status, Status::Fail);
+        assert!(f[1].detail.contains("excludes CPUs 0"), "{}", f[1].detail);
+        assert!(f[1].fix.as_ref().unwrap().contains("AllowedCPUs"));
+    }
+
+    #[test]
+    fn cpuset_file_from_proc_cgroup() {
+        let v1 = "9:name=systemd:/\n3:cpuset:/doc-test\n0::/\n";
+        assert_eq!(
+            cpuset_file(v1).as_deref(),
+            Some("/sys/fs/cgroup/cpuset/doc-test/cpuset.effective_cpus")
+        );
+        let root_v1 = "4:cpu,cpuset:/\n";
+        assert_eq!(
+            cpuset_file(root_v1).as_deref(),
+            Some("/sys/fs/cgroup/cpuset/cpuset.effective_cpus")
+        );
+        let v2 = "0::/system.slice/shardlog.service\n";
+        assert_eq!(
+            cpuset_file(v2).as_deref(),
+            Some("/sys/fs/cgroup/system.slice/shardlog.service/cpuset.cpus.effective")
+        );
+        assert_eq!(cpuset_file("garbage"), None);
     }
 
     #[test]

@@ -67,7 +67,6 @@ fn passes_on_a_real_data_dir_with_aligned_columns() {
         "executor",
         "filesystem",
         "O_DIRECT",
-        "fsync",
         "http addr",
     ] {
         assert_eq!(status_of(&out, check), "ok", "{check}:\n{out}");

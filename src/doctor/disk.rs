@@ -232,8 +232,9 @@ pub fn classify_direct_io(dir: &Path, probe: &Result<DirectProbe, String>) -> Ve
                         FSYNC_SLOW.as_millis()
                     ),
                     "put the WAL on an NVMe with power-loss protection; measure with\n\
-                     fio --name=wal --filename=<data-dir>/fio.tmp --size=64m --bs=4k \
-                     --rw=write --direct=1 --fsync=1 --runtime=10",
+                     fio --name=wal --filename=<data-dir>/fio.tmp --size=256m --bs=4k \
+                     --rw=write --ioengine=io_uring --direct=1 --fdatasync=1 --runtime=20 \
+                     --time_based  (tuning/README.md, \"What fsync costs\")",
                 )
             } else {
                 Finding::ok("fsync", timing)

@@ -288,7 +288,7 @@ impl DecodedBlock {
         let n = expect.entries;
         // Both were checked when the part was opened; asserted here because the
         // reservations below rely on them.
-        assert!(n >= 1 && n <= BLOCK_ENTRIES_MAX && n * ENTRY_BYTES_MIN <= b.len());
+        assert!((1..=BLOCK_ENTRIES_MAX).contains(&n) && n * ENTRY_BYTES_MIN <= b.len());
         let mut pos = 0usize;
         let varint = |pos: &mut usize, what: &str| {
             let at = *pos;
@@ -427,6 +427,8 @@ impl DecodedBlock {
 mod tests {
     use super::*;
 
+    type OwnedEntry = (i64, String, Vec<(String, String)>);
+
     fn expect_for(compressed: &[u8], body: &[u8], entries: &[EntryInput<'_>]) -> BlockExpect {
         BlockExpect {
             offset: 64,
@@ -449,7 +451,7 @@ mod tests {
         ];
         let mut body = Vec::new();
         let lines = encode_body(&entries, &mut body);
-        assert_eq!(lines, 15 + 0 + 4);
+        assert_eq!(lines, 15 + 4, "bytes, not characters");
         let expected_len: usize = entries
             .iter()
             .map(|e| entry_body_bytes(e.1, e.2))
@@ -463,7 +465,7 @@ mod tests {
         let mut block = DecodedBlock::new();
         for _ in 0..2 {
             block.decode(&compressed, &expect, Path::new("p")).unwrap();
-            let got: Vec<(i64, String, Vec<(String, String)>)> = block
+            let got: Vec<OwnedEntry> = block
                 .iter()
                 .map(|e| {
                     let md = e
@@ -474,7 +476,7 @@ mod tests {
                     (e.ts, e.line.to_string(), md)
                 })
                 .collect();
-            let want: Vec<(i64, String, Vec<(String, String)>)> = entries
+            let want: Vec<OwnedEntry> = entries
                 .iter()
                 .map(|(t, l, m)| {
                     let md = m

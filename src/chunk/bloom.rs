@@ -128,7 +128,7 @@ impl<'a> BloomRef<'a> {
     /// shape is impossible (the reader checks shapes when it opens a part).
     pub fn new(bits: &'a [u8], k: u8) -> Option<BloomRef<'a>> {
         let shape_ok = !bits.is_empty()
-            && bits.len() % 8 == 0
+            && bits.len().is_multiple_of(8)
             && bits.len() <= BLOOM_BYTES_MAX
             && (1..=BLOOM_HASHES_MAX).contains(&k);
         shape_ok.then_some(BloomRef { bits, k })

@@ -116,7 +116,7 @@ mod tests;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use block::{DecodedBlock, Entry};
+pub use block::{DecodedBlock, Entry, EntryInput, Metadata};
 pub use bloom::{BloomBuilder, BloomRef};
 pub use meta::{ArchivedBlockMeta, ArchivedPartMeta, ArchivedStreamMeta};
 pub use part::{PartFooter, PartWriterOptions, StreamBlockInput, encode_part, footer_block_offset};

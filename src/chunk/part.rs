@@ -172,7 +172,7 @@ impl PartFooter {
     /// version, and that its offsets and counts can describe a file of this length.
     pub fn decode(tail: &[u8], file_len: u64, path: &Path) -> Result<PartFooter, ChunkError> {
         let min_len = (PART_HEADER_BYTES + PART_FOOTER_BYTES) as u64;
-        if file_len < min_len || file_len % PART_ALIGN_BYTES as u64 != 0 {
+        if file_len < min_len || !file_len.is_multiple_of(PART_ALIGN_BYTES as u64) {
             return Err(ChunkError::corrupt(
                 path,
                 file_len,
@@ -239,7 +239,7 @@ impl PartFooter {
                 format!("bloom offset {} out of place", f.bloom_offset),
             ));
         }
-        if f.meta_offset % META_ALIGN_BYTES as u64 != 0 {
+        if !f.meta_offset.is_multiple_of(META_ALIGN_BYTES as u64) {
             return Err(bad(
                 at::META_OFFSET,
                 format!("metadata offset {} is not 16-aligned", f.meta_offset),

@@ -95,7 +95,7 @@ impl<'a> PartReader<'a> {
                 "non-zero byte in the padding before the footer",
             ));
         }
-        if meta_bytes.as_ptr() as usize % META_ALIGN_BYTES != 0 {
+        if !(meta_bytes.as_ptr() as usize).is_multiple_of(META_ALIGN_BYTES) {
             return Err(ChunkError::InvalidInput(format!(
                 "the buffer holding {} is not {META_ALIGN_BYTES}-byte aligned at its metadata: \
                  read part files into aligned buffers",
@@ -437,7 +437,7 @@ impl<'a> PartReader<'a> {
                 "bloom at {}, expected at {bloom_offset}",
                 b.bloom_offset.to_native()
             )
-        } else if blen != 0 && (blen % 8 != 0 || blen > BLOOM_BYTES_MAX || k == 0) {
+        } else if blen != 0 && (!blen.is_multiple_of(8) || blen > BLOOM_BYTES_MAX || k == 0) {
             format!("bloom of {blen} bytes with {k} hashes")
         } else {
             return Ok(());

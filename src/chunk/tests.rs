@@ -9,12 +9,14 @@ use rkyv::util::AlignedVec;
 use super::*;
 use crate::model::{Labels, stream_hash};
 
+type OwnedEntry = (i64, String, Vec<(String, String)>);
+
 /// A stream as the tests own it.
 #[derive(Clone, Debug, PartialEq)]
 struct OwnedStream {
     tenant: String,
     labels: Labels,
-    entries: Vec<(i64, String, Vec<(String, String)>)>,
+    entries: Vec<OwnedEntry>,
 }
 
 type Decoded = Vec<(u64, OwnedStream)>;
@@ -30,7 +32,7 @@ fn encode(streams: &[OwnedStream], opts: &PartWriterOptions) -> Result<AlignedVe
                 .collect()
         })
         .collect();
-    let entries: Vec<Vec<(i64, &str, &[(&str, &str)])>> = streams
+    let entries: Vec<Vec<EntryInput<'_>>> = streams
         .iter()
         .zip(&md)
         .map(|(s, md)| {
@@ -108,7 +110,7 @@ fn line_strategy() -> impl Strategy<Value = String> {
     ]
 }
 
-fn entries_strategy() -> impl Strategy<Value = Vec<(i64, String, Vec<(String, String)>)>> {
+fn entries_strategy() -> impl Strategy<Value = Vec<OwnedEntry>> {
     let ts = prop_oneof![3 => -3i64..3, 1 => any::<i64>()];
     let md = prop::collection::vec(("[a-z_]{0,6}", "\\PC{0,8}"), 0..3);
     prop::collection::vec((ts, line_strategy(), md), 0..40).prop_map(|mut v| {
@@ -354,7 +356,7 @@ fn unaligned_buffers_are_refused_not_misread() {
 #[test]
 fn writer_refuses_bad_input() {
     let labels = Labels::from_pairs([("app", "x")]);
-    let entries: Vec<(i64, &str, &[(&str, &str)])> = vec![(1, "a", &[])];
+    let entries: Vec<EntryInput<'_>> = vec![(1, "a", &[])];
     let input = |id, tenant| StreamBlockInput {
         stream_id: id,
         tenant,
@@ -377,7 +379,7 @@ fn writer_refuses_bad_input() {
         );
     }
     let md: Vec<(&str, &str)> = vec![("k", "v"); METADATA_PAIRS_MAX + 1];
-    let many: Vec<(i64, &str, &[(&str, &str)])> = vec![(1, "a", &md)];
+    let many: Vec<EntryInput<'_>> = vec![(1, "a", &md)];
     let r = encode_part(
         &[StreamBlockInput {
             entries: &many,
@@ -392,7 +394,7 @@ fn writer_refuses_bad_input() {
 #[should_panic(expected = "sorted by timestamp")]
 fn writer_asserts_sorted_entries() {
     let labels = Labels::from_pairs([("app", "x")]);
-    let entries: Vec<(i64, &str, &[(&str, &str)])> = vec![(2, "a", &[]), (1, "b", &[])];
+    let entries: Vec<EntryInput<'_>> = vec![(2, "a", &[]), (1, "b", &[])];
     let input = StreamBlockInput {
         stream_id: stream_hash("fake", &labels),
         tenant: "fake",
@@ -419,8 +421,7 @@ fn needle_false_positive_rate_is_near_the_target() {
             .map(|_| ALPHABET[(next() % 62) as usize] as char)
             .collect()
     };
-    let entries: Vec<(i64, String, Vec<(String, String)>)> =
-        (0..4000).map(|i| (i, word(40), vec![])).collect();
+    let entries: Vec<OwnedEntry> = (0..4000).map(|i| (i, word(40), vec![])).collect();
     let all_text: Vec<String> = entries.iter().map(|e| e.1.clone()).collect();
     let streams = vec![OwnedStream {
         tenant: "fake".into(),
@@ -453,4 +454,73 @@ fn needle_false_positive_rate_is_near_the_target() {
         rate > target * 0.3 && rate < target * 3.0,
         "measured {rate:.4}, target {target:.4}"
     );
+}
+
+fn fuzz_corpus_dir(target: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target)
+}
+
+/// Writes the seed inputs of the fuzz targets (`fuzz/corpus/*`). Run with `--ignored` after a
+/// format change; the seeds are committed.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let part_dir = fuzz_corpus_dir("part_decode");
+    std::fs::create_dir_all(&part_dir).unwrap();
+    let (_, bytes) = small_part();
+    // The first byte is the target's mode: 1 recomputes checksums after mutation.
+    for (name, mode) in [("small-fixed", 1u8), ("small-raw", 0)] {
+        let mut seed = vec![mode];
+        seed.extend_from_slice(&bytes);
+        std::fs::write(part_dir.join(name), seed).unwrap();
+    }
+    let wal_dir = fuzz_corpus_dir("wal_record_decode");
+    std::fs::create_dir_all(&wal_dir).unwrap();
+    let labels = Labels::from_pairs([("app", "sshd")]);
+    let mut batch = crate::model::BatchBuilder::new("fake");
+    batch.push(
+        stream_hash("fake", &labels),
+        &labels,
+        1,
+        "a line",
+        &[("k", "v")],
+    );
+    batch.push(stream_hash("fake", &labels), &labels, 2, "another", &[]);
+    let body = batch.finish().bytes;
+    let mut log = Vec::new();
+    crate::wal::encode_record(1, &body, &mut log);
+    crate::wal::encode_record(2, b"", &mut log);
+    std::fs::write(wal_dir.join("two-records"), log).unwrap();
+}
+
+/// The fuzz targets' seeds, replayed on stable as plain tests: every seed, and every
+/// single-byte change of a sample of positions, opens and decodes to a result.
+#[test]
+fn fuzz_seeds_replay() {
+    let Ok(dir) = std::fs::read_dir(fuzz_corpus_dir("part_decode")) else {
+        return;
+    };
+    for entry in dir {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        let mut buf = AlignedVec::<16>::with_capacity(data.len());
+        buf.extend_from_slice(&data[1..]);
+        for pos in (0..buf.len()).step_by(97) {
+            buf[pos] = buf[pos].wrapping_add(1);
+            assert!(decode(&buf).is_err(), "change at {pos} undetected");
+            buf[pos] = buf[pos].wrapping_sub(1);
+        }
+        decode(&buf).unwrap();
+    }
+    for entry in std::fs::read_dir(fuzz_corpus_dir("wal_record_decode")).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        let mut ok = 0;
+        for offset in 0..data.len() {
+            if let Ok(Some(_)) = crate::wal::decode_record(&data, offset) {
+                ok += 1;
+            }
+        }
+        assert!(ok >= 1);
+    }
 }

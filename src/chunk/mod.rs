@@ -1,1 +1,243 @@
-//! placeholder: the sealed chunk (part file) format.
+//! The sealed chunk format: immutable, compressed part files that head chunks are sealed into,
+//! their zero-copy reader, the per-block bloom filters and the rules that turn line filters
+//! into bloom probes.
+//!
+//! Which question it answers: "what bytes does a sealed part hold, and how are they read back
+//! without trusting them?" Everything here is pure code over byte buffers: no I/O, no
+//! executor. Sealing, checkpoints, compaction and retention write and read these buffers.
+//!
+//! - [`part`]: [`encode_part`] builds a whole file; the header and footer.
+//! - [`reader`]: [`PartReader`] checks a file and reads it in place.
+//! - [`block`]: the body of one data block and [`DecodedBlock`], the reusable scan buffer.
+//! - [`meta`]: the rkyv-archived metadata (streams, block headers, postings).
+//! - [`bloom`]: the 4-gram bloom filter of a block.
+//! - [`tokens`]: which grams a line and a needle have; which needles a filter chain requires.
+//! - [`varint`]: LEB128 and zigzag, with checked decoding.
+//!
+//! # Byte layout of a part file (format version 1, all integers little-endian)
+//!
+//! ```text
+//! offset            size   what
+//! 0                 64     file header
+//! 64                ...    data blocks, back to back, no padding between them
+//! bloom_offset      ...    bloom filters of the blocks, back to back, then zero padding to a
+//!                          multiple of 16 (META_ALIGN_BYTES)
+//! meta_offset       ...    metadata: an rkyv archive of `PartMeta` (16-aligned)
+//! meta_offset+len   ...    zero padding so that the file length is a multiple of 4096
+//! file_len-96       96     footer
+//! ```
+//!
+//! File header (64 bytes):
+//!
+//! ```text
+//!  0  8  magic b"SHLGPART"
+//!  8  4  format version (1)
+//! 12  4  flags (0; a reader refuses flags it does not know)
+//! 16 44  reserved, zero
+//! 60  4  crc32c of bytes 0..60
+//! ```
+//!
+//! A data block is the zstd frame (one frame, content size recorded, no zstd checksum: the
+//! crc32c below covers it) of this uncompressed body, for `n` entries of one stream:
+//!
+//! ```text
+//! timestamps  zigzag varint of the first timestamp, then n-1 unsigned varint deltas
+//!             (entries are sorted by time, so deltas are never negative)
+//! lengths     n unsigned varints: the byte length of each line
+//! lines       the line bytes, concatenated (each line is UTF-8)
+//! metadata    n unsigned varints: the structured metadata pair count of each entry, then
+//!             every pair in entry order as varint key length, key, varint value length,
+//!             value (UTF-8)
+//! ```
+//!
+//! Columns instead of rows: timestamps, lengths and lines each compress better next to their
+//! own kind. The block's header lives in the metadata (`BlockMeta`: stream, min/max time,
+//! entry count, uncompressed size, line bytes, offset, compressed length, crc32c of the
+//! compressed bytes, bloom offset and length).
+//!
+//! A bloom filter is `m` bits (`m` a multiple of 64) as bytes, bit `i` in byte `i / 8` at
+//! position `i % 8`; see [`bloom`]. A block without a filter has bloom length 0.
+//!
+//! Footer (96 bytes, ending at the end of the file):
+//!
+//! ```text
+//!  0  8  bloom_offset: end of the data blocks, start of the blooms
+//!  8  8  meta_offset (a multiple of 16)
+//! 16  8  meta_len
+//! 24  8  entries in the part
+//! 32  8  min timestamp (ns)
+//! 40  8  max timestamp (ns)
+//! 48  4  blocks
+//! 52  4  streams
+//! 56  4  crc32c of the metadata archive
+//! 60  4  crc32c of [bloom_offset, meta_offset) (blooms and their padding)
+//! 64  4  flags (0)
+//! 68 12  reserved, zero
+//! 80  8  magic b"SHLGPART"
+//! 88  4  format version (1)
+//! 92  4  crc32c of footer bytes 0..92
+//! ```
+//!
+//! # What the disk is assumed to do
+//!
+//! A part is written once, whole, then fdatasynced and only then named in the manifest; it is
+//! never modified in place. The device may tear a write (a crash before the fdatasync leaves
+//! any prefix, zeros or garbage: such a part is not in the manifest and is deleted), and a
+//! sealed part may later rot: a bit flip, a sector of zeros or of another file's bytes. Every
+//! byte of the file is covered by a checksum or must be zero, so rot is always detected: the
+//! header, footer and metadata crcs and the zero padding are checked when the part is opened,
+//! the bloom region crc too when it is given, and each block's crc when it is decoded. The
+//! disk is not assumed to detect errors itself, nor to keep sectors atomic.
+//!
+//! # Trust
+//!
+//! Opening checks the metadata crc first and then accesses the archive through rkyv's
+//! bytecheck validation (`rkyv::access`). The crc alone would make unchecked access sound
+//! against rot, but not against a bug in a writer or a file of another version that happens to
+//! carry a right crc: unchecked access to a malformed archive is undefined behaviour, and
+//! validation costs one pass over a metadata region that is small next to the blocks (and is
+//! paid once per open, not per query). After validation, every field is checked against the
+//! named limits below and against the others (offsets in range, blocks contiguous per stream,
+//! postings consistent with the streams' labels), so that accessors can trust them. Block
+//! bodies are checked field by field as they are decoded, with zstd output bounded by the
+//! recorded size.
+
+pub mod block;
+pub mod bloom;
+pub mod meta;
+pub mod part;
+pub mod reader;
+pub mod tokens;
+pub mod varint;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub use block::{DecodedBlock, Entry, EntryInput, Metadata};
+pub use bloom::{BloomBuilder, BloomRef};
+pub use meta::{ArchivedBlockMeta, ArchivedPartMeta, ArchivedStreamMeta};
+pub use part::{PartFooter, PartWriterOptions, StreamBlockInput, encode_part, footer_block_offset};
+pub use reader::PartReader;
+pub use tokens::{BloomQuery, required_literals};
+
+/// The format version written in the header and footer. A reader refuses any other.
+pub const PART_FORMAT_VERSION: u32 = 1;
+
+/// The magic at the start of the header and in the footer.
+pub const PART_MAGIC: [u8; 8] = *b"SHLGPART";
+
+/// Bytes of the file header.
+pub const PART_HEADER_BYTES: usize = 64;
+
+/// Bytes of the footer.
+pub const PART_FOOTER_BYTES: usize = 96;
+
+/// Part files are written and read with direct I/O, whose offsets and lengths are multiples
+/// of the logical block size; 4096 covers every device in use.
+pub const PART_ALIGN_BYTES: usize = 4096;
+
+/// Alignment of the metadata archive in the file. rkyv's archived types need at most 8; the
+/// file buffer from direct I/O is 4096-aligned, so a 16-aligned file offset is 16-aligned in
+/// memory.
+pub const META_ALIGN_BYTES: usize = 16;
+
+/// Entries of one block. A block is sealed at about 1 MiB of lines; a million entries is an
+/// average line of one byte, so only a block of empty lines gets near it.
+pub const BLOCK_ENTRIES_MAX: usize = 1 << 20;
+
+/// Uncompressed bytes of one block body. The writer seals a block once it passes its target
+/// (at most [`BLOCK_BYTES_TARGET_LIMIT`]) and one entry is at most [`ENTRY_BYTES_MAX`], so a
+/// body stays under their sum; this bounds the buffer a decoder allocates for a block.
+pub const BLOCK_UNCOMPRESSED_BYTES_MAX: usize = BLOCK_BYTES_TARGET_LIMIT + ENTRY_BYTES_MAX;
+
+/// The largest block target a writer accepts: past a few MiB a block only makes a scan that
+/// wants a few lines decompress more.
+pub const BLOCK_BYTES_TARGET_LIMIT: usize = 16 << 20;
+
+/// Encoded bytes of one entry (line plus metadata plus varints). The ingest limit on a line is
+/// `config::limits::LINE_BYTES_LIMIT` (16 MiB); twice that leaves room for metadata.
+pub const ENTRY_BYTES_MAX: usize = 2 * crate::config::limits::LINE_BYTES_LIMIT;
+
+/// Compressed bytes of one block: zstd's worst case for an incompressible body is a little
+/// over its input.
+pub const BLOCK_COMPRESSED_BYTES_MAX: usize = BLOCK_UNCOMPRESSED_BYTES_MAX + (1 << 20);
+
+/// Structured metadata pairs of one entry: the batch format's own limit.
+pub const METADATA_PAIRS_MAX: usize = crate::model::batch::BATCH_METADATA_PER_ENTRY_MAX;
+
+/// Labels of one stream: the batch format's own limit.
+pub const LABELS_PER_STREAM_MAX: usize = crate::model::batch::BATCH_LABELS_PER_STREAM_MAX;
+
+/// Bytes of one label name or value. Loki refuses names over 1 KiB and values over 2 KiB by
+/// default; 64 KiB is far over both and still bounds the metadata of a stream.
+pub const LABEL_STRING_BYTES_MAX: usize = 64 << 10;
+
+/// Streams of one part: a shard's day of a very busy tenant stays far below.
+pub const PART_STREAMS_MAX: usize = 1 << 20;
+
+/// Blocks of one part: 4 Mi blocks of ~1 MiB is 4 TiB of lines, beyond any partition.
+pub const PART_BLOCKS_MAX: usize = 1 << 22;
+
+/// Bytes of the metadata archive. rkyv's relative pointers are 32-bit, so 2 GiB is the hard
+/// ceiling; a part with the maximum streams and blocks stays well under 512 MiB.
+pub const PART_META_BYTES_MAX: usize = 512 << 20;
+
+/// Bytes of one block's bloom filter: at 16 bits per gram (the most a writer accepts) and one
+/// distinct gram per byte of the largest block.
+pub const BLOOM_BYTES_MAX: usize = BLOCK_UNCOMPRESSED_BYTES_MAX * 2;
+
+/// Errors of encoding and decoding parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkError {
+    /// Bytes on disk are not what the writer wrote: a checksum mismatch or an impossible field.
+    /// `offset` is the file offset of the field or region that is wrong.
+    Corruption {
+        path: PathBuf,
+        offset: u64,
+        what: String,
+    },
+    /// An input to the writer is over a limit.
+    TooLarge {
+        what: &'static str,
+        value: u64,
+        max: u64,
+    },
+    /// An input or option is not acceptable (say which and why).
+    InvalidInput(String),
+}
+
+impl ChunkError {
+    pub(crate) fn corrupt(path: &std::path::Path, offset: u64, what: impl Into<String>) -> Self {
+        ChunkError::Corruption {
+            path: path.to_path_buf(),
+            offset,
+            what: what.into(),
+        }
+    }
+
+    /// Whether this is [`ChunkError::Corruption`].
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, ChunkError::Corruption { .. })
+    }
+}
+
+impl fmt::Display for ChunkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChunkError::Corruption { path, offset, what } => write!(
+                f,
+                "corrupt part file {} at offset {offset}: {what}",
+                path.display()
+            ),
+            ChunkError::TooLarge { what, value, max } => {
+                write!(f, "{what} is {value}, over the maximum {max}")
+            }
+            ChunkError::InvalidInput(why) => write!(f, "invalid part input: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ChunkError {}

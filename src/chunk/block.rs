@@ -1,0 +1,522 @@
+//! One data block: the encoder of its uncompressed body and [`DecodedBlock`], the reusable
+//! buffer that a scan decodes blocks into. The body layout is in the [`super`] module doc.
+//!
+//! A decoded block keeps the decompressed body and offsets into it, so lines and metadata
+//! are `&str` slices of one buffer: decoding a block allocates nothing once the buffer has
+//! grown to the size of the largest block it has held.
+
+use std::path::Path;
+
+use super::varint::{get_uvarint, put_uvarint, unzigzag, uvarint_len, zigzag};
+use super::{BLOCK_ENTRIES_MAX, ChunkError, METADATA_PAIRS_MAX};
+
+/// One entry as the writer takes it: timestamp (ns), line, structured metadata.
+pub type EntryInput<'a> = (i64, &'a str, &'a [(&'a str, &'a str)]);
+
+/// The least a body spends on one entry: one byte each of timestamp, length and metadata
+/// count. A recorded entry count above `uncompressed_bytes / 3` is impossible.
+pub(crate) const ENTRY_BYTES_MIN: usize = 3;
+
+/// Bytes that an entry adds to a body, not counting its timestamp (which depends on the
+/// previous one); the writer uses it to cut blocks at their target size.
+pub(crate) fn entry_body_bytes(line: &str, metadata: &[(&str, &str)]) -> usize {
+    let pairs: usize = metadata
+        .iter()
+        .map(|(k, v)| uvarint_len(k.len() as u64) + k.len() + uvarint_len(v.len() as u64) + v.len())
+        .sum();
+    uvarint_len(line.len() as u64) + line.len() + uvarint_len(metadata.len() as u64) + pairs
+}
+
+/// Appends the body of `entries` (sorted by time, at least one) to `out`; returns the sum of
+/// the line lengths.
+pub(crate) fn encode_body(entries: &[EntryInput<'_>], out: &mut Vec<u8>) -> u64 {
+    assert!(!entries.is_empty(), "a block holds at least one entry");
+    let mut prev = entries[0].0;
+    put_uvarint(out, zigzag(prev));
+    for &(ts, _, _) in &entries[1..] {
+        assert!(ts >= prev, "entries of a block are sorted by timestamp");
+        put_uvarint(out, ts.wrapping_sub(prev) as u64);
+        prev = ts;
+    }
+    let mut lines_bytes = 0u64;
+    for &(_, line, _) in entries {
+        put_uvarint(out, line.len() as u64);
+        lines_bytes += line.len() as u64;
+    }
+    for &(_, line, _) in entries {
+        out.extend_from_slice(line.as_bytes());
+    }
+    for &(_, _, md) in entries {
+        put_uvarint(out, md.len() as u64);
+    }
+    for &(_, _, md) in entries {
+        for (k, v) in md {
+            put_uvarint(out, k.len() as u64);
+            out.extend_from_slice(k.as_bytes());
+            put_uvarint(out, v.len() as u64);
+            out.extend_from_slice(v.as_bytes());
+        }
+    }
+    lines_bytes
+}
+
+/// What the metadata says a block holds; the decoder checks the body against every field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockExpect {
+    /// File offset of the compressed block, for error messages.
+    pub offset: u64,
+    pub crc32c: u32,
+    pub entries: usize,
+    pub uncompressed_bytes: usize,
+    pub lines_bytes: u64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+}
+
+/// A decoded block: timestamps, lines and metadata of its entries, borrowed from one
+/// decompressed buffer. Create one per scan (or take one from a pool) and pass it to
+/// [`super::PartReader::decode_block_into`] for every block: the buffers and the zstd
+/// context are reused.
+#[derive(Default)]
+pub struct DecodedBlock {
+    /// The decompressed body.
+    body: Vec<u8>,
+    timestamps: Vec<i64>,
+    /// `line_offsets[i]..line_offsets[i + 1]` is line `i` in `body`; `len() + 1` items.
+    line_offsets: Vec<u32>,
+    /// `meta_offsets[i]..meta_offsets[i + 1]` are the indexes in `pairs` of entry `i`'s pairs.
+    meta_offsets: Vec<u32>,
+    /// Key start, key end, value start, value end, in `body`.
+    pairs: Vec<[u32; 4]>,
+    dctx: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+/// One entry of a decoded block.
+#[derive(Clone, Copy)]
+pub struct Entry<'b> {
+    pub ts: i64,
+    pub line: &'b str,
+    pub metadata: Metadata<'b>,
+}
+
+/// The structured metadata pairs of one entry.
+#[derive(Clone, Copy)]
+pub struct Metadata<'b> {
+    block: &'b DecodedBlock,
+    pairs: &'b [[u32; 4]],
+}
+
+impl<'b> Metadata<'b> {
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&'b str, &'b str)> + 'b {
+        let block = self.block;
+        self.pairs
+            .iter()
+            .map(move |&[ks, ke, vs, ve]| (block.str_at(ks, ke), block.str_at(vs, ve)))
+    }
+
+    /// The value of the first pair named `key`.
+    pub fn get(&self, key: &str) -> Option<&'b str> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+impl std::fmt::Debug for Metadata<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl std::fmt::Debug for Entry<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("ts", &self.ts)
+            .field("line", &self.line)
+            .field("metadata", &self.metadata)
+            .finish()
+    }
+}
+
+impl DecodedBlock {
+    pub fn new() -> DecodedBlock {
+        DecodedBlock::default()
+    }
+
+    /// Entries in the block (0 before the first successful decode or after a failed one).
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.timestamps.is_empty()
+    }
+
+    /// Timestamps in ns, ascending.
+    pub fn timestamps(&self) -> &[i64] {
+        &self.timestamps
+    }
+
+    /// Line `i`. Panics if `i >= len()`.
+    pub fn line(&self, i: usize) -> &str {
+        self.str_at(self.line_offsets[i], self.line_offsets[i + 1])
+    }
+
+    /// The bytes of line `i`, for filters that work on bytes. Panics if `i >= len()`.
+    pub fn line_bytes(&self, i: usize) -> &[u8] {
+        &self.body[self.line_offsets[i] as usize..self.line_offsets[i + 1] as usize]
+    }
+
+    /// The metadata of entry `i`. Panics if `i >= len()`.
+    pub fn metadata(&self, i: usize) -> Metadata<'_> {
+        let (s, e) = (self.meta_offsets[i], self.meta_offsets[i + 1]);
+        Metadata {
+            block: self,
+            pairs: &self.pairs[s as usize..e as usize],
+        }
+    }
+
+    /// Entry `i`. Panics if `i >= len()`.
+    pub fn entry(&self, i: usize) -> Entry<'_> {
+        Entry {
+            ts: self.timestamps[i],
+            line: self.line(i),
+            metadata: self.metadata(i),
+        }
+    }
+
+    /// The entries in time order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Entry<'_>> + '_ {
+        (0..self.len()).map(|i| self.entry(i))
+    }
+
+    /// The index of the first entry at or after `ts`.
+    pub fn partition_point(&self, ts: i64) -> usize {
+        self.timestamps.partition_point(|&t| t < ts)
+    }
+
+    fn str_at(&self, start: u32, end: u32) -> &str {
+        let bytes = &self.body[start as usize..end as usize];
+        // SAFETY: offsets are only stored by `parse_body`, which checked that every such range
+        // lies in `body` on UTF-8 character boundaries of a region that `str::from_utf8`
+        // validated; `body` is not changed afterwards until `reset` clears the offsets, and
+        // every failed decode calls `reset`.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
+
+    fn reset(&mut self) {
+        self.timestamps.clear();
+        self.line_offsets.clear();
+        self.meta_offsets.clear();
+        self.pairs.clear();
+    }
+
+    /// Checks `compressed` against `expect`, decompresses and parses it. On error the block
+    /// is left empty.
+    pub(crate) fn decode(
+        &mut self,
+        compressed: &[u8],
+        expect: &BlockExpect,
+        path: &Path,
+    ) -> Result<(), ChunkError> {
+        self.reset();
+        let result = self.decode_inner(compressed, expect, path);
+        if result.is_err() {
+            self.reset();
+        }
+        result
+    }
+
+    fn decode_inner(
+        &mut self,
+        compressed: &[u8],
+        expect: &BlockExpect,
+        path: &Path,
+    ) -> Result<(), ChunkError> {
+        let crc = crc32c::crc32c(compressed);
+        if crc != expect.crc32c {
+            return Err(ChunkError::corrupt(
+                path,
+                expect.offset,
+                format!(
+                    "block checksum mismatch (stored {:#010x}, computed {crc:#010x})",
+                    expect.crc32c
+                ),
+            ));
+        }
+        self.body.clear();
+        self.body.reserve(expect.uncompressed_bytes);
+        let dctx = self.dctx.get_or_insert_with(|| {
+            zstd::bulk::Decompressor::new().expect("allocating a zstd decompression context")
+        });
+        // The output is bounded by the buffer's capacity, which is the recorded size (plus
+        // whatever the allocator rounded up): a frame that claims or produces more fails here
+        // or at the length check below, it never grows the buffer.
+        dctx.decompress_to_buffer(compressed, &mut self.body)
+            .map_err(|e| {
+                ChunkError::corrupt(
+                    path,
+                    expect.offset,
+                    format!("block does not decompress: {e}"),
+                )
+            })?;
+        if self.body.len() != expect.uncompressed_bytes {
+            return Err(ChunkError::corrupt(
+                path,
+                expect.offset,
+                format!(
+                    "block decompresses to {} bytes, its header says {}",
+                    self.body.len(),
+                    expect.uncompressed_bytes
+                ),
+            ));
+        }
+        let body = std::mem::take(&mut self.body);
+        let parsed = self.parse_body(&body, expect);
+        self.body = body;
+        parsed.map_err(|what| ChunkError::corrupt(path, expect.offset, what))
+    }
+
+    /// Parses a decompressed body into the offset vectors. Errors say where in the body.
+    fn parse_body(&mut self, b: &[u8], expect: &BlockExpect) -> Result<(), String> {
+        let n = expect.entries;
+        // Both were checked when the part was opened; asserted here because the
+        // reservations below rely on them.
+        assert!((1..=BLOCK_ENTRIES_MAX).contains(&n) && n * ENTRY_BYTES_MIN <= b.len());
+        let mut pos = 0usize;
+        let varint = |pos: &mut usize, what: &str| {
+            let at = *pos;
+            get_uvarint(b, pos).map_err(|e| format!("body byte {at}: bad {what} varint: {e:?}"))
+        };
+
+        self.timestamps.reserve(n);
+        let mut ts = unzigzag(varint(&mut pos, "timestamp")?);
+        if ts != expect.min_ts {
+            return Err(format!(
+                "first timestamp {ts} is not the block's min time {}",
+                expect.min_ts
+            ));
+        }
+        self.timestamps.push(ts);
+        for _ in 1..n {
+            let at = pos;
+            let delta = varint(&mut pos, "timestamp delta")?;
+            ts = ts
+                .checked_add_unsigned(delta)
+                .ok_or_else(|| format!("body byte {at}: timestamp delta {delta} overflows"))?;
+            self.timestamps.push(ts);
+        }
+        if ts != expect.max_ts {
+            return Err(format!(
+                "last timestamp {ts} is not the block's max time {}",
+                expect.max_ts
+            ));
+        }
+
+        self.line_offsets.reserve(n + 1);
+        let mut total = 0u64;
+        let mut ends = Vec::new();
+        std::mem::swap(&mut ends, &mut self.line_offsets);
+        ends.push(0);
+        for _ in 0..n {
+            let at = pos;
+            let len = varint(&mut pos, "line length")?;
+            total = total.saturating_add(len);
+            if total > b.len() as u64 {
+                return Err(format!(
+                    "body byte {at}: line length {len} runs past the body ({} bytes)",
+                    b.len()
+                ));
+            }
+            ends.push(total as u32);
+        }
+        let lines_start = pos;
+        let lines_end = lines_start as u64 + total;
+        if lines_end > b.len() as u64 {
+            return Err(format!(
+                "body byte {lines_start}: {total} line bytes run past the body ({} bytes)",
+                b.len()
+            ));
+        }
+        if total != expect.lines_bytes {
+            return Err(format!(
+                "lines hold {total} bytes, the block header says {}",
+                expect.lines_bytes
+            ));
+        }
+        let lines_end = lines_end as usize;
+        let text = std::str::from_utf8(&b[lines_start..lines_end]).map_err(|e| {
+            format!(
+                "body byte {}: line bytes are not UTF-8",
+                lines_start + e.valid_up_to()
+            )
+        })?;
+        for end in ends.iter_mut() {
+            if !text.is_char_boundary(*end as usize) {
+                return Err(format!(
+                    "body byte {}: a line boundary splits a UTF-8 character",
+                    lines_start + *end as usize
+                ));
+            }
+            *end += lines_start as u32;
+        }
+        self.line_offsets = ends;
+        pos = lines_end;
+
+        // Every pair takes at least two bytes (two zero lengths), which bounds the total
+        // before anything is reserved for it.
+        self.meta_offsets.reserve(n + 1);
+        self.meta_offsets.push(0);
+        let mut pairs_total = 0usize;
+        for _ in 0..n {
+            let at = pos;
+            let count = varint(&mut pos, "metadata count")?;
+            if count > METADATA_PAIRS_MAX as u64 {
+                return Err(format!(
+                    "body byte {at}: {count} metadata pairs, over the maximum {METADATA_PAIRS_MAX}"
+                ));
+            }
+            pairs_total += count as usize;
+            if pairs_total * 2 > b.len() - pos {
+                return Err(format!(
+                    "body byte {at}: {pairs_total} metadata pairs cannot fit in the body"
+                ));
+            }
+            self.meta_offsets.push(pairs_total as u32);
+        }
+        self.pairs.reserve(pairs_total);
+        for _ in 0..pairs_total {
+            let (ks, ke) = Self::string(b, &mut pos, "metadata key")?;
+            let (vs, ve) = Self::string(b, &mut pos, "metadata value")?;
+            self.pairs.push([ks, ke, vs, ve]);
+        }
+        if pos != b.len() {
+            return Err(format!(
+                "body byte {pos}: {} bytes left after the last entry",
+                b.len() - pos
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads a varint-length UTF-8 string; returns its range in `b`.
+    fn string(b: &[u8], pos: &mut usize, what: &str) -> Result<(u32, u32), String> {
+        let at = *pos;
+        let len = get_uvarint(b, pos).map_err(|e| format!("body byte {at}: bad {what}: {e:?}"))?;
+        let start = *pos;
+        if len > (b.len() - start) as u64 {
+            return Err(format!(
+                "body byte {at}: {what} length {len} runs past the body"
+            ));
+        }
+        let end = start + len as usize;
+        std::str::from_utf8(&b[start..end])
+            .map_err(|_| format!("body byte {start}: {what} is not UTF-8"))?;
+        *pos = end;
+        Ok((start as u32, end as u32))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type OwnedEntry = (i64, String, Vec<(String, String)>);
+
+    fn expect_for(compressed: &[u8], body: &[u8], entries: &[EntryInput<'_>]) -> BlockExpect {
+        BlockExpect {
+            offset: 64,
+            crc32c: crc32c::crc32c(compressed),
+            entries: entries.len(),
+            uncompressed_bytes: body.len(),
+            lines_bytes: entries.iter().map(|e| e.1.len() as u64).sum(),
+            min_ts: entries[0].0,
+            max_ts: entries[entries.len() - 1].0,
+        }
+    }
+
+    #[test]
+    fn body_round_trip_and_reuse() {
+        let md: &[(&str, &str)] = &[("trace_id", "abc"), ("é", "")];
+        let entries: Vec<EntryInput<'_>> = vec![
+            (-5, "first ünïcode", &[]),
+            (-5, "", md),
+            (i64::MAX, "last", &[]),
+        ];
+        let mut body = Vec::new();
+        let lines = encode_body(&entries, &mut body);
+        assert_eq!(lines, 15 + 4, "bytes, not characters");
+        let expected_len: usize = entries
+            .iter()
+            .map(|e| entry_body_bytes(e.1, e.2))
+            .sum::<usize>()
+            + uvarint_len(zigzag(-5))
+            + 1
+            + uvarint_len(i64::MAX.wrapping_sub(-5) as u64);
+        assert_eq!(body.len(), expected_len);
+        let compressed = zstd::bulk::compress(&body, 3).unwrap();
+        let expect = expect_for(&compressed, &body, &entries);
+        let mut block = DecodedBlock::new();
+        for _ in 0..2 {
+            block.decode(&compressed, &expect, Path::new("p")).unwrap();
+            let got: Vec<OwnedEntry> = block
+                .iter()
+                .map(|e| {
+                    let md = e
+                        .metadata
+                        .iter()
+                        .map(|(k, v)| (k.into(), v.into()))
+                        .collect();
+                    (e.ts, e.line.to_string(), md)
+                })
+                .collect();
+            let want: Vec<OwnedEntry> = entries
+                .iter()
+                .map(|(t, l, m)| {
+                    let md = m
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    (*t, l.to_string(), md)
+                })
+                .collect();
+            assert_eq!(got, want);
+            assert_eq!(block.metadata(1).get("trace_id"), Some("abc"));
+            assert_eq!(block.partition_point(0), 2);
+        }
+        // A wrong expectation empties the block instead of leaving stale offsets behind.
+        let bad = BlockExpect {
+            lines_bytes: 1,
+            ..expect
+        };
+        let err = block.decode(&compressed, &bad, Path::new("p")).unwrap_err();
+        assert!(err.to_string().contains("line"), "{err}");
+        assert!(block.is_empty());
+    }
+
+    #[test]
+    fn decompression_is_bounded_by_the_recorded_size() {
+        let line = "x".repeat(100_000);
+        let entries: Vec<EntryInput<'_>> = vec![(1, &line, &[])];
+        let mut body = Vec::new();
+        encode_body(&entries, &mut body);
+        let compressed = zstd::bulk::compress(&body, 3).unwrap();
+        let mut expect = expect_for(&compressed, &body, &entries);
+        expect.uncompressed_bytes = 1000;
+        let mut block = DecodedBlock::new();
+        let err = block
+            .decode(&compressed, &expect, Path::new("p"))
+            .unwrap_err();
+        assert!(err.is_corruption(), "{err}");
+        assert!(
+            block.body.capacity() < 50_000,
+            "did not grow to the frame's size"
+        );
+    }
+}

@@ -75,10 +75,13 @@ fn throughput(svg: &mut String, r: &Report) -> DrawResult {
     let mut prev = 0.0;
     let mut acked = Vec::new();
     let mut sent = Vec::new();
+    // Drawn as steps: each rate holds over its whole interval, and a run shorter than a
+    // second still shows as a line.
     for s in &r.timeline {
         let span = (s.t - prev).max(1e-3);
-        acked.push((s.t, s.lines_acked as f64 / span));
-        sent.push((s.t, s.lines_sent as f64 / span));
+        let (a, b) = (s.lines_acked as f64 / span, s.lines_sent as f64 / span);
+        acked.extend([(prev, a), (s.t, a)]);
+        sent.extend([(prev, b), (s.t, b)]);
         prev = s.t;
     }
     let x_max = r.timeline.last().map_or(1.0, |s| s.t).max(1.0);
@@ -156,6 +159,7 @@ fn percentiles(svg: &mut String, title: &str, series: &[(&str, &[(f64, u64)])]) 
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(16)
+        .margin_right(40)
         .x_label_area_size(44)
         .y_label_area_size(70)
         .build_cartesian_2d((1.0..PERCENTILE_AXIS_MAX).log_scale(), 0.0..y_max)

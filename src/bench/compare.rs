@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::BenchError;
-use super::options::{Plan, SyslogFormat};
+use super::options::{Framing, Plan, SyslogFormat};
 use super::target::{POLL_INTERVAL_MS, READY_TIMEOUT_MS, ServerProcess, free_ports};
 
 /// How long syslog-ng's output file may stay the same size before the run is taken to be
@@ -41,9 +41,20 @@ pub fn find_syslog_ng() -> Option<PathBuf> {
 }
 
 /// The configuration the comparison runs syslog-ng with.
-pub fn config(port: u16, format: SyslogFormat, connections: usize, out: &Path) -> String {
-    // RFC 5424 with octet counting is syslog-ng's `syslog-protocol` flag; RFC 3164 with
-    // newline framing is network()'s default.
+pub fn config(
+    port: u16,
+    format: SyslogFormat,
+    framing: Framing,
+    connections: usize,
+    out: &Path,
+) -> String {
+    // network() reads newline-framed TCP by default and octet counting only with the
+    // `framed` transport (it does not detect it: octet-counted input would be read as a few
+    // huge lines); RFC 5424 is its `syslog-protocol` flag, RFC 3164 its default.
+    let transport = match framing {
+        Framing::Octet => "framed",
+        Framing::Newline => "tcp",
+    };
     let flags = match format {
         SyslogFormat::Rfc5424 => " flags(syslog-protocol)",
         SyslogFormat::Rfc3164 => "",
@@ -52,7 +63,7 @@ pub fn config(port: u16, format: SyslogFormat, connections: usize, out: &Path) -
         r#"@version: 3.38
 # Written by `shardlog bench --compare syslog-ng`: relay syslog TCP to a file.
 options {{ threaded(yes); flush-lines({FLUSH_LINES}); log-fifo-size({LOG_FIFO_SIZE}); stats_freq(0); }};
-source s_net {{ network(ip(127.0.0.1) port({port}) transport("tcp"){flags} max-connections({}) log-iw-size({})); }};
+source s_net {{ network(ip(127.0.0.1) port({port}) transport("{transport}"){flags} max-connections({}) log-iw-size({})); }};
 destination d_file {{ file("{}"); }};
 log {{ source(s_net); destination(d_file); }};
 "#,
@@ -76,7 +87,7 @@ impl SyslogNg {
         let (_, port) = free_ports()?;
         let out_file = dir.join("syslog-ng.out");
         let conf = dir.join("syslog-ng.conf");
-        std::fs::write(&conf, config(port, plan.syslog_format, plan.connections, &out_file))
+        std::fs::write(&conf, config(port, plan.syslog_format, plan.framing, plan.connections, &out_file))
             .map_err(|e| BenchError::new(format!("write {}: {e}", conf.display())))?;
         let mut cmd = Command::new(binary);
         cmd.arg("-F")
@@ -114,7 +125,10 @@ impl SyslogNg {
             }
             std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
         }
-        process.pin(plan.server_cpus.as_deref())?;
+        // Its worker threads may have started after the first pinning.
+        if let Some(cpus) = &plan.server_cpus {
+            process.pin(cpus)?;
+        }
         Ok(SyslogNg { process, addr, out_file })
     }
 
@@ -168,13 +182,14 @@ mod tests {
 
     #[test]
     fn config_matches_the_format() {
-        let c = config(5514, SyslogFormat::Rfc5424, 4, Path::new("/x/out"));
+        let c = config(5514, SyslogFormat::Rfc5424, Framing::Octet, 4, Path::new("/x/out"));
         assert!(c.starts_with("@version: 3.38\n"));
         assert!(c.contains("port(5514)") && c.contains("flags(syslog-protocol)"));
+        assert!(c.contains(r#"transport("framed")"#));
         assert!(c.contains(r#"file("/x/out")"#) && c.contains("stats_freq(0)"));
         assert!(c.contains("max-connections(20)"));
-        let c = config(1, SyslogFormat::Rfc3164, 4, Path::new("/x/out"));
-        assert!(!c.contains("syslog-protocol"));
+        let c = config(1, SyslogFormat::Rfc3164, Framing::Newline, 4, Path::new("/x/out"));
+        assert!(!c.contains("syslog-protocol") && c.contains(r#"transport("tcp")"#));
     }
 
     #[test]

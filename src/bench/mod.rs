@@ -531,6 +531,12 @@ fn build_report(
             shardlog_lines_per_sec: ours,
             other_lines_per_sec: theirs,
             ratio: if theirs > 0.0 { ours / theirs } else { 0.0 },
+            other_losses: rounds
+                .iter()
+                .filter(|r| r.server == "syslog-ng")
+                .flat_map(|r| r.checks.iter().filter(|c| !c.passed))
+                .map(|c| c.message.clone())
+                .collect(),
             how: format!(
                 "The same senders ({} connections, {} {} framing, {} s per run) against shardlog \
                  (every line durable in its WAL and indexed; time until all were stored) and \

@@ -170,12 +170,12 @@ pub struct BenchArgs {
     pub cores: Option<usize>,
 
     /// CPUs the spawned server (and syslog-ng) may run on, e.g. 0 or 0-1 or 0,2.
-    #[arg(long, value_name = "LIST", value_parser = parse_cpu_list)]
-    pub server_cpus: Option<Vec<usize>>,
+    #[arg(long, value_name = "LIST", value_parser = parse_cpu_list_arg)]
+    pub server_cpus: Option<CpuList>,
 
     /// CPUs the harness itself runs on.
-    #[arg(long, value_name = "LIST", value_parser = parse_cpu_list)]
-    pub client_cpus: Option<Vec<usize>>,
+    #[arg(long, value_name = "LIST", value_parser = parse_cpu_list_arg)]
+    pub client_cpus: Option<CpuList>,
 
     /// Report directory (default target/bench-report/<timestamp>/).
     #[arg(long, value_name = "DIR")]
@@ -192,6 +192,14 @@ pub struct BenchArgs {
     /// Keep the spawned server's data directory after the run (it is removed by default).
     #[arg(long)]
     pub keep_data: bool,
+}
+
+/// A list of CPU numbers as one flag value (`0-1,3`), sorted and deduplicated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+fn parse_cpu_list_arg(text: &str) -> Result<CpuList, String> {
+    parse_cpu_list(text).map(CpuList)
 }
 
 /// Where the traffic goes: resolved socket addresses.
@@ -276,8 +284,10 @@ impl Plan {
                 "--server-cpus and --cores apply to a spawned server: add --spawn",
             ));
         }
+        let server_cpus = a.server_cpus.map(|l| l.0);
+        let client_cpus = a.client_cpus.map(|l| l.0);
         let online = online_cpus();
-        for (flag, cpus) in [("--server-cpus", &a.server_cpus), ("--client-cpus", &a.client_cpus)] {
+        for (flag, cpus) in [("--server-cpus", &server_cpus), ("--client-cpus", &client_cpus)] {
             if let Some(list) = cpus
                 && let Some(bad) = list.iter().find(|c| **c >= online)
             {
@@ -324,8 +334,8 @@ impl Plan {
             syslog_format: a.syslog_format,
             framing,
             cores: a.cores,
-            server_cpus: a.server_cpus,
-            client_cpus: a.client_cpus,
+            server_cpus,
+            client_cpus,
             out: a.out,
             compare: a.compare,
             rounds: a.rounds,
@@ -417,6 +427,54 @@ pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<BenchArgs, String> {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied()))
+            .map(|c| c.args)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn command_line_parses_into_a_plan() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let a = parse(&[
+            "syslog-tcp", "--spawn", "--server-cpus", "0", "--client-cpus", "0-1",
+            "--duration", "2s", "--connections", "3", "--framing", "newline",
+        ])
+        .unwrap();
+        assert_eq!(a.server_cpus, Some(CpuList(vec![0])));
+        let plan = Plan::from_args(a).unwrap();
+        assert_eq!(plan.duration, Duration::from_secs(2));
+        assert_eq!(plan.connections, 3);
+        assert_eq!(plan.framing, Framing::Newline);
+        assert_eq!(plan.client_cpus, Some(vec![0, 1]));
+
+        let plan = Plan::from_args(parse(&["push", "--count", "5"]).unwrap()).unwrap();
+        assert_eq!(plan.count, Some(5));
+        assert!(plan.external.is_some(), "without --spawn the default addresses are targeted");
+        assert_eq!(plan.framing, Framing::Octet);
+    }
+
+    #[test]
+    fn bad_plans_say_why() {
+        let err = |argv: &[&str]| Plan::from_args(parse(argv).unwrap()).unwrap_err().to_string();
+        assert!(err(&["push", "--count", "0"]).contains("--count"));
+        assert!(err(&["push", "--connections", "0"]).contains("--connections 0 is out of range"));
+        assert!(err(&["push", "--spawn", "--compare", "syslog-ng"]).contains("syslog-tcp"));
+        assert!(err(&["syslog-tcp", "--compare", "syslog-ng"]).contains("--spawn"));
+        assert!(err(&["push", "--server-cpus", "0"]).contains("--spawn"));
+        assert!(err(&["push", "--spawn", "--server-cpus", "4000"]).contains("does not exist"));
+        assert!(err(&["push", "--lines", "/nonexistent/file.log"]).contains("/nonexistent/file.log"));
+        assert!(parse(&["push", "--duration", "soon"]).is_err());
+    }
 
     #[test]
     fn durations() {

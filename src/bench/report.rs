@@ -78,6 +78,8 @@ pub struct Comparison {
     pub other_lines_per_sec: f64,
     /// shardlog / other: above 1 means shardlog was faster.
     pub ratio: f64,
+    /// What the other server lost, if anything (it does not fail the run).
+    pub other_losses: Vec<String>,
     pub how: String,
 }
 
@@ -255,6 +257,9 @@ pub fn summary_table(r: &Report) -> String {
                 c.ratio
             ),
         );
+        if !c.other_losses.is_empty() {
+            row(&format!("{} losses", c.against), c.other_losses.join("; "));
+        }
     }
     row("errors", thousands(r.errors));
     t
@@ -400,11 +405,17 @@ pub fn markdown(r: &Report) -> String {
     ));
     row("server CPUs requested", opt(s.server_cpus.as_ref(), |c| format!("{c:?}")));
     row("client CPUs", opt(s.client_cpus.as_ref(), |c| format!("{c:?}")).replace("n/a", "not pinned"));
-    row("bounds", format!(
-        "{:.1} s{}",
-        s.duration_seconds,
-        opt(s.count, |c| format!(" or {} lines, whichever first", thousands(c))).replace("n/a", "")
-    ));
+    let time_bound = format!("{:.1} s", s.duration_seconds);
+    row(
+        "bounds",
+        match s.count {
+            Some(c) if s.duration_seconds >= super::options::DURATION_MAX.as_secs_f64() => {
+                format!("{} lines (and at most {time_bound})", thousands(c))
+            }
+            Some(c) => format!("{time_bound} or {} lines, whichever comes first", thousands(c)),
+            None => time_bound,
+        },
+    );
     row("rate", opt(s.rate_lines_per_sec, |r| format!("{} lines/s", thousands(r))).replace("n/a", "unlimited"));
     row("connections", s.connections.to_string());
     row("lines", s.line_source.clone());

@@ -7,6 +7,7 @@
 //! harness pins the new process at once and every thread of it again once it is ready
 //! (what `taskset -a -p` does), and the report lists where the threads actually ran.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -79,14 +80,15 @@ impl ServerProcess {
             name,
             log_path,
         };
-        p.pin(cpus)?;
+        // Early, so that threads the process starts inherit it; without a CPU list, this
+        // undoes the harness's own `--client-cpus` pinning, which the child inherited.
+        let all: Vec<usize> = (0..online_cpus()).collect();
+        p.pin(cpus.unwrap_or(&all))?;
         Ok(p)
     }
 
-    /// Pins every thread of the process to `cpus` (all online CPUs when `None`).
-    pub fn pin(&self, cpus: Option<&[usize]>) -> Result<(), BenchError> {
-        let all: Vec<usize> = (0..online_cpus()).collect();
-        let cpus = cpus.unwrap_or(&all);
+    /// Pins every thread of the process to `cpus`.
+    pub fn pin(&self, cpus: &[usize]) -> Result<(), BenchError> {
         for tid in self.threads() {
             // A thread that ended in between is not an error.
             if let Err(e) = set_affinity(tid, cpus)
@@ -117,21 +119,15 @@ impl ServerProcess {
 
     /// `name: cpus` for each thread, e.g. `shardlog-0: 0`, grouped: where it really runs.
     pub fn thread_placement(&self) -> String {
-        let mut groups: Vec<(String, String)> = Vec::new();
+        let mut groups: BTreeMap<(String, String), usize> = BTreeMap::new();
         for tid in self.threads() {
             let base = format!("/proc/{}/task/{tid}", self.pid);
             let comm = std::fs::read_to_string(format!("{base}/comm")).unwrap_or_default();
             let status = std::fs::read_to_string(format!("{base}/status")).unwrap_or_default();
             let cpus = status_field(&status, "Cpus_allowed_list:").unwrap_or("?").to_string();
-            groups.push((comm.trim().to_string(), cpus));
+            *groups.entry((comm.trim().to_string(), cpus)).or_default() += 1;
         }
-        groups.sort();
-        groups.dedup();
-        let mut out: Vec<String> = Vec::new();
-        for (comm, cpus) in &groups {
-            out.push(format!("{comm} on {cpus}"));
-        }
-        out.join("; ")
+        group_placement(&groups)
     }
 
     /// User + system CPU seconds of the whole process so far.
@@ -213,6 +209,25 @@ fn signal(pid: i32, sig: i32) {
     unsafe {
         libc::kill(pid, sig);
     }
+}
+
+/// `iou-wrk-123 on 0-1` and `iou-wrk-456 on 0-1` become `iou-wrk ×2 on 0-1`: thread names
+/// without their numbers, counted, with the CPUs each may run on.
+fn group_placement(threads: &BTreeMap<(String, String), usize>) -> String {
+    let mut by_kind: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for ((comm, cpus), n) in threads {
+        let kind = comm.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+        let kind = if kind.is_empty() { comm.as_str() } else { kind };
+        *by_kind.entry((kind.to_string(), cpus.clone())).or_default() += n;
+    }
+    by_kind
+        .iter()
+        .map(|((kind, cpus), n)| match n {
+            1 => format!("{kind} on {cpus}"),
+            n => format!("{kind} ×{n} on {cpus}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// sched_setaffinity(2) for one thread (or process) id.
@@ -299,7 +314,11 @@ impl Shardlog {
             };
             match wait_ready(&mut process, endpoints.http) {
                 Ok(()) => {
-                    process.pin(plan.server_cpus.as_deref())?;
+                    // Only when asked: otherwise glommio's own pinning of its executors
+                    // (one CPU each) stays as the server chose it.
+                    if let Some(cpus) = &plan.server_cpus {
+                        process.pin(cpus)?;
+                    }
                     return Ok(Shardlog { process, endpoints, data_dir });
                 }
                 Err(e) if e.contains("in use") => last = e,
@@ -412,6 +431,16 @@ mod tests {
         assert_eq!(kib_field(s, "VmHWM:"), Some(123456));
         assert_eq!(status_field(s, "Cpus_allowed_list:"), Some("0-1"));
         assert_eq!(kib_field(s, "VmRSS:"), None);
+    }
+
+    #[test]
+    fn groups_threads_by_name() {
+        let mut t = BTreeMap::new();
+        t.insert(("iou-wrk-12".to_string(), "0-1".to_string()), 1);
+        t.insert(("iou-wrk-13".to_string(), "0-1".to_string()), 1);
+        t.insert(("shard-1".to_string(), "0".to_string()), 1);
+        t.insert(("shard-2".to_string(), "1".to_string()), 1);
+        assert_eq!(group_placement(&t), "iou-wrk ×2 on 0-1; shard on 0; shard on 1");
     }
 
     #[test]

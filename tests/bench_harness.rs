@@ -50,12 +50,18 @@ fn run_scenario(name: &str, args: &[&str]) -> serde_json::Value {
         "{}",
         explain(&o)
     );
-    assert!(stdout.contains("| lines stored |"), "no summary table: {stdout}");
+    assert!(
+        stdout.contains("| lines stored |"),
+        "no summary table: {stdout}"
+    );
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("lines/s"), "no progress line: {stderr}");
 
     let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
-    assert!(md.contains("## Verification") && md.contains("## Setup"), "{md}");
+    assert!(
+        md.contains("## Verification") && md.contains("## Setup"),
+        "{md}"
+    );
     let json = std::fs::read_to_string(out.join("report.json")).expect("report.json");
     let v: serde_json::Value = serde_json::from_str(&json).expect("report.json parses");
     for key in [
@@ -72,7 +78,11 @@ fn run_scenario(name: &str, args: &[&str]) -> serde_json::Value {
     assert_eq!(v["passed"], true, "{}", v["verdict"]);
     assert!(v["lines_stored"].as_u64().unwrap() > 0);
     assert!(v["lines_per_sec"].as_f64().unwrap() > 0.0);
-    for key in ["cpu_seconds_per_million_lines", "peak_rss_bytes", "bytes_on_disk_per_line"] {
+    for key in [
+        "cpu_seconds_per_million_lines",
+        "peak_rss_bytes",
+        "bytes_on_disk_per_line",
+    ] {
         assert!(
             !v["server"][key].is_null(),
             "spawned server figure {key} missing: {}",
@@ -116,7 +126,16 @@ fn push_json_and_protobuf() {
     for encoding in ["json", "protobuf"] {
         let v = run_scenario(
             &format!("push-{encoding}"),
-            &["push", "--spawn", "--count", LINES, "--batch", "100", "--encoding", encoding],
+            &[
+                "push",
+                "--spawn",
+                "--count",
+                LINES,
+                "--batch",
+                "100",
+                "--encoding",
+                encoding,
+            ],
         );
         assert_no_loss(&v);
         assert_eq!(v["lines_stored"], 2000);
@@ -127,13 +146,23 @@ fn push_json_and_protobuf() {
 
 #[test]
 fn syslog_tcp_octet_and_newline() {
-    let v = run_scenario("syslog-tcp", &["syslog-tcp", "--spawn", "--count", LINES, "--batch", "100"]);
+    let v = run_scenario(
+        "syslog-tcp",
+        &["syslog-tcp", "--spawn", "--count", LINES, "--batch", "100"],
+    );
     assert_no_loss(&v);
     assert_eq!(v["lines_stored"], 2000);
     let v = run_scenario(
         "syslog-tcp-3164",
         &[
-            "syslog-tcp", "--spawn", "--count", LINES, "--syslog-format", "rfc3164", "--streams", "3",
+            "syslog-tcp",
+            "--spawn",
+            "--count",
+            LINES,
+            "--syslog-format",
+            "rfc3164",
+            "--streams",
+            "3",
         ],
     );
     assert_no_loss(&v);
@@ -157,7 +186,10 @@ fn syslog_udp_counts_every_datagram() {
 
 #[test]
 fn query_reports_latency_by_kind() {
-    let v = run_scenario("query", &["query", "--spawn", "--count", LINES, "--rate", "10000"]);
+    let v = run_scenario(
+        "query",
+        &["query", "--spawn", "--count", LINES, "--rate", "10000"],
+    );
     assert_no_loss(&v);
     for kind in ["label", "substring", "rare-token"] {
         let q = &v["query_latency_us"][kind];
@@ -205,7 +237,10 @@ fn replays_real_log_files() {
     let v = run_scenario("replay", &args);
     assert_no_loss(&v);
     assert!(
-        v["setup"]["line_source"].as_str().unwrap().contains("replayed files"),
+        v["setup"]["line_source"]
+            .as_str()
+            .unwrap()
+            .contains("replayed files"),
         "{}",
         v["setup"]
     );
@@ -223,7 +258,14 @@ fn compare_with_syslog_ng() {
     let v = run_scenario(
         "compare",
         &[
-            "syslog-tcp", "--spawn", "--count", LINES, "--compare", "syslog-ng", "--rounds", "1",
+            "syslog-tcp",
+            "--spawn",
+            "--count",
+            LINES,
+            "--compare",
+            "syslog-ng",
+            "--rounds",
+            "1",
         ],
     );
     assert_no_loss(&v);
@@ -249,10 +291,19 @@ fn no_server_is_an_error_that_says_what_to_do() {
         .port();
     let out = out_dir("no-server");
     let o = bench(
-        &["push", "--count", "10", "--http-addr", &format!("127.0.0.1:{port}")],
+        &[
+            "push",
+            "--count",
+            "10",
+            "--http-addr",
+            &format!("127.0.0.1:{port}"),
+        ],
         &out,
     );
     assert_eq!(o.status.code(), Some(2), "{}", explain(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr.contains("no ready server") && stderr.contains("--spawn"), "{stderr}");
+    assert!(
+        stderr.contains("no ready server") && stderr.contains("--spawn"),
+        "{stderr}"
+    );
 }

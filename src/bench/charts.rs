@@ -85,12 +85,7 @@ fn throughput(svg: &mut String, r: &Report) -> DrawResult {
         prev = s.t;
     }
     let x_max = r.timeline.last().map_or(1.0, |s| s.t).max(1.0);
-    let y_max = acked
-        .iter()
-        .chain(&sent)
-        .map(|p| p.1)
-        .fold(1.0, f64::max)
-        * 1.15;
+    let y_max = acked.iter().chain(&sent).map(|p| p.1).fold(1.0, f64::max) * 1.15;
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!("{}: lines per second", r.scenario),
@@ -114,10 +109,15 @@ fn throughput(svg: &mut String, r: &Report) -> DrawResult {
     {
         let color = PALETTE[i];
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))
             .map_err(err)?
             .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -181,7 +181,9 @@ fn percentiles(svg: &mut String, title: &str, series: &[(&str, &[(f64, u64)])]) 
             .draw_series(LineSeries::new(line, color.stroke_width(2)))
             .map_err(err)?
             .label(*name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -214,18 +216,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let report = crate::bench::report::tests::sample();
         let names = draw_all(dir.path(), &report).unwrap();
-        assert_eq!(names, ["throughput.svg", "ack_latency.svg", "query_latency.svg"]);
+        assert_eq!(
+            names,
+            ["throughput.svg", "ack_latency.svg", "query_latency.svg"]
+        );
         for n in names {
             let text = std::fs::read_to_string(dir.path().join(&n)).unwrap();
             assert_svg_well_formed(&text);
-            assert!(text.contains("<polyline") || text.contains("<path"), "{n} has no line");
+            assert!(
+                text.contains("<polyline") || text.contains("<path"),
+                "{n} has no line"
+            );
         }
     }
 
     /// A light XML check: one `<svg>` root, tags balanced and properly nested.
     pub fn assert_svg_well_formed(text: &str) {
         let body = text.trim();
-        assert!(body.starts_with("<svg") || body.starts_with("<?xml"), "{}", &body[..80.min(body.len())]);
+        assert!(
+            body.starts_with("<svg") || body.starts_with("<?xml"),
+            "{}",
+            &body[..80.min(body.len())]
+        );
         assert!(body.ends_with("</svg>"), "not closed");
         let mut stack: Vec<String> = Vec::new();
         let mut rest = body;
@@ -237,7 +249,11 @@ mod tests {
                 continue;
             }
             if let Some(name) = tag.strip_prefix('/') {
-                assert_eq!(stack.pop().as_deref(), Some(name.trim()), "mismatched </{name}>");
+                assert_eq!(
+                    stack.pop().as_deref(),
+                    Some(name.trim()),
+                    "mismatched </{name}>"
+                );
             } else if !tag.ends_with('/') {
                 let name = tag.split_whitespace().next().unwrap_or("").to_string();
                 stack.push(name);

@@ -87,8 +87,17 @@ impl SyslogNg {
         let (_, port) = free_ports()?;
         let out_file = dir.join("syslog-ng.out");
         let conf = dir.join("syslog-ng.conf");
-        std::fs::write(&conf, config(port, plan.syslog_format, plan.framing, plan.connections, &out_file))
-            .map_err(|e| BenchError::new(format!("write {}: {e}", conf.display())))?;
+        std::fs::write(
+            &conf,
+            config(
+                port,
+                plan.syslog_format,
+                plan.framing,
+                plan.connections,
+                &out_file,
+            ),
+        )
+        .map_err(|e| BenchError::new(format!("write {}: {e}", conf.display())))?;
         let mut cmd = Command::new(binary);
         cmd.arg("-F")
             .arg("-f")
@@ -129,7 +138,11 @@ impl SyslogNg {
         if let Some(cpus) = &plan.server_cpus {
             process.pin(cpus)?;
         }
-        Ok(SyslogNg { process, addr, out_file })
+        Ok(SyslogNg {
+            process,
+            addr,
+            out_file,
+        })
     }
 
     /// Waits until the output file stops growing; returns its line count and the seconds
@@ -139,7 +152,9 @@ impl SyslogNg {
         let mut size = 0;
         let mut last_growth = load_start;
         loop {
-            let now_size = std::fs::metadata(&self.out_file).map(|m| m.len()).unwrap_or(0);
+            let now_size = std::fs::metadata(&self.out_file)
+                .map(|m| m.len())
+                .unwrap_or(0);
             if now_size != size {
                 size = now_size;
                 last_growth = Instant::now();
@@ -182,13 +197,25 @@ mod tests {
 
     #[test]
     fn config_matches_the_format() {
-        let c = config(5514, SyslogFormat::Rfc5424, Framing::Octet, 4, Path::new("/x/out"));
+        let c = config(
+            5514,
+            SyslogFormat::Rfc5424,
+            Framing::Octet,
+            4,
+            Path::new("/x/out"),
+        );
         assert!(c.starts_with("@version: 3.38\n"));
         assert!(c.contains("port(5514)") && c.contains("flags(syslog-protocol)"));
         assert!(c.contains(r#"transport("framed")"#));
         assert!(c.contains(r#"file("/x/out")"#) && c.contains("stats_freq(0)"));
         assert!(c.contains("max-connections(20)"));
-        let c = config(1, SyslogFormat::Rfc3164, Framing::Newline, 4, Path::new("/x/out"));
+        let c = config(
+            1,
+            SyslogFormat::Rfc3164,
+            Framing::Newline,
+            4,
+            Path::new("/x/out"),
+        );
         assert!(!c.contains("syslog-protocol") && c.contains(r#"transport("tcp")"#));
     }
 

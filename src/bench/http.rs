@@ -136,7 +136,8 @@ impl HttpClient {
         conn.write_all(&self.head)
             .and_then(|()| conn.write_all(body))
             .map_err(HttpError::NotSent)?;
-        let (response, keep) = read_response(&mut conn, &mut self.buf).map_err(HttpError::NoResponse)?;
+        let (response, keep) =
+            read_response(&mut conn, &mut self.buf).map_err(HttpError::NoResponse)?;
         self.last_used = Instant::now();
         if keep {
             self.conn = Some(conn);
@@ -187,7 +188,12 @@ fn parse_head(raw: &[u8]) -> io::Result<Option<Head>> {
     let body_start = match r.parse(raw) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("bad response head: {e}"))),
+        Err(e) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad response head: {e}"),
+            ));
+        }
     };
     let status = r.code.unwrap_or(0);
     let mut length = None;
@@ -197,7 +203,10 @@ fn parse_head(raw: &[u8]) -> io::Result<Option<Head>> {
         let value = String::from_utf8_lossy(h.value).to_ascii_lowercase();
         if h.name.eq_ignore_ascii_case("content-length") {
             length = Some(value.trim().parse::<usize>().map_err(|_| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("bad Content-Length {value:?}"))
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad Content-Length {value:?}"),
+                )
             })?);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = value.contains("chunked");
@@ -215,7 +224,12 @@ fn parse_head(raw: &[u8]) -> io::Result<Option<Head>> {
     } else {
         Framing::UntilClose
     };
-    Ok(Some(Head { status, framing, close, body_start }))
+    Ok(Some(Head {
+        status,
+        framing,
+        close,
+        body_start,
+    }))
 }
 
 fn parse(raw: &[u8]) -> io::Result<Option<(HttpResponse, bool)>> {
@@ -233,7 +247,13 @@ fn parse(raw: &[u8]) -> io::Result<Option<(HttpResponse, bool)>> {
         },
     };
     let keep = !head.close;
-    Ok(Some((HttpResponse { status: head.status, body }, keep)))
+    Ok(Some((
+        HttpResponse {
+            status: head.status,
+            body,
+        },
+        keep,
+    )))
 }
 
 fn parse_at_eof(raw: &[u8]) -> io::Result<(HttpResponse, bool)> {
@@ -241,11 +261,20 @@ fn parse_at_eof(raw: &[u8]) -> io::Result<(HttpResponse, bool)> {
         && matches!(head.framing, Framing::UntilClose)
     {
         let body = raw[head.body_start..].to_vec();
-        return Ok((HttpResponse { status: head.status, body }, false));
+        return Ok((
+            HttpResponse {
+                status: head.status,
+                body,
+            },
+            false,
+        ));
     }
     Err(io::Error::new(
         io::ErrorKind::UnexpectedEof,
-        format!("connection closed after {} bytes of an incomplete response", raw.len()),
+        format!(
+            "connection closed after {} bytes of an incomplete response",
+            raw.len()
+        ),
     ))
 }
 
@@ -259,7 +288,10 @@ fn dechunk(mut rest: &[u8]) -> io::Result<Option<Vec<u8>>> {
         let size_text = String::from_utf8_lossy(&rest[..line_end]);
         let size_text = size_text.split(';').next().unwrap_or("").trim();
         let size = usize::from_str_radix(size_text, 16).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("bad chunk size {size_text:?}"))
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad chunk size {size_text:?}"),
+            )
         })?;
         rest = &rest[line_end + 2..];
         if size == 0 {
@@ -310,8 +342,14 @@ mod tests {
     fn parses_framings() {
         let (r, keep) = parse(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap().unwrap();
         assert_eq!((r.status, r.body.len(), keep), (204, 0, true));
-        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab").unwrap().is_none());
-        let (r, _) = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nabXX").unwrap().unwrap();
+        assert!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab")
+                .unwrap()
+                .is_none()
+        );
+        let (r, _) = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nabXX")
+            .unwrap()
+            .unwrap();
         assert_eq!(r.body, b"ab");
         let (r, keep) = parse(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n1;x\r\nd\r\n0\r\n\r\n",
@@ -340,7 +378,8 @@ mod tests {
                 let text = String::from_utf8_lossy(&seen).to_string();
                 let complete = text.matches("\r\n\r\nhello").count();
                 while answered < complete {
-                    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").unwrap();
+                    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .unwrap();
                     answered += 1;
                 }
             }
@@ -349,7 +388,9 @@ mod tests {
         });
         let mut c = HttpClient::new(addr);
         for _ in 0..2 {
-            let r = c.request("POST", "/x?a=1", &[("X-Scope-OrgID", "t")], b"hello").unwrap();
+            let r = c
+                .request("POST", "/x?a=1", &[("X-Scope-OrgID", "t")], b"hello")
+                .unwrap();
             assert_eq!((r.status, r.text().as_str()), (200, "ok"));
         }
         let seen = String::from_utf8(server.join().unwrap()).unwrap();
@@ -364,7 +405,10 @@ mod tests {
             l.local_addr().unwrap()
         };
         let mut c = HttpClient::new(addr);
-        assert!(matches!(c.request("POST", "/", &[], b"x"), Err(HttpError::NotSent(_))));
+        assert!(matches!(
+            c.request("POST", "/", &[], b"x"),
+            Err(HttpError::NotSent(_))
+        ));
     }
 
     #[test]

@@ -37,11 +37,31 @@ struct Template {
 }
 
 const TEMPLATES: &[Template] = &[
-    Template { name: "sshd", facility: 4, severity: 6 },
-    Template { name: "nginx", facility: 23, severity: 6 },
-    Template { name: "kernel", facility: 0, severity: 4 },
-    Template { name: "checkout", facility: 16, severity: 6 },
-    Template { name: "postgres", facility: 17, severity: 5 },
+    Template {
+        name: "sshd",
+        facility: 4,
+        severity: 6,
+    },
+    Template {
+        name: "nginx",
+        facility: 23,
+        severity: 6,
+    },
+    Template {
+        name: "kernel",
+        facility: 0,
+        severity: 4,
+    },
+    Template {
+        name: "checkout",
+        facility: 16,
+        severity: 6,
+    },
+    Template {
+        name: "postgres",
+        facility: 17,
+        severity: 5,
+    },
 ];
 
 const USERS: &[&str] = &[
@@ -49,11 +69,21 @@ const USERS: &[&str] = &[
     "jenkins", "oracle", "test", "backup", "www-data", "mallory",
 ];
 const PATHS: &[&str] = &[
-    "/api/v1/orders", "/api/v1/cart", "/api/v2/checkout", "/static/app.js", "/login",
-    "/api/v1/users", "/healthz", "/api/v1/search", "/images/logo.png", "/metrics",
+    "/api/v1/orders",
+    "/api/v1/cart",
+    "/api/v2/checkout",
+    "/static/app.js",
+    "/login",
+    "/api/v1/users",
+    "/healthz",
+    "/api/v1/search",
+    "/images/logo.png",
+    "/metrics",
 ];
 const METHODS: &[&str] = &["GET", "GET", "GET", "POST", "PUT", "DELETE"];
-const STATUS: &[u16] = &[200, 200, 200, 200, 201, 204, 301, 304, 400, 404, 404, 500, 502, 503];
+const STATUS: &[u16] = &[
+    200, 200, 200, 200, 201, 204, 301, 304, 400, 404, 404, 500, 502, 503,
+];
 const AGENTS: &[&str] = &[
     "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15",
@@ -116,10 +146,18 @@ impl LineCorpus {
                     path.display()
                 )));
             }
-            let stem = path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
-            files.push(CorpusFile { name: file_kind_name(&stem), lines });
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy())
+                .unwrap_or_default();
+            files.push(CorpusFile {
+                name: file_kind_name(&stem),
+                lines,
+            });
         }
-        Ok(LineCorpus { files: Arc::new(files) })
+        Ok(LineCorpus {
+            files: Arc::new(files),
+        })
     }
 
     pub fn is_generated(&self) -> bool {
@@ -128,7 +166,11 @@ impl LineCorpus {
 
     /// How many kinds (templates or files) there are.
     pub fn kinds(&self) -> usize {
-        if self.is_generated() { TEMPLATES.len() } else { self.files.len() }
+        if self.is_generated() {
+            TEMPLATES.len()
+        } else {
+            self.files.len()
+        }
     }
 
     /// The app/service name of kind `k`.
@@ -156,8 +198,11 @@ impl LineCorpus {
             let names: Vec<&str> = TEMPLATES.iter().map(|t| t.name).collect();
             format!("generated ({})", names.join(", "))
         } else {
-            let parts: Vec<String> =
-                self.files.iter().map(|f| format!("{} ({} lines)", f.name, f.lines.len())).collect();
+            let parts: Vec<String> = self
+                .files
+                .iter()
+                .map(|f| format!("{} ({} lines)", f.name, f.lines.len()))
+                .collect();
             format!("replayed files: {}", parts.join(", "))
         }
     }
@@ -226,7 +271,11 @@ fn file_kind_name(stem: &str) -> String {
         .map(|c| c.to_ascii_lowercase())
         .take(32)
         .collect();
-    if name.is_empty() { "file".to_string() } else { name }
+    if name.is_empty() {
+        "file".to_string()
+    } else {
+        name
+    }
 }
 
 /// A per-thread source of lines over a [`LineCorpus`]: replays files from a per-thread
@@ -274,8 +323,9 @@ impl LineSource {
         self.now_secs = unix_secs;
         let t = time::OffsetDateTime::from_unix_timestamp(unix_secs)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        const MONTHS: [&str; 12] =
-            ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
         self.nginx_time = format!(
             "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
             t.day(),
@@ -317,7 +367,14 @@ impl LineSource {
     fn ip(&mut self, out: &mut String) {
         let r = self.next();
         let first = [10u64, 172, 192, 203, 198, 81, 45][(r % 7) as usize];
-        let _ = write!(out, "{}.{}.{}.{}", first, (r >> 8) & 255, (r >> 16) & 255, 1 + ((r >> 24) % 254));
+        let _ = write!(
+            out,
+            "{}.{}.{}.{}",
+            first,
+            (r >> 8) & 255,
+            (r >> 16) & 255,
+            1 + ((r >> 24) % 254)
+        );
     }
 
     /// Appends one line of kind `k` to `out` (no newline).
@@ -352,10 +409,17 @@ impl LineSource {
                 let _ = write!(out, "Accepted publickey for {user} from ");
                 self.ip(out);
                 let key = self.next();
-                let _ = write!(out, " port {port} ssh2: ED25519 SHA256:{key:016x}{:08x}", key >> 17);
+                let _ = write!(
+                    out,
+                    " port {port} ssh2: ED25519 SHA256:{key:016x}{:08x}",
+                    key >> 17
+                );
             }
             2 => {
-                let _ = write!(out, "pam_unix(sshd:session): session closed for user {user}");
+                let _ = write!(
+                    out,
+                    "pam_unix(sshd:session): session closed for user {user}"
+                );
             }
             _ => {
                 let _ = write!(out, "Connection closed by authenticating user {user} ");
@@ -371,7 +435,11 @@ impl LineSource {
         let path = *self.pick(PATHS);
         let id = self.below(10_000_000);
         let status = *self.pick(STATUS);
-        let bytes = if status == 204 || status == 304 { 0 } else { 120 + self.below(60_000) };
+        let bytes = if status == 204 || status == 304 {
+            0
+        } else {
+            120 + self.below(60_000)
+        };
         let agent = *self.pick(AGENTS);
         let rt_ms = self.below(2500);
         let _ = write!(
@@ -387,7 +455,7 @@ impl LineSource {
         self.kernel_lines += 1;
         let uptime = self.now_secs.rem_euclid(10_000_000);
         let micros = self.below(1_000_000);
-        if self.kernel_lines % RARE_LINE_EVERY == 0 {
+        if self.kernel_lines.is_multiple_of(RARE_LINE_EVERY) {
             let pid = 1000 + self.below(4_000_000);
             let rss = 100_000 + self.below(30_000_000);
             let _ = write!(
@@ -407,7 +475,13 @@ impl LineSource {
         let user = *self.pick(USERS);
         let path = *self.pick(PATHS);
         let status = *self.pick(STATUS);
-        let level = if status >= 500 { "error" } else if status >= 400 { "warn" } else { "info" };
+        let level = if status >= 500 {
+            "error"
+        } else if status >= 400 {
+            "warn"
+        } else {
+            "info"
+        };
         let dur = self.below(900_000);
         let _ = write!(
             out,
@@ -466,7 +540,11 @@ mod tests {
             common += s.contains(GENERATED_COMMON_PHRASE) as usize;
             lines.insert(s);
         }
-        assert!(lines.len() > n * 9 / 10, "lines repeat: {} distinct of {n}", lines.len());
+        assert!(
+            lines.len() > n * 9 / 10,
+            "lines repeat: {} distinct of {n}",
+            lines.len()
+        );
         assert_eq!(rare, 2, "one OOM line per {RARE_LINE_EVERY} kernel lines");
         assert!(common > n / 40, "{common}");
         // Every line of the JSON template is valid JSON.
@@ -493,7 +571,10 @@ mod tests {
             .collect();
         assert_eq!(got, ["first line", "second line here", "first line"]);
         let tokens = corpus.query_tokens();
-        assert!(["first", "second"].contains(&tokens.common.as_str()), "{tokens:?}");
+        assert!(
+            ["first", "second"].contains(&tokens.common.as_str()),
+            "{tokens:?}"
+        );
 
         let empty = dir.path().join("empty.log");
         std::fs::write(&empty, "\n\n").unwrap();

@@ -10,7 +10,9 @@ use hdrhistogram::Histogram;
 
 use super::ErrorLog;
 use super::load_push::{PushLoad, RUN_LABEL, push_sender};
-use super::load_query::{KindStats, QueryKind, QueryLoad, QUERY_TAIL_MS_MAX, metric_support, query_worker};
+use super::load_query::{
+    KindStats, QUERY_TAIL_MS_MAX, QueryKind, QueryLoad, metric_support, query_worker,
+};
 use super::load_syslog::{SyslogLoad, tcp_sender, udp_sender};
 use super::options::{Endpoints, Plan, Scenario};
 use super::rate::{Budget, TokenBucket};
@@ -61,18 +63,28 @@ impl LoadOutcome {
             let (selector, kind) = match *name {
                 PUSH => (
                     format!(r#"{{{RUN_LABEL}="{run_id}"}}"#),
-                    ExpectKind::Exact { expected: t.lines_acked, unknown: t.lines_unknown },
+                    ExpectKind::Exact {
+                        expected: t.lines_acked,
+                        unknown: t.lines_unknown,
+                    },
                 ),
                 SYSLOG_TCP => (
                     format!(r#"{{host="{run_id}"}}"#),
-                    ExpectKind::Exact { expected: t.lines_sent, unknown: t.lines_unknown },
+                    ExpectKind::Exact {
+                        expected: t.lines_sent,
+                        unknown: t.lines_unknown,
+                    },
                 ),
                 _ => (
                     format!(r#"{{host="{run_id}"}}"#),
                     ExpectKind::Datagrams { sent: t.lines_sent },
                 ),
             };
-            out.push(Expectation { source: name, selector, kind });
+            out.push(Expectation {
+                source: name,
+                selector,
+                kind,
+            });
         }
         out
     }
@@ -107,7 +119,13 @@ impl LoadOutcome {
 }
 
 /// Runs `scenario` (the plan's, or syslog-tcp for a comparison round) against `ep`.
-pub fn run_load(plan: &Plan, scenario: Scenario, ep: Endpoints, run_id: &str, label: &str) -> LoadOutcome {
+pub fn run_load(
+    plan: &Plan,
+    scenario: Scenario,
+    ep: Endpoints,
+    run_id: &str,
+    label: &str,
+) -> LoadOutcome {
     let started = Instant::now();
     let start_ns = crate::ingest::listeners::now_ns();
     let budget = Arc::new(Budget::new(plan.count, started + plan.duration));
@@ -131,7 +149,11 @@ pub fn run_load(plan: &Plan, scenario: Scenario, ep: Endpoints, run_id: &str, la
     let tcp_counters = Arc::new(SourceCounters::default());
     let udp_counters = Arc::new(SourceCounters::default());
 
-    let mut watched = Watched { sources: Vec::new(), latency: None, acked_is_sent: Vec::new() };
+    let mut watched = Watched {
+        sources: Vec::new(),
+        latency: None,
+        acked_is_sent: Vec::new(),
+    };
     let mut ingest = Vec::new();
     if push_conns > 0 {
         watched.sources.push(push_counters.clone());
@@ -154,7 +176,9 @@ pub fn run_load(plan: &Plan, scenario: Scenario, ep: Endpoints, run_id: &str, la
         };
         for i in 0..push_conns {
             let l = load.clone();
-            ingest.push(spawn(format!("bench-push-{i}"), move || push_sender(i, ep.http, l)));
+            ingest.push(spawn(format!("bench-push-{i}"), move || {
+                push_sender(i, ep.http, l)
+            }));
         }
     }
     let syslog = |counters: &Arc<SourceCounters>| SyslogLoad {
@@ -175,7 +199,9 @@ pub fn run_load(plan: &Plan, scenario: Scenario, ep: Endpoints, run_id: &str, la
         let load = syslog(&tcp_counters);
         for i in 0..tcp_conns {
             let l = load.clone();
-            ingest.push(spawn(format!("bench-tcp-{i}"), move || tcp_sender(i, ep.syslog_tcp, l)));
+            ingest.push(spawn(format!("bench-tcp-{i}"), move || {
+                tcp_sender(i, ep.syslog_tcp, l)
+            }));
         }
     }
     if udp_socks > 0 {
@@ -184,7 +210,9 @@ pub fn run_load(plan: &Plan, scenario: Scenario, ep: Endpoints, run_id: &str, la
         let load = syslog(&udp_counters);
         for i in 0..udp_socks {
             let l = load.clone();
-            ingest.push(spawn(format!("bench-udp-{i}"), move || udp_sender(i, ep.syslog_udp, l)));
+            ingest.push(spawn(format!("bench-udp-{i}"), move || {
+                udp_sender(i, ep.syslog_udp, l)
+            }));
         }
     }
 
@@ -199,7 +227,12 @@ pub fn run_load(plan: &Plan, scenario: Scenario, ep: Endpoints, run_id: &str, la
             tokens: plan.corpus.query_tokens(),
             first_service: plan.corpus.kind_name(0).to_string(),
             kinds: QueryKind::ALL.to_vec(),
-            stats: Arc::new(QueryKind::ALL.iter().map(|k| (*k, KindStats::default())).collect()),
+            stats: Arc::new(
+                QueryKind::ALL
+                    .iter()
+                    .map(|k| (*k, KindStats::default()))
+                    .collect(),
+            ),
             ingest_done: ingest_done.clone(),
             hard_deadline: started + plan.duration + Duration::from_millis(QUERY_TAIL_MS_MAX),
             start_ns,
@@ -215,7 +248,9 @@ pub fn run_load(plan: &Plan, scenario: Scenario, ep: Endpoints, run_id: &str, la
         }
         for i in 0..query_workers {
             let l = load.clone();
-            queriers.push(spawn(format!("bench-query-{i}"), move || query_worker(i, ep.http, l)));
+            queriers.push(spawn(format!("bench-query-{i}"), move || {
+                query_worker(i, ep.http, l)
+            }));
         }
     }
 

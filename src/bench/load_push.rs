@@ -87,7 +87,10 @@ pub fn push_sender(index: usize, addr: SocketAddr, load: PushLoad) {
         Encoding::Json => "application/json",
         Encoding::Protobuf => "application/x-protobuf",
     };
-    let headers = [("Content-Type", content_type), ("X-Scope-OrgID", load.tenant.as_str())];
+    let headers = [
+        ("Content-Type", content_type),
+        ("X-Scope-OrgID", load.tenant.as_str()),
+    ];
     let mut next_stream = index % load.streams;
     let mut failures = 0u32;
     let c = &load.counters;
@@ -196,12 +199,22 @@ mod tests {
         assert_eq!(streams.iter().map(|s| s.entries.len()).sum::<usize>(), 7);
         assert_eq!(streams[0].labels.get("instance"), Some("i2"));
         assert_eq!(streams[0].labels.get(RUN_LABEL), Some("r1"));
-        let total: usize = streams.iter().flat_map(|s| &s.entries).map(|e| e.line.len()).sum();
+        let total: usize = streams
+            .iter()
+            .flat_map(|s| &s.entries)
+            .map(|e| e.line.len())
+            .sum();
         assert_eq!(total as u64, bytes);
         // Both encodings decode back, as the server will decode them.
         let limits = PushLimits::default();
-        assert_eq!(json::decode(&json::encode(&streams), &limits).unwrap(), streams);
-        assert_eq!(proto::decode(&proto::encode(&streams), &limits).unwrap(), streams);
+        assert_eq!(
+            json::decode(&json::encode(&streams), &limits).unwrap(),
+            streams
+        );
+        assert_eq!(
+            proto::decode(&proto::encode(&streams), &limits).unwrap(),
+            streams
+        );
         // Fewer lines than streams: one stream per line.
         let (few, _) = build_batch(&mut src, &labels, &mut next, 2);
         assert_eq!(few.len(), 2);
@@ -215,7 +228,13 @@ mod tests {
         assert_eq!(classify(&Ok(429)), PushOutcome::Refused);
         assert_eq!(classify(&Ok(503)), PushOutcome::Refused);
         assert_eq!(classify(&Ok(500)), PushOutcome::Unknown);
-        assert_eq!(classify(&Err(&HttpError::NotSent(io()))), PushOutcome::NotSent);
-        assert_eq!(classify(&Err(&HttpError::NoResponse(io()))), PushOutcome::Unknown);
+        assert_eq!(
+            classify(&Err(&HttpError::NotSent(io()))),
+            PushOutcome::NotSent
+        );
+        assert_eq!(
+            classify(&Err(&HttpError::NoResponse(io()))),
+            PushOutcome::Unknown
+        );
     }
 }

@@ -156,7 +156,12 @@ pub fn query_worker(index: usize, addr: SocketAddr, load: QueryLoad) {
         let t0 = Instant::now();
         let result = client.request("GET", &path, &headers, b"");
         let latency = t0.elapsed();
-        let stats = &load.stats.iter().find(|(k, _)| *k == kind).expect("kind has stats").1;
+        let stats = &load
+            .stats
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .expect("kind has stats")
+            .1;
         match result {
             Ok(r) if r.status == 200 => {
                 if let Some((_, rec)) = recorders.iter_mut().find(|(k, _)| *k == kind) {
@@ -205,6 +210,10 @@ mod tests {
             logql::parse_expr(&q).unwrap_or_else(|e| panic!("{q}: {e:?}"));
             assert!(q.contains(r#"bench_run="run-1""#), "{q}");
         }
-        assert!(QueryKind::Substring.logql("r", &tokens, "s").contains(r#"|= "Failed \"pass\"""#));
+        assert!(
+            QueryKind::Substring
+                .logql("r", &tokens, "s")
+                .contains(r#"|= "Failed \"pass\"""#)
+        );
     }
 }

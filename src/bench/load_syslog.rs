@@ -60,7 +60,10 @@ impl MessageWriter {
         let apps = (0..load.streams)
             .map(|k| {
                 let (facility, severity) = load.corpus.kind_priority(k);
-                (format!("{}-{k}", load.corpus.kind_name(k)), facility * 8 + severity)
+                (
+                    format!("{}-{k}", load.corpus.kind_name(k)),
+                    facility * 8 + severity,
+                )
             })
             .collect();
         MessageWriter {
@@ -111,7 +114,13 @@ impl MessageWriter {
 
     /// Appends stream `k`'s next message to `out`, framed for TCP when `framed`; returns the
     /// bytes of the log line itself (the payload).
-    pub fn write(&mut self, src: &mut LineSource, k: usize, framed: bool, out: &mut Vec<u8>) -> usize {
+    pub fn write(
+        &mut self,
+        src: &mut LineSource,
+        k: usize,
+        framed: bool,
+        out: &mut Vec<u8>,
+    ) -> usize {
         let k = k % self.apps.len();
         self.line.clear();
         src.next_line(k, &mut self.line);
@@ -184,7 +193,8 @@ pub fn tcp_sender(index: usize, addr: SocketAddr, load: SyslogLoad) {
                 Err(e) => {
                     load.budget.give_back(n);
                     SourceCounters::add(&c.errors, 1);
-                    load.errors.note(format!("syslog TCP connect to {addr}: {e}"));
+                    load.errors
+                        .note(format!("syslog TCP connect to {addr}: {e}"));
                     failures += 1;
                     if !sender_backoff(&load.budget, failures) {
                         break;
@@ -264,7 +274,8 @@ pub fn udp_sender(index: usize, addr: SocketAddr, load: SyslogLoad) {
         Ok(s) => s,
         Err(e) => {
             SourceCounters::add(&c.errors, 1);
-            load.errors.note(format!("syslog UDP socket to {addr}: {e}"));
+            load.errors
+                .note(format!("syslog UDP socket to {addr}: {e}"));
             return;
         }
     };
@@ -330,7 +341,10 @@ mod tests {
             batch: 10,
             format,
             framing,
-            budget: Arc::new(Budget::new(Some(10), Instant::now() + Duration::from_secs(5))),
+            budget: Arc::new(Budget::new(
+                Some(10),
+                Instant::now() + Duration::from_secs(5),
+            )),
             bucket: None,
             counters: Arc::default(),
             errors: Arc::default(),
@@ -354,7 +368,15 @@ mod tests {
             };
             let msg = syslog::parse(&out, &ctx);
             let text = String::from_utf8_lossy(&out);
-            assert_eq!(msg.format, if format == SyslogFormat::Rfc5424 { syslog::Format::Rfc5424 } else { syslog::Format::Rfc3164 }, "{text}");
+            assert_eq!(
+                msg.format,
+                if format == SyslogFormat::Rfc5424 {
+                    syslog::Format::Rfc5424
+                } else {
+                    syslog::Format::Rfc3164
+                },
+                "{text}"
+            );
             assert_eq!(msg.hostname, Some("bench-run-1"), "{text}");
             assert_eq!(msg.app_name, Some("nginx-1"), "{text}");
         }

@@ -32,9 +32,9 @@ impl Machine {
 
     /// One line for the report: `Intel Xeon ..., 2 CPUs, Linux 6.1.0, 24.0 GiB`.
     pub fn describe(&self) -> String {
-        let mem = self
-            .memory_bytes
-            .map_or("unknown memory".to_string(), |b| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64));
+        let mem = self.memory_bytes.map_or("unknown memory".to_string(), |b| {
+            format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
+        });
         format!(
             "{}, {} CPUs online, Linux {}, {mem}",
             self.cpu_model, self.cpus_online, self.kernel
@@ -64,7 +64,10 @@ mod tests {
     #[test]
     fn reads_the_cpu_model() {
         let text = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel\t\t: 85\nmodel name\t: Intel(R) Xeon(R) Processor\n";
-        assert_eq!(cpu_model(text).as_deref(), Some("Intel(R) Xeon(R) Processor"));
+        assert_eq!(
+            cpu_model(text).as_deref(),
+            Some("Intel(R) Xeon(R) Processor")
+        );
         assert_eq!(cpu_model("nothing"), None);
         let m = Machine::read();
         assert!(m.cpus_online >= 1);

@@ -191,8 +191,12 @@ fn report_dir(plan: &Plan, now: time::OffsetDateTime) -> Result<PathBuf, BenchEr
             dir
         }
     };
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| BenchError::new(format!("create the report directory {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        BenchError::new(format!(
+            "create the report directory {}: {e}",
+            dir.display()
+        ))
+    })?;
     Ok(dir)
 }
 
@@ -211,7 +215,11 @@ fn stamp(now: time::OffsetDateTime) -> String {
 
 /// A run id unique to this process and round: tags every stream the round writes.
 fn run_id(now: time::OffsetDateTime, round: usize, server: &str) -> String {
-    format!("bench-{}-{:x}-{server}{round}", stamp(now), std::process::id())
+    format!(
+        "bench-{}-{:x}-{server}{round}",
+        stamp(now),
+        std::process::id()
+    )
 }
 
 fn shardlog_round(
@@ -252,7 +260,8 @@ fn shardlog_round(
     }
     let version = server_version(&mut client);
     let metrics_before = metrics_text(&mut client);
-    let drops_before = metric_sum(&metrics_before, "shardlog_udp_dropped_total").unwrap_or(0.0) as u64;
+    let drops_before =
+        metric_sum(&metrics_before, "shardlog_udp_dropped_total").unwrap_or(0.0) as u64;
     let wal_before = metric_sum(&metrics_before, "shardlog_wal_bytes_written_total");
     let cpu_before = server.as_ref().and_then(|s| s.process.cpu_seconds());
 
@@ -272,21 +281,28 @@ fn shardlog_round(
 
     let mut seconds = load.last_ack_seconds.unwrap_or(load.send_seconds);
     for c in checks.iter().filter(|c| c.source != load::PUSH) {
-        let stored_at = c.stored_after_ms.map_or(load.send_seconds, |ms| ms as f64 / 1000.0);
+        let stored_at = c
+            .stored_after_ms
+            .map_or(load.send_seconds, |ms| ms as f64 / 1000.0);
         seconds = seconds.max(stored_at);
     }
-    let wal_after = metric_sum(&metrics_text(&mut client), "shardlog_wal_bytes_written_total");
+    let wal_after = metric_sum(
+        &metrics_text(&mut client),
+        "shardlog_wal_bytes_written_total",
+    );
     let mut figures = ServerFigures {
         spawned: server.is_some(),
         version,
-        cores: plan.cores.or(server.as_ref().map(|_| options::online_cpus())),
-        wal_bytes_written: wal_before.zip(wal_after).map(|(b, a)| (a - b).max(0.0) as u64),
+        cores: plan
+            .cores
+            .or(server.as_ref().map(|_| options::online_cpus())),
+        wal_bytes_written: wal_before
+            .zip(wal_after)
+            .map(|(b, a)| (a - b).max(0.0) as u64),
         ..ServerFigures::default()
     };
     if let Some(s) = server {
-        figures.cpu_seconds = cpu_before
-            .zip(s.process.cpu_seconds())
-            .map(|(b, a)| a - b);
+        figures.cpu_seconds = cpu_before.zip(s.process.cpu_seconds()).map(|(b, a)| a - b);
         figures.peak_rss_bytes = s.process.peak_rss_bytes();
         figures.thread_placement = Some(s.process.thread_placement());
         let data_dir = s.data_dir.clone();
@@ -363,9 +379,18 @@ fn syslog_ng_round(
         let _ = std::fs::remove_file(&out_file);
     }
     per_line(&mut figures, lines);
-    let sent = load.sources.get(load::SYSLOG_TCP).map_or(0, |t| t.lines_sent);
-    let unknown = load.sources.get(load::SYSLOG_TCP).map_or(0, |t| t.lines_unknown);
-    let kind = ExpectKind::Exact { expected: sent, unknown };
+    let sent = load
+        .sources
+        .get(load::SYSLOG_TCP)
+        .map_or(0, |t| t.lines_sent);
+    let unknown = load
+        .sources
+        .get(load::SYSLOG_TCP)
+        .map_or(0, |t| t.lines_unknown);
+    let kind = ExpectKind::Exact {
+        expected: sent,
+        unknown,
+    };
     let (passed, message) = verify::judge(kind, lines, 0);
     let checks = vec![Check {
         source: "syslog-ng",
@@ -397,7 +422,11 @@ fn server_version(client: &mut HttpClient) -> Option<String> {
         .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
     let version = v.get("version")?.as_str()?.to_string();
-    match v.get("revision").and_then(|r| r.as_str()).filter(|r| !r.is_empty()) {
+    match v
+        .get("revision")
+        .and_then(|r| r.as_str())
+        .filter(|r| !r.is_empty())
+    {
         Some(rev) => Some(format!("{version} ({rev})")),
         None => Some(version),
     }
@@ -489,7 +518,11 @@ fn build_report(
     per_line(&mut server, lines_stored);
 
     let seconds = seconds.max(1e-9);
-    let stored_share = if lines_sent > 0 { lines_stored as f64 / lines_sent as f64 } else { 0.0 };
+    let stored_share = if lines_sent > 0 {
+        lines_stored as f64 / lines_sent as f64
+    } else {
+        0.0
+    };
     let ingested = lines_acked + sources.get(load::SYSLOG_UDP).map_or(0, |_| lines_stored);
     let mut problems: Vec<String> = verification
         .iter()
@@ -563,7 +596,12 @@ fn build_report(
             cpu_seconds: r.figures.cpu_seconds,
             peak_rss_bytes: r.figures.peak_rss_bytes,
             passed: r.checks.iter().all(|c| c.passed),
-            note: r.checks.iter().map(|c| c.message.clone()).collect::<Vec<_>>().join("; "),
+            note: r
+                .checks
+                .iter()
+                .map(|c| c.message.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
         })
         .collect();
 
@@ -583,7 +621,11 @@ fn build_report(
         seconds,
         errors,
         ack_latency_us: ack_latency,
-        ack_latency_curve: if have_ack { percentile_curve(&ack) } else { Vec::new() },
+        ack_latency_curve: if have_ack {
+            percentile_curve(&ack)
+        } else {
+            Vec::new()
+        },
         query_latency_us: queries
             .into_iter()
             .map(|(k, (h, done, errs))| {
@@ -608,7 +650,10 @@ fn build_report(
             command_line,
             target: match plan.external {
                 None => "a `shardlog serve` spawned on loopback with a fresh data directory".into(),
-                Some(ep) => format!("an existing server at http {} syslog {}", ep.http, ep.syslog_tcp),
+                Some(ep) => format!(
+                    "an existing server at http {} syslog {}",
+                    ep.http, ep.syslog_tcp
+                ),
             },
             duration_seconds: plan.duration.as_secs_f64(),
             count: plan.count,

@@ -287,7 +287,10 @@ impl Plan {
         let server_cpus = a.server_cpus.map(|l| l.0);
         let client_cpus = a.client_cpus.map(|l| l.0);
         let online = online_cpus();
-        for (flag, cpus) in [("--server-cpus", &server_cpus), ("--client-cpus", &client_cpus)] {
+        for (flag, cpus) in [
+            ("--server-cpus", &server_cpus),
+            ("--client-cpus", &client_cpus),
+        ] {
             if let Some(list) = cpus
                 && let Some(bad) = list.iter().find(|c| **c >= online)
             {
@@ -385,7 +388,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => 0.001,
         "m" => 60.0,
         "h" => 3600.0,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
+            ));
+        }
     };
     let seconds = value * seconds_per_unit;
     if !seconds.is_finite() || seconds < 0.0 || seconds > DURATION_MAX.as_secs_f64() {
@@ -446,8 +453,18 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
         let a = parse(&[
-            "syslog-tcp", "--spawn", "--server-cpus", "0", "--client-cpus", "0-1",
-            "--duration", "2s", "--connections", "3", "--framing", "newline",
+            "syslog-tcp",
+            "--spawn",
+            "--server-cpus",
+            "0",
+            "--client-cpus",
+            "0-1",
+            "--duration",
+            "2s",
+            "--connections",
+            "3",
+            "--framing",
+            "newline",
         ])
         .unwrap();
         assert_eq!(a.server_cpus, Some(CpuList(vec![0])));
@@ -459,20 +476,29 @@ mod tests {
 
         let plan = Plan::from_args(parse(&["push", "--count", "5"]).unwrap()).unwrap();
         assert_eq!(plan.count, Some(5));
-        assert!(plan.external.is_some(), "without --spawn the default addresses are targeted");
+        assert!(
+            plan.external.is_some(),
+            "without --spawn the default addresses are targeted"
+        );
         assert_eq!(plan.framing, Framing::Octet);
     }
 
     #[test]
     fn bad_plans_say_why() {
-        let err = |argv: &[&str]| Plan::from_args(parse(argv).unwrap()).unwrap_err().to_string();
+        let err = |argv: &[&str]| {
+            Plan::from_args(parse(argv).unwrap())
+                .unwrap_err()
+                .to_string()
+        };
         assert!(err(&["push", "--count", "0"]).contains("--count"));
         assert!(err(&["push", "--connections", "0"]).contains("--connections 0 is out of range"));
         assert!(err(&["push", "--spawn", "--compare", "syslog-ng"]).contains("syslog-tcp"));
         assert!(err(&["syslog-tcp", "--compare", "syslog-ng"]).contains("--spawn"));
         assert!(err(&["push", "--server-cpus", "0"]).contains("--spawn"));
         assert!(err(&["push", "--spawn", "--server-cpus", "4000"]).contains("does not exist"));
-        assert!(err(&["push", "--lines", "/nonexistent/file.log"]).contains("/nonexistent/file.log"));
+        assert!(
+            err(&["push", "--lines", "/nonexistent/file.log"]).contains("/nonexistent/file.log")
+        );
         assert!(parse(&["push", "--duration", "soon"]).is_err());
     }
 

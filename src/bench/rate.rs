@@ -37,7 +37,10 @@ impl TokenBucket {
         TokenBucket {
             lines_per_sec: rate,
             burst_lines: burst,
-            state: Mutex::new(BucketState { tokens: burst, last: now }),
+            state: Mutex::new(BucketState {
+                tokens: burst,
+                last: now,
+            }),
         }
     }
 
@@ -195,7 +198,10 @@ mod tests {
     fn acquire_refuses_past_the_deadline() {
         let bucket = TokenBucket::new(10, Instant::now());
         let deadline = Instant::now() + Duration::from_millis(50);
-        assert!(!bucket.acquire(1000, deadline), "100 s of tokens cannot fit in 50 ms");
+        assert!(
+            !bucket.acquire(1000, deadline),
+            "100 s of tokens cannot fit in 50 ms"
+        );
     }
 
     #[test]

@@ -150,7 +150,8 @@ pub fn write(dir: &Path, report: &Report) -> Result<PathBuf, BenchError> {
         .map_err(|e| BenchError::new(format!("serialise the report: {e}")))?;
     let write = |name: &str, text: &str| -> Result<PathBuf, BenchError> {
         let p = dir.join(name);
-        std::fs::write(&p, text).map_err(|e| BenchError::new(format!("write {}: {e}", p.display())))?;
+        std::fs::write(&p, text)
+            .map_err(|e| BenchError::new(format!("write {}: {e}", p.display())))?;
         Ok(p)
     };
     write("report.json", &json)?;
@@ -162,7 +163,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -205,11 +206,17 @@ pub fn summary_table(r: &Report) -> String {
         let _ = writeln!(t, "| {k} | {v} |");
     };
     row("scenario", r.scenario.to_string());
-    row("verification", format!("{} — {}", if r.passed { "PASS" } else { "FAIL" }, r.verdict));
+    row(
+        "verification",
+        format!("{} — {}", if r.passed { "PASS" } else { "FAIL" }, r.verdict),
+    );
     row("lines sent", thousands(r.lines_sent));
     row("lines acknowledged", thousands(r.lines_acked));
     row("lines stored", thousands(r.lines_stored));
-    row("throughput", format!("{} lines/s", thousands(r.lines_per_sec.round() as u64)));
+    row(
+        "throughput",
+        format!("{} lines/s", thousands(r.lines_per_sec.round() as u64)),
+    );
     row(
         "bandwidth",
         format!(
@@ -227,12 +234,18 @@ pub fn summary_table(r: &Report) -> String {
     for (kind, q) in &r.query_latency_us {
         row(
             &format!("query `{kind}` p50 / p99 ({} queries)", q.queries),
-            format!("{} / {}", format_us(q.latency.p50), format_us(q.latency.p99)),
+            format!(
+                "{} / {}",
+                format_us(q.latency.p50),
+                format_us(q.latency.p99)
+            ),
         );
     }
     row(
         "server CPU per million lines",
-        opt(r.server.cpu_seconds_per_million_lines, |v| format!("{v:.2} s")),
+        opt(r.server.cpu_seconds_per_million_lines, |v| {
+            format!("{v:.2} s")
+        }),
     );
     row(
         "server peak RSS",
@@ -285,13 +298,19 @@ pub fn markdown(r: &Report) -> String {
          syslog TCP frame written whole to the socket (the protocol has no acknowledgement).\n\n",
     );
 
-    m.push_str("## Verification\n\nThrough `/loki/api/v1/index/stats` over this run's streams only.\n\n");
+    m.push_str(
+        "## Verification\n\nThrough `/loki/api/v1/index/stats` over this run's streams only.\n\n",
+    );
     m.push_str("| source | selector | expected | stored | streams | kernel drops | result |\n|---|---|---|---|---|---|---|\n");
     for c in &r.verification {
         let expected = if c.expected_min == c.expected_max {
             thousands(c.expected_min)
         } else {
-            format!("{} – {}", thousands(c.expected_min), thousands(c.expected_max))
+            format!(
+                "{} – {}",
+                thousands(c.expected_min),
+                thousands(c.expected_max)
+            )
         };
         let _ = writeln!(
             m,
@@ -327,7 +346,9 @@ pub fn markdown(r: &Report) -> String {
 
     if let Some(a) = &r.ack_latency_us {
         m.push_str("## Push acknowledgement latency\n\nFrom the first byte of the request to the last byte of the `204`, per request (HDR histogram).\n\n");
-        m.push_str("| requests | p50 | p90 | p99 | p99.9 | max | mean |\n|---|---|---|---|---|---|---|\n");
+        m.push_str(
+            "| requests | p50 | p90 | p99 | p99.9 | max | mean |\n|---|---|---|---|---|---|---|\n",
+        );
         let _ = writeln!(
             m,
             "| {} | {} | {} |\n",
@@ -397,14 +418,26 @@ pub fn markdown(r: &Report) -> String {
     row("command", format!("`{}`", s.command_line));
     row("target", s.target.clone());
     row("machine", s.machine.describe());
-    row("server", format!(
-        "shardlog {}, {} cores, threads: {}",
-        r.server.version.as_deref().unwrap_or("unknown version"),
-        opt(r.server.cores.or(s.server_cores), |c| c.to_string()),
-        r.server.thread_placement.as_deref().unwrap_or("not measured")
-    ));
-    row("server CPUs requested", opt(s.server_cpus.as_ref(), |c| format!("{c:?}")));
-    row("client CPUs", opt(s.client_cpus.as_ref(), |c| format!("{c:?}")).replace("n/a", "not pinned"));
+    row(
+        "server",
+        format!(
+            "shardlog {}, {} cores, threads: {}",
+            r.server.version.as_deref().unwrap_or("unknown version"),
+            opt(r.server.cores.or(s.server_cores), |c| c.to_string()),
+            r.server
+                .thread_placement
+                .as_deref()
+                .unwrap_or("not measured")
+        ),
+    );
+    row(
+        "server CPUs requested",
+        opt(s.server_cpus.as_ref(), |c| format!("{c:?}")),
+    );
+    row(
+        "client CPUs",
+        opt(s.client_cpus.as_ref(), |c| format!("{c:?}")).replace("n/a", "not pinned"),
+    );
     let time_bound = format!("{:.1} s", s.duration_seconds);
     row(
         "bounds",
@@ -412,22 +445,45 @@ pub fn markdown(r: &Report) -> String {
             Some(c) if s.duration_seconds >= super::options::DURATION_MAX.as_secs_f64() => {
                 format!("{} lines (and at most {time_bound})", thousands(c))
             }
-            Some(c) => format!("{time_bound} or {} lines, whichever comes first", thousands(c)),
+            Some(c) => format!(
+                "{time_bound} or {} lines, whichever comes first",
+                thousands(c)
+            ),
             None => time_bound,
         },
     );
-    row("rate", opt(s.rate_lines_per_sec, |r| format!("{} lines/s", thousands(r))).replace("n/a", "unlimited"));
+    row(
+        "rate",
+        opt(s.rate_lines_per_sec, |r| {
+            format!("{} lines/s", thousands(r))
+        })
+        .replace("n/a", "unlimited"),
+    );
     row("connections", s.connections.to_string());
     row("lines", s.line_source.clone());
     row("streams", s.streams.to_string());
-    row("batch", format!("{} lines per push request / syslog write", s.batch));
+    row(
+        "batch",
+        format!("{} lines per push request / syslog write", s.batch),
+    );
     row("push encoding", s.encoding.clone());
-    row("syslog", format!("{}, {} framing", s.syslog_format, s.framing));
-    row("server exit", r.server.exit.clone().unwrap_or_else(|| "n/a".into()));
+    row(
+        "syslog",
+        format!("{}, {} framing", s.syslog_format, s.framing),
+    );
+    row(
+        "server exit",
+        r.server.exit.clone().unwrap_or_else(|| "n/a".into()),
+    );
     m.push('\n');
 
     if !r.first_errors.is_empty() {
-        let _ = writeln!(m, "## Errors ({} in all; the first {})\n", thousands(r.errors), r.first_errors.len());
+        let _ = writeln!(
+            m,
+            "## Errors ({} in all; the first {})\n",
+            thousands(r.errors),
+            r.first_errors.len()
+        );
         for e in &r.first_errors {
             let _ = writeln!(m, "- {e}");
         }
@@ -442,14 +498,34 @@ pub(crate) mod tests {
 
     /// A report with every section filled, for the writing tests here and in `charts`.
     pub(crate) fn sample() -> Report {
-        let lat = LatencySummary { count: 10, p50: 800, p90: 1200, p99: 1900, p999: 2500, max: 4000, mean: 900.0 };
+        let lat = LatencySummary {
+            count: 10,
+            p50: 800,
+            p90: 1200,
+            p99: 1900,
+            p999: 2500,
+            max: 4000,
+            mean: 900.0,
+        };
         let mut queries = BTreeMap::new();
         queries.insert(
             "label".to_string(),
-            QueryLatency { queries: 12, errors: 0, latency: lat, curve: vec![(0.0, 100), (50.0, 800), (99.0, 1900), (100.0, 4000)] },
+            QueryLatency {
+                queries: 12,
+                errors: 0,
+                latency: lat,
+                curve: vec![(0.0, 100), (50.0, 800), (99.0, 1900), (100.0, 4000)],
+            },
         );
         let mut sources = BTreeMap::new();
-        sources.insert("push".to_string(), SourceTotals { lines_sent: 1000, lines_acked: 1000, ..Default::default() });
+        sources.insert(
+            "push".to_string(),
+            SourceTotals {
+                lines_sent: 1000,
+                lines_acked: 1000,
+                ..Default::default()
+            },
+        );
         Report {
             scenario: "push",
             passed: true,
@@ -465,10 +541,21 @@ pub(crate) mod tests {
             seconds: 1.5,
             errors: 0,
             ack_latency_us: Some(lat),
-            ack_latency_curve: vec![(0.0, 100), (50.0, 800), (90.0, 1200), (99.0, 1900), (100.0, 4000)],
+            ack_latency_curve: vec![
+                (0.0, 100),
+                (50.0, 800),
+                (90.0, 1200),
+                (99.0, 1900),
+                (100.0, 4000),
+            ],
             query_latency_us: queries,
             metric_queries_skipped: Some("the server answered 400".into()),
-            server: ServerFigures { spawned: true, peak_rss_bytes: Some(50 << 20), cpu_seconds_per_million_lines: Some(2.5), ..Default::default() },
+            server: ServerFigures {
+                spawned: true,
+                peak_rss_bytes: Some(50 << 20),
+                cpu_seconds_per_million_lines: Some(2.5),
+                ..Default::default()
+            },
             sources,
             verification: vec![Check {
                 source: "push",
@@ -502,7 +589,14 @@ pub(crate) mod tests {
                 client_cpus: None,
                 machine: Machine::read(),
             },
-            timeline: vec![Second { t: 1.0, lines_sent: 600, lines_acked: 600, line_bytes: 60_000, errors: 0, p99_us: 1900 }],
+            timeline: vec![Second {
+                t: 1.0,
+                lines_sent: 600,
+                lines_acked: 600,
+                line_bytes: 60_000,
+                errors: 0,
+                p99_us: 1900,
+            }],
             first_errors: vec!["push answered 500: boom".into()],
             charts: vec!["throughput.svg".into()],
         }
@@ -514,12 +608,23 @@ pub(crate) mod tests {
         let md = write(dir.path(), &sample()).unwrap();
         assert!(md.ends_with("report.md"));
         let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
-        for key in ["scenario", "lines_sent", "lines_acked", "lines_stored", "lines_per_sec", "bytes_per_sec"] {
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+                .unwrap();
+        for key in [
+            "scenario",
+            "lines_sent",
+            "lines_acked",
+            "lines_stored",
+            "lines_per_sec",
+            "bytes_per_sec",
+        ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }
         for key in ["p50", "p90", "p99", "p999", "max"] {
-            assert!(v["ack_latency_us"][key].is_u64(), "missing ack_latency_us.{key}");
+            assert!(
+                v["ack_latency_us"][key].is_u64(),
+                "missing ack_latency_us.{key}"
+            );
         }
         assert_eq!(v["query_latency_us"]["label"]["p99"], 1900);
         assert_eq!(v["server"]["peak_rss_bytes"], 50 << 20);
@@ -532,7 +637,10 @@ pub(crate) mod tests {
         assert!(md.starts_with("# shardlog bench: push\n"));
         assert!(md.contains("| lines stored | 1,000 |"), "{md}");
         assert!(md.contains("| throughput | 123,457 lines/s |"), "{md}");
-        assert!(md.contains("| 10 | 800 µs | 1.20 ms | 1.90 ms | 2.50 ms | 4.00 ms | 900 µs |"), "{md}");
+        assert!(
+            md.contains("| 10 | 800 µs | 1.20 ms | 1.90 ms | 2.50 ms | 4.00 ms | 900 µs |"),
+            "{md}"
+        );
         assert!(md.contains("| label | 12 | 0 | 800 µs |"), "{md}");
         assert!(md.contains("Metric queries were skipped: the server answered 400"));
         assert!(md.contains("![throughput.svg](throughput.svg)"));

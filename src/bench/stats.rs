@@ -109,7 +109,11 @@ impl SharedHistogram {
     /// The 99th percentile so far, in microseconds (0 when nothing was recorded).
     pub fn p99_us(&self) -> u64 {
         let h = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if h.is_empty() { 0 } else { h.value_at_quantile(0.99) }
+        if h.is_empty() {
+            0
+        } else {
+            h.value_at_quantile(0.99)
+        }
     }
 }
 

@@ -124,7 +124,9 @@ impl ServerProcess {
             let base = format!("/proc/{}/task/{tid}", self.pid);
             let comm = std::fs::read_to_string(format!("{base}/comm")).unwrap_or_default();
             let status = std::fs::read_to_string(format!("{base}/status")).unwrap_or_default();
-            let cpus = status_field(&status, "Cpus_allowed_list:").unwrap_or("?").to_string();
+            let cpus = status_field(&status, "Cpus_allowed_list:")
+                .unwrap_or("?")
+                .to_string();
             *groups.entry((comm.trim().to_string(), cpus)).or_default() += 1;
         }
         group_placement(&groups)
@@ -234,7 +236,9 @@ fn group_placement(threads: &BTreeMap<(String, String), usize>) -> String {
 pub fn set_affinity(tid: i32, cpus: &[usize]) -> io::Result<()> {
     let limit = 8 * std::mem::size_of::<libc::cpu_set_t>();
     if let Some(c) = cpus.iter().find(|c| **c >= limit) {
-        return Err(io::Error::other(format!("CPU {c} is beyond the {limit} a cpu_set_t holds")));
+        return Err(io::Error::other(format!(
+            "CPU {c} is beyond the {limit} a cpu_set_t holds"
+        )));
     }
     // SAFETY: cpu_set_t is a plain bit array for which all-zero is the empty set; CPU_SET is
     // only called with CPUs below its capacity (checked above); sched_setaffinity reads
@@ -246,7 +250,11 @@ pub fn set_affinity(tid: i32, cpus: &[usize]) -> io::Result<()> {
         }
         libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
     };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn clock_ticks_per_sec() -> f64 {
@@ -267,12 +275,19 @@ pub fn cpu_seconds_from_stat(stat: &str, ticks_per_sec: f64) -> Option<f64> {
 }
 
 fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
-    status.lines().find_map(|l| l.strip_prefix(key)).map(str::trim)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(str::trim)
 }
 
 /// A `Key:   1234 kB` field of `/proc/.../status` or `/proc/meminfo`.
 pub fn kib_field(text: &str, key: &str) -> Option<u64> {
-    status_field(text, key)?.split_whitespace().next()?.parse().ok()
+    status_field(text, key)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// A `shardlog serve` started by the harness.
@@ -305,7 +320,8 @@ impl Shardlog {
                 cmd.args(["--cores", &c.to_string()]);
             }
             let log = dir.join(format!("server-{attempt}.log"));
-            let mut process = ServerProcess::spawn("shardlog", cmd, log, plan.server_cpus.as_deref())?;
+            let mut process =
+                ServerProcess::spawn("shardlog", cmd, log, plan.server_cpus.as_deref())?;
             let syslog: SocketAddr = ([127, 0, 0, 1], syslog_port).into();
             let endpoints = Endpoints {
                 http: ([127, 0, 0, 1], http_port).into(),
@@ -319,7 +335,11 @@ impl Shardlog {
                     if let Some(cpus) = &plan.server_cpus {
                         process.pin(cpus)?;
                     }
-                    return Ok(Shardlog { process, endpoints, data_dir });
+                    return Ok(Shardlog {
+                        process,
+                        endpoints,
+                        data_dir,
+                    });
                 }
                 Err(e) if e.contains("in use") => last = e,
                 Err(e) => return Err(BenchError::new(e)),
@@ -370,7 +390,9 @@ pub fn free_ports() -> Result<(u16, u16), BenchError> {
             return Ok((http_port, port));
         }
     }
-    Err(BenchError::new("no loopback port is free for both TCP and UDP"))
+    Err(BenchError::new(
+        "no loopback port is free for both TCP and UDP",
+    ))
 }
 
 /// Disk usage of a directory tree: (allocated bytes as `du` counts them, apparent bytes).
@@ -417,7 +439,8 @@ mod tests {
 
     #[test]
     fn reads_proc_stat_with_spaces_in_the_name() {
-        let stat = "4242 (shard log) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 3 0 100 0 0";
+        let stat =
+            "4242 (shard log) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 3 0 100 0 0";
         assert_eq!(cpu_seconds_from_stat(stat, 100.0), Some(3.0));
         assert_eq!(cpu_seconds_from_stat("garbage", 100.0), None);
         // Our own process reads back something plausible.
@@ -440,14 +463,20 @@ mod tests {
         t.insert(("iou-wrk-13".to_string(), "0-1".to_string()), 1);
         t.insert(("shard-1".to_string(), "0".to_string()), 1);
         t.insert(("shard-2".to_string(), "1".to_string()), 1);
-        assert_eq!(group_placement(&t), "iou-wrk ×2 on 0-1; shard on 0; shard on 1");
+        assert_eq!(
+            group_placement(&t),
+            "iou-wrk ×2 on 0-1; shard on 0; shard on 1"
+        );
     }
 
     #[test]
     fn sums_metrics() {
         let text = "# HELP shardlog_udp_dropped_total x\n# TYPE shardlog_udp_dropped_total counter\nshardlog_udp_dropped_total 7\nshardlog_udp_dropped_total_other 100\nshardlog_wal_bytes_written_total{shard=\"0\"} 10\nshardlog_wal_bytes_written_total{shard=\"1\"} 5\n";
         assert_eq!(metric_sum(text, "shardlog_udp_dropped_total"), Some(7.0));
-        assert_eq!(metric_sum(text, "shardlog_wal_bytes_written_total"), Some(15.0));
+        assert_eq!(
+            metric_sum(text, "shardlog_wal_bytes_written_total"),
+            Some(15.0)
+        );
         assert_eq!(metric_sum(text, "shardlog_nothing"), None);
     }
 

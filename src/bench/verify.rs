@@ -109,7 +109,9 @@ pub fn judge(kind: ExpectKind, stored: u64, kernel_drops: u64) -> (bool, String)
             if stored > sent {
                 (
                     false,
-                    format!("DUPLICATES: stored {stored} lines, more than the {sent} datagrams sent"),
+                    format!(
+                        "DUPLICATES: stored {stored} lines, more than the {sent} datagrams sent"
+                    ),
                 )
             } else if stored + kernel_drops < sent {
                 (
@@ -245,7 +247,11 @@ pub fn wait_and_check(
     let mut checks = Vec::new();
     for (i, e) in expectations.iter().enumerate() {
         let (stored, streams) = index_stats(&mut client, tenant, &e.selector, start_ns)?;
-        let d = if udp { udp_drops(&mut client)?.saturating_sub(drops_before) } else { 0 };
+        let d = if udp {
+            udp_drops(&mut client)?.saturating_sub(drops_before)
+        } else {
+            0
+        };
         let (passed, message) = judge(e.kind, stored, d);
         let (min, max) = e.kind.bounds();
         checks.push(Check {
@@ -270,19 +276,35 @@ mod tests {
 
     #[test]
     fn exact_expectations() {
-        let k = ExpectKind::Exact { expected: 100, unknown: 0 };
+        let k = ExpectKind::Exact {
+            expected: 100,
+            unknown: 0,
+        };
         assert!(judge(k, 100, 0).0);
         let (ok, msg) = judge(k, 97, 0);
         assert!(!ok && msg.contains("3 of 100"), "{msg}");
         let (ok, msg) = judge(k, 101, 0);
         assert!(!ok && msg.contains("DUPLICATES"), "{msg}");
-        let k = ExpectKind::Exact { expected: 100, unknown: 50 };
+        let k = ExpectKind::Exact {
+            expected: 100,
+            unknown: 50,
+        };
         assert!(judge(k, 100, 0).0);
         assert!(judge(k, 150, 0).0);
         assert!(!judge(k, 151, 0).0);
         assert!(!judge(k, 99, 0).0);
         // Kernel drops never excuse a loss on a reliable transport.
-        assert!(!judge(ExpectKind::Exact { expected: 10, unknown: 0 }, 5, 5).0);
+        assert!(
+            !judge(
+                ExpectKind::Exact {
+                    expected: 10,
+                    unknown: 0
+                },
+                5,
+                5
+            )
+            .0
+        );
     }
 
     #[test]

@@ -103,15 +103,16 @@ fn throughput(svg: &mut String, r: &Report) -> DrawResult {
         .y_label_formatter(&|v| super::report::thousands(v.max(0.0).round() as u64))
         .draw()
         .map_err(err)?;
-    for (i, (name, points)) in [("acknowledged / written", &acked), ("sent", &sent)]
+    // "Sent" first and thin, so that the acknowledged line, usually the same, is on top.
+    for (i, (name, points, width)) in [("sent", &sent, 1), ("acknowledged / written", &acked, 3)]
         .into_iter()
         .enumerate()
     {
-        let color = PALETTE[i];
+        let color = PALETTE[1 - i];
         chart
             .draw_series(LineSeries::new(
                 points.iter().copied(),
-                color.stroke_width(2),
+                color.stroke_width(width),
             ))
             .map_err(err)?
             .label(name)

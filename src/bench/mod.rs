@@ -574,7 +574,7 @@ fn build_report(
                 "The same senders ({} connections, {} {} framing, {} s per run) against shardlog \
                  (every line durable in its WAL and indexed; time until all were stored) and \
                  syslog-ng relaying to a file (time until its file last grew), alternating, {} \
-                 rounds each, each server pinned to the same CPUs.",
+                 round(s) each, each server pinned to the same CPUs.",
                 plan.connections,
                 format!("{:?}", plan.syslog_format).to_lowercase(),
                 format!("{:?}", plan.framing).to_lowercase(),

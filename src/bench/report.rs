@@ -241,8 +241,13 @@ pub fn summary_table(r: &Report) -> String {
             ),
         );
     }
+    let cpu_label = if r.query_latency_us.is_empty() {
+        "server CPU per million lines"
+    } else {
+        "server CPU per million lines (queries included)"
+    };
     row(
-        "server CPU per million lines",
+        cpu_label,
         opt(r.server.cpu_seconds_per_million_lines, |v| {
             format!("{v:.2} s")
         }),

@@ -197,7 +197,14 @@ fn report_dir(plan: &Plan, now: time::OffsetDateTime) -> Result<PathBuf, BenchEr
             dir.display()
         ))
     })?;
-    Ok(dir)
+    // Absolute, so that the paths printed and handed to the spawned server (its data
+    // directory) do not depend on a working directory.
+    std::path::absolute(&dir).map_err(|e| {
+        BenchError::new(format!(
+            "resolve the report directory {}: {e}",
+            dir.display()
+        ))
+    })
 }
 
 /// `20250601t101500`: sortable, and valid in a label value, a hostname and a file name.
@@ -498,7 +505,12 @@ fn build_report(
             e.1 += q.done - q.errors;
             e.2 += q.errors;
         }
-        verification.extend(r.checks.iter().cloned());
+        verification.extend(r.checks.iter().cloned().map(|mut c| {
+            if ours.len() > 1 {
+                c.message = format!("round {}: {}", r.round, c.message);
+            }
+            c
+        }));
         for e in &r.load.errors {
             if first_errors.len() < report::ERRORS_SHOWN_MAX && !first_errors.contains(e) {
                 first_errors.push(e.clone());
@@ -516,6 +528,7 @@ fn build_report(
     server.wal_bytes_written = wal;
     server.peak_rss_bytes = rss;
     per_line(&mut server, lines_stored);
+    server.cpu_busy_percent = server.cpu_seconds.map(|c| c / seconds.max(1e-9) * 100.0);
 
     let seconds = seconds.max(1e-9);
     let stored_share = if lines_sent > 0 {
@@ -594,6 +607,10 @@ fn build_report(
             seconds: r.seconds,
             lines_per_sec: r.lines_stored as f64 / r.seconds.max(1e-9),
             cpu_seconds: r.figures.cpu_seconds,
+            cpu_busy_percent: r
+                .figures
+                .cpu_seconds
+                .map(|c| c / r.seconds.max(1e-9) * 100.0),
             peak_rss_bytes: r.figures.peak_rss_bytes,
             passed: r.checks.iter().all(|c| c.passed),
             note: r

@@ -27,6 +27,8 @@ pub struct ServerFigures {
     /// User + system CPU seconds during the load and its verification.
     pub cpu_seconds: Option<f64>,
     pub cpu_seconds_per_million_lines: Option<f64>,
+    /// `cpu_seconds` over the run's seconds, in percent of one CPU.
+    pub cpu_busy_percent: Option<f64>,
     /// Peak resident set size (VmHWM) at the end of the run.
     pub peak_rss_bytes: Option<u64>,
     /// `du` of the data directory after the server stopped (preallocated WAL segments
@@ -65,6 +67,9 @@ pub struct RoundSummary {
     pub seconds: f64,
     pub lines_per_sec: f64,
     pub cpu_seconds: Option<f64>,
+    /// CPU seconds per second of the round, in percent of one CPU: near 100% per core the
+    /// server is the bottleneck, well below it the senders are.
+    pub cpu_busy_percent: Option<f64>,
     pub peak_rss_bytes: Option<u64>,
     pub passed: bool,
     pub note: String,
@@ -253,6 +258,10 @@ pub fn summary_table(r: &Report) -> String {
         }),
     );
     row(
+        "server CPU busy",
+        opt(r.server.cpu_busy_percent, |v| format!("{v:.0}% of one CPU")),
+    );
+    row(
         "server peak RSS",
         opt(r.server.peak_rss_bytes, |v| format_bytes(v as f64)),
     );
@@ -337,7 +346,11 @@ pub fn markdown(r: &Report) -> String {
                 m,
                 "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 thousands(t.lines_sent),
-                thousands(t.lines_acked),
+                if name == "push" {
+                    thousands(t.lines_acked)
+                } else {
+                    "–".to_string()
+                },
                 thousands(t.lines_refused),
                 thousands(t.lines_unknown),
                 format_bytes(t.line_bytes as f64),
@@ -382,11 +395,11 @@ pub fn markdown(r: &Report) -> String {
 
     if let Some(c) = &r.compare {
         let _ = writeln!(m, "## Comparison with {}\n\n{}\n", c.against, c.how);
-        m.push_str("| round | server | lines sent | lines stored | seconds | lines/s | CPU s | peak RSS | note |\n|---|---|---|---|---|---|---|---|---|\n");
+        m.push_str("| round | server | lines sent | lines stored | seconds | lines/s | CPU s | CPU busy | peak RSS | note |\n|---|---|---|---|---|---|---|---|---|---|\n");
         for s in &r.rounds {
             let _ = writeln!(
                 m,
-                "| {} | {} | {} | {} | {:.2} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} |",
                 s.round,
                 s.server,
                 thousands(s.lines_sent),
@@ -394,6 +407,7 @@ pub fn markdown(r: &Report) -> String {
                 s.seconds,
                 thousands(s.lines_per_sec.round() as u64),
                 opt(s.cpu_seconds, |v| format!("{v:.2}")),
+                opt(s.cpu_busy_percent, |v| format!("{v:.0}%")),
                 opt(s.peak_rss_bytes, |v| format_bytes(v as f64)),
                 s.note
             );

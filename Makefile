@@ -44,3 +44,20 @@ fmt:
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# A default harness session sized for a 2-core machine, under 3 minutes in all: Loki push
+# (JSON, 1,000-line batches), syslog TCP (RFC 5424, octet counting) and queries while
+# ingesting, each against a freshly spawned release server on loopback, verified for loss.
+# The three reports go into one directory, printed at the end.
+ifndef BENCH_REPORT_DIR
+BENCH_REPORT_DIR := $(TARGET_DIR)/bench-report/$(shell date -u +%Y%m%dt%H%M%S)
+endif
+.PHONY: bench-report
+bench-report:
+	$(CARGO) build --release
+	$(TARGET_DIR)/release/shardlog bench push --spawn --encoding json --duration 20s --out $(BENCH_REPORT_DIR)/push
+	$(TARGET_DIR)/release/shardlog bench syslog-tcp --spawn --duration 20s --out $(BENCH_REPORT_DIR)/syslog-tcp
+	$(TARGET_DIR)/release/shardlog bench query --spawn --duration 15s --out $(BENCH_REPORT_DIR)/query
+	@echo
+	@echo "bench reports in $(BENCH_REPORT_DIR):"
+	@for s in push syslog-tcp query; do echo "  $(BENCH_REPORT_DIR)/$$s/report.md"; done

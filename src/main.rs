@@ -19,9 +19,9 @@ enum Command {
     /// Run the server (every key of the TOML file is also a flag).
     Serve(Box<ServeArgs>),
     /// Drive a server with real traffic and write a report (see `shardlog bench --help`).
-    Bench(shardlog::bench::BenchArgs),
+    Bench(Box<shardlog::bench::BenchArgs>),
     /// Check the host and the data directory, and say what to fix.
-    Doctor(shardlog::doctor::DoctorArgs),
+    Doctor(Box<shardlog::doctor::DoctorArgs>),
 }
 
 fn main() {
@@ -29,7 +29,7 @@ fn main() {
     match cli.command {
         Command::Serve(args) => {
             let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let config = match (*args).load().and_then(|a| a.resolve(online)) {
+            let mut config = match (*args).load().and_then(|a| a.resolve(online)) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("shardlog: {e}");
@@ -43,6 +43,18 @@ fn main() {
                 );
                 std::process::exit(2);
             }
+            // An absolute path from here on: the WAL opens files relative to directories it
+            // holds open, and messages should name the real place.
+            match std::fs::canonicalize(&config.data_dir) {
+                Ok(dir) => config.data_dir = dir,
+                Err(e) => {
+                    eprintln!(
+                        "shardlog: cannot resolve data_dir {}: {e}",
+                        config.data_dir.display()
+                    );
+                    std::process::exit(2);
+                }
+            }
             eprintln!(
                 "shardlog: serving on http {} syslog tcp {:?} udp {:?}, {} cores, data in {}",
                 config.http_addr,
@@ -53,7 +65,7 @@ fn main() {
             );
             std::process::exit(shardlog::runtime::run(config));
         }
-        Command::Bench(args) => std::process::exit(shardlog::bench::run(args)),
-        Command::Doctor(args) => std::process::exit(shardlog::doctor::run(args)),
+        Command::Bench(args) => std::process::exit(shardlog::bench::run(*args)),
+        Command::Doctor(args) => std::process::exit(shardlog::doctor::run(*args)),
     }
 }

@@ -409,8 +409,7 @@ async fn syslog_udp(core: Rc<Core>, socket: UdpSocket) {
                 while !core.shutdown.is_triggered() {
                     // Tick fast while datagrams arrive, slowly while the socket is quiet (a
                     // datagram that finds nothing in flight is sent at once anyway).
-                    glommio::timer::sleep(if busy { UDP_FLUSH_TICK } else { UDP_IDLE_TICK })
-                        .await;
+                    glommio::timer::sleep(if busy { UDP_FLUSH_TICK } else { UDP_IDLE_TICK }).await;
                     let mut b = batcher.borrow_mut();
                     busy = b.pending_bytes() > 0;
                     b.flush();

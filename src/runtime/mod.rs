@@ -17,7 +17,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
@@ -26,6 +26,10 @@ use glommio::{CpuSet, Latency, LocalExecutorPoolBuilder, PoolPlacement, Shares, 
 use crate::config::{Config, MESH_CHANNEL_CAPACITY};
 use crate::model::Batch;
 use crate::shard::{Protocol, Shard, ShardAnswer, ShardRequest};
+
+/// How long a stopping shard waits for the batches it sent, and for the other shards to
+/// drain, before it closes its WAL anyway.
+const STOP_BATCHES_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What crosses the mesh: a batch for its owner, or a question for a shard.
 pub enum MeshMsg {
@@ -167,7 +171,13 @@ pub fn run(config: Config) -> i32 {
         return 1;
     }
     let mesh: MeshBuilder<MeshMsg, Full> = MeshBuilder::full(config.cores, MESH_CHANNEL_CAPACITY);
-    let placement = PoolPlacement::MaxSpread(config.cores, CpuSet::online().ok());
+    // Only the CPUs this process may run on (taskset, systemd CPUAffinity=, a cgroup cpuset):
+    // pinning a shard elsewhere would fail or ignore the operator's isolation.
+    let allowed = allowed_cpus();
+    let cpus = CpuSet::online()
+        .ok()
+        .map(|set| set.filter(|loc| allowed.as_ref().is_none_or(|a| a.contains(&loc.cpu))));
+    let placement = PoolPlacement::MaxSpread(config.cores, cpus);
     let cfg = config.clone();
     let lc = lifecycle.clone();
     let pool = LocalExecutorPoolBuilder::new(placement)
@@ -201,6 +211,22 @@ pub fn run(config: Config) -> i32 {
         code = 1;
     }
     code
+}
+
+/// The CPUs in this process's affinity mask, or `None` if it cannot be read.
+fn allowed_cpus() -> Option<Vec<usize>> {
+    // SAFETY: sched_getaffinity fills the zeroed cpu_set_t we own.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return None;
+        }
+        Some(
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+                .collect(),
+        )
+    }
 }
 
 async fn run_core(
@@ -292,14 +318,25 @@ async fn run_core(
     // Listeners stop accepting, and finish the requests and batches they have.
     listeners.stop().await;
     http.stop().await;
-    while core.in_flight.get() > 0 {
+    // Bounded waits: a stop must end even if a peer or the disk does not answer. Batches
+    // still waiting then fail (their senders were never acknowledged), nothing else is lost.
+    let deadline = Instant::now() + STOP_BATCHES_TIMEOUT;
+    while core.in_flight.get() > 0 && Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    if core.in_flight.get() > 0 {
+        eprintln!(
+            "shard {id}: {} batches still unanswered after {STOP_BATCHES_TIMEOUT:?}; stopping anyway",
+            core.in_flight.get()
+        );
     }
     lifecycle.drained.fetch_add(1, Ordering::AcqRel);
     // Other shards may still be sending us batches from their draining connections.
     // (A shard that failed to start never drains: the process is exiting with an error.)
+    let deadline = Instant::now() + STOP_BATCHES_TIMEOUT;
     while lifecycle.drained.load(Ordering::Acquire) < lifecycle.shards
         && !lifecycle.failed.load(Ordering::Acquire)
+        && Instant::now() < deadline
     {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }

@@ -1,0 +1,240 @@
+//! Loki push senders: one thread per HTTP/1.1 keep-alive connection, one request in flight,
+//! each request a batch of lines spread over the run's streams, encoded as Loki clients
+//! encode it (JSON, or protobuf in a raw snappy block), with every acknowledgement's latency
+//! recorded.
+//!
+//! Stream `k` is `{bench_run="<run id>", service="<kind>", instance="i<k>"}`, so the
+//! verification counts exactly this run's lines with `{bench_run="<run id>"}`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::http::{HttpClient, HttpError};
+use super::lines::{LineCorpus, LineSource, unix_now_secs};
+use super::options::Encoding;
+use super::rate::{Budget, TokenBucket};
+use super::stats::{LatencyRecorder, SharedHistogram, SourceCounters};
+use super::{ErrorLog, sender_backoff};
+use crate::ingest::push::{PushEntry, PushStream, json, proto};
+use crate::model::Labels;
+
+/// The label that tags every stream of a run with the run id.
+pub const RUN_LABEL: &str = "bench_run";
+
+/// What every push sender of a run shares.
+#[derive(Clone)]
+pub struct PushLoad {
+    pub run_id: String,
+    pub tenant: String,
+    pub corpus: LineCorpus,
+    pub streams: usize,
+    pub batch: usize,
+    pub encoding: Encoding,
+    pub budget: Arc<Budget>,
+    pub bucket: Option<Arc<TokenBucket>>,
+    pub counters: Arc<SourceCounters>,
+    pub latency: Arc<SharedHistogram>,
+    pub errors: Arc<ErrorLog>,
+    /// When the load started, and the latest acknowledgement since then (µs).
+    pub started: Instant,
+    pub last_ack_us: Arc<AtomicU64>,
+}
+
+/// The labels of stream `k` of a run.
+pub fn stream_labels(run_id: &str, corpus: &LineCorpus, k: usize) -> Labels {
+    Labels::from_pairs([
+        (RUN_LABEL, run_id.to_string()),
+        ("service", corpus.kind_name(k).to_string()),
+        ("instance", format!("i{k}")),
+    ])
+}
+
+/// How a push request ended, for the counters and the verification bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// 2xx: every line is durable.
+    Acked,
+    /// The server refused it (4xx, 429, 503 while not ready): nothing was stored.
+    Refused,
+    /// A 5xx other than 503, or no answer after the body went out: it may have been stored.
+    Unknown,
+    /// The request never went out whole: nothing was stored.
+    NotSent,
+}
+
+/// Classifies a request's result.
+pub fn classify(result: &Result<u16, &HttpError>) -> PushOutcome {
+    match result {
+        Ok(200..=299) => PushOutcome::Acked,
+        Ok(503) | Ok(400..=499) => PushOutcome::Refused,
+        Ok(_) => PushOutcome::Unknown,
+        Err(HttpError::NotSent(_)) => PushOutcome::NotSent,
+        Err(HttpError::NoResponse(_)) => PushOutcome::Unknown,
+    }
+}
+
+/// One connection's sender loop.
+pub fn push_sender(index: usize, addr: SocketAddr, load: PushLoad) {
+    let mut client = HttpClient::new(addr);
+    let mut src = LineSource::new(&load.corpus, 0x9054_0000 + index as u64);
+    let mut recorder = LatencyRecorder::new(load.latency.clone());
+    let labels: Vec<Labels> = (0..load.streams)
+        .map(|k| stream_labels(&load.run_id, &load.corpus, k))
+        .collect();
+    let content_type = match load.encoding {
+        Encoding::Json => "application/json",
+        Encoding::Protobuf => "application/x-protobuf",
+    };
+    let headers = [
+        ("Content-Type", content_type),
+        ("X-Scope-OrgID", load.tenant.as_str()),
+    ];
+    let mut next_stream = index % load.streams;
+    let mut failures = 0u32;
+    let c = &load.counters;
+    loop {
+        let n = load.budget.take(load.batch as u64);
+        if n == 0 {
+            break;
+        }
+        if let Some(b) = &load.bucket
+            && !b.acquire(n, load.budget.deadline())
+        {
+            load.budget.give_back(n);
+            break;
+        }
+        src.set_time(unix_now_secs());
+        let (streams, line_bytes) = build_batch(&mut src, &labels, &mut next_stream, n as usize);
+        let body = match load.encoding {
+            Encoding::Json => json::encode(&streams),
+            Encoding::Protobuf => proto::encode(&streams),
+        };
+        let sent_at = Instant::now();
+        let result = client.request("POST", "/loki/api/v1/push", &headers, &body);
+        let latency = sent_at.elapsed();
+        let outcome = classify(&result.as_ref().map(|r| r.status));
+        SourceCounters::add(&c.requests, 1);
+        if outcome != PushOutcome::NotSent {
+            SourceCounters::add(&c.lines_sent, n);
+            SourceCounters::add(&c.line_bytes, line_bytes);
+            SourceCounters::add(&c.wire_bytes, body.len() as u64);
+        }
+        match outcome {
+            PushOutcome::Acked => {
+                recorder.record(latency);
+                SourceCounters::add(&c.lines_acked, n);
+                let at = load.started.elapsed().as_micros() as u64;
+                load.last_ack_us.fetch_max(at, Ordering::Relaxed);
+                failures = 0;
+                continue;
+            }
+            PushOutcome::Refused => SourceCounters::add(&c.lines_refused, n),
+            PushOutcome::Unknown => SourceCounters::add(&c.lines_unknown, n),
+            PushOutcome::NotSent => load.budget.give_back(n),
+        }
+        SourceCounters::add(&c.errors, 1);
+        load.errors.note(match &result {
+            Ok(r) => format!(
+                "push answered {}: {}",
+                r.status,
+                r.text().chars().take(300).collect::<String>()
+            ),
+            Err(e) => format!("push to {addr}: {e}"),
+        });
+        failures += 1;
+        if !sender_backoff(&load.budget, failures) {
+            break;
+        }
+    }
+}
+
+/// Builds one request's streams from `n` lines dealt round-robin over the run's streams,
+/// starting at `next_stream`; returns them and the bytes of their lines.
+pub fn build_batch(
+    src: &mut LineSource,
+    labels: &[Labels],
+    next_stream: &mut usize,
+    n: usize,
+) -> (Vec<PushStream>, u64) {
+    let used = n.min(labels.len());
+    let mut streams: Vec<PushStream> = (0..used)
+        .map(|j| PushStream {
+            labels: labels[(*next_stream + j) % labels.len()].clone(),
+            entries: Vec::with_capacity(n / used + 1),
+        })
+        .collect();
+    let base_ns = crate::ingest::listeners::now_ns();
+    let mut bytes = 0u64;
+    for j in 0..n {
+        let k = (*next_stream + j) % labels.len();
+        let mut line = String::new();
+        src.next_line(k, &mut line);
+        bytes += line.len() as u64;
+        streams[j % used].entries.push(PushEntry {
+            timestamp_ns: base_ns + j as i64,
+            line,
+            metadata: Vec::new(),
+        });
+    }
+    *next_stream = (*next_stream + n) % labels.len();
+    (streams, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::push::PushLimits;
+
+    #[test]
+    fn batches_spread_over_streams_and_decode() {
+        let corpus = LineCorpus::default();
+        let labels: Vec<Labels> = (0..3).map(|k| stream_labels("r1", &corpus, k)).collect();
+        let mut src = LineSource::new(&corpus, 3);
+        let mut next = 2;
+        let (streams, bytes) = build_batch(&mut src, &labels, &mut next, 7);
+        assert_eq!(next, (2 + 7) % 3);
+        assert_eq!(streams.len(), 3);
+        assert_eq!(streams.iter().map(|s| s.entries.len()).sum::<usize>(), 7);
+        assert_eq!(streams[0].labels.get("instance"), Some("i2"));
+        assert_eq!(streams[0].labels.get(RUN_LABEL), Some("r1"));
+        let total: usize = streams
+            .iter()
+            .flat_map(|s| &s.entries)
+            .map(|e| e.line.len())
+            .sum();
+        assert_eq!(total as u64, bytes);
+        // Both encodings decode back, as the server will decode them.
+        let limits = PushLimits::default();
+        assert_eq!(
+            json::decode(&json::encode(&streams), &limits).unwrap(),
+            streams
+        );
+        assert_eq!(
+            proto::decode(&proto::encode(&streams), &limits).unwrap(),
+            streams
+        );
+        // Fewer lines than streams: one stream per line.
+        let (few, _) = build_batch(&mut src, &labels, &mut next, 2);
+        assert_eq!(few.len(), 2);
+    }
+
+    #[test]
+    fn outcomes() {
+        let io = || std::io::Error::other("x");
+        assert_eq!(classify(&Ok(204)), PushOutcome::Acked);
+        assert_eq!(classify(&Ok(400)), PushOutcome::Refused);
+        assert_eq!(classify(&Ok(429)), PushOutcome::Refused);
+        assert_eq!(classify(&Ok(503)), PushOutcome::Refused);
+        assert_eq!(classify(&Ok(500)), PushOutcome::Unknown);
+        assert_eq!(
+            classify(&Err(&HttpError::NotSent(io()))),
+            PushOutcome::NotSent
+        );
+        assert_eq!(
+            classify(&Err(&HttpError::NoResponse(io()))),
+            PushOutcome::Unknown
+        );
+    }
+}

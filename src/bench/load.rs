@@ -128,7 +128,17 @@ pub fn run_load(
 ) -> LoadOutcome {
     let started = Instant::now();
     let start_ns = crate::ingest::listeners::now_ns();
-    let budget = Arc::new(Budget::new(plan.count, started + plan.duration));
+    let deadline = started + plan.duration;
+    let budget = Arc::new(Budget::new(plan.count, deadline));
+    // In the mixed scenario a line count is split between push and syslog TCP, so that one
+    // fast source cannot take the whole count and leave the other unmeasured.
+    let (push_budget, tcp_budget) = match (scenario, plan.count) {
+        (Scenario::Mixed, Some(count)) => (
+            Arc::new(Budget::new(Some(count - count / 2), deadline)),
+            Arc::new(Budget::new(Some(count / 2), deadline)),
+        ),
+        _ => (budget.clone(), budget.clone()),
+    };
     let errors = Arc::new(ErrorLog::default());
     let rate = match scenario {
         Scenario::Query => Some(plan.rate.unwrap_or(QUERY_INGEST_RATE_DEFAULT)),
@@ -166,7 +176,7 @@ pub fn run_load(
             streams: plan.streams,
             batch: plan.batch,
             encoding: plan.encoding,
-            budget: budget.clone(),
+            budget: push_budget,
             bucket: bucket.clone(),
             counters: push_counters.clone(),
             latency: ack_latency.clone(),
@@ -181,7 +191,7 @@ pub fn run_load(
             }));
         }
     }
-    let syslog = |counters: &Arc<SourceCounters>| SyslogLoad {
+    let syslog = |counters: &Arc<SourceCounters>, budget: &Arc<Budget>| SyslogLoad {
         run_id: run_id.to_string(),
         corpus: plan.corpus.clone(),
         streams: plan.streams,
@@ -196,7 +206,7 @@ pub fn run_load(
     if tcp_conns > 0 {
         watched.sources.push(tcp_counters.clone());
         watched.acked_is_sent.push(true);
-        let load = syslog(&tcp_counters);
+        let load = syslog(&tcp_counters, &tcp_budget);
         for i in 0..tcp_conns {
             let l = load.clone();
             ingest.push(spawn(format!("bench-tcp-{i}"), move || {
@@ -207,7 +217,7 @@ pub fn run_load(
     if udp_socks > 0 {
         watched.sources.push(udp_counters.clone());
         watched.acked_is_sent.push(true);
-        let load = syslog(&udp_counters);
+        let load = syslog(&udp_counters, &budget);
         for i in 0..udp_socks {
             let l = load.clone();
             ingest.push(spawn(format!("bench-udp-{i}"), move || {

@@ -15,28 +15,18 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shardlog::config::BATCH_BYTES_TARGET;
 use shardlog::model::{BatchBuilder, BatchItem, BatchReader, Labels, stream_hash};
 
-const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/loghub");
+#[path = "common/corpus.rs"]
+mod corpus;
+use corpus::CORPUS_DIR;
 const TENANT: &str = "fake";
 /// Distinct hosts the corpus lines are spread over: a mid-sized fleet behind one server.
 const HOSTS: usize = 64;
 
 /// `(app, line)` for every corpus line, files in name order.
 fn corpus() -> Vec<(String, String)> {
-    let mut files: Vec<_> = std::fs::read_dir(CORPUS_DIR)
-        .expect("the loghub corpus under ../shared/corpus/loghub")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    files.sort();
     let mut out = Vec::new();
-    for path in files {
-        let text = std::fs::read_to_string(&path).expect("corpus file is UTF-8");
-        let app = path
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .trim_end_matches("_2k")
-            .to_lowercase();
+    for (name, text) in corpus::files() {
+        let app = name.trim_end_matches("_2k").to_lowercase();
         out.extend(text.lines().map(|l| (app.clone(), l.to_string())));
     }
     assert!(!out.is_empty(), "no corpus lines in {CORPUS_DIR}");

@@ -20,21 +20,16 @@ use shardlog::model::Labels;
 use shardlog::query::merge::{Partial, PartialStream, merge_partials};
 use shardlog::query::params::Direction;
 
-const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/loghub");
+#[path = "common/corpus.rs"]
+mod corpus;
+use corpus::CORPUS_DIR;
 
 /// Streams each shard answers with: one per corpus file it holds lines of.
 const STREAMS_PER_SHARD: usize = 10;
 
 fn corpus_lines() -> Vec<String> {
-    let mut files: Vec<_> = std::fs::read_dir(CORPUS_DIR)
-        .expect("the loghub corpus under ../shared/corpus/loghub")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    files.sort();
     let mut lines = Vec::new();
-    for path in files {
-        let text = std::fs::read_to_string(&path).expect("corpus file is UTF-8");
+    for (_, text) in corpus::files() {
         lines.extend(text.lines().map(str::to_string));
     }
     assert!(!lines.is_empty(), "no corpus lines in {CORPUS_DIR}");

@@ -10,7 +10,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shardlog::model::{BatchBuilder, Labels, stream_hash};
 use shardlog::wal::{BLOCK_BYTES, decode_record, encode_record};
 
-const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/loghub");
+#[path = "common/corpus.rs"]
+mod corpus;
 
 /// Lines per batch body, a typical ingest batch.
 const LINES_PER_BATCH: usize = 1000;
@@ -21,18 +22,10 @@ struct Bodies {
 }
 
 fn corpus_bodies() -> Bodies {
-    let mut files: Vec<_> = std::fs::read_dir(CORPUS_DIR)
-        .expect("the loghub corpus under ../shared/corpus/loghub")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    files.sort();
     let mut bodies = Vec::new();
     let mut lines = 0u64;
     let mut builder = BatchBuilder::new("bench");
-    for path in files {
-        let text = std::fs::read_to_string(&path).expect("corpus file is UTF-8");
-        let app = path.file_stem().unwrap().to_string_lossy().into_owned();
+    for (app, text) in corpus::files() {
         let labels = Labels::from_pairs([("app", app.as_str()), ("host", "bench-1")]);
         let stream = stream_hash("bench", &labels);
         for (i, line) in text.lines().enumerate() {

@@ -5,6 +5,10 @@
 //! `StreamAdapter.labels = 1, entries = 2, hash = 3`; `EntryAdapter.timestamp = 1,
 //! line = 2, structuredMetadata = 3`; `LabelPairAdapter.name = 1, value = 2`;
 //! `google.protobuf.Timestamp.seconds = 1, nanos = 2`.
+//!
+//! Declared here again on purpose, not imported from the server's `ingest::push::proto`: a
+//! client that shares the server's declarations would mirror a wrong field number instead of
+//! catching it.
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PushRequest {

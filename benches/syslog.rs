@@ -9,7 +9,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shardlog::ingest::framing::{Decoded, FRAME_BYTES_MAX_DEFAULT, Framer};
-use shardlog::ingest::syslog::{ParseContext, parse, to_entry};
+use shardlog::ingest::syslog::{ParseContext, label_pairs, metadata, parse, to_entry};
+use shardlog::model::stream_hash_sorted;
 
 const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/loghub");
 
@@ -159,6 +160,19 @@ fn parsing(c: &mut Criterion, corpus: &Corpus) {
         group.bench_function(format!("{name}_lines"), parse_to_entry);
         group.throughput(Throughput::Bytes(bytes_of(messages)));
         group.bench_function(format!("{name}_bytes"), parse_to_entry);
+        // What a syslog listener does per message: parse, borrowed sorted labels, stream
+        // hash, metadata; no label set is built.
+        group.throughput(Throughput::Elements(messages.len() as u64));
+        group.bench_function(format!("{name}_listener_path_lines"), |b| {
+            b.iter(|| {
+                for m in messages {
+                    let parsed = parse(m, &ctx);
+                    let labels = label_pairs(&parsed, Some("192.0.2.1"));
+                    let id = stream_hash_sorted("fake", labels.iter().copied());
+                    black_box((id, metadata(&parsed)));
+                }
+            });
+        });
         // Without the label set, the one allocation per message.
         group.throughput(Throughput::Elements(messages.len() as u64));
         group.bench_function(format!("{name}_parse_only_lines"), |b| {

@@ -2,7 +2,6 @@
 //! corpus), and the k-way merge of two shards' partial results.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shardlog::logql::{parse_expr, parse_log_selector};
@@ -123,13 +122,9 @@ fn merge(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    // The build machine is shared: short, steady runs rather than long ones.
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(20)
-}
+#[path = "common/criterion_config.rs"]
+mod criterion_config;
+use criterion_config::config;
 
 criterion_group! {
     name = benches;

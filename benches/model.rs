@@ -9,7 +9,6 @@
 //! bytes per second for the batch codec.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shardlog::config::BATCH_BYTES_TARGET;
@@ -217,13 +216,9 @@ fn batch_codec(c: &mut Criterion) {
     }
 }
 
-fn config() -> Criterion {
-    // The build machine is shared: short, steady runs rather than long ones.
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(20)
-}
+#[path = "common/criterion_config.rs"]
+mod criterion_config;
+use criterion_config::config;
 
 criterion_group! {
     name = benches;

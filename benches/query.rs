@@ -9,7 +9,6 @@
 //! (bytes/s).
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use shardlog::config::QUERY_ENTRIES_MAX;
@@ -174,13 +173,9 @@ fn json_strings(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    // The build machine is shared: short, steady runs rather than long ones.
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(20)
-}
+#[path = "common/criterion_config.rs"]
+mod criterion_config;
+use criterion_config::config;
 
 criterion_group! {
     name = benches;

@@ -95,14 +95,10 @@ pub fn push_sender(index: usize, addr: SocketAddr, load: PushLoad) {
     let mut failures = 0u32;
     let c = &load.counters;
     loop {
-        let n = load.budget.take(load.batch as u64);
+        let n = load
+            .budget
+            .take_paced(load.batch as u64, load.bucket.as_deref());
         if n == 0 {
-            break;
-        }
-        if let Some(b) = &load.bucket
-            && !b.acquire(n, load.budget.deadline())
-        {
-            load.budget.give_back(n);
             break;
         }
         src.set_time(unix_now_secs());

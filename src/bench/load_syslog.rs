@@ -166,14 +166,10 @@ pub fn tcp_sender(index: usize, addr: SocketAddr, load: SyslogLoad) {
     let mut failures = 0u32;
     let c = &load.counters;
     loop {
-        let n = load.budget.take(load.batch as u64);
+        let n = load
+            .budget
+            .take_paced(load.batch as u64, load.bucket.as_deref());
         if n == 0 {
-            break;
-        }
-        if let Some(b) = &load.bucket
-            && !b.acquire(n, load.budget.deadline())
-        {
-            load.budget.give_back(n);
             break;
         }
         buf.clear();
@@ -286,14 +282,8 @@ pub fn udp_sender(index: usize, addr: SocketAddr, load: SyslogLoad) {
     let mut failures = 0u32;
     let grant = UDP_LINES_PER_GRANT.min(load.batch) as u64;
     loop {
-        let n = load.budget.take(grant);
+        let n = load.budget.take_paced(grant, load.bucket.as_deref());
         if n == 0 {
-            break;
-        }
-        if let Some(b) = &load.bucket
-            && !b.acquire(n, load.budget.deadline())
-        {
-            load.budget.give_back(n);
             break;
         }
         writer.stamp_now();

@@ -138,6 +138,21 @@ impl Budget {
         self.stopped.store(true, Ordering::Relaxed);
     }
 
+    /// Lines the next batch of a sender may carry: up to `want` taken from the budget, then
+    /// paced by `bucket` if the run is rate-limited. 0 means the run is over for this sender
+    /// (count or deadline reached; what the bucket could not grant in time is given back).
+    pub fn take_paced(&self, want: u64, bucket: Option<&TokenBucket>) -> u64 {
+        let n = self.take(want);
+        if n > 0
+            && let Some(b) = bucket
+            && !b.acquire(n, self.deadline())
+        {
+            self.give_back(n);
+            return 0;
+        }
+        n
+    }
+
     /// True once the deadline has passed, the count is spent or the run was stopped.
     pub fn is_over(&self) -> bool {
         self.stopped.load(Ordering::Relaxed)
@@ -230,6 +245,18 @@ mod tests {
         assert!(budget.is_over());
         budget.give_back(5);
         assert_eq!(budget.take(100), 5);
+    }
+
+    #[test]
+    fn take_paced_gives_back_what_the_bucket_cannot_grant_in_time() {
+        let soon = Instant::now() + Duration::from_millis(50);
+        let budget = Budget::new(Some(1000), soon);
+        assert_eq!(budget.take_paced(10, None), 10);
+        // 1 line/s cannot pay for 500 lines before the deadline: nothing is sent, and the
+        // lines stay in the budget.
+        let slow = TokenBucket::new(1, Instant::now());
+        assert_eq!(budget.take_paced(500, Some(&slow)), 0);
+        assert_eq!(budget.take(2000), 990);
     }
 
     #[test]

@@ -65,8 +65,8 @@ pub(crate) struct Token {
     pub pos: usize,
 }
 
-/// Words that are always keywords in LogQL and therefore cannot name a label.
-const RESERVED: [&str; 21] = [
+/// Operator and modifier words that are always keywords in LogQL.
+const OPERATOR_KEYWORDS: [&str; 11] = [
     "or",
     "and",
     "unless",
@@ -78,6 +78,10 @@ const RESERVED: [&str; 21] = [
     "group_left",
     "group_right",
     "offset",
+];
+
+/// Pipeline stages introduced by a keyword after `|`; keywords too.
+pub(crate) const STAGE_KEYWORDS: [&str; 10] = [
     "json",
     "logfmt",
     "regexp",
@@ -91,7 +95,12 @@ const RESERVED: [&str; 21] = [
 ];
 
 pub(crate) fn is_reserved(word: &str) -> bool {
-    RESERVED.iter().any(|r| r.eq_ignore_ascii_case(word)) || word.eq_ignore_ascii_case("unwrap")
+    // Words that are always keywords in LogQL and therefore cannot name a label.
+    OPERATOR_KEYWORDS
+        .iter()
+        .chain(STAGE_KEYWORDS.iter())
+        .any(|r| r.eq_ignore_ascii_case(word))
+        || word.eq_ignore_ascii_case("unwrap")
 }
 
 impl Tok {

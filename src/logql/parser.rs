@@ -14,7 +14,7 @@
 //! stages after `|` (parsers, label filters, formatting, `drop`/`keep`, `decolorize`).
 
 use super::ast::{Expr, LogExpr, LogSelector};
-use super::lexer::{Tok, Token, is_reserved, lex, line_col};
+use super::lexer::{STAGE_KEYWORDS, Tok, Token, is_reserved, lex, line_col};
 use super::matchers::{FilterOperand, LabelMatcher, LineFilter, LineFilterOp, MatchOp};
 use super::{NESTING_DEPTH_MAX, ParseError, QUERY_BYTES_MAX};
 
@@ -57,20 +57,6 @@ const METRIC_FUNCTIONS: [&str; 31] = [
     "vector",
     "variants",
     "count_values",
-];
-
-/// Pipeline stages introduced by a keyword after `|`.
-const STAGE_KEYWORDS: [&str; 10] = [
-    "json",
-    "logfmt",
-    "regexp",
-    "pattern",
-    "unpack",
-    "line_format",
-    "label_format",
-    "decolorize",
-    "drop",
-    "keep",
 ];
 
 /// Parses a query as Loki's `ParseExpr` does, including the requirement that a selector have

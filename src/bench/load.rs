@@ -105,14 +105,7 @@ impl LoadOutcome {
     pub fn total(&self) -> SourceTotals {
         let mut sum = SourceTotals::default();
         for t in self.sources.values() {
-            sum.lines_sent += t.lines_sent;
-            sum.lines_acked += t.lines_acked;
-            sum.lines_refused += t.lines_refused;
-            sum.lines_unknown += t.lines_unknown;
-            sum.line_bytes += t.line_bytes;
-            sum.wire_bytes += t.wire_bytes;
-            sum.errors += t.errors;
-            sum.requests += t.requests;
+            sum.add(t);
         }
         sum
     }

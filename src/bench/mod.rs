@@ -483,15 +483,7 @@ fn build_report(
         errors += total.errors + r.load.queries.iter().map(|q| q.errors).sum::<u64>();
         seconds += r.seconds;
         for (name, t) in &r.load.sources {
-            let s = sources.entry(name.to_string()).or_default();
-            s.lines_sent += t.lines_sent;
-            s.lines_acked += t.lines_acked;
-            s.lines_refused += t.lines_refused;
-            s.lines_unknown += t.lines_unknown;
-            s.line_bytes += t.line_bytes;
-            s.wire_bytes += t.wire_bytes;
-            s.errors += t.errors;
-            s.requests += t.requests;
+            sources.entry(name.to_string()).or_default().add(t);
         }
         if let Some(h) = &r.load.ack_latency {
             merge(&mut ack, h);

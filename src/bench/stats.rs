@@ -75,6 +75,20 @@ pub struct SourceTotals {
     pub requests: u64,
 }
 
+impl SourceTotals {
+    /// Adds another source's (or round's) totals to these.
+    pub fn add(&mut self, t: &SourceTotals) {
+        self.lines_sent += t.lines_sent;
+        self.lines_acked += t.lines_acked;
+        self.lines_refused += t.lines_refused;
+        self.lines_unknown += t.lines_unknown;
+        self.line_bytes += t.line_bytes;
+        self.wire_bytes += t.wire_bytes;
+        self.errors += t.errors;
+        self.requests += t.requests;
+    }
+}
+
 /// A fresh latency histogram in microseconds.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_DIGITS)

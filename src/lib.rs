@@ -11,6 +11,7 @@
 //! - [`query`]: Loki query parameters, per-shard evaluation, the cross-shard merge.
 //! - [`http`]: the HTTP/1.1 server and the Loki-compatible routes.
 //! - [`metrics`]: counters, histograms and the Prometheus exposition.
+//! - [`storage`]: the disk under the WAL and the parts, real or simulated for crash tests.
 //! - [`chunk`]: the immutable, compressed part files that head chunks are sealed into.
 //! - [`bench`]: the benchmark harness (`shardlog bench`) that drives a real server.
 //! - [`doctor`]: host checks (`shardlog doctor`).
@@ -27,4 +28,5 @@ pub mod model;
 pub mod query;
 pub mod runtime;
 pub mod shard;
+pub mod storage;
 pub mod wal;

@@ -44,6 +44,20 @@ pub const SYSLOG_UDP_RECV_BUFFER_BYTES_DEFAULT: usize = 8 * 1024 * 1024;
 /// `creation_grace_period` default is 10 minutes).
 pub const FUTURE_SKEW_SECONDS_MAX_DEFAULT: u64 = 600;
 
+/// A head is sealed at about 1 MiB of lines: one zstd block's worth (see `chunk::part`).
+pub const SEAL_BYTES_DEFAULT: usize = 1 << 20;
+
+/// A head is sealed at the latest 5 minutes after its oldest entry arrived, so a restart
+/// replays at most a few minutes of WAL.
+pub const SEAL_AGE_DEFAULT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// One partition per day, as Loki's and VictoriaLogs' daily indexes.
+pub const PARTITION_DEFAULT: std::time::Duration = std::time::Duration::from_secs(86400);
+
+/// Compaction reads plus writes at most 64 MiB/s per core by default: a small share of a
+/// disk's bandwidth, so ingest and queries keep theirs.
+pub const COMPACTION_BYTES_PER_SECOND_DEFAULT: u64 = 64 << 20;
+
 /// Entries one query may return (Loki's `max_entries_limit_per_query` default).
 pub const QUERY_ENTRIES_MAX: u32 = 5000;
 /// Streams one query may return (Loki's `max_query_series` is 500 for metrics; for log

@@ -89,6 +89,38 @@ pub struct ServeArgs {
     /// How far in the future a timestamp may be before it is clamped to now (and counted).
     #[arg(long, value_name = "SECONDS")]
     pub future_skew_seconds_max: Option<u64>,
+
+    /// A stream's head is sealed into a part once its lines reach this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub seal_bytes: Option<usize>,
+
+    /// A stream's head is sealed once its oldest entry arrived this long ago (e.g. `5m`),
+    /// which also bounds how much WAL a restart replays.
+    #[arg(long, value_name = "DURATION")]
+    pub seal_age: Option<String>,
+
+    /// Time span of one partition of part files (e.g. `1d`, `6h`); retention drops whole
+    /// partitions.
+    #[arg(long, value_name = "DURATION")]
+    pub partition: Option<String>,
+
+    /// zstd level of sealed blocks.
+    #[arg(long, value_name = "LEVEL")]
+    pub zstd_level: Option<i32>,
+
+    /// Drop partitions whose newest line is older than this (e.g. `30d`); empty or `0`: keep
+    /// everything.
+    #[arg(long, value_name = "DURATION")]
+    pub retention: Option<String>,
+
+    /// Drop the oldest partitions while the part files of all shards take more than this
+    /// many bytes; 0: no cap.
+    #[arg(long, value_name = "BYTES")]
+    pub retention_max_bytes: Option<u64>,
+
+    /// Bytes per second that compaction may read plus write, per core.
+    #[arg(long, value_name = "BYTES")]
+    pub compaction_bytes_per_second: Option<u64>,
 }
 
 /// The validated configuration the server runs with.
@@ -109,6 +141,15 @@ pub struct Config {
     pub syslog_tcp_unacked_bytes_max: usize,
     pub syslog_udp_recv_buffer_bytes: usize,
     pub future_skew_max: Duration,
+    pub seal_bytes: usize,
+    pub seal_age: Duration,
+    pub partition: Duration,
+    pub zstd_level: i32,
+    /// `None`: keep everything.
+    pub retention: Option<Duration>,
+    /// 0: no cap.
+    pub retention_max_bytes: u64,
+    pub compaction_bytes_per_second: u64,
 }
 
 /// A configuration error; the message names the key and what was wrong.
@@ -165,6 +206,15 @@ impl ServeArgs {
             future_skew_seconds_max: self
                 .future_skew_seconds_max
                 .or(file.future_skew_seconds_max),
+            seal_bytes: self.seal_bytes.or(file.seal_bytes),
+            seal_age: self.seal_age.or(file.seal_age),
+            partition: self.partition.or(file.partition),
+            zstd_level: self.zstd_level.or(file.zstd_level),
+            retention: self.retention.or(file.retention),
+            retention_max_bytes: self.retention_max_bytes.or(file.retention_max_bytes),
+            compaction_bytes_per_second: self
+                .compaction_bytes_per_second
+                .or(file.compaction_bytes_per_second),
         }
     }
 
@@ -270,7 +320,64 @@ impl ServeArgs {
             0,
             365 * 86400,
         )? as u64;
+        let seal_bytes = within(
+            "seal_bytes",
+            self.seal_bytes,
+            SEAL_BYTES_DEFAULT,
+            crate::chunk::part::BLOCK_BYTES_TARGET_MIN,
+            crate::chunk::BLOCK_BYTES_TARGET_LIMIT,
+        )?;
+        let seal_age = duration(
+            "seal_age",
+            self.seal_age.as_deref(),
+            SEAL_AGE_DEFAULT,
+            Duration::from_millis(100),
+            Duration::from_secs(86400),
+        )?
+        .expect("a default is given");
+        let partition = duration(
+            "partition",
+            self.partition.as_deref(),
+            PARTITION_DEFAULT,
+            Duration::from_secs(3600),
+            Duration::from_secs(7 * 86400),
+        )?
+        .expect("a default is given");
+        if !partition.as_secs().is_multiple_of(3600) || partition.subsec_nanos() != 0 {
+            return Err(bad("partition", "must be a whole number of hours"));
+        }
+        let zstd_level = self
+            .zstd_level
+            .unwrap_or(crate::chunk::part::ZSTD_LEVEL_DEFAULT);
+        let levels = zstd::compression_level_range();
+        if !levels.contains(&zstd_level) {
+            return Err(bad(
+                "zstd_level",
+                format!("{zstd_level} is outside zstd's range {levels:?}"),
+            ));
+        }
+        let retention = duration(
+            "retention",
+            self.retention.as_deref(),
+            Duration::ZERO,
+            Duration::from_secs(3600),
+            Duration::from_secs(100 * 365 * 86400),
+        )?;
+        let compaction_bytes_per_second = within(
+            "compaction_bytes_per_second",
+            self.compaction_bytes_per_second.map(|v| v as usize),
+            COMPACTION_BYTES_PER_SECOND_DEFAULT as usize,
+            1 << 20,
+            1 << 40,
+        )? as u64;
         Ok(Config {
+            seal_bytes,
+            seal_age,
+            partition,
+            zstd_level,
+            retention,
+            retention_max_bytes: self.retention_max_bytes.unwrap_or(0),
+            compaction_bytes_per_second,
             data_dir,
             http_addr,
             syslog_tcp_addr,
@@ -294,6 +401,40 @@ fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))
+}
+
+/// Parses a duration key (`30d`, `5m`, `500ms`) within `[min, max]`. `0` or an empty value is
+/// `None` (off) when the default is zero; otherwise the default applies when the key is absent.
+fn duration(
+    key: &str,
+    value: Option<&str>,
+    default: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<Option<Duration>, ConfigError> {
+    let d = match value.map(str::trim) {
+        None => default,
+        Some("") | Some("0") => Duration::ZERO,
+        Some(v) => {
+            let ns = crate::logql::duration::parse_prometheus_duration(v)
+                .or_else(|_| crate::logql::duration::parse_go_duration(v))
+                .map_err(|e| bad(key, format!("`{v}` is not a duration: {e}")))?;
+            if ns < 0 {
+                return Err(bad(key, format!("`{v}` is negative")));
+            }
+            Duration::from_nanos(ns as u64)
+        }
+    };
+    if d.is_zero() {
+        if default.is_zero() {
+            return Ok(None);
+        }
+        return Err(bad(key, "must not be zero"));
+    }
+    if d < min || d > max {
+        return Err(bad(key, format!("{d:?} is outside {min:?}..={max:?}")));
+    }
+    Ok(Some(d))
 }
 
 /// Parses a listen address; an empty string means "off".

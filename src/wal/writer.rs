@@ -62,6 +62,9 @@ struct Inner {
     room: Event,
     /// Completed when the committer task has exited and closed its segment.
     exited: Completion,
+    /// Called with the last seq of every commit that became durable, in seq order, before
+    /// its appends are resolved (see [`Wal::set_durable_hook`]).
+    durable_hook: RefCell<Option<Box<dyn Fn(u64)>>>,
     stats: Stats,
 }
 
@@ -161,6 +164,7 @@ impl Wal {
             wake: Signal::default(),
             room: Event::default(),
             exited: Completion::default(),
+            durable_hook: RefCell::new(None),
             stats: Stats {
                 bytes_written: Counter::default(),
                 records: Counter::default(),
@@ -182,6 +186,24 @@ impl Wal {
     /// Appends one record and resolves with its seq once it is durable (written and
     /// `fdatasync`ed). Seqs follow the order of the calls.
     pub async fn append(&self, body: &[u8]) -> Result<u64, WalError> {
+        self.append_with(body, |_| {}).await
+    }
+
+    /// Sets the function told, in seq order and before the waiting appends resume, the last
+    /// seq of each commit that became durable. It runs on the committer task, so it runs even
+    /// if an appending task is dropped while it waits: whatever it does for a durable record
+    /// is never skipped and never reordered.
+    pub fn set_durable_hook(&self, hook: Box<dyn Fn(u64)>) {
+        *self.inner.durable_hook.borrow_mut() = Some(hook);
+    }
+
+    /// [`Wal::append`], calling `assigned` with the record's seq as soon as it has one, before
+    /// waiting for durability (so the caller can queue work for the durable hook).
+    pub async fn append_with(
+        &self,
+        body: &[u8],
+        assigned: impl FnOnce(u64),
+    ) -> Result<u64, WalError> {
         if body.len() > RECORD_BODY_BYTES_MAX {
             return Err(WalError::RecordTooLarge {
                 len: body.len(),
@@ -232,6 +254,7 @@ impl Wal {
             }
             (seq, done, wake)
         };
+        assigned(seq);
         if wake {
             inner.wake.notify();
         }
@@ -405,6 +428,9 @@ async fn committer(inner: Rc<Inner>, mut segment: ActiveSegment) {
                 }
                 inner.stats.records.add(last_seq - first_seq + 1);
                 inner.stats.commits.inc();
+                if let Some(hook) = inner.durable_hook.borrow().as_ref() {
+                    hook(last_seq);
+                }
                 done.complete(Ok(()));
                 inner.room.notify_all();
             }

@@ -12,6 +12,7 @@
 //! - [`http`]: the HTTP/1.1 server and the Loki-compatible routes.
 //! - [`metrics`]: counters, histograms and the Prometheus exposition.
 //! - [`storage`]: the disk under the WAL and the parts, real or simulated for crash tests.
+//! - [`store`]: a shard's part files and manifest: sealing, checkpoints, compaction, retention.
 //! - [`chunk`]: the immutable, compressed part files that head chunks are sealed into.
 //! - [`bench`]: the benchmark harness (`shardlog bench`) that drives a real server.
 //! - [`doctor`]: host checks (`shardlog doctor`).
@@ -29,4 +30,5 @@ pub mod query;
 pub mod runtime;
 pub mod shard;
 pub mod storage;
+pub mod store;
 pub mod wal;

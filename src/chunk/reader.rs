@@ -63,6 +63,40 @@ impl<'a> PartReader<'a> {
         Self::open_at(tail, tail_offset, footer, path, false)
     }
 
+    /// Re-opens a tail that [`Self::open_tail`] already accepted, without checking it again:
+    /// the metadata is accessed without validation and the blooms' crc is not recomputed.
+    /// The store does this for every query on a part it keeps in memory, so the checks are
+    /// paid once per part, at load.
+    ///
+    /// # Safety
+    ///
+    /// `tail`, `tail_offset` and `path` must be exactly those of an earlier successful
+    /// [`Self::open_tail`] call, and the bytes must not have changed since (the store keeps
+    /// them in an immutable buffer). Otherwise the unchecked archive access is undefined
+    /// behaviour.
+    pub unsafe fn reopen_verified_tail(
+        tail: &'a [u8],
+        tail_offset: u64,
+        footer: PartFooter,
+        path: &Path,
+    ) -> PartReader<'a> {
+        let rel = |off: u64| (off - tail_offset) as usize;
+        let meta_start = rel(footer.meta_offset);
+        let meta_bytes = &tail[meta_start..meta_start + footer.meta_len as usize];
+        // SAFETY: the caller promises these bytes passed `rkyv::access` in `open_tail`.
+        let meta = unsafe { rkyv::access_unchecked::<ArchivedPartMeta>(meta_bytes) };
+        let blooms = (tail_offset <= footer.bloom_offset)
+            .then(|| &tail[rel(footer.bloom_offset)..meta_start]);
+        PartReader {
+            path: path.to_path_buf(),
+            file: None,
+            blooms,
+            footer,
+            meta,
+            meta_addr: meta_bytes.as_ptr() as usize,
+        }
+    }
+
     fn open_at(
         buf: &'a [u8],
         base: u64,

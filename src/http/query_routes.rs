@@ -70,7 +70,17 @@ async fn ask_all(core: &Rc<Core>, req: ShardRequest) -> Result<Vec<ShardAnswer>,
     })
     .await;
     match answer {
-        Some(Ok(a)) => Ok(a),
+        Some(Ok(a)) => {
+            // A shard that could not read data it needed (a corrupt part, a failing disk)
+            // fails the whole query: a partial answer would silently hide lines.
+            if let Some(why) = a.iter().find_map(|a| match a {
+                ShardAnswer::Failed(why) => Some(why),
+                _ => None,
+            }) {
+                return Err(Response::text(500, &format!("{why}\n")));
+            }
+            Ok(a)
+        }
         Some(Err(e)) => Err(Response::text(500, &format!("{e}\n"))),
         None => Err(Response::text(
             504,

@@ -117,7 +117,7 @@ impl Core {
         }
         self.in_flight.set(self.in_flight.get() + 1);
         let result = if owner == self.id {
-            self.shard.append(&batch, protocol).await
+            self.shard.append(batch, protocol).await
         } else {
             let (tx, rx) = oneshot::channel();
             let msg = MeshMsg::Append {
@@ -290,6 +290,10 @@ async fn run_core(
         return Err(format!("shard {id}: WAL recovery failed: {e}"));
     }
     lifecycle.recovered.fetch_add(1, Ordering::AcqRel);
+    // Sealing, checkpoints, compaction and retention run in the background queue.
+    glommio::spawn_local_into(shard.clone().run_sealer(), background_tq)
+        .map_err(|e| format!("shard {id}: cannot start the sealer: {e}"))?
+        .detach();
     // Listeners start once every shard can take writes, so that no batch is routed to a
     // shard still replaying its WAL.
     while lifecycle.recovered.load(Ordering::Acquire) < lifecycle.shards {
@@ -368,7 +372,7 @@ fn spawn_receivers(
                             let shard = core.shard.clone();
                             glommio::spawn_local_into(
                                 async move {
-                                    let r = shard.append(&batch, protocol).await;
+                                    let r = shard.append(batch, protocol).await;
                                     let _ = reply.send(r);
                                 },
                                 core.ingest_tq,

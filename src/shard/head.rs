@@ -31,6 +31,12 @@ pub struct StreamHead {
     in_order: bool,
     min_ts: TimestampNs,
     max_ts: TimestampNs,
+    /// WAL seqs of the first and last records with entries in this head (0: none). A head
+    /// with entries pins the WAL from `first_seq` on until it is sealed.
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// When the first entry of this head arrived (sealing by age).
+    pub first_arrival: Option<std::time::Instant>,
 }
 
 /// A borrowed view of one entry.
@@ -98,7 +104,42 @@ impl StreamHead {
             in_order: true,
             min_ts: TimestampNs::MAX,
             max_ts: TimestampNs::MIN,
+            first_seq: 0,
+            last_seq: 0,
+            first_arrival: None,
         }
+    }
+
+    /// Notes that entries of WAL record `seq` are being appended.
+    pub fn note_seq(&mut self, seq: u64) {
+        if self.first_seq == 0 {
+            self.first_seq = seq;
+            self.first_arrival = Some(std::time::Instant::now());
+        }
+        self.last_seq = seq;
+    }
+
+    /// Takes every entry out, leaving an empty head of the same stream.
+    pub fn take(&mut self) -> StreamHead {
+        let empty = StreamHead::new(self.id, &self.tenant, self.labels.clone());
+        std::mem::replace(self, empty)
+    }
+
+    pub fn min_ts(&self) -> TimestampNs {
+        self.min_ts
+    }
+
+    pub fn max_ts(&self) -> TimestampNs {
+        self.max_ts
+    }
+
+    /// Entry indexes sorted by timestamp, ties in arrival order (the order a part stores).
+    pub fn time_order(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.len() as u32).collect();
+        if !self.in_order {
+            order.sort_by_key(|&i| self.timestamps[i as usize]);
+        }
+        order
     }
 
     pub fn push(&mut self, ts: TimestampNs, line: &str, metadata: &[(&str, &str)]) {

@@ -25,6 +25,9 @@ struct TenantIndex {
 #[derive(Default)]
 pub struct Streams {
     heads: Vec<StreamHead>,
+    /// Per stream, the time range of its entries in parts (`None`: nothing sealed), so that
+    /// streams whose data is only in parts are still selected.
+    sealed: Vec<Option<(TimestampNs, TimestampNs)>>,
     by_id: AHashMap<StreamId, StreamIdx>,
     tenants: AHashMap<String, TenantIndex>,
 }
@@ -54,6 +57,7 @@ impl Streams {
                 .push(idx);
         }
         self.heads.push(StreamHead::new(id, tenant, labels));
+        self.sealed.push(None);
         self.by_id.insert(id, idx);
         idx
     }
@@ -68,6 +72,38 @@ impl Streams {
 
     pub fn len(&self) -> usize {
         self.heads.len()
+    }
+
+    pub fn index_of(&self, id: StreamId) -> Option<StreamIdx> {
+        self.by_id.get(&id).copied()
+    }
+
+    pub fn heads(&self) -> &[StreamHead] {
+        &self.heads
+    }
+
+    /// Takes the entries of every non-empty head that `due` picks, leaving empty heads.
+    pub fn take_heads(&mut self, mut due: impl FnMut(&StreamHead) -> bool) -> Vec<StreamHead> {
+        self.heads
+            .iter_mut()
+            .filter(|h| !h.is_empty() && due(h))
+            .map(StreamHead::take)
+            .collect()
+    }
+
+    /// Widens the sealed time range of a stream.
+    pub fn note_sealed(&mut self, idx: StreamIdx, min: TimestampNs, max: TimestampNs) {
+        let r = &mut self.sealed[idx as usize];
+        *r = Some(match *r {
+            Some((lo, hi)) => (lo.min(min), hi.max(max)),
+            None => (min, max),
+        });
+    }
+
+    /// Whether stream `idx` may have entries in `[start, end)`, in its head or in parts.
+    fn overlaps(&self, idx: StreamIdx, start: TimestampNs, end: TimestampNs) -> bool {
+        self.heads[idx as usize].overlaps(start, end)
+            || self.sealed[idx as usize].is_some_and(|(lo, hi)| lo < end && hi >= start)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -108,7 +144,8 @@ impl Streams {
             .copied()
             .filter(|&idx| {
                 let h = &self.heads[idx as usize];
-                h.overlaps(start, end) && matchers.iter().all(|m| m.matches(h.labels.get(&m.name)))
+                self.overlaps(idx, start, end)
+                    && matchers.iter().all(|m| m.matches(h.labels.get(&m.name)))
             })
             .collect()
     }
@@ -153,7 +190,7 @@ impl Streams {
             .filter(|(_, streams)| {
                 streams.iter().any(|&idx| {
                     let h = &self.heads[idx as usize];
-                    h.overlaps(start, end)
+                    self.overlaps(idx, start, end)
                         && matchers.iter().all(|m| m.matches(h.labels.get(&m.name)))
                 })
             })

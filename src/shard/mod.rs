@@ -1,5 +1,5 @@
-//! What one core owns: its streams' head chunks, their label index, its WAL, and the
-//! evaluation of a query over them.
+//! What one core owns: its streams' head chunks, their label index, its WAL, its part store,
+//! and the evaluation of a query over all of them.
 //!
 //! Which question it answers: "what does this shard hold, and which of it matches?" A shard
 //! lives on one executor and is never shared across threads: its state sits in `RefCell`s
@@ -8,20 +8,21 @@
 
 pub mod head;
 pub mod index;
+mod scan;
+mod seal;
 
 use std::cell::RefCell;
-use std::collections::BinaryHeap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::config::{Config, SCAN_ENTRIES_PER_YIELD};
+use crate::config::Config;
 use crate::logql::{LabelMatcher, LogSelector};
 use crate::metrics::{Counter, Histogram, HistogramSnapshot, REQUEST_LATENCY_BUCKETS};
 use crate::model::{BatchItem, BatchReader, Labels, StreamId, TimestampNs};
-use crate::query::merge::{Partial, PartialStream};
+use crate::query::merge::Partial;
 use crate::query::params::Direction;
-use crate::wal::{Wal, WalError, WalOptions, WalStats};
+use crate::wal::{Wal, WalOptions, WalStats};
 use index::{StreamIdx, Streams};
 
 /// How a batch arrived, for the per-protocol counters.
@@ -115,6 +116,9 @@ pub enum ShardAnswer {
     Series(Vec<Labels>),
     Stats(IndexStats),
     Metrics(Box<ShardMetrics>),
+    /// The shard could not read data the question needs (a corrupt part, a failing disk):
+    /// the query fails rather than answer with less than there is.
+    Failed(String),
 }
 
 /// Why lines were refused or thrown away, for `shardlog_discarded_lines_total{reason}`.
@@ -208,6 +212,33 @@ pub struct Shard {
     pub udp_socket_inode: std::cell::Cell<u64>,
     streams: RefCell<Streams>,
     wal: RefCell<Option<Rc<Wal>>>,
+    /// Batches with a WAL seq whose commit is not durable yet, in seq order; the WAL's durable
+    /// hook moves them into the heads (see [`Shard::on_durable`]).
+    pending: RefCell<std::collections::VecDeque<PendingBatch>>,
+    /// Highest WAL seq applied to the heads.
+    applied_seq: std::cell::Cell<u64>,
+    /// Line bytes in live heads, to seal early when memory fills.
+    head_bytes: std::cell::Cell<u64>,
+    /// This shard's part store, and the stores of shard numbers beyond the core count that it
+    /// serves read-only.
+    store: RefCell<Option<Rc<crate::store::Store>>>,
+    foreign_stores: RefCell<Vec<Rc<crate::store::Store>>>,
+    /// Heads taken by a seal round whose parts are not in the manifest yet: still read by
+    /// queries until the round commits.
+    sealing: RefCell<Vec<Arc<seal::SealingSet>>>,
+    seal_settings: std::cell::Cell<Option<seal::SealSettings>>,
+    /// Why sealing stopped (a disk error): the WAL keeps everything meanwhile.
+    seal_failed: RefCell<Option<String>>,
+    pub scan_counters: scan::ScanCounters,
+}
+
+/// A batch in the WAL's commit queue, waiting for its commit to become durable.
+struct PendingBatch {
+    seq: u64,
+    bytes: Rc<Vec<u8>>,
+    protocol: Protocol,
+    entries: u64,
+    line_bytes: u64,
 }
 
 impl Shard {
@@ -219,116 +250,303 @@ impl Shard {
             udp_socket_inode: std::cell::Cell::new(0),
             streams: RefCell::new(Streams::default()),
             wal: RefCell::new(None),
+            pending: RefCell::new(std::collections::VecDeque::new()),
+            applied_seq: std::cell::Cell::new(0),
+            head_bytes: std::cell::Cell::new(0),
+            store: RefCell::new(None),
+            foreign_stores: RefCell::new(Vec::new()),
+            sealing: RefCell::new(Vec::new()),
+            seal_settings: std::cell::Cell::new(None),
+            seal_failed: RefCell::new(None),
+            scan_counters: scan::ScanCounters::default(),
         }
     }
 
     /// The WAL directory of shard `id`.
     pub fn wal_dir(data_dir: &std::path::Path, id: usize) -> PathBuf {
-        data_dir.join("wal").join(format!("shard-{id:04}"))
+        crate::store::paths::wal_dir(data_dir, id)
     }
 
-    /// Replays this shard's WAL (and the WALs of shards that no longer exist because the core
-    /// count shrank and whose number maps to this shard) into the heads, then opens the WAL
-    /// for writing. Runs before the server says it is ready.
-    pub async fn recover(&self, config: &Config) -> Result<(), WalError> {
-        let dir = Shard::wal_dir(&config.data_dir, self.id);
-        std::fs::create_dir_all(&dir).map_err(|source| WalError::Io {
-            path: dir.clone(),
-            op: "create directory",
-            source,
-        })?;
+    /// Brings the shard back to what was acknowledged before the last stop or crash, before
+    /// the server says it is ready:
+    /// 1. opens its part store (and, read-only, the stores of shard numbers beyond the core
+    ///    count that map to it) and indexes their streams from part metadata alone;
+    /// 2. replays the WALs of shard numbers beyond the core count that map to it, seals what
+    ///    they held into its own store and deletes them;
+    /// 3. replays its own WAL after the store's checkpoint, skipping entries already sealed
+    ///    (per-stream watermarks), and opens the WAL for writing.
+    pub async fn recover(self: &Rc<Self>, config: &Config) -> Result<(), String> {
+        let disk = crate::storage::Disk::real();
+        let data_dir = &config.data_dir;
+        let dir = Shard::wal_dir(data_dir, self.id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("creating the WAL directory {}: {e}", dir.display()))?;
         // glommio decides once per executor and device whether polled direct reads work, by
         // reading the first DMA file it opens; make that a file with data in it (in this
         // shard's own directory: the shards start concurrently).
-        crate::wal::prime_dma_probe(&dir).await?;
-        // WAL directories of shard numbers beyond the current count: their data is still
-        // replayed (by shard `n % cores`) so that nothing written before a restart with fewer
-        // cores is lost or hidden. Their files stay until a checkpoint covers them.
-        let wal_root = config.data_dir.join("wal");
-        let mut orphans = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(&wal_root) {
-            for e in rd.flatten() {
-                let name = e.file_name();
-                let Some(n) = name
-                    .to_str()
-                    .and_then(|s| s.strip_prefix("shard-"))
-                    .and_then(|s| s.parse::<usize>().ok())
-                else {
-                    continue;
-                };
-                if n >= config.cores && n % config.cores == self.id {
-                    orphans.push(e.path());
-                }
-            }
+        crate::wal::prime_dma_probe(&dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        let settings = seal::SealSettings::from_config(config);
+        self.seal_settings.set(Some(settings));
+        let store =
+            crate::store::Store::open(disk.clone(), data_dir, self.id, settings.store, true)
+                .await
+                .map_err(|e| format!("opening the part store: {e}"))?;
+        let store = Rc::new(store);
+        self.index_store(&store);
+        *self.store.borrow_mut() = Some(store.clone());
+
+        // Stores and WALs of shard numbers this shard stands in for.
+        let foreign = |parent: &str| -> Vec<usize> {
+            crate::store::paths::shard_numbers_in(&data_dir.join(parent))
+                .into_iter()
+                .filter(|&n| n >= config.cores && n % config.cores == self.id)
+                .collect()
+        };
+        for n in foreign(crate::store::paths::SHARDS_DIR) {
+            let s = crate::store::Store::open(disk.clone(), data_dir, n, settings.store, false)
+                .await
+                .map_err(|e| format!("opening the part store of shard {n}: {e}"))?;
+            let s = Rc::new(s);
+            self.index_store(&s);
+            self.foreign_stores.borrow_mut().push(s);
         }
-        orphans.sort();
-        for dir in orphans {
-            let report = crate::wal::replay_dir(&dir, config.wal_repair, |_, body| {
-                self.replayed(self.apply(body))
-            })
-            .await?;
-            eprintln!(
-                "shard {}: replayed orphan WAL {} ({report:?})",
-                self.id,
-                dir.display()
-            );
+        for n in foreign(crate::store::paths::WAL_DIR) {
+            self.take_over_wal(n, config).await?;
         }
+        let stale: Vec<u32> = store
+            .manifest()
+            .foreign
+            .iter()
+            .map(|f| f.0)
+            .filter(|&n| !Shard::wal_dir(data_dir, n as usize).exists())
+            .collect();
+        if !stale.is_empty() {
+            let _guard = store.lock().await;
+            store
+                .commit_locked(
+                    crate::store::Change {
+                        forget_foreign: stale,
+                        ..Default::default()
+                    },
+                    || {},
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+
+        let sealed = store.manifest().clone();
+        let first_seq_min = sealed
+            .watermarks
+            .iter()
+            .map(|w| w.1)
+            .max()
+            .unwrap_or(0)
+            .max(sealed.wal_checkpoint)
+            + 1;
         let opts = WalOptions {
             segment_bytes_max: config.wal_segment_bytes_max,
             commit_interval: config.wal_commit_interval,
             commit_bytes_max: crate::wal::COMMIT_BYTES_MAX_DEFAULT,
             shard_id: self.id as u32,
+            first_seq_min,
         };
-        let (wal, report) = Wal::open(&dir, opts, config.wal_repair, |_, body| {
-            self.replayed(self.apply(body))
+        let (wal, report) = Wal::open(&dir, opts, config.wal_repair, |seq, body| {
+            if seq <= sealed.wal_checkpoint {
+                return Ok(());
+            }
+            self.replayed(self.apply(seq, body, Some(&sealed), true))
         })
-        .await?;
-        eprintln!("shard {}: WAL recovered ({report:?})", self.id);
+        .await
+        .map_err(|e| e.to_string())?;
+        eprintln!(
+            "shard {}: recovered {} parts, WAL after checkpoint {} ({report:?})",
+            self.id,
+            store.part_count(),
+            sealed.wal_checkpoint
+        );
+        if sealed.wal_checkpoint > 0
+            && let Err(e) = wal.remove_segments_through(sealed.wal_checkpoint).await
+        {
+            eprintln!("shard {}: WAL checkpoint at start: {e}", self.id);
+        }
+        let me = Rc::downgrade(self);
+        wal.set_durable_hook(Box::new(move |through| {
+            if let Some(shard) = me.upgrade() {
+                shard.on_durable(through);
+            }
+        }));
         *self.wal.borrow_mut() = Some(Rc::new(wal));
         Ok(())
     }
 
+    /// Replays the WAL of shard number `n` (beyond the core count) into the heads, seals all of
+    /// it into this shard's store, then deletes it. Its records up to what its own store had
+    /// sealed, or what an earlier take-over sealed, are skipped.
+    async fn take_over_wal(&self, n: usize, config: &Config) -> Result<(), String> {
+        let dir = Shard::wal_dir(&config.data_dir, n);
+        let own = self.store.borrow().clone().expect("opened first");
+        let theirs = self
+            .foreign_stores
+            .borrow()
+            .iter()
+            .find(|s| s.dir_shard() as usize == n)
+            .map(|s| s.manifest().clone())
+            .unwrap_or_default();
+        let through = own
+            .manifest()
+            .foreign_through(n as u32)
+            .max(theirs.wal_checkpoint);
+        let mut last = 0;
+        let report = crate::wal::replay_dir(&dir, config.wal_repair, |seq, body| {
+            last = seq;
+            if seq <= through {
+                return Ok(());
+            }
+            self.replayed(self.apply(seq, body, Some(&theirs), false))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        eprintln!(
+            "shard {}: replayed the WAL of shard {n} ({report:?}); sealing it",
+            self.id
+        );
+        self.seal_round(seal::SealMode::Foreign {
+            shard: n as u32,
+            through: last.max(through),
+        })
+        .await
+        .map_err(|e| format!("sealing the WAL of shard {n}: {e}"))?;
+        // Sealed and named by the manifest: the WAL is no longer needed.
+        let disk = own.disk().clone();
+        for name in disk.list_dir(&dir).map_err(|e| e.to_string())? {
+            let path = dir.join(name);
+            disk.remove(&path)
+                .await
+                .map_err(|e| format!("removing {}: {e}", path.display()))?;
+        }
+        disk.remove_dir(&dir)
+            .map_err(|e| format!("removing {}: {e}", dir.display()))?;
+        if let Some(parent) = dir.parent() {
+            disk.sync_dir(parent)
+                .await
+                .map_err(|e| format!("syncing {}: {e}", parent.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Adds a store's streams to the label index, with the time range of their sealed data.
+    fn index_store(&self, store: &crate::store::Store) {
+        let mut streams = self.streams.borrow_mut();
+        for part in store.parts() {
+            let reader = part.reader();
+            for s in reader.streams() {
+                let range = s.block_range();
+                let blocks = &reader.blocks()[range];
+                let min = blocks.iter().map(|b| b.min_ts.to_native()).min();
+                let max = blocks.iter().map(|b| b.max_ts.to_native()).max();
+                let idx = streams.get_or_create(s.id.to_native(), s.tenant.as_str(), || {
+                    Labels::from_pairs(s.labels.iter().map(|p| (p.name.as_str(), p.value.as_str())))
+                });
+                if let (Some(min), Some(max)) = (min, max) {
+                    streams.note_sealed(idx, min, max);
+                }
+            }
+        }
+    }
+
     /// Makes a batch durable, then visible. Resolves after the WAL's group commit holding it
-    /// has been fdatasync'ed; an error means nothing of it is acknowledged.
+    /// has been fdatasync'ed and the batch applied to the heads; an error means nothing of it
+    /// is acknowledged.
     pub async fn append(
         &self,
-        batch: &crate::model::Batch,
+        batch: crate::model::Batch,
         protocol: Protocol,
     ) -> Result<(), String> {
         let wal = self.wal.borrow().clone();
         let Some(wal) = wal else {
             return Err(format!("shard {} is not open for writes", self.id));
         };
-        if let Err(e) = wal.append(&batch.bytes).await {
+        let entries = batch.entries as u64;
+        let line_bytes = batch.line_bytes;
+        let bytes = Rc::new(batch.bytes);
+        let appended = wal
+            .append_with(&bytes, |seq| {
+                // No await between getting the seq and queueing: the durable hook finds every
+                // durable batch here, in seq order.
+                self.pending.borrow_mut().push_back(PendingBatch {
+                    seq,
+                    bytes: bytes.clone(),
+                    protocol,
+                    entries,
+                    line_bytes,
+                })
+            })
+            .await;
+        if let Err(e) = appended {
+            if wal.stats().poisoned.is_some() {
+                // Nothing queued will ever be durable.
+                self.pending.borrow_mut().clear();
+            }
             self.counters
-                .discard(DiscardReason::WalUnavailable, batch.entries as u64);
+                .discard(DiscardReason::WalUnavailable, entries);
             return Err(format!("shard {}: {e}", self.id));
         }
-        if let Err(e) = self.apply(&batch.bytes) {
-            // The batch was encoded by this process; failing to read it back is a bug, but
-            // the data is durable and replay will report the same problem with its offset.
-            eprintln!("shard {}: cannot apply a durable batch: {e}", self.id);
-            return Err(e.to_string());
-        }
-        self.counters.ingested_lines[protocol as usize].add(batch.entries as u64);
-        self.counters.ingested_bytes[protocol as usize].add(batch.line_bytes);
         Ok(())
     }
 
-    /// Inserts a batch's entries into the heads (live appends and WAL replay).
-    fn apply(&self, body: &[u8]) -> Result<u64, crate::model::batch::BatchError> {
+    /// The WAL's durable hook: applies every queued batch up to `through`, in seq order.
+    fn on_durable(&self, through: u64) {
+        loop {
+            let next = {
+                let mut pending = self.pending.borrow_mut();
+                match pending.front() {
+                    Some(p) if p.seq <= through => pending.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some(p) = next else { break };
+            if let Err(e) = self.apply(p.seq, &p.bytes, None, true) {
+                // The batch was encoded by this process; failing to read it back is a bug,
+                // but the data is durable and replay will report the same problem with its
+                // offset.
+                eprintln!("shard {}: cannot apply a durable batch: {e}", self.id);
+                continue;
+            }
+            self.counters.ingested_lines[p.protocol as usize].add(p.entries);
+            self.counters.ingested_bytes[p.protocol as usize].add(p.line_bytes);
+        }
+    }
+
+    /// Inserts the entries of WAL record `seq` into the heads (live appends and replay).
+    /// Entries of streams that `sealed` says are already in parts are skipped. `own`: the
+    /// record is from this shard's WAL (its seq counts for the checkpoint).
+    fn apply(
+        &self,
+        seq: u64,
+        body: &[u8],
+        sealed: Option<&crate::store::manifest::Manifest>,
+        own: bool,
+    ) -> Result<u64, crate::model::batch::BatchError> {
         let reader = BatchReader::new(body)?;
         let tenant = reader.tenant();
         let mut streams = self.streams.borrow_mut();
-        let mut local: Vec<StreamIdx> = Vec::new();
+        let mut local: Vec<Option<StreamIdx>> = Vec::new();
         let mut entries = 0;
+        let mut bytes = 0;
         for item in reader {
             match item? {
                 BatchItem::Stream { id, labels, .. } => {
-                    let idx = streams.get_or_create(id as StreamId, tenant, || {
-                        Labels::from_pairs(labels.iter().copied())
-                    });
-                    local.push(idx);
+                    let id = id as StreamId;
+                    if sealed.is_some_and(|m| seq <= m.sealed_through(id)) {
+                        local.push(None);
+                        continue;
+                    }
+                    let idx = streams
+                        .get_or_create(id, tenant, || Labels::from_pairs(labels.iter().copied()));
+                    streams.head_mut(idx).note_seq(seq);
+                    local.push(Some(idx));
                 }
                 BatchItem::Entry {
                     stream_index,
@@ -336,12 +554,19 @@ impl Shard {
                     line,
                     metadata,
                 } => {
-                    let idx = local[stream_index as usize];
+                    let Some(idx) = local[stream_index as usize] else {
+                        continue;
+                    };
                     streams.head_mut(idx).push(ts, line, &metadata);
                     entries += 1;
+                    bytes += line.len() as u64;
                 }
             }
         }
+        if own {
+            self.applied_seq.set(self.applied_seq.get().max(seq));
+        }
+        self.head_bytes.set(self.head_bytes.get() + bytes);
         Ok(entries)
     }
 
@@ -357,18 +582,31 @@ impl Shard {
         Ok(())
     }
 
-    /// Commits what is pending and closes the WAL (graceful shutdown).
-    pub async fn close(&self) -> Result<(), WalError> {
-        let wal = self.wal.borrow_mut().take();
-        match wal {
-            Some(wal) => wal.close().await,
-            None => Ok(()),
+    /// Graceful shutdown: commits what is pending, closes the WAL, then seals every head so
+    /// that the next start replays nothing.
+    pub async fn close(&self) -> Result<(), String> {
+        let wal = self.wal.borrow().clone();
+        if let Some(wal) = &wal {
+            wal.close().await.map_err(|e| e.to_string())?;
         }
+        if self.seal_failed.borrow().is_none() && self.store.borrow().is_some() {
+            if let Err(e) = self.seal_round(seal::SealMode::All).await {
+                eprintln!(
+                    "shard {}: sealing at shutdown failed (the WAL keeps the data): {e}",
+                    self.id
+                );
+            }
+        }
+        self.wal.borrow_mut().take();
+        Ok(())
     }
 
     pub async fn answer(&self, req: ShardRequest) -> ShardAnswer {
         match req {
-            ShardRequest::Logs(r) => ShardAnswer::Logs(self.logs(&r).await),
+            ShardRequest::Logs(r) => match self.logs(&r).await {
+                Ok(p) => ShardAnswer::Logs(p),
+                Err(why) => ShardAnswer::Failed(why),
+            },
             ShardRequest::LabelNames(r) => ShardAnswer::Strings(self.streams.borrow().label_names(
                 &r.tenant,
                 &r.matchers,
@@ -381,7 +619,10 @@ impl Shard {
                     .label_values(&r.tenant, &name, &r.matchers, r.start, r.end),
             ),
             ShardRequest::Series(r) => ShardAnswer::Series(self.series(&r)),
-            ShardRequest::Stats(r) => ShardAnswer::Stats(self.stats(&r)),
+            ShardRequest::Stats(r) => match self.stats(&r).await {
+                Ok(s) => ShardAnswer::Stats(s),
+                Err(why) => ShardAnswer::Failed(why),
+            },
             ShardRequest::Metrics => ShardAnswer::Metrics(Box::new(self.metrics())),
         }
     }
@@ -397,134 +638,6 @@ impl Shard {
         picked
             .into_iter()
             .map(|i| streams.head(i).labels.clone())
-            .collect()
-    }
-
-    fn stats(&self, r: &LabelsRequest) -> IndexStats {
-        let streams = self.streams.borrow();
-        let mut s = IndexStats::default();
-        for idx in streams.select(&r.tenant, &r.matchers, r.start, r.end) {
-            let (entries, bytes) = streams.head(idx).count_in(r.start, r.end);
-            if entries > 0 {
-                s.streams += 1;
-                // One head chunk per stream until heads are sealed into part files.
-                s.chunks += 1;
-                s.entries += entries;
-                s.bytes += bytes;
-            }
-        }
-        s
-    }
-
-    /// Finds the first `limit` matching entries of each selected stream in the query's
-    /// direction, then keeps the first `limit` over all of them. Yields every
-    /// [`SCAN_ENTRIES_PER_YIELD`] entries without holding a borrow across the yield.
-    async fn logs(&self, r: &LogsRequest) -> Partial {
-        let selected =
-            self.streams
-                .borrow()
-                .select(&r.tenant, &r.selector.matchers, r.start, r.end);
-        let mut partial = Partial::default();
-        for idx in selected {
-            let entries = self.scan_stream(idx, r).await;
-            if !entries.is_empty() {
-                let labels = self.streams.borrow().head(idx).labels.clone();
-                partial.streams.push(PartialStream { labels, entries });
-            }
-        }
-        let streams = crate::query::merge::merge_partials(vec![partial], r.direction, r.limit);
-        Partial { streams }
-    }
-
-    /// The first `limit` entries of one stream in direction order (ties: arrival order).
-    async fn scan_stream(
-        &self,
-        idx: StreamIdx,
-        r: &LogsRequest,
-    ) -> Vec<(TimestampNs, String, Vec<(String, String)>)> {
-        let forward = r.direction == Direction::Forward;
-        let (range, in_order) = {
-            let s = self.streams.borrow();
-            let h = s.head(idx);
-            (h.candidate_range(r.start, r.end), h.in_order())
-        };
-        // Key: (ts, arrival index), ordered so that the heap's top is the worst kept entry.
-        let mut kept: BinaryHeap<(i128, usize)> = BinaryHeap::new();
-        let key = |ts: TimestampNs, i: usize| -> (i128, usize) {
-            if forward {
-                (ts as i128, i)
-            } else {
-                (-(ts as i128), usize::MAX - i)
-            }
-        };
-        let mut pos_fwd = range.start;
-        let mut pos_back = range.end;
-        loop {
-            let done = {
-                let s = self.streams.borrow();
-                let h = s.head(idx);
-                let mut visited = 0;
-                while visited < SCAN_ENTRIES_PER_YIELD && pos_fwd < pos_back {
-                    let i = if forward {
-                        pos_fwd += 1;
-                        pos_fwd - 1
-                    } else {
-                        pos_back -= 1;
-                        pos_back
-                    };
-                    visited += 1;
-                    let ts = h.ts(i);
-                    if ts < r.start || ts >= r.end {
-                        continue;
-                    }
-                    let k = key(ts, i);
-                    if kept.len() == r.limit && kept.peek().is_some_and(|top| *top <= k) {
-                        // In an ordered head every later entry is worse still.
-                        if in_order {
-                            pos_fwd = pos_back;
-                            break;
-                        }
-                        continue;
-                    }
-                    let e = h.entry(i);
-                    if !r
-                        .selector
-                        .filters
-                        .iter()
-                        .all(|f| f.matches(e.line.as_bytes()))
-                    {
-                        continue;
-                    }
-                    kept.push(k);
-                    if kept.len() > r.limit {
-                        kept.pop();
-                    }
-                }
-                pos_fwd >= pos_back
-            };
-            if done {
-                break;
-            }
-            glommio::yield_if_needed().await;
-        }
-        let mut order = kept.into_sorted_vec();
-        order.dedup();
-        let s = self.streams.borrow();
-        let h = s.head(idx);
-        order
-            .into_iter()
-            .map(|(_, i)| {
-                let i = if forward { i } else { usize::MAX - i };
-                let e = h.entry(i);
-                (
-                    e.ts,
-                    e.line.to_string(),
-                    e.metadata
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                )
-            })
             .collect()
     }
 

@@ -143,6 +143,10 @@ pub struct WalOptions {
     pub commit_bytes_max: usize,
     /// Written into every segment header; replay reports segments of other shards.
     pub shard_id: u32,
+    /// The least seq the next record may get. A log whose segments were all deleted (a
+    /// shard number that was away while the core count was lower) must not reuse seqs that
+    /// the store's manifest already counts as sealed.
+    pub first_seq_min: u64,
 }
 
 impl Default for WalOptions {
@@ -152,6 +156,7 @@ impl Default for WalOptions {
             commit_interval: COMMIT_INTERVAL_DEFAULT,
             commit_bytes_max: COMMIT_BYTES_MAX_DEFAULT,
             shard_id: 0,
+            first_seq_min: 1,
         }
     }
 }

@@ -146,6 +146,8 @@ impl Wal {
             &mut on_record,
         )
         .await?;
+        let mut report = report;
+        report.next_seq = report.next_seq.max(opts.first_seq_min);
         let wal_dir = WalDir::open(dir).await?;
         let file = create_segment(&wal_dir, &opts, report.next_seq, &faults).await?;
         let inner = Rc::new(Inner {

@@ -1,0 +1,376 @@
+//! Query evaluation over everything a shard holds: live heads, heads being sealed, and the
+//! parts of its stores.
+//!
+//! The plan for a log query: the label index selects streams (postings); for each stream,
+//! its live head and any head taken by a seal round in progress are scanned, then, in every
+//! part whose time range overlaps the query, the stream's blocks whose time range overlaps
+//! are read unless their bloom filter says a required literal of the line filters cannot
+//! occur in them ([`crate::chunk::required_literals`]). Each source gives the first `limit`
+//! entries in the query's direction; the shard merges them. Scans yield between blocks and
+//! every [`SCAN_ENTRIES_PER_YIELD`] head entries, holding no `RefCell` borrow across a yield.
+//!
+//! A block that fails its checks fails the query (with the file and offset) and its part is
+//! quarantined: a query never silently answers with less than the shard holds.
+
+use std::collections::BinaryHeap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::head::StreamHead;
+use super::index::StreamIdx;
+use super::seal::SealingSet;
+use super::{IndexStats, LabelsRequest, LogsRequest, Shard};
+use crate::chunk::{BloomQuery, DecodedBlock, required_literals};
+use crate::config::SCAN_ENTRIES_PER_YIELD;
+use crate::metrics::Counter;
+use crate::model::{StreamId, TimestampNs};
+use crate::query::merge::{Partial, PartialStream};
+use crate::query::params::Direction;
+use crate::store::part_file::LoadedPart;
+use crate::store::{Store, StoreError};
+
+/// What queries read from parts, for `/metrics` and the bloom-skip figures.
+#[derive(Default)]
+pub struct ScanCounters {
+    /// Blocks of selected streams whose time range overlapped a query.
+    pub blocks_considered: Counter,
+    /// Of those, blocks a bloom filter ruled out.
+    pub blocks_skipped_by_bloom: Counter,
+    /// Blocks read and decoded.
+    pub blocks_scanned: Counter,
+    /// Line bytes of the blocks decoded.
+    pub line_bytes_scanned: Counter,
+}
+
+type OutEntry = (TimestampNs, String, Vec<(String, String)>);
+
+/// A head to read: live in the registry, or taken by a seal round in progress.
+enum HeadRef {
+    Live(StreamIdx),
+    Sealing(Arc<SealingSet>, usize),
+}
+
+impl Shard {
+    fn with_head<T>(&self, h: &HeadRef, f: impl FnOnce(&StreamHead) -> T) -> T {
+        match h {
+            HeadRef::Live(idx) => f(self.streams.borrow().head(*idx)),
+            HeadRef::Sealing(set, i) => f(&set.heads[*i]),
+        }
+    }
+
+    /// The heads of stream `id`: the live one, then those of seal rounds in progress.
+    fn heads_of(&self, idx: StreamIdx, id: StreamId) -> Vec<HeadRef> {
+        let mut out = vec![HeadRef::Live(idx)];
+        for set in self.sealing.borrow().iter() {
+            if let Some(i) = set.index_of(id) {
+                out.push(HeadRef::Sealing(set.clone(), i));
+            }
+        }
+        out
+    }
+
+    /// Every store this shard serves: its own, then those it stands in for.
+    pub(super) fn all_stores(&self) -> Vec<Rc<Store>> {
+        let mut out: Vec<Rc<Store>> = self.store.borrow().iter().cloned().collect();
+        out.extend(self.foreign_stores.borrow().iter().cloned());
+        out
+    }
+
+    /// A part could not be read: quarantine it if it is corrupt, and say why the query fails.
+    fn part_failed(&self, store: &Rc<Store>, part: &LoadedPart, e: StoreError) -> String {
+        if e.is_corruption() {
+            let store = store.clone();
+            let id = part.entry.id;
+            glommio::spawn_local(async move { store.quarantine(id).await }).detach();
+            format!(
+                "shard {}: {e}; the part is moved to quarantine, and this query cannot be \
+                 answered in full",
+                self.id
+            )
+        } else {
+            format!("shard {}: {e}", self.id)
+        }
+    }
+
+    /// Finds the first `limit` matching entries of each selected stream in the query's
+    /// direction from every source, then keeps the first `limit` over all of them.
+    pub(super) async fn logs(&self, r: &LogsRequest) -> Result<Partial, String> {
+        let selected =
+            self.streams
+                .borrow()
+                .select(&r.tenant, &r.selector.matchers, r.start, r.end);
+        let stores = self.all_stores();
+        let bloom = required_literals(&r.selector.filters);
+        let mut partial = Partial::default();
+        let mut block = DecodedBlock::new();
+        for idx in selected {
+            let (id, labels) = {
+                let s = self.streams.borrow();
+                let h = s.head(idx);
+                (h.id, h.labels.clone())
+            };
+            for src in self.heads_of(idx, id) {
+                let entries = self.scan_head(&src, r).await;
+                if !entries.is_empty() {
+                    partial.streams.push(PartialStream {
+                        labels: labels.clone(),
+                        entries,
+                    });
+                }
+            }
+            for store in &stores {
+                for part in store.parts() {
+                    if part.entry.max_ts < r.start || part.entry.min_ts >= r.end {
+                        continue;
+                    }
+                    let entries = self
+                        .scan_part_stream(&part, id, r, &bloom, &mut block)
+                        .await
+                        .map_err(|e| self.part_failed(store, &part, e))?;
+                    if !entries.is_empty() {
+                        partial.streams.push(PartialStream {
+                            labels: labels.clone(),
+                            entries,
+                        });
+                    }
+                }
+            }
+        }
+        let streams = crate::query::merge::merge_partials(vec![partial], r.direction, r.limit);
+        Ok(Partial { streams })
+    }
+
+    /// The first `limit` entries of stream `id` in one part, in direction order. Blocks of a
+    /// stream are in time order and do not overlap, and entries in a block are sorted, so the
+    /// scan stops as soon as it has `limit` entries.
+    async fn scan_part_stream(
+        &self,
+        part: &LoadedPart,
+        id: StreamId,
+        r: &LogsRequest,
+        bloom: &BloomQuery,
+        block: &mut DecodedBlock,
+    ) -> Result<Vec<OutEntry>, StoreError> {
+        let reader = part.reader();
+        let Some(si) = reader.meta().stream_index(id) else {
+            return Ok(Vec::new());
+        };
+        let forward = r.direction == Direction::Forward;
+        let mut blocks: Vec<usize> = reader.streams()[si].block_range().collect();
+        if !forward {
+            blocks.reverse();
+        }
+        let mut out: Vec<OutEntry> = Vec::new();
+        for bi in blocks {
+            let b = &reader.blocks()[bi];
+            if b.max_ts.to_native() < r.start || b.min_ts.to_native() >= r.end {
+                continue;
+            }
+            self.scan_counters.blocks_considered.inc();
+            if !reader.may_match(bi, bloom) {
+                self.scan_counters.blocks_skipped_by_bloom.inc();
+                continue;
+            }
+            part.read_block(bi, block).await?;
+            self.scan_counters.blocks_scanned.inc();
+            self.scan_counters
+                .line_bytes_scanned
+                .add(b.lines_bytes.to_native());
+            let lo = block.partition_point(r.start);
+            let hi = block.partition_point(r.end);
+            let mut visit = |i: usize| -> bool {
+                let e = block.entry(i);
+                if r.selector
+                    .filters
+                    .iter()
+                    .all(|f| f.matches(e.line.as_bytes()))
+                {
+                    out.push((
+                        e.ts,
+                        e.line.to_string(),
+                        e.metadata
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                    ));
+                }
+                out.len() < r.limit
+            };
+            let more = if forward {
+                (lo..hi).all(&mut visit)
+            } else {
+                (lo..hi).rev().all(&mut visit)
+            };
+            if !more {
+                break;
+            }
+            glommio::yield_if_needed().await;
+        }
+        Ok(out)
+    }
+
+    /// The first `limit` entries of one head in direction order (ties: arrival order). Yields
+    /// every [`SCAN_ENTRIES_PER_YIELD`] entries without holding a borrow across the yield.
+    async fn scan_head(&self, src: &HeadRef, r: &LogsRequest) -> Vec<OutEntry> {
+        let forward = r.direction == Direction::Forward;
+        let (range, in_order) =
+            self.with_head(src, |h| (h.candidate_range(r.start, r.end), h.in_order()));
+        // Key: (ts, arrival index), ordered so that the heap's top is the worst kept entry.
+        let mut kept: BinaryHeap<(i128, usize)> = BinaryHeap::new();
+        let key = |ts: TimestampNs, i: usize| -> (i128, usize) {
+            if forward {
+                (ts as i128, i)
+            } else {
+                (-(ts as i128), usize::MAX - i)
+            }
+        };
+        let mut pos_fwd = range.start;
+        let mut pos_back = range.end;
+        loop {
+            let done = self.with_head(src, |h| {
+                let mut visited = 0;
+                while visited < SCAN_ENTRIES_PER_YIELD && pos_fwd < pos_back {
+                    let i = if forward {
+                        pos_fwd += 1;
+                        pos_fwd - 1
+                    } else {
+                        pos_back -= 1;
+                        pos_back
+                    };
+                    visited += 1;
+                    let ts = h.ts(i);
+                    if ts < r.start || ts >= r.end {
+                        continue;
+                    }
+                    let k = key(ts, i);
+                    if kept.len() == r.limit && kept.peek().is_some_and(|top| *top <= k) {
+                        // In an ordered head every later entry is worse still.
+                        if in_order {
+                            pos_fwd = pos_back;
+                            break;
+                        }
+                        continue;
+                    }
+                    let e = h.entry(i);
+                    if !r
+                        .selector
+                        .filters
+                        .iter()
+                        .all(|f| f.matches(e.line.as_bytes()))
+                    {
+                        continue;
+                    }
+                    kept.push(k);
+                    if kept.len() > r.limit {
+                        kept.pop();
+                    }
+                }
+                pos_fwd >= pos_back
+            });
+            if done {
+                break;
+            }
+            glommio::yield_if_needed().await;
+        }
+        let mut order = kept.into_sorted_vec();
+        order.dedup();
+        self.with_head(src, |h| {
+            order
+                .into_iter()
+                .map(|(_, i)| {
+                    let i = if forward { i } else { usize::MAX - i };
+                    let e = h.entry(i);
+                    (
+                        e.ts,
+                        e.line.to_string(),
+                        e.metadata
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                    )
+                })
+                .collect()
+        })
+    }
+
+    /// Exact counts for `/index/stats`: heads are counted entry by entry; a part block wholly
+    /// inside the range is counted from its header, one that straddles an end is decoded.
+    pub(super) async fn stats(&self, r: &LabelsRequest) -> Result<IndexStats, String> {
+        let selected = self
+            .streams
+            .borrow()
+            .select(&r.tenant, &r.matchers, r.start, r.end);
+        let stores = self.all_stores();
+        let mut s = IndexStats::default();
+        let mut block = DecodedBlock::new();
+        for idx in selected {
+            let id = self.streams.borrow().head(idx).id;
+            let mut stream_entries = 0;
+            for src in self.heads_of(idx, id) {
+                let (entries, bytes) = self.with_head(&src, |h| h.count_in(r.start, r.end));
+                if entries > 0 {
+                    s.chunks += 1;
+                    s.entries += entries;
+                    s.bytes += bytes;
+                    stream_entries += entries;
+                }
+            }
+            for store in &stores {
+                for part in store.parts() {
+                    if part.entry.max_ts < r.start || part.entry.min_ts >= r.end {
+                        continue;
+                    }
+                    let counted = self
+                        .count_part_stream(&part, id, r.start, r.end, &mut block)
+                        .await
+                        .map_err(|e| self.part_failed(store, &part, e))?;
+                    s.chunks += counted.chunks;
+                    s.entries += counted.entries;
+                    s.bytes += counted.bytes;
+                    stream_entries += counted.entries;
+                }
+            }
+            if stream_entries > 0 {
+                s.streams += 1;
+            }
+        }
+        Ok(s)
+    }
+
+    async fn count_part_stream(
+        &self,
+        part: &LoadedPart,
+        id: StreamId,
+        start: TimestampNs,
+        end: TimestampNs,
+        block: &mut DecodedBlock,
+    ) -> Result<IndexStats, StoreError> {
+        let reader = part.reader();
+        let mut s = IndexStats::default();
+        let Some(si) = reader.meta().stream_index(id) else {
+            return Ok(s);
+        };
+        for bi in reader.streams()[si].block_range() {
+            let b = &reader.blocks()[bi];
+            let (min, max) = (b.min_ts.to_native(), b.max_ts.to_native());
+            if max < start || min >= end {
+                continue;
+            }
+            let (entries, bytes) = if min >= start && max < end {
+                (u64::from(b.entries.to_native()), b.lines_bytes.to_native())
+            } else {
+                part.read_block(bi, block).await?;
+                let lo = block.partition_point(start);
+                let hi = block.partition_point(end);
+                let bytes = (lo..hi).map(|i| block.line_bytes(i).len() as u64).sum();
+                ((hi - lo) as u64, bytes)
+            };
+            if entries > 0 {
+                s.chunks += 1;
+                s.entries += entries;
+                s.bytes += bytes;
+            }
+        }
+        Ok(s)
+    }
+}

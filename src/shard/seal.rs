@@ -1,0 +1,345 @@
+//! Sealing: heads become parts, and the WAL they pinned is released.
+//!
+//! A seal round (one at a time per shard, under the store's lock):
+//! 1. takes the heads that are due (lines over `seal_bytes`, oldest entry older than
+//!    `seal_age`, or every head when memory for heads runs out, at shutdown, or when a
+//!    foreign WAL was replayed) and keeps them readable as a [`SealingSet`];
+//! 2. sorts each head's entries by time and groups them by (tenant, partition); encodes one
+//!    part per group off the core ([`crate::store::encode_off_core`]);
+//! 3. writes each part durably ([`crate::store::Store::write_part`]);
+//! 4. replaces the manifest with the new parts, the streams' `sealed_through` watermarks
+//!    (the last WAL seq in each taken head) and the new checkpoint (the first seq still held
+//!    by any head, minus one); in the same step, without a yield, the sealing set stops
+//!    being read, so a query sees each entry exactly once;
+//! 5. deletes the WAL segments at or below the checkpoint.
+//!
+//! If any step fails the taken heads stay readable in memory and in the WAL (nothing was
+//! checkpointed), sealing stops and says why; a restart replays them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ahash::AHashMap;
+
+use super::Shard;
+use super::head::StreamHead;
+use crate::chunk::{EntryInput, PartWriterOptions, StreamBlockInput, encode_part};
+use crate::config::Config;
+use crate::model::{StreamId, TimestampNs};
+use crate::store::{Change, StoreError, StoreOptions, encode_off_core, paths};
+
+/// Line bytes of live heads per core past which every head is sealed at once, whatever its
+/// size or age: bounds memory when there are many small streams.
+pub const HEADS_BYTES_MAX: u64 = 256 << 20;
+
+/// How often the sealer looks for due heads.
+pub const SEAL_TICK_MAX: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone, Copy)]
+pub struct SealSettings {
+    pub seal_bytes: u64,
+    pub seal_age: Duration,
+    pub heads_bytes_max: u64,
+    pub store: StoreOptions,
+}
+
+impl SealSettings {
+    pub fn from_config(c: &Config) -> SealSettings {
+        let mut store = StoreOptions {
+            partition_ns: c.partition.as_nanos() as i64,
+            compaction_bytes_per_second: c.compaction_bytes_per_second,
+            ..StoreOptions::default()
+        };
+        store.compact.zstd_level = c.zstd_level;
+        store.seal.block_bytes_target = c.seal_bytes.clamp(
+            crate::chunk::part::BLOCK_BYTES_TARGET_MIN,
+            store.seal.block_bytes_target,
+        );
+        SealSettings {
+            seal_bytes: c.seal_bytes as u64,
+            seal_age: c.seal_age,
+            heads_bytes_max: HEADS_BYTES_MAX,
+            store,
+        }
+    }
+
+    /// How long the sealer sleeps between looks.
+    pub fn tick(&self) -> Duration {
+        (self.seal_age / 4).min(SEAL_TICK_MAX)
+    }
+}
+
+/// Which heads a round takes, and how it records what it sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealMode {
+    /// Heads due by size or age (all of them if head memory is full).
+    Due,
+    /// Every head (shutdown).
+    All,
+    /// Every head, which holds only the replayed WAL of shard number `shard` (beyond the core
+    /// count), sealed through `through` of that WAL's seqs.
+    Foreign { shard: u32, through: u64 },
+}
+
+/// Heads taken by a seal round, readable until the round's parts are in the manifest.
+pub struct SealingSet {
+    pub heads: Vec<StreamHead>,
+    by_id: AHashMap<StreamId, usize>,
+}
+
+impl SealingSet {
+    fn new(heads: Vec<StreamHead>) -> SealingSet {
+        let by_id = heads.iter().enumerate().map(|(i, h)| (h.id, i)).collect();
+        SealingSet { heads, by_id }
+    }
+
+    pub fn index_of(&self, id: StreamId) -> Option<usize> {
+        self.by_id.get(&id).copied()
+    }
+}
+
+/// One encoded part, ready to write.
+struct EncodedPart {
+    partition_start: TimestampNs,
+    bytes: Vec<u8>,
+    entries: u64,
+    min_ts: TimestampNs,
+    max_ts: TimestampNs,
+}
+
+impl Shard {
+    /// Runs one seal round (see the module doc). Returns the entries sealed.
+    pub(super) async fn seal_round(&self, mode: SealMode) -> Result<u64, StoreError> {
+        let Some(store) = self.store.borrow().clone() else {
+            return Ok(0);
+        };
+        let Some(settings) = self.seal_settings.get() else {
+            return Ok(0);
+        };
+        let _guard = store.lock().await;
+        let now = Instant::now();
+        let all = mode != SealMode::Due || self.head_bytes.get() > settings.heads_bytes_max;
+        let taken: Vec<StreamHead> = self.streams.borrow_mut().take_heads(|h| {
+            all || h.line_bytes_total() >= settings.seal_bytes
+                || h.first_arrival
+                    .is_some_and(|t| now.duration_since(t) >= settings.seal_age)
+        });
+        let foreign = match mode {
+            SealMode::Foreign { shard, through } => Some((shard, through)),
+            _ => None,
+        };
+        if taken.is_empty() {
+            if let Some(f) = foreign {
+                store
+                    .commit_locked(
+                        Change {
+                            foreign: vec![f],
+                            ..Change::default()
+                        },
+                        || {},
+                    )
+                    .await?;
+            }
+            return Ok(0);
+        }
+        let taken_bytes: u64 = taken.iter().map(|h| h.line_bytes_total()).sum();
+        self.head_bytes
+            .set(self.head_bytes.get().saturating_sub(taken_bytes));
+        let set = Arc::new(SealingSet::new(taken));
+        self.sealing.borrow_mut().push(set.clone());
+        match self.write_sealed(&store, &set, settings, foreign).await {
+            Ok(entries) => Ok(entries),
+            Err(e) => {
+                // The taken heads stay in `sealing` (readable) and in the WAL (not
+                // checkpointed); no more rounds, so nothing is sealed out of order.
+                eprintln!(
+                    "shard {}: sealing stopped, the WAL keeps the data until a restart: {e}",
+                    self.id
+                );
+                *self.seal_failed.borrow_mut() = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    async fn write_sealed(
+        &self,
+        store: &crate::store::Store,
+        set: &Arc<SealingSet>,
+        settings: SealSettings,
+        foreign: Option<(u32, u64)>,
+    ) -> Result<u64, StoreError> {
+        let opts = settings.store.seal;
+        let partition_ns = settings.store.partition_ns;
+        let encoded = encode_off_core(set.clone(), move |set| {
+            encode_sealing_set(set, &opts, partition_ns)
+        })
+        .await?;
+        let parts = encoded;
+        let mut added = Vec::with_capacity(parts.len());
+        let mut entries = 0;
+        for p in parts {
+            entries += p.entries;
+            added.push(
+                store
+                    .write_part(p.partition_start, p.bytes, 0, p.entries, p.min_ts, p.max_ts)
+                    .await?,
+            );
+        }
+        let mut change = Change {
+            add: added,
+            ..Change::default()
+        };
+        match foreign {
+            Some(f) => change.foreign.push(f),
+            None => {
+                change.watermarks = set.heads.iter().map(|h| (h.id, h.last_seq)).collect();
+                change.wal_checkpoint = Some(self.checkpoint_without(set));
+            }
+        }
+        let checkpoint = change.wal_checkpoint;
+        store
+            .commit_locked(change, || {
+                // The parts are now read by queries: stop reading the sealing set, in the
+                // same step.
+                self.sealing.borrow_mut().retain(|s| !Arc::ptr_eq(s, set));
+                let mut streams = self.streams.borrow_mut();
+                for h in &set.heads {
+                    if let Some(idx) = streams.index_of(h.id) {
+                        streams.note_sealed(idx, h.min_ts(), h.max_ts());
+                    }
+                }
+            })
+            .await?;
+        store.counters.sealed_entries.add(entries);
+        if let (Some(c), Some(wal)) = (checkpoint, self.wal.borrow().clone())
+            && let Err(e) = wal.remove_segments_through(c).await
+        {
+            // The segments stay; replay skips what the manifest says is sealed.
+            eprintln!("shard {}: WAL checkpoint at {c}: {e}", self.id);
+        }
+        Ok(entries)
+    }
+
+    /// The highest seq such that every record at or below it is in parts once `sealed` is:
+    /// one below the first seq any other head still holds, or everything applied.
+    fn checkpoint_without(&self, sealed: &Arc<SealingSet>) -> u64 {
+        let mut first = u64::MAX;
+        for h in self.streams.borrow().heads() {
+            if !h.is_empty() && h.first_seq > 0 {
+                first = first.min(h.first_seq);
+            }
+        }
+        for set in self.sealing.borrow().iter() {
+            if Arc::ptr_eq(set, sealed) {
+                continue;
+            }
+            for h in &set.heads {
+                if h.first_seq > 0 {
+                    first = first.min(h.first_seq);
+                }
+            }
+        }
+        if first == u64::MAX {
+            self.applied_seq.get()
+        } else {
+            first - 1
+        }
+    }
+
+    /// The background sealer: seals due heads every tick until the shard closes.
+    pub async fn run_sealer(self: std::rc::Rc<Self>) {
+        let Some(settings) = self.seal_settings.get() else {
+            return;
+        };
+        loop {
+            glommio::timer::sleep(settings.tick()).await;
+            if self.wal.borrow().is_none() || self.seal_failed.borrow().is_some() {
+                return;
+            }
+            let _ = self.seal_round(SealMode::Due).await;
+        }
+    }
+}
+
+/// Sorts and groups the taken heads and encodes one part per (tenant, partition). Runs off
+/// the core.
+fn encode_sealing_set(
+    set: &SealingSet,
+    opts: &PartWriterOptions,
+    partition_ns: i64,
+) -> Result<Vec<EncodedPart>, crate::chunk::ChunkError> {
+    // Entries of every head in time order, with their metadata pairs materialized.
+    struct Sorted<'a> {
+        head: &'a StreamHead,
+        entries: Vec<EntryInput<'a>>,
+    }
+    let mut pairs_of: Vec<Vec<(&str, &str)>> = Vec::with_capacity(set.heads.len());
+    let mut orders = Vec::with_capacity(set.heads.len());
+    for h in &set.heads {
+        let order = h.time_order();
+        let mut pairs = Vec::new();
+        for &i in &order {
+            pairs.extend(h.entry(i as usize).metadata.iter());
+        }
+        pairs_of.push(pairs);
+        orders.push(order);
+    }
+    let mut sorted: Vec<Sorted<'_>> = Vec::with_capacity(set.heads.len());
+    for ((h, order), pairs) in set.heads.iter().zip(&orders).zip(&pairs_of) {
+        let mut at = 0;
+        let entries = order
+            .iter()
+            .map(|&i| {
+                let e = h.entry(i as usize);
+                let n = e.metadata.len();
+                let md = &pairs[at..at + n];
+                at += n;
+                (e.ts, e.line, md)
+            })
+            .collect();
+        sorted.push(Sorted { head: h, entries });
+    }
+    // (tenant, partition start) -> streams' runs of entries in that partition.
+    let mut groups: std::collections::BTreeMap<(&str, TimestampNs), Vec<StreamBlockInput<'_>>> =
+        std::collections::BTreeMap::new();
+    for s in &sorted {
+        let mut start = 0;
+        while start < s.entries.len() {
+            let p = paths::partition_start(s.entries[start].0, partition_ns);
+            let len = s.entries[start..]
+                .iter()
+                .take_while(|e| paths::partition_start(e.0, partition_ns) == p)
+                .count();
+            groups
+                .entry((s.head.tenant.as_str(), p))
+                .or_default()
+                .push(StreamBlockInput {
+                    stream_id: s.head.id,
+                    tenant: &s.head.tenant,
+                    labels: &s.head.labels,
+                    entries: &s.entries[start..start + len],
+                });
+            start += len;
+        }
+    }
+    let mut out = Vec::new();
+    for ((_, partition_start), inputs) in groups {
+        let bytes = encode_part(&inputs, opts)?;
+        let entries: u64 = inputs.iter().map(|i| i.entries.len() as u64).sum();
+        let min = inputs.iter().map(|i| i.entries[0].0).min().unwrap_or(0);
+        let max = inputs
+            .iter()
+            .map(|i| i.entries[i.entries.len() - 1].0)
+            .max()
+            .unwrap_or(0);
+        out.push(EncodedPart {
+            partition_start,
+            bytes,
+            entries,
+            min_ts: min,
+            max_ts: max,
+        });
+    }
+    Ok(out)
+}

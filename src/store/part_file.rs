@@ -1,0 +1,137 @@
+//! One part file of a store, open for queries: its tail (blooms, metadata, footer) held in an
+//! aligned buffer and read in place, and the open file, from which blocks are read on demand.
+//!
+//! The tail is checked whole once, at load ([`PartReader::open_tail`]: crcs, rkyv validation,
+//! field limits); each query re-opens it without checks ([`LoadedPart::reader`]), since the
+//! buffer is immutable from then on. Blocks are checked (crc, fields) every time they are
+//! decoded. An open part keeps its file descriptor, so retention can unlink the file while a
+//! query still reads it.
+
+use std::path::{Path, PathBuf};
+
+use super::StoreError;
+use super::manifest::PartEntry;
+use crate::chunk::{DecodedBlock, PART_ALIGN_BYTES, PartFooter, PartReader, footer_block_offset};
+use crate::storage::{Disk, DiskFile, ReadBuf};
+
+pub struct LoadedPart {
+    pub entry: PartEntry,
+    pub path: PathBuf,
+    file: DiskFile,
+    tail: ReadBuf,
+    tail_offset: u64,
+    footer: PartFooter,
+}
+
+impl LoadedPart {
+    /// Opens a part and checks its tail. Bad bytes are [`StoreError::Corruption`] with the
+    /// file and offset.
+    pub async fn open(
+        disk: &Disk,
+        path: &Path,
+        entry: PartEntry,
+    ) -> Result<LoadedPart, StoreError> {
+        let io = |op: &'static str| {
+            move |source| StoreError::Io {
+                path: path.to_path_buf(),
+                op,
+                source,
+            }
+        };
+        let file = disk.open_read(path).await.map_err(io("opening a part"))?;
+        let len = file.size().await.map_err(io("reading a part's size"))?;
+        if len != entry.file_bytes {
+            return Err(StoreError::Corruption {
+                path: path.to_path_buf(),
+                offset: len.min(entry.file_bytes),
+                what: format!(
+                    "the file is {len} bytes, the manifest says {}",
+                    entry.file_bytes
+                ),
+            });
+        }
+        if len < PART_ALIGN_BYTES as u64 {
+            return Err(StoreError::Corruption {
+                path: path.to_path_buf(),
+                offset: 0,
+                what: format!("{len} bytes, shorter than one block"),
+            });
+        }
+        let last = footer_block_offset(len);
+        let block = file
+            .read_at(last, PART_ALIGN_BYTES)
+            .await
+            .map_err(io("reading a part's footer"))?;
+        let footer = PartFooter::decode(&block, len, path)?;
+        let tail_offset = footer.tail_offset_with_blooms();
+        let tail = file
+            .read_at(tail_offset, (len - tail_offset) as usize)
+            .await
+            .map_err(io("reading a part's metadata"))?;
+        if tail.len() as u64 != len - tail_offset {
+            return Err(StoreError::Corruption {
+                path: path.to_path_buf(),
+                offset: tail_offset + tail.len() as u64,
+                what: "the file ended early".into(),
+            });
+        }
+        PartReader::open_tail(&tail, tail_offset, path)?;
+        Ok(LoadedPart {
+            entry,
+            path: path.to_path_buf(),
+            file,
+            tail,
+            tail_offset,
+            footer,
+        })
+    }
+
+    /// The part's metadata and blooms, read in place.
+    pub fn reader(&self) -> PartReader<'_> {
+        // SAFETY: `tail`, `tail_offset` and `path` are those `open_tail` accepted in `open`,
+        // and the buffer has not been written since (nothing hands out `&mut` to it).
+        unsafe {
+            PartReader::reopen_verified_tail(&self.tail, self.tail_offset, self.footer, &self.path)
+        }
+    }
+
+    /// Bytes held in memory for this part (its tail).
+    pub fn resident_bytes(&self) -> u64 {
+        self.tail.len() as u64
+    }
+
+    /// Reads and decodes block `i` into `out`.
+    pub async fn read_block(&self, i: usize, out: &mut DecodedBlock) -> Result<(), StoreError> {
+        let range = self
+            .reader()
+            .block_range(i)
+            .ok_or_else(|| StoreError::Corruption {
+                path: self.path.clone(),
+                offset: 0,
+                what: format!("no block {i}"),
+            })?;
+        let align = PART_ALIGN_BYTES as u64;
+        let start = range.start / align * align;
+        let end = range.end.next_multiple_of(align);
+        let buf = self
+            .file
+            .read_at(start, (end - start) as usize)
+            .await
+            .map_err(|source| StoreError::Io {
+                path: self.path.clone(),
+                op: "reading a part block",
+                source,
+            })?;
+        let lo = (range.start - start) as usize;
+        let hi = (range.end - start) as usize;
+        if buf.len() < hi {
+            return Err(StoreError::Corruption {
+                path: self.path.clone(),
+                offset: start + buf.len() as u64,
+                what: format!("the file ended inside block {i}"),
+            });
+        }
+        self.reader().decode_block_bytes(i, &buf[lo..hi], out)?;
+        Ok(())
+    }
+}

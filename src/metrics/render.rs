@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::HistogramSnapshot;
-use crate::shard::{DiscardReason, Protocol, ShardMetrics};
+use crate::shard::{DiscardReason, Protocol, ShardMetrics, StorageMetrics};
 
 /// The whole `/metrics` page.
 pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
@@ -121,6 +121,143 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         "Entries in the in-memory head chunks of each shard.",
         |s| s.head_entries,
     );
+    type StorageSeries = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&StorageMetrics) -> u64,
+    );
+    let storage: [StorageSeries; 21] = [
+        (
+            "shardlog_parts",
+            "gauge",
+            "Part files named by the shard's manifests.",
+            |s| s.parts,
+        ),
+        (
+            "shardlog_part_bytes",
+            "gauge",
+            "Bytes of the shard's part files.",
+            |s| s.part_bytes,
+        ),
+        (
+            "shardlog_part_resident_bytes",
+            "gauge",
+            "Bytes of part metadata and blooms held in memory.",
+            |s| s.part_resident_bytes,
+        ),
+        (
+            "shardlog_parts_written_total",
+            "counter",
+            "Part files written (sealing and compaction).",
+            |s| s.parts_written,
+        ),
+        (
+            "shardlog_part_bytes_written_total",
+            "counter",
+            "Bytes of part files written.",
+            |s| s.part_bytes_written,
+        ),
+        (
+            "shardlog_sealed_entries_total",
+            "counter",
+            "Entries sealed from heads into parts.",
+            |s| s.sealed_entries,
+        ),
+        (
+            "shardlog_sealing_failed",
+            "gauge",
+            "1 if sealing stopped after a disk error (the WAL keeps the data).",
+            |s| u64::from(s.sealing_failed),
+        ),
+        (
+            "shardlog_manifest_writes_total",
+            "counter",
+            "Atomic manifest replacements.",
+            |s| s.manifest_writes,
+        ),
+        (
+            "shardlog_wal_checkpoint_seq",
+            "gauge",
+            "WAL seq at or below which every record is in parts.",
+            |s| s.wal_checkpoint,
+        ),
+        (
+            "shardlog_quarantined_parts_total",
+            "counter",
+            "Corrupt parts moved to quarantine.",
+            |s| s.quarantined_parts,
+        ),
+        (
+            "shardlog_garbage_files_removed_total",
+            "counter",
+            "Unnamed files left by a crash, removed at start.",
+            |s| s.garbage_files_removed,
+        ),
+        (
+            "shardlog_compactions_total",
+            "counter",
+            "Compactions that replaced small parts with one.",
+            |s| s.compactions,
+        ),
+        (
+            "shardlog_compacted_parts_total",
+            "counter",
+            "Parts merged away by compaction.",
+            |s| s.compacted_input_parts,
+        ),
+        (
+            "shardlog_compaction_bytes_total",
+            "counter",
+            "Bytes read and written by compaction.",
+            |s| s.compaction_bytes,
+        ),
+        (
+            "shardlog_retention_dropped_parts_total",
+            "counter",
+            "Parts dropped by retention.",
+            |s| s.retention_dropped_parts,
+        ),
+        (
+            "shardlog_retention_dropped_entries_total",
+            "counter",
+            "Entries dropped by retention.",
+            |s| s.retention_dropped_entries,
+        ),
+        (
+            "shardlog_retention_dropped_bytes_total",
+            "counter",
+            "Part bytes dropped by retention.",
+            |s| s.retention_dropped_bytes,
+        ),
+        (
+            "shardlog_query_blocks_considered_total",
+            "counter",
+            "Part blocks of selected streams in a query's time range.",
+            |s| s.blocks_considered,
+        ),
+        (
+            "shardlog_query_blocks_skipped_by_bloom_total",
+            "counter",
+            "Of those, blocks a bloom filter ruled out.",
+            |s| s.blocks_skipped_by_bloom,
+        ),
+        (
+            "shardlog_query_blocks_scanned_total",
+            "counter",
+            "Part blocks read and decoded by queries.",
+            |s| s.blocks_scanned,
+        ),
+        (
+            "shardlog_query_line_bytes_scanned_total",
+            "counter",
+            "Line bytes of the part blocks decoded by queries.",
+            |s| s.line_bytes_scanned,
+        ),
+    ];
+    for (name, kind, help, get) in storage {
+        per_shard(&mut out, &shards, name, kind, help, |s| get(&s.storage));
+    }
     per_shard(
         &mut out,
         &shards,
@@ -265,6 +402,10 @@ mod tests {
             replayed_records: 0,
             replayed_entries: 0,
             wal: None,
+            storage: StorageMetrics {
+                quarantined_parts: 1,
+                ..StorageMetrics::default()
+            },
         };
         let text = render(&[m], true);
         assert!(
@@ -272,6 +413,7 @@ mod tests {
         );
         assert!(text.contains("shardlog_discarded_lines_total{reason=\"invalid_request\"} 1"));
         assert!(text.contains("shardlog_udp_dropped_total 3"));
+        assert!(text.contains("shardlog_quarantined_parts_total{shard=\"1\"} 1"));
         assert!(text.contains("# TYPE shardlog_wal_fsync_seconds histogram"));
         let _ = h;
     }

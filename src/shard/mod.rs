@@ -201,6 +201,34 @@ pub struct ShardMetrics {
     pub replayed_records: u64,
     pub replayed_entries: u64,
     pub wal: Option<WalStats>,
+    pub storage: StorageMetrics,
+}
+
+/// The part stores and scans of one shard, for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct StorageMetrics {
+    pub parts: u64,
+    pub part_bytes: u64,
+    /// Bytes of part tails (metadata, blooms) held in memory.
+    pub part_resident_bytes: u64,
+    pub parts_written: u64,
+    pub part_bytes_written: u64,
+    pub sealed_entries: u64,
+    pub sealing_failed: bool,
+    pub manifest_writes: u64,
+    pub wal_checkpoint: u64,
+    pub quarantined_parts: u64,
+    pub garbage_files_removed: u64,
+    pub compactions: u64,
+    pub compacted_input_parts: u64,
+    pub compaction_bytes: u64,
+    pub retention_dropped_parts: u64,
+    pub retention_dropped_entries: u64,
+    pub retention_dropped_bytes: u64,
+    pub blocks_considered: u64,
+    pub blocks_skipped_by_bloom: u64,
+    pub blocks_scanned: u64,
+    pub line_bytes_scanned: u64,
 }
 
 /// One core's storage: WAL and heads.
@@ -641,6 +669,40 @@ impl Shard {
             .collect()
     }
 
+    fn storage_metrics(&self) -> StorageMetrics {
+        let mut m = StorageMetrics {
+            sealing_failed: self.seal_failed.borrow().is_some(),
+            blocks_considered: self.scan_counters.blocks_considered.get(),
+            blocks_skipped_by_bloom: self.scan_counters.blocks_skipped_by_bloom.get(),
+            blocks_scanned: self.scan_counters.blocks_scanned.get(),
+            line_bytes_scanned: self.scan_counters.line_bytes_scanned.get(),
+            ..StorageMetrics::default()
+        };
+        if let Some(s) = self.store.borrow().as_ref() {
+            m.wal_checkpoint = s.manifest().wal_checkpoint;
+        }
+        for store in self.all_stores() {
+            let c = &store.counters;
+            let parts = store.parts();
+            m.parts += parts.len() as u64;
+            m.part_bytes += store.total_bytes();
+            m.part_resident_bytes += parts.iter().map(|p| p.resident_bytes()).sum::<u64>();
+            m.parts_written += c.parts_written.get();
+            m.part_bytes_written += c.part_bytes_written.get();
+            m.sealed_entries += c.sealed_entries.get();
+            m.manifest_writes += c.manifest_writes.get();
+            m.quarantined_parts += c.quarantined_parts.get();
+            m.garbage_files_removed += c.garbage_files_removed.get();
+            m.compactions += c.compactions.get();
+            m.compacted_input_parts += c.compacted_input_parts.get();
+            m.compaction_bytes += c.compaction_bytes.get();
+            m.retention_dropped_parts += c.retention_dropped_parts.get();
+            m.retention_dropped_entries += c.retention_dropped_entries.get();
+            m.retention_dropped_bytes += c.retention_dropped_bytes.get();
+        }
+        m
+    }
+
     pub fn metrics(&self) -> ShardMetrics {
         let c = &self.counters;
         let streams = self.streams.borrow();
@@ -663,6 +725,7 @@ impl Shard {
             replayed_records: c.replayed_records.get(),
             replayed_entries: c.replayed_entries.get(),
             wal: self.wal.borrow().as_ref().map(|w| w.stats()),
+            storage: self.storage_metrics(),
         }
     }
 }

@@ -40,6 +40,7 @@ fn small_opts() -> WalOptions {
         commit_interval: Duration::from_millis(1),
         commit_bytes_max: 16 << 10,
         shard_id: 3,
+        first_seq_min: 1,
     }
 }
 

@@ -201,13 +201,8 @@ mod tests {
     #[test]
     fn measured_gram_false_positive_rate_is_near_theory() {
         // 20k distinct random grams in, 200k random grams out.
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::chunk::tests::XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut next = || rng.next();
         let mut b = BloomBuilder::new();
         let mut inserted = std::collections::HashSet::new();
         while inserted.len() < 20_000 {

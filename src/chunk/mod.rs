@@ -111,6 +111,8 @@ pub mod tokens;
 pub mod varint;
 
 #[cfg(test)]
+mod bloom_tests;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;

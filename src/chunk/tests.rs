@@ -11,6 +11,27 @@ use crate::model::{Labels, stream_hash};
 
 type OwnedEntry = (i64, String, Vec<(String, String)>);
 
+/// A small xorshift generator: the statistical tests draw their inputs from a fixed seed, so
+/// that they measure the same thing on every run and cannot flake.
+pub(super) struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A random word of `n` ASCII letters and digits.
+    pub fn alnum(&mut self, n: usize) -> String {
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        (0..n)
+            .map(|_| ALPHABET[(self.next() % ALPHABET.len() as u64) as usize] as char)
+            .collect()
+    }
+}
+
 /// A stream as the tests own it.
 #[derive(Clone, Debug, PartialEq)]
 struct OwnedStream {
@@ -144,6 +165,42 @@ fn streams_strategy() -> impl Strategy<Value = Vec<OwnedStream>> {
     })
 }
 
+/// Label names and values of the postings test: few, so that streams share pairs; with
+/// prefixes of each other, an upper-case and a non-ASCII one, so that the byte order the
+/// postings' binary searches rely on is exercised.
+const POSTING_NAMES: &[&str] = &["Host", "app", "app_x", "env", "zone"];
+const POSTING_VALUES: &[&str] = &["Prod", "a", "ab", "b", "prod", "ünï"];
+
+/// Streams whose label sets are drawn from [`POSTING_NAMES`] and [`POSTING_VALUES`] (any
+/// subset of the names, the empty set included), some of them without entries (those are not
+/// written, so they must not appear in the postings), each (tenant, labels) once.
+fn labelled_streams_strategy() -> impl Strategy<Value = Vec<OwnedStream>> {
+    let labels = prop::collection::vec(
+        prop::option::of(prop::sample::select(POSTING_VALUES)),
+        POSTING_NAMES.len(),
+    );
+    let stream = (prop::sample::select(vec!["fake", "t1"]), labels, 0usize..3);
+    prop::collection::vec(stream, 1..24).prop_map(|v| {
+        let mut seen = std::collections::HashSet::new();
+        v.into_iter()
+            .filter_map(|(tenant, values, entries)| {
+                let pairs = POSTING_NAMES
+                    .iter()
+                    .zip(values)
+                    .filter_map(|(name, value)| value.map(|v| (*name, v)));
+                let labels = Labels::from_pairs(pairs);
+                seen.insert((tenant, labels.clone())).then(|| OwnedStream {
+                    tenant: tenant.to_string(),
+                    labels,
+                    entries: (0..entries)
+                        .map(|i| (i as i64, format!("line {i}"), vec![]))
+                        .collect(),
+                })
+            })
+            .collect()
+    })
+}
+
 fn options_strategy() -> impl Strategy<Value = PartWriterOptions> {
     (
         prop::sample::select(vec![1, 3, 9]),
@@ -217,6 +274,66 @@ proptest! {
                 prop_assert!(tail.decode_block_into(b, &mut block).is_err());
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Postings round trip: every (name, value), carried or not, answers exactly the part's
+    /// streams that carry it, and the postings list nothing else.
+    #[test]
+    fn postings_are_exactly_the_streams_carrying_each_pair(streams in labelled_streams_strategy()) {
+        let written: Vec<&OwnedStream> = streams.iter().filter(|s| !s.entries.is_empty()).collect();
+        let opts = PartWriterOptions {
+            zstd_level: 1,
+            bloom_bits_per_gram: 0.0,
+            ..PartWriterOptions::default()
+        };
+        let bytes = match encode(&streams, &opts) {
+            Ok(b) => b,
+            Err(ChunkError::InvalidInput(_)) if written.is_empty() => return Ok(()),
+            Err(e) => return Err(TestCaseError::fail(e.to_string())),
+        };
+        let reader = PartReader::open(&bytes, Path::new("p")).unwrap();
+        let meta = reader.meta();
+        prop_assert_eq!(meta.streams.len(), written.len());
+        // (name, value) -> the part's indexes of the written streams carrying it, from the
+        // input alone; a BTreeMap of str pairs is in the byte order the postings must have.
+        let mut want: std::collections::BTreeMap<(&str, &str), Vec<u32>> = Default::default();
+        for s in &written {
+            let idx = meta.stream_index(stream_hash(&s.tenant, &s.labels));
+            prop_assert!(idx.is_some(), "stream {} missing from the part", s.labels);
+            for (k, v) in s.labels.pairs() {
+                want.entry((k.as_str(), v.as_str())).or_default().push(idx.unwrap() as u32);
+            }
+        }
+        for ids in want.values_mut() {
+            ids.sort_unstable();
+        }
+        let names = POSTING_NAMES.iter().copied().chain(["", "a", "zzz"]);
+        for name in names {
+            for value in POSTING_VALUES.iter().copied().chain(["", "c", "prod "]) {
+                let got: Vec<u32> = meta.postings(name, value).iter().map(|x| x.to_native()).collect();
+                let expected = want.get(&(name, value)).cloned().unwrap_or_default();
+                prop_assert_eq!(got, expected, "postings of {}={:?}", name, value);
+            }
+        }
+        let listed: Vec<(String, String, Vec<u32>)> = meta
+            .postings
+            .iter()
+            .flat_map(|p| {
+                p.values.iter().map(move |v| {
+                    let ids = v.streams.iter().map(|x| x.to_native()).collect();
+                    (p.name.to_string(), v.value.to_string(), ids)
+                })
+            })
+            .collect();
+        let want_listed: Vec<(String, String, Vec<u32>)> = want
+            .into_iter()
+            .map(|((k, v), ids)| (k.to_string(), v.to_string(), ids))
+            .collect();
+        prop_assert_eq!(listed, want_listed);
     }
 }
 
@@ -408,19 +525,8 @@ fn writer_asserts_sorted_entries() {
 /// `p^3` with `p = (1 - e^(-2/b))^2` per gram, about 1% at 3.25 bits per gram.
 #[test]
 fn needle_false_positive_rate_is_near_the_target() {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut word = |n: usize| -> String {
-        (0..n)
-            .map(|_| ALPHABET[(next() % 62) as usize] as char)
-            .collect()
-    };
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut word = |n: usize| rng.alnum(n);
     let entries: Vec<OwnedEntry> = (0..4000).map(|i| (i, word(40), vec![])).collect();
     let all_text: Vec<String> = entries.iter().map(|e| e.1.clone()).collect();
     let streams = vec![OwnedStream {

@@ -54,7 +54,11 @@ fn parts(data: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let root = data.join("shards/shard-0000/parts");
     for day in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-        for f in std::fs::read_dir(day.path()).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(day.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if f.path().extension().is_some_and(|e| e == "part") {
                 out.push(f.path());
             }
@@ -114,11 +118,21 @@ fn a_rotten_block_fails_its_query_and_is_quarantined_while_others_serve() {
         ],
         &[],
     );
-    assert_eq!(r.status, 500, "a corrupt block must fail the query: {}", r.text());
+    assert_eq!(
+        r.status,
+        500,
+        "a corrupt block must fail the query: {}",
+        r.text()
+    );
     let text = r.text();
     assert!(
-        text.contains(&linux_part.file_name().unwrap().to_string_lossy().to_string())
-            && text.contains("offset"),
+        text.contains(
+            &linux_part
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_string()
+        ) && text.contains("offset"),
         "the error names the file and offset: {text}"
     );
 

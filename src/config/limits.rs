@@ -51,6 +51,10 @@ pub const SEAL_BYTES_DEFAULT: usize = 1 << 20;
 /// replays at most a few minutes of WAL.
 pub const SEAL_AGE_DEFAULT: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// Unsealed head bytes per core before every head is sealed at once: bounds memory when
+/// many small streams each stay under the seal size.
+pub const HEADS_BYTES_MAX_DEFAULT: u64 = 256 << 20;
+
 /// One partition per day, as Loki's and VictoriaLogs' daily indexes.
 pub const PARTITION_DEFAULT: std::time::Duration = std::time::Duration::from_secs(86400);
 

@@ -118,6 +118,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES")]
     pub retention_max_bytes: Option<u64>,
 
+    /// Line bytes that a core's unsealed heads may hold before all of them are sealed at
+    /// once, whatever their size or age.
+    #[arg(long, value_name = "BYTES")]
+    pub heads_bytes_max: Option<u64>,
+
     /// Bytes per second that compaction may read plus write, per core.
     #[arg(long, value_name = "BYTES")]
     pub compaction_bytes_per_second: Option<u64>,
@@ -150,6 +155,7 @@ pub struct Config {
     /// 0: no cap.
     pub retention_max_bytes: u64,
     pub compaction_bytes_per_second: u64,
+    pub heads_bytes_max: u64,
 }
 
 /// A configuration error; the message names the key and what was wrong.
@@ -215,6 +221,7 @@ impl ServeArgs {
             compaction_bytes_per_second: self
                 .compaction_bytes_per_second
                 .or(file.compaction_bytes_per_second),
+            heads_bytes_max: self.heads_bytes_max.or(file.heads_bytes_max),
         }
     }
 
@@ -370,7 +377,15 @@ impl ServeArgs {
             1 << 20,
             1 << 40,
         )? as u64;
+        let heads_bytes_max = within(
+            "heads_bytes_max",
+            self.heads_bytes_max.map(|v| v as usize),
+            HEADS_BYTES_MAX_DEFAULT as usize,
+            1 << 20,
+            1 << 40,
+        )? as u64;
         Ok(Config {
+            heads_bytes_max,
             seal_bytes,
             seal_age,
             partition,

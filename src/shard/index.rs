@@ -82,13 +82,21 @@ impl Streams {
         &self.heads
     }
 
-    /// Takes the entries of every non-empty head that `due` picks, leaving empty heads.
+    /// Takes the entries of every non-empty head that `due` picks, leaving empty heads. The
+    /// taken entries count as sealed for stream selection from now on: they stay readable (in
+    /// a sealing set, then in parts), so the stream must stay selectable for their range.
     pub fn take_heads(&mut self, mut due: impl FnMut(&StreamHead) -> bool) -> Vec<StreamHead> {
-        self.heads
-            .iter_mut()
-            .filter(|h| !h.is_empty() && due(h))
-            .map(StreamHead::take)
-            .collect()
+        let mut taken = Vec::new();
+        for idx in 0..self.heads.len() {
+            let h = &mut self.heads[idx];
+            if h.is_empty() || !due(h) {
+                continue;
+            }
+            let (min, max) = (h.min_ts(), h.max_ts());
+            taken.push(h.take());
+            self.note_sealed(idx as StreamIdx, min, max);
+        }
+        taken
     }
 
     /// Widens the sealed time range of a stream.

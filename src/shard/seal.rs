@@ -28,10 +28,6 @@ use crate::config::Config;
 use crate::model::{StreamId, TimestampNs};
 use crate::store::{Change, StoreError, StoreOptions, encode_off_core, paths};
 
-/// Line bytes of live heads per core past which every head is sealed at once, whatever its
-/// size or age: bounds memory when there are many small streams.
-pub const HEADS_BYTES_MAX: u64 = 256 << 20;
-
 /// How often the sealer looks for due heads.
 pub const SEAL_TICK_MAX: Duration = Duration::from_millis(250);
 
@@ -58,7 +54,7 @@ impl SealSettings {
         SealSettings {
             seal_bytes: c.seal_bytes as u64,
             seal_age: c.seal_age,
-            heads_bytes_max: HEADS_BYTES_MAX,
+            heads_bytes_max: c.heads_bytes_max,
             store,
         }
     }
@@ -203,12 +199,6 @@ impl Shard {
                 // The parts are now read by queries: stop reading the sealing set, in the
                 // same step.
                 self.sealing.borrow_mut().retain(|s| !Arc::ptr_eq(s, set));
-                let mut streams = self.streams.borrow_mut();
-                for h in &set.heads {
-                    if let Some(idx) = streams.index_of(h.id) {
-                        streams.note_sealed(idx, h.min_ts(), h.max_ts());
-                    }
-                }
             })
             .await?;
         store.counters.sealed_entries.add(entries);

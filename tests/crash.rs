@@ -293,7 +293,14 @@ fn wal_corruption_stops_startup_unless_repaired() {
     let dir = TestDir::new("crash-corruption");
     let t0 = now_ns() - 600 * 1_000_000_000;
     let parts = parts(0);
-    // Two runs, so that shard 0 has an earlier segment (each start opens a new one).
+    // Two runs, so that shard 0 has an earlier segment (each start opens a new one). Nothing
+    // is sealed (a stop would seal everything and the next start would checkpoint the WAL
+    // away), so the runs end with kill -9 and a long seal age.
+    let mut unsealed = options();
+    unsealed
+        .extra_args
+        .extend(["--seal-age".to_string(), "24h".to_string()]);
+    let options = || unsealed.clone();
     for run in 0..2 {
         let mut server = Server::start_with(&dir, &options());
         for batch in 0..5 {
@@ -304,7 +311,7 @@ fn wal_corruption_stops_startup_unless_repaired() {
             );
             assert_eq!(response.status, 204, "{}", response.text());
         }
-        assert_eq!(server.terminate().code(), Some(0));
+        server.kill9();
     }
     let wal = dir.data_dir().join("wal").join("shard-0000");
     let mut segments: Vec<_> = std::fs::read_dir(&wal)

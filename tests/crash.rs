@@ -6,6 +6,9 @@
 //! all may be there twice (a WAL replayed twice, or a record applied from two segments,
 //! would show as duplicates). Unacknowledged batches may or may not have landed.
 //!
+//! Sealing into parts and WAL checkpoints run throughout (small seal size and age), so the
+//! kills also land in the middle of part writes and manifest replacements.
+//!
 //! Graceful stop: SIGTERM exits 0 and everything pushed is there after the restart.
 //!
 //! The random kill moments come from the clock; the seed is printed, and
@@ -41,11 +44,17 @@ const KILL_AFTER_MS_MAX: u64 = 1200;
 /// preallocated segment each restart opens stays cheap to replay.
 const WAL_SEGMENT_BYTES: u64 = 1 << 20;
 
+/// Sealing runs all the time during the kill rounds (small heads, short age), so kills land
+/// in every step of it: part writes, manifest replacements, WAL checkpoints.
 fn options() -> ServerOptions {
     ServerOptions {
         extra_args: vec![
             "--wal-segment-bytes-max".into(),
             WAL_SEGMENT_BYTES.to_string(),
+            "--seal-bytes".into(),
+            "16384".into(),
+            "--seal-age".into(),
+            "200ms".into(),
         ],
         ..ServerOptions::default()
     }
@@ -231,6 +240,11 @@ fn kill9_loses_no_acknowledged_line() {
     for (round, acked) in acked_per_round.iter().enumerate() {
         verify_round(&server, round, acked);
     }
+    let samples = common::loki::parse_metrics(&server.metrics());
+    assert!(
+        common::loki::metric_sum(&samples, "shardlog_parts", &[]) > 0.0,
+        "the rounds sealed nothing: the kills never landed in sealing"
+    );
     let status = server.terminate();
     assert!(
         status.success(),
@@ -296,10 +310,10 @@ fn wal_corruption_stops_startup_unless_repaired() {
     // Two runs, so that shard 0 has an earlier segment (each start opens a new one). Nothing
     // is sealed (a stop would seal everything and the next start would checkpoint the WAL
     // away), so the runs end with kill -9 and a long seal age.
-    let mut unsealed = options();
-    unsealed
-        .extra_args
-        .extend(["--seal-age".to_string(), "24h".to_string()]);
+    let unsealed = ServerOptions {
+        extra_args: vec!["--seal-age".into(), "24h".into()],
+        ..ServerOptions::default()
+    };
     let options = || unsealed.clone();
     for run in 0..2 {
         let mut server = Server::start_with(&dir, &options());

@@ -22,6 +22,7 @@
 //! - [`compaction`]: merging small parts of a partition.
 //! - [`retention`]: dropping old partitions by age and by size.
 
+pub mod compaction;
 pub mod manifest;
 pub mod part_file;
 pub mod paths;
@@ -36,6 +37,7 @@ use crate::chunk::{ChunkError, PartWriterOptions, StreamBlockInput, encode_part}
 use crate::metrics::Counter;
 use crate::model::TimestampNs;
 use crate::storage::{Disk, IoBuf};
+use compaction::CompactionPolicy;
 use manifest::{Manifest, PartEntry};
 use part_file::LoadedPart;
 use paths::StorePaths;
@@ -113,8 +115,10 @@ pub struct StoreOptions {
     pub compact: PartWriterOptions,
     /// Span of a partition in nanoseconds.
     pub partition_ns: i64,
-    /// Compaction's I/O budget, bytes per second.
+    /// Compaction's I/O budget, bytes per second (read plus written); 0 is unlimited.
     pub compaction_bytes_per_second: u64,
+    /// Which parts compaction merges.
+    pub compaction: CompactionPolicy,
 }
 
 impl Default for StoreOptions {
@@ -127,6 +131,7 @@ impl Default for StoreOptions {
             compact: PartWriterOptions::default(),
             partition_ns: 86_400_000_000_000,
             compaction_bytes_per_second: crate::config::COMPACTION_BYTES_PER_SECOND_DEFAULT,
+            compaction: CompactionPolicy::default(),
         }
     }
 }
@@ -187,6 +192,9 @@ pub struct Store {
     quarantining: RefCell<Vec<u64>>,
     write_buf: RefCell<Option<IoBuf>>,
     total_bytes: Cell<u64>,
+    /// The partition a compaction is writing into (one at a time): retention leaves its
+    /// directory in place, so the compaction's new file always has a directory to go to.
+    compacting: RefCell<Option<String>>,
     pub counters: StoreCounters,
 }
 
@@ -226,6 +234,7 @@ impl Store {
             quarantining: RefCell::new(Vec::new()),
             write_buf: RefCell::new(None),
             total_bytes: Cell::new(0),
+            compacting: RefCell::new(None),
             counters: StoreCounters::default(),
         };
         store.load_parts().await?;
@@ -403,6 +412,33 @@ impl Store {
         max_ts: TimestampNs,
     ) -> Result<LoadedPart, StoreError> {
         let partition = paths::partition_name(partition_start, self.opts.partition_ns);
+        self.write_part_in(
+            &partition,
+            partition_start,
+            encoded,
+            level,
+            entries,
+            min_ts,
+            max_ts,
+        )
+        .await
+    }
+
+    /// [`Store::write_part`] into the partition directory `partition`, whatever the current
+    /// partition span: compaction keeps a part in the partition its inputs were in, even if
+    /// the span was configured differently when they were written.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn write_part_in(
+        &self,
+        partition: &str,
+        partition_start: TimestampNs,
+        encoded: Vec<u8>,
+        level: u32,
+        entries: u64,
+        min_ts: TimestampNs,
+        max_ts: TimestampNs,
+    ) -> Result<LoadedPart, StoreError> {
+        let partition = partition.to_string();
         let id = {
             let mut m = self.manifest.borrow_mut();
             let id = m.next_part_id;

@@ -26,6 +26,7 @@ pub mod compaction;
 pub mod manifest;
 pub mod part_file;
 pub mod paths;
+pub mod retention;
 
 use std::cell::{Cell, RefCell};
 use std::fmt;

@@ -28,6 +28,9 @@ pub mod part_file;
 pub mod paths;
 pub mod retention;
 
+#[cfg(test)]
+mod tests;
+
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;

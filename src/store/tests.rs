@@ -1,0 +1,728 @@
+//! The store on the simulated disk: compaction, retention and seal-like writes keep every
+//! acknowledged line exactly once, whatever operation a crash cuts them at; queries that
+//! took parts keep reading them after the parts are dropped.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::*;
+use crate::chunk::{DecodedBlock, EntryInput, StreamBlockInput};
+use crate::model::{Labels, stream_hash};
+use crate::storage::SimDisk;
+use crate::storage::sim::Crash;
+
+const DAY: i64 = 86_400_000_000_000;
+/// 2025-11-25T00:00Z.
+const DAY0: i64 = 1_764_028_800_000_000_000;
+const DATA_DIR: &str = "/data";
+const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/loghub");
+const CRASHES: [Crash; 3] = [
+    Crash::KeepSynced,
+    Crash::TearLastWrite { bytes: 4096 },
+    Crash::TearLastWrite { bytes: 1000 },
+];
+
+fn run<F: Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
+    glommio::LocalExecutorBuilder::default()
+        .spawn(move || async move { f().await })
+        .expect("executor")
+        .join()
+        .expect("join");
+}
+
+/// One entry, as the tests compare them: found exactly once, or the test fails.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Line {
+    stream: u64,
+    ts: i64,
+    line: String,
+    metadata: Vec<(String, String)>,
+}
+
+struct TestStream {
+    id: u64,
+    tenant: &'static str,
+    labels: Labels,
+    corpus: Vec<String>,
+}
+
+/// Three streams of two tenants, each with the lines of one loghub file.
+fn test_streams() -> Vec<TestStream> {
+    [
+        ("acme", "Apache_2k.log"),
+        ("acme", "HDFS_2k.log"),
+        ("globex", "OpenSSH_2k.log"),
+    ]
+    .into_iter()
+    .map(|(tenant, file)| {
+        let labels = Labels::from_pairs([("app", file), ("host", "h1")]);
+        let text = std::fs::read_to_string(format!("{CORPUS_DIR}/{file}"))
+            .unwrap_or_else(|e| panic!("the loghub corpus under {CORPUS_DIR}: {e}"));
+        TestStream {
+            id: stream_hash(tenant, &labels),
+            tenant,
+            labels,
+            corpus: text.lines().map(str::to_string).collect(),
+        }
+    })
+    .collect()
+}
+
+/// A part to write, and the lines it holds.
+#[derive(Clone)]
+struct FixturePart {
+    partition_start: i64,
+    bytes: Vec<u8>,
+    entries: u64,
+    min_ts: i64,
+    max_ts: i64,
+    lines: Vec<Line>,
+}
+
+/// Part `k` of the partition starting at `partition_start`: `per_stream` corpus lines of
+/// each stream. Timestamps repeat across parts (every third line has the same time in every
+/// part: ties) and interleave otherwise.
+fn make_part(
+    streams: &[TestStream],
+    partition_start: i64,
+    k: usize,
+    per_stream: usize,
+) -> FixturePart {
+    let mut lines = Vec::new();
+    let mut per: Vec<Vec<Line>> = Vec::new();
+    for s in streams {
+        let mut v = Vec::new();
+        for i in 0..per_stream {
+            let line = s.corpus[(k * per_stream + i) % s.corpus.len()].clone();
+            let jitter = if i % 3 == 0 { 0 } else { k as i64 };
+            let metadata = if i % 4 == 0 {
+                vec![("trace_id".to_string(), format!("t{k}-{i}"))]
+            } else {
+                Vec::new()
+            };
+            v.push(Line {
+                stream: s.id,
+                ts: partition_start + 1000 * i as i64 + jitter,
+                line,
+                metadata,
+            });
+        }
+        per.push(v);
+    }
+    let md: Vec<Vec<Vec<(&str, &str)>>> = per
+        .iter()
+        .map(|v| {
+            v.iter()
+                .map(|l| {
+                    l.metadata
+                        .iter()
+                        .map(|(a, b)| (a.as_str(), b.as_str()))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let entries: Vec<Vec<EntryInput<'_>>> = per
+        .iter()
+        .zip(&md)
+        .map(|(v, m)| {
+            v.iter()
+                .zip(m)
+                .map(|(l, m)| (l.ts, l.line.as_str(), m.as_slice()))
+                .collect()
+        })
+        .collect();
+    let inputs: Vec<StreamBlockInput<'_>> = streams
+        .iter()
+        .zip(&entries)
+        .map(|(s, e)| StreamBlockInput {
+            stream_id: s.id,
+            tenant: s.tenant,
+            labels: &s.labels,
+            entries: e,
+        })
+        .collect();
+    let bytes = encode_now(&inputs, &test_opts().seal).expect("encode");
+    for v in per {
+        lines.extend(v);
+    }
+    FixturePart {
+        partition_start,
+        bytes,
+        entries: lines.len() as u64,
+        min_ts: lines.iter().map(|l| l.ts).min().expect("lines"),
+        max_ts: lines.iter().map(|l| l.ts).max().expect("lines"),
+        lines,
+    }
+}
+
+/// Small blocks (several per stream and part), fast zstd levels, no I/O budget.
+fn test_opts() -> StoreOptions {
+    let mut o = StoreOptions {
+        compaction_bytes_per_second: 0,
+        ..StoreOptions::default()
+    };
+    o.seal.zstd_level = 1;
+    o.seal.block_bytes_target = crate::chunk::part::BLOCK_BYTES_TARGET_MIN;
+    o.compact.zstd_level = 3;
+    o.compact.block_bytes_target = crate::chunk::part::BLOCK_BYTES_TARGET_MIN;
+    o
+}
+
+fn sorted(mut v: Vec<Line>) -> Vec<Line> {
+    v.sort();
+    v
+}
+
+fn lines_of(parts: &[&FixturePart]) -> Vec<Line> {
+    sorted(parts.iter().flat_map(|p| p.lines.iter().cloned()).collect())
+}
+
+async fn open_store(sim: &SimDisk) -> Store {
+    Store::open(
+        Disk::simulated(sim.clone()),
+        Path::new(DATA_DIR),
+        0,
+        test_opts(),
+        true,
+    )
+    .await
+    .expect("open the store")
+}
+
+/// Writes parts and names them in one manifest change, as a seal round does.
+async fn seal_like(store: &Store, parts: &[&FixturePart]) -> Result<(), StoreError> {
+    let _guard = store.lock().await;
+    let mut add = Vec::new();
+    for p in parts {
+        add.push(
+            store
+                .write_part(
+                    p.partition_start,
+                    p.bytes.clone(),
+                    0,
+                    p.entries,
+                    p.min_ts,
+                    p.max_ts,
+                )
+                .await?,
+        );
+    }
+    store
+        .commit_locked(
+            Change {
+                add,
+                ..Change::default()
+            },
+            || {},
+        )
+        .await
+}
+
+/// A store on a new simulated disk holding `parts`, one seal round each.
+async fn build(parts: &[FixturePart]) -> (SimDisk, Rc<Store>) {
+    let sim = SimDisk::new();
+    let store = open_store(&sim).await;
+    for p in parts {
+        seal_like(&store, &[p]).await.expect("seal");
+    }
+    (sim, Rc::new(store))
+}
+
+/// Every entry of `parts`, sorted.
+async fn read_parts(parts: &[Rc<LoadedPart>]) -> Vec<Line> {
+    let mut out = Vec::new();
+    for p in parts {
+        for (id, _) in stream_ids(p) {
+            out.extend(read_stream(p, id).await);
+        }
+    }
+    sorted(out)
+}
+
+async fn read_all(store: &Store) -> Vec<Line> {
+    read_parts(&store.parts()).await
+}
+
+fn stream_ids(p: &LoadedPart) -> Vec<(u64, String)> {
+    p.reader()
+        .streams()
+        .iter()
+        .map(|s| (s.id.to_native(), s.tenant.as_str().to_string()))
+        .collect()
+}
+
+/// The entries of one stream of a part, in stored order.
+async fn read_stream(p: &LoadedPart, stream: u64) -> Vec<Line> {
+    let blocks = {
+        let r = p.reader();
+        r.meta()
+            .stream_index(stream)
+            .map(|i| r.streams()[i].block_range())
+            .unwrap_or(0..0)
+    };
+    let mut out = Vec::new();
+    let mut b = DecodedBlock::new();
+    for i in blocks {
+        p.read_block(i, &mut b).await.expect("read a block");
+        out.extend(b.iter().map(|e| {
+            Line {
+                stream,
+                ts: e.ts,
+                line: e.line.to_string(),
+                metadata: e
+                    .metadata
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            }
+        }));
+    }
+    out
+}
+
+/// Files under `parts/` are exactly the parts the manifest names; no empty partition
+/// directory, no unfinished manifest, nothing quarantined.
+fn assert_no_garbage(store: &Store) {
+    let disk = store.disk();
+    let named: HashSet<PathBuf> = store.parts().iter().map(|p| p.path.clone()).collect();
+    assert_eq!(store.manifest().parts.len(), named.len());
+    let parts_dir = store.paths().parts();
+    let mut seen = 0;
+    for d in disk.list_dir(&parts_dir).expect("list") {
+        let d = parts_dir.join(d);
+        assert!(
+            disk.is_dir(&d),
+            "{} is not a partition directory",
+            d.display()
+        );
+        let files = disk.list_dir(&d).expect("list");
+        assert!(
+            !files.is_empty(),
+            "empty partition directory {}",
+            d.display()
+        );
+        for f in files {
+            let f = d.join(f);
+            assert!(named.contains(&f), "unnamed file {}", f.display());
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, named.len(), "a named part has no file");
+    assert!(!disk.exists(&store.paths().manifest_tmp()));
+    assert!(
+        disk.list_dir(&store.paths().quarantine())
+            .expect("list")
+            .is_empty()
+    );
+}
+
+/// A change to a store whose every crash point is tried.
+trait Scenario {
+    /// The parts the store holds before the step.
+    fn initial(&self) -> &[FixturePart];
+    /// The step; `true` if it did all it meant to.
+    async fn step(&self, store: &Store) -> bool;
+    /// The line sets allowed after a crash at any point of the step.
+    fn allowed(&self) -> Vec<Vec<Line>>;
+    /// Finishes the work after recovery (as the running server would) and checks the end
+    /// state.
+    async fn finish(&self, store: &Store);
+}
+
+/// Runs the step once cleanly to count its disk operations, then for each operation `n`
+/// and each crash kind: builds the store again, lets the disk fail from operation `n` on,
+/// runs the step, crashes, reopens the store and checks the lines, the files, and that the
+/// work can be finished.
+async fn sweep(s: &impl Scenario) {
+    let (sim, store) = build(s.initial()).await;
+    let before = sim.ops();
+    assert!(s.step(&store).await, "the step succeeds on a healthy disk");
+    let ops = sim.ops() - before;
+    assert!(ops > 0);
+    let allowed = s.allowed();
+    let mut outcomes = HashSet::new();
+    for n in 0..=ops {
+        for how in CRASHES {
+            let (sim, store) = build(s.initial()).await;
+            store.disk().faults().fail_any_after(n);
+            let done = s.step(&store).await;
+            assert!(n < ops || done, "no failure is injected at n = {ops}");
+            drop(store);
+            sim.crash(how);
+            let store = open_store(&sim).await;
+            assert_no_garbage(&store);
+            let lines = read_all(&store).await;
+            let Some(k) = allowed.iter().position(|a| *a == lines) else {
+                panic!(
+                    "crash after {n} of {ops} operations ({how:?}): {} lines, not an allowed set",
+                    lines.len()
+                );
+            };
+            outcomes.insert(k);
+            s.finish(&store).await;
+            assert_no_garbage(&store);
+        }
+    }
+    assert_eq!(
+        outcomes.len(),
+        allowed.len(),
+        "every allowed outcome is reached by some crash point"
+    );
+}
+
+struct CompactionScenario {
+    parts: Vec<FixturePart>,
+}
+
+impl CompactionScenario {
+    /// Five small parts of day 0 (compacted), two of day 1 (too few to be).
+    fn new() -> CompactionScenario {
+        let streams = test_streams();
+        let mut parts: Vec<FixturePart> =
+            (0..5).map(|k| make_part(&streams, DAY0, k, 40)).collect();
+        parts.extend((0..2).map(|k| make_part(&streams, DAY0 + DAY, 5 + k, 40)));
+        CompactionScenario { parts }
+    }
+}
+
+impl Scenario for CompactionScenario {
+    fn initial(&self) -> &[FixturePart] {
+        &self.parts
+    }
+
+    async fn step(&self, store: &Store) -> bool {
+        matches!(store.compact_once().await, Ok(Some(r)) if r.committed)
+    }
+
+    fn allowed(&self) -> Vec<Vec<Line>> {
+        vec![lines_of(&self.parts.iter().collect::<Vec<_>>())]
+    }
+
+    async fn finish(&self, store: &Store) {
+        while let Some(r) = store.compact_once().await.expect("compact") {
+            assert!(r.committed);
+        }
+        assert_eq!(store.part_count(), 3, "day 0 merged into one part");
+        assert_eq!(read_all(store).await, self.allowed()[0]);
+    }
+}
+
+#[test]
+fn compaction_keeps_every_line_once_across_a_crash_at_any_operation() {
+    run(|| async { sweep(&CompactionScenario::new()).await });
+}
+
+struct RetentionScenario {
+    parts: Vec<FixturePart>,
+    keep_bytes: u64,
+}
+
+impl RetentionScenario {
+    /// Days 0 and 1 of two parts each, day 2 of one. Day 0 is dropped by age, day 1 by
+    /// size.
+    fn new() -> RetentionScenario {
+        let streams = test_streams();
+        let parts: Vec<FixturePart> = [(0, 0), (0, 1), (1, 2), (1, 3), (2, 4)]
+            .into_iter()
+            .map(|(day, k)| make_part(&streams, DAY0 + day * DAY, k, 30))
+            .collect();
+        let keep_bytes = parts[2..].iter().map(|p| p.bytes.len() as u64).sum::<u64>() - 1;
+        RetentionScenario { parts, keep_bytes }
+    }
+
+    fn now(&self) -> i64 {
+        DAY0 + 3 * DAY
+    }
+
+    async fn apply(&self, store: &Store) -> Result<retention::RetentionReport, StoreError> {
+        store
+            .apply_retention(
+                self.now(),
+                Some(std::time::Duration::from_secs(2 * 86_400 + 3600)),
+                Some(self.keep_bytes),
+            )
+            .await
+    }
+}
+
+impl Scenario for RetentionScenario {
+    fn initial(&self) -> &[FixturePart] {
+        &self.parts
+    }
+
+    async fn step(&self, store: &Store) -> bool {
+        matches!(self.apply(store).await, Ok(r) if r.parts == 4)
+    }
+
+    fn allowed(&self) -> Vec<Vec<Line>> {
+        let p = &self.parts;
+        vec![
+            lines_of(&[&p[0], &p[1], &p[2], &p[3], &p[4]]),
+            lines_of(&[&p[2], &p[3], &p[4]]),
+            lines_of(&[&p[4]]),
+        ]
+    }
+
+    async fn finish(&self, store: &Store) {
+        self.apply(store).await.expect("retention");
+        assert_eq!(read_all(store).await, self.allowed()[2]);
+    }
+}
+
+#[test]
+fn retention_drops_whole_partitions_across_a_crash_at_any_operation() {
+    run(|| async { sweep(&RetentionScenario::new()).await });
+}
+
+struct SealScenario {
+    base: Vec<FixturePart>,
+    new: Vec<FixturePart>,
+}
+
+impl Scenario for SealScenario {
+    fn initial(&self) -> &[FixturePart] {
+        &self.base
+    }
+
+    async fn step(&self, store: &Store) -> bool {
+        seal_like(store, &self.new.iter().collect::<Vec<_>>())
+            .await
+            .is_ok()
+    }
+
+    fn allowed(&self) -> Vec<Vec<Line>> {
+        let all: Vec<&FixturePart> = self.base.iter().chain(&self.new).collect();
+        vec![
+            lines_of(&self.base.iter().collect::<Vec<_>>()),
+            lines_of(&all),
+        ]
+    }
+
+    async fn finish(&self, store: &Store) {
+        // A restart replays the WAL and seals again what the manifest does not hold.
+        if read_all(store).await == self.allowed()[0] {
+            assert!(self.step(store).await);
+        }
+        assert_eq!(read_all(store).await, self.allowed()[1]);
+    }
+}
+
+#[test]
+fn a_seal_round_is_wholly_named_or_absent_after_a_crash_at_any_operation() {
+    run(|| async {
+        let streams = test_streams();
+        let s = SealScenario {
+            base: vec![make_part(&streams, DAY0, 0, 30)],
+            // One part into an existing partition, one into a new one.
+            new: vec![
+                make_part(&streams, DAY0, 1, 30),
+                make_part(&streams, DAY0 + DAY, 2, 30),
+            ],
+        };
+        sweep(&s).await;
+    });
+}
+
+#[test]
+fn compaction_merges_tenants_in_time_order_with_older_parts_first_on_ties() {
+    run(|| async {
+        let streams = test_streams();
+        let parts: Vec<FixturePart> = (0..4).map(|k| make_part(&streams, DAY0, k, 50)).collect();
+        let (_sim, store) = build(&parts).await;
+        let before = store.parts();
+        let report = store.compact_once().await.unwrap().expect("a compaction");
+        assert!(report.committed);
+        assert_eq!(
+            report.inputs,
+            before.iter().map(|p| p.entry.id).collect::<Vec<_>>()
+        );
+        assert_eq!(report.level, 1);
+        assert_eq!(report.entries, 4 * 3 * 50);
+        assert_eq!(store.part_count(), 1);
+        let merged = store.parts()[0].clone();
+        assert_eq!(merged.entry.id, report.output);
+        assert_eq!(merged.entry.level, 1);
+        assert_eq!(merged.entry.entries, report.entries);
+        assert_eq!(merged.entry.min_ts, DAY0);
+        assert_eq!(
+            stream_ids(&merged)
+                .iter()
+                .map(|s| s.1.as_str())
+                .collect::<HashSet<_>>(),
+            HashSet::from(["acme", "globex"])
+        );
+        // Each stream: the inputs' entries in time order, ties in input (part id) order.
+        for s in &streams {
+            let mut expected = Vec::new();
+            for p in &before {
+                expected.extend(read_stream(p, s.id).await);
+            }
+            expected.sort_by_key(|l| l.ts);
+            assert_eq!(read_stream(&merged, s.id).await, expected);
+        }
+        assert_eq!(store.counters.compactions.get(), 1);
+        assert_eq!(store.counters.compacted_input_parts.get(), 4);
+        assert!(store.counters.compaction_bytes.get() >= report.output_bytes);
+        assert_eq!(store.compact_once().await.unwrap(), None);
+        assert_no_garbage(&store);
+    });
+}
+
+#[test]
+fn queries_keep_reading_parts_that_compaction_and_retention_dropped() {
+    run(|| async {
+        let streams = test_streams();
+        let parts: Vec<FixturePart> = (0..4).map(|k| make_part(&streams, DAY0, k, 30)).collect();
+        let all = lines_of(&parts.iter().collect::<Vec<_>>());
+        let (_sim, store) = build(&parts).await;
+
+        let taken = store.parts();
+        store.compact_once().await.unwrap().expect("a compaction");
+        for p in &taken {
+            assert!(!store.disk().exists(&p.path), "the input file is unlinked");
+        }
+        assert_eq!(read_parts(&taken).await, all);
+
+        let taken = store.parts();
+        let report = store
+            .apply_retention(
+                DAY0 + 10 * DAY,
+                Some(std::time::Duration::from_secs(1)),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(report.partitions, vec!["2025-11-25".to_string()]);
+        assert_eq!(store.part_count(), 0);
+        assert!(!store.disk().exists(&taken[0].path));
+        assert_eq!(read_parts(&taken).await, all);
+        assert_no_garbage(&store);
+    });
+}
+
+#[test]
+fn retention_drops_oldest_partitions_by_age_then_by_size() {
+    run(|| async {
+        let streams = test_streams();
+        let parts: Vec<FixturePart> = (0..4)
+            .map(|d| make_part(&streams, DAY0 + d * DAY, d as usize, 20))
+            .collect();
+        let (_sim, store) = build(&parts).await;
+        let now = DAY0 + 4 * DAY;
+        let hours = |h: u64| Some(std::time::Duration::from_secs(h * 3600));
+
+        // Nothing is old enough, no size cap: nothing to do.
+        let r = store
+            .apply_retention(now, hours(24 * 5), None)
+            .await
+            .unwrap();
+        assert_eq!(r, retention::RetentionReport::default());
+
+        // Day 0's newest line is about 4 days old.
+        let r = store
+            .apply_retention(now, hours(24 * 3 + 12), None)
+            .await
+            .unwrap();
+        assert_eq!(r.partitions, vec!["2025-11-25".to_string()]);
+        assert_eq!((r.parts, r.entries), (1, parts[0].entries));
+        assert_eq!(r.bytes, parts[0].bytes.len() as u64);
+        assert!(
+            !store
+                .disk()
+                .exists(&store.paths().partition_dir("2025-11-25"))
+        );
+
+        // A size cap that holds exactly the last two days.
+        let cap = parts[2].bytes.len() as u64 + parts[3].bytes.len() as u64;
+        let r = store.apply_retention(now, None, Some(cap)).await.unwrap();
+        assert_eq!(r.partitions, vec!["2025-11-26".to_string()]);
+        assert_eq!(store.total_bytes(), cap);
+        assert_eq!(read_all(&store).await, lines_of(&[&parts[2], &parts[3]]));
+
+        assert_eq!(store.counters.retention_dropped_parts.get(), 2);
+        assert_eq!(
+            store.counters.retention_dropped_entries.get(),
+            parts[0].entries + parts[1].entries
+        );
+        assert_no_garbage(&store);
+    });
+}
+
+#[test]
+fn compaction_abandons_its_part_when_retention_drops_the_inputs_meanwhile() {
+    run(|| async {
+        let streams = test_streams();
+        let parts: Vec<FixturePart> = (0..4).map(|k| make_part(&streams, DAY0, k, 30)).collect();
+        let (_sim, store) = build(&parts).await;
+        let compaction = glommio::spawn_local({
+            let store = store.clone();
+            async move { store.compact_once().await }
+        });
+        // Let the compaction pick its inputs and start merging.
+        futures_lite::future::yield_now().await;
+        assert!(store.compacting.borrow().is_some());
+        let r = store
+            .apply_retention(
+                DAY0 + 10 * DAY,
+                Some(std::time::Duration::from_secs(1)),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.parts, 4);
+        let report = compaction.await.unwrap().expect("a compaction");
+        assert!(!report.committed);
+        assert_eq!(store.part_count(), 0);
+        assert_eq!(store.counters.compactions.get(), 0);
+        assert_no_garbage(&store);
+        assert!(
+            store
+                .disk()
+                .list_dir(&store.paths().parts())
+                .unwrap()
+                .is_empty()
+        );
+    });
+}
+
+#[test]
+fn read_only_stores_are_trimmed_by_retention_but_never_compacted() {
+    run(|| async {
+        let streams = test_streams();
+        let mut parts: Vec<FixturePart> =
+            (0..4).map(|k| make_part(&streams, DAY0, k, 10)).collect();
+        parts.push(make_part(&streams, DAY0 + DAY, 4, 10));
+        let (sim, store) = build(&parts).await;
+        drop(store);
+        let open_ro = || {
+            Store::open(
+                Disk::simulated(sim.clone()),
+                Path::new(DATA_DIR),
+                0,
+                test_opts(),
+                false,
+            )
+        };
+        let ro = open_ro().await.unwrap();
+        let ops = sim.ops();
+        assert_eq!(ro.compact_once().await.unwrap(), None);
+        assert_eq!(sim.ops(), ops, "compaction wrote nothing");
+        assert_eq!(ro.part_count(), 5);
+        let r = ro
+            .apply_retention(
+                DAY0 + DAY + 1000 * 1000,
+                Some(std::time::Duration::from_secs(3600)),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.partitions, vec!["2025-11-25".to_string()]);
+        drop(ro);
+        let ro = open_ro().await.unwrap();
+        assert_eq!(read_all(&ro).await, lines_of(&[&parts[4]]));
+        assert_no_garbage(&ro);
+    });
+}

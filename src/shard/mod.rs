@@ -617,13 +617,12 @@ impl Shard {
         if let Some(wal) = &wal {
             wal.close().await.map_err(|e| e.to_string())?;
         }
-        if self.seal_failed.borrow().is_none() && self.store.borrow().is_some() {
-            if let Err(e) = self.seal_round(seal::SealMode::All).await {
-                eprintln!(
-                    "shard {}: sealing at shutdown failed (the WAL keeps the data): {e}",
-                    self.id
-                );
-            }
+        let can_seal = self.seal_failed.borrow().is_none() && self.store.borrow().is_some();
+        if can_seal && let Err(e) = self.seal_round(seal::SealMode::All).await {
+            eprintln!(
+                "shard {}: sealing at shutdown failed (the WAL keeps the data): {e}",
+                self.id
+            );
         }
         self.wal.borrow_mut().take();
         Ok(())

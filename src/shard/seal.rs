@@ -31,8 +31,15 @@ use crate::store::{Change, StoreError, StoreOptions, encode_off_core, paths};
 /// How often the sealer looks for due heads.
 pub const SEAL_TICK_MAX: Duration = Duration::from_millis(250);
 
+/// How often retention and compaction run.
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, Copy)]
 pub struct SealSettings {
+    pub cores: usize,
+    pub retention: Option<Duration>,
+    /// 0: no cap.
+    pub retention_max_bytes: u64,
     pub seal_bytes: u64,
     pub seal_age: Duration,
     pub heads_bytes_max: u64,
@@ -52,6 +59,9 @@ impl SealSettings {
             store.seal.block_bytes_target,
         );
         SealSettings {
+            cores: c.cores,
+            retention: c.retention,
+            retention_max_bytes: c.retention_max_bytes,
             seal_bytes: c.seal_bytes as u64,
             seal_age: c.seal_age,
             heads_bytes_max: c.heads_bytes_max,
@@ -202,7 +212,8 @@ impl Shard {
             })
             .await?;
         store.counters.sealed_entries.add(entries);
-        if let (Some(c), Some(wal)) = (checkpoint, self.wal.borrow().clone())
+        let wal = self.wal.borrow().clone();
+        if let (Some(c), Some(wal)) = (checkpoint, wal)
             && let Err(e) = wal.remove_segments_through(c).await
         {
             // The segments stay; replay skips what the manifest says is sealed.
@@ -237,17 +248,52 @@ impl Shard {
         }
     }
 
-    /// The background sealer: seals due heads every tick until the shard closes.
+    /// The background loop of the shard until it closes: every tick, seal due heads; every
+    /// [`MAINTENANCE_INTERVAL`], apply retention to every store and run one compaction.
     pub async fn run_sealer(self: std::rc::Rc<Self>) {
         let Some(settings) = self.seal_settings.get() else {
             return;
         };
+        let mut last_maintenance = Instant::now();
         loop {
             glommio::timer::sleep(settings.tick()).await;
             if self.wal.borrow().is_none() || self.seal_failed.borrow().is_some() {
                 return;
             }
             let _ = self.seal_round(SealMode::Due).await;
+            if last_maintenance.elapsed() >= MAINTENANCE_INTERVAL {
+                last_maintenance = Instant::now();
+                self.maintain(settings).await;
+            }
+        }
+    }
+
+    /// Retention over every store this shard serves (the global size cap is split evenly
+    /// over the cores; a shard's share covers its own store and those it stands in for,
+    /// oldest data first), then one compaction of its own store.
+    async fn maintain(&self, settings: SealSettings) {
+        let now = crate::ingest::listeners::now_ns();
+        let stores = self.all_stores();
+        if settings.retention.is_some() || settings.retention_max_bytes > 0 {
+            let share = (settings.retention_max_bytes > 0)
+                .then(|| settings.retention_max_bytes / settings.cores.max(1) as u64);
+            // Stores other than the own one keep what they have within the share first; the
+            // own store (the newest data) gets what remains.
+            let mut left = share;
+            for store in stores.iter().rev() {
+                let keep = left;
+                match store.apply_retention(now, settings.retention, keep).await {
+                    Ok(_) => {}
+                    Err(e) => eprintln!("shard {}: retention: {e}", self.id),
+                }
+                left = left.map(|l| l.saturating_sub(store.total_bytes()));
+            }
+        }
+        let own = self.store.borrow().clone();
+        if let Some(store) = own
+            && let Err(e) = store.compact_once().await
+        {
+            eprintln!("shard {}: compaction: {e}", self.id);
         }
     }
 }

@@ -46,6 +46,9 @@ use crate::metrics::{Counter, DISK_LATENCY_BUCKETS, Histogram, HistogramSnapshot
 /// when the disk falls behind: 64 default-sized commits, or four maximal records.
 pub const COMMIT_QUEUE_BYTES_MAX: usize = 64 << 20;
 
+/// Told the last seq of each commit that became durable (see [`Wal::set_durable_hook`]).
+pub type DurableHook = Box<dyn Fn(u64)>;
+
 /// A shard's write-ahead log. Not `Send`: it lives on its shard's executor.
 pub struct Wal {
     inner: Rc<Inner>,
@@ -64,7 +67,7 @@ struct Inner {
     exited: Completion,
     /// Called with the last seq of every commit that became durable, in seq order, before
     /// its appends are resolved (see [`Wal::set_durable_hook`]).
-    durable_hook: RefCell<Option<Box<dyn Fn(u64)>>>,
+    durable_hook: RefCell<Option<DurableHook>>,
     stats: Stats,
 }
 
@@ -195,7 +198,7 @@ impl Wal {
     /// seq of each commit that became durable. It runs on the committer task, so it runs even
     /// if an appending task is dropped while it waits: whatever it does for a durable record
     /// is never skipped and never reordered.
-    pub fn set_durable_hook(&self, hook: Box<dyn Fn(u64)>) {
+    pub fn set_durable_hook(&self, hook: DurableHook) {
         *self.inner.durable_hook.borrow_mut() = Some(hook);
     }
 

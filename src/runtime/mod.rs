@@ -294,6 +294,9 @@ async fn run_core(
     glommio::spawn_local_into(shard.clone().run_sealer(), background_tq)
         .map_err(|e| format!("shard {id}: cannot start the sealer: {e}"))?
         .detach();
+    glommio::spawn_local_into(shard.clone().run_maintenance(), background_tq)
+        .map_err(|e| format!("shard {id}: cannot start compaction and retention: {e}"))?
+        .detach();
     // Listeners start once every shard can take writes, so that no batch is routed to a
     // shard still replaying its WAL.
     while lifecycle.recovered.load(Ordering::Acquire) < lifecycle.shards {

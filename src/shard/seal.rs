@@ -31,8 +31,10 @@ use crate::store::{Change, StoreError, StoreOptions, encode_off_core, paths};
 /// How often the sealer looks for due heads.
 pub const SEAL_TICK_MAX: Duration = Duration::from_millis(250);
 
-/// How often retention and compaction run.
-pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
+/// How often retention and compaction run at most: every `seal_age`, within these bounds
+/// (a short seal age, as in tests, makes them run often; the default runs them every 10 s).
+pub const MAINTENANCE_INTERVAL_MIN: Duration = Duration::from_millis(500);
+pub const MAINTENANCE_INTERVAL_MAX: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy)]
 pub struct SealSettings {
@@ -67,6 +69,12 @@ impl SealSettings {
             heads_bytes_max: c.heads_bytes_max,
             store,
         }
+    }
+
+    /// How long the maintenance task sleeps between rounds.
+    pub fn maintenance_interval(&self) -> Duration {
+        self.seal_age
+            .clamp(MAINTENANCE_INTERVAL_MIN, MAINTENANCE_INTERVAL_MAX)
     }
 
     /// How long the sealer sleeps between looks.
@@ -248,23 +256,32 @@ impl Shard {
         }
     }
 
-    /// The background loop of the shard until it closes: every tick, seal due heads; every
-    /// [`MAINTENANCE_INTERVAL`], apply retention to every store and run one compaction.
+    /// The sealer, until the shard closes: every tick, seal due heads.
     pub async fn run_sealer(self: std::rc::Rc<Self>) {
         let Some(settings) = self.seal_settings.get() else {
             return;
         };
-        let mut last_maintenance = Instant::now();
         loop {
             glommio::timer::sleep(settings.tick()).await;
             if self.wal.borrow().is_none() || self.seal_failed.borrow().is_some() {
                 return;
             }
             let _ = self.seal_round(SealMode::Due).await;
-            if last_maintenance.elapsed() >= MAINTENANCE_INTERVAL {
-                last_maintenance = Instant::now();
-                self.maintain(settings).await;
+        }
+    }
+
+    /// Retention and compaction, until the shard closes: every [`SealSettings::maintenance_interval`]
+    /// (a separate task from the sealer, so a long compaction never delays sealing).
+    pub async fn run_maintenance(self: std::rc::Rc<Self>) {
+        let Some(settings) = self.seal_settings.get() else {
+            return;
+        };
+        loop {
+            glommio::timer::sleep(settings.maintenance_interval()).await;
+            if self.wal.borrow().is_none() {
+                return;
             }
+            self.maintain(settings).await;
         }
     }
 
@@ -289,11 +306,22 @@ impl Shard {
                 left = left.map(|l| l.saturating_sub(store.total_bytes()));
             }
         }
-        let own = self.store.borrow().clone();
-        if let Some(store) = own
-            && let Err(e) = store.compact_once().await
-        {
-            eprintln!("shard {}: compaction: {e}", self.id);
+        // Compactions one after another while there is work, each paced by the I/O budget,
+        // for at most one interval (sealing waits for its next tick meanwhile, never for a
+        // compaction's lock: compaction merges without it).
+        let Some(store) = self.store.borrow().clone() else {
+            return;
+        };
+        let started = Instant::now();
+        while started.elapsed() < settings.maintenance_interval() && self.wal.borrow().is_some() {
+            match store.compact_once().await {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    eprintln!("shard {}: compaction: {e}", self.id);
+                    break;
+                }
+            }
         }
     }
 }

@@ -53,6 +53,11 @@ pub struct CompactionPolicy {
     pub inputs_max: usize,
     /// Uncompressed bytes merged by one step at most: the merge holds them in memory.
     pub input_uncompressed_bytes_max: u64,
+    /// A partition that ended at least this long ago and still holds parts written by
+    /// sealing (level 0, zstd at the sealing level) has them rewritten at the compaction
+    /// level, even a single one: sealing compresses fast to keep up with ingest, cold data is
+    /// worth the slower, smaller encoding. `None`: never.
+    pub recompress_cold_after: Option<Duration>,
 }
 
 /// 8 MiB: about eight seal rounds of one busy stream; over it a part is worth keeping.
@@ -62,6 +67,8 @@ pub const PARTS_PER_PARTITION_MAX_DEFAULT: usize = 8;
 pub const INPUTS_MAX_DEFAULT: usize = 32;
 /// 256 MiB of lines in memory per core at most while merging.
 pub const INPUT_UNCOMPRESSED_BYTES_MAX_DEFAULT: u64 = 256 << 20;
+/// A partition is cold an hour after its end: late lines are rare by then.
+pub const RECOMPRESS_COLD_AFTER_DEFAULT: Duration = Duration::from_secs(3600);
 
 impl Default for CompactionPolicy {
     fn default() -> Self {
@@ -71,6 +78,7 @@ impl Default for CompactionPolicy {
             parts_per_partition_max: PARTS_PER_PARTITION_MAX_DEFAULT,
             inputs_max: INPUTS_MAX_DEFAULT,
             input_uncompressed_bytes_max: INPUT_UNCOMPRESSED_BYTES_MAX_DEFAULT,
+            recompress_cold_after: Some(RECOMPRESS_COLD_AFTER_DEFAULT),
         }
     }
 }
@@ -105,7 +113,14 @@ pub struct Candidate<'a> {
 /// The parts to merge next, by index into `parts`, ascending by part id; `None` if no
 /// partition needs compaction. Partitions are considered oldest first (by start, then
 /// name), parts are grouped by (shard directory, partition directory).
-pub fn pick_inputs(parts: &[Candidate<'_>], policy: &CompactionPolicy) -> Option<Vec<usize>> {
+///
+/// `cold_before`: partitions ending at or before it are cold (see
+/// [`CompactionPolicy::recompress_cold_after`]); `partition_ns` is the partition span.
+pub fn pick_inputs(
+    parts: &[Candidate<'_>],
+    policy: &CompactionPolicy,
+    cold_before: Option<(TimestampNs, i64)>,
+) -> Option<Vec<usize>> {
     let mut partitions: BTreeMap<(TimestampNs, &str, u32), Vec<usize>> = BTreeMap::new();
     for (i, c) in parts.iter().enumerate() {
         partitions
@@ -124,9 +139,19 @@ pub fn pick_inputs(parts: &[Candidate<'_>], policy: &CompactionPolicy) -> Option
             .copied()
             .filter(|&i| parts[i].entry.file_bytes < policy.small_part_bytes)
             .collect();
+        let mut cold = false;
         let mut chosen = if small.len() >= policy.min_small_parts.max(2) {
             // Oldest first: the order they were sealed in.
             let mut s = small;
+            s.sort_by_key(|&i| parts[i].entry.id);
+            s
+        } else if let Some((before, span)) = cold_before
+            && parts[members[0]].entry.partition_start.saturating_add(span) <= before
+            && members.iter().any(|&i| parts[i].entry.level == 0)
+        {
+            // A cold partition: rewrite all of it at the compaction level.
+            cold = true;
+            let mut s = members.clone();
             s.sort_by_key(|&i| parts[i].entry.id);
             s
         } else if members.len() > policy.parts_per_partition_max {
@@ -149,7 +174,7 @@ pub fn pick_inputs(parts: &[Candidate<'_>], policy: &CompactionPolicy) -> Option
             })
             .count();
         chosen.truncate(fit);
-        if chosen.len() >= 2 {
+        if chosen.len() >= 2 || (cold && chosen.len() == 1) {
             chosen.sort_by_key(|&i| parts[i].entry.id);
             return Some(chosen);
         }
@@ -327,7 +352,14 @@ impl Store {
                     uncompressed_bytes: uncompressed_bytes(p),
                 })
                 .collect();
-            match pick_inputs(&candidates, &self.opts.compaction) {
+            let cold_before = self.opts.compaction.recompress_cold_after.map(|after| {
+                let now = crate::ingest::listeners::now_ns();
+                (
+                    now.saturating_sub(after.as_nanos() as i64),
+                    self.opts.partition_ns,
+                )
+            });
+            match pick_inputs(&candidates, &self.opts.compaction, cold_before) {
                 Some(chosen) => chosen.into_iter().map(|i| parts[i].clone()).collect(),
                 None => return Ok(None),
             }
@@ -537,7 +569,7 @@ mod tests {
                 uncompressed_bytes: e.file_bytes * 4,
             })
             .collect();
-        pick_inputs(&c, policy).map(|v| v.into_iter().map(|i| entries[i].id).collect())
+        pick_inputs(&c, policy, None).map(|v| v.into_iter().map(|i| entries[i].id).collect())
     }
 
     #[test]
@@ -592,6 +624,37 @@ mod tests {
             ..CompactionPolicy::default()
         };
         assert_eq!(pick(&parts, &p), None, "one part alone is not a merge");
+    }
+
+    fn candidates(parts: &[PartEntry]) -> Vec<Candidate<'_>> {
+        parts
+            .iter()
+            .map(|e| Candidate {
+                entry: e,
+                uncompressed_bytes: 1 << 20,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cold_partition_is_rewritten_at_the_compaction_level_once() {
+        let p = CompactionPolicy::default();
+        let day = 86_400_000_000_000;
+        let mut one = vec![entry(0, 5, 1 << 20)];
+        let end = one[0].partition_start + day;
+        // Still warm: nothing to do with one part.
+        assert_eq!(
+            pick_inputs(&candidates(&one), &p, Some((end - 1, day))),
+            None
+        );
+        // Cold: the single sealed part is rewritten.
+        assert_eq!(
+            pick_inputs(&candidates(&one), &p, Some((end, day))),
+            Some(vec![0])
+        );
+        // Once rewritten (level 1), never again.
+        one[0].level = 1;
+        assert_eq!(pick_inputs(&candidates(&one), &p, Some((end, day))), None);
     }
 
     #[test]

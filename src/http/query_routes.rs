@@ -371,11 +371,17 @@ async fn index_stats(core: &Rc<Core>, tenant: &str, params: &[(String, String)])
     let matchers = logql::parse_matchers(q, false).map_err(bad_request)?;
     let req = labels_request(tenant, params, matchers)?;
     let mut total = IndexStats::default();
+    let mut streams: Vec<u64> = Vec::new();
     for a in ask_all(core, ShardRequest::Stats(req)).await? {
-        if let ShardAnswer::Stats(s) = a {
+        if let ShardAnswer::Stats(s, ids) = a {
             total.add(&s);
+            streams.extend(ids);
         }
     }
+    // A stream with data on two shards (after a core-count change) is one stream.
+    streams.sort_unstable();
+    streams.dedup();
+    total.streams = streams.len() as u64;
     let body = format!(
         r#"{{"streams":{},"chunks":{},"entries":{},"bytes":{}}}"#,
         total.streams, total.chunks, total.entries, total.bytes

@@ -114,7 +114,9 @@ pub enum ShardAnswer {
     Logs(Partial),
     Strings(Vec<String>),
     Series(Vec<Labels>),
-    Stats(IndexStats),
+    /// Counts, and the ids of the streams counted (a stream can have data on two shards after
+    /// a core-count change: the receiving core counts it once).
+    Stats(IndexStats, Vec<StreamId>),
     Metrics(Box<ShardMetrics>),
     /// The shard could not read data the question needs (a corrupt part, a failing disk):
     /// the query fails rather than answer with less than there is.
@@ -647,7 +649,7 @@ impl Shard {
             ),
             ShardRequest::Series(r) => ShardAnswer::Series(self.series(&r)),
             ShardRequest::Stats(r) => match self.stats(&r).await {
-                Ok(s) => ShardAnswer::Stats(s),
+                Ok((s, ids)) => ShardAnswer::Stats(s, ids),
                 Err(why) => ShardAnswer::Failed(why),
             },
             ShardRequest::Metrics => ShardAnswer::Metrics(Box::new(self.metrics())),

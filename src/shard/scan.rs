@@ -295,13 +295,17 @@ impl Shard {
 
     /// Exact counts for `/index/stats`: heads are counted entry by entry; a part block wholly
     /// inside the range is counted from its header, one that straddles an end is decoded.
-    pub(super) async fn stats(&self, r: &LabelsRequest) -> Result<IndexStats, String> {
+    pub(super) async fn stats(
+        &self,
+        r: &LabelsRequest,
+    ) -> Result<(IndexStats, Vec<StreamId>), String> {
         let selected = self
             .streams
             .borrow()
             .select(&r.tenant, &r.matchers, r.start, r.end);
         let stores = self.all_stores();
         let mut s = IndexStats::default();
+        let mut ids = Vec::new();
         let mut block = DecodedBlock::new();
         for idx in selected {
             let id = self.streams.borrow().head(idx).id;
@@ -332,9 +336,10 @@ impl Shard {
             }
             if stream_entries > 0 {
                 s.streams += 1;
+                ids.push(id);
             }
         }
-        Ok(s)
+        Ok((s, ids))
     }
 
     async fn count_part_stream(

@@ -80,11 +80,35 @@ fn positions(hash: u64, k: u8, m: u64) -> impl Iterator<Item = u64> {
     })
 }
 
-/// Collects the grams of a block's lines and builds its filter. Keep one per writer: the
-/// gram buffer is reused.
-#[derive(Default)]
+/// Collects the distinct grams of a block's lines and builds its filter. Keep one per
+/// writer: its table is reused from block to block.
+///
+/// The grams go into an open-addressing hash set as they come (a block of 1 MiB has about a
+/// million grams but only a few hundred thousand distinct ones), which is several times
+/// faster than collecting them all and sorting to count the distinct ones.
 pub struct BloomBuilder {
-    grams: Vec<u32>,
+    /// Linear-probing table of grams; 0 marks an empty slot (gram 0 is `has_zero`).
+    table: Vec<u32>,
+    len: usize,
+    has_zero: bool,
+}
+
+impl Default for BloomBuilder {
+    fn default() -> Self {
+        BloomBuilder {
+            table: vec![0; GRAM_TABLE_SLOTS_MIN],
+            len: 0,
+            has_zero: false,
+        }
+    }
+}
+
+/// Slots of the gram table at first; it doubles when half full.
+const GRAM_TABLE_SLOTS_MIN: usize = 1 << 14;
+
+fn slot_of(gram: u32, mask: usize) -> usize {
+    // Fibonacci hashing: the multiply mixes every input bit into the high bits kept.
+    ((u64::from(gram).wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 32) as usize & mask
 }
 
 impl BloomBuilder {
@@ -94,14 +118,51 @@ impl BloomBuilder {
 
     /// Adds the grams of one line.
     pub fn add_line(&mut self, line: &[u8]) {
-        super::tokens::line_grams(line, &mut self.grams);
+        for w in line.windows(super::tokens::GRAM_BYTES) {
+            self.insert(super::tokens::gram_of(w));
+        }
     }
 
-    /// Distinct grams added so far (sorts and deduplicates them).
+    fn insert(&mut self, gram: u32) {
+        if gram == 0 {
+            self.has_zero = true;
+            return;
+        }
+        if (self.len + 1) * 2 > self.table.len() {
+            self.grow();
+        }
+        let mask = self.table.len() - 1;
+        let mut i = slot_of(gram, mask);
+        loop {
+            let v = self.table[i];
+            if v == gram {
+                return;
+            }
+            if v == 0 {
+                self.table[i] = gram;
+                self.len += 1;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let slots = self.table.len() * 2;
+        let old = std::mem::replace(&mut self.table, vec![0; slots]);
+        let mask = self.table.len() - 1;
+        for g in old.into_iter().filter(|&g| g != 0) {
+            let mut i = slot_of(g, mask);
+            while self.table[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.table[i] = g;
+        }
+    }
+
+    /// Distinct grams added so far.
     pub fn distinct(&mut self) -> usize {
-        self.grams.sort_unstable();
-        self.grams.dedup();
-        self.grams.len()
+        self.len + usize::from(self.has_zero)
     }
 
     /// Appends the filter of the grams added since the last call to `out`, sized at
@@ -117,12 +178,15 @@ impl BloomBuilder {
         let start = out.len();
         out.resize(start + len, 0);
         let bits = &mut out[start..];
-        for &g in &self.grams {
+        let zero = self.has_zero.then_some(0u32);
+        for g in self.table.iter().copied().filter(|&g| g != 0).chain(zero) {
             for i in positions(gram_hash(g), k, m) {
                 bits[(i / 8) as usize] |= 1 << (i % 8);
             }
         }
-        self.grams.clear();
+        self.table.fill(0);
+        self.len = 0;
+        self.has_zero = false;
         len
     }
 }

@@ -240,7 +240,8 @@ impl Shard {
         // glommio decides once per executor and device whether polled direct reads work, by
         // reading the first DMA file it opens; make that a file with data in it (in this
         // shard's own directory: the shards start concurrently).
-        crate::wal::prime_dma_probe(&dir).await?;
+        let disk = crate::storage::Disk::real();
+        crate::wal::prime_dma_probe(&disk, &dir).await?;
         // WAL directories of shard numbers beyond the current count: their data is still
         // replayed (by shard `n % cores`) so that nothing written before a restart with fewer
         // cores is lost or hidden. Their files stay until a checkpoint covers them.
@@ -263,7 +264,7 @@ impl Shard {
         }
         orphans.sort();
         for dir in orphans {
-            let report = crate::wal::replay_dir(&dir, config.wal_repair, |_, body| {
+            let report = crate::wal::replay_dir(&disk, &dir, config.wal_repair, |_, body| {
                 self.replayed(self.apply(body))
             })
             .await?;
@@ -279,7 +280,7 @@ impl Shard {
             commit_bytes_max: crate::wal::COMMIT_BYTES_MAX_DEFAULT,
             shard_id: self.id as u32,
         };
-        let (wal, report) = Wal::open(&dir, opts, config.wal_repair, |_, body| {
+        let (wal, report) = Wal::open(&disk, &dir, opts, config.wal_repair, |_, body| {
             self.replayed(self.apply(body))
         })
         .await?;

@@ -10,7 +10,7 @@
 //! Files: [`record`] (record codec, pure), [`segment`] (segment header codec and file
 //! names), [`storage`] (segment files and the directory on a [`crate::storage::Disk`]: the
 //! real disk, or the simulated one of the crash tests), [`writer`] (append and group commit),
-//! [`replay`] (recovery).
+//! [`replay`] (recovery), `crash_tests` (crashes and failing disks, simulated).
 //!
 //! # What the disk is assumed to do
 //!
@@ -84,6 +84,8 @@ pub mod segment;
 pub mod storage;
 pub mod writer;
 
+#[cfg(test)]
+mod crash_tests;
 #[cfg(test)]
 mod tests;
 

@@ -314,7 +314,7 @@ impl Shard {
         // glommio decides once per executor and device whether polled direct reads work, by
         // reading the first DMA file it opens; make that a file with data in it (in this
         // shard's own directory: the shards start concurrently).
-        crate::wal::prime_dma_probe(&dir)
+        crate::wal::prime_dma_probe(&disk, &dir)
             .await
             .map_err(|e| e.to_string())?;
         let settings = seal::SealSettings::from_config(config);
@@ -382,7 +382,7 @@ impl Shard {
             shard_id: self.id as u32,
             first_seq_min,
         };
-        let (wal, report) = Wal::open(&dir, opts, config.wal_repair, |seq, body| {
+        let (wal, report) = Wal::open(&disk, &dir, opts, config.wal_repair, |seq, body| {
             if seq <= sealed.wal_checkpoint {
                 return Ok(());
             }
@@ -429,7 +429,7 @@ impl Shard {
             .foreign_through(n as u32)
             .max(theirs.wal_checkpoint);
         let mut last = 0;
-        let report = crate::wal::replay_dir(&dir, config.wal_repair, |seq, body| {
+        let report = crate::wal::replay_dir(own.disk(), &dir, config.wal_repair, |seq, body| {
             last = seq;
             if seq <= through {
                 return Ok(());

@@ -197,7 +197,8 @@ impl Disk {
         let mut missing = Vec::new();
         let mut at = Some(dir);
         while let Some(d) = at {
-            if self.exists(d) {
+            // A relative path's ancestors end in "", the working directory, which exists.
+            if d.as_os_str().is_empty() || self.exists(d) {
                 break;
             }
             missing.push(d.to_path_buf());
@@ -205,8 +206,10 @@ impl Disk {
         }
         self.create_dir_all(dir)?;
         for d in missing.iter().rev() {
-            if let Some(parent) = d.parent() {
-                self.sync_dir(parent).await?;
+            match d.parent() {
+                Some(p) if p.as_os_str().is_empty() => self.sync_dir(Path::new(".")).await?,
+                Some(p) => self.sync_dir(p).await?,
+                None => {}
             }
         }
         Ok(())

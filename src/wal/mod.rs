@@ -8,8 +8,9 @@
 //! repair.
 //!
 //! Files: [`record`] (record codec, pure), [`segment`] (segment header codec and file
-//! names), [`storage`] (the DMA file underneath, with fault injection), [`writer`] (append and
-//! group commit), [`replay`] (recovery).
+//! names), [`storage`] (segment files and the directory on a [`crate::storage::Disk`]: the
+//! real disk, or the simulated one of the crash tests), [`writer`] (append and group commit),
+//! [`replay`] (recovery), `crash_tests` (crashes and failing disks, simulated).
 //!
 //! # What the disk is assumed to do
 //!
@@ -84,6 +85,8 @@ pub mod storage;
 pub mod writer;
 
 #[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;
@@ -94,7 +97,7 @@ use std::time::Duration;
 pub use record::{DecodeError, RecordHeader, decode_record, encode_record};
 pub use replay::{RepairNote, ReplayReport, replay_dir};
 pub use segment::{segment_file_name, segment_files};
-pub use storage::{FaultPlan, prime_dma_probe};
+pub use storage::prime_dma_probe;
 pub use writer::{Wal, WalStats};
 
 /// The unit of every write and of commit padding. 4 KiB is the logical block size of

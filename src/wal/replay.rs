@@ -21,14 +21,14 @@
 //!   checkpoint removes them; until then every start needs `repair`.
 
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 use super::record::{DecodeError, RECORD_HEADER_BYTES, decode_header, decode_record};
 use super::segment::{
     HeaderError, SegmentHeader, damaged_segment_file_name, is_temp_segment_file_name, segment_files,
 };
-use super::storage::{FaultPlan, SegmentFile, WalDir, prime_dma_probe};
+use super::storage::{SegmentFile, WalDir, prime_dma_probe};
 use super::{BLOCK_BYTES, SEGMENT_HEADER_BYTES, WalError, round_up_block};
+use crate::storage::{Disk, IoBuf};
 
 /// Bytes read from a segment per I/O during replay: large sequential reads keep the device
 /// busy, and two of these plus one record body bound replay's memory per shard.
@@ -75,37 +75,29 @@ pub struct RepairNote {
     pub bytes_skipped: u64,
 }
 
-/// Replays a WAL directory without opening a writer, e.g. the orphan directory of a shard
-/// that no longer exists after a core-count change. Torn tails are truncated as in
-/// [`super::Wal::open`].
+/// Replays the WAL directory `dir` of `disk` without opening a writer, e.g. the orphan
+/// directory of a shard that no longer exists after a core-count change. Torn tails are
+/// truncated as in [`super::Wal::open`].
 pub async fn replay_dir(
+    disk: &Disk,
     dir: &Path,
     repair: bool,
     mut on_record: impl FnMut(u64, &[u8]) -> Result<(), String>,
 ) -> Result<ReplayReport, WalError> {
-    replay(
-        dir,
-        repair,
-        None,
-        Rc::new(FaultPlan::default()),
-        &mut on_record,
-    )
-    .await
+    replay(&WalDir::open(disk, dir)?, repair, None, &mut on_record).await
 }
 
 pub(crate) async fn replay(
-    dir: &Path,
+    dir: &WalDir,
     repair: bool,
     own_shard: Option<u32>,
-    faults: Rc<FaultPlan>,
     on_record: &mut RecordSink<'_>,
 ) -> Result<ReplayReport, WalError> {
-    prime_dma_probe(dir).await?;
-    let wal_dir = WalDir::open(dir).await?;
+    prime_dma_probe(dir.disk(), dir.path()).await?;
     let mut report = ReplayReport::default();
-    remove_temp_files(&wal_dir).await?;
-    let mut segments = segment_files(dir)?;
-    drop_unwritten_trailing_segments(&wal_dir, &mut segments, &faults, &mut report).await?;
+    remove_temp_files(dir).await?;
+    let mut segments = segment_files(dir.disk(), dir.path())?;
+    drop_unwritten_trailing_segments(dir, &mut segments, &mut report).await?;
 
     let mut ctx = Ctx {
         repair,
@@ -117,7 +109,7 @@ pub(crate) async fn replay(
         let is_last = i + 1 == segments.len();
         ctx.report.segments += 1;
         replay_segment(
-            &mut ctx, *name_seq, path, is_last, own_shard, &faults, on_record,
+            &mut ctx, dir, *name_seq, path, is_last, own_shard, on_record,
         )
         .await?;
     }
@@ -163,19 +155,10 @@ impl Ctx {
 }
 
 async fn remove_temp_files(dir: &WalDir) -> Result<(), WalError> {
-    let entries = std::fs::read_dir(dir.path()).map_err(|source| WalError::Io {
-        path: dir.path().to_path_buf(),
-        op: "listing the WAL directory",
-        source,
-    })?;
     let mut removed = false;
-    for entry in entries.flatten() {
-        if entry
-            .file_name()
-            .to_str()
-            .is_some_and(is_temp_segment_file_name)
-        {
-            dir.remove(&entry.path())?;
+    for name in dir.list()? {
+        if name.to_str().is_some_and(is_temp_segment_file_name) {
+            dir.remove(&dir.path().join(name)).await?;
             removed = true;
         }
     }
@@ -188,17 +171,16 @@ async fn remove_temp_files(dir: &WalDir) -> Result<(), WalError> {
 async fn drop_unwritten_trailing_segments(
     dir: &WalDir,
     segments: &mut Vec<(u64, PathBuf)>,
-    faults: &Rc<FaultPlan>,
     report: &mut ReplayReport,
 ) -> Result<(), WalError> {
     while let Some((_, path)) = segments.last() {
-        let file = SegmentFile::open_read(path, faults.clone()).await?;
+        let file = SegmentFile::open_read(dir.disk(), path).await?;
         let mut head = Vec::new();
         file.read_into(0, SEGMENT_HEADER_BYTES, &mut head).await?;
         file.close().await?;
         match SegmentHeader::decode(&head) {
             Err(e) if e.is_unwritten() => {
-                dir.remove(path)?;
+                dir.remove(path).await?;
                 dir.sync().await?;
                 report.torn_segments_deleted += 1;
                 segments.pop();
@@ -211,14 +193,14 @@ async fn drop_unwritten_trailing_segments(
 
 async fn replay_segment(
     ctx: &mut Ctx,
+    dir: &WalDir,
     name_seq: u64,
     path: &Path,
     is_last: bool,
     own_shard: Option<u32>,
-    faults: &Rc<FaultPlan>,
     on_record: &mut RecordSink<'_>,
 ) -> Result<(), WalError> {
-    let file = SegmentFile::open_read(path, faults.clone()).await?;
+    let file = SegmentFile::open_read(dir.disk(), path).await?;
     let size = file.size().await?;
     let mut reader = Reader::new(&file, size);
     reader.fill(0, SEGMENT_HEADER_BYTES).await?;
@@ -233,12 +215,8 @@ async fn replay_segment(
                 // Repairing: move the unreadable last segment aside, so that the new segment
                 // (which starts at the next seq replayed) never sorts before it.
                 let aside = path.with_file_name(damaged_segment_file_name(name_seq));
-                std::fs::rename(path, &aside).map_err(|source| WalError::Io {
-                    path: path.to_path_buf(),
-                    op: "moving a damaged WAL segment aside",
-                    source,
-                })?;
-                WalDir::open(dir_of(path)).await?.sync().await?;
+                dir.rename(path, &aside).await?;
+                dir.sync().await?;
             }
             return Ok(());
         }
@@ -309,7 +287,7 @@ async fn replay_segment(
     drop(reader);
     file.close().await?;
     if is_last && tearable {
-        truncate_at(path, offset, faults).await?;
+        truncate_at(dir.disk(), path, offset).await?;
         ctx.report.torn_tails_truncated += 1;
         ctx.report.torn_bytes_discarded += written_end.saturating_sub(offset);
         return Ok(());
@@ -317,7 +295,7 @@ async fn replay_segment(
     ctx.corrupt(path, offset, what, size)?;
     if is_last {
         // Repairing the last segment: cut it so that new seqs never meet skipped ones.
-        truncate_at(path, offset, faults).await?;
+        truncate_at(dir.disk(), path, offset).await?;
     }
     Ok(())
 }
@@ -459,10 +437,10 @@ async fn scan_rest(
 
 /// Cuts a segment right before `offset`: the block holding `offset` keeps its bytes before it
 /// and is zero after it, later blocks are gone. Durable when this returns.
-async fn truncate_at(path: &Path, offset: u64, faults: &Rc<FaultPlan>) -> Result<(), WalError> {
+async fn truncate_at(disk: &Disk, path: &Path, offset: u64) -> Result<(), WalError> {
     let block_bytes = BLOCK_BYTES as u64;
     let block = offset / block_bytes * block_bytes;
-    let file = SegmentFile::open_write(path, faults.clone()).await?;
+    let file = SegmentFile::open_write(disk, path).await?;
     let sync_err = |source| WalError::Io {
         path: path.to_path_buf(),
         op: "cutting a torn WAL tail",
@@ -476,11 +454,9 @@ async fn truncate_at(path: &Path, offset: u64, faults: &Rc<FaultPlan>) -> Result
             old.len() >= keep,
             "the bytes before a torn record were just read"
         );
-        let mut buf = file.alloc(BLOCK_BYTES);
-        let bytes = buf.as_bytes_mut();
-        bytes.fill(0);
-        bytes[..keep].copy_from_slice(&old[..keep]);
-        file.write_all(buf, block).await.map_err(sync_err)?;
+        let mut buf = IoBuf::new(BLOCK_BYTES);
+        buf[..keep].copy_from_slice(&old[..keep]);
+        file.write_all(&buf, block).await.map_err(sync_err)?;
         block + block_bytes
     } else {
         block
@@ -554,8 +530,4 @@ impl<'a> Reader<'a> {
         }
         Ok(())
     }
-}
-
-fn dir_of(path: &Path) -> &Path {
-    path.parent().unwrap_or(Path::new("."))
 }

@@ -1,10 +1,10 @@
 //! Segment files: the header codec (pure) and every file name the log uses, in one place.
 
 use std::fmt;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{SEGMENT_HEADER_BYTES, WalError};
+use crate::storage::Disk;
 
 /// Segment header magic.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SHLGWAL\0";
@@ -60,20 +60,21 @@ pub fn is_temp_segment_file_name(name: &str) -> bool {
         .is_some_and(|d| d.len() == SEQ_DIGITS && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// The segment files of `dir` as `(first_seq, path)`, in seq order. Other files are ignored.
-pub fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
-    let io_err = |source: io::Error| WalError::Io {
+/// The segment files of `dir` on `disk` as `(first_seq, path)`, in seq order. Other files
+/// are ignored; a missing directory has none.
+pub fn segment_files(disk: &Disk, dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
+    let names = disk.list_dir(dir).map_err(|source| WalError::Io {
         path: dir.to_path_buf(),
         op: "listing the WAL directory",
         source,
-    };
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io_err)? {
-        let entry = entry.map_err(io_err)?;
-        if let Some(seq) = entry.file_name().to_str().and_then(parse_segment_file_name) {
-            out.push((seq, entry.path()));
-        }
-    }
+    })?;
+    let mut out: Vec<(u64, PathBuf)> = names
+        .iter()
+        .filter_map(|name| {
+            let seq = name.to_str().and_then(parse_segment_file_name)?;
+            Some((seq, dir.join(name)))
+        })
+        .collect();
     out.sort();
     Ok(out)
 }

@@ -1,73 +1,27 @@
-//! The storage underneath the log: glommio DMA files (O_DIRECT, io_uring) and the WAL
-//! directory, wrapped so that every error names the file and the operation, and so that
-//! tests and crash drills can make the disk fail on purpose ([`FaultPlan`]).
+//! The log's view of its storage device ([`crate::storage::Disk`]: the real disk through
+//! glommio's direct I/O, or the simulated one of the crash tests): segment files and the WAL
+//! directory, wrapped so that every error names the file and the operation.
 //!
-//! Directory fsync goes through glommio's `Directory::sync` (an io_uring fdatasync on the
-//! directory descriptor), so creating and removing segments never blocks the executor.
+//! Fault injection is the disk's ([`crate::storage::FaultPlan`], shared by every file of one
+//! [`Disk`]); the log adds nothing to it.
 
-use std::cell::Cell;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use glommio::io::{Directory, DmaBuffer, DmaFile, OpenOptions};
+use glommio::io::DmaFile;
 
 use super::segment::DMA_PROBE_FILE_NAME;
 use super::{BLOCK_BYTES, WalError};
+use crate::storage::{Disk, DiskFile, IoBuf};
 
-/// Failures to inject into the next writes and syncs, like a disk that starts failing.
-/// Shared by every file of one log. All counters start disarmed.
-#[derive(Debug, Default)]
-pub struct FaultPlan {
-    /// Fail the write that comes after this many more successful writes.
-    fail_write_after: Cell<Option<u64>>,
-    /// Fail the fdatasync that comes after this many more successful ones.
-    fail_sync_after: Cell<Option<u64>>,
-}
-
-impl FaultPlan {
-    /// Makes the write after `n` more successful writes fail with EIO.
-    pub fn fail_write_after(&self, n: u64) {
-        self.fail_write_after.set(Some(n));
-    }
-
-    /// Makes the fdatasync after `n` more successful ones fail with EIO.
-    pub fn fail_sync_after(&self, n: u64) {
-        self.fail_sync_after.set(Some(n));
-    }
-
-    fn trip(counter: &Cell<Option<u64>>) -> bool {
-        match counter.get() {
-            None => false,
-            Some(0) => {
-                counter.set(None);
-                true
-            }
-            Some(n) => {
-                counter.set(Some(n - 1));
-                false
-            }
-        }
-    }
-}
-
-/// An injected failure looks exactly like a dying disk's.
-fn injected() -> io::Error {
-    io::Error::from_raw_os_error(libc::EIO)
-}
-
-fn io_err(path: &Path, op: &'static str) -> impl FnOnce(glommio::GlommioError<()>) -> WalError {
+fn io_err(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> WalError {
     let path = path.to_path_buf();
-    move |e| WalError::Io {
-        path,
-        op,
-        source: e.into(),
-    }
+    move |source| WalError::Io { path, op, source }
 }
 
 /// Makes glommio's poll-ring probe for the device under `dir` give the right answer on this
-/// executor thread.
+/// executor thread. Nothing to do on a simulated disk.
 ///
 /// glommio decides once per thread and device whether io_uring polled I/O works, by reading
 /// block 0 of the first DMA file opened there. If that file is empty (a segment just created),
@@ -76,7 +30,10 @@ fn io_err(path: &Path, op: &'static str) -> impl FnOnce(glommio::GlommioError<()
 /// whose first block holds data first makes the probe a real device read. Call this before
 /// any other DMA file is opened on the executor; the log does so in [`super::Wal::open`] and
 /// [`super::replay_dir`]. Done once per open, a short blocking write of one block.
-pub async fn prime_dma_probe(dir: &Path) -> Result<(), WalError> {
+pub async fn prime_dma_probe(disk: &Disk, dir: &Path) -> Result<(), WalError> {
+    if disk.sim().is_some() {
+        return Ok(());
+    }
     let path = dir.join(DMA_PROBE_FILE_NAME);
     let err = |op, source| WalError::Io {
         path: path.clone(),
@@ -93,52 +50,45 @@ pub async fn prime_dma_probe(dir: &Path) -> Result<(), WalError> {
 
 /// One open segment file.
 pub struct SegmentFile {
-    file: Rc<DmaFile>,
+    file: DiskFile,
+    /// The file's current name (it follows [`SegmentFile::rename`]), for error messages.
     path: PathBuf,
-    faults: Rc<FaultPlan>,
 }
 
 impl SegmentFile {
     /// Opens an existing segment for reading.
-    pub async fn open_read(path: &Path, faults: Rc<FaultPlan>) -> Result<SegmentFile, WalError> {
-        let file = DmaFile::open(path)
+    pub async fn open_read(disk: &Disk, path: &Path) -> Result<SegmentFile, WalError> {
+        let file = disk
+            .open_read(path)
             .await
             .map_err(io_err(path, "opening a WAL segment for reading"))?;
         Ok(SegmentFile {
-            file: Rc::new(file),
+            file,
             path: path.to_path_buf(),
-            faults,
         })
     }
 
     /// Opens an existing segment for reading and writing (to truncate a torn tail).
-    pub async fn open_write(path: &Path, faults: Rc<FaultPlan>) -> Result<SegmentFile, WalError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .dma_open(path)
+    pub async fn open_write(disk: &Disk, path: &Path) -> Result<SegmentFile, WalError> {
+        let file = disk
+            .open_write(path)
             .await
             .map_err(io_err(path, "opening a WAL segment for writing"))?;
         Ok(SegmentFile {
-            file: Rc::new(file),
+            file,
             path: path.to_path_buf(),
-            faults,
         })
     }
 
     /// Creates a new file, failing if it exists.
-    pub async fn create(path: &Path, faults: Rc<FaultPlan>) -> Result<SegmentFile, WalError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .dma_open(path)
+    pub async fn create(disk: &Disk, path: &Path) -> Result<SegmentFile, WalError> {
+        let file = disk
+            .create_new(path)
             .await
             .map_err(io_err(path, "creating a WAL segment"))?;
         Ok(SegmentFile {
-            file: Rc::new(file),
+            file,
             path: path.to_path_buf(),
-            faults,
         })
     }
 
@@ -146,14 +96,9 @@ impl SegmentFile {
         &self.path
     }
 
-    /// An aligned buffer from glommio's I/O arena (memory registered once with io_uring).
-    pub fn alloc(&self, size: usize) -> DmaBuffer {
-        self.file.alloc_dma_buffer(size)
-    }
-
     pub async fn size(&self) -> Result<u64, WalError> {
         self.file
-            .file_size()
+            .size()
             .await
             .map_err(io_err(&self.path, "reading the size of a WAL segment"))
     }
@@ -168,47 +113,28 @@ impl SegmentFile {
     ) -> Result<usize, WalError> {
         let r = self
             .file
-            .read_at_aligned(pos, len)
+            .read_at(pos, len)
             .await
             .map_err(io_err(&self.path, "reading a WAL segment"))?;
         out.extend_from_slice(&r);
         Ok(r.len())
     }
 
-    /// Writes all of `buf` at `pos`. A short write is an error: O_DIRECT writes of whole
-    /// blocks are not expected to be short, and the log never retries a write.
-    pub async fn write_all(&self, buf: DmaBuffer, pos: u64) -> Result<(), io::Error> {
-        if FaultPlan::trip(&self.faults.fail_write_after) {
-            return Err(injected());
-        }
-        let len = buf.len();
-        let n = self
-            .file
-            .write_at(buf, pos)
-            .await
-            .map_err(io::Error::from)?;
-        if n != len {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                format!("short write: {n} of {len} bytes at offset {pos}"),
-            ));
-        }
-        Ok(())
+    /// Writes all of `buf` (whole blocks) at block-aligned `pos`. The log never retries a
+    /// write, so the plain OS error is returned for the caller to poison with.
+    pub async fn write_all(&self, buf: &IoBuf, pos: u64) -> Result<(), io::Error> {
+        self.file.write_at(buf, pos).await
     }
 
     /// `fdatasync`, returning how long it took.
     pub async fn sync(&self) -> Result<Duration, io::Error> {
-        if FaultPlan::trip(&self.faults.fail_sync_after) {
-            return Err(injected());
-        }
-        let start = Instant::now();
-        self.file.fdatasync().await.map_err(io::Error::from)?;
-        Ok(start.elapsed())
+        self.file.fdatasync().await
     }
 
+    /// Reserves the segment's space, so that commits do not allocate as they go.
     pub async fn pre_allocate(&self, size: u64) -> Result<(), WalError> {
         self.file
-            .pre_allocate(size, false)
+            .pre_allocate(size)
             .await
             .map_err(io_err(&self.path, "preallocating a WAL segment"))
     }
@@ -220,10 +146,11 @@ impl SegmentFile {
             .map_err(io_err(&self.path, "truncating a WAL segment"))
     }
 
-    /// Renames the file; `self.path` follows.
+    /// Renames the file (not durable until its directory is synced); `self.path` follows.
     pub async fn rename(&mut self, to: &Path) -> Result<(), WalError> {
         self.file
-            .rename(to)
+            .disk()
+            .rename(&self.path, to)
             .await
             .map_err(io_err(&self.path, "renaming a new WAL segment"))?;
         self.path = to.to_path_buf();
@@ -231,31 +158,31 @@ impl SegmentFile {
     }
 
     pub async fn close(self) -> Result<(), WalError> {
-        let path = self.path;
-        match Rc::try_unwrap(self.file) {
-            Ok(f) => f
-                .close()
-                .await
-                .map_err(io_err(&path, "closing a WAL segment")),
-            // Another reference still does I/O on it; it closes when that one drops.
-            Err(_) => Ok(()),
-        }
+        self.file
+            .close()
+            .await
+            .map_err(io_err(&self.path, "closing a WAL segment"))
     }
 }
 
-/// The WAL directory, kept open to fsync it after segments are created or removed.
+/// The WAL directory on its disk: lists, removes and syncs names.
 pub struct WalDir {
-    dir: Directory,
+    disk: Disk,
     path: PathBuf,
 }
 
 impl WalDir {
-    pub async fn open(path: &Path) -> Result<WalDir, WalError> {
-        let dir = Directory::open(path)
-            .await
-            .map_err(io_err(path, "opening the WAL directory"))?;
+    /// The directory `path` of `disk`, which must exist.
+    pub fn open(disk: &Disk, path: &Path) -> Result<WalDir, WalError> {
+        if !disk.is_dir(path) {
+            return Err(WalError::Io {
+                path: path.to_path_buf(),
+                op: "opening the WAL directory",
+                source: io::Error::new(io::ErrorKind::NotFound, "no such directory"),
+            });
+        }
         Ok(WalDir {
-            dir,
+            disk: disk.clone(),
             path: path.to_path_buf(),
         })
     }
@@ -264,19 +191,38 @@ impl WalDir {
         &self.path
     }
 
+    pub fn disk(&self) -> &Disk {
+        &self.disk
+    }
+
+    /// Makes the names created, renamed or removed in this directory durable.
     pub async fn sync(&self) -> Result<(), WalError> {
-        self.dir
-            .sync()
+        self.disk
+            .sync_dir(&self.path)
             .await
             .map_err(io_err(&self.path, "fsyncing the WAL directory"))
     }
 
     /// Removes a file in this directory (not yet durable: call [`WalDir::sync`]).
-    pub fn remove(&self, path: &Path) -> Result<(), WalError> {
-        std::fs::remove_file(path).map_err(|source| WalError::Io {
-            path: path.to_path_buf(),
-            op: "removing a WAL file",
-            source,
-        })
+    pub async fn remove(&self, path: &Path) -> Result<(), WalError> {
+        self.disk
+            .remove(path)
+            .await
+            .map_err(io_err(path, "removing a WAL file"))
+    }
+
+    /// Renames a file of this directory (not yet durable: call [`WalDir::sync`]).
+    pub async fn rename(&self, from: &Path, to: &Path) -> Result<(), WalError> {
+        self.disk
+            .rename(from, to)
+            .await
+            .map_err(io_err(from, "renaming a WAL file"))
+    }
+
+    /// The names in this directory, sorted.
+    pub fn list(&self) -> Result<Vec<std::ffi::OsString>, WalError> {
+        self.disk
+            .list_dir(&self.path)
+            .map_err(io_err(&self.path, "listing the WAL directory"))
     }
 }

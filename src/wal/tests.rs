@@ -11,6 +11,7 @@ use glommio::LocalExecutorBuilder;
 
 use super::record::decode_record;
 use super::*;
+use crate::storage::Disk;
 
 /// A scratch directory on the build's file system: /tmp may be tmpfs, which refuses O_DIRECT.
 fn scratch() -> tempfile::TempDir {
@@ -67,7 +68,7 @@ async fn replay_all(
     repair: bool,
 ) -> Result<(ReplayReport, Vec<(u64, Vec<u8>)>), WalError> {
     let (seen, on) = collector();
-    let report = replay_dir(dir, repair, on).await?;
+    let report = replay_dir(&Disk::real(), dir, repair, on).await?;
     let records = seen.borrow().clone();
     Ok((report, records))
 }
@@ -106,7 +107,7 @@ fn concurrent_appends_replay_once_in_order_and_seq_continues() {
     let tmp = scratch();
     let dir = tmp.path().join("shard-003");
     run(move || async move {
-        let (wal, report) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+        let (wal, report) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
             .await
             .unwrap();
         assert_eq!(report.next_seq, 1);
@@ -129,7 +130,9 @@ fn concurrent_appends_replay_once_in_order_and_seq_continues() {
         drop(wal);
 
         let (seen, on) = collector();
-        let (wal, report) = Wal::open(&dir, small_opts(), false, on).await.unwrap();
+        let (wal, report) = Wal::open(&Disk::real(), &dir, small_opts(), false, on)
+            .await
+            .unwrap();
         let expected: Vec<_> = written.into_iter().collect();
         assert_eq!(*seen.borrow(), expected);
         assert_eq!(report.records, 320);
@@ -146,12 +149,12 @@ fn concurrent_appends_replay_once_in_order_and_seq_continues() {
 
         // Reopening without appending leaves an empty segment; the next open replaces it and
         // the seq still continues.
-        let (wal, _) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+        let (wal, _) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
             .await
             .unwrap();
         wal.close().await.unwrap();
         drop(wal);
-        let (wal, report) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+        let (wal, report) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
             .await
             .unwrap();
         assert_eq!(report.records, 321);
@@ -169,7 +172,9 @@ fn group_commit_groups_concurrent_appends() {
             commit_interval: Duration::from_millis(5),
             ..small_opts()
         };
-        let (wal, _) = Wal::open(&dir, opts, false, |_, _| Ok(())).await.unwrap();
+        let (wal, _) = Wal::open(&Disk::real(), &dir, opts, false, |_, _| Ok(()))
+            .await
+            .unwrap();
         let wal = Rc::new(wal);
         append_concurrently(&wal, 100, 3).await;
         let stats = wal.stats();
@@ -188,7 +193,7 @@ fn large_records_and_limits() {
     let tmp = scratch();
     let dir = tmp.path().to_path_buf();
     run(move || async move {
-        let (wal, _) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+        let (wal, _) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
             .await
             .unwrap();
         let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8 + 1).collect();
@@ -216,7 +221,7 @@ fn invalid_options_are_refused_with_the_field_named() {
             commit_bytes_max: 0,
             ..small_opts()
         };
-        let err = Wal::open(&dir, opts, false, |_, _| Ok(()))
+        let err = Wal::open(&Disk::real(), &dir, opts, false, |_, _| Ok(()))
             .await
             .err()
             .unwrap();
@@ -242,7 +247,7 @@ fn record_extents(bytes: &[u8]) -> Vec<(usize, usize, u64)> {
 }
 
 fn last_segment(dir: &Path) -> PathBuf {
-    segment_files(dir).unwrap().pop().unwrap().1
+    segment_files(&Disk::real(), dir).unwrap().pop().unwrap().1
 }
 
 #[test]
@@ -250,7 +255,7 @@ fn torn_tail_at_every_byte_of_the_last_record_is_cut_and_counted() {
     let tmp = scratch();
     let dir = tmp.path().to_path_buf();
     run(move || async move {
-        let (wal, _) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+        let (wal, _) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
             .await
             .unwrap();
         for i in 0..5 {
@@ -322,7 +327,7 @@ fn torn_commit_keeps_its_whole_records_and_reopen_appends_after_them() {
             segment_bytes_max: 1 << 20,
             ..small_opts()
         };
-        let (wal, _) = Wal::open(&dir, opts.clone(), false, |_, _| Ok(()))
+        let (wal, _) = Wal::open(&Disk::real(), &dir, opts.clone(), false, |_, _| Ok(()))
             .await
             .unwrap();
         let wal = Rc::new(wal);
@@ -339,7 +344,9 @@ fn torn_commit_keeps_its_whole_records_and_reopen_appends_after_them() {
         std::fs::write(&path, &bytes).unwrap();
 
         let (seen, on) = collector();
-        let (wal, report) = Wal::open(&dir, opts, false, on).await.unwrap();
+        let (wal, report) = Wal::open(&Disk::real(), &dir, opts, false, on)
+            .await
+            .unwrap();
         assert_eq!(
             seen.borrow().iter().map(|r| r.0).collect::<Vec<_>>(),
             vec![1, 2]
@@ -360,11 +367,11 @@ fn torn_commit_keeps_its_whole_records_and_reopen_appends_after_them() {
 
 /// Writes records until there are at least `n` segments; returns all records.
 async fn fill_segments(dir: &Path, n: usize) -> Vec<(u64, Vec<u8>)> {
-    let (wal, _) = Wal::open(dir, small_opts(), false, |_, _| Ok(()))
+    let (wal, _) = Wal::open(&Disk::real(), dir, small_opts(), false, |_, _| Ok(()))
         .await
         .unwrap();
     let mut i = 0;
-    while segment_files(dir).unwrap().len() < n {
+    while segment_files(&Disk::real(), dir).unwrap().len() < n {
         wal.append(&body(1, i)).await.unwrap();
         i += 1;
     }
@@ -380,7 +387,7 @@ fn corruption_in_an_earlier_segment_names_file_and_offset_and_repair_skips_it() 
     let dir = tmp.path().to_path_buf();
     run(move || async move {
         let all = fill_segments(&dir, 3).await;
-        let (_, first) = segment_files(&dir).unwrap().remove(0);
+        let (_, first) = segment_files(&Disk::real(), &dir).unwrap().remove(0);
         let mut bytes = std::fs::read(&first).unwrap();
         let extents = record_extents(&bytes);
         let (start, end, bad_seq) = extents[2];
@@ -405,7 +412,7 @@ fn corruption_in_an_earlier_segment_names_file_and_offset_and_repair_skips_it() 
 
         // Opening the log refuses too, and changes nothing on disk.
         assert!(
-            Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+            Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
                 .await
                 .is_err()
         );
@@ -422,7 +429,7 @@ fn corruption_in_an_earlier_segment_names_file_and_offset_and_repair_skips_it() 
         assert_eq!(records, expected);
 
         // A repaired open appends after the last intact record.
-        let (wal, report) = Wal::open(&dir, small_opts(), true, |_, _| Ok(()))
+        let (wal, report) = Wal::open(&Disk::real(), &dir, small_opts(), true, |_, _| Ok(()))
             .await
             .unwrap();
         assert_eq!(report.next_seq, all.len() as u64 + 1);
@@ -443,7 +450,9 @@ fn zeroed_blocks_followed_by_a_later_commit_are_corruption_not_a_torn_tail() {
             segment_bytes_max: 1 << 20,
             ..small_opts()
         };
-        let (wal, _) = Wal::open(&dir, opts, false, |_, _| Ok(())).await.unwrap();
+        let (wal, _) = Wal::open(&Disk::real(), &dir, opts, false, |_, _| Ok(()))
+            .await
+            .unwrap();
         for i in 0..4 {
             wal.append(&body(0, i)).await.unwrap();
         }
@@ -504,7 +513,7 @@ fn unwritten_trailing_segment_and_temp_files_are_removed() {
         assert_eq!(report.torn_segments_deleted, 1);
 
         // A damaged header that is not the last segment's is corruption at byte 32 (its CRC).
-        let (_, first) = segment_files(&dir).unwrap().remove(0);
+        let (_, first) = segment_files(&Disk::real(), &dir).unwrap().remove(0);
         let mut bytes = std::fs::read(&first).unwrap();
         bytes[20] ^= 1;
         std::fs::write(&first, &bytes).unwrap();
@@ -525,7 +534,9 @@ fn foreign_shard_segments_are_reported() {
             shard_id: 9,
             ..small_opts()
         };
-        let (wal, report) = Wal::open(&dir, opts, false, |_, _| Ok(())).await.unwrap();
+        let (wal, report) = Wal::open(&Disk::real(), &dir, opts, false, |_, _| Ok(()))
+            .await
+            .unwrap();
         assert_eq!(report.shard_ids, vec![3]);
         assert_eq!(report.foreign_segments.len(), 1);
         wal.close().await.unwrap();
@@ -541,7 +552,9 @@ fn a_failed_fdatasync_poisons_the_log_and_is_never_retried() {
             commit_interval: Duration::from_millis(10),
             ..small_opts()
         };
-        let (wal, _) = Wal::open(&dir, opts, false, |_, _| Ok(())).await.unwrap();
+        let (wal, _) = Wal::open(&Disk::real(), &dir, opts, false, |_, _| Ok(()))
+            .await
+            .unwrap();
         let wal = Rc::new(wal);
         assert_eq!(wal.append(b"durable").await.unwrap(), 1);
         wal.faults().fail_sync_after(0);
@@ -574,7 +587,7 @@ fn a_failed_fdatasync_poisons_the_log_and_is_never_retried() {
         drop(wal);
 
         // What was acknowledged is there after a restart; the failed commit may or may not be.
-        let (wal, report) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+        let (wal, report) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
             .await
             .unwrap();
         assert_eq!(report.first_seq, Some(1));
@@ -588,7 +601,7 @@ fn a_failed_write_poisons_the_log_at_rollover_too() {
     let tmp = scratch();
     let dir = tmp.path().to_path_buf();
     run(move || async move {
-        let (wal, _) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+        let (wal, _) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
             .await
             .unwrap();
         wal.append(b"one").await.unwrap();
@@ -599,14 +612,14 @@ fn a_failed_write_poisons_the_log_at_rollover_too() {
 
         // A rollover whose header write fails poisons as well. Each record below is one
         // single-block commit, so 15 of them fill a 64 KiB segment after its header.
-        let (wal, _) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+        let (wal, _) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
             .await
             .unwrap();
-        let before = segment_files(&dir).unwrap().len();
+        let before = segment_files(&Disk::real(), &dir).unwrap().len();
         for i in 0..15 {
             wal.append(&body(3, i)).await.unwrap();
         }
-        assert_eq!(segment_files(&dir).unwrap().len(), before);
+        assert_eq!(segment_files(&Disk::real(), &dir).unwrap().len(), before);
         wal.faults().fail_write_after(0);
         let err = wal.append(&body(3, 15)).await.unwrap_err();
         assert!(err.to_string().contains("rolling over"), "{err}");
@@ -623,10 +636,10 @@ fn checkpoint_removes_only_fully_covered_segments() {
     let dir = tmp.path().to_path_buf();
     run(move || async move {
         fill_segments(&dir, 3).await;
-        let (wal, report) = Wal::open(&dir, small_opts(), false, |_, _| Ok(()))
+        let (wal, report) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
             .await
             .unwrap();
-        let segments = segment_files(&dir).unwrap();
+        let segments = segment_files(&Disk::real(), &dir).unwrap();
         assert_eq!(segments.len(), 4);
         let second_first = segments[1].0;
         assert_eq!(
@@ -639,7 +652,7 @@ fn checkpoint_removes_only_fully_covered_segments() {
         );
         assert_eq!(wal.remove_segments_through(u64::MAX).await.unwrap(), 2);
         assert_eq!(
-            segment_files(&dir).unwrap().len(),
+            segment_files(&Disk::real(), &dir).unwrap().len(),
             1,
             "the active segment stays"
         );

@@ -8,11 +8,12 @@
 //! While that is in flight new appends fill the next buffer. Commits complete strictly in
 //! order, and the waiters of one commit are woken in seq order.
 //!
-//! Commit buffers come from glommio's I/O arena (`allocate_dma_buffer`: a buddy allocator over
-//! memory registered once with io_uring, so writes are fixed-buffer writes and there is no
-//! malloc or mmap per commit). A buffer is trimmed to its commit's block count before the
-//! write, which cannot be undone, so it goes back to the arena after the write instead of
-//! being kept. A record larger than the usual buffer gets a buffer of its own size.
+//! Commit buffers are aligned [`IoBuf`]s of the commit size, recycled: a written buffer goes
+//! back to a small spare list and the next commit fills it again, so there is no allocation
+//! per commit. (On the real disk the write copies the commit into glommio's I/O arena, memory
+//! registered once with io_uring; a copy of at most `commit_bytes_max` per commit is small
+//! next to the `fdatasync` it waits for.) A record larger than the usual buffer gets a buffer
+//! of its own size, which is dropped after its write.
 //!
 //! fsyncgate: if a write, an `fdatasync` or a segment rollover fails, the log is poisoned:
 //! that commit's waiters, everything buffered behind it and every later append get
@@ -24,23 +25,22 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Instant;
-
-use glommio::io::DmaBuffer;
 
 use super::record::{RECORD_HEADER_BYTES, encode_record_into};
 use super::replay::{ReplayReport, replay};
 use super::segment::{
     SegmentHeader, new_epoch, segment_file_name, segment_files, temp_segment_file_name,
 };
-use super::storage::{FaultPlan, SegmentFile, WalDir};
+use super::storage::{SegmentFile, WalDir};
 use super::{
     BLOCK_BYTES, RECORD_BODY_BYTES_MAX, SEGMENT_HEADER_BYTES, WalError, WalOptions, round_up_block,
 };
 use crate::metrics::{Counter, DISK_LATENCY_BUCKETS, Histogram, HistogramSnapshot};
+use crate::storage::{Disk, FaultPlan, IoBuf};
 
 /// Record bytes buffered but not yet written before appends wait. Bounds a shard's memory
 /// when the disk falls behind: 64 default-sized commits, or four maximal records.
@@ -48,6 +48,10 @@ pub const COMMIT_QUEUE_BYTES_MAX: usize = 64 << 20;
 
 /// Told the last seq of each commit that became durable (see [`Wal::set_durable_hook`]).
 pub type DurableHook = Box<dyn Fn(u64)>;
+
+/// Written commit buffers kept for reuse: one being filled while one is written needs two;
+/// more would only hold memory after a burst.
+const SPARE_COMMIT_BUFFERS_MAX: usize = 2;
 
 /// A shard's write-ahead log. Not `Send`: it lives on its shard's executor.
 pub struct Wal {
@@ -57,7 +61,6 @@ pub struct Wal {
 struct Inner {
     dir: WalDir,
     opts: WalOptions,
-    faults: Rc<FaultPlan>,
     st: RefCell<State>,
     /// Wakes the committer: a buffer was started or sealed, or the log is closing.
     wake: Signal,
@@ -80,11 +83,14 @@ struct State {
     queued_bytes: usize,
     poisoned: Option<String>,
     closing: bool,
+    /// Written buffers of the usual capacity, ready to be filled again.
+    spare: Vec<IoBuf>,
 }
 
 /// One commit being filled or waiting to be written.
 struct Pending {
-    buf: DmaBuffer,
+    /// Its length is its capacity while it fills.
+    buf: IoBuf,
     len: usize,
     first_seq: u64,
     last_seq: u64,
@@ -128,35 +134,32 @@ struct ActiveSegment {
 }
 
 impl Wal {
-    /// Replays `dir` (creating it if missing), calling `on_record` for every intact record in
-    /// seq order, then starts a new segment whose first seq follows the last replayed one.
-    /// Must run inside a glommio executor; the committer task is spawned on the current task
-    /// queue.
+    /// Replays `dir` on `disk` (creating it if missing), calling `on_record` for every intact
+    /// record in seq order, then starts a new segment whose first seq follows the last
+    /// replayed one. Must run inside a glommio executor; the committer task is spawned on the
+    /// current task queue.
     pub async fn open(
+        disk: &Disk,
         dir: &Path,
         opts: WalOptions,
         repair: bool,
         mut on_record: impl FnMut(u64, &[u8]) -> Result<(), String>,
     ) -> Result<(Wal, ReplayReport), WalError> {
         opts.validate()?;
-        create_dir_durably(dir)?;
-        let faults = Rc::new(FaultPlan::default());
-        let report = replay(
-            dir,
-            repair,
-            Some(opts.shard_id),
-            faults.clone(),
-            &mut on_record,
-        )
-        .await?;
-        let mut report = report;
+        disk.create_dir_all_durable(dir)
+            .await
+            .map_err(|source| WalError::Io {
+                path: dir.to_path_buf(),
+                op: "creating the WAL directory",
+                source,
+            })?;
+        let wal_dir = WalDir::open(disk, dir)?;
+        let mut report = replay(&wal_dir, repair, Some(opts.shard_id), &mut on_record).await?;
         report.next_seq = report.next_seq.max(opts.first_seq_min);
-        let wal_dir = WalDir::open(dir).await?;
-        let file = create_segment(&wal_dir, &opts, report.next_seq, &faults).await?;
+        let file = create_segment(&wal_dir, &opts, report.next_seq).await?;
         let inner = Rc::new(Inner {
             dir: wal_dir,
             opts,
-            faults,
             st: RefCell::new(State {
                 next_seq: report.next_seq,
                 durable_seq: 0,
@@ -165,6 +168,7 @@ impl Wal {
                 queued_bytes: 0,
                 poisoned: None,
                 closing: false,
+                spare: Vec::new(),
             }),
             wake: Signal::default(),
             room: Event::default(),
@@ -231,10 +235,17 @@ impl Wal {
                 wake = true;
             }
             if st.filling.is_none() {
-                let capacity = round_up_block(inner.opts.commit_bytes_max.max(record_bytes));
+                let usual = inner.usual_buffer_bytes();
+                let capacity = usual.max(round_up_block(record_bytes));
+                let spare = if capacity == usual {
+                    st.spare.pop()
+                } else {
+                    None
+                };
+                let buf = spare.unwrap_or_else(|| inner.dir.disk().alloc(capacity));
                 let first_seq = st.next_seq;
                 st.filling = Some(Pending {
-                    buf: glommio::allocate_dma_buffer(capacity),
+                    buf,
                     len: 0,
                     first_seq,
                     last_seq: 0,
@@ -247,7 +258,7 @@ impl Wal {
             st.next_seq += 1;
             st.queued_bytes += record_bytes;
             let f = st.filling.as_mut().expect("made above");
-            let n = encode_record_into(seq, body, &mut f.buf.as_bytes_mut()[f.len..]);
+            let n = encode_record_into(seq, body, &mut f.buf[f.len..]);
             debug_assert_eq!(n, record_bytes);
             f.len += n;
             f.last_seq = seq;
@@ -307,9 +318,10 @@ impl Wal {
         }
     }
 
-    /// Fault injection for tests and crash drills: makes later writes or syncs fail.
+    /// Fault injection for tests and crash drills: makes later writes or syncs fail. It is
+    /// the disk's plan, shared with everything else on that [`Disk`] handle.
     pub fn faults(&self) -> &FaultPlan {
-        &self.inner.faults
+        self.inner.dir.disk().faults()
     }
 
     /// Graceful shutdown: commits what is buffered, waits for it to be durable and closes the
@@ -331,14 +343,14 @@ impl Wal {
     /// (their data is durable elsewhere now). The segment being written is never deleted.
     /// Returns how many files were removed.
     pub async fn remove_segments_through(&self, seq: u64) -> Result<u64, WalError> {
-        let segments = segment_files(self.inner.dir.path())?;
+        let segments = segment_files(self.inner.dir.disk(), self.inner.dir.path())?;
         let mut removed = 0;
         for pair in segments.windows(2) {
             let (next_first, _) = pair[1];
             if next_first > seq.saturating_add(1) {
                 break;
             }
-            self.inner.dir.remove(&pair[0].1)?;
+            self.inner.dir.remove(&pair[0].1).await?;
             removed += 1;
         }
         if removed > 0 {
@@ -358,6 +370,11 @@ impl Drop for Wal {
 }
 
 impl Inner {
+    /// The capacity of a commit buffer, unless one record needs more.
+    fn usual_buffer_bytes(&self) -> usize {
+        round_up_block(self.opts.commit_bytes_max)
+    }
+
     fn poison(&self, reason: String) {
         let pending: Vec<Pending> = {
             let mut st = self.st.borrow_mut();
@@ -417,19 +434,24 @@ impl Inner {
 async fn committer(inner: Rc<Inner>, mut segment: ActiveSegment) {
     while let Some(p) = inner.next_commit().await {
         let Pending {
-            buf,
+            mut buf,
             len,
             first_seq,
             last_seq,
             done,
             ..
         } = p;
-        match write_commit(&inner, &mut segment, buf, len, first_seq).await {
+        match write_commit(&inner, &mut segment, &mut buf, len, first_seq).await {
             Ok(()) => {
                 {
                     let mut st = inner.st.borrow_mut();
                     st.durable_seq = last_seq;
                     st.queued_bytes -= len;
+                    if buf.len() == inner.usual_buffer_bytes()
+                        && st.spare.len() < SPARE_COMMIT_BUFFERS_MAX
+                    {
+                        st.spare.push(buf);
+                    }
                 }
                 inner.stats.records.add(last_seq - first_seq + 1);
                 inner.stats.commits.inc();
@@ -451,20 +473,34 @@ async fn committer(inner: Rc<Inner>, mut segment: ActiveSegment) {
     inner.exited.complete(Ok(()));
 }
 
-/// Pads, writes and syncs one commit, rolling the segment over first if it does not fit.
+/// Pads, writes and syncs one commit (the first `len` bytes of `buf`), rolling the segment
+/// over first if it does not fit. `buf` keeps its capacity as its length, for reuse.
 async fn write_commit(
     inner: &Inner,
     segment: &mut ActiveSegment,
-    mut buf: DmaBuffer,
+    buf: &mut IoBuf,
     len: usize,
     first_seq: u64,
 ) -> Result<(), String> {
+    let capacity = buf.len();
     let padded = round_up_block(len);
-    buf.as_bytes_mut()[len..padded].fill(0);
-    buf.trim_to_size(padded);
+    buf[len..padded].fill(0);
+    buf.set_len(padded);
+    let result = write_padded_commit(inner, segment, buf, first_seq).await;
+    buf.set_len(capacity);
+    result
+}
+
+async fn write_padded_commit(
+    inner: &Inner,
+    segment: &mut ActiveSegment,
+    buf: &IoBuf,
+    first_seq: u64,
+) -> Result<(), String> {
+    let padded = buf.len();
     let has_commits = segment.write_pos > SEGMENT_HEADER_BYTES as u64;
     if has_commits && segment.write_pos + padded as u64 > inner.opts.segment_bytes_max {
-        let file = create_segment(&inner.dir, &inner.opts, first_seq, &inner.faults)
+        let file = create_segment(&inner.dir, &inner.opts, first_seq)
             .await
             .map_err(|e| format!("rolling over to a new segment: {e}"))?;
         let old = std::mem::replace(
@@ -511,25 +547,24 @@ async fn create_segment(
     dir: &WalDir,
     opts: &WalOptions,
     first_seq: u64,
-    faults: &Rc<FaultPlan>,
 ) -> Result<SegmentFile, WalError> {
     let tmp = dir.path().join(temp_segment_file_name(first_seq));
     let path = dir.path().join(segment_file_name(first_seq));
-    let mut file = SegmentFile::create(&tmp, faults.clone()).await?;
+    let mut file = SegmentFile::create(dir.disk(), &tmp).await?;
     file.pre_allocate(opts.segment_bytes_max).await?;
     let header = SegmentHeader {
         shard_id: opts.shard_id,
         first_seq,
         epoch: new_epoch(),
     };
-    let mut block = glommio::allocate_dma_buffer(BLOCK_BYTES);
-    header.encode(block.as_bytes_mut());
+    let mut block = IoBuf::new(BLOCK_BYTES);
+    header.encode(&mut block);
     let io_err = |op, source| WalError::Io {
         path: tmp.clone(),
         op,
         source,
     };
-    file.write_all(block, 0)
+    file.write_all(&block, 0)
         .await
         .map_err(|e| io_err("writing a segment header", e))?;
     file.sync()
@@ -538,28 +573,6 @@ async fn create_segment(
     file.rename(&path).await?;
     dir.sync().await?;
     Ok(file)
-}
-
-/// Creates the WAL directory if needed and makes its name durable in the parent (a short
-/// blocking call at startup only).
-fn create_dir_durably(dir: &Path) -> Result<(), WalError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let err = |op, source| WalError::Io {
-        path: dir.to_path_buf(),
-        op,
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(|e| err("creating the WAL directory", e))?;
-    let parent: PathBuf = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    std::fs::File::open(&parent)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| err("fsyncing the parent of the WAL directory", e))
 }
 
 /// The outcome of one commit, awaited by all of its appends.

@@ -260,6 +260,8 @@ pub struct Shard {
     /// Why sealing stopped (a disk error): the WAL keeps everything meanwhile.
     seal_failed: RefCell<Option<String>>,
     pub scan_counters: scan::ScanCounters,
+    /// The disk under the WAL and the stores: the real one, or a simulated one in crash tests.
+    disk: crate::storage::Disk,
 }
 
 /// A batch in the WAL's commit queue, waiting for its commit to become durable.
@@ -272,8 +274,14 @@ struct PendingBatch {
 }
 
 impl Shard {
+    /// A shard on the real disk. Must be made on its executor's thread.
     pub fn new(id: usize) -> Shard {
+        Shard::with_disk(id, crate::storage::Disk::real())
+    }
+
+    pub fn with_disk(id: usize, disk: crate::storage::Disk) -> Shard {
         Shard {
+            disk,
             id,
             counters: CoreCounters::default(),
             query_seconds: Histogram::new(REQUEST_LATENCY_BUCKETS),
@@ -306,10 +314,11 @@ impl Shard {
     /// 3. replays its own WAL after the store's checkpoint, skipping entries already sealed
     ///    (per-stream watermarks), and opens the WAL for writing.
     pub async fn recover(self: &Rc<Self>, config: &Config) -> Result<(), String> {
-        let disk = crate::storage::Disk::real();
+        let disk = self.disk.clone();
         let data_dir = &config.data_dir;
         let dir = Shard::wal_dir(data_dir, self.id);
-        std::fs::create_dir_all(&dir)
+        disk.create_dir_all_durable(&dir)
+            .await
             .map_err(|e| format!("creating the WAL directory {}: {e}", dir.display()))?;
         // glommio decides once per executor and device whether polled direct reads work, by
         // reading the first DMA file it opens; make that a file with data in it (in this
@@ -329,7 +338,7 @@ impl Shard {
 
         // Stores and WALs of shard numbers this shard stands in for.
         let foreign = |parent: &str| -> Vec<usize> {
-            crate::store::paths::shard_numbers_in(&data_dir.join(parent))
+            crate::store::paths::shard_numbers_in(&disk, &data_dir.join(parent))
                 .into_iter()
                 .filter(|&n| n >= config.cores && n % config.cores == self.id)
                 .collect()
@@ -350,7 +359,7 @@ impl Shard {
             .foreign
             .iter()
             .map(|f| f.0)
-            .filter(|&n| !Shard::wal_dir(data_dir, n as usize).exists())
+            .filter(|&n| !disk.exists(&Shard::wal_dir(data_dir, n as usize)))
             .collect();
         if !stale.is_empty() {
             let _guard = store.lock().await;

@@ -44,12 +44,12 @@ pub fn parse_shard_dir_name(name: &str) -> Option<usize> {
 }
 
 /// Shard numbers that have a directory under `parent` (`<data>/wal` or `<data>/shards`).
-pub fn shard_numbers_in(parent: &Path) -> Vec<usize> {
-    let mut out: Vec<usize> = std::fs::read_dir(parent)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(parse_shard_dir_name))
+pub fn shard_numbers_in(disk: &crate::storage::Disk, parent: &Path) -> Vec<usize> {
+    let mut out: Vec<usize> = disk
+        .list_dir(parent)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|name| name.to_str().and_then(parse_shard_dir_name))
         .collect();
     out.sort_unstable();
     out

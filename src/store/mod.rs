@@ -632,18 +632,64 @@ impl Store {
     }
 }
 
-/// Encodes a part off the executor thread (zstd at sealing sizes takes tens of milliseconds,
-/// which would stall ingest and queries on the core).
+/// Encodes a part off the executor thread (zstd and bloom building at sealing sizes take tens
+/// to thousands of milliseconds, which would stall ingest and queries on the core).
+///
+/// The work goes to this executor's own encoder thread ([`ENCODER`]), not to glommio's
+/// blocking pool: glommio runs file creation, renames and directory syncs there, and a WAL
+/// segment rollover queued behind a long compaction stalled every append for seconds.
+/// The encoder thread inherits the executor's CPU affinity: the work is this core's.
 pub async fn encode_off_core<T, R, F>(inputs: T, build: F) -> Result<R, StoreError>
 where
     T: Send + 'static,
     R: Send + 'static,
     F: FnOnce(&T) -> Result<R, ChunkError> + Send + 'static,
 {
-    glommio::executor()
-        .spawn_blocking(move || build(&inputs))
-        .await
-        .map_err(StoreError::from)
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let job: EncodeJob = Box::new(move || {
+        let _ = tx.send(build(&inputs));
+    });
+    ENCODER.with(|e| {
+        let mut e = e.borrow_mut();
+        let sender = e.get_or_insert_with(spawn_encoder);
+        if let Err(std::sync::mpsc::SendError(job)) = sender.send(job) {
+            // The thread is gone (it panicked on a previous job): start another.
+            let fresh = spawn_encoder();
+            let _ = fresh.send(job);
+            *sender = fresh;
+        }
+    });
+    match rx.await {
+        Ok(r) => r.map_err(StoreError::from),
+        Err(_) => Err(StoreError::Invalid(
+            "the encoder thread stopped before finishing a part".into(),
+        )),
+    }
+}
+
+type EncodeJob = Box<dyn FnOnce() + Send>;
+
+thread_local! {
+    /// The encoder thread of this executor, started on first use.
+    static ENCODER: RefCell<Option<std::sync::mpsc::Sender<EncodeJob>>> =
+        const { RefCell::new(None) };
+}
+
+fn spawn_encoder() -> std::sync::mpsc::Sender<EncodeJob> {
+    let (tx, rx) = std::sync::mpsc::channel::<EncodeJob>();
+    let name = format!(
+        "{}-encode",
+        std::thread::current().name().unwrap_or("shardlog")
+    );
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            while let Ok(job) = rx.recv() {
+                job();
+            }
+        })
+        .expect("spawning a part encoder thread");
+    tx
 }
 
 /// Encodes a part on the calling thread.

@@ -127,7 +127,19 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         &'static str,
         fn(&StorageMetrics) -> u64,
     );
-    let storage: [StorageSeries; 21] = [
+    let storage: [StorageSeries; 23] = [
+        (
+            "shardlog_unsealed_line_bytes",
+            "gauge",
+            "Line bytes in memory not yet sealed into parts.",
+            |s| s.unsealed_line_bytes,
+        ),
+        (
+            "shardlog_appends_waited_for_sealing_total",
+            "counter",
+            "Appends that waited because sealing was behind ingest (memory bound).",
+            |s| s.appends_waited_for_sealing,
+        ),
         (
             "shardlog_parts",
             "gauge",

@@ -10,6 +10,7 @@
 
 pub mod shutdown;
 pub mod signals;
+pub mod wake;
 
 pub use shutdown::Shutdown;
 

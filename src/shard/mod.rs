@@ -176,6 +176,8 @@ pub struct CoreCounters {
     pub queries: Counter,
     pub replayed_records: Counter,
     pub replayed_entries: Counter,
+    /// Appends that waited for sealing to free memory.
+    pub memory_waits: Counter,
 }
 
 impl CoreCounters {
@@ -227,6 +229,10 @@ pub struct StorageMetrics {
     pub retention_dropped_parts: u64,
     pub retention_dropped_entries: u64,
     pub retention_dropped_bytes: u64,
+    /// Appends that waited for sealing to free memory (ingest faster than sealing).
+    pub appends_waited_for_sealing: u64,
+    /// Line bytes not yet in parts: live heads and seal rounds in progress.
+    pub unsealed_line_bytes: u64,
     pub blocks_considered: u64,
     pub blocks_skipped_by_bloom: u64,
     pub blocks_scanned: u64,
@@ -249,6 +255,10 @@ pub struct Shard {
     applied_seq: std::cell::Cell<u64>,
     /// Line bytes in live heads, to seal early when memory fills.
     head_bytes: std::cell::Cell<u64>,
+    /// Line bytes of heads taken by seal rounds not committed yet.
+    sealing_bytes: std::cell::Cell<u64>,
+    /// Notified when a seal round ends: appends waiting for memory re-check.
+    sealed: crate::runtime::wake::Event,
     /// This shard's part store, and the stores of shard numbers beyond the core count that it
     /// serves read-only.
     store: RefCell<Option<Rc<crate::store::Store>>>,
@@ -291,6 +301,8 @@ impl Shard {
             pending: RefCell::new(std::collections::VecDeque::new()),
             applied_seq: std::cell::Cell::new(0),
             head_bytes: std::cell::Cell::new(0),
+            sealing_bytes: std::cell::Cell::new(0),
+            sealed: crate::runtime::wake::Event::default(),
             store: RefCell::new(None),
             foreign_stores: RefCell::new(Vec::new()),
             sealing: RefCell::new(Vec::new()),
@@ -509,6 +521,7 @@ impl Shard {
         };
         let entries = batch.entries as u64;
         let line_bytes = batch.line_bytes;
+        self.wait_for_memory().await;
         let bytes = Rc::new(batch.bytes);
         let appended = wal
             .append_with(&bytes, |seq| {
@@ -533,6 +546,23 @@ impl Shard {
             return Err(format!("shard {}: {e}", self.id));
         }
         Ok(())
+    }
+
+    /// Backpressure: while unsealed lines (live heads plus seal rounds in progress) hold more
+    /// than twice `heads_bytes_max`, sealing is behind ingest; appends wait for a seal round
+    /// to end rather than let memory grow without bound. (Not when sealing has stopped: the
+    /// WAL then keeps the data and the operator is told.)
+    async fn wait_for_memory(&self) {
+        let Some(settings) = self.seal_settings.get() else {
+            return;
+        };
+        let limit = settings.heads_bytes_max.saturating_mul(2);
+        while self.head_bytes.get() + self.sealing_bytes.get() > limit
+            && self.seal_failed.borrow().is_none()
+        {
+            self.counters.memory_waits.inc();
+            self.sealed.wait().await;
+        }
     }
 
     /// The WAL's durable hook: applies every queued batch up to `through`, in seq order.
@@ -682,6 +712,8 @@ impl Shard {
     fn storage_metrics(&self) -> StorageMetrics {
         let mut m = StorageMetrics {
             sealing_failed: self.seal_failed.borrow().is_some(),
+            appends_waited_for_sealing: self.counters.memory_waits.get(),
+            unsealed_line_bytes: self.head_bytes.get() + self.sealing_bytes.get(),
             blocks_considered: self.scan_counters.blocks_considered.get(),
             blocks_skipped_by_bloom: self.scan_counters.blocks_skipped_by_bloom.get(),
             blocks_scanned: self.scan_counters.blocks_scanned.get(),

@@ -159,9 +159,18 @@ impl Shard {
         let taken_bytes: u64 = taken.iter().map(|h| h.line_bytes_total()).sum();
         self.head_bytes
             .set(self.head_bytes.get().saturating_sub(taken_bytes));
+        self.sealing_bytes
+            .set(self.sealing_bytes.get() + taken_bytes);
         let set = Arc::new(SealingSet::new(taken));
         self.sealing.borrow_mut().push(set.clone());
-        match self.write_sealed(&store, &set, settings, foreign).await {
+        let result = self.write_sealed(&store, &set, settings, foreign).await;
+        if result.is_ok() {
+            self.sealing_bytes
+                .set(self.sealing_bytes.get().saturating_sub(taken_bytes));
+        }
+        // Appends waiting for memory re-check (and, if sealing failed, stop waiting).
+        self.sealed.notify_all();
+        match result {
             Ok(entries) => Ok(entries),
             Err(e) => {
                 // The taken heads stay in `sealing` (readable) and in the WAL (not

@@ -65,8 +65,10 @@ pub const SMALL_PART_BYTES_DEFAULT: u64 = 8 << 20;
 pub const MIN_SMALL_PARTS_DEFAULT: usize = 4;
 pub const PARTS_PER_PARTITION_MAX_DEFAULT: usize = 8;
 pub const INPUTS_MAX_DEFAULT: usize = 32;
-/// 256 MiB of lines in memory per core at most while merging.
-pub const INPUT_UNCOMPRESSED_BYTES_MAX_DEFAULT: u64 = 256 << 20;
+/// 64 MiB of lines in memory per core at most while merging: a merge holds its inputs'
+/// lines, their merged order and the encoded output at once (at 256 MiB a compaction alone
+/// took the server's peak RSS past 800 MiB).
+pub const INPUT_UNCOMPRESSED_BYTES_MAX_DEFAULT: u64 = 64 << 20;
 /// A partition is cold an hour after its end: late lines are rare by then.
 pub const RECOMPRESS_COLD_AFTER_DEFAULT: Duration = Duration::from_secs(3600);
 
@@ -597,7 +599,10 @@ mod tests {
 
     #[test]
     fn a_partition_over_the_part_count_merges_its_smallest_parts() {
-        let p = CompactionPolicy::default();
+        let p = CompactionPolicy {
+            input_uncompressed_bytes_max: 1 << 30,
+            ..CompactionPolicy::default()
+        };
         let mut parts: Vec<PartEntry> = (0..10).map(|i| entry(i, 5, (20 + i) << 20)).collect();
         // Ten big parts, eight allowed: merging the three smallest leaves eight.
         assert_eq!(pick(&parts, &p), Some(vec![0, 1, 2]));

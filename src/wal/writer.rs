@@ -21,7 +21,7 @@
 //!
 //! Dropping a pending `append` future does not withdraw its record: it is committed anyway.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
@@ -40,6 +40,7 @@ use super::{
     BLOCK_BYTES, RECORD_BODY_BYTES_MAX, SEGMENT_HEADER_BYTES, WalError, WalOptions, round_up_block,
 };
 use crate::metrics::{Counter, DISK_LATENCY_BUCKETS, Histogram, HistogramSnapshot};
+use crate::runtime::wake::{Event, Signal};
 use crate::storage::{Disk, FaultPlan, IoBuf};
 
 /// Record bytes buffered but not yet written before appends wait. Bounds a shard's memory
@@ -596,62 +597,6 @@ impl Completion {
         poll_fn(|cx| match &*self.result.borrow() {
             Some(r) => Poll::Ready(r.clone()),
             None => {
-                self.wakers.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
-    }
-}
-
-/// A wake-up flag for the one committer task.
-#[derive(Default)]
-struct Signal {
-    set: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-}
-
-impl Signal {
-    fn notify(&self) {
-        self.set.set(true);
-        if let Some(w) = self.waker.borrow_mut().take() {
-            w.wake();
-        }
-    }
-
-    async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.set.replace(false) {
-                Poll::Ready(())
-            } else {
-                *self.waker.borrow_mut() = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
-    }
-}
-
-/// Wakes every waiter once; waiters re-check their condition.
-#[derive(Default)]
-struct Event {
-    wakers: RefCell<Vec<Waker>>,
-}
-
-impl Event {
-    fn notify_all(&self) {
-        for w in std::mem::take(&mut *self.wakers.borrow_mut()) {
-            w.wake();
-        }
-    }
-
-    async fn wait(&self) {
-        let mut registered = false;
-        poll_fn(|cx| {
-            if registered {
-                Poll::Ready(())
-            } else {
-                registered = true;
                 self.wakers.borrow_mut().push(cx.waker().clone());
                 Poll::Pending
             }

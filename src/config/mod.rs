@@ -104,9 +104,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION")]
     pub partition: Option<String>,
 
-    /// zstd level of sealed blocks.
+    /// zstd level of compacted parts (cold data: smaller, slower to write).
     #[arg(long, value_name = "LEVEL")]
     pub zstd_level: Option<i32>,
+
+    /// zstd level of parts written by sealing, which must keep up with ingest.
+    #[arg(long, value_name = "LEVEL")]
+    pub seal_zstd_level: Option<i32>,
 
     /// Drop partitions whose newest line is older than this (e.g. `30d`); empty or `0`: keep
     /// everything.
@@ -150,6 +154,7 @@ pub struct Config {
     pub seal_age: Duration,
     pub partition: Duration,
     pub zstd_level: i32,
+    pub seal_zstd_level: i32,
     /// `None`: keep everything.
     pub retention: Option<Duration>,
     /// 0: no cap.
@@ -216,6 +221,7 @@ impl ServeArgs {
             seal_age: self.seal_age.or(file.seal_age),
             partition: self.partition.or(file.partition),
             zstd_level: self.zstd_level.or(file.zstd_level),
+            seal_zstd_level: self.seal_zstd_level.or(file.seal_zstd_level),
             retention: self.retention.or(file.retention),
             retention_max_bytes: self.retention_max_bytes.or(file.retention_max_bytes),
             compaction_bytes_per_second: self
@@ -363,6 +369,15 @@ impl ServeArgs {
                 format!("{zstd_level} is outside zstd's range {levels:?}"),
             ));
         }
+        let seal_zstd_level = self
+            .seal_zstd_level
+            .unwrap_or(crate::store::SEAL_ZSTD_LEVEL);
+        if !levels.contains(&seal_zstd_level) {
+            return Err(bad(
+                "seal_zstd_level",
+                format!("{seal_zstd_level} is outside zstd's range {levels:?}"),
+            ));
+        }
         let retention = duration(
             "retention",
             self.retention.as_deref(),
@@ -390,6 +405,7 @@ impl ServeArgs {
             seal_age,
             partition,
             zstd_level,
+            seal_zstd_level,
             retention,
             retention_max_bytes: self.retention_max_bytes.unwrap_or(0),
             compaction_bytes_per_second,

@@ -56,6 +56,7 @@ impl SealSettings {
             ..StoreOptions::default()
         };
         store.compact.zstd_level = c.zstd_level;
+        store.seal.zstd_level = c.seal_zstd_level;
         store.seal.block_bytes_target = c.seal_bytes.clamp(
             crate::chunk::part::BLOCK_BYTES_TARGET_MIN,
             store.seal.block_bytes_target,

@@ -396,6 +396,27 @@ mod tests {
         assert_eq!(m.foreign_through(2), 55);
     }
 
+    /// Writes the seed of the `manifest_decode` fuzz target (`fuzz/corpus/`, not committed):
+    /// run with `--ignored` before `cargo fuzz run manifest_decode`.
+    #[test]
+    #[ignore]
+    fn write_fuzz_seed() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/manifest_decode");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("sample"), sample().encode()).unwrap();
+    }
+
+    /// The seed, when written, decodes (the fuzz target starts from a valid manifest).
+    #[test]
+    fn fuzz_seed_decodes() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/manifest_decode/sample");
+        if let Ok(bytes) = std::fs::read(&path) {
+            assert_eq!(Manifest::decode(&bytes, &path).unwrap(), sample());
+        }
+    }
+
     proptest! {
         /// Any single flipped bit is an error naming an offset, never a different manifest.
         #[test]

@@ -664,8 +664,14 @@ fn compaction_abandons_its_part_when_retention_drops_the_inputs_meanwhile() {
             let store = store.clone();
             async move { store.compact_once().await }
         });
-        // Let the compaction pick its inputs and start merging.
-        futures_lite::future::yield_now().await;
+        // Let the compaction pick its inputs and start merging (the scheduler may need more
+        // than one turn to start the spawned task).
+        for _ in 0..1000 {
+            if store.compacting.borrow().is_some() {
+                break;
+            }
+            futures_lite::future::yield_now().await;
+        }
         assert!(store.compacting.borrow().is_some());
         let r = store
             .apply_retention(

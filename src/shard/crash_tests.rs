@@ -576,6 +576,12 @@ fn power_cut_at_every_shard_operation_keeps_every_acknowledged_line_once() {
         // The clean run: how many operations there are to cut at, and what they reach.
         let (sim, appended, reached) = run_cut(Cut::Never, Crash::KeepSynced, &config, days).await;
         let ops = sim.ops();
+        let found = recover_and_check(&sim, &appended, &config, days, "clean run").await;
+        // Everything but the old partition, which retention dropped.
+        let today = appended.attempted.values().filter(|l| l.ts >= days.today);
+        assert_eq!(found.acked as usize, today.count());
+        assert_eq!(found.old_kept, 0);
+        // The workload reaches what the sweep is for.
         assert_eq!(appended.acked.len(), appended.attempted.len());
         let old = appended.attempted.values().filter(|l| l.ts < days.today);
         assert_eq!(appended.retention.len(), old.count(), "{reached:?}");
@@ -598,11 +604,6 @@ fn power_cut_at_every_shard_operation_keeps_every_acknowledged_line_once() {
         assert!(reached.compactions >= 2, "{reached:?}");
         assert!(reached.wal_segments_created >= 3, "{reached:?}");
         assert!(reached.wal_checkpoint > 0, "{reached:?}");
-        let found = recover_and_check(&sim, &appended, &config, days, "clean run").await;
-        // Everything but the old partition, which retention dropped.
-        let today = appended.attempted.values().filter(|l| l.ts >= days.today);
-        assert_eq!(found.acked as usize, today.count());
-        assert_eq!(found.old_kept, 0);
 
         let mut totals = Found::default();
         let mut cuts = 0;

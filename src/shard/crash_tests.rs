@@ -327,7 +327,8 @@ async fn workload(
             if overlapped.is_some() && !shard.sealing.borrow().is_empty() {
                 waves_during_seal += 1;
                 let ctx = format!("{ctx}: while round {r} seals");
-                check_live(&shard, &log.borrow(), days, &ctx).await;
+                let found = everything(&shard, &ctx).await;
+                check_live(&found, &log.borrow(), days, &ctx);
             }
         }
         match overlapped {
@@ -384,7 +385,8 @@ async fn workload(
         waves_during_seal,
     };
     let appended = Rc::try_unwrap(log).ok().expect("tasks ended").into_inner();
-    check_live(&shard, &appended, days, &format!("{ctx}: at the end")).await;
+    let ctx = format!("{ctx}: at the end");
+    check_live(&everything(&shard, &ctx).await, &appended, days, &ctx);
     (Some(shard), appended, reached)
 }
 
@@ -604,10 +606,9 @@ async fn recover_and_check(
 /// While the shard runs (the disk dead or not), a query finds every acknowledged line of
 /// today's partition exactly once (the old partition's may be dropped by retention), and
 /// nothing else twice or never appended.
-async fn check_live(shard: &Shard, appended: &Appended, days: Days, ctx: &str) {
-    let found = everything(shard, ctx).await;
+fn check_live(found: &[Line], appended: &Appended, days: Days, ctx: &str) {
     let mut counts: HashMap<&str, usize> = HashMap::new();
-    for l in &found {
+    for l in found {
         let Some(expected) = appended.attempted.get(&l.text) else {
             panic!("{ctx}: a line that was never appended: {l:?}");
         };

@@ -76,16 +76,20 @@ fn run<F: Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static)
 /// test reaches (seal rounds take heads by size only): runs are deterministic. Retention of
 /// three days.
 fn config() -> Config {
+    config_for(1)
+}
+
+fn config_for(cores: usize) -> Config {
     let mut c = ServeArgs {
         data_dir: Some("/data".into()),
-        cores: Some(1),
+        cores: Some(cores),
         seal_bytes: Some(crate::chunk::part::BLOCK_BYTES_TARGET_MIN),
         seal_age: Some("1d".into()),
         retention: Some("3d".into()),
         wal_commit_interval_us: Some(0),
         ..Default::default()
     }
-    .resolve(1)
+    .resolve(cores)
     .expect("a valid configuration");
     // Below the flag's 1 MiB floor (the WAL's own floor is two blocks), so that the few KiB
     // of this workload roll segments over and checkpoints delete whole segments.
@@ -801,5 +805,96 @@ fn the_workload_is_deterministic() {
             ));
         }
         assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:#?}");
+    });
+}
+
+/// Two cores run (shard 1 seals some of its lines, keeps others in its WAL), the power goes,
+/// and the server restarts on one core: shard 0 replays shard 1's WAL, seals it into its own
+/// store and deletes it, and serves shard 1's store read-only. That take-over is cut at each
+/// of its operations, the power goes again, and the next start must still find every
+/// acknowledged line exactly once.
+#[test]
+fn power_cut_during_the_take_over_of_a_removed_core_keeps_every_acknowledged_line_once() {
+    run(|| async {
+        let one = config();
+        let two = config_for(2);
+        let days = Days::now();
+
+        // Two cores: shard 1 gets three rounds (the first two sealed by size), shard 0 one.
+        async fn two_cores(two: &Config, days: Days) -> (SimDisk, Appended) {
+            let sim = SimDisk::new();
+            let disk = Disk::simulated(sim.clone());
+            let mut appended = Appended {
+                attempted: HashMap::new(),
+                acked: HashSet::new(),
+                retention: HashMap::new(),
+            };
+            let shards: Vec<Rc<Shard>> = (0..2)
+                .map(|id| Rc::new(Shard::with_disk(id, disk.clone())))
+                .collect();
+            for s in &shards {
+                s.recover(two).await.expect("recovery on a healthy disk");
+            }
+            for (id, r) in [(1, 0), (1, 1), (1, 2), (0, 3)] {
+                for b in 0..WAVES * BATCHES_PER_WAVE {
+                    let lines = batch_lines(days, r, b);
+                    shards[id]
+                        .append(encode(&lines), Protocol::LokiPush)
+                        .await
+                        .expect("append on a healthy disk");
+                    for l in lines {
+                        appended.acked.insert(l.text.clone());
+                        appended.attempted.insert(l.text.clone(), l);
+                    }
+                }
+                if r < 2 {
+                    shards[id].seal_round(SealMode::Due).await.expect("seal");
+                }
+            }
+            disk.faults().fail_any_after(0);
+            for s in shards {
+                let _ = s.close().await;
+            }
+            sim.crash(Crash::KeepSynced);
+            (sim, appended)
+        }
+
+        // The take-over, uncut, and how many operations it does.
+        let (sim, appended) = two_cores(&two, days).await;
+        assert!(Disk::simulated(sim.clone()).exists(&Shard::wal_dir(&one.data_dir, 1)));
+        let before = sim.ops();
+        recover_and_check(&sim, &appended, &one, days, "take-over").await;
+        let (sim, _) = two_cores(&two, days).await;
+        let (disk, shard, _) = recover(&sim, &one, "counting").await;
+        let ops = sim.ops() - before;
+        assert!(
+            !disk.exists(&Shard::wal_dir(&one.data_dir, 1)),
+            "shard 1's WAL is gone"
+        );
+        kill(&disk, Some(shard)).await;
+
+        let mut cuts = 0;
+        for m in 0..ops {
+            for crash in CRASHES {
+                let (sim, appended) = two_cores(&two, days).await;
+                let disk = Disk::simulated(sim.clone());
+                disk.faults().fail_any_after(m);
+                let shard = Rc::new(Shard::with_disk(0, disk.clone()));
+                let cut_short = shard.recover(&one).await;
+                kill(&disk, Some(shard)).await;
+                sim.crash(crash);
+                let ctx = format!(
+                    "take-over cut after {m} of {ops} operations ({}), {crash:?}",
+                    if cut_short.is_ok() {
+                        "it succeeded"
+                    } else {
+                        "it failed"
+                    }
+                );
+                recover_and_check(&sim, &appended, &one, days, &ctx).await;
+                cuts += 1;
+            }
+        }
+        assert!(cuts > 40, "only {cuts} cuts");
     });
 }

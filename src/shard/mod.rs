@@ -11,6 +11,9 @@ pub mod index;
 mod scan;
 mod seal;
 
+#[cfg(test)]
+mod crash_tests;
+
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;

@@ -298,7 +298,7 @@ impl Shard {
     /// Retention over every store this shard serves (the global size cap is split evenly
     /// over the cores; a shard's share covers its own store and those it stands in for,
     /// oldest data first), then one compaction of its own store.
-    async fn maintain(&self, settings: SealSettings) {
+    pub(super) async fn maintain(&self, settings: SealSettings) {
         let now = crate::ingest::listeners::now_ns();
         let stores = self.all_stores();
         if settings.retention.is_some() || settings.retention_max_bytes > 0 {

@@ -132,6 +132,13 @@ impl Shard {
             return Ok(0);
         };
         let _guard = store.lock().await;
+        // After a failed round its heads are still unsealed: a later round would raise their
+        // streams' watermarks past them and replay would skip them. Sealing stays stopped.
+        if let Some(why) = self.seal_failed.borrow().clone() {
+            return Err(StoreError::Invalid(format!(
+                "sealing stopped earlier: {why}"
+            )));
+        }
         let now = Instant::now();
         let all = mode != SealMode::Due || self.head_bytes.get() > settings.heads_bytes_max;
         let taken: Vec<StreamHead> = self.streams.borrow_mut().take_heads(|h| {

@@ -657,9 +657,10 @@ fn power_cut_at_every_shard_operation_keeps_every_acknowledged_line_once() {
         );
         assert!(reached.watermarks > 0, "{reached:?}");
         assert!(reached.head_lines > 0, "{reached:?}");
-        assert_eq!(
-            reached.waves_during_seal,
-            OVERLAP_ROUNDS.len(),
+        // On the simulated disk an encode takes a fixed number of scheduler turns, so waves of
+        // appends end while their seal round is in progress, in every run.
+        assert!(
+            reached.waves_during_seal == OVERLAP_ROUNDS.len(),
             "{reached:?}"
         );
         assert!(reached.retention_dropped_parts >= 2, "{reached:?}");

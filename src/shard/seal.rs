@@ -202,7 +202,7 @@ impl Shard {
     ) -> Result<u64, StoreError> {
         let opts = settings.store.seal;
         let partition_ns = settings.store.partition_ns;
-        let encoded = encode_off_core(set.clone(), move |set| {
+        let encoded = encode_off_core(store.disk(), set.clone(), move |set| {
             encode_sealing_set(set, &opts, partition_ns)
         })
         .await?;

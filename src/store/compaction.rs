@@ -395,7 +395,8 @@ impl Store {
             .max()
             .unwrap_or(0);
         let opts = self.opts.compact;
-        let encoded = encode_off_core(streams, move |s| encode_merged(s, &opts)).await?;
+        let encoded =
+            encode_off_core(&self.disk, streams, move |s| encode_merged(s, &opts)).await?;
         let output_bytes = encoded.len() as u64;
         pacer.charge(output_bytes).await;
         let level = inputs.iter().map(|p| p.entry.level).max().unwrap_or(0) + 1;

@@ -639,12 +639,25 @@ impl Store {
 /// blocking pool: glommio runs file creation, renames and directory syncs there, and a WAL
 /// segment rollover queued behind a long compaction stalled every append for seconds.
 /// The encoder thread inherits the executor's CPU affinity: the work is this core's.
-pub async fn encode_off_core<T, R, F>(inputs: T, build: F) -> Result<R, StoreError>
+///
+/// On a simulated disk the work runs inline, then yields a fixed number of times: crash tests name a crash by
+/// its operation number, which must mean the same operation in every run, and an encoder
+/// thread would make the interleaving of tasks depend on its speed.
+pub async fn encode_off_core<T, R, F>(disk: &Disk, inputs: T, build: F) -> Result<R, StoreError>
 where
     T: Send + 'static,
     R: Send + 'static,
     F: FnOnce(&T) -> Result<R, ChunkError> + Send + 'static,
 {
+    if disk.sim().is_some() {
+        let r = build(&inputs);
+        // Stand for the encoding time with a fixed number of turns, so that other tasks
+        // (appends, queries) run while a seal round is in progress, the same way every run.
+        for _ in 0..SIM_ENCODE_TURNS {
+            futures_lite::future::yield_now().await;
+        }
+        return r.map_err(StoreError::from);
+    }
     let (tx, rx) = futures_channel::oneshot::channel();
     let job: EncodeJob = Box::new(move || {
         let _ = tx.send(build(&inputs));
@@ -668,6 +681,9 @@ where
 }
 
 type EncodeJob = Box<dyn FnOnce() + Send>;
+
+/// Scheduler turns an encode takes on a simulated disk (see [`encode_off_core`]).
+const SIM_ENCODE_TURNS: usize = 64;
 
 thread_local! {
     /// The encoder thread of this executor, started on first use.

@@ -28,15 +28,9 @@ fn options() -> ServerOptions {
 }
 
 fn corpus_lines(file: &str) -> Vec<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/corpus/loghub")
-        .join(file);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-        .lines()
-        .take(LINES)
-        .map(str::to_string)
-        .collect()
+    let mut lines = common::tools::corpus_lines(file).expect("the loghub corpus");
+    lines.truncate(LINES);
+    lines
 }
 
 fn push(server: &Server, app: &str, lines: &[String]) {

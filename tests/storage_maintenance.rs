@@ -27,15 +27,9 @@ fn options(extra: &[&str]) -> ServerOptions {
 }
 
 fn corpus(file: &str, n: usize) -> Vec<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/corpus/loghub")
-        .join(file);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-        .lines()
-        .take(n)
-        .map(str::to_string)
-        .collect()
+    let mut lines = common::tools::corpus_lines(file).expect("the loghub corpus");
+    lines.truncate(n);
+    lines
 }
 
 fn push(server: &Server, app: &str, base: i64, lines: &[String]) {

@@ -44,6 +44,21 @@ pub struct ScanCounters {
 
 type OutEntry = (TimestampNs, String, Vec<(String, String)>);
 
+/// An entry copied out of a head or a decoded block, for the answer.
+fn owned<'a>(
+    ts: TimestampNs,
+    line: &str,
+    metadata: impl Iterator<Item = (&'a str, &'a str)>,
+) -> OutEntry {
+    (
+        ts,
+        line.to_string(),
+        metadata
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
 /// A head to read: live in the registry, or taken by a seal round in progress.
 enum HeadRef {
     Live(StreamIdx),
@@ -185,14 +200,7 @@ impl Shard {
                     .iter()
                     .all(|f| f.matches(e.line.as_bytes()))
                 {
-                    out.push((
-                        e.ts,
-                        e.line.to_string(),
-                        e.metadata
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                            .collect(),
-                    ));
+                    out.push(owned(e.ts, e.line, e.metadata.iter()));
                 }
                 out.len() < r.limit
             };
@@ -280,14 +288,7 @@ impl Shard {
                 .map(|(_, i)| {
                     let i = if forward { i } else { usize::MAX - i };
                     let e = h.entry(i);
-                    (
-                        e.ts,
-                        e.line.to_string(),
-                        e.metadata
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                            .collect(),
-                    )
+                    owned(e.ts, e.line, e.metadata.iter())
                 })
                 .collect()
         })

@@ -26,7 +26,7 @@ use super::head::StreamHead;
 use crate::chunk::{EntryInput, PartWriterOptions, StreamBlockInput, encode_part};
 use crate::config::Config;
 use crate::model::{StreamId, TimestampNs};
-use crate::store::{Change, StoreError, StoreOptions, encode_off_core, paths};
+use crate::store::{Change, NewPart, StoreError, StoreOptions, encode_off_core, paths};
 
 /// How often the sealer looks for due heads.
 pub const SEAL_TICK_MAX: Duration = Duration::from_millis(250);
@@ -111,15 +111,6 @@ impl SealingSet {
     pub fn index_of(&self, id: StreamId) -> Option<usize> {
         self.by_id.get(&id).copied()
     }
-}
-
-/// One encoded part, ready to write.
-struct EncodedPart {
-    partition_start: TimestampNs,
-    bytes: Vec<u8>,
-    entries: u64,
-    min_ts: TimestampNs,
-    max_ts: TimestampNs,
 }
 
 impl Shard {
@@ -211,11 +202,7 @@ impl Shard {
         let mut entries = 0;
         for p in parts {
             entries += p.entries;
-            added.push(
-                store
-                    .write_part(p.partition_start, p.bytes, 0, p.entries, p.min_ts, p.max_ts)
-                    .await?,
-            );
+            added.push(store.write_part(p).await?);
         }
         let mut change = Change {
             add: added,
@@ -349,7 +336,7 @@ fn encode_sealing_set(
     set: &SealingSet,
     opts: &PartWriterOptions,
     partition_ns: i64,
-) -> Result<Vec<EncodedPart>, crate::chunk::ChunkError> {
+) -> Result<Vec<NewPart>, crate::chunk::ChunkError> {
     // Entries of every head in time order, with their metadata pairs materialized.
     struct Sorted<'a> {
         head: &'a StreamHead,
@@ -414,9 +401,10 @@ fn encode_sealing_set(
             .map(|i| i.entries[i.entries.len() - 1].0)
             .max()
             .unwrap_or(0);
-        out.push(EncodedPart {
+        out.push(NewPart {
             partition_start,
             bytes,
+            level: 0,
             entries,
             min_ts: min,
             max_ts: max,

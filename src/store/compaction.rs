@@ -32,7 +32,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::part_file::LoadedPart;
-use super::{Change, Store, StoreError, encode_off_core};
+use super::{Change, NewPart, Store, StoreError, encode_off_core};
 use crate::chunk::{
     ChunkError, DecodedBlock, EntryInput, PART_ALIGN_BYTES, PartWriterOptions, StreamBlockInput,
     encode_part,
@@ -404,12 +404,14 @@ impl Store {
         let new = self
             .write_part_in(
                 &partition,
-                partition_start,
-                encoded,
-                level,
-                entries,
-                min_ts,
-                max_ts,
+                NewPart {
+                    partition_start,
+                    bytes: encoded,
+                    level,
+                    entries,
+                    min_ts,
+                    max_ts,
+                },
             )
             .await?;
         let mut report = CompactionReport {

@@ -162,6 +162,20 @@ pub struct StoreCounters {
     pub retention_dropped_bytes: Counter,
 }
 
+/// An encoded part and what the manifest will say of it.
+#[derive(Debug)]
+pub struct NewPart {
+    /// Start of the partition its entries fall in.
+    pub partition_start: TimestampNs,
+    /// The whole file ([`crate::chunk::encode_part`]).
+    pub bytes: Vec<u8>,
+    /// 0 for sealing; compaction writes one more than its inputs' highest.
+    pub level: u32,
+    pub entries: u64,
+    pub min_ts: TimestampNs,
+    pub max_ts: TimestampNs,
+}
+
 /// A change to the set of parts, applied by one manifest replacement.
 #[derive(Default)]
 pub struct Change {
@@ -402,46 +416,30 @@ impl Store {
             .expect("the store lock is never closed")
     }
 
-    /// Encodes `streams` as one part of the partition starting at `partition_start` and makes
-    /// it durable under its final name; the part is not named by the manifest yet (give it to
-    /// [`Store::commit_locked`] in a [`Change`]). Compression runs on glommio's blocking pool
-    /// so the core keeps serving ingest and queries meanwhile.
-    pub async fn write_part(
-        &self,
-        partition_start: TimestampNs,
-        encoded: Vec<u8>,
-        level: u32,
-        entries: u64,
-        min_ts: TimestampNs,
-        max_ts: TimestampNs,
-    ) -> Result<LoadedPart, StoreError> {
-        let partition = paths::partition_name(partition_start, self.opts.partition_ns);
-        self.write_part_in(
-            &partition,
-            partition_start,
-            encoded,
-            level,
-            entries,
-            min_ts,
-            max_ts,
-        )
-        .await
+    /// Makes an encoded part durable under its final name, in the partition its start time
+    /// falls in; the part is not named by the manifest yet (give it to
+    /// [`Store::commit_locked`] in a [`Change`]).
+    pub async fn write_part(&self, part: NewPart) -> Result<LoadedPart, StoreError> {
+        let partition = paths::partition_name(part.partition_start, self.opts.partition_ns);
+        self.write_part_in(&partition, part).await
     }
 
     /// [`Store::write_part`] into the partition directory `partition`, whatever the current
     /// partition span: compaction keeps a part in the partition its inputs were in, even if
     /// the span was configured differently when they were written.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn write_part_in(
         &self,
         partition: &str,
-        partition_start: TimestampNs,
-        encoded: Vec<u8>,
-        level: u32,
-        entries: u64,
-        min_ts: TimestampNs,
-        max_ts: TimestampNs,
+        part: NewPart,
     ) -> Result<LoadedPart, StoreError> {
+        let NewPart {
+            partition_start,
+            bytes: encoded,
+            level,
+            entries,
+            min_ts,
+            max_ts,
+        } = part;
         let partition = partition.to_string();
         let id = {
             let mut m = self.manifest.borrow_mut();

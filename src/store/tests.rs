@@ -202,14 +202,14 @@ async fn seal_like(store: &Store, parts: &[&FixturePart]) -> Result<(), StoreErr
     for p in parts {
         add.push(
             store
-                .write_part(
-                    p.partition_start,
-                    p.bytes.clone(),
-                    0,
-                    p.entries,
-                    p.min_ts,
-                    p.max_ts,
-                )
+                .write_part(NewPart {
+                    partition_start: p.partition_start,
+                    bytes: p.bytes.clone(),
+                    level: 0,
+                    entries: p.entries,
+                    min_ts: p.min_ts,
+                    max_ts: p.max_ts,
+                })
                 .await?,
         );
     }

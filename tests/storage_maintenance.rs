@@ -96,6 +96,23 @@ fn lines(server: &Server, app: &str, start: i64, end: i64) -> Vec<String> {
         .collect()
 }
 
+/// `label/app/values` over `[start, end)`.
+fn app_values(server: &Server, start: i64, end: i64) -> Vec<String> {
+    let (start, end) = (start.to_string(), end.to_string());
+    let path = common::loki::path_with_query(
+        "/loki/api/v1/label/app/values",
+        &[("start", &start), ("end", &end)],
+    );
+    let r = server.get(&path);
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|v| v.as_str().expect("a value").to_string())
+        .collect()
+}
+
 #[test]
 fn small_parts_are_compacted_and_every_line_stays_once() {
     let dir = TestDir::new("storage-compaction");
@@ -151,6 +168,11 @@ fn retention_drops_old_partitions_by_age_then_by_size() {
         );
         assert_eq!(partitions(&data).len(), 2);
         assert!(lines(&server, "old", old - 1, old + DAY_NS).is_empty());
+        // The dropped stream is gone from the label index too.
+        assert_eq!(
+            app_values(&server, old - DAY_NS, now + 1),
+            ["recent", "twodays"]
+        );
         assert_eq!(lines(&server, "recent", recent - 1, now + 1), lines_of);
         assert!(server.terminate().success());
     }

@@ -99,6 +99,11 @@ impl Streams {
         taken
     }
 
+    /// Forgets every stream's sealed time range (before recomputing them).
+    pub fn clear_sealed(&mut self) {
+        self.sealed.fill(None);
+    }
+
     /// Widens the sealed time range of a stream.
     pub fn note_sealed(&mut self, idx: StreamIdx, min: TimestampNs, max: TimestampNs) {
         let r = &mut self.sealed[idx as usize];

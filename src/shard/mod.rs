@@ -277,6 +277,23 @@ pub struct Shard {
     disk: crate::storage::Disk,
 }
 
+/// Adds a part's streams to the label index, with the time range of their blocks (from the
+/// part's metadata only).
+fn index_part(streams: &mut Streams, part: &crate::store::part_file::LoadedPart) {
+    let reader = part.reader();
+    for s in reader.streams() {
+        let blocks = &reader.blocks()[s.block_range()];
+        let min = blocks.iter().map(|b| b.min_ts.to_native()).min();
+        let max = blocks.iter().map(|b| b.max_ts.to_native()).max();
+        let idx = streams.get_or_create(s.id.to_native(), s.tenant.as_str(), || {
+            Labels::from_pairs(s.labels.iter().map(|p| (p.name.as_str(), p.value.as_str())))
+        });
+        if let (Some(min), Some(max)) = (min, max) {
+            streams.note_sealed(idx, min, max);
+        }
+    }
+}
+
 /// A batch in the WAL's commit queue, waiting for its commit to become durable.
 struct PendingBatch {
     seq: u64,
@@ -494,17 +511,26 @@ impl Shard {
     fn index_store(&self, store: &crate::store::Store) {
         let mut streams = self.streams.borrow_mut();
         for part in store.parts() {
-            let reader = part.reader();
-            for s in reader.streams() {
-                let range = s.block_range();
-                let blocks = &reader.blocks()[range];
-                let min = blocks.iter().map(|b| b.min_ts.to_native()).min();
-                let max = blocks.iter().map(|b| b.max_ts.to_native()).max();
-                let idx = streams.get_or_create(s.id.to_native(), s.tenant.as_str(), || {
-                    Labels::from_pairs(s.labels.iter().map(|p| (p.name.as_str(), p.value.as_str())))
-                });
-                if let (Some(min), Some(max)) = (min, max) {
-                    streams.note_sealed(idx, min, max);
+            index_part(&mut streams, &part);
+        }
+    }
+
+    /// Recomputes every stream's sealed time range from the parts and seal rounds that are
+    /// left, after retention dropped parts: a stream whose data is all gone stops being
+    /// selected (by `/labels`, `/series` and queries). No yield, so no query sees it half done.
+    fn reindex_sealed(&self) {
+        let stores = self.all_stores();
+        let mut streams = self.streams.borrow_mut();
+        streams.clear_sealed();
+        for store in &stores {
+            for part in store.parts() {
+                index_part(&mut streams, &part);
+            }
+        }
+        for set in self.sealing.borrow().iter() {
+            for h in &set.heads {
+                if let Some(idx) = streams.index_of(h.id) {
+                    streams.note_sealed(idx, h.min_ts(), h.max_ts());
                 }
             }
         }

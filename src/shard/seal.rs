@@ -301,13 +301,17 @@ impl Shard {
             // Stores other than the own one keep what they have within the share first; the
             // own store (the newest data) gets what remains.
             let mut left = share;
+            let mut dropped = false;
             for store in stores.iter().rev() {
                 let keep = left;
                 match store.apply_retention(now, settings.retention, keep).await {
-                    Ok(_) => {}
+                    Ok(r) => dropped |= r.parts > 0,
                     Err(e) => eprintln!("shard {}: retention: {e}", self.id),
                 }
                 left = left.map(|l| l.saturating_sub(store.total_bytes()));
+            }
+            if dropped {
+                self.reindex_sealed();
             }
         }
         // Compactions one after another while there is work, each paced by the I/O budget,

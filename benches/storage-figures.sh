@@ -13,7 +13,8 @@
 # line gets base + i ms. Real timestamps spread some files over many days, and parts are cut
 # per (tenant, day), so TS=line writes more, smaller parts.
 #
-# usage: benches/storage-figures.sh [line|seq]   (env: BIN=path/to/shardlog, PORT=39200)
+# usage: benches/storage-figures.sh [line|seq]
+#   env: BIN=path/to/shardlog, PORT=39200, SERVE_ARGS="--partition 168h" (more serve flags)
 set -euo pipefail
 ts_mode=${1:-line}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +27,7 @@ work=$(mktemp -d -p "$root/target" storage-figures.XXXXXX)
 trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 "$bin" serve --data-dir "$work/data" --http-addr "127.0.0.1:$port" --syslog-tcp-addr '' \
-  --syslog-udp-addr '' --cores 1 2> "$work/server.err" &
+  --syslog-udp-addr '' --cores 1 ${SERVE_ARGS:-} 2> "$work/server.err" &
 server=$!
 until curl -sf "127.0.0.1:$port/ready" >/dev/null; do sleep 0.05; done
 
@@ -78,7 +79,7 @@ wait "$server" || true
 # count of compactions stops moving for longer than a maintenance interval).
 if [ "${COMPACT:-1}" = 1 ]; then
   "$bin" serve --data-dir "$work/data" --http-addr "127.0.0.1:$port" --syslog-tcp-addr '' \
-    --syslog-udp-addr '' --cores 1 2>> "$work/server.err" &
+    --syslog-udp-addr '' --cores 1 ${SERVE_ARGS:-} 2>> "$work/server.err" &
   server=$!
   until curl -sf "127.0.0.1:$port/ready" >/dev/null; do sleep 0.05; done
   last=-1; still=0

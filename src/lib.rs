@@ -32,3 +32,6 @@ pub mod shard;
 pub mod storage;
 pub mod store;
 pub mod wal;
+
+#[cfg(test)]
+mod testing;

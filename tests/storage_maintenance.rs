@@ -153,7 +153,7 @@ fn retention_drops_old_partitions_by_age_then_by_size() {
         push(&server, "twodays", two_days, &lines_of);
         push(&server, "recent", recent, &lines_of);
         wait_for("three partitions", || partitions(&data).len() == 3);
-        assert!(server.terminate().success());
+        server.terminate_ok();
     }
 
     // Age: 30 days drops the 40-day-old partition only, and counts it.
@@ -174,7 +174,7 @@ fn retention_drops_old_partitions_by_age_then_by_size() {
             ["recent", "twodays"]
         );
         assert_eq!(lines(&server, "recent", recent - 1, now + 1), lines_of);
-        assert!(server.terminate().success());
+        server.terminate_ok();
     }
 
     // Size: a cap that fits only the newest partition drops the older one first.

@@ -313,13 +313,7 @@ fn corpus_survives_restarts_and_core_changes_exactly_once_in_order() {
     eprintln!("part files after ingest: {parts}");
     check_all(&server, &streams, base_ns, "after the sealing wait");
 
-    let status = server.terminate();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "SIGTERM must exit 0; output:\n{}",
-        server.output()
-    );
+    server.terminate_ok();
     let mut server = Server::start_with(&dir, &options(2));
     check_all(&server, &streams, base_ns, "after SIGTERM and restart");
 

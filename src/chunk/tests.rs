@@ -568,22 +568,16 @@ fn fuzz_corpus_dir(target: &str) -> std::path::PathBuf {
         .join(target)
 }
 
-/// Writes the seed inputs of the fuzz targets (`fuzz/corpus/*`). Run with `--ignored` after a
-/// format change; the seeds are committed.
-#[test]
-#[ignore]
-fn write_fuzz_seeds() {
-    let part_dir = fuzz_corpus_dir("part_decode");
-    std::fs::create_dir_all(&part_dir).unwrap();
+/// The seed inputs of the fuzz targets: (target, file name, bytes).
+fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let mut out = Vec::new();
     let (_, bytes) = small_part();
     // The first byte is the target's mode: 1 recomputes checksums after mutation.
     for (name, mode) in [("small-fixed", 1u8), ("small-raw", 0)] {
         let mut seed = vec![mode];
         seed.extend_from_slice(&bytes);
-        std::fs::write(part_dir.join(name), seed).unwrap();
+        out.push(("part_decode", name, seed));
     }
-    let wal_dir = fuzz_corpus_dir("wal_record_decode");
-    std::fs::create_dir_all(&wal_dir).unwrap();
     let labels = Labels::from_pairs([("app", "sshd")]);
     let mut batch = crate::model::BatchBuilder::new("fake");
     batch.push(
@@ -598,46 +592,66 @@ fn write_fuzz_seeds() {
     let mut log = Vec::new();
     crate::wal::encode_record(1, &body, &mut log);
     crate::wal::encode_record(2, b"", &mut log);
-    std::fs::write(wal_dir.join("two-records"), log).unwrap();
+    out.push(("wal_record_decode", "two-records", log));
+    out
+}
+
+/// Writes the seed inputs of the fuzz targets into `fuzz/corpus/*` (git-ignored): run with
+/// `--ignored` before `cargo fuzz run`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    for (target, name, bytes) in fuzz_seeds() {
+        let dir = fuzz_corpus_dir(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
 }
 
 /// The fuzz targets' seeds, replayed on stable as plain tests: every seed, and every
-/// single-byte change of a sample of positions, opens and decodes to a result.
+/// single-byte change of a sample of positions, opens and decodes to a result. Inputs a local
+/// fuzzing run added to `fuzz/corpus/` are replayed too (any result but a panic).
 #[test]
 fn fuzz_seeds_replay() {
-    let Ok(dir) = std::fs::read_dir(fuzz_corpus_dir("part_decode")) else {
-        return;
-    };
-    for entry in dir {
-        let path = entry.unwrap().path();
-        let data = std::fs::read(&path).unwrap();
-        let mut buf = AlignedVec::<16>::with_capacity(data.len());
-        buf.extend_from_slice(data.get(1..).unwrap_or_default());
-        let seed = path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("small-");
-        if !seed {
-            // An input a local fuzzing run added: any result but a panic.
-            let _ = decode(&buf);
-            continue;
+    let mut local: Vec<(String, Vec<u8>)> = Vec::new();
+    for target in ["part_decode", "wal_record_decode"] {
+        for entry in std::fs::read_dir(fuzz_corpus_dir(target))
+            .into_iter()
+            .flatten()
+        {
+            let path = entry.unwrap().path();
+            local.push((target.to_string(), std::fs::read(&path).unwrap()));
         }
-        for pos in (0..buf.len()).step_by(97) {
-            buf[pos] = buf[pos].wrapping_add(1);
-            assert!(decode(&buf).is_err(), "change at {pos} undetected");
-            buf[pos] = buf[pos].wrapping_sub(1);
-        }
-        decode(&buf).unwrap();
     }
-    for entry in std::fs::read_dir(fuzz_corpus_dir("wal_record_decode")).unwrap() {
-        let data = std::fs::read(entry.unwrap().path()).unwrap();
-        let mut ok = 0;
-        for offset in 0..data.len() {
-            if let Ok(Some(_)) = crate::wal::decode_record(&data, offset) {
-                ok += 1;
+    for (target, data) in &local {
+        if target == "part_decode" {
+            let mut buf = AlignedVec::<16>::with_capacity(data.len());
+            buf.extend_from_slice(data.get(1..).unwrap_or_default());
+            let _ = decode(&buf);
+        } else {
+            for offset in 0..data.len() {
+                let _ = crate::wal::decode_record(data, offset);
             }
         }
-        assert!(ok >= 1);
+    }
+    for (target, _, data) in fuzz_seeds() {
+        if target == "part_decode" {
+            let mut buf = AlignedVec::<16>::with_capacity(data.len());
+            buf.extend_from_slice(&data[1..]);
+            for pos in (0..buf.len()).step_by(97) {
+                buf[pos] = buf[pos].wrapping_add(1);
+                assert!(decode(&buf).is_err(), "change at {pos} undetected");
+                buf[pos] = buf[pos].wrapping_sub(1);
+            }
+            decode(&buf).unwrap();
+        } else {
+            let mut ok = 0;
+            for offset in 0..data.len() {
+                if let Ok(Some(_)) = crate::wal::decode_record(&data, offset) {
+                    ok += 1;
+                }
+            }
+            assert!(ok >= 1);
+        }
     }
 }

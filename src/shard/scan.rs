@@ -91,6 +91,20 @@ impl Shard {
         out
     }
 
+    /// The parts of every store whose time range overlaps `[start, end)`, taken once per
+    /// query (not once per stream), with the store each belongs to.
+    fn parts_in(&self, start: TimestampNs, end: TimestampNs) -> Vec<(Rc<Store>, Rc<LoadedPart>)> {
+        let mut out = Vec::new();
+        for store in self.all_stores() {
+            for part in store.parts() {
+                if part.entry.max_ts >= start && part.entry.min_ts < end {
+                    out.push((store.clone(), part));
+                }
+            }
+        }
+        out
+    }
+
     /// A part could not be read: quarantine it if it is corrupt, and say why the query fails.
     fn part_failed(&self, store: &Rc<Store>, part: &LoadedPart, e: StoreError) -> String {
         if e.is_corruption() {
@@ -114,7 +128,7 @@ impl Shard {
             self.streams
                 .borrow()
                 .select(&r.tenant, &r.selector.matchers, r.start, r.end);
-        let stores = self.all_stores();
+        let parts = self.parts_in(r.start, r.end);
         let bloom = required_literals(&r.selector.filters);
         let mut partial = Partial::default();
         let mut block = DecodedBlock::new();
@@ -133,21 +147,16 @@ impl Shard {
                     });
                 }
             }
-            for store in &stores {
-                for part in store.parts() {
-                    if part.entry.max_ts < r.start || part.entry.min_ts >= r.end {
-                        continue;
-                    }
-                    let entries = self
-                        .scan_part_stream(&part, id, r, &bloom, &mut block)
-                        .await
-                        .map_err(|e| self.part_failed(store, &part, e))?;
-                    if !entries.is_empty() {
-                        partial.streams.push(PartialStream {
-                            labels: labels.clone(),
-                            entries,
-                        });
-                    }
+            for (store, part) in &parts {
+                let entries = self
+                    .scan_part_stream(part, id, r, &bloom, &mut block)
+                    .await
+                    .map_err(|e| self.part_failed(store, part, e))?;
+                if !entries.is_empty() {
+                    partial.streams.push(PartialStream {
+                        labels: labels.clone(),
+                        entries,
+                    });
                 }
             }
         }
@@ -304,7 +313,7 @@ impl Shard {
             .streams
             .borrow()
             .select(&r.tenant, &r.matchers, r.start, r.end);
-        let stores = self.all_stores();
+        let parts = self.parts_in(r.start, r.end);
         let mut s = IndexStats::default();
         let mut ids = Vec::new();
         let mut block = DecodedBlock::new();
@@ -320,20 +329,15 @@ impl Shard {
                     stream_entries += entries;
                 }
             }
-            for store in &stores {
-                for part in store.parts() {
-                    if part.entry.max_ts < r.start || part.entry.min_ts >= r.end {
-                        continue;
-                    }
-                    let counted = self
-                        .count_part_stream(&part, id, r.start, r.end, &mut block)
-                        .await
-                        .map_err(|e| self.part_failed(store, &part, e))?;
-                    s.chunks += counted.chunks;
-                    s.entries += counted.entries;
-                    s.bytes += counted.bytes;
-                    stream_entries += counted.entries;
-                }
+            for (store, part) in &parts {
+                let counted = self
+                    .count_part_stream(part, id, r.start, r.end, &mut block)
+                    .await
+                    .map_err(|e| self.part_failed(store, part, e))?;
+                s.chunks += counted.chunks;
+                s.entries += counted.entries;
+                s.bytes += counted.bytes;
+                stream_entries += counted.entries;
             }
             if stream_entries > 0 {
                 s.streams += 1;

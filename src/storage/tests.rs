@@ -5,13 +5,7 @@ use std::path::Path;
 use super::sim::Crash;
 use super::*;
 
-fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
-    glommio::LocalExecutorBuilder::default()
-        .spawn(move || async move { f().await })
-        .expect("executor")
-        .join()
-        .expect("join");
-}
+use crate::testing::run_local as run;
 
 #[test]
 fn sim_crash_keeps_only_synced_bytes_and_names() {

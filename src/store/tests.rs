@@ -3,7 +3,6 @@
 //! took parts keep reading them after the parts are dropped.
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -24,13 +23,7 @@ const CRASHES: [Crash; 3] = [
     Crash::TearLastWrite { bytes: 1000 },
 ];
 
-fn run<F: Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
-    glommio::LocalExecutorBuilder::default()
-        .spawn(move || async move { f().await })
-        .expect("executor")
-        .join()
-        .expect("join");
-}
+use crate::testing::run_local as run;
 
 /// One entry, as the tests compare them: found exactly once, or the test fails.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

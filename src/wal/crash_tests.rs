@@ -8,12 +8,9 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
 use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
-
-use glommio::LocalExecutorBuilder;
 
 use super::record::{RECORD_HEADER_BYTES, decode_record};
 use super::*;
@@ -22,17 +19,7 @@ use crate::storage::{Disk, SimDisk};
 
 const DIR: &str = "/data/wal/shard-0001";
 
-fn run<F, Fut>(f: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + 'static,
-{
-    LocalExecutorBuilder::default()
-        .spawn(f)
-        .unwrap()
-        .join()
-        .unwrap();
-}
+use crate::testing::run_local as run;
 
 /// Small commits and segments, so that a short workload has many commits and rollovers
 /// (every point of which is a crash point); no commit tick, so that runs are deterministic.
@@ -49,9 +36,7 @@ fn opts() -> WalOptions {
 /// A body unique to its writer and index, from 20 bytes to more than a block (so records
 /// straddle blocks), ending in a non-zero byte.
 fn body(task: usize, i: usize) -> Vec<u8> {
-    let mut b = format!("task {task} record {i} ").into_bytes();
-    b.resize(20 + (task * 131 + i * 977) % 6000, b'a' + (i % 26) as u8);
-    b
+    super::tests::body_spread(task, i, 6000)
 }
 
 /// What the appenders did: acknowledged records by seq, and every body ever appended.

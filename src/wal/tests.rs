@@ -2,12 +2,9 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
-
-use glommio::LocalExecutorBuilder;
 
 use super::record::decode_record;
 use super::*;
@@ -23,16 +20,13 @@ fn scratch() -> tempfile::TempDir {
         .unwrap()
 }
 
-fn run<F, Fut>(f: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + 'static,
-{
-    LocalExecutorBuilder::default()
-        .spawn(f)
+use crate::testing::run_local as run;
+
+/// Opens the log in `dir` on the real disk, without repair, ignoring replayed records.
+async fn open_fresh(dir: &Path, opts: WalOptions) -> (Wal, ReplayReport) {
+    Wal::open(&Disk::real(), dir, opts, false, |_, _| Ok(()))
+        .await
         .unwrap()
-        .join()
-        .unwrap();
 }
 
 fn small_opts() -> WalOptions {
@@ -45,11 +39,16 @@ fn small_opts() -> WalOptions {
     }
 }
 
-/// A body that names its writer and index and ends in a non-zero byte.
-fn body(task: usize, i: usize) -> Vec<u8> {
+/// A body that names its writer and index and ends in a non-zero byte, 20 to 20 + `spread`
+/// bytes long.
+pub(super) fn body_spread(task: usize, i: usize, spread: usize) -> Vec<u8> {
     let mut b = format!("task {task} record {i} ").into_bytes();
-    b.resize(20 + (task * 131 + i * 977) % 3000, b'a' + (i % 26) as u8);
+    b.resize(20 + (task * 131 + i * 977) % spread, b'a' + (i % 26) as u8);
     b
+}
+
+fn body(task: usize, i: usize) -> Vec<u8> {
+    body_spread(task, i, 3000)
 }
 
 type Seen = Rc<RefCell<Vec<(u64, Vec<u8>)>>>;
@@ -107,9 +106,7 @@ fn concurrent_appends_replay_once_in_order_and_seq_continues() {
     let tmp = scratch();
     let dir = tmp.path().join("shard-003");
     run(move || async move {
-        let (wal, report) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
-            .await
-            .unwrap();
+        let (wal, report) = open_fresh(&dir, small_opts()).await;
         assert_eq!(report.next_seq, 1);
         let wal = Rc::new(wal);
         let written = append_concurrently(&wal, 8, 40).await;
@@ -149,14 +146,10 @@ fn concurrent_appends_replay_once_in_order_and_seq_continues() {
 
         // Reopening without appending leaves an empty segment; the next open replaces it and
         // the seq still continues.
-        let (wal, _) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
-            .await
-            .unwrap();
+        let (wal, _) = open_fresh(&dir, small_opts()).await;
         wal.close().await.unwrap();
         drop(wal);
-        let (wal, report) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
-            .await
-            .unwrap();
+        let (wal, report) = open_fresh(&dir, small_opts()).await;
         assert_eq!(report.records, 321);
         assert_eq!(wal.append(b"x").await.unwrap(), 322);
         wal.close().await.unwrap();
@@ -172,9 +165,7 @@ fn group_commit_groups_concurrent_appends() {
             commit_interval: Duration::from_millis(5),
             ..small_opts()
         };
-        let (wal, _) = Wal::open(&Disk::real(), &dir, opts, false, |_, _| Ok(()))
-            .await
-            .unwrap();
+        let (wal, _) = open_fresh(&dir, opts).await;
         let wal = Rc::new(wal);
         append_concurrently(&wal, 100, 3).await;
         let stats = wal.stats();
@@ -193,9 +184,7 @@ fn large_records_and_limits() {
     let tmp = scratch();
     let dir = tmp.path().to_path_buf();
     run(move || async move {
-        let (wal, _) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
-            .await
-            .unwrap();
+        let (wal, _) = open_fresh(&dir, small_opts()).await;
         let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8 + 1).collect();
         assert_eq!(wal.append(b"small").await.unwrap(), 1);
         assert_eq!(wal.append(&big).await.unwrap(), 2);
@@ -255,9 +244,7 @@ fn torn_tail_at_every_byte_of_the_last_record_is_cut_and_counted() {
     let tmp = scratch();
     let dir = tmp.path().to_path_buf();
     run(move || async move {
-        let (wal, _) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
-            .await
-            .unwrap();
+        let (wal, _) = open_fresh(&dir, small_opts()).await;
         for i in 0..5 {
             wal.append(&body(0, i)).await.unwrap();
         }
@@ -327,9 +314,7 @@ fn torn_commit_keeps_its_whole_records_and_reopen_appends_after_them() {
             segment_bytes_max: 1 << 20,
             ..small_opts()
         };
-        let (wal, _) = Wal::open(&Disk::real(), &dir, opts.clone(), false, |_, _| Ok(()))
-            .await
-            .unwrap();
+        let (wal, _) = open_fresh(&dir, opts.clone()).await;
         let wal = Rc::new(wal);
         append_concurrently(&wal, 4, 1).await;
         wal.close().await.unwrap();
@@ -367,9 +352,7 @@ fn torn_commit_keeps_its_whole_records_and_reopen_appends_after_them() {
 
 /// Writes records until there are at least `n` segments; returns all records.
 async fn fill_segments(dir: &Path, n: usize) -> Vec<(u64, Vec<u8>)> {
-    let (wal, _) = Wal::open(&Disk::real(), dir, small_opts(), false, |_, _| Ok(()))
-        .await
-        .unwrap();
+    let (wal, _) = open_fresh(dir, small_opts()).await;
     let mut i = 0;
     while segment_files(&Disk::real(), dir).unwrap().len() < n {
         wal.append(&body(1, i)).await.unwrap();
@@ -450,9 +433,7 @@ fn zeroed_blocks_followed_by_a_later_commit_are_corruption_not_a_torn_tail() {
             segment_bytes_max: 1 << 20,
             ..small_opts()
         };
-        let (wal, _) = Wal::open(&Disk::real(), &dir, opts, false, |_, _| Ok(()))
-            .await
-            .unwrap();
+        let (wal, _) = open_fresh(&dir, opts).await;
         for i in 0..4 {
             wal.append(&body(0, i)).await.unwrap();
         }
@@ -534,9 +515,7 @@ fn foreign_shard_segments_are_reported() {
             shard_id: 9,
             ..small_opts()
         };
-        let (wal, report) = Wal::open(&Disk::real(), &dir, opts, false, |_, _| Ok(()))
-            .await
-            .unwrap();
+        let (wal, report) = open_fresh(&dir, opts).await;
         assert_eq!(report.shard_ids, vec![3]);
         assert_eq!(report.foreign_segments.len(), 1);
         wal.close().await.unwrap();
@@ -552,9 +531,7 @@ fn a_failed_fdatasync_poisons_the_log_and_is_never_retried() {
             commit_interval: Duration::from_millis(10),
             ..small_opts()
         };
-        let (wal, _) = Wal::open(&Disk::real(), &dir, opts, false, |_, _| Ok(()))
-            .await
-            .unwrap();
+        let (wal, _) = open_fresh(&dir, opts).await;
         let wal = Rc::new(wal);
         assert_eq!(wal.append(b"durable").await.unwrap(), 1);
         wal.faults().fail_sync_after(0);
@@ -587,9 +564,7 @@ fn a_failed_fdatasync_poisons_the_log_and_is_never_retried() {
         drop(wal);
 
         // What was acknowledged is there after a restart; the failed commit may or may not be.
-        let (wal, report) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
-            .await
-            .unwrap();
+        let (wal, report) = open_fresh(&dir, small_opts()).await;
         assert_eq!(report.first_seq, Some(1));
         assert!(wal.append(b"fresh").await.unwrap() >= 2);
         wal.close().await.unwrap();
@@ -601,9 +576,7 @@ fn a_failed_write_poisons_the_log_at_rollover_too() {
     let tmp = scratch();
     let dir = tmp.path().to_path_buf();
     run(move || async move {
-        let (wal, _) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
-            .await
-            .unwrap();
+        let (wal, _) = open_fresh(&dir, small_opts()).await;
         wal.append(b"one").await.unwrap();
         wal.faults().fail_write_after(0);
         let err = wal.append(b"two").await.unwrap_err();
@@ -612,9 +585,7 @@ fn a_failed_write_poisons_the_log_at_rollover_too() {
 
         // A rollover whose header write fails poisons as well. Each record below is one
         // single-block commit, so 15 of them fill a 64 KiB segment after its header.
-        let (wal, _) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
-            .await
-            .unwrap();
+        let (wal, _) = open_fresh(&dir, small_opts()).await;
         let before = segment_files(&Disk::real(), &dir).unwrap().len();
         for i in 0..15 {
             wal.append(&body(3, i)).await.unwrap();
@@ -636,9 +607,7 @@ fn checkpoint_removes_only_fully_covered_segments() {
     let dir = tmp.path().to_path_buf();
     run(move || async move {
         fill_segments(&dir, 3).await;
-        let (wal, report) = Wal::open(&Disk::real(), &dir, small_opts(), false, |_, _| Ok(()))
-            .await
-            .unwrap();
+        let (wal, report) = open_fresh(&dir, small_opts()).await;
         let segments = segment_files(&Disk::real(), &dir).unwrap();
         assert_eq!(segments.len(), 4);
         let second_first = segments[1].0;

@@ -225,6 +225,17 @@ impl Server {
         self.stop_with(libc::SIGTERM)
     }
 
+    /// SIGTERM, and asserts the graceful stop exited 0 (the server's output is in the message).
+    pub fn terminate_ok(&mut self) {
+        let status = self.terminate();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "SIGTERM must exit 0; output:\n{}",
+            self.output()
+        );
+    }
+
     /// Sends `signal` (SIGTERM or SIGINT: a graceful stop) and waits for the exit, as
     /// [`Server::terminate`] does.
     pub fn stop_with(&mut self, signal: i32) -> ExitStatus {

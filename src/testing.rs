@@ -1,0 +1,17 @@
+//! Helpers shared by the unit tests of several modules.
+
+use std::future::Future;
+
+/// Runs `f` to completion on a fresh glommio executor (its own thread), as the server's
+/// cores do, and fails the test if it panics.
+pub fn run_local<F, Fut>(f: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    glommio::LocalExecutorBuilder::default()
+        .spawn(f)
+        .expect("a test executor")
+        .join()
+        .expect("the test's executor thread");
+}

@@ -28,7 +28,7 @@ pub struct ServeArgs {
     #[serde(skip)]
     pub config: Option<PathBuf>,
 
-    /// Where the WAL (and later the chunks and index) live. Must support O_DIRECT (not tmpfs).
+    /// Where the WAL and the part files live. Must support O_DIRECT (not tmpfs).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 

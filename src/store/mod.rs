@@ -23,6 +23,7 @@
 //! - [`retention`]: dropping old partitions by age and by size.
 
 pub mod compaction;
+mod encoder;
 pub mod manifest;
 pub mod part_file;
 pub mod paths;
@@ -42,6 +43,7 @@ use crate::metrics::Counter;
 use crate::model::TimestampNs;
 use crate::storage::{Disk, IoBuf};
 use compaction::CompactionPolicy;
+pub use encoder::encode_off_core;
 use manifest::{Manifest, PartEntry};
 use part_file::LoadedPart;
 use paths::StorePaths;
@@ -628,82 +630,6 @@ impl Store {
             to.display()
         );
     }
-}
-
-/// Encodes a part off the executor thread (zstd and bloom building at sealing sizes take tens
-/// to thousands of milliseconds, which would stall ingest and queries on the core).
-///
-/// The work goes to this executor's own encoder thread ([`ENCODER`]), not to glommio's
-/// blocking pool: glommio runs file creation, renames and directory syncs there, and a WAL
-/// segment rollover queued behind a long compaction stalled every append for seconds.
-/// The encoder thread inherits the executor's CPU affinity: the work is this core's.
-///
-/// On a simulated disk the work runs inline, then yields a fixed number of times: crash tests name a crash by
-/// its operation number, which must mean the same operation in every run, and an encoder
-/// thread would make the interleaving of tasks depend on its speed.
-pub async fn encode_off_core<T, R, F>(disk: &Disk, inputs: T, build: F) -> Result<R, StoreError>
-where
-    T: Send + 'static,
-    R: Send + 'static,
-    F: FnOnce(&T) -> Result<R, ChunkError> + Send + 'static,
-{
-    if disk.sim().is_some() {
-        let r = build(&inputs);
-        // Stand for the encoding time with a fixed number of turns, so that other tasks
-        // (appends, queries) run while a seal round is in progress, the same way every run.
-        for _ in 0..SIM_ENCODE_TURNS {
-            futures_lite::future::yield_now().await;
-        }
-        return r.map_err(StoreError::from);
-    }
-    let (tx, rx) = futures_channel::oneshot::channel();
-    let job: EncodeJob = Box::new(move || {
-        let _ = tx.send(build(&inputs));
-    });
-    ENCODER.with(|e| {
-        let mut e = e.borrow_mut();
-        let sender = e.get_or_insert_with(spawn_encoder);
-        if let Err(std::sync::mpsc::SendError(job)) = sender.send(job) {
-            // The thread is gone (it panicked on a previous job): start another.
-            let fresh = spawn_encoder();
-            let _ = fresh.send(job);
-            *sender = fresh;
-        }
-    });
-    match rx.await {
-        Ok(r) => r.map_err(StoreError::from),
-        Err(_) => Err(StoreError::Invalid(
-            "the encoder thread stopped before finishing a part".into(),
-        )),
-    }
-}
-
-type EncodeJob = Box<dyn FnOnce() + Send>;
-
-/// Scheduler turns an encode takes on a simulated disk (see [`encode_off_core`]).
-const SIM_ENCODE_TURNS: usize = 64;
-
-thread_local! {
-    /// The encoder thread of this executor, started on first use.
-    static ENCODER: RefCell<Option<std::sync::mpsc::Sender<EncodeJob>>> =
-        const { RefCell::new(None) };
-}
-
-fn spawn_encoder() -> std::sync::mpsc::Sender<EncodeJob> {
-    let (tx, rx) = std::sync::mpsc::channel::<EncodeJob>();
-    let name = format!(
-        "{}-encode",
-        std::thread::current().name().unwrap_or("shardlog")
-    );
-    std::thread::Builder::new()
-        .name(name)
-        .spawn(move || {
-            while let Ok(job) = rx.recv() {
-                job();
-            }
-        })
-        .expect("spawning a part encoder thread");
-    tx
 }
 
 /// Encodes a part on the calling thread.

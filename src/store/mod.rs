@@ -205,6 +205,10 @@ pub struct Store {
     /// shard: nothing is written to them (their WAL was replayed into the serving shard).
     writable: bool,
     manifest: RefCell<Manifest>,
+    /// The id the next part file gets. Kept apart from `manifest`, which a commit replaces
+    /// after an await: a part written meanwhile (compaction writes without the lock) must not
+    /// have its id handed out again, or a later part would be renamed over it.
+    next_part_id: Cell<u64>,
     parts: RefCell<Vec<Rc<LoadedPart>>>,
     /// Serializes manifest changes (seal, compaction, retention, quarantine).
     lock: glommio::sync::Semaphore,
@@ -248,6 +252,7 @@ impl Store {
             paths,
             opts,
             writable,
+            next_part_id: Cell::new(manifest.next_part_id),
             manifest: RefCell::new(manifest),
             parts: RefCell::new(Vec::new()),
             lock: glommio::sync::Semaphore::new(1),
@@ -443,12 +448,8 @@ impl Store {
             max_ts,
         } = part;
         let partition = partition.to_string();
-        let id = {
-            let mut m = self.manifest.borrow_mut();
-            let id = m.next_part_id;
-            m.next_part_id += 1;
-            id
-        };
+        let id = self.next_part_id.get();
+        self.next_part_id.set(id + 1);
         let dir = self.paths.partition_dir(&partition);
         self.disk
             .create_dir_all_durable(&dir)
@@ -522,6 +523,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut next = self.manifest.borrow().clone();
         next.generation += 1;
+        // Every id handed out so far, named or not: a part written but never named (a crash,
+        // a failed or abandoned step) is garbage, and its id is never used again.
+        next.next_part_id = self.next_part_id.get();
         next.parts.retain(|p| !change.remove.contains(&p.id));
         next.parts
             .extend(change.add.iter().map(|p| p.entry.clone()));

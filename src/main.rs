@@ -1,7 +1,8 @@
 //! The `shardlog` command: `shardlog serve` runs the server.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use shardlog::config::ServeArgs;
+use shardlog::config::help::show_defaults;
 
 #[derive(Parser)]
 #[command(
@@ -25,7 +26,11 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // `serve` and `doctor` take the same keys; both show their defaults in `--help`.
+    let command = Cli::command()
+        .mut_subcommand("serve", show_defaults)
+        .mut_subcommand("doctor", show_defaults);
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Serve(args) => {
             let online = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -29,7 +29,10 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             size_usize(SYSLOG_FRAME_BYTES_MAX_DEFAULT),
         ),
         ("line_bytes_max", size_usize(LINE_BYTES_MAX_DEFAULT)),
-        ("push_body_bytes_max", size_usize(PUSH_BODY_BYTES_MAX_DEFAULT)),
+        (
+            "push_body_bytes_max",
+            size_usize(PUSH_BODY_BYTES_MAX_DEFAULT),
+        ),
         (
             "wal_commit_interval",
             duration_text(WAL_COMMIT_INTERVAL_DEFAULT),
@@ -124,7 +127,10 @@ mod tests {
         for id in &ids {
             let arg = cmd.get_arguments().find(|a| a.get_id() == id).unwrap();
             let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-            assert!(help.contains("[default: "), "--{id} shows no default: {help}");
+            assert!(
+                help.contains("[default: "),
+                "--{id} shows no default: {help}"
+            );
         }
         for (id, _) in defaults() {
             assert!(ids.iter().any(|i| i == id), "default for unknown key {id}");
@@ -134,13 +140,7 @@ mod tests {
     #[test]
     fn defaults_are_the_resolved_ones_and_parse_back() {
         let c = ServeArgs::default().resolve(1).unwrap();
-        let d = |key: &str| {
-            defaults()
-                .into_iter()
-                .find(|(k, _)| *k == key)
-                .unwrap()
-                .1
-        };
+        let d = |key: &str| defaults().into_iter().find(|(k, _)| *k == key).unwrap().1;
         let size = |key: &str| crate::config::units::parse_size(&d(key)).unwrap();
         assert_eq!(size("line_bytes_max"), c.line_bytes_max as u64);
         assert_eq!(size("heads_bytes_max"), c.heads_bytes_max);

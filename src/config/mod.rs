@@ -87,7 +87,11 @@ pub struct ServeArgs {
     pub push_body_bytes_max: Option<usize>,
 
     /// Group-commit tick of the WAL (`0`: commit as soon as the previous commit is done).
-    #[arg(long, value_name = "DURATION", conflicts_with = "wal_commit_interval_us")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        conflicts_with = "wal_commit_interval_us"
+    )]
     pub wal_commit_interval: Option<String>,
 
     /// The same tick as a number of microseconds (the older form of --wal-commit-interval).
@@ -111,7 +115,11 @@ pub struct ServeArgs {
     pub syslog_udp_recv_buffer_bytes: Option<usize>,
 
     /// How far in the future a timestamp may be before it is clamped to now (and counted).
-    #[arg(long, value_name = "DURATION", conflicts_with = "future_skew_seconds_max")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        conflicts_with = "future_skew_seconds_max"
+    )]
     pub future_skew_max: Option<String>,
 
     /// The same bound as a number of seconds (the older form of --future-skew-max).
@@ -243,7 +251,10 @@ pub const OLDER_FORMS: [&str; 2] = ["wal_commit_interval_us", "future_skew_secon
 
 /// A key that has an older form in another unit: whichever form the flags give wins over
 /// both forms in the file, so that the two never mix across sources.
-fn either_form<A, B>(flags: (Option<A>, Option<B>), file: (Option<A>, Option<B>)) -> (Option<A>, Option<B>) {
+fn either_form<A, B>(
+    flags: (Option<A>, Option<B>),
+    file: (Option<A>, Option<B>),
+) -> (Option<A>, Option<B>) {
     if flags.0.is_some() || flags.1.is_some() {
         flags
     } else {
@@ -395,7 +406,10 @@ impl ServeArgs {
         if !wal_segment_bytes_max.is_multiple_of(4096) {
             return Err(bad(
                 "wal_segment_bytes_max",
-                format!("must be a multiple of 4KiB, got {}", size_text(wal_segment_bytes_max)),
+                format!(
+                    "must be a multiple of 4KiB, got {}",
+                    size_text(wal_segment_bytes_max)
+                ),
             ));
         }
         let syslog_tcp_unacked_bytes_max = size(
@@ -451,7 +465,10 @@ impl ServeArgs {
         if !partition.as_secs().is_multiple_of(3600) || partition.subsec_nanos() != 0 {
             return Err(bad(
                 "partition",
-                format!("must be a whole number of hours, got {}", duration_text(partition)),
+                format!(
+                    "must be a whole number of hours, got {}",
+                    duration_text(partition)
+                ),
             ));
         }
         let zstd_level = self

@@ -86,7 +86,10 @@ fn a_bare_port_means_every_interface() {
     assert_eq!(c.http_addr, "0.0.0.0:3100".parse::<SocketAddr>().unwrap());
     assert_eq!(c.syslog_tcp_addr, Some("0.0.0.0:514".parse().unwrap()));
     assert_eq!(c.syslog_udp_addr, Some("127.0.0.1:9".parse().unwrap()));
-    let c = file("syslog_udp_addr = \":5514\"\n").unwrap().resolve(1).unwrap();
+    let c = file("syslog_udp_addr = \":5514\"\n")
+        .unwrap()
+        .resolve(1)
+        .unwrap();
     assert_eq!(c.syslog_udp_addr, Some("0.0.0.0:5514".parse().unwrap()));
     for bad_addr in [":", ":http", ":99999", "3100"] {
         let e = flags(&["--http-addr", bad_addr])
@@ -144,7 +147,10 @@ fn bad_sizes_name_the_key_and_the_forms() {
         .unwrap()
         .resolve(1)
         .unwrap_err();
-    assert!(e.0.contains("--line-bytes-max") && e.0.contains("16MiB"), "{e}");
+    assert!(
+        e.0.contains("--line-bytes-max") && e.0.contains("16MiB"),
+        "{e}"
+    );
     let e = flags(&["--wal-segment-bytes-max", "1100000"])
         .unwrap()
         .resolve(1)
@@ -187,7 +193,13 @@ fn durations_take_units_and_the_older_forms_still_work() {
 
 #[test]
 fn the_two_forms_of_one_key_do_not_mix() {
-    let e = flags(&["--wal-commit-interval", "1ms", "--wal-commit-interval-us", "5"]).unwrap_err();
+    let e = flags(&[
+        "--wal-commit-interval",
+        "1ms",
+        "--wal-commit-interval-us",
+        "5",
+    ])
+    .unwrap_err();
     assert!(e.contains("--wal-commit-interval"), "{e}");
     let e = file("future_skew_max = \"1m\"\nfuture_skew_seconds_max = 5\n")
         .unwrap()
@@ -216,7 +228,10 @@ fn bad_durations_name_the_key_and_the_forms() {
         assert!(e.0.contains(key), "{e}");
     }
     let e = flags(&["--seal-age", "5"]).unwrap().resolve(1).unwrap_err();
-    assert!(e.0.contains("a unit is needed") && e.0.contains("500ms"), "{e}");
+    assert!(
+        e.0.contains("a unit is needed") && e.0.contains("500ms"),
+        "{e}"
+    );
     let e = flags(&["--wal-commit-interval", "2s"])
         .unwrap()
         .resolve(1)
@@ -226,9 +241,15 @@ fn bad_durations_name_the_key_and_the_forms() {
 
 #[test]
 fn volatile_data_dir_flag_and_key() {
-    let c = flags(&["--allow-volatile-data-dir"]).unwrap().resolve(1).unwrap();
+    let c = flags(&["--allow-volatile-data-dir"])
+        .unwrap()
+        .resolve(1)
+        .unwrap();
     assert_eq!(c.volatile_data_dir, VolatilePolicy::Allow);
-    let c = file("allow_volatile_data_dir = true\n").unwrap().resolve(1).unwrap();
+    let c = file("allow_volatile_data_dir = true\n")
+        .unwrap()
+        .resolve(1)
+        .unwrap();
     assert_eq!(c.volatile_data_dir, VolatilePolicy::Allow);
 }
 

@@ -90,7 +90,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Parses a duration into nanoseconds (see the module doc for the forms).
 pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
     let s = text.trim();
-    let refuse = |why: String| format!("`{text}` is not a duration ({why}); write {DURATION_FORMS}");
+    let refuse =
+        |why: String| format!("`{text}` is not a duration ({why}); write {DURATION_FORMS}");
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s != "0" {
         return Err(refuse("a unit is needed".to_string()));
     }
@@ -101,7 +102,12 @@ pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
 /// `8388608` -> `8MiB`: the largest binary unit that divides the value, so that the text
 /// parses back to the same number.
 pub fn size_text(bytes: u64) -> String {
-    for (unit, scale) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+    for (unit, scale) in [
+        ("TiB", 1u64 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ] {
         if bytes >= scale && bytes.is_multiple_of(scale) {
             return format!("{}{unit}", bytes / scale);
         }
@@ -217,7 +223,10 @@ mod tests {
         ] {
             let e = parse_size(text).unwrap_err();
             assert!(e.contains(why), "{text}: {e}");
-            assert!(e.contains("8MiB") && e.contains(&format!("`{text}`")), "{e}");
+            assert!(
+                e.contains("8MiB") && e.contains(&format!("`{text}`")),
+                "{e}"
+            );
         }
     }
 
@@ -241,8 +250,23 @@ mod tests {
 
     #[test]
     fn texts_parse_back_to_their_value() {
-        for bytes in [0, 1, 480, 1536, 64 << 10, 8 << 20, 12 << 20, 256 << 20, 3 << 40] {
-            assert_eq!(parse_size(&size_text(bytes)), Ok(bytes), "{}", size_text(bytes));
+        for bytes in [
+            0,
+            1,
+            480,
+            1536,
+            64 << 10,
+            8 << 20,
+            12 << 20,
+            256 << 20,
+            3 << 40,
+        ] {
+            assert_eq!(
+                parse_size(&size_text(bytes)),
+                Ok(bytes),
+                "{}",
+                size_text(bytes)
+            );
         }
         assert_eq!(size_text(8 << 20), "8MiB");
         assert_eq!(size_text(1536), "1536B");
@@ -274,7 +298,9 @@ mod tests {
         }
         let k: K = toml::from_str("a = 65536\nb = \"8MiB\"\n").unwrap();
         assert_eq!((k.a, k.b, k.c), (Some(65536), Some(8 << 20), None));
-        let e = toml::from_str::<K>("b = \"8XB\"\n").unwrap_err().to_string();
+        let e = toml::from_str::<K>("b = \"8XB\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("b = \"8XB\"") && e.contains("8MiB"), "{e}");
         let e = toml::from_str::<K>("b = -3\n").unwrap_err().to_string();
         assert!(e.contains("negative"), "{e}");

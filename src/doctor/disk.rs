@@ -277,8 +277,11 @@ pub fn classify_free(free: u64, cores: usize, segment_bytes: u64) -> Finding {
 
 /// Whether this user may create files in `dir` (`access(2)` with W_OK and X_OK).
 fn writable(dir: &Path) -> std::io::Result<()> {
-    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK)
-        .map_err(std::io::Error::from)
+    rustix::fs::access(
+        dir,
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+    )
+    .map_err(std::io::Error::from)
 }
 
 /// Who holds the data dir's lock, as a finding; `true` in the second place when a server
@@ -460,7 +463,11 @@ mod tests {
         assert_eq!(line("O_DIRECT").status, Status::Skip);
         drop(held);
         let findings = check_data_dir(&config);
-        assert!(findings.iter().any(|f| f.check == "data dir lock" && f.status == Status::Ok));
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.check == "data dir lock" && f.status == Status::Ok)
+        );
     }
 
     #[test]

@@ -761,7 +761,10 @@ mod tests {
         let capped = limit(Some(8 << 20), Some(8 << 20));
         let fix = classify_memlock(capped, 1, new, false, USER).fix.unwrap();
         assert!(!fix.contains("ulimit -l unlimited"), "{fix}");
-        assert!(fix.contains("hard limit is 8 MiB") && fix.contains("LimitMEMLOCK"), "{fix}");
+        assert!(
+            fix.contains("hard limit is 8 MiB") && fix.contains("LimitMEMLOCK"),
+            "{fix}"
+        );
         // Root may raise the hard limit itself.
         let fix = classify_memlock(capped, 1, new, false, ROOT).fix.unwrap();
         assert!(fix.starts_with("ulimit -l unlimited"), "{fix}");
@@ -775,7 +778,10 @@ mod tests {
     fn nofile_classification() {
         let big = Some(NOFILE_SUGGESTED);
         assert_eq!(classify_nofile(limit(big, big), 4, USER).status, Status::Ok);
-        assert_eq!(classify_nofile(limit(None, None), 4, USER).status, Status::Ok);
+        assert_eq!(
+            classify_nofile(limit(None, None), 4, USER).status,
+            Status::Ok
+        );
         assert_eq!(
             classify_nofile(limit(Some(1024), Some(4096)), 4, USER).status,
             Status::Warn
@@ -795,7 +801,10 @@ mod tests {
         let f = classify_nofile(limit(Some(1024), Some(4096)), 4, USER);
         let fix = f.fix.unwrap();
         assert_eq!(suggested_ulimit(&fix), None, "{fix}");
-        assert!(fix.contains("hard limit is 4096") && fix.contains("LimitNOFILE"), "{fix}");
+        assert!(
+            fix.contains("hard limit is 4096") && fix.contains("LimitNOFILE"),
+            "{fix}"
+        );
         // Soft below a hard limit that covers the need: raising the soft one works.
         let f = classify_nofile(limit(Some(1024), Some(524_288)), 4, USER);
         let fix = f.fix.unwrap();

@@ -103,9 +103,7 @@ impl AddrError {
                  net.ipv4.ip_unprivileged_port_start (1024 by default) need \
                  CAP_NET_BIND_SERVICE"
                 .to_string(),
-            ErrorKind::AddrNotAvailable => {
-                "no interface of this host has that address".to_string()
-            }
+            ErrorKind::AddrNotAvailable => "no interface of this host has that address".to_string(),
             _ => self.error.to_string(),
         }
     }
@@ -161,7 +159,10 @@ mod tests {
         let err = probe_all(&[listen]).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(&addr.to_string()), "{msg}");
-        assert!(msg.contains("--http-addr") && msg.contains("in use"), "{msg}");
+        assert!(
+            msg.contains("--http-addr") && msg.contains("in use"),
+            "{msg}"
+        );
         drop(held);
         probe_all(&[listen]).unwrap();
 
@@ -172,7 +173,10 @@ mod tests {
             proto: Proto::Udp,
         };
         let msg = probe_all(&[listen]).unwrap_err().to_string();
-        assert!(msg.contains("--syslog-udp-addr") && msg.contains("UDP"), "{msg}");
+        assert!(
+            msg.contains("--syslog-udp-addr") && msg.contains("UDP"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -46,11 +46,20 @@ pub enum LockError {
     Held { dir: PathBuf, pid: Option<u32> },
     /// The lock file could not be opened or created (most often: the directory is not
     /// writable by this user).
-    Open { path: PathBuf, error: std::io::Error },
+    Open {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// `flock` itself failed for another reason than contention.
-    Flock { path: PathBuf, error: std::io::Error },
+    Flock {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// The PID could not be written into the lock file.
-    WritePid { path: PathBuf, error: std::io::Error },
+    WritePid {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl std::fmt::Display for LockError {
@@ -204,10 +213,7 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
         assert!(msg.contains(&std::process::id().to_string()), "{msg}");
-        assert_eq!(
-            holder(dir.path()).unwrap(),
-            Some(Some(std::process::id()))
-        );
+        assert_eq!(holder(dir.path()).unwrap(), Some(Some(std::process::id())));
         drop(lock);
         assert_eq!(holder(dir.path()).unwrap(), None);
         // Released: the next one takes it, although the file is still there.

@@ -27,14 +27,8 @@ pub use volatile::VolatileDataDir;
 /// Why `serve` refuses to start before any executor runs.
 #[derive(Debug)]
 pub enum PreflightError {
-    CreateDir {
-        dir: PathBuf,
-        error: std::io::Error,
-    },
-    ResolveDir {
-        dir: PathBuf,
-        error: std::io::Error,
-    },
+    CreateDir { dir: PathBuf, error: std::io::Error },
+    ResolveDir { dir: PathBuf, error: std::io::Error },
     Volatile(VolatileDataDir),
     Lock(LockError),
     Addr(AddrError),

@@ -95,7 +95,12 @@ mod tests {
             fs: "tmpfs",
         };
         let msg = e.to_string();
-        for needle in ["/dev/shm/x", "tmpfs", "O_DIRECT", "--allow-volatile-data-dir"] {
+        for needle in [
+            "/dev/shm/x",
+            "tmpfs",
+            "O_DIRECT",
+            "--allow-volatile-data-dir",
+        ] {
             assert!(msg.contains(needle), "{needle}: {msg}");
         }
     }

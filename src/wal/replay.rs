@@ -79,9 +79,8 @@ pub struct RepairNote {
 /// cut (8.0 KiB)`. Only what happened is named; an empty log reads `no records`.
 impl std::fmt::Display for ReplayReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let plural = |n: u64, one: &str, many: &str| {
-            format!("{n} {}", if n == 1 { one } else { many })
-        };
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         write!(f, "{}, ", plural(self.segments, "segment", "segments"))?;
         match (self.records, self.first_seq, self.last_seq) {
             (0, _, _) => write!(f, "no records")?,
@@ -104,7 +103,11 @@ impl std::fmt::Display for ReplayReport {
             write!(
                 f,
                 "; {} deleted",
-                plural(self.torn_segments_deleted, "unfinished segment", "unfinished segments")
+                plural(
+                    self.torn_segments_deleted,
+                    "unfinished segment",
+                    "unfinished segments"
+                )
             )?;
         }
         if !self.foreign_segments.is_empty() {

@@ -81,7 +81,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .checked_mul(scale)
         .and_then(|w| w.checked_add(numerator * scale / denominator))
         .ok_or_else(too_big)?;
-    if numerator * scale % denominator != 0 {
+    if !(numerator * scale).is_multiple_of(denominator) {
         return Err(refuse("not a whole number of bytes"));
     }
     u64::try_from(bytes).map_err(|_| too_big())

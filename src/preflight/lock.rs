@@ -12,9 +12,13 @@
 //! second process's message and in `shardlog doctor`; it means something only while the lock
 //! is held.
 //!
-//! The file is opened with `O_CLOEXEC`, so a program the server might start never inherits
-//! the lock. Over NFS, Linux emulates `flock` with byte-range locks, which still exclude a
-//! second server on another host.
+//! The standard library opens every file with `O_CLOEXEC`, so a program the server might
+//! start never inherits the lock. Over NFS, Linux emulates `flock` with byte-range locks,
+//! which still exclude a second server on another host.
+//!
+//! [`holder`] (for `shardlog doctor`) takes a shared lock for an instant to see whether an
+//! exclusive one is held; a `serve` starting in that same instant would be refused as if a
+//! server held the dir, and can simply be started again.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -105,7 +109,6 @@ impl DataDirLock {
             .create(true)
             .truncate(false)
             .mode(LOCK_FILE_MODE)
-            .custom_flags(rustix::fs::OFlags::CLOEXEC.bits() as i32)
             .open(&path)
             .map_err(|error| LockError::Open {
                 path: path.clone(),
@@ -157,11 +160,7 @@ impl Drop for DataDirLock {
 /// readable). Used by `shardlog doctor`, which must not create files in a live data dir.
 pub fn holder(dir: &Path) -> Result<Option<Option<u32>>, LockError> {
     let path = dir.join(LOCK_FILE);
-    let mut file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::CLOEXEC.bits() as i32)
-        .open(&path)
-    {
+    let mut file = match OpenOptions::new().read(true).open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(LockError::Open { path, error }),

@@ -10,7 +10,8 @@
 //! the command that fixes it. The exit status is 1 when any check failed, else 0.
 //!
 //! - [`report`]: findings, their aligned rendering and the exit code.
-//! - [`host`]: kernel, io_uring, the glommio executor, memlock, open files, CPUs, governor.
+//! - [`host`]: kernel, io_uring, the glommio executor, CPUs, governor.
+//! - [`limits`]: memlock and open files against what the shards need.
 //! - [`disk`]: the data directory: file system, O_DIRECT round trip, fsync cost, free space.
 //! - [`net`]: `net.core.rmem_max` against the UDP buffer, and the listen addresses.
 //!
@@ -27,13 +28,15 @@
 
 pub mod disk;
 pub mod host;
+pub mod limits;
 pub mod net;
 pub mod report;
 
 use clap::Args;
 
 use crate::config::{Config, ServeArgs};
-use host::{CAP_IPC_LOCK, CAP_NET_ADMIN, CAP_SYS_RESOURCE, HardLimits, has_cap};
+use host::{CAP_IPC_LOCK, CAP_NET_ADMIN, CAP_SYS_RESOURCE, has_cap};
+use limits::HardLimits;
 use report::{Finding, Status};
 
 /// Flags of `shardlog doctor`: the same as `shardlog serve`, so that the configuration
@@ -77,8 +80,8 @@ pub fn check_all(args: ServeArgs) -> Vec<Finding> {
     } else {
         HardLimits::Fixed
     };
-    match host::rlimit(libc::RLIMIT_MEMLOCK) {
-        Some(limit) => out.push(host::classify_memlock(
+    match limits::rlimit(libc::RLIMIT_MEMLOCK) {
+        Some(limit) => out.push(limits::classify_memlock(
             limit,
             cores,
             kernel,
@@ -87,8 +90,8 @@ pub fn check_all(args: ServeArgs) -> Vec<Finding> {
         )),
         None => out.push(Finding::skip("memlock", "getrlimit(RLIMIT_MEMLOCK) failed")),
     }
-    match host::rlimit(libc::RLIMIT_NOFILE) {
-        Some(limit) => out.push(host::classify_nofile(limit, cores, hard_limits)),
+    match limits::rlimit(libc::RLIMIT_NOFILE) {
+        Some(limit) => out.push(limits::classify_nofile(limit, cores, hard_limits)),
         None => out.push(Finding::skip(
             "open files",
             "getrlimit(RLIMIT_NOFILE) failed",

@@ -45,6 +45,8 @@ pub struct Lifecycle {
     drained: AtomicUsize,
     /// Set when a shard failed to start: the others stop too and the process exits non-zero.
     failed: AtomicBool,
+    /// Cores whose listeners are all bound; the one that completes the count says so.
+    listening: AtomicUsize,
 }
 
 impl Lifecycle {
@@ -55,6 +57,7 @@ impl Lifecycle {
             stopping: AtomicBool::new(false),
             drained: AtomicUsize::new(0),
             failed: AtomicBool::new(false),
+            listening: AtomicUsize::new(0),
         }
     }
 
@@ -313,6 +316,11 @@ async fn run_core(
             return Err(e);
         }
     };
+
+    // "Serving" only once every core's sockets are bound, so that the line is a promise.
+    if lifecycle.listening.fetch_add(1, Ordering::AcqRel) + 1 == lifecycle.shards {
+        eprintln!("shardlog: serving on {}", config.listen_summary());
+    }
 
     // Wait for the stop signal.
     while !lifecycle.is_stopping() {

@@ -443,7 +443,7 @@ impl Shard {
         .await
         .map_err(|e| e.to_string())?;
         eprintln!(
-            "shard {}: recovered {} parts, WAL after checkpoint {} ({report:?})",
+            "shard {}: recovered {} parts; WAL after checkpoint {}: {report}",
             self.id,
             store.part_count(),
             sealed.wal_checkpoint
@@ -491,7 +491,7 @@ impl Shard {
         .await
         .map_err(|e| e.to_string())?;
         eprintln!(
-            "shard {}: replayed the WAL of shard {n} ({report:?}); sealing it",
+            "shard {}: replayed the WAL of shard {n} ({report}); sealing it",
             self.id
         );
         self.seal_round(seal::SealMode::Foreign {

@@ -130,6 +130,18 @@ pub struct ServeArgs {
     /// Bytes per second that compaction may read plus write, per core.
     #[arg(long, value_name = "BYTES")]
     pub compaction_bytes_per_second: Option<u64>,
+
+    /// Open connections per core, HTTP and syslog TCP together; at the cap a core stops
+    /// accepting for a moment and newcomers wait in the kernel's backlog. Default: the soft
+    /// RLIMIT_NOFILE less a reserve for data files (64 + 1024 per core), divided by the cores,
+    /// at most 10000.
+    #[arg(long, value_name = "N")]
+    pub connections_max: Option<usize>,
+
+    /// Bytes that the unfinished request bodies of one core may hold together; a request
+    /// beyond it is answered 503 with Retry-After before its body is read. Default 256 MiB.
+    #[arg(long, value_name = "BYTES")]
+    pub request_bodies_bytes_max: Option<usize>,
 }
 
 /// The validated configuration the server runs with.
@@ -161,6 +173,10 @@ pub struct Config {
     pub retention_max_bytes: u64,
     pub compaction_bytes_per_second: u64,
     pub heads_bytes_max: u64,
+    /// `None`: derived from RLIMIT_NOFILE when the server starts
+    /// (`crate::http::admission::derive_connections_max`).
+    pub connections_max: Option<usize>,
+    pub request_bodies_bytes_max: usize,
 }
 
 /// A configuration error; the message names the key and what was wrong.
@@ -228,6 +244,10 @@ impl ServeArgs {
                 .compaction_bytes_per_second
                 .or(file.compaction_bytes_per_second),
             heads_bytes_max: self.heads_bytes_max.or(file.heads_bytes_max),
+            connections_max: self.connections_max.or(file.connections_max),
+            request_bodies_bytes_max: self
+                .request_bodies_bytes_max
+                .or(file.request_bodies_bytes_max),
         }
     }
 
@@ -399,7 +419,27 @@ impl ServeArgs {
             1 << 20,
             1 << 40,
         )? as u64;
+        let connections_max = match self.connections_max {
+            None => None,
+            Some(n) => Some(within(
+                "connections_max",
+                Some(n),
+                n,
+                1,
+                CONNECTIONS_MAX_LIMIT,
+            )?),
+        };
+        // One push body must always fit, or a client would be told to retry forever.
+        let request_bodies_bytes_max = within(
+            "request_bodies_bytes_max",
+            self.request_bodies_bytes_max,
+            REQUEST_BODIES_BYTES_MAX_DEFAULT,
+            push_body_bytes_max + PUSH_RAW_BODY_SLACK_BYTES,
+            REQUEST_BODIES_BYTES_LIMIT,
+        )?;
         Ok(Config {
+            connections_max,
+            request_bodies_bytes_max,
             heads_bytes_max,
             seal_bytes,
             seal_age,
@@ -566,5 +606,32 @@ mod tests {
         assert_eq!(c.http_addr.port(), 9);
         let unknown: Result<ServeArgs, _> = toml::from_str("no_such_key = 1");
         assert!(unknown.unwrap_err().to_string().contains("no_such_key"));
+    }
+
+    #[test]
+    fn admission_keys() {
+        let c = ServeArgs::default().resolve(2).unwrap();
+        assert_eq!(c.connections_max, None, "derived at start");
+        assert_eq!(c.request_bodies_bytes_max, REQUEST_BODIES_BYTES_MAX_DEFAULT);
+        let file: ServeArgs =
+            toml::from_str("connections_max = 500\nrequest_bodies_bytes_max = 33554432\n").unwrap();
+        let c = ServeArgs::default().over(file).resolve(2).unwrap();
+        assert_eq!(c.connections_max, Some(500));
+        assert_eq!(c.request_bodies_bytes_max, 32 << 20);
+        // A budget smaller than one push body could never admit the largest push.
+        let e = ServeArgs {
+            request_bodies_bytes_max: Some(1 << 20),
+            ..Default::default()
+        }
+        .resolve(2)
+        .unwrap_err();
+        assert!(e.0.contains("--request-bodies-bytes-max"), "{e}");
+        let e = ServeArgs {
+            connections_max: Some(0),
+            ..Default::default()
+        }
+        .resolve(2)
+        .unwrap_err();
+        assert!(e.0.contains("--connections-max"), "{e}");
     }
 }

@@ -422,8 +422,10 @@ impl Conn<'_> {
             self.fill(deadline).await?;
             // httparse restarts from the first byte each time; parsing only when a line has
             // been completed keeps a client that sends one byte at a time from making that
-            // quadratic in the head size.
-            parse_now = memchr::memchr(b'\n', &self.buf[before..self.end]).is_some();
+            // quadratic in the head size. A head that reached the limit without completing a
+            // line is parsed too, so that it is refused (431) rather than read past the buffer.
+            parse_now = memchr::memchr(b'\n', &self.buf[before..self.end]).is_some()
+                || self.end - self.start >= head_bytes_max;
         }
     }
 

@@ -601,6 +601,23 @@ fn shutdown_stops_accepting_and_finishes_in_flight_requests() {
 }
 
 #[test]
+fn a_request_line_longer_than_the_head_limit_is_refused() {
+    // No newline within header_bytes_max: the head can never complete, and must be refused
+    // rather than wait for a line end that cannot fit.
+    let server = start(ServerLimits::default());
+    let mut s = server.connect();
+    let line = format!(
+        "GET /{} HTTP/1.1\r\n\r\n",
+        "a".repeat(2 * HEADER_BYTES_MAX_DEFAULT)
+    );
+    let _ = s.write_all(line.as_bytes());
+    let reply = read_reply(&mut BufReader::new(s), false);
+    assert_eq!(reply.status, 431);
+    let outcome = server.stop();
+    assert_eq!(outcome.rejected, 1);
+}
+
+#[test]
 fn invalid_limits_are_refused() {
     let bad = ServerLimits {
         read_timeout: Duration::ZERO,

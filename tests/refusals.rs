@@ -268,3 +268,76 @@ fn pushes_during_recovery_are_stored_exactly_when_acknowledged() {
         "bulk lines lost"
     );
 }
+
+/// Chained filters beyond the stage limit are refused with 400 naming the limit (the reported
+/// query had 14,000 regexes), and timestamps outside the shared range are refused alike by
+/// both push formats and by JSON lines; a syslog time outside it is replaced and counted.
+#[test]
+fn oversized_queries_and_out_of_range_times_are_refused() {
+    let dir = TestDir::new("refusals-limits");
+    let server = Server::start(&dir);
+    let ts = now_ns();
+    server.push_json_ok(&json!({"streams": [{"stream": {"test": "limits"},
+        "values": [[ts.to_string(), "a line"]]}]}));
+
+    // As a form body, as Grafana posts long queries (a URL this long is refused as a head).
+    let query = |filters: usize| {
+        let q = format!("{{test=\"limits\"}}{}", " |~ \"a\"".repeat(filters));
+        let form = common::http::encode_query(&[("query", q.as_str()), ("limit", "10")]);
+        server.post(
+            "/loki/api/v1/query_range",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            form.as_bytes(),
+        )
+    };
+    let ok = query(128);
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(common::entries(&ok.json()).len(), 1);
+    for filters in [129, 14_000] {
+        let refused = query(filters);
+        assert_eq!(refused.status, 400, "{filters} filters: {}", refused.text());
+        assert!(
+            refused.text().contains("pipeline_stages_max"),
+            "{}",
+            refused.text()
+        );
+    }
+
+    for bad in [i64::MIN, -1] {
+        let r = server.push_json(&json!({"streams": [{"stream": {"test": "limits"},
+            "values": [[bad.to_string(), "bad time"]]}]}));
+        assert_eq!(r.status, 400, "JSON {bad}: {}", r.text());
+        assert!(
+            r.text().contains("outside the accepted range"),
+            "{}",
+            r.text()
+        );
+        let request = common::proto::PushRequest {
+            streams: vec![common::proto::StreamAdapter {
+                labels: "{test=\"limits\"}".into(),
+                entries: vec![common::proto::EntryAdapter::new(bad, "bad time", &[])],
+                hash: 0,
+            }],
+        };
+        let r = server.push_protobuf(&request);
+        assert_eq!(r.status, 400, "protobuf {bad}: {}", r.text());
+        assert!(
+            r.text().contains("outside the accepted range"),
+            "{}",
+            r.text()
+        );
+    }
+    let r = server.post(
+        "/insert/jsonline",
+        &[],
+        br#"{"_time":"1969-12-31T23:59:59Z","_msg":"bad time","test":"limits"}"#,
+    );
+    assert_eq!(r.status, 400, "jsonline: {}", r.text());
+    assert!(
+        r.text().contains("outside the accepted range"),
+        "{}",
+        r.text()
+    );
+    let stored = server.query_all("{test=\"limits\"}", false);
+    assert_eq!(stored.len(), 1, "a refused line was stored: {stored:?}");
+}

@@ -299,6 +299,11 @@ impl SyslogBatcher {
         if parsed.had_invalid_utf8() {
             counters.invalid_utf8_lines.inc();
         }
+        // A time outside the shared range was dropped by the parser: the receive time
+        // stands in, counted like a time too far ahead.
+        if parsed.had_time_out_of_range() {
+            counters.timestamps_clamped.inc();
+        }
         // Borrowed, sorted labels: no allocation per line for the stream's identity.
         let labels = syslog::label_pairs(&parsed, self.peer.as_deref());
         let metadata = syslog::metadata(&parsed);

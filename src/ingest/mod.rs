@@ -11,3 +11,4 @@ pub mod jsonline;
 pub mod listeners;
 pub mod push;
 pub mod syslog;
+pub mod time_range;

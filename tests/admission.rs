@@ -259,3 +259,150 @@ fn unfinished_bodies_stay_within_the_budget() {
     assert_eq!(got[0].line, "still serving");
     assert_eq!(got[0].labels, labels(&[("test", "after-flood")]));
 }
+
+/// A keep-alive HTTP/1.1 connection: the test's own slot, kept while the core is at its cap.
+struct KeepAlive {
+    reader: std::io::BufReader<TcpStream>,
+}
+
+impl KeepAlive {
+    fn open(server: &Server) -> KeepAlive {
+        let stream = TcpStream::connect(server.http).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("read timeout");
+        KeepAlive {
+            reader: std::io::BufReader::new(stream),
+        }
+    }
+
+    /// GET on this connection: status and body.
+    fn get(&mut self, path: &str) -> (u16, String) {
+        use std::io::BufRead;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        self.reader
+            .get_mut()
+            .write_all(request.as_bytes())
+            .expect("send");
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        let status = line
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            self.reader.read_line(&mut header).expect("header");
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().expect("content-length");
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn stored(&mut self, query: &str) -> u64 {
+        let path = format!(
+            "/loki/api/v1/index/stats?{}",
+            common::http::encode_query(&[
+                ("query", query),
+                ("start", &(now_ns() - 3_600_000_000_000).to_string()),
+                ("end", &(now_ns() + 3_600_000_000_000).to_string()),
+            ])
+        );
+        let (status, body) = self.get(&path);
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("stats JSON");
+        v["entries"].as_u64().expect("entries")
+    }
+
+    fn wait_stored(&mut self, query: &str, want: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let n = self.stored(query);
+            if n >= want || Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Whether a connection's request stays unanswered for a moment (the server has not
+/// accepted it).
+fn unanswered(stream: &mut TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("read timeout");
+    let mut byte = [0u8; 1];
+    let pending = matches!(stream.read(&mut byte), Err(e) if e.kind() == ErrorKind::WouldBlock);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    pending
+}
+
+#[test]
+fn http_and_syslog_share_one_connection_cap_and_wait_beyond_it() {
+    let dir = TestDir::new("admission-cap");
+    let options = ServerOptions {
+        cores: 1,
+        extra_args: vec!["--connections-max".into(), "3".into()],
+        ..ServerOptions::default()
+    };
+    let server = Server::start_with(&dir, &options);
+    let syslog = std::net::SocketAddr::from(([127, 0, 0, 1], server.syslog_port));
+    let line = |n: usize| format!("<13>1 - host capapp - - - capped line {n}\n");
+    let query = "{app=\"capapp\"}";
+    let ready = b"GET /ready HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+
+    // The cap of three filled: this HTTP connection and two syslog connections.
+    let mut http = KeepAlive::open(&server);
+    assert_eq!(http.get("/ready").0, 200);
+    let mut first = TcpStream::connect(syslog).expect("syslog");
+    let mut second = TcpStream::connect(syslog).expect("syslog");
+    first.write_all(line(1).as_bytes()).unwrap();
+    second.write_all(line(2).as_bytes()).unwrap();
+    assert_eq!(http.wait_stored(query, 2), 2);
+
+    // The syslog listener, which filled the cap, takes no more: the kernel holds the next one.
+    let mut waiting_syslog = TcpStream::connect(syslog).expect("syslog");
+    waiting_syslog.write_all(line(3).as_bytes()).unwrap();
+    // The HTTP listener was already waiting in accept when the cap filled, so it may take one
+    // connection beyond it (the documented bound: one per other listener); then it pauses too.
+    let mut beyond = TcpStream::connect(server.http).expect("connect");
+    beyond.write_all(ready).unwrap();
+    let _ = unanswered(&mut beyond);
+    let mut waiting_http = TcpStream::connect(server.http).expect("connect");
+    waiting_http.write_all(ready).unwrap();
+    assert!(unanswered(&mut waiting_http), "HTTP served beyond the cap");
+    assert_eq!(http.stored(query), 2, "syslog read beyond the cap");
+
+    // Slots freed: the waiting connections are taken in, and nothing they sent was lost.
+    drop(first);
+    drop(second);
+    let mut answer = String::new();
+    waiting_http.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(http.wait_stored(query, 3), 3);
+    drop((waiting_syslog, beyond));
+
+    let (_, metrics) = http.get("/metrics");
+    let samples = parse_metrics(&metrics);
+    for listener in ["http", "syslog_tcp"] {
+        let paused = metric_sum(
+            &samples,
+            "shardlog_accept_paused_total",
+            &[("listener", listener)],
+        );
+        assert!(paused >= 1.0, "{listener} never paused at the cap");
+    }
+}

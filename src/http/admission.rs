@@ -21,7 +21,10 @@
 //! it can act on, and turns a burst that would have been served a moment later into errors;
 //! waiting in the backlog costs the server nothing, the client's own connect timeout bounds the
 //! wait, and when the backlog is full the kernel drops SYNs, which clients retry with backoff.
-//! Each pause is counted (`shardlog_accept_paused_total`).
+//! Each pause is counted (`shardlog_accept_paused_total`). The loop looks for room before it
+//! waits in `accept` and takes the slot once a connection arrives, so that an idle accept loop
+//! holds no slot; the price is that when both listeners see the last free slot at the same
+//! moment, the cap is passed by one connection (at most one per listener beyond the first).
 //!
 //! Accept errors are counted. Errors about one connection that died in the queue
 //! (ECONNABORTED, EPROTO, ...) are skipped at once; everything else, EMFILE and ENFILE above
@@ -105,16 +108,24 @@ impl Admission {
         &self.stats
     }
 
+    /// Whether the core has room for one more connection.
+    pub fn has_room(&self) -> bool {
+        self.stats.connections_open() < self.limits.connections_max as u64
+    }
+
     /// A slot for one more connection of `kind`, unless the core's cap is reached.
     pub fn try_connection(&self, kind: ListenerKind) -> Option<ConnectionSlot> {
-        if self.stats.connections_open() >= self.limits.connections_max as u64 {
-            return None;
-        }
+        self.has_room().then(|| self.admit(kind))
+    }
+
+    /// A slot for a connection already accepted after [`Admission::has_room`] said yes: taken
+    /// even if another listener took the last room meanwhile (see the module doc).
+    fn admit(&self, kind: ListenerKind) -> ConnectionSlot {
         self.stats.connection_opened(kind);
-        Some(ConnectionSlot {
+        ConnectionSlot {
             stats: self.stats.clone(),
             kind,
-        })
+        }
     }
 
     /// A charge of nothing, to grow later ([`BodyCharge::grow_to`]).
@@ -344,14 +355,14 @@ impl Acceptor {
             if shutdown.is_triggered() {
                 return None;
             }
-            let Some(slot) = self.admission.try_connection(self.kind) else {
+            if !self.admission.has_room() {
                 if !self.paused_at_cap {
                     self.paused_at_cap = true;
                     stats.accept_paused_at_cap.inc();
                 }
                 or(sleep(ACCEPT_PAUSE_AT_CAP), shutdown.wait()).await;
                 continue;
-            };
+            }
             self.paused_at_cap = false;
             // Dropping a pending accept cancels its io_uring operation, so racing it with the
             // stop signal is safe.
@@ -362,6 +373,7 @@ impl Acceptor {
             .await?;
             match accepted {
                 Ok(stream) => {
+                    let slot = self.admission.admit(self.kind);
                     stats.connections_accepted.inc();
                     if !self.backoff.is_zero() {
                         eprintln!(
@@ -375,7 +387,6 @@ impl Acceptor {
                 }
                 Err(e) => {
                     stats.accept_errors.inc();
-                    drop(slot);
                     if classify(&e) == AcceptFailure::ThatConnection {
                         continue;
                     }

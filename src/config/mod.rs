@@ -132,9 +132,9 @@ pub struct ServeArgs {
     pub compaction_bytes_per_second: Option<u64>,
 
     /// Open connections per core, HTTP and syslog TCP together; at the cap a core stops
-    /// accepting for a moment and newcomers wait in the kernel's backlog. Default: the soft
-    /// RLIMIT_NOFILE less a reserve for data files (64 + 1024 per core), divided by the cores,
-    /// at most 10000.
+    /// accepting for a moment and newcomers wait in the kernel's backlog. Default (or 0): the
+    /// soft RLIMIT_NOFILE less a reserve for data files (64 + 1024 per core), divided by the
+    /// cores, at most 10000.
     #[arg(long, value_name = "N")]
     pub connections_max: Option<usize>,
 
@@ -419,8 +419,9 @@ impl ServeArgs {
             1 << 20,
             1 << 40,
         )? as u64;
+        // 0, like no value, asks for the cap derived from the file limit at start.
         let connections_max = match self.connections_max {
-            None => None,
+            None | Some(0) => None,
             Some(n) => Some(within(
                 "connections_max",
                 Some(n),
@@ -626,8 +627,13 @@ mod tests {
         .resolve(2)
         .unwrap_err();
         assert!(e.0.contains("--request-bodies-bytes-max"), "{e}");
-        let e = ServeArgs {
+        let derived = ServeArgs {
             connections_max: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(derived.resolve(2).unwrap().connections_max, None);
+        let e = ServeArgs {
+            connections_max: Some(CONNECTIONS_MAX_LIMIT + 1),
             ..Default::default()
         }
         .resolve(2)

@@ -400,7 +400,10 @@ async fn room_to_read(core: &Core, buf: &mut FrameBuffer) -> bool {
             Ok(()) => return true,
             Err(e) => e,
         };
-        if core.shutdown.is_triggered() || std::time::Instant::now() >= deadline {
+        if core.shutdown.is_triggered() {
+            return false;
+        }
+        if std::time::Instant::now() >= deadline {
             core.shard.edge.syslog_tcp.closed_over_budget.inc();
             eprintln!(
                 "shard {}: closing a syslog connection whose frame found no room for \

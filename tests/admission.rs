@@ -17,9 +17,10 @@ use common::loki::{metric_sum, parse_metrics};
 use common::{Server, ServerOptions, TestDir, labels, now_ns};
 use serde_json::json;
 
-/// The budget the test server runs with, per core: small, so that the difference between
-/// "bounded" and "not" is large on any machine.
-const BUDGET_BYTES_PER_CORE: u64 = 32 << 20;
+/// The budget the test server runs with, per core: the smallest the server accepts with the
+/// default push limit (four times 8 MiB, plus 1 MiB), so that the difference between "bounded"
+/// and "not" is large on any machine.
+const BUDGET_BYTES_PER_CORE: u64 = 33 << 20;
 
 /// The declared body: the largest the server accepts by default (push_body_bytes_max plus
 /// the raw-body slack) less one byte.
@@ -405,4 +406,56 @@ fn http_and_syslog_share_one_connection_cap_and_wait_beyond_it() {
         );
         assert!(paused >= 1.0, "{listener} never paused at the cap");
     }
+}
+
+/// A small compressed push that decodes into more than the core's whole budget is refused
+/// with 413 before anything is stored (it could never fit); ordinary pushes are unaffected.
+#[test]
+fn a_push_too_large_to_hold_decoded_is_refused_whole() {
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    let dir = TestDir::new("admission-decoded");
+    let options = ServerOptions {
+        syslog: false,
+        extra_args: vec![
+            "--request-bodies-bytes-max".into(),
+            BUDGET_BYTES_PER_CORE.to_string(),
+        ],
+        ..ServerOptions::default()
+    };
+    let server = Server::start_with(&dir, &options);
+    // About 290,000 one-byte lines: under the 8 MiB push limit as JSON, but their decoded
+    // entries take more than the 33 MiB budget; gzip makes the body a few hundred KiB.
+    let ts = now_ns();
+    let values: Vec<_> = (0..290_000)
+        .map(|i| json!([(ts + i).to_string(), "a"]))
+        .collect();
+    let body = json!({"streams": [{"stream": {"test": "decoded"}, "values": values}]});
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(body.to_string().as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let r = server.post(
+        "/loki/api/v1/push",
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &gz,
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(
+        r.text().contains("request_bodies_bytes_max"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(server.index_stats("{test=\"decoded\"}").entries, 0);
+
+    server.push_json_ok(&json!({"streams": [{"stream": {"test": "decoded"},
+        "values": [[ts.to_string(), "small enough"]]}]}));
+    assert_eq!(server.query_all("{test=\"decoded\"}", false).len(), 1);
+    let samples = parse_metrics(&server.metrics());
+    assert_eq!(
+        metric_sum(&samples, "shardlog_request_body_bytes_held", &[]),
+        0.0
+    );
 }

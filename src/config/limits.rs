@@ -83,12 +83,14 @@ pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 /// compressed framing around the decoded one, whose own size the decoders check.
 pub const PUSH_RAW_BODY_SLACK_BYTES: usize = 1024 * 1024;
 
-/// Bytes that the unfinished request bodies of one core may hold together (HTTP bodies being
-/// read and handled, syslog frames longer than a connection's first buffer). 256 MiB is 28
-/// of the largest push bodies at once per core, far above what clients batching 1 MiB
-/// send concurrently, and it keeps a flood of large unfinished bodies (300 connections of
-/// 9 MiB once took 3 GB) within a known share of the machine. A request beyond it is
-/// answered 503 with `Retry-After` before its body is read.
+/// Bytes that the unfinished requests of one core may hold together: HTTP bodies being read
+/// and handled (with what a decoded push holds until it is durable), and syslog frames longer
+/// than a connection's first buffer. 256 MiB holds 28 of the largest raw push bodies, or
+/// several of the largest pushes decoded, far above what clients batching 1 MiB send
+/// concurrently, and it keeps a flood of large unfinished bodies (300 connections of 9 MiB
+/// once took 3 GB) within a known share of the machine. A request beyond it is answered 503
+/// with `Retry-After`, before its body is read when its length is declared. At least four
+/// times `push_body_bytes_max` (see `resolve`), so that the largest push always fits.
 pub const REQUEST_BODIES_BYTES_MAX_DEFAULT: usize = 256 << 20;
 pub const REQUEST_BODIES_BYTES_LIMIT: usize = 1 << 40;
 

@@ -430,12 +430,14 @@ impl ServeArgs {
                 CONNECTIONS_MAX_LIMIT,
             )?),
         };
-        // One push body must always fit, or a client would be told to retry forever.
+        // The largest push must fit whole, or its client would be refused forever: its raw
+        // body, its lines decoded and encoded (twice its decoded size), and the entries' own
+        // structures (as much again for short lines).
         let request_bodies_bytes_max = within(
             "request_bodies_bytes_max",
             self.request_bodies_bytes_max,
             REQUEST_BODIES_BYTES_MAX_DEFAULT,
-            push_body_bytes_max + PUSH_RAW_BODY_SLACK_BYTES,
+            4 * push_body_bytes_max + PUSH_RAW_BODY_SLACK_BYTES,
             REQUEST_BODIES_BYTES_LIMIT,
         )?;
         Ok(Config {
@@ -615,10 +617,10 @@ mod tests {
         assert_eq!(c.connections_max, None, "derived at start");
         assert_eq!(c.request_bodies_bytes_max, REQUEST_BODIES_BYTES_MAX_DEFAULT);
         let file: ServeArgs =
-            toml::from_str("connections_max = 500\nrequest_bodies_bytes_max = 33554432\n").unwrap();
+            toml::from_str("connections_max = 500\nrequest_bodies_bytes_max = 67108864\n").unwrap();
         let c = ServeArgs::default().over(file).resolve(2).unwrap();
         assert_eq!(c.connections_max, Some(500));
-        assert_eq!(c.request_bodies_bytes_max, 32 << 20);
+        assert_eq!(c.request_bodies_bytes_max, 64 << 20);
         // A budget smaller than one push body could never admit the largest push.
         let e = ServeArgs {
             request_bodies_bytes_max: Some(1 << 20),

@@ -185,6 +185,7 @@ impl BodyCharge {
         if held.saturating_add(more) > self.budget {
             return Err(OverBudget {
                 wanted: more,
+                own: now,
                 held,
                 budget: self.budget,
             });
@@ -214,16 +215,36 @@ impl Drop for BodyCharge {
 /// A request or frame that the core's budget for unfinished requests cannot take now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OverBudget {
-    /// Bytes this request asked for.
+    /// Bytes this request asked for, beyond what it holds.
     pub wanted: usize,
-    /// Bytes the core's other unfinished requests held at that moment.
+    /// Bytes this request held already.
+    pub own: usize,
+    /// Bytes the core's unfinished requests (this one included) held at that moment.
     pub held: usize,
     /// The core's budget (`request_bodies_bytes_max`).
     pub budget: usize,
 }
 
+impl OverBudget {
+    /// Whether the request would fit once the others are done: if not, retrying is useless
+    /// (413, not 503).
+    pub fn can_ever_fit(&self) -> bool {
+        self.own.saturating_add(self.wanted) <= self.budget
+    }
+}
+
 impl fmt::Display for OverBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.can_ever_fit() {
+            return write!(
+                f,
+                "this request needs {} bytes in memory, more than this core's whole budget of \
+                 {} bytes for unfinished requests (request_bodies_bytes_max); send it in \
+                 smaller batches",
+                self.own + self.wanted,
+                self.budget
+            );
+        }
         write!(
             f,
             "server busy: unfinished requests on this core hold {} of its {} byte budget \
@@ -430,6 +451,7 @@ mod tests {
             a.charge_body(101).unwrap_err(),
             OverBudget {
                 wanted: 101,
+                own: 0,
                 held: 0,
                 budget: 100
             }
@@ -441,6 +463,8 @@ mod tests {
         // A second one that would go over is refused and leaves the first alone.
         let over = a.charge_body(41).unwrap_err();
         assert_eq!((over.held, over.wanted), (60, 41));
+        assert!(over.can_ever_fit(), "a retry fits once the first is done");
+        assert!(!a.charge_body(101).unwrap_err().can_ever_fit());
         assert_eq!(a.stats().body_bytes_held(), 60);
         drop(handled);
         assert_eq!(a.stats().body_bytes_held(), 0);

@@ -468,6 +468,10 @@ pub struct Request {
     /// The body as received (still content-encoded if the client compressed it), de-chunked.
     pub body: Vec<u8>,
     pub peer: SocketAddr,
+    /// The bytes this request holds, charged to its core's budget for unfinished requests:
+    /// its body, and what a handler adds for what it keeps while it waits (a decoded push).
+    /// Released when the last clone of the request is dropped.
+    pub charge: std::rc::Rc<super::admission::BodyCharge>,
 }
 
 impl Request {

@@ -343,10 +343,11 @@ impl Conn<'_> {
                 headers: head.headers,
                 body,
                 peer,
+                charge: Rc::new(charge),
             };
+            // The handler owns the request: its charge is released when the request (and so
+            // its body) is dropped.
             let response = handler(request).await;
-            // The handler has dropped the request and its body: their bytes are free again.
-            drop(charge);
             let close = !keep_alive || response.wants_close() || shutdown.is_triggered();
             let persistence = match (close, version_minor) {
                 (true, _) => Persistence::Close,

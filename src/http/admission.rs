@@ -293,7 +293,7 @@ pub fn derive_connections_max(nofile_soft: Option<u64>, cores: usize) -> Derived
 
 /// The soft RLIMIT_NOFILE of this process (`None`: unlimited or unreadable).
 pub fn nofile_soft_limit() -> Option<u64> {
-    crate::doctor::host::rlimit(libc::RLIMIT_NOFILE).and_then(|(soft, _)| soft)
+    crate::doctor::limits::rlimit(libc::RLIMIT_NOFILE).and_then(|limit| limit.soft)
 }
 
 /// How an accept error is handled.

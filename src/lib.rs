@@ -15,6 +15,7 @@
 //! - [`store`]: a shard's part files and manifest: sealing, checkpoints, compaction, retention.
 //! - [`chunk`]: the immutable, compressed part files that head chunks are sealed into.
 //! - [`bench`]: the benchmark harness (`shardlog bench`) that drives a real server.
+//! - [`soak`]: the soak (`shardlog soak`): mixed load, kills and restarts, every line checked.
 //! - [`doctor`]: host checks (`shardlog doctor`).
 
 pub mod bench;
@@ -29,6 +30,7 @@ pub mod model;
 pub mod query;
 pub mod runtime;
 pub mod shard;
+pub mod soak;
 pub mod storage;
 pub mod store;
 pub mod wal;

@@ -13,14 +13,16 @@
 //! (what was sent and how it ended, and so what must be stored), [`life`] (the server's
 //! phase as the threads see it), [`push`] and [`syslog`] (the senders), [`queries`] (the
 //! query workers and their checks), [`server`] (spawning, stopping and watching the
-//! server), [`supervise`] (the run: the kill and restart schedule, crashes, the final
-//! verification), [`verify`] (reading everything back), [`findings`] and [`summary`].
+//! server), [`supervise`] (the run: the kill and restart schedule, crashes, restarts),
+//! `watch` (the incarnation between stops) and `checks` (after each restart and at the
+//! end), [`verify`] (reading everything back), [`findings`] and [`summary`].
 //!
 //! The settings make everything happen often: parts of a few KiB up to 1 MiB, seal ages of
 //! half a second to five seconds, a small heads budget, 1 MiB WAL segments, hour-wide
 //! partitions, and a retention window that the old-timestamp lane writes beyond, so that
 //! retention drops partitions during the run (while it never touches the checked lines).
 
+mod checks;
 pub mod corpus;
 pub mod findings;
 pub mod lanes;
@@ -34,6 +36,7 @@ pub mod summary;
 pub mod supervise;
 pub mod syslog;
 pub mod verify;
+mod watch;
 
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};

@@ -10,43 +10,29 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::corpus::Corpus;
 use super::findings::Findings;
-use super::lanes::{
-    JOB_OLD, JOB_PUSH, Rng, SYSLOG_HOST, TENANT_OLD, TENANT_PUSH, TENANT_SYSLOG, WORKERS,
-};
-use super::ledger::{Outcome, WorkerLedger};
+use super::lanes::{Rng, WORKERS};
+use super::ledger::WorkerLedger;
 use super::life::Life;
 use super::options::{Plan, SoakArgs};
 use super::push::{PushResult, push_worker};
 use super::queries::{KindStats, QueryKind, probe, query_worker};
 use super::server::{Incarnation, LOG_TAIL_LINES, Profile, StartError, Supervisor, describe};
-use super::summary::{COUNTERS, Ended, IncarnationRecord, Summary, lines_with};
+use super::summary::{Ended, IncarnationRecord, Summary};
 use super::syslog::{DRAIN_TIMEOUT_MS, syslog_worker};
-use super::verify::{Verifier, index_stats, read_all};
 use super::{Shared, SoakError};
-use crate::bench::http::HttpClient;
 use crate::bench::stats::new_histogram;
-use crate::bench::target::metric_sum;
 use crate::ingest::listeners::now_ns;
 
 /// One stop in this many is a graceful SIGTERM; the others are `kill -9`. Kills find more
 /// (they land anywhere), graceful stops check the stop path and confirm syslog lines.
 pub const GRACEFUL_ONE_IN: u64 = 4;
 /// How often the supervisor looks at the process: a crash is noticed within this.
-const WATCH_POLL_MS: u64 = 50;
-/// How often `/metrics`, `/ready` and the peak RSS are read while an incarnation runs.
-const SCRAPE_INTERVAL_MS: u64 = 2_000;
-/// How long `/metrics` and `/ready` may take to answer the supervisor while the server is
-/// up: they read counters, nothing more; a server that cannot answer them in this long is
-/// stuck (and the supervisor must keep to its kill schedule).
-const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often a progress line is printed.
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
+pub(super) const WATCH_POLL_MS: u64 = 50;
 /// How long the supervisor waits for requests in flight to end after the server is gone:
 /// a request to a dead server fails at once, and none takes longer than the client's
 /// request timeout (60 s).
@@ -55,12 +41,10 @@ const IDLE_TIMEOUT_MS: u64 = 70_000;
 const DRAIN_WAIT_MS: u64 = DRAIN_TIMEOUT_MS + 5_000;
 /// Lines kept per incarnation of its output that show it went wrong.
 const FAILURE_LINES_MAX: usize = 5;
-/// Margin around the run's time range when reading lines back and counting them.
-const RANGE_SLACK_NS: i64 = 60 * 1_000_000_000;
 
 /// How the supervisor ends an incarnation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stop {
+pub(super) enum Stop {
     Kill,
     /// SIGTERM; `drain` asks the syslog senders to close their connections first (not at
     /// the final stop, when they have already done so and ended).
@@ -70,7 +54,7 @@ enum Stop {
 }
 
 /// How a watched incarnation went wrong on its own.
-enum Failure {
+pub(super) enum Failure {
     /// The process ended.
     Exited(std::process::ExitStatus),
     /// It wrote a failure (a panic, an allocator abort message) and is still running.
@@ -78,18 +62,18 @@ enum Failure {
 }
 
 /// The run's state on the supervisor's thread.
-struct Run {
-    plan: Plan,
-    sup: Supervisor,
-    rng: Rng,
-    shared: Arc<Shared>,
-    inc: Option<Incarnation>,
+pub(super) struct Run {
+    pub(super) plan: Plan,
+    pub(super) sup: Supervisor,
+    pub(super) rng: Rng,
+    pub(super) shared: Arc<Shared>,
+    pub(super) inc: Option<Incarnation>,
     /// Counters of the current incarnation, as last read.
-    counters: BTreeMap<&'static str, f64>,
+    pub(super) counters: BTreeMap<&'static str, f64>,
     /// Whether the current incarnation's counters already raised a violation.
-    flagged: bool,
-    records: Vec<IncarnationRecord>,
-    run_start_ns: i64,
+    pub(super) flagged: bool,
+    pub(super) records: Vec<IncarnationRecord>,
+    pub(super) run_start_ns: i64,
 }
 
 pub fn execute(args: SoakArgs) -> Result<bool, SoakError> {
@@ -185,11 +169,11 @@ fn spawn<T: Send + 'static>(name: String, f: impl FnOnce() -> T + Send + 'static
 }
 
 impl Run {
-    fn findings(&self) -> &Findings {
+    pub(super) fn findings(&self) -> &Findings {
         &self.shared.findings
     }
 
-    fn announce(&self, inc: &Incarnation) {
+    pub(super) fn announce(&self, inc: &Incarnation) {
         println!(
             "soak: incarnation {} pid {} ({}) ready after {:.2}s on http {}",
             inc.number,
@@ -223,7 +207,7 @@ impl Run {
 
         let syslog_senders = syslogs.len() as u64;
         let mut crashed_out = false;
-        let mut next_progress = Instant::now() + PROGRESS_INTERVAL;
+        let mut next_progress = super::watch::next_progress();
         while Instant::now() < self.shared.deadline {
             let life_ms = self.rng.between(
                 self.plan.restart_min.as_millis() as u64,
@@ -340,110 +324,9 @@ impl Run {
         Ok(passed)
     }
 
-    /// Watches the current incarnation until `until`: how it went wrong, if it did.
-    fn watch(&mut self, until: Instant, next_progress: &mut Instant) -> Option<Failure> {
-        let mut next_scrape = Instant::now();
-        while Instant::now() < until {
-            let inc = self.inc.as_mut()?;
-            if let Some(status) = inc.exited() {
-                return Some(Failure::Exited(status));
-            }
-            if Instant::now() >= next_scrape {
-                if let Some(first) = inc.scan_log() {
-                    return Some(Failure::Wrote(first));
-                }
-                self.scrape();
-                next_scrape = Instant::now() + Duration::from_millis(SCRAPE_INTERVAL_MS);
-            }
-            if Instant::now() >= *next_progress {
-                self.progress();
-                *next_progress = Instant::now() + PROGRESS_INTERVAL;
-            }
-            std::thread::sleep(Duration::from_millis(WATCH_POLL_MS));
-        }
-        None
-    }
-
-    fn progress(&self) {
-        let left = self
-            .shared
-            .deadline
-            .saturating_duration_since(Instant::now());
-        let t = &self.shared.tallies;
-        println!(
-            "soak: {:>5.0}s left, incarnation {}, acknowledged push lines {}, old {}, syslog written {}, queries ok {}, violations {}",
-            left.as_secs_f64(),
-            self.shared.life.incarnation(),
-            t.push.get().0,
-            t.old.get().1,
-            t.syslog.get().1,
-            self.shared.queries_ok.load(Ordering::Relaxed),
-            self.findings().total()
-        );
-    }
-
-    /// Reads `/metrics`, `/ready` and the peak RSS of the current incarnation.
-    fn scrape(&mut self) {
-        let Some(inc) = self.inc.as_mut() else { return };
-        inc.sample_rss();
-        let number = inc.number;
-        let mut client = HttpClient::with_timeout(inc.endpoints.http, SCRAPE_TIMEOUT);
-        let up = self.shared.life.is_up();
-        match client.request("GET", "/metrics", &[], b"") {
-            Ok(r) if r.status == 200 => {
-                let text = r.text();
-                for name in COUNTERS {
-                    if let Some(v) = metric_sum(&text, name) {
-                        self.counters.insert(name, v);
-                    }
-                }
-                let quarantined =
-                    metric_sum(&text, "shardlog_quarantined_parts_total").unwrap_or(0.0);
-                let sealing = metric_sum(&text, "shardlog_sealing_failed").unwrap_or(0.0);
-                let wal = metric_sum(&text, "shardlog_wal_failed").unwrap_or(0.0);
-                if (quarantined > 0.0 || sealing > 0.0 || wal > 0.0) && !self.flagged {
-                    self.flagged = true;
-                    self.shared.findings.violation(
-                        "server-state",
-                        format!(
-                            "incarnation {number}: quarantined parts {quarantined}, shards with sealing stopped {sealing}, shards with the WAL stopped {wal} (all must stay 0 on a healthy disk)"
-                        ),
-                    );
-                }
-            }
-            other if up => self.shared.findings.suspect(
-                number,
-                "metrics-failed-while-ready",
-                format!(
-                    "incarnation {number}: /metrics {}",
-                    match other {
-                        Ok(r) => format!("answered {}", r.status),
-                        Err(e) => e.to_string(),
-                    }
-                ),
-            ),
-            _ => {}
-        }
-        match client.request("GET", "/ready", &[], b"") {
-            Ok(r) if r.status == 200 => {}
-            other if self.shared.life.is_up() => self.shared.findings.suspect(
-                number,
-                "not-ready-while-up",
-                format!(
-                    "incarnation {number}: /ready {} while nothing was stopping it",
-                    match other {
-                        Ok(r) => format!("answered {}: {}", r.status, r.text().trim()),
-                        Err(e) => e.to_string(),
-                    }
-                ),
-            ),
-            _ => {}
-        }
-    }
-
     /// Records the end of the current incarnation: its figures, its output's failure lines,
     /// and the judgement of its suspects.
-    fn finish_incarnation(&mut self, ended: Ended, crash_noticed: Option<Instant>) {
+    pub(super) fn finish_incarnation(&mut self, ended: Ended, crash_noticed: Option<Instant>) {
         let Some(inc) = self.inc.take() else { return };
         // A crash's message already shows its first failure.
         let failures = match ended {
@@ -486,7 +369,7 @@ impl Run {
         self.flagged = false;
     }
 
-    fn wait_idle(&self) {
+    pub(super) fn wait_idle(&self) {
         if !self
             .shared
             .life
@@ -503,7 +386,7 @@ impl Run {
     }
 
     /// Ends the current incarnation the soak's way.
-    fn stop(&mut self, how: Stop, syslog_senders: u64) {
+    pub(super) fn stop(&mut self, how: Stop, syslog_senders: u64) {
         let Some(inc) = self.inc.as_mut() else { return };
         inc.sample_rss();
         let life = &self.shared.life;
@@ -558,7 +441,7 @@ impl Run {
 
     /// The current incarnation went wrong without the soak's doing: a crash. One that is
     /// still running (a panicked core leaves the process half alive) is killed first.
-    fn crash(&mut self, failure: Failure) {
+    pub(super) fn crash(&mut self, failure: Failure) {
         let noticed = Instant::now();
         self.shared.life.go_down();
         let Some(inc) = self.inc.as_mut() else { return };
@@ -606,7 +489,7 @@ impl Run {
 
     /// Starts the next incarnation, checks what it holds, and lets the load resume; false
     /// when it could not start (a violation).
-    fn restart(&mut self) -> bool {
+    pub(super) fn restart(&mut self) -> bool {
         let profile = pick_profile(&mut self.rng, &self.plan.profiles);
         let inc = match self.sup.start(profile) {
             Ok(inc) => inc,
@@ -625,168 +508,13 @@ impl Run {
         true
     }
 
-    /// Before the load resumes: each tenant holds at least what it must and at most what
-    /// may have reached the server (from `/index/stats`).
-    fn restart_check(&self, inc: &Incarnation) {
-        let start = self.run_start_ns - RANGE_SLACK_NS;
-        let old_start =
-            start - (self.shared.retention.as_nanos() as i64) - 5 * 3600 * 1_000_000_000;
-        let end = now_ns() + RANGE_SLACK_NS;
-        let t = &self.shared.tallies;
-        let tenants = [
-            (
-                TENANT_PUSH,
-                format!(r#"{{job="{JOB_PUSH}"}}"#),
-                start,
-                t.push.get(),
-            ),
-            (
-                TENANT_OLD,
-                format!(r#"{{job="{JOB_OLD}"}}"#),
-                old_start,
-                (0, t.old.get().1),
-            ),
-            (
-                TENANT_SYSLOG,
-                format!(r#"{{host="{SYSLOG_HOST}"}}"#),
-                start,
-                t.syslog.get(),
-            ),
-        ];
-        for (tenant, selector, from, (must, may)) in tenants {
-            match index_stats(inc.endpoints.http, tenant, &selector, from, end) {
-                Ok(n) if n < must => self.shared.findings.violation(
-                    "restart-check",
-                    format!(
-                        "just after incarnation {} became ready, tenant {tenant} holds {n} lines of {selector}, fewer than the {must} it must hold (acknowledged or confirmed so far): {} lost",
-                        inc.number,
-                        must - n
-                    ),
-                ),
-                Ok(n) if n > may => self.shared.findings.violation(
-                    "restart-check",
-                    format!(
-                        "just after incarnation {} became ready, tenant {tenant} holds {n} lines of {selector}, more than the {may} that were ever sent: {} duplicated",
-                        inc.number,
-                        n - may
-                    ),
-                ),
-                Ok(_) => {}
-                Err(e) => self.shared.findings.violation(
-                    "restart-check",
-                    format!("just after incarnation {} became ready: {e}", inc.number),
-                ),
-            }
-        }
-    }
-
-    /// Starts one more incarnation and reads every line back; then stops it (exit 0).
-    fn verify(&mut self, ledgers: &[WorkerLedger], summary: &mut Summary) {
-        if !self.restart() {
-            summary.verification = Some("not possible: the server did not start again".into());
-            return;
-        }
-        self.shared.life.go_stopping();
-        let inc = self.inc.as_ref().expect("just started");
-        let http = inc.endpoints.http;
-        println!(
-            "soak: reading every line back from incarnation {}",
-            inc.number
-        );
-        let start = self.run_start_ns - RANGE_SLACK_NS;
-        let old_start =
-            start - (self.shared.retention.as_nanos() as i64) - 5 * 3600 * 1_000_000_000;
-        let end = now_ns() + RANGE_SLACK_NS;
-        let shared = self.shared.clone();
-        let mut verifier = Verifier::new(
-            shared.seed,
-            shared.streams,
-            &shared.corpus.lines,
-            ledgers,
-            &shared.findings,
-        );
-        let tenants = [
-            (TENANT_PUSH, format!(r#"{{job="{JOB_PUSH}"}}"#), start, true),
-            (
-                TENANT_SYSLOG,
-                format!(r#"{{host="{SYSLOG_HOST}"}}"#),
-                start,
-                true,
-            ),
-            (
-                TENANT_OLD,
-                format!(r#"{{job="{JOB_OLD}"}}"#),
-                old_start,
-                false,
-            ),
-        ];
-        let began = Instant::now();
-        for (tenant, selector, from, cross_check) in tenants {
-            let read = read_all(http, tenant, &selector, from, end, |e| {
-                verifier.visit(tenant, e)
-            });
-            match read {
-                Ok(n) => {
-                    summary.stored_per_tenant.insert(tenant, n);
-                    // Retention may drop old lines between the read and the count, so only
-                    // the other tenants are cross-checked.
-                    if cross_check {
-                        match index_stats(http, tenant, &selector, from, end) {
-                            Ok(s) if s == n => {}
-                            Ok(s) => shared.findings.violation(
-                                "stats-mismatch",
-                                format!("tenant {tenant}: /index/stats counts {s} lines of {selector}, query_range returned {n}"),
-                            ),
-                            Err(e) => shared.findings.violation("verification", e),
-                        }
-                    }
-                }
-                Err(e) => shared.findings.violation("verification", e),
-            }
-        }
-        summary.checks = verifier.finish();
-        println!(
-            "soak: read back {:?} in {:.1}s",
-            summary.stored_per_tenant,
-            began.elapsed().as_secs_f64()
-        );
-        let acked = lines_with(ledgers, Outcome::Acked);
-        if acked == 0 {
-            shared.findings.violation(
-                "coverage",
-                "no push was ever acknowledged: the soak proved nothing".into(),
-            );
-        }
-        self.end_current();
-    }
-
     /// Ends the current incarnation, if any, with a graceful stop; one that has exited on
     /// its own meanwhile is a crash.
-    fn end_current(&mut self) {
+    pub(super) fn end_current(&mut self) {
         let Some(inc) = self.inc.as_mut() else { return };
         match inc.exited() {
             Some(status) => self.crash(Failure::Exited(status)),
             None => self.stop(Stop::Graceful { drain: false }, 0),
-        }
-    }
-
-    /// A soak that never sealed, compacted or dropped anything tested less than it says.
-    fn coverage(&self, summary: &Summary) {
-        let wanted = [
-            ("shardlog_parts_written_total", "sealed no part"),
-            ("shardlog_compactions_total", "ran no compaction"),
-            (
-                "shardlog_retention_dropped_parts_total",
-                "had retention drop nothing",
-            ),
-        ];
-        for (counter, what) in wanted {
-            if summary.counter(counter) <= 0.0 {
-                self.shared.findings.violation(
-                    "coverage",
-                    format!("the soak {what} ({counter} stayed 0): its settings did not do what they are for"),
-                );
-            }
         }
     }
 }

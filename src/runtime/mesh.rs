@@ -29,7 +29,7 @@ use std::task::{Poll, Waker};
 use ahash::AHashMap;
 
 use crate::model::Batch;
-use crate::shard::{Protocol, ShardAnswer, ShardRequest};
+use crate::shard::{AppendError, Protocol, ShardAnswer, ShardRequest};
 
 /// Names one request of one core until its reply arrives.
 pub type RequestId = u64;
@@ -47,7 +47,7 @@ pub enum MeshMsg {
     /// The batch of request `id` is durable (or was refused, and why).
     Appended {
         id: RequestId,
-        result: Result<(), String>,
+        result: Result<(), AppendError>,
     },
     /// The answer to question `id`.
     Answered { id: RequestId, answer: ShardAnswer },
@@ -55,7 +55,7 @@ pub enum MeshMsg {
 
 /// A reply, as delivered to the waiting task.
 pub enum Reply {
-    Appended(Result<(), String>),
+    Appended(Result<(), AppendError>),
     Answered(ShardAnswer),
 }
 
@@ -158,9 +158,10 @@ mod tests {
             });
             futures_lite::future::yield_now().await;
             assert_eq!(replies.waiting(), 1);
-            replies.deliver(0, Reply::Appended(Err("full".into())));
+            let full = AppendError::new(crate::shard::Refusal::NoSpace, "full");
+            replies.deliver(0, Reply::Appended(Err(full.clone())));
             let (id, result) = waiter.await;
-            assert_eq!((id, result), (0, Err("full".to_string())));
+            assert_eq!((id, result), (0, Err(full)));
             assert_eq!(replies.waiting(), 0);
             let abandoned = replies.register();
             assert_eq!(replies.waiting(), 1);

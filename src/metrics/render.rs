@@ -162,7 +162,7 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         &'static str,
         fn(&StorageMetrics) -> u64,
     );
-    let storage: [StorageSeries; 24] = [
+    let storage: [StorageSeries; 25] = [
         (
             "shardlog_unsealed_line_bytes",
             "gauge",
@@ -216,6 +216,12 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
             "gauge",
             "1 while sealing fails (it is retried with backoff; the WAL keeps the data).",
             |s| u64::from(s.sealing_failed),
+        ),
+        (
+            "shardlog_wal_early_seals_total",
+            "counter",
+            "Heads sealed before they were due, to keep the WAL under wal_bytes_max.",
+            |s| s.wal_early_seals,
         ),
         (
             "shardlog_seal_failures_total",

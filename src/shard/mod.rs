@@ -213,6 +213,8 @@ pub struct CoreCounters {
     pub memory_waits: Counter,
     /// Seal rounds that failed (and were retried).
     pub seal_failures: Counter,
+    /// Heads sealed before they were due, to keep the WAL under `wal_bytes_max`.
+    pub wal_early_seals: Counter,
 }
 
 impl CoreCounters {
@@ -258,6 +260,7 @@ pub struct StorageMetrics {
     pub sealed_entries: u64,
     pub sealing_failed: bool,
     pub seal_failures: u64,
+    pub wal_early_seals: u64,
     pub manifest_writes: u64,
     pub wal_checkpoint: u64,
     pub quarantined_parts: u64,
@@ -842,6 +845,7 @@ impl Shard {
         let mut m = StorageMetrics {
             sealing_failed: self.seal_failed.borrow().is_some(),
             seal_failures: self.counters.seal_failures.get(),
+            wal_early_seals: self.counters.wal_early_seals.get(),
             appends_waited_for_sealing: self.counters.memory_waits.get(),
             unsealed_line_bytes: self.head_bytes.get() + self.sealing_bytes.get(),
             blocks_considered: self.scan_counters.blocks_considered.get(),

@@ -55,6 +55,9 @@ pub struct SealSettings {
     pub seal_bytes: u64,
     pub seal_age: Duration,
     pub heads_bytes_max: u64,
+    /// WAL segment bytes past which the heads pinning the oldest segments are sealed early.
+    pub wal_bytes_max: u64,
+    pub wal_segment_bytes: u64,
     pub store: StoreOptions,
 }
 
@@ -78,6 +81,8 @@ impl SealSettings {
             seal_bytes: c.seal_bytes as u64,
             seal_age: c.seal_age,
             heads_bytes_max: c.heads_bytes_max,
+            wal_bytes_max: c.wal_bytes_max,
+            wal_segment_bytes: c.wal_segment_bytes_max,
             store,
         }
     }
@@ -158,11 +163,18 @@ impl Shard {
         }
         let now = Instant::now();
         let all = mode != SealMode::Due || self.head_bytes.get() > settings.heads_bytes_max;
+        let pinning = self.wal_pin_limit(settings);
+        let mut early = 0;
         let taken: Vec<StreamHead> = self.streams.borrow_mut().take_heads(|h| {
-            all || h.line_bytes_total() >= settings.seal_bytes
+            let due = all
+                || h.line_bytes_total() >= settings.seal_bytes
                 || h.first_arrival
-                    .is_some_and(|t| now.duration_since(t) >= settings.seal_age)
+                    .is_some_and(|t| now.duration_since(t) >= settings.seal_age);
+            let pins = pinning.is_some_and(|seq| h.first_seq > 0 && h.first_seq < seq);
+            early += usize::from(pins && !due);
+            due || pins
         });
+        self.counters.wal_early_seals.add(early as u64);
         let foreign = match mode {
             SealMode::Foreign { shard, through } => Some((shard, through)),
             _ => None,
@@ -286,6 +298,22 @@ impl Shard {
             eprintln!("shard {}: WAL checkpoint at {c}: {e}", self.id);
         }
         Ok(entries)
+    }
+
+    /// While the WAL's segments take more than `wal_bytes_max`, the first seq of the oldest
+    /// segment that must stay: heads holding records before it pin the older segments, and
+    /// are sealed early (a quiet stream must not keep gigabytes of log for a few lines).
+    fn wal_pin_limit(&self, settings: SealSettings) -> Option<u64> {
+        let wal = self.wal.borrow().clone()?;
+        let segments = wal.segment_first_seqs();
+        let bytes = segments.len() as u64 * settings.wal_segment_bytes;
+        if bytes <= settings.wal_bytes_max {
+            return None;
+        }
+        let excess = (bytes - settings.wal_bytes_max).div_ceil(settings.wal_segment_bytes);
+        // The active segment always stays.
+        let keep_from = (excess as usize).min(segments.len().saturating_sub(1));
+        segments.get(keep_from).copied()
     }
 
     /// The highest seq such that every record at or below it is in parts once `sealed` is:

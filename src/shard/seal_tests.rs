@@ -201,3 +201,48 @@ fn the_heads_budget_holds_while_sealing_fails() {
         assert!(!found.iter().any(|l| l.starts_with("line 5000 ")));
     });
 }
+
+/// One quiet stream cannot pin the WAL: past `wal_bytes_max` the heads holding the oldest
+/// segments are sealed early, and the checkpoint deletes those segments.
+#[test]
+fn a_quiet_stream_does_not_pin_the_wal_past_its_bound() {
+    run(|| async {
+        let mut c = ServeArgs {
+            data_dir: Some("/data".into()),
+            cores: Some(1),
+            seal_bytes: Some(256 << 10),
+            seal_age: Some("1d".into()),
+            wal_commit_interval_us: Some(0),
+            wal_segment_bytes_max: Some(1 << 20),
+            wal_bytes_max: Some(3 << 20),
+            ..Default::default()
+        }
+        .resolve(1)
+        .expect("a valid configuration");
+        c.heads_bytes_max = 64 << 20;
+        let sim = SimDisk::new();
+        let shard = Rc::new(Shard::with_disk(0, Disk::simulated(sim.clone())));
+        shard.recover(&c).await.expect("recovery");
+        let quiet = Labels::from_pairs([("app", "quiet")]);
+        let mut b = BatchBuilder::new("t");
+        b.push(stream_hash("t", &quiet), &quiet, 1, "the only line", &[]);
+        shard
+            .append(b.finish(), Protocol::LokiPush)
+            .await
+            .expect("append");
+        let mut most_segments = 0;
+        for k in 0..60 {
+            shard
+                .append(batch(k * 100, k * 100 + 100, 1000), Protocol::LokiPush)
+                .await
+                .expect("append");
+            shard.seal_round(SealMode::Due).await.expect("seal");
+            let wal = shard.wal.borrow().clone().expect("open");
+            most_segments = most_segments.max(wal.segment_first_seqs().len());
+        }
+        // 3 MiB of 1 MiB segments, plus the active one filling, plus one for a round.
+        assert!(most_segments <= 5, "{most_segments} segments");
+        assert!(shard.counters.wal_early_seals.get() >= 1);
+        assert_eq!(lines(&shard).await.len(), 6000);
+    });
+}

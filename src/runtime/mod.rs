@@ -208,12 +208,14 @@ pub fn run(config: Config) -> i32 {
     let config = Arc::new(config);
     let lifecycle = Arc::new(Lifecycle::new(config.cores));
     failstop::install_panic_hook();
-    failstop::start_watchdog(lifecycle.clone(), config.core_stall_max);
-    let fault = failstop::Fault::from_env();
+    // Signals first: they are blocked in this thread, and every thread started after it
+    // inherits the mask (a thread started before would take SIGTERM's default action).
     if let Err(e) = signals::install(lifecycle.clone()) {
         eprintln!("shardlog: cannot install signal handlers: {e}");
         return 1;
     }
+    failstop::start_watchdog(lifecycle.clone(), config.core_stall_max);
+    let fault = failstop::Fault::from_env();
     let mesh: MeshBuilder<MeshMsg, Full> = MeshBuilder::full(config.cores, MESH_CHANNEL_CAPACITY);
     // Only the CPUs this process may run on (taskset, systemd CPUAffinity=, a cgroup cpuset):
     // pinning a shard elsewhere would fail or ignore the operator's isolation.

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
 use glommio::{CpuSet, Latency, LocalExecutorPoolBuilder, PoolPlacement, Shares, TaskQueueHandle};
+use mesh::MeshSeats;
 
 use crate::config::{Config, MESH_CHANNEL_CAPACITY};
 use crate::model::Batch;
@@ -216,7 +217,7 @@ pub fn run(config: Config) -> i32 {
     }
     failstop::start_watchdog(lifecycle.clone(), config.core_stall_max);
     let fault = failstop::Fault::from_env();
-    let mesh: MeshBuilder<MeshMsg, Full> = MeshBuilder::full(config.cores, MESH_CHANNEL_CAPACITY);
+    let mesh = Arc::new(MeshSeats::new(config.cores, MESH_CHANNEL_CAPACITY));
     // Only the CPUs this process may run on (taskset, systemd CPUAffinity=, a cgroup cpuset):
     // pinning a shard elsewhere would fail or ignore the operator's isolation.
     let allowed = allowed_cpus();
@@ -229,7 +230,7 @@ pub fn run(config: Config) -> i32 {
     let pool = LocalExecutorPoolBuilder::new(placement)
         .name("shard")
         .on_all_shards(move || {
-            let (cfg, lc, mesh) = (cfg.clone(), lc.clone(), mesh.clone());
+            let (cfg, lc, mesh) = (cfg.clone(), lc.clone(), mesh.take());
             async move { run_core(cfg, lc, mesh, fault).await }
         });
     let handles = match pool {

@@ -45,8 +45,10 @@ use crate::shard::{AppendError, Protocol, ShardAnswer, ShardRequest};
 /// the count too high (the list, a few bytes, is then never freed), never too low.
 pub struct MeshSeats {
     /// The seats, and the builder they were cloned from (dropped with them).
-    seats: Mutex<(Vec<MeshBuilder<MeshMsg, Full>>, MeshBuilder<MeshMsg, Full>)>,
+    seats: Mutex<(Vec<Builder>, Builder)>,
 }
+
+type Builder = MeshBuilder<MeshMsg, Full>;
 
 impl MeshSeats {
     /// Seats for `peers` executors on a mesh of channels of `capacity` messages.

@@ -249,14 +249,16 @@ pub fn classify_direct_io(dir: &Path, probe: &Result<DirectProbe, String>) -> Ve
 }
 
 pub fn classify_free(free: u64, cores: usize, segment_bytes: u64) -> Finding {
-    // Each shard preallocates its first segment when it opens its log.
-    let floor = cores as u64 * segment_bytes;
+    // Each shard's WAL holds its active segment and the next one, preallocated ahead of need;
+    // with less, `serve` starts but refuses writes (read-only, or disk full) until there is.
+    let floor = 2 * cores as u64 * segment_bytes;
     let detail = format!("{} free", bytes(free));
     if free < floor {
         Finding::fail(
             "disk space",
             format!(
-                "{detail}: {cores} shard(s) preallocate a {} segment each",
+                "{detail}: {cores} shard(s) each need a {} WAL segment and the next one \
+                 preallocated to take writes; serve would start read-only",
                 bytes(segment_bytes)
             ),
             "free space on the data dir's file system, or lower --wal-segment-bytes-max",
@@ -475,8 +477,8 @@ mod tests {
         let seg = 64 << 20;
         assert_eq!(classify_free(100 << 30, 4, seg).status, Status::Ok);
         assert_eq!(classify_free(1 << 30, 4, seg).status, Status::Warn);
-        assert_eq!(classify_free(4 * seg - 1, 4, seg).status, Status::Fail);
-        assert_eq!(classify_free(4 * seg, 4, seg).status, Status::Warn);
+        assert_eq!(classify_free(8 * seg - 1, 4, seg).status, Status::Fail);
+        assert_eq!(classify_free(8 * seg, 4, seg).status, Status::Warn);
     }
 
     #[test]

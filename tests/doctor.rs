@@ -187,7 +187,7 @@ impl Drop for Tmpfs {
 fn tmpfs_data_dir_fails_and_says_where_to_put_it() {
     let dir = TestDir::new("doctor-tmpfs");
     let Some(tmpfs) = Tmpfs::find(&dir) else {
-        eprintln!("note: cannot mount a tmpfs and /dev/shm is not tmpfs; tmpfs check not run");
+        common::tools::missing("a tmpfs: cannot mount one and /dev/shm is not tmpfs");
         return;
     };
     let data = path_arg(&tmpfs.path);

@@ -2,7 +2,6 @@
 //! O_DIRECT writes and reads round-trip there, what one fdatasync costs, and free space.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -119,23 +118,12 @@ pub fn classify_fs(dir: &Path, magic: u64) -> Finding {
 
 /// `statfs` of `dir`: (file system magic, bytes free to unprivileged users).
 pub fn statfs(dir: &Path) -> std::io::Result<(u64, u64)> {
-    let mut path = dir.as_os_str().as_bytes().to_vec();
-    path.push(0);
-    // SAFETY: a zeroed statfs is a valid value of this plain C struct.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is NUL-terminated and outlives the call; `st` is a live statfs.
-    let rc = unsafe { libc::statfs(path.as_ptr() as *const libc::c_char, &mut st) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // statvfs(3)'s rule: the fragment size counts blocks, falling back to the block size.
-    let unit = if st.f_frsize > 0 {
-        st.f_frsize
-    } else {
-        st.f_bsize
-    };
-    let free = st.f_bavail * unit as u64;
-    Ok((st.f_type as u64, free))
+    // The magic is statfs(2)'s alone; statvfs(3) counts free blocks in fragments, falling
+    // back to the block size, which is the rule for free bytes.
+    let magic = nix::sys::statfs::statfs(dir)?.filesystem_type().0;
+    let st = nix::sys::statvfs::statvfs(dir)?;
+    let free = st.blocks_available() * st.fragment_size();
+    Ok((magic as u64, free))
 }
 
 /// What the O_DIRECT probe measured.
@@ -161,7 +149,7 @@ fn direct_round_trip(path: &Path) -> Result<DirectProbe, String> {
         .write(true)
         .create(true)
         .truncate(true)
-        .custom_flags(libc::O_DIRECT)
+        .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
         .open(path)
         .map_err(|e| format!("open with O_DIRECT: {e}"))?;
     // Direct I/O needs a block-aligned buffer: take an aligned window of a larger one.

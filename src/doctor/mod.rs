@@ -24,6 +24,7 @@ pub mod net;
 pub mod report;
 
 use clap::Args;
+use nix::sys::resource::Resource;
 
 use crate::config::{Config, ServeArgs};
 use host::{CAP_IPC_LOCK, CAP_NET_ADMIN, has_cap};
@@ -65,7 +66,7 @@ pub fn check_all(args: ServeArgs) -> Vec<Finding> {
 
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let caps = host::parse_cap_eff(&status).unwrap_or(0);
-    match host::rlimit(libc::RLIMIT_MEMLOCK) {
+    match host::rlimit(Resource::RLIMIT_MEMLOCK) {
         Some((soft, _)) => out.push(host::classify_memlock(
             soft,
             cores,
@@ -74,7 +75,7 @@ pub fn check_all(args: ServeArgs) -> Vec<Finding> {
         )),
         None => out.push(Finding::skip("memlock", "getrlimit(RLIMIT_MEMLOCK) failed")),
     }
-    match host::rlimit(libc::RLIMIT_NOFILE) {
+    match host::rlimit(Resource::RLIMIT_NOFILE) {
         Some((soft, hard)) => out.push(host::classify_nofile(soft, hard, cores)),
         None => out.push(Finding::skip(
             "open files",

@@ -71,7 +71,7 @@ fn not_found(path: &Path) -> io::Error {
 }
 
 fn dead() -> io::Error {
-    io::Error::from_raw_os_error(libc::EIO)
+    io::Error::from(nix::errno::Errno::EIO)
 }
 
 impl SimDisk {

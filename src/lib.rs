@@ -15,6 +15,7 @@
 //! - [`store`]: a shard's part files and manifest: sealing, checkpoints, compaction, retention.
 //! - [`chunk`]: the immutable, compressed part files that head chunks are sealed into.
 //! - [`bench`]: the benchmark harness (`shardlog bench`) that drives a real server.
+//! - [`preflight`]: what `serve` claims before it starts: the data dir's lock, its addresses.
 //! - [`doctor`]: host checks (`shardlog doctor`).
 
 pub mod bench;
@@ -26,6 +27,7 @@ pub mod ingest;
 pub mod logql;
 pub mod metrics;
 pub mod model;
+pub mod preflight;
 pub mod query;
 pub mod runtime;
 pub mod shard;

@@ -1,7 +1,11 @@
 //! The `shardlog` command: `shardlog serve` runs the server.
 
-use clap::{Parser, Subcommand};
+use std::time::{Duration, Instant};
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use shardlog::config::ServeArgs;
+use shardlog::config::help::show_defaults;
+use shardlog::config::units::duration_text;
 
 #[derive(Parser)]
 #[command(
@@ -24,48 +28,65 @@ enum Command {
     Doctor(Box<shardlog::doctor::DoctorArgs>),
 }
 
+/// Exit status of a server that refused to start: a bad key, a data dir or an address it
+/// cannot have. Status 1 is left for a server that started and then failed.
+const EXIT_REFUSED: i32 = 2;
+
 fn main() {
-    let cli = Cli::parse();
+    // `serve` and `doctor` take the same keys; both show their defaults in `--help`.
+    let command = Cli::command()
+        .mut_subcommand("serve", show_defaults)
+        .mut_subcommand("doctor", show_defaults);
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     match cli.command {
-        Command::Serve(args) => {
-            let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let mut config = match (*args).load().and_then(|a| a.resolve(online)) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("shardlog: {e}");
-                    std::process::exit(2);
-                }
-            };
-            if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
-                eprintln!(
-                    "shardlog: cannot create data_dir {}: {e}",
-                    config.data_dir.display()
-                );
-                std::process::exit(2);
-            }
-            // An absolute path from here on: the WAL opens files relative to directories it
-            // holds open, and messages should name the real place.
-            match std::fs::canonicalize(&config.data_dir) {
-                Ok(dir) => config.data_dir = dir,
-                Err(e) => {
-                    eprintln!(
-                        "shardlog: cannot resolve data_dir {}: {e}",
-                        config.data_dir.display()
-                    );
-                    std::process::exit(2);
-                }
-            }
-            eprintln!(
-                "shardlog: serving on http {} syslog tcp {:?} udp {:?}, {} cores, data in {}",
-                config.http_addr,
-                config.syslog_tcp_addr,
-                config.syslog_udp_addr,
-                config.cores,
-                config.data_dir.display()
-            );
-            std::process::exit(shardlog::runtime::run(config));
-        }
+        Command::Serve(args) => std::process::exit(serve(*args)),
         Command::Bench(args) => std::process::exit(shardlog::bench::run(*args)),
         Command::Doctor(args) => std::process::exit(shardlog::doctor::run(*args)),
+    }
+}
+
+/// Resolves the configuration, claims the data dir and the addresses, runs the server;
+/// returns the exit status.
+fn serve(args: ServeArgs) -> i32 {
+    let started = Instant::now();
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut config = match args.load().and_then(|a| a.resolve(online)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("shardlog: {e}");
+            return EXIT_REFUSED;
+        }
+    };
+    let lock = match shardlog::preflight::claim(&mut config) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("shardlog: {e}");
+            return EXIT_REFUSED;
+        }
+    };
+    eprintln!(
+        "shardlog: starting {} core(s) as process {}, data in {}",
+        config.cores,
+        std::process::id(),
+        config.data_dir.display()
+    );
+    let code = shardlog::runtime::run(config);
+    // Released only now: the executors have closed their WALs.
+    drop(lock);
+    if code == 0 {
+        eprintln!(
+            "shardlog: stopped cleanly after {}",
+            uptime_text(started.elapsed())
+        );
+    }
+    code
+}
+
+/// `12.3 s` under a minute, `1h2m3s` beyond.
+fn uptime_text(d: Duration) -> String {
+    if d < Duration::from_secs(60) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        duration_text(Duration::from_secs(d.as_secs()))
     }
 }

@@ -54,6 +54,22 @@ fn bad_flag_values_name_the_flag() {
         &["syslog-tcp-addr", "syslog_tcp_addr"],
     );
     assert_names(&rejected(&["--no-such-flag"]), &["no-such-flag"]);
+    // Sizes and durations: the key and the accepted forms.
+    let out = rejected(&["--line-bytes-max", "8XB"]);
+    assert_names(&out, &["line-bytes-max"]);
+    assert_names(&out, &["8MiB"]);
+    let out = rejected(&["--seal-age", "5"]);
+    assert_names(&out, &["seal-age"]);
+    assert_names(&out, &["10m"]);
+    assert_names(
+        &rejected(&[
+            "--wal-commit-interval",
+            "1ms",
+            "--wal-commit-interval-us",
+            "5",
+        ]),
+        &["wal-commit-interval"],
+    );
     assert_names(
         &rejected(&["--config", "/nonexistent/shardlog.toml"]),
         &["/nonexistent/shardlog.toml"],
@@ -86,6 +102,10 @@ fn bad_toml_names_the_key() {
     assert_names(&rejected(&["--config", &addr]), &["http_addr", "http-addr"]);
     let wrong_type = write_config(&dir, "type.toml", "cores = \"two\"\n");
     assert_names(&rejected(&["--config", &wrong_type]), &["cores"]);
+    let size = write_config(&dir, "size.toml", "heads_bytes_max = \"lots\"\n");
+    let out = rejected(&["--config", &size]);
+    assert_names(&out, &["heads_bytes_max"]);
+    assert_names(&out, &["8MiB"]);
     let syntax = write_config(&dir, "syntax.toml", "cores = \n");
     rejected(&["--config", &syntax]);
 }
@@ -99,7 +119,9 @@ fn toml_file_configures_the_server() {
         "shardlog.toml",
         &format!(
             "data_dir = {:?}\nhttp_addr = \"127.0.0.1:{http_port}\"\n\
-             syslog_tcp_addr = \"127.0.0.1:{syslog_port}\"\nsyslog_udp_addr = \"\"\ncores = 2\n",
+             syslog_tcp_addr = \"127.0.0.1:{syslog_port}\"\nsyslog_udp_addr = \"\"\ncores = 2\n\
+             line_bytes_max = \"64KiB\"\nwal_segment_bytes_max = \"8MiB\"\n\
+             wal_commit_interval = \"2ms\"\nfuture_skew_max = \"10m\"\n",
             dir.data_dir().display().to_string()
         ),
     );
@@ -131,6 +153,15 @@ fn toml_file_configures_the_server() {
         .map(|i| json!({"stream": {"job": "config", "n": i.to_string()}, "values": [[ts, "x"]]}))
         .collect();
     server.push_json_ok(&json!({ "streams": streams }));
+    // `line_bytes_max = "64KiB"` from the file: one byte more is refused as Loki does.
+    let long = "x".repeat(64 * 1024 + 1);
+    let refused = server.push_json(&json!({
+        "streams": [{"stream": {"job": "config-long"}, "values": [[ts, long]]}]
+    }));
+    assert_eq!(
+        refused.status, 400,
+        "a 64KiB + 1 line with line_bytes_max = \"64KiB\""
+    );
     let samples = parse_metrics(&server.metrics());
     for shard in ["0", "1"] {
         assert!(
@@ -151,14 +182,14 @@ fn toml_file_configures_the_server() {
     );
     drop(server);
 
-    // A flag overrides the file.
+    // A flag overrides the file; `:PORT` listens on every interface, loopback included.
     let (other_http, _) = free_ports(false);
     let args = vec![
         "serve".to_string(),
         "--config".to_string(),
         config,
         "--http-addr".to_string(),
-        format!("127.0.0.1:{other_http}"),
+        format!(":{other_http}"),
         "--syslog-tcp-addr".to_string(),
         String::new(),
     ];

@@ -1,22 +1,24 @@
 //! `shardlog doctor` as an operator runs it: the real binary on a temporary data dir passes
-//! and exits 0; a tmpfs data dir, too many cores, a bad config key and a taken port each
-//! produce their line with the fix, and failures exit non-zero.
+//! and exits 0; every condition that makes `serve` refuse to start is a FAIL line with its
+//! fix and a non-zero exit: a tmpfs data dir (a warning with --allow-volatile-data-dir), too
+//! many cores, a bad config key, a taken port, a data dir held by a running server (naming
+//! its PID) and a data dir this user cannot write.
 
 mod common;
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::TestDir;
-use common::server::run_to_exit;
+use common::server::{Signal, free_ports, run_to_exit, send_signal, wait_timeout};
+use common::tmpfs::Tmpfs;
+use common::tools::missing;
+use common::{Server, TestDir};
 
 /// The checks take well under a second (16 fdatasyncs and an executor start); this allows
 /// for a loaded machine.
 const DOCTOR_EXIT_MS: u64 = 30_000;
-
-/// `statfs` magic of tmpfs (linux/magic.h).
-const TMPFS_MAGIC: u64 = 0x0102_1994;
 
 fn doctor(args: &[&str]) -> (i32, String) {
     let mut full = vec!["doctor"];
@@ -65,6 +67,8 @@ fn passes_on_a_real_data_dir_with_aligned_columns() {
         "config",
         "io_uring",
         "executor",
+        "data dir",
+        "data dir lock",
         "filesystem",
         "O_DIRECT",
         "http addr",
@@ -141,70 +145,28 @@ fn too_many_cores_fail_with_the_count_to_use() {
     assert!(out.contains(&format!("fix: --cores {cpus}")), "{out}");
 }
 
-/// A tmpfs mounted for the test (root), else /dev/shm if it is tmpfs; `None` when neither.
-struct Tmpfs {
-    path: PathBuf,
-    mounted: bool,
-}
-
-impl Tmpfs {
-    fn find(dir: &TestDir) -> Option<Tmpfs> {
-        let mountpoint = dir.path().join("tmpfs");
-        std::fs::create_dir_all(&mountpoint).ok()?;
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64m", "shardlog-doctor-test"])
-            .arg(&mountpoint)
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if mounted {
-            return Some(Tmpfs {
-                path: mountpoint.join("data"),
-                mounted: true,
-            });
-        }
-        let shm = Path::new("/dev/shm");
-        let is_tmpfs = shardlog::doctor::disk::statfs(shm).is_ok_and(|(m, _)| m == TMPFS_MAGIC);
-        is_tmpfs.then(|| Tmpfs {
-            path: shm.join(format!("shardlog-doctor-test-{}", std::process::id())),
-            mounted: false,
-        })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = Command::new("umount")
-                .arg(self.path.parent().unwrap())
-                .status();
-        } else {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
 #[test]
 fn tmpfs_data_dir_fails_and_says_where_to_put_it() {
     let dir = TestDir::new("doctor-tmpfs");
     let Some(tmpfs) = Tmpfs::find(&dir) else {
-        common::tools::missing("a tmpfs: cannot mount one and /dev/shm is not tmpfs");
         return;
     };
-    let data = path_arg(&tmpfs.path);
+    let data = tmpfs.path_arg();
     let how = if tmpfs.mounted {
         "mounted for the test"
     } else {
         "/dev/shm"
     };
     eprintln!("tmpfs data dir {data} ({how})");
-    let (code, out) = doctor(&[
+    let args = [
         "--data-dir",
         &data,
         "--cores",
         "1",
         "--http-addr",
         "127.0.0.1:0",
-    ]);
+    ];
+    let (code, out) = doctor(&args);
     assert_eq!(code, 1, "{out}");
     let l = line(&out, "filesystem");
     assert!(
@@ -212,7 +174,13 @@ fn tmpfs_data_dir_fails_and_says_where_to_put_it() {
         "{out}"
     );
     assert!(out.contains("fix: put --data-dir on ext4 or xfs"), "{out}");
+    assert!(out.contains("--allow-volatile-data-dir"), "{out}");
     assert!(out.contains("1 failure(s)"), "{out}");
+    // With the flag, serve starts there: a warning, not a failure.
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-volatile-data-dir");
+    let (_, out) = doctor(&allowed);
+    assert_eq!(status_of(&out, "filesystem"), "warn", "{out}");
 }
 
 #[test]
@@ -257,7 +225,7 @@ fn config_file_is_the_one_serve_reads() {
 }
 
 #[test]
-fn a_taken_port_is_a_warning_naming_it() {
+fn a_taken_port_fails_naming_it() {
     let dir = TestDir::new("doctor-port");
     let data = path_arg(&dir.data_dir());
     let held = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -274,15 +242,135 @@ fn a_taken_port_is_a_warning_naming_it() {
         "--syslog-udp-addr",
         "",
     ]);
-    assert_eq!(code, 0, "a taken port does not fail the run:\n{out}");
+    assert_eq!(code, 1, "serve would refuse the port:\n{out}");
     let l = line(&out, "http addr");
     assert!(
-        l.starts_with("warn") && l.contains(&addr) && l.contains("in use"),
+        l.starts_with("FAIL") && l.contains(&addr) && l.contains("in use"),
         "{out}"
     );
+    assert!(out.contains("choose another --http-addr"), "{out}");
     assert_eq!(
         line(&out, "syslog tcp addr").split_whitespace().last(),
         Some("off")
     );
     drop(held);
+}
+
+#[test]
+fn a_data_dir_held_by_a_running_server_fails_with_its_pid() {
+    let dir = TestDir::new("doctor-held");
+    let server = Server::start(&dir);
+    let data = path_arg(&dir.data_dir());
+    let before: Vec<_> = std::fs::read_dir(dir.data_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let (http_port, _) = free_ports(false);
+    let (code, out) = doctor(&[
+        "--data-dir",
+        &data,
+        "--cores",
+        "1",
+        "--http-addr",
+        &format!("127.0.0.1:{http_port}"),
+        "--syslog-tcp-addr",
+        "",
+        "--syslog-udp-addr",
+        "",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let l = line(&out, "data dir lock");
+    assert!(
+        l.starts_with("FAIL") && l.contains(&format!("process {}", server.pid())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("kill -TERM {}", server.pid())),
+        "{out}"
+    );
+    // The write probe stays out of a live data dir.
+    assert_eq!(status_of(&out, "O_DIRECT"), "skip", "{out}");
+    let after: Vec<_> = std::fs::read_dir(dir.data_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after, "doctor left a file in the live data dir");
+    assert_eq!(
+        server.get("/ready").status,
+        200,
+        "the server is undisturbed"
+    );
+}
+
+/// The user `doctor` runs as when the test is root: nobody, which owns nothing.
+const NOBODY: &str = "65534";
+
+#[test]
+fn a_data_dir_this_user_cannot_write_fails() {
+    let dir = TestDir::new("doctor-ro");
+    let data = dir.path().join("readonly");
+    std::fs::create_dir_all(&data).unwrap();
+    let root = running_as_root();
+    let mut command = if root {
+        // Root may write anywhere: run doctor as nobody, on a directory that root owns and
+        // nobody can traverse to but not write.
+        if !Path::new("/usr/bin/setpriv").exists() {
+            missing("setpriv (util-linux) is needed to run doctor as another user");
+            return;
+        }
+        chmod(dir.path(), 0o755);
+        let mut c = Command::new("/usr/bin/setpriv");
+        c.args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(env!("CARGO_BIN_EXE_shardlog"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_shardlog"))
+    };
+    chmod(&data, 0o555);
+    let mut child = command
+        .args(["doctor", "--data-dir"])
+        .arg(&data)
+        .args(["--cores", "1", "--http-addr", "127.0.0.1:0"])
+        .args(["--syslog-tcp-addr", "", "--syslog-udp-addr", ""])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn doctor");
+    let status = wait_timeout(&mut child, Duration::from_millis(DOCTOR_EXIT_MS));
+    let Some(status) = status else {
+        send_signal(child.id() as i32, Signal::SIGKILL);
+        panic!("doctor did not exit within {DOCTOR_EXIT_MS} ms");
+    };
+    let output = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&output.stdout).to_string();
+    chmod(&data, 0o755);
+    assert_eq!(status.code(), Some(1), "{out}");
+    let l = line(&out, "data dir");
+    assert!(
+        l.starts_with("FAIL") && l.contains("not writable"),
+        "{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.contains("fix: chown -R"), "{out}");
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(|uid| uid == "0"))
+        .unwrap_or(false)
 }

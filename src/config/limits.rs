@@ -12,6 +12,9 @@ pub const SHARDS_MAX: usize = 1024;
 
 /// RFC 5425 asks receivers to take at least 8 KiB and syslog-ng's default is 64 KiB.
 pub const SYSLOG_FRAME_BYTES_MAX_DEFAULT: usize = 64 * 1024;
+/// RFC 3164 allows 1024-byte messages and RFC 5424 asks every receiver to take 480 octets:
+/// a smaller frame limit would cut ordinary messages.
+pub const SYSLOG_FRAME_BYTES_MIN: usize = 480;
 /// The upper bound an operator may configure: a frame is held whole in a connection buffer.
 pub const SYSLOG_FRAME_BYTES_LIMIT: usize = 16 * 1024 * 1024;
 
@@ -21,17 +24,26 @@ pub const LINE_BYTES_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Loki's distributor refuses bodies over this after decompression by default.
 pub const PUSH_BODY_BYTES_MAX_DEFAULT: usize = 8 * 1024 * 1024;
+/// Below 1 KiB not even one stream with a few labels and a short line fits in a push.
+pub const PUSH_BODY_BYTES_MIN: usize = 1024;
 /// A push is held whole in memory and becomes one WAL record per owner shard, which the WAL
 /// bounds at 16 MiB.
 pub const PUSH_BODY_BYTES_LIMIT: usize = 12 * 1024 * 1024;
 
 /// About 1 ms: long enough to group the commits of a busy core, short enough that a push
 /// acknowledgement is dominated by the fsync itself.
-pub const WAL_COMMIT_INTERVAL_US_DEFAULT: u64 = 1000;
-pub const WAL_COMMIT_INTERVAL_US_LIMIT: u64 = 1_000_000;
+pub const WAL_COMMIT_INTERVAL_DEFAULT: std::time::Duration = std::time::Duration::from_millis(1);
+/// A push waits for the tick before its fsync: past a second, clients time out first.
+pub const WAL_COMMIT_INTERVAL_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// 64 MiB segments: few files, and a checkpoint can free space in useful steps.
 pub const WAL_SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Below 1 MiB a busy shard would create and preallocate a new segment file every few
+/// commits.
+pub const WAL_SEGMENT_BYTES_MIN: u64 = 1 << 20;
+/// Each shard preallocates one segment at start: 16 GiB is already more than most disks
+/// should give a single file that may be mostly empty.
+pub const WAL_SEGMENT_BYTES_LIMIT: u64 = 16 << 30;
 
 /// Per connection; a few group commits' worth, so that a fast sender keeps the WAL busy
 /// without holding more than this in memory per connection.
@@ -39,10 +51,16 @@ pub const SYSLOG_TCP_UNACKED_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
 
 /// Absorbs bursts of about 20k datagrams while a core is busy.
 pub const SYSLOG_UDP_RECV_BUFFER_BYTES_DEFAULT: usize = 8 * 1024 * 1024;
+/// Bounds of the per-socket byte limits above: below 64 KiB (one datagram, a few reads) a
+/// socket stalls on every burst; above 1 GiB one connection could hold a core's memory.
+pub const SOCKET_BYTES_MIN: usize = 64 * 1024;
+pub const SOCKET_BYTES_LIMIT: usize = 1 << 30;
 
 /// Timestamps more than this ahead of the server's clock are clamped to now (Loki's
 /// `creation_grace_period` default is 10 minutes).
-pub const FUTURE_SKEW_SECONDS_MAX_DEFAULT: u64 = 600;
+pub const FUTURE_SKEW_MAX_DEFAULT: std::time::Duration = std::time::Duration::from_secs(600);
+/// A year: further ahead is no clock skew but a wrong clock, and the line is clamped anyway.
+pub const FUTURE_SKEW_MAX_LIMIT: std::time::Duration = std::time::Duration::from_secs(365 * 86400);
 
 /// A head is sealed at about 1 MiB of lines: one zstd block's worth (see `chunk::part`).
 pub const SEAL_BYTES_DEFAULT: usize = 1 << 20;
@@ -61,6 +79,10 @@ pub const PARTITION_DEFAULT: std::time::Duration = std::time::Duration::from_sec
 /// Compaction reads plus writes at most 64 MiB/s per core by default: a small share of a
 /// disk's bandwidth, so ingest and queries keep theirs.
 pub const COMPACTION_BYTES_PER_SECOND_DEFAULT: u64 = 64 << 20;
+/// Bounds of the per-core byte budgets (heads, compaction): below 1 MiB nothing useful fits
+/// (a head seals at up to 1 MiB, a compaction reads whole blocks); 1 TiB is beyond any host.
+pub const BUDGET_BYTES_MIN: u64 = 1 << 20;
+pub const BUDGET_BYTES_LIMIT: u64 = 1 << 40;
 
 /// Entries one query may return (Loki's `max_entries_limit_per_query` default).
 pub const QUERY_ENTRIES_MAX: u32 = 5000;

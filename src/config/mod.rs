@@ -5,6 +5,10 @@
 //! TOML schema (`data_dir = "..."`, the flag's name with `_` for `-`). Precedence: built-in
 //! defaults < file < flags. [`ServeArgs::resolve`] validates everything into a [`Config`]
 //! and names the key in every error.
+//!
+//! - [`limits`]: every default and bound, each with why it has its value.
+//! - [`units`]: sizes (`8MiB`) and durations (`10m`) as flags and TOML values.
+//! - [`help`]: the defaults shown by `serve --help`, from the same constants.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -15,11 +19,15 @@ use serde::Deserialize;
 
 use crate::model::validate_tenant;
 
+pub mod help;
 pub mod limits;
+pub mod units;
 
 pub use limits::*;
+use units::{duration_text, size_text};
 
-/// Flags of `shardlog serve`; also the schema of the TOML file.
+/// Flags of `shardlog serve`; also the schema of the TOML file. Defaults are added to each
+/// flag's help by [`help::show_defaults`], from the constants the resolver uses.
 #[derive(Args, Deserialize, Debug, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct ServeArgs {
@@ -28,23 +36,29 @@ pub struct ServeArgs {
     #[serde(skip)]
     pub config: Option<PathBuf>,
 
-    /// Where the WAL and the part files live. Must support O_DIRECT (not tmpfs).
+    /// Where the WAL and the part files live: a local ext4 or xfs file system (O_DIRECT;
+    /// not tmpfs). One server per data dir: a second one refuses to start.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// HTTP listener (Loki API, push, metrics). Default 0.0.0.0:3100.
+    /// Accept a data dir on tmpfs or ramfs, whose lines are lost at reboot (test servers).
+    #[arg(long)]
+    #[serde(default)]
+    pub allow_volatile_data_dir: bool,
+
+    /// HTTP listener (Loki API, push, metrics); `:3100` means every interface.
     #[arg(long, value_name = "ADDR")]
     pub http_addr: Option<String>,
 
-    /// Syslog TCP listener; an empty value turns it off. Default 0.0.0.0:5514.
+    /// Syslog TCP listener; `:5514` means every interface, an empty value turns it off.
     #[arg(long, value_name = "ADDR")]
     pub syslog_tcp_addr: Option<String>,
 
-    /// Syslog UDP listener; an empty value turns it off. Default 0.0.0.0:5514.
+    /// Syslog UDP listener; `:5514` means every interface, an empty value turns it off.
     #[arg(long, value_name = "ADDR")]
     pub syslog_udp_addr: Option<String>,
 
-    /// Number of cores (shards) to run, each pinned to its own CPU. Default: all online CPUs.
+    /// Number of cores (shards) to run, each pinned to its own CPU.
     #[arg(long, value_name = "N")]
     pub cores: Option<usize>,
 
@@ -58,48 +72,71 @@ pub struct ServeArgs {
     pub syslog_tenant: Option<String>,
 
     /// Largest syslog frame; longer frames are cut to this size and counted.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag_usize)]
+    #[serde(default, deserialize_with = "units::size_key")]
     pub syslog_frame_bytes_max: Option<usize>,
 
     /// Largest accepted line (Loki's max_line_size); longer push lines are refused with 400.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag_usize)]
+    #[serde(default, deserialize_with = "units::size_key")]
     pub line_bytes_max: Option<usize>,
 
     /// Largest push body after decompression; larger bodies get 413.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag_usize)]
+    #[serde(default, deserialize_with = "units::size_key")]
     pub push_body_bytes_max: Option<usize>,
 
-    /// Group-commit tick of the WAL, in microseconds.
+    /// Group-commit tick of the WAL (`0`: commit as soon as the previous commit is done).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        conflicts_with = "wal_commit_interval_us"
+    )]
+    pub wal_commit_interval: Option<String>,
+
+    /// The same tick as a number of microseconds (the older form of --wal-commit-interval).
     #[arg(long, value_name = "MICROSECONDS")]
     pub wal_commit_interval_us: Option<u64>,
 
-    /// Size of one WAL segment file.
-    #[arg(long, value_name = "BYTES")]
+    /// Size of one WAL segment file (a multiple of 4KiB).
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
+    #[serde(default, deserialize_with = "units::size_key")]
     pub wal_segment_bytes_max: Option<u64>,
 
     /// Bytes a syslog TCP connection may have sent that are not yet durable before the
     /// server stops reading it (backpressure).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag_usize)]
+    #[serde(default, deserialize_with = "units::size_key")]
     pub syslog_tcp_unacked_bytes_max: Option<usize>,
 
     /// Kernel receive buffer requested for each syslog UDP socket.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag_usize)]
+    #[serde(default, deserialize_with = "units::size_key")]
     pub syslog_udp_recv_buffer_bytes: Option<usize>,
 
     /// How far in the future a timestamp may be before it is clamped to now (and counted).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        conflicts_with = "future_skew_seconds_max"
+    )]
+    pub future_skew_max: Option<String>,
+
+    /// The same bound as a number of seconds (the older form of --future-skew-max).
     #[arg(long, value_name = "SECONDS")]
     pub future_skew_seconds_max: Option<u64>,
 
-    /// A stream's head is sealed into a part once its lines reach this many bytes.
-    #[arg(long, value_name = "BYTES")]
+    /// A stream's head is sealed into a part once its lines reach this size.
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag_usize)]
+    #[serde(default, deserialize_with = "units::size_key")]
     pub seal_bytes: Option<usize>,
 
-    /// A stream's head is sealed once its oldest entry arrived this long ago (e.g. `5m`),
-    /// which also bounds how much WAL a restart replays.
+    /// A stream's head is sealed once its oldest entry arrived this long ago, which also
+    /// bounds how much WAL a restart replays.
     #[arg(long, value_name = "DURATION")]
     pub seal_age: Option<String>,
 
-    /// Time span of one partition of part files (e.g. `1d`, `6h`); retention drops whole
+    /// Time span of one partition of part files (whole hours); retention drops whole
     /// partitions.
     #[arg(long, value_name = "DURATION")]
     pub partition: Option<String>,
@@ -112,23 +149,26 @@ pub struct ServeArgs {
     #[arg(long, value_name = "LEVEL")]
     pub seal_zstd_level: Option<i32>,
 
-    /// Drop partitions whose newest line is older than this (e.g. `30d`); empty or `0`: keep
+    /// Drop partitions whose newest line is older than this (e.g. `30d`); `0` or empty: keep
     /// everything.
     #[arg(long, value_name = "DURATION")]
     pub retention: Option<String>,
 
-    /// Drop the oldest partitions while the part files of all shards take more than this
-    /// many bytes; 0: no cap.
-    #[arg(long, value_name = "BYTES")]
+    /// Drop the oldest partitions while the part files of all shards take more than this;
+    /// `0`: no cap.
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
+    #[serde(default, deserialize_with = "units::size_key")]
     pub retention_max_bytes: Option<u64>,
 
     /// Line bytes that a core's unsealed heads may hold before all of them are sealed at
     /// once, whatever their size or age.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
+    #[serde(default, deserialize_with = "units::size_key")]
     pub heads_bytes_max: Option<u64>,
 
-    /// Bytes per second that compaction may read plus write, per core.
-    #[arg(long, value_name = "BYTES")]
+    /// Bytes per second that compaction may read plus write, per core (e.g. `64MiB`).
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
+    #[serde(default, deserialize_with = "units::size_key")]
     pub compaction_bytes_per_second: Option<u64>,
 }
 
@@ -136,6 +176,7 @@ pub struct ServeArgs {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
+    pub volatile_data_dir: VolatilePolicy,
     pub http_addr: SocketAddr,
     pub syslog_tcp_addr: Option<SocketAddr>,
     pub syslog_udp_addr: Option<SocketAddr>,
@@ -163,6 +204,27 @@ pub struct Config {
     pub heads_bytes_max: u64,
 }
 
+/// Whether a data dir on tmpfs or ramfs is accepted (`--allow-volatile-data-dir`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolatilePolicy {
+    Refuse,
+    Allow,
+}
+
+impl Config {
+    /// The listeners in words, for the start-up log: `http 0.0.0.0:3100, syslog tcp
+    /// 0.0.0.0:5514, syslog udp off`.
+    pub fn listen_summary(&self) -> String {
+        let show = |a: Option<SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
+        format!(
+            "http {}, syslog tcp {}, syslog udp {}",
+            self.http_addr,
+            show(self.syslog_tcp_addr),
+            show(self.syslog_udp_addr)
+        )
+    }
+}
+
 /// A configuration error; the message names the key and what was wrong.
 #[derive(Debug)]
 pub struct ConfigError(pub String);
@@ -182,6 +244,24 @@ fn bad(key: &str, msg: impl std::fmt::Display) -> ConfigError {
     ))
 }
 
+/// Keys kept under their older names, each a number in the unit its name carries, beside a
+/// newer key that takes units (`wal_commit_interval = "1ms"`); a file or command line gives
+/// one form or the other.
+pub const OLDER_FORMS: [&str; 2] = ["wal_commit_interval_us", "future_skew_seconds_max"];
+
+/// A key that has an older form in another unit: whichever form the flags give wins over
+/// both forms in the file, so that the two never mix across sources.
+fn either_form<A, B>(
+    flags: (Option<A>, Option<B>),
+    file: (Option<A>, Option<B>),
+) -> (Option<A>, Option<B>) {
+    if flags.0.is_some() || flags.1.is_some() {
+        flags
+    } else {
+        file
+    }
+}
+
 impl ServeArgs {
     /// Reads the TOML file named by `--config`, if any, and lays the flags over it.
     pub fn load(self) -> Result<ServeArgs, ConfigError> {
@@ -194,9 +274,18 @@ impl ServeArgs {
 
     /// `self` (flags) wins over `file` key by key.
     fn over(self, file: ServeArgs) -> ServeArgs {
+        let (wal_commit_interval, wal_commit_interval_us) = either_form(
+            (self.wal_commit_interval, self.wal_commit_interval_us),
+            (file.wal_commit_interval, file.wal_commit_interval_us),
+        );
+        let (future_skew_max, future_skew_seconds_max) = either_form(
+            (self.future_skew_max, self.future_skew_seconds_max),
+            (file.future_skew_max, file.future_skew_seconds_max),
+        );
         ServeArgs {
             config: self.config,
             data_dir: self.data_dir.or(file.data_dir),
+            allow_volatile_data_dir: self.allow_volatile_data_dir || file.allow_volatile_data_dir,
             http_addr: self.http_addr.or(file.http_addr),
             syslog_tcp_addr: self.syslog_tcp_addr.or(file.syslog_tcp_addr),
             syslog_udp_addr: self.syslog_udp_addr.or(file.syslog_udp_addr),
@@ -206,7 +295,8 @@ impl ServeArgs {
             syslog_frame_bytes_max: self.syslog_frame_bytes_max.or(file.syslog_frame_bytes_max),
             line_bytes_max: self.line_bytes_max.or(file.line_bytes_max),
             push_body_bytes_max: self.push_body_bytes_max.or(file.push_body_bytes_max),
-            wal_commit_interval_us: self.wal_commit_interval_us.or(file.wal_commit_interval_us),
+            wal_commit_interval,
+            wal_commit_interval_us,
             wal_segment_bytes_max: self.wal_segment_bytes_max.or(file.wal_segment_bytes_max),
             syslog_tcp_unacked_bytes_max: self
                 .syslog_tcp_unacked_bytes_max
@@ -214,9 +304,8 @@ impl ServeArgs {
             syslog_udp_recv_buffer_bytes: self
                 .syslog_udp_recv_buffer_bytes
                 .or(file.syslog_udp_recv_buffer_bytes),
-            future_skew_seconds_max: self
-                .future_skew_seconds_max
-                .or(file.future_skew_seconds_max),
+            future_skew_max,
+            future_skew_seconds_max,
             seal_bytes: self.seal_bytes.or(file.seal_bytes),
             seal_age: self.seal_age.or(file.seal_age),
             partition: self.partition.or(file.partition),
@@ -274,71 +363,88 @@ impl ServeArgs {
         if data_dir.as_os_str().is_empty() {
             return Err(bad("data_dir", "must not be empty"));
         }
-        let syslog_frame_bytes_max = within(
+        let syslog_frame_bytes_max = size(
             "syslog_frame_bytes_max",
             self.syslog_frame_bytes_max,
             SYSLOG_FRAME_BYTES_MAX_DEFAULT,
-            480,
-            SYSLOG_FRAME_BYTES_LIMIT,
+            SYSLOG_FRAME_BYTES_MIN..=SYSLOG_FRAME_BYTES_LIMIT,
         )?;
-        let line_bytes_max = within(
+        let line_bytes_max = size(
             "line_bytes_max",
             self.line_bytes_max,
             LINE_BYTES_MAX_DEFAULT,
-            1,
-            LINE_BYTES_LIMIT,
+            1..=LINE_BYTES_LIMIT,
         )?;
-        let push_body_bytes_max = within(
+        let push_body_bytes_max = size(
             "push_body_bytes_max",
             self.push_body_bytes_max,
             PUSH_BODY_BYTES_MAX_DEFAULT,
-            1024,
-            PUSH_BODY_BYTES_LIMIT,
+            PUSH_BODY_BYTES_MIN..=PUSH_BODY_BYTES_LIMIT,
         )?;
-        let wal_commit_interval_us = within(
-            "wal_commit_interval_us",
-            self.wal_commit_interval_us.map(|v| v as usize),
-            WAL_COMMIT_INTERVAL_US_DEFAULT as usize,
-            0,
-            WAL_COMMIT_INTERVAL_US_LIMIT as usize,
+        let wal_commit_interval = match (&self.wal_commit_interval, self.wal_commit_interval_us) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "wal_commit_interval",
+                    "give it or its older form `wal_commit_interval_us`, not both",
+                ));
+            }
+            (_, Some(us)) => Some(Duration::from_micros(us)),
+            (Some(text), None) => Some(parse_duration("wal_commit_interval", text)?),
+            (None, None) => None,
+        };
+        let wal_commit_interval = duration_within(
+            "wal_commit_interval",
+            wal_commit_interval.unwrap_or(WAL_COMMIT_INTERVAL_DEFAULT),
+            Duration::ZERO..=WAL_COMMIT_INTERVAL_LIMIT,
         )?;
-        let wal_segment_bytes_max = within(
+        let wal_segment_bytes_max = size(
             "wal_segment_bytes_max",
-            self.wal_segment_bytes_max.map(|v| v as usize),
-            WAL_SEGMENT_BYTES_MAX_DEFAULT as usize,
-            1 << 20,
-            1 << 34,
-        )? as u64;
+            self.wal_segment_bytes_max,
+            WAL_SEGMENT_BYTES_MAX_DEFAULT,
+            WAL_SEGMENT_BYTES_MIN..=WAL_SEGMENT_BYTES_LIMIT,
+        )?;
         if !wal_segment_bytes_max.is_multiple_of(4096) {
-            return Err(bad("wal_segment_bytes_max", "must be a multiple of 4096"));
+            return Err(bad(
+                "wal_segment_bytes_max",
+                format!(
+                    "must be a multiple of 4KiB, got {}",
+                    size_text(wal_segment_bytes_max)
+                ),
+            ));
         }
-        let syslog_tcp_unacked_bytes_max = within(
+        let syslog_tcp_unacked_bytes_max = size(
             "syslog_tcp_unacked_bytes_max",
             self.syslog_tcp_unacked_bytes_max,
             SYSLOG_TCP_UNACKED_BYTES_MAX_DEFAULT,
-            64 * 1024,
-            1 << 30,
+            SOCKET_BYTES_MIN..=SOCKET_BYTES_LIMIT,
         )?;
-        let syslog_udp_recv_buffer_bytes = within(
+        let syslog_udp_recv_buffer_bytes = size(
             "syslog_udp_recv_buffer_bytes",
             self.syslog_udp_recv_buffer_bytes,
             SYSLOG_UDP_RECV_BUFFER_BYTES_DEFAULT,
-            64 * 1024,
-            1 << 30,
+            SOCKET_BYTES_MIN..=SOCKET_BYTES_LIMIT,
         )?;
-        let future_skew_seconds_max = within(
-            "future_skew_seconds_max",
-            self.future_skew_seconds_max.map(|v| v as usize),
-            FUTURE_SKEW_SECONDS_MAX_DEFAULT as usize,
-            0,
-            365 * 86400,
-        )? as u64;
-        let seal_bytes = within(
+        let future_skew_max = match (&self.future_skew_max, self.future_skew_seconds_max) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "future_skew_max",
+                    "give it or its older form `future_skew_seconds_max`, not both",
+                ));
+            }
+            (_, Some(secs)) => Some(Duration::from_secs(secs)),
+            (Some(text), None) => Some(parse_duration("future_skew_max", text)?),
+            (None, None) => None,
+        };
+        let future_skew_max = duration_within(
+            "future_skew_max",
+            future_skew_max.unwrap_or(FUTURE_SKEW_MAX_DEFAULT),
+            Duration::ZERO..=FUTURE_SKEW_MAX_LIMIT,
+        )?;
+        let seal_bytes = size(
             "seal_bytes",
             self.seal_bytes,
             SEAL_BYTES_DEFAULT,
-            crate::chunk::part::BLOCK_BYTES_TARGET_MIN,
-            crate::chunk::BLOCK_BYTES_TARGET_LIMIT,
+            crate::chunk::part::BLOCK_BYTES_TARGET_MIN..=crate::chunk::BLOCK_BYTES_TARGET_LIMIT,
         )?;
         let seal_age = duration(
             "seal_age",
@@ -357,7 +463,13 @@ impl ServeArgs {
         )?
         .expect("a default is given");
         if !partition.as_secs().is_multiple_of(3600) || partition.subsec_nanos() != 0 {
-            return Err(bad("partition", "must be a whole number of hours"));
+            return Err(bad(
+                "partition",
+                format!(
+                    "must be a whole number of hours, got {}",
+                    duration_text(partition)
+                ),
+            ));
         }
         let zstd_level = self
             .zstd_level
@@ -385,20 +497,18 @@ impl ServeArgs {
             Duration::from_secs(3600),
             Duration::from_secs(100 * 365 * 86400),
         )?;
-        let compaction_bytes_per_second = within(
+        let compaction_bytes_per_second = size(
             "compaction_bytes_per_second",
-            self.compaction_bytes_per_second.map(|v| v as usize),
-            COMPACTION_BYTES_PER_SECOND_DEFAULT as usize,
-            1 << 20,
-            1 << 40,
-        )? as u64;
-        let heads_bytes_max = within(
+            self.compaction_bytes_per_second,
+            COMPACTION_BYTES_PER_SECOND_DEFAULT,
+            BUDGET_BYTES_MIN..=BUDGET_BYTES_LIMIT,
+        )?;
+        let heads_bytes_max = size(
             "heads_bytes_max",
-            self.heads_bytes_max.map(|v| v as usize),
-            HEADS_BYTES_MAX_DEFAULT as usize,
-            1 << 20,
-            1 << 40,
-        )? as u64;
+            self.heads_bytes_max,
+            HEADS_BYTES_MAX_DEFAULT,
+            BUDGET_BYTES_MIN..=BUDGET_BYTES_LIMIT,
+        )?;
         Ok(Config {
             heads_bytes_max,
             seal_bytes,
@@ -410,6 +520,11 @@ impl ServeArgs {
             retention_max_bytes: self.retention_max_bytes.unwrap_or(0),
             compaction_bytes_per_second,
             data_dir,
+            volatile_data_dir: if self.allow_volatile_data_dir {
+                VolatilePolicy::Allow
+            } else {
+                VolatilePolicy::Refuse
+            },
             http_addr,
             syslog_tcp_addr,
             syslog_udp_addr,
@@ -419,11 +534,11 @@ impl ServeArgs {
             syslog_frame_bytes_max,
             line_bytes_max,
             push_body_bytes_max,
-            wal_commit_interval: Duration::from_micros(wal_commit_interval_us as u64),
+            wal_commit_interval,
             wal_segment_bytes_max,
             syslog_tcp_unacked_bytes_max,
             syslog_udp_recv_buffer_bytes,
-            future_skew_max: Duration::from_secs(future_skew_seconds_max),
+            future_skew_max,
         })
     }
 }
@@ -432,6 +547,31 @@ fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))
+}
+
+fn parse_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    units::parse_duration_ns(text)
+        .map(Duration::from_nanos)
+        .map_err(|e| bad(key, e))
+}
+
+fn duration_within(
+    key: &str,
+    d: Duration,
+    range: std::ops::RangeInclusive<Duration>,
+) -> Result<Duration, ConfigError> {
+    if !range.contains(&d) {
+        return Err(bad(
+            key,
+            format!(
+                "must be between {} and {}, got {}",
+                duration_text(*range.start()),
+                duration_text(*range.end()),
+                duration_text(d)
+            ),
+        ));
+    }
+    Ok(d)
 }
 
 /// Parses a duration key (`30d`, `5m`, `500ms`) within `[min, max]`. `0` or an empty value is
@@ -446,15 +586,7 @@ fn duration(
     let d = match value.map(str::trim) {
         None => default,
         Some("") | Some("0") => Duration::ZERO,
-        Some(v) => {
-            let ns = crate::logql::duration::parse_prometheus_duration(v)
-                .or_else(|_| crate::logql::duration::parse_go_duration(v))
-                .map_err(|e| bad(key, format!("`{v}` is not a duration: {e}")))?;
-            if ns < 0 {
-                return Err(bad(key, format!("`{v}` is negative")));
-            }
-            Duration::from_nanos(ns as u64)
-        }
+        Some(v) => parse_duration(key, v)?,
     };
     if d.is_zero() {
         if default.is_zero() {
@@ -462,109 +594,61 @@ fn duration(
         }
         return Err(bad(key, "must not be zero"));
     }
-    if d < min || d > max {
-        return Err(bad(key, format!("{d:?} is outside {min:?}..={max:?}")));
-    }
-    Ok(Some(d))
+    duration_within(key, d, min..=max).map(Some)
 }
 
-/// Parses a listen address; an empty string means "off".
+/// Parses a listen address; an empty string means "off", and a bare `:PORT` means every
+/// interface (`0.0.0.0:PORT`), as Go servers such as Loki write it.
 fn addr(key: &str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);
     }
-    let mut addrs = value
-        .to_socket_addrs()
-        .map_err(|e| bad(key, format!("'{value}' is not a HOST:PORT address ({e})")))?;
+    let full;
+    let target = match value.strip_prefix(':') {
+        Some(port) => {
+            full = format!("0.0.0.0:{port}");
+            full.as_str()
+        }
+        None => value,
+    };
+    let mut addrs = target.to_socket_addrs().map_err(|e| {
+        bad(
+            key,
+            format!("'{value}' is not a HOST:PORT or :PORT address ({e})"),
+        )
+    })?;
     addrs
         .next()
         .map(Some)
         .ok_or_else(|| bad(key, format!("'{value}' resolves to no address")))
 }
 
-fn within(
+/// A size key within its bounds, or its default; the message shows sizes with units.
+fn size<T>(
     key: &str,
-    value: Option<usize>,
-    default: usize,
-    min: usize,
-    max: usize,
-) -> Result<usize, ConfigError> {
+    value: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: Copy + PartialOrd + TryInto<u64>,
+{
     let v = value.unwrap_or(default);
-    if v < min || v > max {
+    if !range.contains(&v) {
+        let text = |n: T| size_text(n.try_into().unwrap_or(u64::MAX));
         return Err(bad(
             key,
-            format!("must be between {min} and {max}, got {v}"),
+            format!(
+                "must be between {} and {}, got {}",
+                text(*range.start()),
+                text(*range.end()),
+                text(v)
+            ),
         ));
     }
     Ok(v)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_resolve() {
-        let c = ServeArgs::default().resolve(2).unwrap();
-        assert_eq!(c.cores, 2);
-        assert_eq!(c.http_addr.port(), 3100);
-        assert_eq!(c.syslog_tcp_addr.unwrap().port(), 5514);
-        assert_eq!(c.data_dir, PathBuf::from("./shardlog-data"));
-        assert_eq!(c.syslog_tenant, "fake");
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        let e = ServeArgs {
-            cores: Some(0),
-            ..Default::default()
-        }
-        .resolve(2)
-        .unwrap_err();
-        assert!(e.0.contains("`cores`") && e.0.contains("--cores"), "{e}");
-        let e = ServeArgs {
-            http_addr: Some("nonsense".into()),
-            ..Default::default()
-        }
-        .resolve(2)
-        .unwrap_err();
-        assert!(e.0.contains("--http-addr"), "{e}");
-        let e = ServeArgs {
-            cores: Some(64),
-            ..Default::default()
-        }
-        .resolve(2)
-        .unwrap_err();
-        assert!(e.0.contains("online"), "{e}");
-    }
-
-    #[test]
-    fn empty_syslog_addr_turns_listener_off() {
-        let c = ServeArgs {
-            syslog_udp_addr: Some(String::new()),
-            ..Default::default()
-        }
-        .resolve(1)
-        .unwrap();
-        assert!(c.syslog_udp_addr.is_none());
-        assert!(c.syslog_tcp_addr.is_some());
-    }
-
-    #[test]
-    fn file_keys_and_flag_precedence() {
-        let file: ServeArgs =
-            toml::from_str("data_dir = \"/var/lib/x\"\ncores = 1\nhttp_addr = \"127.0.0.1:9\"\n")
-                .unwrap();
-        let flags = ServeArgs {
-            cores: Some(2),
-            ..Default::default()
-        };
-        let c = flags.over(file).resolve(2).unwrap();
-        assert_eq!(c.cores, 2);
-        assert_eq!(c.data_dir, PathBuf::from("/var/lib/x"));
-        assert_eq!(c.http_addr.port(), 9);
-        let unknown: Result<ServeArgs, _> = toml::from_str("no_such_key = 1");
-        assert!(unknown.unwrap_err().to_string().contains("no_such_key"));
-    }
-}
+mod tests;

@@ -1,5 +1,6 @@
-//! Checks of the data directory: that it can be created, which file system holds it, that
-//! O_DIRECT writes and reads round-trip there, what one fdatasync costs, and free space.
+//! Checks of the data directory: that it can be created and written, that no other server
+//! holds it, which file system holds it, that O_DIRECT writes and reads round-trip there,
+//! what one fdatasync costs, and free space.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -8,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::host::bytes;
 use super::report::Finding;
+use crate::config::{Config, VolatilePolicy};
+use crate::preflight::lock;
+use crate::preflight::volatile::{RAMFS_MAGIC, TMPFS_MAGIC};
 
 /// Size and alignment of the probe write: the WAL's block size, which direct I/O needs on
 /// every common device.
@@ -43,8 +47,8 @@ pub fn fs_name(magic: u64) -> (&'static str, FsKind) {
     match magic {
         0xEF53 => ("ext4", FsKind::Good),
         0x5846_5342 => ("xfs", FsKind::Good),
-        0x0102_1994 => ("tmpfs", FsKind::Volatile),
-        0x8584_58f6 => ("ramfs", FsKind::Volatile),
+        TMPFS_MAGIC => ("tmpfs", FsKind::Volatile),
+        RAMFS_MAGIC => ("ramfs", FsKind::Volatile),
         0x9123_683E => (
             "btrfs",
             FsKind::Caveat(
@@ -82,20 +86,28 @@ pub fn fs_name(magic: u64) -> (&'static str, FsKind) {
     }
 }
 
-pub fn classify_fs(dir: &Path, magic: u64) -> Finding {
+pub fn classify_fs(dir: &Path, magic: u64, volatile: VolatilePolicy) -> Finding {
     let (name, kind) = fs_name(magic);
     let dir = dir.display();
     let move_it = "put --data-dir on ext4 or xfs on a local disk, e.g.\n\
                    mkfs.xfs /dev/nvme0n1 && mount -o noatime /dev/nvme0n1 /var/lib/shardlog";
     match kind {
         FsKind::Good => Finding::ok("filesystem", format!("{dir} is on {name}")),
+        FsKind::Volatile if volatile == VolatilePolicy::Allow => Finding::warn(
+            "filesystem",
+            format!(
+                "{dir} is on {name}, allowed by --allow-volatile-data-dir: every acknowledged \
+                 line is lost at reboot"
+            ),
+            move_it,
+        ),
         FsKind::Volatile => Finding::fail(
             "filesystem",
             format!(
-                "{dir} is on {name}: memory, not a disk; every acknowledged line is lost at \
-                 reboot (older kernels also refuse O_DIRECT there)"
+                "{dir} is on {name}: memory, not a disk; every acknowledged line would be lost \
+                 at reboot (older kernels also refuse O_DIRECT there), so serve refuses it"
             ),
-            move_it,
+            format!("{move_it}\nor, for a throw-away server, pass --allow-volatile-data-dir"),
         ),
         FsKind::Caveat(why) => {
             Finding::warn("filesystem", format!("{dir} is on {name}: {why}"), move_it)
@@ -118,12 +130,7 @@ pub fn classify_fs(dir: &Path, magic: u64) -> Finding {
 
 /// `statfs` of `dir`: (file system magic, bytes free to unprivileged users).
 pub fn statfs(dir: &Path) -> std::io::Result<(u64, u64)> {
-    // The magic is statfs(2)'s alone; statvfs(3) counts free blocks in fragments, falling
-    // back to the block size, which is the rule for free bytes.
-    let magic = nix::sys::statfs::statfs(dir)?.filesystem_type().0;
-    let st = nix::sys::statvfs::statvfs(dir)?;
-    let free = st.blocks_available() * st.fragment_size();
-    Ok((magic as u64, free))
+    crate::preflight::volatile::statfs(dir).map(|st| (st.magic, st.free_bytes))
 }
 
 /// What the O_DIRECT probe measured.
@@ -268,8 +275,70 @@ pub fn classify_free(free: u64, cores: usize, segment_bytes: u64) -> Finding {
     }
 }
 
-/// All checks of the data directory, in order; stops early when it cannot be created.
-pub fn check_data_dir(dir: &Path, cores: usize, segment_bytes: u64) -> Vec<Finding> {
+/// Whether this user may create files in `dir` (`access(2)` with W_OK and X_OK).
+fn writable(dir: &Path) -> std::io::Result<()> {
+    nix::unistd::access(
+        dir,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// Who holds the data dir's lock, as a finding; `true` in the second place when a server
+/// holds it (the probes that write files then stay out of its way).
+pub fn classify_lock(
+    dir: &Path,
+    holder: Result<Option<Option<u32>>, lock::LockError>,
+) -> (Finding, bool) {
+    let lock_path = dir.join(crate::store::paths::LOCK_FILE);
+    match holder {
+        Ok(None) => (
+            Finding::ok(
+                "data dir lock",
+                format!("no other process holds {}", lock_path.display()),
+            ),
+            false,
+        ),
+        Ok(Some(pid)) => {
+            let who = pid.map_or("a process whose PID is not written yet".to_string(), |p| {
+                format!("process {p}")
+            });
+            let stop = pid.map_or(String::new(), |p| format!(", or `kill -TERM {p}`"));
+            (
+                Finding::fail(
+                    "data dir lock",
+                    format!(
+                        "{} is held by {who} ({}): a second serve on this data dir refuses to \
+                         start",
+                        dir.display(),
+                        lock_path.display()
+                    ),
+                    format!(
+                        "stop the server that runs there first (`systemctl stop shardlog`{stop}), \
+                         or give this one its own --data-dir"
+                    ),
+                ),
+                true,
+            )
+        }
+        Err(e) => (
+            Finding::fail(
+                "data dir lock",
+                e.to_string(),
+                format!(
+                    "make {} readable and writable by the service user",
+                    lock_path.display()
+                ),
+            ),
+            false,
+        ),
+    }
+}
+
+/// All checks of the data directory, in order; stops early when it cannot be created or
+/// written.
+pub fn check_data_dir(config: &Config) -> Vec<Finding> {
+    let dir = config.data_dir.as_path();
     if let Err(e) = std::fs::create_dir_all(dir) {
         return vec![Finding::fail(
             "data dir",
@@ -280,10 +349,29 @@ pub fn check_data_dir(dir: &Path, cores: usize, segment_bytes: u64) -> Vec<Findi
             ),
         )];
     }
-    let mut out = vec![Finding::ok("data dir", format!("{} exists", dir.display()))];
+    if let Err(e) = writable(dir) {
+        return vec![Finding::fail(
+            "data dir",
+            format!(
+                "{} is not writable by this user: {e}; serve could not take its lock or \
+                 create its WAL",
+                dir.display()
+            ),
+            format!(
+                "chown -R shardlog: {}  (the user serve runs as), or set --data-dir",
+                dir.display()
+            ),
+        )];
+    }
+    let mut out = vec![Finding::ok(
+        "data dir",
+        format!("{} exists and is writable", dir.display()),
+    )];
+    let (lock_finding, held) = classify_lock(dir, lock::holder(dir));
+    out.push(lock_finding);
     let free = match statfs(dir) {
         Ok((magic, free)) => {
-            out.push(classify_fs(dir, magic));
+            out.push(classify_fs(dir, magic, config.volatile_data_dir));
             Some(free)
         }
         Err(e) => {
@@ -295,9 +383,20 @@ pub fn check_data_dir(dir: &Path, cores: usize, segment_bytes: u64) -> Vec<Findi
             None
         }
     };
-    out.extend(classify_direct_io(dir, &probe_direct_io(dir)));
+    if held {
+        out.push(Finding::skip(
+            "O_DIRECT",
+            "not probed: a running server owns the data dir",
+        ));
+    } else {
+        out.extend(classify_direct_io(dir, &probe_direct_io(dir)));
+    }
     if let Some(free) = free {
-        out.push(classify_free(free, cores, segment_bytes));
+        out.push(classify_free(
+            free,
+            config.cores,
+            config.wal_segment_bytes_max,
+        ));
     }
     out
 }
@@ -316,12 +415,59 @@ mod tests {
         assert_eq!(fs_name(0x6969).1, FsKind::Remote);
         assert_eq!(fs_name(0x1234).1, FsKind::Unknown);
         let dir = Path::new("/dev/shm/x");
-        let f = classify_fs(dir, 0x0102_1994);
+        let refuse = VolatilePolicy::Refuse;
+        let f = classify_fs(dir, 0x0102_1994, refuse);
         assert_eq!(f.status, Status::Fail);
         assert!(f.detail.contains("tmpfs") && f.detail.contains("/dev/shm/x"));
-        assert!(f.fix.unwrap().contains("ext4 or xfs"));
-        assert_eq!(classify_fs(dir, 0xEF53).status, Status::Ok);
-        assert!(classify_fs(dir, 0x1234).detail.contains("0x1234"));
+        let fix = f.fix.unwrap();
+        assert!(fix.contains("ext4 or xfs") && fix.contains("--allow-volatile-data-dir"));
+        // Allowed by the flag: serve starts, so it is a warning.
+        let f = classify_fs(dir, RAMFS_MAGIC, VolatilePolicy::Allow);
+        assert_eq!(f.status, Status::Warn);
+        assert!(f.detail.contains("ramfs"), "{}", f.detail);
+        assert_eq!(classify_fs(dir, 0xEF53, refuse).status, Status::Ok);
+        assert!(classify_fs(dir, 0x1234, refuse).detail.contains("0x1234"));
+    }
+
+    #[test]
+    fn lock_classification() {
+        let dir = Path::new("/var/lib/shardlog");
+        let (f, held) = classify_lock(dir, Ok(None));
+        assert_eq!((f.status, held), (Status::Ok, false));
+        let (f, held) = classify_lock(dir, Ok(Some(Some(4242))));
+        assert_eq!((f.status, held), (Status::Fail, true));
+        assert!(f.detail.contains("process 4242") && f.detail.contains("shardlog.lock"));
+        assert!(f.fix.unwrap().contains("kill -TERM 4242"));
+        let (f, _) = classify_lock(dir, Ok(Some(None)));
+        assert!(f.detail.contains("not written yet"), "{}", f.detail);
+    }
+
+    #[test]
+    fn a_held_lock_fails_and_keeps_the_probes_out() {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/doctor-tests");
+        std::fs::create_dir_all(&base).unwrap();
+        let dir = tempfile::tempdir_in(&base).unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..crate::config::ServeArgs::default().resolve(1).unwrap()
+        };
+        let held = lock::DataDirLock::acquire(dir.path()).unwrap();
+        let findings = check_data_dir(&config);
+        let line = |check: &str| findings.iter().find(|f| f.check == check).unwrap();
+        assert_eq!(line("data dir lock").status, Status::Fail);
+        assert!(
+            line("data dir lock")
+                .detail
+                .contains(&std::process::id().to_string())
+        );
+        assert_eq!(line("O_DIRECT").status, Status::Skip);
+        drop(held);
+        let findings = check_data_dir(&config);
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.check == "data dir lock" && f.status == Status::Ok)
+        );
     }
 
     #[test]

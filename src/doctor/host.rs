@@ -1,5 +1,5 @@
-//! Checks of the host itself: kernel, io_uring, the glommio executor, locked memory, open
-//! files, CPUs and their frequency governor.
+//! Checks of the host itself: kernel, io_uring, the glommio executor, CPUs and their
+//! frequency governor (resource limits are in [`super::limits`]).
 //!
 //! Each check is a pure `classify_*` function over numbers and text read from `/proc`, `/sys`
 //! and `getrlimit` (tested below with made-up hosts), plus a thin `check_*` wrapper that reads
@@ -9,7 +9,6 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
 
 use super::report::Finding;
 use crate::config::SHARDS_MAX;
@@ -37,15 +36,8 @@ pub const CAP_NET_BIND_SERVICE: u32 = 10;
 pub const CAP_NET_ADMIN: u32 = 12;
 pub const CAP_IPC_LOCK: u32 = 14;
 pub const CAP_SYS_ADMIN: u32 = 21;
-
-/// Open files a busy server wants: one per syslog TCP and HTTP connection, so tens of
-/// thousands of senders need this many; systemd units commonly grant 1M.
-pub const NOFILE_TARGET: u64 = 65_536;
-/// Descriptors one shard holds before any client connects: 3 io_uring rings, eventfds and
-/// timers, 3 listeners, the WAL directory and its open segment, with room to spare.
-pub const FDS_PER_SHARD_AT_START: u64 = 16;
-/// Descriptors the process holds besides the shards (stdio, signal thread, blocking pool).
-pub const FDS_PROCESS_BASE: u64 = 64;
+/// Lets a process raise its own hard resource limits (`ulimit -H`), as root can.
+pub const CAP_SYS_RESOURCE: u32 = 24;
 
 /// How long the executor probe may take before it is reported as hanging.
 const EXECUTOR_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,7 +147,7 @@ pub fn classify_io_uring(disabled: Option<u64>, setup: Result<(), Errno>) -> Fin
         (Err(Errno::ENOMEM), _) => Finding::fail(
             "io_uring",
             "io_uring_setup: ENOMEM, the ring does not fit in the memlock limit",
-            "ulimit -l unlimited  (systemd: LimitMEMLOCK=infinity)",
+            "raise the memlock limit as the memlock line says",
         ),
         (Err(errno), _) => Finding::fail(
             "io_uring",
@@ -213,111 +205,8 @@ pub fn classify_executor(result: Result<(), String>) -> Finding {
         Err(e) => Finding::fail(
             "executor",
             format!("a glommio executor does not start: {e}"),
-            "see the io_uring and memlock lines; `ulimit -l unlimited` \
-             (systemd: LimitMEMLOCK=infinity)",
+            "see the io_uring and memlock lines",
         ),
-    }
-}
-
-// ---- memlock ----
-
-/// Locked memory `cores` executors ask for: every ring registers the I/O memory, and before
-/// Linux 5.12 the rings themselves count too.
-pub fn memlock_needed_bytes(cores: usize, kernel: Option<(u32, u32)>) -> u64 {
-    let registered = GLOMMIO_RINGS_PER_EXECUTOR * GLOMMIO_IO_MEMORY_BYTES;
-    let rings = match kernel {
-        Some(v) if v >= KERNEL_RING_MEMCG => 0,
-        _ => GLOMMIO_RINGS_PER_EXECUTOR * ring_bytes(GLOMMIO_RING_DEPTH),
-    };
-    cores as u64 * (registered + rings)
-}
-
-/// Kernel memory of one ring: 64-byte SQEs, twice as many 16-byte CQEs, the 4-byte SQ index
-/// array and a page of ring headers, rounded up to pages.
-fn ring_bytes(depth: u64) -> u64 {
-    let raw = depth * 64 + 2 * depth * 16 + depth * 4 + 4096;
-    raw.div_ceil(4096) * 4096
-}
-
-const MEMLOCK_FIX: &str = "ulimit -l unlimited  (systemd: LimitMEMLOCK=infinity; \
-     /etc/security/limits.conf: `shardlog - memlock unlimited`)";
-
-/// `limit` is the soft RLIMIT_MEMLOCK, `None` for unlimited.
-pub fn classify_memlock(
-    limit: Option<u64>,
-    cores: usize,
-    kernel: Option<(u32, u32)>,
-    cap_ipc_lock: bool,
-) -> Finding {
-    let need = memlock_needed_bytes(cores, kernel);
-    let shown = limit.map_or("unlimited".to_string(), bytes);
-    let accounting = match kernel {
-        Some(v) if v >= KERNEL_RING_MEMCG => {
-            "rings are charged to the memory cgroup, memlock bounds only registered buffers"
-        }
-        _ => "rings and registered buffers count against memlock",
-    };
-    if cap_ipc_lock {
-        return Finding::ok(
-            "memlock",
-            format!("{shown}, not enforced: the process has CAP_IPC_LOCK"),
-        );
-    }
-    match limit {
-        None => Finding::ok("memlock", format!("unlimited; {accounting}")),
-        Some(l) if l < GLOMMIO_MEMLOCK_MIN_BYTES => Finding::fail(
-            "memlock",
-            format!(
-                "{shown}: glommio refuses to start an executor below {}",
-                bytes(GLOMMIO_MEMLOCK_MIN_BYTES)
-            ),
-            MEMLOCK_FIX,
-        ),
-        Some(l) if l < need => Finding::warn(
-            "memlock",
-            format!(
-                "{shown} < {} for {cores} executor(s) ({} I/O memory x {GLOMMIO_RINGS_PER_EXECUTOR} \
-                 rings each; {accounting}): buffer registration fails and storage I/O uses \
-                 unregistered buffers, which is slower",
-                bytes(need),
-                bytes(GLOMMIO_IO_MEMORY_BYTES)
-            ),
-            MEMLOCK_FIX,
-        ),
-        Some(_) => Finding::ok(
-            "memlock",
-            format!(
-                "{shown} >= {} for {cores} executor(s); {accounting}",
-                bytes(need)
-            ),
-        ),
-    }
-}
-
-// ---- open files ----
-
-/// `soft`/`hard` RLIMIT_NOFILE, `None` for unlimited.
-pub fn classify_nofile(soft: Option<u64>, hard: Option<u64>, cores: usize) -> Finding {
-    let floor = FDS_PROCESS_BASE + cores as u64 * FDS_PER_SHARD_AT_START;
-    let show = |v: Option<u64>| v.map_or("unlimited".to_string(), |v| v.to_string());
-    let detail = format!("soft {}, hard {}", show(soft), show(hard));
-    let fix = "ulimit -n 1048576  (systemd: LimitNOFILE=1048576; \
-               /etc/security/limits.conf: `shardlog - nofile 1048576`)";
-    match soft {
-        Some(s) if s < floor => Finding::fail(
-            "open files",
-            format!("{detail}: {cores} shard(s) need about {floor} before the first connection"),
-            fix,
-        ),
-        Some(s) if s < NOFILE_TARGET => Finding::warn(
-            "open files",
-            format!(
-                "{detail}: below {NOFILE_TARGET}; each syslog TCP or HTTP connection takes one, \
-                 and accepts fail with EMFILE at the limit"
-            ),
-            fix,
-        ),
-        _ => Finding::ok("open files", format!("{detail} (>= {NOFILE_TARGET})")),
     }
 }
 
@@ -581,13 +470,6 @@ pub fn parse_u64_text(text: &str) -> Option<u64> {
     text.trim().parse().ok()
 }
 
-/// Soft and hard limit of a resource; `None` stands for unlimited.
-pub fn rlimit(resource: Resource) -> Option<(Option<u64>, Option<u64>)> {
-    let (soft, hard) = getrlimit(resource).ok()?;
-    let v = |x: u64| (x != RLIM_INFINITY).then_some(x);
-    Some((v(soft), v(hard)))
-}
-
 /// `10485760` -> `10 MiB`; exact binary units where they divide, else one decimal.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -640,67 +522,11 @@ mod tests {
             classify_io_uring(None, Err(Errno::ENOMEM))
                 .fix
                 .unwrap()
-                .contains("ulimit -l")
+                .contains("memlock line")
         );
         assert_eq!(
             classify_io_uring(None, Err(Errno::EIO)).status,
             Status::Fail
-        );
-    }
-
-    #[test]
-    fn memlock_needs_and_classification() {
-        let new = Some((6, 1));
-        let old = Some((5, 10));
-        assert_eq!(memlock_needed_bytes(2, new), 2 * 3 * (10 << 20));
-        assert!(memlock_needed_bytes(2, old) > memlock_needed_bytes(2, new));
-        // The shipped default of many distributions (8 MiB) starts executors but cannot hold
-        // the registered buffers of even one.
-        let f = classify_memlock(Some(8 << 20), 1, new, false);
-        assert_eq!(f.status, Status::Warn, "{}", f.detail);
-        assert!(f.fix.unwrap().contains("LimitMEMLOCK=infinity"));
-        assert_eq!(
-            classify_memlock(Some(64 << 10), 1, new, false).status,
-            Status::Fail
-        );
-        assert_eq!(
-            classify_memlock(Some(64 << 10), 1, new, true).status,
-            Status::Ok
-        );
-        assert_eq!(classify_memlock(None, 64, new, false).status, Status::Ok);
-        assert_eq!(
-            classify_memlock(Some(1 << 30), 4, new, false).status,
-            Status::Ok
-        );
-        // Exactly enough is enough; one byte less is not.
-        let need = memlock_needed_bytes(3, old);
-        assert_eq!(
-            classify_memlock(Some(need), 3, old, false).status,
-            Status::Ok
-        );
-        assert_eq!(
-            classify_memlock(Some(need - 1), 3, old, false).status,
-            Status::Warn
-        );
-    }
-
-    #[test]
-    fn nofile_classification() {
-        assert_eq!(
-            classify_nofile(Some(1_048_576), Some(1_048_576), 4).status,
-            Status::Ok
-        );
-        assert_eq!(classify_nofile(None, None, 4).status, Status::Ok);
-        assert_eq!(
-            classify_nofile(Some(1024), Some(4096), 4).status,
-            Status::Warn
-        );
-        let f = classify_nofile(Some(100), Some(100), 4);
-        assert_eq!(f.status, Status::Fail);
-        assert!(f.fix.unwrap().contains("LimitNOFILE"));
-        assert_eq!(
-            classify_nofile(Some(NOFILE_TARGET), None, 1).status,
-            Status::Ok
         );
     }
 
@@ -814,6 +640,5 @@ mod tests {
         // their classification names the check.
         let f = classify_io_uring(Some(0), probe_io_uring_setup());
         assert_eq!(f.check, "io_uring");
-        assert!(rlimit(Resource::RLIMIT_NOFILE).is_some());
     }
 }

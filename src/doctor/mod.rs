@@ -10,16 +10,25 @@
 //! the command that fixes it. The exit status is 1 when any check failed, else 0.
 //!
 //! - [`report`]: findings, their aligned rendering and the exit code.
-//! - [`host`]: kernel, io_uring, the glommio executor, memlock, open files, CPUs, governor.
+//! - [`host`]: kernel, io_uring, the glommio executor, CPUs, governor.
+//! - [`limits`]: memlock and open files against what the shards need.
 //! - [`disk`]: the data directory: file system, O_DIRECT round trip, fsync cost, free space.
 //! - [`net`]: `net.core.rmem_max` against the UDP buffer, and the listen addresses.
 //!
+//! Every condition that makes `serve` refuse to start or exit is a `FAIL` here: an invalid
+//! key, io_uring or an executor that does not start, a memlock or open-files limit below
+//! what the shards need, too many cores, a data dir that cannot be created or written, is
+//! held by another server ([`crate::preflight::lock`]), or is on tmpfs without
+//! `--allow-volatile-data-dir`, and an address something else listens on. A fix is only
+//! suggested where it can work on this host (no `ulimit -n` above the hard limit).
+//!
 //! The checks read `/proc`, `/sys` and resource limits, create the data directory (as
-//! `serve` would), write and remove one probe file in it, and bind each listen address for
-//! an instant. They change nothing else.
+//! `serve` would), write and remove one probe file in it (not while a server holds it), and
+//! bind each listen address for an instant. They change nothing else.
 
 pub mod disk;
 pub mod host;
+pub mod limits;
 pub mod net;
 pub mod report;
 
@@ -27,7 +36,8 @@ use clap::Args;
 use nix::sys::resource::Resource;
 
 use crate::config::{Config, ServeArgs};
-use host::{CAP_IPC_LOCK, CAP_NET_ADMIN, has_cap};
+use host::{CAP_IPC_LOCK, CAP_NET_ADMIN, CAP_SYS_RESOURCE, has_cap};
+use limits::HardLimits;
 use report::{Finding, Status};
 
 /// Flags of `shardlog doctor`: the same as `shardlog serve`, so that the configuration
@@ -66,17 +76,23 @@ pub fn check_all(args: ServeArgs) -> Vec<Finding> {
 
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let caps = host::parse_cap_eff(&status).unwrap_or(0);
-    match host::rlimit(Resource::RLIMIT_MEMLOCK) {
-        Some((soft, _)) => out.push(host::classify_memlock(
-            soft,
+    let hard_limits = if has_cap(caps, CAP_SYS_RESOURCE) {
+        HardLimits::Raisable
+    } else {
+        HardLimits::Fixed
+    };
+    match limits::rlimit(Resource::RLIMIT_MEMLOCK) {
+        Some(limit) => out.push(limits::classify_memlock(
+            limit,
             cores,
             kernel,
             has_cap(caps, CAP_IPC_LOCK),
+            hard_limits,
         )),
         None => out.push(Finding::skip("memlock", "getrlimit(RLIMIT_MEMLOCK) failed")),
     }
-    match host::rlimit(Resource::RLIMIT_NOFILE) {
-        Some((soft, hard)) => out.push(host::classify_nofile(soft, hard, cores)),
+    match limits::rlimit(Resource::RLIMIT_NOFILE) {
+        Some(limit) => out.push(limits::classify_nofile(limit, cores, hard_limits)),
         None => out.push(Finding::skip(
             "open files",
             "getrlimit(RLIMIT_NOFILE) failed",
@@ -96,32 +112,14 @@ pub fn check_all(args: ServeArgs) -> Vec<Finding> {
         ));
         return out;
     };
-    out.extend(disk::check_data_dir(
-        &config.data_dir,
-        config.cores,
-        config.wal_segment_bytes_max,
-    ));
+    out.extend(disk::check_data_dir(&config));
     out.push(net::classify_rmem(
         host::read_proc_u64("/proc/sys/net/core/rmem_max"),
         config.syslog_udp_recv_buffer_bytes,
         config.syslog_udp_addr.is_some(),
         has_cap(caps, CAP_NET_ADMIN),
     ));
-    out.push(net::check_bind(
-        "http addr",
-        Some(config.http_addr),
-        net::Proto::Tcp,
-    ));
-    out.push(net::check_bind(
-        "syslog tcp addr",
-        config.syslog_tcp_addr,
-        net::Proto::Tcp,
-    ));
-    out.push(net::check_bind(
-        "syslog udp addr",
-        config.syslog_udp_addr,
-        net::Proto::Udp,
-    ));
+    out.extend(net::check_listens(&config));
     out
 }
 
@@ -214,16 +212,22 @@ mod tests {
                 ..file
             }
         );
-        assert!(
-            !debug.contains("None"),
+        // Keys the example leaves out: only the older forms of keys it sets in the newer one.
+        let unset: Vec<&str> = debug
+            .match_indices(": None")
+            .map(|(i, _)| debug[..i].rsplit([' ', '{']).next().unwrap())
+            .collect();
+        assert_eq!(
+            unset,
+            crate::config::OLDER_FORMS,
             "a key is missing from the example: {debug}"
         );
         let keys = text
             .lines()
             .filter(|l| !l.trim_start().starts_with('#') && l.contains('='))
             .count();
-        // All fields but `config`, which only exists as a flag.
-        let fields = debug.matches(": ").count() - 1;
+        // All fields but `config`, which only exists as a flag, and the older forms.
+        let fields = debug.matches(": ").count() - 1 - crate::config::OLDER_FORMS.len();
         assert_eq!(keys, fields, "{debug}");
     }
 

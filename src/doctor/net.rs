@@ -1,18 +1,13 @@
 //! Network checks: the kernel's socket buffer ceiling against the configured UDP buffer, and
-//! whether the configured listen addresses can be bound.
+//! whether the configured listen addresses can be bound (the same plain-bind probe `serve`
+//! makes before it starts).
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
 
 use super::host::bytes;
 use super::report::Finding;
-
-/// Whether a listener speaks TCP or UDP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
+use crate::config::Config;
+use crate::preflight::addr::{self, AddrError, Listen};
 
 /// `rmem_max` is `net.core.rmem_max`; `wanted` the configured syslog UDP receive buffer.
 pub fn classify_rmem(
@@ -62,60 +57,66 @@ pub fn classify_rmem(
     }
 }
 
-/// Binds `addr` the way a listener would and releases it at once.
-pub fn probe_bind(addr: SocketAddr, proto: Proto) -> std::io::Result<()> {
-    match proto {
-        Proto::Tcp => TcpListener::bind(addr).map(drop),
-        Proto::Udp => UdpSocket::bind(addr).map(drop),
+/// The doctor's name of each listener's check line.
+fn check_name(key: &str) -> &'static str {
+    match key {
+        "http_addr" => "http addr",
+        "syslog_tcp_addr" => "syslog tcp addr",
+        _ => "syslog udp addr",
     }
 }
 
-pub fn classify_bind(
-    check: &'static str,
-    addr: SocketAddr,
-    result: &std::io::Result<()>,
-) -> Finding {
-    let Err(e) = result else {
-        return Finding::ok(check, format!("{addr} is free"));
+/// What the plain-bind probe of `serve` ([`crate::preflight::addr`]) answered for one
+/// address. Every error is a failure: `serve` refuses to start on it.
+pub fn classify_bind(listen: Listen, result: std::io::Result<()>) -> Finding {
+    let check = check_name(listen.key);
+    let Err(error) = result else {
+        return Finding::ok(check, format!("{} is free", listen.addr));
     };
-    match e.kind() {
-        ErrorKind::AddrInUse => Finding::warn(
-            check,
-            format!(
-                "{addr} is in use: another process holds it (if that is a shardlog, a second \
-                 one on the same port shares the traffic through SO_REUSEPORT)"
-            ),
-            format!("ss -lntup 'sport = :{}'  to see who holds it", addr.port()),
+    let fix = match error.kind() {
+        ErrorKind::AddrInUse => format!(
+            "ss -lntup 'sport = :{}'  shows who holds it; stop it, or choose another {}",
+            listen.addr.port(),
+            listen.flag()
         ),
-        ErrorKind::PermissionDenied => Finding::warn(
-            check,
-            format!(
-                "{addr}: permission denied; ports below net.ipv4.ip_unprivileged_port_start \
-                 (1024) need CAP_NET_BIND_SERVICE"
-            ),
-            "AmbientCapabilities=CAP_NET_BIND_SERVICE (tuning/shardlog.service), or\n\
-             setcap cap_net_bind_service=+ep /usr/local/bin/shardlog",
-        ),
-        ErrorKind::AddrNotAvailable => Finding::warn(
-            check,
-            format!("{addr}: no interface of this host has that address"),
-            "use 0.0.0.0 or an address shown by `ip -br addr`",
-        ),
-        _ => Finding::warn(check, format!("{addr}: {e}"), "check the address"),
-    }
+        ErrorKind::PermissionDenied => "AmbientCapabilities=CAP_NET_BIND_SERVICE \
+             (tuning/shardlog.service), or\n\
+             setcap cap_net_bind_service=+ep /usr/local/bin/shardlog"
+            .to_string(),
+        ErrorKind::AddrNotAvailable => {
+            "use 0.0.0.0 (or `:PORT`) or an address shown by `ip -br addr`".to_string()
+        }
+        _ => format!("check {}", listen.flag()),
+    };
+    let detail = format!(
+        "{} {}: {}; serve would refuse to start",
+        listen.proto.name(),
+        listen.addr,
+        AddrError { listen, error }.reason()
+    );
+    Finding::fail(check, detail, fix)
 }
 
-pub fn check_bind(check: &'static str, addr: Option<SocketAddr>, proto: Proto) -> Finding {
-    match addr {
-        None => Finding::ok(check, "off"),
-        Some(a) => classify_bind(check, a, &probe_bind(a, proto)),
+/// One line per listener of the configuration (`off` for a syslog one turned off).
+pub fn check_listens(config: &Config) -> Vec<Finding> {
+    let listens = addr::listens(config);
+    let mut out = Vec::new();
+    for key in ["http_addr", "syslog_tcp_addr", "syslog_udp_addr"] {
+        match listens.iter().find(|l| l.key == key) {
+            Some(l) => out.push(classify_bind(*l, addr::probe(l.addr, l.proto))),
+            None => out.push(Finding::ok(check_name(key), "off")),
+        }
     }
+    out
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::{SocketAddr, TcpListener, UdpSocket};
+
     use super::super::report::Status;
     use super::*;
+    use crate::preflight::addr::Proto;
 
     #[test]
     fn rmem_classification() {
@@ -142,33 +143,39 @@ mod tests {
         );
     }
 
+    fn listen(key: &'static str, addr: SocketAddr, proto: Proto) -> Listen {
+        Listen { key, addr, proto }
+    }
+
     #[test]
-    fn bind_probe_sees_a_held_port() {
+    fn a_held_port_fails_as_serve_would() {
         let held = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = held.local_addr().unwrap();
-        let f = check_bind("http", Some(addr), Proto::Tcp);
-        assert_eq!(f.status, Status::Warn, "{}", f.detail);
-        assert!(f.detail.contains("in use"));
+        let l = listen("http_addr", addr, Proto::Tcp);
+        let f = classify_bind(l, addr::probe(addr, Proto::Tcp));
+        assert_eq!(f.status, Status::Fail, "{}", f.detail);
+        assert!(f.detail.contains("in use") && f.detail.contains(&addr.to_string()));
+        assert!(f.fix.unwrap().contains("--http-addr"));
         drop(held);
-        let f = check_bind("http", Some(addr), Proto::Tcp);
+        let f = classify_bind(l, addr::probe(addr, Proto::Tcp));
         assert_eq!(f.status, Status::Ok, "{}", f.detail);
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let f = check_bind("syslog udp", Some(udp.local_addr().unwrap()), Proto::Udp);
-        assert_eq!(f.status, Status::Warn);
-        assert_eq!(check_bind("syslog udp", None, Proto::Udp).detail, "off");
+        let addr = udp.local_addr().unwrap();
+        let f = classify_bind(
+            listen("syslog_udp_addr", addr, Proto::Udp),
+            addr::probe(addr, Proto::Udp),
+        );
+        assert_eq!((f.check, f.status), ("syslog udp addr", Status::Fail));
     }
 
     #[test]
     fn bind_errors_say_what_to_do() {
         let addr: SocketAddr = "0.0.0.0:514".parse().unwrap();
-        let denied = Err(std::io::Error::from(ErrorKind::PermissionDenied));
-        let f = classify_bind("syslog tcp", addr, &denied);
+        let l = listen("syslog_tcp_addr", addr, Proto::Tcp);
+        let f = classify_bind(l, Err(ErrorKind::PermissionDenied.into()));
+        assert_eq!(f.status, Status::Fail);
         assert!(f.fix.unwrap().contains("CAP_NET_BIND_SERVICE"));
-        let gone = Err(std::io::Error::from(ErrorKind::AddrNotAvailable));
-        assert!(
-            classify_bind("http", addr, &gone)
-                .detail
-                .contains("no interface")
-        );
+        let f = classify_bind(l, Err(ErrorKind::AddrNotAvailable.into()));
+        assert!(f.detail.contains("no interface"), "{}", f.detail);
     }
 }

@@ -8,10 +8,12 @@
 //! over one bounded mesh. Shared across threads are only the configuration and a few atomics
 //! for readiness and shutdown ([`Lifecycle`]).
 
+pub mod mesh;
 pub mod shutdown;
 pub mod signals;
 pub mod wake;
 
+pub use mesh::MeshMsg;
 pub use shutdown::Shutdown;
 
 use std::cell::Cell;
@@ -20,30 +22,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
 use glommio::{CpuSet, Latency, LocalExecutorPoolBuilder, PoolPlacement, Shares, TaskQueueHandle};
 
 use crate::config::{Config, MESH_CHANNEL_CAPACITY};
 use crate::model::Batch;
 use crate::shard::{Protocol, Shard, ShardAnswer, ShardRequest};
+use mesh::{Replies, Reply};
 
 /// How long a stopping shard waits for the batches it sent, and for the other shards to
 /// drain, before it closes its WAL anyway.
 const STOP_BATCHES_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// What crosses the mesh: a batch for its owner, or a question for a shard.
-pub enum MeshMsg {
-    Append {
-        batch: Batch,
-        protocol: Protocol,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    Query {
-        req: ShardRequest,
-        reply: oneshot::Sender<ShardAnswer>,
-    },
-}
 
 /// Process-wide state shared by all executors: only atomics, no locks.
 pub struct Lifecycle {
@@ -56,6 +45,8 @@ pub struct Lifecycle {
     drained: AtomicUsize,
     /// Set when a shard failed to start: the others stop too and the process exits non-zero.
     failed: AtomicBool,
+    /// Cores whose listeners are all bound; the one that completes the count says so.
+    listening: AtomicUsize,
 }
 
 impl Lifecycle {
@@ -66,6 +57,7 @@ impl Lifecycle {
             stopping: AtomicBool::new(false),
             drained: AtomicUsize::new(0),
             failed: AtomicBool::new(false),
+            listening: AtomicUsize::new(0),
         }
     }
 
@@ -91,6 +83,8 @@ pub struct Core {
     pub lifecycle: Arc<Lifecycle>,
     pub shard: Rc<Shard>,
     senders: Senders<MeshMsg>,
+    /// This core's requests to other cores that wait for a reply.
+    replies: Replies,
     pub ingest_tq: TaskQueueHandle,
     pub query_tq: TaskQueueHandle,
     pub background_tq: TaskQueueHandle,
@@ -120,16 +114,17 @@ impl Core {
         let result = if owner == self.id {
             self.shard.append(batch, protocol).await
         } else {
-            let (tx, rx) = oneshot::channel();
+            let pending = self.replies.register();
             let msg = MeshMsg::Append {
+                id: pending.id,
                 batch,
                 protocol,
-                reply: tx,
             };
             match self.senders.send_to(owner, msg).await {
-                Ok(()) => rx
-                    .await
-                    .unwrap_or_else(|_| Err(format!("shard {owner} went away"))),
+                Ok(()) => match pending.wait().await {
+                    Reply::Appended(result) => result,
+                    Reply::Answered(_) => Err(format!("shard {owner} answered an append oddly")),
+                },
                 Err(_) => Err(format!("shard {owner} is not reachable")),
             }
         };
@@ -144,20 +139,23 @@ impl Core {
             if peer == self.id {
                 continue;
             }
-            let (tx, rx) = oneshot::channel();
+            let reply = self.replies.register();
             let msg = MeshMsg::Query {
+                id: reply.id,
                 req: req.clone(),
-                reply: tx,
             };
             if self.senders.send_to(peer, msg).await.is_err() {
                 return Err(format!("shard {peer} is not reachable"));
             }
-            pending.push((peer, rx));
+            pending.push((peer, reply));
         }
         let mut answers = Vec::with_capacity(self.shards);
         answers.push(self.shard.answer(req).await);
-        for (peer, rx) in pending {
-            answers.push(rx.await.map_err(|_| format!("shard {peer} went away"))?);
+        for (peer, reply) in pending {
+            match reply.wait().await {
+                Reply::Answered(answer) => answers.push(answer),
+                Reply::Appended(_) => return Err(format!("shard {peer} answered a query oddly")),
+            }
         }
         Ok(answers)
     }
@@ -257,6 +255,7 @@ async fn run_core(
         lifecycle: lifecycle.clone(),
         shard: shard.clone(),
         senders,
+        replies: Replies::default(),
         ingest_tq,
         query_tq,
         background_tq,
@@ -312,6 +311,11 @@ async fn run_core(
         }
     };
 
+    // "Serving" only once every core's sockets are bound, so that the line is a promise.
+    if lifecycle.listening.fetch_add(1, Ordering::AcqRel) + 1 == lifecycle.shards {
+        eprintln!("shardlog: serving on {}", config.listen_summary());
+    }
+
     // Wait for the stop signal.
     while !lifecycle.is_stopping() {
         glommio::timer::sleep(Duration::from_millis(50)).await;
@@ -348,49 +352,20 @@ async fn run_core(
 }
 
 /// One task per peer that serves what the peer sends: appends in the ingest queue, questions
-/// in the query queue. Each message gets its own task so that a slow fsync or a long scan
-/// never holds up the channel.
+/// in the query queue, each in a task of its own so that a slow fsync or a long scan never
+/// holds up the channel; and replies to this core's own requests, delivered to their slots.
 fn spawn_receivers(
     core: &Rc<Core>,
     mut receivers: Receivers<MeshMsg>,
 ) -> Vec<glommio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
-    for (_peer, rx) in receivers.streams() {
+    for (peer, rx) in receivers.streams() {
         let core = core.clone();
         let tq = core.ingest_tq;
         let task = glommio::spawn_local_into(
             async move {
                 while let Some(msg) = rx.recv().await {
-                    match msg {
-                        MeshMsg::Append {
-                            batch,
-                            protocol,
-                            reply,
-                        } => {
-                            let shard = core.shard.clone();
-                            glommio::spawn_local_into(
-                                async move {
-                                    let r = shard.append(batch, protocol).await;
-                                    let _ = reply.send(r);
-                                },
-                                core.ingest_tq,
-                            )
-                            .expect("the ingest queue exists")
-                            .detach();
-                        }
-                        MeshMsg::Query { req, reply } => {
-                            let shard = core.shard.clone();
-                            glommio::spawn_local_into(
-                                async move {
-                                    let a = shard.answer(req).await;
-                                    let _ = reply.send(a);
-                                },
-                                core.query_tq,
-                            )
-                            .expect("the query queue exists")
-                            .detach();
-                        }
-                    }
+                    serve_mesh_msg(&core, peer, msg);
                 }
             },
             tq,
@@ -400,4 +375,49 @@ fn spawn_receivers(
         tasks.push(task);
     }
     tasks
+}
+
+/// Handles one message from `peer` (see [`spawn_receivers`]).
+fn serve_mesh_msg(core: &Rc<Core>, peer: usize, msg: MeshMsg) {
+    match msg {
+        MeshMsg::Append {
+            id,
+            batch,
+            protocol,
+        } => {
+            let core = core.clone();
+            let tq = core.ingest_tq;
+            glommio::spawn_local_into(
+                async move {
+                    let result = core.shard.append(batch, protocol).await;
+                    // The peer is gone only when the process is stopping.
+                    let _ = core
+                        .senders
+                        .send_to(peer, MeshMsg::Appended { id, result })
+                        .await;
+                },
+                tq,
+            )
+            .expect("the ingest queue exists")
+            .detach();
+        }
+        MeshMsg::Query { id, req } => {
+            let core = core.clone();
+            let tq = core.query_tq;
+            glommio::spawn_local_into(
+                async move {
+                    let answer = core.shard.answer(req).await;
+                    let _ = core
+                        .senders
+                        .send_to(peer, MeshMsg::Answered { id, answer })
+                        .await;
+                },
+                tq,
+            )
+            .expect("the query queue exists")
+            .detach();
+        }
+        MeshMsg::Appended { id, result } => core.replies.deliver(id, Reply::Appended(result)),
+        MeshMsg::Answered { id, answer } => core.replies.deliver(id, Reply::Answered(answer)),
+    }
 }

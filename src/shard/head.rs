@@ -37,6 +37,10 @@ pub struct StreamHead {
     pub last_seq: u64,
     /// When the first entry of this head arrived (sealing by age).
     pub first_arrival: Option<std::time::Instant>,
+    /// How many times this stream's head was taken by a seal round before this one was
+    /// made. A taken head keeps its generation, so a scan that started on the live head
+    /// finds the same entries, at the same indexes, in the seal round that took them.
+    generation: u64,
 }
 
 /// A borrowed view of one entry.
@@ -107,7 +111,13 @@ impl StreamHead {
             first_seq: 0,
             last_seq: 0,
             first_arrival: None,
+            generation: 0,
         }
+    }
+
+    /// See the field: equal generations of one stream mean the same entries.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Notes that entries of WAL record `seq` are being appended.
@@ -119,9 +129,10 @@ impl StreamHead {
         self.last_seq = seq;
     }
 
-    /// Takes every entry out, leaving an empty head of the same stream.
+    /// Takes every entry out, leaving an empty head of the same stream, one generation on.
     pub fn take(&mut self) -> StreamHead {
-        let empty = StreamHead::new(self.id, &self.tenant, self.labels.clone());
+        let mut empty = StreamHead::new(self.id, &self.tenant, self.labels.clone());
+        empty.generation = self.generation + 1;
         std::mem::replace(self, empty)
     }
 

@@ -9,6 +9,8 @@
 pub mod head;
 pub mod index;
 mod scan;
+#[cfg(test)]
+mod scan_tests;
 mod seal;
 
 #[cfg(test)]
@@ -269,6 +271,10 @@ pub struct Shard {
     /// Heads taken by a seal round whose parts are not in the manifest yet: still read by
     /// queries until the round commits.
     sealing: RefCell<Vec<Arc<seal::SealingSet>>>,
+    /// Seal rounds that committed while scans were running, kept for those scans.
+    scan_pins: scan::ScanPins,
+    /// How scans yield, and after how many head entries (tests make every point a yield).
+    scan_yield: std::cell::Cell<(scan::ScanYield, usize)>,
     seal_settings: std::cell::Cell<Option<seal::SealSettings>>,
     /// Why sealing stopped (a disk error): the WAL keeps everything meanwhile.
     seal_failed: RefCell<Option<String>>,
@@ -326,6 +332,11 @@ impl Shard {
             store: RefCell::new(None),
             foreign_stores: RefCell::new(Vec::new()),
             sealing: RefCell::new(Vec::new()),
+            scan_pins: scan::ScanPins::default(),
+            scan_yield: std::cell::Cell::new((
+                scan::ScanYield::IfNeeded,
+                crate::config::SCAN_ENTRIES_PER_YIELD,
+            )),
             seal_settings: std::cell::Cell::new(None),
             seal_failed: RefCell::new(None),
             scan_counters: scan::ScanCounters::default(),
@@ -432,7 +443,7 @@ impl Shard {
         .await
         .map_err(|e| e.to_string())?;
         eprintln!(
-            "shard {}: recovered {} parts, WAL after checkpoint {} ({report:?})",
+            "shard {}: recovered {} parts; WAL after checkpoint {}: {report}",
             self.id,
             store.part_count(),
             sealed.wal_checkpoint
@@ -480,7 +491,7 @@ impl Shard {
         .await
         .map_err(|e| e.to_string())?;
         eprintln!(
-            "shard {}: replayed the WAL of shard {n} ({report:?}); sealing it",
+            "shard {}: replayed the WAL of shard {n} ({report}); sealing it",
             self.id
         );
         self.seal_round(seal::SealMode::Foreign {

@@ -7,13 +7,22 @@
 //! are read unless their bloom filter says a required literal of the line filters cannot
 //! occur in them ([`crate::chunk::required_literals`]). Each source gives the first `limit`
 //! entries in the query's direction; the shard merges them. Scans yield between blocks and
-//! every [`SCAN_ENTRIES_PER_YIELD`] head entries, holding no `RefCell` borrow across a yield.
+//! every [`SCAN_ENTRIES_PER_YIELD`](crate::config::SCAN_ENTRIES_PER_YIELD) head entries, holding no
+//! `RefCell` borrow across a yield.
+//!
+//! What a scan reads is fixed when it starts, without a yield ([`ScanSnapshot`]): the parts,
+//! and each selected stream's live head (by generation) and heads being sealed. A seal round
+//! may take a live head, and commit its parts, while the scan yields: the scan then reads the
+//! same entries at the same indexes from that round's set, which the scan's pin keeps after
+//! the commit, and never the round's new parts, which it did not take. So each entry that was
+//! in the shard when the scan started is read exactly once.
 //!
 //! A block that fails its checks fails the query (with the file and offset) and its part is
 //! quarantined: a query never silently answers with less than the shard holds.
 
+use std::cell::RefCell;
 use std::collections::BinaryHeap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use super::head::StreamHead;
@@ -21,9 +30,8 @@ use super::index::StreamIdx;
 use super::seal::SealingSet;
 use super::{IndexStats, LabelsRequest, LogsRequest, Shard};
 use crate::chunk::{BloomQuery, DecodedBlock, required_literals};
-use crate::config::SCAN_ENTRIES_PER_YIELD;
 use crate::metrics::Counter;
-use crate::model::{StreamId, TimestampNs};
+use crate::model::{Labels, StreamId, TimestampNs};
 use crate::query::merge::{Partial, PartialStream};
 use crate::query::params::Direction;
 use crate::store::part_file::LoadedPart;
@@ -40,6 +48,8 @@ pub struct ScanCounters {
     pub blocks_scanned: Counter,
     /// Line bytes of the blocks decoded.
     pub line_bytes_scanned: Counter,
+    /// Times a scan gave the core back (between blocks, and every so many head entries).
+    pub yields: Counter,
 }
 
 type OutEntry = (TimestampNs, String, Vec<(String, String)>);
@@ -59,29 +69,177 @@ fn owned<'a>(
     )
 }
 
-/// A head to read: live in the registry, or taken by a seal round in progress.
+/// A head to read: the live head of a stream as it was when the scan started, or one taken
+/// by a seal round.
 enum HeadRef {
-    Live(StreamIdx),
+    /// The live head of stream `id` at index `idx`, of `generation`. If a seal round takes
+    /// it while the scan yields, the same entries are found in that round's set.
+    Live {
+        idx: StreamIdx,
+        id: StreamId,
+        generation: u64,
+    },
     Sealing(Arc<SealingSet>, usize),
 }
 
+/// What one scan reads, fixed when it starts and without a yield: the parts, and for each
+/// selected stream its heads. Seal rounds that commit while the scan runs leave their sets
+/// in its pin, so a head taken from under the scan is still read, and read once.
+struct ScanSnapshot {
+    parts: Vec<(Rc<Store>, Rc<LoadedPart>)>,
+    streams: Vec<SnapshotStream>,
+    pin: Pin,
+}
+
+struct SnapshotStream {
+    id: StreamId,
+    labels: Labels,
+    heads: Vec<HeadRef>,
+}
+
+/// A weak handle on a scan's [`Pin`]: the registry does not keep a finished scan's rounds.
+type PinRef = Weak<RefCell<Vec<Arc<SealingSet>>>>;
+
+/// The seal rounds one scan keeps (see [`ScanSnapshot`]).
+pub(super) type Pin = Rc<RefCell<Vec<Arc<SealingSet>>>>;
+
+/// The pins of the scans running on a shard (see [`ScanSnapshot`]). A pin lives as long as
+/// its scan; a committed seal round is added to every live pin, so its memory is held only
+/// until the scans that started before it end.
+#[derive(Default)]
+pub struct ScanPins {
+    live: RefCell<Vec<PinRef>>,
+}
+
+impl ScanPins {
+    pub(super) fn pin(&self) -> Pin {
+        let pin = Pin::default();
+        let mut live = self.live.borrow_mut();
+        live.retain(|p| p.strong_count() > 0);
+        live.push(Rc::downgrade(&pin));
+        pin
+    }
+
+    /// Pins of scans still running.
+    #[cfg(test)]
+    pub(super) fn live_count(&self) -> usize {
+        self.live
+            .borrow()
+            .iter()
+            .filter(|p| p.strong_count() > 0)
+            .count()
+    }
+
+    /// A seal round's parts are in the manifest: scans that started before keep its heads.
+    pub fn retire(&self, set: &Arc<SealingSet>) {
+        self.live.borrow_mut().retain(|p| match p.upgrade() {
+            Some(pin) => {
+                pin.borrow_mut().push(set.clone());
+                true
+            }
+            None => false,
+        });
+    }
+}
+
+/// How scans give the core back between batches of work: when the task queue's time slice
+/// is used up (the server), or at every point (tests that interleave a scan with seal rounds
+/// at each of its yields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanYield {
+    IfNeeded,
+    #[cfg_attr(not(test), allow(dead_code))]
+    Always,
+}
+
 impl Shard {
-    fn with_head<T>(&self, h: &HeadRef, f: impl FnOnce(&StreamHead) -> T) -> T {
-        match h {
-            HeadRef::Live(idx) => f(self.streams.borrow().head(*idx)),
-            HeadRef::Sealing(set, i) => f(&set.heads[*i]),
+    /// Gives the core back between batches of scan work (see [`ScanYield`]).
+    async fn scan_yield(&self) {
+        self.scan_counters.yields.inc();
+        match self.scan_yield.get().0 {
+            ScanYield::IfNeeded => glommio::yield_if_needed().await,
+            ScanYield::Always => futures_lite::future::yield_now().await,
         }
     }
 
-    /// The heads of stream `id`: the live one, then those of seal rounds in progress.
-    fn heads_of(&self, idx: StreamIdx, id: StreamId) -> Vec<HeadRef> {
-        let mut out = vec![HeadRef::Live(idx)];
-        for set in self.sealing.borrow().iter() {
-            if let Some(i) = set.index_of(id) {
-                out.push(HeadRef::Sealing(set.clone(), i));
-            }
+    /// Head entries a scan visits between yields.
+    fn scan_entries_per_yield(&self) -> usize {
+        self.scan_yield.get().1
+    }
+
+    /// Fixes what a scan of `selected` streams over `[start, end)` reads (see
+    /// [`ScanSnapshot`]). Must not yield.
+    fn snapshot(
+        &self,
+        selected: &[StreamIdx],
+        start: TimestampNs,
+        end: TimestampNs,
+    ) -> ScanSnapshot {
+        let pin = self.scan_pins.pin();
+        let parts = self.parts_in(start, end);
+        let streams = self.streams.borrow();
+        let sealing = self.sealing.borrow();
+        let streams = selected
+            .iter()
+            .map(|&idx| {
+                let h = streams.head(idx);
+                let mut heads = vec![HeadRef::Live {
+                    idx,
+                    id: h.id,
+                    generation: h.generation(),
+                }];
+                for set in sealing.iter() {
+                    if let Some(i) = set.index_of(h.id) {
+                        heads.push(HeadRef::Sealing(set.clone(), i));
+                    }
+                }
+                SnapshotStream {
+                    id: h.id,
+                    labels: h.labels.clone(),
+                    heads,
+                }
+            })
+            .collect();
+        ScanSnapshot {
+            parts,
+            streams,
+            pin,
         }
-        out
+    }
+
+    /// Reads a head. A live head that a seal round took since the scan started is found in
+    /// that round's set (still sealing, or committed and kept by the scan's pin), and `h`
+    /// points there from now on.
+    fn with_head<T>(&self, h: &mut HeadRef, pin: &Pin, f: impl FnOnce(&StreamHead) -> T) -> T {
+        if let HeadRef::Live {
+            idx,
+            id,
+            generation,
+        } = *h
+        {
+            {
+                let streams = self.streams.borrow();
+                let live = streams.head(idx);
+                if live.generation() == generation {
+                    return f(live);
+                }
+            }
+            let taken = self
+                .sealing
+                .borrow()
+                .iter()
+                .chain(pin.borrow().iter())
+                .find_map(|set| set.find(id, generation).map(|i| (set.clone(), i)));
+            // Every round that takes a head is in `sealing` until it commits and in every
+            // pin from then on; a scan that cannot find the head would silently answer with
+            // less than the shard holds.
+            let (set, i) = taken.expect("a taken head is sealing or pinned by the scan");
+            *h = HeadRef::Sealing(set, i);
+        }
+        match h {
+            HeadRef::Sealing(set, i) => f(&set.heads[*i]),
+            HeadRef::Live { .. } => unreachable!("resolved above"),
+        }
     }
 
     /// Every store this shard serves: its own, then those it stands in for.
@@ -128,33 +286,28 @@ impl Shard {
             self.streams
                 .borrow()
                 .select(&r.tenant, &r.selector.matchers, r.start, r.end);
-        let parts = self.parts_in(r.start, r.end);
+        let snapshot = self.snapshot(&selected, r.start, r.end);
         let bloom = required_literals(&r.selector.filters);
         let mut partial = Partial::default();
         let mut block = DecodedBlock::new();
-        for idx in selected {
-            let (id, labels) = {
-                let s = self.streams.borrow();
-                let h = s.head(idx);
-                (h.id, h.labels.clone())
-            };
-            for src in self.heads_of(idx, id) {
-                let entries = self.scan_head(&src, r).await;
+        for stream in snapshot.streams {
+            for mut src in stream.heads {
+                let entries = self.scan_head(&mut src, &snapshot.pin, r).await;
                 if !entries.is_empty() {
                     partial.streams.push(PartialStream {
-                        labels: labels.clone(),
+                        labels: stream.labels.clone(),
                         entries,
                     });
                 }
             }
-            for (store, part) in &parts {
+            for (store, part) in &snapshot.parts {
                 let entries = self
-                    .scan_part_stream(part, id, r, &bloom, &mut block)
+                    .scan_part_stream(part, stream.id, r, &bloom, &mut block)
                     .await
                     .map_err(|e| self.part_failed(store, part, e))?;
                 if !entries.is_empty() {
                     partial.streams.push(PartialStream {
-                        labels: labels.clone(),
+                        labels: stream.labels.clone(),
                         entries,
                     });
                 }
@@ -221,17 +374,20 @@ impl Shard {
             if !more {
                 break;
             }
-            glommio::yield_if_needed().await;
+            self.scan_yield().await;
         }
         Ok(out)
     }
 
     /// The first `limit` entries of one head in direction order (ties: arrival order). Yields
-    /// every [`SCAN_ENTRIES_PER_YIELD`] entries without holding a borrow across the yield.
-    async fn scan_head(&self, src: &HeadRef, r: &LogsRequest) -> Vec<OutEntry> {
+    /// every [`Shard::scan_entries_per_yield`] entries without holding a borrow across the
+    /// yield.
+    async fn scan_head(&self, src: &mut HeadRef, pin: &Pin, r: &LogsRequest) -> Vec<OutEntry> {
         let forward = r.direction == Direction::Forward;
-        let (range, in_order) =
-            self.with_head(src, |h| (h.candidate_range(r.start, r.end), h.in_order()));
+        let per_yield = self.scan_entries_per_yield();
+        let (range, in_order) = self.with_head(src, pin, |h| {
+            (h.candidate_range(r.start, r.end), h.in_order())
+        });
         // Key: (ts, arrival index), ordered so that the heap's top is the worst kept entry.
         let mut kept: BinaryHeap<(i128, usize)> = BinaryHeap::new();
         let key = |ts: TimestampNs, i: usize| -> (i128, usize) {
@@ -244,9 +400,9 @@ impl Shard {
         let mut pos_fwd = range.start;
         let mut pos_back = range.end;
         loop {
-            let done = self.with_head(src, |h| {
+            let done = self.with_head(src, pin, |h| {
                 let mut visited = 0;
-                while visited < SCAN_ENTRIES_PER_YIELD && pos_fwd < pos_back {
+                while visited < per_yield && pos_fwd < pos_back {
                     let i = if forward {
                         pos_fwd += 1;
                         pos_fwd - 1
@@ -287,11 +443,11 @@ impl Shard {
             if done {
                 break;
             }
-            glommio::yield_if_needed().await;
+            self.scan_yield().await;
         }
         let mut order = kept.into_sorted_vec();
         order.dedup();
-        self.with_head(src, |h| {
+        self.with_head(src, pin, |h| {
             order
                 .into_iter()
                 .map(|(_, i)| {
@@ -313,15 +469,16 @@ impl Shard {
             .streams
             .borrow()
             .select(&r.tenant, &r.matchers, r.start, r.end);
-        let parts = self.parts_in(r.start, r.end);
+        let snapshot = self.snapshot(&selected, r.start, r.end);
         let mut s = IndexStats::default();
         let mut ids = Vec::new();
         let mut block = DecodedBlock::new();
-        for idx in selected {
-            let id = self.streams.borrow().head(idx).id;
+        for stream in snapshot.streams {
+            let id = stream.id;
             let mut stream_entries = 0;
-            for src in self.heads_of(idx, id) {
-                let (entries, bytes) = self.with_head(&src, |h| h.count_in(r.start, r.end));
+            for mut src in stream.heads {
+                let (entries, bytes) =
+                    self.with_head(&mut src, &snapshot.pin, |h| h.count_in(r.start, r.end));
                 if entries > 0 {
                     s.chunks += 1;
                     s.entries += entries;
@@ -329,7 +486,7 @@ impl Shard {
                     stream_entries += entries;
                 }
             }
-            for (store, part) in &parts {
+            for (store, part) in &snapshot.parts {
                 let counted = self
                     .count_part_stream(part, id, r.start, r.end, &mut block)
                     .await

@@ -111,6 +111,12 @@ impl SealingSet {
     pub fn index_of(&self, id: StreamId) -> Option<usize> {
         self.by_id.get(&id).copied()
     }
+
+    /// The head of stream `id` of exactly this generation, if this round took it.
+    pub fn find(&self, id: StreamId, generation: u64) -> Option<usize> {
+        self.index_of(id)
+            .filter(|&i| self.heads[i].generation() == generation)
+    }
 }
 
 impl Shard {
@@ -219,8 +225,10 @@ impl Shard {
         store
             .commit_locked(change, || {
                 // The parts are now read by queries: stop reading the sealing set, in the
-                // same step.
+                // same step. Scans already running took their parts before these existed, so
+                // they keep reading the set instead.
                 self.sealing.borrow_mut().retain(|s| !Arc::ptr_eq(s, set));
+                self.scan_pins.retire(set);
             })
             .await?;
         store.counters.sealed_entries.add(entries);

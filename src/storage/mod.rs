@@ -177,6 +177,14 @@ impl Disk {
         &self.0.faults
     }
 
+    /// On a simulated disk that asks for it, lets other tasks run before an I/O, as waiting
+    /// for a real device does.
+    async fn sim_turn(&self) {
+        if self.sim().is_some_and(|s| s.io_yields()) {
+            futures_lite::future::yield_now().await;
+        }
+    }
+
     /// An aligned buffer of `size` bytes (zeroed), for [`DiskFile::write_at`].
     pub fn alloc(&self, size: usize) -> IoBuf {
         IoBuf::new(size)
@@ -248,6 +256,7 @@ impl Disk {
 
     /// Creates a new empty file for reading and writing; fails if the name exists.
     pub async fn create_new(&self, path: &Path) -> io::Result<DiskFile> {
+        self.sim_turn().await;
         self.faults().check_other()?;
         let file = match &self.0.kind {
             DiskKind::Real => FileKind::Real(Rc::new(
@@ -302,6 +311,7 @@ impl Disk {
     /// Renames a file, replacing `to` if it exists (atomic). Durable after
     /// [`Disk::sync_dir`] of the directories involved.
     pub async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.sim_turn().await;
         self.faults().check_other()?;
         match &self.0.kind {
             DiskKind::Real => glommio::io::rename(from, to).await.map_err(io::Error::from),
@@ -312,6 +322,7 @@ impl Disk {
     /// Removes a file. Durable after [`Disk::sync_dir`] of its directory. Readers that have it
     /// open keep reading it.
     pub async fn remove(&self, path: &Path) -> io::Result<()> {
+        self.sim_turn().await;
         self.faults().check_other()?;
         match &self.0.kind {
             DiskKind::Real => std::fs::remove_file(path),
@@ -330,6 +341,7 @@ impl Disk {
 
     /// Makes the names in `dir` (creations, renames, removals) durable.
     pub async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.sim_turn().await;
         self.faults().check_sync()?;
         match &self.0.kind {
             DiskKind::Real => {
@@ -366,6 +378,7 @@ impl DiskFile {
     /// Writes all of `buf` at `pos` (both aligned). A short write is an error: direct writes
     /// of whole blocks are not expected to be short, and nothing above retries a write.
     pub async fn write_at(&self, buf: &IoBuf, pos: u64) -> io::Result<()> {
+        self.disk.sim_turn().await;
         check_aligned("write offset", pos)?;
         check_aligned("write length", buf.len() as u64)?;
         self.disk.faults().check_write()?;
@@ -401,6 +414,7 @@ impl DiskFile {
 
     /// `fdatasync`, returning how long it took.
     pub async fn fdatasync(&self) -> io::Result<Duration> {
+        self.disk.sim_turn().await;
         self.disk.faults().check_sync()?;
         let start = Instant::now();
         match &self.kind {

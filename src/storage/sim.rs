@@ -57,6 +57,9 @@ struct State {
     last_unsynced_write: Option<(u64, u64, Vec<u8>)>,
     /// Count of mutating operations, for tests that crash "after operation N".
     ops: u64,
+    /// Whether every I/O gives the executor a turn first, as a real device's does (tests of
+    /// tasks that interleave around I/O); off by default, so crash sweeps keep their order.
+    io_yields: bool,
 }
 
 /// The simulated device. Clone is cheap and shares the state.
@@ -83,6 +86,15 @@ impl SimDisk {
             s.durable_names.insert(PathBuf::from("/"), Node::Dir);
         }
         disk
+    }
+
+    /// Makes every I/O on this disk yield to other tasks first (see `State::io_yields`).
+    pub fn set_io_yields(&self, on: bool) {
+        self.0.borrow_mut().io_yields = on;
+    }
+
+    pub fn io_yields(&self) -> bool {
+        self.0.borrow().io_yields
     }
 
     /// Mutating operations done so far (writes, syncs, creations, renames, removals).

@@ -23,6 +23,7 @@
 //! - [`retention`]: dropping old partitions by age and by size.
 
 pub mod compaction;
+mod encoder;
 pub mod manifest;
 pub mod part_file;
 pub mod paths;
@@ -42,6 +43,7 @@ use crate::metrics::Counter;
 use crate::model::TimestampNs;
 use crate::storage::{Disk, IoBuf};
 use compaction::CompactionPolicy;
+pub use encoder::encode_off_core;
 use manifest::{Manifest, PartEntry};
 use part_file::LoadedPart;
 use paths::StorePaths;
@@ -203,6 +205,10 @@ pub struct Store {
     /// shard: nothing is written to them (their WAL was replayed into the serving shard).
     writable: bool,
     manifest: RefCell<Manifest>,
+    /// The id the next part file gets. Kept apart from `manifest`, which a commit replaces
+    /// after an await: a part written meanwhile (compaction writes without the lock) must not
+    /// have its id handed out again, or a later part would be renamed over it.
+    next_part_id: Cell<u64>,
     parts: RefCell<Vec<Rc<LoadedPart>>>,
     /// Serializes manifest changes (seal, compaction, retention, quarantine).
     lock: glommio::sync::Semaphore,
@@ -246,6 +252,7 @@ impl Store {
             paths,
             opts,
             writable,
+            next_part_id: Cell::new(manifest.next_part_id),
             manifest: RefCell::new(manifest),
             parts: RefCell::new(Vec::new()),
             lock: glommio::sync::Semaphore::new(1),
@@ -441,12 +448,8 @@ impl Store {
             max_ts,
         } = part;
         let partition = partition.to_string();
-        let id = {
-            let mut m = self.manifest.borrow_mut();
-            let id = m.next_part_id;
-            m.next_part_id += 1;
-            id
-        };
+        let id = self.next_part_id.get();
+        self.next_part_id.set(id + 1);
         let dir = self.paths.partition_dir(&partition);
         self.disk
             .create_dir_all_durable(&dir)
@@ -520,6 +523,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut next = self.manifest.borrow().clone();
         next.generation += 1;
+        // Every id handed out so far, named or not: a part written but never named (a crash,
+        // a failed or abandoned step) is garbage, and its id is never used again.
+        next.next_part_id = self.next_part_id.get();
         next.parts.retain(|p| !change.remove.contains(&p.id));
         next.parts
             .extend(change.add.iter().map(|p| p.entry.clone()));
@@ -628,82 +634,6 @@ impl Store {
             to.display()
         );
     }
-}
-
-/// Encodes a part off the executor thread (zstd and bloom building at sealing sizes take tens
-/// to thousands of milliseconds, which would stall ingest and queries on the core).
-///
-/// The work goes to this executor's own encoder thread ([`ENCODER`]), not to glommio's
-/// blocking pool: glommio runs file creation, renames and directory syncs there, and a WAL
-/// segment rollover queued behind a long compaction stalled every append for seconds.
-/// The encoder thread inherits the executor's CPU affinity: the work is this core's.
-///
-/// On a simulated disk the work runs inline, then yields a fixed number of times: crash tests name a crash by
-/// its operation number, which must mean the same operation in every run, and an encoder
-/// thread would make the interleaving of tasks depend on its speed.
-pub async fn encode_off_core<T, R, F>(disk: &Disk, inputs: T, build: F) -> Result<R, StoreError>
-where
-    T: Send + 'static,
-    R: Send + 'static,
-    F: FnOnce(&T) -> Result<R, ChunkError> + Send + 'static,
-{
-    if disk.sim().is_some() {
-        let r = build(&inputs);
-        // Stand for the encoding time with a fixed number of turns, so that other tasks
-        // (appends, queries) run while a seal round is in progress, the same way every run.
-        for _ in 0..SIM_ENCODE_TURNS {
-            futures_lite::future::yield_now().await;
-        }
-        return r.map_err(StoreError::from);
-    }
-    let (tx, rx) = futures_channel::oneshot::channel();
-    let job: EncodeJob = Box::new(move || {
-        let _ = tx.send(build(&inputs));
-    });
-    ENCODER.with(|e| {
-        let mut e = e.borrow_mut();
-        let sender = e.get_or_insert_with(spawn_encoder);
-        if let Err(std::sync::mpsc::SendError(job)) = sender.send(job) {
-            // The thread is gone (it panicked on a previous job): start another.
-            let fresh = spawn_encoder();
-            let _ = fresh.send(job);
-            *sender = fresh;
-        }
-    });
-    match rx.await {
-        Ok(r) => r.map_err(StoreError::from),
-        Err(_) => Err(StoreError::Invalid(
-            "the encoder thread stopped before finishing a part".into(),
-        )),
-    }
-}
-
-type EncodeJob = Box<dyn FnOnce() + Send>;
-
-/// Scheduler turns an encode takes on a simulated disk (see [`encode_off_core`]).
-const SIM_ENCODE_TURNS: usize = 64;
-
-thread_local! {
-    /// The encoder thread of this executor, started on first use.
-    static ENCODER: RefCell<Option<std::sync::mpsc::Sender<EncodeJob>>> =
-        const { RefCell::new(None) };
-}
-
-fn spawn_encoder() -> std::sync::mpsc::Sender<EncodeJob> {
-    let (tx, rx) = std::sync::mpsc::channel::<EncodeJob>();
-    let name = format!(
-        "{}-encode",
-        std::thread::current().name().unwrap_or("shardlog")
-    );
-    std::thread::Builder::new()
-        .name(name)
-        .spawn(move || {
-            while let Ok(job) = rx.recv() {
-                job();
-            }
-        })
-        .expect("spawning a part encoder thread");
-    tx
 }
 
 /// Encodes a part on the calling thread.

@@ -2,6 +2,7 @@
 //! path by hand.
 //!
 //! ```text
+//! <data>/shardlog.lock                           the data dir's owner: flock + PID (crate::preflight::lock)
 //! <data>/wal/shard-NNNN/                         write-ahead log segments (crate::wal)
 //! <data>/shards/shard-NNNN/manifest              the durable list of parts and watermarks
 //! <data>/shards/shard-NNNN/manifest.tmp          a manifest being written (garbage at start)
@@ -17,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use crate::model::TimestampNs;
 
+/// The lock file of the data directory: one server holds an exclusive `flock` on it.
+pub const LOCK_FILE: &str = "shardlog.lock";
 /// Directory of shard WALs, under the data directory.
 pub const WAL_DIR: &str = "wal";
 /// Directory of shard part stores, under the data directory.

@@ -729,3 +729,74 @@ fn read_only_stores_are_trimmed_by_retention_but_never_compacted() {
         assert_no_garbage(&ro);
     });
 }
+
+/// A part written while another step's manifest replacement waits on the disk (compaction
+/// writes its part without the store's lock) keeps its id: the commit must not hand the same
+/// id out again, or a later part is renamed over it and a manifest names a file that holds
+/// other lines, or none. For every interleaving point of the two steps, after a reopen every
+/// part is named once and every line is there once.
+#[test]
+fn a_part_written_during_a_commit_keeps_its_own_id() {
+    run(|| async {
+        let streams = test_streams();
+        let fixtures: Vec<FixturePart> = (0..3).map(|k| make_part(&streams, DAY0, k, 20)).collect();
+        let mut interleavings = 0;
+        for turns in 0..40 {
+            let sim = SimDisk::new();
+            sim.set_io_yields(true);
+            let store = Rc::new(open_store(&sim).await);
+            // One step names a part under the lock, as a seal round does...
+            let sealing = {
+                let (store, part) = (store.clone(), fixtures[0].clone());
+                glommio::spawn_local(async move { seal_like(&store, &[&part]).await })
+            };
+            for _ in 0..turns {
+                futures_lite::future::yield_now().await;
+            }
+            // ...while another writes one without it, as compaction does, and names it later.
+            let committing_before = store.lock.available() == 0;
+            let p = &fixtures[1];
+            let written = store
+                .write_part(NewPart {
+                    partition_start: p.partition_start,
+                    bytes: p.bytes.clone(),
+                    level: 1,
+                    entries: p.entries,
+                    min_ts: p.min_ts,
+                    max_ts: p.max_ts,
+                })
+                .await
+                .expect("write a part");
+            sealing.await.expect("the seal");
+            interleavings += usize::from(committing_before);
+            {
+                let _guard = store.lock().await;
+                store
+                    .commit_locked(
+                        Change {
+                            add: vec![written],
+                            ..Change::default()
+                        },
+                        || {},
+                    )
+                    .await
+                    .expect("name the part");
+            }
+            seal_like(&store, &[&fixtures[2]])
+                .await
+                .expect("another seal");
+            let ids: Vec<u64> = store.manifest().parts.iter().map(|p| p.id).collect();
+            let unique: HashSet<u64> = ids.iter().copied().collect();
+            assert_eq!(unique.len(), ids.len(), "turns {turns}: part ids {ids:?}");
+            drop(store);
+            let reopened = open_store(&sim).await;
+            assert_eq!(reopened.part_count(), 3, "turns {turns}");
+            assert_eq!(
+                read_all(&reopened).await,
+                lines_of(&fixtures.iter().collect::<Vec<_>>()),
+                "turns {turns}"
+            );
+        }
+        assert!(interleavings > 0, "no part was written during a commit");
+    });
+}

@@ -75,6 +75,77 @@ pub struct RepairNote {
     pub bytes_skipped: u64,
 }
 
+/// One line for the start-up log: `2 segments, 1200 records (4.1 MiB), seq 5-1204; torn tail
+/// cut (8.0 KiB)`. Only what happened is named; an empty log reads `no records`.
+impl std::fmt::Display for ReplayReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        write!(f, "{}, ", plural(self.segments, "segment", "segments"))?;
+        match (self.records, self.first_seq, self.last_seq) {
+            (0, _, _) => write!(f, "no records")?,
+            (n, Some(first), Some(last)) => write!(
+                f,
+                "{} ({}), seq {first}-{last}",
+                plural(n, "record", "records"),
+                approx_bytes(self.body_bytes)
+            )?,
+            (n, _, _) => write!(f, "{}", plural(n, "record", "records"))?,
+        }
+        if self.torn_tails_truncated > 0 {
+            write!(
+                f,
+                "; torn tail cut ({} never acknowledged)",
+                approx_bytes(self.torn_bytes_discarded)
+            )?;
+        }
+        if self.torn_segments_deleted > 0 {
+            write!(
+                f,
+                "; {} deleted",
+                plural(
+                    self.torn_segments_deleted,
+                    "unfinished segment",
+                    "unfinished segments"
+                )
+            )?;
+        }
+        if !self.foreign_segments.is_empty() {
+            write!(
+                f,
+                "; {} of another shard",
+                plural(self.foreign_segments.len() as u64, "segment", "segments")
+            )?;
+        }
+        for r in &self.repairs {
+            write!(
+                f,
+                "; repair skipped {} of {} from offset {} ({})",
+                approx_bytes(r.bytes_skipped),
+                r.path.display(),
+                r.offset,
+                r.what
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `4321` -> `4.2 KiB`, for log lines.
+fn approx_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// Replays the WAL directory `dir` of `disk` without opening a writer, e.g. the orphan
 /// directory of a shard that no longer exists after a core-count change. Torn tails are
 /// truncated as in [`super::Wal::open`].
@@ -529,5 +600,43 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    #[test]
+    fn report_reads_as_a_sentence() {
+        let empty = ReplayReport {
+            segments: 1,
+            next_seq: 1,
+            ..Default::default()
+        };
+        assert_eq!(empty.to_string(), "1 segment, no records");
+        let busy = ReplayReport {
+            segments: 2,
+            records: 1200,
+            body_bytes: 4_300_000,
+            first_seq: Some(5),
+            last_seq: Some(1204),
+            next_seq: 1205,
+            torn_tails_truncated: 1,
+            torn_bytes_discarded: 8192,
+            repairs: vec![RepairNote {
+                path: "/d/wal/shard-0000/1.wal".into(),
+                offset: 4096,
+                what: "body checksum".into(),
+                bytes_skipped: 100,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            busy.to_string(),
+            "2 segments, 1200 records (4.1 MiB), seq 5-1204; torn tail cut (8.0 KiB never \
+             acknowledged); repair skipped 100 B of /d/wal/shard-0000/1.wal from offset 4096 \
+             (body checksum)"
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! - [`loki`]: pushes, queries, index stats, waiting for syslog lines, metrics parsing.
 //! - [`proto`]: Loki's push protobuf and its snappy framing.
 //! - [`tools`]: external senders (`logger`, `loggen`, Python) and the skip/fail rule.
+//! - [`tmpfs`]: a tmpfs directory for the tests of volatile data dirs.
 
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
@@ -15,6 +16,7 @@ pub mod http;
 pub mod loki;
 pub mod proto;
 pub mod server;
+pub mod tmpfs;
 pub mod tools;
 
 // Re-exported for brevity in the tests; each test binary uses a different subset.

@@ -1,0 +1,167 @@
+//! The defaults `shardlog serve --help` (and `doctor --help`) shows beside each flag.
+//!
+//! The keys of [`ServeArgs`](super::ServeArgs) are `Option`s, so that a key left out of the
+//! flags can still come from the TOML file; clap's own `default_value` would fill them in
+//! and hide the file. So the defaults are added to the help text here instead, formatted
+//! from the same constants [`ServeArgs::resolve`](super::ServeArgs::resolve) applies, and a
+//! test checks that every flag has one.
+
+use clap::{Arg, Command};
+
+use super::limits::*;
+use super::units::{DURATION_FORMS, SIZE_FORMS, duration_text, size_text};
+
+/// The default of every key, as `--help` shows it, by clap argument id (the key's name).
+pub fn defaults() -> Vec<(&'static str, String)> {
+    let size = |n: u64| size_text(n);
+    let size_usize = |n: usize| size_text(n as u64);
+    vec![
+        ("data_dir", DATA_DIR_DEFAULT.to_string()),
+        ("allow_volatile_data_dir", "off".to_string()),
+        ("http_addr", HTTP_ADDR_DEFAULT.to_string()),
+        ("syslog_tcp_addr", SYSLOG_ADDR_DEFAULT.to_string()),
+        ("syslog_udp_addr", SYSLOG_ADDR_DEFAULT.to_string()),
+        ("cores", "every CPU this process may run on".to_string()),
+        ("wal_repair", "off".to_string()),
+        ("syslog_tenant", crate::model::DEFAULT_TENANT.to_string()),
+        (
+            "syslog_frame_bytes_max",
+            size_usize(SYSLOG_FRAME_BYTES_MAX_DEFAULT),
+        ),
+        ("line_bytes_max", size_usize(LINE_BYTES_MAX_DEFAULT)),
+        (
+            "push_body_bytes_max",
+            size_usize(PUSH_BODY_BYTES_MAX_DEFAULT),
+        ),
+        (
+            "wal_commit_interval",
+            duration_text(WAL_COMMIT_INTERVAL_DEFAULT),
+        ),
+        (
+            "wal_commit_interval_us",
+            WAL_COMMIT_INTERVAL_DEFAULT.as_micros().to_string(),
+        ),
+        ("wal_segment_bytes_max", size(WAL_SEGMENT_BYTES_MAX_DEFAULT)),
+        (
+            "syslog_tcp_unacked_bytes_max",
+            size_usize(SYSLOG_TCP_UNACKED_BYTES_MAX_DEFAULT),
+        ),
+        (
+            "syslog_udp_recv_buffer_bytes",
+            size_usize(SYSLOG_UDP_RECV_BUFFER_BYTES_DEFAULT),
+        ),
+        ("future_skew_max", duration_text(FUTURE_SKEW_MAX_DEFAULT)),
+        (
+            "future_skew_seconds_max",
+            FUTURE_SKEW_MAX_DEFAULT.as_secs().to_string(),
+        ),
+        ("seal_bytes", size_usize(SEAL_BYTES_DEFAULT)),
+        ("seal_age", duration_text(SEAL_AGE_DEFAULT)),
+        ("partition", duration_text(PARTITION_DEFAULT)),
+        (
+            "zstd_level",
+            crate::chunk::part::ZSTD_LEVEL_DEFAULT.to_string(),
+        ),
+        ("seal_zstd_level", crate::store::SEAL_ZSTD_LEVEL.to_string()),
+        ("retention", "0, keep everything".to_string()),
+        ("retention_max_bytes", "0, no cap".to_string()),
+        ("heads_bytes_max", size(HEADS_BYTES_MAX_DEFAULT)),
+        (
+            "compaction_bytes_per_second",
+            size(COMPACTION_BYTES_PER_SECOND_DEFAULT),
+        ),
+    ]
+}
+
+/// Appends `[default: X]` to the help of every flag of `cmd` that is a configuration key,
+/// and the forms sizes, durations and addresses take after the list.
+pub fn show_defaults(cmd: Command) -> Command {
+    let defaults = defaults();
+    let forms = format!(
+        "Sizes: {SIZE_FORMS}.\nDurations: {DURATION_FORMS}; `0` alone.\nAddresses: HOST:PORT, \
+         or :PORT for every interface."
+    );
+    cmd.after_help(forms).mut_args(|arg| {
+        match defaults.iter().find(|(id, _)| *id == arg.get_id().as_str()) {
+            Some((_, text)) => with_default(arg, text),
+            None => arg,
+        }
+    })
+}
+
+fn with_default(arg: Arg, text: &str) -> Arg {
+    let append = |help: Option<&clap::builder::StyledStr>| {
+        let help = help.map(|h| h.to_string()).unwrap_or_default();
+        format!("{} [default: {text}]", help.trim_end())
+    };
+    let help = append(arg.get_help());
+    let long = arg.get_long_help().map(|h| append(Some(h)));
+    let arg = arg.help(help);
+    match long {
+        Some(long) => arg.long_help(long),
+        None => arg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+    use crate::config::ServeArgs;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    #[test]
+    fn every_key_shows_its_default_and_every_default_is_a_key() {
+        let cmd = show_defaults(Serve::command());
+        let ids: Vec<String> = cmd
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .filter(|id| id != "config")
+            .collect();
+        for id in &ids {
+            let arg = cmd.get_arguments().find(|a| a.get_id() == id).unwrap();
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            assert!(
+                help.contains("[default: "),
+                "--{id} shows no default: {help}"
+            );
+        }
+        for (id, _) in defaults() {
+            assert!(ids.iter().any(|i| i == id), "default for unknown key {id}");
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_resolved_ones_and_parse_back() {
+        let c = ServeArgs::default().resolve(1).unwrap();
+        let d = |key: &str| defaults().into_iter().find(|(k, _)| *k == key).unwrap().1;
+        let size = |key: &str| crate::config::units::parse_size(&d(key)).unwrap();
+        assert_eq!(size("line_bytes_max"), c.line_bytes_max as u64);
+        assert_eq!(size("heads_bytes_max"), c.heads_bytes_max);
+        assert_eq!(size("wal_segment_bytes_max"), c.wal_segment_bytes_max);
+        let dur = |key: &str| {
+            std::time::Duration::from_nanos(
+                crate::config::units::parse_duration_ns(&d(key)).unwrap(),
+            )
+        };
+        assert_eq!(dur("seal_age"), c.seal_age);
+        assert_eq!(dur("future_skew_max"), c.future_skew_max);
+        assert_eq!(dur("wal_commit_interval"), c.wal_commit_interval);
+        assert_eq!(d("http_addr"), c.http_addr.to_string());
+    }
+
+    #[test]
+    fn help_text_carries_the_default() {
+        let mut cmd = show_defaults(Serve::command());
+        let help = cmd.render_long_help().to_string();
+        assert!(help.contains("[default: 256KiB]"), "{help}");
+        assert!(help.contains("[default: 0.0.0.0:3100]"), "{help}");
+        assert!(help.contains("[default: 5m]"), "{help}");
+    }
+}

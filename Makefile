@@ -84,3 +84,15 @@ bench-report:
 	@echo
 	@echo "bench reports in $(BENCH_REPORT_DIR):"
 	@for s in push syslog-tcp query; do echo "  $(BENCH_REPORT_DIR)/$$s/report.md"; done
+
+# The soak: a release server under mixed load (Loki push JSON and protobuf, small and large
+# batches, syslog TCP, queries), with sealing, compaction and retention running all the
+# time and the server killed (kill -9) or stopped (SIGTERM) every 20-60 s, then every
+# acknowledged line checked once. Fails on any crash, loss, duplicate or error while ready.
+# `make soak SOAK_DURATION=30m`; more flags (e.g. `--seed N`, `--rate N`) in SOAK_ARGS.
+SOAK_DURATION ?= 10m
+SOAK_ARGS ?=
+.PHONY: soak
+soak:
+	$(CARGO) build --release
+	$(TARGET_DIR)/release/shardlog soak --duration $(SOAK_DURATION) $(SOAK_ARGS)

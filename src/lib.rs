@@ -16,6 +16,7 @@
 //! - [`chunk`]: the immutable, compressed part files that head chunks are sealed into.
 //! - [`bench`]: the benchmark harness (`shardlog bench`) that drives a real server.
 //! - [`preflight`]: what `serve` claims before it starts: the data dir's lock, its addresses.
+//! - [`soak`]: the soak (`shardlog soak`): mixed load, kills and restarts, every line checked.
 //! - [`doctor`]: host checks (`shardlog doctor`).
 
 pub mod bench;
@@ -31,6 +32,7 @@ pub mod preflight;
 pub mod query;
 pub mod runtime;
 pub mod shard;
+pub mod soak;
 pub mod storage;
 pub mod store;
 pub mod wal;

@@ -26,6 +26,9 @@ enum Command {
     Bench(Box<shardlog::bench::BenchArgs>),
     /// Check the host and the data directory, and say what to fix.
     Doctor(Box<shardlog::doctor::DoctorArgs>),
+    /// Run a server under mixed load with kills and restarts, and check every line (see
+    /// `shardlog soak --help`).
+    Soak(Box<shardlog::soak::SoakArgs>),
 }
 
 /// Exit status of a server that refused to start: a bad key, a data dir or an address it
@@ -42,6 +45,7 @@ fn main() {
         Command::Serve(args) => std::process::exit(serve(*args)),
         Command::Bench(args) => std::process::exit(shardlog::bench::run(*args)),
         Command::Doctor(args) => std::process::exit(shardlog::doctor::run(*args)),
+        Command::Soak(args) => std::process::exit(shardlog::soak::run(*args)),
     }
 }
 

@@ -60,6 +60,7 @@ impl std::fmt::Display for HttpError {
 /// One keep-alive connection to a server.
 pub struct HttpClient {
     addr: SocketAddr,
+    timeout: Duration,
     conn: Option<TcpStream>,
     last_used: Instant,
     buf: Vec<u8>,
@@ -68,8 +69,15 @@ pub struct HttpClient {
 
 impl HttpClient {
     pub fn new(addr: SocketAddr) -> HttpClient {
+        HttpClient::with_timeout(addr, Duration::from_millis(REQUEST_TIMEOUT_MS))
+    }
+
+    /// A client whose requests fail after `timeout` instead of [`REQUEST_TIMEOUT_MS`]: for
+    /// probes that must not wait as long as a push or a query may take.
+    pub fn with_timeout(addr: SocketAddr, timeout: Duration) -> HttpClient {
         HttpClient {
             addr,
+            timeout,
             conn: None,
             last_used: Instant::now(),
             buf: Vec::with_capacity(READ_CHUNK_BYTES),
@@ -78,7 +86,7 @@ impl HttpClient {
     }
 
     fn connect(&self) -> io::Result<TcpStream> {
-        let timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
+        let timeout = self.timeout;
         let s = TcpStream::connect_timeout(&self.addr, timeout)?;
         s.set_read_timeout(Some(timeout))?;
         s.set_write_timeout(Some(timeout))?;

@@ -160,6 +160,13 @@ impl LineCorpus {
         })
     }
 
+    /// Every line of every replayed file, in file order (none for generated lines).
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.files
+            .iter()
+            .flat_map(|f| f.lines.iter().map(String::as_str))
+    }
+
     pub fn is_generated(&self) -> bool {
         self.files.is_empty()
     }

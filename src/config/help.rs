@@ -70,6 +70,17 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             "compaction_bytes_per_second",
             size(COMPACTION_BYTES_PER_SECOND_DEFAULT),
         ),
+        (
+            "connections_max",
+            format!(
+                "0, (RLIMIT_NOFILE - {PROCESS_FDS_RESERVED} - {DATA_FDS_RESERVED_PER_CORE} per \
+                 core) / cores, at most {CONNECTIONS_MAX_DEFAULT_CEILING}"
+            ),
+        ),
+        (
+            "request_bodies_bytes_max",
+            size_usize(REQUEST_BODIES_BYTES_MAX_DEFAULT),
+        ),
     ]
 }
 

@@ -100,3 +100,41 @@ pub const BATCH_BYTES_TARGET: usize = 256 * 1024;
 /// Messages waiting in each mesh channel: enough for every connection of a core to have a
 /// batch in flight, small enough to push back on senders when an owner falls behind.
 pub const MESH_CHANNEL_CAPACITY: usize = 1024;
+
+/// Extra raw bytes an HTTP push body may have over `push_body_bytes_max`: the raw body may be
+/// compressed framing around the decoded one, whose own size the decoders check.
+pub const PUSH_RAW_BODY_SLACK_BYTES: usize = 1024 * 1024;
+
+/// Bytes that the unfinished requests of one core may hold together: HTTP bodies being read
+/// and handled (with what a decoded push holds until it is durable), and syslog frames longer
+/// than a connection's first buffer. 256 MiB holds 28 of the largest raw push bodies, or
+/// several of the largest pushes decoded, far above what clients batching 1 MiB send
+/// concurrently, and it keeps a flood of large unfinished bodies (300 connections of 9 MiB
+/// once took 3 GB) within a known share of the machine. A request beyond it is answered 503
+/// with `Retry-After`, before its body is read when its length is declared. At least four
+/// times `push_body_bytes_max` (see `resolve`), so that the largest push always fits.
+pub const REQUEST_BODIES_BYTES_MAX_DEFAULT: usize = 256 << 20;
+pub const REQUEST_BODIES_BYTES_LIMIT: usize = 1 << 40;
+
+/// Default ceiling of the per-core connection cap (HTTP and syslog TCP together) when it is
+/// derived from RLIMIT_NOFILE: each open connection keeps a read buffer (8 KiB for HTTP,
+/// 16 KiB for syslog) and a task, so 10,000 idle connections cost about 200 MiB per core.
+/// A larger cap can be set explicitly.
+pub const CONNECTIONS_MAX_DEFAULT_CEILING: usize = 10_000;
+/// The smallest per-core connection cap derived from a low RLIMIT_NOFILE: below it a core
+/// could not serve a handful of clients and a scraper; the start-up log then says that the
+/// file limit is too low for the data files and the connections together.
+pub const CONNECTIONS_MAX_DEFAULT_FLOOR: usize = 64;
+/// The largest explicit per-core connection cap: beyond this the idle buffers alone would
+/// take gigabytes per core.
+pub const CONNECTIONS_MAX_LIMIT: usize = 1_000_000;
+
+/// File descriptors kept per core for its data files when the connection cap is derived:
+/// the WAL segment being written and the next one preallocated, one descriptor per part file
+/// it serves (compaction keeps a daily partition to about 8 parts per shard, so 1024 covers
+/// some 120 days of retention with room for a compaction's inputs and outputs), manifest
+/// replacements, and the core's io_uring rings and mesh channels.
+pub const DATA_FDS_RESERVED_PER_CORE: u64 = 1024;
+/// File descriptors kept for the process as a whole: stdio, the data-dir lock, the signal
+/// thread, `/proc` reads.
+pub const PROCESS_FDS_RESERVED: u64 = 64;

@@ -170,6 +170,19 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
     #[serde(default, deserialize_with = "units::size_key")]
     pub compaction_bytes_per_second: Option<u64>,
+
+    /// Open connections per core, HTTP and syslog TCP together; at the cap a core stops
+    /// accepting for a moment and newcomers wait in the kernel's backlog. 0: the soft
+    /// RLIMIT_NOFILE less a reserve for data files, divided by the cores.
+    #[arg(long, value_name = "N")]
+    pub connections_max: Option<usize>,
+
+    /// Bytes that the unfinished requests of one core may hold together (bodies, decoded
+    /// pushes until durable, long syslog frames); a request beyond it is answered 503 with
+    /// Retry-After, before its body is read when its length is declared.
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag_usize)]
+    #[serde(default, deserialize_with = "units::size_key")]
+    pub request_bodies_bytes_max: Option<usize>,
 }
 
 /// The validated configuration the server runs with.
@@ -202,6 +215,10 @@ pub struct Config {
     pub retention_max_bytes: u64,
     pub compaction_bytes_per_second: u64,
     pub heads_bytes_max: u64,
+    /// `None`: derived from RLIMIT_NOFILE when the server starts
+    /// (`crate::http::admission::derive_connections_max`).
+    pub connections_max: Option<usize>,
+    pub request_bodies_bytes_max: usize,
 }
 
 /// Whether a data dir on tmpfs or ramfs is accepted (`--allow-volatile-data-dir`).
@@ -317,6 +334,10 @@ impl ServeArgs {
                 .compaction_bytes_per_second
                 .or(file.compaction_bytes_per_second),
             heads_bytes_max: self.heads_bytes_max.or(file.heads_bytes_max),
+            connections_max: self.connections_max.or(file.connections_max),
+            request_bodies_bytes_max: self
+                .request_bodies_bytes_max
+                .or(file.request_bodies_bytes_max),
         }
     }
 
@@ -509,7 +530,29 @@ impl ServeArgs {
             HEADS_BYTES_MAX_DEFAULT,
             BUDGET_BYTES_MIN..=BUDGET_BYTES_LIMIT,
         )?;
+        // 0, like no value, asks for the cap derived from the file limit at start.
+        let connections_max = match self.connections_max {
+            None | Some(0) => None,
+            Some(n) if n > CONNECTIONS_MAX_LIMIT => {
+                return Err(bad(
+                    "connections_max",
+                    format!("must be at most {CONNECTIONS_MAX_LIMIT}, got {n}"),
+                ));
+            }
+            Some(n) => Some(n),
+        };
+        // The largest push must fit whole, or its client would be refused forever: its raw
+        // body, its lines decoded and encoded (twice its decoded size), and the entries' own
+        // structures (as much again for short lines).
+        let request_bodies_bytes_max = size(
+            "request_bodies_bytes_max",
+            self.request_bodies_bytes_max,
+            REQUEST_BODIES_BYTES_MAX_DEFAULT,
+            4 * push_body_bytes_max + PUSH_RAW_BODY_SLACK_BYTES..=REQUEST_BODIES_BYTES_LIMIT,
+        )?;
         Ok(Config {
+            connections_max,
+            request_bodies_bytes_max,
             heads_bytes_max,
             seal_bytes,
             seal_age,

@@ -281,3 +281,39 @@ fn listen_summary_reads_as_words() {
         "http 0.0.0.0:3100, syslog tcp 0.0.0.0:5514, syslog udp off"
     );
 }
+
+#[test]
+fn admission_keys() {
+    let c = ServeArgs::default().resolve(2).unwrap();
+    assert_eq!(c.connections_max, None, "derived at start");
+    assert_eq!(c.request_bodies_bytes_max, REQUEST_BODIES_BYTES_MAX_DEFAULT);
+    let from_file = file("connections_max = 500\nrequest_bodies_bytes_max = \"64MiB\"\n").unwrap();
+    let c = ServeArgs::default().over(from_file).resolve(2).unwrap();
+    assert_eq!(c.connections_max, Some(500));
+    assert_eq!(c.request_bodies_bytes_max, 64 << 20);
+    let c = flags(&["--request-bodies-bytes-max", "40MiB"])
+        .unwrap()
+        .resolve(2)
+        .unwrap();
+    assert_eq!(c.request_bodies_bytes_max, 40 << 20);
+    // A budget that could not hold the largest push would refuse it forever.
+    let e = ServeArgs {
+        request_bodies_bytes_max: Some(1 << 20),
+        ..Default::default()
+    }
+    .resolve(2)
+    .unwrap_err();
+    assert!(e.0.contains("--request-bodies-bytes-max"), "{e}");
+    let derived = ServeArgs {
+        connections_max: Some(0),
+        ..Default::default()
+    };
+    assert_eq!(derived.resolve(2).unwrap().connections_max, None);
+    let e = ServeArgs {
+        connections_max: Some(CONNECTIONS_MAX_LIMIT + 1),
+        ..Default::default()
+    }
+    .resolve(2)
+    .unwrap_err();
+    assert!(e.0.contains("--connections-max"), "{e}");
+}

@@ -4,15 +4,20 @@
 //! All or nothing on input: a request that fails to decode or validate stores nothing. Once
 //! decoded, batches go to their owners concurrently; if one owner cannot write (its WAL
 //! stopped), the answer is 500 and the client retries, as it would with Loki.
+//!
+//! A decoded request is held in memory until its batches are durable, so before anything is
+//! sent its decoded size is added to the request's charge on the core's budget for unfinished
+//! requests (503 with `Retry-After` if the budget has no room now, 413 if it never will): a
+//! small compressed body cannot hold megabytes through a slow commit unaccounted.
 
 use std::rc::Rc;
 
 use super::loki::tenant;
-use super::request::Request;
+use super::request::{OVER_BUDGET_RETRY_AFTER_SECONDS, Request};
 use super::response::Response;
 use crate::ingest::jsonline::{JsonLineParams, decode_jsonline};
 use crate::ingest::listeners::now_ns;
-use crate::ingest::push::{PushError, PushLimits, decode_push, decompress};
+use crate::ingest::push::{PushEntry, PushError, PushLimits, decode_push, decompress};
 use crate::model::{BatchBuilder, Labels, owner_shard, stream_hash};
 use crate::runtime::Core;
 use crate::shard::{DiscardReason, Protocol};
@@ -35,6 +40,36 @@ fn refuse(core: &Core, e: PushError) -> Response {
     Response::text(status, &format!("{e}\n"))
 }
 
+/// Bytes a decoded entry holds beyond its line and metadata: the entry's own structures and
+/// string headers, and its part of the batch header and per-entry encoding.
+const DECODED_ENTRY_OVERHEAD_BYTES: usize = 128;
+
+/// What a decoded request holds until its batches are durable: each line and metadata pair
+/// twice (decoded, then encoded into its batch) and [`DECODED_ENTRY_OVERHEAD_BYTES`] each.
+fn decoded_bytes<'a>(entries: impl Iterator<Item = &'a PushEntry>) -> usize {
+    entries
+        .map(|e| {
+            let metadata: usize = e.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+            2 * (e.line.len() + metadata) + DECODED_ENTRY_OVERHEAD_BYTES
+        })
+        .sum()
+}
+
+/// Adds `decoded` bytes to the request's charge, or answers why not.
+fn hold_decoded(core: &Core, req: &Request, decoded: usize) -> Result<(), Response> {
+    let total = req.charge.bytes().saturating_add(decoded);
+    req.charge.grow_to(total).map_err(|e| {
+        core.shard.edge.http_requests_over_budget.inc();
+        if e.can_ever_fit() {
+            Response::text(503, &format!("{e}\n"))
+                .with_header("Retry-After", OVER_BUDGET_RETRY_AFTER_SECONDS.to_string())
+        } else {
+            core.shard.counters.discard(DiscardReason::TooLarge, 1);
+            Response::text(413, &format!("{e}\n"))
+        }
+    })
+}
+
 pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
     let tenant = match tenant(core, req, true) {
         Ok(t) => t,
@@ -49,6 +84,10 @@ pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
         Ok(s) => s,
         Err(e) => return refuse(core, e),
     };
+    let decoded = decoded_bytes(streams.iter().flat_map(|s| &s.entries));
+    if let Err(refused) = hold_decoded(core, req, decoded) {
+        return refused;
+    }
     let mut batches = Batches::new(core, &tenant);
     for stream in &streams {
         let id = stream_hash(&tenant, &stream.labels);
@@ -86,6 +125,20 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
         Ok(r) => r,
         Err(e) => return refuse(core, e),
     };
+    drop(body);
+    // Each row carries its own labels, held as long as the row.
+    let labels: usize = rows
+        .iter()
+        .flat_map(|(l, _)| l.pairs())
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    if let Err(refused) = hold_decoded(
+        core,
+        req,
+        decoded_bytes(rows.iter().map(|(_, e)| e)) + labels,
+    ) {
+        return refused;
+    }
     let mut batches = Batches::new(core, &tenant);
     for (labels, e) in &rows {
         let id = stream_hash(&tenant, labels);

@@ -11,6 +11,9 @@ use crate::runtime::Core;
 use crate::shard::{DiscardReason, ShardAnswer, ShardRequest};
 
 /// Routes one request of this core's HTTP server.
+///
+/// Every refusal is decided before anything reaches a shard: a push that is answered 503
+/// (recovering, stopping) has stored nothing, so the client's retry cannot store it twice.
 pub async fn route(core: Rc<Core>, req: Request) -> Response {
     let path = req.path.trim_end_matches('/').to_string();
     let method = req.method.as_str();
@@ -19,14 +22,20 @@ pub async fn route(core: Rc<Core>, req: Request) -> Response {
         ("GET", "/metrics") => metrics(&core).await,
         ("GET", "/loki/api/v1/status/buildinfo") => buildinfo(),
         ("POST", "/loki/api/v1/push") | ("POST", "/api/prom/push") => {
-            not_ready(&core).unwrap_or(super::ingest_routes::push(&core, &req).await)
+            if let Some(refused) = not_ready(&core) {
+                return refused;
+            }
+            super::ingest_routes::push(&core, &req).await
         }
         ("POST", "/insert/jsonline") => {
-            not_ready(&core).unwrap_or(super::ingest_routes::jsonline(&core, &req).await)
+            if let Some(refused) = not_ready(&core) {
+                return refused;
+            }
+            super::ingest_routes::jsonline(&core, &req).await
         }
         ("GET" | "POST", p) if p.starts_with("/loki/api/v1/") => {
-            if let Some(r) = not_ready(&core) {
-                return r;
+            if let Some(refused) = not_ready(&core) {
+                return refused;
             }
             super::query_routes::route(&core, &req, &p["/loki/api/v1/".len()..]).await
         }

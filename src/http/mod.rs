@@ -3,10 +3,13 @@
 //! Which question it answers: "how does a request get from a socket to a handler and its
 //! answer back?" [`server`] owns connections (accept loop, keep-alive, pipelining, timeouts,
 //! limits, graceful stop), [`request`] parses heads and bodies from bytes (pure functions,
-//! property-tested), [`response`] encodes answers. The Loki API is handlers on top of this
-//! layer: [`loki`] routes, [`ingest_routes`] (push, jsonline), [`query_routes`] (queries,
-//! labels, series, stats); [`json`] writes the responses. No tokio runtime and no hyper.
+//! property-tested), [`response`] encodes answers, [`admission`] decides which connections
+//! and request bodies a core takes in (one cap and one budget per core, shared with the
+//! syslog TCP listener). The Loki API is handlers on top of this layer: [`loki`] routes,
+//! [`ingest_routes`] (push, jsonline), [`query_routes`] (queries, labels, series, stats);
+//! [`json`] writes the responses. No tokio runtime and no hyper.
 
+pub mod admission;
 pub mod ingest_routes;
 pub mod json;
 pub mod loki;

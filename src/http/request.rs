@@ -93,7 +93,15 @@ pub enum HttpError {
     ExpectationFailed(String),
     /// 408: a started request did not arrive completely within `read_timeout`.
     Timeout { read_timeout_ms: u64 },
+    /// 503: the core's budget for unfinished request bodies has no room for this one now
+    /// (answered with `Retry-After`).
+    OverBudget(super::admission::OverBudget),
 }
+
+/// `Retry-After` of a request refused for the body budget, in seconds: the budget frees as soon
+/// as the requests holding it are handled, which takes milliseconds unless clients hold bodies
+/// open on purpose; one second is the shortest wait the header can say.
+pub const OVER_BUDGET_RETRY_AFTER_SECONDS: u64 = 1;
 
 impl HttpError {
     pub fn status(&self) -> u16 {
@@ -104,6 +112,7 @@ impl HttpError {
             HttpError::UnsupportedTransferEncoding(_) => 501,
             HttpError::ExpectationFailed(_) => 417,
             HttpError::Timeout { .. } => 408,
+            HttpError::OverBudget(_) => 503,
         }
     }
 
@@ -140,6 +149,7 @@ impl fmt::Display for HttpError {
                 f,
                 "the request did not arrive completely within {read_timeout_ms} ms (read_timeout)"
             ),
+            HttpError::OverBudget(e) => write!(f, "{e}"),
         }
     }
 }
@@ -458,6 +468,10 @@ pub struct Request {
     /// The body as received (still content-encoded if the client compressed it), de-chunked.
     pub body: Vec<u8>,
     pub peer: SocketAddr,
+    /// The bytes this request holds, charged to its core's budget for unfinished requests:
+    /// its body, and what a handler adds for what it keeps while it waits (a decoded push).
+    /// Released when the last clone of the request is dropped.
+    pub charge: std::rc::Rc<super::admission::BodyCharge>,
 }
 
 impl Request {

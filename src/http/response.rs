@@ -58,7 +58,14 @@ impl Response {
     pub fn error(err: &HttpError) -> Response {
         let mut body = err.to_string();
         body.push('\n');
-        Response::text(err.status(), &body)
+        let response = Response::text(err.status(), &body);
+        match err {
+            HttpError::OverBudget(_) => response.with_header(
+                "Retry-After",
+                super::request::OVER_BUDGET_RETRY_AFTER_SECONDS.to_string(),
+            ),
+            _ => response,
+        }
     }
 
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {

@@ -8,15 +8,17 @@
 //! connection by `idle_timeout`, a started request (head and body) by `read_timeout`, a write
 //! that makes no progress by `write_timeout`, the head by `header_bytes_max`, the body by
 //! `body_bytes_max` (refused from its declared length or its chunk sizes, before it is read).
-//! A refused request is answered with a plain-text reason and the connection is closed after a
-//! short lingering read, so that the client sees the answer rather than a reset.
+//! What the core holds for all its connections together is bounded by its [`Admission`]: the
+//! accept loop pauses at the connection cap, and each body is charged to the core's budget for
+//! unfinished requests (503 with `Retry-After` when it has no room) until its request has been
+//! handled. A refused request is answered with a plain-text reason and the connection is closed
+//! after a short lingering read, so that the client sees the answer rather than a reset.
 //!
 //! Graceful stop: [`Shutdown::trigger`] makes [`serve`] stop accepting at once, closes idle
 //! connections, lets in-flight requests finish (answered with `Connection: close`), and
 //! [`serve`] returns once the last connection has ended.
 
 pub use crate::runtime::Shutdown;
-use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -25,16 +27,16 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future::or;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::TaskQueueHandle;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Gate;
 use glommio::timer::sleep;
-use glommio::{GlommioError, TaskQueueHandle};
 
+use super::admission::{Acceptor, Admission, BodyCharge, EdgeStats, ListenerKind};
 use super::request::{
     BodyFraming, ChunkedDecoder, Head, HttpError, Method, Parse, Request, parse_head,
 };
 use super::response::{Persistence, Response, encode_head};
-use crate::metrics::Counter;
 
 /// Default most bytes of request line plus headers: Go's `net/http` and Loki default to 1 MiB,
 /// but real Loki clients send under 2 KiB; 64 KiB leaves room for long tokens and cookies while
@@ -61,18 +63,14 @@ pub const READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 /// must not keep the connection and its buffers forever.
 pub const WRITE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 
-/// Default most open connections per core: each costs a file descriptor and a few KiB of
-/// buffers; beyond this, new connections are closed at once so that the core keeps serving the
-/// ones it has (systemd units set `LimitNOFILE` well above cores times this).
-pub const CONNECTIONS_MAX_DEFAULT: usize = 10_000;
-
 /// Initial (and retained while idle) size of a connection's read buffer: a typical request
 /// head fits, so one read usually delivers a whole GET; it grows to `header_bytes_max` only
 /// while a large head arrives, and shrinks back once the connection is idle.
 const READ_BUFFER_BYTES_INITIAL: usize = 8 * 1024;
 
-/// Largest read into a body at a time while it grows; the body vector is never reserved to the
-/// declared length up front, so a client that declares 16 MiB and sends nothing costs little.
+/// Smallest read into a body while it grows; the body vector is never reserved to the
+/// declared length up front, so a client that declares 16 MiB and sends nothing costs little
+/// memory (it holds that much of the core's body budget, and only until `read_timeout`).
 const BODY_READ_BYTES_MIN: usize = 64 * 1024;
 
 /// Responses up to this size (head plus body) are copied into one buffer and sent in one write;
@@ -90,12 +88,8 @@ const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// ...and at most this many bytes, so lingering never becomes a way to keep streaming to us.
 const LINGER_BYTES_MAX: usize = 1024 * 1024;
 
-/// Pause after an accept error such as EMFILE: retrying at once would spin the core while the
-/// condition lasts.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Limits applied to every connection of a server. All are per connection or per request,
-/// except `connections_max` (per core).
+/// Limits applied to every connection of a server, per connection or per request. What all
+/// connections of a core hold together is bounded by its [`Admission`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerLimits {
     /// Most bytes of request line plus headers (431 beyond).
@@ -108,8 +102,6 @@ pub struct ServerLimits {
     pub read_timeout: Duration,
     /// How long a response write may make no progress.
     pub write_timeout: Duration,
-    /// Most connections open at once on one core.
-    pub connections_max: usize,
 }
 
 impl Default for ServerLimits {
@@ -120,7 +112,6 @@ impl Default for ServerLimits {
             idle_timeout: IDLE_TIMEOUT_DEFAULT,
             read_timeout: READ_TIMEOUT_DEFAULT,
             write_timeout: WRITE_TIMEOUT_DEFAULT,
-            connections_max: CONNECTIONS_MAX_DEFAULT,
         }
     }
 }
@@ -147,48 +138,7 @@ impl ServerLimits {
                 return Err(format!("{name} is zero; give a positive duration"));
             }
         }
-        if self.connections_max == 0 {
-            return Err("connections_max is 0; at least one connection must be allowed".into());
-        }
         Ok(())
-    }
-}
-
-/// Counters of one core's HTTP server, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct ServerStats {
-    pub connections_accepted: Counter,
-    /// Connections closed at once because `connections_max` were open.
-    pub connections_refused: Counter,
-    pub accept_errors: Counter,
-    /// Requests read completely and handed to the handler.
-    pub requests: Counter,
-    /// Requests answered by this layer with an error (400, 408, 413, 417, 431, 501).
-    pub requests_rejected: Counter,
-    connections_open: Cell<u64>,
-}
-
-impl ServerStats {
-    pub fn connections_open(&self) -> u64 {
-        self.connections_open.get()
-    }
-}
-
-/// Decrements the open-connection gauge when a connection task ends, however it ends.
-struct OpenGuard(Rc<ServerStats>);
-
-impl OpenGuard {
-    fn new(stats: Rc<ServerStats>) -> OpenGuard {
-        stats.connections_open.set(stats.connections_open.get() + 1);
-        OpenGuard(stats)
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        let open = &self.0.connections_open;
-        debug_assert!(open.get() > 0);
-        open.set(open.get().saturating_sub(1));
     }
 }
 
@@ -214,12 +164,12 @@ pub enum ConnectionEnd {
 /// `shutdown` (checked between requests: a request being handled is finished and answered).
 ///
 /// `handler` is called once per request, sequentially; pipelined requests are answered in
-/// order.
+/// order. Request bodies are charged to `admission`'s budget until their handler returns.
 pub async fn serve_connection<H, F>(
     stream: TcpStream,
     limits: &ServerLimits,
     shutdown: &Shutdown,
-    stats: &ServerStats,
+    admission: &Admission,
     handler: H,
 ) -> ConnectionEnd
 where
@@ -239,27 +189,30 @@ where
     let mut conn = Conn {
         stream,
         limits,
+        admission,
         buf: vec![0; READ_BUFFER_BYTES_INITIAL],
         start: 0,
         end: 0,
         out: Vec::new(),
     };
-    conn.run(peer, shutdown, stats, &handler).await
+    conn.run(peer, shutdown, admission.stats(), &handler).await
 }
 
 /// Accepts connections on `listener` (bound with SO_REUSEPORT by glommio's
-/// `TcpListener::bind`, one per core) and serves each as a local task in `queue`, until
-/// `shutdown` is triggered. Then it stops accepting at once, waits for the open connections to
-/// finish their in-flight requests, and returns.
+/// `TcpListener::bind`, one per core) within `admission`'s connection cap and serves each as a
+/// local task in `queue`, until `shutdown` is triggered. Then it stops accepting at once, waits
+/// for the open connections to finish their in-flight requests, and returns. `shard` names the
+/// core in log lines.
 ///
-/// Fails only when `limits` are unusable; accept errors (EMFILE, ...) are counted in
-/// `stats.accept_errors` and retried after a short pause.
+/// Fails only when `limits` are unusable; accept errors (EMFILE, ...) are counted and waited
+/// out with a backoff (see [`Acceptor`]).
 pub async fn serve<H, F>(
     listener: TcpListener,
     limits: ServerLimits,
     queue: TaskQueueHandle,
     shutdown: Shutdown,
-    stats: Rc<ServerStats>,
+    admission: Admission,
+    shard: usize,
     handler: H,
 ) -> io::Result<()>
 where
@@ -271,64 +224,27 @@ where
         .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
     let handler = Rc::new(handler);
     let gate = Gate::new();
-    while !shutdown.is_triggered() {
-        // Dropping a pending accept cancels its io_uring operation, so racing it with the
-        // stop signal is safe.
-        let accepted = or(async { Some(listener.accept().await) }, async {
-            shutdown.wait().await;
-            None
-        })
-        .await;
-        let stream = match accepted {
-            None => break,
-            Some(Ok(stream)) => stream,
-            Some(Err(e)) => {
-                stats.accept_errors.inc();
-                if !is_transient_accept_error(&e) {
-                    or(sleep(ACCEPT_ERROR_BACKOFF), shutdown.wait()).await;
-                }
-                continue;
-            }
-        };
-        stats.connections_accepted.inc();
-        if stats.connections_open() >= limits.connections_max as u64 {
-            stats.connections_refused.inc();
-            continue;
-        }
-        let guard = OpenGuard::new(stats.clone());
+    let mut acceptor = Acceptor::new(listener, admission.clone(), ListenerKind::Http, shard);
+    while let Some((stream, slot)) = acceptor.next(&shutdown).await {
         let task = {
             let handler = handler.clone();
             let shutdown = shutdown.clone();
+            let admission = admission.clone();
             async move {
-                let stats = guard.0.clone();
-                serve_connection(stream, &limits, &shutdown, &stats, |r| handler(r)).await;
-                drop(guard);
+                serve_connection(stream, &limits, &shutdown, &admission, |r| handler(r)).await;
+                drop(slot);
             }
         };
-        match gate.spawn_into(task, queue) {
-            Ok(task) => {
-                task.detach();
-            }
-            // Only an invalid queue handle gets here; the connection was dropped with the task.
-            Err(_) => stats.connections_refused.inc(),
+        // Only an invalid queue handle fails here; the connection and its slot were dropped
+        // with the task.
+        if let Ok(task) = gate.spawn_into(task, queue) {
+            task.detach();
         }
     }
-    drop(listener);
+    drop(acceptor);
     // Cannot fail: the gate is closed only here.
     let _ = gate.close().await;
     Ok(())
-}
-
-fn is_transient_accept_error(e: &GlommioError<()>) -> bool {
-    match e {
-        GlommioError::IoError(e) => matches!(
-            e.kind(),
-            io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::ConnectionReset
-                | io::ErrorKind::Interrupted
-        ),
-        _ => false,
-    }
 }
 
 /// Why a request could not be read.
@@ -355,6 +271,7 @@ enum Idle {
 struct Conn<'a> {
     stream: TcpStream,
     limits: &'a ServerLimits,
+    admission: &'a Admission,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -366,7 +283,7 @@ impl Conn<'_> {
         &mut self,
         peer: SocketAddr,
         shutdown: &Shutdown,
-        stats: &ServerStats,
+        stats: &EdgeStats,
         handler: &H,
     ) -> ConnectionEnd
     where
@@ -401,17 +318,21 @@ impl Conn<'_> {
                     .map(|body| (head, body)),
                 Err(fail) => Err(fail),
             };
-            let (head, body) = match read {
+            let (head, (body, charge)) = match read {
                 Ok(request) => request,
                 Err(ReadFail::Shutdown) => return ConnectionEnd::Shutdown,
                 Err(ReadFail::Eof) => return ConnectionEnd::PeerClosed,
                 Err(ReadFail::Io(kind)) => return ConnectionEnd::Io(kind),
                 Err(ReadFail::Http(err)) => {
-                    stats.requests_rejected.inc();
+                    if matches!(err, HttpError::OverBudget(_)) {
+                        stats.http_requests_over_budget.inc();
+                    } else {
+                        stats.http_requests_rejected.inc();
+                    }
                     return self.refuse(&err, shutdown).await;
                 }
             };
-            stats.requests.inc();
+            stats.http_requests.inc();
             let head_request = head.method == Method::Head;
             let (keep_alive, version_minor) = (head.keep_alive, head.version_minor);
             let request = Request {
@@ -422,7 +343,10 @@ impl Conn<'_> {
                 headers: head.headers,
                 body,
                 peer,
+                charge: Rc::new(charge),
             };
+            // The handler owns the request: its charge is released when the request (and so
+            // its body) is dropped.
             let response = handler(request).await;
             let close = !keep_alive || response.wants_close() || shutdown.is_triggered();
             let persistence = match (close, version_minor) {
@@ -499,35 +423,59 @@ impl Conn<'_> {
             self.fill(deadline).await?;
             // httparse restarts from the first byte each time; parsing only when a line has
             // been completed keeps a client that sends one byte at a time from making that
-            // quadratic in the head size.
-            parse_now = memchr::memchr(b'\n', &self.buf[before..self.end]).is_some();
+            // quadratic in the head size. A head that reached the limit without completing a
+            // line is parsed too, so that it is refused (431) rather than read past the buffer.
+            parse_now = memchr::memchr(b'\n', &self.buf[before..self.end]).is_some()
+                || self.end - self.start >= head_bytes_max;
         }
     }
 
-    async fn read_body(&mut self, head: &Head, deadline: Instant) -> Result<Vec<u8>, ReadFail> {
+    /// Reads the body, charged to the core's budget: a declared length whole before any byte
+    /// is read (and refused with 503 if it does not fit), a chunked body as its buffer grows.
+    async fn read_body(
+        &mut self,
+        head: &Head,
+        deadline: Instant,
+    ) -> Result<(Vec<u8>, BodyCharge), ReadFail> {
         let body_bytes_max = self.limits.body_bytes_max;
+        let over_budget = |e| ReadFail::Http(HttpError::OverBudget(e));
         match head.framing {
-            BodyFraming::Empty => Ok(Vec::new()),
+            BodyFraming::Empty => Ok((Vec::new(), self.admission.empty_charge())),
             BodyFraming::Length(len) => {
                 if len > body_bytes_max as u64 {
                     return Err(ReadFail::Http(HttpError::BodyTooLarge { body_bytes_max }));
                 }
+                let charge = self
+                    .admission
+                    .charge_body(len as usize)
+                    .map_err(over_budget)?;
                 self.send_continue(head).await?;
-                self.read_length_body(len as usize, deadline).await
+                let body = self.read_length_body(len as usize, deadline).await?;
+                Ok((body, charge))
             }
             BodyFraming::Chunked => {
+                let charge = self.admission.empty_charge();
                 self.send_continue(head).await?;
                 let mut decoder = ChunkedDecoder::new(body_bytes_max);
                 let mut body = Vec::new();
                 loop {
                     if self.start < self.end {
                         let input = &self.buf[self.start..self.end];
+                        // Decoded bytes are never more than their input; room for all of it
+                        // is charged before the vector may grow.
+                        let need = body.len() + input.len();
+                        if need > body.capacity() {
+                            let grown = need.max(body.capacity() * 2).min(body_bytes_max);
+                            let grown = grown.max(need);
+                            charge.grow_to(grown).map_err(over_budget)?;
+                            body.reserve_exact(grown - body.len());
+                        }
                         let used = decoder.decode(input, &mut body).map_err(ReadFail::Http)?;
                         debug_assert!(used == input.len() || decoder.is_done());
                         self.start += used;
                     }
                     if decoder.is_done() {
-                        return Ok(body);
+                        return Ok((body, charge));
                     }
                     self.fill(deadline).await?;
                 }
@@ -560,6 +508,9 @@ impl Conn<'_> {
         while body.len() < len {
             let have = body.len();
             let want = (len - have).min(have.max(BODY_READ_BYTES_MIN));
+            // Exactly what the next step needs: the vector never holds more than the length
+            // charged for it.
+            body.reserve_exact(want);
             body.resize(have + want, 0);
             let n = read_before(&mut self.stream, &mut body[have..], deadline, self.limits).await?;
             body.truncate(have + n);

@@ -14,15 +14,20 @@ use glommio::net::TcpListener;
 use glommio::timer::sleep;
 
 use super::*;
+use crate::http::admission::AdmissionLimits;
 
 /// Counters read back after the server stopped.
 #[derive(Debug)]
 struct Outcome {
     accepted: u64,
-    refused: u64,
+    /// Times the accept loop paused at the connection cap.
+    paused: u64,
     requests: u64,
     rejected: u64,
+    over_budget: u64,
     open_at_end: u64,
+    /// Body bytes still charged after every connection ended (must be 0).
+    held_at_end: u64,
     /// From the stop request to `serve` returning.
     stopped_after: Duration,
 }
@@ -57,7 +62,17 @@ impl Response {
     }
 }
 
+/// The admission of most tests: room for everything they send.
+const ROOMY: AdmissionLimits = AdmissionLimits {
+    connections_max: 10_000,
+    body_bytes_max: 1 << 30,
+};
+
 fn start(limits: ServerLimits) -> TestServer {
+    start_admitting(limits, ROOMY)
+}
+
+fn start_admitting(limits: ServerLimits, admission: AdmissionLimits) -> TestServer {
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let stop_flag = stop.clone();
@@ -66,7 +81,8 @@ fn start(limits: ServerLimits) -> TestServer {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
             let shutdown = Shutdown::new();
-            let stats = Rc::new(ServerStats::default());
+            let stats = Rc::new(EdgeStats::default());
+            let admission = Admission::new(admission, stats.clone());
             // The stop request crosses threads as an atomic; the signal itself is core-local.
             let trigger = shutdown.clone();
             glommio::spawn_local(async move {
@@ -77,15 +93,17 @@ fn start(limits: ServerLimits) -> TestServer {
             })
             .detach();
             let queue = glommio::executor().current_task_queue();
-            serve(listener, limits, queue, shutdown, stats.clone(), echo)
+            serve(listener, limits, queue, shutdown, admission, 0, echo)
                 .await
                 .unwrap();
             Outcome {
-                accepted: stats.connections_accepted.get(),
-                refused: stats.connections_refused.get(),
-                requests: stats.requests.get(),
-                rejected: stats.requests_rejected.get(),
+                accepted: stats.http.connections_accepted.get(),
+                paused: stats.http.accept_paused_at_cap.get(),
+                requests: stats.http_requests.get(),
+                rejected: stats.http_requests_rejected.get(),
+                over_budget: stats.http_requests_over_budget.get(),
                 open_at_end: stats.connections_open(),
+                held_at_end: stats.body_bytes_held(),
                 stopped_after: Duration::ZERO,
             }
         })
@@ -441,16 +459,109 @@ fn http10_and_connection_close() {
 }
 
 #[test]
-fn connections_over_the_limit_are_closed() {
-    let server = start(ServerLimits {
-        connections_max: 1,
-        ..small_limits()
-    });
-    let (_, _first) = exchange(&server, b"GET / HTTP/1.1\r\n\r\n");
-    let mut second = BufReader::new(server.connect());
-    assert_closed(&mut second);
+fn connections_over_the_cap_wait_in_the_backlog() {
+    let server = start_admitting(
+        small_limits(),
+        AdmissionLimits {
+            connections_max: 1,
+            ..ROOMY
+        },
+    );
+    let (_, first) = exchange(&server, b"GET /1 HTTP/1.1\r\n\r\n");
+    // The kernel completes the second connection, but the server does not accept it while
+    // the first one is open: its request stays unanswered.
+    let mut second = server.connect();
+    second.write_all(b"GET /2 HTTP/1.1\r\n\r\n").unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let early = second.read(&mut byte);
+    assert!(
+        matches!(&early, Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+        "served beyond the cap: {early:?}"
+    );
+    // Once the first closes, the second is accepted and served.
+    drop(first);
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let reply = read_reply(&mut BufReader::new(second), false);
+    assert_eq!(reply.text(), "GET /2?\n");
     let outcome = server.stop();
-    assert_eq!((outcome.accepted, outcome.refused), (2, 1));
+    assert_eq!(outcome.accepted, 2);
+    assert!(outcome.paused >= 1, "{outcome:?}");
+}
+
+#[test]
+fn bodies_beyond_the_budget_get_503_before_they_are_read() {
+    let limits = ServerLimits {
+        body_bytes_max: 16_000,
+        ..small_limits()
+    };
+    let server = start_admitting(
+        limits,
+        AdmissionLimits {
+            body_bytes_max: 6_000,
+            ..ROOMY
+        },
+    );
+    // One body of 4,000 declared bytes holds most of the budget while it arrives.
+    let mut holding = server.connect();
+    holding
+        .write_all(b"POST /a HTTP/1.1\r\nContent-Length: 4000\r\n\r\n")
+        .unwrap();
+    holding.write_all(&[b'a'; 100]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    // Another 4,000 would exceed 6,000: refused at once, before any of it is read, with a
+    // reason and a time to retry.
+    let (reply, mut r) = exchange(
+        &server,
+        b"POST /b HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4000\r\n\r\n",
+    );
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.header("Retry-After"), Some("1"));
+    assert!(
+        reply.text().contains("request_bodies_bytes_max"),
+        "{}",
+        reply.text()
+    );
+    assert_closed(&mut r);
+    // A chunked body is charged as it grows, and refused mid-way when the budget runs out.
+    let mut chunked = server.connect();
+    chunked
+        .write_all(b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    let _ = chunked.write_all(format!("{:x}\r\n", 9000).as_bytes());
+    let _ = chunked.write_all(&[b'c'; 9000]);
+    let reply = read_reply(&mut BufReader::new(chunked), false);
+    assert_eq!(reply.status, 503);
+    // The first body finishes and is handled; its charge is released, so a retry fits.
+    holding.write_all(&[b'a'; 3900]).unwrap();
+    let reply = read_reply(&mut BufReader::new(holding), false);
+    assert_eq!(
+        (reply.status, reply.body.len()),
+        (200, "POST /a?\n".len() + 4000)
+    );
+    let (reply, _) = exchange(
+        &server,
+        &[
+            &b"POST /b HTTP/1.1\r\nContent-Length: 4000\r\n\r\n"[..],
+            &[b'b'; 4000],
+        ]
+        .concat(),
+    );
+    assert_eq!(reply.status, 200);
+    // A connection that ends mid-body gives its charge back too.
+    let mut abandoned = server.connect();
+    abandoned
+        .write_all(b"POST /d HTTP/1.1\r\nContent-Length: 5000\r\n\r\nxyz")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    drop(abandoned);
+    let outcome = server.stop();
+    assert_eq!(outcome.over_budget, 2, "{outcome:?}");
+    assert_eq!(outcome.held_at_end, 0, "{outcome:?}");
 }
 
 #[test]
@@ -487,6 +598,23 @@ fn shutdown_stops_accepting_and_finishes_in_flight_requests() {
             assert_closed(&mut r);
         }
     }
+}
+
+#[test]
+fn a_request_line_longer_than_the_head_limit_is_refused() {
+    // No newline within header_bytes_max: the head can never complete, and must be refused
+    // rather than wait for a line end that cannot fit.
+    let server = start(ServerLimits::default());
+    let mut s = server.connect();
+    let line = format!(
+        "GET /{} HTTP/1.1\r\n\r\n",
+        "a".repeat(2 * HEADER_BYTES_MAX_DEFAULT)
+    );
+    let _ = s.write_all(line.as_bytes());
+    let reply = read_reply(&mut BufReader::new(s), false);
+    assert_eq!(reply.status, 431);
+    let outcome = server.stop();
+    assert_eq!(outcome.rejected, 1);
 }
 
 #[test]

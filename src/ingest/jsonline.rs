@@ -520,6 +520,24 @@ mod tests {
     }
 
     #[test]
+    fn times_outside_the_shared_range_are_refused() {
+        for ts in [
+            r#""-1""#,
+            "-1.5",
+            r#""1969-12-31T23:59:59Z""#,
+            r#""2262-01-01T00:00:00Z""#,
+        ] {
+            let m = err(&format!(r#"{{"ts":{ts},"msg":"x"}}"#));
+            assert!(m.contains("outside the accepted range"), "{ts}: {m}");
+        }
+        let edge = decode(r#"{"ts":"2255-03-14T16:00:00Z","msg":"x"}"#).unwrap();
+        assert_eq!(
+            edge[0].1.timestamp_ns,
+            crate::ingest::time_range::TIMESTAMP_NS_MAX
+        );
+    }
+
+    #[test]
     fn lines_crlf_empty_and_order() {
         let body = "\r\n{\"msg\":\"a\",\"app\":\"x\"}\r\n\n   \n{\"msg\":\"b\",\"app\":\"y\"}\n{\"msg\":\"c\",\"app\":\"x\"}";
         let got = decode(body).unwrap();
@@ -744,8 +762,15 @@ mod tests {
                 obj.insert(k.clone(), v.clone().into());
             }
             let body = serde_json::Value::Object(obj).to_string();
-            // Seconds beyond the year 2262 are out of range: then the body must be refused.
-            let want_ts = if ts == 0 { Ok(NOW) } else { timestamp::scale_int(i128::from(ts)) };
+            // Times beyond the shared range are refused: then the whole body is.
+            let want_ts = if ts == 0 {
+                Ok(NOW)
+            } else {
+                timestamp::scale_int(i128::from(ts))
+                    .ok()
+                    .filter(|&t| crate::ingest::time_range::in_range(t))
+                    .ok_or(())
+            };
             let Ok(want_ts) = want_ts else {
                 prop_assert!(decode(&body).is_err());
                 return Ok(());

@@ -5,6 +5,10 @@
 //! connection stops being read while more than `syslog_tcp_unacked_bytes_max` of what it
 //! sent is not yet durable. UDP cannot be slowed down; what the kernel drops because the
 //! socket buffer overflowed is read from `/proc/net/udp` and reported exactly.
+//!
+//! HTTP and syslog TCP share one [`Admission`] per core: one cap on open connections (at the
+//! cap both accept loops pause) and one budget for bytes of unfinished requests (HTTP bodies,
+//! and syslog frames longer than a connection's first buffer, see [`FrameBuffer`]).
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -18,8 +22,13 @@ use futures_lite::future;
 use glommio::net::{TcpListener, TcpStream, UdpSocket};
 use glommio::task::JoinHandle;
 
+use super::frame_buffer::FrameBuffer;
 use super::framing::{Decoded, Framer};
 use super::syslog::{self, ParseContext};
+use crate::config::PUSH_RAW_BODY_SLACK_BYTES;
+use crate::http::admission::{
+    Acceptor, Admission, AdmissionLimits, ListenerKind, derive_connections_max, nofile_soft_limit,
+};
 use crate::http::server::{ServerLimits, serve};
 use crate::model::{BatchBuilder, owner_shard, stream_hash_sorted};
 use crate::runtime::Core;
@@ -33,6 +42,66 @@ pub struct Listeners {
 
 /// How long shutdown waits for open connections to finish what they were doing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a syslog connection whose long frame needs more buffer than the core's request
+/// budget has waits (unread: the sender is slowed down) before it is closed and counted. The
+/// budget frees as other requests finish; a minute without room means the core is flooded
+/// with unfinished frames, and closing one is what lets the others finish.
+const SYSLOG_BUDGET_WAIT_MAX: Duration = Duration::from_secs(60);
+
+/// How often a syslog connection waiting for budget looks again.
+const SYSLOG_BUDGET_POLL: Duration = Duration::from_millis(10);
+
+/// The admission control of `core`: its connection cap (explicit, or derived from the file
+/// limit) and its request budget, over the counts in the shard's edge stats.
+fn admission(core: &Core) -> Admission {
+    let connections_max = core.config.connections_max.unwrap_or_else(|| {
+        derive_connections_max(nofile_soft_limit(), core.shards).connections_max
+    });
+    Admission::new(
+        AdmissionLimits {
+            connections_max,
+            body_bytes_max: core.config.request_bodies_bytes_max,
+        },
+        core.shard.edge.clone(),
+    )
+}
+
+/// Says once (from core 0) what the connection cap is and where it comes from, and warns when
+/// the file limit is too low to keep descriptors for the data files.
+fn describe_admission(core: &Core, admission: &Admission) {
+    if core.id != 0 {
+        return;
+    }
+    let limits = admission.limits();
+    let budget_mib = limits.body_bytes_max >> 20;
+    if core.config.connections_max.is_some() {
+        eprintln!(
+            "connections: at most {} per core (HTTP and syslog TCP together, set by \
+             connections_max); unfinished requests: at most {budget_mib} MiB per core",
+            limits.connections_max
+        );
+        return;
+    }
+    let soft = nofile_soft_limit();
+    let derived = derive_connections_max(soft, core.shards);
+    let soft_text = soft.map_or("unlimited".to_string(), |s| s.to_string());
+    eprintln!(
+        "connections: at most {} per core (HTTP and syslog TCP together), from the open-file \
+         limit {soft_text} less {} kept for data files; unfinished requests: at most \
+         {budget_mib} MiB per core",
+        derived.connections_max, derived.reserved_fds
+    );
+    if derived.short {
+        eprintln!(
+            "warning: the open-file limit (RLIMIT_NOFILE) {soft_text} does not leave {} \
+             descriptors for data files plus {} connections per core; raise it (systemd: \
+             LimitNOFILE=65536, shell: ulimit -n) or data files and connections will run out \
+             together",
+            derived.reserved_fds, derived.connections_max
+        );
+    }
+}
 
 impl Listeners {
     /// Waits (bounded) for the connections to finish after the core's shutdown was
@@ -61,18 +130,20 @@ pub fn start_http(core: &Rc<Core>) -> std::io::Result<Listeners> {
     let listener = bind_tcp("http_addr", core.config.http_addr)?;
     let limits = ServerLimits {
         // The raw body may be compressed; the decompressed size is checked by the decoders.
-        body_bytes_max: core.config.push_body_bytes_max + 1024 * 1024,
+        body_bytes_max: core.config.push_body_bytes_max + PUSH_RAW_BODY_SLACK_BYTES,
         ..ServerLimits::default()
     };
+    let admission = admission(core);
+    describe_admission(core, &admission);
     let handler_core = core.clone();
     let handler = move |req| crate::http::loki::route(handler_core.clone(), req);
     let task = glommio::spawn_local_into(
         {
-            let (core, stats) = (core.clone(), core.http_stats.clone());
+            let core = core.clone();
             async move {
                 let shutdown = core.shutdown.clone();
-                if let Err(e) =
-                    serve(listener, limits, core.ingest_tq, shutdown, stats, handler).await
+                let (tq, id) = (core.ingest_tq, core.id);
+                if let Err(e) = serve(listener, limits, tq, shutdown, admission, id, handler).await
                 {
                     eprintln!("shard {}: HTTP server stopped: {e}", core.id);
                 }
@@ -132,8 +203,9 @@ fn bind_tcp(key: &str, addr: SocketAddr) -> std::io::Result<TcpListener> {
         .map_err(|e| std::io::Error::other(format!("cannot bind {key} {addr}: {e}")))
 }
 
-/// Accepts until the core's shutdown, spawning `serve` for each connection in the ingest
-/// queue; `live` counts the connections still open.
+/// Accepts within the core's connection cap until the core's shutdown (pausing at the cap and
+/// backing off on EMFILE, see [`Acceptor`]), spawning `serve` for each connection in the
+/// ingest queue; `live` counts the connections still open.
 fn accept_loop<F, Fut>(
     core: &Rc<Core>,
     listener: TcpListener,
@@ -141,37 +213,30 @@ fn accept_loop<F, Fut>(
     serve: F,
 ) -> JoinHandle<()>
 where
-    F: Fn(Rc<Core>, TcpStream) -> Fut + 'static,
+    F: Fn(Rc<Core>, TcpStream, Admission) -> Fut + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
     let core = core.clone();
     let tq = core.ingest_tq;
+    let admission = admission(&core);
+    let mut acceptor = Acceptor::new(
+        listener,
+        admission.clone(),
+        ListenerKind::SyslogTcp,
+        core.id,
+    );
     glommio::spawn_local_into(
         async move {
-            loop {
-                let accepted = future::or(async { Some(listener.accept().await) }, async {
-                    core.shutdown.wait().await;
-                    None
-                })
-                .await;
-                let stream = match accepted {
-                    None => break,
-                    Some(Ok(s)) => s,
-                    Some(Err(e)) => {
-                        // EMFILE and friends: say so, back off, keep serving the others.
-                        eprintln!("shard {}: accept failed: {e}", core.id);
-                        glommio::timer::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
+            while let Some((stream, slot)) = acceptor.next(&core.shutdown).await {
                 let _ = stream.set_nodelay(true);
                 live.set(live.get() + 1);
                 let live = live.clone();
-                let fut = serve(core.clone(), stream);
+                let fut = serve(core.clone(), stream, admission.clone());
                 glommio::spawn_local_into(
                     async move {
                         fut.await;
                         live.set(live.get() - 1);
+                        drop(slot);
                     },
                     tq,
                 )
@@ -233,6 +298,11 @@ impl SyslogBatcher {
         let parsed = syslog::parse(message, &ctx);
         if parsed.had_invalid_utf8() {
             counters.invalid_utf8_lines.inc();
+        }
+        // A time outside the shared range was dropped by the parser: the receive time
+        // stands in, counted like a time too far ahead.
+        if parsed.had_time_out_of_range() {
+            counters.timestamps_clamped.inc();
         }
         // Borrowed, sorted labels: no allocation per line for the stream's identity.
         let labels = syslog::label_pairs(&parsed, self.peer.as_deref());
@@ -320,25 +390,50 @@ impl SyslogBatcher {
     }
 }
 
+/// Waits until `buf` has room for the next read, as long as the core's request budget lets a
+/// long frame grow it; `false` if it did not within [`SYSLOG_BUDGET_WAIT_MAX`] (or the core
+/// is stopping), and the connection should close.
+async fn room_to_read(core: &Core, buf: &mut FrameBuffer) -> bool {
+    let deadline = std::time::Instant::now() + SYSLOG_BUDGET_WAIT_MAX;
+    loop {
+        let refused = match buf.make_room() {
+            Ok(()) => return true,
+            Err(e) => e,
+        };
+        if core.shutdown.is_triggered() {
+            return false;
+        }
+        if std::time::Instant::now() >= deadline {
+            core.shard.edge.syslog_tcp.closed_over_budget.inc();
+            eprintln!(
+                "shard {}: closing a syslog connection whose frame found no room for \
+                 {SYSLOG_BUDGET_WAIT_MAX:?}: {refused}",
+                core.id
+            );
+            return false;
+        }
+        future::or(
+            glommio::timer::sleep(SYSLOG_BUDGET_POLL),
+            core.shutdown.wait(),
+        )
+        .await;
+    }
+}
+
 /// Reads one syslog TCP connection: framing, parsing, batching, backpressure.
-async fn syslog_tcp_connection(core: Rc<Core>, mut stream: TcpStream) {
+async fn syslog_tcp_connection(core: Rc<Core>, mut stream: TcpStream, admission: Admission) {
     let peer = stream.peer_addr().ok().map(|a| a.ip().to_string());
     let frame_max = core.config.syslog_frame_bytes_max;
     let unacked_max = core.config.syslog_tcp_unacked_bytes_max;
     let mut framer = Framer::new(frame_max);
     let mut batcher = SyslogBatcher::new(core.clone(), Protocol::SyslogTcp, peer);
-    // Room for one whole frame plus a large read.
-    let mut buf = vec![0u8; frame_max + 64 * 1024];
-    let (mut start, mut end) = (0usize, 0usize);
+    let mut buf = FrameBuffer::new(&framer, admission.empty_charge());
     let mut eof = false;
     while !eof {
-        if start == end {
-            (start, end) = (0, 0);
-        } else if end == buf.len() {
-            buf.copy_within(start..end, 0);
-            (start, end) = (0, end - start);
+        if !room_to_read(&core, &mut buf).await {
+            break;
         }
-        let read = future::or(async { Some(stream.read(&mut buf[end..]).await) }, async {
+        let read = future::or(async { Some(stream.read(buf.spare()).await) }, async {
             core.shutdown.wait().await;
             None
         })
@@ -346,23 +441,23 @@ async fn syslog_tcp_connection(core: Rc<Core>, mut stream: TcpStream) {
         match read {
             None => eof = true,
             Some(Ok(0)) => eof = true,
-            Some(Ok(n)) => end += n,
+            Some(Ok(n)) => buf.filled(n),
             Some(Err(_)) => eof = true,
         }
         let now = now_ns();
         loop {
-            match framer.decode(&buf[start..end], eof) {
+            match framer.decode(buf.unread(), eof) {
                 Decoded::Frame {
                     message,
                     consumed,
                     truncated,
                 } => {
                     batcher.add(message, now, truncated);
-                    start += consumed;
+                    buf.consume(consumed);
                 }
                 Decoded::Skipped { consumed, .. } => {
                     core.shard.counters.discard(DiscardReason::FramingError, 1);
-                    start += consumed;
+                    buf.consume(consumed);
                 }
                 Decoded::NeedMore => break,
             }

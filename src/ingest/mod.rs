@@ -5,8 +5,10 @@
 //! into entries with labels and structured metadata, and the listeners (one per protocol on
 //! every core, SO_REUSEPORT) batch entries per owner shard and wait for durability.
 
+pub mod frame_buffer;
 pub mod framing;
 pub mod jsonline;
 pub mod listeners;
 pub mod push;
 pub mod syslog;
+pub mod time_range;

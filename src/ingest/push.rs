@@ -320,7 +320,11 @@ mod tests {
 
         fn arb_entry() -> impl Strategy<Value = PushEntry> {
             (
-                any::<i64>(),
+                // Mostly times in the shared range, so that round trips succeed; some anywhere.
+                prop_oneof![
+                    3 => crate::ingest::time_range::TIMESTAMP_NS_MIN..=crate::ingest::time_range::TIMESTAMP_NS_MAX,
+                    1 => any::<i64>(),
+                ],
                 "\\PC{0,40}",
                 proptest::collection::vec(("[a-z_]{1,6}", "\\PC{0,10}"), 0..3),
             )
@@ -329,6 +333,30 @@ mod tests {
                     line,
                     metadata,
                 })
+        }
+
+        /// What decoding `streams` gives: them, unless a timestamp is outside the shared
+        /// range, which refuses the whole request.
+        fn expected(streams: Vec<PushStream>) -> Result<Vec<PushStream>, PushError> {
+            let all_in_range = streams
+                .iter()
+                .flat_map(|s| &s.entries)
+                .all(|e| crate::ingest::time_range::in_range(e.timestamp_ns));
+            if all_in_range {
+                return Ok(streams);
+            }
+            let first = streams
+                .iter()
+                .flat_map(|s| s.entries.iter().map(move |e| (s, e)))
+                .find(|(_, e)| !crate::ingest::time_range::in_range(e.timestamp_ns))
+                .expect("one is out of range");
+            Err(PushError::BadRequest(format!(
+                "entry for stream '{}' has {}",
+                validate::echo(&first.0.labels.to_string()),
+                crate::ingest::time_range::OutOfRange {
+                    ns: first.1.timestamp_ns
+                }
+            )))
         }
 
         fn arb_streams() -> impl Strategy<Value = Vec<PushStream>> {
@@ -376,13 +404,39 @@ mod tests {
             #[test]
             fn roundtrip_protobuf(streams in arb_streams()) {
                 let body = proto::encode(&streams);
-                prop_assert_eq!(decode_push(Some("application/x-protobuf"), None, &body, &PushLimits::default()), Ok(streams));
+                let got = decode_push(Some("application/x-protobuf"), None, &body, &PushLimits::default());
+                prop_assert_eq!(got, expected(streams));
             }
 
             #[test]
             fn roundtrip_json(streams in arb_streams()) {
                 let body = json::encode(&streams);
-                prop_assert_eq!(decode_push(Some("application/json"), None, &body, &PushLimits::default()), Ok(streams));
+                let got = decode_push(Some("application/json"), None, &body, &PushLimits::default());
+                prop_assert_eq!(got, expected(streams));
+            }
+
+            /// Both push formats accept exactly the same timestamps, those of the range every
+            /// ingest path shares, wherever in i64 they fall.
+            #[test]
+            fn json_and_protobuf_accept_the_same_timestamps(
+                ts in prop_oneof![
+                    any::<i64>(),
+                    crate::ingest::time_range::TIMESTAMP_NS_MIN - 1000..crate::ingest::time_range::TIMESTAMP_NS_MIN + 1000,
+                    crate::ingest::time_range::TIMESTAMP_NS_MAX - 1000..crate::ingest::time_range::TIMESTAMP_NS_MAX + 1000,
+                ],
+            ) {
+                let streams = vec![PushStream {
+                    labels: Labels::from_pairs([("a", "b")]),
+                    entries: vec![PushEntry { timestamp_ns: ts, line: "x".into(), metadata: vec![] }],
+                }];
+                let limits = PushLimits::default();
+                let from_json = decode_push(Some("application/json"), None, &json::encode(&streams), &limits);
+                let from_proto = decode_push(Some("application/x-protobuf"), None, &proto::encode(&streams), &limits);
+                prop_assert_eq!(from_json.is_ok(), crate::ingest::time_range::in_range(ts));
+                prop_assert_eq!(from_proto.is_ok(), crate::ingest::time_range::in_range(ts));
+                if let Ok(got) = from_json {
+                    prop_assert_eq!(got, from_proto.unwrap());
+                }
             }
         }
     }

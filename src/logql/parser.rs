@@ -16,7 +16,9 @@
 use super::ast::{Expr, LogExpr, LogSelector};
 use super::lexer::{STAGE_KEYWORDS, Tok, Token, is_reserved, lex, line_col};
 use super::matchers::{FilterOperand, LabelMatcher, LineFilter, LineFilterOp, MatchOp};
-use super::{NESTING_DEPTH_MAX, ParseError, QUERY_BYTES_MAX};
+use super::{
+    LINE_FILTERS_MAX, NESTING_DEPTH_MAX, PIPELINE_STAGES_MAX, ParseError, QUERY_BYTES_MAX,
+};
 
 /// Loki's message when a selector could match every stream.
 pub const MATCHER_REQUIRED_MSG: &str = "queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~\".*\" does not meet this requirement, but app=~\".+\" will";
@@ -294,8 +296,12 @@ impl Parser<'_> {
         LabelMatcher::new(&name, op, &value).map_err(ParseError::Invalid)
     }
 
+    /// The line filters after a selector. The limits are checked as the filters are read, so
+    /// that an oversized query is refused before the needles and regexes beyond them are
+    /// built.
     fn line_filters(&mut self) -> Result<Vec<LineFilter>, ParseError> {
         let mut filters = Vec::new();
+        let mut operands_total = 0;
         loop {
             let op = match self.peek() {
                 Tok::PipeExact => LineFilterOp::Contains,
@@ -315,7 +321,16 @@ impl Parser<'_> {
             {
                 self.bump();
                 operands.push(self.filter_operand()?);
+                check_count(
+                    "line filters",
+                    operands_total + operands.len(),
+                    LINE_FILTERS_MAX,
+                )?;
             }
+            operands_total += operands.len();
+            check_count("line filters", operands_total, LINE_FILTERS_MAX)?;
+            let stages = filters.len() + if op.is_negative() { operands.len() } else { 1 };
+            check_count("pipeline stages", stages, PIPELINE_STAGES_MAX)?;
             if op.is_negative() {
                 // not(a or b) == not(a) and not(b): Loki prints and runs it as a chain.
                 for operand in operands {
@@ -394,6 +409,18 @@ impl Parser<'_> {
             _ => self.unexpected(""),
         }
     }
+}
+
+/// Refuses a query with more than `max` of `what`, naming the limit.
+fn check_count(what: &str, count: usize, max: usize) -> Result<(), ParseError> {
+    if count > max {
+        let limit = what.replace(' ', "_");
+        return Err(ParseError::Invalid(format!(
+            "the query has more than {max} {what} ({limit}_max); split it or use fewer, e.g. \
+             one regex with alternatives instead of many filters"
+        )));
+    }
+    Ok(())
 }
 
 /// The binary operator a token stands for, if any.
@@ -543,6 +570,45 @@ mod tests {
         assert!(s.matches_line(b"an error happened"));
         assert!(!s.matches_line(b"an error: timeout"));
         assert!(!s.matches_line(b"all good"));
+    }
+
+    #[test]
+    fn stages_and_filters_are_limited() {
+        let chain = |n: usize, filter: &str| format!("{{app=\"a\"}}{}", filter.repeat(n));
+        assert!(parse_expr(&chain(PIPELINE_STAGES_MAX, r#" |~ "x.y""#)).is_ok());
+        let e = parse_expr(&chain(PIPELINE_STAGES_MAX + 1, r#" |~ "x.y""#)).unwrap_err();
+        assert!(matches!(e, ParseError::Invalid(_)), "{e:?}");
+        assert!(e.to_string().contains("pipeline_stages_max"), "{e}");
+        // A negative `or` chain is run (and counted) as one stage per operand.
+        let negative = format!(
+            r#"{{app="a"}}{} != "a" or "b""#,
+            r#" != "x""#.repeat(PIPELINE_STAGES_MAX - 1)
+        );
+        assert!(
+            parse_expr(&negative)
+                .unwrap_err()
+                .to_string()
+                .contains("pipeline_stages_max")
+        );
+        // `or` alternatives count as line filters, in one filter or across several.
+        let ors = |n: usize| format!(r#"{{app="a"}} |= "a"{}"#, r#" or "b""#.repeat(n));
+        assert!(parse_expr(&ors(LINE_FILTERS_MAX - 1)).is_ok());
+        let e = parse_expr(&ors(LINE_FILTERS_MAX)).unwrap_err();
+        assert!(e.to_string().contains("line_filters_max"), "{e}");
+        let split = format!(
+            r#"{{app="a"}}{}{}"#,
+            r#" |= "a" or "b" or "c""#.repeat(LINE_FILTERS_MAX / 3),
+            r#" |= "a" or "b" or "c""#
+        );
+        assert!(
+            parse_expr(&split)
+                .unwrap_err()
+                .to_string()
+                .contains("line_filters_max")
+        );
+        // The reported query: 14,000 chained regexes, refused without building them.
+        let huge = chain(14_000, r#" |~ "a.*b""#);
+        assert!(parse_expr(&huge).is_err());
     }
 
     proptest::proptest! {

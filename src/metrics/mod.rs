@@ -5,6 +5,7 @@
 //! each shard owns its own and the `/metrics` handler gathers snapshots over the mesh and
 //! renders them with [`render`].
 
+pub mod edge;
 pub mod render;
 
 use std::cell::Cell;

@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::HistogramSnapshot;
+use super::edge::{ListenerKind, ListenerMetrics};
 use crate::shard::{DiscardReason, Protocol, ShardMetrics, StorageMetrics};
 
 /// The whole `/metrics` page.
@@ -101,7 +102,8 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         &mut out,
         "shardlog_timestamps_clamped_total",
         "counter",
-        "Entries whose timestamp was too far in the future and was set to the receive time.",
+        "Entries whose timestamp was too far in the future, or (syslog) outside the accepted \
+         range, and was set to the receive time.",
         sum(|s| s.timestamps_clamped),
     );
 
@@ -319,6 +321,8 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         |s| s.wal.as_ref().is_some_and(|w| w.poisoned.is_some()) as u64,
     );
 
+    edge(&mut out, &shards);
+
     header(
         &mut out,
         "shardlog_wal_fsync_seconds",
@@ -350,6 +354,97 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         );
     }
     out
+}
+
+/// Connections per listener and the request budget of each core.
+fn edge(out: &mut String, shards: &[&ShardMetrics]) {
+    type ListenerSeries = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&ListenerMetrics) -> u64,
+    );
+    let listeners: [ListenerSeries; 5] = [
+        (
+            "shardlog_connections_open",
+            "gauge",
+            "Connections open, by listener and core (one cap per core covers both listeners).",
+            |l| l.connections_open,
+        ),
+        (
+            "shardlog_connections_accepted_total",
+            "counter",
+            "Connections accepted, by listener and core.",
+            |l| l.connections_accepted,
+        ),
+        (
+            "shardlog_accept_errors_total",
+            "counter",
+            "Failed accept calls (EMFILE, ENFILE, aborted connections), by listener and core.",
+            |l| l.accept_errors,
+        ),
+        (
+            "shardlog_accept_paused_total",
+            "counter",
+            "Times a listener stopped accepting because the core's connection cap was reached.",
+            |l| l.accept_paused_at_cap,
+        ),
+        (
+            "shardlog_connections_closed_over_budget_total",
+            "counter",
+            "Syslog connections closed because their long frame found no room in the core's \
+             request budget.",
+            |l| l.closed_over_budget,
+        ),
+    ];
+    for (name, kind, help, get) in listeners {
+        header(out, name, kind, help);
+        for s in shards {
+            for (i, k) in ListenerKind::ALL.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{listener=\"{}\",shard=\"{}\"}} {}",
+                    k.name(),
+                    s.shard,
+                    get(&s.edge.listeners[i])
+                );
+            }
+        }
+    }
+    per_shard(
+        out,
+        shards,
+        "shardlog_http_requests_total",
+        "counter",
+        "HTTP requests read completely and handed to a handler.",
+        |s| s.edge.http_requests,
+    );
+    per_shard(
+        out,
+        shards,
+        "shardlog_http_requests_rejected_total",
+        "counter",
+        "HTTP requests refused by the connection layer (400, 408, 413, 417, 431, 501).",
+        |s| s.edge.http_requests_rejected,
+    );
+    per_shard(
+        out,
+        shards,
+        "shardlog_http_requests_over_budget_total",
+        "counter",
+        "HTTP requests answered 503 because the core's budget for unfinished request bodies \
+         had no room for them.",
+        |s| s.edge.http_requests_over_budget,
+    );
+    per_shard(
+        out,
+        shards,
+        "shardlog_request_body_bytes_held",
+        "gauge",
+        "Bytes of unfinished request bodies (and long syslog frames) charged to the core's \
+         budget.",
+        |s| s.edge.body_bytes_held,
+    );
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -418,6 +513,10 @@ mod tests {
                 quarantined_parts: 1,
                 ..StorageMetrics::default()
             },
+            edge: crate::metrics::edge::EdgeMetrics {
+                http_requests_over_budget: 4,
+                ..Default::default()
+            },
         };
         let text = render(&[m], true);
         assert!(
@@ -427,6 +526,8 @@ mod tests {
         assert!(text.contains("shardlog_udp_dropped_total 3"));
         assert!(text.contains("shardlog_quarantined_parts_total{shard=\"1\"} 1"));
         assert!(text.contains("# TYPE shardlog_wal_fsync_seconds histogram"));
+        assert!(text.contains("shardlog_http_requests_over_budget_total{shard=\"1\"} 4"));
+        assert!(text.contains("shardlog_connections_open{listener=\"syslog_tcp\",shard=\"1\"} 0"));
         let _ = h;
     }
 }

@@ -90,8 +90,6 @@ pub struct Core {
     pub background_tq: TaskQueueHandle,
     /// Batches this core has sent and not yet had answered; drained before WALs close.
     in_flight: Cell<usize>,
-    /// Connection and request counters of this core's HTTP server.
-    pub http_stats: Rc<crate::http::server::ServerStats>,
     /// Triggered on this core when it must stop accepting (mirrors the lifecycle flag, but
     /// awaitable by the listeners and connections of this core).
     pub shutdown: Shutdown,
@@ -260,7 +258,6 @@ async fn run_core(
         query_tq,
         background_tq,
         in_flight: Cell::new(0),
-        http_stats: Rc::default(),
         shutdown: Shutdown::new(),
     });
 

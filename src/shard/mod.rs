@@ -211,6 +211,7 @@ pub struct ShardMetrics {
     pub replayed_entries: u64,
     pub wal: Option<WalStats>,
     pub storage: StorageMetrics,
+    pub edge: crate::metrics::edge::EdgeMetrics,
 }
 
 /// The part stores and scans of one shard, for `/metrics`.
@@ -251,6 +252,9 @@ pub struct Shard {
     pub query_seconds: Histogram,
     /// Inode of this core's syslog UDP socket, to read its kernel drop count (0: none).
     pub udp_socket_inode: std::cell::Cell<u64>,
+    /// This core's listeners: connections and request bytes held (kept and counted by
+    /// `crate::http::admission`).
+    pub edge: Rc<crate::metrics::edge::EdgeStats>,
     streams: RefCell<Streams>,
     wal: RefCell<Option<Rc<Wal>>>,
     /// Batches with a WAL seq whose commit is not durable yet, in seq order; the WAL's durable
@@ -322,6 +326,7 @@ impl Shard {
             counters: CoreCounters::default(),
             query_seconds: Histogram::new(REQUEST_LATENCY_BUCKETS),
             udp_socket_inode: std::cell::Cell::new(0),
+            edge: Rc::default(),
             streams: RefCell::new(Streams::default()),
             wal: RefCell::new(None),
             pending: RefCell::new(std::collections::VecDeque::new()),
@@ -808,6 +813,7 @@ impl Shard {
             replayed_entries: c.replayed_entries.get(),
             wal: self.wal.borrow().as_ref().map(|w| w.stats()),
             storage: self.storage_metrics(),
+            edge: self.edge.snapshot(),
         }
     }
 }

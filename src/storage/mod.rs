@@ -436,7 +436,7 @@ impl DiskFile {
         self.disk.faults().check_other()?;
         match &self.kind {
             FileKind::Real(f) => f.pre_allocate(size, true).await.map_err(io::Error::from),
-            FileKind::Sim(_) => Ok(()),
+            FileKind::Sim(f) => f.pre_allocate(size),
         }
     }
 

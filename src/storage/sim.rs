@@ -41,6 +41,8 @@ enum Node {
 struct Inode {
     data: Vec<u8>,
     durable: Vec<u8>,
+    /// Bytes reserved by `pre_allocate` (the file takes at least this much space).
+    allocated: u64,
 }
 
 #[derive(Default)]
@@ -60,6 +62,10 @@ struct State {
     /// Whether every I/O gives the executor a turn first, as a real device's does (tests of
     /// tasks that interleave around I/O); off by default, so crash sweeps keep their order.
     io_yields: bool,
+    /// Bytes the device holds at most (`None`: unlimited). Files reached by a current name
+    /// count with their length or their preallocation, whichever is larger; going past the
+    /// capacity fails with ENOSPC, as a full file system does.
+    capacity: Option<u64>,
 }
 
 /// The simulated device. Clone is cheap and shares the state.
@@ -71,6 +77,37 @@ fn not_found(path: &Path) -> io::Error {
         io::ErrorKind::NotFound,
         format!("{}: no such file or directory", path.display()),
     )
+}
+
+fn no_space() -> io::Error {
+    io::Error::from(nix::errno::Errno::ENOSPC)
+}
+
+impl State {
+    fn used_bytes(&self) -> u64 {
+        let mut seen = std::collections::HashSet::new();
+        self.names
+            .values()
+            .filter_map(|n| match n {
+                Node::File(i) if seen.insert(*i) => self.inodes.get(i),
+                _ => None,
+            })
+            .map(|i| (i.data.len() as u64).max(i.allocated))
+            .sum()
+    }
+
+    /// Fails with ENOSPC if inode `ino` growing to take `bytes` would pass the capacity.
+    fn check_space(&self, ino: u64, bytes: u64) -> io::Result<()> {
+        let Some(capacity) = self.capacity else {
+            return Ok(());
+        };
+        let inode = &self.inodes[&ino];
+        let now = (inode.data.len() as u64).max(inode.allocated);
+        if bytes > now && self.used_bytes() + (bytes - now) > capacity {
+            return Err(no_space());
+        }
+        Ok(())
+    }
 }
 
 fn dead() -> io::Error {
@@ -95,6 +132,17 @@ impl SimDisk {
 
     pub fn io_yields(&self) -> bool {
         self.0.borrow().io_yields
+    }
+
+    /// Limits the device to `bytes` (`None`: unlimited): later writes and preallocations that
+    /// would need more fail with ENOSPC. Freeing space (removing files) lets them succeed.
+    pub fn set_capacity(&self, bytes: Option<u64>) {
+        self.0.borrow_mut().capacity = bytes;
+    }
+
+    /// Bytes used by the files current names reach.
+    pub fn used_bytes(&self) -> u64 {
+        self.0.borrow().used_bytes()
     }
 
     /// Mutating operations done so far (writes, syncs, creations, renames, removals).
@@ -330,6 +378,7 @@ impl SimFile {
     pub(super) fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
         self.with(|s, ino| {
             s.ops += 1;
+            s.check_space(ino, pos + buf.len() as u64)?;
             let inode = s.inodes.get_mut(&ino).expect("checked");
             let end = pos as usize + buf.len();
             if inode.data.len() < end {
@@ -368,6 +417,17 @@ impl SimFile {
     pub(super) fn size(&self) -> u64 {
         self.with(|s, ino| Ok(s.inodes[&ino].data.len() as u64))
             .unwrap_or(0)
+    }
+
+    /// Reserves `size` bytes for the file (its length stays as it is).
+    pub(super) fn pre_allocate(&self, size: u64) -> io::Result<()> {
+        // Not counted in `ops`: a reservation changes no bytes a crash could keep or lose.
+        self.with(|s, ino| {
+            s.check_space(ino, size)?;
+            let inode = s.inodes.get_mut(&ino).expect("checked");
+            inode.allocated = inode.allocated.max(size);
+            Ok(())
+        })
     }
 
     pub(super) fn truncate(&self, size: u64) -> io::Result<()> {

@@ -8,9 +8,10 @@
 //! repair.
 //!
 //! Files: [`record`] (record codec, pure), [`segment`] (segment header codec and file
-//! names), [`storage`] (segment files and the directory on a [`crate::storage::Disk`]: the
-//! real disk, or the simulated one of the crash tests), [`writer`] (append and group commit),
-//! [`replay`] (recovery), `crash_tests` (crashes and failing disks, simulated).
+//! names), [`space`] (the next segment prepared ahead, and what fits), [`storage`] (segment
+//! files and the directory on a [`crate::storage::Disk`]: the real disk, or the simulated one
+//! of the crash tests), [`writer`] (append and group commit), [`replay`] (recovery),
+//! `crash_tests` (crashes and failing disks, simulated).
 //!
 //! # What the disk is assumed to do
 //!
@@ -28,10 +29,11 @@
 //! # Byte layout (all integers little-endian, version 1)
 //!
 //! A directory holds segment files named `{first_seq:020}.wal` (zero-padded decimal, so that
-//! name order is seq order). A segment is created as `{first_seq:020}.wal.tmp`, preallocated to
-//! `segment_bytes_max`, its header block written and `fdatasync`ed, then renamed to its final
-//! name and the directory fsynced: a final name therefore always has a durable header. Leftover
-//! `.tmp` files are deleted on open.
+//! name order is seq order). A segment starts as a spare, `next-{n}.wal.tmp`, created and
+//! preallocated to `segment_bytes_max` ahead of need (see [`space`]: a full disk shows up as
+//! refused appends, never in a commit); when the log rolls over, its header block is written
+//! and `fdatasync`ed, then it is renamed to its final name and the directory fsynced: a final
+//! name therefore always has a durable header. Leftover `.tmp` files are deleted on open.
 //!
 //! Segment header, block 0 (4096 bytes):
 //!
@@ -81,6 +83,7 @@
 pub mod record;
 pub mod replay;
 pub mod segment;
+mod space;
 pub mod storage;
 pub mod writer;
 
@@ -211,6 +214,10 @@ pub enum WalError {
     RecordTooLarge { len: usize, max: usize },
     /// An append after [`Wal::close`] began.
     Closed,
+    /// No room for the record: the next segment could not be prepared (the file system is
+    /// full, or refused a new file). Nothing of the record was written; appends are taken
+    /// again once the next segment can be prepared.
+    NoSpace { reason: String },
     /// [`WalOptions`] outside their limits.
     InvalidOptions { what: String },
 }
@@ -242,6 +249,11 @@ impl fmt::Display for WalError {
             WalError::Closed => write!(
                 f,
                 "WAL is closed (shutting down); the record was not written"
+            ),
+            WalError::NoSpace { reason } => write!(
+                f,
+                "no space for the WAL ({reason}); the record was not written, and writes \
+                 resume by themselves once space is freed"
             ),
             WalError::InvalidOptions { what } => write!(f, "invalid WAL options: {what}"),
         }

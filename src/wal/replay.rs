@@ -448,11 +448,15 @@ async fn scan_records(
                 want = needed;
             }
             Err(e) => {
+                // Dirty padding is what a crash leaves when it tears the rewrite of the block
+                // holding a torn tail's cut (sectors of zeros, then sectors of the torn
+                // commit): a torn tail too, unless a later record follows (see the caller).
                 let tearable = matches!(
                     e,
                     DecodeError::Truncated { .. }
                         | DecodeError::HeaderCrc { .. }
                         | DecodeError::BodyCrc { .. }
+                        | DecodeError::DirtyPadding { .. }
                 );
                 return Ok(ScanEnd::Bad {
                     offset: pos,

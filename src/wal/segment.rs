@@ -40,6 +40,17 @@ pub fn temp_segment_file_name(first_seq: u64) -> String {
     format!("{first_seq:0SEQ_DIGITS$}{TEMP_SUFFIX}")
 }
 
+/// Prefix of the name of the next segment while it waits, created and preallocated ahead of
+/// need, for its first seq (and so its final name) to be known: `next-{n}.wal.tmp`, with `n`
+/// counting the spares of this process (a new spare never takes the name of one being
+/// started).
+const SPARE_PREFIX: &str = "next-";
+
+/// The name of the `n`th spare segment.
+pub fn spare_segment_file_name(n: u64) -> String {
+    format!("{SPARE_PREFIX}{n}{TEMP_SUFFIX}")
+}
+
 /// The name a segment gets when a repair moves it aside.
 pub fn damaged_segment_file_name(first_seq: u64) -> String {
     format!("{first_seq:0SEQ_DIGITS$}{DAMAGED_SUFFIX}")
@@ -56,8 +67,12 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
 
 /// Whether a file name is a leftover of an interrupted segment creation.
 pub fn is_temp_segment_file_name(name: &str) -> bool {
-    name.strip_suffix(TEMP_SUFFIX)
-        .is_some_and(|d| d.len() == SEQ_DIGITS && d.bytes().all(|b| b.is_ascii_digit()))
+    name.strip_prefix(SPARE_PREFIX)
+        .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        || name
+            .strip_suffix(TEMP_SUFFIX)
+            .is_some_and(|d| d.len() == SEQ_DIGITS && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The segment files of `dir` on `disk` as `(first_seq, path)`, in seq order. Other files

@@ -32,13 +32,10 @@ use std::time::Instant;
 
 use super::record::{RECORD_HEADER_BYTES, encode_record_into};
 use super::replay::{ReplayReport, replay};
-use super::segment::{
-    SegmentHeader, new_epoch, segment_file_name, segment_files, temp_segment_file_name,
-};
+use super::segment::segment_files;
+use super::space::{self, Room, SPARE_RETRY_MAX, SPARE_RETRY_MIN, Space};
 use super::storage::{SegmentFile, WalDir};
-use super::{
-    BLOCK_BYTES, RECORD_BODY_BYTES_MAX, SEGMENT_HEADER_BYTES, WalError, WalOptions, round_up_block,
-};
+use super::{RECORD_BODY_BYTES_MAX, SEGMENT_HEADER_BYTES, WalError, WalOptions, round_up_block};
 use crate::metrics::{Counter, DISK_LATENCY_BUCKETS, Histogram, HistogramSnapshot};
 use crate::runtime::wake::{Event, Signal};
 use crate::storage::{Disk, FaultPlan, IoBuf};
@@ -65,10 +62,14 @@ struct Inner {
     st: RefCell<State>,
     /// Wakes the committer: a buffer was started or sealed, or the log is closing.
     wake: Signal,
-    /// Wakes appends waiting for room in the commit queue.
+    /// Wakes appends waiting for room in the commit queue or on the disk.
     room: Event,
+    /// Wakes the preparer of the next segment (see [`super::space`]).
+    prepare: Signal,
     /// Completed when the committer task has exited and closed its segment.
     exited: Completion,
+    /// Completed when the preparer task has exited and removed its spare.
+    preparer_exited: Completion,
     /// Called with the last seq of every commit that became durable, in seq order, before
     /// its appends are resolved (see [`Wal::set_durable_hook`]).
     durable_hook: RefCell<Option<DurableHook>>,
@@ -85,7 +86,26 @@ struct State {
     poisoned: Option<String>,
     closing: bool,
     /// Written buffers of the usual capacity, ready to be filled again.
-    spare: Vec<IoBuf>,
+    spare_buffers: Vec<IoBuf>,
+    /// Whether a segment is active, and the bytes left in it (see [`super::space`]).
+    active: bool,
+    active_left: u64,
+    /// The next segment, prepared ahead of need.
+    spare_segment: Option<SegmentFile>,
+    /// Whether the next segment could be prepared.
+    space: Space,
+    /// First seqs of the segment files on disk, oldest first.
+    segments: VecDeque<u64>,
+}
+
+impl State {
+    fn room(&self) -> Room {
+        Room {
+            active: self.active,
+            active_left: self.active_left,
+            spare: self.spare_segment.is_some(),
+        }
+    }
 }
 
 /// One commit being filled or waiting to be written.
@@ -104,6 +124,9 @@ struct Stats {
     records: Counter,
     commits: Counter,
     segments_created: Counter,
+    /// Spare segments prepared, and tries that failed (no space, or the file system refused).
+    spares_prepared: Counter,
+    spare_failures: Counter,
     fsync: Histogram,
     torn_tails_truncated: u64,
 }
@@ -126,6 +149,16 @@ pub struct WalStats {
     pub next_seq: u64,
     /// Why the log stopped accepting records, if it did.
     pub poisoned: Option<String>,
+    /// Why the next segment cannot be prepared, while that lasts: appends that do not fit
+    /// the active segment are refused meanwhile.
+    pub no_space: Option<String>,
+    /// Whether a segment is active (a log opened without space for one takes no records).
+    pub writable: bool,
+    pub spares_prepared: u64,
+    pub spare_failures: u64,
+    /// Segment files on disk, and the bytes they (and the spare) reserve.
+    pub segment_files: u64,
+    pub disk_bytes: u64,
 }
 
 struct ActiveSegment {
@@ -157,10 +190,35 @@ impl Wal {
         let wal_dir = WalDir::open(disk, dir)?;
         let mut report = replay(&wal_dir, repair, Some(opts.shard_id), &mut on_record).await?;
         report.next_seq = report.next_seq.max(opts.first_seq_min);
-        let file = create_segment(&wal_dir, &opts, report.next_seq).await?;
+        let mut segments: VecDeque<u64> = segment_files(disk, dir)?
+            .into_iter()
+            .map(|(first, _)| first)
+            .collect();
+        // The first segment, from a spare like every later one. Too little space for it is
+        // not fatal: the log opens taking no records (the shard serves queries read-only)
+        // and the preparer keeps trying.
+        let first = match space::create_spare(&wal_dir, &opts, 0).await {
+            Ok(spare) => space::activate(&wal_dir, &opts, spare, report.next_seq).await,
+            Err(e) => Err(e),
+        };
+        let (active, space) = match first {
+            Ok(file) => {
+                if segments.back() != Some(&report.next_seq) {
+                    segments.push_back(report.next_seq);
+                }
+                (Some(file), Space::Unknown)
+            }
+            Err(e) if e.no_space => (None, Space::Failed(e.reason)),
+            Err(e) => {
+                return Err(WalError::Io {
+                    path: dir.to_path_buf(),
+                    op: "creating the first WAL segment",
+                    source: std::io::Error::other(e.reason),
+                });
+            }
+        };
         let inner = Rc::new(Inner {
             dir: wal_dir,
-            opts,
             st: RefCell::new(State {
                 next_seq: report.next_seq,
                 durable_seq: 0,
@@ -169,26 +227,39 @@ impl Wal {
                 queued_bytes: 0,
                 poisoned: None,
                 closing: false,
-                spare: Vec::new(),
+                spare_buffers: Vec::new(),
+                active: active.is_some(),
+                active_left: opts.segment_bytes_max - SEGMENT_HEADER_BYTES as u64,
+                spare_segment: None,
+                space,
+                segments,
             }),
+            opts,
             wake: Signal::default(),
             room: Event::default(),
+            prepare: Signal::default(),
             exited: Completion::default(),
+            preparer_exited: Completion::default(),
             durable_hook: RefCell::new(None),
             stats: Stats {
                 bytes_written: Counter::default(),
                 records: Counter::default(),
                 commits: Counter::default(),
                 segments_created: Counter::default(),
+                spares_prepared: Counter::default(),
+                spare_failures: Counter::default(),
                 fsync: Histogram::new(DISK_LATENCY_BUCKETS),
                 torn_tails_truncated: report.torn_tails_truncated,
             },
         });
-        inner.stats.segments_created.inc();
-        let segment = ActiveSegment {
+        if active.is_some() {
+            inner.stats.segments_created.inc();
+        }
+        let segment = active.map(|file| ActiveSegment {
             file,
             write_pos: SEGMENT_HEADER_BYTES as u64,
-        };
+        });
+        glommio::spawn_local(preparer(inner.clone())).detach();
         glommio::spawn_local(committer(inner.clone(), segment)).detach();
         Ok((Wal { inner }, report))
     }
@@ -239,7 +310,7 @@ impl Wal {
                 let usual = inner.usual_buffer_bytes();
                 let capacity = usual.max(round_up_block(record_bytes));
                 let spare = if capacity == usual {
-                    st.spare.pop()
+                    st.spare_buffers.pop()
                 } else {
                     None
                 };
@@ -281,7 +352,9 @@ impl Wal {
         }
     }
 
-    /// Waits while the commit queue is full; fails if the log is poisoned or closing.
+    /// Waits while the commit queue is full, or while the record may not fit the space the
+    /// log has prepared; fails if the log is poisoned or closing, or if it has no space
+    /// (the preparer failed: see [`super::space`]).
     async fn wait_for_room(&self, record_bytes: usize) -> Result<(), WalError> {
         loop {
             {
@@ -294,9 +367,23 @@ impl Wal {
                 if st.closing {
                     return Err(WalError::Closed);
                 }
-                if st.queued_bytes == 0 || st.queued_bytes + record_bytes <= COMMIT_QUEUE_BYTES_MAX
-                {
+                let queue_ok = st.queued_bytes == 0
+                    || st.queued_bytes + record_bytes <= COMMIT_QUEUE_BYTES_MAX;
+                let commits = st.sealed.len() + usize::from(st.filling.is_some());
+                let space_ok = space::fits(
+                    st.room(),
+                    &self.inner.opts,
+                    st.queued_bytes,
+                    commits,
+                    record_bytes,
+                );
+                if queue_ok && space_ok {
                     return Ok(());
+                }
+                if !space_ok && let Space::Failed(reason) = &st.space {
+                    return Err(WalError::NoSpace {
+                        reason: reason.clone(),
+                    });
                 }
             }
             self.inner.room.wait().await;
@@ -316,6 +403,16 @@ impl Wal {
             durable_seq: st.durable_seq,
             next_seq: st.next_seq,
             poisoned: st.poisoned.clone(),
+            no_space: match &st.space {
+                Space::Failed(reason) => Some(reason.clone()),
+                _ => None,
+            },
+            writable: st.active || st.spare_segment.is_some(),
+            spares_prepared: s.spares_prepared.get(),
+            spare_failures: s.spare_failures.get(),
+            segment_files: st.segments.len() as u64,
+            disk_bytes: (st.segments.len() as u64 + u64::from(st.spare_segment.is_some()))
+                * self.inner.opts.segment_bytes_max,
         }
     }
 
@@ -330,8 +427,10 @@ impl Wal {
     pub async fn close(&self) -> Result<(), WalError> {
         self.inner.st.borrow_mut().closing = true;
         self.inner.wake.notify();
+        self.inner.prepare.notify();
         self.inner.room.notify_all();
         let _ = self.inner.exited.wait().await;
+        let _ = self.inner.preparer_exited.wait().await;
         match &self.inner.st.borrow().poisoned {
             Some(reason) => Err(WalError::Poisoned {
                 reason: reason.clone(),
@@ -356,8 +455,17 @@ impl Wal {
         }
         if removed > 0 {
             self.inner.dir.sync().await?;
+            let mut st = self.inner.st.borrow_mut();
+            for _ in 0..removed {
+                st.segments.pop_front();
+            }
         }
         Ok(removed)
+    }
+
+    /// First seqs of the segment files on disk, oldest first.
+    pub fn segment_first_seqs(&self) -> Vec<u64> {
+        self.inner.st.borrow().segments.iter().copied().collect()
     }
 }
 
@@ -366,6 +474,7 @@ impl Drop for Wal {
         // Lets the committer write what is buffered and exit instead of idling forever.
         self.inner.st.borrow_mut().closing = true;
         self.inner.wake.notify();
+        self.inner.prepare.notify();
         self.inner.room.notify_all();
     }
 }
@@ -395,6 +504,7 @@ impl Inner {
             p.done.complete(Err(reason.clone()));
         }
         self.room.notify_all();
+        self.prepare.notify();
     }
 
     /// The next buffer to commit, waiting for one to fill or age; `None` once closing (with
@@ -432,7 +542,7 @@ impl Inner {
     }
 }
 
-async fn committer(inner: Rc<Inner>, mut segment: ActiveSegment) {
+async fn committer(inner: Rc<Inner>, mut segment: Option<ActiveSegment>) {
     while let Some(p) = inner.next_commit().await {
         let Pending {
             mut buf,
@@ -449,9 +559,9 @@ async fn committer(inner: Rc<Inner>, mut segment: ActiveSegment) {
                     st.durable_seq = last_seq;
                     st.queued_bytes -= len;
                     if buf.len() == inner.usual_buffer_bytes()
-                        && st.spare.len() < SPARE_COMMIT_BUFFERS_MAX
+                        && st.spare_buffers.len() < SPARE_COMMIT_BUFFERS_MAX
                     {
-                        st.spare.push(buf);
+                        st.spare_buffers.push(buf);
                     }
                 }
                 inner.stats.records.add(last_seq - first_seq + 1);
@@ -470,15 +580,90 @@ async fn committer(inner: Rc<Inner>, mut segment: ActiveSegment) {
         }
     }
     // Every commit was fdatasynced; an error closing the descriptor cannot lose data.
-    let _ = segment.file.close().await;
+    if let Some(segment) = segment {
+        let _ = segment.file.close().await;
+    }
     inner.exited.complete(Ok(()));
+    inner.prepare.notify();
+}
+
+/// Keeps a spare segment ready (see [`super::space`]) until the log closes or is poisoned,
+/// then removes the spare it holds.
+async fn preparer(inner: Rc<Inner>) {
+    let mut backoff = SPARE_RETRY_MIN;
+    // Spare 0 was the first segment.
+    let mut n = 1;
+    loop {
+        // While closing, the committer may still need a spare for what is buffered: stop
+        // only once it has exited.
+        let (stop, needed) = {
+            let st = inner.st.borrow();
+            (
+                st.poisoned.is_some() || (st.closing && inner.exited.is_done()),
+                st.spare_segment.is_none(),
+            )
+        };
+        if stop {
+            break;
+        }
+        if !needed {
+            inner.prepare.wait().await;
+            continue;
+        }
+        n += 1;
+        match space::create_spare(&inner.dir, &inner.opts, n).await {
+            Ok(file) => {
+                let mut st = inner.st.borrow_mut();
+                if let Space::Failed(why) = &st.space {
+                    eprintln!(
+                        "shardlog: WAL of shard {} has space again (it had not: {why})",
+                        inner.opts.shard_id
+                    );
+                }
+                st.spare_segment = Some(file);
+                st.space = Space::Ready;
+                backoff = SPARE_RETRY_MIN;
+                inner.stats.spares_prepared.inc();
+            }
+            Err(e) => {
+                {
+                    let mut st = inner.st.borrow_mut();
+                    if st.space != Space::Failed(e.reason.clone()) {
+                        eprintln!(
+                            "shardlog: WAL of shard {} cannot prepare its next segment, so it \
+                             takes no records beyond the current one until it can: {}",
+                            inner.opts.shard_id, e.reason
+                        );
+                    }
+                    st.space = Space::Failed(e.reason);
+                }
+                inner.stats.spare_failures.inc();
+                // Appends waiting for space are refused now, not left waiting.
+                inner.room.notify_all();
+                futures_lite::future::or(glommio::timer::sleep(backoff), inner.prepare.wait())
+                    .await;
+                backoff = (backoff * 2).min(SPARE_RETRY_MAX);
+                continue;
+            }
+        }
+        // A commit may be waiting for this spare, appends for the room it makes.
+        inner.wake.notify();
+        inner.room.notify_all();
+    }
+    let spare = inner.st.borrow_mut().spare_segment.take();
+    if let Some(file) = spare {
+        let path = file.path().to_path_buf();
+        let _ = file.close().await;
+        let _ = inner.dir.remove(&path).await;
+    }
+    inner.preparer_exited.complete(Ok(()));
 }
 
 /// Pads, writes and syncs one commit (the first `len` bytes of `buf`), rolling the segment
 /// over first if it does not fit. `buf` keeps its capacity as its length, for reuse.
 async fn write_commit(
     inner: &Inner,
-    segment: &mut ActiveSegment,
+    segment: &mut Option<ActiveSegment>,
     buf: &mut IoBuf,
     len: usize,
     first_seq: u64,
@@ -494,27 +679,27 @@ async fn write_commit(
 
 async fn write_padded_commit(
     inner: &Inner,
-    segment: &mut ActiveSegment,
+    segment: &mut Option<ActiveSegment>,
     buf: &IoBuf,
     first_seq: u64,
 ) -> Result<(), String> {
     let padded = buf.len();
-    let has_commits = segment.write_pos > SEGMENT_HEADER_BYTES as u64;
-    if has_commits && segment.write_pos + padded as u64 > inner.opts.segment_bytes_max {
-        let file = create_segment(&inner.dir, &inner.opts, first_seq)
-            .await
-            .map_err(|e| format!("rolling over to a new segment: {e}"))?;
-        let old = std::mem::replace(
-            segment,
-            ActiveSegment {
-                file,
-                write_pos: SEGMENT_HEADER_BYTES as u64,
-            },
-        );
-        // The old segment's commits are all synced; closing it cannot lose data.
-        let _ = old.file.close().await;
+    let full = segment.as_ref().is_none_or(|s| {
+        s.write_pos > SEGMENT_HEADER_BYTES as u64
+            && s.write_pos + padded as u64 > inner.opts.segment_bytes_max
+    });
+    if full {
+        let file = next_segment(inner, first_seq).await?;
+        if let Some(old) = segment.replace(ActiveSegment {
+            file,
+            write_pos: SEGMENT_HEADER_BYTES as u64,
+        }) {
+            // The old segment's commits are all synced; closing it cannot lose data.
+            let _ = old.file.close().await;
+        }
         inner.stats.segments_created.inc();
     }
+    let segment = segment.as_mut().expect("made above");
     let path = segment.file.path().to_path_buf();
     segment
         .file
@@ -529,7 +714,40 @@ async fn write_padded_commit(
     inner.stats.fsync.observe(took.as_secs_f64());
     inner.stats.bytes_written.add(padded as u64);
     segment.write_pos += padded as u64;
+    inner.st.borrow_mut().active_left = inner
+        .opts
+        .segment_bytes_max
+        .saturating_sub(segment.write_pos);
     Ok(())
+}
+
+/// Starts the segment of `first_seq` from the spare, waiting for the preparer if it is still
+/// making one. Appends were taken only while their commits fit the room prepared ahead, so
+/// the spare is there when a commit needs it. Failing to start it (a write or a sync of its
+/// header, a rename) is a failure of the log's device and stops the log, as a failed commit
+/// does; so does finding no spare after the preparer failed, which the admission of appends
+/// should make impossible.
+async fn next_segment(inner: &Inner, first_seq: u64) -> Result<SegmentFile, String> {
+    loop {
+        let spare = inner.st.borrow_mut().spare_segment.take();
+        if let Some(spare) = spare {
+            let file = space::activate(&inner.dir, &inner.opts, spare, first_seq)
+                .await
+                .map_err(|e| format!("starting a new WAL segment: {}", e.reason))?;
+            inner.prepare.notify();
+            let mut st = inner.st.borrow_mut();
+            st.active = true;
+            st.active_left = inner.opts.segment_bytes_max - SEGMENT_HEADER_BYTES as u64;
+            if st.segments.back() != Some(&first_seq) {
+                st.segments.push_back(first_seq);
+            }
+            return Ok(file);
+        }
+        if let Space::Failed(why) = &inner.st.borrow().space {
+            return Err(format!("no next WAL segment could be prepared: {why}"));
+        }
+        futures_lite::future::or(inner.wake.wait(), glommio::timer::sleep(SPARE_RETRY_MAX)).await;
+    }
 }
 
 fn failure(op: &str, path: &Path, offset: u64, e: &io::Error) -> String {
@@ -540,42 +758,6 @@ fn failure(op: &str, path: &Path, offset: u64, e: &io::Error) -> String {
     )
 }
 
-/// Creates the segment starting at `first_seq`: a temporary file, preallocated, its header
-/// written and synced, then renamed to its final name and the directory synced. A final name
-/// therefore always has a durable header. An existing segment of the same name holds no
-/// records (replay ended right after its header), and the rename replaces it atomically.
-async fn create_segment(
-    dir: &WalDir,
-    opts: &WalOptions,
-    first_seq: u64,
-) -> Result<SegmentFile, WalError> {
-    let tmp = dir.path().join(temp_segment_file_name(first_seq));
-    let path = dir.path().join(segment_file_name(first_seq));
-    let mut file = SegmentFile::create(dir.disk(), &tmp).await?;
-    file.pre_allocate(opts.segment_bytes_max).await?;
-    let header = SegmentHeader {
-        shard_id: opts.shard_id,
-        first_seq,
-        epoch: new_epoch(),
-    };
-    let mut block = IoBuf::new(BLOCK_BYTES);
-    header.encode(&mut block);
-    let io_err = |op, source| WalError::Io {
-        path: tmp.clone(),
-        op,
-        source,
-    };
-    file.write_all(&block, 0)
-        .await
-        .map_err(|e| io_err("writing a segment header", e))?;
-    file.sync()
-        .await
-        .map_err(|e| io_err("fdatasync of a new segment", e))?;
-    file.rename(&path).await?;
-    dir.sync().await?;
-    Ok(file)
-}
-
 /// The outcome of one commit, awaited by all of its appends.
 #[derive(Default)]
 struct Completion {
@@ -584,6 +766,10 @@ struct Completion {
 }
 
 impl Completion {
+    fn is_done(&self) -> bool {
+        self.result.borrow().is_some()
+    }
+
     fn complete(&self, result: Result<(), String>) {
         assert!(self.result.borrow().is_none(), "a commit completes once");
         *self.result.borrow_mut() = Some(result);

@@ -107,6 +107,14 @@ impl Default for ServerOptions {
     }
 }
 
+/// Resident memory of a server process, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    pub rss: u64,
+    /// The highest `rss` since the process started.
+    pub peak: u64,
+}
+
 /// A running `shardlog serve`. Stopped on drop: SIGTERM, then SIGKILL after
 /// [`SHUTDOWN_TIMEOUT_MS`].
 pub struct Server {
@@ -151,6 +159,20 @@ impl Server {
         http_port: u16,
         syslog_port: u16,
     ) -> Result<Server, String> {
+        let mut server = Server::spawn(dir, args, http_port, syslog_port);
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// Starts a server without waiting for it to be ready (for tests of what it does while
+    /// it recovers); [`Server::wait_ready`] waits later.
+    pub fn start_unready(dir: &TestDir, options: &ServerOptions) -> Server {
+        let (http_port, syslog_port) = free_ports(options.syslog);
+        let args = server_args(dir, options, http_port, syslog_port);
+        Server::spawn(dir, &args, http_port, syslog_port)
+    }
+
+    fn spawn(dir: &TestDir, args: &[String], http_port: u16, syslog_port: u16) -> Server {
         let log_path = dir.next_log_path();
         let log = File::create(&log_path).expect("create server log file");
         let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
@@ -162,18 +184,18 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("spawn the shardlog binary");
-        let mut server = Server {
+        Server {
             child: Some(child),
             http: SocketAddr::from(([127, 0, 0, 1], http_port)),
             syslog_port,
             data_dir: dir.data_dir(),
             log_path,
-        };
-        server.wait_ready()?;
-        Ok(server)
+        }
     }
 
-    fn wait_ready(&mut self) -> Result<(), String> {
+    /// Waits until `/ready` answers 200; `Err` (with the server's output) if the server exits
+    /// first or is not ready within [`READY_TIMEOUT_MS`].
+    pub fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_millis(READY_TIMEOUT_MS);
         loop {
             if let Some(status) = self
@@ -213,6 +235,30 @@ impl Server {
 
     pub fn pid(&self) -> i32 {
         self.child.as_ref().expect("server running").id() as i32
+    }
+
+    /// The server's resident memory now and its peak so far (`VmRSS`, `VmHWM` of
+    /// `/proc/<pid>/status`), in bytes.
+    pub fn memory(&self) -> Memory {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read the server's /proc status");
+        let field = |name: &str| -> u64 {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("no {name} in /proc status:\n{status}"));
+            let kib: u64 = line[name.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("bad {name} line {line:?}"));
+            kib * 1024
+        };
+        Memory {
+            rss: field("VmRSS:"),
+            peak: field("VmHWM:"),
+        }
     }
 
     /// SIGKILL: the process dies at once, in the middle of whatever it was doing.

@@ -58,7 +58,10 @@ fn parse_time_str(s: &str, now_ns: i64) -> Result<i64, String> {
 }
 
 fn out_of_range() -> String {
-    "the time is outside the years 1678 to 2262".into()
+    format!(
+        "the time is outside the accepted range {}",
+        crate::ingest::time_range::TIMESTAMP_RANGE_TEXT
+    )
 }
 
 pub(super) fn scale_int(v: i128) -> Result<i64, String> {

@@ -363,9 +363,12 @@ impl<'de> Deserialize<'de> for TimestampNs {
                 Ok(TimestampNs(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<TimestampNs, E> {
-                i64::try_from(v)
-                    .map(TimestampNs)
-                    .map_err(|_| E::custom(format!("invalid timestamp {v}: after the year 2262")))
+                i64::try_from(v).map(TimestampNs).map_err(|_| {
+                    E::custom(format!(
+                        "invalid timestamp {v}: outside the accepted range {}",
+                        crate::ingest::time_range::TIMESTAMP_RANGE_TEXT
+                    ))
+                })
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<TimestampNs, E> {
                 // Integers beyond 2^64 and exponent forms (1.7e18) arrive as floats; accept
@@ -438,15 +441,39 @@ mod tests {
     fn numeric_timestamps_and_unknown_fields() {
         let got = decode_str(
             r#"{"extra":[1,{"a":2}],"streams":[{"hash":5,"stream":{"a":"b"},"values":[
-                [1700000000000000000,"int"],[-5,"negative"],[1.7e18,"float"],["-7","neg string"]
+                [1700000000000000000,"int"],[5,"small"],[1.7e18,"float"],["0","zero string"]
             ],"more":null}],"trailer":"x"}"#,
         )
         .unwrap();
         let ts: Vec<i64> = got[0].entries.iter().map(|e| e.timestamp_ns).collect();
         assert_eq!(
             ts,
-            vec![1_700_000_000_000_000_000, -5, 1_700_000_000_000_000_000, -7]
+            vec![1_700_000_000_000_000_000, 5, 1_700_000_000_000_000_000, 0]
         );
+    }
+
+    #[test]
+    fn timestamps_outside_the_shared_range_are_refused() {
+        use crate::ingest::time_range::{TIMESTAMP_NS_MAX, TIMESTAMP_NS_MIN};
+        for ts in [
+            i64::MIN.to_string(),
+            "-1".to_string(),
+            (TIMESTAMP_NS_MAX + 1).to_string(),
+            i64::MAX.to_string(),
+        ] {
+            for quoted in [format!("\"{ts}\""), ts.clone()] {
+                let body = format!(
+                    r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[[{quoted},"x"]]}}]}}"#
+                );
+                let m = err(&body);
+                assert!(m.contains("outside the accepted range"), "{ts}: {m}");
+            }
+        }
+        for ts in [TIMESTAMP_NS_MIN, TIMESTAMP_NS_MAX] {
+            let body =
+                format!(r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[["{ts}","x"]]}}]}}"#);
+            assert_eq!(decode_str(&body).unwrap()[0].entries[0].timestamp_ns, ts);
+        }
     }
 
     #[test]
@@ -468,7 +495,7 @@ mod tests {
         let m = err(r#"{"streams":[{"stream":{"a":"b"},"values":[[1.5,"x"]]}]}"#);
         assert!(m.contains("invalid timestamp 1.5"), "{m}");
         let m = err(r#"{"streams":[{"stream":{"a":"b"},"values":[[18446744073709551615,"x"]]}]}"#);
-        assert!(m.contains("after the year 2262"), "{m}");
+        assert!(m.contains("outside the accepted range"), "{m}");
         let m = err(r#"{"streams":[{"stream":{"a":"b"},"values":[["1"]]}]}"#);
         assert!(m.contains("invalid length 1"), "{m}");
         let m = err(r#"{"streams":[{"stream":{"a":"b"},"values":[["1","x",{},4]]}]}"#);

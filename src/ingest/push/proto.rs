@@ -109,10 +109,11 @@ pub fn decode(body: &[u8], limits: &PushLimits) -> Result<Vec<PushStream>, PushE
             let timestamp_ns = ts.to_unix_ns().ok_or_else(|| {
                 PushError::BadRequest(format!(
                     "entry {entry_index} of stream {stream_index} '{}' has an invalid \
-                     timestamp: {} s {} ns is not a time between the years 1678 and 2262",
+                     timestamp: {} s {} ns is outside the accepted range {}",
                     echo(&s.labels),
                     ts.seconds,
-                    ts.nanos
+                    ts.nanos,
+                    crate::ingest::time_range::TIMESTAMP_RANGE_TEXT
                 ))
             })?;
             entries.push(PushEntry {
@@ -269,6 +270,29 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("invalid timestamp"), "{err}");
+        // Representable but outside the range every ingest path shares: refused as JSON is.
+        use crate::ingest::time_range::{TIMESTAMP_NS_MAX, TIMESTAMP_NS_MIN};
+        for ns in [i64::MIN, -1, TIMESTAMP_NS_MAX + 1, i64::MAX] {
+            let t = Timestamp::from_unix_ns(ns);
+            let err = decode(
+                &body(&one("{a=\"b\"}", vec![entry(t.seconds, t.nanos, "x", &[])])),
+                &PushLimits::default(),
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("outside the accepted range"),
+                "{ns}: {err}"
+            );
+        }
+        for ns in [TIMESTAMP_NS_MIN, TIMESTAMP_NS_MAX] {
+            let t = Timestamp::from_unix_ns(ns);
+            let got = decode(
+                &body(&one("{a=\"b\"}", vec![entry(t.seconds, t.nanos, "x", &[])])),
+                &PushLimits::default(),
+            )
+            .unwrap();
+            assert_eq!(got[0].entries[0].timestamp_ns, ns);
+        }
         let mut missing = entry(0, 0, "x", &[]);
         missing.timestamp = None;
         let err = decode(

@@ -2,8 +2,10 @@
 //!
 //! Which question it answers: "would Loki have accepted this stream?" Labels: at least one,
 //! names matching `[a-zA-Z_][a-zA-Z0-9_]*`, no name twice, counts and lengths within the
-//! limits. Entries: line length within `line_bytes_max`, structured metadata within Loki's
-//! default count and size. The same checks serve protobuf, JSON and JSON-lines bodies.
+//! limits. Entries: a timestamp within the range every ingest path shares
+//! ([`crate::ingest::time_range`]), line length within `line_bytes_max`, structured metadata
+//! within Loki's default count and size. The same checks serve protobuf, JSON and JSON-lines
+//! bodies.
 
 use crate::model::Labels;
 use crate::model::batch::{BATCH_LABELS_PER_STREAM_MAX, BATCH_METADATA_PER_ENTRY_MAX};
@@ -126,8 +128,15 @@ pub fn labels(
     Ok(labels)
 }
 
-/// Checks one entry's line and structured metadata. `labels` names the stream in messages.
+/// Checks one entry's timestamp, line and structured metadata. `labels` names the stream in
+/// messages.
 pub fn entry(entry: &PushEntry, labels: &Labels, limits: &PushLimits) -> Result<(), PushError> {
+    if let Err(e) = crate::ingest::time_range::check(entry.timestamp_ns) {
+        return Err(PushError::BadRequest(format!(
+            "entry for stream '{}' has {e}",
+            echo(&labels.to_string())
+        )));
+    }
     if entry.line.len() > limits.line_bytes_max {
         return Err(PushError::BadRequest(format!(
             "Max entry size '{}' bytes exceeded for stream '{}' while adding an entry with \

@@ -27,6 +27,11 @@
 //! Header fields are printable ASCII; MSG may hold any bytes: invalid UTF-8 is replaced by
 //! U+FFFD (the only allocation on this path) and reported by
 //! [`SyslogMessage::had_invalid_utf8`] so the caller can count it.
+//!
+//! A header timestamp outside the range every ingest path accepts
+//! ([`crate::ingest::time_range`]: the Unix epoch to 2255, which also covers the times that
+//! i64 nanoseconds cannot hold) is read as no timestamp, so the receive time stands in, and is
+//! reported by [`SyslogMessage::had_time_out_of_range`] so the caller can count it.
 
 use std::borrow::Cow;
 
@@ -105,12 +110,19 @@ pub struct SyslogMessage<'a> {
     /// MSG without a leading BOM.
     pub message: Cow<'a, str>,
     invalid_utf8: bool,
+    time_out_of_range: bool,
 }
 
 impl<'a> SyslogMessage<'a> {
     /// Whether MSG (or SD) held invalid UTF-8, replaced by U+FFFD (MSG) or dropped (SD).
     pub fn had_invalid_utf8(&self) -> bool {
         self.invalid_utf8
+    }
+
+    /// Whether the header carried a timestamp outside the accepted range (then
+    /// `timestamp_ns` is `None` and the receive time is used).
+    pub fn had_time_out_of_range(&self) -> bool {
+        self.time_out_of_range
     }
 
     /// Facility code 0..=23, from PRI.
@@ -263,11 +275,11 @@ fn parse_pri(b: &[u8]) -> Option<(u8, usize)> {
 fn parse_5424(pri: u8, b: &[u8], zone_required: bool) -> Option<SyslogMessage<'_>> {
     let mut c = Cursor { b, pos: 0 };
     let ts = c.token();
-    let timestamp_ns = if ts == NIL {
-        None
+    let (timestamp_ns, time_out_of_range) = if ts == NIL {
+        (None, false)
     } else {
         match parse_rfc3339(ts, zone_required)? {
-            (ns, len) if len == ts.len() => ns,
+            (ns, len) if len == ts.len() => accepted_time(ns),
             _ => return None,
         }
     };
@@ -310,6 +322,7 @@ fn parse_5424(pri: u8, b: &[u8], zone_required: bool) -> Option<SyslogMessage<'_
         structured_data,
         message,
         invalid_utf8: invalid_utf8 || bad_msg,
+        time_out_of_range,
     })
 }
 
@@ -347,12 +360,13 @@ fn parse_3164<'a>(
         structured_data: None,
         message: Cow::Borrowed(""),
         invalid_utf8: false,
+        time_out_of_range: false,
     };
     let timestamp = parse_bsd_timestamp(rest, ctx)
         .or_else(|| parse_rfc3339(rest, false))
         .filter(|&(_, len)| matches!(rest.get(len), None | Some(&SP)));
     if let Some((ns, len)) = timestamp {
-        msg.timestamp_ns = ns;
+        (msg.timestamp_ns, msg.time_out_of_range) = accepted_time(ns);
         c.pos = len;
         c.skip_spaces();
         let first = c.peek_token();
@@ -458,6 +472,7 @@ fn unparsed(input: &[u8]) -> SyslogMessage<'_> {
         structured_data: None,
         message,
         invalid_utf8,
+        time_out_of_range: false,
     }
 }
 
@@ -629,6 +644,15 @@ pub fn severity_name(code: u8) -> &'static str {
         .get(usize::from(code))
         .copied()
         .unwrap_or(LEVEL_UNKNOWN)
+}
+
+/// A parsed header time (`None`: not representable in i64 nanoseconds) as stored: the time
+/// if it is in the accepted range, else no time and `true` (out of range).
+fn accepted_time(ns: Option<i64>) -> (Option<i64>, bool) {
+    match ns {
+        Some(ns) if super::time_range::in_range(ns) => (Some(ns), false),
+        _ => (None, true),
+    }
 }
 
 /// What gets stored for one syslog message.

@@ -474,7 +474,37 @@ mod parsing {
         );
         let m = p(b"<13>1 9999-12-31T23:59:59Z h a - - - m");
         assert_eq!((m.format, m.timestamp_ns), (Format::Rfc5424, None));
+        assert!(m.had_time_out_of_range());
         assert_eq!(m.message, "m");
+        // The range every ingest path shares: before the epoch (representable or not) and
+        // after 2255 is out of range, replaced by the receive time and flagged for counting.
+        for (line, out) in [
+            (&b"<13>1 1969-12-31T23:59:59Z h a - - - m"[..], true),
+            (b"<13>1 0001-01-01T00:00:00Z h a - - - m", true),
+            (b"<13>1 2260-01-01T00:00:00Z h a - - - m", true),
+            (b"<13>1970-01-01T00:00:00Z h app: m", false),
+            (b"<13>1 2255-03-14T16:00:00Z h a - - - m", false),
+            (b"<13>1 - h a - - - m", false),
+            (b"<13>1600-06-01T00:00:00Z h app: m", true),
+        ] {
+            let m = p(line);
+            let shown = String::from_utf8_lossy(line);
+            assert_eq!(m.had_time_out_of_range(), out, "{shown}");
+            assert_eq!(
+                m.timestamp_ns.is_none(),
+                out || shown.contains(" - h"),
+                "{shown}"
+            );
+            assert_eq!(m.message, "m", "{shown}");
+            let e = to_entry(&m, &NOW_2026, None);
+            if out {
+                assert_eq!(e.timestamp_ns, NOW_2026.now_ns, "{shown}");
+            }
+            assert!(
+                crate::ingest::time_range::in_range(e.timestamp_ns),
+                "{shown}"
+            );
+        }
         // Zone required in RFC 5424.
         assert_eq!(
             p(b"<13>1 2024-01-01T12:00:00 h a - - - m").format,

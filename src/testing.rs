@@ -163,18 +163,17 @@ where
         + Clone
         + 'static,
 {
-    use crate::runtime::mesh::{MeshMsg, Replies, Reply};
-    use glommio::channels::channel_mesh::{Full, MeshBuilder};
+    use crate::runtime::mesh::{MeshMsg, MeshSeats, Replies, Reply};
     use std::rc::Rc;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    let mesh: MeshBuilder<MeshMsg, Full> = MeshBuilder::full(2, 64);
+    let mesh = Arc::new(MeshSeats::new(2, 64));
     let done = Arc::new(AtomicBool::new(false));
     let handles = glommio::LocalExecutorPoolBuilder::new(glommio::PoolPlacement::Unbound(2))
         .on_all_shards(move || {
             let (mesh, done, driver, respond) =
-                (mesh.clone(), done.clone(), driver.clone(), respond.clone());
+                (mesh.take(), done.clone(), driver.clone(), respond.clone());
             async move {
                 let (senders, mut receivers) = mesh.join().await.expect("the mesh joins");
                 let senders = Rc::new(senders);

@@ -129,9 +129,11 @@ fn small_parts_are_compacted_and_every_line_stays_once() {
                 || metric(&server, "shardlog_compactions_total") >= 1.0
         });
     }
+    // A compaction merges the small parts there are when it runs: all five, or the first
+    // four when the fifth is sealed after it (that one is too few to merge alone).
     wait_for("a compaction", || {
         metric(&server, "shardlog_compactions_total") >= 1.0
-            && partitions(&data).iter().all(|(_, f)| f.len() == 1)
+            && partitions(&data).iter().all(|(_, f)| f.len() <= 2)
     });
     assert!(metric(&server, "shardlog_compacted_parts_total") >= 4.0);
     let got = lines(&server, "hdfs", base - 1, now_ns() + 1);

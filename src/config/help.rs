@@ -66,6 +66,8 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ("retention", "0, keep everything".to_string()),
         ("retention_max_bytes", "0, no cap".to_string()),
         ("heads_bytes_max", size(HEADS_BYTES_MAX_DEFAULT)),
+        ("wal_bytes_max", size(WAL_BYTES_MAX_DEFAULT)),
+        ("core_stall_max", duration_text(CORE_STALL_MAX_DEFAULT)),
         (
             "compaction_bytes_per_second",
             size(COMPACTION_BYTES_PER_SECOND_DEFAULT),

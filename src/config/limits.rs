@@ -73,6 +73,22 @@ pub const SEAL_AGE_DEFAULT: std::time::Duration = std::time::Duration::from_secs
 /// many small streams each stay under the seal size.
 pub const HEADS_BYTES_MAX_DEFAULT: u64 = 256 << 20;
 
+/// WAL segment files a core keeps at most by default: 4 GiB, dozens of default segments, far
+/// more than a few minutes of heads pin at the ingest rates a core sustains, and small next
+/// to a log server's disk. Past it the oldest heads are sealed early.
+pub const WAL_BYTES_MAX_DEFAULT: u64 = 4 << 30;
+/// Below two default segments (the active one and the spare), sealing early could not bring
+/// the log under its bound.
+pub const WAL_BYTES_MAX_MIN: u64 = 2 << 20;
+
+/// A core that has not turned for 30 seconds is stuck (a scan or seal step yields every few
+/// milliseconds; a loaded machine delays a heartbeat by far less): the process fail-stops.
+pub const CORE_STALL_MAX_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A second: below, a busy but healthy core could be taken for a stuck one.
+pub const CORE_STALL_MAX_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+/// An hour: beyond, a stuck server stays half alive too long to be worth waiting for.
+pub const CORE_STALL_MAX_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// One partition per day, as Loki's and VictoriaLogs' daily indexes.
 pub const PARTITION_DEFAULT: std::time::Duration = std::time::Duration::from_secs(86400);
 

@@ -166,6 +166,18 @@ pub struct ServeArgs {
     #[serde(default, deserialize_with = "units::size_key")]
     pub heads_bytes_max: Option<u64>,
 
+    /// WAL bytes (segment files) a core may keep on disk: past this, the heads holding the
+    /// oldest segments are sealed early, so that one quiet stream cannot pin the log.
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
+    #[serde(default, deserialize_with = "units::size_key")]
+    pub wal_bytes_max: Option<u64>,
+
+    /// How long a core may go without turning before the watchdog ends the process
+    /// (fail-stop): a task blocking a core's thread is a bug, and a half-alive server is
+    /// worse than a restart.
+    #[arg(long, value_name = "DURATION")]
+    pub core_stall_max: Option<String>,
+
     /// Bytes per second that compaction may read plus write, per core (e.g. `64MiB`).
     #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
     #[serde(default, deserialize_with = "units::size_key")]
@@ -215,6 +227,8 @@ pub struct Config {
     pub retention_max_bytes: u64,
     pub compaction_bytes_per_second: u64,
     pub heads_bytes_max: u64,
+    pub wal_bytes_max: u64,
+    pub core_stall_max: Duration,
     /// `None`: derived from RLIMIT_NOFILE when the server starts
     /// (`crate::http::admission::derive_connections_max`).
     pub connections_max: Option<usize>,
@@ -334,6 +348,8 @@ impl ServeArgs {
                 .compaction_bytes_per_second
                 .or(file.compaction_bytes_per_second),
             heads_bytes_max: self.heads_bytes_max.or(file.heads_bytes_max),
+            wal_bytes_max: self.wal_bytes_max.or(file.wal_bytes_max),
+            core_stall_max: self.core_stall_max.or(file.core_stall_max),
             connections_max: self.connections_max.or(file.connections_max),
             request_bodies_bytes_max: self
                 .request_bodies_bytes_max
@@ -530,6 +546,20 @@ impl ServeArgs {
             HEADS_BYTES_MAX_DEFAULT,
             BUDGET_BYTES_MIN..=BUDGET_BYTES_LIMIT,
         )?;
+        let wal_bytes_max = size(
+            "wal_bytes_max",
+            self.wal_bytes_max,
+            WAL_BYTES_MAX_DEFAULT,
+            WAL_BYTES_MAX_MIN..=BUDGET_BYTES_LIMIT,
+        )?;
+        let core_stall_max = duration(
+            "core_stall_max",
+            self.core_stall_max.as_deref(),
+            CORE_STALL_MAX_DEFAULT,
+            CORE_STALL_MAX_MIN,
+            CORE_STALL_MAX_LIMIT,
+        )?
+        .expect("a default is given");
         // 0, like no value, asks for the cap derived from the file limit at start.
         let connections_max = match self.connections_max {
             None | Some(0) => None,
@@ -554,6 +584,8 @@ impl ServeArgs {
             connections_max,
             request_bodies_bytes_max,
             heads_bytes_max,
+            wal_bytes_max,
+            core_stall_max,
             seal_bytes,
             seal_age,
             partition,

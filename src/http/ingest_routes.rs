@@ -20,7 +20,7 @@ use crate::ingest::listeners::now_ns;
 use crate::ingest::push::{PushEntry, PushError, PushLimits, decode_push, decompress};
 use crate::model::{BatchBuilder, Labels, owner_shard, stream_hash};
 use crate::runtime::Core;
-use crate::shard::{DiscardReason, Protocol};
+use crate::shard::{AppendError, DiscardReason, Protocol, Refusal};
 
 fn limits(core: &Core) -> PushLimits {
     PushLimits {
@@ -199,17 +199,31 @@ impl<'a> Batches<'a> {
             .detach();
             tasks.push(task);
         }
-        let mut failure = None;
+        let mut failure: Option<AppendError> = None;
         for t in tasks {
-            match t.await {
-                Some(Ok(())) => {}
-                Some(Err(e)) => failure = Some(e),
-                None => failure = Some("a batch send was cancelled".into()),
+            let e = match t.await {
+                Some(Ok(())) => continue,
+                Some(Err(e)) => e,
+                None => AppendError::new(Refusal::NotOpen, "a batch send was cancelled"),
+            };
+            // The worst refusal decides the answer: a stopped WAL over a full disk over a
+            // state that passes.
+            let rank = |r: Refusal| match r {
+                Refusal::WalStopped => 3,
+                Refusal::NoSpace => 2,
+                Refusal::Overloaded => 1,
+                Refusal::NotOpen => 0,
+            };
+            if failure
+                .as_ref()
+                .is_none_or(|f| rank(e.refusal) > rank(f.refusal))
+            {
+                failure = Some(e);
             }
         }
         match failure {
             None => Response::no_content(),
-            Some(e) => Response::text(500, &format!("cannot store the entries: {e}\n")),
+            Some(e) => Response::refused_write(&e),
         }
     }
 }

@@ -12,8 +12,10 @@ use crate::shard::{DiscardReason, ShardAnswer, ShardRequest};
 
 /// Routes one request of this core's HTTP server.
 ///
-/// Every refusal is decided before anything reaches a shard: a push that is answered 503
-/// (recovering, stopping) has stored nothing, so the client's retry cannot store it twice.
+/// Every refusal is decided before anything reaches a shard: a push that is answered 503 or
+/// 507 (recovering, stopping, a shard out of disk or behind on sealing) has stored nothing, so
+/// the client's retry cannot store it twice. Queries are answered whenever every shard has
+/// recovered, whatever keeps writes out (a full disk, a read-only start).
 pub async fn route(core: Rc<Core>, req: Request) -> Response {
     let path = req.path.trim_end_matches('/').to_string();
     let method = req.method.as_str();
@@ -22,19 +24,19 @@ pub async fn route(core: Rc<Core>, req: Request) -> Response {
         ("GET", "/metrics") => metrics(&core).await,
         ("GET", "/loki/api/v1/status/buildinfo") => buildinfo(),
         ("POST", "/loki/api/v1/push") | ("POST", "/api/prom/push") => {
-            if let Some(refused) = not_ready(&core) {
-                return refused;
+            if let Some(refused) = core.lifecycle.write_refusal() {
+                return Response::refused_write(&refused);
             }
             super::ingest_routes::push(&core, &req).await
         }
         ("POST", "/insert/jsonline") => {
-            if let Some(refused) = not_ready(&core) {
-                return refused;
+            if let Some(refused) = core.lifecycle.write_refusal() {
+                return Response::refused_write(&refused);
             }
             super::ingest_routes::jsonline(&core, &req).await
         }
         ("GET" | "POST", p) if p.starts_with("/loki/api/v1/") => {
-            if let Some(refused) = not_ready(&core) {
+            if let Some(refused) = not_answering(&core) {
                 return refused;
             }
             super::query_routes::route(&core, &req, &p["/loki/api/v1/".len()..]).await
@@ -46,22 +48,32 @@ pub async fn route(core: Rc<Core>, req: Request) -> Response {
     }
 }
 
-/// 503 while the WAL is being replayed or the server is stopping.
-fn not_ready(core: &Core) -> Option<Response> {
-    if core.lifecycle.is_ready() {
-        None
-    } else if core.lifecycle.is_stopping() {
+/// 503 for a query while a WAL is being replayed or the server is stopping.
+fn not_answering(core: &Core) -> Option<Response> {
+    if core.lifecycle.is_stopping() {
         Some(Response::text(503, "shutting down\n"))
-    } else {
+    } else if !core.lifecycle.all_recovered() {
         Some(Response::text(
             503,
             "not ready: replaying the write-ahead log\n",
         ))
+    } else {
+        None
     }
 }
 
+/// `/ready`: 200 only while every shard takes writes and answers queries; otherwise 503 with
+/// one line per reason (which shard, and why).
 fn ready(core: &Core) -> Response {
-    not_ready(core).unwrap_or_else(|| Response::text(200, "ready\n"))
+    if core.lifecycle.is_ready() {
+        return Response::text(200, "ready\n");
+    }
+    let mut body = String::from("not ready:\n");
+    for reason in core.lifecycle.not_ready_reasons() {
+        body.push_str(&reason);
+        body.push('\n');
+    }
+    Response::text(503, &body)
 }
 
 fn buildinfo() -> Response {

@@ -135,6 +135,30 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
+/// `Retry-After` of a write refused for a state that ends by itself (a shard recovering,
+/// stopping, or behind on sealing), in seconds: seal rounds end within about this.
+pub const REFUSED_WRITE_RETRY_AFTER_SECONDS: u64 = 2;
+
+impl Response {
+    /// The answer to a write a shard refused, as Loki clients and operators expect: 507 for a
+    /// full disk, 503 with `Retry-After` for states that end by themselves, 500 for a WAL
+    /// stopped by a failed write (only a restart helps). The body says why.
+    pub fn refused_write(e: &crate::shard::AppendError) -> Response {
+        use crate::shard::Refusal;
+        let status = match e.refusal {
+            Refusal::NoSpace => 507,
+            Refusal::NotOpen | Refusal::Overloaded => 503,
+            Refusal::WalStopped => 500,
+        };
+        let response = Response::text(status, &format!("cannot store the entries: {e}\n"));
+        if e.refusal.is_transient() {
+            response.with_header("Retry-After", REFUSED_WRITE_RETRY_AFTER_SECONDS.to_string())
+        } else {
+            response
+        }
+    }
+}
+
 /// How the connection continues after a response; decides the `Connection` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Persistence {

@@ -32,7 +32,7 @@ use crate::http::admission::{
 use crate::http::server::{ServerLimits, serve};
 use crate::model::{BatchBuilder, owner_shard, stream_hash_sorted};
 use crate::runtime::Core;
-use crate::shard::{DiscardReason, Protocol};
+use crate::shard::{AppendError, DiscardReason, Protocol, Refusal};
 
 /// Connections of one kind on one core, and the tasks that accept them.
 pub struct Listeners {
@@ -265,7 +265,7 @@ struct SyslogBatcher {
     peer: Option<String>,
     builders: Vec<BatchBuilder>,
     /// Sends not yet awaited, oldest first (TCP awaits them in order for backpressure).
-    in_flight: VecDeque<(JoinHandle<Result<(), String>>, usize)>,
+    in_flight: VecDeque<(JoinHandle<Result<(), AppendError>>, usize)>,
     /// Encoded bytes of sends not yet completed, kept up to date by the send tasks.
     outstanding_bytes: Rc<Cell<usize>>,
     /// UDP does not await its sends (nothing to acknowledge to), so it keeps no handles.
@@ -372,7 +372,7 @@ impl SyslogBatcher {
     /// Waits for the oldest sends until at most `bytes_max` are in flight. An error means
     /// the owner refused the batch (its WAL stopped): the caller closes the connection, so
     /// that the sender sees the failure instead of a silent loss.
-    async fn settle(&mut self, bytes_max: usize) -> Result<(), String> {
+    async fn settle(&mut self, bytes_max: usize) -> Result<(), AppendError> {
         debug_assert!(self.keep_handles, "only TCP settles by awaiting its sends");
         let mut unsettled: usize = self.in_flight.iter().map(|(_, b)| b).sum();
         while unsettled > bytes_max {
@@ -383,10 +383,47 @@ impl SyslogBatcher {
             match task.await {
                 Some(Ok(())) => {}
                 Some(Err(e)) => return Err(e),
-                None => return Err("batch send was cancelled".into()),
+                None => {
+                    return Err(AppendError::new(
+                        Refusal::NotOpen,
+                        "a batch send was cancelled",
+                    ));
+                }
             }
         }
         Ok(())
+    }
+}
+
+/// How often a paused syslog connection looks whether writes are taken again.
+const SYSLOG_PAUSE_POLL: Duration = Duration::from_millis(100);
+
+/// Waits, without reading, while some shard refuses writes for a reason that ends by itself
+/// (a full disk, unsealed lines over budget): syslog cannot refuse a line, so the connection
+/// is paused and the sender's kernel buffers fill, instead of lines being read and then
+/// waiting in memory. `false` if the core is stopping or a shard's WAL stopped for good (the
+/// connection is closed, so that the sender sees it).
+async fn writes_taken(core: &Core) -> bool {
+    let mut paused = false;
+    loop {
+        match core.lifecycle.write_refusal() {
+            None => return true,
+            Some(e) if !e.refusal.is_transient() => {
+                eprintln!("shard {}: closing a syslog connection: {e}", core.id);
+                return false;
+            }
+            Some(_) if core.shutdown.is_triggered() => return false,
+            Some(_) => {}
+        }
+        if !paused {
+            paused = true;
+            core.shard.edge.syslog_tcp.paused_for_writes.inc();
+        }
+        future::or(
+            glommio::timer::sleep(SYSLOG_PAUSE_POLL),
+            core.shutdown.wait(),
+        )
+        .await;
     }
 }
 
@@ -431,6 +468,9 @@ async fn syslog_tcp_connection(core: Rc<Core>, mut stream: TcpStream, admission:
     let mut eof = false;
     while !eof {
         if !room_to_read(&core, &mut buf).await {
+            break;
+        }
+        if !writes_taken(&core).await {
             break;
         }
         let read = future::or(async { Some(stream.read(buf.spare()).await) }, async {

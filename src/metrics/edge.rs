@@ -41,6 +41,9 @@ pub struct ListenerStats {
     /// Connections closed by the server because the core's request budget stayed full (syslog
     /// frames that could not grow their buffer).
     pub closed_over_budget: Counter,
+    /// Times a connection stopped being read because a shard refused writes for a while (a
+    /// full disk, unsealed lines over budget): syslog's backpressure.
+    pub paused_for_writes: Counter,
     open: Cell<u64>,
 }
 
@@ -120,6 +123,7 @@ impl EdgeStats {
             accept_errors: s.accept_errors.get(),
             accept_paused_at_cap: s.accept_paused_at_cap.get(),
             closed_over_budget: s.closed_over_budget.get(),
+            paused_for_writes: s.paused_for_writes.get(),
         };
         EdgeMetrics {
             listeners: [listener(&self.http), listener(&self.syslog_tcp)],
@@ -139,6 +143,7 @@ pub struct ListenerMetrics {
     pub accept_errors: u64,
     pub accept_paused_at_cap: u64,
     pub closed_over_budget: u64,
+    pub paused_for_writes: u64,
 }
 
 /// A core's edge at one moment; `listeners` is indexed as [`ListenerKind::ALL`].

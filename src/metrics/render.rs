@@ -17,9 +17,42 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         &mut out,
         "shardlog_ready",
         "gauge",
-        "1 when every shard has recovered its WAL and the server is not stopping.",
+        "1 when every shard takes writes and answers queries, and the server is not stopping.",
     );
     let _ = writeln!(out, "shardlog_ready {}", ready as u8);
+    header(
+        &mut out,
+        "shardlog_shard_ready",
+        "gauge",
+        "1 when the shard takes every write (see shardlog_shard_not_ready for why not).",
+    );
+    for s in &shards {
+        let _ = writeln!(
+            out,
+            "shardlog_shard_ready{{shard=\"{}\"}} {}",
+            s.shard,
+            u8::from(s.health.is_empty())
+        );
+    }
+    header(
+        &mut out,
+        "shardlog_shard_not_ready",
+        "gauge",
+        "1 while the condition keeps the shard from taking writes: recovering, read_only (no \
+         space for a WAL segment at start), disk_full, heads_full (behind on sealing), \
+         wal_stopped (a failed write or fsync; needs a restart).",
+    );
+    for s in &shards {
+        for reason in crate::shard::NotReady::NAMES {
+            let holds = s.health.iter().any(|c| c.name() == reason);
+            let _ = writeln!(
+                out,
+                "shardlog_shard_not_ready{{reason=\"{reason}\",shard=\"{}\"}} {}",
+                s.shard,
+                u8::from(holds)
+            );
+        }
+    }
 
     header(
         &mut out,
@@ -129,7 +162,7 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         &'static str,
         fn(&StorageMetrics) -> u64,
     );
-    let storage: [StorageSeries; 23] = [
+    let storage: [StorageSeries; 25] = [
         (
             "shardlog_unsealed_line_bytes",
             "gauge",
@@ -181,8 +214,20 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         (
             "shardlog_sealing_failed",
             "gauge",
-            "1 if sealing stopped after a disk error (the WAL keeps the data).",
+            "1 while sealing fails (it is retried with backoff; the WAL keeps the data).",
             |s| u64::from(s.sealing_failed),
+        ),
+        (
+            "shardlog_wal_early_seals_total",
+            "counter",
+            "Heads sealed before they were due, to keep the WAL under wal_bytes_max.",
+            |s| s.wal_early_seals,
+        ),
+        (
+            "shardlog_seal_failures_total",
+            "counter",
+            "Seal rounds that failed (EMFILE, ENOSPC, EIO on a new file) and were retried.",
+            |s| s.seal_failures,
         ),
         (
             "shardlog_manifest_writes_total",
@@ -364,7 +409,7 @@ fn edge(out: &mut String, shards: &[&ShardMetrics]) {
         &'static str,
         fn(&ListenerMetrics) -> u64,
     );
-    let listeners: [ListenerSeries; 5] = [
+    let listeners: [ListenerSeries; 6] = [
         (
             "shardlog_connections_open",
             "gauge",
@@ -395,6 +440,13 @@ fn edge(out: &mut String, shards: &[&ShardMetrics]) {
             "Syslog connections closed because their long frame found no room in the core's \
              request budget.",
             |l| l.closed_over_budget,
+        ),
+        (
+            "shardlog_connections_paused_for_writes_total",
+            "counter",
+            "Times a connection stopped being read while a shard refused writes for a while \
+             (a full disk, unsealed lines over budget).",
+            |l| l.paused_for_writes,
         ),
     ];
     for (name, kind, help, get) in listeners {
@@ -493,10 +545,11 @@ mod tests {
         let h = Histogram::new(DISK_LATENCY_BUCKETS);
         h.observe(0.002);
         let m = ShardMetrics {
+            health: vec![crate::shard::NotReady::DiskFull("ENOSPC".into())],
             shard: 1,
             ingested_lines: [5, 0, 2, 0],
             ingested_bytes: [50, 0, 20, 0],
-            discarded: [0, 1, 0, 0, 0, 0],
+            discarded: std::array::from_fn(|i| u64::from(i == 1)),
             frames_truncated: 0,
             invalid_utf8_lines: 0,
             timestamps_clamped: 0,
@@ -528,6 +581,9 @@ mod tests {
         assert!(text.contains("# TYPE shardlog_wal_fsync_seconds histogram"));
         assert!(text.contains("shardlog_http_requests_over_budget_total{shard=\"1\"} 4"));
         assert!(text.contains("shardlog_connections_open{listener=\"syslog_tcp\",shard=\"1\"} 0"));
+        assert!(text.contains("shardlog_shard_ready{shard=\"1\"} 0"));
+        assert!(text.contains("shardlog_shard_not_ready{reason=\"disk_full\",shard=\"1\"} 1"));
+        assert!(text.contains("shardlog_shard_not_ready{reason=\"heads_full\",shard=\"1\"} 0"));
         let _ = h;
     }
 }

@@ -24,12 +24,52 @@
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::rc::Rc;
+use std::sync::Mutex;
 use std::task::{Poll, Waker};
 
 use ahash::AHashMap;
+use glommio::channels::channel_mesh::{Full, MeshBuilder};
 
 use crate::model::Batch;
-use crate::shard::{Protocol, ShardAnswer, ShardRequest};
+use crate::shard::{AppendError, Protocol, ShardAnswer, ShardRequest};
+
+/// One mesh builder per core, cloned on the thread that makes the seats.
+///
+/// glommio 0.9's `MeshBuilder` keeps its peer list in an `Rc` yet declares itself `Send`:
+/// cloning it on the executors' threads at once (as a builder cloned inside the closure
+/// given to `LocalExecutorPoolBuilder::on_all_shards` is) races on the `Rc`'s count, which
+/// can free the list while a peer still uses it (`malloc(): unaligned tcache chunk detected`
+/// at start, seen once in some sixty starts). Here every clone is made on one thread before
+/// any executor starts, and each executor takes one, moving it: no count changes on two
+/// threads at once but the drops at the end of each executor's `join`, which can only leave
+/// the count too high (the list, a few bytes, is then never freed), never too low.
+pub struct MeshSeats {
+    /// The seats, and the builder they were cloned from (dropped with them).
+    seats: Mutex<(Vec<Builder>, Builder)>,
+}
+
+type Builder = MeshBuilder<MeshMsg, Full>;
+
+impl MeshSeats {
+    /// Seats for `peers` executors on a mesh of channels of `capacity` messages.
+    pub fn new(peers: usize, capacity: usize) -> MeshSeats {
+        let original = MeshBuilder::full(peers, capacity);
+        let seats = (0..peers).map(|_| original.clone()).collect();
+        MeshSeats {
+            seats: Mutex::new((seats, original)),
+        }
+    }
+
+    /// This executor's seat. Each of the `peers` executors takes one, once.
+    pub fn take(&self) -> MeshBuilder<MeshMsg, Full> {
+        self.seats
+            .lock()
+            .expect("never poisoned: nothing panics holding it")
+            .0
+            .pop()
+            .expect("one seat per executor")
+    }
+}
 
 /// Names one request of one core until its reply arrives.
 pub type RequestId = u64;
@@ -47,7 +87,7 @@ pub enum MeshMsg {
     /// The batch of request `id` is durable (or was refused, and why).
     Appended {
         id: RequestId,
-        result: Result<(), String>,
+        result: Result<(), AppendError>,
     },
     /// The answer to question `id`.
     Answered { id: RequestId, answer: ShardAnswer },
@@ -55,7 +95,7 @@ pub enum MeshMsg {
 
 /// A reply, as delivered to the waiting task.
 pub enum Reply {
-    Appended(Result<(), String>),
+    Appended(Result<(), AppendError>),
     Answered(ShardAnswer),
 }
 
@@ -158,9 +198,10 @@ mod tests {
             });
             futures_lite::future::yield_now().await;
             assert_eq!(replies.waiting(), 1);
-            replies.deliver(0, Reply::Appended(Err("full".into())));
+            let full = AppendError::new(crate::shard::Refusal::NoSpace, "full");
+            replies.deliver(0, Reply::Appended(Err(full.clone())));
             let (id, result) = waiter.await;
-            assert_eq!((id, result), (0, Err("full".to_string())));
+            assert_eq!((id, result), (0, Err(full)));
             assert_eq!(replies.waiting(), 0);
             let abandoned = replies.register();
             assert_eq!(replies.waiting(), 1);

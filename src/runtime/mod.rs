@@ -8,6 +8,8 @@
 //! over one bounded mesh. Shared across threads are only the configuration and a few atomics
 //! for readiness and shutdown ([`Lifecycle`]).
 
+pub mod failstop;
+pub mod health;
 pub mod mesh;
 pub mod shutdown;
 pub mod signals;
@@ -24,10 +26,11 @@ use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
 use glommio::{CpuSet, Latency, LocalExecutorPoolBuilder, PoolPlacement, Shares, TaskQueueHandle};
+use mesh::MeshSeats;
 
 use crate::config::{Config, MESH_CHANNEL_CAPACITY};
 use crate::model::Batch;
-use crate::shard::{Protocol, Shard, ShardAnswer, ShardRequest};
+use crate::shard::{AppendError, Protocol, Refusal, Shard, ShardAnswer, ShardRequest};
 use mesh::{Replies, Reply};
 
 /// How long a stopping shard waits for the batches it sent, and for the other shards to
@@ -47,6 +50,10 @@ pub struct Lifecycle {
     failed: AtomicBool,
     /// Cores whose listeners are all bound; the one that completes the count says so.
     listening: AtomicUsize,
+    /// Every shard's health as its core last published it (see [`health`]).
+    pub health: health::HealthBoard,
+    /// When each core last turned, for the watchdog (see [`failstop`]).
+    pub heartbeats: failstop::Heartbeats,
 }
 
 impl Lifecycle {
@@ -58,12 +65,44 @@ impl Lifecycle {
             drained: AtomicUsize::new(0),
             failed: AtomicBool::new(false),
             listening: AtomicUsize::new(0),
+            health: health::HealthBoard::new(shards),
+            heartbeats: failstop::Heartbeats::new(shards),
         }
     }
 
-    /// `/ready`: every shard recovered and no shutdown under way.
+    /// `/ready`: every shard recovered and takes every write (none is recovering, read-only,
+    /// out of disk or behind on sealing, or has its WAL stopped), and no shutdown is under way.
     pub fn is_ready(&self) -> bool {
-        self.recovered.load(Ordering::Acquire) == self.shards && !self.is_stopping()
+        self.all_recovered() && !self.is_stopping() && self.health.all_clear()
+    }
+
+    /// Every shard finished replaying its WAL.
+    pub fn all_recovered(&self) -> bool {
+        self.recovered.load(Ordering::Acquire) == self.shards
+    }
+
+    /// Why the server is not ready, one line per reason (empty when it is).
+    pub fn not_ready_reasons(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.is_stopping() {
+            out.push("shutting down".to_string());
+        }
+        out.extend(
+            self.health
+                .conditions()
+                .into_iter()
+                .map(|(shard, c)| format!("shard {shard}: {c}")),
+        );
+        out
+    }
+
+    /// How a write would be refused now, before any of it reaches a shard: stopping, or the
+    /// worst condition any shard has published (see [`health::HealthBoard::write_refusal`]).
+    pub fn write_refusal(&self) -> Option<AppendError> {
+        if self.is_stopping() {
+            return Some(AppendError::new(Refusal::NotOpen, "shutting down"));
+        }
+        self.health.write_refusal()
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -103,7 +142,7 @@ impl Core {
         owner: usize,
         batch: Batch,
         protocol: Protocol,
-    ) -> Result<(), String> {
+    ) -> Result<(), AppendError> {
         debug_assert!(owner < self.shards);
         if batch.entries == 0 {
             return Ok(());
@@ -121,9 +160,13 @@ impl Core {
             match self.senders.send_to(owner, msg).await {
                 Ok(()) => match pending.wait().await {
                     Reply::Appended(result) => result,
-                    Reply::Answered(_) => Err(format!("shard {owner} answered an append oddly")),
+                    Reply::Answered(_) => unreachable!("an append is answered with Appended"),
                 },
-                Err(_) => Err(format!("shard {owner} is not reachable")),
+                // The peer's receiver is gone only when the process is stopping.
+                Err(_) => Err(AppendError::new(
+                    Refusal::NotOpen,
+                    format!("shard {owner} is stopping"),
+                )),
             }
         };
         self.in_flight.set(self.in_flight.get() - 1);
@@ -152,7 +195,9 @@ impl Core {
         for (peer, reply) in pending {
             match reply.wait().await {
                 Reply::Answered(answer) => answers.push(answer),
-                Reply::Appended(_) => return Err(format!("shard {peer} answered a query oddly")),
+                Reply::Appended(_) => {
+                    unreachable!("shard {peer}: a query is answered with Answered")
+                }
             }
         }
         Ok(answers)
@@ -163,11 +208,16 @@ impl Core {
 pub fn run(config: Config) -> i32 {
     let config = Arc::new(config);
     let lifecycle = Arc::new(Lifecycle::new(config.cores));
+    failstop::install_panic_hook();
+    // Signals first: they are blocked in this thread, and every thread started after it
+    // inherits the mask (a thread started before would take SIGTERM's default action).
     if let Err(e) = signals::install(lifecycle.clone()) {
         eprintln!("shardlog: cannot install signal handlers: {e}");
         return 1;
     }
-    let mesh: MeshBuilder<MeshMsg, Full> = MeshBuilder::full(config.cores, MESH_CHANNEL_CAPACITY);
+    failstop::start_watchdog(lifecycle.clone(), config.core_stall_max);
+    let fault = failstop::Fault::from_env();
+    let mesh = Arc::new(MeshSeats::new(config.cores, MESH_CHANNEL_CAPACITY));
     // Only the CPUs this process may run on (taskset, systemd CPUAffinity=, a cgroup cpuset):
     // pinning a shard elsewhere would fail or ignore the operator's isolation.
     let allowed = allowed_cpus();
@@ -180,8 +230,8 @@ pub fn run(config: Config) -> i32 {
     let pool = LocalExecutorPoolBuilder::new(placement)
         .name("shard")
         .on_all_shards(move || {
-            let (cfg, lc, mesh) = (cfg.clone(), lc.clone(), mesh.clone());
-            async move { run_core(cfg, lc, mesh).await }
+            let (cfg, lc, mesh) = (cfg.clone(), lc.clone(), mesh.take());
+            async move { run_core(cfg, lc, mesh, fault).await }
         });
     let handles = match pool {
         Ok(h) => h,
@@ -224,12 +274,28 @@ async fn run_core(
     config: Arc<Config>,
     lifecycle: Arc<Lifecycle>,
     mesh: MeshBuilder<MeshMsg, Full>,
+    fault: Option<failstop::Fault>,
 ) -> Result<(), String> {
     let (senders, receivers) = mesh
         .join()
         .await
         .map_err(|_| "cannot join the channel mesh".to_string())?;
     let id = senders.peer_id();
+    let result = serve_core(id, config, lifecycle.clone(), senders, receivers, fault).await;
+    // An executor that returns while the server is not stopping is a dead core: the watchdog
+    // ends the process (see `failstop`).
+    lifecycle.heartbeats.exited(id);
+    result
+}
+
+async fn serve_core(
+    id: usize,
+    config: Arc<Config>,
+    lifecycle: Arc<Lifecycle>,
+    senders: Senders<MeshMsg>,
+    receivers: Receivers<MeshMsg>,
+    fault: Option<failstop::Fault>,
+) -> Result<(), String> {
     let ingest_tq = glommio::executor().create_task_queue(
         Shares::Static(1000),
         Latency::Matters(Duration::from_millis(1)),
@@ -263,6 +329,7 @@ async fn run_core(
 
     // Mesh receivers first: other shards may send as soon as they are ready.
     let receiver_tasks = spawn_receivers(&core, receivers);
+    spawn_heartbeat_and_health(&core);
 
     // HTTP first, so that `/ready` answers 503 (and pushes are refused) during recovery.
     let http = crate::ingest::listeners::start_http(&core).map_err(|e| format!("shard {id}: {e}"));
@@ -312,6 +379,11 @@ async fn run_core(
     if lifecycle.listening.fetch_add(1, Ordering::AcqRel) + 1 == lifecycle.shards {
         eprintln!("shardlog: serving on {}", config.listen_summary());
     }
+    if let Some(fault) = fault {
+        glommio::spawn_local_into(fault.inject_on(id), ingest_tq)
+            .map_err(|e| format!("shard {id}: {e}"))?
+            .detach();
+    }
 
     // Wait for the stop signal.
     while !lifecycle.is_stopping() {
@@ -346,6 +418,29 @@ async fn run_core(
     let closed = shard.close().await;
     drop(receiver_tasks);
     closed.map_err(|e| format!("shard {id}: closing the WAL: {e}"))
+}
+
+/// How often a core publishes its shard's health even when nothing signalled a change (the
+/// heads budget and the WAL's space change without one).
+const HEALTH_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The core's heartbeat for the watchdog, and its shard's health for the board, in the ingest
+/// queue (whose latency matters: a starved heartbeat is a stalled core).
+fn spawn_heartbeat_and_health(core: &Rc<Core>) {
+    let core = core.clone();
+    let tq = core.ingest_tq;
+    glommio::spawn_local_into(
+        async move {
+            loop {
+                core.lifecycle.health.publish(core.id, core.shard.health());
+                core.lifecycle.heartbeats.beat(core.id);
+                glommio::timer::sleep(HEALTH_PUBLISH_INTERVAL).await;
+            }
+        },
+        tq,
+    )
+    .expect("the ingest queue exists")
+    .detach();
 }
 
 /// One task per peer that serves what the peer sends: appends in the ingest queue, questions

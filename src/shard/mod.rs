@@ -7,11 +7,14 @@
 //! [`ShardRequest`] messages on the mesh (see [`crate::runtime`]).
 
 pub mod head;
+mod health;
 pub mod index;
 mod scan;
 #[cfg(test)]
 mod scan_tests;
 mod seal;
+#[cfg(test)]
+mod seal_tests;
 
 #[cfg(test)]
 mod crash_tests;
@@ -28,7 +31,17 @@ use crate::model::{BatchItem, BatchReader, Labels, StreamId, TimestampNs};
 use crate::query::merge::Partial;
 use crate::query::params::Direction;
 use crate::wal::{Wal, WalOptions, WalStats};
+pub use health::{AppendError, NotReady, Refusal};
 use index::{StreamIdx, Streams};
+
+/// How long a push waits for sealing to bring unsealed lines back under their budget before
+/// it is refused with 503: a seal round usually ends within this, and a client that waits
+/// longer for its answer is better told to retry.
+pub const HEADS_FULL_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How often a syslog batch refused for lack of space is tried again (the WAL's preparer
+/// retries at about this pace too).
+pub const SPACE_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How a batch arrived, for the per-protocol counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +53,13 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Whether batches of this protocol wait, rather than being refused, while the shard is
+    /// out of space or memory for a while: syslog senders cannot be told to retry, so their
+    /// connections are slowed down instead; HTTP clients are answered and retry.
+    pub fn waits_for_space(self) -> bool {
+        matches!(self, Protocol::SyslogTcp | Protocol::SyslogUdp)
+    }
+
     pub const ALL: [Protocol; 4] = [
         Protocol::SyslogTcp,
         Protocol::SyslogUdp,
@@ -143,16 +163,22 @@ pub enum DiscardReason {
     WalUnavailable,
     /// A request with an invalid tenant id.
     InvalidTenant,
+    /// Lines refused because the owner shard's disk had no space for its WAL.
+    NoSpace,
+    /// Lines refused because the owner shard's unsealed lines were over their budget.
+    Overloaded,
 }
 
 impl DiscardReason {
-    pub const ALL: [DiscardReason; 6] = [
+    pub const ALL: [DiscardReason; 8] = [
         DiscardReason::LineTooLong,
         DiscardReason::InvalidRequest,
         DiscardReason::TooLarge,
         DiscardReason::FramingError,
         DiscardReason::WalUnavailable,
         DiscardReason::InvalidTenant,
+        DiscardReason::NoSpace,
+        DiscardReason::Overloaded,
     ];
 
     pub fn name(self) -> &'static str {
@@ -163,6 +189,8 @@ impl DiscardReason {
             DiscardReason::FramingError => "framing_error",
             DiscardReason::WalUnavailable => "wal_unavailable",
             DiscardReason::InvalidTenant => "invalid_tenant",
+            DiscardReason::NoSpace => "disk_full",
+            DiscardReason::Overloaded => "heads_full",
         }
     }
 }
@@ -173,7 +201,7 @@ impl DiscardReason {
 pub struct CoreCounters {
     pub ingested_lines: [Counter; 4],
     pub ingested_bytes: [Counter; 4],
-    pub discarded: [Counter; 6],
+    pub discarded: [Counter; DiscardReason::ALL.len()],
     pub frames_truncated: Counter,
     pub invalid_utf8_lines: Counter,
     pub timestamps_clamped: Counter,
@@ -183,6 +211,10 @@ pub struct CoreCounters {
     pub replayed_entries: Counter,
     /// Appends that waited for sealing to free memory.
     pub memory_waits: Counter,
+    /// Seal rounds that failed (and were retried).
+    pub seal_failures: Counter,
+    /// Heads sealed before they were due, to keep the WAL under `wal_bytes_max`.
+    pub wal_early_seals: Counter,
 }
 
 impl CoreCounters {
@@ -195,9 +227,11 @@ impl CoreCounters {
 #[derive(Debug, Clone)]
 pub struct ShardMetrics {
     pub shard: usize,
+    /// What keeps the shard from taking every write (empty: nothing).
+    pub health: Vec<NotReady>,
     pub ingested_lines: [u64; 4],
     pub ingested_bytes: [u64; 4],
-    pub discarded: [u64; 6],
+    pub discarded: [u64; DiscardReason::ALL.len()],
     pub frames_truncated: u64,
     pub invalid_utf8_lines: u64,
     pub timestamps_clamped: u64,
@@ -225,6 +259,8 @@ pub struct StorageMetrics {
     pub part_bytes_written: u64,
     pub sealed_entries: u64,
     pub sealing_failed: bool,
+    pub seal_failures: u64,
+    pub wal_early_seals: u64,
     pub manifest_writes: u64,
     pub wal_checkpoint: u64,
     pub quarantined_parts: u64,
@@ -554,60 +590,111 @@ impl Shard {
 
     /// Makes a batch durable, then visible. Resolves after the WAL's group commit holding it
     /// has been fdatasync'ed and the batch applied to the heads; an error means nothing of it
-    /// is acknowledged.
+    /// is stored here, and says why ([`AppendError`]).
+    ///
+    /// Backpressure depends on how the batch arrived. Syslog has no way to refuse a line, so
+    /// its batches wait while the shard cannot take them for a reason that ends by itself (a
+    /// full disk, unsealed lines over their budget): their connections stop being read
+    /// meanwhile. HTTP clients can retry, so a push waits at most [`HEADS_FULL_WAIT_MAX`] for
+    /// sealing to free memory and is refused at once on a full disk.
     pub async fn append(
         &self,
         batch: crate::model::Batch,
         protocol: Protocol,
-    ) -> Result<(), String> {
+    ) -> Result<(), AppendError> {
         let wal = self.wal.borrow().clone();
         let Some(wal) = wal else {
-            return Err(format!("shard {} is not open for writes", self.id));
+            return Err(AppendError::new(
+                Refusal::NotOpen,
+                format!("shard {} is not open for writes", self.id),
+            ));
         };
         let entries = batch.entries as u64;
         let line_bytes = batch.line_bytes;
-        self.wait_for_memory().await;
+        if let Err(e) = self.wait_for_memory(protocol).await {
+            self.counters.discard(DiscardReason::Overloaded, entries);
+            return Err(e);
+        }
         let bytes = Rc::new(batch.bytes);
-        let appended = wal
-            .append_with(&bytes, |seq| {
-                // No await between getting the seq and queueing: the durable hook finds every
-                // durable batch here, in seq order.
-                self.pending.borrow_mut().push_back(PendingBatch {
-                    seq,
-                    bytes: bytes.clone(),
-                    protocol,
-                    entries,
-                    line_bytes,
+        loop {
+            let appended = wal
+                .append_with(&bytes, |seq| {
+                    // No await between getting the seq and queueing: the durable hook finds
+                    // every durable batch here, in seq order.
+                    self.pending.borrow_mut().push_back(PendingBatch {
+                        seq,
+                        bytes: bytes.clone(),
+                        protocol,
+                        entries,
+                        line_bytes,
+                    })
                 })
-            })
-            .await;
-        if let Err(e) = appended {
+                .await;
+            let e = match appended {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            let (refusal, reason) = match e {
+                crate::wal::WalError::NoSpace { .. } if protocol.waits_for_space() => {
+                    // Nothing of the record was written: try again once space may be back.
+                    glommio::timer::sleep(SPACE_RETRY_INTERVAL).await;
+                    continue;
+                }
+                crate::wal::WalError::NoSpace { .. } => (Refusal::NoSpace, DiscardReason::NoSpace),
+                crate::wal::WalError::Closed => (Refusal::NotOpen, DiscardReason::WalUnavailable),
+                _ => (Refusal::WalStopped, DiscardReason::WalUnavailable),
+            };
             if wal.stats().poisoned.is_some() {
                 // Nothing queued will ever be durable.
                 self.pending.borrow_mut().clear();
             }
-            self.counters
-                .discard(DiscardReason::WalUnavailable, entries);
-            return Err(format!("shard {}: {e}", self.id));
+            self.counters.discard(reason, entries);
+            return Err(AppendError::new(refusal, format!("shard {}: {e}", self.id)));
+        }
+    }
+
+    /// Backpressure on memory: while unsealed lines (live heads plus seal rounds in progress)
+    /// hold more than twice `heads_bytes_max`, sealing is behind ingest (or failing for now),
+    /// and appends wait for a seal round to end rather than let memory grow without bound,
+    /// whatever sealing is doing. Pushes wait at most [`HEADS_FULL_WAIT_MAX`], then are
+    /// refused ([`Refusal::Overloaded`]); syslog waits as long as it takes.
+    async fn wait_for_memory(&self, protocol: Protocol) -> Result<(), AppendError> {
+        let deadline =
+            (!protocol.waits_for_space()).then(|| std::time::Instant::now() + HEADS_FULL_WAIT_MAX);
+        while let Some(why) = self.heads_over_budget() {
+            self.counters.memory_waits.inc();
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(std::time::Instant::now()),
+                None => HEADS_FULL_WAIT_MAX,
+            };
+            if left.is_zero() {
+                return Err(AppendError::new(
+                    Refusal::Overloaded,
+                    format!("shard {}: {why}", self.id),
+                ));
+            }
+            // A seal round ending wakes the wait; the timer bounds it when rounds fail.
+            futures_lite::future::or(self.sealed.wait(), glommio::timer::sleep(left)).await;
         }
         Ok(())
     }
 
-    /// Backpressure: while unsealed lines (live heads plus seal rounds in progress) hold more
-    /// than twice `heads_bytes_max`, sealing is behind ingest; appends wait for a seal round
-    /// to end rather than let memory grow without bound. (Not when sealing has stopped: the
-    /// WAL then keeps the data and the operator is told.)
-    async fn wait_for_memory(&self) {
-        let Some(settings) = self.seal_settings.get() else {
-            return;
-        };
+    /// Why unsealed lines are over their budget (twice `heads_bytes_max`), if they are.
+    fn heads_over_budget(&self) -> Option<String> {
+        let settings = self.seal_settings.get()?;
         let limit = settings.heads_bytes_max.saturating_mul(2);
-        while self.head_bytes.get() + self.sealing_bytes.get() > limit
-            && self.seal_failed.borrow().is_none()
-        {
-            self.counters.memory_waits.inc();
-            self.sealed.wait().await;
+        let held = self.head_bytes.get() + self.sealing_bytes.get();
+        if held <= limit {
+            return None;
         }
+        let sealing = match self.seal_failed.borrow().as_ref() {
+            Some(why) => format!("sealing fails for now, and is retried: {why}"),
+            None => "sealing is behind ingest".to_string(),
+        };
+        Some(format!(
+            "{held} bytes of unsealed lines, over the budget of {limit} (twice \
+             heads_bytes_max); {sealing}"
+        ))
     }
 
     /// The WAL's durable hook: applies every queued batch up to `through`, in seq order.
@@ -703,7 +790,7 @@ impl Shard {
         if let Some(wal) = &wal {
             wal.close().await.map_err(|e| e.to_string())?;
         }
-        let can_seal = self.seal_failed.borrow().is_none() && self.store.borrow().is_some();
+        let can_seal = self.store.borrow().is_some();
         if can_seal && let Err(e) = self.seal_round(seal::SealMode::All).await {
             eprintln!(
                 "shard {}: sealing at shutdown failed (the WAL keeps the data): {e}",
@@ -757,6 +844,8 @@ impl Shard {
     fn storage_metrics(&self) -> StorageMetrics {
         let mut m = StorageMetrics {
             sealing_failed: self.seal_failed.borrow().is_some(),
+            seal_failures: self.counters.seal_failures.get(),
+            wal_early_seals: self.counters.wal_early_seals.get(),
             appends_waited_for_sealing: self.counters.memory_waits.get(),
             unsealed_line_bytes: self.head_bytes.get() + self.sealing_bytes.get(),
             blocks_considered: self.scan_counters.blocks_considered.get(),
@@ -795,6 +884,7 @@ impl Shard {
         let streams = self.streams.borrow();
         ShardMetrics {
             shard: self.id,
+            health: self.health(),
             ingested_lines: std::array::from_fn(|i| c.ingested_lines[i].get()),
             ingested_bytes: std::array::from_fn(|i| c.ingested_bytes[i].get()),
             discarded: std::array::from_fn(|i| c.discarded[i].get()),

@@ -14,7 +14,12 @@
 //! 5. deletes the WAL segments at or below the checkpoint.
 //!
 //! If any step fails the taken heads stay readable in memory and in the WAL (nothing was
-//! checkpointed), sealing stops and says why; a restart replays them.
+//! checkpointed), and the failure is counted and said once. Failures of sealing are states
+//! that end by themselves (a burst of EMFILE, a full disk, an EIO on a new file: the data is
+//! still in memory and in the WAL, so nothing depends on the failed files): the next round,
+//! after a backoff, first writes the failed round's heads again, in order, before it takes any
+//! new head (a later round would raise their streams' watermarks past them). Meanwhile the
+//! heads budget is enforced (see `Shard::append`), so memory stays bounded.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +36,11 @@ use crate::store::{Change, NewPart, StoreError, StoreOptions, encode_off_core, p
 /// How often the sealer looks for due heads.
 pub const SEAL_TICK_MAX: Duration = Duration::from_millis(250);
 
+/// First wait before sealing again after a failed round, doubled after each failure...
+pub const SEAL_RETRY_MIN: Duration = Duration::from_millis(100);
+/// ...up to this: how late, at most, sealing resumes after the cause is gone.
+pub const SEAL_RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// How often retention and compaction run at most: every `seal_age`, within these bounds
 /// (a short seal age, as in tests, makes them run often; the default runs them every 10 s).
 pub const MAINTENANCE_INTERVAL_MIN: Duration = Duration::from_millis(500);
@@ -45,6 +55,9 @@ pub struct SealSettings {
     pub seal_bytes: u64,
     pub seal_age: Duration,
     pub heads_bytes_max: u64,
+    /// WAL segment bytes past which the heads pinning the oldest segments are sealed early.
+    pub wal_bytes_max: u64,
+    pub wal_segment_bytes: u64,
     pub store: StoreOptions,
 }
 
@@ -68,6 +81,8 @@ impl SealSettings {
             seal_bytes: c.seal_bytes as u64,
             seal_age: c.seal_age,
             heads_bytes_max: c.heads_bytes_max,
+            wal_bytes_max: c.wal_bytes_max,
+            wal_segment_bytes: c.wal_segment_bytes_max,
             store,
         }
     }
@@ -100,12 +115,22 @@ pub enum SealMode {
 pub struct SealingSet {
     pub heads: Vec<StreamHead>,
     by_id: AHashMap<StreamId, usize>,
+    /// Line bytes of the heads (counted in the shard's unsealed bytes until committed).
+    line_bytes: u64,
+    /// The foreign WAL these heads came from and through which seq (see [`SealMode`]).
+    foreign: Option<(u32, u64)>,
 }
 
 impl SealingSet {
-    fn new(heads: Vec<StreamHead>) -> SealingSet {
+    fn new(heads: Vec<StreamHead>, foreign: Option<(u32, u64)>) -> SealingSet {
         let by_id = heads.iter().enumerate().map(|(i, h)| (h.id, i)).collect();
-        SealingSet { heads, by_id }
+        let line_bytes = heads.iter().map(|h| h.line_bytes_total()).sum();
+        SealingSet {
+            heads,
+            by_id,
+            line_bytes,
+            foreign,
+        }
     }
 
     pub fn index_of(&self, id: StreamId) -> Option<usize> {
@@ -129,20 +154,27 @@ impl Shard {
             return Ok(0);
         };
         let _guard = store.lock().await;
-        // After a failed round its heads are still unsealed: a later round would raise their
-        // streams' watermarks past them and replay would skip them. Sealing stays stopped.
-        if let Some(why) = self.seal_failed.borrow().clone() {
-            return Err(StoreError::Invalid(format!(
-                "sealing stopped earlier: {why}"
-            )));
+        // Under the lock no round is in progress: every set still sealing is one whose round
+        // failed. Its heads go first, in order: a later round would raise their streams'
+        // watermarks past them, and replay would skip them.
+        let failed: Vec<Arc<SealingSet>> = self.sealing.borrow().clone();
+        for set in &failed {
+            self.finish_round(&store, set, settings).await?;
         }
         let now = Instant::now();
         let all = mode != SealMode::Due || self.head_bytes.get() > settings.heads_bytes_max;
+        let pinning = self.wal_pin_limit(settings);
+        let mut early = 0;
         let taken: Vec<StreamHead> = self.streams.borrow_mut().take_heads(|h| {
-            all || h.line_bytes_total() >= settings.seal_bytes
+            let due = all
+                || h.line_bytes_total() >= settings.seal_bytes
                 || h.first_arrival
-                    .is_some_and(|t| now.duration_since(t) >= settings.seal_age)
+                    .is_some_and(|t| now.duration_since(t) >= settings.seal_age);
+            let pins = pinning.is_some_and(|seq| h.first_seq > 0 && h.first_seq < seq);
+            early += usize::from(pins && !due);
+            due || pins
         });
+        self.counters.wal_early_seals.add(early as u64);
         let foreign = match mode {
             SealMode::Foreign { shard, through } => Some((shard, through)),
             _ => None,
@@ -161,33 +193,49 @@ impl Shard {
             }
             return Ok(0);
         }
-        let taken_bytes: u64 = taken.iter().map(|h| h.line_bytes_total()).sum();
+        let set = Arc::new(SealingSet::new(taken, foreign));
         self.head_bytes
-            .set(self.head_bytes.get().saturating_sub(taken_bytes));
+            .set(self.head_bytes.get().saturating_sub(set.line_bytes));
         self.sealing_bytes
-            .set(self.sealing_bytes.get() + taken_bytes);
-        let set = Arc::new(SealingSet::new(taken));
+            .set(self.sealing_bytes.get() + set.line_bytes);
         self.sealing.borrow_mut().push(set.clone());
-        let result = self.write_sealed(&store, &set, settings, foreign).await;
-        if result.is_ok() {
-            self.sealing_bytes
-                .set(self.sealing_bytes.get().saturating_sub(taken_bytes));
-        }
-        // Appends waiting for memory re-check (and, if sealing failed, stop waiting).
-        self.sealed.notify_all();
-        match result {
-            Ok(entries) => Ok(entries),
+        self.finish_round(&store, &set, settings).await
+    }
+
+    /// Writes a taken set's parts and commits them (see [`Self::write_sealed`]); on failure
+    /// the set stays sealing, readable, for the next round to write again. Says the first
+    /// failure of a run of them, and the recovery after it.
+    async fn finish_round(
+        &self,
+        store: &crate::store::Store,
+        set: &Arc<SealingSet>,
+        settings: SealSettings,
+    ) -> Result<u64, StoreError> {
+        let result = self.write_sealed(store, set, settings, set.foreign).await;
+        match &result {
+            Ok(_) => {
+                self.sealing_bytes
+                    .set(self.sealing_bytes.get().saturating_sub(set.line_bytes));
+                if let Some(why) = self.seal_failed.borrow_mut().take() {
+                    eprintln!("shard {}: sealing works again (it failed: {why})", self.id);
+                }
+            }
             Err(e) => {
-                // The taken heads stay in `sealing` (readable) and in the WAL (not
-                // checkpointed); no more rounds, so nothing is sealed out of order.
-                eprintln!(
-                    "shard {}: sealing stopped, the WAL keeps the data until a restart: {e}",
-                    self.id
-                );
+                self.counters.seal_failures.inc();
+                let first = self.seal_failed.borrow().is_none();
+                if first {
+                    eprintln!(
+                        "shard {}: sealing failed and is retried with backoff; the heads stay \
+                         in memory and in the WAL meanwhile: {e}",
+                        self.id
+                    );
+                }
                 *self.seal_failed.borrow_mut() = Some(e.to_string());
-                Err(e)
             }
         }
+        // Appends waiting for memory re-check.
+        self.sealed.notify_all();
+        result
     }
 
     async fn write_sealed(
@@ -208,7 +256,17 @@ impl Shard {
         let mut entries = 0;
         for p in parts {
             entries += p.entries;
-            added.push(store.write_part(p).await?);
+            match store.write_part(p).await {
+                Ok(part) => added.push(part),
+                Err(e) => {
+                    // Not named by any manifest: the files would only hold space until the
+                    // next start.
+                    for part in added {
+                        store.discard_unnamed(part).await;
+                    }
+                    return Err(e);
+                }
+            }
         }
         let mut change = Change {
             add: added,
@@ -242,6 +300,22 @@ impl Shard {
         Ok(entries)
     }
 
+    /// While the WAL's segments take more than `wal_bytes_max`, the first seq of the oldest
+    /// segment that must stay: heads holding records before it pin the older segments, and
+    /// are sealed early (a quiet stream must not keep gigabytes of log for a few lines).
+    fn wal_pin_limit(&self, settings: SealSettings) -> Option<u64> {
+        let wal = self.wal.borrow().clone()?;
+        let segments = wal.segment_first_seqs();
+        let bytes = segments.len() as u64 * settings.wal_segment_bytes;
+        if bytes <= settings.wal_bytes_max {
+            return None;
+        }
+        let excess = (bytes - settings.wal_bytes_max).div_ceil(settings.wal_segment_bytes);
+        // The active segment always stays.
+        let keep_from = (excess as usize).min(segments.len().saturating_sub(1));
+        segments.get(keep_from).copied()
+    }
+
     /// The highest seq such that every record at or below it is in parts once `sealed` is:
     /// one below the first seq any other head still holds, or everything applied.
     fn checkpoint_without(&self, sealed: &Arc<SealingSet>) -> u64 {
@@ -268,17 +342,23 @@ impl Shard {
         }
     }
 
-    /// The sealer, until the shard closes: every tick, seal due heads.
+    /// The sealer, until the shard closes: every tick, seal due heads; after a failed
+    /// round, try again after a backoff that doubles up to [`SEAL_RETRY_MAX`].
     pub async fn run_sealer(self: std::rc::Rc<Self>) {
         let Some(settings) = self.seal_settings.get() else {
             return;
         };
+        let mut wait = settings.tick();
         loop {
-            glommio::timer::sleep(settings.tick()).await;
-            if self.wal.borrow().is_none() || self.seal_failed.borrow().is_some() {
+            glommio::timer::sleep(wait).await;
+            if self.wal.borrow().is_none() {
                 return;
             }
-            let _ = self.seal_round(SealMode::Due).await;
+            wait = match self.seal_round(SealMode::Due).await {
+                Ok(_) => settings.tick(),
+                Err(_) if wait < SEAL_RETRY_MIN => SEAL_RETRY_MIN,
+                Err(_) => (wait * 2).min(SEAL_RETRY_MAX),
+            };
         }
     }
 

@@ -518,7 +518,7 @@ impl Store {
     /// Deletes a part the manifest does not name (an abandoned compaction's), and its
     /// partition directory if no named part is left in it. Under the lock. Failures are left
     /// to the next open, which deletes unnamed files and empty partition directories.
-    async fn discard_unnamed(&self, part: LoadedPart) {
+    pub(crate) async fn discard_unnamed(&self, part: LoadedPart) {
         let path = part.path.clone();
         let partition = part.entry.partition.clone();
         drop(part);

@@ -216,6 +216,10 @@ pub struct Store {
     quarantining: RefCell<Vec<u64>>,
     write_buf: RefCell<Option<IoBuf>>,
     total_bytes: Cell<u64>,
+    /// Part files of changes whose commit failed: the manifest on disk may or may not name
+    /// them (the failure may have come after its rename), so they stay until a later commit,
+    /// which certainly does not name them, removes them.
+    orphans: RefCell<Vec<PathBuf>>,
     /// The partition a compaction is writing into (one at a time): retention leaves its
     /// directory in place, so the compaction's new file always has a directory to go to.
     compacting: RefCell<Option<String>>,
@@ -259,6 +263,7 @@ impl Store {
             quarantining: RefCell::new(Vec::new()),
             write_buf: RefCell::new(None),
             total_bytes: Cell::new(0),
+            orphans: RefCell::new(Vec::new()),
             compacting: RefCell::new(None),
             counters: StoreCounters::default(),
         };
@@ -481,15 +486,22 @@ impl Store {
         }
         buf.set_len(buf.capacity());
         *self.write_buf.borrow_mut() = Some(buf);
-        result.map_err(io_err(&tmp, "writing a part file"))?;
-        file.fdatasync()
-            .await
-            .map_err(io_err(&tmp, "syncing a part file"))?;
-        let _ = file.close().await;
-        self.disk
-            .rename(&tmp, &path)
-            .await
-            .map_err(io_err(&tmp, "renaming a part file into place"))?;
+        let finished = async {
+            result.map_err(io_err(&tmp, "writing a part file"))?;
+            file.fdatasync()
+                .await
+                .map_err(io_err(&tmp, "syncing a part file"))?;
+            let _ = file.close().await;
+            self.disk
+                .rename(&tmp, &path)
+                .await
+                .map_err(io_err(&tmp, "renaming a part file into place"))
+        };
+        if let Err(e) = finished.await {
+            // No `.tmp` outlives a failure: it would hold space until the next start.
+            let _ = self.disk.remove(&tmp).await;
+            return Err(e);
+        }
         self.disk
             .sync_dir(&dir)
             .await
@@ -512,8 +524,9 @@ impl Store {
 
     /// Replaces the manifest with `change` applied, then the in-memory set, then unlinks
     /// dropped files. The caller holds [`Store::lock`]. On error the manifest on disk is the
-    /// old one or the new one, and the in-memory set is left as it was: the caller must stop
-    /// changing the store (it is as if the disk failed).
+    /// old one or the new one, and the in-memory set is left as it was: a later commit
+    /// (built from the in-memory set, as every commit is) replaces whichever it is, and only
+    /// then are the failed change's new files removed.
     /// `on_swap` runs right after the in-memory set changes, in the same step (no yield
     /// between), for callers whose own state must change with it.
     pub async fn commit_locked(
@@ -549,8 +562,15 @@ impl Store {
         }
         next.foreign
             .retain(|f| !change.forget_foreign.contains(&f.0));
-        write_manifest(&self.disk, &self.paths, &next).await?;
+        if let Err(e) = write_manifest(&self.disk, &self.paths, &next).await {
+            self.orphans
+                .borrow_mut()
+                .extend(change.add.iter().map(|p| p.path.clone()));
+            return Err(e);
+        }
         self.counters.manifest_writes.inc();
+        // The manifest now on disk names none of them.
+        let orphans: Vec<PathBuf> = std::mem::take(&mut *self.orphans.borrow_mut());
         let removed: Vec<Rc<LoadedPart>> = {
             let mut parts = self.parts.borrow_mut();
             let (gone, kept): (Vec<_>, Vec<_>) = parts
@@ -572,6 +592,14 @@ impl Store {
                 // garbage (the manifest no longer names it).
                 let _ = self.disk.remove(&p.path).await;
                 if let Some(d) = p.path.parent() {
+                    dirs.push(d.to_path_buf());
+                }
+            }
+        }
+        for path in orphans {
+            if self.disk.exists(&path) && self.disk.remove(&path).await.is_ok() {
+                self.counters.garbage_files_removed.inc();
+                if let Some(d) = path.parent() {
                     dirs.push(d.to_path_buf());
                 }
             }
@@ -682,12 +710,20 @@ pub async fn write_manifest(
         .create_new(&tmp)
         .await
         .map_err(io_err(&tmp, "creating the manifest"))?;
-    file.write_at(&buf, 0)
-        .await
-        .map_err(io_err(&tmp, "writing the manifest"))?;
-    file.fdatasync()
-        .await
-        .map_err(io_err(&tmp, "syncing the manifest"))?;
+    let written = async {
+        file.write_at(&buf, 0)
+            .await
+            .map_err(io_err(&tmp, "writing the manifest"))?;
+        file.fdatasync()
+            .await
+            .map_err(io_err(&tmp, "syncing the manifest"))
+    };
+    if let Err(e) = written.await {
+        let _ = file.close().await;
+        // No `.tmp` outlives a failure.
+        let _ = disk.remove(&tmp).await;
+        return Err(e);
+    }
     let _ = file.close().await;
     let path = paths.manifest();
     disk.rename(&tmp, &path)

@@ -9,7 +9,7 @@ ARGS ?=
 # timeouts and serial integration-test group of .config/nextest.toml.
 HAVE_NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: run build test bench fmt lint
+.PHONY: run build test test-steps bench fmt lint
 
 run:
 	$(CARGO) build --release
@@ -18,13 +18,36 @@ run:
 build:
 	$(CARGO) build --all-targets
 
+# The tests that lack something they need (a tool, the venv, ../shared/logql) and are not
+# under CI append one line each to this file (src/testing/environment.rs): Rust's harness
+# reports them `ok`, so `make test` prints the list at the end, where it cannot be missed.
+TEST_SKIPS := $(abspath $(TARGET_DIR))/test-skips.txt
+export SHARDLOG_TEST_SKIPS := $(TEST_SKIPS)
+
+# `make test`: the steps below, then the loud list of skipped tests, even after a failure;
+# its exit status is that of the steps.
+test:
+	@mkdir -p '$(dir $(TEST_SKIPS))' && rm -f '$(TEST_SKIPS)'
+	@status=0; $(MAKE) --no-print-directory test-steps || status=$$?; \
+	if [ -s '$(TEST_SKIPS)' ]; then \
+		n=$$(sort -u '$(TEST_SKIPS)' | wc -l); \
+		echo; \
+		echo '################################################################################'; \
+		if [ "$$n" = 1 ]; then what='1 test was'; else what="$$n tests were"; fi; \
+		echo "## $$what SKIPPED: they checked nothing, although the runner above"; \
+		echo '## counts them as passed. Install what they name (see the README) to run them.'; \
+		sort -u '$(TEST_SKIPS)' | sed 's/^/##   SKIPPED /'; \
+		echo '################################################################################'; \
+	fi; \
+	exit $$status
+
 # Doc tests (nextest does not run them) and one pass over each benchmark in criterion's
 # test mode (so that benches cannot rot); then the unit tests; then the integration tests
 # in tests/, which start the real server, on their own: unit tests of the WAL and the
 # parsers load the disk and both cores, and a server under test sharing the machine with
 # them would measure that load instead of itself. The integration run comes last so that
-# its summary closes the output.
-test:
+# its summary closes the output (before the list of skipped tests).
+test-steps:
 	$(CARGO) test --doc
 	$(CARGO) test --benches
 ifeq ($(HAVE_NEXTEST),yes)

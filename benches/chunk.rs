@@ -19,7 +19,8 @@ use shardlog::chunk::{
 };
 use shardlog::model::{Labels, stream_hash};
 
-const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/loghub");
+#[path = "common/corpus.rs"]
+mod corpus;
 
 /// One corpus file as a stream.
 struct Corpus {
@@ -33,19 +34,11 @@ struct Corpus {
 }
 
 fn corpus() -> Vec<Corpus> {
-    let mut files: Vec<_> = std::fs::read_dir(CORPUS_DIR)
-        .expect("the loghub corpus under ../shared/corpus/loghub")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    files.sort();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    files
+    corpus::files()
         .into_iter()
-        .map(|path| {
-            let raw = std::fs::read(&path).expect("corpus file");
-            let text = String::from_utf8(raw.clone()).expect("corpus file is UTF-8");
-            let app = path.file_stem().unwrap().to_string_lossy().into_owned();
+        .map(|(app, text)| {
+            let raw = text.clone().into_bytes();
             let lines: Vec<String> = text.lines().map(str::to_string).collect();
             let ts = (0..lines.len())
                 .map(|i| {

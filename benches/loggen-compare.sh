@@ -12,7 +12,7 @@
 set -euo pipefail
 duration=${1:-30}
 root=$(cd "$(dirname "$0")/.." && pwd)
-corpus="$root/../shared/corpus/loghub"
+corpus="$root/testdata/loghub"
 work=$(mktemp -d -p "$root/target" loggen-compare.XXXXXX)
 trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 command -v loggen >/dev/null || { echo "loggen missing: apt-get install syslog-ng-core" >&2; exit 2; }

@@ -9,7 +9,8 @@ use shardlog::model::Labels;
 use shardlog::query::merge::{Partial, PartialStream, merge_partials};
 use shardlog::query::params::Direction;
 
-const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/loghub");
+#[path = "common/corpus.rs"]
+mod corpus;
 
 const QUERIES: [&str; 4] = [
     r#"{app="nginx"}"#,
@@ -33,22 +34,12 @@ fn parse(c: &mut Criterion) {
 
 /// Every line of the corpus files, without their newlines.
 fn corpus_lines() -> Vec<Vec<u8>> {
-    let Ok(dir) = std::fs::read_dir(CORPUS_DIR) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<_> = dir
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .filter_map(|p| std::fs::read(p).ok())
-        .flat_map(|text| {
-            text.split(|&b| b == b'\n')
+    corpus::files()
+        .into_iter()
+        .flat_map(|(_, text)| {
+            text.split('\n')
                 .filter(|l| !l.is_empty())
-                .map(<[u8]>::to_vec)
+                .map(|l| l.as_bytes().to_vec())
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -56,10 +47,6 @@ fn corpus_lines() -> Vec<Vec<u8>> {
 
 fn line_filters(c: &mut Criterion) {
     let lines = corpus_lines();
-    if lines.is_empty() {
-        eprintln!("line filter benches skipped: no corpus in {CORPUS_DIR}");
-        return;
-    }
     let bytes: usize = lines.iter().map(Vec::len).sum();
     let mut g = c.benchmark_group("logql_line_filter");
     g.throughput(Throughput::Bytes(bytes as u64));

@@ -7,7 +7,8 @@ use shardlog::ingest::jsonline::{JsonLineParams, decode_jsonline};
 use shardlog::ingest::push::{self, PushEntry, PushLimits, PushStream, decode_push};
 use shardlog::model::Labels;
 
-const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/loghub");
+#[path = "common/corpus.rs"]
+mod corpus;
 /// Lines per request: a typical Promtail/Alloy batch of 1 MiB holds a few thousand lines.
 const LINES_PER_REQUEST: usize = 1000;
 /// Lines taken from each corpus file, so that a request mixes ten streams of real logs.
@@ -15,23 +16,11 @@ const LINES_PER_FILE: usize = LINES_PER_REQUEST / 10;
 
 /// Ten streams, one per corpus file, labelled like a Promtail scrape.
 fn corpus_streams() -> Vec<PushStream> {
-    let mut files: Vec<_> = std::fs::read_dir(CORPUS_DIR)
-        .unwrap_or_else(|e| panic!("the corpus at {CORPUS_DIR} is needed: {e}"))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    files.sort();
     let mut ts = 1_700_000_000_000_000_000i64;
-    files
+    corpus::files()
         .iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(path).expect("corpus files are UTF-8");
-            let app = path
-                .file_stem()
-                .unwrap()
-                .to_string_lossy()
-                .trim_end_matches("_2k")
-                .to_lowercase();
+        .map(|(name, text)| {
+            let app = name.trim_end_matches("_2k").to_lowercase();
             let entries = text
                 .lines()
                 .take(LINES_PER_FILE)

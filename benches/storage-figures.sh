@@ -18,7 +18,7 @@
 set -euo pipefail
 ts_mode=${1:-line}
 root=$(cd "$(dirname "$0")/.." && pwd)
-corpus="$root/../shared/corpus/loghub"
+corpus="$root/testdata/loghub"
 bin=${BIN:-$root/target/release/shardlog}
 port=${PORT:-39200}
 [ -x "$bin" ] || cargo build --release --quiet --manifest-path "$root/Cargo.toml"

@@ -1,6 +1,6 @@
 //! Syslog ingestion hot paths on real logs: TCP framing, and parse + conversion to an entry.
 //!
-//! The messages are built from the loghub samples in `shared/corpus/loghub` (20 000 lines
+//! The messages are built from the loghub samples in `testdata/loghub` (20 000 lines
 //! from ten systems): RFC 5424 messages as rsyslog or `loggen -P` send them (octet-counted,
 //! with the counted trailing LF), and RFC 3164 messages as a BSD syslog daemon sends them.
 //! Throughput is reported in lines (messages) per second and in bytes per second.
@@ -12,7 +12,8 @@ use shardlog::ingest::framing::{Decoded, FRAME_BYTES_MAX_DEFAULT, Framer};
 use shardlog::ingest::syslog::{ParseContext, label_pairs, metadata, parse, to_entry};
 use shardlog::model::stream_hash_sorted;
 
-const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/loghub");
+#[path = "common/corpus.rs"]
+mod corpus;
 
 /// The loghub files; Linux and OpenSSH are syslog files whose header is reused.
 const CORPUS_FILES: [&str; 10] = [
@@ -36,8 +37,8 @@ struct Corpus {
     rfc3164: Vec<Vec<u8>>,
 }
 
-/// Builds one RFC 5424 and one RFC 3164 message per corpus line, or `None` without corpus.
-fn load_corpus() -> Option<Corpus> {
+/// Builds one RFC 5424 and one RFC 3164 message per corpus line.
+fn load_corpus() -> Corpus {
     let ctx = ParseContext {
         now_ns: START_NS + 365 * 86_400 * 1_000_000_000,
     };
@@ -46,11 +47,7 @@ fn load_corpus() -> Option<Corpus> {
         rfc3164: Vec::new(),
     };
     for file in CORPUS_FILES {
-        let path = format!("{CORPUS_DIR}/{file}");
-        let Ok(text) = std::fs::read(&path) else {
-            eprintln!("corpus file {path} is missing: the syslog benches need shared/corpus");
-            return None;
-        };
+        let text = corpus::file(file);
         let app = file.trim_end_matches("_2k.log").to_ascii_lowercase();
         for (i, line) in text.split(|&b| b == b'\n').enumerate() {
             if line.is_empty() {
@@ -89,7 +86,7 @@ fn load_corpus() -> Option<Corpus> {
             );
         }
     }
-    Some(corpus)
+    corpus
 }
 
 fn bytes_of(messages: &[Vec<u8>]) -> u64 {
@@ -187,9 +184,7 @@ fn parsing(c: &mut Criterion, corpus: &Corpus) {
 }
 
 fn benches(c: &mut Criterion) {
-    let Some(corpus) = load_corpus() else {
-        return;
-    };
+    let corpus = load_corpus();
     framing(c, &corpus);
     parsing(c, &corpus);
 }

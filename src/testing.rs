@@ -2,6 +2,12 @@
 
 use std::future::Future;
 
+// The same file serves the integration tests and the benches (included by path), and each
+// of them uses a different part of it.
+#[allow(dead_code)]
+mod environment;
+pub use environment::{corpus_dir, missing, shared_logql_file};
+
 /// Runs `f` to completion on a fresh glommio executor (its own thread), as the server's
 /// cores do, and fails the test if it panics.
 pub fn run_local<F, Fut>(f: F)

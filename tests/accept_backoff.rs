@@ -32,15 +32,10 @@ const ACCEPT_ERRORS_PER_SECOND_MAX: f64 = 4.0;
 const ACCEPT_ERRORS_RAMP: f64 = 12.0;
 
 fn set_nofile_soft(soft: u64) -> u64 {
-    // SAFETY: getrlimit and setrlimit read and write one rlimit struct that we own.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        let old = lim.rlim_cur;
-        lim.rlim_cur = soft.min(lim.rlim_max);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-        old
-    }
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (old, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    setrlimit(Resource::RLIMIT_NOFILE, soft.min(hard), hard).expect("setrlimit");
+    old
 }
 
 #[test]

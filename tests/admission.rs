@@ -138,15 +138,8 @@ impl Client {
 }
 
 fn connections() -> usize {
-    // SAFETY: getrlimit writes one rlimit struct into the value we own.
-    let soft = unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur
-        } else {
-            1024
-        }
-    };
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
     CONNECTIONS
         .min((soft as usize).saturating_sub(128) / 2)
         .max(16)

@@ -5,6 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+#[path = "common/tools.rs"]
+#[allow(dead_code)]
+mod tools;
+
 /// Lines per run: enough to cross several batches, connections and streams, few enough that
 /// every scenario finishes in a second or two on a loaded 2-core machine.
 const LINES: &str = "2000";
@@ -221,14 +225,12 @@ fn mixed_verifies_each_source() {
 
 #[test]
 fn replays_real_log_files() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/loghub");
     let files: Vec<PathBuf> = ["OpenSSH_2k.log", "Linux_2k.log"]
         .iter()
-        .map(|f| corpus.join(f))
-        .filter(|p| p.is_file())
+        .map(|f| tools::corpus_dir().join(f))
         .collect();
-    if files.is_empty() {
-        eprintln!("skipped: no corpus at {}", corpus.display());
+    if let Some(absent) = files.iter().find(|p| !p.is_file()) {
+        tools::missing(&format!("corpus file {}", absent.display()));
         return;
     }
     let mut args = vec!["push", "--spawn", "--count", LINES, "--lines"];
@@ -248,11 +250,10 @@ fn replays_real_log_files() {
 
 #[test]
 fn compare_with_syslog_ng() {
-    let installed = ["/usr/sbin/syslog-ng", "/usr/bin/syslog-ng"]
-        .iter()
-        .any(|p| Path::new(p).is_file());
-    if !installed {
-        eprintln!("skipped: syslog-ng is not installed");
+    // The same search as the harness's own, which also looks in sbin directories that a
+    // user's PATH may lack.
+    if shardlog::bench::compare::find_syslog_ng().is_none() {
+        tools::missing("`syslog-ng` is not installed (Debian package syslog-ng-core)");
         return;
     }
     let v = run_scenario(

@@ -277,7 +277,7 @@ fn sigterm_exits_zero_and_keeps_data() {
     );
 
     // SIGINT is a graceful stop too.
-    let status = server.stop_with(libc::SIGINT);
+    let status = server.stop_with(common::server::Signal::SIGINT);
     assert_eq!(
         status.code(),
         Some(0),

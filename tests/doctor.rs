@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::server::{free_ports, run_to_exit, send_signal, wait_timeout};
+use common::server::{Signal, free_ports, run_to_exit, send_signal, wait_timeout};
 use common::tmpfs::Tmpfs;
 use common::tools::missing;
 use common::{Server, TestDir};
@@ -345,7 +345,7 @@ fn a_data_dir_this_user_cannot_write_fails() {
         .expect("spawn doctor");
     let status = wait_timeout(&mut child, Duration::from_millis(DOCTOR_EXIT_MS));
     let Some(status) = status else {
-        send_signal(child.id() as i32, libc::SIGKILL);
+        send_signal(child.id() as i32, Signal::SIGKILL);
         panic!("doctor did not exit within {DOCTOR_EXIT_MS} ms");
     };
     let output = child.wait_with_output().unwrap();

@@ -215,10 +215,12 @@ fn a_server_that_dies_on_its_own_is_a_reported_crash() {
         .expect("the soak announced its first incarnation");
     // Let it take traffic first, then kill it behind the soak's back.
     std::thread::sleep(Duration::from_secs(3));
-    // SAFETY: kill(2) has no memory-safety preconditions; the pid is the soak's child, which
-    // the soak reaps only after it has exited.
-    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
-    assert_eq!(rc, 0, "kill the soak's server {pid}");
+    // The pid is the soak's child, which the soak reaps only after it has exited.
+    let killed = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert_eq!(killed, Ok(()), "kill the soak's server {pid}");
     let o = finish(child);
     let stdout = reader.join().expect("stdout reader");
     let all = format!("{stdout}\n{}", explain(&o));

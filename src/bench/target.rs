@@ -15,6 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::sched::CpuSet;
+use nix::sys::signal::Signal;
+use nix::unistd::{Pid, SysconfVar, sysconf};
+
 use super::BenchError;
 use super::http::HttpClient;
 use super::options::{Endpoints, Plan, online_cpus};
@@ -92,7 +97,7 @@ impl ServerProcess {
         for tid in self.threads() {
             // A thread that ended in between is not an error.
             if let Err(e) = set_affinity(tid, cpus)
-                && e.raw_os_error() != Some(libc::ESRCH)
+                && e.raw_os_error() != Some(Errno::ESRCH as i32)
             {
                 return Err(BenchError::new(format!(
                     "pin {} thread {tid} to CPUs {cpus:?}: {e}",
@@ -165,7 +170,7 @@ impl ServerProcess {
                 description: "not running".into(),
             };
         };
-        signal(self.pid, libc::SIGTERM);
+        signal(self.pid, Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_TIMEOUT_MS);
         loop {
             match child.try_wait() {
@@ -205,12 +210,9 @@ impl Drop for ServerProcess {
     }
 }
 
-fn signal(pid: i32, sig: i32) {
-    // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our own unreaped child,
-    // so it cannot have been reused by another process.
-    unsafe {
-        libc::kill(pid, sig);
-    }
+fn signal(pid: i32, sig: Signal) {
+    // `pid` is our own unreaped child, so it cannot have been reused by another process.
+    let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
 }
 
 /// `iou-wrk-123 on 0-1` and `iou-wrk-456 on 0-1` become `iou-wrk ×2 on 0-1`: thread names
@@ -234,33 +236,24 @@ fn group_placement(threads: &BTreeMap<(String, String), usize>) -> String {
 
 /// sched_setaffinity(2) for one thread (or process) id.
 pub fn set_affinity(tid: i32, cpus: &[usize]) -> io::Result<()> {
-    let limit = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    let limit = CpuSet::count();
     if let Some(c) = cpus.iter().find(|c| **c >= limit) {
         return Err(io::Error::other(format!(
             "CPU {c} is beyond the {limit} a cpu_set_t holds"
         )));
     }
-    // SAFETY: cpu_set_t is a plain bit array for which all-zero is the empty set; CPU_SET is
-    // only called with CPUs below its capacity (checked above); sched_setaffinity reads
-    // `size_of::<cpu_set_t>()` bytes from a valid, initialised set.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for c in cpus {
-            libc::CPU_SET(*c, &mut set);
-        }
-        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    let mut set = CpuSet::new();
+    for c in cpus {
+        set.set(*c)?;
     }
+    Ok(nix::sched::sched_setaffinity(Pid::from_raw(tid), &set)?)
 }
 
 fn clock_ticks_per_sec() -> f64 {
-    // SAFETY: sysconf has no preconditions; it only reads a configuration value.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
+    match sysconf(SysconfVar::CLK_TCK) {
+        Ok(Some(t)) if t > 0 => t as f64,
+        _ => 100.0,
+    }
 }
 
 /// utime + stime of a `/proc/<pid>/stat` line, in seconds. The command name (field 2) is in

@@ -58,6 +58,7 @@ use super::tests::XorShift;
 use super::tokens::{GRAM_BYTES, NeedleProbe, gram_of, needle_grams};
 use super::*;
 use crate::model::{Labels, stream_hash};
+use crate::testing::{corpus_dir, missing};
 
 /// Block target of the corpus part: the `--seal-bytes` of the storage integration test, and
 /// small enough that the ten files make dozens of blocks of different gram counts.
@@ -91,22 +92,12 @@ fn design_gram_rate() -> f64 {
     (1.0 - (-k / BLOOM_BITS_PER_GRAM_DEFAULT).exp()).powi(BLOOM_HASHES_DEFAULT as i32)
 }
 
-/// The loghub corpus: `$SHARDLOG_CORPUS_DIR`, else `shared/corpus/loghub` beside the
-/// repository, else `/work/shared/corpus/loghub`. `None` when it is not there (a failure
-/// under CI, which provides it; a skip elsewhere).
+/// The loghub corpus of `testdata/loghub`; `None` when it is not there (a failure under CI,
+/// a reported skip elsewhere: see `crate::testing`).
 fn corpus_files() -> Option<Vec<(String, String)>> {
-    let dir = std::env::var_os("SHARDLOG_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/loghub"));
-    let dir = if dir.is_dir() {
-        dir
-    } else {
-        PathBuf::from("/work/shared/corpus/loghub")
-    };
+    let dir = corpus_dir();
     let Ok(read) = std::fs::read_dir(&dir) else {
-        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
-        assert!(!ci, "the loghub corpus is missing at {}", dir.display());
-        eprintln!("SKIPPED: no loghub corpus at {}", dir.display());
+        missing(&format!("the loghub corpus at {}", dir.display()));
         return None;
     };
     let mut paths: Vec<PathBuf> = read

@@ -156,7 +156,7 @@ fn direct_round_trip(path: &Path) -> Result<DirectProbe, String> {
         .write(true)
         .create(true)
         .truncate(true)
-        .custom_flags(libc::O_DIRECT)
+        .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
         .open(path)
         .map_err(|e| format!("open with O_DIRECT: {e}"))?;
     // Direct I/O needs a block-aligned buffer: take an aligned window of a larger one.
@@ -279,9 +279,9 @@ pub fn classify_free(free: u64, cores: usize, segment_bytes: u64) -> Finding {
 
 /// Whether this user may create files in `dir` (`access(2)` with W_OK and X_OK).
 fn writable(dir: &Path) -> std::io::Result<()> {
-    rustix::fs::access(
+    nix::unistd::access(
         dir,
-        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
     )
     .map_err(std::io::Error::from)
 }

@@ -5,7 +5,10 @@
 //! and `getrlimit` (tested below with made-up hosts), plus a thin `check_*` wrapper that reads
 //! the real values.
 
+use std::os::fd::RawFd;
 use std::time::Duration;
+
+use nix::errno::Errno;
 
 use super::report::Finding;
 use crate::config::SHARDS_MAX;
@@ -77,11 +80,13 @@ pub fn classify_kernel(release: &str) -> Finding {
 
 /// Tries `io_uring_setup` with a tiny ring and closes it; `Err(errno)` when the kernel
 /// refuses.
-pub fn probe_io_uring_setup() -> Result<(), i32> {
+pub fn probe_io_uring_setup() -> Result<(), Errno> {
+    use nix::libc;
     // `struct io_uring_params` is 120 bytes of u32/u64 fields; all zero asks for defaults.
     let mut params = [0u64; 15];
-    // SAFETY: io_uring_setup reads and writes exactly one io_uring_params (120 bytes) at the
-    // pointer, which is a live, 8-aligned buffer of that size.
+    // SAFETY: a raw syscall because neither nix nor rustix wraps io_uring_setup safely (it
+    // writes through a pointer). It reads and writes exactly one io_uring_params (120 bytes)
+    // at the pointer, which is a live, 8-aligned buffer of that size.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_io_uring_setup,
@@ -90,10 +95,10 @@ pub fn probe_io_uring_setup() -> Result<(), i32> {
         )
     };
     if fd < 0 {
-        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+        return Err(Errno::last());
     }
-    // SAFETY: the descriptor was just returned to us and is closed exactly once.
-    unsafe { libc::close(fd as libc::c_int) };
+    // The descriptor was just returned to us and is closed exactly once.
+    let _ = nix::unistd::close(fd as RawFd);
     Ok(())
 }
 
@@ -102,7 +107,7 @@ const SYSCTL_FIX: &str = "sysctl -w kernel.io_uring_disabled=0\n\
 
 /// Combines `kernel.io_uring_disabled` (absent before Linux 6.6) with what `io_uring_setup`
 /// answered.
-pub fn classify_io_uring(disabled: Option<u64>, setup: Result<(), i32>) -> Finding {
+pub fn classify_io_uring(disabled: Option<u64>, setup: Result<(), Errno>) -> Finding {
     let knob = match disabled {
         None => "no kernel.io_uring_disabled (kernel before 6.6)".to_string(),
         Some(v) => format!("kernel.io_uring_disabled = {v}"),
@@ -119,17 +124,17 @@ pub fn classify_io_uring(disabled: Option<u64>, setup: Result<(), i32>) -> Findi
             ),
             SYSCTL_FIX,
         ),
-        (Err(libc::ENOSYS), _) => Finding::fail(
+        (Err(Errno::ENOSYS), _) => Finding::fail(
             "io_uring",
             "io_uring_setup: ENOSYS, the kernel is built without io_uring",
             "boot a kernel with CONFIG_IO_URING=y (every distribution kernel since 5.8 has it)",
         ),
-        (Err(libc::EPERM), Some(v)) if v > 0 => Finding::fail(
+        (Err(Errno::EPERM), Some(v)) if v > 0 => Finding::fail(
             "io_uring",
             format!("io_uring_setup: EPERM, {knob}"),
             SYSCTL_FIX,
         ),
-        (Err(libc::EPERM), _) => Finding::fail(
+        (Err(Errno::EPERM), _) => Finding::fail(
             "io_uring",
             format!(
                 "io_uring_setup: EPERM although {knob}: a seccomp filter or LSM blocks it \
@@ -139,7 +144,7 @@ pub fn classify_io_uring(disabled: Option<u64>, setup: Result<(), i32>) -> Findi
              `--security-opt seccomp=<profile allowing them>`; in systemd, keep them out of \
              SystemCallFilter deny lists",
         ),
-        (Err(libc::ENOMEM), _) => Finding::fail(
+        (Err(Errno::ENOMEM), _) => Finding::fail(
             "io_uring",
             "io_uring_setup: ENOMEM, the ring does not fit in the memlock limit",
             "raise the memlock limit as the memlock line says",
@@ -148,7 +153,7 @@ pub fn classify_io_uring(disabled: Option<u64>, setup: Result<(), i32>) -> Findi
             "io_uring",
             format!(
                 "io_uring_setup failed: {}; {knob}",
-                std::io::Error::from_raw_os_error(errno)
+                std::io::Error::from(errno)
             ),
             "check `dmesg` and the kernel's io_uring support",
         ),
@@ -503,23 +508,26 @@ mod tests {
         assert_eq!(classify_io_uring(Some(0), Ok(())).status, Status::Ok);
         assert_eq!(classify_io_uring(None, Ok(())).status, Status::Ok);
         assert_eq!(classify_io_uring(Some(1), Ok(())).status, Status::Warn);
-        let f = classify_io_uring(Some(2), Err(libc::EPERM));
+        let f = classify_io_uring(Some(2), Err(Errno::EPERM));
         assert_eq!(f.status, Status::Fail);
         assert!(f.fix.unwrap().contains("kernel.io_uring_disabled=0"));
-        let f = classify_io_uring(Some(0), Err(libc::EPERM));
+        let f = classify_io_uring(Some(0), Err(Errno::EPERM));
         assert!(f.detail.contains("seccomp"), "{}", f.detail);
         assert!(
-            classify_io_uring(None, Err(libc::ENOSYS))
+            classify_io_uring(None, Err(Errno::ENOSYS))
                 .detail
                 .contains("ENOSYS")
         );
         assert!(
-            classify_io_uring(None, Err(libc::ENOMEM))
+            classify_io_uring(None, Err(Errno::ENOMEM))
                 .fix
                 .unwrap()
                 .contains("memlock line")
         );
-        assert_eq!(classify_io_uring(None, Err(libc::EIO)).status, Status::Fail);
+        assert_eq!(
+            classify_io_uring(None, Err(Errno::EIO)).status,
+            Status::Fail
+        );
     }
 
     #[test]

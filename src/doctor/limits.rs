@@ -4,6 +4,8 @@
 //! raise its hard limits (CAP_SYS_RESOURCE); otherwise it names the places that set hard
 //! limits (systemd's `LimitNOFILE`/`LimitMEMLOCK`, `limits.conf`).
 
+use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
+
 use super::host::{
     GLOMMIO_IO_MEMORY_BYTES, GLOMMIO_MEMLOCK_MIN_BYTES, GLOMMIO_RING_DEPTH,
     GLOMMIO_RINGS_PER_EXECUTOR, KERNEL_RING_MEMCG, bytes,
@@ -179,20 +181,12 @@ pub fn classify_nofile(limit: Limit, cores: usize, hard_limits: HardLimits) -> F
 }
 
 /// Soft and hard limit of a resource; `None` stands for unlimited.
-pub fn rlimit(resource: libc::__rlimit_resource_t) -> Option<Limit> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit struct into the live value we pass.
-    let rc = unsafe { libc::getrlimit(resource, &mut lim) };
-    if rc != 0 {
-        return None;
-    }
-    let v = |x: libc::rlim_t| (x != libc::RLIM_INFINITY).then_some(x);
+pub fn rlimit(resource: Resource) -> Option<Limit> {
+    let (soft, hard) = getrlimit(resource).ok()?;
+    let v = |x: u64| (x != RLIM_INFINITY).then_some(x);
     Some(Limit {
-        soft: v(lim.rlim_cur),
-        hard: v(lim.rlim_max),
+        soft: v(soft),
+        hard: v(hard),
     })
 }
 
@@ -335,7 +329,7 @@ mod tests {
 
     #[test]
     fn limits_of_this_process_are_readable() {
-        assert!(rlimit(libc::RLIMIT_NOFILE).is_some());
-        assert!(rlimit(libc::RLIMIT_MEMLOCK).is_some());
+        assert!(rlimit(Resource::RLIMIT_NOFILE).is_some());
+        assert!(rlimit(Resource::RLIMIT_MEMLOCK).is_some());
     }
 }

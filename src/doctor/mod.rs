@@ -33,6 +33,7 @@ pub mod net;
 pub mod report;
 
 use clap::Args;
+use nix::sys::resource::Resource;
 
 use crate::config::{Config, ServeArgs};
 use host::{CAP_IPC_LOCK, CAP_NET_ADMIN, CAP_SYS_RESOURCE, has_cap};
@@ -80,7 +81,7 @@ pub fn check_all(args: ServeArgs) -> Vec<Finding> {
     } else {
         HardLimits::Fixed
     };
-    match limits::rlimit(libc::RLIMIT_MEMLOCK) {
+    match limits::rlimit(Resource::RLIMIT_MEMLOCK) {
         Some(limit) => out.push(limits::classify_memlock(
             limit,
             cores,
@@ -90,7 +91,7 @@ pub fn check_all(args: ServeArgs) -> Vec<Finding> {
         )),
         None => out.push(Finding::skip("memlock", "getrlimit(RLIMIT_MEMLOCK) failed")),
     }
-    match limits::rlimit(libc::RLIMIT_NOFILE) {
+    match limits::rlimit(Resource::RLIMIT_NOFILE) {
         Some(limit) => out.push(limits::classify_nofile(limit, cores, hard_limits)),
         None => out.push(Finding::skip(
             "open files",

@@ -53,6 +53,8 @@ use futures_lite::future::or;
 use glommio::GlommioError;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::timer::sleep;
+use nix::errno::Errno;
+use nix::sys::resource::Resource;
 
 pub use crate::config::{
     CONNECTIONS_MAX_DEFAULT_CEILING, CONNECTIONS_MAX_DEFAULT_FLOOR, DATA_FDS_RESERVED_PER_CORE,
@@ -293,7 +295,7 @@ pub fn derive_connections_max(nofile_soft: Option<u64>, cores: usize) -> Derived
 
 /// The soft RLIMIT_NOFILE of this process (`None`: unlimited or unreadable).
 pub fn nofile_soft_limit() -> Option<u64> {
-    crate::doctor::limits::rlimit(libc::RLIMIT_NOFILE).and_then(|limit| limit.soft)
+    crate::doctor::limits::rlimit(Resource::RLIMIT_NOFILE).and_then(|limit| limit.soft)
 }
 
 /// How an accept error is handled.
@@ -312,21 +314,23 @@ fn classify(e: &GlommioError<()>) -> AcceptFailure {
     // accept(2): "Linux accept() passes already-pending network errors on the new socket as
     // an error code from accept()"; those concern the one connection only.
     let per_connection = [
-        libc::ECONNABORTED,
-        libc::ECONNRESET,
-        libc::EINTR,
-        libc::EPROTO,
-        libc::EPERM,
-        libc::ENETDOWN,
-        libc::ENOPROTOOPT,
-        libc::EHOSTDOWN,
-        libc::ENONET,
-        libc::EHOSTUNREACH,
-        libc::EOPNOTSUPP,
-        libc::ENETUNREACH,
+        Errno::ECONNABORTED,
+        Errno::ECONNRESET,
+        Errno::EINTR,
+        Errno::EPROTO,
+        Errno::EPERM,
+        Errno::ENETDOWN,
+        Errno::ENOPROTOOPT,
+        Errno::EHOSTDOWN,
+        Errno::ENONET,
+        Errno::EHOSTUNREACH,
+        Errno::EOPNOTSUPP,
+        Errno::ENETUNREACH,
     ];
     match e.raw_os_error() {
-        Some(code) if per_connection.contains(&code) => AcceptFailure::ThatConnection,
+        Some(code) if per_connection.contains(&Errno::from_i32(code)) => {
+            AcceptFailure::ThatConnection
+        }
         None if matches!(
             e.kind(),
             io::ErrorKind::ConnectionAborted
@@ -532,13 +536,25 @@ mod tests {
     #[test]
     fn accept_errors_are_classified() {
         let os = |code| GlommioError::IoError(io::Error::from_raw_os_error(code));
-        assert_eq!(classify(&os(libc::EMFILE)), AcceptFailure::Resources);
-        assert_eq!(classify(&os(libc::ENFILE)), AcceptFailure::Resources);
-        assert_eq!(classify(&os(libc::ENOBUFS)), AcceptFailure::Resources);
         assert_eq!(
-            classify(&os(libc::ECONNABORTED)),
+            classify(&os(Errno::EMFILE as i32)),
+            AcceptFailure::Resources
+        );
+        assert_eq!(
+            classify(&os(Errno::ENFILE as i32)),
+            AcceptFailure::Resources
+        );
+        assert_eq!(
+            classify(&os(Errno::ENOBUFS as i32)),
+            AcceptFailure::Resources
+        );
+        assert_eq!(
+            classify(&os(Errno::ECONNABORTED as i32)),
             AcceptFailure::ThatConnection
         );
-        assert_eq!(classify(&os(libc::EPROTO)), AcceptFailure::ThatConnection);
+        assert_eq!(
+            classify(&os(Errno::EPROTO as i32)),
+            AcceptFailure::ThatConnection
+        );
     }
 }

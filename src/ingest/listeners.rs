@@ -598,37 +598,20 @@ async fn syslog_udp(core: Rc<Core>, socket: UdpSocket) {
 }
 
 fn set_recv_buffer(socket: &UdpSocket, bytes: usize) {
-    let v = bytes.min(i32::MAX as usize) as libc::c_int;
-    let fd = socket.as_raw_fd();
+    use nix::sys::socket::{setsockopt, sockopt};
+    let v = bytes.min(i32::MAX as usize);
+    // SAFETY: glommio's socket gives only a raw descriptor; it stays open while `socket` is
+    // borrowed, which outlives `fd`.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(socket.as_raw_fd()) };
     // SO_RCVBUFFORCE (root) goes past net.core.rmem_max; fall back to SO_RCVBUF, which the
     // kernel caps at rmem_max (`shardlog doctor` reports that).
-    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        // SAFETY: a valid fd and a c_int option value of the right size.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                &v as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            return;
-        }
+    if setsockopt(&fd, sockopt::RcvBufForce, &v).is_err() {
+        let _ = setsockopt(&fd, sockopt::RcvBuf, &v);
     }
 }
 
 fn socket_inode(fd: i32) -> u64 {
-    // SAFETY: fstat into a zeroed stat struct we own.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd, &mut st) == 0 {
-            st.st_ino
-        } else {
-            0
-        }
-    }
+    nix::sys::stat::fstat(fd).map_or(0, |st| st.st_ino)
 }
 
 /// Datagrams the kernel dropped on the socket with this inode (the `drops` column of

@@ -22,10 +22,12 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FlockOperation, flock};
+use nix::errno::Errno;
+use nix::fcntl::{FlockArg, flock};
 
 use crate::store::paths::LOCK_FILE;
 
@@ -114,9 +116,9 @@ impl DataDirLock {
                 path: path.clone(),
                 error,
             })?;
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        match flock(file.as_raw_fd(), FlockArg::LockExclusiveNonblock) {
             Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => {
+            Err(Errno::EWOULDBLOCK) => {
                 return Err(LockError::Held {
                     dir: dir.to_path_buf(),
                     pid: read_pid(&mut file),
@@ -166,12 +168,12 @@ pub fn holder(dir: &Path) -> Result<Option<Option<u32>>, LockError> {
         Err(error) => return Err(LockError::Open { path, error }),
     };
     // A shared lock conflicts with the server's exclusive one, and is dropped at once.
-    match flock(&file, FlockOperation::NonBlockingLockShared) {
+    match flock(file.as_raw_fd(), FlockArg::LockSharedNonblock) {
         Ok(()) => {
-            let _ = flock(&file, FlockOperation::Unlock);
+            let _ = flock(file.as_raw_fd(), FlockArg::Unlock);
             Ok(None)
         }
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(Some(read_pid(&mut file))),
+        Err(Errno::EWOULDBLOCK) => Ok(Some(read_pid(&mut file))),
         Err(e) => Err(LockError::Flock {
             path,
             error: e.into(),

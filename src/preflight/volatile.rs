@@ -22,17 +22,14 @@ pub struct FsStat {
 
 /// `statfs(2)` of `dir`.
 pub fn statfs(dir: &Path) -> std::io::Result<FsStat> {
-    let st = rustix::fs::statfs(dir)?;
-    // statvfs(3)'s rule: the fragment size counts blocks, falling back to the block size.
-    let unit = if st.f_frsize > 0 {
-        st.f_frsize as u64
-    } else {
-        st.f_bsize as u64
-    };
+    let magic = nix::sys::statfs::statfs(dir)?.filesystem_type().0;
+    // statvfs(3) counts free blocks in fragments, falling back to the block size (nix's
+    // statfs does not show the fragment size).
+    let st = nix::sys::statvfs::statvfs(dir)?;
     Ok(FsStat {
         // Magic numbers are 32-bit; the field's width and sign differ between architectures.
-        magic: u64::from(st.f_type as u32),
-        free_bytes: st.f_bavail.saturating_mul(unit),
+        magic: u64::from(magic as u32),
+        free_bytes: st.blocks_available().saturating_mul(st.fragment_size()),
     })
 }
 

@@ -262,18 +262,12 @@ pub fn run(config: Config) -> i32 {
 
 /// The CPUs in this process's affinity mask, or `None` if it cannot be read.
 fn allowed_cpus() -> Option<Vec<usize>> {
-    // SAFETY: sched_getaffinity fills the zeroed cpu_set_t we own.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return None;
-        }
-        Some(
-            (0..libc::CPU_SETSIZE as usize)
-                .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
-                .collect(),
-        )
-    }
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
+    Some(
+        (0..nix::sched::CpuSet::count())
+            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+            .collect(),
+    )
 }
 
 async fn run_core(

@@ -5,34 +5,26 @@
 
 use std::sync::Arc;
 
+use nix::sys::signal::{SigSet, Signal};
+
 use super::Lifecycle;
 
 /// Blocks SIGTERM/SIGINT in the calling thread (and so in threads it spawns later) and
 /// starts the thread that waits for them. Call before starting the executors.
 pub fn install(lifecycle: Arc<Lifecycle>) -> std::io::Result<()> {
-    // SAFETY: plain libc calls on a sigset_t we own; no handler runs in signal context.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        if rc != 0 {
-            return Err(std::io::Error::from_raw_os_error(rc));
-        }
-        set
-    };
+    // No handler runs in signal context: the signals stay blocked and are taken by sigwait.
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set.thread_block()?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             let mut seen = 0;
             loop {
-                let mut sig: libc::c_int = 0;
-                // SAFETY: `set` is a valid, initialised signal set.
-                let rc = unsafe { libc::sigwait(&set, &mut sig) };
-                if rc != 0 {
+                let Ok(sig) = set.wait() else {
                     continue;
-                }
+                };
                 seen += 1;
                 if seen == 1 {
                     eprintln!("shardlog: signal {sig} received, stopping gracefully");

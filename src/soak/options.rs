@@ -14,7 +14,7 @@ use crate::bench::options::{online_cpus, parse_duration};
 /// Where the real log lines come from unless `--corpus` says otherwise, relative to the
 /// directory the soak runs in (the repository root under `make soak`). The one place that
 /// names the corpus: tests and the Makefile take it from here.
-pub const CORPUS_DIR_DEFAULT: &str = "../shared/corpus/loghub";
+pub const CORPUS_DIR_DEFAULT: &str = "testdata/loghub";
 /// A soak with no `--duration` runs this long: long enough for several kill and restart
 /// cycles, compactions and retention passes, short enough to run before a merge.
 pub const DURATION_DEFAULT: &str = "10m";
@@ -84,7 +84,7 @@ pub struct SoakArgs {
     pub server: Option<PathBuf>,
 
     /// Directory of `*.log` files whose lines the soak sends (default
-    /// ../shared/corpus/loghub; generated lines when that default is missing).
+    /// testdata/loghub; generated lines when that default is missing).
     #[arg(long, value_name = "DIR")]
     pub corpus: Option<PathBuf>,
 

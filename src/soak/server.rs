@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
 use super::SoakError;
 use super::lanes::TENANT_SYSLOG;
 use super::life::Endpoints;
@@ -135,13 +138,13 @@ pub fn describe(status: &ExitStatus) -> String {
         return format!("exit {code}");
     }
     let sig = status.signal().unwrap_or(0);
-    let name = match sig {
-        libc::SIGABRT => " (SIGABRT)",
-        libc::SIGSEGV => " (SIGSEGV)",
-        libc::SIGKILL => " (SIGKILL)",
-        libc::SIGTERM => " (SIGTERM)",
-        libc::SIGBUS => " (SIGBUS)",
-        libc::SIGILL => " (SIGILL)",
+    let name = match Signal::try_from(sig) {
+        Ok(Signal::SIGABRT) => " (SIGABRT)",
+        Ok(Signal::SIGSEGV) => " (SIGSEGV)",
+        Ok(Signal::SIGKILL) => " (SIGKILL)",
+        Ok(Signal::SIGTERM) => " (SIGTERM)",
+        Ok(Signal::SIGBUS) => " (SIGBUS)",
+        Ok(Signal::SIGILL) => " (SIGILL)",
         _ => "",
     };
     let core = if status.core_dumped() {
@@ -152,12 +155,10 @@ pub fn describe(status: &ExitStatus) -> String {
     format!("signal {sig}{name}{core}")
 }
 
-fn signal(pid: i32, sig: i32) {
-    // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our own child, not yet
-    // reaped, so it cannot have been reused by another process.
-    unsafe {
-        libc::kill(pid, sig);
-    }
+fn signal(pid: i32, sig: Signal) {
+    // `pid` is our own child, not yet reaped, so it cannot have been reused by another
+    // process.
+    let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
 }
 
 impl Incarnation {
@@ -190,7 +191,7 @@ impl Incarnation {
                 description: "already gone".into(),
             };
         };
-        signal(self.pid, libc::SIGKILL);
+        signal(self.pid, Signal::SIGKILL);
         let status = child.wait().ok();
         Ending {
             description: status.as_ref().map_or("unknown".into(), describe),
@@ -208,7 +209,7 @@ impl Incarnation {
                 description: "already gone".into(),
             });
         };
-        signal(self.pid, libc::SIGTERM);
+        signal(self.pid, Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_millis(STOP_TIMEOUT_MS);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -218,7 +219,7 @@ impl Incarnation {
                 });
             }
             if Instant::now() > deadline {
-                signal(self.pid, libc::SIGKILL);
+                signal(self.pid, Signal::SIGKILL);
                 let _ = child.wait();
                 return Err(format!(
                     "did not exit within {STOP_TIMEOUT_MS} ms of SIGTERM (killed)"
@@ -335,11 +336,7 @@ impl Supervisor {
         // prctl(2), which is async-signal-safe and touches no memory of ours.
         unsafe {
             cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
             });
         }
         cmd
@@ -502,11 +499,11 @@ mod tests {
         assert_eq!(describe(&ExitStatus::from_raw(0)), "exit 0");
         assert_eq!(describe(&ExitStatus::from_raw(101 << 8)), "exit 101");
         assert_eq!(
-            describe(&ExitStatus::from_raw(libc::SIGABRT)),
+            describe(&ExitStatus::from_raw(Signal::SIGABRT as i32)),
             "signal 6 (SIGABRT)"
         );
         assert_eq!(
-            describe(&ExitStatus::from_raw(libc::SIGSEGV | 0x80)),
+            describe(&ExitStatus::from_raw(Signal::SIGSEGV as i32 | 0x80)),
             "signal 11 (SIGSEGV), core dumped"
         );
     }

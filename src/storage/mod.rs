@@ -121,7 +121,7 @@ impl FaultPlan {
 
 /// An injected failure looks exactly like a dying disk's.
 fn injected() -> io::Error {
-    io::Error::from_raw_os_error(libc::EIO)
+    io::Error::from(nix::errno::Errno::EIO)
 }
 
 fn check_aligned(what: &str, v: u64) -> io::Result<()> {

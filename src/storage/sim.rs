@@ -80,7 +80,7 @@ fn not_found(path: &Path) -> io::Error {
 }
 
 fn no_space() -> io::Error {
-    io::Error::from_raw_os_error(libc::ENOSPC)
+    io::Error::from(nix::errno::Errno::ENOSPC)
 }
 
 impl State {
@@ -111,7 +111,7 @@ impl State {
 }
 
 fn dead() -> io::Error {
-    io::Error::from_raw_os_error(libc::EIO)
+    io::Error::from(nix::errno::Errno::EIO)
 }
 
 impl SimDisk {

@@ -16,13 +16,13 @@ const DAY: i64 = 86_400_000_000_000;
 /// 2025-11-25T00:00Z.
 const DAY0: i64 = 1_764_028_800_000_000_000;
 const DATA_DIR: &str = "/data";
-const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/loghub");
 const CRASHES: [Crash; 3] = [
     Crash::KeepSynced,
     Crash::TearLastWrite { bytes: 4096 },
     Crash::TearLastWrite { bytes: 1000 },
 ];
 
+use crate::testing::corpus_dir;
 use crate::testing::run_local as run;
 
 /// One entry, as the tests compare them: found exactly once, or the test fails.
@@ -51,8 +51,9 @@ fn test_streams() -> Vec<TestStream> {
     .into_iter()
     .map(|(tenant, file)| {
         let labels = Labels::from_pairs([("app", file), ("host", "h1")]);
-        let text = std::fs::read_to_string(format!("{CORPUS_DIR}/{file}"))
-            .unwrap_or_else(|e| panic!("the loghub corpus under {CORPUS_DIR}: {e}"));
+        let path = corpus_dir().join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("the loghub corpus file {}: {e}", path.display()));
         TestStream {
             id: stream_hash(tenant, &labels),
             tenant,

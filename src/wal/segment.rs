@@ -191,14 +191,19 @@ impl SegmentHeader {
     }
 }
 
-/// A random epoch for a new segment: the kernel's random bytes, mixed with the time and pid
-/// in the unlikely case `getrandom` is unavailable. It only needs to differ between
-/// incarnations, not to be secret.
+/// A random epoch for a new segment: the kernel's random bytes (from `/dev/urandom`, since
+/// neither the standard library nor nix wraps getrandom), mixed with the time and pid in the
+/// unlikely case they cannot be read. It only needs to differ between incarnations, not to
+/// be secret.
 pub fn new_epoch() -> u64 {
     let mut r = [0u8; 8];
-    // SAFETY: `r` is a valid, writable 8-byte buffer for the duration of the call.
-    let n = unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) };
-    let random = if n == 8 { u64::from_le_bytes(r) } else { 0 };
+    let read = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut r));
+    let random = if read.is_ok() {
+        u64::from_le_bytes(r)
+    } else {
+        0
+    };
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)

@@ -89,7 +89,11 @@ pub fn fits(
 
 /// Whether an I/O error means "no space" (as opposed to a failing device or a refusal).
 pub fn is_no_space(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+    use nix::errno::Errno;
+    matches!(
+        e.raw_os_error().map(Errno::from_i32),
+        Some(Errno::ENOSPC | Errno::EDQUOT)
+    )
 }
 
 /// Why a segment could not be prepared or started.

@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+pub use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
 use super::http::{self, Response};
 
 /// How long a server may take to replay its WAL and answer `/ready` 200. Replay of the small
@@ -260,7 +264,7 @@ impl Server {
     /// SIGKILL: the process dies at once, in the middle of whatever it was doing.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
-            send_signal(child.id() as i32, libc::SIGKILL);
+            send_signal(child.id() as i32, Signal::SIGKILL);
             child.wait().expect("reap killed server");
         }
     }
@@ -268,7 +272,7 @@ impl Server {
     /// SIGTERM and wait for the exit; panics if the server does not stop within
     /// [`SHUTDOWN_TIMEOUT_MS`] (it is then killed).
     pub fn terminate(&mut self) -> ExitStatus {
-        self.stop_with(libc::SIGTERM)
+        self.stop_with(Signal::SIGTERM)
     }
 
     /// SIGTERM, and asserts the graceful stop exited 0 (the server's output is in the message).
@@ -284,13 +288,13 @@ impl Server {
 
     /// Sends `signal` (SIGTERM or SIGINT: a graceful stop) and waits for the exit, as
     /// [`Server::terminate`] does.
-    pub fn stop_with(&mut self, signal: i32) -> ExitStatus {
+    pub fn stop_with(&mut self, signal: Signal) -> ExitStatus {
         let mut child = self.child.take().expect("server running");
         send_signal(child.id() as i32, signal);
         match wait_timeout(&mut child, Duration::from_millis(SHUTDOWN_TIMEOUT_MS)) {
             Some(status) => status,
             None => {
-                send_signal(child.id() as i32, libc::SIGKILL);
+                send_signal(child.id() as i32, Signal::SIGKILL);
                 let _ = child.wait();
                 panic!(
                     "server did not exit within {SHUTDOWN_TIMEOUT_MS} ms of SIGTERM; its output:\n{}",
@@ -319,9 +323,9 @@ impl Drop for Server {
             );
         }
         if let Some(mut child) = self.child.take() {
-            send_signal(child.id() as i32, libc::SIGTERM);
+            send_signal(child.id() as i32, Signal::SIGTERM);
             if wait_timeout(&mut child, Duration::from_millis(SHUTDOWN_TIMEOUT_MS)).is_none() {
-                send_signal(child.id() as i32, libc::SIGKILL);
+                send_signal(child.id() as i32, Signal::SIGKILL);
                 let _ = child.wait();
             }
         }
@@ -377,14 +381,13 @@ pub fn free_ports(syslog: bool) -> (u16, u16) {
     }
 }
 
-pub fn send_signal(pid: i32, signal: i32) {
-    // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child's, which
-    // is not reaped yet, so it cannot have been reused by another process.
-    let rc = unsafe { libc::kill(pid, signal) };
+pub fn send_signal(pid: i32, signal: Signal) {
+    // The pid is our own child's, which is not reaped yet, so it cannot have been reused by
+    // another process; one that has exited already is no error.
+    let sent = nix::sys::signal::kill(Pid::from_raw(pid), signal);
     assert!(
-        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH),
-        "kill({pid}, {signal}) failed: {}",
-        std::io::Error::last_os_error()
+        matches!(sent, Ok(()) | Err(Errno::ESRCH)),
+        "kill({pid}, {signal}) failed: {sent:?}"
     );
 }
 
@@ -420,7 +423,7 @@ pub fn run_to_exit(args: &[&str], timeout_ms: u64) -> (ExitStatus, String) {
     match status {
         Some(status) => (status, output),
         None => {
-            send_signal(child.id() as i32, libc::SIGKILL);
+            send_signal(child.id() as i32, Signal::SIGKILL);
             let _ = child.wait();
             panic!(
                 "`shardlog {}` still running after {timeout_ms} ms; output:\n{output}",

@@ -1,15 +1,18 @@
-//! External tools some tests drive (`logger`, `loggen`, a Python venv with a Loki client):
-//! finding them, and the rule for when they are missing. Under CI (`CI` set) a missing tool
-//! fails the test, because `.ci/run` installs them and a silent skip would hide a broken
-//! setup; on a developer machine the test is skipped with a note saying what to install.
+//! External tools some tests drive (`logger`, `loggen`, curl, a Python venv with a Loki
+//! client) and the test data: finding them, and the rule for when they are missing. Under
+//! CI (`CI` set) a missing tool fails the test, because `.ci/run` installs them and a silent
+//! skip would hide a broken setup; on a developer machine the test is skipped, loudly: it
+//! prints `SKIPPED` and is listed in the summary `make test` prints at the end. The places
+//! and the rule are those of the unit tests, from one file (`src/testing/environment.rs`).
 
 use std::path::PathBuf;
 use std::process::Command;
 
-/// True when running under CI, where every tool must be present.
-pub fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
+#[path = "../../src/testing/environment.rs"]
+mod environment;
+// Each test binary uses a different subset.
+#[allow(unused_imports)]
+pub use environment::{corpus_dir, in_ci, missing, skip};
 
 /// Where a program is on `PATH`, if anywhere.
 pub fn find_program(name: &str) -> Option<PathBuf> {
@@ -26,15 +29,6 @@ pub fn require_program(name: &str, install_hint: &str) -> bool {
         return true;
     }
     missing(&format!("`{name}` is not installed ({install_hint})"))
-}
-
-/// Fails under CI, otherwise prints the skip note; returns false for `if !... { return }`.
-pub fn missing(what: &str) -> bool {
-    if in_ci() {
-        panic!("{what}; CI must provide it (see .ci/run)");
-    }
-    eprintln!("SKIPPED: {what}");
-    false
 }
 
 /// The Python interpreter of the venv with `tests/python/requirements.txt` installed:
@@ -90,20 +84,6 @@ pub fn run_checked(command: &mut Command) -> std::process::Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
-}
-
-/// The loghub corpus (real logs, 2000 lines per file): `$SHARDLOG_CORPUS_DIR`, else
-/// `shared/corpus/loghub` beside the repository (where the project's machines and CI put
-/// `shared/`), else `/work/shared/corpus/loghub`.
-pub fn corpus_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SHARDLOG_CORPUS_DIR") {
-        return PathBuf::from(dir);
-    }
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/loghub");
-    if beside.is_dir() {
-        return beside;
-    }
-    PathBuf::from("/work/shared/corpus/loghub")
 }
 
 /// The lines of a corpus file without their CRLF ends, or `None` (after the CI rule) when

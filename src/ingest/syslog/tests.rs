@@ -685,14 +685,14 @@ mod parsing {
     /// a host and an app.
     #[test]
     fn loghub_syslog_files_parse_completely() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/loghub");
         let ctx = ParseContext {
             now_ns: 1_514_764_800_000_000_000,
         };
         for (file, host) in [("Linux_2k.log", "combo"), ("OpenSSH_2k.log", "LabSZ")] {
-            let Ok(text) = std::fs::read(format!("{dir}/{file}")) else {
-                eprintln!("skipping: {dir}/{file} not found");
-                continue;
+            let path = crate::testing::corpus_dir().join(file);
+            let Ok(text) = std::fs::read(&path) else {
+                crate::testing::missing(&format!("corpus file {}", path.display()));
+                return;
             };
             let mut lines = 0;
             for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {

@@ -103,7 +103,7 @@ pub struct SealingSet {
 }
 
 impl SealingSet {
-    fn new(heads: Vec<StreamHead>) -> SealingSet {
+    pub(super) fn new(heads: Vec<StreamHead>) -> SealingSet {
         let by_id = heads.iter().enumerate().map(|(i, h)| (h.id, i)).collect();
         SealingSet { heads, by_id }
     }
@@ -229,6 +229,9 @@ impl Shard {
                 // they keep reading the set instead.
                 self.sealing.borrow_mut().retain(|s| !Arc::ptr_eq(s, set));
                 self.scan_pins.retire(set);
+                // The duplicate check stops finding these heads in `sealing`: it finds
+                // their fingerprints from now on.
+                self.remember_sealed_heads(&set.heads);
             })
             .await?;
         store.counters.sealed_entries.add(entries);

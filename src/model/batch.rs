@@ -480,7 +480,8 @@ mod tests {
         let r = BatchReader::new(&v1).unwrap();
         assert_eq!(r.duplicates(), Duplicates::Keep);
         assert_eq!(r.tenant(), "fake");
-        assert_eq!(r.map(|i| i.unwrap()).count(), 2);
+        let items: Vec<BatchItem> = r.map(|i| i.unwrap()).collect();
+        assert_eq!(items.len(), 2);
     }
 
     #[test]

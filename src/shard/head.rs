@@ -208,9 +208,13 @@ impl StreamHead {
 
     /// The duplicate check of a live head: whether an entry with this timestamp and line is
     /// here. From now on the head keeps its index whenever it needs one.
+    #[inline]
     pub fn holds_mut(&mut self, ts: TimestampNs, line: &str) -> bool {
-        self.checks_duplicates = true;
-        self.index_if_needed();
+        if !self.checks_duplicates {
+            // From now on `push` keeps the index up whenever the head needs one.
+            self.checks_duplicates = true;
+            self.index_if_needed();
+        }
         self.holds(ts, line)
     }
 
@@ -218,10 +222,16 @@ impl StreamHead {
     /// Short on a head that [`StreamHead::holds_mut`] has asked; on one it never asked
     /// (every entry came from batches that keep duplicates) a long run of equal timestamps,
     /// or an out-of-order head, is scanned.
+    #[inline]
     pub fn holds(&self, ts: TimestampNs, line: &str) -> bool {
         if self.is_empty() || ts < self.min_ts || ts > self.max_ts {
             return false;
         }
+        self.holds_within(ts, line)
+    }
+
+    /// [`StreamHead::holds`] for a time within the head's range.
+    fn holds_within(&self, ts: TimestampNs, line: &str) -> bool {
         if let Some(index) = &self.index {
             match index.candidate(ts, line) {
                 Candidate::Absent => return false,

@@ -663,7 +663,7 @@ impl Shard {
         let reader = BatchReader::new(body)?;
         let tenant = reader.tenant();
         let drop_duplicates = reader.duplicates() == Duplicates::Drop;
-        let now = self.expire_fingerprints();
+        let now = drop_duplicates.then(|| self.expire_fingerprints());
         let mut streams = self.streams.borrow_mut();
         let mut local: Vec<dedupe::Target> = Vec::new();
         let mut entries = 0;
@@ -694,7 +694,7 @@ impl Shard {
                 } => {
                     let (idx, noted, elsewhere) = match &mut local[stream_index as usize] {
                         dedupe::Target::Sealed(id) => {
-                            if drop_duplicates {
+                            if let Some(now) = now {
                                 self.remember_sealed_entry(*id, ts, line, now);
                             }
                             continue;

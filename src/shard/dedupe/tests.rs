@@ -360,8 +360,8 @@ fn replay_remembers_entries_sealed_before_the_crash() {
 /// One step of the property test.
 #[derive(Debug, Clone)]
 enum Op {
-    /// A batch that drops duplicates: (stream, timestamp, line) indexes.
-    Push(Vec<(usize, TimestampNs, usize)>),
+    /// A batch that drops duplicates.
+    Push(Vec<Key>),
     /// A seal round takes every head.
     Take,
     /// The oldest round in progress commits.
@@ -378,6 +378,9 @@ fn op() -> impl Strategy<Value = Op> {
 
 const LINES: [&str; 3] = ["x", "y", "zz"];
 
+/// An entry of the model: (stream, timestamp, line) indexes.
+type Key = (usize, TimestampNs, usize);
+
 proptest! {
     /// Whatever the mix of pushes and seal rounds, an entry is stored exactly when the
     /// model (a set of every (stream, timestamp, line) stored so far) does not hold it, and
@@ -385,9 +388,9 @@ proptest! {
     #[test]
     fn the_check_agrees_with_a_set_of_entries(ops in prop::collection::vec(op(), 1..40)) {
         let s = shard();
-        let mut stored: HashSet<(usize, TimestampNs, usize)> = HashSet::new();
-        let mut unsealed_model: HashSet<(usize, TimestampNs, usize)> = HashSet::new();
-        let mut rounds: Vec<(Arc<SealingSet>, Vec<(usize, TimestampNs, usize)>)> = Vec::new();
+        let mut stored: HashSet<Key> = HashSet::new();
+        let mut unsealed_model: HashSet<Key> = HashSet::new();
+        let mut rounds: Vec<(Arc<SealingSet>, Vec<Key>)> = Vec::new();
         let mut dropped = 0u64;
         for (seq, op) in ops.into_iter().enumerate() {
             match op {

@@ -18,7 +18,7 @@ use super::response::Response;
 use crate::ingest::jsonline::{JsonLineParams, decode_jsonline};
 use crate::ingest::listeners::now_ns;
 use crate::ingest::push::{PushEntry, PushError, PushLimits, decode_push, decompress};
-use crate::model::{BatchBuilder, Labels, owner_shard, stream_hash};
+use crate::model::{BatchBuilder, Duplicates, Labels, owner_shard, stream_hash};
 use crate::runtime::Core;
 use crate::shard::{AppendError, DiscardReason, Protocol, Refusal};
 
@@ -88,7 +88,9 @@ pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
     if let Err(refused) = hold_decoded(core, req, decoded) {
         return refused;
     }
-    let mut batches = Batches::new(core, &tenant);
+    // Loki's ingester drops an exact duplicate (stream, timestamp, line), and Loki clients
+    // rely on it to retry a push they got no answer to.
+    let mut batches = Batches::new(core, &tenant, Duplicates::Drop);
     for stream in &streams {
         let id = stream_hash(&tenant, &stream.labels);
         for e in &stream.entries {
@@ -139,7 +141,9 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
     ) {
         return refused;
     }
-    let mut batches = Batches::new(core, &tenant);
+    // VictoriaLogs keeps equal rows, and a row without a time field takes the request's
+    // receive time: equal messages of one body would look like duplicates.
+    let mut batches = Batches::new(core, &tenant, Duplicates::Keep);
     for (labels, e) in &rows {
         let id = stream_hash(&tenant, labels);
         let md: smallvec::SmallVec<[(&str, &str); 8]> = e
@@ -161,11 +165,11 @@ struct Batches<'a> {
 }
 
 impl<'a> Batches<'a> {
-    fn new(core: &'a Rc<Core>, tenant: &str) -> Batches<'a> {
+    fn new(core: &'a Rc<Core>, tenant: &str, duplicates: Duplicates) -> Batches<'a> {
         Batches {
             core,
             builders: (0..core.shards)
-                .map(|_| BatchBuilder::new(tenant))
+                .map(|_| BatchBuilder::with_duplicates(tenant, duplicates))
                 .collect(),
             now_ns: now_ns(),
             skew_max_ns: core.config.future_skew_max.as_nanos() as i64,

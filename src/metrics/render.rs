@@ -102,6 +102,23 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
             r.name()
         );
     }
+    per_shard(
+        &mut out,
+        &shards,
+        "shardlog_duplicate_fingerprints",
+        "gauge",
+        "Fingerprints of recently sealed entries held for the duplicate check.",
+        |s| s.storage.duplicate_fingerprints,
+    );
+    per_shard(
+        &mut out,
+        &shards,
+        "shardlog_duplicate_fingerprints_evicted_total",
+        "counter",
+        "Fingerprints dropped by the memory bound before their window ended (the duplicate \
+         check then reaches less far back than 5 minutes).",
+        |s| s.storage.duplicate_fingerprints_evicted,
+    );
     let sum = |f: fn(&ShardMetrics) -> u64| -> u64 { shards.iter().map(|s| f(s)).sum() };
     simple(
         &mut out,
@@ -549,7 +566,7 @@ mod tests {
             shard: 1,
             ingested_lines: [5, 0, 2, 0],
             ingested_bytes: [50, 0, 20, 0],
-            discarded: std::array::from_fn(|i| u64::from(i == 1)),
+            discarded: [0, 1, 0, 0, 0, 0, 0, 0, 4],
             frames_truncated: 0,
             invalid_utf8_lines: 0,
             timestamps_clamped: 0,
@@ -576,6 +593,8 @@ mod tests {
             text.contains("shardlog_ingested_lines_total{protocol=\"syslog_tcp\",shard=\"1\"} 5")
         );
         assert!(text.contains("shardlog_discarded_lines_total{reason=\"invalid_request\"} 1"));
+        assert!(text.contains("shardlog_discarded_lines_total{reason=\"duplicate\"} 4"));
+        assert!(text.contains("shardlog_duplicate_fingerprints{shard=\"1\"} 0"));
         assert!(text.contains("shardlog_udp_dropped_total 3"));
         assert!(text.contains("shardlog_quarantined_parts_total{shard=\"1\"} 1"));
         assert!(text.contains("# TYPE shardlog_wal_fsync_seconds histogram"));

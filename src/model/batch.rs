@@ -5,10 +5,11 @@
 //! owner into its head chunks (and again on WAL replay). Using one encoding for all three
 //! means the owner never re-serialises anything on the hot path.
 //!
-//! # Byte layout (little-endian, version 1)
+//! # Byte layout (little-endian, version 2)
 //!
 //! ```text
-//! u8   version = 1
+//! u8   version = 2
+//! u8   flags: bit 0 set = drop exact duplicates ([`Duplicates::Drop`]); other bits zero
 //! u16  tenant_len, tenant bytes (UTF-8)
 //! then items until the end of the body, each starting with a tag byte:
 //!   tag 1, STREAM: u64 stream_id, u16 label_count,
@@ -21,6 +22,10 @@
 //! A stream is defined before its first entry. All strings are UTF-8; the reader checks
 //! every length against the remaining bytes and against the limits below, so a corrupt body
 //! is an error with an offset, never a panic.
+//!
+//! Version 1 is version 2 without the flags byte; it is still read (WAL records written
+//! before version 2), as flags 0: its entries were stored duplicates and all, so replay
+//! keeps them the same way. A flag bit this version does not know is an error, not ignored.
 
 use std::fmt;
 
@@ -28,7 +33,11 @@ use ahash::AHashMap;
 
 use super::{Labels, StreamId, TimestampNs};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// The version without a flags byte, still read.
+const VERSION_1: u8 = 1;
+/// Flags bit: the owner drops exact duplicates of this batch's entries.
+const FLAG_DROP_DUPLICATES: u8 = 1;
 const TAG_STREAM: u8 = 1;
 const TAG_ENTRY: u8 = 2;
 
@@ -37,6 +46,20 @@ const TAG_ENTRY: u8 = 2;
 pub const BATCH_LABELS_PER_STREAM_MAX: usize = 256;
 /// Metadata pairs per entry the format can carry.
 pub const BATCH_METADATA_PER_ENTRY_MAX: usize = 1024;
+
+/// What the owner shard does with an entry whose stream already holds one with the same
+/// timestamp and line (see `crate::shard::dedupe`). It travels in the batch, and so in the
+/// WAL record, so that replay decides as the live path did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Duplicates {
+    /// Store it again. For sources that never resend a line and whose timestamps are coarse
+    /// (syslog: RFC 3164 has whole seconds, and lines without a time share their read's
+    /// receive time), where equal lines at equal times are distinct events.
+    Keep,
+    /// Drop it and count it, as Loki's ingester does: a client that retries a push it got no
+    /// answer to must not double its lines.
+    Drop,
+}
 
 /// An encoded batch plus the counts its receiver needs without decoding it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +81,7 @@ impl Batch {
 /// and leaves the builder empty, ready for the next batch of the same tenant.
 pub struct BatchBuilder {
     tenant: String,
+    duplicates: Duplicates,
     bytes: Vec<u8>,
     streams: AHashMap<StreamId, u32>,
     entries: u32,
@@ -65,9 +89,16 @@ pub struct BatchBuilder {
 }
 
 impl BatchBuilder {
+    /// A builder of batches whose duplicates are kept ([`Duplicates::Keep`]).
     pub fn new(tenant: &str) -> BatchBuilder {
+        BatchBuilder::with_duplicates(tenant, Duplicates::Keep)
+    }
+
+    /// A builder of batches that tell the owner what to do with exact duplicates.
+    pub fn with_duplicates(tenant: &str, duplicates: Duplicates) -> BatchBuilder {
         let mut b = BatchBuilder {
             tenant: tenant.to_string(),
+            duplicates,
             bytes: Vec::new(),
             streams: AHashMap::new(),
             entries: 0,
@@ -80,6 +111,10 @@ impl BatchBuilder {
     fn start(&mut self) {
         self.bytes.clear();
         self.bytes.push(VERSION);
+        self.bytes.push(match self.duplicates {
+            Duplicates::Keep => 0,
+            Duplicates::Drop => FLAG_DROP_DUPLICATES,
+        });
         assert!(self.tenant.len() <= u16::MAX as usize);
         self.bytes
             .extend_from_slice(&(self.tenant.len() as u16).to_le_bytes());
@@ -221,6 +256,7 @@ pub struct BatchReader<'a> {
     buf: &'a [u8],
     pos: usize,
     tenant: &'a str,
+    duplicates: Duplicates,
     streams_seen: u32,
     failed: bool,
 }
@@ -231,15 +267,26 @@ impl<'a> BatchReader<'a> {
             buf,
             pos: 0,
             tenant: "",
+            duplicates: Duplicates::Keep,
             streams_seen: 0,
             failed: false,
         };
         let version = r.u8()?;
-        if version != VERSION {
-            return Err(r.err(
-                0,
-                format!("unknown batch version {version}, expected {VERSION}"),
-            ));
+        let flags = match version {
+            VERSION => r.u8()?,
+            VERSION_1 => 0,
+            _ => {
+                return Err(r.err(
+                    0,
+                    format!("unknown batch version {version}, expected {VERSION} or {VERSION_1}"),
+                ));
+            }
+        };
+        if flags & !FLAG_DROP_DUPLICATES != 0 {
+            return Err(r.err(1, format!("unknown batch flags {flags:#04x}")));
+        }
+        if flags & FLAG_DROP_DUPLICATES != 0 {
+            r.duplicates = Duplicates::Drop;
         }
         r.tenant = r.str16()?;
         Ok(r)
@@ -247,6 +294,11 @@ impl<'a> BatchReader<'a> {
 
     pub fn tenant(&self) -> &'a str {
         self.tenant
+    }
+
+    /// What the owner does with exact duplicates of this batch's entries.
+    pub fn duplicates(&self) -> Duplicates {
+        self.duplicates
     }
 
     fn err(&self, offset: usize, what: String) -> BatchError {
@@ -396,6 +448,53 @@ mod tests {
         );
         assert!(b.is_empty());
         assert_eq!(b.tenant(), "fake");
+    }
+
+    #[test]
+    fn duplicates_flag_round_trips_and_version_1_still_reads() {
+        let l = Labels::from_pairs([("app", "a")]);
+        let id = stream_hash("fake", &l);
+        for d in [Duplicates::Keep, Duplicates::Drop] {
+            let mut b = BatchBuilder::with_duplicates("fake", d);
+            b.push(id, &l, 10, "one", &[]);
+            let batch = b.finish();
+            assert_eq!(batch.reader().unwrap().duplicates(), d);
+            // The builder keeps its policy for the next batch.
+            b.push(id, &l, 11, "two", &[]);
+            assert_eq!(b.finish().reader().unwrap().duplicates(), d);
+        }
+        assert_eq!(
+            BatchBuilder::new("fake")
+                .finish()
+                .reader()
+                .unwrap()
+                .duplicates(),
+            Duplicates::Keep
+        );
+        // A version 1 body: the same bytes without the flags byte.
+        let mut b = BatchBuilder::with_duplicates("fake", Duplicates::Drop);
+        b.push(id, &l, 10, "one", &[("k", "v")]);
+        let mut v1 = b.finish().bytes;
+        v1.remove(1);
+        v1[0] = VERSION_1;
+        let r = BatchReader::new(&v1).unwrap();
+        assert_eq!(r.duplicates(), Duplicates::Keep);
+        assert_eq!(r.tenant(), "fake");
+        let items: Vec<BatchItem> = r.map(|i| i.unwrap()).collect();
+        assert_eq!(items.len(), 2);
+    }
+
+    #[test]
+    fn unknown_version_or_flags_are_errors() {
+        let mut bytes = BatchBuilder::new("t").finish().bytes;
+        bytes[1] = 0b10;
+        let e = BatchReader::new(&bytes)
+            .err()
+            .expect("unknown flag refused");
+        assert_eq!(e.offset, 1);
+        assert!(e.what.contains("flags"), "{e}");
+        bytes[0] = 9;
+        assert!(BatchReader::new(&bytes).is_err());
     }
 
     proptest! {

@@ -6,9 +6,16 @@
 //! after the previous one; while it holds, a time range is found by binary search, otherwise
 //! the scan filters every entry by time (out-of-order arrival is accepted, as the design asks,
 //! and only costs scan time until the head is sealed sorted).
+//!
+//! A head also answers the duplicate check ([`super::dedupe`]): "is there an entry with this
+//! timestamp and line?" In order, by binary search on the timestamps and a comparison of the
+//! lines of equal timestamp. A head that has answered it once keeps a [`HeadIndex`] whenever
+//! that search would not be short: from the moment it goes out of order, or holds more than
+//! [`EQUAL_TS_SCAN_MAX`] entries of one timestamp.
 
 use std::ops::Range;
 
+use super::dedupe::{Candidate, EQUAL_TS_SCAN_MAX, HeadIndex};
 use crate::model::{Labels, StreamId, TimestampNs};
 
 /// One stream's head.
@@ -41,6 +48,13 @@ pub struct StreamHead {
     /// made. A taken head keeps its generation, so a scan that started on the live head
     /// finds the same entries, at the same indexes, in the seal round that took them.
     generation: u64,
+    /// Whether the duplicate check has asked this head (it then keeps `index` when needed,
+    /// and its entries are remembered once sealed).
+    checks_duplicates: bool,
+    /// Entries of the last timestamp, and the most of any one timestamp (while in order).
+    equal_ts_run: u32,
+    equal_ts_run_max: u32,
+    index: Option<HeadIndex>,
 }
 
 /// A borrowed view of one entry.
@@ -112,6 +126,10 @@ impl StreamHead {
             last_seq: 0,
             first_arrival: None,
             generation: 0,
+            checks_duplicates: false,
+            equal_ts_run: 0,
+            equal_ts_run_max: 0,
+            index: None,
         }
     }
 
@@ -157,6 +175,12 @@ impl StreamHead {
         if let Some(&last) = self.timestamps.last() {
             self.in_order &= ts >= last;
         }
+        self.equal_ts_run = if self.timestamps.last() == Some(&ts) {
+            self.equal_ts_run + 1
+        } else {
+            1
+        };
+        self.equal_ts_run_max = self.equal_ts_run_max.max(self.equal_ts_run);
         self.min_ts = self.min_ts.min(ts);
         self.max_ts = self.max_ts.max(ts);
         self.timestamps.push(ts);
@@ -175,6 +199,93 @@ impl StreamHead {
                 .push((key as u32, self.metadata_values.len() as u32));
         }
         self.metadata_ends.push(self.metadata_pairs.len() as u32);
+        if let Some(index) = &mut self.index {
+            index.insert(ts, line, (self.timestamps.len() - 1) as u32);
+        } else {
+            self.index_if_needed();
+        }
+    }
+
+    /// The duplicate check of a live head: whether an entry with this timestamp and line is
+    /// here. From now on the head keeps its index whenever it needs one.
+    #[inline]
+    pub fn holds_mut(&mut self, ts: TimestampNs, line: &str) -> bool {
+        if !self.checks_duplicates {
+            // From now on `push` keeps the index up whenever the head needs one.
+            self.checks_duplicates = true;
+            self.index_if_needed();
+        }
+        self.holds(ts, line)
+    }
+
+    /// Whether an entry with this timestamp and line is here. Exact: lines are compared.
+    /// Short on a head that [`StreamHead::holds_mut`] has asked; on one it never asked
+    /// (every entry came from batches that keep duplicates) a long run of equal timestamps,
+    /// or an out-of-order head, is scanned.
+    #[inline]
+    pub fn holds(&self, ts: TimestampNs, line: &str) -> bool {
+        if self.is_empty() || ts < self.min_ts || ts > self.max_ts {
+            return false;
+        }
+        self.holds_within(ts, line)
+    }
+
+    /// [`StreamHead::holds`] for a time within the head's range.
+    fn holds_within(&self, ts: TimestampNs, line: &str) -> bool {
+        if let Some(index) = &self.index {
+            match index.candidate(ts, line) {
+                Candidate::Absent => return false,
+                Candidate::Entry { i, .. } if self.is(i as usize, ts, line) => return true,
+                Candidate::Entry {
+                    scan_if_unequal: false,
+                    ..
+                } => return false,
+                Candidate::Entry { .. } => {}
+            }
+        }
+        let range = if self.in_order {
+            self.timestamps.partition_point(|&t| t < ts)
+                ..self.timestamps.partition_point(|&t| t <= ts)
+        } else {
+            0..self.len()
+        };
+        range.into_iter().any(|i| self.is(i, ts, line))
+    }
+
+    /// Whether the duplicate check has asked this head.
+    pub fn checks_duplicates(&self) -> bool {
+        self.checks_duplicates
+    }
+
+    /// Bytes of the duplicate index, if the head has one.
+    pub fn index_bytes(&self) -> usize {
+        self.index.as_ref().map_or(0, HeadIndex::bytes)
+    }
+
+    fn is(&self, i: usize, ts: TimestampNs, line: &str) -> bool {
+        self.timestamps[i] == ts && self.line_bytes_of(i) == line.as_bytes()
+    }
+
+    fn line_bytes_of(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.line_ends[i - 1] } as usize;
+        &self.line_bytes[start..self.line_ends[i] as usize]
+    }
+
+    /// Builds the index once the duplicate check has asked and a search by time would not
+    /// be short: out of order, or a run of equal timestamps past [`EQUAL_TS_SCAN_MAX`].
+    fn index_if_needed(&mut self) {
+        let needed = self.checks_duplicates
+            && self.index.is_none()
+            && (!self.in_order || self.equal_ts_run_max as usize > EQUAL_TS_SCAN_MAX);
+        if !needed {
+            return;
+        }
+        let mut index = HeadIndex::with_capacity(self.len());
+        for i in 0..self.len() {
+            let line = self.entry(i).line;
+            index.insert(self.timestamps[i], line, i as u32);
+        }
+        self.index = Some(index);
     }
 
     pub fn len(&self) -> usize {

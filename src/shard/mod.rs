@@ -6,6 +6,7 @@
 //! and no borrow is ever held across an `.await`. Other cores reach it only through
 //! [`ShardRequest`] messages on the mesh (see [`crate::runtime`]).
 
+pub mod dedupe;
 pub mod head;
 mod health;
 pub mod index;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::logql::{LabelMatcher, LogSelector};
 use crate::metrics::{Counter, Histogram, HistogramSnapshot, REQUEST_LATENCY_BUCKETS};
-use crate::model::{BatchItem, BatchReader, Labels, StreamId, TimestampNs};
+use crate::model::{BatchItem, BatchReader, Duplicates, Labels, StreamId, TimestampNs};
 use crate::query::merge::Partial;
 use crate::query::params::Direction;
 use crate::wal::{Wal, WalOptions, WalStats};
@@ -167,10 +168,13 @@ pub enum DiscardReason {
     NoSpace,
     /// Lines refused because the owner shard's unsealed lines were over their budget.
     Overloaded,
+    /// A Loki push entry equal (stream, timestamp, line) to one its stream holds (see
+    /// [`dedupe`]); its push was still answered 204.
+    Duplicate,
 }
 
 impl DiscardReason {
-    pub const ALL: [DiscardReason; 8] = [
+    pub const ALL: [DiscardReason; 9] = [
         DiscardReason::LineTooLong,
         DiscardReason::InvalidRequest,
         DiscardReason::TooLarge,
@@ -179,6 +183,7 @@ impl DiscardReason {
         DiscardReason::InvalidTenant,
         DiscardReason::NoSpace,
         DiscardReason::Overloaded,
+        DiscardReason::Duplicate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -191,6 +196,7 @@ impl DiscardReason {
             DiscardReason::InvalidTenant => "invalid_tenant",
             DiscardReason::NoSpace => "disk_full",
             DiscardReason::Overloaded => "heads_full",
+            DiscardReason::Duplicate => "duplicate",
         }
     }
 }
@@ -275,6 +281,10 @@ pub struct StorageMetrics {
     pub appends_waited_for_sealing: u64,
     /// Line bytes not yet in parts: live heads and seal rounds in progress.
     pub unsealed_line_bytes: u64,
+    /// Fingerprints of recently sealed entries held for the duplicate check, and those the
+    /// memory bound dropped before their window ended.
+    pub duplicate_fingerprints: u64,
+    pub duplicate_fingerprints_evicted: u64,
     pub blocks_considered: u64,
     pub blocks_skipped_by_bloom: u64,
     pub blocks_scanned: u64,
@@ -313,6 +323,8 @@ pub struct Shard {
     sealing: RefCell<Vec<Arc<seal::SealingSet>>>,
     /// Seal rounds that committed while scans were running, kept for those scans.
     scan_pins: scan::ScanPins,
+    /// Fingerprints of recently sealed entries, for the duplicate check.
+    recently_sealed: RefCell<dedupe::RecentlySealed>,
     /// How scans yield, and after how many head entries (tests make every point a yield).
     scan_yield: std::cell::Cell<(scan::ScanYield, usize)>,
     seal_settings: std::cell::Cell<Option<seal::SealSettings>>,
@@ -374,6 +386,7 @@ impl Shard {
             foreign_stores: RefCell::new(Vec::new()),
             sealing: RefCell::new(Vec::new()),
             scan_pins: scan::ScanPins::default(),
+            recently_sealed: RefCell::default(),
             scan_yield: std::cell::Cell::new((
                 scan::ScanYield::IfNeeded,
                 crate::config::SCAN_ENTRIES_PER_YIELD,
@@ -477,6 +490,7 @@ impl Shard {
         };
         let (wal, report) = Wal::open(&disk, &dir, opts, config.wal_repair, |seq, body| {
             if seq <= sealed.wal_checkpoint {
+                self.remember_sealed_record(body);
                 return Ok(());
             }
             self.replayed(self.apply(seq, body, Some(&sealed), true))
@@ -525,6 +539,7 @@ impl Shard {
         let report = crate::wal::replay_dir(own.disk(), &dir, config.wal_repair, |seq, body| {
             last = seq;
             if seq <= through {
+                self.remember_sealed_record(body);
                 return Ok(());
             }
             self.replayed(self.apply(seq, body, Some(&theirs), false))
@@ -722,7 +737,9 @@ impl Shard {
 
     /// Inserts the entries of WAL record `seq` into the heads (live appends and replay).
     /// Entries of streams that `sealed` says are already in parts are skipped. `own`: the
-    /// record is from this shard's WAL (its seq counts for the checkpoint).
+    /// record is from this shard's WAL (its seq counts for the checkpoint). If the batch
+    /// drops duplicates, an entry its stream already holds is dropped ([`dedupe`]), and
+    /// counted when live (`sealed` is `None`).
     fn apply(
         &self,
         seq: u64,
@@ -732,22 +749,29 @@ impl Shard {
     ) -> Result<u64, crate::model::batch::BatchError> {
         let reader = BatchReader::new(body)?;
         let tenant = reader.tenant();
+        let drop_duplicates = reader.duplicates() == Duplicates::Drop;
+        let now = drop_duplicates.then(|| self.expire_fingerprints());
         let mut streams = self.streams.borrow_mut();
-        let mut local: Vec<Option<StreamIdx>> = Vec::new();
+        let mut local: Vec<dedupe::Target> = Vec::new();
         let mut entries = 0;
         let mut bytes = 0;
+        let mut duplicates = 0;
         for item in reader {
             match item? {
                 BatchItem::Stream { id, labels, .. } => {
                     let id = id as StreamId;
                     if sealed.is_some_and(|m| seq <= m.sealed_through(id)) {
-                        local.push(None);
+                        local.push(dedupe::Target::Sealed(id));
                         continue;
                     }
                     let idx = streams
                         .get_or_create(id, tenant, || Labels::from_pairs(labels.iter().copied()));
-                    streams.head_mut(idx).note_seq(seq);
-                    local.push(Some(idx));
+                    let elsewhere = drop_duplicates.then(|| self.elsewhere(id));
+                    local.push(dedupe::Target::Head {
+                        idx,
+                        noted: false,
+                        elsewhere,
+                    });
                 }
                 BatchItem::Entry {
                     stream_index,
@@ -755,10 +779,33 @@ impl Shard {
                     line,
                     metadata,
                 } => {
-                    let Some(idx) = local[stream_index as usize] else {
-                        continue;
+                    let (idx, noted, elsewhere) = match &mut local[stream_index as usize] {
+                        dedupe::Target::Sealed(id) => {
+                            if let Some(now) = now {
+                                self.remember_sealed_entry(*id, ts, line, now);
+                            }
+                            continue;
+                        }
+                        dedupe::Target::Head {
+                            idx,
+                            noted,
+                            elsewhere,
+                        } => (*idx, noted, elsewhere),
                     };
-                    streams.head_mut(idx).push(ts, line, &metadata);
+                    let head = streams.head_mut(idx);
+                    if let Some(elsewhere) = elsewhere
+                        && self.is_duplicate(head, elsewhere, ts, line)
+                    {
+                        duplicates += 1;
+                        continue;
+                    }
+                    // A record whose entries of this stream were all duplicates leaves the
+                    // head's seqs (and so the WAL it pins) alone.
+                    if !*noted {
+                        head.note_seq(seq);
+                        *noted = true;
+                    }
+                    head.push(ts, line, &metadata);
                     entries += 1;
                     bytes += line.len() as u64;
                 }
@@ -768,6 +815,9 @@ impl Shard {
             self.applied_seq.set(self.applied_seq.get().max(seq));
         }
         self.head_bytes.set(self.head_bytes.get() + bytes);
+        if sealed.is_none() {
+            self.counters.discard(DiscardReason::Duplicate, duplicates);
+        }
         Ok(entries)
     }
 
@@ -848,6 +898,8 @@ impl Shard {
             wal_early_seals: self.counters.wal_early_seals.get(),
             appends_waited_for_sealing: self.counters.memory_waits.get(),
             unsealed_line_bytes: self.head_bytes.get() + self.sealing_bytes.get(),
+            duplicate_fingerprints: self.recently_sealed.borrow().len(),
+            duplicate_fingerprints_evicted: self.recently_sealed.borrow().evicted(),
             blocks_considered: self.scan_counters.blocks_considered.get(),
             blocks_skipped_by_bloom: self.scan_counters.blocks_skipped_by_bloom.get(),
             blocks_scanned: self.scan_counters.blocks_scanned.get(),

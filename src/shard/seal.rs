@@ -122,7 +122,7 @@ pub struct SealingSet {
 }
 
 impl SealingSet {
-    fn new(heads: Vec<StreamHead>, foreign: Option<(u32, u64)>) -> SealingSet {
+    pub(super) fn new(heads: Vec<StreamHead>, foreign: Option<(u32, u64)>) -> SealingSet {
         let by_id = heads.iter().enumerate().map(|(i, h)| (h.id, i)).collect();
         let line_bytes = heads.iter().map(|h| h.line_bytes_total()).sum();
         SealingSet {
@@ -287,6 +287,9 @@ impl Shard {
                 // they keep reading the set instead.
                 self.sealing.borrow_mut().retain(|s| !Arc::ptr_eq(s, set));
                 self.scan_pins.retire(set);
+                // The duplicate check stops finding these heads in `sealing`: it finds
+                // their fingerprints from now on.
+                self.remember_sealed_heads(&set.heads);
             })
             .await?;
         store.counters.sealed_entries.add(entries);

@@ -136,10 +136,24 @@ impl DataDirLock {
             file.seek(SeekFrom::Start(0))?;
             writeln!(file, "{}", std::process::id())
         };
-        write_pid(&mut file).map_err(|error| LockError::WritePid {
-            path: path.clone(),
-            error,
-        })?;
+        match write_pid(&mut file) {
+            Ok(()) => {}
+            // The PID only tells a second process who holds the lock; the lock is the flock.
+            // A full disk must not keep the server from starting (it serves read-only).
+            Err(error) if crate::wal::is_no_space(&error) => {
+                eprintln!(
+                    "warning: no space to write the PID into {}: a second server will be \
+                     refused without it",
+                    path.display()
+                );
+            }
+            Err(error) => {
+                return Err(LockError::WritePid {
+                    path: path.clone(),
+                    error,
+                });
+            }
+        }
         Ok(DataDirLock { file, path })
     }
 

@@ -503,6 +503,15 @@ impl Shard {
             store.part_count(),
             sealed.wal_checkpoint
         );
+        let stats = wal.stats();
+        if !stats.writable {
+            eprintln!(
+                "shard {}: read-only: {}; queries are answered, writes are refused (507) \
+                 until space is freed, then resume by themselves",
+                self.id,
+                stats.no_space.as_deref().unwrap_or("no WAL segment")
+            );
+        }
         if sealed.wal_checkpoint > 0
             && let Err(e) = wal.remove_segments_through(sealed.wal_checkpoint).await
         {

@@ -100,6 +100,7 @@ use std::time::Duration;
 pub use record::{DecodeError, RecordHeader, decode_record, encode_record};
 pub use replay::{RepairNote, ReplayReport, replay_dir};
 pub use segment::{segment_file_name, segment_files};
+pub use space::is_no_space;
 pub use storage::prime_dma_probe;
 pub use writer::{Wal, WalStats};
 

@@ -87,12 +87,17 @@ pub fn fits(
     need + waste <= room.active_left + spare_left
 }
 
-/// Whether an I/O error means "no space" (as opposed to a failing device or a refusal).
+/// Whether an I/O error means "no space" (as opposed to a failing device or a refusal). By
+/// kind as well as by errno: glommio's errors of a named file and operation reach us as an
+/// `io::Error` that kept the kind (`StorageFull`, `QuotaExceeded`) but not the errno.
 pub fn is_no_space(e: &io::Error) -> bool {
     use nix::errno::Errno;
     matches!(
         e.raw_os_error().map(Errno::from_i32),
         Some(Errno::ENOSPC | Errno::EDQUOT)
+    ) || matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
     )
 }
 
@@ -203,6 +208,21 @@ mod tests {
             commit_bytes_max: 64 << 10,
             ..WalOptions::default()
         }
+    }
+
+    #[test]
+    fn no_space_is_told_by_errno_or_by_kind() {
+        assert!(is_no_space(&io::Error::from(nix::errno::Errno::ENOSPC)));
+        assert!(is_no_space(&io::Error::from(nix::errno::Errno::EDQUOT)));
+        // As glommio hands over an error of a named file and operation: kind kept, errno not.
+        let described = io::Error::new(
+            io::Error::from(nix::errno::Errno::ENOSPC).kind(),
+            "No space left on device (os error 28), op: Pre-allocate space",
+        );
+        assert_eq!(described.raw_os_error(), None);
+        assert!(is_no_space(&described));
+        assert!(!is_no_space(&io::Error::from(nix::errno::Errno::EIO)));
+        assert!(!is_no_space(&io::Error::from(nix::errno::Errno::EMFILE)));
     }
 
     #[test]

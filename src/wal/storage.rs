@@ -30,6 +30,10 @@ fn io_err(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> WalError {
 /// whose first block holds data first makes the probe a real device read. Call this before
 /// any other DMA file is opened on the executor; the log does so in [`super::Wal::open`] and
 /// [`super::replay_dir`]. Done once per open, a short blocking write of one block.
+///
+/// On a full disk the block cannot be written: a segment already in `dir` (it holds data
+/// from its first block on) is read instead, so that a restart on a full disk still opens,
+/// read-only. With neither, the probe is left to the first file opened, and said so.
 pub async fn prime_dma_probe(disk: &Disk, dir: &Path) -> Result<(), WalError> {
     if disk.sim().is_some() {
         return Ok(());
@@ -40,12 +44,47 @@ pub async fn prime_dma_probe(disk: &Disk, dir: &Path) -> Result<(), WalError> {
         op,
         source,
     };
-    std::fs::write(&path, [0x5A; BLOCK_BYTES]).map_err(|e| err("writing the DMA probe file", e))?;
+    if let Err(e) = std::fs::write(&path, [0x5A; BLOCK_BYTES]) {
+        // A failed write may still have created the file; it must not hold space.
+        let _ = std::fs::remove_file(&path);
+        if !super::space::is_no_space(&e) {
+            return Err(err("writing the DMA probe file", e));
+        }
+        return prime_with_a_segment(dir).await;
+    }
     let file = DmaFile::open(&path)
         .await
         .map_err(|e| err("opening the DMA probe file", e.into()))?;
     let _ = file.close().await;
     std::fs::remove_file(&path).map_err(|e| err("removing the DMA probe file", e))
+}
+
+/// The probe of [`prime_dma_probe`] without writing: reads the first segment of `dir` that
+/// has a first block.
+async fn prime_with_a_segment(dir: &Path) -> Result<(), WalError> {
+    let segments = std::fs::read_dir(dir).map_err(io_err(dir, "listing the WAL directory"))?;
+    for entry in segments.flatten() {
+        let name = entry.file_name();
+        let is_segment = name
+            .to_str()
+            .is_some_and(|n| super::segment::parse_segment_file_name(n).is_some());
+        let long_enough = entry
+            .metadata()
+            .is_ok_and(|m| m.len() >= BLOCK_BYTES as u64);
+        if !is_segment || !long_enough {
+            continue;
+        }
+        if let Ok(file) = DmaFile::open(&entry.path()).await {
+            let _ = file.close().await;
+            return Ok(());
+        }
+    }
+    eprintln!(
+        "shardlog: no space under {} to prime the polled-I/O probe; the first data file \
+         opened there primes it",
+        dir.display()
+    );
+    Ok(())
 }
 
 /// One open segment file.

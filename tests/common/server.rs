@@ -167,18 +167,39 @@ impl Server {
     /// Starts a server without waiting for it to be ready (for tests of what it does while
     /// it recovers); [`Server::wait_ready`] waits later.
     pub fn start_unready(dir: &TestDir, options: &ServerOptions) -> Server {
+        Server::start_unready_with_env(dir, options, &[])
+    }
+
+    /// [`Server::start_unready`] with further environment variables for the server (the
+    /// test-only fault injection, `SHARDLOG_TEST_FAULT`).
+    pub fn start_unready_with_env(
+        dir: &TestDir,
+        options: &ServerOptions,
+        env: &[(&str, &str)],
+    ) -> Server {
         let (http_port, syslog_port) = free_ports(options.syslog);
         let args = server_args(dir, options, http_port, syslog_port);
-        Server::spawn(dir, &args, http_port, syslog_port)
+        Server::spawn_with_env(dir, &args, http_port, syslog_port, env)
     }
 
     fn spawn(dir: &TestDir, args: &[String], http_port: u16, syslog_port: u16) -> Server {
+        Server::spawn_with_env(dir, args, http_port, syslog_port, &[])
+    }
+
+    fn spawn_with_env(
+        dir: &TestDir,
+        args: &[String],
+        http_port: u16,
+        syslog_port: u16,
+        env: &[(&str, &str)],
+    ) -> Server {
         let log_path = dir.next_log_path();
         let log = File::create(&log_path).expect("create server log file");
         let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
             .args(args)
             .current_dir(dir.path())
             .env("RUST_BACKTRACE", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log file handle"))
             .stderr(log)
@@ -302,6 +323,14 @@ impl Server {
                 );
             }
         }
+    }
+
+    /// Waits for the server to exit by itself; `None` if it still runs after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut().expect("server process still owned");
+        let status = wait_timeout(child, timeout)?;
+        self.child = None;
+        Some(status)
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -56,7 +56,17 @@
 //! per entry); in sealed fingerprints, an xxh3 of the line and a binary search in each of
 //! the stream's runs whose time range holds the timestamp. Sealing a head that took Loki
 //! push entries hashes its lines once, when its round commits. `benches/dedupe.rs` measures
-//! each case on loghub lines.
+//! each case on loghub lines; on a 1 MiB head (8,927 lines) of one core of the 2-core
+//! development machine (`cargo bench --bench dedupe`), per line:
+//!
+//! | case | without the check | with it |
+//! |---|---|---|
+//! | append, timestamps in order (a Loki client) | 15.9 ns | 15.3 ns (within noise) |
+//! | append, timestamps shuffled (index kept up) | 16.2 ns | 47.0 ns |
+//! | a retry found in an in-order head / in an out-of-order head | | 31.1 ns / 25.3 ns |
+//! | same timestamps, other lines, in order (misses) | | 25.4 ns |
+//! | fingerprints of a sealed head, at commit | | 10.6 ns |
+//! | a retry found in sealed fingerprints | | 50.5 ns |
 //!
 //! # Replay
 //!

@@ -46,7 +46,7 @@
 //!
 //! # Cost per line
 //!
-//! The check runs in [`super::Shard::apply`] as an entry is about to enter its head. An entry
+//! The check runs in `Shard::apply` as an entry is about to enter its head. An entry
 //! newer than everything its stream holds (the usual case: a stream's entries arrive in
 //! time order) costs a few comparisons against time bounds looked up once per stream and
 //! batch. Otherwise: in an in-order head, a binary search on the timestamps and a comparison
@@ -70,7 +70,7 @@
 //!
 //! # Replay
 //!
-//! Replay runs the same [`super::Shard::apply`] in the same seq order, so it drops the same
+//! Replay runs the same `Shard::apply` in the same seq order, so it drops the same
 //! duplicates of heads and seal rounds. The dropped copies stay in the WAL (the check comes
 //! after the WAL, when the entry would enter its head) until a checkpoint passes them.
 //! Fingerprints are not written anywhere: replay rebuilds them from the records it reads

@@ -208,7 +208,7 @@ fn report_dir(plan: &Plan, now: time::OffsetDateTime) -> Result<PathBuf, BenchEr
 }
 
 /// `20250601t101500`: sortable, and valid in a label value, a hostname and a file name.
-fn stamp(now: time::OffsetDateTime) -> String {
+pub(crate) fn stamp(now: time::OffsetDateTime) -> String {
     format!(
         "{}{:02}{:02}t{:02}{:02}{:02}",
         now.year(),

@@ -19,7 +19,7 @@ use std::rc::Rc;
 use super::scan::ScanYield;
 use super::seal::SealMode;
 use super::{LabelsRequest, LogsRequest, Protocol, Shard};
-use crate::config::{Config, ServeArgs};
+use crate::config::Config;
 use crate::logql::parse_log_selector;
 use crate::model::{BatchBuilder, Labels, TimestampNs, stream_hash};
 use crate::query::params::Direction;
@@ -38,16 +38,7 @@ const HOT_ENTRIES: usize = 200;
 const WAIT_TURNS_MAX: usize = 10_000;
 
 fn config() -> Config {
-    ServeArgs {
-        data_dir: Some("/data".into()),
-        cores: Some(1),
-        seal_bytes: Some(crate::chunk::part::BLOCK_BYTES_TARGET_MIN),
-        seal_age: Some("1d".into()),
-        wal_commit_interval_us: Some(0),
-        ..Default::default()
-    }
-    .resolve(1)
-    .expect("a valid configuration")
+    super::seal_tests::config(None)
 }
 
 fn now_ms() -> TimestampNs {

@@ -15,7 +15,9 @@ use crate::query::params::Direction;
 use crate::storage::{Disk, SimDisk};
 use crate::testing::run_local as run;
 
-fn config(heads_bytes_max: Option<u64>) -> Config {
+/// A one-core configuration on the simulated disk: heads sealed at the smallest block size,
+/// never by age, and commits as soon as possible (shared with `scan_tests`).
+pub(super) fn config(heads_bytes_max: Option<u64>) -> Config {
     ServeArgs {
         data_dir: Some("/data".into()),
         cores: Some(1),

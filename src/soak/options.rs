@@ -258,16 +258,7 @@ fn default_out_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target"));
-    let now = time::OffsetDateTime::now_utc();
-    let stamp = format!(
-        "{}{:02}{:02}t{:02}{:02}{:02}",
-        now.year(),
-        now.month() as u8,
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
+    let stamp = crate::bench::stamp(time::OffsetDateTime::now_utc());
     let base = target.join("soak").join(stamp);
     let mut dir = base.clone();
     let mut n = 2;

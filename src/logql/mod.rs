@@ -32,7 +32,12 @@ mod matchers;
 mod parser;
 mod pattern;
 
-pub use ast::{Expr, LogExpr, LogSelector, quote_go};
+pub use ast::{
+    BinOp, BinaryExpr, Cardinality, CmpOp, Expr, ExtractParam, Grouping, LabelFilterExpr,
+    LabelFormatItem, LabelFormatSource, LabelReplace, LabelSpec, LogExpr, LogRange, LogSelector,
+    ParserStage, RangeAggregation, RangeOp, SampleExpr, Stage, Unwrap, UnwrapConversion,
+    VectorAggregation, VectorMatching, VectorOp, quote_go,
+};
 pub use matchers::{FilterOperand, LabelMatcher, LineFilter, LineFilterOp, MatchOp};
 pub use parser::{parse_expr, parse_log_selector, parse_matchers};
 

@@ -67,6 +67,7 @@ pub fn parse_expr(q: &str) -> Result<Expr, ParseError> {
     let expr = parse_unvalidated(q)?;
     match &expr {
         Expr::Log(log) => validate_matchers(&log.selector.matchers)?,
+        Expr::Sample(_) => return Err(ParseError::Unsupported(METRIC_QUERIES.into())),
     }
     Ok(expr)
 }
@@ -80,7 +81,9 @@ pub fn parse_log_selector(q: &str, validate: bool) -> Result<LogSelector, ParseE
         }
         other => other?,
     };
-    let Expr::Log(log) = expr;
+    let Expr::Log(log) = expr else {
+        return Err(ParseError::Invalid("only log selector is supported".into()));
+    };
     if validate {
         validate_matchers(&log.selector.matchers)?;
     }
@@ -94,7 +97,9 @@ pub fn parse_matchers(q: &str, validate: bool) -> Result<Vec<LabelMatcher>, Pars
         Err(ParseError::Unsupported(_)) => return Err(only()),
         other => other?,
     };
-    let Expr::Log(log) = expr;
+    let Expr::Log(log) = expr else {
+        return Err(only());
+    };
     if log.selector.has_line_filters() {
         return Err(only());
     }
@@ -226,7 +231,7 @@ impl Parser<'_> {
             return Ok(());
         }
         if let Some(op) = binary_op(tok) {
-            let Expr::Log(_) = expr;
+            let _ = expr;
             return Err(ParseError::Invalid(format!(
                 "unexpected type for left leg of binary operation ({op}): a log query returns \
                  lines, not numbers; wrap it in a range aggregation such as count_over_time"
@@ -243,6 +248,7 @@ impl Parser<'_> {
         }
         Ok(LogExpr {
             selector: LogSelector { matchers, filters },
+            stages: Vec::new(),
         })
     }
 

@@ -1,8 +1,15 @@
-//! The query path around LogQL: Loki's HTTP parameter rules ([`params`]) and the merge of the
-//! shards' partial results into one response ([`merge`]).
+//! The query engine: everything between a parsed LogQL expression and the merged answer.
 //!
-//! Which question it answers: "what exactly did the client ask for, and how do per-shard
-//! answers become one?" Per-shard evaluation and planning join this module later.
+//! Which question it answers: "what does this query return?" `logql/` gives the syntax
+//! tree; here `params` applies Loki's HTTP parameter rules, `plan` splits a query into the
+//! part every shard runs and the part the receiving core runs, `pipeline` runs the stages of
+//! a log query on one line with a labels builder, `sample` turns lines into samples and
+//! mergeable per-series partial states, `exec` runs a shard's part of a plan against the
+//! shard and pushes into a sink with a cutoff, and `merge` and `eval` finish the answer on
+//! the receiving core. Errors are [`QueryError`] throughout.
 
+pub mod error;
 pub mod merge;
 pub mod params;
+
+pub use error::QueryError;

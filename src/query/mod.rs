@@ -9,6 +9,7 @@
 //! the receiving core. Errors are [`QueryError`] throughout.
 
 pub mod error;
+pub mod exec;
 pub mod merge;
 pub mod params;
 

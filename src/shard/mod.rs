@@ -25,11 +25,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::logql::{LabelMatcher, LogSelector};
+use crate::logql::LabelMatcher;
 use crate::metrics::{Counter, Histogram, HistogramSnapshot, REQUEST_LATENCY_BUCKETS};
 use crate::model::{BatchItem, BatchReader, Duplicates, Labels, StreamId, TimestampNs};
 use crate::query::merge::Partial;
-use crate::query::params::Direction;
 use crate::wal::{Wal, WalStats};
 pub use health::{AppendError, NotReady, Refusal};
 use index::{StreamIdx, Streams};
@@ -88,15 +87,7 @@ pub enum ShardRequest {
     Metrics,
 }
 
-#[derive(Debug)]
-pub struct LogsRequest {
-    pub tenant: String,
-    pub selector: LogSelector,
-    pub start: TimestampNs,
-    pub end: TimestampNs,
-    pub limit: usize,
-    pub direction: Direction,
-}
+pub use crate::query::exec::logs::LogsRequest;
 
 #[derive(Debug)]
 pub struct LabelsRequest {
@@ -631,7 +622,7 @@ impl Shard {
         match req {
             ShardRequest::Logs(r) => match self.logs(&r).await {
                 Ok(p) => ShardAnswer::Logs(p),
-                Err(why) => ShardAnswer::Failed(why),
+                Err(why) => ShardAnswer::Failed(why.to_string()),
             },
             ShardRequest::LabelNames(r) => ShardAnswer::Strings(self.streams.borrow().label_names(
                 &r.tenant,

@@ -1,21 +1,22 @@
 //! The read side of Loki's API: `query_range`, `query`, `labels`, `label/<name>/values`,
-//! `series` and `index/stats`. Each parses Loki's parameters, asks every shard
-//! ([`Core::fan_out`]) and merges the answers into Loki's response shape.
+//! `series` and `index/stats`. Each parses Loki's parameters, runs the query through the
+//! engine ([`crate::query::engine`]: admission, fan-out, timeout, cancellation) and renders
+//! the merged answer in Loki's response shape. Errors are [`QueryError`]s rendered with
+//! Loki's statuses; nothing here evaluates a query.
 
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_lite::future;
-
 use super::json;
 use super::loki::{param, params, tenant};
 use super::request::Request;
 use super::response::Response;
-use crate::config::{QUERY_ENTRIES_MAX, QUERY_TIMEOUT_SECONDS};
 use crate::ingest::listeners::now_ns;
-use crate::logql::{self, Expr, LabelMatcher, ParseError};
+use crate::logql::{self, Expr, LabelMatcher};
 use crate::model::Labels;
+use crate::query::QueryError;
+use crate::query::engine::{Running, ask_all, expect_answers};
 use crate::query::merge::{PartialStream, merge_partials};
 use crate::query::params::{self as qp, Direction};
 use crate::runtime::Core;
@@ -28,9 +29,16 @@ pub async fn route(core: &Rc<Core>, req: &Request, sub: &str) -> Response {
         Ok(t) => t,
         Err(r) => return r,
     };
-    let params = params(req);
+    let params = match params(req) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let started = Instant::now();
     core.shard.counters.queries.inc();
+    let admitted = match core.queries.admit(&core.config.query) {
+        Ok(a) => a,
+        Err(e) => return error_response(&e),
+    };
     let result = match sub {
         "query_range" => query_range(core, &tenant, &params, categorize_labels(req)).await,
         "query" => query_instant(core, &tenant, &params, categorize_labels(req)).await,
@@ -41,15 +49,21 @@ pub async fn route(core: &Rc<Core>, req: &Request, sub: &str) -> Response {
             let name = &s["label/".len()..s.len() - "/values".len()];
             label_values(core, &tenant, name, &params).await
         }
-        _ => Err(Response::text(404, "404 page not found\n")),
+        _ => Ok(Response::text(404, "404 page not found\n")),
     };
+    drop(admitted);
     core.shard
         .query_seconds
         .observe(started.elapsed().as_secs_f64());
-    result.unwrap_or_else(|r| r)
+    result.unwrap_or_else(|e| error_response(&e))
 }
 
-type Answer = Result<Response, Response>;
+type Answer = Result<Response, QueryError>;
+
+/// Loki answers errors as plain text with the status of their kind.
+pub fn error_response(e: &QueryError) -> Response {
+    Response::text(e.status(), &format!("{e}\n"))
+}
 
 /// Whether the client asked for Loki's categorised-labels encoding (Grafana does).
 fn categorize_labels(req: &Request) -> bool {
@@ -57,57 +71,59 @@ fn categorize_labels(req: &Request) -> bool {
         .is_some_and(|v| v.split(',').any(|f| f.trim() == "categorize-labels"))
 }
 
-fn bad_request(msg: impl std::fmt::Display) -> Response {
-    Response::text(400, &format!("{msg}\n"))
+fn bad_param(e: qp::ParamError) -> QueryError {
+    QueryError::bad_request(e.message())
 }
 
-/// Asks every shard, bounded by the query timeout.
-async fn ask_all(core: &Rc<Core>, req: ShardRequest) -> Result<Vec<ShardAnswer>, Response> {
-    let timeout = Duration::from_secs(QUERY_TIMEOUT_SECONDS);
-    let answer = future::or(async { Some(core.fan_out(req).await) }, async {
-        glommio::timer::sleep(timeout).await;
-        None
-    })
-    .await;
-    match answer {
-        Some(Ok(a)) => {
-            // A shard that could not read data it needed (a corrupt part, a failing disk)
-            // fails the whole query: a partial answer would silently hide lines.
-            if let Some(why) = a.iter().find_map(|a| match a {
-                ShardAnswer::Failed(why) => Some(why),
-                _ => None,
-            }) {
-                return Err(Response::text(500, &format!("{why}\n")));
-            }
-            Ok(a)
-        }
-        Some(Err(e)) => Err(Response::text(500, &format!("{e}\n"))),
-        None => Err(Response::text(
-            504,
-            &format!("query timed out after {QUERY_TIMEOUT_SECONDS}s\n"),
+/// Asks every shard within the query timeout; the query is cancelled on every shard if
+/// this future is dropped first (the client went away).
+async fn ask(
+    core: &Rc<Core>,
+    req: ShardRequest,
+    running: &Running,
+) -> Result<Vec<ShardAnswer>, QueryError> {
+    ask_all(core, req, &running.control, core.config.query.query_timeout).await
+}
+
+fn parse_log_query(q: &str) -> Result<logql::LogSelector, QueryError> {
+    match logql::parse_expr(q)? {
+        Expr::Log(expr) if expr.stages.is_empty() => Ok(expr.selector),
+        Expr::Log(_) => Err(QueryError::bad_request(
+            "pipeline stages after the line filters are not supported yet",
         )),
-    }
-}
-
-fn parse_log_query(q: &str) -> Result<logql::LogSelector, Response> {
-    match logql::parse_expr(q) {
-        Ok(Expr::Log(expr)) => Ok(expr.selector),
-        #[allow(unreachable_patterns)]
-        Ok(_) => Err(bad_request(
+        Expr::Sample(_) => Err(QueryError::bad_request(
             "metric queries are not supported yet: only log queries (a selector and line filters)",
         )),
-        Err(ParseError::Unsupported(what)) => Err(bad_request(format!(
-            "not supported yet: {what} (only stream selectors and line filters are)"
-        ))),
-        Err(e) => Err(bad_request(e)),
     }
 }
 
-fn check_limit(limit: u32) -> Result<(), Response> {
-    if limit > QUERY_ENTRIES_MAX {
-        return Err(bad_request(format!(
-            "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {QUERY_ENTRIES_MAX})"
-        )));
+fn check_limit(core: &Core, limit: u32) -> Result<(), QueryError> {
+    let max = core.config.query.max_entries_limit_per_query;
+    if limit > max {
+        return Err(QueryError::Limit {
+            limit: "max_entries_limit_per_query",
+            message: format!(
+                "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Loki's `max_query_length`: the range a query may cover.
+fn check_length(core: &Core, start: i64, end: i64) -> Result<(), QueryError> {
+    if let Some(max) = core.config.query.max_query_length {
+        let length = Duration::from_nanos(end.saturating_sub(start).max(0) as u64);
+        if length > max {
+            return Err(QueryError::Limit {
+                limit: "max_query_length",
+                message: format!(
+                    "the query time range exceeds the limit (query length: {}, limit: {})",
+                    crate::config::units::duration_text(length),
+                    crate::config::units::duration_text(max)
+                ),
+            });
+        }
     }
     Ok(())
 }
@@ -118,8 +134,9 @@ async fn query_range(
     params: &[(String, String)],
     categorize: bool,
 ) -> Answer {
-    let q = qp::parse_range_query(params, now_ns()).map_err(bad_request)?;
-    check_limit(q.limit)?;
+    let q = qp::parse_range_query(params, now_ns()).map_err(bad_param)?;
+    check_limit(core, q.limit)?;
+    check_length(core, q.start_ns, q.end_ns)?;
     let selector = parse_log_query(&q.query)?;
     // Loki's log range is `[start, end)`, as the shards take it.
     logs(
@@ -142,8 +159,8 @@ async fn query_instant(
     params: &[(String, String)],
     categorize: bool,
 ) -> Answer {
-    let q = qp::parse_instant_query(params, now_ns()).map_err(bad_request)?;
-    check_limit(q.limit)?;
+    let q = qp::parse_instant_query(params, now_ns()).map_err(bad_param)?;
+    check_limit(core, q.limit)?;
     let selector = parse_log_query(&q.query)?;
     let end = q.time_ns.saturating_add(1);
     let start = q.time_ns.saturating_sub(3600 * 1_000_000_000);
@@ -169,6 +186,7 @@ async fn logs(
     categorize: bool,
 ) -> Answer {
     let started = Instant::now();
+    let running = Running::new(&core.config.query);
     let req = Arc::new(LogsRequest {
         tenant: tenant.to_string(),
         selector,
@@ -176,15 +194,14 @@ async fn logs(
         end,
         limit: limit as usize,
         direction,
+        control: running.control.clone(),
     });
-    let answers = ask_all(core, ShardRequest::Logs(req)).await?;
-    let partials = answers
-        .into_iter()
-        .filter_map(|a| match a {
-            ShardAnswer::Logs(p) => Some(p),
-            _ => None,
-        })
-        .collect();
+    let answers = ask(core, ShardRequest::Logs(req), &running).await?;
+    running.finish();
+    let partials = expect_answers(answers, "logs", |a| match a {
+        ShardAnswer::Logs(p) => Ok(p),
+        other => Err(other),
+    })?;
     let streams = merge_partials(partials, direction, limit as usize);
     let body = streams_response(&streams, categorize, started.elapsed());
     Ok(Response::json(200, body.into_bytes()))
@@ -246,9 +263,17 @@ fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration)
                 out.push_str(&ts.to_string());
                 out.push_str("\",");
                 json::string(&mut out, line);
-                if categorize && !md.is_empty() {
-                    out.push_str(r#",{"structuredMetadata":"#);
-                    json::string_map(&mut out, md.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                if categorize {
+                    // Loki's categorized encoding: always a third element, its keys only
+                    // when they have labels.
+                    out.push_str(",{");
+                    if !md.is_empty() {
+                        out.push_str(r#""structuredMetadata":"#);
+                        json::string_map(
+                            &mut out,
+                            md.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                        );
+                    }
                     out.push('}');
                 }
                 out.push(']');
@@ -257,21 +282,22 @@ fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration)
         }
     }
     out.push_str(&format!(
-        r#"],"stats":{{"summary":{{"execTime":{},"totalEntriesReturned":{entries_total},"totalBytesProcessed":{bytes_total},"totalLinesProcessed":{entries_total}}}}}}}"#,
+        r#"],"stats":{{"summary":{{"execTime":{},"totalEntriesReturned":{entries_total},"totalBytesProcessed":{bytes_total},"totalLinesProcessed":{entries_total}}}}}"#,
         took.as_secs_f64()
     ));
+    // Loki puts the flags inside `data`, where Grafana reads them.
     if categorize {
         out.push_str(r#","encodingFlags":["categorize-labels"]"#);
     }
-    out.push('}');
+    out.push_str("}}");
     out
 }
 
 /// Matchers of an optional `query` parameter (Loki's `/labels?query={...}`).
-fn optional_matchers(params: &[(String, String)]) -> Result<Vec<LabelMatcher>, Response> {
+fn optional_matchers(params: &[(String, String)]) -> Result<Vec<LabelMatcher>, QueryError> {
     match param(params, "query") {
         None | Some("") => Ok(Vec::new()),
-        Some(q) => logql::parse_matchers(q, false).map_err(bad_request),
+        Some(q) => Ok(logql::parse_matchers(q, false)?),
     }
 }
 
@@ -279,8 +305,8 @@ fn labels_request(
     tenant: &str,
     params: &[(String, String)],
     matchers: Vec<LabelMatcher>,
-) -> Result<Arc<LabelsRequest>, Response> {
-    let (start, end) = qp::parse_label_range(params, now_ns()).map_err(bad_request)?;
+) -> Result<Arc<LabelsRequest>, QueryError> {
+    let (start, end) = qp::parse_label_range(params, now_ns()).map_err(bad_param)?;
     Ok(Arc::new(LabelsRequest {
         tenant: tenant.to_string(),
         matchers,
@@ -289,27 +315,28 @@ fn labels_request(
     }))
 }
 
-fn strings_response(answers: Vec<ShardAnswer>) -> Response {
-    let mut all: Vec<String> = answers
-        .into_iter()
-        .flat_map(|a| match a {
-            ShardAnswer::Strings(v) => v,
-            _ => Vec::new(),
-        })
-        .collect();
+fn strings_response(answers: Vec<ShardAnswer>) -> Answer {
+    let mut all: Vec<String> = expect_answers(answers, "label", |a| match a {
+        ShardAnswer::Strings(v) => Ok(v),
+        other => Err(other),
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
     all.sort();
     all.dedup();
     let mut out = String::from(r#"{"status":"success","data":"#);
     json::string_array(&mut out, all.iter().map(|s| s.as_str()));
     out.push('}');
-    Response::json(200, out.into_bytes())
+    Ok(Response::json(200, out.into_bytes()))
 }
 
 async fn labels(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
     let req = labels_request(tenant, params, optional_matchers(params)?)?;
-    Ok(strings_response(
-        ask_all(core, ShardRequest::LabelNames(req)).await?,
-    ))
+    let running = Running::new(&core.config.query);
+    let answers = ask(core, ShardRequest::LabelNames(req), &running).await?;
+    running.finish();
+    strings_response(answers)
 }
 
 async fn label_values(
@@ -319,37 +346,45 @@ async fn label_values(
     params: &[(String, String)],
 ) -> Answer {
     let req = labels_request(tenant, params, optional_matchers(params)?)?;
-    Ok(strings_response(
-        ask_all(core, ShardRequest::LabelValues(req, name.to_string())).await?,
-    ))
+    let running = Running::new(&core.config.query);
+    let answers = ask(
+        core,
+        ShardRequest::LabelValues(req, name.to_string()),
+        &running,
+    )
+    .await?;
+    running.finish();
+    strings_response(answers)
 }
 
 async fn series(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
     let mut selectors = Vec::new();
     for (k, v) in params {
         if k == "match[]" || k == "match" {
-            selectors.push(logql::parse_matchers(v, false).map_err(bad_request)?);
+            selectors.push(logql::parse_matchers(v, false)?);
         }
     }
     if selectors.is_empty() {
         // Loki lists every stream when no matcher is given.
         selectors.push(Vec::new());
     }
-    let (start, end) = qp::parse_label_range(params, now_ns()).map_err(bad_request)?;
+    let (start, end) = qp::parse_label_range(params, now_ns()).map_err(bad_param)?;
     let req = Arc::new(SeriesRequest {
         tenant: tenant.to_string(),
         selectors,
         start,
         end: end.saturating_add(1),
     });
-    let mut all: Vec<Labels> = ask_all(core, ShardRequest::Series(req))
-        .await?
-        .into_iter()
-        .flat_map(|a| match a {
-            ShardAnswer::Series(v) => v,
-            _ => Vec::new(),
-        })
-        .collect();
+    let running = Running::new(&core.config.query);
+    let answers = ask(core, ShardRequest::Series(req), &running).await?;
+    running.finish();
+    let mut all: Vec<Labels> = expect_answers(answers, "series", |a| match a {
+        ShardAnswer::Series(v) => Ok(v),
+        other => Err(other),
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
     all.sort();
     all.dedup();
     let mut out = String::from(r#"{"status":"success","data":["#);
@@ -367,16 +402,22 @@ async fn series(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> A
 }
 
 async fn index_stats(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
-    let q = param(params, "query").ok_or_else(|| bad_request("missing query parameter"))?;
-    let matchers = logql::parse_matchers(q, false).map_err(bad_request)?;
+    let q =
+        param(params, "query").ok_or_else(|| QueryError::bad_request("missing query parameter"))?;
+    let matchers = logql::parse_matchers(q, false)?;
     let req = labels_request(tenant, params, matchers)?;
     let mut total = IndexStats::default();
     let mut streams: Vec<u64> = Vec::new();
-    for a in ask_all(core, ShardRequest::Stats(req)).await? {
-        if let ShardAnswer::Stats(s, ids) = a {
-            total.add(&s);
-            streams.extend(ids);
-        }
+    let running = Running::new(&core.config.query);
+    let answers = ask(core, ShardRequest::Stats(req), &running).await?;
+    running.finish();
+    let stats = expect_answers(answers, "stats", |a| match a {
+        ShardAnswer::Stats(s, ids) => Ok((s, ids)),
+        other => Err(other),
+    })?;
+    for (s, ids) in stats {
+        total.add(&s);
+        streams.extend(ids);
     }
     // A stream with data on two shards (after a core-count change) is one stream.
     streams.sort_unstable();

@@ -8,6 +8,7 @@
 //! shard and pushes into a sink with a cutoff, and `merge` and `eval` finish the answer on
 //! the receiving core. Errors are [`QueryError`] throughout.
 
+pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod merge;

@@ -101,6 +101,7 @@ fn request(query: &str, direction: Direction, limit: usize) -> LogsRequest {
         end: i64::MAX,
         limit,
         direction,
+        control: Default::default(),
     }
 }
 

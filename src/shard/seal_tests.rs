@@ -51,6 +51,7 @@ async fn lines(shard: &Shard) -> Vec<String> {
         end: i64::MAX,
         limit: 1 << 20,
         direction: Direction::Forward,
+        control: Default::default(),
     };
     let mut out: Vec<String> = shard
         .logs(&r)

@@ -30,6 +30,8 @@ pub struct LogsRequest {
     pub end: TimestampNs,
     pub limit: usize,
     pub direction: Direction,
+    /// Cancellation and the byte budget, shared by every shard's part of the query.
+    pub control: Arc<QueryControl>,
 }
 
 /// Runs a log query on one shard: the first `limit` entries over all its streams.
@@ -42,7 +44,7 @@ pub async fn run(shard: &Shard, r: &LogsRequest) -> Result<Partial, QueryError> 
         direction: r.direction,
         filters: r.selector.filters.clone(),
         bloom: required_literals(&r.selector.filters),
-        control: Arc::new(QueryControl::default()),
+        control: r.control.clone(),
     };
     let mut sink = TopEntries::new(r.limit, r.direction);
     shard.scan(&spec, &mut sink).await?;

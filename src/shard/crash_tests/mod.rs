@@ -412,6 +412,7 @@ async fn everything(shard: &Shard, ctx: &str) -> Vec<Line> {
             end: i64::MAX,
             limit: 1 << 20,
             direction: Direction::Forward,
+            control: Default::default(),
         };
         let found_before = out.len();
         match shard.answer(ShardRequest::Logs(Arc::new(req))).await {

@@ -9,7 +9,13 @@
 //! the receiving core. Errors are [`QueryError`] throughout.
 
 pub mod error;
+pub mod eval;
 pub mod merge;
 pub mod params;
+pub mod plan;
+pub mod sample;
 
 pub use error::QueryError;
+
+#[cfg(test)]
+pub(crate) mod testkit;

@@ -10,8 +10,14 @@
 
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod exec;
 pub mod merge;
 pub mod params;
+pub mod plan;
+pub mod sample;
 
 pub use error::QueryError;
+
+#[cfg(test)]
+pub(crate) mod testkit;

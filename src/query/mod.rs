@@ -11,5 +11,6 @@
 pub mod error;
 pub mod merge;
 pub mod params;
+pub mod pipeline;
 
 pub use error::QueryError;

@@ -30,7 +30,7 @@ mod ip;
 mod lexer;
 mod matchers;
 mod parser;
-mod pattern;
+pub(crate) mod pattern;
 
 pub use ast::{
     BinOp, BinaryExpr, Cardinality, CmpOp, Expr, ExtractParam, Grouping, LabelFilterExpr,

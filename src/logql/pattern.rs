@@ -6,9 +6,10 @@
 //! unnamed capture `<_>`, and never two captures in a row.
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Node {
+pub(crate) enum Node {
     Literal(Vec<u8>),
-    /// A capture; the name is kept only for error messages.
+    /// A capture: its name is a label name for the `pattern` stage, and only part of error
+    /// messages for the line filter.
     Capture(String),
 }
 
@@ -18,7 +19,9 @@ pub(crate) struct LinePattern {
     finders: Vec<Option<memchr::memmem::Finder<'static>>>,
 }
 
-fn parse_nodes(pattern: &[u8]) -> Vec<Node> {
+/// Splits a pattern into literals and captures, as Loki's pattern lexer does. Shared with the
+/// `pattern` parser stage (`crate::query::pipeline`), which accepts named captures.
+pub(crate) fn parse_nodes(pattern: &[u8]) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     let mut i = 0;
     let push_literal = |nodes: &mut Vec<Node>, bytes: &[u8]| {

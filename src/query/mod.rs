@@ -14,6 +14,7 @@ pub mod eval;
 pub mod exec;
 pub mod merge;
 pub mod params;
+pub mod pipeline;
 pub mod plan;
 pub mod sample;
 

@@ -1,0 +1,271 @@
+//! The log pipeline: the stages of a log query (`| json | level="error" | drop pod`) run on
+//! one line at a time, with a labels builder (Loki's `log.Pipeline`, pkg/logql/log).
+//!
+//! Which question it answers: "what does this line become, with which labels, or is it
+//! dropped?" [`Pipeline::new`] compiles the stages of the syntax tree once per query (regexes,
+//! paths, patterns, matchers); the result is `Send + Sync` and shared by every core. Per
+//! stream, a caller makes a [`LabelsBuilder`] from the stream's labels; per line it calls
+//! [`LabelsBuilder::reset`] with the line's structured metadata, then [`Pipeline::run`], then
+//! reads the labels (usually [`LabelsBuilder::labels_hash`] first, to build a [`Labels`] once
+//! per output series).
+//!
+//! Each stage lives in its own file behind the [`Stage`] trait. Semantics are Loki 3.x's,
+//! quirks included, because users compare answers with Loki's:
+//! - line filters written after a parser move before it, up to the previous label filter,
+//!   `line_format` or `unpack` (Loki's `reorderStages`); so a line filter after `decolorize`
+//!   sees the coloured line, as in Loki;
+//! - a label filter on a single label also runs inside the parsers as soon as they set that
+//!   label, dropping the line early (Loki's parser hints);
+//! - the first parser to extract a name on a line wins it; later parsers skip it.
+//!
+//! Deliberate differences, all bounds on untrusted input: `| json` follows objects at most
+//! 64 levels deep (`json::JSON_DEPTH_MAX`; deeper ones give no labels), and a `json` path has
+//! at most 64 elements (`json_path::JSON_PATH_ELEMENTS_MAX`). Regexes use the `regex` crate
+//! (see `crate::logql` for how it differs from Go's).
+
+mod decolorize;
+mod drop;
+mod json;
+mod json_path;
+mod json_scan;
+mod keep;
+mod keys;
+mod label_filter;
+mod label_format;
+mod labels;
+mod line_filter;
+mod logfmt;
+mod logfmt_decoder;
+mod pattern;
+mod regexp;
+mod unpack;
+
+use std::borrow::Cow;
+use std::fmt;
+
+pub use labels::{
+    CategorizedLabels, ERROR_DETAILS_LABEL, ERROR_LABEL, LabelCategory, LabelsBuilder,
+    PRESERVE_ERROR_LABEL,
+};
+
+use crate::logql::{self, LabelFormatSource, ParserStage};
+use crate::model::{Labels, TimestampNs};
+use crate::query::QueryError;
+use label_filter::{LabelFilter, LabelFilterStage};
+
+/// `__error__` of a line the `json` or `unpack` stage could not read.
+pub const JSON_PARSER_ERR: &str = "JSONParserErr";
+/// `__error__` of a line `logfmt --strict` could not read.
+pub const LOGFMT_PARSER_ERR: &str = "LogfmtParserErr";
+/// `__error__` of a line whose label a label filter could not convert.
+pub const LABEL_FILTER_ERR: &str = "LabelFilterErr";
+/// `__error__` of a line a `line_format` or `label_format` template failed on.
+pub const TEMPLATE_FORMAT_ERR: &str = "TemplateFormatErr";
+/// `__error__` of a line whose unwrapped value a metric query could not convert.
+pub const SAMPLE_EXTRACTION_ERR: &str = "SampleExtractionErr";
+
+/// One step of a pipeline (Loki's `log.Stage`): reads and may change the line and its
+/// labels, or drops the line (`None`). A stage returns the line it was given when it does not
+/// change it, so that an unchanged line is never copied. Stages are immutable and shared by
+/// every core; what they reuse from line to line lives in the [`LabelsBuilder`].
+pub(crate) trait Stage: Send + Sync + fmt::Debug {
+    fn process<'a>(
+        &self,
+        ts: TimestampNs,
+        line: Cow<'a, str>,
+        lbs: &mut LabelsBuilder,
+        hints: &ParserHints,
+    ) -> Option<Cow<'a, str>>;
+}
+
+/// The label filters of the query that parsers run as soon as they set the filtered label
+/// (Loki's `ParserHint.ShouldContinueParsingLine`): the filters that read a single label,
+/// whatever their place in the pipeline.
+#[derive(Debug, Default)]
+pub(crate) struct ParserHints {
+    filters: Vec<(String, LabelFilter)>,
+}
+
+impl ParserHints {
+    /// Whether a parser that just set `name` may go on with the line: false when the first
+    /// filter on `name` fails.
+    pub fn should_continue(&self, name: &str, lbs: &mut LabelsBuilder) -> bool {
+        match self.filters.iter().find(|(n, _)| n == name) {
+            Some((_, filter)) => filter.test(lbs),
+            None => true,
+        }
+    }
+}
+
+/// Sets the error and, when there are any, its details (Loki's `addErrLabel`).
+pub(crate) fn set_error_label(lbs: &mut LabelsBuilder, err: &str, details: Option<&str>) {
+    lbs.set_error(err);
+    if let Some(details) = details {
+        lbs.set_error_details(details);
+    }
+}
+
+/// A compiled log pipeline, shared by all cores.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    stages: Vec<Box<dyn Stage>>,
+    hints: ParserHints,
+}
+
+impl Pipeline {
+    /// Compiles the stages of a log query. Fails with a 400 error on a stage Loki refuses
+    /// when it builds the pipeline (an invalid `json` path, a pattern without captures, a
+    /// regex without named groups, an invalid ip range...).
+    pub fn new(stages: &[logql::Stage]) -> Result<Pipeline, QueryError> {
+        let mut pipeline = Pipeline::default();
+        for stage in reorder_stages(stages) {
+            if let logql::Stage::LabelFilter(expr) = stage {
+                let filter = LabelFilter::new(expr).map_err(QueryError::BadRequest)?;
+                if let Some(name) = filter.single_label() {
+                    pipeline
+                        .hints
+                        .filters
+                        .push((name.to_owned(), filter.clone()));
+                }
+                pipeline.stages.push(Box::new(LabelFilterStage { filter }));
+                continue;
+            }
+            pipeline
+                .stages
+                .push(compile_stage(stage).map_err(QueryError::BadRequest)?);
+        }
+        Ok(pipeline)
+    }
+
+    /// Whether there are no stages: the line passes unchanged, and its labels are the
+    /// stream's plus its structured metadata.
+    pub fn is_noop(&self) -> bool {
+        self.stages.is_empty()
+    }
+
+    /// Runs every stage on one line, whose labels `lbs` holds (reset for this line with its
+    /// structured metadata). `None`: the line is filtered out.
+    pub fn run<'a>(
+        &self,
+        ts: TimestampNs,
+        line: &'a str,
+        lbs: &mut LabelsBuilder,
+    ) -> Option<Cow<'a, str>> {
+        let mut line = Cow::Borrowed(line);
+        for stage in &self.stages {
+            line = stage.process(ts, line, lbs, &self.hints)?;
+        }
+        Some(line)
+    }
+
+    /// Convenience for one-off lines (tests, tail): a builder for `stream`, reset with
+    /// `metadata`, run; the final line and labels.
+    pub fn run_once<'a, 'm>(
+        &self,
+        ts: TimestampNs,
+        line: &'a str,
+        stream: &Labels,
+        metadata: impl IntoIterator<Item = (&'m str, &'m str)>,
+    ) -> Option<(Cow<'a, str>, Labels)> {
+        let mut lbs = LabelsBuilder::new(stream);
+        lbs.reset(metadata);
+        let line = self.run(ts, line, &mut lbs)?;
+        Some((line, lbs.labels()))
+    }
+}
+
+/// Moves line filters as early as Loki does (its `reorderStages`): before the parsers and
+/// label stages that precede them, but never before a label filter, a `line_format` or an
+/// `unpack` (which change what a later filter sees or is meant to see).
+fn reorder_stages(stages: &[logql::Stage]) -> Vec<&logql::Stage> {
+    let mut result = Vec::with_capacity(stages.len());
+    let mut line_filters = Vec::new();
+    let mut others = Vec::new();
+    let flush = |result: &mut Vec<_>, line_filters: &mut Vec<_>, others: &mut Vec<_>| {
+        result.append(line_filters);
+        result.append(others);
+    };
+    for stage in stages {
+        match stage {
+            logql::Stage::LabelFilter(_) => {
+                flush(&mut result, &mut line_filters, &mut others);
+                result.push(stage);
+            }
+            logql::Stage::LineFilter(_) => line_filters.push(stage),
+            logql::Stage::LineFormat(_) | logql::Stage::Parser(ParserStage::Unpack) => {
+                others.push(stage);
+                flush(&mut result, &mut line_filters, &mut others);
+            }
+            _ => others.push(stage),
+        }
+    }
+    flush(&mut result, &mut line_filters, &mut others);
+    result
+}
+
+/// Compiles one stage other than a label filter.
+fn compile_stage(stage: &logql::Stage) -> Result<Box<dyn Stage>, String> {
+    Ok(match stage {
+        logql::Stage::LineFilter(filter) => Box::new(line_filter::LineFilterStage {
+            filter: filter.clone(),
+        }),
+        logql::Stage::Parser(ParserStage::Json(params)) if params.is_empty() => {
+            Box::new(json::JsonParser)
+        }
+        logql::Stage::Parser(ParserStage::Json(params)) => {
+            Box::new(json::JsonExpressionParser::new(params)?)
+        }
+        logql::Stage::Parser(ParserStage::Logfmt {
+            strict,
+            keep_empty,
+            params,
+        }) => {
+            if params.is_empty() {
+                Box::new(logfmt::LogfmtParser {
+                    strict: *strict,
+                    keep_empty: *keep_empty,
+                })
+            } else {
+                Box::new(logfmt::LogfmtExpressionParser::new(params, *strict)?)
+            }
+        }
+        logql::Stage::Parser(ParserStage::Regexp(re)) => Box::new(regexp::RegexpParser::new(re)?),
+        logql::Stage::Parser(ParserStage::Pattern(p)) => Box::new(pattern::PatternParser::new(p)?),
+        logql::Stage::Parser(ParserStage::Unpack) => Box::new(unpack::UnpackParser),
+        logql::Stage::Decolorize => Box::new(decolorize::Decolorize),
+        logql::Stage::Drop(specs) => Box::new(drop::DropLabels {
+            specs: specs.clone(),
+        }),
+        logql::Stage::Keep(specs) => Box::new(keep::KeepLabels {
+            specs: specs.clone(),
+        }),
+        logql::Stage::LabelFilter(expr) => Box::new(LabelFilterStage {
+            filter: LabelFilter::new(expr)?,
+        }),
+        // TEMPLATES: the one place the template engine (`crate::query::template`) plugs in.
+        // `line_format` and the template items of `label_format` are refused until it does;
+        // a `label_format` of renames only runs here already.
+        logql::Stage::LineFormat(_) => {
+            return Err("line_format is not supported yet".into());
+        }
+        logql::Stage::LabelFormat(items) => {
+            label_format::validate(items)?;
+            let mut renames = Vec::with_capacity(items.len());
+            for item in items {
+                match &item.src {
+                    LabelFormatSource::Rename(src) => renames.push((item.dst.clone(), src.clone())),
+                    LabelFormatSource::Template(_) => {
+                        return Err("label_format templates are not supported yet".into());
+                    }
+                }
+            }
+            Box::new(label_format::LabelRename { renames })
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod conformance_tests;

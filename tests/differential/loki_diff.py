@@ -1026,6 +1026,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work dir (data dirs, server logs)")
     ap.add_argument("--hold", action="store_true", help="leave both servers running after the run until Ctrl-C")
     a = ap.parse_args()
+    a.shardlog_bin = os.path.abspath(a.shardlog_bin)  # the servers run in their data dirs
 
     systems = [s for s in a.systems.split(",") if s]
     end_ns = (time.time_ns() - 5 * 60 * NS) // NS * NS
@@ -1050,6 +1051,7 @@ def main():
 
     peers = os.environ.get("PEERS")
     loki_bin = a.loki_bin or (os.path.join(peers, "bin", "loki") if peers else None)
+    loki_bin = loki_bin and os.path.abspath(loki_bin)
     if not loki_bin:
         print("loki_diff: opt-in: give --loki-bin PATH or set PEERS (build-peers.sh's folder); not run",
               file=sys.stderr)

@@ -19,6 +19,7 @@ use crate::query::QueryError;
 use crate::query::engine::{Running, ask_all, expect_answers};
 use crate::query::merge::{PartialStream, merge_partials};
 use crate::query::params::{self as qp, Direction};
+use crate::query::pipeline::Pipeline;
 use crate::runtime::Core;
 use crate::shard::{
     IndexStats, LabelsRequest, LogsRequest, SeriesRequest, ShardAnswer, ShardRequest,
@@ -85,12 +86,9 @@ async fn ask(
     ask_all(core, req, &running.control, core.config.query.query_timeout).await
 }
 
-fn parse_log_query(q: &str) -> Result<logql::LogSelector, QueryError> {
+fn parse_log_query(q: &str) -> Result<logql::LogExpr, QueryError> {
     match logql::parse_expr(q)? {
-        Expr::Log(expr) if expr.stages.is_empty() => Ok(expr.selector),
-        Expr::Log(_) => Err(QueryError::bad_request(
-            "pipeline stages after the line filters are not supported yet",
-        )),
+        Expr::Log(expr) => Ok(expr),
         Expr::Sample(_) => Err(QueryError::bad_request(
             "metric queries are not supported yet: only log queries (a selector and line filters)",
         )),
@@ -137,12 +135,12 @@ async fn query_range(
     let q = qp::parse_range_query(params, now_ns()).map_err(bad_param)?;
     check_limit(core, q.limit)?;
     check_length(core, q.start_ns, q.end_ns)?;
-    let selector = parse_log_query(&q.query)?;
+    let expr = parse_log_query(&q.query)?;
     // Loki's log range is `[start, end)`, as the shards take it.
     logs(
         core,
         tenant,
-        selector,
+        expr,
         (q.start_ns, q.end_ns),
         q.limit,
         q.direction,
@@ -161,13 +159,13 @@ async fn query_instant(
 ) -> Answer {
     let q = qp::parse_instant_query(params, now_ns()).map_err(bad_param)?;
     check_limit(core, q.limit)?;
-    let selector = parse_log_query(&q.query)?;
+    let expr = parse_log_query(&q.query)?;
     let end = q.time_ns.saturating_add(1);
     let start = q.time_ns.saturating_sub(3600 * 1_000_000_000);
     logs(
         core,
         tenant,
-        selector,
+        expr,
         (start, end),
         q.limit,
         q.direction,
@@ -179,17 +177,19 @@ async fn query_instant(
 async fn logs(
     core: &Rc<Core>,
     tenant: &str,
-    selector: logql::LogSelector,
+    expr: logql::LogExpr,
     (start, end): (i64, i64),
     limit: u32,
     direction: Direction,
     categorize: bool,
 ) -> Answer {
     let started = Instant::now();
+    let pipeline = Arc::new(Pipeline::new(&expr.stages)?);
     let running = Running::new(&core.config.query);
     let req = Arc::new(LogsRequest {
         tenant: tenant.to_string(),
-        selector,
+        selector: expr.selector,
+        pipeline,
         start,
         end,
         limit: limit as usize,
@@ -208,9 +208,9 @@ async fn logs(
 }
 
 /// Loki's `streams` result. Without the categorize-labels flag, Loki folds an entry's
-/// structured metadata into its stream's labels (so entries with different metadata land in
-/// different result streams); with it, metadata is returned as the third element of each
-/// value, and the stream keeps only its own labels.
+/// structured metadata and parsed labels into its stream's labels (so entries with different
+/// metadata land in different result streams); with it, they are returned as the third
+/// element of each value, and the stream keeps only its own labels.
 fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration) -> String {
     let mut out = String::with_capacity(1024);
     out.push_str(r#"{"status":"success","data":{"resultType":"streams","result":["#);
@@ -220,12 +220,14 @@ fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration)
     for s in streams {
         // Group the stream's entries by their folded label set, keeping first-seen order.
         let mut groups: Vec<(Labels, Vec<usize>)> = Vec::new();
-        for (i, (_, _, md)) in s.entries.iter().enumerate() {
-            let key = if md.is_empty() || categorize {
+        let mut group_of: ahash::AHashMap<Labels, usize> = ahash::AHashMap::new();
+        for (i, (_, _, md, parsed)) in s.entries.iter().enumerate() {
+            let key = if (md.is_empty() && parsed.is_empty()) || categorize {
                 s.labels.clone()
             } else {
                 let extra = md
                     .iter()
+                    .chain(parsed)
                     .filter(|(k, _)| s.labels.get(k).is_none())
                     .map(|(k, v)| (k.as_str(), v.as_str()));
                 Labels::from_pairs(
@@ -236,9 +238,12 @@ fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration)
                         .chain(extra),
                 )
             };
-            match groups.iter_mut().find(|(l, _)| *l == key) {
-                Some((_, idx)) => idx.push(i),
-                None => groups.push((key, vec![i])),
+            match group_of.get(&key) {
+                Some(&g) => groups[g].1.push(i),
+                None => {
+                    group_of.insert(key.clone(), groups.len());
+                    groups.push((key, vec![i]));
+                }
             }
         }
         for (labels, idx) in groups {
@@ -253,7 +258,7 @@ fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration)
             );
             out.push_str(r#","values":["#);
             for (n, i) in idx.into_iter().enumerate() {
-                let (ts, line, md) = &s.entries[i];
+                let (ts, line, md, parsed) = &s.entries[i];
                 entries_total += 1;
                 bytes_total += line.len();
                 if n > 0 {
@@ -272,6 +277,16 @@ fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration)
                         json::string_map(
                             &mut out,
                             md.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                        );
+                    }
+                    if !parsed.is_empty() {
+                        if !md.is_empty() {
+                            out.push(',');
+                        }
+                        out.push_str(r#""parsed":"#);
+                        json::string_map(
+                            &mut out,
+                            parsed.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                         );
                     }
                     out.push('}');

@@ -101,6 +101,7 @@ fn request(query: &str, direction: Direction, limit: usize) -> LogsRequest {
         end: i64::MAX,
         limit,
         direction,
+        pipeline: Default::default(),
         control: Default::default(),
     }
 }
@@ -111,7 +112,7 @@ async fn logs(shard: &Shard, r: &LogsRequest) -> Found {
     let partial = shard.logs(r).await.expect("the query");
     let mut out = Vec::new();
     for s in partial.streams {
-        out.extend(s.entries.into_iter().map(|(ts, line, _)| (ts, line)));
+        out.extend(s.entries.into_iter().map(|(ts, line, ..)| (ts, line)));
     }
     out
 }

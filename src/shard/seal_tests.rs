@@ -51,6 +51,7 @@ async fn lines(shard: &Shard) -> Vec<String> {
         end: i64::MAX,
         limit: 1 << 20,
         direction: Direction::Forward,
+        pipeline: Default::default(),
         control: Default::default(),
     };
     let mut out: Vec<String> = shard
@@ -59,7 +60,7 @@ async fn lines(shard: &Shard) -> Vec<String> {
         .expect("the query")
         .streams
         .into_iter()
-        .flat_map(|s| s.entries.into_iter().map(|(_, l, _)| l))
+        .flat_map(|s| s.entries.into_iter().map(|(_, l, ..)| l))
         .collect();
     out.sort();
     out

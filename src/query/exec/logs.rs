@@ -9,8 +9,9 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::rc::Rc;
-
 use std::sync::Arc;
+
+use ahash::AHashMap;
 
 use super::{QueryControl, ScanSink, ScanSpec};
 use crate::chunk::required_literals;
@@ -19,6 +20,7 @@ use crate::model::{Labels, MetadataPair, TimestampNs};
 use crate::query::QueryError;
 use crate::query::merge::{Partial, PartialStream};
 use crate::query::params::Direction;
+use crate::query::pipeline::{LabelsBuilder, Pipeline};
 use crate::shard::Shard;
 
 /// A log query as one shard runs it.
@@ -30,6 +32,8 @@ pub struct LogsRequest {
     pub end: TimestampNs,
     pub limit: usize,
     pub direction: Direction,
+    /// The stages after the leading line filters, compiled once for every core.
+    pub pipeline: Arc<Pipeline>,
     /// Cancellation and the byte budget, shared by every shard's part of the query.
     pub control: Arc<QueryControl>,
 }
@@ -46,7 +50,7 @@ pub async fn run(shard: &Shard, r: &LogsRequest) -> Result<Partial, QueryError> 
         bloom: required_literals(&r.selector.filters),
         control: r.control.clone(),
     };
-    let mut sink = TopEntries::new(r.limit, r.direction);
+    let mut sink = TopEntries::new(r.limit, r.direction, r.pipeline.clone());
     shard.scan(&spec, &mut sink).await?;
     Ok(sink.finish())
 }
@@ -54,12 +58,24 @@ pub async fn run(shard: &Shard, r: &LogsRequest) -> Result<Partial, QueryError> 
 /// One kept entry.
 struct Kept {
     ts: TimestampNs,
+    /// The entry's stream labels after the pipeline.
     labels: Rc<Labels>,
     seq: u64,
     line: String,
     metadata: Vec<MetadataPair>,
+    parsed: Vec<MetadataPair>,
     direction: Direction,
 }
+
+/// An output label set split as Loki's categorised encoding needs it.
+struct Categories {
+    stream: Rc<Labels>,
+    metadata: Vec<MetadataPair>,
+    parsed: Vec<MetadataPair>,
+}
+
+/// Distinct output label sets remembered per stream before the cache starts over.
+const CATEGORIES_CACHED_MAX: usize = 4096;
 
 impl Kept {
     /// `Less`: taken first (better).
@@ -97,44 +113,51 @@ pub struct TopEntries {
     limit: usize,
     direction: Direction,
     heap: BinaryHeap<Kept>,
+    pipeline: Arc<Pipeline>,
+    /// The current stream's labels, and its builder when there is a pipeline.
     labels: Rc<Labels>,
+    builder: Option<LabelsBuilder>,
+    /// The current stream's output label sets by [`LabelsBuilder::labels_hash`].
+    categories: AHashMap<u64, Rc<Categories>>,
     seq: u64,
 }
 
 impl TopEntries {
-    pub fn new(limit: usize, direction: Direction) -> TopEntries {
+    pub fn new(limit: usize, direction: Direction, pipeline: Arc<Pipeline>) -> TopEntries {
         TopEntries {
             limit,
             direction,
             heap: BinaryHeap::with_capacity(limit.min(4096)),
+            pipeline,
             labels: Rc::new(Labels::default()),
+            builder: None,
+            categories: AHashMap::default(),
             seq: 0,
         }
     }
 
-    /// Whether an entry at `ts` of the current stream would be kept.
-    fn would_keep(&self, ts: TimestampNs) -> bool {
+    /// Whether an entry at `ts` might be kept: the heap has room, or `ts` is not beyond the
+    /// worst kept entry's (a tie is settled by [`TopEntries::keep`]).
+    fn might_keep(&self, ts: TimestampNs) -> bool {
+        if self.limit == 0 {
+            return false;
+        }
         if self.heap.len() < self.limit {
             return true;
         }
-        let Some(worst) = self.heap.peek() else {
-            return false;
-        };
-        let by_time = match self.direction {
-            Direction::Forward => ts.cmp(&worst.ts),
-            Direction::Backward => worst.ts.cmp(&ts),
-        };
-        // A later arrival of the same stream at the same time loses the tie.
-        by_time.then_with(|| self.labels.as_ref().cmp(&worst.labels)) == Ordering::Less
+        self.heap
+            .peek()
+            .is_some_and(|worst| !super::beyond(self.direction, ts, Some(worst.ts)))
     }
 
-    /// Keeps an entry with labels `labels` (the stream's, or the pipeline's output).
+    /// Keeps an entry with stream labels `labels` (the stream's, or the pipeline's output).
     pub fn keep(
         &mut self,
         ts: TimestampNs,
         labels: Rc<Labels>,
         line: String,
         metadata: Vec<MetadataPair>,
+        parsed: Vec<MetadataPair>,
     ) {
         self.seq += 1;
         self.heap.push(Kept {
@@ -143,6 +166,7 @@ impl TopEntries {
             seq: self.seq,
             line,
             metadata,
+            parsed,
             direction: self.direction,
         });
         if self.heap.len() > self.limit {
@@ -157,11 +181,12 @@ impl TopEntries {
         sorted.sort_by(|a, b| a.labels.cmp(&b.labels));
         let mut streams: Vec<PartialStream> = Vec::new();
         for k in sorted {
+            let entry = (k.ts, k.line, k.metadata, k.parsed);
             match streams.last_mut() {
-                Some(s) if s.labels == *k.labels => s.entries.push((k.ts, k.line, k.metadata)),
+                Some(s) if s.labels == *k.labels => s.entries.push(entry),
                 _ => streams.push(PartialStream {
                     labels: Rc::unwrap_or_clone(k.labels),
-                    entries: vec![(k.ts, k.line, k.metadata)],
+                    entries: vec![entry],
                 }),
             }
         }
@@ -172,6 +197,8 @@ impl TopEntries {
 impl ScanSink for TopEntries {
     fn begin_stream(&mut self, labels: &Labels) {
         self.labels = Rc::new(labels.clone());
+        self.categories.clear();
+        self.builder = (!self.pipeline.is_noop()).then(|| LabelsBuilder::new(labels));
     }
 
     fn cutoff(&self) -> Option<TimestampNs> {
@@ -187,15 +214,46 @@ impl ScanSink for TopEntries {
         line: &str,
         metadata: &[(&str, &str)],
     ) -> Result<(), QueryError> {
-        if !self.would_keep(ts) {
+        if !self.might_keep(ts) {
             return Ok(());
         }
-        let metadata = metadata
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let labels = self.labels.clone();
-        self.keep(ts, labels, line.to_string(), metadata);
+        let Some(lbs) = self.builder.as_mut() else {
+            let metadata = metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let labels = self.labels.clone();
+            self.keep(ts, labels, line.to_string(), metadata, Vec::new());
+            return Ok(());
+        };
+        lbs.reset(metadata.iter().copied());
+        let Some(out) = self.pipeline.run(ts, line, lbs) else {
+            return Ok(());
+        };
+        let hash = lbs.labels_hash();
+        let categories = match self.categories.get(&hash) {
+            Some(c) => c.clone(),
+            None => {
+                let c = lbs.categorized();
+                let c = Rc::new(Categories {
+                    stream: Rc::new(c.stream),
+                    metadata: c.structured_metadata.pairs().to_vec(),
+                    parsed: c.parsed.pairs().to_vec(),
+                });
+                if self.categories.len() >= CATEGORIES_CACHED_MAX {
+                    self.categories.clear();
+                }
+                self.categories.insert(hash, c.clone());
+                c
+            }
+        };
+        self.keep(
+            ts,
+            categories.stream.clone(),
+            out.into_owned(),
+            categories.metadata.clone(),
+            categories.parsed.clone(),
+        );
         Ok(())
     }
 }
@@ -210,7 +268,7 @@ mod tests {
 
     #[test]
     fn keeps_the_first_limit_over_all_streams() {
-        let mut sink = TopEntries::new(3, Direction::Forward);
+        let mut sink = TopEntries::new(3, Direction::Forward, Default::default());
         sink.begin_stream(&labels("b"));
         for ts in [5, 1, 9] {
             sink.push(ts, "b", &[]).unwrap();
@@ -238,7 +296,7 @@ mod tests {
 
     #[test]
     fn backward_keeps_the_newest() {
-        let mut sink = TopEntries::new(2, Direction::Backward);
+        let mut sink = TopEntries::new(2, Direction::Backward, Default::default());
         sink.begin_stream(&labels("a"));
         for ts in [1, 4, 3, 2] {
             sink.push(ts, "x", &[]).unwrap();
@@ -254,7 +312,7 @@ mod tests {
 
     #[test]
     fn zero_limit_keeps_nothing() {
-        let mut sink = TopEntries::new(0, Direction::Forward);
+        let mut sink = TopEntries::new(0, Direction::Forward, Default::default());
         sink.begin_stream(&labels("a"));
         sink.push(1, "x", &[]).unwrap();
         assert!(sink.finish().streams.is_empty());

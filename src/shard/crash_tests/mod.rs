@@ -412,6 +412,7 @@ async fn everything(shard: &Shard, ctx: &str) -> Vec<Line> {
             end: i64::MAX,
             limit: 1 << 20,
             direction: Direction::Forward,
+            pipeline: Default::default(),
             control: Default::default(),
         };
         let found_before = out.len();
@@ -420,7 +421,7 @@ async fn everything(shard: &Shard, ctx: &str) -> Vec<Line> {
                 for s in p.streams {
                     let app = s.labels.get("app").expect("app label").to_string();
                     assert_eq!(s.labels, labels_of(&app), "{ctx}");
-                    for (ts, text, md) in s.entries {
+                    for (ts, text, md, _) in s.entries {
                         out.push(Line {
                             tenant: tenant.to_string(),
                             app: app.clone(),

@@ -10,16 +10,18 @@ use std::time::{Duration, Instant};
 
 use super::json;
 use super::loki::{param, params, tenant};
+use super::query_render as render;
 use super::request::Request;
 use super::response::Response;
 use crate::ingest::listeners::now_ns;
 use crate::logql::{self, Expr, LabelMatcher};
 use crate::model::Labels;
 use crate::query::QueryError;
-use crate::query::engine::{Running, ask_all, expect_answers};
+use crate::query::engine::{self, Running, ask_all, expect_answers};
 use crate::query::merge::{PartialStream, merge_partials};
 use crate::query::params::{self as qp, Direction};
 use crate::query::pipeline::Pipeline;
+use crate::query::plan::Steps;
 use crate::runtime::Core;
 use crate::shard::{
     IndexStats, LabelsRequest, LogsRequest, SeriesRequest, ShardAnswer, ShardRequest,
@@ -42,7 +44,7 @@ pub async fn route(core: &Rc<Core>, req: &Request, sub: &str) -> Response {
     };
     let result = match sub {
         "query_range" => query_range(core, &tenant, &params, categorize_labels(req)).await,
-        "query" => query_instant(core, &tenant, &params, categorize_labels(req)).await,
+        "query" => query_instant(core, &tenant, &params).await,
         "labels" | "label" => labels(core, &tenant, &params).await,
         "series" => series(core, &tenant, &params).await,
         "index/stats" => index_stats(core, &tenant, &params).await,
@@ -86,14 +88,8 @@ async fn ask(
     ask_all(core, req, &running.control, core.config.query.query_timeout).await
 }
 
-fn parse_log_query(q: &str) -> Result<logql::LogExpr, QueryError> {
-    match logql::parse_expr(q)? {
-        Expr::Log(expr) => Ok(expr),
-        Expr::Sample(_) => Err(QueryError::bad_request(
-            "metric queries are not supported yet: only log queries (a selector and line filters)",
-        )),
-    }
-}
+/// Loki's refusal of a log query on the instant endpoint (Loki 3.x).
+const INSTANT_LOG_QUERY: &str = "log queries are not supported as an instant query type, please change your query to a range query type";
 
 fn check_limit(core: &Core, limit: u32) -> Result<(), QueryError> {
     let max = core.config.query.max_entries_limit_per_query;
@@ -135,7 +131,17 @@ async fn query_range(
     let q = qp::parse_range_query(params, now_ns()).map_err(bad_param)?;
     check_limit(core, q.limit)?;
     check_length(core, q.start_ns, q.end_ns)?;
-    let expr = parse_log_query(&q.query)?;
+    let expr = match logql::parse_expr(&q.query)? {
+        Expr::Log(expr) => expr,
+        Expr::Sample(expr) => {
+            let started = Instant::now();
+            let step = q.step_or_default().as_nanos() as i64;
+            let steps = Steps::range(q.start_ns, q.end_ns, step);
+            let result = engine::metric(core, tenant, &expr, steps).await?;
+            let body = render::metric_response(&result, started.elapsed());
+            return Ok(Response::json(200, body.into_bytes()));
+        }
+    };
     // Loki's log range is `[start, end)`, as the shards take it.
     logs(
         core,
@@ -149,29 +155,20 @@ async fn query_range(
     .await
 }
 
-/// An instant log query covers the hour before `time` (Loki's default look-back), newest
-/// first unless asked otherwise.
-async fn query_instant(
-    core: &Rc<Core>,
-    tenant: &str,
-    params: &[(String, String)],
-    categorize: bool,
-) -> Answer {
+/// An instant query: a metric query evaluated once, at `time`. Log queries are refused
+/// there, as Loki 3 refuses them.
+async fn query_instant(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
     let q = qp::parse_instant_query(params, now_ns()).map_err(bad_param)?;
     check_limit(core, q.limit)?;
-    let expr = parse_log_query(&q.query)?;
-    let end = q.time_ns.saturating_add(1);
-    let start = q.time_ns.saturating_sub(3600 * 1_000_000_000);
-    logs(
-        core,
-        tenant,
-        expr,
-        (start, end),
-        q.limit,
-        q.direction,
-        categorize,
-    )
-    .await
+    match logql::parse_expr(&q.query)? {
+        Expr::Log(_) => Err(QueryError::bad_request(INSTANT_LOG_QUERY)),
+        Expr::Sample(expr) => {
+            let started = Instant::now();
+            let result = engine::metric(core, tenant, &expr, Steps::instant(q.time_ns)).await?;
+            let body = render::metric_response(&result, started.elapsed());
+            Ok(Response::json(200, body.into_bytes()))
+        }
+    }
 }
 
 async fn logs(

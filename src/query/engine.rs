@@ -18,8 +18,13 @@ use futures_lite::future;
 use glommio::sync::Semaphore;
 
 use super::QueryError;
+use super::eval::{EvalLimits, MetricResult, evaluate};
 use super::exec::QueryControl;
+use super::exec::metric::MetricRequest;
+use super::plan::{Steps, plan_metric};
+use super::sample::LeafPartial;
 use crate::config::QueryLimits;
+use crate::logql::SampleExpr;
 use crate::runtime::Core;
 use crate::shard::{ShardAnswer, ShardRequest};
 
@@ -140,6 +145,62 @@ pub async fn ask_all(
         }
     }
     Ok(out)
+}
+
+/// Runs a metric query: plans it, asks every shard for the partial states of its range
+/// aggregations, merges them per leaf and evaluates the rest of the tree here.
+pub async fn metric(
+    core: &Rc<Core>,
+    tenant: &str,
+    expr: &SampleExpr,
+    steps: Steps,
+) -> Result<MetricResult, QueryError> {
+    let limits = &core.config.query;
+    let plan = Arc::new(plan_metric(expr, steps)?);
+    let eval_limits = EvalLimits {
+        max_series: limits.max_query_series,
+    };
+    if plan.leaves().is_empty() {
+        // Literals only (Grafana's `vector(1)+vector(1)`): nothing to read.
+        return evaluate(&plan, Vec::new(), &eval_limits);
+    }
+    let running = Running::new(limits);
+    let req = MetricRequest::new(
+        tenant,
+        plan.clone(),
+        usize::try_from(limits.query_memory_bytes_max).unwrap_or(usize::MAX),
+        running.control.clone(),
+    )?;
+    let answers = ask_all(
+        core,
+        ShardRequest::Metric(Arc::new(req)),
+        &running.control,
+        limits.query_timeout,
+    )
+    .await?;
+    running.finish();
+    let per_shard = expect_answers(answers, "metric", |a| match a {
+        ShardAnswer::Metric(p) => Ok(p),
+        other => Err(other),
+    })?;
+    let mut merged: Vec<Option<LeafPartial>> = (0..plan.leaves().len()).map(|_| None).collect();
+    for partials in per_shard {
+        for p in partials {
+            let slot = merged.get_mut(p.leaf()).ok_or_else(|| {
+                QueryError::Internal(format!("a shard answered for leaf {}", p.leaf()))
+            })?;
+            match slot {
+                Some(m) => m.merge(p)?,
+                None => *slot = Some(p),
+            }
+        }
+    }
+    let merged = merged
+        .into_iter()
+        .zip(plan.leaves())
+        .map(|(m, leaf)| m.unwrap_or_else(|| leaf.empty_partial()))
+        .collect();
+    evaluate(&plan, merged, &eval_limits)
 }
 
 /// Takes the answers of one kind; an answer of another kind is a bug, reported as one.

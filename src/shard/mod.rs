@@ -80,6 +80,7 @@ impl Protocol {
 #[derive(Debug, Clone)]
 pub enum ShardRequest {
     Logs(Arc<LogsRequest>),
+    Metric(Arc<crate::query::exec::metric::MetricRequest>),
     LabelNames(Arc<LabelsRequest>),
     LabelValues(Arc<LabelsRequest>, String),
     Series(Arc<SeriesRequest>),
@@ -128,6 +129,8 @@ impl IndexStats {
 #[derive(Debug)]
 pub enum ShardAnswer {
     Logs(Partial),
+    /// The partial state of every leaf of a metric query, in plan order.
+    Metric(Vec<crate::query::sample::LeafPartial>),
     Strings(Vec<String>),
     Series(Vec<Labels>),
     /// Counts, and the ids of the streams counted (a stream can have data on two shards after
@@ -145,6 +148,7 @@ impl ShardAnswer {
     pub fn kind(&self) -> &'static str {
         match self {
             ShardAnswer::Logs(_) => "logs",
+            ShardAnswer::Metric(_) => "metric",
             ShardAnswer::Strings(_) => "strings",
             ShardAnswer::Series(_) => "series",
             ShardAnswer::Stats(..) => "stats",
@@ -653,6 +657,10 @@ impl Shard {
         match req {
             ShardRequest::Logs(r) => match self.logs(&r).await {
                 Ok(p) => ShardAnswer::Logs(p),
+                Err(why) => ShardAnswer::Failed(why),
+            },
+            ShardRequest::Metric(r) => match crate::query::exec::metric::run(self, &r).await {
+                Ok(p) => ShardAnswer::Metric(p),
                 Err(why) => ShardAnswer::Failed(why),
             },
             ShardRequest::LabelNames(r) => ShardAnswer::Strings(self.streams.borrow().label_names(

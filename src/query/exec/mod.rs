@@ -14,6 +14,7 @@
 //! it between blocks and batches of head entries.
 
 pub mod logs;
+pub mod metric;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -97,13 +97,29 @@ pub enum LabelFilterExpr {
     /// `name = "value"`, `name =~ "re"`, ...: a label matcher on the value as a string.
     String(LabelMatcher),
     /// `name > 1.5`: the value parsed as a float (an unparsable value sets `__error__`).
-    Number { name: String, op: CmpOp, value: f64 },
+    Number {
+        name: String,
+        op: CmpOp,
+        value: f64,
+    },
     /// `name > 250ms`: the value parsed as a Go duration, compared in nanoseconds.
-    Duration { name: String, op: CmpOp, value_ns: i64 },
+    Duration {
+        name: String,
+        op: CmpOp,
+        value_ns: i64,
+    },
     /// `name > 20MB`: the value parsed as a humanized byte size.
-    Bytes { name: String, op: CmpOp, value: u64 },
+    Bytes {
+        name: String,
+        op: CmpOp,
+        value: u64,
+    },
     /// `name = ip("10.0.0.0/8")` or `name != ip(...)`.
-    Ip { name: String, negated: bool, pattern: String },
+    Ip {
+        name: String,
+        negated: bool,
+        pattern: String,
+    },
 }
 
 /// A numeric comparison of a label filter or a binary operator.

@@ -1223,10 +1223,12 @@ fn b64_decode_loki(v: &str) -> String {
 
 /// Go's float-to-int conversion on amd64: truncation, and the minimum on overflow or NaN.
 fn go_f64_to_i64(f: f64) -> i64 {
-    if f.is_nan() || f >= 9.223_372_036_854_775_807e18 || f < -9.223_372_036_854_775_808e18 {
-        i64::MIN
-    } else {
+    /// 2^63, exactly.
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    if (-TWO_POW_63..TWO_POW_63).contains(&f) {
         f as i64
+    } else {
+        i64::MIN
     }
 }
 

@@ -460,11 +460,7 @@ impl Printer {
         if self.f.sharp || sharp_v_hex {
             match base {
                 2 => rev.extend_from_slice(b"b0"),
-                8 => {
-                    if rev.last() != Some(&b'0') {
-                        rev.push(b'0');
-                    }
-                }
+                8 if rev.last() != Some(&b'0') => rev.push(b'0'),
                 16 => {
                     rev.push(digits[16]);
                     rev.push(b'0');
@@ -1231,7 +1227,7 @@ mod tests {
         ] {
             assert_eq!(sprint_value(&Value::Float(v)), want, "{v}");
         }
-        assert_eq!(f("%.2f", &[Value::Float(3.14159)]), "3.14");
+        assert_eq!(f("%.2f", &[Value::Float(1.23456)]), "1.23");
         assert_eq!(f("%f", &[Value::Float(1.0)]), "1.000000");
         assert_eq!(f("%e", &[Value::Float(1234.5678)]), "1.234568e+03");
         assert_eq!(f("%g", &[Value::Float(1e-7)]), "1e-07");

@@ -455,14 +455,12 @@ fn next_std_chunk(layout: &str) -> (&str, Option<Std>, &str) {
     for i in 0..l.len() {
         let chunk = |n: usize, std: Std| (&layout[..i], Some(std), &layout[i + n..]);
         match l[i] {
-            b'J' => {
-                if at(i, "Jan") {
-                    if at(i, "January") {
-                        return chunk(7, Std::LongMonth);
-                    }
-                    if !starts_with_lower(&l[i + 3..]) {
-                        return chunk(3, Std::Month);
-                    }
+            b'J' if at(i, "Jan") => {
+                if at(i, "January") {
+                    return chunk(7, Std::LongMonth);
+                }
+                if !starts_with_lower(&l[i + 3..]) {
+                    return chunk(3, Std::Month);
                 }
             }
             b'M' => {
@@ -521,16 +519,8 @@ fn next_std_chunk(layout: &str) -> (&str, Option<Std>, &str) {
             b'3' => return chunk(1, Std::Hour12),
             b'4' => return chunk(1, Std::Minute),
             b'5' => return chunk(1, Std::Second),
-            b'P' => {
-                if at(i, "PM") {
-                    return chunk(2, Std::PM);
-                }
-            }
-            b'p' => {
-                if at(i, "pm") {
-                    return chunk(2, Std::Pm);
-                }
-            }
+            b'P' if at(i, "PM") => return chunk(2, Std::PM),
+            b'p' if at(i, "pm") => return chunk(2, Std::Pm),
             b'-' => {
                 for (s, std) in [
                     ("-070000", Std::NumSecondsTz),
@@ -557,24 +547,22 @@ fn next_std_chunk(layout: &str) -> (&str, Option<Std>, &str) {
                     }
                 }
             }
-            b'.' | b',' => {
-                if i + 1 < l.len() && (l[i + 1] == b'0' || l[i + 1] == b'9') {
-                    let ch = l[i + 1];
-                    let mut j = i + 1;
-                    while j < l.len() && l[j] == ch {
-                        j += 1;
-                    }
-                    // Only a fraction if the run of digits ends here.
-                    if !(j < l.len() && l[j].is_ascii_digit()) {
-                        let digits = j - (i + 1);
-                        let sep = l[i];
-                        let std = if ch == b'0' {
-                            Std::FracSecond0 { digits, sep }
-                        } else {
-                            Std::FracSecond9 { digits, sep }
-                        };
-                        return (&layout[..i], Some(std), &layout[j..]);
-                    }
+            b'.' | b',' if i + 1 < l.len() && (l[i + 1] == b'0' || l[i + 1] == b'9') => {
+                let ch = l[i + 1];
+                let mut j = i + 1;
+                while j < l.len() && l[j] == ch {
+                    j += 1;
+                }
+                // Only a fraction if the run of digits ends here.
+                if !(j < l.len() && l[j].is_ascii_digit()) {
+                    let digits = j - (i + 1);
+                    let sep = l[i];
+                    let std = if ch == b'0' {
+                        Std::FracSecond0 { digits, sep }
+                    } else {
+                        Std::FracSecond9 { digits, sep }
+                    };
+                    return (&layout[..i], Some(std), &layout[j..]);
                 }
             }
             _ => {}

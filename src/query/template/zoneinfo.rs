@@ -162,10 +162,12 @@ fn parse_tzif(data: &[u8]) -> Option<Zone> {
     }
     // The footer of version 2+ files: "\n<POSIX TZ rule>\n".
     let mut extend = String::new();
-    if version >= b'2' && r.data.len() > 2 && r.data[0] == b'\n' {
-        if let Some(end) = r.data[1..].iter().position(|&c| c == b'\n') {
-            extend = String::from_utf8_lossy(&r.data[1..1 + end]).into_owned();
-        }
+    if version >= b'2'
+        && r.data.len() > 2
+        && r.data[0] == b'\n'
+        && let Some(end) = r.data[1..].iter().position(|&c| c == b'\n')
+    {
+        extend = String::from_utf8_lossy(&r.data[1..1 + end]).into_owned();
     }
     Some(Zone { zones, tx, extend })
 }

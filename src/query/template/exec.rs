@@ -7,17 +7,15 @@
 //! Go's run-time type checks of function arguments, `missingkey=zero` field access on the
 //! labels, `{{template}}` calls, and Go's error messages with their
 //! `template: line:1:2: executing "line" at <node>:` prefix. Every render is bounded in
-//! steps, nesting, output and allocation.
-
-use std::borrow::Cow;
+//! steps, nesting, output and the bytes its functions read and build.
 
 use super::funcs::{self, CallError, Env, FuncId, Ty};
 use super::gofmt::{self, quote};
 use super::gotime::{Location, Time};
 use super::parser::{Arg, Branch, Command, List, Node, Number, Pipe, TemplateCall, Tree, Variable};
-use super::value::Value;
+use super::value::{Labels, Text, Value};
 use super::{
-    EXEC_DEPTH_MAX, EXEC_STEPS_MAX, OUTPUT_BYTES_MAX, RENDER_ALLOC_BYTES_MAX, TemplateData,
+    EXEC_DEPTH_MAX, EXEC_STEPS_MAX, OUTPUT_BYTES_MAX, RENDER_WORK_BYTES_MAX, TemplateData,
     TemplateError,
 };
 
@@ -90,13 +88,20 @@ pub(crate) struct State<'a, 'o> {
 }
 
 /// Renders `tree` (parsed from `text`) for `data`, appending to `out`.
-pub(crate) fn execute<'a>(
-    tree: &'a Tree,
-    text: &'a str,
-    data: &'a dyn TemplateData,
+pub(crate) fn execute(
+    tree: &Tree,
+    text: &str,
+    data: &dyn TemplateData,
     out: &mut String,
 ) -> EResult<()> {
-    let dot = Value::Labels(data);
+    let labels = Labels::new(data);
+    run(tree, text, &labels, out)
+}
+
+/// The render proper: `'a` is the life of `labels`, which the values may point to.
+fn run<'a>(tree: &'a Tree, text: &'a str, labels: &'a Labels<'a>, out: &mut String) -> EResult<()> {
+    let data = labels.data;
+    let dot = Value::Labels(labels);
     let out_start = out.len();
     let mut state = State {
         tree,
@@ -108,7 +113,7 @@ pub(crate) fn execute<'a>(
         out_start,
         env: Env {
             data,
-            bytes_left: RENDER_ALLOC_BYTES_MAX,
+            bytes_left: RENDER_WORK_BYTES_MAX,
             string_max: OUTPUT_BYTES_MAX,
         },
         steps: 0,
@@ -346,16 +351,19 @@ impl<'a> State<'a, '_> {
             Value::Map(m) => {
                 for (k, v) in m.iter() {
                     ran = true;
-                    let key = Value::Str(Cow::Owned(k.clone()));
+                    let key = Value::Str(Text::Shared(k.clone()));
                     if self.range_iteration(b, mark, key, v.clone())? {
                         break;
                     }
                 }
             }
             Value::Labels(d) => {
-                for (k, v) in Value::sorted_labels(*d) {
+                for (k, v) in d.sorted().iter() {
                     ran = true;
-                    let (k, v) = (Value::Str(Cow::Owned(k)), Value::Str(Cow::Owned(v)));
+                    let (k, v) = (
+                        Value::Str(Text::Shared(k.clone())),
+                        Value::Str(Text::Shared(v.clone())),
+                    );
                     if self.range_iteration(b, mark, k, v)? {
                         break;
                     }
@@ -472,7 +480,7 @@ impl<'a> State<'a, '_> {
             Arg::Dot { .. } => Ok(dot.clone()),
             Arg::Nil { .. } => Err(self.errorf("nil is not a command")),
             Arg::Number(n) => self.ideal_constant(first, n),
-            Arg::String { text, .. } => Ok(Value::Str(Cow::Borrowed(text))),
+            Arg::String { text, .. } => Ok(Value::str(text)),
             _ => Err(self.errorf(format!(
                 "can't evaluate command {}",
                 quote(&first.to_string())
@@ -592,7 +600,7 @@ impl<'a> State<'a, '_> {
                 if has_args {
                     return Err(self.errorf(format!("{name} is not a method but has arguments")));
                 }
-                Ok(Value::str(d.label(name).unwrap_or("")))
+                Ok(Value::str(d.get(name)))
             }
             Value::Map(m) => {
                 if has_args {
@@ -681,6 +689,17 @@ impl<'a> State<'a, '_> {
                 None => sig.params.last().copied().unwrap_or(Ty::Any),
             };
             argv.push(self.validate_type(f, ty)?);
+        }
+        // Functions read their string arguments: that work counts against the render.
+        let read: usize = argv
+            .iter()
+            .map(|v| match v {
+                Value::Str(s) => s.len(),
+                _ => 0,
+            })
+            .sum();
+        if self.env.charge_work(read).is_err() {
+            return Err(self.limit("the template's functions read more than the render's limit"));
         }
         let result = match callee {
             Callee::Func(FuncId::Call) => {
@@ -785,13 +804,13 @@ impl<'a> State<'a, '_> {
                 _ => Err(self.errorf(format!("expected integer; found {arg}"))),
             },
             Ty::String => match arg {
-                Arg::String { text, .. } => Ok(Value::Str(Cow::Borrowed(text))),
+                Arg::String { text, .. } => Ok(Value::str(text)),
                 _ => Err(self.errorf(format!("expected string; found {arg}"))),
             },
             Ty::Any | Ty::Reflect => match arg {
                 Arg::Bool { val, .. } => Ok(Value::Bool(*val)),
                 Arg::Number(n) => self.ideal_constant(arg, n),
-                Arg::String { text, .. } => Ok(Value::Str(Cow::Borrowed(text))),
+                Arg::String { text, .. } => Ok(Value::str(text)),
                 _ => Err(self.errorf(format!(
                     "can't handle assignment of {arg} to empty interface argument"
                 ))),
@@ -949,15 +968,15 @@ impl Method {
                     Some(Value::Str(s)) => s.as_ref(),
                     _ => "",
                 };
-                Value::Str(Cow::Owned(t.format(layout)))
+                Value::string(t.format(layout))
             }
-            Method::String => Value::Str(Cow::Owned(match recv {
+            Method::String => Value::string(match recv {
                 Value::Time(t) => t.go_string(),
                 Value::Duration(d) => gofmt::duration_string(*d),
                 Value::Month(m) => super::gotime::month_name(*m),
                 Value::Weekday(w) => super::gotime::weekday_name(*w),
                 _ => String::new(),
-            })),
+            }),
             Method::Utc => Value::Time(Box::new(t.in_location(Location::Utc))),
             Method::Local => Value::Time(Box::new(t.in_location(Location::Local))),
             Method::IsZero => Value::Bool(t.is_zero()),

@@ -237,7 +237,7 @@ impl From<&str> for CallError {
 /// allocation budget.
 pub(crate) struct Env<'a> {
     pub(crate) data: &'a dyn TemplateData,
-    /// Bytes the render may still allocate for strings that functions build.
+    /// Bytes the render's functions may still read and build.
     pub(crate) bytes_left: usize,
     /// The largest single string a function may build.
     pub(crate) string_max: usize,
@@ -246,10 +246,21 @@ pub(crate) struct Env<'a> {
 impl Env<'_> {
     /// Accounts for a string of `n` bytes about to be built.
     pub(crate) fn charge(&mut self, n: usize) -> Result<(), CallError> {
-        if n > self.string_max || n > self.bytes_left {
+        if n > self.string_max {
             return Err(CallError::Limit(format!(
-                "a template function would build {n} bytes, above the render's limit"
+                "a template function would build {n} bytes, above the limit of {}",
+                self.string_max
             )));
+        }
+        self.charge_work(n)
+    }
+
+    /// Accounts for `n` bytes read or built by a function.
+    pub(crate) fn charge_work(&mut self, n: usize) -> Result<(), CallError> {
+        if n > self.bytes_left {
+            return Err(CallError::Limit(
+                "the template's functions read and build more than the render's limit".into(),
+            ));
         }
         self.bytes_left -= n;
         Ok(())
@@ -277,7 +288,7 @@ fn time(v: &Value<'_>) -> Time {
 }
 
 fn owned<'a>(s: String) -> Value<'a> {
-    Value::Str(Cow::Owned(s))
+    Value::string(s)
 }
 
 /// Calls `id` with arguments already checked against its signature.
@@ -574,7 +585,7 @@ fn index<'a>(a: &[Value<'a>]) -> CallResult<'a> {
             }
             Value::Labels(d) => {
                 let key = map_key(ix)?;
-                Value::str(d.label(key).unwrap_or(""))
+                Value::str(d.get(key))
             }
             Value::Map(m) => {
                 let key = map_key(ix)?;

@@ -222,14 +222,14 @@ impl Printer {
                     self.bad_verb(arg, verb);
                 }
             }
-            Value::Labels(data) => {
-                let pairs = Value::sorted_labels(*data);
+            Value::Labels(labels) => {
+                let pairs = labels.sorted();
                 self.open_map(arg);
                 for (i, (k, v)) in pairs.iter().enumerate() {
                     self.map_separator(i);
-                    self.print_value(&Value::str(k.as_str()), verb, depth + 1);
+                    self.print_value(&Value::str(k), verb, depth + 1);
                     self.write_str(":");
-                    self.print_value(&Value::str(v.as_str()), verb, depth + 1);
+                    self.print_value(&Value::str(v), verb, depth + 1);
                 }
                 self.close_map();
             }
@@ -237,7 +237,7 @@ impl Printer {
                 self.open_map(arg);
                 for (i, (k, v)) in m.iter().enumerate() {
                     self.map_separator(i);
-                    self.print_value(&Value::str(k.as_str()), verb, depth + 1);
+                    self.print_value(&Value::str(k), verb, depth + 1);
                     self.write_str(":");
                     self.print_value(v, verb, depth + 1);
                 }

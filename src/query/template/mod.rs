@@ -15,7 +15,8 @@
 //! (the dynamic values standing in for `reflect.Value`), `gofmt` and `strconv` (Go's
 //! printing and parsing of values), `gotime` and `zoneinfo` (Go's time layouts and time
 //! zones). Templates are untrusted: parsing bounds nesting, and every render is bounded in
-//! steps, nesting, output and allocation, erroring rather than growing.
+//! steps, nesting, output and the bytes its functions read and build, erroring rather than
+//! growing.
 
 mod exec;
 mod funcs;
@@ -54,9 +55,10 @@ pub const EXEC_STEPS_MAX: usize = 100_000;
 /// result is an error, reported like Loki's template errors.
 pub const OUTPUT_BYTES_MAX: usize = 1024 * 1024;
 
-/// The most bytes the string functions of one render may build in total (`repeat`,
-/// `printf`, `replace`, ... into variables that are never printed).
-pub const RENDER_ALLOC_BYTES_MAX: usize = 16 * OUTPUT_BYTES_MAX;
+/// The most bytes the functions of one render may read and build in total: `repeat`,
+/// `printf` or `replace` into variables that are never printed, `contains` or `fromJson` on
+/// a long line inside a loop.
+pub const RENDER_WORK_BYTES_MAX: usize = 64 * OUTPUT_BYTES_MAX;
 
 /// What a template reads from the line being rendered.
 pub trait TemplateData {
@@ -80,7 +82,7 @@ pub enum TemplateErrorKind {
     /// Rendering failed: Loki sets `__error__=TemplateFormatErr` and `__error_details__` to
     /// the message; `line_format` keeps the original line, `label_format` skips the label.
     Exec,
-    /// Rendering exceeded one of this module's bounds (output, steps, nesting, allocation).
+    /// Rendering exceeded one of this module's bounds (output, steps, work of functions).
     /// Loki has no such bounds; the caller reports it as [`TemplateErrorKind::Exec`].
     Limit,
 }

@@ -680,6 +680,9 @@ fn renders_are_bounded() {
     limit("{{printf \"%1000000d%1000000d\" 1 2}}");
     limit("{{$a := repeat 1000000 \"a\"}}{{range 100}}{{$a = printf \"%s\" $a}}{{end}}");
     limit("{{indent 1000000 \"\\n\\n\\n\"}}");
+    limit("{{$x := repeat 1000000 \"a\"}}{{range 1000}}{{if contains \"b\" $x}}{{end}}{{end}}");
+    // Copying a long value is free: only the steps bound this loop.
+    limit("{{$x := repeat 1000000 \"a\"}}{{range 1000000}}{{$y := $x}}{{end}}");
     limit(
         &"{{__line__}}"
             .repeat(1000)

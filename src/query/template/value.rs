@@ -5,15 +5,88 @@
 //! is not an `int`), so the variants keep Go's types apart where Loki's functions tell them
 //! apart, and carry Go's type names for its error messages.
 
-use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Deref;
 use std::rc::Rc;
 
 use super::TemplateData;
 use super::gotime::Time;
 
-/// One value. `'a` is the lifetime of the template and of the data being rendered: label
-/// values and string literals are borrowed, not copied.
+/// A string value: borrowed from the template or the data, or built by a function and
+/// shared, so that copying a value (into a variable, a loop, an argument) never copies text.
+#[derive(Clone)]
+pub(crate) enum Text<'a> {
+    Borrowed(&'a str),
+    Shared(Rc<str>),
+}
+
+impl Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Text::Borrowed(s) => s,
+            Text::Shared(s) => s,
+        }
+    }
+}
+
+impl PartialEq for Text<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialOrd for Text<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some((**self).cmp(&**other))
+    }
+}
+
+impl fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// The data a render runs on: the labels of one line, Loki's `map[string]string`. The
+/// sorted list and the count are computed once per render, when first needed.
+pub(crate) struct Labels<'a> {
+    pub(crate) data: &'a dyn TemplateData,
+    sorted: OnceCell<Rc<[(Rc<str>, Rc<str>)]>>,
+}
+
+impl<'a> Labels<'a> {
+    pub(crate) fn new(data: &'a dyn TemplateData) -> Labels<'a> {
+        Labels {
+            data,
+            sorted: OnceCell::new(),
+        }
+    }
+
+    /// A label's value; a missing label is the empty string (`missingkey=zero`).
+    pub(crate) fn get(&self, name: &str) -> &'a str {
+        self.data.label(name).unwrap_or("")
+    }
+
+    /// The labels by name, as Go iterates and prints a map.
+    pub(crate) fn sorted(&self) -> Rc<[(Rc<str>, Rc<str>)]> {
+        self.sorted
+            .get_or_init(|| {
+                let mut pairs: Vec<(Rc<str>, Rc<str>)> = Vec::new();
+                self.data
+                    .for_each_label(&mut |k, v| pairs.push((Rc::from(k), Rc::from(v))));
+                pairs.sort();
+                pairs.dedup_by(|a, b| a.0 == b.0);
+                pairs.into()
+            })
+            .clone()
+    }
+}
+
+/// One value. `'a` is the lifetime of the render: label values and string literals are
+/// borrowed, not copied.
 #[derive(Clone)]
 pub(crate) enum Value<'a> {
     /// Go's invalid `reflect.Value`: an untyped nil, a missing map entry of interface type.
@@ -26,7 +99,7 @@ pub(crate) enum Value<'a> {
     Uint8(u8),
     Float(f64),
     Complex(f64, f64),
-    Str(Cow<'a, str>),
+    Str(Text<'a>),
     Time(Box<Time>),
     /// `time.Month`, 1 to 12, printed by name.
     Month(i64),
@@ -35,9 +108,9 @@ pub(crate) enum Value<'a> {
     /// `time.Duration` in nanoseconds, printed as `1h2m3s`.
     Duration(i64),
     /// The data the template runs on: Loki's `map[string]string` of labels.
-    Labels(&'a dyn TemplateData),
+    Labels(&'a Labels<'a>),
     /// `map[string]interface{}`, from `fromJson`.
-    Map(Rc<BTreeMap<String, Value<'a>>>),
+    Map(Rc<BTreeMap<Rc<str>, Value<'a>>>),
     /// `[]interface{}`, from `fromJson`.
     List(Rc<Vec<Value<'a>>>),
 }
@@ -55,8 +128,12 @@ pub(crate) enum Kind {
 }
 
 impl<'a> Value<'a> {
-    pub(crate) fn str(s: impl Into<Cow<'a, str>>) -> Value<'a> {
-        Value::Str(s.into())
+    pub(crate) fn str(s: &'a str) -> Value<'a> {
+        Value::Str(Text::Borrowed(s))
+    }
+
+    pub(crate) fn string(s: String) -> Value<'a> {
+        Value::Str(Text::Shared(Rc::from(s)))
     }
 
     pub(crate) fn is_nil(&self) -> bool {
@@ -135,11 +212,7 @@ impl<'a> Value<'a> {
             Value::Str(s) => Some(s.len()),
             Value::Map(m) => Some(m.len()),
             Value::List(l) => Some(l.len()),
-            Value::Labels(d) => {
-                let mut n = 0;
-                d.for_each_label(&mut |_, _| n += 1);
-                Some(n)
-            }
+            Value::Labels(d) => Some(d.sorted().len()),
             _ => None,
         }
     }
@@ -168,15 +241,6 @@ impl<'a> Value<'a> {
         !self.truth() && !matches!(self, Value::Time(_))
     }
 
-    /// The labels of the data as owned, name-sorted pairs (Go iterates maps in key order).
-    pub(crate) fn sorted_labels(data: &dyn TemplateData) -> Vec<(String, String)> {
-        let mut pairs = Vec::new();
-        data.for_each_label(&mut |k, v| pairs.push((k.to_string(), v.to_string())));
-        pairs.sort();
-        pairs.dedup_by(|a, b| a.0 == b.0);
-        pairs
-    }
-
     /// Converts a JSON document into Go's `interface{}` shapes (`encoding/json`'s defaults:
     /// every number a `float64`).
     pub(crate) fn from_json(v: serde_json::Value) -> Value<'a> {
@@ -184,21 +248,21 @@ impl<'a> Value<'a> {
             serde_json::Value::Null => Value::Nil,
             serde_json::Value::Bool(b) => Value::Bool(b),
             serde_json::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
-            serde_json::Value::String(s) => Value::Str(Cow::Owned(s)),
+            serde_json::Value::String(s) => Value::string(s),
             serde_json::Value::Array(a) => {
                 Value::List(Rc::new(a.into_iter().map(Value::from_json).collect()))
             }
             serde_json::Value::Object(o) => Value::Map(Rc::new(
                 o.into_iter()
-                    .map(|(k, v)| (k, Value::from_json(v)))
+                    .map(|(k, v)| (Rc::from(k), Value::from_json(v)))
                     .collect(),
             )),
         }
     }
 }
 
-impl std::fmt::Debug for Value<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{}({})",

@@ -705,7 +705,7 @@ fn renders_are_bounded() {
 #[test]
 fn deep_templates_fit_a_small_stack() {
     let n = super::NESTING_DEPTH_MAX - 2;
-    let texts = vec![
+    let texts = [
         format!("{}x{}", "{{if 1}}".repeat(n), "{{end}}".repeat(n)),
         format!("{{{{{}upper .foo{}}}}}", "(".repeat(n), ")".repeat(n)),
         format!("{{{{if 0}}}}{}z{{{{end}}}}", "{{else if 0}}".repeat(n)),

@@ -50,11 +50,14 @@ impl fmt::Debug for Text<'_> {
     }
 }
 
+/// Name-value pairs sorted by name.
+pub(crate) type SortedLabels = Rc<[(Rc<str>, Rc<str>)]>;
+
 /// The data a render runs on: the labels of one line, Loki's `map[string]string`. The
 /// sorted list and the count are computed once per render, when first needed.
 pub(crate) struct Labels<'a> {
     pub(crate) data: &'a dyn TemplateData,
-    sorted: OnceCell<Rc<[(Rc<str>, Rc<str>)]>>,
+    sorted: OnceCell<SortedLabels>,
 }
 
 impl<'a> Labels<'a> {
@@ -71,7 +74,7 @@ impl<'a> Labels<'a> {
     }
 
     /// The labels by name, as Go iterates and prints a map.
-    pub(crate) fn sorted(&self) -> Rc<[(Rc<str>, Rc<str>)]> {
+    pub(crate) fn sorted(&self) -> SortedLabels {
         self.sorted
             .get_or_init(|| {
                 let mut pairs: Vec<(Rc<str>, Rc<str>)> = Vec::new();

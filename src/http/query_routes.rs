@@ -14,7 +14,7 @@ use super::request::Request;
 use super::response::Response;
 use crate::config::{QUERY_ENTRIES_MAX, QUERY_TIMEOUT_SECONDS};
 use crate::ingest::listeners::now_ns;
-use crate::logql::{self, Expr, LabelMatcher, ParseError};
+use crate::logql::{self, Expr, LabelMatcher};
 use crate::model::Labels;
 use crate::query::merge::{PartialStream, merge_partials};
 use crate::query::params::{self as qp, Direction};
@@ -91,14 +91,10 @@ async fn ask_all(core: &Rc<Core>, req: ShardRequest) -> Result<Vec<ShardAnswer>,
 
 fn parse_log_query(q: &str) -> Result<logql::LogSelector, Response> {
     match logql::parse_expr(q) {
-        Ok(Expr::Log(expr)) => Ok(expr.selector),
-        #[allow(unreachable_patterns)]
+        Ok(Expr::Log(expr)) if expr.stages.is_empty() => Ok(expr.selector),
         Ok(_) => Err(bad_request(
-            "metric queries are not supported yet: only log queries (a selector and line filters)",
+            "not supported yet: only log queries of a selector and line filters are",
         )),
-        Err(ParseError::Unsupported(what)) => Err(bad_request(format!(
-            "not supported yet: {what} (only stream selectors and line filters are)"
-        ))),
         Err(e) => Err(bad_request(e)),
     }
 }

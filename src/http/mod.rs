@@ -14,6 +14,7 @@ pub mod ingest_routes;
 pub mod json;
 pub mod loki;
 pub mod query_render;
+pub mod read_routes;
 pub mod query_routes;
 pub mod request;
 pub mod response;

@@ -35,8 +35,8 @@ pub async fn volume(
     let started = Instant::now();
     let q = qp::parse_range_query(params, now_ns())
         .map_err(|e| QueryError::bad_request(e.message()))?;
-    let query = param(params, "query")
-        .ok_or_else(|| QueryError::bad_request("missing query parameter"))?;
+    let query =
+        param(params, "query").ok_or_else(|| QueryError::bad_request("missing query parameter"))?;
     let matchers = logql::parse_matchers(query, true)?;
     let limit = match param(params, "limit") {
         None | Some("") => VOLUME_LIMIT_DEFAULT,
@@ -95,9 +95,7 @@ pub async fn volume(
         if by_labels {
             // One series per label name, its volume over every stream that has it.
             for s in &mut found {
-                s.labels = crate::model::Labels::from_pairs(
-                    group.iter().map(|n| (n.as_str(), "")),
-                );
+                s.labels = crate::model::Labels::from_pairs(group.iter().map(|n| (n.as_str(), "")));
             }
             found.retain(|s| !s.points.is_empty());
             if let Some(first) = found.first().cloned() {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod eval;
 pub mod exec;
 pub mod merge;
+pub mod needles;
 pub mod params;
 pub mod pipeline;
 pub mod plan;

@@ -16,6 +16,7 @@ pub mod exec;
 pub mod merge;
 pub mod needles;
 pub mod params;
+pub mod patterns;
 pub mod pipeline;
 pub mod plan;
 pub mod sample;

@@ -9,7 +9,7 @@
 //!   query): each structured metadata name is a field without parser; then the line is
 //!   parsed as `| json` or, failing that, `| logfmt`, and each parsed name is a field of
 //!   that parser (with its JSON key path). A field's type is guessed from a value of the
-//!   last line that had it; its cardinality counts distinct values ([`cardinality`]: exact
+//!   last line that had it; its cardinality counts distinct values (`cardinality`: exact
 //!   up to 512, a HyperLogLog beyond). At most `limit` fields, the first found.
 //! - [`FieldValuesCollector`] lists the distinct values of one field (sizes rewritten as
 //!   Loki rewrites them), at most `limit`.

@@ -38,6 +38,7 @@ mod logfmt;
 mod logfmt_decoder;
 mod pattern;
 mod regexp;
+mod text;
 mod unpack;
 
 use std::borrow::Cow;

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use memchr::memmem::Finder;
 
 use super::labels::{DUPLICATE_SUFFIX, LabelsBuilder};
-use super::{LabelCategory, ParserHints, Stage};
+use super::{ParserHints, Stage};
 use crate::logql::pattern::{Node, parse_nodes};
 use crate::model::TimestampNs;
 
@@ -146,10 +146,9 @@ impl Stage for PatternParser {
                 return true;
             };
             let name = lbs.parsed_name(name, suffixed);
-            if lbs.extracted(name) {
+            if !lbs.extract(name, value) {
                 return true;
             }
-            lbs.set(LabelCategory::Parsed, name, value);
             kept = hints.should_continue(name, lbs);
             kept
         });

@@ -102,9 +102,20 @@ pub const BUDGET_BYTES_LIMIT: u64 = 1 << 40;
 
 /// Entries one query may return (Loki's `max_entries_limit_per_query` default).
 pub const QUERY_ENTRIES_MAX: u32 = 5000;
-/// Streams one query may return (Loki's `max_query_series` is 500 for metrics; for log
-/// queries we bound the response size instead).
-pub const QUERY_STREAMS_MAX: usize = 100_000;
+/// Series one metric query may return (Loki's `max_query_series` default).
+pub const QUERY_SERIES_MAX: usize = 500;
+/// Loki's `max_query_length` default: 30 days and 1 hour.
+pub const QUERY_LENGTH_MAX_DEFAULT: std::time::Duration =
+    std::time::Duration::from_secs(721 * 3600);
+/// Memory one query's partial states may hold on one core by default.
+pub const QUERY_MEMORY_BYTES_MAX_DEFAULT: u64 = 512 << 20;
+/// Queries one core runs at once by default (Loki's querier `max_concurrent` is 4).
+pub const QUERY_CONCURRENCY_DEFAULT: usize = 4;
+/// Queries that may wait on one core by default (Loki's
+/// `max_outstanding_requests_per_tenant` is 2048).
+pub const QUERY_QUEUED_MAX_DEFAULT: usize = 2048;
+/// The largest value accepted for a count limit.
+pub const COUNT_LIMIT_MAX: usize = 100_000_000;
 /// How long a query may run before it is cancelled (Loki's `query_timeout` default 1m).
 pub const QUERY_TIMEOUT_SECONDS: u64 = 60;
 /// Entries a shard scans between yields, so that ingest on the same core never waits long.

@@ -195,6 +195,45 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SIZE", value_parser = units::size_flag_usize)]
     #[serde(default, deserialize_with = "units::size_key")]
     pub request_bodies_bytes_max: Option<usize>,
+
+    /// Entries one log query may return (Loki's name and default, 5000); a larger `limit`
+    /// is refused with 400.
+    #[arg(long, value_name = "N")]
+    pub max_entries_limit_per_query: Option<u32>,
+
+    /// Series one metric query may return, and hold at any step of its evaluation (Loki's
+    /// name and default, 500).
+    #[arg(long, value_name = "N")]
+    pub max_query_series: Option<usize>,
+
+    /// The longest time range one query may cover (Loki's default 30d1h); `0`: no limit.
+    #[arg(long, value_name = "DURATION")]
+    pub max_query_length: Option<String>,
+
+    /// How long a query may run before it is cancelled on every core and answered 504.
+    #[arg(long, value_name = "DURATION")]
+    pub query_timeout: Option<String>,
+
+    /// Line bytes one query may read from storage, over all cores; `0`: no limit.
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
+    #[serde(default, deserialize_with = "units::size_key")]
+    pub max_query_bytes_read: Option<u64>,
+
+    /// Memory one query's partial states may hold on one core (kept samples, series): a
+    /// query over it stops with an error that names this limit.
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
+    #[serde(default, deserialize_with = "units::size_key")]
+    pub query_memory_bytes_max: Option<u64>,
+
+    /// Queries a core runs at once (its own shard's part of every query counts); the rest
+    /// wait in its queue (Loki's querier `max_concurrent`).
+    #[arg(long, value_name = "N")]
+    pub max_concurrent: Option<usize>,
+
+    /// Queries that may wait on one core; beyond it a query is refused with 429 (Loki's
+    /// `max_outstanding_requests_per_tenant`).
+    #[arg(long, value_name = "N")]
+    pub max_outstanding_requests_per_tenant: Option<usize>,
 }
 
 /// The validated configuration the server runs with.
@@ -233,6 +272,37 @@ pub struct Config {
     /// (`crate::http::admission::derive_connections_max`).
     pub connections_max: Option<usize>,
     pub request_bodies_bytes_max: usize,
+    pub query: QueryLimits,
+}
+
+/// The bounds every query runs within (see the flags of the same names).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryLimits {
+    pub max_entries_limit_per_query: u32,
+    pub max_query_series: usize,
+    /// `None`: no limit.
+    pub max_query_length: Option<Duration>,
+    pub query_timeout: Duration,
+    /// 0: no limit.
+    pub max_query_bytes_read: u64,
+    pub query_memory_bytes_max: u64,
+    pub max_concurrent: usize,
+    pub max_outstanding_requests_per_tenant: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            max_entries_limit_per_query: QUERY_ENTRIES_MAX,
+            max_query_series: QUERY_SERIES_MAX,
+            max_query_length: Some(QUERY_LENGTH_MAX_DEFAULT),
+            query_timeout: Duration::from_secs(QUERY_TIMEOUT_SECONDS),
+            max_query_bytes_read: 0,
+            query_memory_bytes_max: QUERY_MEMORY_BYTES_MAX_DEFAULT,
+            max_concurrent: QUERY_CONCURRENCY_DEFAULT,
+            max_outstanding_requests_per_tenant: QUERY_QUEUED_MAX_DEFAULT,
+        }
+    }
 }
 
 /// Whether a data dir on tmpfs or ramfs is accepted (`--allow-volatile-data-dir`).
@@ -354,12 +424,25 @@ impl ServeArgs {
             request_bodies_bytes_max: self
                 .request_bodies_bytes_max
                 .or(file.request_bodies_bytes_max),
+            max_entries_limit_per_query: self
+                .max_entries_limit_per_query
+                .or(file.max_entries_limit_per_query),
+            max_query_series: self.max_query_series.or(file.max_query_series),
+            max_query_length: self.max_query_length.or(file.max_query_length),
+            query_timeout: self.query_timeout.or(file.query_timeout),
+            max_query_bytes_read: self.max_query_bytes_read.or(file.max_query_bytes_read),
+            query_memory_bytes_max: self.query_memory_bytes_max.or(file.query_memory_bytes_max),
+            max_concurrent: self.max_concurrent.or(file.max_concurrent),
+            max_outstanding_requests_per_tenant: self
+                .max_outstanding_requests_per_tenant
+                .or(file.max_outstanding_requests_per_tenant),
         }
     }
 
     /// Applies defaults and validates every key. `online_cpus` is the number of CPUs the
     /// process may run on.
     pub fn resolve(self, online_cpus: usize) -> Result<Config, ConfigError> {
+        let query = self.query_limits()?;
         let cores = self.cores.unwrap_or(online_cpus);
         if cores == 0 {
             return Err(bad("cores", "must be at least 1, got 0"));
@@ -581,6 +664,7 @@ impl ServeArgs {
             4 * push_body_bytes_max + PUSH_RAW_BODY_SLACK_BYTES..=REQUEST_BODIES_BYTES_LIMIT,
         )?;
         Ok(Config {
+            query,
             connections_max,
             request_bodies_bytes_max,
             heads_bytes_max,
@@ -614,6 +698,66 @@ impl ServeArgs {
             syslog_tcp_unacked_bytes_max,
             syslog_udp_recv_buffer_bytes,
             future_skew_max,
+        })
+    }
+}
+
+impl ServeArgs {
+    fn query_limits(&self) -> Result<QueryLimits, ConfigError> {
+        let d = QueryLimits::default();
+        let count = |key: &str, v: Option<usize>, default: usize| match v {
+            None => Ok(default),
+            Some(0) => Err(bad(key, "must be at least 1")),
+            Some(n) if n > COUNT_LIMIT_MAX => Err(bad(
+                key,
+                format!("must be at most {COUNT_LIMIT_MAX}, got {n}"),
+            )),
+            Some(n) => Ok(n),
+        };
+        let max_query_length = duration(
+            "max_query_length",
+            self.max_query_length.as_deref(),
+            Duration::ZERO,
+            Duration::from_secs(1),
+            Duration::from_secs(100 * 365 * 86400),
+        )?;
+        Ok(QueryLimits {
+            max_entries_limit_per_query: count(
+                "max_entries_limit_per_query",
+                self.max_entries_limit_per_query.map(|n| n as usize),
+                d.max_entries_limit_per_query as usize,
+            )? as u32,
+            max_query_series: count(
+                "max_query_series",
+                self.max_query_series,
+                d.max_query_series,
+            )?,
+            // Absent: Loki's default; `0`: off.
+            max_query_length: match self.max_query_length {
+                None => d.max_query_length,
+                Some(_) => max_query_length,
+            },
+            query_timeout: duration(
+                "query_timeout",
+                self.query_timeout.as_deref(),
+                d.query_timeout,
+                Duration::from_millis(1),
+                Duration::from_secs(86400),
+            )?
+            .expect("a default is given"),
+            max_query_bytes_read: self.max_query_bytes_read.unwrap_or(0),
+            query_memory_bytes_max: size(
+                "query_memory_bytes_max",
+                self.query_memory_bytes_max,
+                d.query_memory_bytes_max,
+                BUDGET_BYTES_MIN..=BUDGET_BYTES_LIMIT,
+            )?,
+            max_concurrent: count("max_concurrent", self.max_concurrent, d.max_concurrent)?,
+            max_outstanding_requests_per_tenant: count(
+                "max_outstanding_requests_per_tenant",
+                self.max_outstanding_requests_per_tenant,
+                d.max_outstanding_requests_per_tenant,
+            )?,
         })
     }
 }

@@ -128,18 +128,20 @@ pub fn tenant(core: &Core, req: &Request, counts_as_discard: bool) -> Result<Str
 }
 
 /// Query-string and form parameters of a request, in order (URL first, then a form body).
-pub fn params(req: &Request) -> Vec<(String, String)> {
-    let mut out = crate::query::params::parse_query_string(&req.query);
+/// Bytes that do not decode to UTF-8 are a 400, naming the parameter.
+pub fn params(req: &Request) -> Result<Vec<(String, String)>, Response> {
+    let bad =
+        |e: crate::query::params::ParamError| Response::text(400, &format!("{}\n", e.message()));
+    let mut out = crate::query::params::parse_query_string(&req.query).map_err(bad)?;
     let is_form = req
         .header("content-type")
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if req.method == super::request::Method::Post
-        && is_form
-        && let Ok(body) = std::str::from_utf8(&req.body)
-    {
-        out.extend(crate::query::params::parse_query_string(body));
+    if req.method == super::request::Method::Post && is_form {
+        let body = std::str::from_utf8(&req.body)
+            .map_err(|_| Response::text(400, "the form body is not valid UTF-8\n"))?;
+        out.extend(crate::query::params::parse_query_string(body).map_err(bad)?);
     }
-    out
+    Ok(out)
 }
 
 /// The first value of parameter `name`.

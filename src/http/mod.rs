@@ -13,6 +13,7 @@ pub mod admission;
 pub mod ingest_routes;
 pub mod json;
 pub mod loki;
+pub mod query_render;
 pub mod query_routes;
 pub mod request;
 pub mod response;

@@ -1,23 +1,27 @@
 //! The read side of Loki's API: `query_range`, `query`, `labels`, `label/<name>/values`,
-//! `series` and `index/stats`. Each parses Loki's parameters, asks every shard
-//! ([`Core::fan_out`]) and merges the answers into Loki's response shape.
+//! `series` and `index/stats`. Each parses Loki's parameters, runs the query through the
+//! engine ([`crate::query::engine`]: admission, fan-out, timeout, cancellation) and renders
+//! the merged answer in Loki's response shape. Errors are [`QueryError`]s rendered with
+//! Loki's statuses; nothing here evaluates a query.
 
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_lite::future;
-
 use super::json;
 use super::loki::{param, params, tenant};
+use super::query_render as render;
 use super::request::Request;
 use super::response::Response;
-use crate::config::{QUERY_ENTRIES_MAX, QUERY_TIMEOUT_SECONDS};
 use crate::ingest::listeners::now_ns;
-use crate::logql::{self, Expr, LabelMatcher, ParseError};
+use crate::logql::{self, Expr, LabelMatcher};
 use crate::model::Labels;
+use crate::query::QueryError;
+use crate::query::engine::{self, Running, ask_all, expect_answers};
 use crate::query::merge::{PartialStream, merge_partials};
 use crate::query::params::{self as qp, Direction};
+use crate::query::pipeline::Pipeline;
+use crate::query::plan::Steps;
 use crate::runtime::Core;
 use crate::shard::{
     IndexStats, LabelsRequest, LogsRequest, SeriesRequest, ShardAnswer, ShardRequest,
@@ -28,12 +32,19 @@ pub async fn route(core: &Rc<Core>, req: &Request, sub: &str) -> Response {
         Ok(t) => t,
         Err(r) => return r,
     };
-    let params = params(req);
+    let params = match params(req) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let started = Instant::now();
     core.shard.counters.queries.inc();
+    let admitted = match core.queries.admit(&core.config.query) {
+        Ok(a) => a,
+        Err(e) => return error_response(&e),
+    };
     let result = match sub {
         "query_range" => query_range(core, &tenant, &params, categorize_labels(req)).await,
-        "query" => query_instant(core, &tenant, &params, categorize_labels(req)).await,
+        "query" => query_instant(core, &tenant, &params).await,
         "labels" | "label" => labels(core, &tenant, &params).await,
         "series" => series(core, &tenant, &params).await,
         "index/stats" => index_stats(core, &tenant, &params).await,
@@ -41,15 +52,21 @@ pub async fn route(core: &Rc<Core>, req: &Request, sub: &str) -> Response {
             let name = &s["label/".len()..s.len() - "/values".len()];
             label_values(core, &tenant, name, &params).await
         }
-        _ => Err(Response::text(404, "404 page not found\n")),
+        _ => Ok(Response::text(404, "404 page not found\n")),
     };
+    drop(admitted);
     core.shard
         .query_seconds
         .observe(started.elapsed().as_secs_f64());
-    result.unwrap_or_else(|r| r)
+    result.unwrap_or_else(|e| error_response(&e))
 }
 
-type Answer = Result<Response, Response>;
+type Answer = Result<Response, QueryError>;
+
+/// Loki answers errors as plain text with the status of their kind.
+pub fn error_response(e: &QueryError) -> Response {
+    Response::text(e.status(), &format!("{e}\n"))
+}
 
 /// Whether the client asked for Loki's categorised-labels encoding (Grafana does).
 fn categorize_labels(req: &Request) -> bool {
@@ -57,57 +74,50 @@ fn categorize_labels(req: &Request) -> bool {
         .is_some_and(|v| v.split(',').any(|f| f.trim() == "categorize-labels"))
 }
 
-fn bad_request(msg: impl std::fmt::Display) -> Response {
-    Response::text(400, &format!("{msg}\n"))
+fn bad_param(e: qp::ParamError) -> QueryError {
+    QueryError::bad_request(e.message())
 }
 
-/// Asks every shard, bounded by the query timeout.
-async fn ask_all(core: &Rc<Core>, req: ShardRequest) -> Result<Vec<ShardAnswer>, Response> {
-    let timeout = Duration::from_secs(QUERY_TIMEOUT_SECONDS);
-    let answer = future::or(async { Some(core.fan_out(req).await) }, async {
-        glommio::timer::sleep(timeout).await;
-        None
-    })
-    .await;
-    match answer {
-        Some(Ok(a)) => {
-            // A shard that could not read data it needed (a corrupt part, a failing disk)
-            // fails the whole query: a partial answer would silently hide lines.
-            if let Some(why) = a.iter().find_map(|a| match a {
-                ShardAnswer::Failed(why) => Some(why),
-                _ => None,
-            }) {
-                return Err(Response::text(500, &format!("{why}\n")));
-            }
-            Ok(a)
+/// Asks every shard within the query timeout; the query is cancelled on every shard if
+/// this future is dropped first (the client went away).
+async fn ask(
+    core: &Rc<Core>,
+    req: ShardRequest,
+    running: &Running,
+) -> Result<Vec<ShardAnswer>, QueryError> {
+    ask_all(core, req, &running.control, core.config.query.query_timeout).await
+}
+
+/// Loki's refusal of a log query on the instant endpoint (Loki 3.x).
+const INSTANT_LOG_QUERY: &str = "log queries are not supported as an instant query type, please change your query to a range query type";
+
+fn check_limit(core: &Core, limit: u32) -> Result<(), QueryError> {
+    let max = core.config.query.max_entries_limit_per_query;
+    if limit > max {
+        return Err(QueryError::Limit {
+            limit: "max_entries_limit_per_query",
+            message: format!(
+                "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Loki's `max_query_length`: the range a query may cover.
+fn check_length(core: &Core, start: i64, end: i64) -> Result<(), QueryError> {
+    if let Some(max) = core.config.query.max_query_length {
+        let length = Duration::from_nanos(end.saturating_sub(start).max(0) as u64);
+        if length > max {
+            return Err(QueryError::Limit {
+                limit: "max_query_length",
+                message: format!(
+                    "the query time range exceeds the limit (query length: {}, limit: {})",
+                    crate::config::units::duration_text(length),
+                    crate::config::units::duration_text(max)
+                ),
+            });
         }
-        Some(Err(e)) => Err(Response::text(500, &format!("{e}\n"))),
-        None => Err(Response::text(
-            504,
-            &format!("query timed out after {QUERY_TIMEOUT_SECONDS}s\n"),
-        )),
-    }
-}
-
-fn parse_log_query(q: &str) -> Result<logql::LogSelector, Response> {
-    match logql::parse_expr(q) {
-        Ok(Expr::Log(expr)) => Ok(expr.selector),
-        #[allow(unreachable_patterns)]
-        Ok(_) => Err(bad_request(
-            "metric queries are not supported yet: only log queries (a selector and line filters)",
-        )),
-        Err(ParseError::Unsupported(what)) => Err(bad_request(format!(
-            "not supported yet: {what} (only stream selectors and line filters are)"
-        ))),
-        Err(e) => Err(bad_request(e)),
-    }
-}
-
-fn check_limit(limit: u32) -> Result<(), Response> {
-    if limit > QUERY_ENTRIES_MAX {
-        return Err(bad_request(format!(
-            "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {QUERY_ENTRIES_MAX})"
-        )));
     }
     Ok(())
 }
@@ -118,14 +128,25 @@ async fn query_range(
     params: &[(String, String)],
     categorize: bool,
 ) -> Answer {
-    let q = qp::parse_range_query(params, now_ns()).map_err(bad_request)?;
-    check_limit(q.limit)?;
-    let selector = parse_log_query(&q.query)?;
+    let q = qp::parse_range_query(params, now_ns()).map_err(bad_param)?;
+    check_limit(core, q.limit)?;
+    check_length(core, q.start_ns, q.end_ns)?;
+    let expr = match logql::parse_expr(&q.query)? {
+        Expr::Log(expr) => expr,
+        Expr::Sample(expr) => {
+            let started = Instant::now();
+            let step = q.step_or_default().as_nanos() as i64;
+            let steps = Steps::range(q.start_ns, q.end_ns, step);
+            let result = engine::metric(core, tenant, &expr, steps).await?;
+            let body = render::metric_response(&result, started.elapsed());
+            return Ok(Response::json(200, body.into_bytes()));
+        }
+    };
     // Loki's log range is `[start, end)`, as the shards take it.
     logs(
         core,
         tenant,
-        selector,
+        expr,
         (q.start_ns, q.end_ns),
         q.limit,
         q.direction,
@@ -134,66 +155,59 @@ async fn query_range(
     .await
 }
 
-/// An instant log query covers the hour before `time` (Loki's default look-back), newest
-/// first unless asked otherwise.
-async fn query_instant(
-    core: &Rc<Core>,
-    tenant: &str,
-    params: &[(String, String)],
-    categorize: bool,
-) -> Answer {
-    let q = qp::parse_instant_query(params, now_ns()).map_err(bad_request)?;
-    check_limit(q.limit)?;
-    let selector = parse_log_query(&q.query)?;
-    let end = q.time_ns.saturating_add(1);
-    let start = q.time_ns.saturating_sub(3600 * 1_000_000_000);
-    logs(
-        core,
-        tenant,
-        selector,
-        (start, end),
-        q.limit,
-        q.direction,
-        categorize,
-    )
-    .await
+/// An instant query: a metric query evaluated once, at `time`. Log queries are refused
+/// there, as Loki 3 refuses them.
+async fn query_instant(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
+    let q = qp::parse_instant_query(params, now_ns()).map_err(bad_param)?;
+    check_limit(core, q.limit)?;
+    match logql::parse_expr(&q.query)? {
+        Expr::Log(_) => Err(QueryError::bad_request(INSTANT_LOG_QUERY)),
+        Expr::Sample(expr) => {
+            let started = Instant::now();
+            let result = engine::metric(core, tenant, &expr, Steps::instant(q.time_ns)).await?;
+            let body = render::metric_response(&result, started.elapsed());
+            Ok(Response::json(200, body.into_bytes()))
+        }
+    }
 }
 
 async fn logs(
     core: &Rc<Core>,
     tenant: &str,
-    selector: logql::LogSelector,
+    expr: logql::LogExpr,
     (start, end): (i64, i64),
     limit: u32,
     direction: Direction,
     categorize: bool,
 ) -> Answer {
     let started = Instant::now();
+    let pipeline = Arc::new(Pipeline::new(&expr.stages)?);
+    let running = Running::new(&core.config.query);
     let req = Arc::new(LogsRequest {
         tenant: tenant.to_string(),
-        selector,
+        selector: expr.selector,
+        pipeline,
         start,
         end,
         limit: limit as usize,
         direction,
+        control: running.control.clone(),
     });
-    let answers = ask_all(core, ShardRequest::Logs(req)).await?;
-    let partials = answers
-        .into_iter()
-        .filter_map(|a| match a {
-            ShardAnswer::Logs(p) => Some(p),
-            _ => None,
-        })
-        .collect();
+    let answers = ask(core, ShardRequest::Logs(req), &running).await?;
+    running.finish();
+    let partials = expect_answers(answers, "logs", |a| match a {
+        ShardAnswer::Logs(p) => Ok(p),
+        other => Err(other),
+    })?;
     let streams = merge_partials(partials, direction, limit as usize);
     let body = streams_response(&streams, categorize, started.elapsed());
     Ok(Response::json(200, body.into_bytes()))
 }
 
 /// Loki's `streams` result. Without the categorize-labels flag, Loki folds an entry's
-/// structured metadata into its stream's labels (so entries with different metadata land in
-/// different result streams); with it, metadata is returned as the third element of each
-/// value, and the stream keeps only its own labels.
+/// structured metadata and parsed labels into its stream's labels (so entries with different
+/// metadata land in different result streams); with it, they are returned as the third
+/// element of each value, and the stream keeps only its own labels.
 fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration) -> String {
     let mut out = String::with_capacity(1024);
     out.push_str(r#"{"status":"success","data":{"resultType":"streams","result":["#);
@@ -203,12 +217,14 @@ fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration)
     for s in streams {
         // Group the stream's entries by their folded label set, keeping first-seen order.
         let mut groups: Vec<(Labels, Vec<usize>)> = Vec::new();
-        for (i, (_, _, md)) in s.entries.iter().enumerate() {
-            let key = if md.is_empty() || categorize {
+        let mut group_of: ahash::AHashMap<Labels, usize> = ahash::AHashMap::new();
+        for (i, (_, _, md, parsed)) in s.entries.iter().enumerate() {
+            let key = if (md.is_empty() && parsed.is_empty()) || categorize {
                 s.labels.clone()
             } else {
                 let extra = md
                     .iter()
+                    .chain(parsed)
                     .filter(|(k, _)| s.labels.get(k).is_none())
                     .map(|(k, v)| (k.as_str(), v.as_str()));
                 Labels::from_pairs(
@@ -219,9 +235,12 @@ fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration)
                         .chain(extra),
                 )
             };
-            match groups.iter_mut().find(|(l, _)| *l == key) {
-                Some((_, idx)) => idx.push(i),
-                None => groups.push((key, vec![i])),
+            match group_of.get(&key) {
+                Some(&g) => groups[g].1.push(i),
+                None => {
+                    group_of.insert(key.clone(), groups.len());
+                    groups.push((key, vec![i]));
+                }
             }
         }
         for (labels, idx) in groups {
@@ -236,7 +255,7 @@ fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration)
             );
             out.push_str(r#","values":["#);
             for (n, i) in idx.into_iter().enumerate() {
-                let (ts, line, md) = &s.entries[i];
+                let (ts, line, md, parsed) = &s.entries[i];
                 entries_total += 1;
                 bytes_total += line.len();
                 if n > 0 {
@@ -246,9 +265,27 @@ fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration)
                 out.push_str(&ts.to_string());
                 out.push_str("\",");
                 json::string(&mut out, line);
-                if categorize && !md.is_empty() {
-                    out.push_str(r#",{"structuredMetadata":"#);
-                    json::string_map(&mut out, md.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                if categorize {
+                    // Loki's categorized encoding: always a third element, its keys only
+                    // when they have labels.
+                    out.push_str(",{");
+                    if !md.is_empty() {
+                        out.push_str(r#""structuredMetadata":"#);
+                        json::string_map(
+                            &mut out,
+                            md.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                        );
+                    }
+                    if !parsed.is_empty() {
+                        if !md.is_empty() {
+                            out.push(',');
+                        }
+                        out.push_str(r#""parsed":"#);
+                        json::string_map(
+                            &mut out,
+                            parsed.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                        );
+                    }
                     out.push('}');
                 }
                 out.push(']');
@@ -257,21 +294,22 @@ fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration)
         }
     }
     out.push_str(&format!(
-        r#"],"stats":{{"summary":{{"execTime":{},"totalEntriesReturned":{entries_total},"totalBytesProcessed":{bytes_total},"totalLinesProcessed":{entries_total}}}}}}}"#,
+        r#"],"stats":{{"summary":{{"execTime":{},"totalEntriesReturned":{entries_total},"totalBytesProcessed":{bytes_total},"totalLinesProcessed":{entries_total}}}}}"#,
         took.as_secs_f64()
     ));
+    // Loki puts the flags inside `data`, where Grafana reads them.
     if categorize {
         out.push_str(r#","encodingFlags":["categorize-labels"]"#);
     }
-    out.push('}');
+    out.push_str("}}");
     out
 }
 
 /// Matchers of an optional `query` parameter (Loki's `/labels?query={...}`).
-fn optional_matchers(params: &[(String, String)]) -> Result<Vec<LabelMatcher>, Response> {
+fn optional_matchers(params: &[(String, String)]) -> Result<Vec<LabelMatcher>, QueryError> {
     match param(params, "query") {
         None | Some("") => Ok(Vec::new()),
-        Some(q) => logql::parse_matchers(q, false).map_err(bad_request),
+        Some(q) => Ok(logql::parse_matchers(q, false)?),
     }
 }
 
@@ -279,8 +317,8 @@ fn labels_request(
     tenant: &str,
     params: &[(String, String)],
     matchers: Vec<LabelMatcher>,
-) -> Result<Arc<LabelsRequest>, Response> {
-    let (start, end) = qp::parse_label_range(params, now_ns()).map_err(bad_request)?;
+) -> Result<Arc<LabelsRequest>, QueryError> {
+    let (start, end) = qp::parse_label_range(params, now_ns()).map_err(bad_param)?;
     Ok(Arc::new(LabelsRequest {
         tenant: tenant.to_string(),
         matchers,
@@ -289,27 +327,28 @@ fn labels_request(
     }))
 }
 
-fn strings_response(answers: Vec<ShardAnswer>) -> Response {
-    let mut all: Vec<String> = answers
-        .into_iter()
-        .flat_map(|a| match a {
-            ShardAnswer::Strings(v) => v,
-            _ => Vec::new(),
-        })
-        .collect();
+fn strings_response(answers: Vec<ShardAnswer>) -> Answer {
+    let mut all: Vec<String> = expect_answers(answers, "label", |a| match a {
+        ShardAnswer::Strings(v) => Ok(v),
+        other => Err(other),
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
     all.sort();
     all.dedup();
     let mut out = String::from(r#"{"status":"success","data":"#);
     json::string_array(&mut out, all.iter().map(|s| s.as_str()));
     out.push('}');
-    Response::json(200, out.into_bytes())
+    Ok(Response::json(200, out.into_bytes()))
 }
 
 async fn labels(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
     let req = labels_request(tenant, params, optional_matchers(params)?)?;
-    Ok(strings_response(
-        ask_all(core, ShardRequest::LabelNames(req)).await?,
-    ))
+    let running = Running::new(&core.config.query);
+    let answers = ask(core, ShardRequest::LabelNames(req), &running).await?;
+    running.finish();
+    strings_response(answers)
 }
 
 async fn label_values(
@@ -319,37 +358,45 @@ async fn label_values(
     params: &[(String, String)],
 ) -> Answer {
     let req = labels_request(tenant, params, optional_matchers(params)?)?;
-    Ok(strings_response(
-        ask_all(core, ShardRequest::LabelValues(req, name.to_string())).await?,
-    ))
+    let running = Running::new(&core.config.query);
+    let answers = ask(
+        core,
+        ShardRequest::LabelValues(req, name.to_string()),
+        &running,
+    )
+    .await?;
+    running.finish();
+    strings_response(answers)
 }
 
 async fn series(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
     let mut selectors = Vec::new();
     for (k, v) in params {
         if k == "match[]" || k == "match" {
-            selectors.push(logql::parse_matchers(v, false).map_err(bad_request)?);
+            selectors.push(logql::parse_matchers(v, false)?);
         }
     }
     if selectors.is_empty() {
         // Loki lists every stream when no matcher is given.
         selectors.push(Vec::new());
     }
-    let (start, end) = qp::parse_label_range(params, now_ns()).map_err(bad_request)?;
+    let (start, end) = qp::parse_label_range(params, now_ns()).map_err(bad_param)?;
     let req = Arc::new(SeriesRequest {
         tenant: tenant.to_string(),
         selectors,
         start,
         end: end.saturating_add(1),
     });
-    let mut all: Vec<Labels> = ask_all(core, ShardRequest::Series(req))
-        .await?
-        .into_iter()
-        .flat_map(|a| match a {
-            ShardAnswer::Series(v) => v,
-            _ => Vec::new(),
-        })
-        .collect();
+    let running = Running::new(&core.config.query);
+    let answers = ask(core, ShardRequest::Series(req), &running).await?;
+    running.finish();
+    let mut all: Vec<Labels> = expect_answers(answers, "series", |a| match a {
+        ShardAnswer::Series(v) => Ok(v),
+        other => Err(other),
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
     all.sort();
     all.dedup();
     let mut out = String::from(r#"{"status":"success","data":["#);
@@ -367,16 +414,22 @@ async fn series(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> A
 }
 
 async fn index_stats(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
-    let q = param(params, "query").ok_or_else(|| bad_request("missing query parameter"))?;
-    let matchers = logql::parse_matchers(q, false).map_err(bad_request)?;
+    let q =
+        param(params, "query").ok_or_else(|| QueryError::bad_request("missing query parameter"))?;
+    let matchers = logql::parse_matchers(q, false)?;
     let req = labels_request(tenant, params, matchers)?;
     let mut total = IndexStats::default();
     let mut streams: Vec<u64> = Vec::new();
-    for a in ask_all(core, ShardRequest::Stats(req)).await? {
-        if let ShardAnswer::Stats(s, ids) = a {
-            total.add(&s);
-            streams.extend(ids);
-        }
+    let running = Running::new(&core.config.query);
+    let answers = ask(core, ShardRequest::Stats(req), &running).await?;
+    running.finish();
+    let stats = expect_answers(answers, "stats", |a| match a {
+        ShardAnswer::Stats(s, ids) => Ok((s, ids)),
+        other => Err(other),
+    })?;
+    for (s, ids) in stats {
+        total.add(&s);
+        streams.extend(ids);
     }
     // A stream with data on two shards (after a core-count change) is one stream.
     streams.sort_unstable();

@@ -247,6 +247,13 @@ where
     Ok(())
 }
 
+/// Whether a request only reads (a query, labels, series, stats): its work is abandoned when
+/// its client goes away. Writes always run to their end.
+fn cancels_on_close(path: &str) -> bool {
+    path.strip_prefix("/loki/api/v1/")
+        .is_some_and(|rest| rest != "push" && rest != "tail")
+}
+
 /// Why a request could not be read.
 enum ReadFail {
     /// Answer with this error and close.
@@ -346,8 +353,19 @@ impl Conn<'_> {
                 charge: Rc::new(charge),
             };
             // The handler owns the request: its charge is released when the request (and so
-            // its body) is dropped.
-            let response = handler(request).await;
+            // its body) is dropped. A read whose client goes away is dropped with it, which
+            // cancels its query on every core.
+            let response = if cancels_on_close(&request.path) && self.start == self.end {
+                match self.handle_watching_peer(handler(request)).await {
+                    Some(response) => response,
+                    None => {
+                        stats.http_requests_abandoned.inc();
+                        return ConnectionEnd::PeerClosed;
+                    }
+                }
+            } else {
+                handler(request).await
+            };
             let close = !keep_alive || response.wants_close() || shutdown.is_triggered();
             let persistence = match (close, version_minor) {
                 (true, _) => Persistence::Close,
@@ -368,6 +386,39 @@ impl Conn<'_> {
                     ConnectionEnd::Closed
                 };
             }
+        }
+    }
+
+    /// Runs a handler while watching the socket: `None` if the client closed the connection
+    /// before the answer (the handler's future is dropped). Bytes of a pipelined next request
+    /// that arrive meanwhile are kept, and the handler then runs to its end.
+    async fn handle_watching_peer<F: Future<Output = Response>>(
+        &mut self,
+        handling: F,
+    ) -> Option<Response> {
+        enum Race {
+            Done(Response),
+            Closed,
+            Data,
+        }
+        futures_lite::pin!(handling);
+        self.start = 0;
+        self.end = 0;
+        let (stream, buf, end) = (&mut self.stream, &mut self.buf, &mut self.end);
+        let first = or(async { Race::Done(handling.as_mut().await) }, async {
+            match stream.read(&mut buf[..]).await {
+                Ok(0) | Err(_) => Race::Closed,
+                Ok(n) => {
+                    *end = n;
+                    Race::Data
+                }
+            }
+        })
+        .await;
+        match first {
+            Race::Done(response) => Some(response),
+            Race::Closed => None,
+            Race::Data => Some(handling.await),
         }
     }
 

@@ -66,6 +66,9 @@ pub struct EdgeStats {
     /// HTTP requests answered 503 because the core's budget for unfinished request bodies
     /// had no room for them.
     pub http_requests_over_budget: Counter,
+    /// Read requests whose client closed the connection before the answer (their query is
+    /// cancelled on every core).
+    pub http_requests_abandoned: Counter,
     body_bytes_held: Cell<u64>,
 }
 
@@ -130,6 +133,7 @@ impl EdgeStats {
             http_requests: self.http_requests.get(),
             http_requests_rejected: self.http_requests_rejected.get(),
             http_requests_over_budget: self.http_requests_over_budget.get(),
+            http_requests_abandoned: self.http_requests_abandoned.get(),
             body_bytes_held: self.body_bytes_held(),
         }
     }
@@ -153,6 +157,7 @@ pub struct EdgeMetrics {
     pub http_requests: u64,
     pub http_requests_rejected: u64,
     pub http_requests_over_budget: u64,
+    pub http_requests_abandoned: u64,
     pub body_bytes_held: u64,
 }
 

@@ -179,7 +179,7 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         &'static str,
         fn(&StorageMetrics) -> u64,
     );
-    let storage: [StorageSeries; 25] = [
+    let storage: [StorageSeries; 26] = [
         (
             "shardlog_unsealed_line_bytes",
             "gauge",
@@ -329,6 +329,12 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
             "counter",
             "Line bytes of the part blocks decoded by queries.",
             |s| s.line_bytes_scanned,
+        ),
+        (
+            "shardlog_query_scans_cancelled_total",
+            "counter",
+            "Shard scans stopped because their query was cancelled (client gone, timeout).",
+            |s| s.scans_cancelled,
         ),
     ];
     for (name, kind, help, get) in storage {
@@ -504,6 +510,15 @@ fn edge(out: &mut String, shards: &[&ShardMetrics]) {
         "HTTP requests answered 503 because the core's budget for unfinished request bodies \
          had no room for them.",
         |s| s.edge.http_requests_over_budget,
+    );
+    per_shard(
+        out,
+        shards,
+        "shardlog_http_requests_abandoned_total",
+        "counter",
+        "Read requests whose client closed the connection before the answer; their query is \
+         cancelled on every core.",
+        |s| s.edge.http_requests_abandoned,
     );
     per_shard(
         out,

@@ -19,7 +19,10 @@ pub enum QueryError {
     /// A per-query limit was exceeded; `limit` is its configuration name, as Loki names it
     /// (`max_entries_limit_per_query`, `max_query_series`, `max_query_length`,
     /// `max_query_bytes_read`, `query_memory_bytes_max`) (400).
-    Limit { limit: &'static str, message: String },
+    Limit {
+        limit: &'static str,
+        message: String,
+    },
     /// A line's pipeline failed where Loki fails the query: a sample with `__error__` left in
     /// a metric query (400).
     Pipeline(String),

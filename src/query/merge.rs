@@ -17,8 +17,10 @@ use crate::model::{Labels, MetadataPair, TimestampNs};
 
 use super::params::Direction;
 
-/// One log entry of a partial result: timestamp, line, structured metadata.
-pub type PartialEntry = (TimestampNs, String, Vec<MetadataPair>);
+/// One log entry of a partial result: timestamp, line, structured metadata, and the labels
+/// the query's parsers extracted (Loki's categories; the stream's own labels are the
+/// stream's).
+pub type PartialEntry = (TimestampNs, String, Vec<MetadataPair>, Vec<MetadataPair>);
 
 /// One stream of a partial result.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -165,7 +167,7 @@ mod tests {
             labels: labels(app),
             entries: ts
                 .iter()
-                .map(|&t| (t, format!("{app}@{t}"), Vec::new()))
+                .map(|&t| (t, format!("{app}@{t}"), Vec::new(), Vec::new()))
                 .collect(),
         }
     }
@@ -271,7 +273,14 @@ mod tests {
                     entries: ts
                         .iter()
                         .enumerate()
-                        .map(|(i, &t)| (t, format!("{app}#{i}"), vec![("k".into(), i.to_string())]))
+                        .map(|(i, &t)| {
+                            (
+                                t,
+                                format!("{app}#{i}"),
+                                vec![("k".into(), i.to_string())],
+                                Vec::new(),
+                            )
+                        })
                         .collect(),
                 }
             });

@@ -6,11 +6,21 @@
 //! a log query on one line with a labels builder, `sample` turns lines into samples and
 //! mergeable per-series partial states, `exec` runs a shard's part of a plan against the
 //! shard and pushes into a sink with a cutoff, and `merge` and `eval` finish the answer on
-//! the receiving core. Errors are [`QueryError`] throughout.
+//! the receiving core; `template` is Go's text/template with Loki's functions, for
+//! `line_format` and `label_format`. Errors are [`QueryError`] throughout.
 
+pub mod engine;
 pub mod error;
+pub mod eval;
+pub mod exec;
 pub mod merge;
 pub mod params;
 pub mod pipeline;
+pub mod plan;
+pub mod sample;
+pub mod template;
 
 pub use error::QueryError;
+
+#[cfg(test)]
+pub(crate) mod testkit;

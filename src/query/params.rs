@@ -318,19 +318,28 @@ pub fn parse_label_range(
 
 /// Decodes `application/x-www-form-urlencoded` text (a URL query string or a POST body):
 /// `&`-separated `key=value` pairs, `+` as space, `%XX` escapes. Repeated keys are kept in
-/// order (`match[]` of `/series`). Malformed escapes are kept literally, invalid UTF-8 is
-/// replaced, as browsers and Go's `url.ParseQuery` tolerate them.
-pub fn parse_query_string(qs: &str) -> Vec<(String, String)> {
+/// order (`match[]` of `/series`). Malformed escapes are kept literally, as browsers and Go's
+/// `url.ParseQuery` tolerate them; bytes that decode to invalid UTF-8 are refused (replacing
+/// them would run a different query than the one sent).
+pub fn parse_query_string(qs: &str) -> Result<Vec<(String, String)>, ParamError> {
     qs.split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (form_decode(k), form_decode(v))
+            let key = form_decode(k).map_err(|_| {
+                ParamError::new("a parameter name is not valid UTF-8 once percent-decoded")
+            })?;
+            let value = form_decode(v).map_err(|_| {
+                ParamError(format!(
+                    "parameter '{key}' is not valid UTF-8 once percent-decoded"
+                ))
+            })?;
+            Ok((key, value))
         })
         .collect()
 }
 
-fn form_decode(s: &str) -> String {
+fn form_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -355,7 +364,7 @@ fn form_decode(s: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    String::from_utf8(out)
 }
 
 #[cfg(test)]
@@ -519,7 +528,8 @@ mod tests {
         assert_eq!(
             parse_query_string(
                 "query=%7Bapp%3D%22x%22%7D+%7C%3D+%22a+b%22&limit=10&&match[]=a&match%5B%5D=b&flag"
-            ),
+            )
+            .unwrap(),
             p(&[
                 ("query", "{app=\"x\"} |= \"a b\""),
                 ("limit", "10"),
@@ -528,9 +538,10 @@ mod tests {
                 ("flag", ""),
             ])
         );
-        assert_eq!(parse_query_string("a=%zz%4"), p(&[("a", "%zz%4")]));
-        assert_eq!(parse_query_string("a=%ff"), p(&[("a", "\u{fffd}")]));
-        assert!(parse_query_string("").is_empty());
+        assert_eq!(parse_query_string("a=%zz%4").unwrap(), p(&[("a", "%zz%4")]));
+        let invalid = parse_query_string("query=%7Ba%3D%22%ff%22%7D").unwrap_err();
+        assert!(invalid.message().contains("'query'"), "{invalid:?}");
+        assert!(parse_query_string("").unwrap().is_empty());
     }
 
     proptest::proptest! {
@@ -538,7 +549,7 @@ mod tests {
         fn never_panic(s in "\\PC{0,40}") {
             let _ = parse_time(&s);
             let _ = parse_duration(&s);
-            let params = parse_query_string(&s);
+            let params = parse_query_string(&s).unwrap_or_default();
             let _ = parse_range_query(&params, NOW);
             let _ = parse_instant_query(&params, NOW);
         }
@@ -547,7 +558,7 @@ mod tests {
         fn form_roundtrip(v in "\\PC{0,40}") {
             let encoded: String = v.bytes().map(|b| format!("%{b:02X}")).collect();
             let decoded = parse_query_string(&format!("k={encoded}"));
-            proptest::prop_assert_eq!(decoded, vec![("k".to_string(), v)]);
+            proptest::prop_assert_eq!(decoded, Ok(vec![("k".to_string(), v)]));
         }
     }
 }

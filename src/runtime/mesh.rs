@@ -248,7 +248,7 @@ mod tests {
             |msg| match msg {
                 MeshMsg::Query { id, .. } => Some(MeshMsg::Answered {
                     id,
-                    answer: ShardAnswer::Failed("test".into()),
+                    answer: ShardAnswer::Failed(crate::query::QueryError::Internal("test".into())),
                 }),
                 _ => None,
             },

@@ -127,6 +127,8 @@ pub struct Core {
     pub ingest_tq: TaskQueueHandle,
     pub query_tq: TaskQueueHandle,
     pub background_tq: TaskQueueHandle,
+    /// Queries this core received and has not answered yet.
+    pub queries: crate::query::engine::Admission,
     /// Batches this core has sent and not yet had answered; drained before WALs close.
     in_flight: Cell<usize>,
     /// Triggered on this core when it must stop accepting (mirrors the lifecycle flag, but
@@ -173,7 +175,9 @@ impl Core {
         result
     }
 
-    /// Asks every shard the same question, concurrently, and returns their answers.
+    /// Asks every shard the same question, concurrently, and returns their answers. Dropping
+    /// the future leaves the shards' parts running until their next check of the query's
+    /// control, which the caller cancels.
     pub async fn fan_out(&self, req: ShardRequest) -> Result<Vec<ShardAnswer>, String> {
         let mut pending = Vec::with_capacity(self.shards);
         for peer in 0..self.shards {
@@ -191,7 +195,13 @@ impl Core {
             pending.push((peer, reply));
         }
         let mut answers = Vec::with_capacity(self.shards);
-        answers.push(self.shard.answer(req).await);
+        // This core's own part runs in the query queue too, never at the priority of the
+        // connection that asked.
+        let shard = self.shard.clone();
+        let local =
+            glommio::spawn_local_into(async move { shard.answer(req).await }, self.query_tq)
+                .map_err(|e| format!("the query queue is gone: {e}"))?;
+        answers.push(local.await);
         for (peer, reply) in pending {
             match reply.wait().await {
                 Reply::Answered(answer) => answers.push(answer),
@@ -312,7 +322,9 @@ async fn serve_core(
         "background",
     );
     let shard = Rc::new(Shard::new(id));
+    shard.set_query_concurrency(config.query.max_concurrent);
     let core = Rc::new(Core {
+        queries: crate::query::engine::Admission::default(),
         id,
         shards: config.cores,
         config: config.clone(),

@@ -25,11 +25,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::logql::{LabelMatcher, LogSelector};
+use crate::logql::LabelMatcher;
 use crate::metrics::{Counter, Histogram, HistogramSnapshot, REQUEST_LATENCY_BUCKETS};
 use crate::model::{BatchItem, BatchReader, Duplicates, Labels, StreamId, TimestampNs};
 use crate::query::merge::Partial;
-use crate::query::params::Direction;
 use crate::wal::{Wal, WalStats};
 pub use health::{AppendError, NotReady, Refusal};
 use index::{StreamIdx, Streams};
@@ -81,6 +80,7 @@ impl Protocol {
 #[derive(Debug, Clone)]
 pub enum ShardRequest {
     Logs(Arc<LogsRequest>),
+    Metric(Arc<crate::query::exec::metric::MetricRequest>),
     LabelNames(Arc<LabelsRequest>),
     LabelValues(Arc<LabelsRequest>, String),
     Series(Arc<SeriesRequest>),
@@ -88,15 +88,7 @@ pub enum ShardRequest {
     Metrics,
 }
 
-#[derive(Debug)]
-pub struct LogsRequest {
-    pub tenant: String,
-    pub selector: LogSelector,
-    pub start: TimestampNs,
-    pub end: TimestampNs,
-    pub limit: usize,
-    pub direction: Direction,
-}
+pub use crate::query::exec::logs::LogsRequest;
 
 #[derive(Debug)]
 pub struct LabelsRequest {
@@ -137,15 +129,33 @@ impl IndexStats {
 #[derive(Debug)]
 pub enum ShardAnswer {
     Logs(Partial),
+    /// The partial state of every leaf of a metric query, in plan order.
+    Metric(Vec<crate::query::sample::LeafPartial>),
     Strings(Vec<String>),
     Series(Vec<Labels>),
     /// Counts, and the ids of the streams counted (a stream can have data on two shards after
     /// a core-count change: the receiving core counts it once).
     Stats(IndexStats, Vec<StreamId>),
     Metrics(Box<ShardMetrics>),
-    /// The shard could not read data the question needs (a corrupt part, a failing disk):
-    /// the query fails rather than answer with less than there is.
-    Failed(String),
+    /// The shard could not answer: it could not read data the question needs (a corrupt
+    /// part, a failing disk), the query hit a limit or was cancelled. The query fails rather
+    /// than answer with less than there is.
+    Failed(crate::query::QueryError),
+}
+
+impl ShardAnswer {
+    /// The kind of answer, for the error that reports a mismatched one.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ShardAnswer::Logs(_) => "logs",
+            ShardAnswer::Metric(_) => "metric",
+            ShardAnswer::Strings(_) => "strings",
+            ShardAnswer::Series(_) => "series",
+            ShardAnswer::Stats(..) => "stats",
+            ShardAnswer::Metrics(_) => "metrics",
+            ShardAnswer::Failed(_) => "failed",
+        }
+    }
 }
 
 /// Why lines were refused or thrown away, for `shardlog_discarded_lines_total{reason}`.
@@ -288,11 +298,14 @@ pub struct StorageMetrics {
     pub blocks_skipped_by_bloom: u64,
     pub blocks_scanned: u64,
     pub line_bytes_scanned: u64,
+    pub scans_cancelled: u64,
 }
 
 /// One core's storage: WAL and heads.
 pub struct Shard {
     pub id: usize,
+    /// Turns for query parts (see [`crate::query::engine::ShardPermits`]).
+    query_permits: RefCell<Rc<crate::query::engine::ShardPermits>>,
     pub counters: CoreCounters,
     pub query_seconds: Histogram,
     /// Inode of this core's syslog UDP socket, to read its kernel drop count (0: none).
@@ -376,7 +389,16 @@ impl Shard {
             seal_settings: std::cell::Cell::new(None),
             seal_failed: RefCell::new(None),
             scan_counters: scan::ScanCounters::default(),
+            query_permits: RefCell::new(Rc::new(crate::query::engine::ShardPermits::new(
+                crate::config::QUERY_CONCURRENCY_DEFAULT,
+            ))),
         }
+    }
+
+    /// How many query parts this shard runs at once (set before it answers queries).
+    pub fn set_query_concurrency(&self, max_concurrent: usize) {
+        *self.query_permits.borrow_mut() =
+            Rc::new(crate::query::engine::ShardPermits::new(max_concurrent));
     }
 
     /// Makes a batch durable, then visible. Resolves after the WAL's group commit holding it
@@ -627,10 +649,18 @@ impl Shard {
         Ok(())
     }
 
+    /// Answers one question of a query, in turn with the shard's other query parts (at most
+    /// `max_concurrent` run at once).
     pub async fn answer(&self, req: ShardRequest) -> ShardAnswer {
+        let permits = self.query_permits.borrow().clone();
+        let _turn = permits.acquire().await;
         match req {
             ShardRequest::Logs(r) => match self.logs(&r).await {
                 Ok(p) => ShardAnswer::Logs(p),
+                Err(why) => ShardAnswer::Failed(why),
+            },
+            ShardRequest::Metric(r) => match crate::query::exec::metric::run(self, &r).await {
+                Ok(p) => ShardAnswer::Metric(p),
                 Err(why) => ShardAnswer::Failed(why),
             },
             ShardRequest::LabelNames(r) => ShardAnswer::Strings(self.streams.borrow().label_names(
@@ -647,7 +677,7 @@ impl Shard {
             ShardRequest::Series(r) => ShardAnswer::Series(self.series(&r)),
             ShardRequest::Stats(r) => match self.stats(&r).await {
                 Ok((s, ids)) => ShardAnswer::Stats(s, ids),
-                Err(why) => ShardAnswer::Failed(why),
+                Err(why) => ShardAnswer::Failed(crate::query::QueryError::Storage(why)),
             },
             ShardRequest::Metrics => ShardAnswer::Metrics(Box::new(self.metrics())),
         }
@@ -679,6 +709,7 @@ impl Shard {
             blocks_considered: self.scan_counters.blocks_considered.get(),
             blocks_skipped_by_bloom: self.scan_counters.blocks_skipped_by_bloom.get(),
             blocks_scanned: self.scan_counters.blocks_scanned.get(),
+            scans_cancelled: self.scan_counters.scans_cancelled.get(),
             line_bytes_scanned: self.scan_counters.line_bytes_scanned.get(),
             ..StorageMetrics::default()
         };

@@ -21,18 +21,20 @@
 //! quarantined: a query never silently answers with less than the shard holds.
 
 use std::cell::RefCell;
-use std::collections::BinaryHeap;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use super::head::StreamHead;
 use super::index::StreamIdx;
 use super::seal::SealingSet;
-use super::{IndexStats, LabelsRequest, LogsRequest, Shard};
-use crate::chunk::{BloomQuery, DecodedBlock, required_literals};
+use super::{IndexStats, LabelsRequest, Shard};
+use crate::chunk::DecodedBlock;
 use crate::metrics::Counter;
 use crate::model::{Labels, StreamId, TimestampNs};
-use crate::query::merge::{Partial, PartialStream};
+use crate::query::QueryError;
+use crate::query::exec::logs::LogsRequest;
+use crate::query::exec::{ScanSink, ScanSpec, beyond};
+use crate::query::merge::Partial;
 use crate::query::params::Direction;
 use crate::store::part_file::LoadedPart;
 use crate::store::{Store, StoreError};
@@ -50,23 +52,26 @@ pub struct ScanCounters {
     pub line_bytes_scanned: Counter,
     /// Times a scan gave the core back (between blocks, and every so many head entries).
     pub yields: Counter,
+    /// Scans stopped because their query was cancelled (client gone, timeout).
+    pub scans_cancelled: Counter,
 }
 
-type OutEntry = (TimestampNs, String, Vec<(String, String)>);
+/// Why a part scan stopped: the part could not be read, or the query stopped it.
+enum ScanError {
+    Store(StoreError),
+    Query(QueryError),
+}
 
-/// An entry copied out of a head or a decoded block, for the answer.
-fn owned<'a>(
-    ts: TimestampNs,
-    line: &str,
-    metadata: impl Iterator<Item = (&'a str, &'a str)>,
-) -> OutEntry {
-    (
-        ts,
-        line.to_string(),
-        metadata
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
+impl From<StoreError> for ScanError {
+    fn from(e: StoreError) -> ScanError {
+        ScanError::Store(e)
+    }
+}
+
+impl From<QueryError> for ScanError {
+    fn from(e: QueryError) -> ScanError {
+        ScanError::Query(e)
+    }
 }
 
 /// A head to read: the live head of a stream as it was when the scan started, or one taken
@@ -279,129 +284,158 @@ impl Shard {
         }
     }
 
-    /// Finds the first `limit` matching entries of each selected stream in the query's
-    /// direction from every source, then keeps the first `limit` over all of them.
-    pub(super) async fn logs(&self, r: &LogsRequest) -> Result<Partial, String> {
+    /// The narrow view a query's shard part runs through (see [`crate::query::exec`]): selects
+    /// the streams, fixes what the scan reads ([`ScanSnapshot`]), and hands every entry in
+    /// `[start, end)` that passes the leading line filters to `sink`, stream by stream, each
+    /// source in the spec's direction. Entries beyond the sink's cutoff are skipped, and a
+    /// source sorted by time stops at the first. Checks the query's control between blocks
+    /// and batches of head entries: a cancelled query stops here on every shard.
+    pub async fn scan(&self, spec: &ScanSpec, sink: &mut dyn ScanSink) -> Result<(), QueryError> {
         let selected =
             self.streams
                 .borrow()
-                .select(&r.tenant, &r.selector.matchers, r.start, r.end);
-        let snapshot = self.snapshot(&selected, r.start, r.end);
-        let bloom = required_literals(&r.selector.filters);
-        let mut partial = Partial::default();
+                .select(&spec.tenant, &spec.matchers, spec.start, spec.end);
+        let snapshot = self.snapshot(&selected, spec.start, spec.end);
         let mut block = DecodedBlock::new();
         for stream in snapshot.streams {
+            sink.begin_stream(&stream.labels);
             for mut src in stream.heads {
-                let entries = self.scan_head(&mut src, &snapshot.pin, r).await;
-                if !entries.is_empty() {
-                    partial.streams.push(PartialStream {
-                        labels: stream.labels.clone(),
-                        entries,
-                    });
-                }
+                self.scan_head(&mut src, &snapshot.pin, spec, sink).await?;
             }
             for (store, part) in &snapshot.parts {
-                let entries = self
-                    .scan_part_stream(part, stream.id, r, &bloom, &mut block)
+                self.scan_part_stream(part, stream.id, spec, sink, &mut block)
                     .await
-                    .map_err(|e| self.part_failed(store, part, e))?;
-                if !entries.is_empty() {
-                    partial.streams.push(PartialStream {
-                        labels: stream.labels.clone(),
-                        entries,
-                    });
-                }
+                    .map_err(|e| match e {
+                        ScanError::Store(e) => {
+                            QueryError::Storage(self.part_failed(store, part, e))
+                        }
+                        ScanError::Query(e) => e,
+                    })?;
             }
         }
-        let streams = crate::query::merge::merge_partials(vec![partial], r.direction, r.limit);
-        Ok(Partial { streams })
+        Ok(())
     }
 
-    /// The first `limit` entries of stream `id` in one part, in direction order. Blocks of a
-    /// stream are in time order and do not overlap, and entries in a block are sorted, so the
-    /// scan stops as soon as it has `limit` entries.
+    /// A log query's partial answer: the first `limit` entries over the shard.
+    pub(crate) async fn logs(&self, r: &LogsRequest) -> Result<Partial, QueryError> {
+        crate::query::exec::logs::run(self, r).await
+    }
+
+    /// Stops the scan if its query was cancelled, counting it.
+    fn check(&self, spec: &ScanSpec) -> Result<(), QueryError> {
+        let checked = spec.control.check();
+        if checked.is_err() {
+            self.scan_counters.scans_cancelled.inc();
+        }
+        checked
+    }
+
+    /// The entries of stream `id` in one part, in direction order. Blocks of a stream are in
+    /// time order and do not overlap, and entries in a block are sorted, so the scan stops at
+    /// the first entry beyond the sink's cutoff.
     async fn scan_part_stream(
         &self,
         part: &LoadedPart,
         id: StreamId,
-        r: &LogsRequest,
-        bloom: &BloomQuery,
+        spec: &ScanSpec,
+        sink: &mut dyn ScanSink,
         block: &mut DecodedBlock,
-    ) -> Result<Vec<OutEntry>, StoreError> {
+    ) -> Result<(), ScanError> {
         let reader = part.reader();
         let Some(si) = reader.meta().stream_index(id) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
-        let forward = r.direction == Direction::Forward;
+        let forward = spec.direction == Direction::Forward;
         let mut blocks: Vec<usize> = reader.streams()[si].block_range().collect();
         if !forward {
             blocks.reverse();
         }
-        let mut out: Vec<OutEntry> = Vec::new();
         for bi in blocks {
             let b = &reader.blocks()[bi];
-            if b.max_ts.to_native() < r.start || b.min_ts.to_native() >= r.end {
+            let (min, max) = (b.min_ts.to_native(), b.max_ts.to_native());
+            if max < spec.start || min >= spec.end {
                 continue;
             }
+            // The whole block is beyond the cutoff: so is every later block.
+            let nearest = if forward { min } else { max };
+            if beyond(spec.direction, nearest, sink.cutoff()) {
+                break;
+            }
             self.scan_counters.blocks_considered.inc();
-            if !reader.may_match(bi, bloom) {
+            if !reader.may_match(bi, &spec.bloom) {
                 self.scan_counters.blocks_skipped_by_bloom.inc();
                 continue;
             }
+            self.check(spec)?;
+            spec.control.read(b.lines_bytes.to_native())?;
             part.read_block(bi, block).await?;
             self.scan_counters.blocks_scanned.inc();
             self.scan_counters
                 .line_bytes_scanned
                 .add(b.lines_bytes.to_native());
-            let lo = block.partition_point(r.start);
-            let hi = block.partition_point(r.end);
-            let mut visit = |i: usize| -> bool {
+            let lo = block.partition_point(spec.start);
+            let hi = block.partition_point(spec.end);
+            let block: &DecodedBlock = block;
+            let mut metadata: Vec<(&str, &str)> = Vec::new();
+            let mut visit = |i: usize| -> Result<bool, QueryError> {
                 let e = block.entry(i);
-                if r.selector
-                    .filters
-                    .iter()
-                    .all(|f| f.matches(e.line.as_bytes()))
-                {
-                    out.push(owned(e.ts, e.line, e.metadata.iter()));
+                if beyond(spec.direction, e.ts, sink.cutoff()) {
+                    return Ok(false);
                 }
-                out.len() < r.limit
+                if spec.filters.iter().all(|f| f.matches(e.line.as_bytes())) {
+                    metadata.clear();
+                    metadata.extend(e.metadata.iter());
+                    sink.push(e.ts, e.line, &metadata)?;
+                }
+                Ok(true)
             };
-            let more = if forward {
-                (lo..hi).all(&mut visit)
+            let mut more = true;
+            if forward {
+                for i in lo..hi {
+                    if !visit(i)? {
+                        more = false;
+                        break;
+                    }
+                }
             } else {
-                (lo..hi).rev().all(&mut visit)
-            };
+                for i in (lo..hi).rev() {
+                    if !visit(i)? {
+                        more = false;
+                        break;
+                    }
+                }
+            }
             if !more {
                 break;
             }
             self.scan_yield().await;
         }
-        Ok(out)
+        Ok(())
     }
 
-    /// The first `limit` entries of one head in direction order (ties: arrival order). Yields
-    /// every [`Shard::scan_entries_per_yield`] entries without holding a borrow across the
-    /// yield.
-    async fn scan_head(&self, src: &mut HeadRef, pin: &Pin, r: &LogsRequest) -> Vec<OutEntry> {
-        let forward = r.direction == Direction::Forward;
+    /// The entries of one head in direction order (ties: arrival order). Yields every
+    /// [`Shard::scan_entries_per_yield`] entries without holding a borrow across the yield.
+    async fn scan_head(
+        &self,
+        src: &mut HeadRef,
+        pin: &Pin,
+        spec: &ScanSpec,
+        sink: &mut dyn ScanSink,
+    ) -> Result<(), QueryError> {
+        let forward = spec.direction == Direction::Forward;
         let per_yield = self.scan_entries_per_yield();
         let (range, in_order) = self.with_head(src, pin, |h| {
-            (h.candidate_range(r.start, r.end), h.in_order())
+            (h.candidate_range(spec.start, spec.end), h.in_order())
         });
-        // Key: (ts, arrival index), ordered so that the heap's top is the worst kept entry.
-        let mut kept: BinaryHeap<(i128, usize)> = BinaryHeap::new();
-        let key = |ts: TimestampNs, i: usize| -> (i128, usize) {
-            if forward {
-                (ts as i128, i)
-            } else {
-                (-(ts as i128), usize::MAX - i)
-            }
-        };
         let mut pos_fwd = range.start;
         let mut pos_back = range.end;
         loop {
-            let done = self.with_head(src, pin, |h| {
+            self.check(spec)?;
+            let done = self.with_head(src, pin, |h| -> Result<bool, QueryError> {
+                // Borrows the head: one buffer per batch, reused across its entries.
+                let mut metadata: Vec<(&str, &str)> = Vec::new();
                 let mut visited = 0;
+                let mut bytes = 0u64;
                 while visited < per_yield && pos_fwd < pos_back {
                     let i = if forward {
                         pos_fwd += 1;
@@ -412,12 +446,11 @@ impl Shard {
                     };
                     visited += 1;
                     let ts = h.ts(i);
-                    if ts < r.start || ts >= r.end {
+                    if ts < spec.start || ts >= spec.end {
                         continue;
                     }
-                    let k = key(ts, i);
-                    if kept.len() == r.limit && kept.peek().is_some_and(|top| *top <= k) {
-                        // In an ordered head every later entry is worse still.
+                    if beyond(spec.direction, ts, sink.cutoff()) {
+                        // In an ordered head every later entry is beyond it too.
                         if in_order {
                             pos_fwd = pos_back;
                             break;
@@ -425,38 +458,23 @@ impl Shard {
                         continue;
                     }
                     let e = h.entry(i);
-                    if !r
-                        .selector
-                        .filters
-                        .iter()
-                        .all(|f| f.matches(e.line.as_bytes()))
-                    {
+                    bytes += e.line.len() as u64;
+                    if !spec.filters.iter().all(|f| f.matches(e.line.as_bytes())) {
                         continue;
                     }
-                    kept.push(k);
-                    if kept.len() > r.limit {
-                        kept.pop();
-                    }
+                    metadata.clear();
+                    metadata.extend(e.metadata.iter());
+                    sink.push(e.ts, e.line, &metadata)?;
                 }
-                pos_fwd >= pos_back
-            });
+                spec.control.read(bytes)?;
+                Ok(pos_fwd >= pos_back)
+            })?;
             if done {
                 break;
             }
             self.scan_yield().await;
         }
-        let mut order = kept.into_sorted_vec();
-        order.dedup();
-        self.with_head(src, pin, |h| {
-            order
-                .into_iter()
-                .map(|(_, i)| {
-                    let i = if forward { i } else { usize::MAX - i };
-                    let e = h.entry(i);
-                    owned(e.ts, e.line, e.metadata.iter())
-                })
-                .collect()
-        })
+        Ok(())
     }
 
     /// Exact counts for `/index/stats`: heads are counted entry by entry; a part block wholly

@@ -96,11 +96,13 @@ async fn new_shard(t0: TimestampNs) -> Rc<Shard> {
 fn request(query: &str, direction: Direction, limit: usize) -> LogsRequest {
     LogsRequest {
         tenant: "t".into(),
-        selector: parse_log_selector(query, true).expect("a query"),
+        selector: parse_log_selector(query, true).expect("a query").selector,
         start: 0,
         end: i64::MAX,
         limit,
         direction,
+        pipeline: Default::default(),
+        control: Default::default(),
     }
 }
 
@@ -110,7 +112,7 @@ async fn logs(shard: &Shard, r: &LogsRequest) -> Found {
     let partial = shard.logs(r).await.expect("the query");
     let mut out = Vec::new();
     for s in partial.streams {
-        out.extend(s.entries.into_iter().map(|(ts, line, _)| (ts, line)));
+        out.extend(s.entries.into_iter().map(|(ts, line, ..)| (ts, line)));
     }
     out
 }
@@ -120,6 +122,7 @@ async fn stats_entries(shard: &Shard) -> u64 {
         tenant: "t".into(),
         matchers: parse_log_selector(r#"{app=~".+"}"#, true)
             .expect("a selector")
+            .selector
             .matchers,
         start: 0,
         end: i64::MAX,

@@ -46,11 +46,15 @@ fn batch(from: usize, to: usize, pad: usize) -> crate::model::Batch {
 async fn lines(shard: &Shard) -> Vec<String> {
     let r = LogsRequest {
         tenant: "t".into(),
-        selector: parse_log_selector(r#"{app="seal"}"#, true).expect("a selector"),
+        selector: parse_log_selector(r#"{app="seal"}"#, true)
+            .expect("a selector")
+            .selector,
         start: 0,
         end: i64::MAX,
         limit: 1 << 20,
         direction: Direction::Forward,
+        pipeline: Default::default(),
+        control: Default::default(),
     };
     let mut out: Vec<String> = shard
         .logs(&r)
@@ -58,7 +62,7 @@ async fn lines(shard: &Shard) -> Vec<String> {
         .expect("the query")
         .streams
         .into_iter()
-        .flat_map(|s| s.entries.into_iter().map(|(_, l, _)| l))
+        .flat_map(|s| s.entries.into_iter().map(|(_, l, ..)| l))
         .collect();
     out.sort();
     out

@@ -402,7 +402,9 @@ async fn kill(disk: &Disk, shard: Option<Rc<Shard>>) {
 /// Every line a shard answers with, per tenant, over all time; checks that the index stats
 /// count the same lines.
 async fn everything(shard: &Shard, ctx: &str) -> Vec<Line> {
-    let selector = crate::logql::parse_log_selector(r#"{host="h1"}"#, true).expect("selector");
+    let selector = crate::logql::parse_log_selector(r#"{host="h1"}"#, true)
+        .expect("selector")
+        .selector;
     let mut out = Vec::new();
     for tenant in TENANTS {
         let req = LogsRequest {
@@ -412,6 +414,8 @@ async fn everything(shard: &Shard, ctx: &str) -> Vec<Line> {
             end: i64::MAX,
             limit: 1 << 20,
             direction: Direction::Forward,
+            pipeline: Default::default(),
+            control: Default::default(),
         };
         let found_before = out.len();
         match shard.answer(ShardRequest::Logs(Arc::new(req))).await {
@@ -419,7 +423,7 @@ async fn everything(shard: &Shard, ctx: &str) -> Vec<Line> {
                 for s in p.streams {
                     let app = s.labels.get("app").expect("app label").to_string();
                     assert_eq!(s.labels, labels_of(&app), "{ctx}");
-                    for (ts, text, md) in s.entries {
+                    for (ts, text, md, _) in s.entries {
                         out.push(Line {
                             tenant: tenant.to_string(),
                             app: app.clone(),

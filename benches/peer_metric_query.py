@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Metric query latency side by side: shardlog, Grafana Loki and VictoriaLogs on the same data.
+
+The five metric queries of issue 9's "Figures" section, asked of each server in turn over the
+same entries (the loghub lines in raw, JSON and logfmt renderings, built by
+tests/differential/loki_diff.py's generator, cycled to --lines entries over --hours ending five
+minutes ago), each --repeat times; prints and writes the median and the max wall time per
+query, with the answer's status and series count so that a fast refusal is not read as a fast
+answer. Loki and shardlog get LogQL over /loki/api/v1/query_range; VictoriaLogs gets the LogsQL
+equivalent (`stats by (...) count()`, `rate()`, `sum_len(_msg)`, `quantile(...)`) over
+/select/logsql/stats_query_range with the same start, end and step.
+
+  PEERS=~/.cache/peers benches/peer_metric_query.py [--lines 300000] [--hours 2] [--repeat 5]
+      [--only shardlog|loki|victorialogs]... [--shardlog-bin PATH] [--cores 1] [--pin CPU]
+      [--out FILE.json]
+
+Each server runs alone, pinned with taskset to --pin (default CPU 0; --pin '' for no pinning),
+shardlog with --cores (default 1: the same single core as the peers); the client runs on the
+other CPUs. Peers come from build-peers.sh (${PEERS:-~/.cache/peers}/bin). Not a test: never run
+by `make test`.
+
+The queries are alike, not identical: VictoriaLogs counts in step buckets [t, t+step) where
+LogQL looks back over a range window (t-range, t]; windows equal the steps here, so both read
+every line once per query. VictoriaLogs' topk is `first 5 by (bytes desc) partition by (_time)`.
+VictoriaLogs' Loki push endpoint parses JSON lines into fields as it stores them (the line
+itself is not kept as `_msg`), so its JSON queries filter on stored fields where LogQL parses
+each line at query time: that work moved to ingest. The truncated JSON lines of the data make
+LogQL's `| json` fail on them: the LogQL queries drop those with `__error__=""`, as a user must.
+VictoriaLogs' `math` parses "3m2s" and "12ms" but not "250us" (NaN, dropped by `d:>=0`), so its
+p99 leaves out the microsecond durations that LogQL's `duration()` counts.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+NS = 1_000_000_000
+
+sys.dont_write_bytecode = True  # no __pycache__ in tests/differential
+_spec = importlib.util.spec_from_file_location("loki_diff", os.path.join(REPO, "tests", "differential", "loki_diff.py"))
+ld = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ld)
+
+# (name, LogQL for shardlog and Loki, LogsQL for VictoriaLogs, step in seconds, the `format` its
+# selector reads or None for all: lines scanned per second counts those lines)
+QUERIES = [
+    ("count by app [1m]",
+     'sum by (app) (count_over_time({app=~".+"}[1m]))',
+     '{app=~".+"} | stats by (app) count() c', 60, None),
+    ("logfmt level=~err rate [5m]",
+     'sum by (level) (rate({app=~".+"} | logfmt | level=~"err.*" [5m]))',
+     '{app=~".+"} | unpack_logfmt | filter level:~"^err" | stats by (level) rate() r', 300, None),
+    ("topk 5 bytes by app [1h]",
+     'topk(5, sum by (app) (bytes_over_time({app=~".+"}[1h])))',
+     '{app=~".+"} | stats by (app) sum_len(_msg) b | first 5 by (b desc) partition by (_time)', 3600, None),
+    ("json status>=500 count [5m]",
+     'sum by (app) (count_over_time({format="json"} | json | __error__="" | status >= 500 [5m]))',
+     '{format="json"} status:>=500 | stats by (app) count() c', 300, "json"),
+    ("quantile 0.99 unwrap duration [5m]",
+     'quantile_over_time(0.99, {format="json"} | json | __error__="" | unwrap duration(duration) [5m]) by (app)',
+     '{format="json"} duration:* | math duration / 1000000000 as d | filter d:>=0 | stats by (app) quantile(0.99, d) p99', 300, "json"),
+]
+
+
+def cycled_entries(loghub, lines, hours):
+    """`lines` entries: loki_diff's data (3 renderings per corpus line), the corpus cycled."""
+    per_system = 2000
+    end_ns = (time.time_ns() - 5 * 60 * NS) // NS * NS
+    base, _ = ld.build_entries(loghub, ld.SYSTEMS, per_system, end_ns, hours * 3600 * NS)
+    if lines <= len(base):
+        step = len(base) / lines
+        picked = [base[int(k * step)] for k in range(lines)]
+    else:
+        picked = [base[k % len(base)] for k in range(lines)]
+    # fresh timestamps, evenly spread and distinct, in the order of the picked entries
+    start = end_ns - hours * 3600 * NS
+    spacing = hours * 3600 * NS // lines
+    return [(start + k * spacing, labels, line, md) for k, (_, labels, line, md) in enumerate(picked)]
+
+
+def start_server(kind, work, a):
+    """(server, push path) for one of the three, started on a fresh data dir and ready."""
+    data = os.path.join(work, kind)
+    os.makedirs(data)
+    port = ld.free_port()
+    env = dict(os.environ)
+    env.setdefault("TZ", "UTC")
+    peers = os.environ.get("PEERS", os.path.expanduser("~/.cache/peers"))
+    if kind == "shardlog":
+        cmd = [a.shardlog_bin, "serve", "--data-dir", data, "--http-addr", f"127.0.0.1:{port}",
+               "--syslog-tcp-addr", "", "--syslog-udp-addr", "", "--cores", str(a.cores)]
+        push_path, ready = "/loki/api/v1/push", "/ready"
+    elif kind == "loki":
+        env.update(LOKI_DATA=data, LOKI_HTTP_PORT=str(port), LOKI_GRPC_PORT=str(ld.free_port()))
+        cmd = [os.path.join(peers, "bin", "loki"), f"-config.file={os.path.abspath(a.loki_config)}",
+               "-config.expand-env=true"]
+        push_path, ready = "/loki/api/v1/push", "/ready"
+    else:
+        cmd = [os.path.join(peers, "bin", "victoria-logs"), f"-storageDataPath={data}",
+               f"-httpListenAddr=127.0.0.1:{port}", "-retentionPeriod=100y"]
+        push_path, ready = "/insert/loki/api/v1/push", "/health"
+    if a.pin:
+        cmd = ["taskset", "-c", a.pin] + cmd
+    # Loki writes chunks under its working directory: run each in its data dir
+    s = ld.Server(kind, cmd, env, data, port, ready, os.path.join(work, kind + ".log"))
+    try:
+        s.wait_ready(180)
+    except RuntimeError:
+        s.stop()
+        raise
+    return s, push_path
+
+
+def push(s, push_path, entries):
+    for body in ld.push_bodies(entries, batch=5000):
+        st, _, text = ld.http(s.base, push_path, headers={"Content-Type": "application/json"}, body=body)
+        if st not in (200, 204):
+            raise RuntimeError(f"push to {s.name}: {st} {text[:300]!r}")
+    if s.name == "victorialogs":
+        ld.http(s.base, "/internal/force_flush")
+
+
+def ask(s, logql, logsql, start_s, end_s, step):
+    if s.name == "victorialogs":
+        path, params = "/select/logsql/stats_query_range", {"query": logsql, "start": str(start_s), "end": str(end_s), "step": f"{step}s"}
+    else:
+        path, params = "/loki/api/v1/query_range", {"query": logql, "start": str(start_s), "end": str(end_s), "step": str(step)}
+    t = time.perf_counter()
+    st, _, body = ld.http(s.base, path, params, timeout=600)
+    secs = time.perf_counter() - t
+    series, sample = None, None
+    if st == 200:
+        try:
+            result = json.loads(body)["data"]["result"]
+            series = len(result)
+            # one value to eyeball: the last point of the first series in label order
+            first = min(result, key=lambda r: sorted(r["metric"].items()))
+            sample = (first["metric"], first["values"][-1][1])
+        except (ValueError, KeyError, TypeError, IndexError):
+            pass
+    return secs, st, series, sample, body
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lines", type=int, default=300_000)
+    ap.add_argument("--hours", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--only", action="append", choices=["shardlog", "loki", "victorialogs"])
+    ap.add_argument("--shardlog-bin", default=os.path.join(REPO, "target", "release", "shardlog"))
+    ap.add_argument("--loki-config", default=os.environ.get("LOKI_CONFIG") or os.path.join(
+        os.path.dirname(REPO), "shared", "tools", "peer-configs", "loki.yaml"))
+    ap.add_argument("--loghub", default=os.path.join(REPO, "testdata", "loghub"))
+    ap.add_argument("--cores", type=int, default=1, help="shardlog --cores")
+    ap.add_argument("--pin", default="0", help="taskset CPU list for the server ('' = no pinning)")
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    a.shardlog_bin = os.path.abspath(a.shardlog_bin)  # the servers run in their data dirs
+
+    entries = cycled_entries(a.loghub, a.lines, a.hours)
+    line_bytes = sum(len(e[2].encode()) for e in entries)
+    start_s, end_s = entries[0][0] // NS - 60, entries[-1][0] // NS + 60
+    print(f"{len(entries)} entries, {line_bytes / 1e6:.1f} MB of lines, {a.hours} h", flush=True)
+    work = tempfile.mkdtemp(prefix="peer_metric_query.")
+    res = {"entries": len(entries), "line_bytes": line_bytes, "repeat": a.repeat, "servers": {}}
+    try:
+        for kind in a.only or ["shardlog", "loki", "victorialogs"]:
+            s, push_path = start_server(kind, work, a)
+            try:
+                t = time.perf_counter()
+                push(s, push_path, entries)
+                load_s = time.perf_counter() - t
+                time.sleep(2)
+                r = {"load_seconds": round(load_s, 1), "queries": {}}
+                for name, logql, logsql, step, fmt in QUERIES:
+                    scanned = sum(1 for e in entries if fmt is None or e[1]["format"] == fmt)
+                    times, st, series, sample, body = [], None, None, None, b""
+                    for _ in range(a.repeat):
+                        secs, st, series, sample, body = ask(s, logql, logsql, start_s, end_s, step)
+                        times.append(secs)
+                    q = {"status": st, "series": series, "sample": sample, "median_ms": round(statistics.median(times) * 1e3, 2),
+                         "max_ms": round(max(times) * 1e3, 2),
+                         "lines_scanned": scanned,
+                         "lines_per_sec": round(scanned / statistics.median(times)) if st == 200 else None}
+                    if st != 200:
+                        q["error"] = body[:200].decode("utf-8", "replace").strip()
+                    r["queries"][name] = q
+                    print(f"{kind:13} {name:36} {st} series={series!s:5} median {q['median_ms']:9.2f} ms  max {q['max_ms']:9.2f} ms"
+                          + (f"  {q['lines_per_sec'] / 1e6:.2f} M lines/s" if q["lines_per_sec"] else "")
+                          + (f"  e.g. {sample[0]} {sample[1]}" if sample else "")
+                          + (f"  ({q['error'][:80]})" if st != 200 else ""), flush=True)
+                res["servers"][kind] = r
+            finally:
+                s.stop()
+    except RuntimeError as e:
+        print(f"peer_metric_query: {e}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if a.out:
+        with open(a.out, "w") as fh:
+            json.dump(res, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

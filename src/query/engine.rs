@@ -1,0 +1,259 @@
+//! The receiving core's side of a query: admission, fan-out to every shard, the timeout and
+//! cancellation, and the typed collection of the shards' answers.
+//!
+//! Which question it answers: "may this query run now, and what did every shard say?"
+//! A core admits at most `max_concurrent + max_outstanding_requests_per_tenant` queries at
+//! once (429 beyond, as Loki's queue does); each shard runs at most `max_concurrent` query
+//! parts at once ([`ShardPermits`]), in the `query` task queue, the receiving core's own part
+//! included, so a heavy query never runs at ingest priority. A query that times out, or
+//! whose client goes away (its future is dropped), cancels its [`QueryControl`], which every
+//! shard's scan checks between blocks.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::future;
+use glommio::sync::Semaphore;
+
+use super::QueryError;
+use super::eval::{EvalLimits, MetricResult, evaluate};
+use super::exec::QueryControl;
+use super::exec::metric::MetricRequest;
+use super::plan::{Steps, plan_metric};
+use super::sample::LeafPartial;
+use crate::config::QueryLimits;
+use crate::logql::SampleExpr;
+use crate::runtime::Core;
+use crate::shard::{ShardAnswer, ShardRequest};
+
+/// Queries admitted on one core (running or waiting for their shards).
+#[derive(Default)]
+pub struct Admission {
+    admitted: Cell<usize>,
+}
+
+/// A query's place on its receiving core, released on drop.
+pub struct Admitted<'a> {
+    admission: &'a Admission,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.admission
+            .admitted
+            .set(self.admission.admitted.get().saturating_sub(1));
+    }
+}
+
+impl Admission {
+    /// Takes a place, or refuses with 429 when the core's queue is full.
+    pub fn admit(&self, limits: &QueryLimits) -> Result<Admitted<'_>, QueryError> {
+        let cap = limits.max_concurrent + limits.max_outstanding_requests_per_tenant;
+        if self.admitted.get() >= cap {
+            return Err(QueryError::TooManyQueued {
+                queued_max: limits.max_outstanding_requests_per_tenant,
+            });
+        }
+        self.admitted.set(self.admitted.get() + 1);
+        Ok(Admitted { admission: self })
+    }
+
+    pub fn admitted(&self) -> usize {
+        self.admitted.get()
+    }
+}
+
+/// How many query parts a shard runs at once; the others wait their turn.
+pub struct ShardPermits {
+    permits: Rc<Semaphore>,
+}
+
+impl ShardPermits {
+    pub fn new(max_concurrent: usize) -> ShardPermits {
+        ShardPermits {
+            permits: Rc::new(Semaphore::new(max_concurrent.max(1) as u64)),
+        }
+    }
+
+    /// Waits for a turn; the turn ends when the returned permit is dropped.
+    pub async fn acquire(&self) -> glommio::sync::StaticPermit {
+        // Only a closed semaphore fails, and this one is never closed.
+        Semaphore::acquire_static_permit(&self.permits, 1)
+            .await
+            .expect("the query semaphore is never closed")
+    }
+}
+
+/// Cancels the query on every shard when dropped before [`Running::finish`]: the client
+/// went away or the timeout passed while the shards were still scanning.
+pub struct Running {
+    pub control: Arc<QueryControl>,
+    finished: bool,
+}
+
+impl Running {
+    pub fn new(limits: &QueryLimits) -> Running {
+        Running {
+            control: Arc::new(QueryControl::new(limits.max_query_bytes_read)),
+            finished: false,
+        }
+    }
+
+    pub fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.control.cancel();
+        }
+    }
+}
+
+/// Asks every shard, within the query timeout. On timeout the query is cancelled on every
+/// shard. A shard that failed fails the query with its error.
+pub async fn ask_all(
+    core: &Rc<Core>,
+    req: ShardRequest,
+    control: &Arc<QueryControl>,
+    timeout: Duration,
+) -> Result<Vec<ShardAnswer>, QueryError> {
+    let answer = future::or(async { Some(core.fan_out(req).await) }, async {
+        glommio::timer::sleep(timeout).await;
+        None
+    })
+    .await;
+    let answers = match answer {
+        Some(Ok(a)) => a,
+        Some(Err(e)) => return Err(QueryError::NotReady(e)),
+        None => {
+            control.cancel();
+            return Err(QueryError::Timeout(timeout));
+        }
+    };
+    // A shard that could not read data it needed (a corrupt part, a failing disk) or hit a
+    // limit fails the whole query: a partial answer would silently hide lines.
+    let mut out = Vec::with_capacity(answers.len());
+    for a in answers {
+        match a {
+            ShardAnswer::Failed(e) => return Err(e),
+            a => out.push(a),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs a metric query: plans it, asks every shard for the partial states of its range
+/// aggregations, merges them per leaf and evaluates the rest of the tree here.
+pub async fn metric(
+    core: &Rc<Core>,
+    tenant: &str,
+    expr: &SampleExpr,
+    steps: Steps,
+) -> Result<MetricResult, QueryError> {
+    let limits = &core.config.query;
+    let plan = Arc::new(plan_metric(expr, steps)?);
+    let eval_limits = EvalLimits {
+        max_series: limits.max_query_series,
+    };
+    if plan.leaves().is_empty() {
+        // Literals only (Grafana's `vector(1)+vector(1)`): nothing to read.
+        return evaluate(&plan, Vec::new(), &eval_limits);
+    }
+    let running = Running::new(limits);
+    let req = MetricRequest::new(
+        tenant,
+        plan.clone(),
+        usize::try_from(limits.query_memory_bytes_max).unwrap_or(usize::MAX),
+        running.control.clone(),
+    )?;
+    let answers = ask_all(
+        core,
+        ShardRequest::Metric(Arc::new(req)),
+        &running.control,
+        limits.query_timeout,
+    )
+    .await?;
+    running.finish();
+    let per_shard = expect_answers(answers, "metric", |a| match a {
+        ShardAnswer::Metric(p) => Ok(p),
+        other => Err(other),
+    })?;
+    let mut merged: Vec<Option<LeafPartial>> = (0..plan.leaves().len()).map(|_| None).collect();
+    for partials in per_shard {
+        for p in partials {
+            let slot = merged.get_mut(p.leaf()).ok_or_else(|| {
+                QueryError::Internal(format!("a shard answered for leaf {}", p.leaf()))
+            })?;
+            match slot {
+                Some(m) => m.merge(p)?,
+                None => *slot = Some(p),
+            }
+        }
+    }
+    let merged = merged
+        .into_iter()
+        .zip(plan.leaves())
+        .map(|(m, leaf)| m.unwrap_or_else(|| leaf.empty_partial()))
+        .collect();
+    evaluate(&plan, merged, &eval_limits)
+}
+
+/// Takes the answers of one kind; an answer of another kind is a bug, reported as one.
+pub fn expect_answers<T>(
+    answers: Vec<ShardAnswer>,
+    what: &str,
+    pick: impl Fn(ShardAnswer) -> Result<T, ShardAnswer>,
+) -> Result<Vec<T>, QueryError> {
+    answers
+        .into_iter()
+        .map(|a| {
+            pick(a).map_err(|other| {
+                QueryError::Internal(format!(
+                    "a shard answered {} to a {what} request",
+                    other.kind()
+                ))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_refuses_beyond_the_queue() {
+        let limits = QueryLimits {
+            max_concurrent: 1,
+            max_outstanding_requests_per_tenant: 1,
+            ..QueryLimits::default()
+        };
+        let a = Admission::default();
+        let first = a.admit(&limits).unwrap();
+        let _second = a.admit(&limits).unwrap();
+        assert_eq!(
+            a.admit(&limits).err().map(|e| e.status()),
+            Some(429),
+            "a third query waits beyond max_concurrent + the queue"
+        );
+        drop(first);
+        assert!(a.admit(&limits).is_ok());
+    }
+
+    #[test]
+    fn a_dropped_query_is_cancelled_and_a_finished_one_is_not() {
+        let r = Running::new(&QueryLimits::default());
+        let control = r.control.clone();
+        drop(r);
+        assert!(control.is_cancelled());
+        let r = Running::new(&QueryLimits::default());
+        let control = r.control.clone();
+        r.finish();
+        assert!(!control.is_cancelled());
+    }
+}

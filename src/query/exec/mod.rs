@@ -1,0 +1,134 @@
+//! A shard's part of a query: what to scan, and the sinks that scanned entries go into.
+//!
+//! Which question it answers: "given what this shard holds, what is its partial answer?"
+//! The shard offers a narrow view ([`crate::shard::Shard::scan`]): it selects streams with
+//! the label index, fixes a snapshot of their heads and parts, skips blocks by time and bloom
+//! filter, runs the leading line filters, and hands every remaining entry to a [`ScanSink`]
+//! in the query's direction. The sinks here do the rest: [`logs::TopEntries`] keeps the
+//! first `limit` entries of the whole shard (one bounded heap, whatever the number of
+//! streams), and tells the scan where its cutoff is, so that sources sorted by time stop as
+//! soon as nothing further can be kept.
+//!
+//! Every scan of a query shares one [`QueryControl`]: cancellation (the client went away,
+//! the timeout passed) and the byte budget reach every shard through it, and each scan checks
+//! it between blocks and batches of head entries.
+
+pub mod logs;
+pub mod metric;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::chunk::BloomQuery;
+use crate::logql::{LabelMatcher, LineFilter};
+use crate::model::{Labels, TimestampNs};
+use crate::query::QueryError;
+use crate::query::params::Direction;
+
+/// What a shard scans for one query: the streams, the time range `[start, end)`, the order,
+/// and the line filters every entry must pass before it reaches the sink.
+#[derive(Debug)]
+pub struct ScanSpec {
+    pub tenant: String,
+    pub matchers: Vec<LabelMatcher>,
+    pub start: TimestampNs,
+    pub end: TimestampNs,
+    pub direction: Direction,
+    /// The leading line filters, run on the stored line.
+    pub filters: Vec<LineFilter>,
+    /// Needles a line must contain, for skipping blocks by bloom filter.
+    pub bloom: BloomQuery,
+    pub control: Arc<QueryControl>,
+}
+
+/// Where a scan hands its entries.
+pub trait ScanSink {
+    /// The entries that follow, up to the next call, belong to the stream with these labels.
+    fn begin_stream(&mut self, labels: &Labels);
+
+    /// The timestamp beyond which, in the scan's direction, no entry can be kept any more:
+    /// the scan skips such entries, and stops a source sorted by time at the first one.
+    /// An entry *at* the cutoff may still be kept (ties are broken by the sink).
+    fn cutoff(&self) -> Option<TimestampNs>;
+
+    /// One entry of the current stream inside the range that passed the leading filters.
+    fn push(
+        &mut self,
+        ts: TimestampNs,
+        line: &str,
+        metadata: &[(&str, &str)],
+    ) -> Result<(), QueryError>;
+}
+
+/// Whether `ts` is beyond `cutoff` in `direction` (see [`ScanSink::cutoff`]).
+#[inline]
+pub fn beyond(direction: Direction, ts: TimestampNs, cutoff: Option<TimestampNs>) -> bool {
+    match (cutoff, direction) {
+        (None, _) => false,
+        (Some(c), Direction::Forward) => ts > c,
+        (Some(c), Direction::Backward) => ts < c,
+    }
+}
+
+/// What every shard's scan of one query shares: whether to stop, and how much it may read.
+#[derive(Debug)]
+pub struct QueryControl {
+    cancelled: AtomicBool,
+    /// Why it was stopped, when the stop is a limit (kept by the first to stop it).
+    bytes_read: AtomicU64,
+    /// `max_query_bytes_read` (0: no limit).
+    bytes_read_max: u64,
+}
+
+impl QueryControl {
+    pub fn new(bytes_read_max: u64) -> QueryControl {
+        QueryControl {
+            cancelled: AtomicBool::new(false),
+            bytes_read: AtomicU64::new(0),
+            bytes_read_max,
+        }
+    }
+
+    /// Stops every scan of the query at its next check.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Between blocks and batches: `Canceled` once the query was stopped.
+    pub fn check(&self) -> Result<(), QueryError> {
+        if self.is_cancelled() {
+            return Err(QueryError::Canceled);
+        }
+        Ok(())
+    }
+
+    /// Counts line bytes about to be read; over `max_query_bytes_read` the query fails.
+    pub fn read(&self, bytes: u64) -> Result<(), QueryError> {
+        let total = self.bytes_read.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if self.bytes_read_max > 0 && total > self.bytes_read_max {
+            return Err(QueryError::Limit {
+                limit: "max_query_bytes_read",
+                message: format!(
+                    "the query would read too many bytes (read so far: {total}, limit: {}); \
+                     narrow the selector or the time range, or raise max_query_bytes_read",
+                    self.bytes_read_max
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for QueryControl {
+    fn default() -> Self {
+        QueryControl::new(0)
+    }
+}

@@ -1,0 +1,1005 @@
+//! Template execution: Go's `text/template/exec.go` over the syntax tree, with the data of
+//! one log line.
+//!
+//! Which question it answers: "what text does this template produce for this line, or
+//! which error does Go report?" Variable scoping, `if`/`with`/`range` (with `break`,
+//! `continue` and `else`), pipelines feeding the previous result as the last argument,
+//! Go's run-time type checks of function arguments, `missingkey=zero` field access on the
+//! labels, `{{template}}` calls, and Go's error messages with their
+//! `template: line:1:2: executing "line" at <node>:` prefix. Every render is bounded in
+//! steps, nesting, output and the bytes its functions read and build.
+
+use super::funcs::{self, CallError, Env, FuncId, Ty};
+use super::gofmt::{self, quote};
+use super::gotime::{Location, Time};
+use super::parser::{Arg, Branch, Command, List, Node, Number, Pipe, TemplateCall, Tree, Variable};
+use super::value::{Labels, Text, Value};
+use super::{
+    EXEC_DEPTH_MAX, EXEC_STEPS_MAX, OUTPUT_BYTES_MAX, RENDER_WORK_BYTES_MAX, TemplateData,
+    TemplateError,
+};
+
+/// How a list of nodes ended: normally, or by `{{break}}`/`{{continue}}`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Normal,
+    Break,
+    Continue,
+}
+
+/// The node being evaluated, for error messages (Go's `state.node`).
+#[derive(Clone, Copy)]
+enum At<'t> {
+    None,
+    Node(&'t Node),
+    Pipe(&'t Pipe),
+    Command(&'t Command),
+    Arg(&'t Arg),
+    Var(&'t Variable),
+    Template(&'t TemplateCall),
+}
+
+impl At<'_> {
+    fn pos(&self) -> usize {
+        match self {
+            At::None => 0,
+            At::Node(n) => match n {
+                Node::Text(_) => 0,
+                Node::Action(a) => a.pos,
+                Node::If(b) | Node::Range(b) | Node::With(b) => b.pos,
+                Node::Template(t) => t.pos,
+                Node::Break { pos } | Node::Continue { pos } => *pos,
+            },
+            At::Pipe(p) => p.pos,
+            At::Command(c) => c.pos,
+            At::Arg(a) => a.pos(),
+            At::Var(v) => v.pos,
+            At::Template(t) => t.pos,
+        }
+    }
+
+    fn context(&self) -> String {
+        match self {
+            At::None => String::new(),
+            At::Node(n) => n.to_string(),
+            At::Pipe(p) => p.to_string(),
+            At::Command(c) => c.to_string(),
+            At::Arg(a) => a.to_string(),
+            At::Var(v) => v.to_string(),
+            At::Template(t) => t.to_string(),
+        }
+    }
+}
+
+type EResult<T> = Result<T, TemplateError>;
+
+pub(crate) struct State<'a, 'o> {
+    tree: &'a Tree,
+    text: &'a str,
+    /// The name of the template executing (a `{{define}}`d one inside `{{template}}`).
+    name: &'a str,
+    vars: Vec<(&'a str, Value<'a>)>,
+    node: At<'a>,
+    out: &'o mut String,
+    out_start: usize,
+    env: Env<'a>,
+    steps: usize,
+    depth: usize,
+}
+
+/// Renders `tree` (parsed from `text`) for `data`, appending to `out`.
+pub(crate) fn execute(
+    tree: &Tree,
+    text: &str,
+    data: &dyn TemplateData,
+    out: &mut String,
+) -> EResult<()> {
+    let labels = Labels::new(data);
+    run(tree, text, &labels, out)
+}
+
+/// The render proper: `'a` is the life of `labels`, which the values may point to.
+fn run<'a>(tree: &'a Tree, text: &'a str, labels: &'a Labels<'a>, out: &mut String) -> EResult<()> {
+    let data = labels.data;
+    let dot = Value::Labels(labels);
+    let out_start = out.len();
+    let mut state = State {
+        tree,
+        text,
+        name: &tree.name,
+        vars: vec![("$", dot.clone())],
+        node: At::None,
+        out,
+        out_start,
+        env: Env {
+            data,
+            bytes_left: RENDER_WORK_BYTES_MAX,
+            string_max: OUTPUT_BYTES_MAX,
+        },
+        steps: 0,
+        depth: 0,
+    };
+    state.walk_list(&dot, &tree.root).map(|_| ())
+}
+
+impl<'a> State<'a, '_> {
+    fn at(&mut self, node: At<'a>) {
+        self.node = node;
+    }
+
+    /// Go's `state.errorf`: the message with the template's name and the current node.
+    fn errorf(&self, msg: impl std::fmt::Display) -> TemplateError {
+        let name = &self.tree.name;
+        if let At::None = self.node {
+            return TemplateError::exec(format!("template: {name}: {msg}"));
+        }
+        let pos = self.node.pos().min(self.text.len());
+        let before = self.text.get(..pos).unwrap_or("");
+        let line = 1 + before.matches('\n').count();
+        let col = match before.rfind('\n') {
+            Some(i) => pos - (i + 1),
+            None => pos,
+        };
+        TemplateError::exec(format!(
+            "template: {name}:{line}:{col}: executing {} at <{}>: {msg}",
+            quote(self.name),
+            self.node.context()
+        ))
+    }
+
+    fn limit(&self, msg: impl std::fmt::Display) -> TemplateError {
+        TemplateError::limit(format!("template: {}: {msg}", self.tree.name))
+    }
+
+    fn step(&mut self) -> EResult<()> {
+        self.steps += 1;
+        if self.steps > EXEC_STEPS_MAX {
+            return Err(self.limit(format!("execution exceeds {EXEC_STEPS_MAX} steps")));
+        }
+        Ok(())
+    }
+
+    fn enter(&mut self) -> EResult<()> {
+        self.depth += 1;
+        if self.depth > EXEC_DEPTH_MAX {
+            return Err(self.errorf(format!(
+                "exceeded maximum template depth ({EXEC_DEPTH_MAX})"
+            )));
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, s: &str) -> EResult<()> {
+        if self.out.len() - self.out_start + s.len() > OUTPUT_BYTES_MAX {
+            return Err(self.limit(format!("output exceeds {OUTPUT_BYTES_MAX} bytes")));
+        }
+        self.out.push_str(s);
+        Ok(())
+    }
+
+    fn walk_list(&mut self, dot: &Value<'a>, list: &'a List) -> EResult<Flow> {
+        for node in list {
+            let flow = self.walk(dot, node)?;
+            if flow != Flow::Normal {
+                return Ok(flow);
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn walk(&mut self, dot: &Value<'a>, node: &'a Node) -> EResult<Flow> {
+        self.at(At::Node(node));
+        self.step()?;
+        match node {
+            Node::Text(t) => self.write(t)?,
+            Node::Action(a) => {
+                let v = self.eval_pipeline(dot, &a.pipe)?;
+                if a.pipe.decl.is_empty() {
+                    self.at(At::Node(node));
+                    self.print_value(&v)?;
+                }
+            }
+            Node::Break { .. } => return Ok(Flow::Break),
+            Node::Continue { .. } => return Ok(Flow::Continue),
+            Node::If(b) => return self.walk_if_or_with(false, dot, b),
+            Node::With(b) => return self.walk_if_or_with(true, dot, b),
+            Node::Range(b) => return self.walk_range(dot, node, b),
+            Node::Template(t) => self.walk_template(dot, t)?,
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn print_value(&mut self, v: &Value<'a>) -> EResult<()> {
+        match v {
+            Value::Nil => self.write("<no value>"),
+            Value::Str(s) => {
+                let s = s.clone();
+                self.write(&s)
+            }
+            v => {
+                let s = gofmt::sprint_value(v);
+                self.write(&s)
+            }
+        }
+    }
+
+    fn walk_if_or_with(&mut self, with: bool, dot: &Value<'a>, b: &'a Branch) -> EResult<Flow> {
+        self.enter()?;
+        let mark = self.vars.len();
+        let val = self.eval_pipeline(dot, &b.pipe)?;
+        let flow = if val.truth() {
+            if with {
+                self.walk_list(&val, &b.list)?
+            } else {
+                self.walk_list(dot, &b.list)?
+            }
+        } else if let Some(e) = &b.else_list {
+            self.walk_list(dot, e)?
+        } else {
+            Flow::Normal
+        };
+        self.vars.truncate(mark);
+        self.depth -= 1;
+        Ok(flow)
+    }
+
+    fn set_top_var(&mut self, n: usize, v: Value<'a>) {
+        let len = self.vars.len();
+        if let Some(slot) = len.checked_sub(n).and_then(|i| self.vars.get_mut(i)) {
+            slot.1 = v;
+        }
+    }
+
+    fn set_var(&mut self, name: &str, v: Value<'a>) -> EResult<()> {
+        match self.vars.iter_mut().rev().find(|(n, _)| *n == name) {
+            Some(slot) => {
+                slot.1 = v;
+                Ok(())
+            }
+            None => Err(self.errorf(format!("undefined variable: {name}"))),
+        }
+    }
+
+    fn var_value(&self, name: &str) -> EResult<Value<'a>> {
+        match self.vars.iter().rev().find(|(n, _)| *n == name) {
+            Some((_, v)) => Ok(v.clone()),
+            None => Err(self.errorf(format!("undefined variable: {name}"))),
+        }
+    }
+
+    /// One pass of a `range` body; returns whether the loop should stop.
+    fn range_iteration(
+        &mut self,
+        b: &'a Branch,
+        mark: usize,
+        index: Value<'a>,
+        elem: Value<'a>,
+    ) -> EResult<bool> {
+        self.step()?;
+        let decl = &b.pipe.decl;
+        if !decl.is_empty() {
+            if b.pipe.is_assign {
+                let v = if decl.len() > 1 {
+                    index.clone()
+                } else {
+                    elem.clone()
+                };
+                self.set_var(&decl[0].ident[0], v)?;
+            } else {
+                self.set_top_var(1, elem.clone());
+            }
+        }
+        if decl.len() > 1 {
+            if b.pipe.is_assign {
+                self.set_var(&decl[1].ident[0], elem.clone())?;
+            } else {
+                self.set_top_var(2, index);
+            }
+        }
+        let flow = self.walk_list(&elem, &b.list)?;
+        self.vars.truncate(mark);
+        Ok(flow == Flow::Break)
+    }
+
+    fn walk_range(&mut self, dot: &Value<'a>, node: &'a Node, b: &'a Branch) -> EResult<Flow> {
+        self.at(At::Node(node));
+        self.enter()?;
+        let mark0 = self.vars.len();
+        let val = self.eval_pipeline(dot, &b.pipe)?;
+        let mark = self.vars.len();
+        let mut ran = false;
+        match &val {
+            Value::Int(_)
+            | Value::Int64(_)
+            | Value::Uint8(_)
+            | Value::Month(_)
+            | Value::Weekday(_)
+            | Value::Duration(_) => {
+                if b.pipe.decl.len() > 1 {
+                    return Err(self.errorf(format!(
+                        "can't use {} to iterate over more than one variable",
+                        gofmt::sprint_value(&val)
+                    )));
+                }
+                let n = match &val {
+                    Value::Uint8(u) => i64::from(*u),
+                    v => v.int_of().unwrap_or(0),
+                };
+                for i in 0..n.max(0) {
+                    ran = true;
+                    let elem = match &val {
+                        Value::Int(_) => Value::Int(i),
+                        Value::Int64(_) => Value::Int64(i),
+                        Value::Uint8(_) => Value::Uint8(i as u8),
+                        Value::Month(_) => Value::Month(i),
+                        Value::Weekday(_) => Value::Weekday(i),
+                        _ => Value::Duration(i),
+                    };
+                    if self.range_iteration(b, mark, Value::Nil, elem)? {
+                        break;
+                    }
+                }
+            }
+            Value::List(l) => {
+                for (i, e) in l.iter().enumerate() {
+                    ran = true;
+                    if self.range_iteration(b, mark, Value::Int(i as i64), e.clone())? {
+                        break;
+                    }
+                }
+            }
+            Value::Map(m) => {
+                for (k, v) in m.iter() {
+                    ran = true;
+                    let key = Value::Str(Text::Shared(k.clone()));
+                    if self.range_iteration(b, mark, key, v.clone())? {
+                        break;
+                    }
+                }
+            }
+            Value::Labels(d) => {
+                for (k, v) in d.sorted().iter() {
+                    ran = true;
+                    let (k, v) = (
+                        Value::Str(Text::Shared(k.clone())),
+                        Value::Str(Text::Shared(v.clone())),
+                    );
+                    if self.range_iteration(b, mark, k, v)? {
+                        break;
+                    }
+                }
+            }
+            Value::Nil => {}
+            v => {
+                return Err(self.errorf(format!(
+                    "range can't iterate over {}",
+                    gofmt::sprint_value(v)
+                )));
+            }
+        }
+        if !ran && let Some(e) = &b.else_list {
+            self.walk_list(dot, e)?;
+        }
+        self.vars.truncate(mark0);
+        self.depth -= 1;
+        Ok(Flow::Normal)
+    }
+
+    fn walk_template(&mut self, dot: &Value<'a>, t: &'a TemplateCall) -> EResult<()> {
+        self.at(At::Template(t));
+        let (name, list) = if t.name == self.tree.name {
+            (self.tree.name.as_str(), &self.tree.root)
+        } else {
+            match self.tree.defined.get_key_value(&t.name) {
+                Some((n, l)) => (n.as_str(), l),
+                None => return Err(self.errorf(format!("template {} not defined", quote(&t.name)))),
+            }
+        };
+        self.enter()?;
+        let new_dot = match &t.pipe {
+            Some(p) => self.eval_pipeline(dot, p)?,
+            None => Value::Nil,
+        };
+        // No dynamic scoping: the called template sees only `$`.
+        let outer_vars = std::mem::replace(&mut self.vars, vec![("$", new_dot.clone())]);
+        let outer_name = std::mem::replace(&mut self.name, name);
+        let r = self.walk_list(&new_dot, list);
+        self.vars = outer_vars;
+        self.name = outer_name;
+        self.depth -= 1;
+        r.map(|_| ())
+    }
+
+    fn eval_pipeline(&mut self, dot: &Value<'a>, pipe: &'a Pipe) -> EResult<Value<'a>> {
+        self.at(At::Pipe(pipe));
+        self.enter()?;
+        let mut value: Option<Value<'a>> = None;
+        for cmd in &pipe.cmds {
+            value = Some(self.eval_command(dot, cmd, value)?);
+        }
+        let value = value.unwrap_or(Value::Nil);
+        for v in &pipe.decl {
+            if pipe.is_assign {
+                self.set_var(&v.ident[0], value.clone())?;
+            } else {
+                self.vars.push((&v.ident[0], value.clone()));
+            }
+        }
+        self.depth -= 1;
+        Ok(value)
+    }
+
+    fn not_a_function(&self, args: &'a [Arg], final_: &Option<Value<'a>>) -> EResult<()> {
+        if args.len() > 1 || final_.is_some() {
+            return Err(self.errorf(format!("can't give argument to non-function {}", args[0])));
+        }
+        Ok(())
+    }
+
+    fn eval_command(
+        &mut self,
+        dot: &Value<'a>,
+        cmd: &'a Command,
+        final_: Option<Value<'a>>,
+    ) -> EResult<Value<'a>> {
+        self.step()?;
+        let first = &cmd.args[0];
+        match first {
+            Arg::Field { ident, .. } => {
+                self.at(At::Arg(first));
+                return self.eval_field_chain(dot, dot.clone(), ident, Some(&cmd.args), final_);
+            }
+            Arg::Chain { .. } => {
+                return self.eval_chain_node(dot, first, Some(&cmd.args), final_);
+            }
+            Arg::Identifier { func, name, .. } => {
+                self.at(At::Arg(first));
+                return self.eval_call(
+                    dot,
+                    Callee::Func(*func),
+                    At::Command(cmd),
+                    name,
+                    Some(&cmd.args),
+                    final_,
+                    cmd.regex.as_deref(),
+                );
+            }
+            Arg::Pipe(p) => {
+                self.not_a_function(&cmd.args, &final_)?;
+                return self.eval_pipeline(dot, p);
+            }
+            Arg::Variable(v) => {
+                return self.eval_variable_node(dot, v, Some(&cmd.args), final_);
+            }
+            _ => {}
+        }
+        self.at(At::Arg(first));
+        self.not_a_function(&cmd.args, &final_)?;
+        match first {
+            Arg::Bool { val, .. } => Ok(Value::Bool(*val)),
+            Arg::Dot { .. } => Ok(dot.clone()),
+            Arg::Nil { .. } => Err(self.errorf("nil is not a command")),
+            Arg::Number(n) => self.ideal_constant(first, n),
+            Arg::String { text, .. } => Ok(Value::str(text)),
+            _ => Err(self.errorf(format!(
+                "can't evaluate command {}",
+                quote(&first.to_string())
+            ))),
+        }
+    }
+
+    /// Go's `idealConstant`: a number literal whose type only its syntax can tell.
+    fn ideal_constant(&mut self, arg: &'a Arg, n: &Number) -> EResult<Value<'a>> {
+        self.at(At::Arg(arg));
+        let t = &n.text;
+        let is_hex_int = t.len() > 2
+            && t.starts_with('0')
+            && matches!(t.as_bytes()[1], b'x' | b'X')
+            && !t.contains(['p', 'P']);
+        let is_rune = t.starts_with('\'');
+        if n.is_complex {
+            return Ok(Value::Complex(n.complex.0, n.complex.1));
+        }
+        if n.is_float && !is_hex_int && !is_rune && t.contains(['.', 'e', 'E', 'p', 'P']) {
+            return Ok(Value::Float(n.float64));
+        }
+        if n.is_int {
+            return Ok(Value::Int(n.int64));
+        }
+        if n.is_uint {
+            return Err(self.errorf(format!("{t} overflows int")));
+        }
+        Ok(Value::Nil)
+    }
+
+    fn eval_chain_node(
+        &mut self,
+        dot: &Value<'a>,
+        chain: &'a Arg,
+        args: Option<&'a [Arg]>,
+        final_: Option<Value<'a>>,
+    ) -> EResult<Value<'a>> {
+        self.at(At::Arg(chain));
+        let Arg::Chain { node, field, .. } = chain else {
+            return Ok(Value::Nil);
+        };
+        if let Arg::Nil { .. } = **node {
+            return Err(self.errorf(format!("indirection through explicit nil in {chain}")));
+        }
+        let receiver = self.eval_arg(dot, Ty::Any, node)?;
+        self.at(At::Arg(chain));
+        self.eval_field_chain(dot, receiver, field, args, final_)
+    }
+
+    fn eval_variable_node(
+        &mut self,
+        dot: &Value<'a>,
+        v: &'a Variable,
+        args: Option<&'a [Arg]>,
+        final_: Option<Value<'a>>,
+    ) -> EResult<Value<'a>> {
+        self.at(At::Var(v));
+        let value = self.var_value(&v.ident[0])?;
+        if v.ident.len() == 1 {
+            if let Some(args) = args {
+                self.not_a_function(args, &final_)?;
+            } else if final_.is_some() {
+                return Err(self.errorf(format!("can't give argument to non-function {v}")));
+            }
+            return Ok(value);
+        }
+        self.eval_field_chain(dot, value, &v.ident[1..], args, final_)
+    }
+
+    /// Go's `evalFieldChain`: `.X.Y.Z`, the last one possibly a method with arguments.
+    fn eval_field_chain(
+        &mut self,
+        dot: &Value<'a>,
+        mut receiver: Value<'a>,
+        ident: &'a [String],
+        args: Option<&'a [Arg]>,
+        final_: Option<Value<'a>>,
+    ) -> EResult<Value<'a>> {
+        let n = ident.len();
+        for name in &ident[..n.saturating_sub(1)] {
+            receiver = self.eval_field(dot, name, None, None, receiver)?;
+        }
+        match ident.last() {
+            Some(name) => self.eval_field(dot, name, args, final_, receiver),
+            None => Ok(receiver),
+        }
+    }
+
+    /// Go's `evalField`: a method of the receiver, or a key of a map.
+    fn eval_field(
+        &mut self,
+        dot: &Value<'a>,
+        name: &'a str,
+        args: Option<&'a [Arg]>,
+        final_: Option<Value<'a>>,
+        receiver: Value<'a>,
+    ) -> EResult<Value<'a>> {
+        if receiver.is_nil() {
+            return Ok(Value::Nil);
+        }
+        if let Some(m) = Method::lookup(&receiver, name) {
+            let node = self.node;
+            return self.eval_call(
+                dot,
+                Callee::Method(m, receiver),
+                node,
+                name,
+                args,
+                final_,
+                None,
+            );
+        }
+        let has_args = args.is_some_and(|a| a.len() > 1) || final_.is_some();
+        match &receiver {
+            Value::Labels(d) => {
+                if has_args {
+                    return Err(self.errorf(format!("{name} is not a method but has arguments")));
+                }
+                Ok(Value::str(d.get(name)))
+            }
+            Value::Map(m) => {
+                if has_args {
+                    return Err(self.errorf(format!("{name} is not a method but has arguments")));
+                }
+                Ok(m.get(name).cloned().unwrap_or(Value::Nil))
+            }
+            v => Err(self.errorf(format!(
+                "can't evaluate field {name} in type {}",
+                v.type_name()
+            ))),
+        }
+    }
+
+    /// Go's `evalCall`: checks the argument count, evaluates the arguments against the
+    /// parameter types, and calls.
+    #[allow(clippy::too_many_arguments)]
+    fn eval_call(
+        &mut self,
+        dot: &Value<'a>,
+        callee: Callee<'a>,
+        node: At<'a>,
+        name: &str,
+        args: Option<&'a [Arg]>,
+        final_: Option<Value<'a>>,
+        regex: Option<&Result<regex::Regex, String>>,
+    ) -> EResult<Value<'a>> {
+        let args: &'a [Arg] = match args {
+            Some(a) if !a.is_empty() => &a[1..],
+            _ => &[],
+        };
+        let sig = callee.sig();
+        let num_in = args.len() + usize::from(final_.is_some());
+        let num_fixed = sig.params.len();
+        if sig.variadic.is_some() {
+            if num_in < num_fixed {
+                return Err(self.errorf(format!(
+                    "wrong number of args for {name}: want at least {num_fixed} got {}",
+                    args.len()
+                )));
+            }
+        } else if num_in != num_fixed {
+            return Err(self.errorf(format!(
+                "wrong number of args for {name}: want {num_fixed} got {num_in}"
+            )));
+        }
+        // `and` and `or` short-circuit.
+        if let Callee::Func(f @ (FuncId::And | FuncId::Or)) = callee {
+            let want = f == FuncId::Or;
+            let mut v = Value::Nil;
+            for arg in args {
+                v = self.eval_arg(dot, Ty::Reflect, arg)?;
+                if v.truth() == want {
+                    return Ok(v);
+                }
+            }
+            if let Some(f) = final_ {
+                v = f;
+            }
+            return Ok(v);
+        }
+        let mut argv: Vec<Value<'a>> = Vec::with_capacity(num_in);
+        let fixed_args = if sig.variadic.is_some() {
+            num_fixed.min(args.len())
+        } else {
+            args.len()
+        };
+        for (i, arg) in args[..fixed_args].iter().enumerate() {
+            let ty = sig.params.get(i).copied().unwrap_or(Ty::Any);
+            argv.push(self.eval_arg(dot, ty, arg)?);
+        }
+        if let Some(vty) = sig.variadic {
+            for arg in &args[fixed_args..] {
+                argv.push(self.eval_arg(dot, vty, arg)?);
+            }
+        }
+        if let Some(f) = final_ {
+            let ty = match sig.variadic {
+                Some(vty) => {
+                    if num_in - 1 < num_fixed {
+                        sig.params[num_in - 1]
+                    } else {
+                        vty
+                    }
+                }
+                None => sig.params.last().copied().unwrap_or(Ty::Any),
+            };
+            argv.push(self.validate_type(f, ty)?);
+        }
+        // Functions read their string arguments: that work counts against the render.
+        let read: usize = argv
+            .iter()
+            .map(|v| match v {
+                Value::Str(s) => s.len(),
+                _ => 0,
+            })
+            .sum();
+        if self.env.charge_work(read).is_err() {
+            return Err(self.limit("the template's functions read more than the render's limit"));
+        }
+        let result = match callee {
+            Callee::Func(FuncId::Call) => {
+                let callee_name = match args.first() {
+                    Some(a) => a.to_string(),
+                    None => gofmt::sprint_value(&argv[0]),
+                };
+                Err(CallError::Go(match &argv[0] {
+                    Value::Nil => "call of nil".to_string(),
+                    v => format!("non-function {callee_name} of type {}", v.type_name()),
+                }))
+            }
+            Callee::Func(f) => funcs::call(f, argv, regex, &mut self.env),
+            Callee::Method(m, recv) => Ok(m.call(&recv, &argv)),
+        };
+        match result {
+            Ok(v) => Ok(v),
+            Err(CallError::Go(msg)) => {
+                self.at(node);
+                Err(self.errorf(format!("error calling {name}: {msg}")))
+            }
+            Err(CallError::Limit(msg)) => Err(self.limit(msg)),
+        }
+    }
+
+    /// Go's `validateType`: the value must have exactly the parameter's type.
+    fn validate_type(&self, value: Value<'a>, ty: Ty) -> EResult<Value<'a>> {
+        if value.is_nil() {
+            if ty.can_be_nil() {
+                return Ok(Value::Nil);
+            }
+            return Err(self.errorf(format!("invalid value; expected {}", ty.name())));
+        }
+        if !ty.accepts(&value) {
+            return Err(self.errorf(format!(
+                "wrong type for value; expected {}; got {}",
+                ty.name(),
+                value.type_name()
+            )));
+        }
+        Ok(value)
+    }
+
+    /// Go's `evalArg`: an argument evaluated for a parameter of type `ty`.
+    fn eval_arg(&mut self, dot: &Value<'a>, ty: Ty, arg: &'a Arg) -> EResult<Value<'a>> {
+        self.at(At::Arg(arg));
+        match arg {
+            Arg::Dot { .. } => return self.validate_type(dot.clone(), ty),
+            Arg::Nil { .. } => {
+                if ty.can_be_nil() {
+                    return Ok(Value::Nil);
+                }
+                return Err(self.errorf(format!("cannot assign nil to {}", ty.name())));
+            }
+            Arg::Field { ident, .. } => {
+                let v = self.eval_field_chain(
+                    dot,
+                    dot.clone(),
+                    ident,
+                    Some(std::slice::from_ref(arg)),
+                    None,
+                )?;
+                return self.validate_type(v, ty);
+            }
+            Arg::Variable(v) => {
+                let v = self.eval_variable_node(dot, v, None, None)?;
+                return self.validate_type(v, ty);
+            }
+            Arg::Pipe(p) => {
+                let v = self.eval_pipeline(dot, p)?;
+                return self.validate_type(v, ty);
+            }
+            Arg::Identifier { func, name, .. } => {
+                let v = self.eval_call(
+                    dot,
+                    Callee::Func(*func),
+                    At::Arg(arg),
+                    name,
+                    None,
+                    None,
+                    None,
+                )?;
+                return self.validate_type(v, ty);
+            }
+            Arg::Chain { .. } => {
+                let v = self.eval_chain_node(dot, arg, None, None)?;
+                return self.validate_type(v, ty);
+            }
+            _ => {}
+        }
+        match ty {
+            Ty::Float => match arg {
+                Arg::Number(n) if n.is_float => Ok(Value::Float(n.float64)),
+                _ => Err(self.errorf(format!("expected float; found {arg}"))),
+            },
+            Ty::Int => match arg {
+                Arg::Number(n) if n.is_int => Ok(Value::Int(n.int64)),
+                _ => Err(self.errorf(format!("expected integer; found {arg}"))),
+            },
+            Ty::Duration => match arg {
+                Arg::Number(n) if n.is_int => Ok(Value::Duration(n.int64)),
+                _ => Err(self.errorf(format!("expected integer; found {arg}"))),
+            },
+            Ty::String => match arg {
+                Arg::String { text, .. } => Ok(Value::str(text)),
+                _ => Err(self.errorf(format!("expected string; found {arg}"))),
+            },
+            Ty::Any | Ty::Reflect => match arg {
+                Arg::Bool { val, .. } => Ok(Value::Bool(*val)),
+                Arg::Number(n) => self.ideal_constant(arg, n),
+                Arg::String { text, .. } => Ok(Value::str(text)),
+                _ => Err(self.errorf(format!(
+                    "can't handle assignment of {arg} to empty interface argument"
+                ))),
+            },
+            Ty::Time => {
+                Err(self.errorf(format!("can't handle {arg} for arg of type {}", ty.name())))
+            }
+        }
+    }
+}
+
+/// What a call calls: a function, or a method bound to its receiver.
+#[derive(Clone)]
+enum Callee<'a> {
+    Func(FuncId),
+    Method(Method, Value<'a>),
+}
+
+impl Callee<'_> {
+    fn sig(&self) -> funcs::Sig {
+        match self {
+            Callee::Func(f) => f.sig(),
+            Callee::Method(m, _) => m.sig(),
+        }
+    }
+}
+
+/// The methods of Go's time types that a template can call (`.Unix`, `.Format "..."`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Unix,
+    UnixMilli,
+    UnixMicro,
+    UnixNano,
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+    Nanosecond,
+    YearDay,
+    Weekday,
+    Format,
+    String,
+    Utc,
+    Local,
+    IsZero,
+    Before,
+    After,
+    Equal,
+    Compare,
+    Add,
+    Sub,
+    AddDate,
+    Hours,
+    Minutes,
+    Seconds,
+    Milliseconds,
+    Microseconds,
+    Nanoseconds,
+}
+
+impl Method {
+    fn lookup(receiver: &Value<'_>, name: &str) -> Option<Method> {
+        use Method as M;
+        match receiver {
+            Value::Time(_) => Some(match name {
+                "Unix" => M::Unix,
+                "UnixMilli" => M::UnixMilli,
+                "UnixMicro" => M::UnixMicro,
+                "UnixNano" => M::UnixNano,
+                "Year" => M::Year,
+                "Month" => M::Month,
+                "Day" => M::Day,
+                "Hour" => M::Hour,
+                "Minute" => M::Minute,
+                "Second" => M::Second,
+                "Nanosecond" => M::Nanosecond,
+                "YearDay" => M::YearDay,
+                "Weekday" => M::Weekday,
+                "Format" => M::Format,
+                "String" => M::String,
+                "UTC" => M::Utc,
+                "Local" => M::Local,
+                "IsZero" => M::IsZero,
+                "Before" => M::Before,
+                "After" => M::After,
+                "Equal" => M::Equal,
+                "Compare" => M::Compare,
+                "Add" => M::Add,
+                "Sub" => M::Sub,
+                "AddDate" => M::AddDate,
+                _ => return None,
+            }),
+            Value::Duration(_) => Some(match name {
+                "Hours" => M::Hours,
+                "Minutes" => M::Minutes,
+                "Seconds" => M::Seconds,
+                "Milliseconds" => M::Milliseconds,
+                "Microseconds" => M::Microseconds,
+                "Nanoseconds" => M::Nanoseconds,
+                "String" => M::String,
+                _ => return None,
+            }),
+            Value::Month(_) | Value::Weekday(_) => (name == "String").then_some(M::String),
+            _ => None,
+        }
+    }
+
+    fn sig(self) -> funcs::Sig {
+        let params: &'static [Ty] = match self {
+            Method::Format => &[Ty::String],
+            Method::Before | Method::After | Method::Equal | Method::Compare | Method::Sub => {
+                &[Ty::Time]
+            }
+            Method::Add => &[Ty::Duration],
+            Method::AddDate => &[Ty::Int, Ty::Int, Ty::Int],
+            _ => &[],
+        };
+        funcs::Sig {
+            params,
+            variadic: None,
+        }
+    }
+
+    fn call<'a>(self, recv: &Value<'a>, args: &[Value<'a>]) -> Value<'a> {
+        let t = match recv {
+            Value::Time(t) => (**t).clone(),
+            _ => Time::zero(),
+        };
+        let arg_time = |i: usize| match args.get(i) {
+            Some(Value::Time(t)) => (**t).clone(),
+            _ => Time::zero(),
+        };
+        let arg_int = |i: usize| args.get(i).and_then(Value::int_of).unwrap_or(0);
+        let d = recv.int_of().unwrap_or(0);
+        let c = || t.civil();
+        match self {
+            Method::Unix => Value::Int64(t.unix_sec()),
+            Method::UnixMilli => Value::Int64(t.unix_milli()),
+            Method::UnixMicro => Value::Int64(t.unix_micro()),
+            Method::UnixNano => Value::Int64(t.unix_nano()),
+            Method::Year => Value::Int(c().year),
+            Method::Month => Value::Month(i64::from(c().month)),
+            Method::Day => Value::Int(i64::from(c().day)),
+            Method::Hour => Value::Int(i64::from(c().hour)),
+            Method::Minute => Value::Int(i64::from(c().minute)),
+            Method::Second => Value::Int(i64::from(c().second)),
+            Method::Nanosecond => Value::Int(i64::from(t.nanosecond())),
+            Method::YearDay => Value::Int(i64::from(c().yday)),
+            Method::Weekday => Value::Weekday(i64::from(c().weekday)),
+            Method::Format => {
+                let layout = match args.first() {
+                    Some(Value::Str(s)) => s.as_ref(),
+                    _ => "",
+                };
+                Value::string(t.format(layout))
+            }
+            Method::String => Value::string(match recv {
+                Value::Time(t) => t.go_string(),
+                Value::Duration(d) => gofmt::duration_string(*d),
+                Value::Month(m) => super::gotime::month_name(*m),
+                Value::Weekday(w) => super::gotime::weekday_name(*w),
+                _ => String::new(),
+            }),
+            Method::Utc => Value::Time(Box::new(t.in_location(Location::Utc))),
+            Method::Local => Value::Time(Box::new(t.in_location(Location::Local))),
+            Method::IsZero => Value::Bool(t.is_zero()),
+            Method::Before => Value::Bool(t.cmp_instant(&arg_time(0)).is_lt()),
+            Method::After => Value::Bool(t.cmp_instant(&arg_time(0)).is_gt()),
+            Method::Equal => Value::Bool(t.cmp_instant(&arg_time(0)).is_eq()),
+            Method::Compare => Value::Int(t.cmp_instant(&arg_time(0)) as i64),
+            Method::Add => Value::Time(Box::new(t.add_nanos(arg_int(0)))),
+            Method::Sub => Value::Duration(t.sub_nanos(&arg_time(0))),
+            Method::AddDate => {
+                Value::Time(Box::new(t.add_date(arg_int(0), arg_int(1), arg_int(2))))
+            }
+            Method::Hours => Value::Float(duration_float(d, 3_600_000_000_000)),
+            Method::Minutes => Value::Float(duration_float(d, 60_000_000_000)),
+            Method::Seconds => Value::Float(duration_float(d, 1_000_000_000)),
+            Method::Milliseconds => Value::Int64(d / 1_000_000),
+            Method::Microseconds => Value::Int64(d / 1000),
+            Method::Nanoseconds => Value::Int64(d),
+        }
+    }
+}
+
+/// Go's `Duration.Hours()` and friends: whole units plus the fraction.
+fn duration_float(d: i64, unit: i64) -> f64 {
+    (d / unit) as f64 + (d % unit) as f64 / unit as f64
+}

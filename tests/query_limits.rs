@@ -1,0 +1,197 @@
+//! Query limits and cancellation against the real binary: each limit answers its own error
+//! naming it, a query that times out or whose client goes away stops the scans of every
+//! shard (counted in `shardlog_query_scans_cancelled_total`), and a core's full query queue
+//! answers 429.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::loki::{metric_sum, parse_metrics, path_with_query};
+use common::{Server, ServerOptions, TestDir, now_ns};
+use serde_json::json;
+
+/// Lines pushed for the slow queries: enough that scanning them with a regex takes far
+/// longer than the timeouts below, on every shard.
+const PUSHES: usize = 40;
+const LINES_PER_PUSH: usize = 5_000;
+/// A filter that matches nothing and so makes every scan read every line.
+const SLOW_QUERY: &str = r#"{app=~"slow.+"} |~ "nomatch[0-9]+zzz""#;
+
+fn start(extra: &[&str]) -> (TestDir, Server) {
+    let dir = TestDir::new("query-limits");
+    let options = ServerOptions {
+        syslog: false,
+        extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        ..ServerOptions::default()
+    };
+    let server = Server::start_with(&dir, &options);
+    (dir, server)
+}
+
+/// Pushes the corpus, in streams spread over both shards.
+fn load(server: &Server) -> Option<()> {
+    let corpus = common::tools::corpus_lines("HDFS_2k.log")?;
+    let t0 = now_ns() - 600 * 1_000_000_000;
+    for push in 0..PUSHES {
+        let values: Vec<_> = (0..LINES_PER_PUSH)
+            .map(|i| {
+                let n = push * LINES_PER_PUSH + i;
+                json!([
+                    (t0 + n as i64).to_string(),
+                    corpus[n % corpus.len()].clone()
+                ])
+            })
+            .collect();
+        let app = format!("slow{}", push % 8);
+        server.push_json_ok(&json!({"streams": [{"stream": {"app": app}, "values": values}]}));
+    }
+    Some(())
+}
+
+fn cancelled_scans(server: &Server) -> f64 {
+    metric_sum(
+        &parse_metrics(&server.metrics()),
+        "shardlog_query_scans_cancelled_total",
+        &[],
+    )
+}
+
+fn slow_query_path() -> String {
+    path_with_query(
+        "/loki/api/v1/query_range",
+        &[("query", SLOW_QUERY), ("since", "1h"), ("limit", "10")],
+    )
+}
+
+#[test]
+fn a_timed_out_query_is_504_and_stops_every_shard() {
+    let (_dir, mut server) = start(&["--query-timeout", "5ms"]);
+    if load(&server).is_none() {
+        return;
+    }
+    let r = server.get(&slow_query_path());
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(r.text().contains("query_timeout"), "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cancelled_scans(&server) < 1.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        cancelled_scans(&server) >= 1.0,
+        "no scan saw the cancellation:\n{}",
+        server.metrics()
+    );
+    server.terminate_ok();
+}
+
+#[test]
+fn a_client_that_goes_away_cancels_its_query() {
+    let (_dir, mut server) = start(&[]);
+    if load(&server).is_none() {
+        return;
+    }
+    let before = cancelled_scans(&server);
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(server.http).expect("connect");
+        write!(s, "GET {} HTTP/1.1\r\nHost: x\r\n\r\n", slow_query_path()).expect("send");
+        std::thread::sleep(Duration::from_millis(20));
+        drop(s);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let abandoned = |server: &Server| {
+        metric_sum(
+            &parse_metrics(&server.metrics()),
+            "shardlog_http_requests_abandoned_total",
+            &[],
+        )
+    };
+    while (abandoned(&server) < 1.0 || cancelled_scans(&server) <= before)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(abandoned(&server) >= 1.0, "{}", server.metrics());
+    assert!(
+        cancelled_scans(&server) > before,
+        "the abandoned queries' scans ran to their end"
+    );
+    // The server still answers.
+    let r = server.get(&path_with_query(
+        "/loki/api/v1/query_range",
+        &[
+            ("query", r#"{app="slow0"}"#),
+            ("since", "1h"),
+            ("limit", "1"),
+        ],
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    server.terminate_ok();
+}
+
+#[test]
+fn each_limit_names_itself() {
+    let (_dir, mut server) = start(&[
+        "--max-query-bytes-read",
+        "64KiB",
+        "--max-query-length",
+        "2d",
+    ]);
+    if load(&server).is_none() {
+        return;
+    }
+    let get =
+        |params: &[(&str, &str)]| server.get(&path_with_query("/loki/api/v1/query_range", params));
+    let r = get(&[("query", r#"{app="slow0"}"#), ("limit", "5001")]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("max_entries_limit_per_query"),
+        "{}",
+        r.text()
+    );
+
+    let r = get(&[("query", r#"{app="slow0"}"#), ("since", "72h")]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("limit: 2d"), "{}", r.text());
+
+    let r = get(&[("query", SLOW_QUERY), ("since", "1h")]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("max_query_bytes_read"), "{}", r.text());
+    server.terminate_ok();
+}
+
+#[test]
+fn a_full_query_queue_answers_429() {
+    let (_dir, mut server) = start(&[
+        "--max-concurrent",
+        "1",
+        "--max-outstanding-requests-per-tenant",
+        "1",
+    ]);
+    if load(&server).is_none() {
+        return;
+    }
+    let addr = server.http;
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            std::thread::spawn(move || {
+                common::http::request(addr, "GET", &slow_query_path(), &[], &[])
+                    .expect("an answer")
+                    .status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&429),
+        "no query was refused: {statuses:?}"
+    );
+    assert!(statuses.contains(&200), "no query ran: {statuses:?}");
+    server.terminate_ok();
+}

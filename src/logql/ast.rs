@@ -1,12 +1,22 @@
 //! The syntax tree of a parsed query and its canonical printing (Loki's `String()` form:
-//! `{app="foo", env!="dev"} |= "error" != "timeout"`).
+//! `{app="foo", env!="dev"} |= "error" != "timeout"`,
+//! `sum by (app)(count_over_time({app="foo"} | json[5m]))`).
+//!
+//! Which question it answers: "what did the query say, in a form the engine can walk, and
+//! how does Loki write it?" Everything in the tree is validated by the parser; matchers and
+//! line filters come compiled.
 
 use std::fmt::{self, Write};
 
-use super::matchers::{FilterOperand, LabelMatcher, LineFilter};
+use super::go_compat::{
+    format_go_duration, format_go_float, format_go_float_plain, format_humanized_bytes,
+    format_prometheus_duration,
+};
+use super::matchers::{FilterOperand, LabelMatcher, LineFilter, MatchOp};
+use super::regex_shape::loki_simplifies_label_regex;
 
 /// A parsed LogQL query: a log query (returns lines) or a metric query (returns samples).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
     /// A log query: it returns log lines.
     Log(LogExpr),
@@ -18,7 +28,7 @@ pub enum Expr {
 /// order written. Line filters that follow the selector directly sit in `selector.filters`
 /// (they run first, against the original line, and feed bloom pruning); a line filter after
 /// any other stage is a [`Stage::LineFilter`] in `stages`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LogExpr {
     pub selector: LogSelector,
     pub stages: Vec<Stage>,
@@ -26,7 +36,7 @@ pub struct LogExpr {
 
 /// A stream selector and the line filters that follow it directly. Everything in it is
 /// compiled and `Send + Sync`, so one instance is shared by all cores.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct LogSelector {
     /// Which streams: every matcher must match the stream's labels.
     pub matchers: Vec<LabelMatcher>,
@@ -36,7 +46,7 @@ pub struct LogSelector {
 
 /// One pipeline stage after `|` (or a line filter after such a stage), as written. The query
 /// engine (`crate::query::pipeline`) compiles each into something that runs on lines.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Stage {
     /// `|= "x"`, `!~ "re"`, ... after another stage: runs on the line as it is at that point
     /// (after `line_format` or `decolorize`, the rewritten line).
@@ -58,7 +68,7 @@ pub enum Stage {
 }
 
 /// A parser stage.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum ParserStage {
     /// `| json` (no parameters: every field, nested keys joined by `_`) or
     /// `| json a="x.y[0]", b` (only these; an omitted expression is the label name itself).
@@ -78,8 +88,9 @@ pub enum ParserStage {
     Unpack,
 }
 
-/// One `label="expression"` (or bare `label`) parameter of `json` or `logfmt`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One `label="expression"` (or bare `label`) parameter of `json` or `logfmt`. Two are equal
+/// when they extract the same path into the same label, however written.
+#[derive(Clone, Debug, Eq)]
 pub struct ExtractParam {
     /// The label to set.
     pub label: String,
@@ -90,7 +101,7 @@ pub struct ExtractParam {
 
 /// A label filter expression: comparisons joined by `and` (also written `,` or a space) and
 /// `or`, grouped by parentheses.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum LabelFilterExpr {
     And(Box<LabelFilterExpr>, Box<LabelFilterExpr>),
     Or(Box<LabelFilterExpr>, Box<LabelFilterExpr>),
@@ -162,14 +173,14 @@ pub enum LabelFormatSource {
 }
 
 /// A label named in `drop`/`keep`: by name, or by name and value matcher.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum LabelSpec {
     Name(String),
     Matcher(LabelMatcher),
 }
 
 /// A metric query.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum SampleExpr {
     /// `count_over_time({...}[5m])`, `quantile_over_time(0.9, {...} | unwrap x [5m]) by (a)`.
     Range(RangeAggregation),
@@ -186,7 +197,7 @@ pub enum SampleExpr {
 }
 
 /// A range aggregation over a log range.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RangeAggregation {
     pub op: RangeOp,
     pub range: LogRange,
@@ -239,7 +250,7 @@ impl RangeOp {
 }
 
 /// `{...} | stages [| unwrap ...] [5m] offset 1h`: the lines a range aggregation reads.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LogRange {
     pub log: LogExpr,
     /// The range in nanoseconds (`[5m]`).
@@ -251,7 +262,7 @@ pub struct LogRange {
 }
 
 /// `| unwrap [duration(|duration_seconds(|bytes(]label[)] [| label filters]`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Unwrap {
     pub label: String,
     pub conversion: UnwrapConversion,
@@ -279,10 +290,11 @@ pub struct Grouping {
 }
 
 /// A vector aggregation.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct VectorAggregation {
     pub op: VectorOp,
     pub inner: Box<SampleExpr>,
+    /// `None` also for `by ()`, which means the same for a vector aggregation (one series).
     pub grouping: Option<Grouping>,
     /// `k` of `topk`, `bottomk` and `approx_topk`.
     pub param: Option<i64>,
@@ -324,7 +336,7 @@ impl VectorOp {
 }
 
 /// A binary operation between two metric expressions (or a metric and a literal).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BinaryExpr {
     pub op: BinOp,
     pub lhs: Box<SampleExpr>,
@@ -332,7 +344,7 @@ pub struct BinaryExpr {
     /// `bool` after a comparison: return 0/1 instead of filtering.
     pub return_bool: bool,
     /// `on (...)`/`ignoring (...)` with `group_left`/`group_right`; `None` matches on all
-    /// labels, one to one.
+    /// labels, one to one (also written `ignoring ()`).
     pub matching: Option<VectorMatching>,
 }
 
@@ -410,7 +422,7 @@ pub enum Cardinality {
 }
 
 /// `label_replace(inner, "dst", "replacement", "src", "regex")`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LabelReplace {
     pub inner: SampleExpr,
     pub dst: String,
@@ -438,19 +450,43 @@ impl LogSelector {
     }
 }
 
+impl ExtractParam {
+    /// The path to extract: the expression, or the label name when none was written.
+    pub fn path(&self) -> &str {
+        self.expr.as_deref().unwrap_or(&self.label)
+    }
+}
+
+impl PartialEq for ExtractParam {
+    fn eq(&self, other: &Self) -> bool {
+        self.label == other.label && self.path() == other.path()
+    }
+}
+
+// The canonical printer: Loki's `String()` of every node, character for character, so that
+// a query prints as Loki prints it and the printed text parses back to the same tree. (Where
+// Loki's text loses information, it is lost here too: a bytes filter is printed rounded to
+// humanize's precision, a range to whole milliseconds, `ignoring () group_left` without its
+// modifiers. Label names are printed as written, where Loki quotes names that are not
+// Prometheus-style and could then not parse them back.)
+
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expr::Log(e) => e.fmt(f),
-            // Replaced by the canonical printer of metric queries.
-            Expr::Sample(e) => write!(f, "{e:?}"),
+            Expr::Sample(e) => e.fmt(f),
         }
     }
 }
 
 impl fmt::Display for LogExpr {
+    /// `{app="foo"} |= "x" | json | level="error"`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.selector.fmt(f)
+        self.selector.fmt(f)?;
+        for stage in &self.stages {
+            write!(f, " {stage}")?;
+        }
+        Ok(())
     }
 }
 
@@ -461,7 +497,7 @@ impl fmt::Display for LogSelector {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            write!(f, "{}{}{}", m.name, m.op.as_str(), Quoted(&m.value))?;
+            write_matcher(f, m)?;
         }
         f.write_char('}')?;
         for filter in &self.filters {
@@ -469,6 +505,11 @@ impl fmt::Display for LogSelector {
         }
         Ok(())
     }
+}
+
+/// `name="value"`: Prometheus' matcher text.
+fn write_matcher(f: &mut fmt::Formatter<'_>, m: &LabelMatcher) -> fmt::Result {
+    write!(f, "{}{}{}", m.name, m.op.as_str(), Quoted(&m.value))
 }
 
 impl fmt::Display for LineFilter {
@@ -483,6 +524,254 @@ impl fmt::Display for LineFilter {
             }
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stage::LineFilter(filter) => filter.fmt(f),
+            Stage::Parser(parser) => parser.fmt(f),
+            Stage::LabelFilter(filter) => write!(f, "| {filter}"),
+            Stage::LineFormat(template) => write!(f, "| line_format {}", Quoted(template)),
+            Stage::LabelFormat(items) => {
+                f.write_str("| label_format ")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_char(',')?;
+                    }
+                    match &item.src {
+                        LabelFormatSource::Rename(src) => write!(f, "{}={src}", item.dst)?,
+                        LabelFormatSource::Template(t) => write!(f, "{}={}", item.dst, Quoted(t))?,
+                    }
+                }
+                Ok(())
+            }
+            Stage::Decolorize => f.write_str("| decolorize"),
+            Stage::Drop(specs) => write_label_specs(f, "drop", specs),
+            Stage::Keep(specs) => write_label_specs(f, "keep", specs),
+        }
+    }
+}
+
+fn write_label_specs(f: &mut fmt::Formatter<'_>, stage: &str, specs: &[LabelSpec]) -> fmt::Result {
+    write!(f, "| {stage} ")?;
+    for (i, spec) in specs.iter().enumerate() {
+        if i > 0 {
+            f.write_char(',')?;
+        }
+        match spec {
+            LabelSpec::Name(name) => f.write_str(name)?,
+            LabelSpec::Matcher(m) => write_matcher(f, m)?,
+        }
+    }
+    Ok(())
+}
+
+/// `a="x.y",b="b"`: every parameter with its path, as Loki prints them.
+fn write_extract_params(f: &mut fmt::Formatter<'_>, params: &[ExtractParam]) -> fmt::Result {
+    for (i, p) in params.iter().enumerate() {
+        if i > 0 {
+            f.write_char(',')?;
+        }
+        write!(f, "{}={}", p.label, Quoted(p.path()))?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for ParserStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParserStage::Json(params) if params.is_empty() => f.write_str("| json"),
+            ParserStage::Json(params) => {
+                f.write_str("| json ")?;
+                write_extract_params(f, params)
+            }
+            ParserStage::Logfmt {
+                strict,
+                keep_empty,
+                params,
+            } => {
+                f.write_str("| logfmt")?;
+                if params.is_empty() {
+                    if *strict {
+                        f.write_str(" --strict")?;
+                    }
+                    if *keep_empty {
+                        f.write_str(" --keep-empty")?;
+                    }
+                    return Ok(());
+                }
+                f.write_char(' ')?;
+                if *strict {
+                    f.write_str("--strict ")?;
+                }
+                if *keep_empty {
+                    f.write_str("--keep-empty ")?;
+                }
+                write_extract_params(f, params)
+            }
+            ParserStage::Regexp(re) => write!(f, "| regexp {}", Quoted(re)),
+            ParserStage::Pattern(p) => write!(f, "| pattern {}", Quoted(p)),
+            ParserStage::Unpack => f.write_str("| unpack"),
+        }
+    }
+}
+
+impl fmt::Display for LabelFilterExpr {
+    /// `( a , b )` for and, `( a or b )` for or, the comparisons as Loki prints them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabelFilterExpr::And(a, b) => write!(f, "( {a} , {b} )"),
+            LabelFilterExpr::Or(a, b) => write!(f, "( {a} or {b} )"),
+            LabelFilterExpr::String(m)
+                if m.op == MatchOp::Re && !loki_simplifies_label_regex(&m.value) =>
+            {
+                // Loki prints a regex it runs as a regex between backquotes.
+                if m.value.contains('`') {
+                    write!(f, "{}=~{}", m.name, Quoted(&m.value))
+                } else {
+                    write!(f, "{}=~`{}`", m.name, m.value)
+                }
+            }
+            LabelFilterExpr::String(m) => write_matcher(f, m),
+            LabelFilterExpr::Number { name, op, value } => {
+                write!(f, "{name}{}{}", op.as_str(), format_go_float_plain(*value))
+            }
+            LabelFilterExpr::Duration { name, op, value_ns } => {
+                write!(f, "{name}{}{}", op.as_str(), format_go_duration(*value_ns))
+            }
+            LabelFilterExpr::Bytes { name, op, value } => {
+                write!(f, "{name}{}{}", op.as_str(), format_humanized_bytes(*value))
+            }
+            LabelFilterExpr::Ip {
+                name,
+                negated,
+                pattern,
+            } => {
+                let op = if *negated { "!=" } else { "=" };
+                write!(f, "{name}{op}ip({})", Quoted(pattern))
+            }
+        }
+    }
+}
+
+impl fmt::Display for SampleExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SampleExpr::Range(r) => r.fmt(f),
+            SampleExpr::Vector(v) => v.fmt(f),
+            SampleExpr::Binary(b) => b.fmt(f),
+            SampleExpr::Literal(v) => f.write_str(&format_go_float(*v)),
+            SampleExpr::VectorLiteral(v) => write!(f, "vector({v:.6})"),
+            SampleExpr::LabelReplace(l) => write!(
+                f,
+                "label_replace({},{},{},{},{})",
+                l.inner,
+                Quoted(&l.dst),
+                Quoted(&l.replacement),
+                Quoted(&l.src),
+                Quoted(&l.regex)
+            ),
+        }
+    }
+}
+
+impl fmt::Display for RangeAggregation {
+    /// `quantile_over_time(0.99,{app="foo"} | unwrap latency[5m]) by (a)`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}(", self.op.as_str())?;
+        if let Some(p) = self.param {
+            write!(f, "{},", format_go_float_plain(p))?;
+        }
+        write!(f, "{})", self.range)?;
+        if let Some(g) = &self.grouping {
+            g.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for LogRange {
+    /// `{app="foo"} |= "x" | unwrap latency[5m] offset 1h0m0s`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.log.fmt(f)?;
+        if let Some(u) = &self.unwrap {
+            u.fmt(f)?;
+        }
+        write!(f, "[{}]", format_prometheus_duration(self.range_ns))?;
+        if self.offset_ns != 0 {
+            write!(f, " offset {}", format_go_duration(self.offset_ns))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Unwrap {
+    /// ` | unwrap duration(latency) | __error__=""` (with the leading space, as Loki).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let conversion = match self.conversion {
+            UnwrapConversion::Float => None,
+            UnwrapConversion::Duration => Some("duration"),
+            UnwrapConversion::DurationSeconds => Some("duration_seconds"),
+            UnwrapConversion::Bytes => Some("bytes"),
+        };
+        match conversion {
+            Some(c) => write!(f, " | unwrap {c}({})", self.label)?,
+            None => write!(f, " | unwrap {}", self.label)?,
+        }
+        for filter in &self.post_filters {
+            write!(f, " | {filter}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Grouping {
+    /// ` by (a,b)` or ` without (a,b)` (with the leading space, as Loki).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.without { "without" } else { "by" };
+        write!(f, " {kind} ({})", self.labels.join(","))
+    }
+}
+
+impl fmt::Display for VectorAggregation {
+    /// `sum by (a)(inner)`, `topk(5,inner)`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.op.as_str())?;
+        if let Some(g) = &self.grouping {
+            g.fmt(f)?;
+        }
+        f.write_char('(')?;
+        if let Some(k) = self.param {
+            write!(f, "{k},")?;
+        }
+        write!(f, "{})", self.inner)
+    }
+}
+
+impl fmt::Display for BinaryExpr {
+    /// `(lhs op rhs)`, with `bool` and the matching after the operator as Loki writes them
+    /// (`(a / on (x) group_left (y) b)`, and two spaces when there is no group modifier).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({} {}", self.lhs, self.op.as_str())?;
+        if self.return_bool {
+            f.write_str(" bool")?;
+        }
+        if let Some(m) = &self.matching {
+            let group = match &m.cardinality {
+                Cardinality::OneToOne => String::new(),
+                Cardinality::ManyToOne(l) if l.is_empty() => "group_left".into(),
+                Cardinality::OneToMany(l) if l.is_empty() => "group_right".into(),
+                Cardinality::ManyToOne(l) => format!("group_left ({})", l.join(",")),
+                Cardinality::OneToMany(l) => format!("group_right ({})", l.join(",")),
+            };
+            if m.on || !m.labels.is_empty() {
+                let kind = if m.on { "on" } else { "ignoring" };
+                write!(f, " {kind} ({}) {group}", m.labels.join(","))?;
+            }
+        }
+        write!(f, " {})", self.rhs)
     }
 }
 

@@ -1,17 +1,14 @@
-//! LogQL: the lexer, the recursive-descent parser, the syntax tree and the compiled matchers
-//! that the query path runs against streams and lines.
+//! LogQL: the lexer, the recursive-descent parser, the syntax tree with its canonical printer,
+//! and the compiled matchers that the query path runs against streams and lines.
 //!
 //! Which question it answers: "what does this query ask for, and does this stream / this line
-//! match it?" [`parse_expr`] turns text into an [`Expr`]; label matchers and line filters come
-//! out of the parser already compiled (regexes, substring finders, patterns, IP ranges), are
-//! `Send + Sync`, and are shared by every core through an `Arc`.
-//!
-//! Scope today: log queries, i.e. a stream selector followed by line filters (`|=`, `!=`, `|~`,
-//! `!~`, `|>`, `!>`, `or` chains, `ip("...")`). Every other valid LogQL construct (parsers such
-//! as `| json`, label filters, `line_format`, metric queries) is recognised and answered with
-//! [`ParseError::Unsupported`], never with a syntax error, so that the HTTP layer can say "not
-//! supported yet". The tree is shaped to grow: [`Expr`] gets metric variants, [`LogExpr`] gets
-//! pipeline stages.
+//! match it?" [`parse_expr`] turns text into an [`Expr`]: all of LogQL as Loki 3 defines it
+//! (log queries with every pipeline stage, range and vector aggregations, binary operators,
+//! literals, `vector()`, `label_replace()`), accepted and refused as Loki's parser accepts and
+//! refuses them, and printed back (`Display`) exactly as Loki's `String()` prints them. Label
+//! matchers and line filters come out of the parser already compiled (regexes, substring
+//! finders, patterns, IP ranges), are `Send + Sync`, and are shared by every core through an
+//! `Arc`; the other stages are validated here and compiled by the query engine.
 //!
 //! Regular expressions use the `regex` crate (linear time, like Go's RE2). Differences from
 //! Go that a user could notice:
@@ -26,11 +23,14 @@
 
 mod ast;
 pub mod duration;
+mod go_compat;
 mod ip;
+mod label_set;
 mod lexer;
 mod matchers;
 mod parser;
 pub(crate) mod pattern;
+mod regex_shape;
 
 pub use ast::{
     BinOp, BinaryExpr, Cardinality, CmpOp, Expr, ExtractParam, Grouping, LabelFilterExpr,
@@ -38,8 +38,12 @@ pub use ast::{
     ParserStage, RangeAggregation, RangeOp, SampleExpr, Stage, Unwrap, UnwrapConversion,
     VectorAggregation, VectorMatching, VectorOp, quote_go,
 };
+pub use label_set::parse_labels;
 pub use matchers::{FilterOperand, LabelMatcher, LineFilter, LineFilterOp, MatchOp};
-pub use parser::{parse_expr, parse_log_selector, parse_matchers};
+pub use parser::{
+    MATCHER_REQUIRED_MSG, parse_expr, parse_log_selector, parse_matchers, parse_sample_expr,
+};
+pub use pattern::{PatternNode, pattern_nodes};
 
 use std::fmt;
 
@@ -47,8 +51,10 @@ use std::fmt;
 /// in Loki's own tests a few kilobytes; this bounds lexing and parsing work per request.
 pub const QUERY_BYTES_MAX: usize = 128 * 1024;
 
-/// The deepest nesting of parentheses. The parser is recursive; this bounds its stack use far
-/// below the smallest thread stack we run on, while real queries nest fewer than ten levels.
+/// The deepest nesting of parentheses, function calls and operators (a chain of binary
+/// operators nests one level per operator, `a + b + c` is two levels deep). The parser, the
+/// printer and the engine recurse over the tree; this bounds their stack use far below the
+/// smallest thread stack we run on, while real queries nest fewer than ten levels.
 pub const NESTING_DEPTH_MAX: usize = 64;
 
 /// The largest compiled program of one regular expression (the `regex` crate's `size_limit`).
@@ -61,8 +67,9 @@ pub const REGEX_SIZE_BYTES_MAX: usize = 1024 * 1024;
 /// bounded-memory simulation instead of growing.
 pub const REGEX_DFA_BYTES_MAX: usize = 2 * 1024 * 1024;
 
-/// The most pipeline stages one query may have, line filters included (`!= "a" or "b"` is two
-/// stages, as Loki runs it). Loki sets no such limit, but every stage runs for every line
+/// The most pipeline stages one query may have, over all its log queries, line filters
+/// included (`!= "a" or "b"` is two stages, as Loki runs it; each comparison of a label
+/// filter, each `label_format` item and each `drop`/`keep` label counts as one). Loki sets no such limit, but every stage runs for every line
 /// every shard scans, and each filter's needle or regex is built before the query runs: a
 /// query of 14,000 chained regex filters took 3.3 s and 156 MB before scanning a line.
 /// Queries written by people and by Grafana have a handful of stages and generated ones a few
@@ -85,11 +92,9 @@ pub enum ParseError {
         msg: String,
     },
     /// The text parses but means nothing runnable: a selector that would match every stream,
-    /// an invalid regular expression, pattern or IP range, a limit exceeded.
+    /// an invalid regular expression, pattern or IP range, an aggregation Loki refuses, a limit
+    /// exceeded.
     Invalid(String),
-    /// Valid LogQL that this server does not evaluate yet (the HTTP layer answers 400 "not
-    /// supported yet"). The text names the construct.
-    Unsupported(String),
 }
 
 impl ParseError {
@@ -97,7 +102,7 @@ impl ParseError {
     pub fn message(&self) -> &str {
         match self {
             ParseError::Syntax { msg, .. } => msg,
-            ParseError::Invalid(msg) | ParseError::Unsupported(msg) => msg,
+            ParseError::Invalid(msg) => msg,
         }
     }
 }
@@ -111,7 +116,6 @@ impl fmt::Display for ParseError {
                 write!(f, "parse error at line {line}, col {col}: {msg}")
             }
             ParseError::Invalid(msg) => write!(f, "parse error : {msg}"),
-            ParseError::Unsupported(what) => write!(f, "{what} are not supported yet"),
         }
     }
 }

@@ -1,21 +1,44 @@
-//! The recursive-descent parser: tokens to [`Expr`], with Loki's error wording.
+//! The recursive-descent parser: tokens to [`Expr`], accepting and refusing what Loki's
+//! grammar (`syntax.y`) and its constructors (`ast.go`) accept and refuse, with Loki's wording.
 //!
-//! Grammar handled today (Loki's, restricted to log queries):
+//! Which question it answers: "is this LogQL, and what does it say?" Grammar, in Loki's terms:
 //! ```text
-//! expr      = logExpr | "(" expr ")"
-//! logExpr   = selector { lineFilter }
-//! selector  = "{" [ matcher { "," matcher } ] "}"
-//! matcher   = IDENTIFIER ( "=" | "!=" | "=~" | "!~" ) STRING
-//! lineFilter= ( "|=" | "!=" | "|~" | "!~" | "|>" | "!>" ) operand { "or" operand }
-//! operand   = STRING | "ip" "(" STRING ")"
+//! expr        = logExpr | metricExpr                       (binary operators join either)
+//! logExpr     = selector { lineFilter | "|" stage } | "(" logExpr ")"
+//! metricExpr  = rangeOp "(" [NUMBER ","] logRange ")" [grouping]
+//!             | vectorOp [grouping] "(" [NUMBER ","] metricExpr ")" [grouping]
+//!             | expr binOp ["bool"] [("on"|"ignoring") "(" labels ")" [group_x ["(" labels ")"]]] expr
+//!             | ["+"|"-"] NUMBER | "vector" "(" NUMBER ")"
+//!             | "label_replace" "(" metricExpr "," STRING "," STRING "," STRING "," STRING ")"
+//!             | "(" metricExpr ")"
+//! logRange    = selector [pipeline] [unwrap] RANGE [offset]
+//!             | selector RANGE [offset] [pipeline] [unwrap]
+//!             | "(" selector [pipeline] [unwrap] ")" RANGE [offset] | "(" logRange ")"
+//! unwrap      = "|" "unwrap" (IDENTIFIER | convOp "(" IDENTIFIER ")") { "|" labelFilter }
 //! ```
-//! Recognised but not evaluated (answered with [`ParseError::Unsupported`]): metric queries
-//! (range and vector aggregations, literals, `vector()`, `label_replace()`), and pipeline
-//! stages after `|` (parsers, label filters, formatting, `drop`/`keep`, `decolorize`).
+//! Binary operators bind as in Prometheus: `or` < `and`/`unless` < comparisons < `+ -` <
+//! `* / %` < `^` (right-associative). Label filters bind `or` below `and`; `,` and plain
+//! juxtaposition (`a="1" b="2"`) mean `and` with everything after them as their right operand,
+//! which is how Loki's generated parser resolves them.
+//!
+//! Checks Loki makes while building the tree are made here too, at the same point or earlier:
+//! compilable regexes (matchers, `regexp`, `label_replace`), valid patterns, parameters of
+//! aggregations, which range aggregations take `unwrap` or a grouping, literals on either side
+//! of `and`/`or`/`unless`. An expression of literals only is folded into one literal, as
+//! Loki does (`1 + 2 * 3` is `7`).
 
-use super::ast::{Expr, LogExpr, LogSelector};
-use super::lexer::{STAGE_KEYWORDS, Tok, Token, is_reserved, lex, line_col};
-use super::matchers::{FilterOperand, LabelMatcher, LineFilter, LineFilterOp, MatchOp};
+use super::ast::{
+    BinOp, BinaryExpr, Cardinality, CmpOp, Expr, ExtractParam, Grouping, LabelFilterExpr,
+    LabelFormatItem, LabelFormatSource, LabelReplace, LabelSpec, LogExpr, LogRange, LogSelector,
+    ParserStage, RangeAggregation, RangeOp, SampleExpr, Stage, Unwrap, UnwrapConversion,
+    VectorAggregation, VectorMatching, VectorOp,
+};
+use super::go_compat::{parse_go_float, parse_go_int};
+use super::lexer::{Kw, Tok, Token, lex, line_col};
+use super::matchers::{
+    FilterOperand, LabelMatcher, LineFilter, LineFilterOp, MatchOp, build_regex,
+};
+use super::pattern::check_parser_pattern;
 use super::{
     LINE_FILTERS_MAX, NESTING_DEPTH_MAX, PIPELINE_STAGES_MAX, ParseError, QUERY_BYTES_MAX,
 };
@@ -23,100 +46,83 @@ use super::{
 /// Loki's message when a selector could match every stream.
 pub const MATCHER_REQUIRED_MSG: &str = "queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~\".*\" does not meet this requirement, but app=~\".+\" will";
 
-/// The [`ParseError::Unsupported`] text for metric queries.
-const METRIC_QUERIES: &str = "metric queries";
+/// Loki's message when `regexp` has no named capture group.
+const MISSING_CAPTURE_MSG: &str = "at least one named capture must be supplied";
 
-/// Range aggregations, vector aggregations and functions that start a metric query.
-const METRIC_FUNCTIONS: [&str; 31] = [
-    "count_over_time",
-    "rate",
-    "rate_counter",
-    "bytes_over_time",
-    "bytes_rate",
-    "avg_over_time",
-    "sum_over_time",
-    "min_over_time",
-    "max_over_time",
-    "stdvar_over_time",
-    "stddev_over_time",
-    "quantile_over_time",
-    "first_over_time",
-    "last_over_time",
-    "absent_over_time",
-    "sum",
-    "avg",
-    "min",
-    "max",
-    "stddev",
-    "stdvar",
-    "count",
-    "topk",
-    "bottomk",
-    "sort",
-    "sort_desc",
-    "approx_topk",
-    "label_replace",
-    "vector",
-    "variants",
-    "count_values",
-];
-
-/// Parses a query as Loki's `ParseExpr` does, including the requirement that a selector have
-/// at least one matcher that cannot match the empty string.
+/// Parses a query as Loki's `ParseExpr` does, including the requirement that every selector
+/// in it have at least one matcher that cannot match the empty string.
 pub fn parse_expr(q: &str) -> Result<Expr, ParseError> {
     let expr = parse_unvalidated(q)?;
-    match &expr {
-        Expr::Log(log) => validate_matchers(&log.selector.matchers)?,
-        Expr::Sample(_) => return Err(ParseError::Unsupported(METRIC_QUERIES.into())),
-    }
+    validate_selectors(&expr)?;
     Ok(expr)
 }
 
-/// Parses a log query (selector and line filters), as Loki's `ParseLogSelector`. With
+/// Parses a metric query, as Loki's `ParseSampleExpr` (validated like [`parse_expr`]).
+pub fn parse_sample_expr(q: &str) -> Result<SampleExpr, ParseError> {
+    match parse_expr(q)? {
+        Expr::Sample(e) => Ok(e),
+        Expr::Log(_) => Err(ParseError::Invalid(
+            "only sample expression supported".into(),
+        )),
+    }
+}
+
+/// Parses a log query (a selector and its pipeline), as Loki's `ParseLogSelector`. With
 /// `validate`, the selector must have a matcher that cannot match the empty string.
-pub fn parse_log_selector(q: &str, validate: bool) -> Result<LogSelector, ParseError> {
-    let expr = match parse_unvalidated(q) {
-        Err(ParseError::Unsupported(what)) if what == METRIC_QUERIES => {
-            return Err(ParseError::Invalid("only log selector is supported".into()));
-        }
-        other => other?,
-    };
-    let Expr::Log(log) = expr else {
+pub fn parse_log_selector(q: &str, validate: bool) -> Result<LogExpr, ParseError> {
+    let Expr::Log(log) = parse_unvalidated(q)? else {
         return Err(ParseError::Invalid("only log selector is supported".into()));
     };
     if validate {
         validate_matchers(&log.selector.matchers)?;
     }
-    Ok(log.selector)
+    Ok(log)
 }
 
 /// Parses a bare selector `{...}` as Loki's `ParseMatchers` (used by `match[]` of `/series`).
 pub fn parse_matchers(q: &str, validate: bool) -> Result<Vec<LabelMatcher>, ParseError> {
-    let only = || ParseError::Invalid("only label matchers is supported".into());
-    let expr = match parse_unvalidated(q) {
-        Err(ParseError::Unsupported(_)) => return Err(only()),
-        other => other?,
+    let expr = if validate {
+        parse_expr(q)?
+    } else {
+        parse_unvalidated(q)?
     };
-    let Expr::Log(log) = expr else {
-        return Err(only());
-    };
-    if log.selector.has_line_filters() {
-        return Err(only());
+    match expr {
+        Expr::Log(log) if log.stages.is_empty() && !log.selector.has_line_filters() => {
+            Ok(log.selector.matchers)
+        }
+        _ => Err(ParseError::Invalid(
+            "only label matchers is supported".into(),
+        )),
     }
-    if validate {
-        validate_matchers(&log.selector.matchers)?;
-    }
-    Ok(log.selector.matchers)
 }
 
+/// Loki's check: a selector needs a matcher that the empty string does not satisfy (an
+/// absent label), or it would select every stream.
 fn validate_matchers(matchers: &[LabelMatcher]) -> Result<(), ParseError> {
-    let selective = matchers
-        .iter()
-        .any(|m| matches!(m.op, MatchOp::Eq | MatchOp::Re) && !m.matches(Some("")));
-    if selective {
+    if matchers.iter().any(|m| !m.matches(Some(""))) {
         Ok(())
     } else {
         Err(ParseError::Invalid(MATCHER_REQUIRED_MSG.into()))
+    }
+}
+
+fn validate_selectors(expr: &Expr) -> Result<(), ParseError> {
+    match expr {
+        Expr::Log(log) => validate_matchers(&log.selector.matchers),
+        Expr::Sample(e) => validate_sample_selectors(e),
+    }
+}
+
+fn validate_sample_selectors(e: &SampleExpr) -> Result<(), ParseError> {
+    match e {
+        SampleExpr::Range(r) => validate_matchers(&r.range.log.selector.matchers),
+        SampleExpr::Vector(v) => validate_sample_selectors(&v.inner),
+        SampleExpr::Binary(b) => {
+            validate_sample_selectors(&b.lhs)?;
+            validate_sample_selectors(&b.rhs)
+        }
+        SampleExpr::LabelReplace(l) => validate_sample_selectors(&l.inner),
+        SampleExpr::Literal(_) | SampleExpr::VectorLiteral(_) => Ok(()),
     }
 }
 
@@ -133,17 +139,119 @@ fn parse_unvalidated(q: &str) -> Result<Expr, ParseError> {
         toks,
         pos: 0,
         depth: 0,
+        stages: 0,
+        filter_operands: 0,
     };
-    let expr = p.expr()?;
-    p.expect_end(&expr, &Tok::Eof)?;
-    Ok(expr)
+    let node = p.expr(0)?;
+    if *p.peek() != Tok::Eof {
+        return Err(p.unexpected(""));
+    }
+    Ok(match node {
+        Node::Log(log) => Expr::Log(log),
+        Node::Sample(e, _) => Expr::Sample(e),
+    })
+}
+
+/// A parsed expression before it is known where it ends up: a log query is valid at the top
+/// and as an operand of a binary operator (where it is refused with Loki's message).
+enum Node {
+    Log(LogExpr),
+    /// A metric expression and the depth of its tree (see [`NESTING_DEPTH_MAX`]).
+    Sample(SampleExpr, usize),
 }
 
 struct Parser<'a> {
     src: &'a str,
     toks: Vec<Token>,
     pos: usize,
+    /// Current recursion depth of the parser.
     depth: usize,
+    /// Pipeline stages read so far in the whole query (see [`PIPELINE_STAGES_MAX`]).
+    stages: usize,
+    /// Line filter operands read so far in the whole query.
+    filter_operands: usize,
+}
+
+/// The precedence of a binary operator (higher binds tighter).
+fn precedence(op: BinOp) -> u8 {
+    match op {
+        BinOp::Or => 1,
+        BinOp::And | BinOp::Unless => 2,
+        BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Ge | BinOp::Lt | BinOp::Le => 3,
+        BinOp::Add | BinOp::Sub => 4,
+        BinOp::Mul | BinOp::Div | BinOp::Mod => 5,
+        BinOp::Pow => 6,
+    }
+}
+
+/// The binary operator a token stands for, if any.
+fn binary_op(tok: &Tok) -> Option<BinOp> {
+    Some(match tok {
+        Tok::Kw(Kw::Or) => BinOp::Or,
+        Tok::Kw(Kw::And) => BinOp::And,
+        Tok::Kw(Kw::Unless) => BinOp::Unless,
+        Tok::Add => BinOp::Add,
+        Tok::Sub => BinOp::Sub,
+        Tok::Mul => BinOp::Mul,
+        Tok::Div => BinOp::Div,
+        Tok::Mod => BinOp::Mod,
+        Tok::Pow => BinOp::Pow,
+        Tok::CmpEq => BinOp::Eq,
+        Tok::Neq => BinOp::Ne,
+        Tok::Gt => BinOp::Gt,
+        Tok::Gte => BinOp::Ge,
+        Tok::Lt => BinOp::Lt,
+        Tok::Lte => BinOp::Le,
+        _ => return None,
+    })
+}
+
+/// Loki's folding of an operation between two literals (`MergeBinOp` on two scalars): `bool`
+/// does not matter, a comparison gives 0 or 1, division and modulo by zero give NaN.
+fn fold_literals(op: BinOp, l: f64, r: f64) -> f64 {
+    let truth = |b: bool| if b { 1.0 } else { 0.0 };
+    match op {
+        BinOp::Add => l + r,
+        BinOp::Sub => l - r,
+        BinOp::Mul => l * r,
+        BinOp::Div if r == 0.0 => f64::NAN,
+        BinOp::Div => l / r,
+        BinOp::Mod if r == 0.0 => f64::NAN,
+        BinOp::Mod => l % r,
+        BinOp::Pow => l.powf(r),
+        BinOp::Eq => truth(l == r),
+        BinOp::Ne => truth(l != r),
+        BinOp::Gt => truth(l > r),
+        BinOp::Ge => truth(l >= r),
+        BinOp::Lt => truth(l < r),
+        BinOp::Le => truth(l <= r),
+        // Refused before folding: set operators take no literal.
+        BinOp::Or | BinOp::And | BinOp::Unless => f64::NAN,
+    }
+}
+
+/// Where a label filter expression stops: after `or` the right operand stops at the next
+/// `or`, after `and` at the next `and` or `or`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FilterLevel {
+    Top,
+    Or,
+    And,
+}
+
+/// A range aggregation's pipeline: the line filters directly after the selector, the other
+/// stages and the `unwrap`.
+#[derive(Default)]
+struct Pipeline {
+    filters: Vec<LineFilter>,
+    stages: Vec<Stage>,
+    unwrap: Option<Unwrap>,
+}
+
+impl Pipeline {
+    fn is_empty(&self) -> bool {
+        self.filters.is_empty() && self.stages.is_empty() && self.unwrap.is_none()
+    }
 }
 
 impl Parser<'_> {
@@ -176,92 +284,481 @@ impl Parser<'_> {
         ParseError::Syntax { line, col, msg }
     }
 
-    fn expr(&mut self) -> Result<Expr, ParseError> {
+    fn expect(&mut self, tok: &Tok, expecting: &str) -> Result<(), ParseError> {
+        if self.peek() == tok {
+            self.bump();
+            Ok(())
+        } else {
+            Err(self.unexpected(expecting))
+        }
+    }
+
+    fn expect_str(&mut self) -> Result<String, ParseError> {
         match self.peek().clone() {
-            Tok::LBrace => Ok(Expr::Log(self.log_expr()?)),
+            Tok::Str(s) => {
+                self.bump();
+                Ok(s)
+            }
+            _ => Err(self.unexpected("STRING")),
+        }
+    }
+
+    fn expect_ident(&mut self, expecting: &str) -> Result<String, ParseError> {
+        match self.peek().clone() {
+            Tok::Ident(s) => {
+                self.bump();
+                Ok(s)
+            }
+            _ => Err(self.unexpected(expecting)),
+        }
+    }
+
+    /// One more level of recursion; refused past [`NESTING_DEPTH_MAX`].
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > NESTING_DEPTH_MAX {
+            return Err(too_deep());
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    /// Counts pipeline stages and line filter operands against the query's limits, as they
+    /// are read, so that an oversized query is refused before what lies beyond is compiled.
+    fn count(&mut self, stages: usize, operands: usize) -> Result<(), ParseError> {
+        self.stages += stages;
+        self.filter_operands += operands;
+        check_count("pipeline stages", self.stages, PIPELINE_STAGES_MAX)?;
+        check_count("line filters", self.filter_operands, LINE_FILTERS_MAX)
+    }
+
+    /// An expression whose binary operators bind at least as tightly as `min_prec`.
+    fn expr(&mut self, min_prec: u8) -> Result<Node, ParseError> {
+        self.enter()?;
+        let mut lhs = self.primary()?;
+        while let Some(op) = binary_op(self.peek()) {
+            let prec = precedence(op);
+            if prec < min_prec {
+                break;
+            }
+            self.bump();
+            let (return_bool, matching) = self.binary_modifiers()?;
+            let next_min = if op == BinOp::Pow { prec } else { prec + 1 };
+            let rhs = self.expr(next_min)?;
+            lhs = binary(op, return_bool, matching, lhs, rhs)?;
+        }
+        self.leave();
+        Ok(lhs)
+    }
+
+    fn primary(&mut self) -> Result<Node, ParseError> {
+        match self.peek().clone() {
+            Tok::LBrace => Ok(Node::Log(self.log_expr()?)),
             Tok::LParen => {
-                self.depth += 1;
-                if self.depth > NESTING_DEPTH_MAX {
-                    return Err(ParseError::Invalid(format!(
-                        "query nests parentheses deeper than {NESTING_DEPTH_MAX} levels"
-                    )));
-                }
                 self.bump();
-                let inner = self.expr()?;
-                self.expect_end(&inner, &Tok::RParen)?;
-                self.bump();
-                self.depth -= 1;
+                let inner = self.expr(0)?;
+                self.expect(&Tok::RParen, "")?;
                 Ok(inner)
             }
-            Tok::Ident(name) if self.starts_metric_call(&name) => {
-                Err(ParseError::Unsupported(METRIC_QUERIES.into()))
+            Tok::Number(_) | Tok::Add | Tok::Sub => {
+                let value = self.literal()?;
+                Ok(Node::Sample(SampleExpr::Literal(value), 1))
             }
-            Tok::Number(_) | Tok::Duration(_) | Tok::Bytes(_) | Tok::Sub | Tok::Add => {
-                // Scalar literals and unary signs only appear in metric expressions.
-                Err(ParseError::Unsupported(METRIC_QUERIES.into()))
+            Tok::Kw(Kw::Range(op)) => self.range_aggregation(op),
+            Tok::Kw(Kw::Agg(op)) => self.vector_aggregation(op),
+            Tok::Kw(Kw::LabelReplace) => self.label_replace(),
+            Tok::Kw(Kw::Vector) => self.vector(),
+            _ => Err(self.unexpected("")),
+        }
+    }
+
+    /// `NUMBER`, `+NUMBER` or `-NUMBER`, read as Go's `ParseFloat` reads it.
+    fn literal(&mut self) -> Result<f64, ParseError> {
+        let negative = match self.peek() {
+            Tok::Sub => {
+                self.bump();
+                true
+            }
+            Tok::Add => {
+                self.bump();
+                false
+            }
+            _ => false,
+        };
+        let Tok::Number(text) = self.peek().clone() else {
+            return Err(self.unexpected("NUMBER"));
+        };
+        self.bump();
+        let value = parse_go_float(&text)
+            .map_err(|e| ParseError::Invalid(format!("unable to parse literal as a float: {e}")))?;
+        Ok(if negative { -value } else { value })
+    }
+
+    /// `bool`, then `on (...)`/`ignoring (...)` with `group_left`/`group_right`.
+    fn binary_modifiers(&mut self) -> Result<(bool, Option<VectorMatching>), ParseError> {
+        let return_bool = *self.peek() == Tok::Kw(Kw::Bool);
+        if return_bool {
+            self.bump();
+        }
+        let on = match self.peek() {
+            Tok::Kw(Kw::On) => true,
+            Tok::Kw(Kw::Ignoring) => false,
+            _ => return Ok((return_bool, None)),
+        };
+        self.bump();
+        self.expect(&Tok::LParen, "(")?;
+        let labels = self.labels_until_close()?;
+        let group = match self.peek() {
+            Tok::Kw(Kw::GroupLeft) => Some(true),
+            Tok::Kw(Kw::GroupRight) => Some(false),
+            _ => None,
+        };
+        let cardinality = match group {
+            None => Cardinality::OneToOne,
+            Some(left) => {
+                self.bump();
+                // A `(` after group_x is its label list, as in Loki's grammar (so the right
+                // operand cannot start with a parenthesis here).
+                let include = if *self.peek() == Tok::LParen {
+                    self.bump();
+                    self.labels_until_close()?
+                } else {
+                    Vec::new()
+                };
+                if left {
+                    Cardinality::ManyToOne(include)
+                } else {
+                    Cardinality::OneToMany(include)
+                }
+            }
+        };
+        // `ignoring ()` one-to-one is the default matching.
+        if !on && labels.is_empty() && cardinality == Cardinality::OneToOne {
+            return Ok((return_bool, None));
+        }
+        Ok((
+            return_bool,
+            Some(VectorMatching {
+                on,
+                labels,
+                cardinality,
+            }),
+        ))
+    }
+
+    /// After `(`: `)` or `IDENTIFIER {"," IDENTIFIER} ")"`.
+    fn labels_until_close(&mut self) -> Result<Vec<String>, ParseError> {
+        let mut labels = Vec::new();
+        if *self.peek() == Tok::RParen {
+            self.bump();
+            return Ok(labels);
+        }
+        loop {
+            labels.push(self.expect_ident(if labels.is_empty() {
+                "IDENTIFIER or )"
+            } else {
+                "IDENTIFIER"
+            })?);
+            match self.peek() {
+                Tok::Comma => {
+                    self.bump();
+                }
+                Tok::RParen => {
+                    self.bump();
+                    return Ok(labels);
+                }
+                _ => return Err(self.unexpected(", or )")),
+            }
+        }
+    }
+
+    /// `by (...)` or `without (...)`, if present.
+    fn grouping(&mut self) -> Result<Option<Grouping>, ParseError> {
+        let without = match self.peek() {
+            Tok::Kw(Kw::By) => false,
+            Tok::Kw(Kw::Without) => true,
+            _ => return Ok(None),
+        };
+        self.bump();
+        self.expect(&Tok::LParen, "(")?;
+        let labels = self.labels_until_close()?;
+        Ok(Some(Grouping { without, labels }))
+    }
+
+    /// An argument that must be a metric expression: a log query there is a syntax error at
+    /// the token after it, as in Loki's grammar.
+    fn metric_arg(&mut self) -> Result<(SampleExpr, usize), ParseError> {
+        match self.expr(0)? {
+            Node::Sample(e, depth) => Ok((e, depth)),
+            Node::Log(_) => Err(self.unexpected("")),
+        }
+    }
+
+    fn range_aggregation(&mut self, op: RangeOp) -> Result<Node, ParseError> {
+        self.bump();
+        self.expect(&Tok::LParen, "(")?;
+        let param_text = match self.peek().clone() {
+            Tok::Number(text) => {
+                self.bump();
+                self.expect(&Tok::Comma, ",")?;
+                Some(text)
+            }
+            _ => None,
+        };
+        self.enter()?;
+        let range = self.log_range()?;
+        self.leave();
+        self.expect(&Tok::RParen, ")")?;
+        let grouping = self.grouping()?;
+        // Loki's `newRangeAggregationExpr`: the parameter first, then `validate()`.
+        let name = op.as_str();
+        let param = match param_text {
+            Some(text) if op != RangeOp::QuantileOverTime => {
+                return Err(ParseError::Invalid(format!(
+                    "parameter {text} not supported for operation {name}"
+                )));
+            }
+            Some(text) => Some(parse_go_float(&text).map_err(|e| {
+                ParseError::Invalid(format!("invalid parameter for operation {name}: {e}"))
+            })?),
+            None if op == RangeOp::QuantileOverTime => {
+                return Err(ParseError::Invalid(format!(
+                    "parameter required for operation {name}"
+                )));
+            }
+            None => None,
+        };
+        check_range_aggregation(op, grouping.is_some(), range.unwrap.is_some())?;
+        Ok(Node::Sample(
+            SampleExpr::Range(RangeAggregation {
+                op,
+                range,
+                param,
+                grouping,
+            }),
+            1,
+        ))
+    }
+
+    fn vector_aggregation(&mut self, op: VectorOp) -> Result<Node, ParseError> {
+        self.bump();
+        let before = self.grouping()?;
+        self.expect(&Tok::LParen, "(")?;
+        let param_text = match (self.peek().clone(), self.peek_at(1)) {
+            (Tok::Number(text), Tok::Comma) => {
+                self.bump();
+                self.bump();
+                Some(text)
+            }
+            _ => None,
+        };
+        let (inner, depth) = self.metric_arg()?;
+        self.expect(&Tok::RParen, "")?;
+        let grouping = match before {
+            Some(g) => Some(g),
+            None => self.grouping()?,
+        };
+        let name = op.as_str();
+        // Loki's `mustNewVectorAggregationExpr`, then the `sort` check of `ParseExpr`.
+        let param = match op {
+            VectorOp::Topk | VectorOp::Bottomk | VectorOp::ApproxTopk => {
+                let Some(text) = param_text else {
+                    return Err(ParseError::Invalid(format!(
+                        "parameter required for operation {name}"
+                    )));
+                };
+                let k = parse_go_int(&text).map_err(|_| {
+                    ParseError::Invalid(format!("invalid parameter {name}({text},"))
+                })?;
+                if k <= 0 {
+                    return Err(ParseError::Invalid(format!(
+                        "invalid parameter (must be greater than 0) {name}({text}"
+                    )));
+                }
+                if op == VectorOp::ApproxTopk && grouping.is_some() {
+                    return Err(ParseError::Invalid(format!(
+                        "grouping not allowed for {name} aggregation"
+                    )));
+                }
+                Some(k)
+            }
+            _ => {
+                if let Some(text) = param_text {
+                    return Err(ParseError::Invalid(format!(
+                        "unsupported parameter for operation {name}({text},"
+                    )));
+                }
+                None
+            }
+        };
+        if matches!(op, VectorOp::Sort | VectorOp::SortDesc)
+            && grouping.as_ref().is_some_and(|g| !g.labels.is_empty())
+        {
+            return Err(ParseError::Invalid(
+                "sort and sort_desc doesn't allow grouping by ".into(),
+            ));
+        }
+        // `by ()` aggregates everything into one series, as no grouping does.
+        let grouping = grouping.filter(|g| g.without || !g.labels.is_empty());
+        let depth = check_depth(depth + 1)?;
+        Ok(Node::Sample(
+            SampleExpr::Vector(VectorAggregation {
+                op,
+                inner: Box::new(inner),
+                grouping,
+                param,
+            }),
+            depth,
+        ))
+    }
+
+    fn label_replace(&mut self) -> Result<Node, ParseError> {
+        self.bump();
+        self.expect(&Tok::LParen, "(")?;
+        let (inner, depth) = self.metric_arg()?;
+        let mut strings = [String::new(), String::new(), String::new(), String::new()];
+        for s in &mut strings {
+            self.expect(&Tok::Comma, ",")?;
+            *s = self.expect_str()?;
+        }
+        self.expect(&Tok::RParen, ")")?;
+        let [dst, replacement, src, regex] = strings;
+        build_regex(&format!("^(?:{regex})$"))
+            .map_err(|e| ParseError::Invalid(format!("invalid regex in label_replace: {e}")))?;
+        let depth = check_depth(depth + 1)?;
+        Ok(Node::Sample(
+            SampleExpr::LabelReplace(Box::new(LabelReplace {
+                inner,
+                dst,
+                replacement,
+                src,
+                regex,
+            })),
+            depth,
+        ))
+    }
+
+    fn vector(&mut self) -> Result<Node, ParseError> {
+        self.bump();
+        self.expect(&Tok::LParen, "(")?;
+        let Tok::Number(text) = self.peek().clone() else {
+            return Err(self.unexpected("NUMBER"));
+        };
+        self.bump();
+        self.expect(&Tok::RParen, ")")?;
+        let value = parse_go_float(&text).map_err(|e| {
+            ParseError::Invalid(format!("unable to parse vectorExpr as a float: {e}"))
+        })?;
+        Ok(Node::Sample(SampleExpr::VectorLiteral(value), 1))
+    }
+
+    fn log_expr(&mut self) -> Result<LogExpr, ParseError> {
+        let matchers = self.selector()?;
+        let pipeline = self.pipeline(false)?;
+        Ok(LogExpr {
+            selector: LogSelector {
+                matchers,
+                filters: pipeline.filters,
+            },
+            stages: pipeline.stages,
+        })
+    }
+
+    /// The log range of a range aggregation, in any of the forms Loki's grammar has.
+    fn log_range(&mut self) -> Result<LogRange, ParseError> {
+        match self.peek() {
+            Tok::LBrace => {
+                let matchers = self.selector()?;
+                let pipeline = self.pipeline(true)?;
+                self.range_after_pipeline(matchers, pipeline)
+            }
+            Tok::LParen => {
+                self.enter()?;
+                self.bump();
+                let range = if *self.peek() == Tok::LParen {
+                    // `( logRange )` whose inside starts with a parenthesis itself.
+                    let inner = self.log_range()?;
+                    self.expect(&Tok::RParen, ")")?;
+                    inner
+                } else {
+                    if *self.peek() != Tok::LBrace {
+                        return Err(self.unexpected("{"));
+                    }
+                    let matchers = self.selector()?;
+                    let pipeline = self.pipeline(true)?;
+                    if matches!(self.peek(), Tok::Range(_)) {
+                        // `( selector ... RANGE ... )`
+                        let inner = self.range_after_pipeline(matchers, pipeline)?;
+                        self.expect(&Tok::RParen, ")")?;
+                        inner
+                    } else {
+                        // `( selector [pipeline] [unwrap] ) RANGE [offset]`
+                        self.expect(&Tok::RParen, ")")?;
+                        let Tok::Range(range_ns) = *self.peek() else {
+                            return Err(self.unexpected("RANGE"));
+                        };
+                        self.bump();
+                        let offset_ns = self.offset()?;
+                        log_range(matchers, pipeline, range_ns, offset_ns)
+                    }
+                };
+                self.leave();
+                Ok(range)
             }
             _ => Err(self.unexpected("")),
         }
     }
 
-    /// Whether a word followed by `(` (or by `by (`/`without (` for aggregations) is a metric
-    /// function call, as Loki's lexer decides whether a word is a function keyword.
-    fn starts_metric_call(&self, name: &str) -> bool {
-        if !METRIC_FUNCTIONS
-            .iter()
-            .any(|f| f.eq_ignore_ascii_case(name))
-        {
-            return false;
+    /// `RANGE [offset]`, then a pipeline and unwrap if none came before the range.
+    fn range_after_pipeline(
+        &mut self,
+        matchers: Vec<LabelMatcher>,
+        before: Pipeline,
+    ) -> Result<LogRange, ParseError> {
+        let Tok::Range(range_ns) = *self.peek() else {
+            return Err(self.unexpected("RANGE"));
+        };
+        self.bump();
+        let offset_ns = self.offset()?;
+        let pipeline = if before.is_empty() {
+            self.pipeline(true)?
+        } else {
+            before
+        };
+        Ok(log_range(matchers, pipeline, range_ns, offset_ns))
+    }
+
+    fn offset(&mut self) -> Result<i64, ParseError> {
+        if *self.peek() != Tok::Kw(Kw::Offset) {
+            return Ok(0);
         }
-        match self.peek_at(1) {
-            Tok::LParen => true,
-            Tok::Ident(kw) => {
-                (kw.eq_ignore_ascii_case("by") || kw.eq_ignore_ascii_case("without"))
-                    && *self.peek_at(2) == Tok::LParen
+        self.bump();
+        match *self.peek() {
+            Tok::Duration(ns) => {
+                self.bump();
+                Ok(ns)
             }
-            _ => false,
+            _ => Err(self.unexpected("DURATION")),
         }
-    }
-
-    /// After a complete expression: the closing token must follow. A binary operator after a
-    /// log query is Loki's "left leg" error; anything else is a syntax error.
-    fn expect_end(&self, expr: &Expr, end: &Tok) -> Result<(), ParseError> {
-        let tok = self.peek();
-        if tok == end {
-            return Ok(());
-        }
-        if let Some(op) = binary_op(tok) {
-            let _ = expr;
-            return Err(ParseError::Invalid(format!(
-                "unexpected type for left leg of binary operation ({op}): a log query returns \
-                 lines, not numbers; wrap it in a range aggregation such as count_over_time"
-            )));
-        }
-        Err(self.unexpected(if *end == Tok::RParen { ")" } else { "" }))
-    }
-
-    fn log_expr(&mut self) -> Result<LogExpr, ParseError> {
-        let matchers = self.selector()?;
-        let filters = self.line_filters()?;
-        if *self.peek() == Tok::Pipe {
-            return Err(self.pipeline_stage());
-        }
-        Ok(LogExpr {
-            selector: LogSelector { matchers, filters },
-            stages: Vec::new(),
-        })
     }
 
     fn selector(&mut self) -> Result<Vec<LabelMatcher>, ParseError> {
-        debug_assert_eq!(*self.peek(), Tok::LBrace);
-        self.bump();
+        self.expect(&Tok::LBrace, "{")?;
         let mut matchers = Vec::new();
         if *self.peek() == Tok::RBrace {
             self.bump();
             return Ok(matchers);
         }
         loop {
-            matchers.push(self.matcher(matchers.is_empty())?);
+            let name = self.expect_ident(if matchers.is_empty() {
+                "IDENTIFIER or }"
+            } else {
+                "IDENTIFIER"
+            })?;
+            matchers.push(self.matcher(name)?);
             match self.peek() {
                 Tok::Comma => {
                     self.bump();
@@ -275,18 +772,8 @@ impl Parser<'_> {
         }
     }
 
-    fn matcher(&mut self, first: bool) -> Result<LabelMatcher, ParseError> {
-        let name = match self.peek() {
-            Tok::Ident(name) if !is_reserved(name) => name.clone(),
-            _ => {
-                return Err(self.unexpected(if first {
-                    "IDENTIFIER or }"
-                } else {
-                    "IDENTIFIER"
-                }));
-            }
-        };
-        self.bump();
+    /// The operator and value of a matcher whose name was read.
+    fn matcher(&mut self, name: String) -> Result<LabelMatcher, ParseError> {
         let op = match self.peek() {
             Tok::Eq => MatchOp::Eq,
             Tok::Neq => MatchOp::Neq,
@@ -295,67 +782,66 @@ impl Parser<'_> {
             _ => return Err(self.unexpected("=, !=, =~ or !~")),
         };
         self.bump();
-        let Tok::Str(value) = self.peek().clone() else {
-            return Err(self.unexpected("STRING"));
-        };
-        self.bump();
+        let value = self.expect_str()?;
         LabelMatcher::new(&name, op, &value).map_err(ParseError::Invalid)
     }
 
-    /// The line filters after a selector. The limits are checked as the filters are read, so
-    /// that an oversized query is refused before the needles and regexes beyond them are
-    /// built.
-    fn line_filters(&mut self) -> Result<Vec<LineFilter>, ParseError> {
-        let mut filters = Vec::new();
-        let mut operands_total = 0;
+    /// Line filters and `|` stages after a selector. With `allow_unwrap` (inside a range
+    /// aggregation) it ends at `| unwrap ...`, which it reads too.
+    fn pipeline(&mut self, allow_unwrap: bool) -> Result<Pipeline, ParseError> {
+        let mut pipeline = Pipeline::default();
         loop {
-            let op = match self.peek() {
-                Tok::PipeExact => LineFilterOp::Contains,
-                // `!=` is a line filter only before an operand; otherwise it is the
-                // comparison operator (an error after a log query, reported by the caller).
-                Tok::Neq if self.operand_follows(1) => LineFilterOp::NotContains,
-                Tok::PipeMatch => LineFilterOp::Regex,
-                Tok::Nre => LineFilterOp::NotRegex,
-                Tok::PipePattern => LineFilterOp::Pattern,
-                Tok::NotPattern => LineFilterOp::NotPattern,
-                _ => return Ok(filters),
-            };
-            self.bump();
-            let mut operands = vec![self.filter_operand()?];
-            while matches!(self.peek(), Tok::Ident(w) if w.eq_ignore_ascii_case("or"))
-                && self.operand_follows(1)
-            {
-                self.bump();
-                operands.push(self.filter_operand()?);
-                check_count(
-                    "line filters",
-                    operands_total + operands.len(),
-                    LINE_FILTERS_MAX,
-                )?;
-            }
-            operands_total += operands.len();
-            check_count("line filters", operands_total, LINE_FILTERS_MAX)?;
-            let stages = filters.len() + if op.is_negative() { operands.len() } else { 1 };
-            check_count("pipeline stages", stages, PIPELINE_STAGES_MAX)?;
-            if op.is_negative() {
-                // not(a or b) == not(a) and not(b): Loki prints and runs it as a chain.
-                for operand in operands {
-                    filters.push(LineFilter::new(op, vec![operand]).map_err(ParseError::Invalid)?);
+            if let Some(op) = line_filter_op(self.peek()) {
+                let filters = self.line_filter(op)?;
+                if pipeline.stages.is_empty() {
+                    pipeline.filters.extend(filters);
+                } else {
+                    pipeline
+                        .stages
+                        .extend(filters.into_iter().map(Stage::LineFilter));
                 }
-            } else {
-                filters.push(LineFilter::new(op, operands).map_err(ParseError::Invalid)?);
+                continue;
             }
+            if *self.peek() != Tok::Pipe {
+                return Ok(pipeline);
+            }
+            if *self.peek_at(1) == Tok::Kw(Kw::Unwrap) {
+                if !allow_unwrap {
+                    self.bump();
+                    return Err(self.unexpected(""));
+                }
+                pipeline.unwrap = Some(self.unwrap()?);
+                return Ok(pipeline);
+            }
+            self.bump();
+            let stage = self.stage()?;
+            pipeline.stages.push(stage);
         }
     }
 
-    /// Whether the token `ahead` starts a filter operand: a string or `ip(`.
-    fn operand_follows(&self, ahead: usize) -> bool {
-        match self.peek_at(ahead) {
-            Tok::Str(_) => true,
-            Tok::Ident(w) => {
-                w.eq_ignore_ascii_case("ip") && *self.peek_at(ahead + 1) == Tok::LParen
-            }
-            _ => false,
+    /// One line filter: the operator, then operands joined by `or`. A negative filter with
+    /// several operands is split into one filter per operand (not(a or b) is not(a) and
+    /// not(b)), as Loki runs and prints it.
+    fn line_filter(&mut self, op: LineFilterOp) -> Result<Vec<LineFilter>, ParseError> {
+        self.bump();
+        let mut operands = vec![self.filter_operand()?];
+        self.count(0, 1)?;
+        while *self.peek() == Tok::Kw(Kw::Or) {
+            self.bump();
+            operands.push(self.filter_operand()?);
+            self.count(0, 1)?;
+        }
+        if op.is_negative() {
+            self.count(operands.len(), 0)?;
+            operands
+                .into_iter()
+                .map(|operand| LineFilter::new(op, vec![operand]).map_err(ParseError::Invalid))
+                .collect()
+        } else {
+            self.count(1, 0)?;
+            Ok(vec![
+                LineFilter::new(op, operands).map_err(ParseError::Invalid)?,
+            ])
         }
     }
 
@@ -365,56 +851,469 @@ impl Parser<'_> {
                 self.bump();
                 Ok(FilterOperand::Literal(s))
             }
-            Tok::Ident(w) if w.eq_ignore_ascii_case("ip") && *self.peek_at(1) == Tok::LParen => {
-                self.bump();
-                self.bump();
-                let Tok::Str(s) = self.peek().clone() else {
-                    return Err(self.unexpected("STRING"));
-                };
-                self.bump();
-                if *self.peek() != Tok::RParen {
-                    return Err(self.unexpected(")"));
-                }
-                self.bump();
-                Ok(FilterOperand::Ip(s))
-            }
+            Tok::Kw(Kw::Ip) => Ok(FilterOperand::Ip(self.ip_call()?)),
             _ => Err(self.unexpected("STRING or ip")),
         }
     }
 
-    /// At `|` followed by a stage: every valid stage is unsupported for now; anything else
-    /// after `|` is a syntax error.
-    fn pipeline_stage(&mut self) -> ParseError {
+    /// `ip("...")`, at the `ip` keyword.
+    fn ip_call(&mut self) -> Result<String, ParseError> {
         self.bump();
-        match self.peek().clone() {
-            Tok::Ident(w) => {
-                let lower = w.to_ascii_lowercase();
-                if STAGE_KEYWORDS.contains(&lower.as_str()) {
-                    return ParseError::Unsupported(format!("pipeline stages (`| {lower}`)"));
-                }
-                if is_reserved(&w) {
-                    return self.unexpected("");
-                }
-                match self.peek_at(1) {
-                    Tok::Eq
-                    | Tok::Neq
-                    | Tok::Re
-                    | Tok::Nre
-                    | Tok::CmpEq
-                    | Tok::Gt
-                    | Tok::Gte
-                    | Tok::Lt
-                    | Tok::Lte => ParseError::Unsupported("label filters".into()),
-                    _ => {
-                        self.bump();
-                        self.unexpected("")
+        self.expect(&Tok::LParen, "(")?;
+        let s = self.expect_str()?;
+        self.expect(&Tok::RParen, ")")?;
+        Ok(s)
+    }
+
+    /// A stage after `|` (the `|` read).
+    fn stage(&mut self) -> Result<Stage, ParseError> {
+        let stage = match self.peek().clone() {
+            Tok::Kw(Kw::Json) => {
+                self.bump();
+                Stage::Parser(ParserStage::Json(self.extract_params()?))
+            }
+            Tok::Kw(Kw::Logfmt) => {
+                self.bump();
+                let (mut strict, mut keep_empty) = (false, false);
+                while let Tok::Flag(flag) = self.peek().clone() {
+                    self.bump();
+                    match flag.as_str() {
+                        "--strict" => strict = true,
+                        _ => keep_empty = true,
                     }
                 }
+                Stage::Parser(ParserStage::Logfmt {
+                    strict,
+                    keep_empty,
+                    params: self.extract_params()?,
+                })
             }
-            Tok::LParen => ParseError::Unsupported("label filters".into()),
-            _ => self.unexpected(""),
+            Tok::Kw(Kw::Regexp) => {
+                self.bump();
+                let re = self.expect_str()?;
+                check_regexp_parser(&re)?;
+                Stage::Parser(ParserStage::Regexp(re))
+            }
+            Tok::Kw(Kw::Pattern) => {
+                self.bump();
+                let pattern = self.expect_str()?;
+                check_parser_pattern(&pattern)
+                    .map_err(|e| ParseError::Invalid(format!("invalid pattern parser: {e}")))?;
+                Stage::Parser(ParserStage::Pattern(pattern))
+            }
+            Tok::Kw(Kw::Unpack) => {
+                self.bump();
+                Stage::Parser(ParserStage::Unpack)
+            }
+            Tok::Kw(Kw::LineFormat) => {
+                self.bump();
+                Stage::LineFormat(self.expect_str()?)
+            }
+            Tok::Kw(Kw::LabelFormat) => {
+                self.bump();
+                Stage::LabelFormat(self.label_format_items()?)
+            }
+            Tok::Kw(Kw::Decolorize) => {
+                self.bump();
+                Stage::Decolorize
+            }
+            Tok::Kw(Kw::Drop) => {
+                self.bump();
+                return Ok(Stage::Drop(self.label_specs()?));
+            }
+            Tok::Kw(Kw::Keep) => {
+                self.bump();
+                return Ok(Stage::Keep(self.label_specs()?));
+            }
+            Tok::Ident(_) | Tok::LParen => {
+                // Counted per comparison, as they are read.
+                return Ok(Stage::LabelFilter(
+                    self.label_filter_expr(FilterLevel::Top)?,
+                ));
+            }
+            _ => return Err(self.unexpected("")),
+        };
+        self.count(1, 0)?;
+        Ok(stage)
+    }
+
+    /// The parameters of `json`/`logfmt`: `label="expression"` or `label`, comma-separated.
+    fn extract_params(&mut self) -> Result<Vec<ExtractParam>, ParseError> {
+        let mut params = Vec::new();
+        if !matches!(self.peek(), Tok::Ident(_)) {
+            return Ok(params);
+        }
+        loop {
+            let label = self.expect_ident("IDENTIFIER")?;
+            let expr = if *self.peek() == Tok::Eq {
+                self.bump();
+                Some(self.expect_str()?)
+            } else {
+                None
+            };
+            params.push(ExtractParam { label, expr });
+            if *self.peek() != Tok::Comma {
+                return Ok(params);
+            }
+            self.bump();
         }
     }
+
+    /// `dst=src` and `dst="template"` items of `label_format`. Loki refuses (when it builds
+    /// the stage) a label named twice, and `__error__`.
+    fn label_format_items(&mut self) -> Result<Vec<LabelFormatItem>, ParseError> {
+        let mut items: Vec<LabelFormatItem> = Vec::new();
+        loop {
+            let dst = self.expect_ident("IDENTIFIER")?;
+            self.expect(&Tok::Eq, "=")?;
+            let src = match self.peek().clone() {
+                Tok::Ident(name) => LabelFormatSource::Rename(name),
+                Tok::Str(template) => LabelFormatSource::Template(template),
+                _ => return Err(self.unexpected("IDENTIFIER or STRING")),
+            };
+            self.bump();
+            if dst == "__error__" {
+                return Err(ParseError::Invalid(format!("{dst} cannot be formatted")));
+            }
+            if items.iter().any(|i| i.dst == dst) {
+                return Err(ParseError::Invalid(format!(
+                    "multiple label name '{dst}' not allowed in a single format operation"
+                )));
+            }
+            if !items.is_empty() {
+                self.count(1, 0)?;
+            }
+            items.push(LabelFormatItem { dst, src });
+            if *self.peek() != Tok::Comma {
+                return Ok(items);
+            }
+            self.bump();
+        }
+    }
+
+    /// The labels of `drop`/`keep`: names or matchers, comma-separated.
+    fn label_specs(&mut self) -> Result<Vec<LabelSpec>, ParseError> {
+        let mut specs = Vec::new();
+        loop {
+            let name = self.expect_ident("IDENTIFIER")?;
+            let spec = if matches!(self.peek(), Tok::Eq | Tok::Neq | Tok::Re | Tok::Nre) {
+                LabelSpec::Matcher(self.matcher(name)?)
+            } else {
+                LabelSpec::Name(name)
+            };
+            self.count(1, 0)?;
+            specs.push(spec);
+            if *self.peek() != Tok::Comma {
+                return Ok(specs);
+            }
+            self.bump();
+        }
+    }
+
+    /// A label filter expression. `or` and `and` are left-associative with `and` binding
+    /// tighter; after `,` or a plain space the whole rest is the right operand, so that
+    /// `a, b or c` is `a and (b or c)`, as Loki's parser reads it. Such chains are collected
+    /// in `heads` and nested from the right, without recursion.
+    fn label_filter_expr(&mut self, level: FilterLevel) -> Result<LabelFilterExpr, ParseError> {
+        self.enter()?;
+        let mut level = level;
+        let mut heads = Vec::new();
+        let mut current = self.label_filter_atom()?;
+        loop {
+            match self.peek() {
+                Tok::Kw(Kw::Or) if level == FilterLevel::Top => {
+                    self.bump();
+                    let rhs = self.label_filter_expr(FilterLevel::Or)?;
+                    current = LabelFilterExpr::Or(Box::new(current), Box::new(rhs));
+                }
+                Tok::Kw(Kw::And) if level != FilterLevel::And => {
+                    self.bump();
+                    let rhs = self.label_filter_expr(FilterLevel::And)?;
+                    current = LabelFilterExpr::And(Box::new(current), Box::new(rhs));
+                }
+                Tok::Comma | Tok::Ident(_) | Tok::LParen => {
+                    if *self.peek() == Tok::Comma {
+                        self.bump();
+                    }
+                    heads.push(current);
+                    current = self.label_filter_atom()?;
+                    level = FilterLevel::Top;
+                }
+                _ => break,
+            }
+        }
+        while let Some(head) = heads.pop() {
+            current = LabelFilterExpr::And(Box::new(head), Box::new(current));
+        }
+        self.leave();
+        Ok(current)
+    }
+
+    /// One comparison, or a parenthesized label filter expression.
+    fn label_filter_atom(&mut self) -> Result<LabelFilterExpr, ParseError> {
+        let name = match self.peek().clone() {
+            Tok::LParen => {
+                self.bump();
+                let inner = self.label_filter_expr(FilterLevel::Top)?;
+                self.expect(&Tok::RParen, ")")?;
+                return Ok(inner);
+            }
+            Tok::Ident(name) => name,
+            _ => return Err(self.unexpected("")),
+        };
+        self.count(1, 0)?;
+        self.bump();
+        let op = self.peek().clone();
+        let cmp = match op {
+            Tok::Eq | Tok::CmpEq => CmpOp::Eq,
+            Tok::Neq => CmpOp::Ne,
+            Tok::Gt => CmpOp::Gt,
+            Tok::Gte => CmpOp::Ge,
+            Tok::Lt => CmpOp::Lt,
+            Tok::Lte => CmpOp::Le,
+            Tok::Re | Tok::Nre => {
+                self.bump();
+                let match_op = if op == Tok::Re {
+                    MatchOp::Re
+                } else {
+                    MatchOp::Nre
+                };
+                let value = self.expect_str()?;
+                return LabelMatcher::new(&name, match_op, &value)
+                    .map(LabelFilterExpr::String)
+                    .map_err(ParseError::Invalid);
+            }
+            _ => return Err(self.unexpected("")),
+        };
+        self.bump();
+        let string_op = matches!(op, Tok::Eq | Tok::Neq);
+        match self.peek().clone() {
+            Tok::Str(value) if string_op => {
+                self.bump();
+                let match_op = if op == Tok::Eq {
+                    MatchOp::Eq
+                } else {
+                    MatchOp::Neq
+                };
+                LabelMatcher::new(&name, match_op, &value)
+                    .map(LabelFilterExpr::String)
+                    .map_err(ParseError::Invalid)
+            }
+            Tok::Kw(Kw::Ip) if string_op => Ok(LabelFilterExpr::Ip {
+                name,
+                negated: op == Tok::Neq,
+                pattern: self.ip_call()?,
+            }),
+            Tok::Duration(value_ns) => {
+                self.bump();
+                Ok(LabelFilterExpr::Duration {
+                    name,
+                    op: cmp,
+                    value_ns,
+                })
+            }
+            Tok::Bytes(value) => {
+                self.bump();
+                Ok(LabelFilterExpr::Bytes {
+                    name,
+                    op: cmp,
+                    value,
+                })
+            }
+            Tok::Number(_) | Tok::Add | Tok::Sub => Ok(LabelFilterExpr::Number {
+                name,
+                op: cmp,
+                value: self.literal()?,
+            }),
+            _ => Err(self.unexpected("")),
+        }
+    }
+
+    /// `| unwrap label` or `| unwrap conv(label)`, then `| labelFilter` post filters.
+    fn unwrap(&mut self) -> Result<Unwrap, ParseError> {
+        self.bump(); // |
+        self.bump(); // unwrap
+        let conversion = match self.peek() {
+            Tok::Kw(Kw::BytesConv) => Some(UnwrapConversion::Bytes),
+            Tok::Kw(Kw::DurationConv) => Some(UnwrapConversion::Duration),
+            Tok::Kw(Kw::DurationSecondsConv) => Some(UnwrapConversion::DurationSeconds),
+            _ => None,
+        };
+        let (label, conversion) = match conversion {
+            Some(conversion) => {
+                self.bump();
+                self.expect(&Tok::LParen, "(")?;
+                let label = self.expect_ident("IDENTIFIER")?;
+                self.expect(&Tok::RParen, ")")?;
+                (label, conversion)
+            }
+            None => (self.expect_ident("IDENTIFIER")?, UnwrapConversion::Float),
+        };
+        self.count(1, 0)?;
+        let mut post_filters = Vec::new();
+        while *self.peek() == Tok::Pipe {
+            self.bump();
+            post_filters.push(self.label_filter_expr(FilterLevel::Top)?);
+        }
+        Ok(Unwrap {
+            label,
+            conversion,
+            post_filters,
+        })
+    }
+}
+
+fn log_range(
+    matchers: Vec<LabelMatcher>,
+    pipeline: Pipeline,
+    range_ns: i64,
+    offset_ns: i64,
+) -> LogRange {
+    LogRange {
+        log: LogExpr {
+            selector: LogSelector {
+                matchers,
+                filters: pipeline.filters,
+            },
+            stages: pipeline.stages,
+        },
+        range_ns,
+        offset_ns,
+        unwrap: pipeline.unwrap,
+    }
+}
+
+fn line_filter_op(tok: &Tok) -> Option<LineFilterOp> {
+    Some(match tok {
+        Tok::PipeExact => LineFilterOp::Contains,
+        Tok::Neq => LineFilterOp::NotContains,
+        Tok::PipeMatch => LineFilterOp::Regex,
+        Tok::Nre => LineFilterOp::NotRegex,
+        Tok::PipePattern => LineFilterOp::Pattern,
+        Tok::NotPattern => LineFilterOp::NotPattern,
+        _ => return None,
+    })
+}
+
+/// Loki's `mustNewBinOpExpr`: both sides must be metric expressions, set operators take no
+/// literal, and two literals fold into one.
+fn binary(
+    op: BinOp,
+    return_bool: bool,
+    matching: Option<VectorMatching>,
+    lhs: Node,
+    rhs: Node,
+) -> Result<Node, ParseError> {
+    let leg = |side: &str| {
+        ParseError::Invalid(format!(
+            "unexpected type for {side} leg of binary operation ({}): a log query returns \
+             lines, not numbers; wrap it in a range aggregation such as count_over_time",
+            op.as_str()
+        ))
+    };
+    let Node::Sample(lhs, lhs_depth) = lhs else {
+        return Err(leg("left"));
+    };
+    let Node::Sample(rhs, rhs_depth) = rhs else {
+        return Err(leg("right"));
+    };
+    if op.is_set() {
+        for (side, e) in [("left", &lhs), ("right", &rhs)] {
+            if let SampleExpr::Literal(v) = e {
+                return Err(ParseError::Invalid(format!(
+                    "unexpected literal for {side} leg of logical/set binary operation ({}): {v:.6}",
+                    op.as_str()
+                )));
+            }
+        }
+    }
+    if let (SampleExpr::Literal(l), SampleExpr::Literal(r)) = (&lhs, &rhs) {
+        return Ok(Node::Sample(
+            SampleExpr::Literal(fold_literals(op, *l, *r)),
+            1,
+        ));
+    }
+    let depth = check_depth(lhs_depth.max(rhs_depth) + 1)?;
+    Ok(Node::Sample(
+        SampleExpr::Binary(BinaryExpr {
+            op,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+            return_bool,
+            matching,
+        }),
+        depth,
+    ))
+}
+
+/// Loki's `RangeAggregationExpr.validate`: which operations take a grouping, which need an
+/// unwrapped value and which must not have one.
+fn check_range_aggregation(op: RangeOp, grouped: bool, unwrapped: bool) -> Result<(), ParseError> {
+    use RangeOp::*;
+    let name = op.as_str();
+    if grouped
+        && !matches!(
+            op,
+            AvgOverTime
+                | StddevOverTime
+                | StdvarOverTime
+                | QuantileOverTime
+                | MaxOverTime
+                | MinOverTime
+                | FirstOverTime
+                | LastOverTime
+        )
+    {
+        return Err(ParseError::Invalid(format!(
+            "grouping not allowed for {name} aggregation"
+        )));
+    }
+    let ok = if unwrapped {
+        !matches!(op, CountOverTime | BytesOverTime | BytesRate)
+    } else {
+        matches!(
+            op,
+            BytesOverTime | BytesRate | CountOverTime | Rate | AbsentOverTime
+        )
+    };
+    if ok {
+        Ok(())
+    } else if unwrapped {
+        Err(ParseError::Invalid(format!(
+            "invalid aggregation {name} with unwrap"
+        )))
+    } else {
+        Err(ParseError::Invalid(format!(
+            "invalid aggregation {name} without unwrap"
+        )))
+    }
+}
+
+/// Loki's `NewRegexpParser` checks: the expression compiles and has named groups, each name
+/// once.
+fn check_regexp_parser(re: &str) -> Result<(), ParseError> {
+    let invalid = |e: String| ParseError::Invalid(format!("invalid regexp parser: {e}"));
+    let compiled = build_regex(re).map_err(invalid)?;
+    let names: Vec<&str> = compiled.capture_names().flatten().collect();
+    if names.is_empty() {
+        return Err(invalid(MISSING_CAPTURE_MSG.into()));
+    }
+    Ok(())
+}
+
+/// Refuses a tree deeper than [`NESTING_DEPTH_MAX`]: evaluating and dropping it recurses.
+fn check_depth(depth: usize) -> Result<usize, ParseError> {
+    if depth > NESTING_DEPTH_MAX {
+        return Err(too_deep());
+    }
+    Ok(depth)
+}
+
+fn too_deep() -> ParseError {
+    ParseError::Invalid(format!(
+        "query nests expressions deeper than {NESTING_DEPTH_MAX} levels (parentheses, function \
+         calls, binary operators)"
+    ))
 }
 
 /// Refuses a query with more than `max` of `what`, naming the limit.
@@ -429,218 +1328,6 @@ fn check_count(what: &str, count: usize, max: usize) -> Result<(), ParseError> {
     Ok(())
 }
 
-/// The binary operator a token stands for, if any.
-fn binary_op(tok: &Tok) -> Option<&'static str> {
-    Some(match tok {
-        Tok::Add => "+",
-        Tok::Sub => "-",
-        Tok::Mul => "*",
-        Tok::Div => "/",
-        Tok::Mod => "%",
-        Tok::Pow => "^",
-        Tok::CmpEq => "==",
-        Tok::Neq => "!=",
-        Tok::Gt => ">",
-        Tok::Gte => ">=",
-        Tok::Lt => "<",
-        Tok::Lte => "<=",
-        Tok::Ident(w) if w.eq_ignore_ascii_case("or") => "or",
-        Tok::Ident(w) if w.eq_ignore_ascii_case("and") => "and",
-        Tok::Ident(w) if w.eq_ignore_ascii_case("unless") => "unless",
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn canonical(q: &str) -> String {
-        parse_expr(q).unwrap().to_string()
-    }
-
-    #[test]
-    fn selectors_and_filters() {
-        assert_eq!(canonical(r#"{ foo = "bar" }"#), r#"{foo="bar"}"#);
-        assert_eq!(
-            canonical(r#"{foo="bar", bar!="baz"} != "bip" !~ ".+bop""#),
-            r#"{foo="bar", bar!="baz"} != "bip" !~ ".+bop""#
-        );
-        assert_eq!(
-            canonical(r#"{app="foo"} != "foo" or "bar" or "baz" != "car""#),
-            r#"{app="foo"} != "foo" != "bar" != "baz" != "car""#
-        );
-        assert_eq!(
-            canonical(r#"{app="foo"} |= ip("127.0.0.1") or "foo""#),
-            r#"{app="foo"} |= ip("127.0.0.1") or "foo""#
-        );
-        assert_eq!(
-            canonical("({app=`a\"b`} |~ `\\d+`)"),
-            r#"{app="a\"b"} |~ "\\d+""#
-        );
-        assert_eq!(
-            canonical("{app=\"foo\"}\n# comment\n|= \"x\""),
-            r#"{app="foo"} |= "x""#
-        );
-    }
-
-    #[test]
-    fn matcher_requirement() {
-        for q in [
-            r#"{foo!="bar"}"#,
-            r#"{app=~".*"}"#,
-            r#"{app=""}"#,
-            "{}",
-            r#"{a!~"x|y"}"#,
-        ] {
-            let e = parse_expr(q).unwrap_err();
-            assert_eq!(e.message(), MATCHER_REQUIRED_MSG, "{q}");
-            assert!(parse_log_selector(q, false).is_ok(), "{q}");
-        }
-        assert!(parse_expr(r#"{app=~".+", foo!="bar"}"#).is_ok());
-    }
-
-    #[test]
-    fn syntax_errors_in_loki_wording() {
-        let e = parse_expr(r#"{foo="bar"} foo"#).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "parse error at line 1, col 13: syntax error: unexpected IDENTIFIER"
-        );
-        let e = parse_expr(r#"{foo="bar""#).unwrap_err();
-        assert_eq!(
-            e.message(),
-            "syntax error: unexpected $end, expecting } or ,"
-        );
-        let e = parse_expr(r#"#{app="foo"} | json"#).unwrap_err();
-        assert_eq!(e.message(), "syntax error: unexpected $end");
-        let e = parse_expr(r#"unk({ foo = "bar" }[5m])"#).unwrap_err();
-        assert_eq!(e.message(), "syntax error: unexpected IDENTIFIER");
-        let e = parse_expr(r#"{foo="bar"} |= "x" [5m]"#).unwrap_err();
-        assert_eq!(e.message(), "syntax error: unexpected RANGE");
-        let e = parse_expr(r#"{foo="bar"} + {foo="bar"}"#).unwrap_err();
-        assert!(
-            e.message()
-                .starts_with("unexpected type for left leg of binary operation (+)")
-        );
-        assert!(parse_expr(r#"{a="b",}"#).is_err());
-        assert!(parse_expr(r#"{a="b"} |= "x" or"#).is_err());
-        assert!(parse_expr(r#"{a="b"} |= ip("1.2.3.4""#).is_err());
-        assert!(parse_expr(r#"{or="b"}"#).is_err());
-        assert!(parse_expr(r#"{a="b"} | 5"#).is_err());
-        assert!(parse_expr("").is_err());
-    }
-
-    #[test]
-    fn unsupported_is_distinct() {
-        for q in [
-            r#"count_over_time({foo="bar"}[5m])"#,
-            r#"sum by (x) (rate({foo="bar"}[5m]))"#,
-            r#"{foo="bar"} | json"#,
-            r#"{foo="bar"} |= "x" | logfmt | level="error""#,
-            r#"{foo="bar"} | level="error""#,
-            r#"{foo="bar"} | (a="b" or c="d")"#,
-            "1 + 1",
-        ] {
-            assert!(
-                matches!(parse_expr(q), Err(ParseError::Unsupported(_))),
-                "{q}"
-            );
-        }
-        assert_eq!(
-            parse_log_selector(r#"rate({a="b"}[5m])"#, true)
-                .unwrap_err()
-                .message(),
-            "only log selector is supported"
-        );
-        assert!(parse_matchers(r#"{a="b"} | json"#, true).is_err());
-        assert!(parse_matchers(r#"{a="b"} |= "x""#, true).is_err());
-        assert_eq!(parse_matchers(r#"{a="b", c=~"d"}"#, true).unwrap().len(), 2);
-    }
-
-    #[test]
-    fn limits() {
-        let deep = format!("{}{{a=\"b\"}}{}", "(".repeat(1000), ")".repeat(1000));
-        assert!(matches!(parse_expr(&deep), Err(ParseError::Invalid(_))));
-        let long = format!("{{a=\"{}\"}}", "x".repeat(QUERY_BYTES_MAX));
-        assert!(matches!(parse_expr(&long), Err(ParseError::Invalid(_))));
-    }
-
-    #[test]
-    fn selector_matches() {
-        let s =
-            parse_log_selector(r#"{app="api", env!="dev"} |= "error" != "timeout""#, true).unwrap();
-        let labels = [("app", "api"), ("env", "prod")];
-        let get = |n: &str| labels.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
-        assert!(s.matches_labels(get));
-        assert!(s.matches_line(b"an error happened"));
-        assert!(!s.matches_line(b"an error: timeout"));
-        assert!(!s.matches_line(b"all good"));
-    }
-
-    #[test]
-    fn stages_and_filters_are_limited() {
-        let chain = |n: usize, filter: &str| format!("{{app=\"a\"}}{}", filter.repeat(n));
-        assert!(parse_expr(&chain(PIPELINE_STAGES_MAX, r#" |~ "x.y""#)).is_ok());
-        let e = parse_expr(&chain(PIPELINE_STAGES_MAX + 1, r#" |~ "x.y""#)).unwrap_err();
-        assert!(matches!(e, ParseError::Invalid(_)), "{e:?}");
-        assert!(e.to_string().contains("pipeline_stages_max"), "{e}");
-        // A negative `or` chain is run (and counted) as one stage per operand.
-        let negative = format!(
-            r#"{{app="a"}}{} != "a" or "b""#,
-            r#" != "x""#.repeat(PIPELINE_STAGES_MAX - 1)
-        );
-        assert!(
-            parse_expr(&negative)
-                .unwrap_err()
-                .to_string()
-                .contains("pipeline_stages_max")
-        );
-        // `or` alternatives count as line filters, in one filter or across several.
-        let ors = |n: usize| format!(r#"{{app="a"}} |= "a"{}"#, r#" or "b""#.repeat(n));
-        assert!(parse_expr(&ors(LINE_FILTERS_MAX - 1)).is_ok());
-        let e = parse_expr(&ors(LINE_FILTERS_MAX)).unwrap_err();
-        assert!(e.to_string().contains("line_filters_max"), "{e}");
-        let split = format!(
-            r#"{{app="a"}}{}{}"#,
-            r#" |= "a" or "b" or "c""#.repeat(LINE_FILTERS_MAX / 3),
-            r#" |= "a" or "b" or "c""#
-        );
-        assert!(
-            parse_expr(&split)
-                .unwrap_err()
-                .to_string()
-                .contains("line_filters_max")
-        );
-        // The reported query: 14,000 chained regexes, refused without building them.
-        let huge = chain(14_000, r#" |~ "a.*b""#);
-        assert!(parse_expr(&huge).is_err());
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn never_panics(q in "\\PC{0,64}") {
-            let _ = parse_expr(&q);
-        }
-
-        #[test]
-        fn never_panics_on_logql_like_input(
-            q in proptest::collection::vec(
-                proptest::sample::select(vec![
-                    "{", "}", "(", ")", "[5m]", "[", "]", ",", "=", "!=", "=~", "!~", "|=",
-                    "|~", "|>", "!>", "|", "\"a\"", "`b`", "\"", "`", "app", "or", "ip",
-                    "json", "sum", "by", "1", "1.5", "5m", "#", "\n", " ", "\\", "+",
-                ]),
-                0..24,
-            )
-        ) {
-            let q: String = q.concat();
-            if let Ok(e) = parse_expr(&q) {
-                // What is printed parses back to the same thing.
-                let printed = e.to_string();
-                let again = parse_expr(&printed).unwrap();
-                proptest::prop_assert_eq!(printed, again.to_string());
-            }
-        }
-    }
-}
+#[path = "parser_tests.rs"]
+mod tests;

@@ -1,16 +1,64 @@
-//! The pattern line filter (`|> "<_> error <_>"`): literals that must appear in order, with
-//! `<_>` wildcards between them, matched the way Loki's pattern package tests a line.
+//! Loki's pattern syntax (`<ip> - <_> "<method> <path>"`), for the pattern line filter
+//! (`|> "<_> error <_>"`) and the `| pattern` parser stage: which patterns are valid, and
+//! whether a line matches a line-filter pattern the way Loki's pattern package tests it.
 //!
-//! Syntax: `<name>` where name is `[A-Za-z_][A-Za-z0-9_]*` is a capture; anything else is
-//! literal text (`<1_>`, `<foo >` and `<>` are literals). Line filters accept only the
-//! unnamed capture `<_>`, and never two captures in a row.
+//! Syntax: `<name>` where name is `[A-Za-z_][A-Za-z0-9_]*` is a capture (`<_>` captures
+//! without a name); anything else is literal text (`<1_>`, `<foo >` and `<>` are literals).
+//! Line filters accept only the unnamed capture `<_>`, and never two captures in a row; the
+//! parser stage needs at least one named capture, each name once, and never two captures in a
+//! row.
 
+/// One piece of a pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Node {
+pub enum PatternNode {
+    /// Text that must appear as written.
     Literal(Vec<u8>),
-    /// A capture: its name is a label name for the `pattern` stage, and only part of error
-    /// messages for the line filter.
+    /// `<name>`, or `<_>` (named `_`) which matches without extracting.
     Capture(String),
+}
+
+pub(crate) use PatternNode as Node;
+
+/// The pieces of a pattern, adjacent literal bytes merged. Every text is a pattern; whether
+/// it is a valid one depends on its use (see [`check_parser_pattern`]).
+pub fn pattern_nodes(pattern: &str) -> Vec<PatternNode> {
+    parse_nodes(pattern.as_bytes())
+}
+
+/// Loki's checks of a `| pattern "..."` stage (`pattern.New`): at least one named capture,
+/// no two captures in a row, no name twice.
+pub(crate) fn check_parser_pattern(pattern: &str) -> Result<(), String> {
+    let nodes = parse_nodes(pattern.as_bytes());
+    let names: Vec<&str> = nodes
+        .iter()
+        .filter_map(|n| match n {
+            Node::Capture(name) if name != "_" => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if names.is_empty() {
+        return Err("at least one capture is required".into());
+    }
+    check_no_consecutive_captures(&nodes)?;
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(format!(
+                "duplicate capture name ({name}): invalid expression"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_no_consecutive_captures(nodes: &[Node]) -> Result<(), String> {
+    for pair in nodes.windows(2) {
+        if let [Node::Capture(a), Node::Capture(b)] = pair {
+            return Err(format!(
+                "found consecutive capture '<{a}><{b}>': invalid expression"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug)]
@@ -56,13 +104,7 @@ pub(crate) fn parse_nodes(pattern: &[u8]) -> Vec<Node> {
 impl LinePattern {
     pub fn parse(pattern: &str) -> Result<LinePattern, String> {
         let nodes = parse_nodes(pattern.as_bytes());
-        for pair in nodes.windows(2) {
-            if let [Node::Capture(a), Node::Capture(b)] = pair {
-                return Err(format!(
-                    "found consecutive capture '<{a}><{b}>': invalid expression"
-                ));
-            }
-        }
+        check_no_consecutive_captures(&nodes)?;
         if let Some(Node::Capture(name)) = nodes
             .iter()
             .find(|n| matches!(n, Node::Capture(name) if name != "_"))
@@ -148,5 +190,21 @@ mod tests {
             "named captures are not allowed: found '<foo>'"
         );
         assert!(LinePattern::parse("<_><_>").is_err());
+    }
+
+    #[test]
+    fn parser_patterns_follow_loki() {
+        assert!(check_parser_pattern("<ip> - <_> <status>").is_ok());
+        for bad in [
+            "",
+            "<_>",
+            "<f><f>",
+            "<f> f<d><b>",
+            "<f> f<f>",
+            "f<f><_>",
+            "plain",
+        ] {
+            assert!(check_parser_pattern(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -96,7 +96,7 @@ async fn new_shard(t0: TimestampNs) -> Rc<Shard> {
 fn request(query: &str, direction: Direction, limit: usize) -> LogsRequest {
     LogsRequest {
         tenant: "t".into(),
-        selector: parse_log_selector(query, true).expect("a query"),
+        selector: parse_log_selector(query, true).expect("a query").selector,
         start: 0,
         end: i64::MAX,
         limit,
@@ -122,6 +122,7 @@ async fn stats_entries(shard: &Shard) -> u64 {
         tenant: "t".into(),
         matchers: parse_log_selector(r#"{app=~".+"}"#, true)
             .expect("a selector")
+            .selector
             .matchers,
         start: 0,
         end: i64::MAX,

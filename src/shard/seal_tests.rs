@@ -46,7 +46,9 @@ fn batch(from: usize, to: usize, pad: usize) -> crate::model::Batch {
 async fn lines(shard: &Shard) -> Vec<String> {
     let r = LogsRequest {
         tenant: "t".into(),
-        selector: parse_log_selector(r#"{app="seal"}"#, true).expect("a selector"),
+        selector: parse_log_selector(r#"{app="seal"}"#, true)
+            .expect("a selector")
+            .selector,
         start: 0,
         end: i64::MAX,
         limit: 1 << 20,

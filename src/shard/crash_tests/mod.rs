@@ -402,7 +402,9 @@ async fn kill(disk: &Disk, shard: Option<Rc<Shard>>) {
 /// Every line a shard answers with, per tenant, over all time; checks that the index stats
 /// count the same lines.
 async fn everything(shard: &Shard, ctx: &str) -> Vec<Line> {
-    let selector = crate::logql::parse_log_selector(r#"{host="h1"}"#, true).expect("selector");
+    let selector = crate::logql::parse_log_selector(r#"{host="h1"}"#, true)
+        .expect("selector")
+        .selector;
     let mut out = Vec::new();
     for tenant in TENANTS {
         let req = LogsRequest {

@@ -59,36 +59,37 @@ async fn echo(req: Request) -> Response {
 /// `/upgrade`: switches to a line protocol that answers every line in capitals, until the
 /// client closes, and says "bye" when the server stops.
 fn upgrade_to_shouting() -> Response {
-    let task = crate::http::response::Upgrade::new(|up: crate::http::response::Upgraded| async move {
-        let crate::http::response::Upgraded {
-            mut stream,
-            read_ahead,
-            shutdown,
-        } = up;
-        let mut pending = read_ahead;
-        let mut buf = [0u8; 256];
-        loop {
-            while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=nl).collect();
-                if stream.write_all(&line.to_ascii_uppercase()).await.is_err() {
-                    return;
+    let task =
+        crate::http::response::Upgrade::new(|up: crate::http::response::Upgraded| async move {
+            let crate::http::response::Upgraded {
+                mut stream,
+                read_ahead,
+                shutdown,
+            } = up;
+            let mut pending = read_ahead;
+            let mut buf = [0u8; 256];
+            loop {
+                while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=nl).collect();
+                    if stream.write_all(&line.to_ascii_uppercase()).await.is_err() {
+                        return;
+                    }
+                }
+                let read = or(async { Some(stream.read(&mut buf).await) }, async {
+                    shutdown.wait().await;
+                    None
+                })
+                .await;
+                match read {
+                    Some(Ok(0) | Err(_)) => return,
+                    Some(Ok(n)) => pending.extend_from_slice(&buf[..n]),
+                    None => {
+                        let _ = stream.write_all(b"bye\n").await;
+                        return;
+                    }
                 }
             }
-            let read = or(async { Some(stream.read(&mut buf).await) }, async {
-                shutdown.wait().await;
-                None
-            })
-            .await;
-            match read {
-                Some(Ok(0) | Err(_)) => return,
-                Some(Ok(n)) => pending.extend_from_slice(&buf[..n]),
-                None => {
-                    let _ = stream.write_all(b"bye\n").await;
-                    return;
-                }
-            }
-        }
-    });
+        });
     Response::switching_protocols("shout", vec![("X-Proto".into(), "1".into())], task)
 }
 

@@ -74,7 +74,8 @@ fn parse(core: &Core, req: &Request) -> Result<TailRequest, QueryError> {
         QueryError::bad_request(String::from_utf8_lossy(&r.body).trim_end().to_string())
     })?;
     let now = now_ns();
-    let q = qp::parse_range_query(&params, now).map_err(|e| QueryError::bad_request(e.message()))?;
+    let q =
+        qp::parse_range_query(&params, now).map_err(|e| QueryError::bad_request(e.message()))?;
     let expr = match logql::parse_expr(&q.query)? {
         Expr::Log(expr) => expr,
         Expr::Sample(_) => {
@@ -104,9 +105,7 @@ fn delay_for(value: Option<&str>) -> Result<Duration, QueryError> {
         return Ok(Duration::ZERO);
     };
     let seconds: i64 = text.parse().map_err(|_| {
-        QueryError::bad_request(format!(
-            "strconv.Atoi: parsing {text:?}: invalid syntax"
-        ))
+        QueryError::bad_request(format!("strconv.Atoi: parsing {text:?}: invalid syntax"))
     })?;
     if seconds < 0 || seconds > i64::from(u32::MAX) {
         return Err(QueryError::bad_request(format!(
@@ -211,7 +210,11 @@ mod tests {
     #[test]
     fn requests_that_are_not_websocket_handshakes_are_refused() {
         let plain = request(&[]);
-        assert!(websocket_accept(&plain).unwrap_err().contains("'Connection'"));
+        assert!(
+            websocket_accept(&plain)
+                .unwrap_err()
+                .contains("'Connection'")
+        );
         let no_key = request(&[
             ("Connection", "Upgrade"),
             ("Upgrade", "websocket"),
@@ -236,7 +239,12 @@ mod tests {
                 .to_string()
                 .contains("delay_for can't be greater than 5")
         );
-        assert!(delay_for(Some("-1")).unwrap_err().to_string().contains("out of range"));
+        assert!(
+            delay_for(Some("-1"))
+                .unwrap_err()
+                .to_string()
+                .contains("out of range")
+        );
         assert!(delay_for(Some("1s")).is_err());
     }
 }

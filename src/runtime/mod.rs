@@ -474,7 +474,7 @@ fn spawn_tail_forwarder(core: &Rc<Core>) {
                     let batch = crate::tail::registry::process(work);
                     let owner = batch.key.core;
                     if owner == core.id {
-                        core.tails.deliver(batch);
+                        core.shard.tails.count_dropped(core.tails.deliver(batch));
                     } else if owner < core.shards {
                         // The peer is gone only when the process is stopping.
                         let _ = core.senders.send_to(owner, MeshMsg::Tail(batch)).await;
@@ -557,6 +557,6 @@ fn serve_mesh_msg(core: &Rc<Core>, peer: usize, msg: MeshMsg) {
         }
         MeshMsg::Appended { id, result } => core.replies.deliver(id, Reply::Appended(result)),
         MeshMsg::Answered { id, answer } => core.replies.deliver(id, Reply::Answered(answer)),
-        MeshMsg::Tail(batch) => core.tails.deliver(batch),
+        MeshMsg::Tail(batch) => core.shard.tails.count_dropped(core.tails.deliver(batch)),
     }
 }

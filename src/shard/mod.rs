@@ -263,6 +263,10 @@ pub struct ShardMetrics {
     pub query_seconds: HistogramSnapshot,
     pub streams: u64,
     pub head_entries: u64,
+    /// Tails registered with the shard, and entries dropped for tails whose client or
+    /// forwarder was too slow (on this shard's queues and this core's inboxes).
+    pub tails: u64,
+    pub tail_dropped_entries: u64,
     pub replayed_records: u64,
     pub replayed_entries: u64,
     pub wal: Option<WalStats>,
@@ -790,6 +794,8 @@ impl Shard {
             query_seconds: self.query_seconds.snapshot(),
             streams: streams.len() as u64,
             head_entries: streams.entries_total(),
+            tails: self.tails.len() as u64,
+            tail_dropped_entries: self.tails.dropped_total(),
             replayed_records: c.replayed_records.get(),
             replayed_entries: c.replayed_entries.get(),
             wal: self.wal.borrow().as_ref().map(|w| w.stats()),

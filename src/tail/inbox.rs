@@ -28,8 +28,6 @@ pub struct Inboxes {
     core: Cell<usize>,
     next_id: Cell<u64>,
     open: RefCell<AHashMap<u64, Rc<Inbox>>>,
-    /// Entries dropped in this core's inboxes since it started, for `/metrics`.
-    dropped_total: Cell<u64>,
 }
 
 impl Inboxes {
@@ -56,16 +54,15 @@ impl Inboxes {
         }
     }
 
-    /// Hands a shard's batch to its tail. A batch for a tail that has ended is dropped.
-    pub fn deliver(&self, batch: TailBatch) {
+    /// Hands a shard's batch to its tail, and returns how many of its entries the inbox had
+    /// no room for. A batch for a tail that has ended is dropped (and not counted: nobody
+    /// waits for it).
+    pub fn deliver(&self, batch: TailBatch) -> u64 {
         if batch.key.core != self.core.get() {
-            return;
+            return 0;
         }
         let inbox = self.open.borrow().get(&batch.key.id).cloned();
-        if let Some(inbox) = inbox {
-            let dropped = inbox.deliver(batch);
-            self.dropped_total.set(self.dropped_total.get() + dropped);
-        }
+        inbox.map_or(0, |inbox| inbox.deliver(batch))
     }
 
     /// Tails open on this core.
@@ -75,10 +72,6 @@ impl Inboxes {
 
     pub fn is_empty(&self) -> bool {
         self.open.borrow().is_empty()
-    }
-
-    pub fn dropped_total(&self) -> u64 {
-        self.dropped_total.get()
     }
 }
 
@@ -260,7 +253,10 @@ mod tests {
         let taken = open.inbox.take_due(26, 5);
         let lines: Vec<_> = taken.entries.iter().map(|e| e.line.as_str()).collect();
         assert_eq!(lines, ["a", "a2", "b"]);
-        assert!(open.inbox.take_due(35, 5).entries.is_empty(), "30 + 5 is not before 35");
+        assert!(
+            open.inbox.take_due(35, 5).entries.is_empty(),
+            "30 + 5 is not before 35"
+        );
         assert_eq!(open.inbox.take_due(36, 5).entries.len(), 1);
         assert!(open.inbox.is_empty());
     }
@@ -272,14 +268,16 @@ mod tests {
         let many: Vec<_> = (0..INBOX_ENTRIES_MAX as i64 + 3)
             .map(|i| entry(i, "x"))
             .collect();
-        inboxes.deliver(batch(open.key, many));
+        assert_eq!(inboxes.deliver(batch(open.key, many)), 3);
         assert_eq!(open.inbox.len(), INBOX_ENTRIES_MAX);
-        assert_eq!(inboxes.dropped_total(), 3);
         let first = open.inbox.take_due(i64::MAX, 0);
         assert_eq!(first.entries.len(), ENTRIES_PER_MESSAGE_MAX);
         let dropped: Vec<_> = first.dropped.iter().map(|d| d.ts).collect();
         assert_eq!(dropped, [1000, 1001, 1002]);
-        assert!(open.inbox.take_due(i64::MAX, 0).dropped.is_empty(), "listed once");
+        assert!(
+            open.inbox.take_due(i64::MAX, 0).dropped.is_empty(),
+            "listed once"
+        );
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub const INBOX_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Most entries (and their line bytes) a shard queues for one tail before its forwarder
 /// takes them; beyond, entries are dropped on the shard.
 pub const SHARD_QUEUE_ENTRIES_MAX: usize = 1000;
-pub const SHARD_QUEUE_BYTES_MAX: usize = 8 * 1024 * 1024;
+pub const SHARD_QUEUE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// Loki's `max_concurrent_tail_requests` default: tails of one tenant open at once. Every
 /// shard knows every tail, so each counts them all and refuses one more.
@@ -56,7 +56,7 @@ pub const TAILS_PER_TENANT_MAX: usize = 10;
 
 /// Most tails a shard keeps, all tenants together: bounds what tails can make a shard hold
 /// (each may queue [`SHARD_QUEUE_BYTES_MAX`]).
-pub const TAILS_PER_SHARD_MAX: usize = 256;
+pub const TAILS_PER_SHARD_MAX: usize = 64;
 
 /// Loki's largest `delay_for`, in seconds.
 pub const DELAY_FOR_MAX_SECONDS: u64 = 5;

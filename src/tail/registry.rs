@@ -136,8 +136,15 @@ impl ShardTails {
         self.tails.borrow().iter().any(|t| t.spec.tenant == tenant)
     }
 
+    /// Entries dropped for tails: on this shard's queues, and (counted here by the core) in
+    /// the core's inboxes.
     pub fn dropped_total(&self) -> u64 {
         self.dropped_total.get()
+    }
+
+    /// Counts entries a tail inbox of this core dropped.
+    pub fn count_dropped(&self, entries: u64) {
+        self.dropped_total.set(self.dropped_total.get() + entries);
     }
 
     /// One entry the shard just applied, of stream `stream` with `labels`, of `tenant`:
@@ -192,11 +199,7 @@ impl ShardTails {
                     ts,
                     labels: stream_labels.clone(),
                 };
-                note_dropped(
-                    &mut tail.dropped,
-                    &mut tail.dropped_unlisted,
-                    [dropped],
-                );
+                note_dropped(&mut tail.dropped, &mut tail.dropped_unlisted, [dropped]);
                 continue;
             }
             tail.queued_bytes += line.len();
@@ -358,10 +361,7 @@ mod tests {
         assert_eq!(work.len(), 1);
         let entries = &work[0].entries;
         assert_eq!(entries.len(), 1);
-        assert_eq!(
-            (entries[0].ts, entries[0].line.as_str()),
-            (10, "keep me")
-        );
+        assert_eq!((entries[0].ts, entries[0].line.as_str()), (10, "keep me"));
         assert_eq!(entries[0].metadata, vec![("k".into(), "v".into())]);
         assert!(tails.take_work().is_empty(), "taken once");
     }
@@ -413,20 +413,22 @@ mod tests {
     fn processing_runs_the_pipeline_and_splits_the_labels() {
         let tails = ShardTails::default();
         tails
-            .start(spec(
-                2,
-                7,
-                "t",
-                r#"{app="a"} | logfmt | level="error" | line_format "{{.msg}}""#,
-            ))
+            .start(spec(2, 7, "t", r#"{app="a"} | logfmt | level="error""#))
             .unwrap();
-        tails.offer("t", 1, &app("a"), 1, "level=error msg=boom", &[("trace", "x")]);
+        tails.offer(
+            "t",
+            1,
+            &app("a"),
+            1,
+            "level=error msg=boom",
+            &[("trace", "x")],
+        );
         tails.offer("t", 1, &app("a"), 2, "level=info msg=fine", &[]);
         let batch = process(tails.take_work().pop().unwrap());
         assert_eq!(batch.key, TailKey { core: 2, id: 7 });
         assert_eq!(batch.entries.len(), 1);
         let e = &batch.entries[0];
-        assert_eq!((e.ts, e.line.as_str()), (1, "boom"));
+        assert_eq!((e.ts, e.line.as_str()), (1, "level=error msg=boom"));
         assert_eq!(*e.labels, app("a"));
         assert_eq!(e.metadata, vec![("trace".into(), "x".into())]);
         assert!(e.parsed.contains(&("level".into(), "error".into())));

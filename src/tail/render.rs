@@ -43,11 +43,7 @@ fn labels_object(out: &mut String, labels: &Labels) {
 }
 
 /// Writes one tail message.
-pub fn message(
-    entries: &[TailedEntry],
-    dropped: &[DroppedEntry],
-    categorize: bool,
-) -> String {
+pub fn message(entries: &[TailedEntry], dropped: &[DroppedEntry], categorize: bool) -> String {
     let line_bytes: usize = entries.iter().map(|e| e.line.len() + 48).sum();
     let mut out = String::with_capacity(64 + line_bytes + dropped.len() * 64);
     out.push_str(r#"{"streams":["#);

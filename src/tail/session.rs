@@ -138,12 +138,7 @@ pub async fn register(core: &Rc<Core>, request: &TailRequest) -> Result<Register
 }
 
 /// Runs one registered tail on its upgraded connection until it ends; see the module doc.
-pub async fn run(
-    core: Rc<Core>,
-    request: TailRequest,
-    registered: Registered,
-    upgraded: Upgraded,
-) {
+pub async fn run(core: Rc<Core>, request: TailRequest, registered: Registered, upgraded: Upgraded) {
     let Registered {
         inbox,
         mut registration,
@@ -196,8 +191,7 @@ impl Drop for Registration {
         let (core, key) = (self.core.clone(), self.key);
         let tq = core.query_tq;
         // Only a missing queue fails, and then the core is gone with its shards.
-        if let Ok(task) =
-            glommio::spawn_local_into(async move { unregister(&core, key).await }, tq)
+        if let Ok(task) = glommio::spawn_local_into(async move { unregister(&core, key).await }, tq)
         {
             task.detach();
         }
@@ -322,8 +316,7 @@ impl Session {
                 Event::Due => {}
                 Event::Ping => {
                     next_ping = Instant::now() + PING_INTERVAL;
-                    if let Err(end) = self.send_message(Message::Ping(Default::default())).await
-                    {
+                    if let Err(end) = self.send_message(Message::Ping(Default::default())).await {
                         return end;
                     }
                 }

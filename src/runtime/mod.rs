@@ -346,6 +346,7 @@ async fn serve_core(
     let receiver_tasks = spawn_receivers(&core, receivers);
     spawn_heartbeat_and_health(&core);
     spawn_tail_forwarder(&core);
+    spawn_tail_cleanup(&core);
 
     // HTTP first, so that `/ready` answers 503 (and pushes are refused) during recovery.
     let http = crate::ingest::listeners::start_http(&core).map_err(|e| format!("shard {id}: {e}"));
@@ -480,6 +481,25 @@ fn spawn_tail_forwarder(core: &Rc<Core>) {
                         let _ = core.senders.send_to(owner, MeshMsg::Tail(batch)).await;
                     }
                     glommio::yield_if_needed().await;
+                }
+            }
+        },
+        tq,
+    )
+    .expect("the query queue exists")
+    .detach();
+}
+
+/// Unregisters the tails whose session was dropped before it could (see
+/// [`crate::tail::inbox::Inboxes::orphan`]).
+fn spawn_tail_cleanup(core: &Rc<Core>) {
+    let core = core.clone();
+    let tq = core.query_tq;
+    glommio::spawn_local_into(
+        async move {
+            loop {
+                for key in core.tails.orphans().await {
+                    crate::tail::session::unregister(&core, key).await;
                 }
             }
         },

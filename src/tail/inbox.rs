@@ -28,6 +28,10 @@ pub struct Inboxes {
     core: Cell<usize>,
     next_id: Cell<u64>,
     open: RefCell<AHashMap<u64, Rc<Inbox>>>,
+    /// Tails whose session ended without unregistering them (its task was dropped), for the
+    /// core's clean-up task.
+    orphans: RefCell<Vec<TailKey>>,
+    orphaned: Signal,
 }
 
 impl Inboxes {
@@ -63,6 +67,24 @@ impl Inboxes {
         }
         let inbox = self.open.borrow().get(&batch.key.id).cloned();
         inbox.map_or(0, |inbox| inbox.deliver(batch))
+    }
+
+    /// Notes a tail still registered with the shards whose session is gone: synchronous, so
+    /// that a drop can call it; [`Inboxes::orphans`] hands it to a task that unregisters it.
+    pub fn orphan(&self, key: TailKey) {
+        self.orphans.borrow_mut().push(key);
+        self.orphaned.notify();
+    }
+
+    /// Waits for orphaned tails and takes them.
+    pub async fn orphans(&self) -> Vec<TailKey> {
+        loop {
+            let taken = std::mem::take(&mut *self.orphans.borrow_mut());
+            if !taken.is_empty() {
+                return taken;
+            }
+            self.orphaned.wait().await;
+        }
     }
 
     /// Tails open on this core.
@@ -295,6 +317,18 @@ mod tests {
         inboxes.deliver(batch(open.key, vec![entry(1, "x")]));
         let taken = open.inbox.take_due(100, 0);
         assert_eq!((taken.dropped.len(), taken.dropped_unlisted), (1, 2));
+    }
+
+    #[test]
+    fn orphaned_tails_reach_the_clean_up_once() {
+        crate::testing::run_local(|| async {
+            let inboxes = Inboxes::new(0);
+            let key = TailKey { core: 0, id: 5 };
+            inboxes.orphan(key);
+            assert_eq!(inboxes.orphans().await, vec![key]);
+            let again = futures_lite::future::poll_once(inboxes.orphans()).await;
+            assert!(again.is_none(), "nothing is left to take");
+        });
     }
 
     #[test]

@@ -58,6 +58,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long registering or unregistering a tail with every shard may take.
 const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Loki's close reason after `tail_max_duration`.
+const TAIL_EXPIRED: &str = "reached tail max duration limit";
+
 /// A validated tail request, as the HTTP route parsed it.
 #[derive(Debug)]
 pub struct TailRequest {
@@ -169,7 +172,8 @@ pub async fn run(core: Rc<Core>, request: TailRequest, registered: Registered, u
 }
 
 /// The tail's place on every shard; taken back by [`Registration::stop`], or, if it is
-/// dropped before (the upgrade or the session never ran to its end), by a task of its own.
+/// dropped before (the upgrade or the session never ran to its end), by the core's clean-up
+/// task (see [`crate::tail::inbox::Inboxes::orphan`]).
 struct Registration {
     core: Rc<Core>,
     key: TailKey,
@@ -178,27 +182,21 @@ struct Registration {
 
 impl Registration {
     async fn stop(&mut self) {
-        self.active = false;
         unregister(&self.core, self.key).await;
+        self.active = false;
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if !self.active {
-            return;
-        }
-        let (core, key) = (self.core.clone(), self.key);
-        let tq = core.query_tq;
-        // Only a missing queue fails, and then the core is gone with its shards.
-        if let Ok(task) = glommio::spawn_local_into(async move { unregister(&core, key).await }, tq)
-        {
-            task.detach();
+        if self.active {
+            self.core.tails.orphan(self.key);
         }
     }
 }
 
-async fn unregister(core: &Rc<Core>, key: TailKey) {
+/// Takes a tail back from every shard, within [`REGISTRATION_TIMEOUT`].
+pub async fn unregister(core: &Rc<Core>, key: TailKey) {
     // A peer that does not answer is stopping; its tails end with it.
     let _ = or(
         async { Some(core.fan_out(ShardRequest::TailStop(key)).await) },
@@ -254,6 +252,10 @@ impl Session {
         let expires = Instant::now() + TAIL_DURATION_MAX;
         let mut next_ping = Instant::now() + PING_INTERVAL;
         loop {
+            // Checked here too: a stream that never lets the session wait still ends.
+            if Instant::now() >= expires {
+                return End::Failed(TAIL_EXPIRED.into());
+            }
             let now = now_ns();
             let taken = self.inbox.inbox.take_due(now, self.delay_ns);
             if !taken.entries.is_empty() {
@@ -321,7 +323,7 @@ impl Session {
                     }
                 }
                 Event::Stop => return End::Shutdown,
-                Event::Expired => return End::Failed("reached tail max duration limit".into()),
+                Event::Expired => return End::Failed(TAIL_EXPIRED.into()),
             }
         }
     }

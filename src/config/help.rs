@@ -83,6 +83,23 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             "request_bodies_bytes_max",
             size_usize(REQUEST_BODIES_BYTES_MAX_DEFAULT),
         ),
+        ("max_entries_limit_per_query", QUERY_ENTRIES_MAX.to_string()),
+        ("max_query_series", QUERY_SERIES_MAX.to_string()),
+        ("max_query_length", duration_text(QUERY_LENGTH_MAX_DEFAULT)),
+        (
+            "query_timeout",
+            duration_text(std::time::Duration::from_secs(QUERY_TIMEOUT_SECONDS)),
+        ),
+        ("max_query_bytes_read", "0, no limit".to_string()),
+        (
+            "query_memory_bytes_max",
+            size(QUERY_MEMORY_BYTES_MAX_DEFAULT),
+        ),
+        ("max_concurrent", QUERY_CONCURRENCY_DEFAULT.to_string()),
+        (
+            "max_outstanding_requests_per_tenant",
+            QUERY_QUEUED_MAX_DEFAULT.to_string(),
+        ),
     ]
 }
 

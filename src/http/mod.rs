@@ -16,6 +16,7 @@ pub mod json;
 pub mod loki;
 pub mod query_render;
 pub mod query_routes;
+pub mod read_routes;
 pub mod request;
 pub mod response;
 pub mod server;

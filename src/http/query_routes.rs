@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::json;
 use super::loki::{param, params, tenant};
 use super::query_render as render;
+use super::read_routes;
 use super::request::Request;
 use super::response::Response;
 use crate::ingest::listeners::now_ns;
@@ -48,6 +49,10 @@ pub async fn route(core: &Rc<Core>, req: &Request, sub: &str) -> Response {
         "labels" | "label" => labels(core, &tenant, &params).await,
         "series" => series(core, &tenant, &params).await,
         "index/stats" => index_stats(core, &tenant, &params).await,
+        "index/volume" => read_routes::volume(core, &tenant, &params, false).await,
+        "index/volume_range" => read_routes::volume(core, &tenant, &params, true).await,
+        "format_query" => read_routes::format_query(&params),
+        "drilldown-limits" => Ok(read_routes::drilldown_limits(core)),
         s if s.starts_with("label/") && s.ends_with("/values") => {
             let name = &s["label/".len()..s.len() - "/values".len()];
             label_values(core, &tenant, name, &params).await

@@ -12,7 +12,7 @@ use std::process::Command;
 mod environment;
 // Each test binary uses a different subset.
 #[allow(unused_imports)]
-pub use environment::{corpus_dir, in_ci, missing, skip};
+pub use environment::{corpus_dir, in_ci, missing, shared_logql_file, skip};
 
 /// Where a program is on `PATH`, if anywhere.
 pub fn find_program(name: &str) -> Option<PathBuf> {

@@ -25,6 +25,7 @@
 
 mod decolorize;
 mod drop;
+mod format;
 mod json;
 mod json_path;
 mod json_scan;
@@ -242,25 +243,23 @@ fn compile_stage(stage: &logql::Stage) -> Result<Box<dyn Stage>, String> {
         logql::Stage::LabelFilter(expr) => Box::new(LabelFilterStage {
             filter: LabelFilter::new(expr)?,
         }),
-        // TEMPLATES: the one place the template engine (`crate::query::template`) plugs in.
-        // `line_format` and the template items of `label_format` are refused until it does;
-        // a `label_format` of renames only runs here already.
-        logql::Stage::LineFormat(_) => {
-            return Err("line_format is not supported yet".into());
-        }
-        logql::Stage::LabelFormat(items) => {
+        logql::Stage::LineFormat(text) => Box::new(format::LineFormat::new(text)?),
+        logql::Stage::LabelFormat(items)
+            if items
+                .iter()
+                .all(|i| matches!(i.src, LabelFormatSource::Rename(_))) =>
+        {
             label_format::validate(items)?;
-            let mut renames = Vec::with_capacity(items.len());
-            for item in items {
-                match &item.src {
-                    LabelFormatSource::Rename(src) => renames.push((item.dst.clone(), src.clone())),
-                    LabelFormatSource::Template(_) => {
-                        return Err("label_format templates are not supported yet".into());
-                    }
-                }
-            }
+            let renames = items
+                .iter()
+                .filter_map(|item| match &item.src {
+                    LabelFormatSource::Rename(src) => Some((item.dst.clone(), src.clone())),
+                    LabelFormatSource::Template(_) => None,
+                })
+                .collect();
             Box::new(label_format::LabelRename { renames })
         }
+        logql::Stage::LabelFormat(items) => Box::new(format::LabelFormat::new(items)?),
     })
 }
 

@@ -164,10 +164,10 @@ fn stage_errors_are_bad_requests() {
             negated: false,
             pattern: "192.168.0.2-1.0.0.0".into(),
         })],
-        vec![logql::Stage::LineFormat("{{.a}}".into())],
+        vec![logql::Stage::LineFormat("{{.a".into())],
         vec![logql::Stage::LabelFormat(vec![LabelFormatItem {
             dst: "a".into(),
-            src: LabelFormatSource::Template("{{.b}}".into()),
+            src: LabelFormatSource::Template("{{ nosuchfunction .b }}".into()),
         }])],
     ] {
         let err = Pipeline::new(&stages).unwrap_err();

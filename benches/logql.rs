@@ -87,7 +87,12 @@ fn two_partials() -> Vec<Partial> {
                         .rev()
                         .map(|i| {
                             let ts = 1_700_000_000_000_000_000 + i * 1_000_000 + s * 7 + shard;
-                            (ts, format!("line {i} of stream {s}"), Vec::new())
+                            (
+                                ts,
+                                format!("line {i} of stream {s}"),
+                                Vec::new(),
+                                Vec::new(),
+                            )
                         })
                         .collect(),
                 })

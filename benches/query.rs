@@ -57,7 +57,7 @@ fn partials(shards: usize, lines: &[String]) -> Vec<Partial> {
                             let ts = 1_700_000_000_000_000_000
                                 + i * 1_000_000
                                 + (s * shards + shard) as i64 * 97;
-                            (ts, line, Vec::new())
+                            (ts, line, Vec::new(), Vec::new())
                         })
                         .collect(),
                 })

@@ -123,7 +123,7 @@ pub use bloom::{BloomBuilder, BloomRef};
 pub use meta::{ArchivedBlockMeta, ArchivedPartMeta, ArchivedStreamMeta};
 pub use part::{PartFooter, PartWriterOptions, StreamBlockInput, encode_part, footer_block_offset};
 pub use reader::PartReader;
-pub use tokens::{BloomQuery, required_literals};
+pub use tokens::BloomQuery;
 
 /// The format version written in the header and footer. A reader refuses any other.
 pub const PART_FORMAT_VERSION: u32 = 1;

@@ -467,8 +467,9 @@ impl PartialEq for ExtractParam {
 // a query prints as Loki prints it and the printed text parses back to the same tree. (Where
 // Loki's text loses information, it is lost here too: a bytes filter is printed rounded to
 // humanize's precision, a range to whole milliseconds, `ignoring () group_left` without its
-// modifiers. Label names are printed as written, where Loki quotes names that are not
-// Prometheus-style and could then not parse them back.)
+// modifiers. Where Loki's text cannot be parsed back, this printer differs: label names are
+// printed as written, where Loki quotes names that are not Prometheus-style, and an empty
+// `group_left ()` is written out before a parenthesized operand.)
 
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -759,10 +760,18 @@ impl fmt::Display for BinaryExpr {
             f.write_str(" bool")?;
         }
         if let Some(m) = &self.matching {
+            // A `(` after `group_x` is read as its label list, so before a parenthesized
+            // right operand an empty list is written out, where Loki writes none and could
+            // not read its own text back.
+            let empty = if matches!(*self.rhs, SampleExpr::Binary(_)) {
+                " ()"
+            } else {
+                ""
+            };
             let group = match &m.cardinality {
                 Cardinality::OneToOne => String::new(),
-                Cardinality::ManyToOne(l) if l.is_empty() => "group_left".into(),
-                Cardinality::OneToMany(l) if l.is_empty() => "group_right".into(),
+                Cardinality::ManyToOne(l) if l.is_empty() => format!("group_left{empty}"),
+                Cardinality::OneToMany(l) if l.is_empty() => format!("group_right{empty}"),
                 Cardinality::ManyToOne(l) => format!("group_left ({})", l.join(",")),
                 Cardinality::OneToMany(l) => format!("group_right ({})", l.join(",")),
             };

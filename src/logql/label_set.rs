@@ -10,12 +10,23 @@
 use super::ParseError;
 use super::lexer::{error_at, string_at};
 
+/// The longest label-set text accepted, as Loki's `maxStreamLabelsSize` (Prometheus' label
+/// structures refuse larger ones).
+pub const LABEL_SET_BYTES_MAX: usize = (1 << 24) - 1;
+
 /// The label name Prometheus gives a metric name written before the braces.
 const METRIC_NAME_LABEL: &str = "__name__";
 
 /// Parses `{a="b", c="d"}` (or `name{...}`, or `name`) into labels sorted by name, without
 /// empty values.
 pub fn parse_labels(text: &str) -> Result<Vec<(String, String)>, ParseError> {
+    if text.len() > LABEL_SET_BYTES_MAX {
+        return Err(ParseError::Invalid(format!(
+            "labels size {} MiB exceeds limit of {} MiB",
+            text.len() >> 20,
+            LABEL_SET_BYTES_MAX >> 20
+        )));
+    }
     let mut p = LabelSetParser { src: text, pos: 0 };
     let mut labels: Vec<(String, String)> = Vec::new();
     p.skip_space();
@@ -147,6 +158,7 @@ mod tests {
             pairs(&[("__name__", "up"), ("job", "a")])
         );
         assert_eq!(parse_labels("{}").unwrap(), pairs(&[]));
+        assert!(parse_labels(&"a".repeat(LABEL_SET_BYTES_MAX + 1)).is_err());
         for bad in [
             "",
             "{",

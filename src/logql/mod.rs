@@ -38,7 +38,7 @@ pub use ast::{
     ParserStage, RangeAggregation, RangeOp, SampleExpr, Stage, Unwrap, UnwrapConversion,
     VectorAggregation, VectorMatching, VectorOp, quote_go,
 };
-pub use label_set::parse_labels;
+pub use label_set::{LABEL_SET_BYTES_MAX, parse_labels};
 pub use matchers::{FilterOperand, LabelMatcher, LineFilter, LineFilterOp, MatchOp};
 pub use parser::{
     MATCHER_REQUIRED_MSG, parse_expr, parse_log_selector, parse_matchers, parse_sample_expr,

@@ -384,6 +384,7 @@ fn roundtrips() {
         r#"topk(5, sum by (app) (bytes_over_time({app=~".+"}[1h])))"#,
         r#"quantile_over_time(0.99, {a="b"} | json | unwrap duration_seconds(d) | __error__="" [5m]) by (a)"#,
         r#"sum(rate({a="b"}[1m])) / on (a, b) group_right (c) sum(rate({a="b"}[1m]))"#,
+        r#"rate({a="b"}[1m]) == on () group_right rate({a="b"}[1m]) + rate({a="b"}[1m])"#,
         r#"{a="b"} | json x, y="a.b" | keep x, y=~"z.*" | drop __error__"#,
         r#"{a="b"} | x > 1.5 or y < 2KB and (z = 250ms, w != ip("1.2.3.4"))"#,
         r#"rate({a="b"} |= "x" [5m] offset -1h)"#,
@@ -483,9 +484,13 @@ fn stages_and_filters_are_limited() {
     assert!(parse_expr(&huge).is_err());
 }
 
-/// Whether a printed query can be read back: Loki prints NaN and infinities it cannot parse.
+/// Whether a printed query can be read back: Loki prints NaN, infinities and negative zero
+/// (`-0`, which its lexer reads as a duration) in forms it cannot parse.
 fn reparsable(printed: &str) -> bool {
-    !printed.contains("NaN") && !printed.contains("Inf")
+    let negative_zero = printed.match_indices("-0").any(|(i, _)| {
+        !printed[i + 2..].starts_with(|c: char| c.is_ascii_digit() || c == '.' || c == 'e')
+    });
+    !printed.contains("NaN") && !printed.contains("Inf") && !negative_zero
 }
 
 proptest::proptest! {
@@ -519,24 +524,167 @@ proptest::proptest! {
             proptest::sample::select(vec![
                 "{a=\"b\"}", "{a=~\".+\"}", "(", ")", "[5m]", "[1h]", ",", " ", "|",
                 " | json", " | logfmt --strict", " | unwrap x", " | unwrap bytes(x)",
-                " | x > 1", " | y=\"z\"", " or ", " and ", " unless ", ",", "|= \"e\"",
+                " | x > 1", " | y=\"z\"", " or ", " and ", " unless ", "|= \"e\"",
                 "rate(", "count_over_time(", "sum_over_time(", "quantile_over_time(0.5,",
                 "avg_over_time(", "absent_over_time(", "sum", "topk(2,", "sort(",
-                " by (a)", " without (b)", "by", "(", "+", "-", "*", "/", "%", "^", "==",
+                " by (a)", " without (b)", "by", "+", "-", "*", "/", "%", "^", "==",
                 ">", "<=", "bool", " on (a)", " ignoring (b)", " group_left", " group_right (c)",
                 "1", "-2", "0.5", "vector(1)", "label_replace(", "\"s\"", "offset 1m", "5m",
+                "count_over_time({a=\"b\"}[1m])",
             ]),
             0..20,
         )
     ) {
-        let q: String = q.concat();
-        if let Ok(e) = parse_expr(&q) {
-            let printed = e.to_string();
-            if reparsable(&printed) {
-                let again = parse_expr(&printed);
-                proptest::prop_assert!(again.is_ok(), "{} printed as {} fails: {:?}", q, printed, again);
-                proptest::prop_assert_eq!(&e, &again.unwrap(), "{} printed as {}", q, printed);
-            }
+        check_roundtrip(&q.concat())?;
+    }
+
+    #[test]
+    fn metric_queries_print_and_parse_back(q in metric_query()) {
+        check_roundtrip(&q)?;
+    }
+}
+
+/// If `q` parses, its printed form parses back to the same tree (unless Loki's printed form
+/// cannot be read, see [`reparsable`]).
+fn check_roundtrip(q: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+    if let Ok(e) = parse_expr(q) {
+        let printed = e.to_string();
+        if reparsable(&printed) {
+            let again = parse_expr(&printed);
+            proptest::prop_assert!(
+                again.is_ok(),
+                "{} printed as {} fails: {:?}",
+                q,
+                printed,
+                again
+            );
+            proptest::prop_assert_eq!(&e, &again.unwrap(), "{} printed as {}", q, printed);
         }
     }
+    Ok(())
+}
+
+/// Queries built from LogQL's grammar with random choices at every point, so that most of
+/// them are valid and every construct is printed and parsed back.
+fn metric_query() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let pick = |v: Vec<&'static str>| proptest::sample::select(v).prop_map(str::to_string);
+    let stage = pick(vec![
+        " | json",
+        " | json a=\"x.y[0]\", b",
+        " | logfmt --keep-empty",
+        " | logfmt --strict a",
+        " |= \"err\"",
+        " != \"x\" or \"y\"",
+        " |~ \"a.+\"",
+        " |> \"<_> x <_>\"",
+        " | level=\"error\"",
+        " | d > 250ms or b <= 10KB",
+        " | n >= -1.5, m != 2",
+        " | (a=~\"x|y\" or b!~\"z\") c=ip(\"10.0.0.0/8\")",
+        " | line_format \"{{.a}}\"",
+        " | label_format a=b, c=\"{{.d}}\"",
+        " | drop a, b=\"c\"",
+        " | keep a",
+        " | decolorize",
+        " | unpack",
+        " | regexp \"(?P<a>\\\\w+)\"",
+        " | pattern \"<a> <_>\"",
+    ]);
+    let unwrap = pick(vec![
+        "",
+        " | unwrap x",
+        " | unwrap duration(x)",
+        " | unwrap bytes(x) | __error__=\"\"",
+    ]);
+    let log = (
+        pick(vec!["{a=\"b\"}", "{a=~\".+\", c!=\"d\"}"]),
+        proptest::collection::vec(stage, 0..4),
+    )
+        .prop_map(|(sel, stages)| format!("{sel}{}", stages.concat()));
+    // Mostly what Loki accepts (unwrap and grouping where the operation takes them), some not.
+    let range = (
+        pick(vec![
+            "count_over_time",
+            "rate",
+            "bytes_rate",
+            "absent_over_time",
+            "sum_over_time",
+            "avg_over_time",
+            "max_over_time",
+            "quantile_over_time",
+            "rate_counter",
+            "first_over_time",
+        ]),
+        log,
+        unwrap,
+        pick(vec!["[5m]", "[1h30m]", "[10s]", "[1d]"]),
+        pick(vec!["", " offset 5m", " offset -1h"]),
+        pick(vec!["", " by (a)", " without (b,c)", " by ()"]),
+        proptest::bool::weighted(0.1),
+    )
+        .prop_map(|(op, log, unwrap, range, offset, grouping, anything)| {
+            let plain =
+                ["count_over_time", "bytes_rate", "absent_over_time"].contains(&op.as_str());
+            let grouped = [
+                "avg_over_time",
+                "max_over_time",
+                "quantile_over_time",
+                "first_over_time",
+            ]
+            .contains(&op.as_str());
+            let unwrap = match (anything, plain, unwrap.is_empty()) {
+                (false, true, _) => "",
+                (false, false, true) => " | unwrap x",
+                _ => &unwrap,
+            };
+            let grouping = if anything || grouped {
+                grouping.as_str()
+            } else {
+                ""
+            };
+            let param = if op == "quantile_over_time" {
+                "0.9, "
+            } else {
+                ""
+            };
+            format!("{op}({param}{log}{unwrap} {range}{offset}){grouping}")
+        });
+    let leaf = prop_oneof![
+        4 => range,
+        1 => pick(vec!["1", "-2.5", "1e6", "vector(3)", "0.001"]),
+    ];
+    leaf.prop_recursive(4, 16, 2, move |inner| {
+        let pick = |v: Vec<&'static str>| proptest::sample::select(v).prop_map(str::to_string);
+        prop_oneof![
+            (
+                pick(vec![
+                    "sum", "avg", "max", "count", "stddev", "sort", "topk", "bottomk"
+                ]),
+                pick(vec!["", " by (a)", " without (b)"]),
+                inner.clone(),
+            )
+                .prop_map(|(op, grouping, e)| {
+                    let k = if op.ends_with('k') { "3, " } else { "" };
+                    format!("{op}{grouping} ({k}{e})")
+                }),
+            (
+                inner.clone(),
+                pick(vec![
+                    "+", "-", "*", "/", "%", "^", "==", "!=", ">", "<=", "and", "or", "unless"
+                ]),
+                pick(vec![
+                    "",
+                    " bool",
+                    " on (a)",
+                    " ignoring (b) group_left (c)",
+                    " on () group_right"
+                ]),
+                inner.clone(),
+            )
+                .prop_map(|(l, op, m, r)| format!("{l} {op}{m} {r}")),
+            inner.clone().prop_map(|e| format!("({e})")),
+            inner.prop_map(|e| format!("label_replace({e}, \"d\", \"$1\", \"s\", \"(.*)\")")),
+        ]
+    })
 }

@@ -7,14 +7,19 @@
 //! mergeable per-series partial states, `exec` runs a shard's part of a plan against the
 //! shard and pushes into a sink with a cutoff, and `merge` and `eval` finish the answer on
 //! the receiving core; `template` is Go's text/template with Loki's functions, for
-//! `line_format` and `label_format`. Errors are [`QueryError`] throughout.
+//! `line_format` and `label_format`; `patterns` mines log patterns (`/patterns`) and
+//! `fields` detects fields and labels (`/detected_fields`, `/detected_labels`). Errors are
+//! [`QueryError`] throughout.
 
 pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod exec;
+pub mod fields;
 pub mod merge;
+pub mod needles;
 pub mod params;
+pub mod patterns;
 pub mod pipeline;
 pub mod plan;
 pub mod sample;

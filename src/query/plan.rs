@@ -109,7 +109,7 @@ impl Steps {
 
 /// Loki's default `step` of a range query without one: the range divided into 250 steps,
 /// rounded down to whole seconds, at least one second. In nanoseconds.
-pub fn default_step_ns(start_ns: i64, end_ns: i64) -> i64 {
+pub fn default_step(start_ns: i64, end_ns: i64) -> i64 {
     (end_ns.saturating_sub(start_ns) / (DEFAULT_STEP_DIVISOR * NS_PER_S)).max(1) * NS_PER_S
 }
 

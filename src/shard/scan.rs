@@ -5,7 +5,7 @@
 //! its live head and any head taken by a seal round in progress are scanned, then, in every
 //! part whose time range overlaps the query, the stream's blocks whose time range overlaps
 //! are read unless their bloom filter says a required literal of the line filters cannot
-//! occur in them ([`crate::chunk::required_literals`]). Each source gives the first `limit`
+//! occur in them ([`crate::query::needles::required_literals`]). Each source gives the first `limit`
 //! entries in the query's direction; the shard merges them. Scans yield between blocks and
 //! every [`SCAN_ENTRIES_PER_YIELD`](crate::config::SCAN_ENTRIES_PER_YIELD) head entries, holding no
 //! `RefCell` borrow across a yield.

@@ -13,15 +13,13 @@
 //! `bottomk`/`sort`, NaN last), each group in turn, groups in order of first appearance.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::sync::Arc;
-
-use ahash::RandomState;
 
 use crate::logql::{Grouping, VectorOp};
 use crate::model::Labels;
 
-use super::{LabelsCache, Sample};
+use super::Sample;
+use super::labels_index::{LabelsCache, LabelsIndex};
 
 /// The labels of the group a sample with these labels falls into.
 pub(crate) fn group_labels(labels: &Labels, grouping: Option<&Grouping>) -> Labels {
@@ -184,11 +182,11 @@ pub(crate) fn aggregate(
         VectorOp::Bottomk | VectorOp::Sort => Some(HeapOrder::LargestOnTop),
         _ => None,
     };
-    let mut index: HashMap<Arc<Labels>, usize, RandomState> = HashMap::default();
+    let mut index: LabelsIndex<usize> = LabelsIndex::default();
     let mut groups: Vec<Group> = Vec::new();
     for s in input {
         let key = cache.get_or_insert(&s.labels, |l| group_labels(l, grouping));
-        let slot = index.get(&key).copied();
+        let slot = index.get(&key);
         let Some(group) = slot.and_then(|i| groups.get_mut(i)) else {
             let heap = heap_order.map(|order| {
                 let mut h = GoHeap {

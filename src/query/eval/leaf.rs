@@ -1,11 +1,12 @@
 //! A range aggregation's vector at each step, read from its merged partial state.
 //!
 //! Which question it answers: "which series have samples in step `i`'s window, and what is
-//! their value?" Each series keeps two cursors into its sorted non-empty intervals; windows
-//! only move forward, so reading every step costs one pass over the cells plus one check per
-//! series and step. A series carrying `__error__` with samples in a window fails the query
-//! with Loki's pipeline error; `absent_over_time` gives its one sample only when no series
-//! has any.
+//! their value?" Values are computed a block of steps at a time, series by series: a
+//! series' cells are read once per block with cursors that only move forward (windows only
+//! move forward), instead of once per step at scattered addresses. The block holds at most
+//! [`BLOCK_BYTES_MAX`] of values. A series carrying `__error__` with samples in a window
+//! fails the query with Loki's pipeline error, at the first step where that happens;
+//! `absent_over_time` gives its one sample only when no series has any.
 
 use std::sync::Arc;
 
@@ -13,11 +14,16 @@ use crate::logql::RangeOp;
 use crate::model::Labels;
 use crate::query::QueryError;
 use crate::query::plan::LeafPlan;
-use crate::query::sample::cells::{Cell, WindowContext};
+use crate::query::sample::cells::{Cell, Scratch, WindowContext};
 use crate::query::sample::table::{SeriesCells, Table, with_table};
 use crate::query::sample::{ERROR_LABEL, LeafPartial, fails_query};
 
 use super::Sample;
+
+/// The most bytes of values one block holds (one `Option<f64>` per series and step).
+const BLOCK_BYTES_MAX: usize = 4 << 20;
+/// The most steps one block covers.
+const BLOCK_STEPS_MAX: usize = 64;
 
 /// Loki's `PipelineError` text, for a series that kept `__error__`.
 pub(crate) fn pipeline_error(labels: &Labels) -> QueryError {
@@ -40,6 +46,16 @@ pub(crate) struct LeafReader<'a> {
     /// cell at or after its end.
     cursors: Vec<(usize, usize)>,
     absent: Arc<Labels>,
+    scratch: Scratch,
+    /// Steps per block.
+    block_steps: usize,
+    /// The first step of the current block, and how many steps it holds.
+    block_first: usize,
+    block_len: usize,
+    /// Values of the current block, step-major: `[step - block_first][series]`.
+    block: Vec<Option<f64>>,
+    /// The first (step, series) of the block whose series fails the query.
+    block_error: Option<(usize, usize)>,
 }
 
 impl<'a> LeafReader<'a> {
@@ -48,40 +64,40 @@ impl<'a> LeafReader<'a> {
         let labels: Vec<Arc<Labels>> =
             with_table!(table, s => s.iter().map(|x| Arc::new(x.labels.clone())).collect());
         let fails = labels.iter().map(|l| fails_query(l)).collect();
-        let cursors = vec![(0, 0); labels.len()];
+        let per_step = labels.len().max(1) * std::mem::size_of::<Option<f64>>();
+        let block_steps = (BLOCK_BYTES_MAX / per_step).clamp(1, BLOCK_STEPS_MAX);
         LeafReader {
             plan,
             table,
+            cursors: vec![(0, 0); labels.len()],
             labels,
             fails,
-            cursors,
             absent: Arc::new(plan.absent_labels().clone()),
+            scratch: Scratch::default(),
+            block_steps,
+            block_first: 0,
+            block_len: 0,
+            block: Vec::new(),
+            block_error: None,
         }
     }
 
-    /// The leaf's vector at step `step`, in label order.
+    /// The leaf's vector at step `step`, in label order. Steps are read in increasing order.
     pub fn step(&mut self, step: usize) -> Result<Vec<Sample>, QueryError> {
-        let windows = self.plan.windows();
-        let (lo, hi) = windows.run(step);
-        let ctx = WindowContext {
-            op: self.plan.op(),
-            range_ns: self.plan.range_ns(),
-            end_ns: windows.window_end(step),
-            quantile: self.plan.quantile(),
-        };
-        let mut out = Vec::new();
-        let table = self.table;
-        with_table!(table, series => step_series(
-            series,
-            (lo, hi),
-            &ctx,
-            &self.labels,
-            &self.fails,
-            &mut self.cursors,
-            &mut out,
-        ))?;
-        if ctx.op == RangeOp::AbsentOverTime {
-            return Ok(if out.is_empty() {
+        if step < self.block_first || step >= self.block_first + self.block_len {
+            self.fill_block(step);
+        }
+        let row = step - self.block_first;
+        if let Some((error_row, series)) = self.block_error
+            && row >= error_row
+        {
+            let labels = self.labels.get(series).map_or(&*self.absent, |l| &**l);
+            return Err(pipeline_error(labels));
+        }
+        let n = self.labels.len();
+        let values = self.block.get(row * n..(row + 1) * n).unwrap_or_default();
+        if self.plan.op() == RangeOp::AbsentOverTime {
+            return Ok(if values.iter().all(Option::is_none) {
                 vec![Sample {
                     labels: Arc::clone(&self.absent),
                     value: 1.0,
@@ -90,45 +106,82 @@ impl<'a> LeafReader<'a> {
                 Vec::new()
             });
         }
-        Ok(out)
+        Ok(values
+            .iter()
+            .zip(&self.labels)
+            .filter_map(|(v, l)| {
+                v.map(|value| Sample {
+                    labels: Arc::clone(l),
+                    value,
+                })
+            })
+            .collect())
+    }
+
+    /// Computes the values of the block starting at `first`.
+    fn fill_block(&mut self, first: usize) {
+        let windows = self.plan.windows();
+        let len = self
+            .block_steps
+            .min(windows.step_count().saturating_sub(first));
+        let n = self.labels.len();
+        self.block_first = first;
+        self.block_len = len;
+        self.block.clear();
+        self.block.resize(len * n, None);
+        self.block_error = None;
+        let contexts: Vec<(u32, u32, WindowContext)> = (first..first + len)
+            .map(|step| {
+                let (lo, hi) = windows.run(step);
+                let ctx = WindowContext {
+                    op: self.plan.op(),
+                    range_ns: self.plan.range_ns(),
+                    end_ns: windows.window_end(step),
+                    quantile: self.plan.quantile(),
+                };
+                (lo, hi, ctx)
+            })
+            .collect();
+        let table = self.table;
+        with_table!(table, series => fill_series(series, &contexts, self));
     }
 }
 
-fn step_series<C: Cell>(
+fn fill_series<C: Cell>(
     series: &[SeriesCells<C>],
-    (lo, hi): (u32, u32),
-    ctx: &WindowContext,
-    labels: &[Arc<Labels>],
-    fails: &[bool],
-    cursors: &mut [(usize, usize)],
-    out: &mut Vec<Sample>,
-) -> Result<(), QueryError> {
+    contexts: &[(u32, u32, WindowContext)],
+    reader: &mut LeafReader<'_>,
+) {
+    let n = reader.labels.len();
     for (k, s) in series.iter().enumerate() {
-        let Some((a, b)) = cursors.get_mut(k) else {
+        let Some((a, b)) = reader.cursors.get_mut(k) else {
             continue;
         };
-        while s.intervals.get(*a).is_some_and(|&j| j < lo) {
-            *a += 1;
+        let fails = reader.fails.get(k).copied().unwrap_or(false);
+        for (row, (lo, hi, ctx)) in contexts.iter().enumerate() {
+            while s.intervals.get(*a).is_some_and(|j| j < lo) {
+                *a += 1;
+            }
+            if *b < *a {
+                *b = *a;
+            }
+            while s.intervals.get(*b).is_some_and(|j| j < hi) {
+                *b += 1;
+            }
+            let Some(cells) = s.cells.get(*a..*b).filter(|c| !c.is_empty()) else {
+                continue;
+            };
+            if fails {
+                // Series are visited in label order, so the first error by step, then by
+                // series, is the one a step-by-step reading meets first.
+                if reader.block_error.is_none_or(|(r, _)| row < r) {
+                    reader.block_error = Some((row, k));
+                }
+                break;
+            }
+            if let Some(slot) = reader.block.get_mut(row * n + k) {
+                *slot = Some(C::window_value(cells, ctx, &mut reader.scratch));
+            }
         }
-        if *b < *a {
-            *b = *a;
-        }
-        while s.intervals.get(*b).is_some_and(|&j| j < hi) {
-            *b += 1;
-        }
-        let Some(cells) = s.cells.get(*a..*b).filter(|c| !c.is_empty()) else {
-            continue;
-        };
-        let Some(l) = labels.get(k) else {
-            continue;
-        };
-        if fails.get(k).copied().unwrap_or(false) {
-            return Err(pipeline_error(l));
-        }
-        out.push(Sample {
-            labels: Arc::clone(l),
-            value: C::window_value(cells, ctx),
-        });
     }
-    Ok(())
 }

@@ -15,9 +15,10 @@
 
 mod aggregate;
 mod binary;
+mod labels_index;
 mod leaf;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use ahash::RandomState;
@@ -31,6 +32,7 @@ use super::sample::{LeafPartial, cell_kind};
 
 pub use binary::scalar_binop;
 
+use labels_index::{LabelsCache, LabelsIndex};
 use leaf::LeafReader;
 
 /// Limits applied while evaluating.
@@ -46,6 +48,9 @@ pub struct Series {
     pub labels: Labels,
     pub points: Vec<(i64, f64)>,
 }
+
+/// The points of one series, `(timestamp_ns, value)` in time order.
+type Points = Vec<(i64, f64)>;
 
 /// A metric query's answer, as Loki types it.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,33 +68,6 @@ pub enum MetricResult {
 pub(crate) struct Sample {
     pub labels: Arc<Labels>,
     pub value: f64,
-}
-
-/// Distinct label sets remembered by a relabelling node, so that unchanged inputs are not
-/// relabelled at every step.
-#[derive(Default)]
-pub(crate) struct LabelsCache {
-    map: HashMap<Arc<Labels>, Arc<Labels>, RandomState>,
-}
-
-/// A cache stops growing beyond this many entries (then it only serves what it holds).
-const LABELS_CACHE_ENTRIES_MAX: usize = 100_000;
-
-impl LabelsCache {
-    pub fn get_or_insert(
-        &mut self,
-        input: &Arc<Labels>,
-        make: impl FnOnce(&Labels) -> Labels,
-    ) -> Arc<Labels> {
-        if let Some(out) = self.map.get(input) {
-            return Arc::clone(out);
-        }
-        let out = Arc::new(make(input));
-        if self.map.len() < LABELS_CACHE_ENTRIES_MAX {
-            self.map.insert(Arc::clone(input), Arc::clone(&out));
-        }
-        out
-    }
 }
 
 /// Loki's `NewSeriesLimitError`.
@@ -148,13 +126,14 @@ pub fn evaluate(
             .map(|(l, p)| LeafReader::new(l, p))
             .collect(),
         checks: (0..plan.series_checks())
-            .map(|_| HashSet::default())
+            .map(|_| LabelsIndex::default())
             .collect(),
         caches: HashMap::default(),
         max_series: limits.max_series,
     };
     let max = limits.max_series;
-    let mut matrix: HashMap<Arc<Labels>, Vec<(i64, f64)>, RandomState> = HashMap::default();
+    let mut index: LabelsIndex<usize> = LabelsIndex::default();
+    let mut matrix: Vec<(Arc<Labels>, Points)> = Vec::new();
     for (i, &t) in times.iter().enumerate() {
         let vector = ev.eval(plan.root(), i)?;
         if i == 0 && max > 0 && vector.len() > max {
@@ -171,16 +150,18 @@ pub fn evaluate(
             return Ok(MetricResult::Vector(out));
         }
         for s in vector {
-            if let Some(points) = matrix.get_mut(&s.labels) {
-                points.push((t, s.value));
+            if let Some(points) = index.get(&s.labels).and_then(|i| matrix.get_mut(i)) {
+                points.1.push((t, s.value));
                 continue;
             }
             if max > 0 && matrix.len() >= max {
                 return Err(series_limit_error(max));
             }
-            matrix.insert(s.labels, vec![(t, s.value)]);
+            index.insert(Arc::clone(&s.labels), matrix.len());
+            matrix.push((s.labels, vec![(t, s.value)]));
         }
     }
+    drop(index);
     let mut series: Vec<Series> = matrix
         .into_iter()
         .map(|(labels, points)| Series {
@@ -195,7 +176,7 @@ pub fn evaluate(
 struct Evaluator<'a> {
     readers: Vec<LeafReader<'a>>,
     /// Distinct output series per checked node.
-    checks: Vec<HashSet<Arc<Labels>, RandomState>>,
+    checks: Vec<LabelsIndex<()>>,
     /// Relabelling caches, per node (by address: the plan outlives the evaluation).
     caches: HashMap<usize, LabelsCache, RandomState>,
     max_series: usize,
@@ -211,8 +192,8 @@ impl Evaluator<'_> {
         }
         if let Some(seen) = self.checks.get_mut(c) {
             for s in vector {
-                if !seen.contains(&s.labels) {
-                    seen.insert(Arc::clone(&s.labels));
+                if seen.get(&s.labels).is_none() {
+                    seen.insert(Arc::clone(&s.labels), ());
                     if seen.len() > max {
                         return Err(series_limit_error(max));
                     }

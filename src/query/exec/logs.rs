@@ -14,11 +14,11 @@ use std::sync::Arc;
 use ahash::AHashMap;
 
 use super::{QueryControl, ScanSink, ScanSpec};
-use crate::chunk::required_literals;
 use crate::logql::LogSelector;
 use crate::model::{Labels, MetadataPair, TimestampNs};
 use crate::query::QueryError;
 use crate::query::merge::{Partial, PartialStream};
+use crate::query::needles::required_literals;
 use crate::query::params::Direction;
 use crate::query::pipeline::{LabelsBuilder, Pipeline};
 use crate::shard::Shard;

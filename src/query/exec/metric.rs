@@ -6,10 +6,11 @@
 use std::sync::Arc;
 
 use super::{QueryControl, ScanSink, ScanSpec};
-use crate::chunk::{BloomQuery, required_literals};
+use crate::chunk::BloomQuery;
 use crate::logql::{LineFilter, Stage};
 use crate::model::{Labels, TimestampNs};
 use crate::query::QueryError;
+use crate::query::needles::required_literals;
 use crate::query::params::Direction;
 use crate::query::pipeline::{LabelsBuilder, Pipeline, SAMPLE_EXTRACTION_ERR};
 use crate::query::plan::{LeafPlan, MetricPlan, SampleSource};

@@ -42,12 +42,12 @@ fn bad_steps_are_refused() {
 
 #[test]
 fn default_step_is_a_250th_of_the_range_in_whole_seconds() {
-    assert_eq!(default_step_ns(0, 3600 * S), 14 * S);
-    assert_eq!(default_step_ns(0, 250 * S), S);
-    assert_eq!(default_step_ns(0, 100 * S), S);
-    assert_eq!(default_step_ns(0, 500 * S - 1), S);
-    assert_eq!(default_step_ns(0, 7 * 86_400 * S), 2419 * S);
-    assert_eq!(default_step_ns(10 * S, 0), S);
+    assert_eq!(default_step(0, 3600 * S), 14 * S);
+    assert_eq!(default_step(0, 250 * S), S);
+    assert_eq!(default_step(0, 100 * S), S);
+    assert_eq!(default_step(0, 500 * S - 1), S);
+    assert_eq!(default_step(0, 7 * 86_400 * S), 2419 * S);
+    assert_eq!(default_step(10 * S, 0), S);
 }
 
 #[test]
@@ -362,4 +362,15 @@ fn label_replace_regexes_are_anchored_and_checked() {
     }
     let e = plan_metric(&label_replace(inner(), "x", "$1", "app", "("), instant(100));
     assert!(matches!(e, Err(QueryError::Parse(ParseError::Invalid(_)))));
+}
+
+#[test]
+fn plans_are_shared_and_partials_cross_threads() {
+    fn shared<T: Send + Sync>() {}
+    fn sent<T: Send>() {}
+    shared::<MetricPlan>();
+    shared::<LeafPlan>();
+    sent::<crate::query::sample::LeafAccumulator>();
+    sent::<crate::query::sample::LeafPartial>();
+    sent::<crate::query::eval::MetricResult>();
 }

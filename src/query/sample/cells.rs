@@ -19,6 +19,8 @@
 
 use std::cmp::Ordering;
 
+use smallvec::SmallVec;
+
 use crate::logql::RangeOp;
 
 use super::convert::go_seconds;
@@ -34,6 +36,13 @@ pub(crate) struct WindowContext {
     pub quantile: f64,
 }
 
+/// Buffers reused between windows, so that reading a window does not allocate.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    values: Vec<f64>,
+    samples: Vec<(i64, f64)>,
+}
+
 /// The state of one series in one elementary interval.
 pub(crate) trait Cell: Clone + std::fmt::Debug + Send + Sync + 'static {
     /// Bytes one more sample adds beyond the cell itself (sample lists grow).
@@ -45,8 +54,9 @@ pub(crate) trait Cell: Clone + std::fmt::Debug + Send + Sync + 'static {
     fn merge(&mut self, other: Self);
     /// Brings the state into the form merges and windows expect (sorts sample lists).
     fn finish(&mut self) {}
-    /// The value of a window made of these cells (non-empty, in time order).
-    fn window_value(cells: &[Self], ctx: &WindowContext) -> f64;
+    /// The value of a window made of these cells (non-empty, in time order). `scratch` is
+    /// reused from window to window.
+    fn window_value(cells: &[Self], ctx: &WindowContext, scratch: &mut Scratch) -> f64;
 }
 
 /// The number of samples (`value` is ignored: each line counts once).
@@ -63,7 +73,7 @@ impl Cell for Count {
     fn merge(&mut self, other: Self) {
         self.0 += other.0;
     }
-    fn window_value(cells: &[Self], ctx: &WindowContext) -> f64 {
+    fn window_value(cells: &[Self], ctx: &WindowContext, _: &mut Scratch) -> f64 {
         let count: f64 = cells.iter().map(|c| c.0).sum();
         match ctx.op {
             RangeOp::Rate => count / go_seconds(ctx.range_ns),
@@ -87,7 +97,7 @@ impl Cell for Sum {
     fn merge(&mut self, other: Self) {
         self.0 += other.0;
     }
-    fn window_value(cells: &[Self], ctx: &WindowContext) -> f64 {
+    fn window_value(cells: &[Self], ctx: &WindowContext, _: &mut Scratch) -> f64 {
         let sum: f64 = cells.iter().map(|c| c.0).sum();
         match ctx.op {
             RangeOp::Rate | RangeOp::BytesRate => sum / go_seconds(ctx.range_ns),
@@ -129,7 +139,7 @@ impl Cell for Min {
     fn merge(&mut self, other: Self) {
         self.0 = min_step(self.0, other.0);
     }
-    fn window_value(cells: &[Self], _: &WindowContext) -> f64 {
+    fn window_value(cells: &[Self], _: &WindowContext, _: &mut Scratch) -> f64 {
         cells.iter().fold(f64::NAN, |m, c| min_step(m, c.0))
     }
 }
@@ -147,7 +157,7 @@ impl Cell for Max {
     fn merge(&mut self, other: Self) {
         self.0 = max_step(self.0, other.0);
     }
-    fn window_value(cells: &[Self], _: &WindowContext) -> f64 {
+    fn window_value(cells: &[Self], _: &WindowContext, _: &mut Scratch) -> f64 {
         cells.iter().fold(f64::NAN, |m, c| max_step(m, c.0))
     }
 }
@@ -175,7 +185,7 @@ impl Cell for Avg {
         self.sum += other.sum;
         self.count += other.count;
     }
-    fn window_value(cells: &[Self], _: &WindowContext) -> f64 {
+    fn window_value(cells: &[Self], _: &WindowContext, _: &mut Scratch) -> f64 {
         let (sum, count) = cells
             .iter()
             .fold((0.0, 0.0), |(s, n), c| (s + c.sum, n + c.count));
@@ -222,7 +232,7 @@ impl Cell for Moments {
     fn merge(&mut self, other: Self) {
         self.combine(&other);
     }
-    fn window_value(cells: &[Self], ctx: &WindowContext) -> f64 {
+    fn window_value(cells: &[Self], ctx: &WindowContext, _: &mut Scratch) -> f64 {
         let Some((first, rest)) = cells.split_first() else {
             return f64::NAN;
         };
@@ -273,7 +283,7 @@ impl Cell for First {
     fn merge(&mut self, other: Self) {
         self.add(other.0, other.1);
     }
-    fn window_value(cells: &[Self], _: &WindowContext) -> f64 {
+    fn window_value(cells: &[Self], _: &WindowContext, _: &mut Scratch) -> f64 {
         cells.first().map_or(f64::NAN, |c| c.1)
     }
 }
@@ -294,27 +304,30 @@ impl Cell for Last {
     fn merge(&mut self, other: Self) {
         self.add(other.0, other.1);
     }
-    fn window_value(cells: &[Self], _: &WindowContext) -> f64 {
+    fn window_value(cells: &[Self], _: &WindowContext, _: &mut Scratch) -> f64 {
         cells.last().map_or(f64::NAN, |c| c.1)
     }
 }
 
-/// Every sample of the interval, for the operations that need them all.
+/// Every sample of the interval, for the operations that need them all. One sample is
+/// kept inline: sparse series then cost no allocation per interval.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Samples(pub Vec<(i64, f64)>);
+pub(crate) struct Samples(pub SmallVec<[(i64, f64); 1]>);
 
 impl Cell for Samples {
     const BYTES_PER_SAMPLE: usize = std::mem::size_of::<(i64, f64)>();
 
     fn new(ts: i64, value: f64) -> Self {
-        Samples(vec![(ts, value)])
+        let mut samples = SmallVec::new();
+        samples.push((ts, value));
+        Samples(samples)
     }
     fn add(&mut self, ts: i64, value: f64) {
         self.0.push((ts, value));
     }
     fn merge(&mut self, other: Self) {
         // Both sides are finished (sorted): a linear merge keeps the result sorted.
-        let mut merged = Vec::with_capacity(self.0.len() + other.0.len());
+        let mut merged = SmallVec::with_capacity(self.0.len() + other.0.len());
         let (mut a, mut b) = (self.0.iter().peekable(), other.0.iter().peekable());
         loop {
             let take_a = match (a.peek(), b.peek()) {
@@ -333,17 +346,19 @@ impl Cell for Samples {
     fn finish(&mut self) {
         self.0.sort_by(sample_order);
     }
-    fn window_value(cells: &[Self], ctx: &WindowContext) -> f64 {
+    fn window_value(cells: &[Self], ctx: &WindowContext, scratch: &mut Scratch) -> f64 {
         match ctx.op {
             RangeOp::RateCounter => {
-                let samples: Vec<(i64, f64)> =
-                    cells.iter().flat_map(|c| c.0.iter().copied()).collect();
-                extrapolated_rate(&samples, ctx.range_ns, ctx.end_ns)
+                let samples = &mut scratch.samples;
+                samples.clear();
+                samples.extend(cells.iter().flat_map(|c| c.0.iter().copied()));
+                extrapolated_rate(samples, ctx.range_ns, ctx.end_ns)
             }
             _ => {
-                let mut values: Vec<f64> =
-                    cells.iter().flat_map(|c| c.0.iter().map(|s| s.1)).collect();
-                quantile(ctx.quantile, &mut values)
+                let values = &mut scratch.values;
+                values.clear();
+                values.extend(cells.iter().flat_map(|c| c.0.iter().map(|s| s.1)));
+                quantile(ctx.quantile, values)
             }
         }
     }
@@ -419,6 +434,10 @@ mod tests {
 
     const S: i64 = 1_000_000_000;
 
+    fn value<C: Cell>(cells: &[C], ctx: &WindowContext) -> f64 {
+        C::window_value(cells, ctx, &mut Scratch::default())
+    }
+
     fn ctx(op: RangeOp, range_s: i64, end_s: i64) -> WindowContext {
         WindowContext {
             op,
@@ -479,10 +498,10 @@ mod tests {
     fn min_and_max_skip_nan_unless_all_are() {
         let c = ctx(RangeOp::MinOverTime, 60, 60);
         let mins = [Min(f64::NAN), Min(7.0), Min(13.0)];
-        assert_eq!(Min::window_value(&mins, &c), 7.0);
+        assert_eq!(value(&mins, &c), 7.0);
         let maxs = [Max(f64::NAN), Max(7.0), Max(13.0)];
-        assert_eq!(Max::window_value(&maxs, &c), 13.0);
-        assert!(Min::window_value(&[Min(f64::NAN), Min(f64::NAN)], &c).is_nan());
+        assert_eq!(value(&maxs, &c), 13.0);
+        assert!(value(&[Min(f64::NAN), Min(f64::NAN)], &c).is_nan());
         let mut m = Min(5.0);
         m.add(0, f64::NAN);
         assert_eq!(m, Min(5.0));
@@ -496,7 +515,7 @@ mod tests {
             for &v in &vals[1..] {
                 a.add(0, v);
             }
-            Avg::window_value(&[a], &c)
+            value(&[a], &c)
         };
         assert_eq!(avg(&[7.0, 13.0]), 10.0);
         assert_eq!(avg(&[f64::INFINITY, 5.0]), f64::INFINITY);
@@ -518,21 +537,21 @@ mod tests {
             b.add(0, v);
         }
         let c = ctx(RangeOp::StdvarOverTime, 60, 60);
-        let merged = Moments::window_value(&[a, b], &c);
-        assert!((merged - Moments::window_value(&[one], &c)).abs() < 1e-12);
+        let merged = value(&[a, b], &c);
+        assert!((merged - value(&[one], &c)).abs() < 1e-12);
         // Population variance of {2, 4, 10, 20} is 49.
         let mut m = Moments::new(0, 2.0);
         for v in [4.0, 10.0, 20.0] {
             m.add(0, v);
         }
         // Welford's rounding, the same operations as Loki's: 48.99999999999999.
-        assert!((Moments::window_value(&[m], &c) - 49.0).abs() < 1e-12);
+        assert!((value(&[m], &c) - 49.0).abs() < 1e-12);
         let c = ctx(RangeOp::StddevOverTime, 60, 60);
-        assert!((Moments::window_value(&[m], &c) - 7.0).abs() < 1e-12);
-        assert_eq!(Moments::window_value(&[Moments::new(0, 5.0)], &c), 0.0);
+        assert!((value(&[m], &c) - 7.0).abs() < 1e-12);
+        assert_eq!(value(&[Moments::new(0, 5.0)], &c), 0.0);
         let mut nan = Moments::new(0, 5.0);
         nan.add(0, f64::NAN);
-        assert!(Moments::window_value(&[nan], &c).is_nan());
+        assert!(value(&[nan], &c).is_nan());
     }
 
     #[test]
@@ -550,15 +569,15 @@ mod tests {
     #[test]
     fn rates_divide_by_the_range_in_seconds() {
         let c = ctx(RangeOp::Rate, 30, 60);
-        assert_eq!(Count::window_value(&[Count(2.0), Count(1.0)], &c), 0.1);
+        assert_eq!(value(&[Count(2.0), Count(1.0)], &c), 0.1);
         let c = ctx(RangeOp::BytesRate, 20, 60);
-        assert_eq!(Sum::window_value(&[Sum(8.0)], &c), 0.4);
+        assert_eq!(value(&[Sum(8.0)], &c), 0.4);
         let c = WindowContext {
             op: RangeOp::Rate,
             range_ns: 500_000_000,
             end_ns: 0,
             quantile: 0.0,
         };
-        assert_eq!(Count::window_value(&[Count(3.0)], &c), 6.0);
+        assert_eq!(value(&[Count(3.0)], &c), 6.0);
     }
 }

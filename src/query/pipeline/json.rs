@@ -17,6 +17,7 @@ use super::json_path::{PathElement, parse_json_path};
 use super::json_scan::{self, JsonError, Value, ValueType};
 use super::keys::{append_sanitized, sanitize_label_key};
 use super::labels::{DUPLICATE_SUFFIX, LabelCategory, LabelsBuilder};
+use super::text::{push_without_replacement, text};
 use super::{JSON_PARSER_ERR, ParserHints, Stage, set_error_label};
 use crate::logql::ExtractParam;
 use crate::model::TimestampNs;
@@ -53,6 +54,7 @@ struct Walk<'b> {
     prefix_ends: Vec<usize>,
     name: String,
     value: String,
+    bytes: Vec<u8>,
 }
 
 impl Walk<'_> {
@@ -90,7 +92,7 @@ impl Walk<'_> {
         self.name.clear();
         let mut start = 0;
         for (i, &end) in self.prefix_ends.iter().enumerate() {
-            let part = String::from_utf8_lossy(&self.prefix[start..end]);
+            let part = text(&self.prefix[start..end]);
             start = end;
             if part.trim().is_empty() {
                 continue;
@@ -103,7 +105,7 @@ impl Walk<'_> {
     }
 
     fn leaf(&mut self, key: &[u8], value: Value<'_>) -> Result<(), Stop> {
-        let key_text = String::from_utf8_lossy(key);
+        let key_text = text(key);
         if self.prefix_ends.is_empty() {
             sanitize_label_key(&key_text, true, &mut self.name);
             if self.name.is_empty() {
@@ -136,11 +138,10 @@ impl Walk<'_> {
             }
             self.truncate_prefix(prefix_len);
         }
-        if self.lbs.extracted(&self.name) {
+        read_value(value, &mut self.bytes, &mut self.value);
+        if !self.lbs.extract(&self.name, &self.value) {
             return Ok(());
         }
-        read_value(value, &mut self.value);
-        self.lbs.set(LabelCategory::Parsed, &self.name, &self.value);
         if !self.hints.should_continue(&self.name, self.lbs) {
             return Err(Stop::FilteredOut);
         }
@@ -150,11 +151,11 @@ impl Walk<'_> {
 
 /// A scalar's label value: a string unescaped (empty if its escapes are invalid), a number
 /// as written, a boolean as `true`/`false`.
-fn read_value(value: Value<'_>, out: &mut String) {
+fn read_value(value: Value<'_>, buf: &mut Vec<u8>, out: &mut String) {
     out.clear();
     match value.ty {
-        ValueType::String => unescape_string(value.bytes, out),
-        ValueType::Number => out.push_str(&String::from_utf8_lossy(value.bytes)),
+        ValueType::String => unescape_string(value.bytes, buf, out),
+        ValueType::Number => out.push_str(&text(value.bytes)),
         ValueType::Boolean => out.push_str(if value.bytes == b"true" {
             "true"
         } else {
@@ -164,25 +165,19 @@ fn read_value(value: Value<'_>, out: &mut String) {
     }
 }
 
-/// Loki's `unescapeJSONString`: the unescaped text, or nothing when an escape is invalid;
-/// U+FFFD (invalid UTF-8 in Loki) becomes a space.
-pub(crate) fn unescape_string(bytes: &[u8], out: &mut String) {
+/// Loki's `unescapeJSONString` into `out` (cleared first): the unescaped text, or nothing
+/// when an escape is invalid; U+FFFD (invalid UTF-8 in Loki) becomes a space. `buf` is a
+/// buffer the caller reuses.
+pub(crate) fn unescape_string(bytes: &[u8], buf: &mut Vec<u8>, out: &mut String) {
     out.clear();
-    let Ok(unescaped) = json_scan::unescape(bytes) else {
+    let unescaped: &[u8] = if memchr::memchr(b'\\', bytes).is_none() {
+        bytes
+    } else if json_scan::unescape_into(bytes, buf).is_ok() {
+        buf
+    } else {
         return;
     };
-    let text = String::from_utf8_lossy(&unescaped);
-    if text.contains(char::REPLACEMENT_CHARACTER) {
-        out.extend(text.chars().map(|c| {
-            if c == char::REPLACEMENT_CHARACTER {
-                ' '
-            } else {
-                c
-            }
-        }));
-    } else {
-        out.push_str(&text);
-    }
+    push_without_replacement(out, &text(unescaped));
 }
 
 impl Stage for JsonParser {
@@ -203,12 +198,14 @@ impl Stage for JsonParser {
             prefix_ends: std::mem::take(&mut scratch.prefix_ends),
             name: std::mem::take(&mut scratch.key),
             value: std::mem::take(&mut scratch.value),
+            bytes: std::mem::take(&mut scratch.bytes),
         };
         let result = walk.object(line.as_bytes(), 0);
         scratch.prefix = walk.prefix;
         scratch.prefix_ends = walk.prefix_ends;
         scratch.key = walk.name;
         scratch.value = walk.value;
+        scratch.bytes = walk.bytes;
         lbs.scratch = scratch;
         match result {
             Ok(()) => Some(line),
@@ -279,6 +276,7 @@ impl Stage for JsonExpressionParser {
             return Some(line);
         }
         let mut value = std::mem::take(&mut lbs.scratch.value);
+        let mut buf = std::mem::take(&mut lbs.scratch.bytes);
         let mut matches = 0;
         json_scan::each_key(line.as_bytes(), &self.paths, |index, bytes, ty, err| {
             if let Some(err) = err {
@@ -291,14 +289,15 @@ impl Stage for JsonExpressionParser {
                 ValueType::Null => value.clear(),
                 ValueType::Object => {
                     value.clear();
-                    value.push_str(&String::from_utf8_lossy(bytes));
+                    value.push_str(&text(bytes));
                 }
-                _ => unescape_string(bytes, &mut value),
+                _ => unescape_string(bytes, &mut buf, &mut value),
             }
             lbs.set(LabelCategory::Parsed, name, &value);
             matches += 1;
         });
         lbs.scratch.value = value;
+        lbs.scratch.bytes = buf;
         // Every path gets a label, empty when not found (unless the name exists already).
         if matches < self.ids.len() {
             for id in &self.ids {

@@ -75,28 +75,20 @@ fn token_end(data: &[u8]) -> usize {
 /// whether it holds a backslash. Once a backslash was seen, a quote ends the string only after
 /// an even number of backslashes, as in the Go package.
 fn string_end(data: &[u8]) -> (Option<usize>, bool) {
-    let mut escaped = false;
-    for (i, &c) in data.iter().enumerate() {
-        if c == b'"' {
-            if !escaped {
-                return (Some(i + 1), false);
-            }
-            let mut j = i;
-            loop {
-                if j == 0 || data[j - 1] != b'\\' {
-                    return (Some(i + 1), true);
-                }
-                j -= 1;
-                if j == 0 || data[j - 1] != b'\\' {
-                    break;
-                }
-                j -= 1;
-            }
-        } else if c == b'\\' {
-            escaped = true;
+    // Before any backslash, the first quote ends the string.
+    match memchr::memchr2(b'"', b'\\', data) {
+        None => return (None, false),
+        Some(i) if data[i] == b'"' => return (Some(i + 1), false),
+        Some(_) => {}
+    }
+    // After one, a quote ends it when an even number of backslashes precede it.
+    for i in memchr::memchr_iter(b'"', data) {
+        let backslashes = data[..i].iter().rev().take_while(|&&c| c == b'\\').count();
+        if backslashes % 2 == 0 {
+            return (Some(i + 1), true);
         }
     }
-    (None, escaped)
+    (None, true)
 }
 
 /// The end (one past the closing symbol) of the object or array that starts `data`.
@@ -568,14 +560,25 @@ pub(crate) fn each_key(
 /// escapes, `\uXXXX` and surrogate pairs. A code point that is not a character becomes
 /// U+FFFD. Borrowed when there is nothing to unescape.
 pub(crate) fn unescape(input: &[u8]) -> Result<Cow<'_, [u8]>, JsonError> {
-    let Some(first) = memchr::memchr(b'\\', input) else {
+    if memchr::memchr(b'\\', input).is_none() {
         return Ok(Cow::Borrowed(input));
-    };
+    }
     let mut out = Vec::with_capacity(input.len());
+    unescape_into(input, &mut out)?;
+    Ok(Cow::Owned(out))
+}
+
+/// [`unescape`] into a buffer the caller reuses (cleared first).
+pub(crate) fn unescape_into(input: &[u8], out: &mut Vec<u8>) -> Result<(), JsonError> {
+    out.clear();
+    let Some(first) = memchr::memchr(b'\\', input) else {
+        out.extend_from_slice(input);
+        return Ok(());
+    };
     out.extend_from_slice(&input[..first]);
     let mut rest = &input[first..];
     while !rest.is_empty() {
-        let consumed = unescape_one(rest, &mut out).ok_or(JsonError::MalformedStringEscape)?;
+        let consumed = unescape_one(rest, out).ok_or(JsonError::MalformedStringEscape)?;
         rest = &rest[consumed..];
         match memchr::memchr(b'\\', rest) {
             Some(next) => {
@@ -588,7 +591,7 @@ pub(crate) fn unescape(input: &[u8]) -> Result<Cow<'_, [u8]>, JsonError> {
             }
         }
     }
-    Ok(Cow::Owned(out))
+    Ok(())
 }
 
 /// Decodes the escape at the start of `input` into `out`; returns how many bytes it used.

@@ -14,6 +14,16 @@ fn is_label_char(c: char) -> bool {
 /// starts with a digit gets a leading `_`. The result may be empty (a blank key).
 pub(crate) fn sanitize_label_key(key: &str, is_prefix: bool, out: &mut String) {
     out.clear();
+    // Most keys are label names already.
+    let bytes = key.as_bytes();
+    if bytes.first().is_some_and(|b| !b.is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        out.push_str(key);
+        return;
+    }
     let key = key.trim();
     if key.is_empty() {
         return;
@@ -27,6 +37,15 @@ pub(crate) fn sanitize_label_key(key: &str, is_prefix: bool, out: &mut String) {
 /// Appends `key` sanitised to a name being built part by part (nested JSON keys): a blank key
 /// adds nothing, and only a name's first part gets the leading `_` before a digit.
 pub(crate) fn append_sanitized(out: &mut String, key: &str) {
+    let bytes = key.as_bytes();
+    if bytes.first().is_some_and(|b| !b.is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        out.push_str(key);
+        return;
+    }
     let key = key.trim();
     if key.is_empty() {
         return;

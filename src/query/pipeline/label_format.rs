@@ -6,6 +6,13 @@
 //! current value of `src` (any category), sets it as a parsed label `dst` and deletes `src`;
 //! when `src` is absent nothing happens. Items run in the order written; a stage may not
 //! name the same destination twice nor write `__error__`.
+//!
+//! For the template items, Loki's rules that a combined stage must keep: renames and
+//! templates run in the order written, in one stage; every template of the stage sees the
+//! labels as they were when the stage's first template ran (Loki builds that map once per
+//! line and stage, error labels included), plus the line and the timestamp; a template
+//! result is set as a parsed label; a failing template sets `__error__=TemplateFormatErr`
+//! and its message in `__error_details__`, and the stage goes on with the next item.
 
 use std::borrow::Cow;
 

@@ -55,17 +55,25 @@ pub struct CategorizedLabels {
     pub parsed: Labels,
 }
 
+/// Above this many pairs, [`Pairs`] keeps a hash index: a line may hold thousands of keys,
+/// and a linear search per key would make its cost quadratic.
+const PAIRS_INDEXED_FROM: usize = 32;
+
 /// Name/value pairs whose strings outlive [`Pairs::clear`]: the next line overwrites them in
-/// place, so a stream's lines share a handful of allocations.
+/// place, so a stream's lines share a handful of allocations. Unordered (a removal moves the
+/// last pair into the gap): nothing reads a category in order, output is sorted.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Pairs {
     slots: Vec<(String, String)>,
     len: usize,
+    /// Name to slot, once there are more than [`PAIRS_INDEXED_FROM`] pairs.
+    index: Option<ahash::AHashMap<String, usize>>,
 }
 
 impl Pairs {
     pub fn clear(&mut self) {
         self.len = 0;
+        self.index = None;
     }
 
     pub fn len(&self) -> usize {
@@ -83,7 +91,10 @@ impl Pairs {
     }
 
     fn position(&self, name: &str) -> Option<usize> {
-        self.slots[..self.len].iter().position(|(k, _)| k == name)
+        match &self.index {
+            Some(index) => index.get(name).copied(),
+            None => self.slots[..self.len].iter().position(|(k, _)| k == name),
+        }
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -94,7 +105,8 @@ impl Pairs {
         self.position(name).map(|i| self.slots[i].1.as_str())
     }
 
-    /// Appends a pair, reusing the strings of a slot a previous line left behind.
+    /// Appends a pair (the caller knows `name` is absent), reusing the strings of a slot a
+    /// previous line left behind.
     pub fn push(&mut self, name: &str, value: &str) {
         if let Some((k, v)) = self.slots.get_mut(self.len) {
             k.clear();
@@ -105,9 +117,23 @@ impl Pairs {
             self.slots.push((name.to_owned(), value.to_owned()));
         }
         self.len += 1;
+        match &mut self.index {
+            Some(index) => {
+                index.insert(name.to_owned(), self.len - 1);
+            }
+            None if self.len > PAIRS_INDEXED_FROM => {
+                let index = self.slots[..self.len]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, _))| (k.clone(), i))
+                    .collect();
+                self.index = Some(index);
+            }
+            None => {}
+        }
     }
 
-    /// Sets the value of `name`, appending it if absent.
+    /// Sets the value of `name`, appending it if absent; whether it was appended.
     fn set(&mut self, name: &str, value: &str) -> bool {
         match self.position(name) {
             Some(i) => {
@@ -123,11 +149,19 @@ impl Pairs {
         }
     }
 
-    /// Removes `name`, keeping the order of the others; its strings stay as a spare slot.
+    /// Removes `name`; its strings stay as a spare slot.
     fn remove(&mut self, name: &str) {
-        if let Some(i) = self.position(name) {
-            self.slots[i..self.len].rotate_left(1);
-            self.len -= 1;
+        let Some(i) = self.position(name) else {
+            return;
+        };
+        let last = self.len - 1;
+        self.slots.swap(i, last);
+        self.len = last;
+        if let Some(index) = &mut self.index {
+            index.remove(name);
+            if i != last {
+                index.insert(self.slots[i].0.clone(), i);
+            }
         }
     }
 }
@@ -140,6 +174,8 @@ pub(crate) struct Scratch {
     pub key: String,
     /// A label value being built (unescaped).
     pub value: String,
+    /// Bytes being unescaped.
+    pub bytes: Vec<u8>,
     /// `json`: the keys of the enclosing objects, back to back, and where each ends.
     pub prefix: Vec<u8>,
     pub prefix_ends: Vec<usize>,
@@ -155,6 +191,9 @@ pub struct LabelsBuilder {
     base: Labels,
     /// [`LabelsBuilder::labels_hash`] of `base` alone.
     base_hash: u64,
+    /// One bit per base label name ([`name_bit`]): most names a parser extracts are not
+    /// stream labels, and this says so without a search.
+    base_names: u64,
     /// Names deleted on this line.
     del: Pairs,
     /// Labels set on this line, per category.
@@ -174,6 +213,10 @@ impl LabelsBuilder {
         LabelsBuilder {
             base: stream.clone(),
             base_hash,
+            base_names: stream
+                .pairs()
+                .iter()
+                .fold(0, |bits, (k, _)| bits | name_bit(k)),
             del: Pairs::default(),
             add: Default::default(),
             err: String::new(),
@@ -247,7 +290,7 @@ impl LabelsBuilder {
     /// Whether the stream itself has this label (deleted or not): parsers rename a key that
     /// collides with one to `<key>_extracted`.
     pub fn base_has(&self, name: &str) -> bool {
-        self.base.get(name).is_some()
+        self.base_names & name_bit(name) != 0 && self.base.get(name).is_some()
     }
 
     /// Whether this line set `name` in `category`.
@@ -296,6 +339,21 @@ impl LabelsBuilder {
         if added && category == LabelCategory::Parsed && !self.extracted.contains(name) {
             self.extracted.push(name, "");
         }
+    }
+
+    /// Sets a parsed label unless a parser already extracted `name` on this line (then it
+    /// returns false and changes nothing): the parsers' "first one wins" in one search.
+    pub(crate) fn extract(&mut self, name: &str, value: &str) -> bool {
+        if self.extracted.contains(name) {
+            return false;
+        }
+        // Every parsed label was recorded as extracted, so `name` is not parsed yet.
+        let [stream, metadata, parsed] = &mut self.add;
+        metadata.remove(name);
+        stream.remove(name);
+        parsed.push(name, value);
+        self.extracted.push(name, "");
+        true
     }
 
     /// Deletes a label from every category and from the stream's labels for this line.
@@ -439,6 +497,17 @@ impl LabelsBuilder {
     }
 }
 
+/// A bit that depends on a name's length and its first and last bytes.
+fn name_bit(name: &str) -> u64 {
+    let b = name.as_bytes();
+    let mix = b
+        .len()
+        .wrapping_mul(31)
+        .wrapping_add(usize::from(b.first().copied().unwrap_or(0)) * 7)
+        .wrapping_add(usize::from(b.last().copied().unwrap_or(0)));
+    1 << (mix % 64)
+}
+
 /// The hash of one label: the value hashed with the name's hash as seed, so that `a`+`bc`
 /// and `ab`+`c` differ.
 fn pair_hash(name: &str, value: &str) -> u64 {
@@ -548,6 +617,25 @@ mod tests {
     }
 
     #[test]
+    fn the_first_extraction_of_a_name_wins() {
+        let mut b = LabelsBuilder::new(&Labels::from_pairs([("app", "foo")]));
+        b.reset([("level", "meta")]);
+        assert!(b.extract("level", "info"));
+        assert!(!b.extract("level", "debug"));
+        assert_eq!(
+            b.get_with_category("level"),
+            Some(("info", LabelCategory::Parsed))
+        );
+        b.del("level");
+        assert!(
+            !b.extract("level", "again"),
+            "deleted, but extracted already"
+        );
+        assert_eq!(b.get("level"), None);
+        assert!(!b.base_has("level") && b.base_has("app"));
+    }
+
+    #[test]
     fn hash_follows_the_label_set_not_the_order() {
         let stream = Labels::from_pairs([("app", "foo")]);
         let mut a = LabelsBuilder::new(&stream);
@@ -575,6 +663,28 @@ mod tests {
         let ab = LabelsBuilder::new(&Labels::from_pairs([("a", "bc")]));
         let abc = LabelsBuilder::new(&Labels::from_pairs([("ab", "c")]));
         assert_ne!(ab.labels_hash(), abc.labels_hash());
+    }
+
+    #[test]
+    fn many_labels_stay_linear() {
+        let mut b = LabelsBuilder::new(&Labels::from_pairs([("k8", "stream")]));
+        b.reset([]);
+        let names: Vec<String> = (0..20_000).map(|i| format!("k{i}")).collect();
+        for name in &names {
+            b.extract(name, "v");
+        }
+        for name in names.iter().step_by(2) {
+            b.del(name);
+        }
+        assert_eq!(b.get("k8"), None, "deleted");
+        assert_eq!(b.get("k1"), Some("v"));
+        assert!(!b.extract("k2", "again"));
+        let mut n = 0;
+        b.for_each(|_, _| n += 1);
+        assert_eq!(n, 10_000);
+        b.reset([]);
+        assert_eq!(b.get("k1"), None);
+        assert_eq!(b.get("k8"), Some("stream"));
     }
 
     #[test]

@@ -17,7 +17,8 @@ use std::borrow::Cow;
 
 use super::keys::sanitize_label_key;
 use super::labels::{DUPLICATE_SUFFIX, ERROR_LABEL, LabelCategory, LabelsBuilder};
-use super::logfmt_decoder::{Decoder, has_replacement_char};
+use super::logfmt_decoder::Decoder;
+use super::text::{has_replacement_char, push_without_replacement, text};
 use super::{LOGFMT_PARSER_ERR, ParserHints, Stage, set_error_label};
 use crate::logql::ExtractParam;
 use crate::model::TimestampNs;
@@ -29,16 +30,6 @@ pub(crate) struct LogfmtParser {
     pub keep_empty: bool,
 }
 
-/// A value with U+FFFD replaced by spaces, as Loki's `removeInvalidUtf` does.
-fn clean_value<'v>(value: &'v [u8]) -> Cow<'v, str> {
-    let text = String::from_utf8_lossy(value);
-    if has_replacement_char(text.as_bytes()) {
-        Cow::Owned(text.replace(char::REPLACEMENT_CHARACTER, " "))
-    } else {
-        text
-    }
-}
-
 impl Stage for LogfmtParser {
     fn process<'a>(
         &self,
@@ -48,6 +39,7 @@ impl Stage for LogfmtParser {
         hints: &ParserHints,
     ) -> Option<Cow<'a, str>> {
         let mut key = std::mem::take(&mut lbs.scratch.key);
+        let mut value = std::mem::take(&mut lbs.scratch.value);
         let mut decoder = Decoder::new(line.as_bytes());
         let mut kept = true;
         while !decoder.eol() {
@@ -57,27 +49,28 @@ impl Stage for LogfmtParser {
                 }
                 continue;
             }
-            sanitize_label_key(&String::from_utf8_lossy(decoder.key()), true, &mut key);
+            sanitize_label_key(&text(decoder.key()), true, &mut key);
             if key.is_empty() {
                 continue;
             }
             if lbs.base_has(&key) || lbs.has_in_category(&key, LabelCategory::StructuredMetadata) {
                 key.push_str(DUPLICATE_SUFFIX);
             }
-            if lbs.extracted(&key) {
-                continue;
-            }
-            let value = clean_value(decoder.value());
+            value.clear();
+            push_without_replacement(&mut value, &text(decoder.value()));
             if !self.keep_empty && value.is_empty() {
                 continue;
             }
-            lbs.set(LabelCategory::Parsed, &key, &value);
+            if !lbs.extract(&key, &value) {
+                continue;
+            }
             if !hints.should_continue(&key, lbs) {
                 kept = false;
                 break;
             }
         }
         lbs.scratch.key = key;
+        lbs.scratch.value = value;
         if !kept {
             return None;
         }
@@ -160,7 +153,7 @@ impl Stage for LogfmtExpressionParser {
                 }
                 continue;
             }
-            sanitize_label_key(&String::from_utf8_lossy(decoder.key()), true, &mut key);
+            sanitize_label_key(&text(decoder.key()), true, &mut key);
             if key.is_empty() {
                 continue;
             }
@@ -173,7 +166,7 @@ impl Stage for LogfmtExpressionParser {
             let value = if has_replacement_char(raw) {
                 Cow::Borrowed("")
             } else {
-                String::from_utf8_lossy(raw)
+                text(raw)
             };
             if let Some(i) = self.keys.iter().position(|k| k.as_deref() == Some(&key)) {
                 key.clear();

@@ -10,6 +10,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use super::text::has_replacement_char;
+
 /// A decoding error: its 1-based byte position and what was wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SyntaxError {
@@ -29,11 +31,6 @@ pub(crate) struct Decoder<'a> {
     key: Option<&'a [u8]>,
     value: Option<Cow<'a, [u8]>>,
     err: Option<SyntaxError>,
-}
-
-/// Whether bytes hold U+FFFD, which Loki (reading bytes) also sees for invalid UTF-8.
-pub(crate) fn has_replacement_char(bytes: &[u8]) -> bool {
-    memchr::memmem::find(bytes, "\u{fffd}".as_bytes()).is_some()
 }
 
 impl<'a> Decoder<'a> {

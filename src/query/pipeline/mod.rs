@@ -39,6 +39,7 @@ mod logfmt;
 pub(crate) mod logfmt_decoder;
 mod pattern;
 mod regexp;
+mod text;
 mod unpack;
 
 use std::borrow::Cow;

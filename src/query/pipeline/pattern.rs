@@ -12,8 +12,9 @@ use std::borrow::Cow;
 use memchr::memmem::Finder;
 
 use super::labels::{DUPLICATE_SUFFIX, LabelsBuilder};
-use super::{LabelCategory, ParserHints, Stage};
-use crate::logql::pattern::{Node, parse_nodes};
+use super::{ParserHints, Stage};
+use crate::logql::pattern::check_parser_pattern;
+use crate::logql::{PatternNode, pattern_nodes};
 use crate::model::TimestampNs;
 
 /// A capture after the leading literal, and the literal that ends it (none for the last).
@@ -31,39 +32,17 @@ pub(crate) struct PatternParser {
     steps: Vec<Step>,
 }
 
-/// Parses and validates a pattern as Loki's `pattern.New` does, with its error texts.
-fn parse_pattern(pattern: &str) -> Result<Vec<Node>, String> {
-    let nodes = parse_nodes(pattern.as_bytes());
+/// Parses and validates a pattern as Loki's `pattern.New` does, with its error texts (the
+/// checks are the parser's, which refuses such a pattern already).
+fn parse_pattern(pattern: &str) -> Result<Vec<PatternNode>, String> {
+    let nodes = pattern_nodes(pattern);
     if nodes.is_empty() {
         return Err(
             "parse error at line 1, col 1: syntax error: unexpected $end, expecting IDENTIFIER or LITERAL"
                 .into(),
         );
     }
-    let named = |n: &Node| matches!(n, Node::Capture(name) if name != "_");
-    if !nodes.iter().any(named) {
-        return Err("at least one capture is required".into());
-    }
-    for pair in nodes.windows(2) {
-        if let [Node::Capture(a), Node::Capture(b)] = pair {
-            return Err(format!(
-                "found consecutive capture '<{a}><{b}>': invalid expression"
-            ));
-        }
-    }
-    let mut seen: Vec<&str> = Vec::new();
-    for node in &nodes {
-        if let Node::Capture(name) = node
-            && name != "_"
-        {
-            if seen.contains(&name.as_str()) {
-                return Err(format!(
-                    "duplicate capture name ({name}): invalid expression"
-                ));
-            }
-            seen.push(name);
-        }
-    }
+    check_parser_pattern(pattern)?;
     Ok(nodes)
 }
 
@@ -71,8 +50,8 @@ impl PatternParser {
     pub fn new(pattern: &str) -> Result<PatternParser, String> {
         let mut nodes = parse_pattern(pattern)?.into_iter().peekable();
         let leading = match nodes.peek() {
-            Some(Node::Literal(_)) => match nodes.next() {
-                Some(Node::Literal(l)) => Some(l),
+            Some(PatternNode::Literal(_)) => match nodes.next() {
+                Some(PatternNode::Literal(l)) => Some(l),
                 _ => None,
             },
             _ => None,
@@ -80,14 +59,14 @@ impl PatternParser {
         // From here nodes alternate capture, literal, capture... (validated above).
         let mut steps = Vec::new();
         while let Some(node) = nodes.next() {
-            let Node::Capture(name) = node else {
+            let PatternNode::Capture(name) = node else {
                 // A literal after a literal cannot happen: the lexer merges them.
                 continue;
             };
             let capture =
                 (name != "_").then(|| (name.clone(), format!("{name}{DUPLICATE_SUFFIX}")));
             let until = match nodes.next() {
-                Some(Node::Literal(l)) => Some(Finder::new(&l).into_owned()),
+                Some(PatternNode::Literal(l)) => Some(Finder::new(&l).into_owned()),
                 _ => None,
             };
             steps.push(Step { capture, until });
@@ -146,10 +125,9 @@ impl Stage for PatternParser {
                 return true;
             };
             let name = lbs.parsed_name(name, suffixed);
-            if lbs.extracted(name) {
+            if !lbs.extract(name, value) {
                 return true;
             }
-            lbs.set(LabelCategory::Parsed, name, value);
             kept = hints.should_continue(name, lbs);
             kept
         });
@@ -214,6 +192,9 @@ mod tests {
             err("<f> f<f>"),
             "duplicate capture name (f): invalid expression"
         );
-        assert!(err("").starts_with("parse error at line 1, col 1"));
+        assert_eq!(
+            err(""),
+            "parse error at line 1, col 1: syntax error: unexpected $end, expecting IDENTIFIER or LITERAL"
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use super::keys::sanitize_label_key;
 use super::labels::{DUPLICATE_SUFFIX, LabelsBuilder};
-use super::{LabelCategory, ParserHints, Stage};
+use super::{ParserHints, Stage};
 use crate::logql::{REGEX_DFA_BYTES_MAX, REGEX_SIZE_BYTES_MAX};
 use crate::model::TimestampNs;
 
@@ -78,11 +78,10 @@ impl Stage for RegexpParser {
         };
         for group in &self.groups {
             let name = lbs.parsed_name(&group.name, &group.suffixed);
-            if lbs.extracted(name) {
+            let value = captures.get(group.index).map_or("", |m| m.as_str());
+            if !lbs.extract(name, value) {
                 continue;
             }
-            let value = captures.get(group.index).map_or("", |m| m.as_str());
-            lbs.set(LabelCategory::Parsed, name, value);
             if !hints.should_continue(name, lbs) {
                 return None;
             }

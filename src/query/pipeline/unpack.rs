@@ -12,6 +12,7 @@ use super::json::unescape_string;
 use super::json_scan::{self, JsonError, ValueType};
 use super::keys::sanitize_label_key;
 use super::labels::{DUPLICATE_SUFFIX, LabelCategory, LabelsBuilder};
+use super::text::text;
 use super::{JSON_PARSER_ERR, ParserHints, Stage, set_error_label};
 use crate::model::TimestampNs;
 
@@ -42,6 +43,7 @@ impl Stage for UnpackParser {
         let mut pending = std::mem::take(&mut lbs.scratch.pending);
         let mut name = std::mem::take(&mut lbs.scratch.key);
         let mut value = std::mem::take(&mut lbs.scratch.value);
+        let mut buf = std::mem::take(&mut lbs.scratch.bytes);
         pending.clear();
         let mut entry: Option<String> = None;
         let scanned = json_scan::object_each::<JsonError>(line.as_bytes(), |key, v| {
@@ -50,11 +52,10 @@ impl Stage for UnpackParser {
             }
             if key == PACKED_ENTRY_KEY {
                 let unescaped = json_scan::unescape(v.bytes)?;
-                entry = Some(String::from_utf8_lossy(&unescaped).into_owned());
+                entry = Some(text(&unescaped).into_owned());
                 return Ok(());
             }
-            let key = String::from_utf8_lossy(key);
-            let mut key = key.into_owned();
+            let mut key = text(key).into_owned();
             if lbs.base_has(&key) || lbs.has_in_category(&key, LabelCategory::StructuredMetadata) {
                 key.push_str(DUPLICATE_SUFFIX);
             }
@@ -62,7 +63,7 @@ impl Stage for UnpackParser {
                 return Ok(());
             }
             sanitize_label_key(&key, true, &mut name);
-            unescape_string(v.bytes, &mut value);
+            unescape_string(v.bytes, &mut buf, &mut value);
             pending.push(&name, &value);
             Ok(())
         });
@@ -90,6 +91,7 @@ impl Stage for UnpackParser {
         lbs.scratch.pending = pending;
         lbs.scratch.key = name;
         lbs.scratch.value = value;
+        lbs.scratch.bytes = buf;
         result
     }
 }

@@ -19,14 +19,11 @@ use crate::logql::{self, Expr, LabelMatcher};
 use crate::model::Labels;
 use crate::query::QueryError;
 use crate::query::engine::{self, Running, ask_all, expect_answers};
-use crate::query::merge::{PartialStream, merge_partials};
+use crate::query::merge::PartialStream;
 use crate::query::params::{self as qp, Direction};
-use crate::query::pipeline::Pipeline;
 use crate::query::plan::Steps;
 use crate::runtime::Core;
-use crate::shard::{
-    IndexStats, LabelsRequest, LogsRequest, SeriesRequest, ShardAnswer, ShardRequest,
-};
+use crate::shard::{IndexStats, LabelsRequest, SeriesRequest, ShardAnswer, ShardRequest};
 
 pub async fn route(core: &Rc<Core>, req: &Request, sub: &str) -> Response {
     let tenant = match tenant(core, req, false) {
@@ -52,6 +49,13 @@ pub async fn route(core: &Rc<Core>, req: &Request, sub: &str) -> Response {
         "index/volume" => read_routes::volume(core, &tenant, &params, false).await,
         "index/volume_range" => read_routes::volume(core, &tenant, &params, true).await,
         "format_query" => read_routes::format_query(&params),
+        "detected_labels" => read_routes::detected_labels(core, &tenant, &params).await,
+        "detected_fields" => read_routes::detected_fields(core, &tenant, &params, None).await,
+        "patterns" => read_routes::patterns(core, &tenant, &params).await,
+        s if s.starts_with("detected_field/") && s.ends_with("/values") => {
+            let name = &s["detected_field/".len()..s.len() - "/values".len()];
+            read_routes::detected_fields(core, &tenant, &params, Some(name)).await
+        }
         "drilldown-limits" => Ok(read_routes::drilldown_limits(core)),
         s if s.starts_with("label/") && s.ends_with("/values") => {
             let name = &s["label/".len()..s.len() - "/values".len()];
@@ -180,31 +184,13 @@ async fn logs(
     core: &Rc<Core>,
     tenant: &str,
     expr: logql::LogExpr,
-    (start, end): (i64, i64),
+    range: (i64, i64),
     limit: u32,
     direction: Direction,
     categorize: bool,
 ) -> Answer {
     let started = Instant::now();
-    let pipeline = Arc::new(Pipeline::new(&expr.stages)?);
-    let running = Running::new(&core.config.query);
-    let req = Arc::new(LogsRequest {
-        tenant: tenant.to_string(),
-        selector: expr.selector,
-        pipeline,
-        start,
-        end,
-        limit: limit as usize,
-        direction,
-        control: running.control.clone(),
-    });
-    let answers = ask(core, ShardRequest::Logs(req), &running).await?;
-    running.finish();
-    let partials = expect_answers(answers, "logs", |a| match a {
-        ShardAnswer::Logs(p) => Ok(p),
-        other => Err(other),
-    })?;
-    let streams = merge_partials(partials, direction, limit as usize);
+    let streams = engine::logs(core, tenant, expr, range, limit as usize, direction).await?;
     let body = streams_response(&streams, categorize, started.elapsed());
     Ok(Response::json(200, body.into_bytes()))
 }

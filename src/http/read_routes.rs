@@ -1,7 +1,8 @@
 //! The rest of the read API Grafana's Explore and Logs Drilldown call besides queries:
 //! `/index/volume` and `/index/volume_range` (bytes per series, computed exactly by the
-//! metric engine as `sum by (...) (bytes_over_time(...))`), `/format_query` and
-//! `/drilldown-limits`.
+//! metric engine as `sum by (...) (bytes_over_time(...))`), `/detected_labels`,
+//! `/detected_fields` and `/detected_field/<name>/values`, `/patterns` (mined at query time
+//! on every shard, merged here), `/format_query` and `/drilldown-limits`.
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -16,7 +17,12 @@ use crate::logql::{
     VectorAggregation, VectorOp,
 };
 use crate::query::eval::{MetricResult, Series};
+use crate::query::fields::{
+    DEFAULT_FIELD_LIMIT, FieldValuesCollector, FieldsCollector, LabelsCollector,
+    render_field_values_json, render_fields_json, render_labels_json,
+};
 use crate::query::params as qp;
+use crate::query::patterns::render_json;
 use crate::query::plan::Steps;
 use crate::query::{QueryError, engine};
 use crate::runtime::Core;
@@ -162,6 +168,149 @@ fn volume_expr(selector: LogSelector, range_ns: i64, names: Vec<String>) -> Samp
         }),
         param: None,
     })
+}
+
+/// Lines Loki reads for `/detected_fields` by default (its `line_limit`).
+const DETECTED_LINES_DEFAULT: usize = 1000;
+
+fn count_param(
+    params: &[(String, String)],
+    names: &[&str],
+    default: usize,
+) -> Result<usize, QueryError> {
+    for name in names {
+        if let Some(v) = param(params, name).filter(|v| !v.is_empty()) {
+            return v.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                QueryError::bad_request(format!("{name} must be a positive integer"))
+            });
+        }
+    }
+    Ok(default)
+}
+
+/// The range of a detected_* or patterns request (Loki's defaults: the last hour).
+fn range_of(params: &[(String, String)]) -> Result<qp::RangeQuery, QueryError> {
+    qp::parse_range_query(params, now_ns()).map_err(|e| QueryError::bad_request(e.message()))
+}
+
+/// `/detected_labels`: the labels of the streams a selector picks, with their cardinality.
+pub async fn detected_labels(
+    core: &Rc<Core>,
+    tenant: &str,
+    params: &[(String, String)],
+) -> Result<Response, QueryError> {
+    let q = range_of(params)?;
+    let matchers = match param(params, "query") {
+        None | Some("") | Some("{}") => Vec::new(),
+        Some(text) => logql::parse_matchers(text, false)?,
+    };
+    let req = std::sync::Arc::new(crate::shard::SeriesRequest {
+        tenant: tenant.to_string(),
+        selectors: vec![matchers],
+        start: q.start_ns,
+        end: q.end_ns.saturating_add(1),
+    });
+    let running = engine::Running::new(&core.config.query);
+    let answers = engine::ask_all(
+        core,
+        crate::shard::ShardRequest::Series(req),
+        &running.control,
+        core.config.query.query_timeout,
+    )
+    .await?;
+    running.finish();
+    let mut collector = LabelsCollector::default();
+    for streams in engine::expect_answers(answers, "series", |a| match a {
+        crate::shard::ShardAnswer::Series(v) => Ok(v),
+        other => Err(other),
+    })? {
+        for labels in &streams {
+            collector.add_stream(labels);
+        }
+    }
+    Ok(Response::json(
+        200,
+        render_labels_json(&collector.finish()).into_bytes(),
+    ))
+}
+
+/// `/detected_fields` (and `/detected_field/<name>/values` with `name`): the fields of the
+/// newest `line_limit` lines of a log query, found as Loki finds them (json, logfmt,
+/// structured metadata, and the labels the query's own parsers set).
+pub async fn detected_fields(
+    core: &Rc<Core>,
+    tenant: &str,
+    params: &[(String, String)],
+    name: Option<&str>,
+) -> Result<Response, QueryError> {
+    let q = range_of(params)?;
+    let expr = match logql::parse_expr(&q.query)? {
+        Expr::Log(expr) => expr,
+        Expr::Sample(_) => {
+            return Err(QueryError::bad_request(
+                "detected fields need a log query, not a metric query",
+            ));
+        }
+    };
+    let limit = count_param(params, &["limit", "field_limit"], DEFAULT_FIELD_LIMIT)?;
+    let lines = count_param(params, &["line_limit"], DETECTED_LINES_DEFAULT)?
+        .min(core.config.query.max_entries_limit_per_query as usize);
+    let streams = engine::logs(
+        core,
+        tenant,
+        expr,
+        (q.start_ns, q.end_ns.saturating_add(1)),
+        lines,
+        crate::query::params::Direction::Backward,
+    )
+    .await?;
+    let mut fields = FieldsCollector::new(limit);
+    let mut values = name.map(|n| FieldValuesCollector::new(n, limit));
+    for s in &streams {
+        for (_, line, md, parsed) in &s.entries {
+            let md: Vec<(&str, &str)> = md.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let parsed: Vec<(&str, &str)> = parsed
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            match values.as_mut() {
+                Some(v) => v.add_entry(line, &md, &parsed, &s.labels),
+                None => fields.add_entry(line, &md, &parsed, &s.labels),
+            }
+        }
+    }
+    let body = match values {
+        Some(v) => render_field_values_json(&v.finish(), limit),
+        None => render_fields_json(&fields.finish(), limit),
+    };
+    Ok(Response::json(200, body.into_bytes()))
+}
+
+/// `/patterns`: the log patterns of the lines a selector picks, with counts per step.
+pub async fn patterns(
+    core: &Rc<Core>,
+    tenant: &str,
+    params: &[(String, String)],
+) -> Result<Response, QueryError> {
+    let q = range_of(params)?;
+    let selector = match logql::parse_expr(&q.query)? {
+        Expr::Log(expr) if expr.stages.is_empty() => expr.selector,
+        _ => {
+            return Err(QueryError::bad_request(
+                "patterns take a stream selector, optionally with line filters",
+            ));
+        }
+    };
+    let miner = engine::patterns(
+        core,
+        tenant,
+        selector,
+        (q.start_ns, q.end_ns.saturating_add(1)),
+    )
+    .await?;
+    let step = q.step_or_default().as_nanos() as i64;
+    let found = miner.finish(q.start_ns, q.end_ns, step);
+    Ok(Response::json(200, render_json(&found).into_bytes()))
 }
 
 /// `/format_query`: the query in LogQL's canonical form.

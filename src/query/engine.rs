@@ -20,11 +20,17 @@ use glommio::sync::Semaphore;
 use super::QueryError;
 use super::eval::{EvalLimits, MetricResult, evaluate};
 use super::exec::QueryControl;
+use super::exec::logs::LogsRequest;
 use super::exec::metric::MetricRequest;
+use super::exec::patterns::PatternsRequest;
+use super::merge::{PartialStream, merge_partials};
+use super::params::Direction;
+use super::patterns::PatternMiner;
+use super::pipeline::Pipeline;
 use super::plan::{Steps, plan_metric};
 use super::sample::LeafPartial;
 use crate::config::QueryLimits;
-use crate::logql::SampleExpr;
+use crate::logql::{LogExpr, LogSelector, SampleExpr};
 use crate::runtime::Core;
 use crate::shard::{ShardAnswer, ShardRequest};
 
@@ -201,6 +207,80 @@ pub async fn metric(
         .map(|(m, leaf)| m.unwrap_or_else(|| leaf.empty_partial()))
         .collect();
     evaluate(&plan, merged, &eval_limits)
+}
+
+/// Runs a log query: every shard keeps its first `limit` entries after the pipeline, and
+/// the receiving core merges them into the first `limit` overall.
+pub async fn logs(
+    core: &Rc<Core>,
+    tenant: &str,
+    expr: LogExpr,
+    (start, end): (i64, i64),
+    limit: usize,
+    direction: Direction,
+) -> Result<Vec<PartialStream>, QueryError> {
+    let pipeline = Arc::new(Pipeline::new(&expr.stages)?);
+    let running = Running::new(&core.config.query);
+    let req = Arc::new(LogsRequest {
+        tenant: tenant.to_string(),
+        selector: expr.selector,
+        pipeline,
+        start,
+        end,
+        limit,
+        direction,
+        control: running.control.clone(),
+    });
+    let answers = ask_all(
+        core,
+        ShardRequest::Logs(req),
+        &running.control,
+        core.config.query.query_timeout,
+    )
+    .await?;
+    running.finish();
+    let partials = expect_answers(answers, "logs", |a| match a {
+        ShardAnswer::Logs(p) => Ok(p),
+        other => Err(other),
+    })?;
+    Ok(merge_partials(partials, direction, limit))
+}
+
+/// Mines the log patterns of the lines a selector picks in `[start, end)`.
+pub async fn patterns(
+    core: &Rc<Core>,
+    tenant: &str,
+    selector: LogSelector,
+    (start, end): (i64, i64),
+) -> Result<PatternMiner, QueryError> {
+    let running = Running::new(&core.config.query);
+    let req = Arc::new(PatternsRequest {
+        tenant: tenant.to_string(),
+        selector,
+        start,
+        end,
+        control: running.control.clone(),
+    });
+    let answers = ask_all(
+        core,
+        ShardRequest::Patterns(req),
+        &running.control,
+        core.config.query.query_timeout,
+    )
+    .await?;
+    running.finish();
+    let miners = expect_answers(answers, "patterns", |a| match a {
+        ShardAnswer::Patterns(m) => Ok(m),
+        other => Err(other),
+    })?;
+    let mut merged: Option<PatternMiner> = None;
+    for m in miners {
+        match merged.as_mut() {
+            Some(all) => all.merge(*m),
+            None => merged = Some(*m),
+        }
+    }
+    Ok(merged.unwrap_or_else(|| PatternMiner::new(Default::default())))
 }
 
 /// Takes the answers of one kind; an answer of another kind is a bug, reported as one.

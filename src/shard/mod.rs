@@ -81,6 +81,7 @@ impl Protocol {
 pub enum ShardRequest {
     Logs(Arc<LogsRequest>),
     Metric(Arc<crate::query::exec::metric::MetricRequest>),
+    Patterns(Arc<crate::query::exec::patterns::PatternsRequest>),
     LabelNames(Arc<LabelsRequest>),
     LabelValues(Arc<LabelsRequest>, String),
     Series(Arc<SeriesRequest>),
@@ -135,6 +136,8 @@ pub enum ShardAnswer {
     Logs(Partial),
     /// The partial state of every leaf of a metric query, in plan order.
     Metric(Vec<crate::query::sample::LeafPartial>),
+    /// The patterns mined from the shard's matching lines.
+    Patterns(Box<crate::query::patterns::PatternMiner>),
     Strings(Vec<String>),
     Series(Vec<Labels>),
     /// Counts, and the ids of the streams counted (a stream can have data on two shards after
@@ -155,6 +158,7 @@ impl ShardAnswer {
         match self {
             ShardAnswer::Logs(_) => "logs",
             ShardAnswer::Metric(_) => "metric",
+            ShardAnswer::Patterns(_) => "patterns",
             ShardAnswer::Strings(_) => "strings",
             ShardAnswer::Series(_) => "series",
             ShardAnswer::Stats(..) => "stats",
@@ -696,6 +700,10 @@ impl Shard {
             },
             ShardRequest::Metric(r) => match crate::query::exec::metric::run(self, &r).await {
                 Ok(p) => ShardAnswer::Metric(p),
+                Err(why) => ShardAnswer::Failed(why),
+            },
+            ShardRequest::Patterns(r) => match crate::query::exec::patterns::run(self, &r).await {
+                Ok(m) => ShardAnswer::Patterns(Box::new(m)),
                 Err(why) => ShardAnswer::Failed(why),
             },
             ShardRequest::LabelNames(r) => ShardAnswer::Strings(self.streams.borrow().label_names(

@@ -15,6 +15,7 @@
 
 pub mod logs;
 pub mod metric;
+pub mod patterns;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -10,6 +10,7 @@
 //! - [`logql`]: the LogQL lexer, parser and line/label matchers.
 //! - [`query`]: Loki query parameters, per-shard evaluation, the cross-shard merge.
 //! - [`http`]: the HTTP/1.1 server and the Loki-compatible routes.
+//! - [`tail`]: live tailing: tails registered with every shard, their inboxes and sessions.
 //! - [`metrics`]: counters, histograms and the Prometheus exposition.
 //! - [`storage`]: the disk under the WAL and the parts, real or simulated for crash tests.
 //! - [`store`]: a shard's part files and manifest: sealing, checkpoints, compaction, retention.
@@ -35,6 +36,7 @@ pub mod shard;
 pub mod soak;
 pub mod storage;
 pub mod store;
+pub mod tail;
 pub mod wal;
 
 #[cfg(test)]

@@ -35,6 +35,12 @@ pub async fn route(core: Rc<Core>, req: Request) -> Response {
             }
             super::ingest_routes::jsonline(&core, &req).await
         }
+        ("GET", "/loki/api/v1/tail") => {
+            if let Some(refused) = not_answering(&core) {
+                return refused;
+            }
+            super::tail_route::tail(&core, &req).await
+        }
         ("GET" | "POST", p) if p.starts_with("/loki/api/v1/") => {
             if let Some(refused) = not_answering(&core) {
                 return refused;

@@ -6,7 +6,8 @@
 //! property-tested), [`response`] encodes answers, [`admission`] decides which connections
 //! and request bodies a core takes in (one cap and one budget per core, shared with the
 //! syslog TCP listener). The Loki API is handlers on top of this layer: [`loki`] routes,
-//! [`ingest_routes`] (push, jsonline), [`query_routes`] (queries, labels, series, stats);
+//! [`ingest_routes`] (push, jsonline), [`query_routes`] (queries, labels, series, stats),
+//! [`tail_route`] (live tailing over a WebSocket);
 //! [`json`] writes the responses. No tokio runtime and no hyper.
 
 pub mod admission;
@@ -19,3 +20,4 @@ pub mod read_routes;
 pub mod request;
 pub mod response;
 pub mod server;
+pub mod tail_route;

@@ -78,7 +78,7 @@ pub fn error_response(e: &QueryError) -> Response {
 }
 
 /// Whether the client asked for Loki's categorised-labels encoding (Grafana does).
-fn categorize_labels(req: &Request) -> bool {
+pub(crate) fn categorize_labels(req: &Request) -> bool {
     req.header("x-loki-response-encoding-flags")
         .is_some_and(|v| v.split(',').any(|f| f.trim() == "categorize-labels"))
 }
@@ -100,7 +100,7 @@ async fn ask(
 /// Loki's refusal of a log query on the instant endpoint (Loki 3.x).
 const INSTANT_LOG_QUERY: &str = "log queries are not supported as an instant query type, please change your query to a range query type";
 
-fn check_limit(core: &Core, limit: u32) -> Result<(), QueryError> {
+pub(crate) fn check_limit(core: &Core, limit: u32) -> Result<(), QueryError> {
     let max = core.config.query.max_entries_limit_per_query;
     if limit > max {
         return Err(QueryError::Limit {
@@ -114,7 +114,7 @@ fn check_limit(core: &Core, limit: u32) -> Result<(), QueryError> {
 }
 
 /// Loki's `max_query_length`: the range a query may cover.
-fn check_length(core: &Core, start: i64, end: i64) -> Result<(), QueryError> {
+pub(crate) fn check_length(core: &Core, start: i64, end: i64) -> Result<(), QueryError> {
     if let Some(max) = core.config.query.max_query_length {
         let length = Duration::from_nanos(end.saturating_sub(start).max(0) as u64);
         if length > max {

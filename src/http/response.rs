@@ -5,11 +5,22 @@
 //! `Connection`, then the handler's headers, into one reused buffer so that a small answer
 //! leaves in a single write. Handlers do not set framing headers; if they do, those are
 //! dropped, so a handler can never produce a response whose length lies.
+//!
+//! A handler can also answer `101 Switching Protocols` with an [`Upgrade`]: the connection
+//! layer writes the head (with `Connection: Upgrade`) and hands the socket to the upgrade's
+//! task instead of reading another request (see [`Response::switching_protocols`]).
 
 use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use glommio::net::TcpStream;
+
 use super::request::HttpError;
+use crate::runtime::Shutdown;
 
 /// A response as built by a route handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +29,57 @@ pub struct Response {
     /// Extra headers, written as given after the framing headers.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// With status 101: what the connection becomes once the head is written.
+    pub upgrade: Option<Upgrade>,
 }
+
+/// A connection after its `101 Switching Protocols` head was written.
+pub struct Upgraded {
+    pub stream: TcpStream,
+    /// Bytes the client sent after the request head that the server had already read: the
+    /// start of the new protocol.
+    pub read_ahead: Vec<u8>,
+    /// The server's stop signal: the new protocol ends itself (cleanly) once it fires, and
+    /// the server's stop waits for it.
+    pub shutdown: Shutdown,
+}
+
+pub(crate) type UpgradeTask = Box<dyn FnOnce(Upgraded) -> Pin<Box<dyn Future<Output = ()>>>>;
+
+/// The task that takes over an upgraded connection. Runs once, in the connection's own task,
+/// so the connection keeps its slot in the core's admission until the task ends.
+#[derive(Clone)]
+pub struct Upgrade(Rc<RefCell<Option<UpgradeTask>>>);
+
+impl Upgrade {
+    pub fn new<F, Fut>(task: F) -> Upgrade
+    where
+        F: FnOnce(Upgraded) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let task: UpgradeTask = Box::new(move |upgraded| Box::pin(task(upgraded)));
+        Upgrade(Rc::new(RefCell::new(Some(task))))
+    }
+
+    /// The task, once: a clone of this response cannot run it a second time.
+    pub(crate) fn take(&self) -> Option<UpgradeTask> {
+        self.0.borrow_mut().take()
+    }
+}
+
+impl fmt::Debug for Upgrade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Upgrade")
+    }
+}
+
+impl PartialEq for Upgrade {
+    fn eq(&self, other: &Upgrade) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Upgrade {}
 
 impl Response {
     /// An empty response with this status.
@@ -27,24 +88,39 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            upgrade: None,
         }
+    }
+
+    /// `101 Switching Protocols` to `protocol` (the `Upgrade` header), with the handler's
+    /// `headers`; `task` then owns the connection. The connection layer writes
+    /// `Connection: Upgrade` itself.
+    pub fn switching_protocols(
+        protocol: &str,
+        headers: Vec<(String, String)>,
+        task: Upgrade,
+    ) -> Response {
+        let mut response = Response::new(101).with_header("Upgrade", protocol);
+        response.headers.extend(headers);
+        response.upgrade = Some(task);
+        response
     }
 
     /// A JSON body (`Content-Type: application/json`).
     pub fn json(status: u16, body: Vec<u8>) -> Response {
         Response {
-            status,
             headers: vec![("Content-Type".into(), "application/json".into())],
             body,
+            ..Response::new(status)
         }
     }
 
     /// A plain-text body (`Content-Type: text/plain; charset=utf-8`).
     pub fn text(status: u16, body: &str) -> Response {
         Response {
-            status,
             headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
             body: body.as_bytes().to_vec(),
+            ..Response::new(status)
         }
     }
 
@@ -168,6 +244,8 @@ pub(crate) enum Persistence {
     KeepAlive10,
     /// The connection closes after this response: `Connection: close`.
     Close,
+    /// A `101` answer: the connection switches to the protocol in the `Upgrade` header.
+    Upgrade,
 }
 
 /// Writes the status line and headers of `resp` into `out` (cleared first), and returns
@@ -204,6 +282,7 @@ pub(crate) fn encode_head(
         Persistence::KeepAlive11 => {}
         Persistence::KeepAlive10 => out.extend_from_slice(b"Connection: keep-alive\r\n"),
         Persistence::Close => out.extend_from_slice(b"Connection: close\r\n"),
+        Persistence::Upgrade => out.extend_from_slice(b"Connection: Upgrade\r\n"),
     }
     for (name, value) in &resp.headers {
         if is_framing_header(name) || !is_valid_header(name, value) {

@@ -17,6 +17,12 @@
 //! Graceful stop: [`Shutdown::trigger`] makes [`serve`] stop accepting at once, closes idle
 //! connections, lets in-flight requests finish (answered with `Connection: close`), and
 //! [`serve`] returns once the last connection has ended.
+//!
+//! Upgrades: a handler that answers `101` with an [`Upgrade`](super::response::Upgrade) gets
+//! the socket, and the bytes already read after the request head, once the head is written;
+//! the upgraded protocol runs in the connection's task (holding its admission slot) and is
+//! told of a stop through the same [`Shutdown`], which [`serve`] waits for like any
+//! connection.
 
 pub use crate::runtime::Shutdown;
 use std::future::Future;
@@ -36,7 +42,7 @@ use super::admission::{Acceptor, Admission, BodyCharge, EdgeStats, ListenerKind}
 use super::request::{
     BodyFraming, ChunkedDecoder, Head, HttpError, Method, Parse, Request, parse_head,
 };
-use super::response::{Persistence, Response, encode_head};
+use super::response::{Persistence, Response, Upgraded, encode_head};
 
 /// Default most bytes of request line plus headers: Go's `net/http` and Loki default to 1 MiB,
 /// but real Loki clients send under 2 KiB; 64 KiB leaves room for long tokens and cookies while
@@ -158,6 +164,9 @@ pub enum ConnectionEnd {
     Rejected { status: u16 },
     /// A socket error.
     Io(io::ErrorKind),
+    /// The connection was handed to an upgrade task (after `101 Switching Protocols`), which
+    /// has ended.
+    Upgraded,
 }
 
 /// Serves one accepted connection until the peer closes, an error, a refused request, or
@@ -194,8 +203,26 @@ where
         start: 0,
         end: 0,
         out: Vec::new(),
+        upgrade: None,
     };
-    conn.run(peer, shutdown, admission.stats(), &handler).await
+    let end = conn.run(peer, shutdown, admission.stats(), &handler).await;
+    let Some(task) = conn.upgrade.take() else {
+        return end;
+    };
+    let Conn {
+        stream,
+        buf,
+        start,
+        end: read_end,
+        ..
+    } = conn;
+    task(Upgraded {
+        stream,
+        read_ahead: buf[start..read_end].to_vec(),
+        shutdown: shutdown.clone(),
+    })
+    .await;
+    ConnectionEnd::Upgraded
 }
 
 /// Accepts connections on `listener` (bound with SO_REUSEPORT by glommio's
@@ -283,6 +310,8 @@ struct Conn<'a> {
     start: usize,
     end: usize,
     out: Vec<u8>,
+    /// Set when a handler's `101` was written: the task that takes the connection over.
+    upgrade: Option<super::response::UpgradeTask>,
 }
 
 impl Conn<'_> {
@@ -366,6 +395,9 @@ impl Conn<'_> {
             } else {
                 handler(request).await
             };
+            if response.status == 101 {
+                return self.switch_protocols(response, head_request).await;
+            }
             let close = !keep_alive || response.wants_close() || shutdown.is_triggered();
             let persistence = match (close, version_minor) {
                 (true, _) => Persistence::Close,
@@ -387,6 +419,35 @@ impl Conn<'_> {
                 };
             }
         }
+    }
+
+    /// Writes a `101` head and keeps the upgrade task for [`serve_connection`] to run. A 101
+    /// without a task (a handler bug), or to a HEAD request, is answered 500 and closed: no
+    /// protocol could follow it.
+    async fn switch_protocols(&mut self, response: Response, head_request: bool) -> ConnectionEnd {
+        let task = response.upgrade.as_ref().and_then(|u| u.take());
+        let Some(task) = task.filter(|_| !head_request) else {
+            debug_assert!(head_request, "a 101 response without an upgrade task");
+            let refused = Response::text(500, "cannot switch protocols\n");
+            return match self
+                .write_response(&refused, head_request, Persistence::Close)
+                .await
+            {
+                Ok(()) => {
+                    let _ = self.stream.shutdown(std::net::Shutdown::Write).await;
+                    ConnectionEnd::Closed
+                }
+                Err(e) => ConnectionEnd::Io(e.kind()),
+            };
+        };
+        if let Err(e) = self
+            .write_response(&response, false, Persistence::Upgrade)
+            .await
+        {
+            return ConnectionEnd::Io(e.kind());
+        }
+        self.upgrade = Some(task);
+        ConnectionEnd::Upgraded
     }
 
     /// Runs a handler while watching the socket: `None` if the client closed the connection

@@ -45,6 +45,7 @@ async fn echo(req: Request) -> Response {
         "/slow" => sleep(Duration::from_millis(300)).await,
         "/close" => return Response::text(200, "bye").with_header("Connection", "close"),
         "/empty" => return Response::no_content(),
+        "/upgrade" => return upgrade_to_shouting(),
         _ => {}
     }
     let mut body = format!("{} {}?{}\n", req.method, req.path, req.query).into_bytes();
@@ -53,6 +54,43 @@ async fn echo(req: Request) -> Response {
         .with_header("X-Peer-Loopback", req.peer.ip().is_loopback().to_string())
         .with_header("X-Tenant", req.header("X-Scope-OrgID").unwrap_or("-"))
         .with_body(body)
+}
+
+/// `/upgrade`: switches to a line protocol that answers every line in capitals, until the
+/// client closes, and says "bye" when the server stops.
+fn upgrade_to_shouting() -> Response {
+    let task =
+        crate::http::response::Upgrade::new(|up: crate::http::response::Upgraded| async move {
+            let crate::http::response::Upgraded {
+                mut stream,
+                read_ahead,
+                shutdown,
+            } = up;
+            let mut pending = read_ahead;
+            let mut buf = [0u8; 256];
+            loop {
+                while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=nl).collect();
+                    if stream.write_all(&line.to_ascii_uppercase()).await.is_err() {
+                        return;
+                    }
+                }
+                let read = or(async { Some(stream.read(&mut buf).await) }, async {
+                    shutdown.wait().await;
+                    None
+                })
+                .await;
+                match read {
+                    Some(Ok(0) | Err(_)) => return,
+                    Some(Ok(n)) => pending.extend_from_slice(&buf[..n]),
+                    None => {
+                        let _ = stream.write_all(b"bye\n").await;
+                        return;
+                    }
+                }
+            }
+        });
+    Response::switching_protocols("shout", vec![("X-Proto".into(), "1".into())], task)
 }
 
 impl Response {
@@ -695,6 +733,52 @@ fn shutdown_wakes_an_accept_loop_with_no_connections() {
     // The stop is polled every 5 ms by the test; the accept loop itself wakes at once.
     assert!(
         outcome.stopped_after < Duration::from_secs(1),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn an_upgrade_hands_the_socket_and_its_read_ahead_to_the_task() {
+    let server = start(small_limits());
+    let mut s = server.connect();
+    // The first line of the new protocol arrives with the request head, in one write.
+    s.write_all(b"GET /upgrade HTTP/1.1\r\nUpgrade: shout\r\n\r\nhello\n")
+        .unwrap();
+    let mut r = BufReader::new(s);
+    let reply = read_reply(&mut r, false);
+    assert_eq!(reply.status, 101);
+    assert_eq!(reply.header("Connection"), Some("Upgrade"));
+    assert_eq!(reply.header("Upgrade"), Some("shout"));
+    assert_eq!(reply.header("X-Proto"), Some("1"));
+    assert_eq!(reply.header("Content-Length"), None);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "HELLO\n");
+    r.get_mut().write_all(b"again\n").unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "AGAIN\n");
+    drop(r);
+    let outcome = server.stop();
+    assert_eq!(outcome.open_at_end, 0, "{outcome:?}");
+}
+
+#[test]
+fn a_stop_reaches_an_upgraded_connection_and_waits_for_it() {
+    let server = start(small_limits());
+    let mut s = server.connect();
+    s.write_all(b"GET /upgrade HTTP/1.1\r\n\r\n").unwrap();
+    let mut r = BufReader::new(s);
+    assert_eq!(read_reply(&mut r, false).status, 101);
+    let stopping = std::thread::spawn(move || server.stop());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "bye\n");
+    assert_closed(&mut r);
+    let outcome = stopping.join().unwrap();
+    assert_eq!(outcome.open_at_end, 0, "{outcome:?}");
+    assert!(
+        outcome.stopped_after < Duration::from_secs(2),
         "{outcome:?}"
     );
 }

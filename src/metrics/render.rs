@@ -173,6 +173,22 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         "Entries in the in-memory head chunks of each shard.",
         |s| s.head_entries,
     );
+    per_shard(
+        &mut out,
+        &shards,
+        "shardlog_tails",
+        "gauge",
+        "Live tails (/loki/api/v1/tail) registered with each shard.",
+        |s| s.tails,
+    );
+    per_shard(
+        &mut out,
+        &shards,
+        "shardlog_tail_dropped_entries_total",
+        "counter",
+        "Entries dropped for tails whose client read slower than its stream (reported to the client as dropped_entries).",
+        |s| s.tail_dropped_entries,
+    );
     type StorageSeries = (
         &'static str,
         &'static str,
@@ -591,6 +607,8 @@ mod tests {
             query_seconds: Histogram::new(REQUEST_LATENCY_BUCKETS).snapshot(),
             streams: 2,
             head_entries: 7,
+            tails: 0,
+            tail_dropped_entries: 0,
             replayed_records: 0,
             replayed_entries: 0,
             wal: None,

@@ -3,7 +3,8 @@
 //! Every exchange between cores is a request and a reply, and both travel over glommio's
 //! channel mesh: a batch for the shard that owns its streams ([`MeshMsg::Append`], answered by
 //! [`MeshMsg::Appended`] once it is durable), or a question for a shard ([`MeshMsg::Query`],
-//! answered by [`MeshMsg::Answered`]). The asking task waits on a [`PendingReply`], a slot of
+//! answered by [`MeshMsg::Answered`]); only a tail's entries ([`MeshMsg::Tail`]) go one
+//! way. The asking task waits on a [`PendingReply`], a slot of
 //! its own core's [`Replies`]; the core's receiver task fills the slot when the reply arrives
 //! and wakes the waiting task, on that task's own thread.
 //!
@@ -91,6 +92,9 @@ pub enum MeshMsg {
     },
     /// The answer to question `id`.
     Answered { id: RequestId, answer: ShardAnswer },
+    /// Entries for a tail whose receiving core is the recipient; no reply (see
+    /// [`crate::tail`]).
+    Tail(crate::tail::TailBatch),
 }
 
 /// A reply, as delivered to the waiting task.

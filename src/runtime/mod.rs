@@ -134,6 +134,8 @@ pub struct Core {
     /// Triggered on this core when it must stop accepting (mirrors the lifecycle flag, but
     /// awaitable by the listeners and connections of this core).
     pub shutdown: Shutdown,
+    /// The inboxes of the tails this core received (see [`crate::tail`]).
+    pub tails: Rc<crate::tail::inbox::Inboxes>,
 }
 
 impl Core {
@@ -337,11 +339,14 @@ async fn serve_core(
         background_tq,
         in_flight: Cell::new(0),
         shutdown: Shutdown::new(),
+        tails: Rc::new(crate::tail::inbox::Inboxes::new(id)),
     });
 
     // Mesh receivers first: other shards may send as soon as they are ready.
     let receiver_tasks = spawn_receivers(&core, receivers);
     spawn_heartbeat_and_health(&core);
+    spawn_tail_forwarder(&core);
+    spawn_tail_cleanup(&core);
 
     // HTTP first, so that `/ready` answers 503 (and pushes are refused) during recovery.
     let http = crate::ingest::listeners::start_http(&core).map_err(|e| format!("shard {id}: {e}"));
@@ -455,6 +460,55 @@ fn spawn_heartbeat_and_health(core: &Rc<Core>) {
     .detach();
 }
 
+/// Takes what this shard queued for tails, runs each tail's pipeline, and sends the result
+/// to the tail's receiving core, in the query queue: the pipeline's cost is a query's, not
+/// ingest's. A full mesh channel makes this task wait, never an append: meanwhile the
+/// shard's queues fill and drop (see [`crate::tail`]).
+fn spawn_tail_forwarder(core: &Rc<Core>) {
+    let core = core.clone();
+    let tq = core.query_tq;
+    glommio::spawn_local_into(
+        async move {
+            loop {
+                core.shard.tails.ready().await;
+                for work in core.shard.tails.take_work() {
+                    let batch = crate::tail::registry::process(work);
+                    let owner = batch.key.core;
+                    if owner == core.id {
+                        core.shard.tails.count_dropped(core.tails.deliver(batch));
+                    } else if owner < core.shards {
+                        // The peer is gone only when the process is stopping.
+                        let _ = core.senders.send_to(owner, MeshMsg::Tail(batch)).await;
+                    }
+                    glommio::yield_if_needed().await;
+                }
+            }
+        },
+        tq,
+    )
+    .expect("the query queue exists")
+    .detach();
+}
+
+/// Unregisters the tails whose session was dropped before it could (see
+/// [`crate::tail::inbox::Inboxes::orphan`]).
+fn spawn_tail_cleanup(core: &Rc<Core>) {
+    let core = core.clone();
+    let tq = core.query_tq;
+    glommio::spawn_local_into(
+        async move {
+            loop {
+                for key in core.tails.orphans().await {
+                    crate::tail::session::unregister(&core, key).await;
+                }
+            }
+        },
+        tq,
+    )
+    .expect("the query queue exists")
+    .detach();
+}
+
 /// One task per peer that serves what the peer sends: appends in the ingest queue, questions
 /// in the query queue, each in a task of its own so that a slow fsync or a long scan never
 /// holds up the channel; and replies to this core's own requests, delivered to their slots.
@@ -523,5 +577,6 @@ fn serve_mesh_msg(core: &Rc<Core>, peer: usize, msg: MeshMsg) {
         }
         MeshMsg::Appended { id, result } => core.replies.deliver(id, Reply::Appended(result)),
         MeshMsg::Answered { id, answer } => core.replies.deliver(id, Reply::Answered(answer)),
+        MeshMsg::Tail(batch) => core.shard.tails.count_dropped(core.tails.deliver(batch)),
     }
 }

@@ -87,6 +87,10 @@ pub enum ShardRequest {
     Series(Arc<SeriesRequest>),
     Stats(Arc<LabelsRequest>),
     Metrics,
+    /// Start queueing new entries for a tail ([`crate::tail`]).
+    TailStart(Arc<crate::tail::TailSpec>),
+    /// Stop queueing entries for a tail.
+    TailStop(crate::tail::TailKey),
 }
 
 pub use crate::query::exec::logs::LogsRequest;
@@ -140,6 +144,8 @@ pub enum ShardAnswer {
     /// a core-count change: the receiving core counts it once).
     Stats(IndexStats, Vec<StreamId>),
     Metrics(Box<ShardMetrics>),
+    /// A tail was started or stopped here.
+    Tail,
     /// The shard could not answer: it could not read data the question needs (a corrupt
     /// part, a failing disk), the query hit a limit or was cancelled. The query fails rather
     /// than answer with less than there is.
@@ -157,6 +163,7 @@ impl ShardAnswer {
             ShardAnswer::Series(_) => "series",
             ShardAnswer::Stats(..) => "stats",
             ShardAnswer::Metrics(_) => "metrics",
+            ShardAnswer::Tail => "tail",
             ShardAnswer::Failed(_) => "failed",
         }
     }
@@ -260,6 +267,10 @@ pub struct ShardMetrics {
     pub query_seconds: HistogramSnapshot,
     pub streams: u64,
     pub head_entries: u64,
+    /// Tails registered with the shard, and entries dropped for tails whose client or
+    /// forwarder was too slow (on this shard's queues and this core's inboxes).
+    pub tails: u64,
+    pub tail_dropped_entries: u64,
     pub replayed_records: u64,
     pub replayed_entries: u64,
     pub wal: Option<WalStats>,
@@ -349,6 +360,8 @@ pub struct Shard {
     pub scan_counters: scan::ScanCounters,
     /// The disk under the WAL and the stores: the real one, or a simulated one in crash tests.
     disk: crate::storage::Disk,
+    /// The tails every core registered here, and what this shard queued for them.
+    pub tails: crate::tail::registry::ShardTails,
 }
 
 /// A batch in the WAL's commit queue, waiting for its commit to become durable.
@@ -396,6 +409,7 @@ impl Shard {
             query_permits: RefCell::new(Rc::new(crate::query::engine::ShardPermits::new(
                 crate::config::QUERY_CONCURRENCY_DEFAULT,
             ))),
+            tails: Default::default(),
         }
     }
 
@@ -553,6 +567,9 @@ impl Shard {
         let tenant = reader.tenant();
         let drop_duplicates = reader.duplicates() == Duplicates::Drop;
         let now = drop_duplicates.then(|| self.expire_fingerprints());
+        // Live entries only: a replayed one was offered to tails before the restart, or
+        // before any tail of this process existed.
+        let tailed = sealed.is_none() && self.tails.tails_tenant(tenant);
         let mut streams = self.streams.borrow_mut();
         let mut local: Vec<dedupe::Target> = Vec::new();
         let mut entries = 0;
@@ -607,6 +624,10 @@ impl Shard {
                         head.note_seq(seq);
                         *noted = true;
                     }
+                    if tailed {
+                        self.tails
+                            .offer(tenant, head.id, &head.labels, ts, line, &metadata);
+                    }
                     head.push(ts, line, &metadata);
                     entries += 1;
                     bytes += line.len() as u64;
@@ -656,6 +677,20 @@ impl Shard {
     /// Answers one question of a query, in turn with the shard's other query parts (at most
     /// `max_concurrent` run at once).
     pub async fn answer(&self, req: ShardRequest) -> ShardAnswer {
+        // Tails are registered at once, never behind the queries waiting for a turn.
+        match req {
+            ShardRequest::TailStart(spec) => {
+                return match self.tails.start(spec) {
+                    Ok(()) => ShardAnswer::Tail,
+                    Err(why) => ShardAnswer::Failed(why),
+                };
+            }
+            ShardRequest::TailStop(key) => {
+                self.tails.stop(key);
+                return ShardAnswer::Tail;
+            }
+            _ => {}
+        }
         let permits = self.query_permits.borrow().clone();
         let _turn = permits.acquire().await;
         match req {
@@ -688,6 +723,7 @@ impl Shard {
                 Err(why) => ShardAnswer::Failed(crate::query::QueryError::Storage(why)),
             },
             ShardRequest::Metrics => ShardAnswer::Metrics(Box::new(self.metrics())),
+            ShardRequest::TailStart(_) | ShardRequest::TailStop(_) => ShardAnswer::Tail,
         }
     }
 
@@ -766,6 +802,8 @@ impl Shard {
             query_seconds: self.query_seconds.snapshot(),
             streams: streams.len() as u64,
             head_entries: streams.entries_total(),
+            tails: self.tails.len() as u64,
+            tail_dropped_entries: self.tails.dropped_total(),
             replayed_records: c.replayed_records.get(),
             replayed_entries: c.replayed_entries.get(),
             wal: self.wal.borrow().as_ref().map(|w| w.stats()),

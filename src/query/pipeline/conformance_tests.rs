@@ -18,8 +18,7 @@ use super::keys::sanitize_label_key;
 use super::logfmt::parse_logfmt_path;
 use super::{LabelsBuilder, Pipeline};
 use crate::logql::{
-    Expr, ExtractParam, LabelFormatSource, ParserStage, PatternNode, Stage, parse_expr,
-    pattern_nodes,
+    Expr, ExtractParam, ParserStage, PatternNode, Stage, parse_expr, pattern_nodes,
 };
 use crate::model::Labels;
 use crate::testing::shared_logql_file;

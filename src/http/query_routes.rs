@@ -97,6 +97,16 @@ async fn ask(
     ask_all(core, req, &running.control, core.config.query.query_timeout).await
 }
 
+/// Loki's query frontend aligns a metric range query's start and end down to a multiple
+/// of the step, in milliseconds (`StepAlignMiddleware`), so that points fall on the same
+/// timestamps whatever the exact request time.
+fn step_align(start_ns: i64, end_ns: i64, step_ns: i64) -> (i64, i64) {
+    const NS_PER_MS: i64 = 1_000_000;
+    let step_ms = (step_ns / NS_PER_MS).max(1);
+    let align = |ns: i64| ns.div_euclid(NS_PER_MS).div_euclid(step_ms) * step_ms * NS_PER_MS;
+    (align(start_ns), align(end_ns))
+}
+
 /// Loki's refusal of a log query on the instant endpoint (Loki 3.x).
 const INSTANT_LOG_QUERY: &str = "log queries are not supported as an instant query type, please change your query to a range query type";
 
@@ -145,7 +155,8 @@ async fn query_range(
         Expr::Sample(expr) => {
             let started = Instant::now();
             let step = q.step_or_default().as_nanos() as i64;
-            let steps = Steps::range(q.start_ns, q.end_ns, step);
+            let (start, end) = step_align(q.start_ns, q.end_ns, step);
+            let steps = Steps::range(start, end, step);
             let result = engine::metric(core, tenant, &expr, steps).await?;
             let body = render::metric_response(&result, started.elapsed());
             return Ok(Response::json(200, body.into_bytes()));

@@ -7,10 +7,10 @@
 //! Loki's exactly, or a query would print differently, or a literal would be accepted by one
 //! and refused by the other.
 
-/// Go's `strconv.ParseFloat(s, 64)` on the text of a NUMBER token: decimal with optional
-/// fraction and exponent, `_` between digits, or hexadecimal with a mandatory `p` exponent.
-/// A value too large for an `f64` is an error, as in Go (`value out of range`).
-pub(crate) fn parse_go_float(s: &str) -> Result<f64, String> {
+/// Go's `strconv.ParseFloat(s, 64)`: decimal and hexadecimal (`0x1.8p3`) literals with
+/// optional `_` digit separators, `inf`/`infinity` (signed, any case) and `nan` (any case).
+/// A finite literal too large for `f64` is an error, as in Go.
+pub fn parse_go_float(s: &str) -> Result<f64, String> {
     let syntax = || format!("strconv.ParseFloat: parsing {}: invalid syntax", quote(s));
     let range = || {
         format!(
@@ -19,36 +19,31 @@ pub(crate) fn parse_go_float(s: &str) -> Result<f64, String> {
         )
     };
     let (negative, body) = match s.as_bytes().first() {
-        Some(b'+') => (false, &s[1..]),
         Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     };
-    let lower = body.to_ascii_lowercase();
-    if matches!(lower.as_str(), "inf" | "infinity") {
+    let signed = body.len() != s.len();
+    if body.eq_ignore_ascii_case("inf") || body.eq_ignore_ascii_case("infinity") {
         return Ok(if negative {
             f64::NEG_INFINITY
         } else {
             f64::INFINITY
         });
     }
-    if lower == "nan" {
-        return Ok(f64::NAN);
+    if body.eq_ignore_ascii_case("nan") {
+        return if signed { Err(syntax()) } else { Ok(f64::NAN) };
     }
-    if body.contains('_') && !underscores_ok(body) {
+    let bytes = body.as_bytes();
+    let is_hex = bytes.len() > 2 && bytes[0] == b'0' && (bytes[1] | 0x20) == b'x';
+    if body.contains('_') && !underscores_ok(body, is_hex) {
         return Err(syntax());
     }
-    let clean: String = body.chars().filter(|&c| c != '_').collect();
-    let value = if let Some(hex) = clean
-        .strip_prefix("0x")
-        .or_else(|| clean.strip_prefix("0X"))
-    {
-        parse_hex_float(hex).ok_or_else(syntax)?
+    let value = if is_hex {
+        parse_hex_float(&body[2..]).ok_or_else(syntax)?
     } else {
-        let valid = !clean.is_empty()
-            && clean
-                .bytes()
-                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
-        if !valid {
+        let clean: String = body.chars().filter(|&c| c != '_').collect();
+        if !is_decimal_literal(&clean) {
             return Err(syntax());
         }
         clean.parse::<f64>().map_err(|_| syntax())?
@@ -59,23 +54,43 @@ pub(crate) fn parse_go_float(s: &str) -> Result<f64, String> {
     Ok(if negative { -value } else { value })
 }
 
-/// Go's rule for `_` in number literals: only between digits, or between a base prefix and a
-/// digit.
-fn underscores_ok(s: &str) -> bool {
+/// Digits with an optional `.`, at least one digit, then an optional exponent `e[+-]digits`.
+pub(crate) fn is_decimal_literal(s: &str) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
-    let mut hex = false;
-    // `saw` is '^' at the start, '0' after a digit or base prefix, '_' after an underscore and
-    // '!' after anything else.
-    let mut saw = b'^';
-    if b.len() >= 2 && b[0] == b'0' && matches!(b[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
-        hex = b[1].eq_ignore_ascii_case(&b'x');
-        i = 2;
-        saw = b'0';
-    }
+    let mut digits = 0;
+    let mut dot = false;
     while i < b.len() {
-        let c = b[i];
-        if c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()) {
+        match b[i] {
+            b'0'..=b'9' => digits += 1,
+            b'.' if !dot => dot = true,
+            _ => break,
+        }
+        i += 1;
+    }
+    if digits == 0 {
+        return false;
+    }
+    if i == b.len() {
+        return true;
+    }
+    if b[i] | 0x20 != b'e' {
+        return false;
+    }
+    i += 1;
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        i += 1;
+    }
+    i < b.len() && b[i..].iter().all(u8::is_ascii_digit)
+}
+
+/// Go's `underscoreOK`: an underscore only between digits (a base prefix counts as a digit).
+fn underscores_ok(body: &str, hex: bool) -> bool {
+    let b = body.as_bytes();
+    let (mut saw, start) = if hex { (b'0', 2) } else { (b'^', 0) };
+    for &c in b.iter().skip(start) {
+        let digit = c.is_ascii_digit() || (hex && c.is_ascii_hexdigit());
+        if digit {
             saw = b'0';
         } else if c == b'_' {
             if saw != b'0' {
@@ -88,31 +103,50 @@ fn underscores_ok(s: &str) -> bool {
             }
             saw = b'!';
         }
-        i += 1;
     }
     saw != b'_'
 }
 
-/// A hexadecimal float after `0x`: hex digits with an optional point, then a mandatory
-/// `p` exponent (Go refuses `0x1A` as a float).
+/// The part after `0x` of a Go hexadecimal float: hex digits with an optional `.`, then a
+/// mandatory binary exponent `p[+-]digits`. Exact up to 52 significant bits, which covers
+/// every value written by a program that printed an `f64`.
 fn parse_hex_float(s: &str) -> Option<f64> {
-    let lower = s.to_ascii_lowercase();
-    let (mantissa, exponent) = lower.split_once('p')?;
-    let exponent: i32 = exponent.parse().ok()?;
-    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int_part.is_empty() && frac_part.is_empty() {
+    let s: String = s.chars().filter(|&c| c != '_').collect();
+    let (mantissa, exponent) = s.split_once(['p', 'P'])?;
+    let mut value = 0f64;
+    let mut digits = 0;
+    let mut frac_digits: i32 = 0;
+    let mut dot = false;
+    for c in mantissa.chars() {
+        if c == '.' && !dot {
+            dot = true;
+            continue;
+        }
+        let d = c.to_digit(16)?;
+        value = value * 16.0 + f64::from(d);
+        digits += 1;
+        if dot {
+            frac_digits = frac_digits.saturating_add(1);
+        }
+    }
+    if digits == 0 {
         return None;
     }
-    let mut value: f64 = 0.0;
-    for c in int_part.chars() {
-        value = value * 16.0 + f64::from(c.to_digit(16)?);
+    let (neg, exp_digits) = match exponent.as_bytes().first() {
+        Some(b'-') => (true, &exponent[1..]),
+        Some(b'+') => (false, &exponent[1..]),
+        _ => (false, exponent),
+    };
+    if exp_digits.is_empty() || !exp_digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
-    let mut scale = 1.0 / 16.0;
-    for c in frac_part.chars() {
-        value += f64::from(c.to_digit(16)?) * scale;
-        scale /= 16.0;
-    }
-    Some(value * 2f64.powi(exponent))
+    // Beyond ±4000 every result is 0 or infinite; clamping keeps the arithmetic in range.
+    let exp: i32 = exp_digits.parse::<i32>().unwrap_or(i32::MAX).min(4000);
+    let exp = if neg { -exp } else { exp };
+    let shift = exp.saturating_sub(frac_digits.saturating_mul(4));
+    // Two steps so that neither power overflows on its own for subnormal results.
+    let half = shift / 2;
+    Some(value * 2f64.powi(half) * 2f64.powi(shift - half))
 }
 
 /// Go's `strconv.Atoi`: an optional sign and decimal digits, within an `i64`.

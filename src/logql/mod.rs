@@ -23,7 +23,7 @@
 
 mod ast;
 pub mod duration;
-mod go_compat;
+pub(crate) mod go_compat;
 mod ip;
 mod label_set;
 mod lexer;

@@ -17,8 +17,11 @@ use serde_json::json;
 /// longer than the timeouts below, on every shard.
 const PUSHES: usize = 40;
 const LINES_PER_PUSH: usize = 5_000;
-/// A filter that matches nothing and so makes every scan read every line.
-const SLOW_QUERY: &str = r#"{app=~"slow.+"} |~ "nomatch[0-9]+zzz""#;
+/// A query that makes every scan read every line and work hard on each: each line is
+/// repeated a thousand times, then searched for a pattern that matches nothing and that no
+/// bloom filter can rule out (case-insensitive). Seconds of work per shard, on any machine.
+const SLOW_QUERY: &str =
+    r#"{app=~"slow.+"} | line_format "{{ repeat 1000 __line__ }}" |~ "(?i)nomatch[0-9]+zzz""#;
 
 fn start(extra: &[&str]) -> (TestDir, Server) {
     let dir = TestDir::new("query-limits");

@@ -198,12 +198,18 @@ impl Core {
         }
         let mut answers = Vec::with_capacity(self.shards);
         // This core's own part runs in the query queue too, never at the priority of the
-        // connection that asked.
+        // connection that asked. It is detached: if the asker gives up (timeout, client gone)
+        // the part still starts, sees its cancelled control and stops at its first check, as
+        // the other cores' parts do, instead of vanishing between two checks.
         let shard = self.shard.clone();
         let local =
             glommio::spawn_local_into(async move { shard.answer(req).await }, self.query_tq)
-                .map_err(|e| format!("the query queue is gone: {e}"))?;
-        answers.push(local.await);
+                .map_err(|e| format!("the query queue is gone: {e}"))?
+                .detach();
+        match local.await {
+            Some(answer) => answers.push(answer),
+            None => return Err("this core's part of the query was cancelled".to_string()),
+        }
         for (peer, reply) in pending {
             match reply.wait().await {
                 Reply::Answered(answer) => answers.push(answer),

@@ -291,6 +291,8 @@ impl Shard {
     /// source sorted by time stops at the first. Checks the query's control between blocks
     /// and batches of head entries: a cancelled query stops here on every shard.
     pub async fn scan(&self, spec: &ScanSpec, sink: &mut dyn ScanSink) -> Result<(), QueryError> {
+        // A part that waited for its turn past the query's end stops before any work.
+        self.check(spec)?;
         let selected =
             self.streams
                 .borrow()

@@ -199,8 +199,32 @@ pub fn start_syslog(core: &Rc<Core>) -> std::io::Result<Listeners> {
 }
 
 fn bind_tcp(key: &str, addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .map_err(|e| std::io::Error::other(format!("cannot bind {key} {addr}: {e}")))
+    listen_tcp(addr).map_err(|e| std::io::Error::other(format!("cannot bind {key} {addr}: {e}")))
+}
+
+/// A TCP listener on `addr` with SO_REUSEPORT (every core binds the same address) and
+/// SO_REUSEADDR. glommio's own `bind` sets only the first; without the second, the
+/// connections this listener accepts and the server closes first stay in TIME_WAIT for a
+/// minute without SO_REUSEADDR, and the next run's start-up check of the address (a plain
+/// bind, see `preflight::addr`) fails with "address in use" although nothing listens.
+fn listen_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrStorage, bind, listen, setsockopt, socket,
+        sockopt,
+    };
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let family = if addr.is_ipv6() {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    setsockopt(&fd, sockopt::ReusePort, &true)?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    listen(&fd, 1024)?;
+    // SAFETY: `fd` is a listening TCP socket that this function owns and hands over whole.
+    Ok(unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) })
 }
 
 /// Accepts within the core's connection cap until the core's shutdown (pausing at the cap and

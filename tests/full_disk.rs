@@ -186,12 +186,14 @@ fn push_until_refused(server: &Server, first: usize, corpus: &[String]) -> Vec<(
 fn wait_ready_status(server: &Server, status: u16, says: &str) -> String {
     let deadline = Instant::now() + SETTLE;
     loop {
-        // A server just started may not listen yet.
+        // A server just started may not listen yet. One shard may say `says` while another
+        // still replays its WAL, when queries are still refused: wait for every shard.
         let answer = common::http::request(server.http, "GET", "/ready", &[], &[])
             .map(|r| (r.status, r.text()));
         if let Ok((got, text)) = &answer
             && *got == status
             && text.contains(says)
+            && !text.contains("replaying the write-ahead log")
         {
             return text.clone();
         }

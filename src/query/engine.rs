@@ -175,6 +175,7 @@ pub async fn metric(
         tenant,
         plan.clone(),
         usize::try_from(limits.query_memory_bytes_max).unwrap_or(usize::MAX),
+        limits.max_query_series,
         running.control.clone(),
     )?;
     let answers = ask_all(

@@ -61,6 +61,16 @@ impl QueryError {
     pub fn bad_request(msg: impl Into<String>) -> QueryError {
         QueryError::BadRequest(msg.into())
     }
+
+    /// More than `max` series, with Loki's `NewSeriesLimitError` text.
+    pub fn series_limit(max: usize) -> QueryError {
+        QueryError::Limit {
+            limit: "max_query_series",
+            message: format!(
+                "maximum number of series ({max}) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results with functions like sum(), count() or topk()"
+            ),
+        }
+    }
 }
 
 impl From<ParseError> for QueryError {

@@ -209,6 +209,9 @@ pub struct LeafPlan {
     output: Arc<OutputGrouping>,
     windows: Arc<Windows>,
     absent_labels: Labels,
+    /// Whether one shard's distinct output series of this leaf are already series that
+    /// `max_query_series` counts (see [`LeafPlan::bounds_series`]).
+    bounds_series: bool,
 }
 
 /// What the value of a leaf's sample is.
@@ -226,6 +229,17 @@ impl LeafPlan {
     /// The leaf's index in [`MetricPlan::leaves`].
     pub fn index(&self) -> usize {
         self.index
+    }
+
+    /// Whether a shard may fail the query with `max_query_series` as soon as it holds more
+    /// output series of this leaf than the limit. True when the evaluation counts this
+    /// leaf's series (a leaf not under a vector aggregation) or those of the `sum` pushed
+    /// down into it: every series a shard outputs is then one of the counted series, so a
+    /// shard over the limit means the query is over it, and it stops before the receiving
+    /// core merges a million series only to refuse them. `absent_over_time` outputs a series
+    /// where there is none, so it is not bounded this way.
+    pub fn bounds_series(&self) -> bool {
+        self.bounds_series
     }
 
     /// The selector and pipeline stages.
@@ -456,6 +470,8 @@ impl Planner<'_> {
         );
         let windows = Windows::new(self.step_times, r.range.range_ns, r.range.offset_ns)?;
         let index = self.leaves.len();
+        let counted = pushdown.is_some() || matches!(parent, Parent::Root | Parent::Other);
+        let bounds_series = counted && r.op != RangeOp::AbsentOverTime;
         self.leaves.push(LeafPlan {
             index,
             aggregation: r.clone(),
@@ -463,6 +479,7 @@ impl Planner<'_> {
             output: Arc::new(output),
             windows: Arc::new(windows),
             absent_labels: absent_labels(&r.range.log),
+            bounds_series,
         });
         let series_check = match parent {
             Parent::Sum(_) | Parent::Aggregation => None,

@@ -72,12 +72,7 @@ pub(crate) struct Sample {
 
 /// Loki's `NewSeriesLimitError`.
 fn series_limit_error(max: usize) -> QueryError {
-    QueryError::Limit {
-        limit: "max_query_series",
-        message: format!(
-            "maximum number of series ({max}) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results with functions like sum(), count() or topk()"
-        ),
-    }
+    QueryError::series_limit(max)
 }
 
 /// Evaluates a planned metric query over the merged partial state of each of its leaves

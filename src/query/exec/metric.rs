@@ -58,6 +58,9 @@ pub struct MetricRequest {
     pub leaves: Vec<LeafExec>,
     /// Memory the partial states of all leaves may hold on one core.
     pub memory_bytes_max: usize,
+    /// `max_query_series` (0: none), checked on the shards for the leaves that
+    /// [`LeafPlan::bounds_series`].
+    pub series_max: usize,
     pub control: Arc<QueryControl>,
 }
 
@@ -66,6 +69,7 @@ impl MetricRequest {
         tenant: &str,
         plan: Arc<MetricPlan>,
         memory_bytes_max: usize,
+        series_max: usize,
         control: Arc<QueryControl>,
     ) -> Result<MetricRequest, QueryError> {
         let leaves = plan
@@ -78,6 +82,7 @@ impl MetricRequest {
             plan,
             leaves,
             memory_bytes_max,
+            series_max,
             control,
         })
     }
@@ -102,7 +107,13 @@ pub async fn run(shard: &Shard, r: &MetricRequest) -> Result<Vec<LeafPartial>, Q
         let mut sink = SampleSink {
             leaf,
             exec,
-            acc: leaf.accumulator(budget),
+            acc: leaf
+                .accumulator(budget)
+                .with_series_max(if leaf.bounds_series() {
+                    r.series_max
+                } else {
+                    0
+                }),
             builder: None,
         };
         shard.scan(&spec, &mut sink).await?;

@@ -374,3 +374,25 @@ fn plans_are_shared_and_partials_cross_threads() {
     sent::<crate::query::sample::LeafPartial>();
     sent::<crate::query::eval::MetricResult>();
 }
+
+#[test]
+fn only_leaves_whose_shard_series_are_counted_series_bound_them() {
+    let count = || range(RangeOp::CountOverTime, app("a"), 60);
+    let bounds = |e: SampleExpr| plan(&e, steps(0, 600, 60)).leaves()[0].bounds_series();
+    // Alone, or under a binary operator: the leaf's own series are counted.
+    assert!(bounds(count().expr()));
+    assert!(bounds(bin(BinOp::Gt, count(), lit(1.0))));
+    // A sum pushed down: the shard outputs the sum's groups, which are counted.
+    assert!(bounds(agg(VectorOp::Sum, count())));
+    // Under another aggregation, a shard's series are not the counted ones.
+    assert!(!bounds(agg(VectorOp::Avg, count())));
+    // A range aggregation grouped itself is not pushed into.
+    assert!(!bounds(agg(
+        VectorOp::Sum,
+        range(RangeOp::MaxOverTime, app("a"), 60)
+            .unwrap("v")
+            .by(&["pod"])
+    )));
+    // absent_over_time makes a series where there is none.
+    assert!(!bounds(range(RangeOp::AbsentOverTime, app("a"), 60).expr()));
+}

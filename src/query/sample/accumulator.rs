@@ -71,6 +71,7 @@ impl LeafPlan {
             by_labels: HashMap::default(),
             bytes: 0,
             budget: memory_bytes_max,
+            series_max: 0,
         }
     }
 
@@ -93,9 +94,18 @@ pub struct LeafAccumulator {
     by_labels: HashMap<Labels, u32, RandomState>,
     bytes: usize,
     budget: usize,
+    /// More output series than this fail with `max_query_series` (0: no limit); set only
+    /// for leaves that [`LeafPlan::bounds_series`].
+    series_max: usize,
 }
 
 impl LeafAccumulator {
+    /// Fails a push that would make more than `max` output series (0: no limit).
+    pub fn with_series_max(mut self, max: usize) -> LeafAccumulator {
+        self.series_max = max;
+        self
+    }
+
     /// Adds one sample of a line with these labels (after the pipeline, with `__error__`
     /// when it failed). `value` is 1 for counting operations, the line's length in bytes
     /// for `bytes_*`, the converted label value for `unwrap`. Samples outside every window
@@ -132,6 +142,9 @@ impl LeafAccumulator {
         let slot = match self.by_labels.get(&out) {
             Some(&slot) => slot,
             None => {
+                if self.series_max > 0 && self.table.len() >= self.series_max {
+                    return Err(QueryError::series_limit(self.series_max));
+                }
                 self.charge(SERIES_BYTES + 2 * labels_bytes(&out))?;
                 let slot = u32::try_from(self.table.len()).map_err(|_| self.over_budget())?;
                 self.table.push_series(out.clone());

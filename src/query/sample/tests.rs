@@ -152,6 +152,26 @@ fn memory_is_bounded() {
 }
 
 #[test]
+fn more_output_series_than_the_limit_fail_on_the_shard() {
+    let p = leaf_plan(RangeOp::CountOverTime, instant(100));
+    let mut acc = leaf(&p).accumulator(1 << 20).with_series_max(2);
+    let pod = |n: &str| labels(&[("app", "a"), ("pod", n)]);
+    acc.push(&pod("1"), 90 * S, 1.0).unwrap();
+    acc.push(&pod("2"), 90 * S, 1.0).unwrap();
+    // More lines of known series are fine; a third series is not.
+    acc.push(&pod("1"), 91 * S, 1.0).unwrap();
+    match acc.push(&pod("3"), 90 * S, 1.0) {
+        Err(QueryError::Limit { limit, .. }) => assert_eq!(limit, "max_query_series"),
+        other => panic!("{other:?}"),
+    }
+    // 0 is no limit.
+    let mut acc = leaf(&p).accumulator(1 << 20).with_series_max(0);
+    for n in 0..10 {
+        acc.push(&pod(&n.to_string()), 90 * S, 1.0).unwrap();
+    }
+}
+
+#[test]
 fn partials_of_other_plans_do_not_merge() {
     let p1 = leaf_plan(RangeOp::CountOverTime, instant(100));
     let p2 = leaf_plan(RangeOp::CountOverTime, instant(200));

@@ -31,6 +31,11 @@ use super::{IndexStats, LabelsRequest, Shard};
 use crate::chunk::DecodedBlock;
 use crate::metrics::Counter;
 use crate::model::{Labels, StreamId, TimestampNs};
+
+/// Entries a scan handles between two looks at whether the core is due to run its other
+/// task queues: the look is cheap, but not free, and most lines take well under a
+/// microsecond.
+const PREEMPT_CHECK_ENTRIES: usize = 32;
 use crate::query::QueryError;
 use crate::query::exec::logs::LogsRequest;
 use crate::query::exec::{ScanSink, ScanSpec, beyond};
@@ -379,32 +384,25 @@ impl Shard {
             let hi = block.partition_point(spec.end);
             let block: &DecodedBlock = block;
             let mut metadata: Vec<(&str, &str)> = Vec::new();
-            let mut visit = |i: usize| -> Result<bool, QueryError> {
+            let mut more = true;
+            for k in 0..hi.saturating_sub(lo) {
+                let i = if forward { lo + k } else { hi - 1 - k };
                 let e = block.entry(i);
                 if beyond(spec.direction, e.ts, sink.cutoff()) {
-                    return Ok(false);
+                    more = false;
+                    break;
                 }
                 if spec.filters.iter().all(|f| f.matches(e.line.as_bytes())) {
                     metadata.clear();
                     metadata.extend(e.metadata.iter());
                     sink.push(e.ts, e.line, &metadata)?;
                 }
-                Ok(true)
-            };
-            let mut more = true;
-            if forward {
-                for i in lo..hi {
-                    if !visit(i)? {
-                        more = false;
-                        break;
-                    }
-                }
-            } else {
-                for i in (lo..hi).rev() {
-                    if !visit(i)? {
-                        more = false;
-                        break;
-                    }
+                // A pipeline may make each line expensive (a `line_format` that repeats
+                // it, a hard regex): a block's worth of them must not keep the core from
+                // its other queues, nor from the watchdog's heartbeat.
+                if (k + 1) % PREEMPT_CHECK_ENTRIES == 0 && glommio::executor().need_preempt() {
+                    self.scan_yield().await;
+                    self.check(spec)?;
                 }
             }
             if !more {
@@ -439,6 +437,14 @@ impl Shard {
                 let mut visited = 0;
                 let mut bytes = 0u64;
                 while visited < per_yield && pos_fwd < pos_back {
+                    // Expensive pipelines: end the batch early when the core is due to
+                    // serve its other queues (see `scan_part_stream`).
+                    if visited > 0
+                        && visited % PREEMPT_CHECK_ENTRIES == 0
+                        && glommio::executor().need_preempt()
+                    {
+                        break;
+                    }
                     let i = if forward {
                         pos_fwd += 1;
                         pos_fwd - 1

@@ -18,11 +18,31 @@ use serde_json::json;
 const PUSHES: usize = 40;
 const LINES_PER_PUSH: usize = 5_000;
 /// A query that makes every scan read every line and work hard on each: each line is
-/// repeated a hundred times, then searched for a pattern that matches nothing and that no
-/// bloom filter can rule out (case-insensitive). A fraction of a second per shard in a release
-/// build, seconds in a debug one.
-const SLOW_QUERY: &str =
-    r#"{app=~"slow.+"} | line_format "{{ repeat 100 __line__ }}" |~ "(?i)nomatch[0-9]+zzz""#;
+/// repeated `repeat` times, then searched for a pattern that matches nothing and that no
+/// bloom filter can rule out (case-insensitive).
+fn slow_query(repeat: usize) -> String {
+    format!(
+        r#"{{app=~"slow.+"}} | line_format "{{{{ repeat {repeat} __line__ }}}}" |~ "(?i)nomatch[0-9]+zzz""#
+    )
+}
+
+/// How long the tests that need a query still running want it to take.
+const SLOW_QUERY_TARGET: Duration = Duration::from_secs(2);
+/// The repeat count of the query that sizes the slow one.
+const CALIBRATION_REPEAT: usize = 10;
+
+/// The repeat count that makes [`slow_query`] take about [`SLOW_QUERY_TARGET`] on this
+/// server: a debug build runs the pipeline many times slower than a release one, and a
+/// loaded machine slower still, so the work is sized by timing a smaller query once (no
+/// assertion is made on any time).
+fn calibrated_repeat(server: &Server) -> usize {
+    let started = Instant::now();
+    let r = server.get(&slow_query_path(CALIBRATION_REPEAT));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let took = started.elapsed().as_secs_f64().max(1e-3);
+    let scale = SLOW_QUERY_TARGET.as_secs_f64() / took;
+    ((CALIBRATION_REPEAT as f64 * scale) as usize).clamp(1, 5_000)
+}
 
 fn start(extra: &[&str]) -> (TestDir, Server) {
     let dir = TestDir::new("query-limits");
@@ -63,10 +83,14 @@ fn cancelled_scans(server: &Server) -> f64 {
     )
 }
 
-fn slow_query_path() -> String {
+fn slow_query_path(repeat: usize) -> String {
     path_with_query(
         "/loki/api/v1/query_range",
-        &[("query", SLOW_QUERY), ("since", "1h"), ("limit", "10")],
+        &[
+            ("query", &slow_query(repeat)),
+            ("since", "1h"),
+            ("limit", "10"),
+        ],
     )
 }
 
@@ -76,7 +100,7 @@ fn a_timed_out_query_is_504_and_stops_every_shard() {
     if load(&server).is_none() {
         return;
     }
-    let r = server.get(&slow_query_path());
+    let r = server.get(&slow_query_path(CALIBRATION_REPEAT));
     assert_eq!(r.status, 504, "{}", r.text());
     assert!(r.text().contains("query_timeout"), "{}", r.text());
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -97,10 +121,11 @@ fn a_client_that_goes_away_cancels_its_query() {
     if load(&server).is_none() {
         return;
     }
+    let path = slow_query_path(calibrated_repeat(&server));
     let before = cancelled_scans(&server);
     for _ in 0..4 {
         let mut s = TcpStream::connect(server.http).expect("connect");
-        write!(s, "GET {} HTTP/1.1\r\nHost: x\r\n\r\n", slow_query_path()).expect("send");
+        write!(s, "GET {} HTTP/1.1\r\nHost: x\r\n\r\n", path).expect("send");
         std::thread::sleep(Duration::from_millis(20));
         drop(s);
     }
@@ -160,7 +185,7 @@ fn each_limit_names_itself() {
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("limit: 2d"), "{}", r.text());
 
-    let r = get(&[("query", SLOW_QUERY), ("since", "1h")]);
+    let r = get(&[("query", &slow_query(CALIBRATION_REPEAT)), ("since", "1h")]);
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("max_query_bytes_read"), "{}", r.text());
     server.terminate_ok();
@@ -178,10 +203,12 @@ fn a_full_query_queue_answers_429() {
         return;
     }
     let addr = server.http;
+    let path = slow_query_path(calibrated_repeat(&server));
     let clients: Vec<_> = (0..16)
         .map(|_| {
+            let path = path.clone();
             std::thread::spawn(move || {
-                common::http::request(addr, "GET", &slow_query_path(), &[], &[])
+                common::http::request(addr, "GET", &path, &[], &[])
                     .expect("an answer")
                     .status
             })

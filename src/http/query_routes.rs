@@ -97,14 +97,20 @@ async fn ask(
     ask_all(core, req, &running.control, core.config.query.query_timeout).await
 }
 
-/// Loki's query frontend aligns a metric range query's start and end down to a multiple
-/// of the step, in milliseconds (`StepAlignMiddleware`), so that points fall on the same
-/// timestamps whatever the exact request time.
+/// Loki's query frontend aligns a metric range query to its step (the metric splitter's
+/// `alignStartEnd`, which runs whenever `split_queries_by_interval` is set, as by default):
+/// start rounded down and end rounded up to a multiple of the step, the step taken in whole
+/// milliseconds. Points then fall on multiples of the step, and the last one may lie after
+/// the requested end.
 fn step_align(start_ns: i64, end_ns: i64, step_ns: i64) -> (i64, i64) {
     const NS_PER_MS: i64 = 1_000_000;
-    let step_ms = (step_ns / NS_PER_MS).max(1);
-    let align = |ns: i64| ns.div_euclid(NS_PER_MS).div_euclid(step_ms) * step_ms * NS_PER_MS;
-    (align(start_ns), align(end_ns))
+    let step = (step_ns / NS_PER_MS).max(1).saturating_mul(NS_PER_MS);
+    let start = start_ns - start_ns.rem_euclid(step);
+    let end = match end_ns.rem_euclid(step) {
+        0 => end_ns,
+        rem => end_ns.saturating_add(step - rem),
+    };
+    (start, end)
 }
 
 /// Loki's refusal of a log query on the instant endpoint (Loki 3.x).
@@ -163,6 +169,25 @@ async fn query_range(
         }
     };
     // Loki's log range is `[start, end)`, as the shards take it.
+    let interval_ns = q
+        .interval
+        .map_or(0, |i| i64::try_from(i.as_nanos()).unwrap_or(i64::MAX));
+    if interval_ns > 0 {
+        let started = Instant::now();
+        let range = (q.start_ns, q.end_ns);
+        let streams = engine::logs_at_interval(
+            core,
+            tenant,
+            expr,
+            range,
+            q.limit as usize,
+            q.direction,
+            interval_ns,
+        )
+        .await?;
+        let body = streams_response(&streams, categorize, q.direction, started.elapsed());
+        return Ok(Response::json(200, body.into_bytes()));
+    }
     logs(
         core,
         tenant,
@@ -202,24 +227,32 @@ async fn logs(
 ) -> Answer {
     let started = Instant::now();
     let streams = engine::logs(core, tenant, expr, range, limit as usize, direction).await?;
-    let body = streams_response(&streams, categorize, started.elapsed());
+    let body = streams_response(&streams, categorize, direction, started.elapsed());
     Ok(Response::json(200, body.into_bytes()))
 }
 
 /// Loki's `streams` result. Without the categorize-labels flag, Loki folds an entry's
 /// structured metadata and parsed labels into its stream's labels (so entries with different
 /// metadata land in different result streams); with it, they are returned as the third
-/// element of each value, and the stream keeps only its own labels.
-fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration) -> String {
+/// element of each value, and the stream keeps only its own labels. Streams come in Loki's
+/// order: sorted by the text of their label set (`{a="x", b="y"}` compared as a string, as
+/// Loki's `Streams.Less` and its frontend's merge do), whatever the direction; entries of
+/// one stream in the query direction.
+fn streams_response(
+    streams: &[PartialStream],
+    categorize: bool,
+    direction: Direction,
+    took: Duration,
+) -> String {
     let mut out = String::with_capacity(1024);
     out.push_str(r#"{"status":"success","data":{"resultType":"streams","result":["#);
     let mut first_stream = true;
     let mut entries_total = 0usize;
     let mut bytes_total = 0usize;
-    for s in streams {
-        // Group the stream's entries by their folded label set, keeping first-seen order.
-        let mut groups: Vec<(Labels, Vec<usize>)> = Vec::new();
-        let mut group_of: ahash::AHashMap<Labels, usize> = ahash::AHashMap::new();
+    // Group every entry by its folded label set: (stream, entry) indices per group.
+    let mut groups: Vec<(Labels, Vec<(usize, usize)>)> = Vec::new();
+    let mut group_of: ahash::AHashMap<Labels, usize> = ahash::AHashMap::new();
+    for (si, s) in streams.iter().enumerate() {
         for (i, (_, _, md, parsed)) in s.entries.iter().enumerate() {
             let key = if (md.is_empty() && parsed.is_empty()) || categorize {
                 s.labels.clone()
@@ -229,7 +262,7 @@ fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration)
                     .chain(parsed)
                     .filter(|(k, _)| s.labels.get(k).is_none())
                     .map(|(k, v)| (k.as_str(), v.as_str()));
-                Labels::from_pairs(
+                Labels::from_pairs_keeping_empty(
                     s.labels
                         .pairs()
                         .iter()
@@ -238,62 +271,75 @@ fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration)
                 )
             };
             match group_of.get(&key) {
-                Some(&g) => groups[g].1.push(i),
+                Some(&g) => groups[g].1.push((si, i)),
                 None => {
                     group_of.insert(key.clone(), groups.len());
-                    groups.push((key, vec![i]));
+                    groups.push((key, vec![(si, i)]));
                 }
             }
         }
-        for (labels, idx) in groups {
-            if !first_stream {
+    }
+    // A group fed by two result streams (a parsed label equal to another stream's own label)
+    // has two runs in direction order: one run again (stable, so ties keep their order).
+    for (_, idx) in &mut groups {
+        if idx.first().map(|f| f.0) != idx.last().map(|l| l.0) {
+            let ts = |&(si, i): &(usize, usize)| streams[si].entries[i].0;
+            match direction {
+                Direction::Forward => idx.sort_by_key(ts),
+                Direction::Backward => idx.sort_by_key(|e| std::cmp::Reverse(ts(e))),
+            }
+        }
+    }
+    let mut groups: Vec<(String, Labels, Vec<(usize, usize)>)> = groups
+        .into_iter()
+        .map(|(labels, idx)| (loki_labels_text(&labels), labels, idx))
+        .collect();
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, labels, idx) in groups {
+        if !first_stream {
+            out.push(',');
+        }
+        first_stream = false;
+        out.push_str(r#"{"stream":"#);
+        json::string_map(
+            &mut out,
+            labels.pairs().iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        out.push_str(r#","values":["#);
+        for (n, (si, i)) in idx.into_iter().enumerate() {
+            let (ts, line, md, parsed) = &streams[si].entries[i];
+            entries_total += 1;
+            bytes_total += line.len();
+            if n > 0 {
                 out.push(',');
             }
-            first_stream = false;
-            out.push_str(r#"{"stream":"#);
-            json::string_map(
-                &mut out,
-                labels.pairs().iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            );
-            out.push_str(r#","values":["#);
-            for (n, i) in idx.into_iter().enumerate() {
-                let (ts, line, md, parsed) = &s.entries[i];
-                entries_total += 1;
-                bytes_total += line.len();
-                if n > 0 {
-                    out.push(',');
+            out.push_str("[\"");
+            out.push_str(&ts.to_string());
+            out.push_str("\",");
+            json::string(&mut out, line);
+            if categorize {
+                // Loki's categorized encoding: always a third element, its keys only
+                // when they have labels.
+                out.push_str(",{");
+                if !md.is_empty() {
+                    out.push_str(r#""structuredMetadata":"#);
+                    json::string_map(&mut out, md.iter().map(|(k, v)| (k.as_str(), v.as_str())));
                 }
-                out.push_str("[\"");
-                out.push_str(&ts.to_string());
-                out.push_str("\",");
-                json::string(&mut out, line);
-                if categorize {
-                    // Loki's categorized encoding: always a third element, its keys only
-                    // when they have labels.
-                    out.push_str(",{");
+                if !parsed.is_empty() {
                     if !md.is_empty() {
-                        out.push_str(r#""structuredMetadata":"#);
-                        json::string_map(
-                            &mut out,
-                            md.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                        );
+                        out.push(',');
                     }
-                    if !parsed.is_empty() {
-                        if !md.is_empty() {
-                            out.push(',');
-                        }
-                        out.push_str(r#""parsed":"#);
-                        json::string_map(
-                            &mut out,
-                            parsed.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                        );
-                    }
-                    out.push('}');
+                    out.push_str(r#""parsed":"#);
+                    json::string_map(
+                        &mut out,
+                        parsed.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    );
                 }
-                out.push(']');
+                out.push('}');
             }
-            out.push_str("]}");
+            out.push(']');
         }
+        out.push_str("]}");
     }
     out.push_str(&format!(
         r#"],"stats":{{"summary":{{"execTime":{},"totalEntriesReturned":{entries_total},"totalBytesProcessed":{bytes_total},"totalLinesProcessed":{entries_total}}}}}"#,
@@ -305,6 +351,22 @@ fn streams_response(streams: &[PartialStream], categorize: bool, took: Duration)
     }
     out.push_str("}}");
     out
+}
+
+/// A label set as Prometheus' `Labels.String` writes it, the key Loki sorts result streams
+/// by: `{name="value", ...}` with Go-quoted values.
+fn loki_labels_text(labels: &Labels) -> String {
+    let mut text = String::from("{");
+    for (i, (k, v)) in labels.pairs().iter().enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        text.push_str(k);
+        text.push('=');
+        text.push_str(&crate::query::template::go_quote(v));
+    }
+    text.push('}');
+    text
 }
 
 /// Matchers of an optional `query` parameter (Loki's `/labels?query={...}`).
@@ -442,4 +504,92 @@ async fn index_stats(core: &Rc<Core>, tenant: &str, params: &[(String, String)])
         total.streams, total.chunks, total.entries, total.bytes
     );
     Ok(Response::json(200, body.into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+
+    #[test]
+    fn step_align_rounds_start_down_and_end_up() {
+        assert_eq!(
+            step_align(1_242 * S, 8_559 * S, 60 * S),
+            (1_200 * S, 8_580 * S)
+        );
+        // Already aligned: unchanged.
+        assert_eq!(
+            step_align(1_200 * S, 8_580 * S, 60 * S),
+            (1_200 * S, 8_580 * S)
+        );
+        // The step counts in whole milliseconds.
+        assert_eq!(
+            step_align(1_000_000_500, 2_000_000_500, 1_500_000),
+            (999_000_000, 2_001_000_000)
+        );
+    }
+
+    fn stream(
+        labels: &[(&str, &str)],
+        entries: Vec<crate::query::merge::PartialEntry>,
+    ) -> PartialStream {
+        PartialStream {
+            labels: Labels::from_pairs(labels.iter().copied()),
+            entries,
+        }
+    }
+
+    fn result_labels(body: &str) -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["stream"].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn streams_come_sorted_by_label_text_with_empty_parsed_values() {
+        let parsed = |v: &str| vec![("user".to_string(), v.to_string())];
+        let streams = vec![stream(
+            &[("app", "a")],
+            vec![
+                (3, "x".into(), Vec::new(), parsed("bob")),
+                (2, "y".into(), Vec::new(), parsed("")),
+                (1, "z".into(), Vec::new(), Vec::new()),
+            ],
+        )];
+        let body = streams_response(&streams, false, Direction::Backward, Duration::ZERO);
+        // `{app="a", user=...}` sorts before `{app="a"}`: ',' < '}' in the text.
+        assert_eq!(
+            result_labels(&body),
+            vec![
+                r#"{"app":"a","user":""}"#,
+                r#"{"app":"a","user":"bob"}"#,
+                r#"{"app":"a"}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn one_label_set_from_two_streams_merges_in_direction() {
+        let streams = vec![
+            stream(
+                &[("app", "a")],
+                vec![(1, "p1".into(), Vec::new(), vec![("b".into(), "2".into())])],
+            ),
+            stream(
+                &[("app", "a"), ("b", "2")],
+                vec![(2, "s2".into(), Vec::new(), Vec::new())],
+            ),
+        ];
+        let body = streams_response(&streams, false, Direction::Backward, Duration::ZERO);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let result = v["data"]["result"].as_array().unwrap();
+        assert_eq!(result.len(), 1);
+        assert_eq!(result[0]["values"][0][1], "s2");
+        assert_eq!(result[0]["values"][1][1], "p1");
+    }
 }

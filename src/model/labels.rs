@@ -24,6 +24,21 @@ impl Labels {
         K: Into<String>,
         V: Into<String>,
     {
+        let mut labels = Labels::from_pairs_keeping_empty(pairs);
+        labels.pairs.retain(|(_, v)| !v.is_empty());
+        labels
+    }
+
+    /// [`Labels::from_pairs`] without dropping empty values: the labels a log pipeline
+    /// answers with. Loki's labels builder keeps a label a stage set to the empty string
+    /// (`| json` of `"user": ""`, a `json` path not found, `logfmt --keep-empty`,
+    /// `label_format x=""`), so `{user=""}` and `{}` are different series there.
+    pub fn from_pairs_keeping_empty<I, K, V>(pairs: I) -> Labels
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
         let mut out: Vec<(String, String)> = Vec::new();
         for (k, v) in pairs {
             let (k, v) = (k.into(), v.into());
@@ -33,7 +48,6 @@ impl Labels {
                 out.push((k, v));
             }
         }
-        out.retain(|(_, v)| !v.is_empty());
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Labels { pairs: out }
     }
@@ -126,6 +140,14 @@ mod tests {
         assert_eq!(l.to_string(), r#"{a="1", b="3"}"#);
         assert_eq!(l.get("b"), Some("3"));
         assert_eq!(l.get("c"), None);
+    }
+
+    #[test]
+    fn keeping_empty_values_on_request() {
+        let l = Labels::from_pairs_keeping_empty([("b", ""), ("a", "1"), ("b", "")]);
+        assert_eq!(l.to_string(), r#"{a="1", b=""}"#);
+        assert_eq!(l.get("b"), Some(""));
+        assert_ne!(l, Labels::from_pairs([("a", "1")]));
     }
 
     /// The hash of `fake` + `{app="sshd", host="db1"}`, computed once and pinned.

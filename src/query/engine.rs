@@ -23,7 +23,7 @@ use super::exec::QueryControl;
 use super::exec::logs::LogsRequest;
 use super::exec::metric::MetricRequest;
 use super::exec::patterns::PatternsRequest;
-use super::merge::{PartialStream, merge_partials};
+use super::merge::{PartialStream, append_window, merge_partials, thin_to_interval};
 use super::params::Direction;
 use super::patterns::PatternMiner;
 use super::pipeline::Pipeline;
@@ -247,6 +247,62 @@ pub async fn logs(
     Ok(merge_partials(partials, direction, limit))
 }
 
+/// The time windows Loki's query frontend splits a log query into
+/// (`split_queries_by_interval`, 1h by default): boundaries at multiples of the split, the
+/// first window starting at `start` and the last ending at `end`.
+pub const LOG_QUERY_SPLIT_NS: i64 = 3_600 * 1_000_000_000;
+
+/// `[start, end)` cut at multiples of `split_ns` (Loki's `util.ForInterval`), in time order.
+pub fn split_windows(start: i64, end: i64, split_ns: i64) -> Vec<(i64, i64)> {
+    let mut windows = Vec::new();
+    if split_ns <= 0 || start >= end {
+        return vec![(start, end)];
+    }
+    let mut from = start;
+    let mut boundary = start - start.rem_euclid(split_ns);
+    while from < end {
+        boundary = boundary.saturating_add(split_ns);
+        let to = boundary.min(end);
+        windows.push((from, to));
+        from = to;
+    }
+    windows
+}
+
+/// A log query with Loki's `interval`: as Loki's frontend and querier answer it. The range
+/// is split into [`LOG_QUERY_SPLIT_NS`] windows taken in the query direction; in each, the
+/// first `limit` entries are read and thinned to one per `interval` ([`thin_to_interval`]);
+/// the windows' entries are appended until `limit` entries are held. So the answer depends
+/// on the split, and may hold fewer than `limit` entries, exactly as Loki's does.
+pub async fn logs_at_interval(
+    core: &Rc<Core>,
+    tenant: &str,
+    expr: LogExpr,
+    (start, end): (i64, i64),
+    limit: usize,
+    direction: Direction,
+    interval_ns: i64,
+) -> Result<Vec<PartialStream>, QueryError> {
+    let mut windows = split_windows(start, end, LOG_QUERY_SPLIT_NS);
+    if direction == Direction::Backward {
+        windows.reverse();
+    }
+    let mut out: Vec<PartialStream> = Vec::new();
+    for window in windows {
+        if out.iter().map(|s| s.entries.len()).sum::<usize>() >= limit {
+            break;
+        }
+        let read = logs(core, tenant, expr.clone(), window, limit, direction).await?;
+        append_window(
+            &mut out,
+            thin_to_interval(read, direction, interval_ns),
+            direction,
+            limit,
+        );
+    }
+    Ok(out)
+}
+
 /// Mines the log patterns of the lines a selector picks in `[start, end)`.
 pub async fn patterns(
     core: &Rc<Core>,
@@ -306,6 +362,17 @@ pub fn expect_answers<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_windows_cut_at_multiples_of_the_split() {
+        const H: i64 = LOG_QUERY_SPLIT_NS;
+        assert_eq!(
+            split_windows(H / 2, 2 * H + 5, H),
+            vec![(H / 2, H), (H, 2 * H), (2 * H, 2 * H + 5)]
+        );
+        assert_eq!(split_windows(H, 2 * H, H), vec![(H, 2 * H)]);
+        assert_eq!(split_windows(5, 5, H), vec![(5, 5)]);
+    }
 
     #[test]
     fn admission_refuses_beyond_the_queue() {

@@ -153,6 +153,85 @@ pub fn merge_partials(
     out
 }
 
+/// Loki's `interval` on a log query (`readStreams`): walking the entries in direction order
+/// over every stream, an entry is kept only if it lies at least `interval_ns` after (forward)
+/// or before (backward) the last kept one; the first is always kept. Loki thins the entries
+/// its querier read, so the result may hold fewer than `limit` entries.
+pub fn thin_to_interval(
+    streams: Vec<PartialStream>,
+    direction: Direction,
+    interval_ns: i64,
+) -> Vec<PartialStream> {
+    if interval_ns <= 0 {
+        return streams;
+    }
+    // Every entry's (timestamp, stream, position), in the merge's order: by time in the
+    // direction, then by stream (streams are sorted by labels).
+    let mut order: Vec<(TimestampNs, usize, usize)> = streams
+        .iter()
+        .enumerate()
+        .flat_map(|(si, s)| s.entries.iter().enumerate().map(move |(i, e)| (e.0, si, i)))
+        .collect();
+    match direction {
+        Direction::Forward => order.sort_by(|a, b| a.cmp(b)),
+        Direction::Backward => {
+            order.sort_by(|a, b| b.0.cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))))
+        }
+    }
+    let mut keep: Vec<Vec<bool>> = streams
+        .iter()
+        .map(|s| vec![false; s.entries.len()])
+        .collect();
+    let mut last: Option<TimestampNs> = None;
+    for (ts, si, i) in order {
+        let due = match (last, direction) {
+            (None, _) => true,
+            (Some(l), Direction::Forward) => ts >= l.saturating_add(interval_ns),
+            (Some(l), Direction::Backward) => ts <= l.saturating_sub(interval_ns),
+        };
+        if due {
+            keep[si][i] = true;
+            last = Some(ts);
+        }
+    }
+    let mut out: Vec<PartialStream> = streams
+        .into_iter()
+        .zip(keep)
+        .map(|(s, keep)| PartialStream {
+            labels: s.labels,
+            entries: s
+                .entries
+                .into_iter()
+                .zip(keep)
+                .filter_map(|(e, k)| k.then_some(e))
+                .collect(),
+        })
+        .collect();
+    out.retain(|s| !s.entries.is_empty());
+    out
+}
+
+/// Appends the streams of a later time window (in the query direction) to `acc`, keeping at
+/// most `limit` entries in all: the window's first ones in direction order. Windows do not
+/// overlap, so a stream's entries stay in direction order.
+pub fn append_window(
+    acc: &mut Vec<PartialStream>,
+    window: Vec<PartialStream>,
+    direction: Direction,
+    limit: usize,
+) {
+    let held: usize = acc.iter().map(|s| s.entries.len()).sum();
+    let room = limit.saturating_sub(held);
+    let window = merge_partials(vec![Partial { streams: window }], direction, room);
+    for s in window {
+        match acc.iter_mut().find(|a| a.labels == s.labels) {
+            Some(a) => a.entries.extend(s.entries),
+            None => acc.push(s),
+        }
+    }
+    acc.sort_by(|a, b| a.labels.cmp(&b.labels));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,5 +389,67 @@ mod tests {
         fn equals_sort_and_take_backward(p in arb_partials(Direction::Backward), limit in 0..40usize) {
             check(p, Direction::Backward, limit)?;
         }
+    }
+
+    fn entry(ts: TimestampNs) -> PartialEntry {
+        (ts, format!("l{ts}"), Vec::new(), Vec::new())
+    }
+
+    fn timestamps(streams: &[PartialStream]) -> Vec<Vec<TimestampNs>> {
+        streams
+            .iter()
+            .map(|s| s.entries.iter().map(|e| e.0).collect())
+            .collect()
+    }
+
+    #[test]
+    fn interval_keeps_one_entry_per_interval_over_all_streams() {
+        let streams = || {
+            vec![
+                PartialStream {
+                    labels: labels("a"),
+                    entries: vec![entry(0), entry(5), entry(10), entry(25)],
+                },
+                PartialStream {
+                    labels: labels("b"),
+                    entries: vec![entry(3), entry(12), entry(20)],
+                },
+            ]
+        };
+        // Forward: 0, then the first at >= 10 (10, stream a), then >= 20 (20, b).
+        let fwd = thin_to_interval(streams(), Direction::Forward, 10);
+        assert_eq!(timestamps(&fwd), vec![vec![0, 10], vec![20]]);
+        // Backward over the same entries, newest first: 25, <= 15: 12, <= 2: 0.
+        let mut back = streams();
+        for s in &mut back {
+            s.entries.reverse();
+        }
+        let back = thin_to_interval(back, Direction::Backward, 10);
+        assert_eq!(timestamps(&back), vec![vec![25, 0], vec![12]]);
+        // No interval: unchanged.
+        assert_eq!(
+            thin_to_interval(streams(), Direction::Forward, 0),
+            streams()
+        );
+    }
+
+    #[test]
+    fn windows_append_up_to_the_limit() {
+        let mut acc = vec![PartialStream {
+            labels: labels("b"),
+            entries: vec![entry(1), entry(2)],
+        }];
+        let later = vec![
+            PartialStream {
+                labels: labels("a"),
+                entries: vec![entry(11), entry(14)],
+            },
+            PartialStream {
+                labels: labels("b"),
+                entries: vec![entry(12)],
+            },
+        ];
+        append_window(&mut acc, later, Direction::Forward, 4);
+        assert_eq!(timestamps(&acc), vec![vec![11], vec![1, 2, 12]]);
     }
 }

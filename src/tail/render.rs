@@ -26,7 +26,7 @@ fn shown_labels(e: &TailedEntry, categorize: bool) -> Labels {
         .chain(&e.parsed)
         .filter(|(k, _)| e.labels.get(k).is_none())
         .map(|(k, v)| (k.as_str(), v.as_str()));
-    Labels::from_pairs(
+    Labels::from_pairs_keeping_empty(
         e.labels
             .pairs()
             .iter()

@@ -21,18 +21,19 @@ use crate::model::Labels;
 use super::Sample;
 use super::labels_index::{LabelsCache, LabelsIndex};
 
-/// The labels of the group a sample with these labels falls into.
+/// The labels of the group a sample with these labels falls into. A label with an empty
+/// value (set by a parser) stays, as in Loki's vector aggregation.
 pub(crate) fn group_labels(labels: &Labels, grouping: Option<&Grouping>) -> Labels {
     match grouping {
         None => Labels::default(),
-        Some(g) if g.without => Labels::from_pairs(
+        Some(g) if g.without => Labels::from_pairs_keeping_empty(
             labels
                 .pairs()
                 .iter()
                 .filter(|(k, _)| k != "__name__" && !g.labels.iter().any(|n| n == k))
                 .cloned(),
         ),
-        Some(g) => Labels::from_pairs(
+        Some(g) => Labels::from_pairs_keeping_empty(
             labels
                 .pairs()
                 .iter()
@@ -281,4 +282,25 @@ pub(crate) fn aggregate(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_keep_empty_values_as_loki_does() {
+        let l = Labels::from_pairs_keeping_empty([("app", "a"), ("user", "")]);
+        let by = Grouping {
+            without: false,
+            labels: vec!["user".into()],
+        };
+        assert_eq!(group_labels(&l, Some(&by)).to_string(), r#"{user=""}"#);
+        let without = Grouping {
+            without: true,
+            labels: vec!["app".into()],
+        };
+        assert_eq!(group_labels(&l, Some(&without)).to_string(), r#"{user=""}"#);
+        assert_eq!(group_labels(&l, None), Labels::default());
+    }
 }

@@ -208,11 +208,12 @@ fn result_labels(
         .collect();
     for name in include {
         pairs.retain(|(k, _)| k != name);
-        if let Some(v) = one.get(name) {
+        if let Some(v) = one.get(name).filter(|v| !v.is_empty()) {
             pairs.push((name.clone(), v.to_string()));
         }
     }
-    Arc::new(Labels::from_pairs(pairs))
+    // Empty values the "many" side carries stay, as in Prometheus' builder.
+    Arc::new(Labels::from_pairs_keeping_empty(pairs))
 }
 
 /// Arithmetic and comparison between two vectors (Loki's `vectorBinop`).

@@ -284,13 +284,15 @@ impl Evaluator<'_> {
                         };
                         let mut out = String::new();
                         caps.expand(replacement, &mut out);
-                        Labels::from_pairs(
+                        // An empty replacement deletes `dst`; other labels keep their values,
+                        // empty ones included (Prometheus' builder only drops what it sets).
+                        Labels::from_pairs_keeping_empty(
                             labels
                                 .pairs()
                                 .iter()
                                 .filter(|(k, _)| k != dst)
                                 .cloned()
-                                .chain(std::iter::once((dst.clone(), out))),
+                                .chain((!out.is_empty()).then(|| (dst.clone(), out))),
                         )
                     });
                 }

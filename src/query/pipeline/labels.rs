@@ -440,8 +440,10 @@ impl LabelsBuilder {
         }
     }
 
-    /// The line's labels, sorted: everything [`LabelsBuilder::for_each`] lists except empty
-    /// values, which Loki trims from the label sets it answers with.
+    /// The line's labels, sorted: everything [`LabelsBuilder::for_each`] lists, empty values
+    /// included. Loki's `LabelsResult` keeps a label a stage set to the empty string
+    /// (`| json` of `"user": ""`), so `{user=""}` is a series of its own, apart from `{}`;
+    /// the stream's own labels are never empty.
     pub fn labels(&self) -> Labels {
         if self.is_unchanged() {
             return self.base.clone();
@@ -450,7 +452,7 @@ impl LabelsBuilder {
             self.base.len() + self.add.iter().map(Pairs::len).sum::<usize>() + 2,
         );
         self.for_each(|k, v| pairs.push((k.to_owned(), v.to_owned())));
-        Labels::from_pairs(pairs)
+        Labels::from_pairs_keeping_empty(pairs)
     }
 
     /// The line's labels split into stream, structured metadata and parsed, as Loki's
@@ -472,9 +474,9 @@ impl LabelsBuilder {
             }
         });
         CategorizedLabels {
-            stream: Labels::from_pairs(stream),
-            structured_metadata: Labels::from_pairs(metadata),
-            parsed: Labels::from_pairs(parsed),
+            stream: Labels::from_pairs_keeping_empty(stream),
+            structured_metadata: Labels::from_pairs_keeping_empty(metadata),
+            parsed: Labels::from_pairs_keeping_empty(parsed),
         }
     }
 
@@ -488,10 +490,8 @@ impl LabelsBuilder {
         let mut sum = 0u64;
         let mut count = 0u64;
         self.for_each(|k, v| {
-            if !v.is_empty() {
-                sum = sum.wrapping_add(pair_hash(k, v));
-                count += 1;
-            }
+            sum = sum.wrapping_add(pair_hash(k, v));
+            count += 1;
         });
         finish_hash(sum, count)
     }
@@ -527,7 +527,7 @@ fn finish_hash(sum: u64, count: u64) -> u64 {
 
 fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
     let (mut sum, mut count) = (0u64, 0u64);
-    for (k, v) in pairs.filter(|(_, v)| !v.is_empty()) {
+    for (k, v) in pairs {
         sum = sum.wrapping_add(pair_hash(k, v));
         count += 1;
     }
@@ -614,6 +614,23 @@ mod tests {
         assert!(!b.extracted("env"));
         assert_eq!(b.error(), "FromMetadata");
         assert_eq!(b.get("env"), Some("prod"));
+    }
+
+    #[test]
+    fn parsed_empty_values_stay_in_the_label_set() {
+        let mut b = LabelsBuilder::new(&Labels::from_pairs([("app", "foo")]));
+        b.reset(std::iter::empty());
+        let plain = b.labels_hash();
+        assert!(b.extract("user", ""));
+        assert_eq!(b.labels().to_string(), r#"{app="foo", user=""}"#);
+        assert_eq!(b.categorized().parsed.to_string(), r#"{user=""}"#);
+        // `{user=""}` is another series than `{}`.
+        assert_ne!(b.labels_hash(), plain);
+        b.set(LabelCategory::Parsed, "user", "bob");
+        let mut c = LabelsBuilder::new(&Labels::from_pairs([("app", "foo")]));
+        c.reset(std::iter::empty());
+        c.set(LabelCategory::Parsed, "user", "bob");
+        assert_eq!(b.labels_hash(), c.labels_hash());
     }
 
     #[test]

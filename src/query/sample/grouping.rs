@@ -83,14 +83,14 @@ impl OutputGrouping {
         match self {
             OutputGrouping::All => labels,
             OutputGrouping::Nothing => Labels::default(),
-            OutputGrouping::By(names) => Labels::from_pairs(
+            OutputGrouping::By(names) => Labels::from_pairs_keeping_empty(
                 labels
                     .pairs()
                     .iter()
                     .filter(|(k, _)| names.binary_search(k).is_ok())
                     .cloned(),
             ),
-            OutputGrouping::Without(names) => Labels::from_pairs(
+            OutputGrouping::Without(names) => Labels::from_pairs_keeping_empty(
                 labels
                     .pairs()
                     .iter()
@@ -181,6 +181,15 @@ mod tests {
             OutputGrouping::for_leaf(RangeOp::AbsentOverTime, None, None, None),
             Nothing
         );
+    }
+
+    #[test]
+    fn grouping_keeps_empty_parsed_values() {
+        let l = Labels::from_pairs_keeping_empty([("app", "a"), ("user", "")]);
+        let by = OutputGrouping::By(vec!["user".into()]);
+        assert_eq!(by.apply(l.clone()).to_string(), r#"{user=""}"#);
+        let without = OutputGrouping::Without(vec!["app".into()]);
+        assert_eq!(without.apply(l).to_string(), r#"{user=""}"#);
     }
 
     #[test]

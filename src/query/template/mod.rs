@@ -37,6 +37,12 @@ use std::fmt;
 
 use crate::logql::{REGEX_DFA_BYTES_MAX, REGEX_SIZE_BYTES_MAX};
 
+/// Go's `strconv.Quote`, for callers outside templates that must print a string as Go does
+/// (label sets in Loki's text form).
+pub(crate) fn go_quote(s: &str) -> String {
+    gofmt::quote(s)
+}
+
 /// The deepest nesting of control structures and parentheses a template may have. Go allows
 /// ten thousand parentheses; real templates nest a handful of levels, and the parser and the
 /// executor are recursive.

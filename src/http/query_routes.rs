@@ -231,6 +231,9 @@ async fn logs(
     Ok(Response::json(200, body.into_bytes()))
 }
 
+/// Where each entry of a result stream comes from: (partial stream, entry) indexes.
+type EntryRefs = Vec<(usize, usize)>;
+
 /// Loki's `streams` result. Without the categorize-labels flag, Loki folds an entry's
 /// structured metadata and parsed labels into its stream's labels (so entries with different
 /// metadata land in different result streams); with it, they are returned as the third
@@ -290,7 +293,7 @@ fn streams_response(
             }
         }
     }
-    let mut groups: Vec<(String, Labels, Vec<(usize, usize)>)> = groups
+    let mut groups: Vec<(String, Labels, EntryRefs)> = groups
         .into_iter()
         .map(|(labels, idx)| (loki_labels_text(&labels), labels, idx))
         .collect();
@@ -526,7 +529,7 @@ mod tests {
         // The step counts in whole milliseconds.
         assert_eq!(
             step_align(1_000_000_500, 2_000_000_500, 1_500_000),
-            (999_000_000, 2_001_000_000)
+            (1_000_000_000, 2_001_000_000)
         );
     }
 

@@ -173,7 +173,7 @@ pub fn thin_to_interval(
         .flat_map(|(si, s)| s.entries.iter().enumerate().map(move |(i, e)| (e.0, si, i)))
         .collect();
     match direction {
-        Direction::Forward => order.sort_by(|a, b| a.cmp(b)),
+        Direction::Forward => order.sort(),
         Direction::Backward => {
             order.sort_by(|a, b| b.0.cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))))
         }

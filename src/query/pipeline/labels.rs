@@ -667,9 +667,14 @@ mod tests {
         assert_eq!(a.labels_hash(), b.labels_hash());
         b.set(LabelCategory::Parsed, "x", "3");
         assert_ne!(a.labels_hash(), b.labels_hash());
-        // An empty value is not part of the answer, so not of the hash either.
+        // A label a stage set to the empty string is part of the answer, as in Loki: `{z=""}`
+        // and no `z` are different series.
         b.set(LabelCategory::Parsed, "x", "1");
+        assert_eq!(a.labels_hash(), b.labels_hash());
         b.set(LabelCategory::Parsed, "z", "");
+        assert_ne!(a.labels_hash(), b.labels_hash());
+        assert_ne!(a.labels(), b.labels());
+        b.del("z");
         assert_eq!(a.labels_hash(), b.labels_hash());
         assert_eq!(a.labels(), b.labels());
         // Deleting what was added brings back the stream's own hash.

@@ -89,7 +89,11 @@ fn positions(hash: u64, k: u8, m: u64) -> impl Iterator<Item = u64> {
 pub struct BloomBuilder {
     /// Linear-probing table of grams; 0 marks an empty slot (gram 0 is `has_zero`).
     table: Vec<u32>,
-    len: usize,
+    /// The slots in use, so that a block's filter is built and the table cleared in time
+    /// proportional to the block's grams, not to the table: a part of a million one-line
+    /// streams has a million tiny blocks, and sweeping a 64 KiB table for each one took
+    /// most of a seal.
+    filled: Vec<u32>,
     has_zero: bool,
 }
 
@@ -97,7 +101,7 @@ impl Default for BloomBuilder {
     fn default() -> Self {
         BloomBuilder {
             table: vec![0; GRAM_TABLE_SLOTS_MIN],
-            len: 0,
+            filled: Vec::new(),
             has_zero: false,
         }
     }
@@ -128,7 +132,7 @@ impl BloomBuilder {
             self.has_zero = true;
             return;
         }
-        if (self.len + 1) * 2 > self.table.len() {
+        if (self.filled.len() + 1) * 2 > self.table.len() {
             self.grow();
         }
         let mask = self.table.len() - 1;
@@ -140,7 +144,8 @@ impl BloomBuilder {
             }
             if v == 0 {
                 self.table[i] = gram;
-                self.len += 1;
+                // The table's slots fit in u32: it is at most twice a block's grams.
+                self.filled.push(i as u32);
                 return;
             }
             i = (i + 1) & mask;
@@ -151,18 +156,20 @@ impl BloomBuilder {
         let slots = self.table.len() * 2;
         let old = std::mem::replace(&mut self.table, vec![0; slots]);
         let mask = self.table.len() - 1;
-        for g in old.into_iter().filter(|&g| g != 0) {
+        for slot in &mut self.filled {
+            let g = old[*slot as usize];
             let mut i = slot_of(g, mask);
             while self.table[i] != 0 {
                 i = (i + 1) & mask;
             }
             self.table[i] = g;
+            *slot = i as u32;
         }
     }
 
     /// Distinct grams added so far.
     pub fn distinct(&mut self) -> usize {
-        self.len + usize::from(self.has_zero)
+        self.filled.len() + usize::from(self.has_zero)
     }
 
     /// Appends the filter of the grams added since the last call to `out`, sized at
@@ -179,13 +186,16 @@ impl BloomBuilder {
         out.resize(start + len, 0);
         let bits = &mut out[start..];
         let zero = self.has_zero.then_some(0u32);
-        for g in self.table.iter().copied().filter(|&g| g != 0).chain(zero) {
+        let grams = self.filled.iter().map(|&slot| self.table[slot as usize]);
+        for g in grams.chain(zero) {
             for i in positions(gram_hash(g), k, m) {
                 bits[(i / 8) as usize] |= 1 << (i % 8);
             }
         }
-        self.table.fill(0);
-        self.len = 0;
+        for &slot in &self.filled {
+            self.table[slot as usize] = 0;
+        }
+        self.filled.clear();
         self.has_zero = false;
         len
     }

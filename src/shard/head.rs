@@ -14,6 +14,7 @@
 //! [`EQUAL_TS_SCAN_MAX`] entries of one timestamp.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::dedupe::{Candidate, EQUAL_TS_SCAN_MAX, HeadIndex};
 use crate::model::{Labels, StreamId, TimestampNs};
@@ -22,7 +23,9 @@ use crate::model::{Labels, StreamId, TimestampNs};
 pub struct StreamHead {
     pub id: StreamId,
     pub tenant: String,
-    pub labels: Labels,
+    /// Shared, not copied, by every scan that takes a snapshot of this stream: a query over
+    /// a million streams must not copy a million label sets.
+    pub labels: Arc<Labels>,
     timestamps: Vec<TimestampNs>,
     /// `line_ends[i]` is the end of line i in `line_bytes`; line i starts at `line_ends[i-1]`.
     line_ends: Vec<u64>,
@@ -108,6 +111,10 @@ impl<'a> MetadataView<'a> {
 
 impl StreamHead {
     pub fn new(id: StreamId, tenant: &str, labels: Labels) -> StreamHead {
+        StreamHead::with_labels(id, tenant, Arc::new(labels))
+    }
+
+    fn with_labels(id: StreamId, tenant: &str, labels: Arc<Labels>) -> StreamHead {
         StreamHead {
             id,
             tenant: tenant.to_string(),
@@ -149,7 +156,7 @@ impl StreamHead {
 
     /// Takes every entry out, leaving an empty head of the same stream, one generation on.
     pub fn take(&mut self) -> StreamHead {
-        let mut empty = StreamHead::new(self.id, &self.tenant, self.labels.clone());
+        let mut empty = StreamHead::with_labels(self.id, &self.tenant, Arc::clone(&self.labels));
         empty.generation = self.generation + 1;
         std::mem::replace(self, empty)
     }

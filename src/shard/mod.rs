@@ -737,7 +737,7 @@ impl Shard {
         picked.dedup();
         picked
             .into_iter()
-            .map(|i| streams.head(i).labels.clone())
+            .map(|i| Labels::clone(&streams.head(i).labels))
             .collect()
     }
 

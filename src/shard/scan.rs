@@ -103,7 +103,7 @@ struct ScanSnapshot {
 
 struct SnapshotStream {
     id: StreamId,
-    labels: Labels,
+    labels: Arc<Labels>,
     heads: Vec<HeadRef>,
 }
 
@@ -205,7 +205,7 @@ impl Shard {
                 }
                 SnapshotStream {
                     id: h.id,
-                    labels: h.labels.clone(),
+                    labels: Arc::clone(&h.labels),
                     heads,
                 }
             })

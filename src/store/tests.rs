@@ -800,3 +800,19 @@ fn a_part_written_during_a_commit_keeps_its_own_id() {
         assert!(interleavings > 0, "no part was written during a commit");
     });
 }
+
+#[test]
+fn watermarks_merge_in_order_keeping_the_higher_seq() {
+    let mut w = vec![(1, 10), (5, 50), (9, 90)];
+    super::merge_watermarks(&mut w, &[(9, 80), (3, 30), (5, 55), (12, 1), (3, 31)]);
+    assert_eq!(w, vec![(1, 10), (3, 31), (5, 55), (9, 90), (12, 1)]);
+    super::merge_watermarks(&mut w, &[]);
+    assert_eq!(w.len(), 5);
+    // A million new streams at once, as a seal round of one-line streams brings.
+    let mut w = vec![(0, 1)];
+    let add: Vec<(u64, u64)> = (0..1_000_000u64).rev().map(|s| (s, s + 2)).collect();
+    super::merge_watermarks(&mut w, &add);
+    assert_eq!(w.len(), 1_000_000);
+    assert_eq!(w[0], (0, 2));
+    assert!(w.windows(2).all(|p| p[0].0 < p[1].0));
+}

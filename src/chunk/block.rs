@@ -196,6 +196,17 @@ impl DecodedBlock {
         (0..self.len()).map(|i| self.entry(i))
     }
 
+    /// The byte length of line `i` (without touching its bytes). Panics if `i >= len()`.
+    pub fn line_len(&self, i: usize) -> usize {
+        (self.line_offsets[i + 1] - self.line_offsets[i]) as usize
+    }
+
+    /// The structured metadata keys of every entry of the block, with repeats: a counting
+    /// scan checks them once per block instead of once per line.
+    pub fn metadata_keys(&self) -> impl Iterator<Item = &str> + '_ {
+        self.pairs.iter().map(|p| self.str_at(p[0], p[1]))
+    }
+
     /// The index of the first entry at or after `ts`.
     pub fn partition_point(&self, ts: i64) -> usize {
         self.timestamps.partition_point(|&t| t < ts)

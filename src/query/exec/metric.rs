@@ -2,6 +2,12 @@
 //! lines, runs its pipeline, extracts a sample (1, the line's bytes, or the unwrapped label)
 //! and adds it to the leaf's accumulator, whose mergeable partial state goes back to the
 //! receiving core (see [`crate::query::plan`] and [`crate::query::sample`]).
+//!
+//! A leaf without stages that counts lines or sums their bytes (`count_over_time`, `rate`,
+//! `bytes_over_time`, `bytes_rate`, `absent_over_time`) is a counting leaf: a line's series
+//! is its stream's unless its structured metadata reaches the output labels (a key the
+//! grouping keeps, or an error label), so such lines skip the labels builder, and a decoded
+//! block whose metadata cannot reach them is added interval run by interval run.
 
 use std::sync::Arc;
 
@@ -12,9 +18,12 @@ use crate::model::{Labels, TimestampNs};
 use crate::query::QueryError;
 use crate::query::needles::required_literals;
 use crate::query::params::Direction;
-use crate::query::pipeline::{LabelsBuilder, Pipeline, SAMPLE_EXTRACTION_ERR};
+use crate::chunk::DecodedBlock;
+use crate::query::pipeline::{DUPLICATE_SUFFIX, LabelsBuilder, Pipeline, SAMPLE_EXTRACTION_ERR};
 use crate::query::plan::{LeafPlan, MetricPlan, SampleSource};
-use crate::query::sample::{LeafAccumulator, LeafPartial, convert};
+use crate::query::sample::{
+    LeafAccumulator, LeafPartial, OutputGrouping, convert,
+};
 use crate::shard::Shard;
 
 /// What a leaf runs on every shard, compiled once on the receiving core.
@@ -104,23 +113,26 @@ pub async fn run(shard: &Shard, r: &MetricRequest) -> Result<Vec<LeafPartial>, Q
             bloom: exec.bloom.clone(),
             control: r.control.clone(),
         };
-        let mut sink = SampleSink {
-            leaf,
-            exec,
-            acc: leaf
-                .accumulator(budget)
-                .with_series_max(if leaf.bounds_series() {
-                    r.series_max
-                } else {
-                    0
-                }),
-            builder: None,
-        };
+        let acc = leaf
+            .accumulator(budget)
+            .with_series_max(if leaf.bounds_series() {
+                r.series_max
+            } else {
+                0
+            });
+        let mut sink = SampleSink::new(leaf, exec, acc);
         shard.scan(&spec, &mut sink).await?;
         budget = budget.saturating_sub(sink.acc.memory_bytes());
         out.push(sink.acc.finish());
     }
     Ok(out)
+}
+
+/// What a counting leaf adds per line (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Counting {
+    Lines,
+    Bytes,
 }
 
 /// Turns a leaf's lines into samples.
@@ -129,11 +141,113 @@ struct SampleSink<'a> {
     exec: &'a LeafExec,
     acc: LeafAccumulator,
     builder: Option<LabelsBuilder>,
+    /// Set for a counting leaf (see the module doc).
+    counting: Option<Counting>,
+    /// A counting leaf's series slot for the current stream, once a line has needed it.
+    stream_slot: Option<u32>,
+    /// The last interval a counting line fell in, with its times `(open, closed]`.
+    interval: Option<(i64, i64, u32)>,
+}
+
+impl<'a> SampleSink<'a> {
+    fn new(leaf: &'a LeafPlan, exec: &'a LeafExec, acc: LeafAccumulator) -> SampleSink<'a> {
+        let counting = match (exec.pipeline.is_noop(), leaf.sample_source()) {
+            (true, SampleSource::LineCount) => Some(Counting::Lines),
+            (true, SampleSource::LineBytes) => Some(Counting::Bytes),
+            _ => None,
+        };
+        SampleSink {
+            leaf,
+            exec,
+            acc,
+            builder: None,
+            counting,
+            stream_slot: None,
+            interval: None,
+        }
+    }
+
+    /// The interval of a line at `ts`, or `None` when no window holds it.
+    #[inline]
+    fn interval_of(&mut self, ts: TimestampNs) -> Option<u32> {
+        if let Some((open, closed, j)) = self.interval
+            && open < ts
+            && ts <= closed
+        {
+            return Some(j);
+        }
+        let j = self.acc.windows().interval_of(ts)?;
+        if let Some((open, closed)) = self.acc.windows().interval_span(j) {
+            self.interval = Some((open, closed, j));
+        }
+        Some(j)
+    }
+
+    /// The current stream's series slot for a counting leaf.
+    fn stream_slot(&mut self) -> Result<u32, QueryError> {
+        if let Some(slot) = self.stream_slot {
+            return Ok(slot);
+        }
+        let Some(lbs) = self.builder.as_ref() else {
+            return Err(QueryError::Internal(
+                "a scan pushed an entry before its stream".into(),
+            ));
+        };
+        let slot = self
+            .acc
+            .slot_of(lbs.stream_hash(), || lbs.stream().clone())?;
+        self.stream_slot = Some(slot);
+        Ok(slot)
+    }
+
+    /// Whether a structured metadata key leaves a counting line's series the stream's: it
+    /// is not an error label and the output grouping drops the name the builder gives it.
+    fn metadata_key_is_inert(&self, key: &str) -> bool {
+        if key.starts_with("__") {
+            // `__error__` and `__error_details__` set the line's error; other reserved
+            // names take the general path too, to be safe.
+            return false;
+        }
+        let renamed = self.builder.as_ref().is_some_and(|b| b.base_has(key));
+        let is_name = |n: &String| {
+            if renamed {
+                n.strip_suffix(DUPLICATE_SUFFIX) == Some(key)
+            } else {
+                n == key
+            }
+        };
+        match self.leaf.output_grouping() {
+            OutputGrouping::All => false,
+            OutputGrouping::Nothing => true,
+            OutputGrouping::By(names) => !names.iter().any(is_name),
+            OutputGrouping::Without(names) => names.iter().any(is_name),
+        }
+    }
+
+    /// A counting leaf's line whose metadata is inert: one sample into the stream's series.
+    #[inline]
+    fn push_counting(
+        &mut self,
+        counting: Counting,
+        ts: TimestampNs,
+        line: &str,
+    ) -> Result<(), QueryError> {
+        let Some(j) = self.interval_of(ts) else {
+            return Ok(());
+        };
+        let slot = self.stream_slot()?;
+        let value = match counting {
+            Counting::Lines => 1.0,
+            Counting::Bytes => line.len() as f64,
+        };
+        self.acc.push_to_slot(slot, j, ts, value)
+    }
 }
 
 impl ScanSink for SampleSink<'_> {
     fn begin_stream(&mut self, labels: &Labels) {
         self.builder = Some(LabelsBuilder::new(labels));
+        self.stream_slot = None;
     }
 
     fn cutoff(&self) -> Option<TimestampNs> {
@@ -146,6 +260,11 @@ impl ScanSink for SampleSink<'_> {
         line: &str,
         metadata: &[(&str, &str)],
     ) -> Result<(), QueryError> {
+        if let Some(counting) = self.counting
+            && metadata.iter().all(|(k, _)| self.metadata_key_is_inert(k))
+        {
+            return self.push_counting(counting, ts, line);
+        }
         if !self.leaf.covers(ts) {
             return Ok(());
         }
@@ -186,5 +305,59 @@ impl ScanSink for SampleSink<'_> {
         let lbs = &*lbs;
         self.acc
             .push_hashed(lbs.labels_hash(), || lbs.labels(), ts, value)
+    }
+
+    fn push_block(
+        &mut self,
+        block: &DecodedBlock,
+        lo: usize,
+        hi: usize,
+    ) -> Result<bool, QueryError> {
+        let Some(counting) = self.counting else {
+            return Ok(false);
+        };
+        if !self.acc.takes_runs() || !block.metadata_keys().all(|k| self.metadata_key_is_inert(k)) {
+            return Ok(false);
+        }
+        let Some(timestamps) = block.timestamps().get(lo..hi) else {
+            return Ok(false);
+        };
+        let slot = self.stream_slot()?;
+        // The current run: its interval, its lines and their bytes.
+        let mut run: Option<(u32, u64, u64)> = None;
+        for (i, &ts) in (lo..hi).zip(timestamps) {
+            let j = self.interval_of(ts);
+            let Some(j) = j else {
+                continue;
+            };
+            let bytes = match counting {
+                Counting::Lines => 0,
+                Counting::Bytes => block.line_len(i) as u64,
+            };
+            match &mut run {
+                Some((rj, n, b)) if *rj == j => {
+                    *n += 1;
+                    *b += bytes;
+                }
+                _ => {
+                    if let Some((rj, n, b)) = run.take() {
+                        self.acc.push_run(slot, rj, n, run_value(counting, n, b))?;
+                    }
+                    run = Some((j, 1, bytes));
+                }
+            }
+        }
+        if let Some((rj, n, b)) = run {
+            self.acc.push_run(slot, rj, n, run_value(counting, n, b))?;
+        }
+        Ok(true)
+    }
+}
+
+/// The sum of the values of a run of `lines` lines of `bytes` bytes, as their samples give it.
+fn run_value(counting: Counting, lines: u64, bytes: u64) -> f64 {
+    match counting {
+        Counting::Lines => lines as f64,
+        Counting::Bytes => bytes as f64,
     }
 }

@@ -49,6 +49,7 @@ pub use labels::{
     CategorizedLabels, ERROR_DETAILS_LABEL, ERROR_LABEL, LabelCategory, LabelsBuilder,
     PRESERVE_ERROR_LABEL,
 };
+pub(crate) use labels::DUPLICATE_SUFFIX;
 
 use crate::logql::{self, LabelFormatSource, ParserStage};
 use crate::model::{Labels, TimestampNs};

@@ -435,6 +435,30 @@ impl DecodedBlock {
 }
 
 #[cfg(test)]
+impl DecodedBlock {
+    /// A block holding `entries` (sorted by time, at least one), as a scan decodes it.
+    pub(crate) fn for_tests(entries: &[EntryInput<'_>]) -> DecodedBlock {
+        let mut body = Vec::new();
+        let lines_bytes = encode_body(entries, &mut body);
+        let compressed = zstd::bulk::compress(&body, 1).expect("zstd compresses");
+        let expect = BlockExpect {
+            offset: 0,
+            crc32c: crc32c::crc32c(&compressed),
+            entries: entries.len(),
+            uncompressed_bytes: body.len(),
+            lines_bytes,
+            min_ts: entries.first().map_or(0, |e| e.0),
+            max_ts: entries.last().map_or(0, |e| e.0),
+        };
+        let mut block = DecodedBlock::new();
+        block
+            .decode(&compressed, &expect, Path::new("test"))
+            .expect("a valid block");
+        block
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -32,6 +32,9 @@ pub struct LeafExec {
     filters: Vec<LineFilter>,
     bloom: BloomQuery,
     pipeline: Pipeline,
+    /// The pipeline storing only the labels the leaf reads ([`Pipeline::lean`]), when the
+    /// output grouping keeps named labels only.
+    lean: Option<Pipeline>,
     /// The label filters written after `unwrap`, run once the sample is extracted.
     post_filters: Pipeline,
 }
@@ -49,10 +52,29 @@ impl LeafExec {
                     .collect()
             })
             .unwrap_or_default();
+        // The labels a sample without error reads: its grouping's, the unwrapped label
+        // and those the post-filters read.
+        let lean = match leaf.output_grouping() {
+            OutputGrouping::By(names) => Some(names.clone()),
+            OutputGrouping::Nothing => Some(Vec::new()),
+            OutputGrouping::All | OutputGrouping::Without(_) => None,
+        };
+        let lean = match lean {
+            Some(mut wanted) => {
+                if let Some(u) = leaf.unwrap() {
+                    wanted.push(u.label.clone());
+                }
+                let post_filters = Pipeline::new(&post)?;
+                post_filters.label_names(&mut wanted);
+                Pipeline::lean(&log.stages, &wanted)?
+            }
+            None => None,
+        };
         Ok(LeafExec {
             filters: log.selector.filters.clone(),
             bloom: required_literals(&log.selector.filters),
             pipeline: Pipeline::new(&log.stages)?,
+            lean,
             post_filters: Pipeline::new(&post)?,
         })
     }
@@ -126,6 +148,53 @@ pub async fn run(shard: &Shard, r: &MetricRequest) -> Result<Vec<LeafPartial>, Q
         out.push(sink.acc.finish());
     }
     Ok(out)
+}
+
+impl SampleSink<'_> {
+    /// Runs `pipeline` on a line and extracts its sample: `None` when the line gives none.
+    /// The line's labels are left in the builder.
+    fn sample(
+        &mut self,
+        pipeline: &Pipeline,
+        ts: TimestampNs,
+        line: &str,
+        metadata: &[(&str, &str)],
+    ) -> Result<Option<f64>, QueryError> {
+        let Some(lbs) = self.builder.as_mut() else {
+            return Err(QueryError::Internal(
+                "a scan pushed an entry before its stream".into(),
+            ));
+        };
+        lbs.reset(metadata.iter().copied());
+        let Some(out) = pipeline.run(ts, line, lbs) else {
+            return Ok(None);
+        };
+        Ok(Some(match self.leaf.sample_source() {
+            SampleSource::LineCount => 1.0,
+            SampleSource::LineBytes => out.len() as f64,
+            SampleSource::Unwrap(u) => {
+                // A line without the label gives no sample (Loki: grafana/loki#6713).
+                let value = match lbs.get(&u.label) {
+                    None | Some("") => return Ok(None),
+                    Some(v) => convert(u.conversion, v),
+                };
+                let value = match value {
+                    Ok(v) => v,
+                    Err(details) => {
+                        lbs.set_error(SAMPLE_EXTRACTION_ERR);
+                        lbs.set_error_details(&details);
+                        0.0
+                    }
+                };
+                if !self.exec.post_filters.is_noop()
+                    && self.exec.post_filters.run(ts, &out, lbs).is_none()
+                {
+                    return Ok(None);
+                }
+                value
+            }
+        }))
+    }
 }
 
 /// What a counting leaf adds per line (see the module doc).
@@ -268,41 +337,15 @@ impl ScanSink for SampleSink<'_> {
         if !self.leaf.covers(ts) {
             return Ok(());
         }
-        let Some(lbs) = self.builder.as_mut() else {
-            return Err(QueryError::Internal(
-                "a scan pushed an entry before its stream".into(),
-            ));
-        };
-        lbs.reset(metadata.iter().copied());
-        let Some(out) = self.exec.pipeline.run(ts, line, lbs) else {
+        let exec = self.exec;
+        let mut value = self.sample(exec.lean.as_ref().unwrap_or(&exec.pipeline), ts, line, metadata)?;
+        // A sample with an error keeps every label: the lean pipeline did not store them all.
+        if exec.lean.is_some() && value.is_some() && self.builder.as_ref().is_some_and(|b| b.has_error()) {
+            value = self.sample(&exec.pipeline, ts, line, metadata)?;
+        }
+        let (Some(value), Some(lbs)) = (value, self.builder.as_ref()) else {
             return Ok(());
         };
-        let value = match self.leaf.sample_source() {
-            SampleSource::LineCount => 1.0,
-            SampleSource::LineBytes => out.len() as f64,
-            SampleSource::Unwrap(u) => {
-                // A line without the label gives no sample (Loki: grafana/loki#6713).
-                let value = match lbs.get(&u.label) {
-                    None | Some("") => return Ok(()),
-                    Some(v) => convert(u.conversion, v),
-                };
-                let value = match value {
-                    Ok(v) => v,
-                    Err(details) => {
-                        lbs.set_error(SAMPLE_EXTRACTION_ERR);
-                        lbs.set_error_details(&details);
-                        0.0
-                    }
-                };
-                if !self.exec.post_filters.is_noop()
-                    && self.exec.post_filters.run(ts, &out, lbs).is_none()
-                {
-                    return Ok(());
-                }
-                value
-            }
-        };
-        let lbs = &*lbs;
         self.acc
             .push_hashed(lbs.labels_hash(), || lbs.labels(), ts, value)
     }
@@ -359,5 +402,144 @@ fn run_value(counting: Counting, lines: u64, bytes: u64) -> f64 {
     match counting {
         Counting::Lines => lines as f64,
         Counting::Bytes => bytes as f64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The counting fast paths (per line and per decoded block) against the general path.
+
+    use super::*;
+    use crate::chunk::EntryInput;
+    use crate::logql::parse_sample_expr;
+    use crate::query::plan::{Steps, plan_metric};
+
+    const S: i64 = 1_000_000_000;
+
+    /// Metadata sets: inert for some groupings, reaching the output or the error for others.
+    const METADATA: &[&[(&str, &str)]] = &[
+        &[],
+        &[("trace", "t1")],
+        &[("trace", "t2"), ("span", "")],
+        &[("pod", "9")],
+        &[("__error__", "boom")],
+        &[("__error_details__", "why")],
+        &[("__other", "x")],
+    ];
+
+    /// The finished table of a leaf after `feed`, by the fast paths or the general one.
+    fn table_after(
+        query: &str,
+        fast: bool,
+        feed: &dyn Fn(&mut SampleSink<'_>) -> Result<(), QueryError>,
+    ) -> Result<String, QueryError> {
+        let expr = parse_sample_expr(query).expect("a valid query");
+        let plan = plan_metric(&expr, Steps::range(60 * S, 600 * S, 60 * S)).expect("a plan");
+        let leaf = &plan.leaves()[0];
+        let exec = LeafExec::new(leaf)?;
+        let mut sink = SampleSink::new(leaf, &exec, leaf.accumulator(1 << 24));
+        if !fast {
+            sink.counting = None;
+        }
+        feed(&mut sink)?;
+        Ok(format!("{:?}", sink.acc.finish().table))
+    }
+
+    /// Pseudo-random entries of one stream, sorted by time, some outside every window.
+    fn entries(seed: u64, n: usize) -> Vec<(i64, String, usize)> {
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut ts = 30 * S;
+        (0..n)
+            .map(|_| {
+                // Steps of up to 20 s, sometimes landing on an interval's closed end.
+                ts += if next() % 5 == 0 {
+                    (60 * S) - ts.rem_euclid(60 * S)
+                } else {
+                    (next() % (20 * S as u64)) as i64
+                };
+                let line = "x".repeat((next() % 40) as usize);
+                let md = (next() % 4 == 0) as usize * (next() as usize % METADATA.len());
+                (ts, line, md)
+            })
+            .collect()
+    }
+
+    const QUERIES: &[&str] = &[
+        "count_over_time({app=\"a\"}[1m])",
+        "sum by (app) (count_over_time({app=\"a\"}[1m]))",
+        "sum by (trace) (count_over_time({app=\"a\"}[2m]))",
+        "sum by (pod_extracted) (rate({app=\"a\"}[1m]))",
+        "sum without (trace, span) (bytes_over_time({app=\"a\"}[1m]))",
+        "sum by () (bytes_rate({app=\"a\"}[90s]))",
+        "sum by (app, pod) (bytes_over_time({app=\"a\"}[30s]))",
+        "absent_over_time({app=\"a\"}[1m])",
+    ];
+
+    #[test]
+    fn counting_lines_match_the_general_path() {
+        let stream = Labels::from_pairs([("app".into(), "a".into()), ("pod".into(), "1".into())]);
+        for seed in 0..20 {
+            let es = entries(seed, 300);
+            let per_line = |sink: &mut SampleSink<'_>| -> Result<(), QueryError> {
+                sink.begin_stream(&stream);
+                for (ts, line, md) in &es {
+                    let md = METADATA.get(*md).copied().unwrap_or_default();
+                    sink.push(*ts, line, md)?;
+                }
+                Ok(())
+            };
+            // Blocks of 50 entries, each offered at once, over two streams' worth of calls.
+            let per_block = |sink: &mut SampleSink<'_>| -> Result<(), QueryError> {
+                sink.begin_stream(&stream);
+                for chunk in es.chunks(50) {
+                    let inputs: Vec<EntryInput<'_>> = chunk
+                        .iter()
+                        .map(|(ts, line, md)| {
+                            (*ts, line.as_str(), METADATA.get(*md).copied().unwrap_or_default())
+                        })
+                        .collect();
+                    let block = DecodedBlock::for_tests(&inputs);
+                    let lo = 0;
+                    let hi = block.len();
+                    if !sink.push_block(&block, lo, hi)? {
+                        for i in lo..hi {
+                            let e = block.entry(i);
+                            let md: Vec<(&str, &str)> = e.metadata.iter().collect();
+                            sink.push(e.ts, e.line, &md)?;
+                        }
+                    }
+                }
+                Ok(())
+            };
+            for q in QUERIES {
+                let general = table_after(q, false, &per_line).unwrap();
+                assert_eq!(table_after(q, true, &per_line).unwrap(), general, "{q} per line, seed {seed}");
+                assert_eq!(table_after(q, true, &per_block).unwrap(), general, "{q} per block, seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_stage_free_counting_leaves_count() {
+        for (q, counting) in [
+            ("count_over_time({app=\"a\"}[1m])", Some(Counting::Lines)),
+            ("bytes_rate({app=\"a\"}[1m])", Some(Counting::Bytes)),
+            ("count_over_time({app=\"a\"} | logfmt [1m])", None),
+            ("sum_over_time({app=\"a\"} | unwrap v [1m])", None),
+            ("rate({app=\"a\"} |= \"x\" [1m])", Some(Counting::Lines)),
+        ] {
+            let expr = parse_sample_expr(q).unwrap();
+            let plan = plan_metric(&expr, Steps::instant(60 * S)).unwrap();
+            let leaf = &plan.leaves()[0];
+            let exec = LeafExec::new(leaf).unwrap();
+            let sink = SampleSink::new(leaf, &exec, leaf.accumulator(1 << 20));
+            assert_eq!(sink.counting, counting, "{q}");
+        }
     }
 }

@@ -138,6 +138,9 @@ impl Walk<'_> {
             }
             self.truncate_prefix(prefix_len);
         }
+        if !self.hints.wants(&self.name) {
+            return Ok(());
+        }
         read_value(value, &mut self.bytes, &mut self.value);
         if !self.lbs.extract(&self.name, &self.value) {
             return Ok(());

@@ -56,6 +56,9 @@ impl Stage for LogfmtParser {
             if lbs.base_has(&key) || lbs.has_in_category(&key, LabelCategory::StructuredMetadata) {
                 key.push_str(DUPLICATE_SUFFIX);
             }
+            if !hints.wants(&key) {
+                continue;
+            }
             value.clear();
             push_without_replacement(&mut value, &text(decoder.value()));
             if !self.keep_empty && value.is_empty() {

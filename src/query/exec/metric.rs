@@ -483,7 +483,7 @@ mod tests {
 
     #[test]
     fn counting_lines_match_the_general_path() {
-        let stream = Labels::from_pairs([("app".into(), "a".into()), ("pod".into(), "1".into())]);
+        let stream = Labels::from_pairs([("app", "a"), ("pod", "1")]);
         for seed in 0..20 {
             let es = entries(seed, 300);
             let per_line = |sink: &mut SampleSink<'_>| -> Result<(), QueryError> {
@@ -522,6 +522,84 @@ mod tests {
                 assert_eq!(table_after(q, true, &per_line).unwrap(), general, "{q} per line, seed {seed}");
                 assert_eq!(table_after(q, true, &per_block).unwrap(), general, "{q} per block, seed {seed}");
             }
+        }
+    }
+
+    /// Lines for the parser stages: JSON (nested, escaped, truncated), logfmt (quoted,
+    /// malformed), a key colliding with the stream, values that fail conversions.
+    const PARSED_LINES: &[&str] = &[
+        r#"{"status":503,"app":"x","duration":"12ms","level":"error","req":{"path":"/a","ms":3}}"#,
+        r#"{"status":"200","duration":"1.5s","level":"info","msg":"a \"quoted\" word"}"#,
+        r#"{"status":500,"duration":"oops","level":"err"}"#,
+        r#"{"status":502,"level":"error","req":{"path":"/b"#,
+        r#"{"status":"abc","level":"errata"}"#,
+        r#"level=error status=500 duration=250us app=y msg="it failed""#,
+        r#"level=info status=200 duration=3m2s"#,
+        r#"level=err status=504 duration=7 x="#,
+        r#"level="error" status= =bad duration=1h"#,
+        r#"plain text without pairs"#,
+        r#"level=error level=info status=501 status=200"#,
+    ];
+
+    const PARSED_QUERIES: &[&str] = &[
+        "sum by (level) (rate({app=\"a\"} | logfmt | level=~\"err.*\" [1m]))",
+        "sum by (level) (count_over_time({app=\"a\"} | logfmt --strict [1m]))",
+        "sum by (app) (count_over_time({app=\"a\"} | json | status >= 500 [1m]))",
+        "sum by (app) (count_over_time({app=\"a\"} | json | __error__=\"\" | status >= 500 [1m]))",
+        "quantile_over_time(0.99, {app=\"a\"} | json | unwrap duration(duration) [1m]) by (app)",
+        "quantile_over_time(0.5, {app=\"a\"} | json | __error__=\"\" | unwrap duration(duration) | level=\"error\" [1m]) by (level)",
+        "sum by (app_extracted) (sum_over_time({app=\"a\"} | logfmt | unwrap status [1m]))",
+        "max_over_time({app=\"a\"} | json | logfmt | unwrap status [1m]) by (req_path)",
+        "sum by () (count_over_time({app=\"a\"} | json | level=\"error\" or req_ms > 1 [1m]))",
+        "sum(bytes_over_time({app=\"a\"} | logfmt | status=\"500\" [1m]))",
+    ];
+
+    #[test]
+    fn lean_parsers_match_the_full_pipeline() {
+        let stream = Labels::from_pairs([("app", "a"), ("pod", "1")]);
+        let feed = |sink: &mut SampleSink<'_>| -> Result<(), QueryError> {
+            sink.begin_stream(&stream);
+            for (i, line) in PARSED_LINES.iter().cycle().take(200).enumerate() {
+                let md = METADATA.get(i % 9).copied().unwrap_or_default();
+                sink.push(60 * S + (i as i64) * 3 * S, line, md)?;
+            }
+            Ok(())
+        };
+        for q in PARSED_QUERIES {
+            let expr = parse_sample_expr(q).expect("a valid query");
+            let plan = plan_metric(&expr, Steps::range(60 * S, 780 * S, 60 * S)).unwrap();
+            let leaf = &plan.leaves()[0];
+            let exec = LeafExec::new(leaf).unwrap();
+            assert!(exec.lean.is_some(), "{q} has a lean pipeline");
+            let mut lean = SampleSink::new(leaf, &exec, leaf.accumulator(1 << 24));
+            feed(&mut lean).unwrap();
+            let full_exec = LeafExec {
+                lean: None,
+                ..LeafExec::new(leaf).unwrap()
+            };
+            let mut full = SampleSink::new(leaf, &full_exec, leaf.accumulator(1 << 24));
+            feed(&mut full).unwrap();
+            assert_eq!(
+                format!("{:?}", lean.acc.finish().table),
+                format!("{:?}", full.acc.finish().table),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_named_groupings_and_plain_stages_are_lean() {
+        for (q, lean) in [
+            ("sum by (a) (count_over_time({app=\"a\"} | json [1m]))", true),
+            ("count_over_time({app=\"a\"} | json [1m])", false),
+            ("sum without (a) (count_over_time({app=\"a\"} | json [1m]))", false),
+            ("sum by (a) (count_over_time({app=\"a\"} | json | line_format \"{{.b}}\" [1m]))", false),
+            ("sum by (a) (count_over_time({app=\"a\"} | json x=\"y\" [1m]))", false),
+            ("sum by (a) (count_over_time({app=\"a\"} | a=\"1\" [1m]))", false),
+        ] {
+            let expr = parse_sample_expr(q).unwrap();
+            let plan = plan_metric(&expr, Steps::instant(60 * S)).unwrap();
+            assert_eq!(LeafExec::new(&plan.leaves()[0]).unwrap().lean.is_some(), lean, "{q}");
         }
     }
 

@@ -49,6 +49,9 @@ impl Stage for LogfmtParser {
                 }
                 continue;
             }
+            if !hints.may_want_key(decoder.key()) {
+                continue;
+            }
             sanitize_label_key(&text(decoder.key()), true, &mut key);
             if key.is_empty() {
                 continue;

@@ -91,9 +91,31 @@ pub(crate) struct ParserHints {
     filters: Vec<(String, LabelFilter)>,
     /// When set, the only labels parsers store (sorted); the rest are scanned but not kept.
     wanted: Option<Vec<String>>,
+    /// The lengths a sanitised key may have to become a wanted name, as is or renamed
+    /// `<key>_extracted` ([`ParserHints::may_want_key`]).
+    wanted_key_lengths: Vec<usize>,
 }
 
 impl ParserHints {
+    /// Whether a parser may store the label of this raw key, before sanitising it: false
+    /// only when the key's sanitised name can be no wanted name by its length. A plain
+    /// ASCII key without surrounding blanks keeps its length, plus one for the `_` before
+    /// a leading digit ([`keys::sanitize_label_key`]); other keys are sanitised first.
+    #[inline]
+    pub fn may_want_key(&self, key: &[u8]) -> bool {
+        if self.wanted.is_none() || !key.is_ascii() {
+            return true;
+        }
+        let (Some(first), Some(last)) = (key.first(), key.last()) else {
+            return false;
+        };
+        if char::from(*first).is_whitespace() || char::from(*last).is_whitespace() {
+            return true;
+        }
+        let len = key.len() + usize::from(first.is_ascii_digit());
+        self.wanted_key_lengths.contains(&len)
+    }
+
     /// Whether a parser stores a label of this name (see [`Pipeline::lean`]).
     #[inline]
     pub fn wants(&self, name: &str) -> bool {
@@ -187,6 +209,16 @@ impl Pipeline {
         pipeline.label_names(&mut names);
         names.sort();
         names.dedup();
+        let mut lengths: Vec<usize> = names
+            .iter()
+            .flat_map(|n| {
+                let renamed = n.strip_suffix(DUPLICATE_SUFFIX).map(str::len);
+                [Some(n.len()), renamed].into_iter().flatten()
+            })
+            .collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        pipeline.hints.wanted_key_lengths = lengths;
         pipeline.hints.wanted = Some(names);
         Ok(Some(pipeline))
     }

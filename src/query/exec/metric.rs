@@ -13,17 +13,15 @@ use std::sync::Arc;
 
 use super::{QueryControl, ScanSink, ScanSpec};
 use crate::chunk::BloomQuery;
+use crate::chunk::DecodedBlock;
 use crate::logql::{LineFilter, Stage};
 use crate::model::{Labels, TimestampNs};
 use crate::query::QueryError;
 use crate::query::needles::required_literals;
 use crate::query::params::Direction;
-use crate::chunk::DecodedBlock;
 use crate::query::pipeline::{DUPLICATE_SUFFIX, LabelsBuilder, Pipeline, SAMPLE_EXTRACTION_ERR};
 use crate::query::plan::{LeafPlan, MetricPlan, SampleSource};
-use crate::query::sample::{
-    LeafAccumulator, LeafPartial, OutputGrouping, convert,
-};
+use crate::query::sample::{LeafAccumulator, LeafPartial, OutputGrouping, convert};
 use crate::shard::Shard;
 
 /// What a leaf runs on every shard, compiled once on the receiving core.
@@ -338,9 +336,17 @@ impl ScanSink for SampleSink<'_> {
             return Ok(());
         }
         let exec = self.exec;
-        let mut value = self.sample(exec.lean.as_ref().unwrap_or(&exec.pipeline), ts, line, metadata)?;
+        let mut value = self.sample(
+            exec.lean.as_ref().unwrap_or(&exec.pipeline),
+            ts,
+            line,
+            metadata,
+        )?;
         // A sample with an error keeps every label: the lean pipeline did not store them all.
-        if exec.lean.is_some() && value.is_some() && self.builder.as_ref().is_some_and(|b| b.has_error()) {
+        if exec.lean.is_some()
+            && value.is_some()
+            && self.builder.as_ref().is_some_and(|b| b.has_error())
+        {
             value = self.sample(&exec.pipeline, ts, line, metadata)?;
         }
         let (Some(value), Some(lbs)) = (value, self.builder.as_ref()) else {
@@ -447,7 +453,9 @@ mod tests {
 
     /// Pseudo-random entries of one stream, sorted by time, some outside every window.
     fn entries(seed: u64, n: usize) -> Vec<(i64, String, usize)> {
-        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let mut next = move || {
             x ^= x << 13;
             x ^= x >> 7;
@@ -501,7 +509,11 @@ mod tests {
                     let inputs: Vec<EntryInput<'_>> = chunk
                         .iter()
                         .map(|(ts, line, md)| {
-                            (*ts, line.as_str(), METADATA.get(*md).copied().unwrap_or_default())
+                            (
+                                *ts,
+                                line.as_str(),
+                                METADATA.get(*md).copied().unwrap_or_default(),
+                            )
                         })
                         .collect();
                     let block = DecodedBlock::for_tests(&inputs);
@@ -519,8 +531,16 @@ mod tests {
             };
             for q in QUERIES {
                 let general = table_after(q, false, &per_line).unwrap();
-                assert_eq!(table_after(q, true, &per_line).unwrap(), general, "{q} per line, seed {seed}");
-                assert_eq!(table_after(q, true, &per_block).unwrap(), general, "{q} per block, seed {seed}");
+                assert_eq!(
+                    table_after(q, true, &per_line).unwrap(),
+                    general,
+                    "{q} per line, seed {seed}"
+                );
+                assert_eq!(
+                    table_after(q, true, &per_block).unwrap(),
+                    general,
+                    "{q} per block, seed {seed}"
+                );
             }
         }
     }
@@ -590,16 +610,35 @@ mod tests {
     #[test]
     fn only_named_groupings_and_plain_stages_are_lean() {
         for (q, lean) in [
-            ("sum by (a) (count_over_time({app=\"a\"} | json [1m]))", true),
+            (
+                "sum by (a) (count_over_time({app=\"a\"} | json [1m]))",
+                true,
+            ),
             ("count_over_time({app=\"a\"} | json [1m])", false),
-            ("sum without (a) (count_over_time({app=\"a\"} | json [1m]))", false),
-            ("sum by (a) (count_over_time({app=\"a\"} | json | line_format \"{{.b}}\" [1m]))", false),
-            ("sum by (a) (count_over_time({app=\"a\"} | json x=\"y\" [1m]))", false),
-            ("sum by (a) (count_over_time({app=\"a\"} | a=\"1\" [1m]))", false),
+            (
+                "sum without (a) (count_over_time({app=\"a\"} | json [1m]))",
+                false,
+            ),
+            (
+                "sum by (a) (count_over_time({app=\"a\"} | json | line_format \"{{.b}}\" [1m]))",
+                false,
+            ),
+            (
+                "sum by (a) (count_over_time({app=\"a\"} | json x=\"y\" [1m]))",
+                false,
+            ),
+            (
+                "sum by (a) (count_over_time({app=\"a\"} | a=\"1\" [1m]))",
+                false,
+            ),
         ] {
             let expr = parse_sample_expr(q).unwrap();
             let plan = plan_metric(&expr, Steps::instant(60 * S)).unwrap();
-            assert_eq!(LeafExec::new(&plan.leaves()[0]).unwrap().lean.is_some(), lean, "{q}");
+            assert_eq!(
+                LeafExec::new(&plan.leaves()[0]).unwrap().lean.is_some(),
+                lean,
+                "{q}"
+            );
         }
     }
 

@@ -45,11 +45,11 @@ mod unpack;
 use std::borrow::Cow;
 use std::fmt;
 
+pub(crate) use labels::DUPLICATE_SUFFIX;
 pub use labels::{
     CategorizedLabels, ERROR_DETAILS_LABEL, ERROR_LABEL, LabelCategory, LabelsBuilder,
     PRESERVE_ERROR_LABEL,
 };
-pub(crate) use labels::DUPLICATE_SUFFIX;
 
 use crate::logql::{self, LabelFormatSource, ParserStage};
 use crate::model::{Labels, TimestampNs};
@@ -187,7 +187,10 @@ impl Pipeline {
     /// (`line_format`, `label_format`, `keep`, `drop`, `regexp`, `pattern`, `unpack`, parsers
     /// with parameters), or no parser. A line whose labels end with an error must be run
     /// again through the full pipeline: then every label is part of its series.
-    pub fn lean(stages: &[logql::Stage], wanted: &[String]) -> Result<Option<Pipeline>, QueryError> {
+    pub fn lean(
+        stages: &[logql::Stage],
+        wanted: &[String],
+    ) -> Result<Option<Pipeline>, QueryError> {
         let mut parsers = 0;
         for stage in stages {
             match stage {

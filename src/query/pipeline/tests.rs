@@ -305,18 +305,39 @@ fn lean_key_lengths_never_reject_a_wanted_key() {
         Ok(crate::logql::Expr::Log(log)) => log.stages,
         other => panic!("{other:?}"),
     };
-    let wanted = ["app_extracted".to_string(), "_9lives".to_string(), "le_vel".to_string()];
+    let wanted = [
+        "app_extracted".to_string(),
+        "_9lives".to_string(),
+        "le_vel".to_string(),
+    ];
     let lean = Pipeline::lean(&stages, &wanted).unwrap().expect("lean");
     let keys: &[&str] = &[
-        "level", "app", "9lives", " 9lives", "le-vel", "le vel", "le\u{b}vel", "lev\u{b}",
-        "\u{b}level", "level\t", "app_extracted", "app ", "ap", "", " ", "\u{e9}level", "lével",
-        "$app", "[app", "1evel",
+        "level",
+        "app",
+        "9lives",
+        " 9lives",
+        "le-vel",
+        "le vel",
+        "le\u{b}vel",
+        "lev\u{b}",
+        "\u{b}level",
+        "level\t",
+        "app_extracted",
+        "app ",
+        "ap",
+        "",
+        " ",
+        "\u{e9}level",
+        "lével",
+        "$app",
+        "[app",
+        "1evel",
     ];
     let mut name = String::new();
     for key in keys {
         keys::sanitize_label_key(key, true, &mut name);
-        let could_be_wanted = lean.hints.wants(&name)
-            || lean.hints.wants(&format!("{name}{DUPLICATE_SUFFIX}"));
+        let could_be_wanted =
+            lean.hints.wants(&name) || lean.hints.wants(&format!("{name}{DUPLICATE_SUFFIX}"));
         if could_be_wanted {
             assert!(lean.hints.may_want_key(key.as_bytes()), "{key:?} -> {name}");
         }

@@ -181,7 +181,10 @@ impl LeafAccumulator {
         count: u64,
         value_sum: f64,
     ) -> Result<(), QueryError> {
-        match self.table.add_run(slot as usize, interval, count, value_sum) {
+        match self
+            .table
+            .add_run(slot as usize, interval, count, value_sum)
+        {
             Some(added) => self.charge(added),
             None => Err(QueryError::Internal(
                 "a run of samples pushed to an operation that keeps samples".into(),

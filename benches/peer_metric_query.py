@@ -14,6 +14,17 @@ equivalent (`stats by (...) count()`, `rate()`, `sum_len(_msg)`, `quantile(...)`
       [--only shardlog|loki|victorialogs]... [--shardlog-bin PATH] [--cores 1] [--pin CPU]
       [--out FILE.json]
 
+For shardlog, each query's line also gives the figures of issue 9: lines and line bytes
+scanned per second per core (the lines its selector reads, over the median, divided by
+--cores), the part blocks it considered, skipped (bloom) and decoded per run (from /metrics),
+and the load average when it ran (the machine may be shared). --ingest-seconds N then
+measures push ingest (`shardlog bench push` on a tenant of its own, --ingest-rounds times
+each way, alternating) alone and while the five queries run in a loop, and prints the
+medians and their ratio. The issue's figures on 10 M lines and 2 cores:
+
+  benches/peer_metric_query.py --only shardlog --lines 10000000 --cores 2 --pin '' \
+      --repeat 5 --ingest-seconds 15 --ingest-rounds 3
+
 Each server runs alone, pinned with taskset to --pin (default CPU 0; --pin '' for no pinning),
 shardlog with --cores (default 1: the same single core as the peers); the client runs on the
 other CPUs. Peers come from build-peers.sh (${PEERS:-~/.cache/peers}/bin). Not a test: never run
@@ -35,8 +46,10 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -148,6 +161,80 @@ def ask(s, logql, logsql, start_s, end_s, step):
     return secs, st, series, sample, body
 
 
+BLOCK_COUNTERS = ("shardlog_query_blocks_considered_total", "shardlog_query_blocks_skipped_by_bloom_total",
+                  "shardlog_query_blocks_scanned_total", "shardlog_query_line_bytes_scanned_total")
+
+
+def counters(s):
+    """shardlog's query block counters from /metrics, summed over shards (0 when absent)."""
+    st, _, body = ld.http(s.base, "/metrics")
+    out = dict.fromkeys(BLOCK_COUNTERS, 0.0)
+    if st != 200:
+        return out
+    for line in body.decode("utf-8", "replace").splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in out:
+            try:
+                out[name] += float(line.rsplit(" ", 1)[1])
+            except (ValueError, IndexError):
+                pass
+    return out
+
+
+def load_average():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def push_bench(a, s, seconds):
+    """Lines per second of one `shardlog bench push` run against server `s`."""
+    out = tempfile.mkdtemp(prefix="ingest.")
+    try:
+        cmd = [a.shardlog_bin, "bench", "push", "--http-addr", s.base.split("://", 1)[1],
+               "--tenant", "ingest-bench", "--duration", f"{seconds}s", "--out", out]
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=seconds * 10 + 120)
+        with open(os.path.join(out, "report.json")) as fh:
+            return json.load(fh)["lines_per_sec"]
+    except (OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
+        print(f"ingest bench failed: {e}", file=sys.stderr)
+        return float("nan")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def ingest_figures(a, s, start_s, end_s):
+    """Push ingest alone and under a loop of the five queries, --ingest-rounds times each."""
+    alone, loaded, asked = [], [], []
+    for _ in range(a.ingest_rounds):
+        alone.append(push_bench(a, s, a.ingest_seconds))
+        stop = threading.Event()
+
+        def query_loop():
+            while not stop.is_set():
+                for _, logql, logsql, step, _ in QUERIES:
+                    if stop.is_set():
+                        break
+                    ask(s, logql, logsql, start_s, end_s, step)
+                    asked.append(1)
+
+        t = threading.Thread(target=query_loop, daemon=True)
+        t.start()
+        time.sleep(0.5)
+        load = load_average()
+        loaded.append(push_bench(a, s, a.ingest_seconds))
+        stop.set()
+        t.join(600)
+        print(f"ingest round: alone {alone[-1]:,.0f} lines/s, under queries {loaded[-1]:,.0f} lines/s"
+              f" (load {load:.1f})", flush=True)
+    a_med, l_med = statistics.median(alone), statistics.median(loaded)
+    print(f"ingest medians: alone {a_med:,.0f} lines/s, while queries run {l_med:,.0f} lines/s"
+          f" = {l_med / a_med:.0%} ({len(asked)} queries answered meanwhile)", flush=True)
+    return {"alone_lines_per_sec": alone, "under_queries_lines_per_sec": loaded,
+            "ratio_of_medians": l_med / a_med, "queries_answered": len(asked)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lines", type=int, default=300_000)
@@ -160,6 +247,9 @@ def main():
     ap.add_argument("--loghub", default=os.path.join(REPO, "testdata", "loghub"))
     ap.add_argument("--cores", type=int, default=1, help="shardlog --cores")
     ap.add_argument("--pin", default="0", help="taskset CPU list for the server ('' = no pinning)")
+    ap.add_argument("--ingest-seconds", type=int, default=0,
+                    help="shardlog: measure push ingest alone and under queries, runs this long")
+    ap.add_argument("--ingest-rounds", type=int, default=3)
     ap.add_argument("--out")
     a = ap.parse_args()
     a.shardlog_bin = os.path.abspath(a.shardlog_bin)  # the servers run in their data dirs
@@ -181,8 +271,12 @@ def main():
                 r = {"load_seconds": round(load_s, 1), "queries": {}}
                 for name, logql, logsql, step, fmt in QUERIES:
                     scanned = sum(1 for e in entries if fmt is None or e[1]["format"] == fmt)
+                    scanned_bytes = sum(len(e[2].encode()) for e in entries if fmt is None or e[1]["format"] == fmt)
                     times, st, series, sample, body = [], None, None, None, b""
+                    before = counters(s) if kind == "shardlog" else None
+                    loads = []
                     for _ in range(a.repeat):
+                        loads.append(load_average())
                         secs, st, series, sample, body = ask(s, logql, logsql, start_s, end_s, step)
                         times.append(secs)
                     q = {"status": st, "series": series, "sample": sample, "median_ms": round(statistics.median(times) * 1e3, 2),
@@ -191,11 +285,33 @@ def main():
                          "lines_per_sec": round(scanned / statistics.median(times)) if st == 200 else None}
                     if st != 200:
                         q["error"] = body[:200].decode("utf-8", "replace").strip()
+                    cores = a.cores if kind == "shardlog" else 1
+                    median = statistics.median(times)
+                    q["lines_per_sec_per_core"] = round(scanned / median / cores) if st == 200 else None
+                    q["line_bytes_per_sec_per_core"] = round(scanned_bytes / median / cores) if st == 200 else None
+                    q["load_average"] = round(statistics.median(loads), 2)
+                    if before is not None:
+                        after = counters(s)
+                        per_run = {k: (after[k] - before[k]) / a.repeat for k in BLOCK_COUNTERS}
+                        considered = per_run[BLOCK_COUNTERS[0]]
+                        q["blocks"] = {"considered": considered, "skipped_by_bloom": per_run[BLOCK_COUNTERS[1]],
+                                       "decoded": per_run[BLOCK_COUNTERS[2]],
+                                       "part_line_bytes": per_run[BLOCK_COUNTERS[3]],
+                                       "skipped_share": per_run[BLOCK_COUNTERS[1]] / considered if considered else 0.0}
                     r["queries"][name] = q
                     print(f"{kind:13} {name:36} {st} series={series!s:5} median {q['median_ms']:9.2f} ms  max {q['max_ms']:9.2f} ms"
                           + (f"  {q['lines_per_sec'] / 1e6:.2f} M lines/s" if q["lines_per_sec"] else "")
                           + (f"  e.g. {sample[0]} {sample[1]}" if sample else "")
                           + (f"  ({q['error'][:80]})" if st != 200 else ""), flush=True)
+                    if st == 200:
+                        b = q.get("blocks")
+                        print(f"{'':13} {'':36} per core: {q['lines_per_sec_per_core'] / 1e6:.2f} M lines/s,"
+                              f" {q['line_bytes_per_sec_per_core'] / 1e6:.0f} MB/s of lines"
+                              + (f"; blocks per run: {b['considered']:.0f} considered, {b['skipped_by_bloom']:.0f}"
+                                 f" skipped ({b['skipped_share']:.0%}), {b['decoded']:.0f} decoded" if b else "")
+                              + f"; load {q['load_average']}", flush=True)
+                if kind == "shardlog" and a.ingest_seconds > 0:
+                    r["ingest"] = ingest_figures(a, s, start_s, end_s)
                 res["servers"][kind] = r
             finally:
                 s.stop()

@@ -196,6 +196,17 @@ impl DecodedBlock {
         (0..self.len()).map(|i| self.entry(i))
     }
 
+    /// The byte length of line `i` (without touching its bytes). Panics if `i >= len()`.
+    pub fn line_len(&self, i: usize) -> usize {
+        (self.line_offsets[i + 1] - self.line_offsets[i]) as usize
+    }
+
+    /// The structured metadata keys of every entry of the block, with repeats: a counting
+    /// scan checks them once per block instead of once per line.
+    pub fn metadata_keys(&self) -> impl Iterator<Item = &str> + '_ {
+        self.pairs.iter().map(|p| self.str_at(p[0], p[1]))
+    }
+
     /// The index of the first entry at or after `ts`.
     pub fn partition_point(&self, ts: i64) -> usize {
         self.timestamps.partition_point(|&t| t < ts)
@@ -420,6 +431,30 @@ impl DecodedBlock {
             .map_err(|_| format!("body byte {start}: {what} is not UTF-8"))?;
         *pos = end;
         Ok((start as u32, end as u32))
+    }
+}
+
+#[cfg(test)]
+impl DecodedBlock {
+    /// A block holding `entries` (sorted by time, at least one), as a scan decodes it.
+    pub(crate) fn for_tests(entries: &[EntryInput<'_>]) -> DecodedBlock {
+        let mut body = Vec::new();
+        let lines_bytes = encode_body(entries, &mut body);
+        let compressed = zstd::bulk::compress(&body, 1).expect("zstd compresses");
+        let expect = BlockExpect {
+            offset: 0,
+            crc32c: crc32c::crc32c(&compressed),
+            entries: entries.len(),
+            uncompressed_bytes: body.len(),
+            lines_bytes,
+            min_ts: entries.first().map_or(0, |e| e.0),
+            max_ts: entries.last().map_or(0, |e| e.0),
+        };
+        let mut block = DecodedBlock::new();
+        block
+            .decode(&compressed, &expect, Path::new("test"))
+            .expect("a valid block");
+        block
     }
 }
 

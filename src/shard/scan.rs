@@ -383,6 +383,13 @@ impl Shard {
             let lo = block.partition_point(spec.start);
             let hi = block.partition_point(spec.end);
             let block: &DecodedBlock = block;
+            if spec.filters.is_empty()
+                && sink.cutoff().is_none()
+                && sink.push_block(block, lo, hi)?
+            {
+                self.scan_yield().await;
+                continue;
+            }
             let mut metadata: Vec<(&str, &str)> = Vec::new();
             let mut more = true;
             for k in 0..hi.saturating_sub(lo) {

@@ -2,19 +2,26 @@
 //! lines, runs its pipeline, extracts a sample (1, the line's bytes, or the unwrapped label)
 //! and adds it to the leaf's accumulator, whose mergeable partial state goes back to the
 //! receiving core (see [`crate::query::plan`] and [`crate::query::sample`]).
+//!
+//! A leaf without stages that counts lines or sums their bytes (`count_over_time`, `rate`,
+//! `bytes_over_time`, `bytes_rate`, `absent_over_time`) is a counting leaf: a line's series
+//! is its stream's unless its structured metadata reaches the output labels (a key the
+//! grouping keeps, or an error label), so such lines skip the labels builder, and a decoded
+//! block whose metadata cannot reach them is added interval run by interval run.
 
 use std::sync::Arc;
 
 use super::{QueryControl, ScanSink, ScanSpec};
 use crate::chunk::BloomQuery;
+use crate::chunk::DecodedBlock;
 use crate::logql::{LineFilter, Stage};
 use crate::model::{Labels, TimestampNs};
 use crate::query::QueryError;
 use crate::query::needles::required_literals;
 use crate::query::params::Direction;
-use crate::query::pipeline::{LabelsBuilder, Pipeline, SAMPLE_EXTRACTION_ERR};
+use crate::query::pipeline::{DUPLICATE_SUFFIX, LabelsBuilder, Pipeline, SAMPLE_EXTRACTION_ERR};
 use crate::query::plan::{LeafPlan, MetricPlan, SampleSource};
-use crate::query::sample::{LeafAccumulator, LeafPartial, convert};
+use crate::query::sample::{LeafAccumulator, LeafPartial, OutputGrouping, convert};
 use crate::shard::Shard;
 
 /// What a leaf runs on every shard, compiled once on the receiving core.
@@ -23,6 +30,9 @@ pub struct LeafExec {
     filters: Vec<LineFilter>,
     bloom: BloomQuery,
     pipeline: Pipeline,
+    /// The pipeline storing only the labels the leaf reads ([`Pipeline::lean`]), when the
+    /// output grouping keeps named labels only.
+    lean: Option<Pipeline>,
     /// The label filters written after `unwrap`, run once the sample is extracted.
     post_filters: Pipeline,
 }
@@ -40,10 +50,29 @@ impl LeafExec {
                     .collect()
             })
             .unwrap_or_default();
+        // The labels a sample without error reads: its grouping's, the unwrapped label
+        // and those the post-filters read.
+        let lean = match leaf.output_grouping() {
+            OutputGrouping::By(names) => Some(names.clone()),
+            OutputGrouping::Nothing => Some(Vec::new()),
+            OutputGrouping::All | OutputGrouping::Without(_) => None,
+        };
+        let lean = match lean {
+            Some(mut wanted) => {
+                if let Some(u) = leaf.unwrap() {
+                    wanted.push(u.label.clone());
+                }
+                let post_filters = Pipeline::new(&post)?;
+                post_filters.label_names(&mut wanted);
+                Pipeline::lean(&log.stages, &wanted)?
+            }
+            None => None,
+        };
         Ok(LeafExec {
             filters: log.selector.filters.clone(),
             bloom: required_literals(&log.selector.filters),
             pipeline: Pipeline::new(&log.stages)?,
+            lean,
             post_filters: Pipeline::new(&post)?,
         })
     }
@@ -104,18 +133,14 @@ pub async fn run(shard: &Shard, r: &MetricRequest) -> Result<Vec<LeafPartial>, Q
             bloom: exec.bloom.clone(),
             control: r.control.clone(),
         };
-        let mut sink = SampleSink {
-            leaf,
-            exec,
-            acc: leaf
-                .accumulator(budget)
-                .with_series_max(if leaf.bounds_series() {
-                    r.series_max
-                } else {
-                    0
-                }),
-            builder: None,
-        };
+        let acc = leaf
+            .accumulator(budget)
+            .with_series_max(if leaf.bounds_series() {
+                r.series_max
+            } else {
+                0
+            });
+        let mut sink = SampleSink::new(leaf, exec, acc);
         shard.scan(&spec, &mut sink).await?;
         budget = budget.saturating_sub(sink.acc.memory_bytes());
         out.push(sink.acc.finish());
@@ -123,48 +148,32 @@ pub async fn run(shard: &Shard, r: &MetricRequest) -> Result<Vec<LeafPartial>, Q
     Ok(out)
 }
 
-/// Turns a leaf's lines into samples.
-struct SampleSink<'a> {
-    leaf: &'a LeafPlan,
-    exec: &'a LeafExec,
-    acc: LeafAccumulator,
-    builder: Option<LabelsBuilder>,
-}
-
-impl ScanSink for SampleSink<'_> {
-    fn begin_stream(&mut self, labels: &Labels) {
-        self.builder = Some(LabelsBuilder::new(labels));
-    }
-
-    fn cutoff(&self) -> Option<TimestampNs> {
-        None
-    }
-
-    fn push(
+impl SampleSink<'_> {
+    /// Runs `pipeline` on a line and extracts its sample: `None` when the line gives none.
+    /// The line's labels are left in the builder.
+    fn sample(
         &mut self,
+        pipeline: &Pipeline,
         ts: TimestampNs,
         line: &str,
         metadata: &[(&str, &str)],
-    ) -> Result<(), QueryError> {
-        if !self.leaf.covers(ts) {
-            return Ok(());
-        }
+    ) -> Result<Option<f64>, QueryError> {
         let Some(lbs) = self.builder.as_mut() else {
             return Err(QueryError::Internal(
                 "a scan pushed an entry before its stream".into(),
             ));
         };
         lbs.reset(metadata.iter().copied());
-        let Some(out) = self.exec.pipeline.run(ts, line, lbs) else {
-            return Ok(());
+        let Some(out) = pipeline.run(ts, line, lbs) else {
+            return Ok(None);
         };
-        let value = match self.leaf.sample_source() {
+        Ok(Some(match self.leaf.sample_source() {
             SampleSource::LineCount => 1.0,
             SampleSource::LineBytes => out.len() as f64,
             SampleSource::Unwrap(u) => {
                 // A line without the label gives no sample (Loki: grafana/loki#6713).
                 let value = match lbs.get(&u.label) {
-                    None | Some("") => return Ok(()),
+                    None | Some("") => return Ok(None),
                     Some(v) => convert(u.conversion, v),
                 };
                 let value = match value {
@@ -178,13 +187,476 @@ impl ScanSink for SampleSink<'_> {
                 if !self.exec.post_filters.is_noop()
                     && self.exec.post_filters.run(ts, &out, lbs).is_none()
                 {
-                    return Ok(());
+                    return Ok(None);
                 }
                 value
             }
+        }))
+    }
+}
+
+/// What a counting leaf adds per line (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Counting {
+    Lines,
+    Bytes,
+}
+
+/// Turns a leaf's lines into samples.
+struct SampleSink<'a> {
+    leaf: &'a LeafPlan,
+    exec: &'a LeafExec,
+    acc: LeafAccumulator,
+    builder: Option<LabelsBuilder>,
+    /// Set for a counting leaf (see the module doc).
+    counting: Option<Counting>,
+    /// A counting leaf's series slot for the current stream, once a line has needed it.
+    stream_slot: Option<u32>,
+    /// The last interval a counting line fell in, with its times `(open, closed]`.
+    interval: Option<(i64, i64, u32)>,
+}
+
+impl<'a> SampleSink<'a> {
+    fn new(leaf: &'a LeafPlan, exec: &'a LeafExec, acc: LeafAccumulator) -> SampleSink<'a> {
+        let counting = match (exec.pipeline.is_noop(), leaf.sample_source()) {
+            (true, SampleSource::LineCount) => Some(Counting::Lines),
+            (true, SampleSource::LineBytes) => Some(Counting::Bytes),
+            _ => None,
         };
-        let lbs = &*lbs;
+        SampleSink {
+            leaf,
+            exec,
+            acc,
+            builder: None,
+            counting,
+            stream_slot: None,
+            interval: None,
+        }
+    }
+
+    /// The interval of a line at `ts`, or `None` when no window holds it.
+    #[inline]
+    fn interval_of(&mut self, ts: TimestampNs) -> Option<u32> {
+        if let Some((open, closed, j)) = self.interval
+            && open < ts
+            && ts <= closed
+        {
+            return Some(j);
+        }
+        let j = self.acc.windows().interval_of(ts)?;
+        if let Some((open, closed)) = self.acc.windows().interval_span(j) {
+            self.interval = Some((open, closed, j));
+        }
+        Some(j)
+    }
+
+    /// The current stream's series slot for a counting leaf.
+    fn stream_slot(&mut self) -> Result<u32, QueryError> {
+        if let Some(slot) = self.stream_slot {
+            return Ok(slot);
+        }
+        let Some(lbs) = self.builder.as_ref() else {
+            return Err(QueryError::Internal(
+                "a scan pushed an entry before its stream".into(),
+            ));
+        };
+        let slot = self
+            .acc
+            .slot_of(lbs.stream_hash(), || lbs.stream().clone())?;
+        self.stream_slot = Some(slot);
+        Ok(slot)
+    }
+
+    /// Whether a structured metadata key leaves a counting line's series the stream's: it
+    /// is not an error label and the output grouping drops the name the builder gives it.
+    fn metadata_key_is_inert(&self, key: &str) -> bool {
+        if key.starts_with("__") {
+            // `__error__` and `__error_details__` set the line's error; other reserved
+            // names take the general path too, to be safe.
+            return false;
+        }
+        let renamed = self.builder.as_ref().is_some_and(|b| b.base_has(key));
+        let is_name = |n: &String| {
+            if renamed {
+                n.strip_suffix(DUPLICATE_SUFFIX) == Some(key)
+            } else {
+                n == key
+            }
+        };
+        match self.leaf.output_grouping() {
+            OutputGrouping::All => false,
+            OutputGrouping::Nothing => true,
+            OutputGrouping::By(names) => !names.iter().any(is_name),
+            OutputGrouping::Without(names) => names.iter().any(is_name),
+        }
+    }
+
+    /// A counting leaf's line whose metadata is inert: one sample into the stream's series.
+    #[inline]
+    fn push_counting(
+        &mut self,
+        counting: Counting,
+        ts: TimestampNs,
+        line: &str,
+    ) -> Result<(), QueryError> {
+        let Some(j) = self.interval_of(ts) else {
+            return Ok(());
+        };
+        let slot = self.stream_slot()?;
+        let value = match counting {
+            Counting::Lines => 1.0,
+            Counting::Bytes => line.len() as f64,
+        };
+        self.acc.push_to_slot(slot, j, ts, value)
+    }
+}
+
+impl ScanSink for SampleSink<'_> {
+    fn begin_stream(&mut self, labels: &Labels) {
+        self.builder = Some(LabelsBuilder::new(labels));
+        self.stream_slot = None;
+    }
+
+    fn cutoff(&self) -> Option<TimestampNs> {
+        None
+    }
+
+    fn push(
+        &mut self,
+        ts: TimestampNs,
+        line: &str,
+        metadata: &[(&str, &str)],
+    ) -> Result<(), QueryError> {
+        if let Some(counting) = self.counting
+            && metadata.iter().all(|(k, _)| self.metadata_key_is_inert(k))
+        {
+            return self.push_counting(counting, ts, line);
+        }
+        if !self.leaf.covers(ts) {
+            return Ok(());
+        }
+        let exec = self.exec;
+        let mut value = self.sample(
+            exec.lean.as_ref().unwrap_or(&exec.pipeline),
+            ts,
+            line,
+            metadata,
+        )?;
+        // A sample with an error keeps every label: the lean pipeline did not store them all.
+        if exec.lean.is_some()
+            && value.is_some()
+            && self.builder.as_ref().is_some_and(|b| b.has_error())
+        {
+            value = self.sample(&exec.pipeline, ts, line, metadata)?;
+        }
+        let (Some(value), Some(lbs)) = (value, self.builder.as_ref()) else {
+            return Ok(());
+        };
         self.acc
             .push_hashed(lbs.labels_hash(), || lbs.labels(), ts, value)
+    }
+
+    fn push_block(
+        &mut self,
+        block: &DecodedBlock,
+        lo: usize,
+        hi: usize,
+    ) -> Result<bool, QueryError> {
+        let Some(counting) = self.counting else {
+            return Ok(false);
+        };
+        if !self.acc.takes_runs() || !block.metadata_keys().all(|k| self.metadata_key_is_inert(k)) {
+            return Ok(false);
+        }
+        let Some(timestamps) = block.timestamps().get(lo..hi) else {
+            return Ok(false);
+        };
+        let slot = self.stream_slot()?;
+        // The current run: its interval, its lines and their bytes.
+        let mut run: Option<(u32, u64, u64)> = None;
+        for (i, &ts) in (lo..hi).zip(timestamps) {
+            let j = self.interval_of(ts);
+            let Some(j) = j else {
+                continue;
+            };
+            let bytes = match counting {
+                Counting::Lines => 0,
+                Counting::Bytes => block.line_len(i) as u64,
+            };
+            match &mut run {
+                Some((rj, n, b)) if *rj == j => {
+                    *n += 1;
+                    *b += bytes;
+                }
+                _ => {
+                    if let Some((rj, n, b)) = run.take() {
+                        self.acc.push_run(slot, rj, n, run_value(counting, n, b))?;
+                    }
+                    run = Some((j, 1, bytes));
+                }
+            }
+        }
+        if let Some((rj, n, b)) = run {
+            self.acc.push_run(slot, rj, n, run_value(counting, n, b))?;
+        }
+        Ok(true)
+    }
+}
+
+/// The sum of the values of a run of `lines` lines of `bytes` bytes, as their samples give it.
+fn run_value(counting: Counting, lines: u64, bytes: u64) -> f64 {
+    match counting {
+        Counting::Lines => lines as f64,
+        Counting::Bytes => bytes as f64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The counting fast paths (per line and per decoded block) against the general path.
+
+    use super::*;
+    use crate::chunk::EntryInput;
+    use crate::logql::parse_sample_expr;
+    use crate::query::plan::{Steps, plan_metric};
+
+    const S: i64 = 1_000_000_000;
+
+    /// Metadata sets: inert for some groupings, reaching the output or the error for others.
+    const METADATA: &[&[(&str, &str)]] = &[
+        &[],
+        &[("trace", "t1")],
+        &[("trace", "t2"), ("span", "")],
+        &[("pod", "9")],
+        &[("__error__", "boom")],
+        &[("__error_details__", "why")],
+        &[("__other", "x")],
+    ];
+
+    /// The finished table of a leaf after `feed`, by the fast paths or the general one.
+    fn table_after(
+        query: &str,
+        fast: bool,
+        feed: &dyn Fn(&mut SampleSink<'_>) -> Result<(), QueryError>,
+    ) -> Result<String, QueryError> {
+        let expr = parse_sample_expr(query).expect("a valid query");
+        let plan = plan_metric(&expr, Steps::range(60 * S, 600 * S, 60 * S)).expect("a plan");
+        let leaf = &plan.leaves()[0];
+        let exec = LeafExec::new(leaf)?;
+        let mut sink = SampleSink::new(leaf, &exec, leaf.accumulator(1 << 24));
+        if !fast {
+            sink.counting = None;
+        }
+        feed(&mut sink)?;
+        Ok(format!("{:?}", sink.acc.finish().table))
+    }
+
+    /// Pseudo-random entries of one stream, sorted by time, some outside every window.
+    fn entries(seed: u64, n: usize) -> Vec<(i64, String, usize)> {
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut ts = 30 * S;
+        (0..n)
+            .map(|_| {
+                // Steps of up to 20 s, sometimes landing on an interval's closed end.
+                ts += if next() % 5 == 0 {
+                    (60 * S) - ts.rem_euclid(60 * S)
+                } else {
+                    (next() % (20 * S as u64)) as i64
+                };
+                let line = "x".repeat((next() % 40) as usize);
+                let md = (next() % 4 == 0) as usize * (next() as usize % METADATA.len());
+                (ts, line, md)
+            })
+            .collect()
+    }
+
+    const QUERIES: &[&str] = &[
+        "count_over_time({app=\"a\"}[1m])",
+        "sum by (app) (count_over_time({app=\"a\"}[1m]))",
+        "sum by (trace) (count_over_time({app=\"a\"}[2m]))",
+        "sum by (pod_extracted) (rate({app=\"a\"}[1m]))",
+        "sum without (trace, span) (bytes_over_time({app=\"a\"}[1m]))",
+        "sum by () (bytes_rate({app=\"a\"}[90s]))",
+        "sum by (app, pod) (bytes_over_time({app=\"a\"}[30s]))",
+        "absent_over_time({app=\"a\"}[1m])",
+    ];
+
+    #[test]
+    fn counting_lines_match_the_general_path() {
+        let stream = Labels::from_pairs([("app", "a"), ("pod", "1")]);
+        for seed in 0..20 {
+            let es = entries(seed, 300);
+            let per_line = |sink: &mut SampleSink<'_>| -> Result<(), QueryError> {
+                sink.begin_stream(&stream);
+                for (ts, line, md) in &es {
+                    let md = METADATA.get(*md).copied().unwrap_or_default();
+                    sink.push(*ts, line, md)?;
+                }
+                Ok(())
+            };
+            // Blocks of 50 entries, each offered at once, over two streams' worth of calls.
+            let per_block = |sink: &mut SampleSink<'_>| -> Result<(), QueryError> {
+                sink.begin_stream(&stream);
+                for chunk in es.chunks(50) {
+                    let inputs: Vec<EntryInput<'_>> = chunk
+                        .iter()
+                        .map(|(ts, line, md)| {
+                            (
+                                *ts,
+                                line.as_str(),
+                                METADATA.get(*md).copied().unwrap_or_default(),
+                            )
+                        })
+                        .collect();
+                    let block = DecodedBlock::for_tests(&inputs);
+                    let lo = 0;
+                    let hi = block.len();
+                    if !sink.push_block(&block, lo, hi)? {
+                        for i in lo..hi {
+                            let e = block.entry(i);
+                            let md: Vec<(&str, &str)> = e.metadata.iter().collect();
+                            sink.push(e.ts, e.line, &md)?;
+                        }
+                    }
+                }
+                Ok(())
+            };
+            for q in QUERIES {
+                let general = table_after(q, false, &per_line).unwrap();
+                assert_eq!(
+                    table_after(q, true, &per_line).unwrap(),
+                    general,
+                    "{q} per line, seed {seed}"
+                );
+                assert_eq!(
+                    table_after(q, true, &per_block).unwrap(),
+                    general,
+                    "{q} per block, seed {seed}"
+                );
+            }
+        }
+    }
+
+    /// Lines for the parser stages: JSON (nested, escaped, truncated), logfmt (quoted,
+    /// malformed), a key colliding with the stream, values that fail conversions.
+    const PARSED_LINES: &[&str] = &[
+        r#"{"status":503,"app":"x","duration":"12ms","level":"error","req":{"path":"/a","ms":3}}"#,
+        r#"{"status":"200","duration":"1.5s","level":"info","msg":"a \"quoted\" word"}"#,
+        r#"{"status":500,"duration":"oops","level":"err"}"#,
+        r#"{"status":502,"level":"error","req":{"path":"/b"#,
+        r#"{"status":"abc","level":"errata"}"#,
+        r#"level=error status=500 duration=250us app=y msg="it failed""#,
+        r#"level=info status=200 duration=3m2s"#,
+        r#"level=err status=504 duration=7 x="#,
+        r#"level="error" status= =bad duration=1h"#,
+        r#"plain text without pairs"#,
+        r#"level=error level=info status=501 status=200"#,
+    ];
+
+    const PARSED_QUERIES: &[&str] = &[
+        "sum by (level) (rate({app=\"a\"} | logfmt | level=~\"err.*\" [1m]))",
+        "sum by (level) (count_over_time({app=\"a\"} | logfmt --strict [1m]))",
+        "sum by (app) (count_over_time({app=\"a\"} | json | status >= 500 [1m]))",
+        "sum by (app) (count_over_time({app=\"a\"} | json | __error__=\"\" | status >= 500 [1m]))",
+        "quantile_over_time(0.99, {app=\"a\"} | json | unwrap duration(duration) [1m]) by (app)",
+        "quantile_over_time(0.5, {app=\"a\"} | json | __error__=\"\" | unwrap duration(duration) | level=\"error\" [1m]) by (level)",
+        "sum by (app_extracted) (sum_over_time({app=\"a\"} | logfmt | unwrap status [1m]))",
+        "max_over_time({app=\"a\"} | json | logfmt | unwrap status [1m]) by (req_path)",
+        "sum by () (count_over_time({app=\"a\"} | json | level=\"error\" or req_ms > 1 [1m]))",
+        "sum(bytes_over_time({app=\"a\"} | logfmt | status=\"500\" [1m]))",
+    ];
+
+    #[test]
+    fn lean_parsers_match_the_full_pipeline() {
+        let stream = Labels::from_pairs([("app", "a"), ("pod", "1")]);
+        let feed = |sink: &mut SampleSink<'_>| -> Result<(), QueryError> {
+            sink.begin_stream(&stream);
+            for (i, line) in PARSED_LINES.iter().cycle().take(200).enumerate() {
+                let md = METADATA.get(i % 9).copied().unwrap_or_default();
+                sink.push(60 * S + (i as i64) * 3 * S, line, md)?;
+            }
+            Ok(())
+        };
+        for q in PARSED_QUERIES {
+            let expr = parse_sample_expr(q).expect("a valid query");
+            let plan = plan_metric(&expr, Steps::range(60 * S, 780 * S, 60 * S)).unwrap();
+            let leaf = &plan.leaves()[0];
+            let exec = LeafExec::new(leaf).unwrap();
+            assert!(exec.lean.is_some(), "{q} has a lean pipeline");
+            let mut lean = SampleSink::new(leaf, &exec, leaf.accumulator(1 << 24));
+            feed(&mut lean).unwrap();
+            let full_exec = LeafExec {
+                lean: None,
+                ..LeafExec::new(leaf).unwrap()
+            };
+            let mut full = SampleSink::new(leaf, &full_exec, leaf.accumulator(1 << 24));
+            feed(&mut full).unwrap();
+            assert_eq!(
+                format!("{:?}", lean.acc.finish().table),
+                format!("{:?}", full.acc.finish().table),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_named_groupings_and_plain_stages_are_lean() {
+        for (q, lean) in [
+            (
+                "sum by (a) (count_over_time({app=\"a\"} | json [1m]))",
+                true,
+            ),
+            ("count_over_time({app=\"a\"} | json [1m])", false),
+            (
+                "sum without (a) (count_over_time({app=\"a\"} | json [1m]))",
+                false,
+            ),
+            (
+                "sum by (a) (count_over_time({app=\"a\"} | json | line_format \"{{.b}}\" [1m]))",
+                false,
+            ),
+            (
+                "sum by (a) (count_over_time({app=\"a\"} | json x=\"y\" [1m]))",
+                false,
+            ),
+            (
+                "sum by (a) (count_over_time({app=\"a\"} | a=\"1\" [1m]))",
+                false,
+            ),
+        ] {
+            let expr = parse_sample_expr(q).unwrap();
+            let plan = plan_metric(&expr, Steps::instant(60 * S)).unwrap();
+            assert_eq!(
+                LeafExec::new(&plan.leaves()[0]).unwrap().lean.is_some(),
+                lean,
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_stage_free_counting_leaves_count() {
+        for (q, counting) in [
+            ("count_over_time({app=\"a\"}[1m])", Some(Counting::Lines)),
+            ("bytes_rate({app=\"a\"}[1m])", Some(Counting::Bytes)),
+            ("count_over_time({app=\"a\"} | logfmt [1m])", None),
+            ("sum_over_time({app=\"a\"} | unwrap v [1m])", None),
+            ("rate({app=\"a\"} |= \"x\" [1m])", Some(Counting::Lines)),
+        ] {
+            let expr = parse_sample_expr(q).unwrap();
+            let plan = plan_metric(&expr, Steps::instant(60 * S)).unwrap();
+            let leaf = &plan.leaves()[0];
+            let exec = LeafExec::new(leaf).unwrap();
+            let sink = SampleSink::new(leaf, &exec, leaf.accumulator(1 << 20));
+            assert_eq!(sink.counting, counting, "{q}");
+        }
     }
 }

@@ -20,7 +20,7 @@ pub mod patterns;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::chunk::BloomQuery;
+use crate::chunk::{BloomQuery, DecodedBlock};
 use crate::logql::{LabelMatcher, LineFilter};
 use crate::model::{Labels, TimestampNs};
 use crate::query::QueryError;
@@ -59,6 +59,19 @@ pub trait ScanSink {
         line: &str,
         metadata: &[(&str, &str)],
     ) -> Result<(), QueryError>;
+
+    /// The entries `lo..hi` of a decoded part block at once, offered when no line filter
+    /// applies and the sink has no cutoff. A sink that only counts lines or sums their
+    /// lengths takes them here without a call per line and returns true; by default it
+    /// returns false and the scan pushes them one by one.
+    fn push_block(
+        &mut self,
+        _block: &DecodedBlock,
+        _lo: usize,
+        _hi: usize,
+    ) -> Result<bool, QueryError> {
+        Ok(false)
+    }
 }
 
 /// Whether `ts` is beyond `cutoff` in `direction` (see [`ScanSink::cutoff`]).

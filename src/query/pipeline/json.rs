@@ -105,6 +105,9 @@ impl Walk<'_> {
     }
 
     fn leaf(&mut self, key: &[u8], value: Value<'_>) -> Result<(), Stop> {
+        if self.prefix_ends.is_empty() && !self.hints.may_want_key(key) {
+            return Ok(());
+        }
         let key_text = text(key);
         if self.prefix_ends.is_empty() {
             sanitize_label_key(&key_text, true, &mut self.name);
@@ -137,6 +140,9 @@ impl Walk<'_> {
                 self.build_name();
             }
             self.truncate_prefix(prefix_len);
+        }
+        if !self.hints.wants(&self.name) {
+            return Ok(());
         }
         read_value(value, &mut self.bytes, &mut self.value);
         if !self.lbs.extract(&self.name, &self.value) {

@@ -99,6 +99,21 @@ impl LabelFilter {
         })
     }
 
+    /// Adds every label name the filter reads to `out`.
+    pub fn label_names(&self, out: &mut Vec<String>) {
+        match self {
+            LabelFilter::And(a, b) | LabelFilter::Or(a, b) => {
+                a.label_names(out);
+                b.label_names(out);
+            }
+            LabelFilter::String(m) => out.push(m.name.clone()),
+            LabelFilter::Number { name, .. }
+            | LabelFilter::Duration { name, .. }
+            | LabelFilter::Bytes { name, .. }
+            | LabelFilter::Ip { name, .. } => out.push(name.clone()),
+        }
+    }
+
     /// The one label a single comparison reads; `None` for `and`/`or`. Parsers use it to run
     /// the filter as soon as they set that label (Loki's parser hints).
     pub fn single_label(&self) -> Option<&str> {

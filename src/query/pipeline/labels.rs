@@ -231,6 +231,11 @@ impl LabelsBuilder {
         &self.base
     }
 
+    /// [`LabelsBuilder::labels_hash`] of a line that changes nothing: the stream's labels.
+    pub fn stream_hash(&self) -> u64 {
+        self.base_hash
+    }
+
     /// Starts a new line: forgets what the previous line's stages did and adds this line's
     /// structured metadata. A metadata key that is also a stream label becomes
     /// `<key>_extracted`; `__error__` and `__error_details__` set the error instead.

@@ -49,12 +49,18 @@ impl Stage for LogfmtParser {
                 }
                 continue;
             }
+            if !hints.may_want_key(decoder.key()) {
+                continue;
+            }
             sanitize_label_key(&text(decoder.key()), true, &mut key);
             if key.is_empty() {
                 continue;
             }
             if lbs.base_has(&key) || lbs.has_in_category(&key, LabelCategory::StructuredMetadata) {
                 key.push_str(DUPLICATE_SUFFIX);
+            }
+            if !hints.wants(&key) {
+                continue;
             }
             value.clear();
             push_without_replacement(&mut value, &text(decoder.value()));

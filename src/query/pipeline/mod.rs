@@ -45,6 +45,7 @@ mod unpack;
 use std::borrow::Cow;
 use std::fmt;
 
+pub(crate) use labels::DUPLICATE_SUFFIX;
 pub use labels::{
     CategorizedLabels, ERROR_DETAILS_LABEL, ERROR_LABEL, LabelCategory, LabelsBuilder,
     PRESERVE_ERROR_LABEL,
@@ -83,12 +84,47 @@ pub(crate) trait Stage: Send + Sync + fmt::Debug {
 /// The label filters of the query that parsers run as soon as they set the filtered label
 /// (Loki's `ParserHint.ShouldContinueParsingLine`): the filters that read a single label,
 /// whatever their place in the pipeline.
+///
+/// A lean pipeline (see [`Pipeline::lean`]) also says which labels its parsers store.
 #[derive(Debug, Default)]
 pub(crate) struct ParserHints {
     filters: Vec<(String, LabelFilter)>,
+    /// When set, the only labels parsers store (sorted); the rest are scanned but not kept.
+    wanted: Option<Vec<String>>,
+    /// The lengths a sanitised key may have to become a wanted name, as is or renamed
+    /// `<key>_extracted` ([`ParserHints::may_want_key`]).
+    wanted_key_lengths: Vec<usize>,
 }
 
 impl ParserHints {
+    /// Whether a parser may store the label of this raw key, before sanitising it: false
+    /// only when the key's sanitised name can be no wanted name by its length. A plain
+    /// ASCII key without surrounding blanks keeps its length, plus one for the `_` before
+    /// a leading digit ([`keys::sanitize_label_key`]); other keys are sanitised first.
+    #[inline]
+    pub fn may_want_key(&self, key: &[u8]) -> bool {
+        if self.wanted.is_none() || !key.is_ascii() {
+            return true;
+        }
+        let (Some(first), Some(last)) = (key.first(), key.last()) else {
+            return false;
+        };
+        if char::from(*first).is_whitespace() || char::from(*last).is_whitespace() {
+            return true;
+        }
+        let len = key.len() + usize::from(first.is_ascii_digit());
+        self.wanted_key_lengths.contains(&len)
+    }
+
+    /// Whether a parser stores a label of this name (see [`Pipeline::lean`]).
+    #[inline]
+    pub fn wants(&self, name: &str) -> bool {
+        match &self.wanted {
+            None => true,
+            Some(names) => names.iter().any(|n| n == name),
+        }
+    }
+
     /// Whether a parser that just set `name` may go on with the line: false when the first
     /// filter on `name` fails.
     pub fn should_continue(&self, name: &str, lbs: &mut LabelsBuilder) -> bool {
@@ -112,6 +148,8 @@ pub(crate) fn set_error_label(lbs: &mut LabelsBuilder, err: &str, details: Optio
 pub struct Pipeline {
     stages: Vec<Box<dyn Stage>>,
     hints: ParserHints,
+    /// Every label name its label filter stages read.
+    filter_names: Vec<String>,
 }
 
 impl Pipeline {
@@ -123,6 +161,7 @@ impl Pipeline {
         for stage in reorder_stages(stages) {
             if let logql::Stage::LabelFilter(expr) = stage {
                 let filter = LabelFilter::new(expr).map_err(QueryError::BadRequest)?;
+                filter.label_names(&mut pipeline.filter_names);
                 if let Some(name) = filter.single_label() {
                     pipeline
                         .hints
@@ -137,6 +176,59 @@ impl Pipeline {
                 .push(compile_stage(stage).map_err(QueryError::BadRequest)?);
         }
         Ok(pipeline)
+    }
+
+    /// The pipeline for a caller that reads only the labels `wanted` once it has run (a
+    /// metric leaf that groups by them, unwraps one, or filters on them after `unwrap`),
+    /// and only while the line has no error: its `json` and `logfmt` parsers (without
+    /// parameters) scan every pair, and so set the same errors and drop the same lines,
+    /// but store only the wanted labels and those the pipeline's own label filters read.
+    /// `None` when it would not be lean: a stage that reads or rewrites labels wholesale
+    /// (`line_format`, `label_format`, `keep`, `drop`, `regexp`, `pattern`, `unpack`, parsers
+    /// with parameters), or no parser. A line whose labels end with an error must be run
+    /// again through the full pipeline: then every label is part of its series.
+    pub fn lean(
+        stages: &[logql::Stage],
+        wanted: &[String],
+    ) -> Result<Option<Pipeline>, QueryError> {
+        let mut parsers = 0;
+        for stage in stages {
+            match stage {
+                logql::Stage::LineFilter(_) | logql::Stage::LabelFilter(_) => {}
+                logql::Stage::Parser(ParserStage::Json(params)) if params.is_empty() => {
+                    parsers += 1
+                }
+                logql::Stage::Parser(ParserStage::Logfmt { params, .. }) if params.is_empty() => {
+                    parsers += 1
+                }
+                _ => return Ok(None),
+            }
+        }
+        if parsers == 0 {
+            return Ok(None);
+        }
+        let mut pipeline = Pipeline::new(stages)?;
+        let mut names: Vec<String> = wanted.to_vec();
+        pipeline.label_names(&mut names);
+        names.sort();
+        names.dedup();
+        let mut lengths: Vec<usize> = names
+            .iter()
+            .flat_map(|n| {
+                let renamed = n.strip_suffix(DUPLICATE_SUFFIX).map(str::len);
+                [Some(n.len()), renamed].into_iter().flatten()
+            })
+            .collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        pipeline.hints.wanted_key_lengths = lengths;
+        pipeline.hints.wanted = Some(names);
+        Ok(Some(pipeline))
+    }
+
+    /// Adds every label name its label filter stages read to `out`.
+    pub fn label_names(&self, out: &mut Vec<String>) {
+        out.extend(self.filter_names.iter().cloned());
     }
 
     /// Whether there are no stages: the line passes unchanged, and its labels are the

@@ -297,3 +297,65 @@ proptest! {
         let _ = logfmt::parse_logfmt_path(&expr);
     }
 }
+
+/// The length test of a lean pipeline never rejects a key whose label could be wanted.
+#[test]
+fn lean_key_lengths_never_reject_a_wanted_key() {
+    let stages = match crate::logql::parse_expr("{a=\"b\"} | logfmt | level=\"x\"") {
+        Ok(crate::logql::Expr::Log(log)) => log.stages,
+        other => panic!("{other:?}"),
+    };
+    let wanted = [
+        "app_extracted".to_string(),
+        "_9lives".to_string(),
+        "le_vel".to_string(),
+    ];
+    let lean = Pipeline::lean(&stages, &wanted).unwrap().expect("lean");
+    let keys: &[&str] = &[
+        "level",
+        "app",
+        "9lives",
+        " 9lives",
+        "le-vel",
+        "le vel",
+        "le\u{b}vel",
+        "lev\u{b}",
+        "\u{b}level",
+        "level\t",
+        "app_extracted",
+        "app ",
+        "ap",
+        "",
+        " ",
+        "\u{e9}level",
+        "lével",
+        "$app",
+        "[app",
+        "1evel",
+    ];
+    let mut name = String::new();
+    for key in keys {
+        keys::sanitize_label_key(key, true, &mut name);
+        let could_be_wanted =
+            lean.hints.wants(&name) || lean.hints.wants(&format!("{name}{DUPLICATE_SUFFIX}"));
+        if could_be_wanted {
+            assert!(lean.hints.may_want_key(key.as_bytes()), "{key:?} -> {name}");
+        }
+    }
+    assert!(!lean.hints.may_want_key(b"stat"));
+    assert!(lean.hints.may_want_key(b"level"));
+}
+
+proptest! {
+    #[test]
+    fn lean_key_lengths_never_reject_any_key(key in "[ -~\u{b}\u{e9}]{0,12}") {
+        let stages = vec![crate::logql::Stage::Parser(crate::logql::ParserStage::Json(Vec::new()))];
+        let wanted: Vec<String> = ["a", "ab_extracted", "_1", "a_b", "abcdef"].iter().map(|s| s.to_string()).collect();
+        let lean = Pipeline::lean(&stages, &wanted).unwrap().expect("lean");
+        let mut name = String::new();
+        keys::sanitize_label_key(&key, true, &mut name);
+        if lean.hints.wants(&name) || lean.hints.wants(&format!("{name}{DUPLICATE_SUFFIX}")) {
+            prop_assert!(lean.hints.may_want_key(key.as_bytes()));
+        }
+    }
+}

@@ -137,6 +137,66 @@ impl LeafAccumulator {
         self.charge(added)
     }
 
+    /// The output series slot of a label set (as [`push_hashed`](Self::push_hashed) finds
+    /// it), for a caller that pushes many samples of one label set with
+    /// [`push_to_slot`](Self::push_to_slot) or [`push_run`](Self::push_run).
+    pub fn slot_of(
+        &mut self,
+        series_hash: u64,
+        make_labels: impl FnOnce() -> Labels,
+    ) -> Result<u32, QueryError> {
+        match self.by_source.get(&series_hash) {
+            Some(&slot) => Ok(slot),
+            None => self.add_source(series_hash, make_labels()),
+        }
+    }
+
+    /// [`push_hashed`](Self::push_hashed) into a slot from [`slot_of`](Self::slot_of), in
+    /// interval `interval` (which [`Windows::interval_of`] gave for `ts_ns`).
+    #[inline]
+    pub fn push_to_slot(
+        &mut self,
+        slot: u32,
+        interval: u32,
+        ts_ns: i64,
+        value: f64,
+    ) -> Result<(), QueryError> {
+        let added = self.table.add(slot as usize, interval, ts_ns, value);
+        self.charge(added)
+    }
+
+    /// Whether [`push_run`](Self::push_run) takes runs (counting and summing operations).
+    pub fn takes_runs(&self) -> bool {
+        self.table.takes_runs()
+    }
+
+    /// Adds `count` samples of one slot in one interval at once, whose values sum to
+    /// `value_sum` (as many calls of [`push_to_slot`](Self::push_to_slot) would). Fails with
+    /// an internal error when the operation does not take runs ([`takes_runs`](Self::takes_runs)).
+    #[inline]
+    pub fn push_run(
+        &mut self,
+        slot: u32,
+        interval: u32,
+        count: u64,
+        value_sum: f64,
+    ) -> Result<(), QueryError> {
+        match self
+            .table
+            .add_run(slot as usize, interval, count, value_sum)
+        {
+            Some(added) => self.charge(added),
+            None => Err(QueryError::Internal(
+                "a run of samples pushed to an operation that keeps samples".into(),
+            )),
+        }
+    }
+
+    /// The leaf's windows.
+    pub fn windows(&self) -> &Windows {
+        &self.windows
+    }
+
     fn add_source(&mut self, hash: u64, labels: Labels) -> Result<u32, QueryError> {
         let out = self.grouping.apply(labels);
         let slot = match self.by_labels.get(&out) {

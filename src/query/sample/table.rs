@@ -34,29 +34,41 @@ impl<C: Cell> SeriesCells<C> {
     /// Adds a sample to interval `j`; returns whether a new cell was created.
     #[inline]
     pub fn add(&mut self, j: u32, ts: i64, value: f64) -> bool {
+        self.add_with(j, || C::new(ts, value), |c| c.add(ts, value))
+    }
+
+    /// Updates the cell of interval `j` with `update`, or creates it with `new`; returns
+    /// whether a new cell was created.
+    #[inline]
+    pub fn add_with(
+        &mut self,
+        j: u32,
+        new: impl FnOnce() -> C,
+        update: impl FnOnce(&mut C),
+    ) -> bool {
         match self.intervals.last() {
             Some(&last) if last == j => {
                 if let Some(c) = self.cells.last_mut() {
-                    c.add(ts, value);
+                    update(c);
                 }
                 false
             }
             Some(&last) if last > j => match self.intervals.binary_search(&j) {
                 Ok(i) => {
                     if let Some(c) = self.cells.get_mut(i) {
-                        c.add(ts, value);
+                        update(c);
                     }
                     false
                 }
                 Err(i) => {
                     self.intervals.insert(i, j);
-                    self.cells.insert(i, C::new(ts, value));
+                    self.cells.insert(i, new());
                     true
                 }
             },
             _ => {
                 self.intervals.push(j);
-                self.cells.push(C::new(ts, value));
+                self.cells.push(new());
                 true
             }
         }
@@ -210,6 +222,34 @@ impl Table {
         })
     }
 
+    /// Adds `count` samples at once to series `slot`, interval `j`, for the tables whose
+    /// state is a count or a sum: a count grows by `count`, a sum by `value_sum`, as
+    /// `count` calls of [`Table::add`] would (their values are whole numbers, so the sum
+    /// is exact in any order). Returns the bytes it added, or `None` for a table of another
+    /// kind (the caller must add sample by sample).
+    #[inline]
+    pub fn add_run(&mut self, slot: usize, j: u32, count: u64, value_sum: f64) -> Option<usize> {
+        if count == 0 {
+            return Some(0);
+        }
+        Some(match self {
+            Table::Count(s) => match s.get_mut(slot) {
+                Some(series) => add_run_bytes(series, j, count as f64),
+                None => 0,
+            },
+            Table::Sum(s) => match s.get_mut(slot) {
+                Some(series) => add_run_bytes(series, j, value_sum),
+                None => 0,
+            },
+            _ => return None,
+        })
+    }
+
+    /// Whether [`Table::add_run`] takes runs.
+    pub fn takes_runs(&self) -> bool {
+        matches!(self, Table::Count(_) | Table::Sum(_))
+    }
+
     /// Sorts the series by labels and finishes their cells.
     pub fn finish(&mut self) {
         with_table!(self, s => {
@@ -244,6 +284,43 @@ fn add_bytes<C: Cell>(series: &mut SeriesCells<C>, j: u32, ts: i64, value: f64) 
         cell_bytes::<C>() + C::BYTES_PER_SAMPLE
     } else {
         C::BYTES_PER_SAMPLE
+    }
+}
+
+/// A run of samples into a count or sum cell: the cell grows by `amount` (both add their
+/// value, and a count cell's state is its number of samples).
+#[inline]
+fn add_run_bytes<C: Cell + RunCell>(series: &mut SeriesCells<C>, j: u32, amount: f64) -> usize {
+    if series.add_with(j, || C::run(amount), |c| c.grow(amount)) {
+        cell_bytes::<C>()
+    } else {
+        0
+    }
+}
+
+/// Cells a run of samples can be added to at once.
+pub(crate) trait RunCell {
+    /// The state of a new cell holding a run worth `amount`.
+    fn run(amount: f64) -> Self;
+    /// Adds a run worth `amount`.
+    fn grow(&mut self, amount: f64);
+}
+
+impl RunCell for Count {
+    fn run(amount: f64) -> Count {
+        Count(amount)
+    }
+    fn grow(&mut self, amount: f64) {
+        self.0 += amount;
+    }
+}
+
+impl RunCell for Sum {
+    fn run(amount: f64) -> Sum {
+        Sum(amount)
+    }
+    fn grow(&mut self, amount: f64) {
+        self.0 += amount;
     }
 }
 

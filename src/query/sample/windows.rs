@@ -107,6 +107,14 @@ impl Windows {
         Some(j as u32)
     }
 
+    /// The times interval `j` holds, `(open, closed]`: a caller that sees times in order
+    /// keeps it to skip [`interval_of`](Self::interval_of) while the times stay inside.
+    #[inline]
+    pub fn interval_span(&self, j: u32) -> Option<(i64, i64)> {
+        let j = j as usize;
+        Some((*self.bounds.get(j)?, *self.bounds.get(j + 1)?))
+    }
+
     /// Whether some window contains `ts` (the scan may skip lines for which this is false).
     pub fn covers(&self, ts: i64) -> bool {
         self.interval_of(ts).is_some()

@@ -155,5 +155,7 @@ fn queries_over_a_million_streams_stay_within_their_budget() {
     assert_eq!(entries, 100, "{q}");
     check_growth(q, growth);
 
-    server.terminate_ok();
+    // Not a graceful stop: it seals a million streams, seconds in a release build but more
+    // than the harness waits in a debug one, and this test is about queries.
+    server.kill9();
 }

@@ -287,20 +287,31 @@ pub async fn logs_at_interval(
     if direction == Direction::Backward {
         windows.reverse();
     }
-    let mut out: Vec<PartialStream> = Vec::new();
-    for window in windows {
-        if out.iter().map(|s| s.entries.len()).sum::<usize>() >= limit {
-            break;
+    let read_all = async {
+        let mut out: Vec<PartialStream> = Vec::new();
+        for window in windows {
+            if out.iter().map(|s| s.entries.len()).sum::<usize>() >= limit {
+                break;
+            }
+            let read = logs(core, tenant, expr.clone(), window, limit, direction).await?;
+            append_window(
+                &mut out,
+                thin_to_interval(read, direction, interval_ns),
+                direction,
+                limit,
+            );
         }
-        let read = logs(core, tenant, expr.clone(), window, limit, direction).await?;
-        append_window(
-            &mut out,
-            thin_to_interval(read, direction, interval_ns),
-            direction,
-            limit,
-        );
-    }
-    Ok(out)
+        Ok(out)
+    };
+    // `query_timeout` bounds the whole request, as in Loki, not each window's read: a month
+    // read hour by hour would otherwise run for 720 timeouts. A window's read still running
+    // at the deadline is dropped, which cancels it on every shard.
+    let timeout = core.config.query.query_timeout;
+    future::or(read_all, async {
+        glommio::timer::sleep(timeout).await;
+        Err(QueryError::Timeout(timeout))
+    })
+    .await
 }
 
 /// Mines the log patterns of the lines a selector picks in `[start, end)`.

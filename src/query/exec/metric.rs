@@ -371,7 +371,10 @@ impl ScanSink for SampleSink<'_> {
         let Some(timestamps) = block.timestamps().get(lo..hi) else {
             return Ok(false);
         };
-        let slot = self.stream_slot()?;
+        // The stream's series is taken at the first line inside a window (`stream_slot`
+        // when a run is added), as the per-line path does: a block with none must not make a
+        // series, which would count against `max_query_series` and the memory budget
+        // without ever giving a value.
         // The current run: its interval, its lines and their bytes.
         let mut run: Option<(u32, u64, u64)> = None;
         for (i, &ts) in (lo..hi).zip(timestamps) {
@@ -390,14 +393,16 @@ impl ScanSink for SampleSink<'_> {
                 }
                 _ => {
                     if let Some((rj, n, b)) = run.take() {
-                        self.acc.push_run(slot, rj, n, run_value(counting, n, b))?;
+                        let s = self.stream_slot()?;
+                        self.acc.push_run(s, rj, n, run_value(counting, n, b))?;
                     }
                     run = Some((j, 1, bytes));
                 }
             }
         }
         if let Some((rj, n, b)) = run {
-            self.acc.push_run(slot, rj, n, run_value(counting, n, b))?;
+            let s = self.stream_slot()?;
+            self.acc.push_run(s, rj, n, run_value(counting, n, b))?;
         }
         Ok(true)
     }
@@ -605,6 +610,28 @@ mod tests {
                 "{q}"
             );
         }
+    }
+
+    #[test]
+    fn a_block_with_no_line_in_a_window_makes_no_series() {
+        // Steps 300 s apart with [1m]: windows (240,300] and (540,600]; the lines at 30 s
+        // and 100 s are in none, as is an empty range of a block.
+        let expr = parse_sample_expr("count_over_time({app=\"a\"}[1m])").unwrap();
+        let plan = plan_metric(&expr, Steps::range(300 * S, 600 * S, 300 * S)).unwrap();
+        let leaf = &plan.leaves()[0];
+        let exec = LeafExec::new(leaf).unwrap();
+        let mut sink = SampleSink::new(leaf, &exec, leaf.accumulator(1 << 24).with_series_max(1));
+        let outside = DecodedBlock::for_tests(&[(30 * S, "x", &[]), (100 * S, "y", &[])]);
+        for n in 0..3 {
+            sink.begin_stream(&Labels::from_pairs([("app", "a"), ("n", &n.to_string())]));
+            assert!(sink.push_block(&outside, 0, outside.len()).unwrap());
+            assert!(sink.push_block(&outside, 1, 1).unwrap());
+        }
+        // One stream with a line in a window: one series, within a limit of one.
+        sink.begin_stream(&Labels::from_pairs([("app", "a"), ("n", "9")]));
+        let inside = DecodedBlock::for_tests(&[(290 * S, "z", &[])]);
+        assert!(sink.push_block(&inside, 0, 1).unwrap());
+        assert_eq!(sink.acc.finish().table.len(), 1);
     }
 
     #[test]

@@ -72,6 +72,7 @@ impl LeafPlan {
             bytes: 0,
             budget: memory_bytes_max,
             series_max: 0,
+            counted_series: 0,
         }
     }
 
@@ -97,6 +98,8 @@ pub struct LeafAccumulator {
     /// More output series than this fail with `max_query_series` (0: no limit); set only
     /// for leaves that [`LeafPlan::bounds_series`].
     series_max: usize,
+    /// Output series counted against `series_max` so far.
+    counted_series: usize,
 }
 
 impl LeafAccumulator {
@@ -202,8 +205,14 @@ impl LeafAccumulator {
         let slot = match self.by_labels.get(&out) {
             Some(&slot) => slot,
             None => {
-                if self.series_max > 0 && self.table.len() >= self.series_max {
-                    return Err(QueryError::series_limit(self.series_max));
+                // A series with `__error__` is not counted here: the receiving core fails
+                // the query with the pipeline's error (the message the user needs), or drops
+                // the label if the query preserves errors, when it evaluates the step.
+                if self.series_max > 0 && out.get("__error__").is_none() {
+                    self.counted_series += 1;
+                    if self.counted_series > self.series_max {
+                        return Err(QueryError::series_limit(self.series_max));
+                    }
                 }
                 self.charge(SERIES_BYTES + 2 * labels_bytes(&out))?;
                 let slot = u32::try_from(self.table.len()).map_err(|_| self.over_budget())?;

@@ -164,6 +164,14 @@ fn more_output_series_than_the_limit_fail_on_the_shard() {
         Err(QueryError::Limit { limit, .. }) => assert_eq!(limit, "max_query_series"),
         other => panic!("{other:?}"),
     }
+    // Series of failed lines are left to the receiving core, which fails the query with
+    // the pipeline's error rather than the series limit.
+    let mut acc = leaf(&p).accumulator(1 << 20).with_series_max(1);
+    acc.push(&pod("1"), 90 * S, 1.0).unwrap();
+    for n in 0..5 {
+        let failed = labels(&[("app", "a"), ("pod", &n.to_string()), ("__error__", "E")]);
+        acc.push(&failed, 90 * S, 1.0).unwrap();
+    }
     // 0 is no limit.
     let mut acc = leaf(&p).accumulator(1 << 20).with_series_max(0);
     for n in 0..10 {

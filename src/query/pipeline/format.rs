@@ -163,11 +163,13 @@ impl Stage for LabelFormat {
         for item in &self.items {
             match item {
                 Item::Rename { dst, src } => {
-                    let Some((v, category)) = lbs.get_with_category(src) else {
+                    let Some(v) = lbs.get(src) else {
                         continue;
                     };
                     let v = v.to_string();
-                    lbs.set(category, dst, &v);
+                    // A renamed label is a parsed one, whatever the source's category, as
+                    // in Loki's `LabelsFormatter` (and our rename-only stage).
+                    lbs.set(LabelCategory::Parsed, dst, &v);
                     lbs.del(src);
                 }
                 Item::Template { dst, template } => {

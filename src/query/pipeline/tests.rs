@@ -359,3 +359,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_rename_next_to_a_template_keeps_the_renamed_stream_label() {
+    // `label_format a="{{.app}}", b=app`: `b` takes the stream label's value and `app` goes.
+    let pipeline = Pipeline::new(&[logql::Stage::LabelFormat(vec![
+        LabelFormatItem {
+            dst: "a".into(),
+            src: LabelFormatSource::Template("{{.app}}".into()),
+        },
+        LabelFormatItem {
+            dst: "b".into(),
+            src: LabelFormatSource::Rename("app".into()),
+        },
+    ])])
+    .unwrap();
+    let stream = Labels::from_pairs([("app", "hdfs"), ("env", "prod")]);
+    let (_, labels) = pipeline.run_once(0, "a line", &stream, []).unwrap();
+    assert_eq!(
+        labels,
+        Labels::from_pairs([("a", "hdfs"), ("b", "hdfs"), ("env", "prod")])
+    );
+}

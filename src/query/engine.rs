@@ -110,6 +110,22 @@ impl Running {
     pub fn finish(mut self) {
         self.finished = true;
     }
+
+    /// Asks every shard with this query's control and the configured timeout
+    /// ([`ask_all`]), then takes each answer's `what` part ([`expect_answers`]): the one
+    /// round trip every kind of read makes.
+    pub async fn ask<T>(
+        self,
+        core: &Rc<Core>,
+        req: ShardRequest,
+        what: &str,
+        pick: impl Fn(ShardAnswer) -> Result<T, ShardAnswer>,
+    ) -> Result<Vec<T>, QueryError> {
+        let timeout = core.config.query.query_timeout;
+        let answers = ask_all(core, req, &self.control, timeout).await?;
+        self.finish();
+        expect_answers(answers, what, pick)
+    }
 }
 
 impl Drop for Running {
@@ -178,18 +194,17 @@ pub async fn metric(
         limits.max_query_series,
         running.control.clone(),
     )?;
-    let answers = ask_all(
-        core,
-        ShardRequest::Metric(Arc::new(req)),
-        &running.control,
-        limits.query_timeout,
-    )
-    .await?;
-    running.finish();
-    let per_shard = expect_answers(answers, "metric", |a| match a {
-        ShardAnswer::Metric(p) => Ok(p),
-        other => Err(other),
-    })?;
+    let per_shard = running
+        .ask(
+            core,
+            ShardRequest::Metric(Arc::new(req)),
+            "metric",
+            |a| match a {
+                ShardAnswer::Metric(p) => Ok(p),
+                other => Err(other),
+            },
+        )
+        .await?;
     let mut merged: Vec<Option<LeafPartial>> = (0..plan.leaves().len()).map(|_| None).collect();
     for partials in per_shard {
         for p in partials {
@@ -232,18 +247,12 @@ pub async fn logs(
         direction,
         control: running.control.clone(),
     });
-    let answers = ask_all(
-        core,
-        ShardRequest::Logs(req),
-        &running.control,
-        core.config.query.query_timeout,
-    )
-    .await?;
-    running.finish();
-    let partials = expect_answers(answers, "logs", |a| match a {
-        ShardAnswer::Logs(p) => Ok(p),
-        other => Err(other),
-    })?;
+    let partials = running
+        .ask(core, ShardRequest::Logs(req), "logs", |a| match a {
+            ShardAnswer::Logs(p) => Ok(p),
+            other => Err(other),
+        })
+        .await?;
     Ok(merge_partials(partials, direction, limit))
 }
 
@@ -329,18 +338,12 @@ pub async fn patterns(
         end,
         control: running.control.clone(),
     });
-    let answers = ask_all(
-        core,
-        ShardRequest::Patterns(req),
-        &running.control,
-        core.config.query.query_timeout,
-    )
-    .await?;
-    running.finish();
-    let miners = expect_answers(answers, "patterns", |a| match a {
-        ShardAnswer::Patterns(m) => Ok(m),
-        other => Err(other),
-    })?;
+    let miners = running
+        .ask(core, ShardRequest::Patterns(req), "patterns", |a| match a {
+            ShardAnswer::Patterns(m) => Ok(m),
+            other => Err(other),
+        })
+        .await?;
     let mut merged: Option<PatternMiner> = None;
     for m in miners {
         match merged.as_mut() {

@@ -192,7 +192,8 @@ def push_bench(a, s, seconds):
     """Lines per second of one `shardlog bench push` run against server `s`."""
     out = tempfile.mkdtemp(prefix="ingest.")
     try:
-        cmd = [a.shardlog_bin, "bench", "push", "--http-addr", s.base.split("://", 1)[1],
+        pin = ["taskset", "-c", a.bench_pin] if a.bench_pin else []
+        cmd = pin + [a.shardlog_bin, "bench", "push", "--http-addr", s.base.split("://", 1)[1],
                "--tenant", "ingest-bench", "--duration", f"{seconds}s", "--out", out]
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=seconds * 10 + 120)
         with open(os.path.join(out, "report.json")) as fh:
@@ -250,6 +251,10 @@ def main():
     ap.add_argument("--ingest-seconds", type=int, default=0,
                     help="shardlog: measure push ingest alone and under queries, runs this long")
     ap.add_argument("--ingest-rounds", type=int, default=3)
+    ap.add_argument("--bench-pin", default="",
+                    help="taskset CPU list for the push load generator ('' = no pinning); with"
+                         " --pin 0 --cores 1 --bench-pin 1 the server's core is shared only by"
+                         " its own ingest and queries")
     ap.add_argument("--out")
     a = ap.parse_args()
     a.shardlog_bin = os.path.abspath(a.shardlog_bin)  # the servers run in their data dirs

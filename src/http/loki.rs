@@ -45,12 +45,34 @@ pub async fn route(core: Rc<Core>, req: Request) -> Response {
             if let Some(refused) = not_answering(&core) {
                 return refused;
             }
-            super::query_routes::route(&core, &req, &p["/loki/api/v1/".len()..]).await
+            in_query_queue(core, req).await
         }
         (_, "/ready" | "/metrics" | "/loki/api/v1/push" | "/insert/jsonline") => {
             Response::text(405, "method not allowed\n")
         }
         _ => Response::text(404, "404 page not found\n"),
+    }
+}
+
+/// Answers a read request in the core's `query` task queue rather than the connection's
+/// (`ingest`) one: merging the shards' answers, evaluating the rest of a metric query and
+/// rendering the response are the query's cost, and at ingest priority a heavy query would
+/// take the core from pushes and syslog on the same core. Dropping the returned future (the
+/// client went away) drops the task, which cancels the query on every shard.
+async fn in_query_queue(core: Rc<Core>, req: Request) -> Response {
+    let tq = core.query_tq;
+    let task = glommio::spawn_local_into(
+        async move {
+            let path = req.path.trim_end_matches('/');
+            let sub = path.strip_prefix("/loki/api/v1/").unwrap_or_default();
+            super::query_routes::route(&core, &req, sub).await
+        },
+        tq,
+    );
+    match task {
+        Ok(task) => task.await,
+        // Only a handle to a queue that does not exist fails, and the core made this one.
+        Err(e) => Response::text(500, &format!("cannot schedule the query: {e}\n")),
     }
 }
 

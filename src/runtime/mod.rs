@@ -365,7 +365,17 @@ async fn serve_core(
         }
     };
 
-    if let Err(e) = shard.recover(&config).await {
+    // Recovery opens the WAL, whose committer and spare-segment tasks are spawned where it
+    // runs: in the ingest queue, whose latency and shares acknowledgements need. In the
+    // executor's default queue they were scheduled as `Latency::NotImportant` work, their
+    // writes and fsyncs on the main ring, competing with queries and sealing on equal terms.
+    let recovered = {
+        let (shard, config) = (shard.clone(), config.clone());
+        glommio::spawn_local_into(async move { shard.recover(&config).await }, ingest_tq)
+            .map_err(|e| format!("shard {id}: cannot start recovery: {e}"))?
+            .await
+    };
+    if let Err(e) = recovered {
         lifecycle.failed.store(true, Ordering::Release);
         lifecycle.stop();
         return Err(format!("shard {id}: WAL recovery failed: {e}"));

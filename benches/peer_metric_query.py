@@ -181,6 +181,23 @@ def counters(s):
     return out
 
 
+def settle(pid, quiet=0.05, longest=180):
+    """Waits until the server's process uses less than `quiet` of a CPU over a second (its
+    sealing, compaction or flushing of what was just loaded is done), `longest` s at most: a
+    query timed while the server still digests the load measures both."""
+    def cpu_seconds():
+        with open(f"/proc/{pid}/stat") as fh:
+            f = fh.read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    deadline = time.time() + longest
+    while time.time() < deadline:
+        c0 = cpu_seconds()
+        time.sleep(1)
+        if cpu_seconds() - c0 < quiet:
+            return
+    print(f"server {pid} still busy after {longest} s; querying anyway", flush=True)
+
+
 def load_average():
     try:
         return os.getloadavg()[0]
@@ -251,6 +268,12 @@ def main():
     ap.add_argument("--ingest-seconds", type=int, default=0,
                     help="shardlog: measure push ingest alone and under queries, runs this long")
     ap.add_argument("--ingest-rounds", type=int, default=3)
+    ap.add_argument("--hold-seconds", type=int, default=0,
+                    help="keep each server and its data up this long after its queries (to query"
+                         " or profile it by hand)")
+    ap.add_argument("--perf-dir", default="",
+                    help="shardlog: `perf record -g` the server while each query repeats, into"
+                         " DIR/q<N>.data (N: the query's place in the list)")
     ap.add_argument("--bench-pin", default="",
                     help="taskset CPU list for the push load generator ('' = no pinning); with"
                          " --pin 0 --cores 1 --bench-pin 1 the server's core is shared only by"
@@ -272,7 +295,7 @@ def main():
                 t = time.perf_counter()
                 push(s, push_path, entries)
                 load_s = time.perf_counter() - t
-                time.sleep(2)
+                settle(s.proc.pid)
                 r = {"load_seconds": round(load_s, 1), "queries": {}}
                 for name, logql, logsql, step, fmt in QUERIES:
                     scanned = sum(1 for e in entries if fmt is None or e[1]["format"] == fmt)
@@ -280,10 +303,20 @@ def main():
                     times, st, series, sample, body = [], None, None, None, b""
                     before = counters(s) if kind == "shardlog" else None
                     loads = []
+                    perf = None
+                    if a.perf_dir and kind == "shardlog":
+                        os.makedirs(a.perf_dir, exist_ok=True)
+                        data = os.path.join(a.perf_dir, f"q{QUERIES.index((name, logql, logsql, step, fmt))}.data")
+                        perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-p", str(s.proc.pid),
+                                                 "-o", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        time.sleep(1)
                     for _ in range(a.repeat):
                         loads.append(load_average())
                         secs, st, series, sample, body = ask(s, logql, logsql, start_s, end_s, step)
                         times.append(secs)
+                    if perf is not None:
+                        perf.send_signal(2)
+                        perf.wait(120)
                     q = {"status": st, "series": series, "sample": sample, "median_ms": round(statistics.median(times) * 1e3, 2),
                          "max_ms": round(max(times) * 1e3, 2),
                          "lines_scanned": scanned,
@@ -315,6 +348,10 @@ def main():
                               + (f"; blocks per run: {b['considered']:.0f} considered, {b['skipped_by_bloom']:.0f}"
                                  f" skipped ({b['skipped_share']:.0%}), {b['decoded']:.0f} decoded" if b else "")
                               + f"; load {q['load_average']}", flush=True)
+                if a.hold_seconds > 0:
+                    print(f"{kind} holds its data at {s.base} (pid {s.proc.pid}) for {a.hold_seconds} s",
+                          flush=True)
+                    time.sleep(a.hold_seconds)
                 if kind == "shardlog" and a.ingest_seconds > 0:
                     r["ingest"] = ingest_figures(a, s, start_s, end_s)
                 res["servers"][kind] = r

@@ -112,19 +112,26 @@ fn pattern_literals(pattern: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Conjunction of clauses, each a disjunction of literals. Every literal is at least
-/// [`GRAM_BYTES`] long: clauses with a shorter one are dropped as they are built (dropping a
-/// clause of a conjunction keeps it a necessary condition).
-type Cnf = Vec<Vec<Vec<u8>>>;
+/// Conjunction of clauses, each a disjunction of literals. Every literal is at least as long
+/// as the caller asked ([`GRAM_BYTES`] for bloom probes): clauses with a shorter one are
+/// dropped as they are built (dropping a clause of a conjunction keeps it a necessary
+/// condition).
+pub(crate) type Cnf = Vec<Vec<Vec<u8>>>;
 
 fn regex_requirements(pattern: &str) -> Option<Cnf> {
+    regex_requirements_of_len(pattern, GRAM_BYTES)
+}
+
+/// The literals, each at least `min_len` bytes long, that every match of `pattern` contains
+/// (a conjunction of disjunctions); `None` when the regex requires none or does not parse.
+pub(crate) fn regex_requirements_of_len(pattern: &str, min_len: usize) -> Option<Cnf> {
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
         .nest_limit(REGEX_NEST_MAX)
         .build()
         .parse(pattern)
         .ok()?;
-    let cnf = required(&hir);
+    let cnf = required(&hir, min_len);
     (!cnf.is_empty()).then_some(cnf)
 }
 
@@ -140,10 +147,10 @@ fn dedup(mut v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     v
 }
 
-fn usable(clause: &[Vec<u8>]) -> bool {
+fn usable(clause: &[Vec<u8>], min_len: usize) -> bool {
     !clause.is_empty()
         && clause.len() <= CLAUSE_NEEDLES_MAX
-        && clause.iter().all(|n| n.len() >= GRAM_BYTES)
+        && clause.iter().all(|n| n.len() >= min_len.max(1))
 }
 
 /// The finite set of strings `hir` matches, if it is small (at most [`REGEX_EXACT_SET_MAX`]
@@ -206,8 +213,8 @@ fn cross(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
 }
 
 /// A clause of these needles if all can be probed, else nothing.
-fn clause_of(needles: Vec<Vec<u8>>) -> Cnf {
-    if usable(&needles) {
+fn clause_of(needles: Vec<Vec<u8>>, min_len: usize) -> Cnf {
+    if usable(&needles, min_len) {
         vec![needles]
     } else {
         Cnf::new()
@@ -215,13 +222,13 @@ fn clause_of(needles: Vec<Vec<u8>>) -> Cnf {
 }
 
 /// The literals every match of `hir` contains.
-fn required(hir: &Hir) -> Cnf {
+fn required(hir: &Hir, min_len: usize) -> Cnf {
     if let Some(set) = exact_set(hir) {
-        return clause_of(set);
+        return clause_of(set, min_len);
     }
     match hir.kind() {
-        HirKind::Capture(c) => required(&c.sub),
-        HirKind::Repetition(r) if r.min >= 1 => required(&r.sub),
+        HirKind::Capture(c) => required(&c.sub, min_len),
+        HirKind::Repetition(r) if r.min >= 1 => required(&r.sub, min_len),
         HirKind::Concat(subs) => {
             // `run` is the set of strings that the current stretch of exact pieces spells.
             let mut cnf = Cnf::new();
@@ -230,26 +237,27 @@ fn required(hir: &Hir) -> Cnf {
                 match exact_set(s) {
                     Some(set) => match cross(&run, &set) {
                         Some(longer) => run = longer,
-                        None => cnf.extend(clause_of(std::mem::replace(&mut run, set))),
+                        None => cnf.extend(clause_of(std::mem::replace(&mut run, set), min_len)),
                     },
                     None => {
-                        cnf.extend(clause_of(std::mem::replace(&mut run, vec![Vec::new()])));
-                        cnf.extend(required(s));
+                        let exact = std::mem::replace(&mut run, vec![Vec::new()]);
+                        cnf.extend(clause_of(exact, min_len));
+                        cnf.extend(required(s, min_len));
                     }
                 }
             }
-            cnf.extend(clause_of(run));
+            cnf.extend(clause_of(run, min_len));
             cnf
         }
         HirKind::Alternation(branches) => {
             let mut needles = Vec::new();
             for b in branches {
-                match best_clause(&required(b)) {
+                match best_clause(&required(b, min_len)) {
                     Some(c) => needles.extend(c.iter().cloned()),
                     None => return Cnf::new(),
                 }
             }
-            clause_of(dedup(needles))
+            clause_of(dedup(needles), min_len)
         }
         _ => Cnf::new(),
     }

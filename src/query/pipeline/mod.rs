@@ -38,6 +38,7 @@ mod line_filter;
 mod logfmt;
 pub(crate) mod logfmt_decoder;
 mod pattern;
+mod prefilter;
 mod regexp;
 mod text;
 mod unpack;
@@ -150,6 +151,8 @@ pub struct Pipeline {
     hints: ParserHints,
     /// Every label name its label filter stages read.
     filter_names: Vec<String>,
+    /// Lines its string label filters drop whatever the stages do (see [`prefilter`]).
+    prefilter: prefilter::LinePrefilter,
 }
 
 impl Pipeline {
@@ -158,7 +161,9 @@ impl Pipeline {
     /// regex without named groups, an invalid ip range...).
     pub fn new(stages: &[logql::Stage]) -> Result<Pipeline, QueryError> {
         let mut pipeline = Pipeline::default();
-        for stage in reorder_stages(stages) {
+        let stages = reorder_stages(stages);
+        pipeline.prefilter = prefilter::LinePrefilter::of(&stages);
+        for stage in stages {
             if let logql::Stage::LabelFilter(expr) = stage {
                 let filter = LabelFilter::new(expr).map_err(QueryError::BadRequest)?;
                 filter.label_names(&mut pipeline.filter_names);
@@ -245,6 +250,9 @@ impl Pipeline {
         line: &'a str,
         lbs: &mut LabelsBuilder,
     ) -> Option<Cow<'a, str>> {
+        if self.prefilter.rules_out(line, lbs) {
+            return None;
+        }
         let mut line = Cow::Borrowed(line);
         for stage in &self.stages {
             line = stage.process(ts, line, lbs, &self.hints)?;

@@ -53,18 +53,18 @@ impl LeafExec {
         // The labels a sample without error reads: its grouping's, the unwrapped label
         // and those the post-filters read.
         let lean = match leaf.output_grouping() {
-            OutputGrouping::By(names) => Some(names.clone()),
-            OutputGrouping::Nothing => Some(Vec::new()),
+            OutputGrouping::By(names) => Some((names.clone(), false)),
+            OutputGrouping::Nothing => Some((Vec::new(), true)),
             OutputGrouping::All | OutputGrouping::Without(_) => None,
         };
         let lean = match lean {
-            Some(mut wanted) => {
+            Some((mut wanted, no_labels)) => {
                 if let Some(u) = leaf.unwrap() {
                     wanted.push(u.label.clone());
                 }
                 let post_filters = Pipeline::new(&post)?;
                 post_filters.label_names(&mut wanted);
-                Pipeline::lean(&log.stages, &wanted)?
+                Pipeline::lean(&log.stages, &wanted, no_labels)?
             }
             None => None,
         };
@@ -423,6 +423,7 @@ mod tests {
     use super::*;
     use crate::chunk::EntryInput;
     use crate::logql::parse_sample_expr;
+    use crate::query::pipeline::{ERROR_LABEL, JSON_PARSER_ERR};
     use crate::query::plan::{Steps, plan_metric};
 
     const S: i64 = 1_000_000_000;
@@ -579,23 +580,35 @@ mod tests {
         "sum(bytes_over_time({app=\"a\"} | logfmt | status=\"500\" [1m]))",
     ];
 
+    /// On lines the full pipeline reads without error, the lean one gives the same samples.
+    /// (On the others it may stop before the error, as Loki does: see
+    /// `lean_parsers_stop_once_they_have_the_labels_they_need`.)
     #[test]
     fn lean_parsers_match_the_full_pipeline() {
         let stream = Labels::from_pairs([("app", "a"), ("pod", "1")]);
-        let feed = |sink: &mut SampleSink<'_>| -> Result<(), QueryError> {
-            sink.begin_stream(&stream);
-            for (i, line) in PARSED_LINES.iter().cycle().take(200).enumerate() {
-                let md = METADATA.get(i % 9).copied().unwrap_or_default();
-                sink.push(60 * S + (i as i64) * 3 * S, line, md)?;
-            }
-            Ok(())
-        };
         for q in PARSED_QUERIES {
             let expr = parse_sample_expr(q).expect("a valid query");
             let plan = plan_metric(&expr, Steps::range(60 * S, 780 * S, 60 * S)).unwrap();
             let leaf = &plan.leaves()[0];
             let exec = LeafExec::new(leaf).unwrap();
             assert!(exec.lean.is_some(), "{q} has a lean pipeline");
+            let clean = |i: usize, line: &str| {
+                let md = METADATA.get(i % 9).copied().unwrap_or_default();
+                exec.pipeline
+                    .run_once(0, line, &stream, md.iter().copied())
+                    .is_none_or(|(_, labels)| labels.get(ERROR_LABEL).is_none())
+            };
+            let feed = |sink: &mut SampleSink<'_>| -> Result<(), QueryError> {
+                sink.begin_stream(&stream);
+                for (i, line) in PARSED_LINES.iter().cycle().take(200).enumerate() {
+                    if !clean(i, line) {
+                        continue;
+                    }
+                    let md = METADATA.get(i % 9).copied().unwrap_or_default();
+                    sink.push(60 * S + (i as i64) * 3 * S, line, md)?;
+                }
+                Ok(())
+            };
             let mut lean = SampleSink::new(leaf, &exec, leaf.accumulator(1 << 24));
             feed(&mut lean).unwrap();
             let full_exec = LeafExec {
@@ -610,6 +623,54 @@ mod tests {
                 "{q}"
             );
         }
+    }
+
+    /// Loki's parser hints: a leaf that keeps only named labels reads a line until it has
+    /// them, and one that keeps none and filters on none does not parse at all; what is
+    /// broken further on sets no error.
+    #[test]
+    fn lean_parsers_stop_once_they_have_the_labels_they_need() {
+        let stream = Labels::from_pairs([("app", "a")]);
+        let count = |q: &str, line: &str| -> Result<String, QueryError> {
+            let expr = parse_sample_expr(q).expect("a valid query");
+            let plan = plan_metric(&expr, Steps::range(60 * S, 60 * S, 60 * S)).unwrap();
+            let leaf = &plan.leaves()[0];
+            let exec = LeafExec::new(leaf).unwrap();
+            let mut sink = SampleSink::new(leaf, &exec, leaf.accumulator(1 << 24));
+            sink.begin_stream(&stream);
+            sink.push(30 * S, line, &[])?;
+            Ok(format!("{:?}", sink.acc.finish().table))
+        };
+        let truncated = r#"{"status":503,"level":"error","msg":"cut sh"#;
+        for q in [
+            "sum(count_over_time({app=\"a\"} | json | status >= 500 [1m]))",
+            "sum by (level) (count_over_time({app=\"a\"} | json | status >= 500 [1m]))",
+            "sum(count_over_time({app=\"a\"} | json [1m]))",
+            "sum(count_over_time({app=\"a\"} | logfmt --strict [1m]))",
+        ] {
+            let table = count(q, truncated).unwrap();
+            assert!(!table.contains(ERROR_LABEL), "{q}: {table}");
+            assert!(table.contains("Count(1.0)"), "{q}: {table}");
+        }
+        // The error comes before the labels, or every label is kept: it is seen.
+        for q in [
+            "sum by (msg) (count_over_time({app=\"a\"} | json [1m]))",
+            "sum by (level) (count_over_time({app=\"a\"} | json | __error__=\"\" [1m]))",
+            "count_over_time({app=\"a\"} | json [1m])",
+        ] {
+            let table = count(q, truncated).unwrap();
+            assert!(
+                table.contains(JSON_PARSER_ERR) || table == "Count([])",
+                "{q}: {table}"
+            );
+        }
+        let late = r#"level=error status= =bad"#;
+        let table = count(
+            "sum by (level) (count_over_time({app=\"a\"} | logfmt --strict [1m]))",
+            late,
+        )
+        .unwrap();
+        assert!(!table.contains(ERROR_LABEL), "{table}");
     }
 
     #[test]

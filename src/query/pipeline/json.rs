@@ -34,6 +34,9 @@ pub(crate) struct JsonParser;
 /// Why a walk over the line stopped early.
 enum Stop {
     Json(JsonError),
+    /// Every required label was read (Loki's `errFoundAllLabels`): the rest of the line is
+    /// not.
+    AllExtracted,
     /// A label filter of the query failed on a label just extracted: the line is dropped
     /// (Loki's `errLabelDoesNotMatch`).
     FilteredOut,
@@ -64,11 +67,22 @@ impl Walk<'_> {
 
     fn field(&mut self, key: &[u8], value: Value<'_>, depth: usize) -> Result<(), Stop> {
         match value.ty {
-            ValueType::String | ValueType::Number | ValueType::Boolean => self.leaf(key, value),
+            ValueType::String | ValueType::Number | ValueType::Boolean => {
+                self.leaf(key, value)?;
+                if self.hints.all_required_extracted(self.lbs) {
+                    return Err(Stop::AllExtracted);
+                }
+                Ok(())
+            }
             ValueType::Object if depth < JSON_DEPTH_MAX => {
                 let prefix_len = self.prefix_ends.len();
                 self.push_prefix(key);
-                let walked = self.object(value.bytes, depth + 1);
+                self.build_name();
+                let walked = if self.hints.should_extract_prefix(&self.name) {
+                    self.object(value.bytes, depth + 1)
+                } else {
+                    Ok(())
+                };
                 self.truncate_prefix(prefix_len);
                 walked
             }
@@ -194,6 +208,9 @@ impl Stage for JsonParser {
         lbs: &mut LabelsBuilder,
         hints: &ParserHints,
     ) -> Option<Cow<'a, str>> {
+        if hints.skips_parsers(lbs) {
+            return Some(line);
+        }
         let mut scratch = std::mem::take(&mut lbs.scratch);
         scratch.prefix.clear();
         scratch.prefix_ends.clear();
@@ -214,7 +231,7 @@ impl Stage for JsonParser {
         scratch.bytes = walk.bytes;
         lbs.scratch = scratch;
         match result {
-            Ok(()) => Some(line),
+            Ok(()) | Err(Stop::AllExtracted) => Some(line),
             Err(Stop::FilteredOut) => None,
             Err(Stop::Json(e)) => {
                 set_error_label(lbs, JSON_PARSER_ERR, Some(e.message()));

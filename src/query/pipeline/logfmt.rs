@@ -38,6 +38,9 @@ impl Stage for LogfmtParser {
         lbs: &mut LabelsBuilder,
         hints: &ParserHints,
     ) -> Option<Cow<'a, str>> {
+        if hints.skips_parsers(lbs) {
+            return Some(line);
+        }
         let mut key = std::mem::take(&mut lbs.scratch.key);
         let mut value = std::mem::take(&mut lbs.scratch.value);
         let mut decoder = Decoder::new(line.as_bytes());
@@ -72,6 +75,9 @@ impl Stage for LogfmtParser {
             }
             if !hints.should_continue(&key, lbs) {
                 kept = false;
+                break;
+            }
+            if hints.all_required_extracted(lbs) {
                 break;
             }
         }

@@ -95,6 +95,13 @@ pub(crate) struct ParserHints {
     /// The lengths a sanitised key may have to become a wanted name, as is or renamed
     /// `<key>_extracted` ([`ParserHints::may_want_key`]).
     wanted_key_lengths: Vec<usize>,
+    /// Loki's required labels (its `Hints.requiredLabels`), when a metric leaf keeps only
+    /// named labels: once a line has them all as parsed labels, `json` and `logfmt` stop
+    /// reading it, and so never see (nor report) what is broken further on.
+    required: Vec<String>,
+    /// Loki's `noLabels` without required labels: the leaf keeps no label and reads none,
+    /// so `json` and `logfmt` do not read the line at all.
+    no_labels: bool,
 }
 
 impl ParserHints {
@@ -124,6 +131,27 @@ impl ParserHints {
             None => true,
             Some(names) => names.iter().any(|n| n == name),
         }
+    }
+
+    /// Whether the line's parsed labels hold every required label (Loki's
+    /// `AllRequiredExtracted`): a parser stops reading the line.
+    #[inline]
+    pub fn all_required_extracted(&self, lbs: &LabelsBuilder) -> bool {
+        !self.required.is_empty() && self.required.iter().all(|n| lbs.extracted(n))
+    }
+
+    /// Whether `json` and `logfmt` skip the line (Loki's `NoLabels`): the leaf needs none of
+    /// its labels, or earlier parsers found them all.
+    #[inline]
+    pub fn skips_parsers(&self, lbs: &LabelsBuilder) -> bool {
+        self.no_labels || self.all_required_extracted(lbs)
+    }
+
+    /// Whether `json` follows a nested object whose labels start with `prefix` (Loki's
+    /// `ShouldExtractPrefix`): always, unless only required labels are read.
+    #[inline]
+    pub fn should_extract_prefix(&self, prefix: &str) -> bool {
+        self.required.is_empty() || self.required.iter().any(|n| n.starts_with(prefix))
     }
 
     /// Whether a parser that just set `name` may go on with the line: false when the first
@@ -192,9 +220,15 @@ impl Pipeline {
     /// (`line_format`, `label_format`, `keep`, `drop`, `regexp`, `pattern`, `unpack`, parsers
     /// with parameters), or no parser. A line whose labels end with an error must be run
     /// again through the full pipeline: then every label is part of its series.
+    ///
+    /// As in Loki, the parsers also stop reading a line once it has every label the leaf
+    /// reads (see [`ParserHints::all_required_extracted`]); when `no_labels` (the leaf's
+    /// output keeps no label) and nothing is read, they do not read it at all. A line's
+    /// error beyond that point is then never seen, as in Loki.
     pub fn lean(
         stages: &[logql::Stage],
         wanted: &[String],
+        no_labels: bool,
     ) -> Result<Option<Pipeline>, QueryError> {
         let mut parsers = 0;
         for stage in stages {
@@ -227,6 +261,17 @@ impl Pipeline {
         lengths.sort_unstable();
         lengths.dedup();
         pipeline.hints.wanted_key_lengths = lengths;
+        // Loki's `appendLabelHints`: a name `<x>_extracted` requires `<x>` too.
+        let mut required = names.clone();
+        for n in &names {
+            if let Some(base) = n.strip_suffix(DUPLICATE_SUFFIX) {
+                required.push(base.to_string());
+            }
+        }
+        required.sort();
+        required.dedup();
+        pipeline.hints.no_labels = no_labels && required.is_empty();
+        pipeline.hints.required = required;
         pipeline.hints.wanted = Some(names);
         Ok(Some(pipeline))
     }

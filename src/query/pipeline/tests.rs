@@ -310,7 +310,9 @@ fn lean_key_lengths_never_reject_a_wanted_key() {
         "_9lives".to_string(),
         "le_vel".to_string(),
     ];
-    let lean = Pipeline::lean(&stages, &wanted).unwrap().expect("lean");
+    let lean = Pipeline::lean(&stages, &wanted, false)
+        .unwrap()
+        .expect("lean");
     let keys: &[&str] = &[
         "level",
         "app",
@@ -351,7 +353,7 @@ proptest! {
     fn lean_key_lengths_never_reject_any_key(key in "[ -~\u{b}\u{e9}]{0,12}") {
         let stages = vec![crate::logql::Stage::Parser(crate::logql::ParserStage::Json(Vec::new()))];
         let wanted: Vec<String> = ["a", "ab_extracted", "_1", "a_b", "abcdef"].iter().map(|s| s.to_string()).collect();
-        let lean = Pipeline::lean(&stages, &wanted).unwrap().expect("lean");
+        let lean = Pipeline::lean(&stages, &wanted, false).unwrap().expect("lean");
         let mut name = String::new();
         keys::sanitize_label_key(&key, true, &mut name);
         if lean.hints.wants(&name) || lean.hints.wants(&format!("{name}{DUPLICATE_SUFFIX}")) {

@@ -214,6 +214,9 @@ struct SampleSink<'a> {
     stream_slot: Option<u32>,
     /// The last interval a counting line fell in, with its times `(open, closed]`.
     interval: Option<(i64, i64, u32)>,
+    /// Whether the pipeline's label filters drop the current stream's lines by its labels
+    /// alone (unless a line's structured metadata says otherwise).
+    stream_ruled_out: bool,
 }
 
 impl<'a> SampleSink<'a> {
@@ -231,7 +234,16 @@ impl<'a> SampleSink<'a> {
             counting,
             stream_slot: None,
             interval: None,
+            stream_ruled_out: false,
         }
+    }
+
+    /// Whether the current stream's labels rule a line with this structured metadata out
+    /// (see [`Pipeline::rules_out_stream`]).
+    #[inline]
+    fn ruled_out<'k>(&self, mut metadata_keys: impl Iterator<Item = &'k str>) -> bool {
+        self.stream_ruled_out
+            && !metadata_keys.any(|k| self.exec.pipeline.reads_metadata_for_verdict(k))
     }
 
     /// The interval of a line at `ts`, or `None` when no window holds it.
@@ -315,6 +327,7 @@ impl ScanSink for SampleSink<'_> {
     fn begin_stream(&mut self, labels: &Labels) {
         self.builder = Some(LabelsBuilder::new(labels));
         self.stream_slot = None;
+        self.stream_ruled_out = self.exec.pipeline.rules_out_stream(labels);
     }
 
     fn cutoff(&self) -> Option<TimestampNs> {
@@ -327,6 +340,9 @@ impl ScanSink for SampleSink<'_> {
         line: &str,
         metadata: &[(&str, &str)],
     ) -> Result<(), QueryError> {
+        if self.ruled_out(metadata.iter().map(|(k, _)| *k)) {
+            return Ok(());
+        }
         if let Some(counting) = self.counting
             && metadata.iter().all(|(k, _)| self.metadata_key_is_inert(k))
         {
@@ -362,6 +378,11 @@ impl ScanSink for SampleSink<'_> {
         lo: usize,
         hi: usize,
     ) -> Result<bool, QueryError> {
+        // A block of a stream the filters rule out gives nothing, unless a line's metadata
+        // could change the verdict.
+        if self.ruled_out(block.metadata_keys()) {
+            return Ok(true);
+        }
         let Some(counting) = self.counting else {
             return Ok(false);
         };
@@ -671,6 +692,40 @@ mod tests {
         )
         .unwrap();
         assert!(!table.contains(ERROR_LABEL), "{table}");
+    }
+
+    /// A stream whose label fails the query's filter gives nothing, block by block or line
+    /// by line. A line with structured metadata of that name goes through the pipeline, which
+    /// renames the metadata `level_extracted` (as Loki's builder does), so it is dropped too.
+    #[test]
+    fn streams_ruled_out_by_their_labels_give_only_lines_their_metadata_keeps() {
+        let q = "sum by (level) (count_over_time({app=\"a\"} | logfmt | level=~\"err.*\" [1m]))";
+        let expr = parse_sample_expr(q).expect("a valid query");
+        let plan = plan_metric(&expr, Steps::range(60 * S, 60 * S, 60 * S)).unwrap();
+        let leaf = &plan.leaves()[0];
+        let exec = LeafExec::new(leaf).unwrap();
+        let mut sink = SampleSink::new(leaf, &exec, leaf.accumulator(1 << 24));
+        sink.begin_stream(&Labels::from_pairs([("app", "a"), ("level", "info")]));
+        let plain = DecodedBlock::for_tests(&[(10 * S, "level=error", &[]), (20 * S, "x=1", &[])]);
+        assert!(
+            sink.push_block(&plain, 0, plain.len()).unwrap(),
+            "the block is ruled out"
+        );
+        sink.push(30 * S, "level=error", &[]).unwrap();
+        let overridden: &[(&str, &str)] = &[("level", "error")];
+        let marked = DecodedBlock::for_tests(&[(40 * S, "msg=x", overridden)]);
+        assert!(
+            !sink.push_block(&marked, 0, marked.len()).unwrap(),
+            "metadata may keep it"
+        );
+        sink.push(40 * S, "msg=x", overridden).unwrap();
+        sink.begin_stream(&Labels::from_pairs([("app", "a"), ("level", "error")]));
+        sink.push(50 * S, "msg=y", &[]).unwrap();
+        let table = format!("{:?}", sink.acc.finish().table);
+        assert_eq!(
+            table,
+            r#"Count([SeriesCells { labels: Labels { pairs: [("level", "error")] }, intervals: [0], cells: [Count(1.0)] }])"#
+        );
     }
 
     #[test]

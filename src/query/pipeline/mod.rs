@@ -281,6 +281,19 @@ impl Pipeline {
         out.extend(self.filter_names.iter().cloned());
     }
 
+    /// Whether the pipeline drops every line of a stream with these labels whose structured
+    /// metadata has no name for which [`Pipeline::reads_metadata_for_verdict`] holds: a
+    /// string label filter fails on the stream's own value (see [`prefilter`]).
+    pub fn rules_out_stream(&self, stream: &Labels) -> bool {
+        self.prefilter.rules_out_stream(stream)
+    }
+
+    /// Whether structured metadata named `key` may change [`Pipeline::rules_out_stream`]'s
+    /// verdict for a line.
+    pub fn reads_metadata_for_verdict(&self, key: &str) -> bool {
+        self.prefilter.reads_metadata(key)
+    }
+
     /// Whether there are no stages: the line passes unchanged, and its labels are the
     /// stream's plus its structured metadata.
     pub fn is_noop(&self) -> bool {

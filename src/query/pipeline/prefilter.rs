@@ -26,6 +26,7 @@ use memchr::memmem::Finder;
 
 use super::labels::{LabelCategory, LabelsBuilder};
 use crate::logql::{self, LabelFilterExpr, LabelMatcher, MatchOp, ParserStage};
+use crate::model::Labels;
 use crate::query::needles::regex_requirements_of_len;
 
 /// One string filter the line must pass: the label, the matcher, and the needles one of
@@ -70,6 +71,23 @@ impl LinePrefilter {
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.requirements.is_empty()
+    }
+
+    /// Whether the filters drop every line of a stream with these labels that carries none
+    /// of [`LinePrefilter::reads_metadata`] as structured metadata: a filter on one of its
+    /// labels fails on the stream's value (see [`LinePrefilter::rules_out`]).
+    pub fn rules_out_stream(&self, stream: &Labels) -> bool {
+        self.requirements.iter().any(|r| {
+            stream
+                .get(&r.name)
+                .is_some_and(|v| !r.matcher.matches(Some(v)))
+        })
+    }
+
+    /// Whether a line's structured metadata named `key` may change the filters' verdict on
+    /// its stream's labels.
+    pub fn reads_metadata(&self, key: &str) -> bool {
+        self.requirements.iter().any(|r| r.name == key)
     }
 
     /// Whether the pipeline's label filters must drop this line, whose labels `lbs` holds
@@ -141,7 +159,6 @@ fn conjuncts(expr: &LabelFilterExpr, out: &mut Vec<Requirement>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Labels;
 
     fn prefilter(query: &str) -> LinePrefilter {
         let expr = match crate::logql::parse_expr(query).expect("query parses") {
@@ -204,6 +221,17 @@ mod tests {
             r#"{"level":"info"}"#
         ));
         assert!(!rules_out(&p, &[], &[], r#"{"level":"debug"}"#));
+    }
+
+    #[test]
+    fn a_stream_whose_label_fails_a_filter_is_ruled_out_whole() {
+        let p = prefilter(r#"{app="a"} | logfmt | level=~"err.*", msg=~"x.*""#);
+        let stream = |level: &str| Labels::from_pairs([("app", "a"), ("level", level)]);
+        assert!(p.rules_out_stream(&stream("info")));
+        assert!(!p.rules_out_stream(&stream("error")));
+        assert!(!p.rules_out_stream(&Labels::from_pairs([("app", "a")])));
+        assert!(p.reads_metadata("level") && p.reads_metadata("msg"));
+        assert!(!p.reads_metadata("app"));
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub async fn route(core: Rc<Core>, req: Request) -> Response {
             if let Some(refused) = not_answering(&core) {
                 return refused;
             }
-            in_query_queue(core, req).await
+            let sub = p["/loki/api/v1/".len()..].to_string();
+            in_query_queue(core, req, sub).await
         }
         (_, "/ready" | "/metrics" | "/loki/api/v1/push" | "/insert/jsonline") => {
             Response::text(405, "method not allowed\n")
@@ -59,14 +60,11 @@ pub async fn route(core: Rc<Core>, req: Request) -> Response {
 /// rendering the response are the query's cost, and at ingest priority a heavy query would
 /// take the core from pushes and syslog on the same core. Dropping the returned future (the
 /// client went away) drops the task, which cancels the query on every shard.
-async fn in_query_queue(core: Rc<Core>, req: Request) -> Response {
+/// `sub` is the path after `/loki/api/v1/`, as [`route`] matched it.
+async fn in_query_queue(core: Rc<Core>, req: Request, sub: String) -> Response {
     let tq = core.query_tq;
     let task = glommio::spawn_local_into(
-        async move {
-            let path = req.path.trim_end_matches('/');
-            let sub = path.strip_prefix("/loki/api/v1/").unwrap_or_default();
-            super::query_routes::route(&core, &req, sub).await
-        },
+        async move { super::query_routes::route(&core, &req, &sub).await },
         tq,
     );
     match task {

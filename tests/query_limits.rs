@@ -1,7 +1,8 @@
 //! Query limits and cancellation against the real binary: each limit answers its own error
 //! naming it, a query that times out or whose client goes away stops the scans of every
 //! shard (counted in `shardlog_query_scans_cancelled_total`), and a core's full query queue
-//! answers 429.
+//! answers 429. A query on a core busy with ingest pauses to leave it the core
+//! (`shardlog_query_pauses_for_ingest_total`) and still answers in full.
 
 mod common;
 
@@ -157,6 +158,79 @@ fn a_client_that_goes_away_cancels_its_query() {
         ],
     ));
     assert_eq!(r.status, 200, "{}", r.text());
+    server.terminate_ok();
+}
+
+#[test]
+fn a_query_under_ingest_pauses_for_it_and_answers_in_full() {
+    // Queries get a fixed fifth of a core busy with ingest: the headroom is larger than any
+    // core's idle share, so the floor decides.
+    let (_dir, mut server) = start(&[
+        "--query-cpu-share-min",
+        "0.2",
+        "--query-cpu-headroom",
+        "0.9",
+    ]);
+    if load(&server).is_none() {
+        return;
+    }
+    // Every line passes the filter, after work that makes the scan take a while.
+    let repeat = (calibrated_repeat(&server) / 4).max(1);
+    let query = format!(
+        r#"sum(count_over_time({{app=~"slow.+"}} | line_format "{{{{ repeat {repeat} __line__ }}}}" !~ "(?i)nomatch[0-9]+zzz" [1h]))"#
+    );
+    let pauses = |server: &Server| {
+        metric_sum(
+            &parse_metrics(&server.metrics()),
+            "shardlog_query_pauses_for_ingest_total",
+            &[],
+        )
+    };
+    let corpus = common::tools::corpus_lines("HDFS_2k.log").expect("loaded above");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let answer = std::thread::scope(|scope| {
+        for pusher in 0..2 {
+            let (server, corpus, stop) = (&server, &corpus, &stop);
+            scope.spawn(move || {
+                let mut round = 0i64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t0 = now_ns() - 60 * 1_000_000_000;
+                    let values: Vec<_> = corpus
+                        .iter()
+                        .enumerate()
+                        .map(|(i, line)| {
+                            json!([(t0 + round * 10_000 + i as i64).to_string(), line])
+                        })
+                        .collect();
+                    let app = format!("ingest{pusher}-{}", round % 16);
+                    server.push_json_ok(
+                        &json!({"streams": [{"stream": {"app": app}, "values": values}]}),
+                    );
+                    round += 1;
+                }
+            });
+        }
+        // Ingest gets going before the query starts.
+        std::thread::sleep(Duration::from_millis(500));
+        let r = server.get(&path_with_query(
+            "/loki/api/v1/query",
+            &[("query", &query), ("time", &now_ns().to_string())],
+        ));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    });
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let body: serde_json::Value = serde_json::from_str(&answer.text()).expect("JSON");
+    assert_eq!(
+        body["data"]["result"][0]["value"][1],
+        json!((PUSHES * LINES_PER_PUSH).to_string()),
+        "{body}"
+    );
+    assert!(
+        pauses(&server) >= 1.0,
+        "no scan paused for ingest:\n{}",
+        server.metrics()
+    );
     server.terminate_ok();
 }
 

@@ -100,6 +100,11 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             "max_outstanding_requests_per_tenant",
             QUERY_QUEUED_MAX_DEFAULT.to_string(),
         ),
+        (
+            "query_cpu_share_min",
+            QUERY_CPU_SHARE_MIN_DEFAULT.to_string(),
+        ),
+        ("query_cpu_headroom", QUERY_CPU_HEADROOM_DEFAULT.to_string()),
     ]
 }
 

@@ -114,6 +114,10 @@ pub const QUERY_CONCURRENCY_DEFAULT: usize = 4;
 /// Queries that may wait on one core by default (Loki's
 /// `max_outstanding_requests_per_tenant` is 2048).
 pub const QUERY_QUEUED_MAX_DEFAULT: usize = 2048;
+/// While ingest is busy on a core, queries keep at least this share of it...
+pub const QUERY_CPU_SHARE_MIN_DEFAULT: f64 = 0.1;
+/// ...and leave this share idle beyond what ingest and sealing use (see `runtime::pacer`).
+pub const QUERY_CPU_HEADROOM_DEFAULT: f64 = 0.2;
 /// The largest value accepted for a count limit.
 pub const COUNT_LIMIT_MAX: usize = 100_000_000;
 /// How long a query may run before it is cancelled (Loki's `query_timeout` default 1m).

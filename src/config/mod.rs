@@ -234,6 +234,16 @@ pub struct ServeArgs {
     /// `max_outstanding_requests_per_tenant`).
     #[arg(long, value_name = "N")]
     pub max_outstanding_requests_per_tenant: Option<usize>,
+
+    /// While ingest is busy on a core, the least share of it queries keep (0.01 to 1; 1:
+    /// queries are never held back for ingest).
+    #[arg(long, value_name = "FRACTION")]
+    pub query_cpu_share_min: Option<f64>,
+
+    /// While ingest is busy on a core, the share of it queries leave idle beyond what ingest
+    /// and sealing use, for ingest to grow into (0 to 0.9).
+    #[arg(long, value_name = "FRACTION")]
+    pub query_cpu_headroom: Option<f64>,
 }
 
 /// The validated configuration the server runs with.
@@ -288,6 +298,10 @@ pub struct QueryLimits {
     pub query_memory_bytes_max: u64,
     pub max_concurrent: usize,
     pub max_outstanding_requests_per_tenant: usize,
+    /// See `runtime::pacer`: queries' least share of a core busy with ingest, and the idle
+    /// share they leave ingest.
+    pub cpu_share_min: f64,
+    pub cpu_headroom: f64,
 }
 
 impl Default for QueryLimits {
@@ -301,6 +315,8 @@ impl Default for QueryLimits {
             query_memory_bytes_max: QUERY_MEMORY_BYTES_MAX_DEFAULT,
             max_concurrent: QUERY_CONCURRENCY_DEFAULT,
             max_outstanding_requests_per_tenant: QUERY_QUEUED_MAX_DEFAULT,
+            cpu_share_min: QUERY_CPU_SHARE_MIN_DEFAULT,
+            cpu_headroom: QUERY_CPU_HEADROOM_DEFAULT,
         }
     }
 }
@@ -436,6 +452,8 @@ impl ServeArgs {
             max_outstanding_requests_per_tenant: self
                 .max_outstanding_requests_per_tenant
                 .or(file.max_outstanding_requests_per_tenant),
+            query_cpu_share_min: self.query_cpu_share_min.or(file.query_cpu_share_min),
+            query_cpu_headroom: self.query_cpu_headroom.or(file.query_cpu_headroom),
         }
     }
 
@@ -758,6 +776,18 @@ impl ServeArgs {
                 self.max_outstanding_requests_per_tenant,
                 d.max_outstanding_requests_per_tenant,
             )?,
+            cpu_share_min: fraction(
+                "query_cpu_share_min",
+                self.query_cpu_share_min,
+                d.cpu_share_min,
+                0.01..=1.0,
+            )?,
+            cpu_headroom: fraction(
+                "query_cpu_headroom",
+                self.query_cpu_headroom,
+                d.cpu_headroom,
+                0.0..=0.9,
+            )?,
         })
     }
 }
@@ -814,6 +844,27 @@ fn duration(
         return Err(bad(key, "must not be zero"));
     }
     duration_within(key, d, min..=max).map(Some)
+}
+
+/// A share of something (a float key) within `range`.
+fn fraction(
+    key: &str,
+    value: Option<f64>,
+    default: f64,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<f64, ConfigError> {
+    let v = value.unwrap_or(default);
+    if !range.contains(&v) {
+        return Err(bad(
+            key,
+            format!(
+                "must be between {} and {}, got {v}",
+                range.start(),
+                range.end()
+            ),
+        ));
+    }
+    Ok(v)
 }
 
 /// Parses a listen address; an empty string means "off", and a bare `:PORT` means every

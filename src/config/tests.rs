@@ -317,3 +317,35 @@ fn admission_keys() {
     .unwrap_err();
     assert!(e.0.contains("--connections-max"), "{e}");
 }
+
+#[test]
+fn query_cpu_shares_are_fractions_within_their_ranges() {
+    let d = ServeArgs::default().resolve(2).unwrap();
+    assert_eq!(d.query.cpu_share_min, QUERY_CPU_SHARE_MIN_DEFAULT);
+    assert_eq!(d.query.cpu_headroom, QUERY_CPU_HEADROOM_DEFAULT);
+    let c = flags(&["--query-cpu-share-min", "1", "--query-cpu-headroom", "0"])
+        .unwrap()
+        .resolve(2)
+        .unwrap();
+    assert_eq!((c.query.cpu_share_min, c.query.cpu_headroom), (1.0, 0.0));
+    let c = file("query_cpu_share_min = 0.25\nquery_cpu_headroom = 0.5\n")
+        .unwrap()
+        .resolve(2)
+        .unwrap();
+    assert_eq!((c.query.cpu_share_min, c.query.cpu_headroom), (0.25, 0.5));
+    for (key, bad) in [
+        ("--query-cpu-share-min", "0"),
+        ("--query-cpu-share-min", "1.5"),
+        ("--query-cpu-headroom", "0.95"),
+        ("--query-cpu-headroom", "-0.1"),
+    ] {
+        let e = flags(&[&format!("{key}={bad}")])
+            .unwrap()
+            .resolve(2)
+            .unwrap_err();
+        assert!(
+            e.0.contains(&key[2..].replace('-', "_")),
+            "{key} {bad}: {e}"
+        );
+    }
+}

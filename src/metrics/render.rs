@@ -195,7 +195,7 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         &'static str,
         fn(&StorageMetrics) -> u64,
     );
-    let storage: [StorageSeries; 26] = [
+    let storage: [StorageSeries; 28] = [
         (
             "shardlog_unsealed_line_bytes",
             "gauge",
@@ -351,6 +351,18 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
             "counter",
             "Shard scans stopped because their query was cancelled (client gone, timeout).",
             |s| s.scans_cancelled,
+        ),
+        (
+            "shardlog_query_pauses_for_ingest_total",
+            "counter",
+            "Pauses scans took to leave a core busy with ingest to it (query_cpu_share_min).",
+            |s| s.query_pauses_for_ingest,
+        ),
+        (
+            "shardlog_query_paused_for_ingest_milliseconds_total",
+            "counter",
+            "Total length of those pauses.",
+            |s| s.query_paused_for_ingest_ms,
         ),
     ];
     for (name, kind, help, get) in storage {

@@ -11,6 +11,7 @@
 pub mod failstop;
 pub mod health;
 pub mod mesh;
+pub mod pacer;
 pub mod shutdown;
 pub mod signals;
 pub mod wake;
@@ -331,6 +332,14 @@ async fn serve_core(
     );
     let shard = Rc::new(Shard::new(id));
     shard.set_query_concurrency(config.query.max_concurrent);
+    shard.query_pacer.configure(
+        ingest_tq,
+        query_tq,
+        pacer::QueryShare {
+            reserve: config.query.cpu_headroom,
+            floor: config.query.cpu_share_min,
+        },
+    );
     let core = Rc::new(Core {
         queries: crate::query::engine::Admission::default(),
         id,

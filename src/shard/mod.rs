@@ -314,6 +314,9 @@ pub struct StorageMetrics {
     pub blocks_scanned: u64,
     pub line_bytes_scanned: u64,
     pub scans_cancelled: u64,
+    /// Pauses scans took to leave the core to ingest (see `runtime::pacer`), and their total.
+    pub query_pauses_for_ingest: u64,
+    pub query_paused_for_ingest_ms: u64,
 }
 
 /// One core's storage: WAL and heads.
@@ -358,6 +361,8 @@ pub struct Shard {
     /// Why sealing stopped (a disk error): the WAL keeps everything meanwhile.
     seal_failed: RefCell<Option<String>>,
     pub scan_counters: scan::ScanCounters,
+    /// Keeps scans to their share of the core while ingest is busy on it.
+    pub query_pacer: crate::runtime::pacer::QueryPacer,
     /// The disk under the WAL and the stores: the real one, or a simulated one in crash tests.
     disk: crate::storage::Disk,
     /// The tails every core registered here, and what this shard queued for them.
@@ -406,6 +411,7 @@ impl Shard {
             seal_settings: std::cell::Cell::new(None),
             seal_failed: RefCell::new(None),
             scan_counters: scan::ScanCounters::default(),
+            query_pacer: Default::default(),
             query_permits: RefCell::new(Rc::new(crate::query::engine::ShardPermits::new(
                 crate::config::QUERY_CONCURRENCY_DEFAULT,
             ))),
@@ -755,6 +761,8 @@ impl Shard {
             blocks_scanned: self.scan_counters.blocks_scanned.get(),
             scans_cancelled: self.scan_counters.scans_cancelled.get(),
             line_bytes_scanned: self.scan_counters.line_bytes_scanned.get(),
+            query_pauses_for_ingest: self.query_pacer.pauses.get(),
+            query_paused_for_ingest_ms: self.query_pacer.paused_ns.get() / 1_000_000,
             ..StorageMetrics::default()
         };
         if let Some(s) = self.store.borrow().as_ref() {

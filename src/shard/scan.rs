@@ -167,7 +167,10 @@ impl Shard {
     async fn scan_yield(&self) {
         self.scan_counters.yields.inc();
         match self.scan_yield.get().0 {
-            ScanYield::IfNeeded => glommio::yield_if_needed().await,
+            ScanYield::IfNeeded => {
+                glommio::yield_if_needed().await;
+                self.query_pacer.pace().await;
+            }
             ScanYield::Always => futures_lite::future::yield_now().await,
         }
     }

@@ -37,6 +37,17 @@ thread_local! {
     /// The encoder thread of this executor, started on first use.
     static ENCODER: RefCell<Option<std::sync::mpsc::Sender<EncodeJob>>> =
         const { RefCell::new(None) };
+    /// The CPU-time clock of that thread, for the query pacer (see `runtime::pacer`).
+    static ENCODER_CLOCK: std::cell::Cell<Option<libc::clockid_t>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// CPU time this executor's encoder thread has used (zero before it starts).
+pub fn encoder_cpu_time() -> Duration {
+    ENCODER_CLOCK
+        .get()
+        .and_then(crate::runtime::pacer::cpu_clock_time)
+        .unwrap_or_default()
 }
 
 /// Where the encoder thread leaves a result for the waiting task.
@@ -118,7 +129,7 @@ fn spawn_encoder() -> std::sync::mpsc::Sender<EncodeJob> {
         "{}-encode",
         std::thread::current().name().unwrap_or("shardlog")
     );
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name(name)
         .spawn(move || {
             while let Ok(job) = rx.recv() {
@@ -126,6 +137,16 @@ fn spawn_encoder() -> std::sync::mpsc::Sender<EncodeJob> {
             }
         })
         .expect("spawning a part encoder thread");
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: the thread is alive (its receiver waits for our sender) and `clock` is a valid
+    // place for the id.
+    let rc = unsafe {
+        libc::pthread_getcpuclockid(
+            std::os::unix::thread::JoinHandleExt::as_pthread_t(&thread),
+            &mut clock,
+        )
+    };
+    ENCODER_CLOCK.set((rc == 0).then_some(clock));
     tx
 }
 

@@ -23,7 +23,7 @@
 //! - [`retention`]: dropping old partitions by age and by size.
 
 pub mod compaction;
-mod encoder;
+pub mod encoder;
 pub mod manifest;
 pub mod part_file;
 pub mod paths;

@@ -37,6 +37,7 @@ pub mod soak;
 pub mod storage;
 pub mod store;
 pub mod tail;
+pub mod tenants;
 pub mod wal;
 
 #[cfg(test)]

@@ -23,7 +23,13 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ("syslog_udp_addr", SYSLOG_ADDR_DEFAULT.to_string()),
         ("cores", "every CPU this process may run on".to_string()),
         ("wal_repair", "off".to_string()),
+        ("auth_enabled", "off".to_string()),
         ("syslog_tenant", crate::model::DEFAULT_TENANT.to_string()),
+        ("ingestion_rate_mb", "0, no limit".to_string()),
+        (
+            "ingestion_burst_size_mb",
+            INGESTION_BURST_SIZE_MB_DEFAULT.to_string(),
+        ),
         (
             "syslog_frame_bytes_max",
             size_usize(SYSLOG_FRAME_BYTES_MAX_DEFAULT),

@@ -118,6 +118,12 @@ pub const QUERY_QUEUED_MAX_DEFAULT: usize = 2048;
 pub const QUERY_CPU_SHARE_MIN_DEFAULT: f64 = 0.1;
 /// ...and leave this share idle beyond what ingest and sealing use (see `runtime::pacer`).
 pub const QUERY_CPU_HEADROOM_DEFAULT: f64 = 0.2;
+/// Each tenant's ingestion rate (MiB/s) and burst (MiB) by default: no limit. Loki's
+/// defaults (4 and 6) suit a cluster shared by many teams; a single-tenant log firehose, the
+/// common case here, would be refused above about 16 k lines a second. Set them to Loki's
+/// numbers, or others, when tenants share the server.
+pub const INGESTION_RATE_MB_DEFAULT: f64 = 0.0;
+pub const INGESTION_BURST_SIZE_MB_DEFAULT: f64 = 6.0;
 /// The largest value accepted for a count limit.
 pub const COUNT_LIMIT_MAX: usize = 100_000_000;
 /// How long a query may run before it is cancelled (Loki's `query_timeout` default 1m).

@@ -71,6 +71,22 @@ pub struct ServeArgs {
     #[arg(long, value_name = "TENANT")]
     pub syslog_tenant: Option<String>,
 
+    /// Require `X-Scope-OrgID` on every push and query (401 without it), as Loki's
+    /// `auth_enabled`; off, a request without it is tenant `fake`.
+    #[arg(long)]
+    #[serde(default)]
+    pub auth_enabled: bool,
+
+    /// Each tenant's ingestion rate over all cores, in MiB a second (Loki's
+    /// `ingestion_rate_mb`); a push over it is refused with 429. 0: no limit.
+    #[arg(long, value_name = "MIB")]
+    pub ingestion_rate_mb: Option<f64>,
+
+    /// The bytes a tenant may push at once beyond its rate, in MiB (Loki's
+    /// `ingestion_burst_size_mb`); also the largest push it may make.
+    #[arg(long, value_name = "MIB")]
+    pub ingestion_burst_size_mb: Option<f64>,
+
     /// Largest syslog frame; longer frames are cut to this size and counted.
     #[arg(long, value_name = "SIZE", value_parser = units::size_flag_usize)]
     #[serde(default, deserialize_with = "units::size_key")]
@@ -257,6 +273,9 @@ pub struct Config {
     pub cores: usize,
     pub wal_repair: bool,
     pub syslog_tenant: String,
+    pub auth_enabled: bool,
+    /// Every tenant's ingestion rate limit.
+    pub ingestion_rate: crate::tenants::IngestionRate,
     pub syslog_frame_bytes_max: usize,
     pub line_bytes_max: usize,
     pub push_body_bytes_max: usize,
@@ -409,6 +428,11 @@ impl ServeArgs {
             cores: self.cores.or(file.cores),
             wal_repair: self.wal_repair || file.wal_repair,
             syslog_tenant: self.syslog_tenant.or(file.syslog_tenant),
+            auth_enabled: self.auth_enabled || file.auth_enabled,
+            ingestion_rate_mb: self.ingestion_rate_mb.or(file.ingestion_rate_mb),
+            ingestion_burst_size_mb: self
+                .ingestion_burst_size_mb
+                .or(file.ingestion_burst_size_mb),
             syslog_frame_bytes_max: self.syslog_frame_bytes_max.or(file.syslog_frame_bytes_max),
             line_bytes_max: self.line_bytes_max.or(file.line_bytes_max),
             push_body_bytes_max: self.push_body_bytes_max.or(file.push_body_bytes_max),
@@ -461,6 +485,7 @@ impl ServeArgs {
     /// process may run on.
     pub fn resolve(self, online_cpus: usize) -> Result<Config, ConfigError> {
         let query = self.query_limits()?;
+        let ingestion_rate = self.ingestion_rate()?;
         let cores = self.cores.unwrap_or(online_cpus);
         if cores == 0 {
             return Err(bad("cores", "must be at least 1, got 0"));
@@ -708,6 +733,8 @@ impl ServeArgs {
             cores,
             wal_repair: self.wal_repair,
             syslog_tenant,
+            auth_enabled: self.auth_enabled,
+            ingestion_rate,
             syslog_frame_bytes_max,
             line_bytes_max,
             push_body_bytes_max,
@@ -721,6 +748,32 @@ impl ServeArgs {
 }
 
 impl ServeArgs {
+    fn ingestion_rate(&self) -> Result<crate::tenants::IngestionRate, ConfigError> {
+        const MIB: f64 = 1024.0 * 1024.0;
+        let rate = fraction(
+            "ingestion_rate_mb",
+            self.ingestion_rate_mb,
+            INGESTION_RATE_MB_DEFAULT,
+            0.0..=1e6,
+        )?;
+        let burst = fraction(
+            "ingestion_burst_size_mb",
+            self.ingestion_burst_size_mb,
+            INGESTION_BURST_SIZE_MB_DEFAULT,
+            0.0..=1e6,
+        )?;
+        if rate > 0.0 && burst <= 0.0 {
+            return Err(bad(
+                "ingestion_burst_size_mb",
+                "must be above 0 when ingestion_rate_mb is set",
+            ));
+        }
+        Ok(crate::tenants::IngestionRate {
+            bytes_per_second: rate * MIB,
+            burst_bytes: burst * MIB,
+        })
+    }
+
     fn query_limits(&self) -> Result<QueryLimits, ConfigError> {
         let d = QueryLimits::default();
         let count = |key: &str, v: Option<usize>, default: usize| match v {

@@ -11,6 +11,7 @@
 //! small compressed body cannot hold megabytes through a slow commit unaccounted.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use super::loki::tenant;
 use super::request::{OVER_BUDGET_RETRY_AFTER_SECONDS, Request};
@@ -21,6 +22,8 @@ use crate::ingest::push::{PushEntry, PushError, PushLimits, decode_push, decompr
 use crate::model::{BatchBuilder, Duplicates, Labels, owner_shard, stream_hash};
 use crate::runtime::Core;
 use crate::shard::{AppendError, DiscardReason, Protocol, Refusal};
+use crate::tenants::rate::Refused;
+use crate::tenants::rate_limited_message;
 
 fn limits(core: &Core) -> PushLimits {
     PushLimits {
@@ -55,6 +58,34 @@ fn decoded_bytes<'a>(entries: impl Iterator<Item = &'a PushEntry>) -> usize {
         .sum()
 }
 
+/// Lines and bytes (line and structured metadata, as Loki counts them) of some entries.
+fn rate_size<'a>(entries: impl Iterator<Item = &'a PushEntry>) -> (u64, u64) {
+    entries.fold((0, 0), |(lines, bytes), e| {
+        let metadata: usize = e.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        (lines + 1, bytes + (e.line.len() + metadata) as u64)
+    })
+}
+
+/// Charges a request to its tenant's ingestion rate, or answers Loki's 429 with the time it
+/// would take to fit as `Retry-After`. Nothing of a refused request is stored.
+fn charge_rate(core: &Core, tenant: &str, (lines, bytes): (u64, u64)) -> Result<(), Response> {
+    let limit = &core.config.ingestion_rate;
+    let retry_after = match core.lifecycle.ingestion_rates.take(tenant, bytes, limit) {
+        Ok(()) => return Ok(()),
+        Err(Refused::Later(wait)) => wait,
+        // Larger than the burst: it never fits whole; the client may split it.
+        Err(Refused::Never) => Duration::from_secs_f64(bytes as f64 / limit.bytes_per_second),
+    };
+    core.shard
+        .counters
+        .discard(DiscardReason::RateLimited, lines);
+    let message = rate_limited_message(tenant, limit, lines, bytes);
+    Err(Response::text(429, &format!("{message}\n")).with_header(
+        "Retry-After",
+        (retry_after.as_secs_f64().ceil() as u64).max(1).to_string(),
+    ))
+}
+
 /// Adds `decoded` bytes to the request's charge, or answers why not.
 fn hold_decoded(core: &Core, req: &Request, decoded: usize) -> Result<(), Response> {
     let total = req.charge.bytes().saturating_add(decoded);
@@ -84,6 +115,13 @@ pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
         Ok(s) => s,
         Err(e) => return refuse(core, e),
     };
+    if let Err(refused) = charge_rate(
+        core,
+        &tenant,
+        rate_size(streams.iter().flat_map(|s| &s.entries)),
+    ) {
+        return refused;
+    }
     let decoded = decoded_bytes(streams.iter().flat_map(|s| &s.entries));
     if let Err(refused) = hold_decoded(core, req, decoded) {
         return refused;
@@ -128,6 +166,9 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
         Err(e) => return refuse(core, e),
     };
     drop(body);
+    if let Err(refused) = charge_rate(core, &tenant, rate_size(rows.iter().map(|(_, e)| e))) {
+        return refused;
+    }
     // Each row carries its own labels, held as long as the row.
     let labels: usize = rows
         .iter()

@@ -134,9 +134,16 @@ async fn metrics(core: &Rc<Core>) -> Response {
 }
 
 /// The request's tenant: `X-Scope-OrgID`, validated as Loki does, or Loki's single-tenant
-/// default. An invalid id is a 400 that names the problem (and is counted for pushes).
+/// default unless `auth_enabled` (then a missing id is Loki's 401 `no org id`). An invalid id
+/// is a 400 that names the problem (and is counted for pushes).
 pub fn tenant(core: &Core, req: &Request, counts_as_discard: bool) -> Result<String, Response> {
     match req.header("x-scope-orgid") {
+        None if core.config.auth_enabled => {
+            if counts_as_discard {
+                core.shard.counters.discard(DiscardReason::InvalidTenant, 1);
+            }
+            Err(Response::text(401, "no org id\n"))
+        }
         None => Ok(DEFAULT_TENANT.to_string()),
         Some(id) => {
             let id = id.trim();

@@ -609,7 +609,7 @@ mod tests {
             shard: 1,
             ingested_lines: [5, 0, 2, 0],
             ingested_bytes: [50, 0, 20, 0],
-            discarded: [0, 1, 0, 0, 0, 0, 0, 0, 4],
+            discarded: [0, 1, 0, 0, 0, 0, 0, 0, 4, 0],
             frames_truncated: 0,
             invalid_utf8_lines: 0,
             timestamps_clamped: 0,

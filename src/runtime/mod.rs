@@ -55,6 +55,8 @@ pub struct Lifecycle {
     pub health: health::HealthBoard,
     /// When each core last turned, for the watchdog (see [`failstop`]).
     pub heartbeats: failstop::Heartbeats,
+    /// Every tenant's ingestion rate budget, charged by every core.
+    pub ingestion_rates: crate::tenants::rate::RateTable,
 }
 
 impl Lifecycle {
@@ -68,6 +70,7 @@ impl Lifecycle {
             listening: AtomicUsize::new(0),
             health: health::HealthBoard::new(shards),
             heartbeats: failstop::Heartbeats::new(shards),
+            ingestion_rates: Default::default(),
         }
     }
 

@@ -191,10 +191,12 @@ pub enum DiscardReason {
     /// A Loki push entry equal (stream, timestamp, line) to one its stream holds (see
     /// [`dedupe`]); its push was still answered 204.
     Duplicate,
+    /// A push over its tenant's ingestion rate (Loki's `rate_limited`).
+    RateLimited,
 }
 
 impl DiscardReason {
-    pub const ALL: [DiscardReason; 9] = [
+    pub const ALL: [DiscardReason; 10] = [
         DiscardReason::LineTooLong,
         DiscardReason::InvalidRequest,
         DiscardReason::TooLarge,
@@ -204,6 +206,7 @@ impl DiscardReason {
         DiscardReason::NoSpace,
         DiscardReason::Overloaded,
         DiscardReason::Duplicate,
+        DiscardReason::RateLimited,
     ];
 
     pub fn name(self) -> &'static str {
@@ -217,6 +220,7 @@ impl DiscardReason {
             DiscardReason::NoSpace => "disk_full",
             DiscardReason::Overloaded => "heads_full",
             DiscardReason::Duplicate => "duplicate",
+            DiscardReason::RateLimited => "rate_limited",
         }
     }
 }

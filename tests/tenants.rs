@@ -1,11 +1,14 @@
 //! Tenants against the real binary: with `--auth-enabled` a request without `X-Scope-OrgID`
 //! is Loki's 401 and stores nothing; a tenant over its ingestion rate gets Loki's 429 text
 //! with `Retry-After`, counted as `rate_limited`, while another tenant pushes on untouched,
-//! and nothing of a refused push is stored.
+//! and nothing of a refused push is stored. Label limits refuse with Loki's 400 texts; a
+//! limits file overrides them per tenant and is re-read while the server runs; a broken one
+//! stops the server from starting.
 
 mod common;
 
 use common::loki::{metric_sum, parse_metrics, path_with_query};
+use common::server::run_to_exit;
 use common::{Server, ServerOptions, TestDir, now_ns};
 use serde_json::{Value, json};
 
@@ -135,4 +138,174 @@ fn a_tenant_over_its_rate_gets_429_and_another_is_untouched() {
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(count(&server, "noisy", "rated"), 1600);
     server.terminate_ok();
+}
+
+/// A one-line push to a stream with these labels, as `tenant`.
+fn push_labels(
+    server: &Server,
+    tenant: &str,
+    labels: &[(String, String)],
+) -> common::http::Response {
+    let stream: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    server.push_json_as(
+        tenant,
+        &json!({"streams": [{"stream": stream, "values": [[now_ns().to_string(), "a line"]]}]}),
+    )
+}
+
+fn labels(n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| (format!("l{i:02}"), "v".to_string()))
+        .collect()
+}
+
+fn discarded(server: &Server, reason: &str) -> f64 {
+    metric_sum(
+        &parse_metrics(&server.metrics()),
+        "shardlog_discarded_lines_total",
+        &[("reason", reason)],
+    )
+}
+
+#[test]
+fn label_limits_refuse_with_lokis_texts_and_store_nothing() {
+    let (_dir, mut server) = start("tenants-labels", &[]);
+    // Loki's defaults: 15 labels, names of 1024 bytes, values of 2048.
+    let r = push_labels(&server, "t", &labels(15));
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = push_labels(&server, "t", &labels(16));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().trim().ends_with("has 16 label names; limit 15"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.text().starts_with("entry for stream '{l00=\"v\""),
+        "{}",
+        r.text()
+    );
+    let long_name = "n".repeat(1025);
+    let r = push_labels(&server, "t", &[(long_name, "v".into())]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("has label name too long"), "{}", r.text());
+    assert!(
+        r.text().contains("(1025 bytes; limit 1024)"),
+        "{}",
+        r.text()
+    );
+    let long_value = "v".repeat(2049);
+    let r = push_labels(&server, "t", &[("app".into(), long_value)]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("has label value too long"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.text().contains("(2049 bytes; limit 2048)"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(discarded(&server, "invalid_request"), 3.0);
+    // The accepted stream was stored, nothing of the refused ones.
+    let values = |name: &str| {
+        let path = format!("/loki/api/v1/label/{name}/values?since=1h");
+        let r = server.get_with(&path, &[("X-Scope-OrgID", "t")]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["data"].clone()
+    };
+    assert_eq!(values("l14"), json!(["v"]));
+    assert_eq!(values("l15"), json!([]));
+    assert_eq!(values("app"), json!([]));
+    server.terminate_ok();
+}
+
+#[test]
+fn the_limits_file_overrides_per_tenant_and_is_reread_while_running() {
+    let dir = TestDir::new("tenants-file");
+    let file = dir.path().join("limits.yaml");
+    std::fs::write(
+        &file,
+        "overrides:\n  small:\n    max_label_names_per_series: 2\n    max_streams_per_user: 0\n",
+    )
+    .unwrap();
+    let options = ServerOptions {
+        syslog: false,
+        extra_args: vec!["--limits-file".into(), file.display().to_string()],
+        ..ServerOptions::default()
+    };
+    let mut server = Server::start_with(&dir, &options);
+    let r = push_labels(&server, "small", &labels(3));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("limit 2"), "{}", r.text());
+    // Another tenant keeps the defaults.
+    let r = push_labels(&server, "other", &labels(3));
+    assert_eq!(r.status, 204, "{}", r.text());
+
+    // Raised while running: applies within seconds, on whichever core takes the push.
+    std::fs::write(
+        &file,
+        "overrides:\n  small:\n    max_label_names_per_series: 5\n",
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut accepted = 0;
+    while accepted < 10 && std::time::Instant::now() < deadline {
+        let r = push_labels(&server, "small", &labels(3));
+        if r.status == 204 {
+            accepted += 1;
+        } else {
+            accepted = 0;
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    assert_eq!(accepted, 10, "the raised limit never applied on every core");
+
+    // A broken change is reported and the previous limits stay.
+    std::fs::write(&file, "overrides:\n  small: [oops\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let r = push_labels(&server, "small", &labels(6));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("limit 5"), "{}", r.text());
+    server.terminate_ok();
+    let output = server.output();
+    assert!(
+        output.contains("ignored: overrides.small.max_streams_per_user"),
+        "{output}"
+    );
+    assert!(output.contains("limits file reloaded"), "{output}");
+    assert!(output.contains("the previous limits stay"), "{output}");
+}
+
+#[test]
+fn a_broken_limits_file_stops_the_server_from_starting() {
+    let dir = TestDir::new("tenants-bad-file");
+    let file = dir.path().join("limits.yaml");
+    std::fs::write(&file, "overrides:\n  t1:\n    ingestion_rate_mb: fast\n").unwrap();
+    let data = dir.data_dir();
+    let (status, output) = run_to_exit(
+        &[
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--http-addr",
+            "127.0.0.1:0",
+            "--syslog-tcp-addr",
+            "",
+            "--syslog-udp-addr",
+            "",
+            "--limits-file",
+            file.to_str().unwrap(),
+        ],
+        10_000,
+    );
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("limits_file") && output.contains("limits.yaml"),
+        "{output}"
+    );
 }

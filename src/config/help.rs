@@ -31,6 +31,19 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             INGESTION_BURST_SIZE_MB_DEFAULT.to_string(),
         ),
         (
+            "max_label_names_per_series",
+            MAX_LABEL_NAMES_PER_SERIES_DEFAULT.to_string(),
+        ),
+        (
+            "max_label_name_length",
+            MAX_LABEL_NAME_LENGTH_DEFAULT.to_string(),
+        ),
+        (
+            "max_label_value_length",
+            MAX_LABEL_VALUE_LENGTH_DEFAULT.to_string(),
+        ),
+        ("limits_file", "none".to_string()),
+        (
             "syslog_frame_bytes_max",
             size_usize(SYSLOG_FRAME_BYTES_MAX_DEFAULT),
         ),

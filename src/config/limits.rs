@@ -124,6 +124,12 @@ pub const QUERY_CPU_HEADROOM_DEFAULT: f64 = 0.2;
 /// numbers, or others, when tenants share the server.
 pub const INGESTION_RATE_MB_DEFAULT: f64 = 0.0;
 pub const INGESTION_BURST_SIZE_MB_DEFAULT: f64 = 6.0;
+/// Loki's defaults for a pushed stream's labels: how many, and the bytes of a name and a value.
+pub use crate::ingest::push::{
+    LABEL_NAME_BYTES_MAX_DEFAULT as MAX_LABEL_NAME_LENGTH_DEFAULT,
+    LABEL_VALUE_BYTES_MAX_DEFAULT as MAX_LABEL_VALUE_LENGTH_DEFAULT,
+    LABELS_PER_STREAM_MAX_DEFAULT as MAX_LABEL_NAMES_PER_SERIES_DEFAULT,
+};
 /// The largest value accepted for a count limit.
 pub const COUNT_LIMIT_MAX: usize = 100_000_000;
 /// How long a query may run before it is cancelled (Loki's `query_timeout` default 1m).

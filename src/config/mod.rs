@@ -87,6 +87,23 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MIB")]
     pub ingestion_burst_size_mb: Option<f64>,
 
+    /// Labels one pushed stream may have (Loki's `max_label_names_per_series`).
+    #[arg(long, value_name = "N")]
+    pub max_label_names_per_series: Option<usize>,
+
+    /// Bytes of one label name of a pushed stream (Loki's `max_label_name_length`).
+    #[arg(long, value_name = "N")]
+    pub max_label_name_length: Option<usize>,
+
+    /// Bytes of one label value of a pushed stream (Loki's `max_label_value_length`).
+    #[arg(long, value_name = "N")]
+    pub max_label_value_length: Option<usize>,
+
+    /// Per-tenant overrides of these limits, in the YAML shape of Loki's runtime config
+    /// (`overrides: {<tenant>: {<limit>: <value>}}`), re-read when it changes.
+    #[arg(long, value_name = "PATH")]
+    pub limits_file: Option<PathBuf>,
+
     /// Largest syslog frame; longer frames are cut to this size and counted.
     #[arg(long, value_name = "SIZE", value_parser = units::size_flag_usize)]
     #[serde(default, deserialize_with = "units::size_key")]
@@ -274,8 +291,9 @@ pub struct Config {
     pub wal_repair: bool,
     pub syslog_tenant: String,
     pub auth_enabled: bool,
-    /// Every tenant's ingestion rate limit.
-    pub ingestion_rate: crate::tenants::IngestionRate,
+    /// Every tenant's limits unless the limits file overrides them.
+    pub tenant_limits: crate::tenants::limits::TenantLimits,
+    pub limits_file: Option<PathBuf>,
     pub syslog_frame_bytes_max: usize,
     pub line_bytes_max: usize,
     pub push_body_bytes_max: usize,
@@ -433,6 +451,12 @@ impl ServeArgs {
             ingestion_burst_size_mb: self
                 .ingestion_burst_size_mb
                 .or(file.ingestion_burst_size_mb),
+            max_label_names_per_series: self
+                .max_label_names_per_series
+                .or(file.max_label_names_per_series),
+            max_label_name_length: self.max_label_name_length.or(file.max_label_name_length),
+            max_label_value_length: self.max_label_value_length.or(file.max_label_value_length),
+            limits_file: self.limits_file.or(file.limits_file),
             syslog_frame_bytes_max: self.syslog_frame_bytes_max.or(file.syslog_frame_bytes_max),
             line_bytes_max: self.line_bytes_max.or(file.line_bytes_max),
             push_body_bytes_max: self.push_body_bytes_max.or(file.push_body_bytes_max),
@@ -485,7 +509,10 @@ impl ServeArgs {
     /// process may run on.
     pub fn resolve(self, online_cpus: usize) -> Result<Config, ConfigError> {
         let query = self.query_limits()?;
-        let ingestion_rate = self.ingestion_rate()?;
+        let tenant_limits = self.tenant_limits()?;
+        if let Some(path) = &self.limits_file {
+            crate::tenants::limits::LimitsFile::read(path).map_err(|e| bad("limits_file", e))?;
+        }
         let cores = self.cores.unwrap_or(online_cpus);
         if cores == 0 {
             return Err(bad("cores", "must be at least 1, got 0"));
@@ -734,7 +761,8 @@ impl ServeArgs {
             wal_repair: self.wal_repair,
             syslog_tenant,
             auth_enabled: self.auth_enabled,
-            ingestion_rate,
+            tenant_limits,
+            limits_file: self.limits_file.clone(),
             syslog_frame_bytes_max,
             line_bytes_max,
             push_body_bytes_max,
@@ -748,7 +776,7 @@ impl ServeArgs {
 }
 
 impl ServeArgs {
-    fn ingestion_rate(&self) -> Result<crate::tenants::IngestionRate, ConfigError> {
+    fn tenant_limits(&self) -> Result<crate::tenants::limits::TenantLimits, ConfigError> {
         const MIB: f64 = 1024.0 * 1024.0;
         let rate = fraction(
             "ingestion_rate_mb",
@@ -768,9 +796,31 @@ impl ServeArgs {
                 "must be above 0 when ingestion_rate_mb is set",
             ));
         }
-        Ok(crate::tenants::IngestionRate {
-            bytes_per_second: rate * MIB,
-            burst_bytes: burst * MIB,
+        let count = |key: &str, v: Option<usize>, default: usize| match v {
+            None => Ok(default),
+            Some(0) => Err(bad(key, "must be at least 1")),
+            Some(n) => Ok(n),
+        };
+        Ok(crate::tenants::limits::TenantLimits {
+            ingestion_rate: crate::tenants::IngestionRate {
+                bytes_per_second: rate * MIB,
+                burst_bytes: burst * MIB,
+            },
+            max_label_names_per_series: count(
+                "max_label_names_per_series",
+                self.max_label_names_per_series,
+                MAX_LABEL_NAMES_PER_SERIES_DEFAULT,
+            )?,
+            max_label_name_length: count(
+                "max_label_name_length",
+                self.max_label_name_length,
+                MAX_LABEL_NAME_LENGTH_DEFAULT,
+            )?,
+            max_label_value_length: count(
+                "max_label_value_length",
+                self.max_label_value_length,
+                MAX_LABEL_VALUE_LENGTH_DEFAULT,
+            )?,
         })
     }
 

@@ -212,22 +212,27 @@ mod tests {
                 ..file
             }
         );
-        // Keys the example leaves out: only the older forms of keys it sets in the newer one.
+        // Keys the example leaves out: the older forms of keys it sets in the newer one, and
+        // the limits file, which it shows commented out (a path the host may not have).
         let unset: Vec<&str> = debug
             .match_indices(": None")
             .map(|(i, _)| debug[..i].rsplit([' ', '{']).next().unwrap())
             .collect();
+        let expected: Vec<&str> = std::iter::once("limits_file")
+            .chain(crate::config::OLDER_FORMS.iter().copied())
+            .collect();
         assert_eq!(
-            unset,
-            crate::config::OLDER_FORMS,
+            unset, expected,
             "a key is missing from the example: {debug}"
         );
+        assert!(text.contains("# limits_file = "));
         let keys = text
             .lines()
             .filter(|l| !l.trim_start().starts_with('#') && l.contains('='))
             .count();
-        // All fields but `config`, which only exists as a flag, and the older forms.
-        let fields = debug.matches(": ").count() - 1 - crate::config::OLDER_FORMS.len();
+        // All fields but `config`, which only exists as a flag, the older forms and the
+        // commented-out limits file.
+        let fields = debug.matches(": ").count() - 2 - crate::config::OLDER_FORMS.len();
         assert_eq!(keys, fields, "{debug}");
     }
 

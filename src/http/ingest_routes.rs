@@ -22,14 +22,18 @@ use crate::ingest::push::{PushEntry, PushError, PushLimits, decode_push, decompr
 use crate::model::{BatchBuilder, Duplicates, Labels, owner_shard, stream_hash};
 use crate::runtime::Core;
 use crate::shard::{AppendError, DiscardReason, Protocol, Refusal};
+use crate::tenants::limits::TenantLimits;
 use crate::tenants::rate::Refused;
 use crate::tenants::rate_limited_message;
 
-fn limits(core: &Core) -> PushLimits {
+/// What a push is decoded under: the server's sizes and the tenant's label limits.
+fn push_limits(core: &Core, tenant: &TenantLimits) -> PushLimits {
     PushLimits {
         body_bytes_max: core.config.push_body_bytes_max,
         line_bytes_max: core.config.line_bytes_max,
-        ..PushLimits::default()
+        labels_per_stream_max: tenant.max_label_names_per_series,
+        label_name_bytes_max: tenant.max_label_name_length,
+        label_value_bytes_max: tenant.max_label_value_length,
     }
 }
 
@@ -68,8 +72,13 @@ fn rate_size<'a>(entries: impl Iterator<Item = &'a PushEntry>) -> (u64, u64) {
 
 /// Charges a request to its tenant's ingestion rate, or answers Loki's 429 with the time it
 /// would take to fit as `Retry-After`. Nothing of a refused request is stored.
-fn charge_rate(core: &Core, tenant: &str, (lines, bytes): (u64, u64)) -> Result<(), Response> {
-    let limit = &core.config.ingestion_rate;
+fn charge_rate(
+    core: &Core,
+    tenant: &str,
+    limits: &TenantLimits,
+    (lines, bytes): (u64, u64),
+) -> Result<(), Response> {
+    let limit = &limits.ingestion_rate;
     let retry_after = match core.lifecycle.ingestion_rates.take(tenant, bytes, limit) {
         Ok(()) => return Ok(()),
         Err(Refused::Later(wait)) => wait,
@@ -106,11 +115,12 @@ pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
         Ok(t) => t,
         Err(r) => return r,
     };
+    let limits = core.limits.for_tenant(&tenant);
     let streams = match decode_push(
         req.header("content-type"),
         req.header("content-encoding"),
         &req.body,
-        &limits(core),
+        &push_limits(core, &limits),
     ) {
         Ok(s) => s,
         Err(e) => return refuse(core, e),
@@ -118,6 +128,7 @@ pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
     if let Err(refused) = charge_rate(
         core,
         &tenant,
+        &limits,
         rate_size(streams.iter().flat_map(|s| &s.entries)),
     ) {
         return refused;
@@ -152,21 +163,27 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
         Ok(p) => p,
         Err(e) => return refuse(core, e),
     };
-    let limits = limits(core);
+    let limits = core.limits.for_tenant(&tenant);
+    let decode_limits = push_limits(core, &limits);
     let body = match decompress(
         req.header("content-encoding"),
         &req.body,
-        limits.body_bytes_max,
+        decode_limits.body_bytes_max,
     ) {
         Ok(b) => b,
         Err(e) => return refuse(core, e),
     };
-    let rows = match decode_jsonline(&params, &body, now_ns(), &limits) {
+    let rows = match decode_jsonline(&params, &body, now_ns(), &decode_limits) {
         Ok(r) => r,
         Err(e) => return refuse(core, e),
     };
     drop(body);
-    if let Err(refused) = charge_rate(core, &tenant, rate_size(rows.iter().map(|(_, e)| e))) {
+    if let Err(refused) = charge_rate(
+        core,
+        &tenant,
+        &limits,
+        rate_size(rows.iter().map(|(_, e)| e)),
+    ) {
         return refused;
     }
     // Each row carries its own labels, held as long as the row.

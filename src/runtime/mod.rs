@@ -140,6 +140,8 @@ pub struct Core {
     pub shutdown: Shutdown,
     /// The inboxes of the tails this core received (see [`crate::tail`]).
     pub tails: Rc<crate::tail::inbox::Inboxes>,
+    /// Every tenant's limits, as this core last read them.
+    pub limits: crate::tenants::limits::Limits,
 }
 
 impl Core {
@@ -343,7 +345,19 @@ async fn serve_core(
             floor: config.query.cpu_share_min,
         },
     );
+    let limits = match &config.limits_file {
+        Some(path) => crate::tenants::limits::Limits::from_file(config.tenant_limits.clone(), path)
+            .map_err(|e| format!("shard {id}: {e}"))?,
+        None => crate::tenants::limits::Limits::fixed(config.tenant_limits.clone()),
+    };
+    if id == 0 && !limits.ignored().is_empty() {
+        eprintln!(
+            "shardlog: limits not enforced by this server, ignored: {}",
+            limits.ignored().join(", ")
+        );
+    }
     let core = Rc::new(Core {
+        limits,
         queries: crate::query::engine::Admission::default(),
         id,
         shards: config.cores,
@@ -365,6 +379,7 @@ async fn serve_core(
     spawn_heartbeat_and_health(&core);
     spawn_tail_forwarder(&core);
     spawn_tail_cleanup(&core);
+    spawn_limits_reload(&core);
 
     // HTTP first, so that `/ready` answers 503 (and pushes are refused) during recovery.
     let http = crate::ingest::listeners::start_http(&core).map_err(|e| format!("shard {id}: {e}"));
@@ -520,6 +535,44 @@ fn spawn_tail_forwarder(core: &Rc<Core>) {
 
 /// Unregisters the tails whose session was dropped before it could (see
 /// [`crate::tail::inbox::Inboxes::orphan`]).
+/// Re-reads the limits file when it changes; core 0 says what happened (every core reads the
+/// same file).
+fn spawn_limits_reload(core: &Rc<Core>) {
+    if core.config.limits_file.is_none() {
+        return;
+    }
+    let core = core.clone();
+    let tq = core.background_tq;
+    glommio::spawn_local_into(
+        async move {
+            while !core.lifecycle.is_stopping() {
+                glommio::timer::sleep(crate::tenants::limits::RELOAD_INTERVAL).await;
+                let outcome = core.limits.reload_if_changed();
+                if core.id != 0 {
+                    continue;
+                }
+                match outcome {
+                    Ok(true) => {
+                        eprintln!("shardlog: limits file reloaded");
+                        let ignored = core.limits.ignored();
+                        if !ignored.is_empty() {
+                            eprintln!(
+                                "shardlog: limits not enforced by this server, ignored: {}",
+                                ignored.join(", ")
+                            );
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => eprintln!("shardlog: {e}; the previous limits stay"),
+                }
+            }
+        },
+        tq,
+    )
+    .expect("the background queue exists")
+    .detach();
+}
+
 fn spawn_tail_cleanup(core: &Rc<Core>) {
     let core = core.clone();
     let tq = core.query_tq;

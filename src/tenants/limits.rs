@@ -1,0 +1,337 @@
+//! Each tenant's limits: the server's defaults (flags and TOML), overridden per tenant by a
+//! limits file in the shape of Loki's runtime config, re-read while the server runs.
+//!
+//! ```yaml
+//! overrides:
+//!   team-a:
+//!     ingestion_rate_mb: 10
+//!     ingestion_burst_size_mb: 20
+//!     max_label_names_per_series: 30
+//! ```
+//!
+//! Keys this server does not enforce (Loki has many more) are accepted and listed once when
+//! the file is read, so a Loki runtime file loads as it is. A file that does not parse, or
+//! holds a value out of range, stops the server from starting; while it runs, such a change is
+//! reported and the previous limits stay. Each core reads the file itself ([`Limits`]), so
+//! nothing is shared between cores but the path; a change reaches every core within
+//! [`RELOAD_INTERVAL`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+use super::IngestionRate;
+
+/// How often each core looks at the limits file for a change.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// The limits one tenant's requests are held to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantLimits {
+    pub ingestion_rate: IngestionRate,
+    /// Labels one stream may have (Loki's `max_label_names_per_series`).
+    pub max_label_names_per_series: usize,
+    /// Bytes of one label name (`max_label_name_length`).
+    pub max_label_name_length: usize,
+    /// Bytes of one label value (`max_label_value_length`).
+    pub max_label_value_length: usize,
+}
+
+impl TenantLimits {
+    /// These limits with a tenant's overrides applied.
+    pub fn with(&self, o: &LimitOverrides) -> TenantLimits {
+        let mut l = self.clone();
+        if let Some(rate) = o.ingestion_rate_mb {
+            l.ingestion_rate.bytes_per_second = rate * MIB;
+        }
+        if let Some(burst) = o.ingestion_burst_size_mb {
+            l.ingestion_rate.burst_bytes = burst * MIB;
+        }
+        if let Some(n) = o.max_label_names_per_series {
+            l.max_label_names_per_series = n;
+        }
+        if let Some(n) = o.max_label_name_length {
+            l.max_label_name_length = n;
+        }
+        if let Some(n) = o.max_label_value_length {
+            l.max_label_value_length = n;
+        }
+        l
+    }
+}
+
+/// One tenant's entry under `overrides:` (Loki's names; absent keys keep the defaults).
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+pub struct LimitOverrides {
+    pub ingestion_rate_mb: Option<f64>,
+    pub ingestion_burst_size_mb: Option<f64>,
+    pub max_label_names_per_series: Option<usize>,
+    pub max_label_name_length: Option<usize>,
+    pub max_label_value_length: Option<usize>,
+    /// Loki limits this server does not enforce.
+    #[serde(flatten)]
+    pub unsupported: BTreeMap<String, yaml_serde::Value>,
+}
+
+impl LimitOverrides {
+    fn check(&self) -> Result<(), String> {
+        for (key, v) in [
+            ("ingestion_rate_mb", self.ingestion_rate_mb),
+            ("ingestion_burst_size_mb", self.ingestion_burst_size_mb),
+        ] {
+            if let Some(v) = v
+                && !(0.0..=1e6).contains(&v)
+            {
+                return Err(format!("{key} must be between 0 and 1000000, got {v}"));
+            }
+        }
+        if self.ingestion_rate_mb.is_some_and(|r| r > 0.0)
+            && self.ingestion_burst_size_mb == Some(0.0)
+        {
+            return Err("ingestion_burst_size_mb must be above 0 when there is a rate".into());
+        }
+        for (key, v) in [
+            (
+                "max_label_names_per_series",
+                self.max_label_names_per_series,
+            ),
+            ("max_label_name_length", self.max_label_name_length),
+            ("max_label_value_length", self.max_label_value_length),
+        ] {
+            if v == Some(0) {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RuntimeFile {
+    #[serde(default)]
+    overrides: Option<HashMap<String, LimitOverrides>>,
+    /// Other sections of a Loki runtime config (`configs`, `multi_kv_config`, ...).
+    #[serde(flatten)]
+    other: BTreeMap<String, yaml_serde::Value>,
+}
+
+/// A parsed limits file.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct LimitsFile {
+    pub overrides: HashMap<String, LimitOverrides>,
+    /// Keys accepted but not enforced, as `overrides.<tenant>.<key>` or `<section>`.
+    pub ignored: Vec<String>,
+}
+
+impl LimitsFile {
+    /// Parses a limits file's text; the error names the problem (and the line, for YAML).
+    pub fn parse(text: &str) -> Result<LimitsFile, String> {
+        let file: RuntimeFile = if text.trim().is_empty() {
+            RuntimeFile::default()
+        } else {
+            yaml_serde::from_str(text).map_err(|e| e.to_string())?
+        };
+        let overrides = file.overrides.unwrap_or_default();
+        let mut ignored: Vec<String> = file.other.into_keys().collect();
+        for (tenant, o) in &overrides {
+            crate::model::validate_tenant(tenant)
+                .map_err(|e| format!("overrides: tenant {tenant:?}: {e}"))?;
+            o.check().map_err(|e| format!("overrides.{tenant}: {e}"))?;
+            ignored.extend(
+                o.unsupported
+                    .keys()
+                    .map(|k| format!("overrides.{tenant}.{k}")),
+            );
+        }
+        ignored.sort();
+        Ok(LimitsFile { overrides, ignored })
+    }
+
+    /// Reads and parses the file at `path`.
+    pub fn read(path: &Path) -> Result<LimitsFile, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("limits file {}: {e}", path.display()))?;
+        LimitsFile::parse(&text).map_err(|e| format!("limits file {}: {e}", path.display()))
+    }
+}
+
+/// What identifies a version of the file: its modification time and length.
+type Stamp = (Option<SystemTime>, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok(), m.len()))
+}
+
+/// One core's view of every tenant's limits.
+pub struct Limits {
+    defaults: TenantLimits,
+    path: Option<PathBuf>,
+    file: std::cell::RefCell<Rc<LimitsFile>>,
+    stamp: std::cell::Cell<Option<Stamp>>,
+}
+
+impl Limits {
+    /// Limits without a file: every tenant has the defaults.
+    pub fn fixed(defaults: TenantLimits) -> Limits {
+        Limits {
+            defaults,
+            path: None,
+            file: Default::default(),
+            stamp: Default::default(),
+        }
+    }
+
+    /// Limits from `path`, read now.
+    pub fn from_file(defaults: TenantLimits, path: &Path) -> Result<Limits, String> {
+        let limits = Limits {
+            path: Some(path.to_path_buf()),
+            ..Limits::fixed(defaults)
+        };
+        limits.stamp.set(stamp(path));
+        *limits.file.borrow_mut() = Rc::new(LimitsFile::read(path)?);
+        Ok(limits)
+    }
+
+    /// The limits of `tenant` now.
+    pub fn for_tenant(&self, tenant: &str) -> TenantLimits {
+        match self.file.borrow().overrides.get(tenant) {
+            Some(o) => self.defaults.with(o),
+            None => self.defaults.clone(),
+        }
+    }
+
+    /// Re-reads the file if it changed since the last look. `Ok(true)`: new limits apply;
+    /// `Err`: the change does not parse and the previous limits stay (it is reported once).
+    pub fn reload_if_changed(&self) -> Result<bool, String> {
+        let Some(path) = &self.path else {
+            return Ok(false);
+        };
+        let now = stamp(path);
+        if now == self.stamp.get() {
+            return Ok(false);
+        }
+        self.stamp.set(now);
+        let file = LimitsFile::read(path)?;
+        let changed = *self.file.borrow().as_ref() != file;
+        *self.file.borrow_mut() = Rc::new(file);
+        Ok(changed)
+    }
+
+    /// Keys of the current file that are accepted but not enforced.
+    pub fn ignored(&self) -> Vec<String> {
+        self.file.borrow().ignored.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> TenantLimits {
+        TenantLimits {
+            ingestion_rate: IngestionRate::OFF,
+            max_label_names_per_series: 15,
+            max_label_name_length: 1024,
+            max_label_value_length: 2048,
+        }
+    }
+
+    #[test]
+    fn overrides_apply_to_their_tenant_only() {
+        let file = LimitsFile::parse(
+            "overrides:\n  team-a:\n    ingestion_rate_mb: 2\n    ingestion_burst_size_mb: 3\n    max_label_names_per_series: 30\n",
+        )
+        .unwrap();
+        let limits = Limits::fixed(defaults());
+        *limits.file.borrow_mut() = Rc::new(file);
+        let a = limits.for_tenant("team-a");
+        assert_eq!(a.ingestion_rate.bytes_per_second, 2.0 * MIB);
+        assert_eq!(a.ingestion_rate.burst_bytes, 3.0 * MIB);
+        assert_eq!(a.max_label_names_per_series, 30);
+        assert_eq!(a.max_label_value_length, 2048);
+        assert_eq!(limits.for_tenant("team-b"), defaults());
+    }
+
+    #[test]
+    fn a_loki_runtime_file_loads_and_lists_what_is_not_enforced() {
+        let file = LimitsFile::parse(
+            "overrides:\n  t1:\n    ingestion_rate_mb: 1\n    max_streams_per_user: 0\n    max_global_streams_per_user: 10000\nmulti_kv_config:\n  mirror_enabled: false\n",
+        )
+        .unwrap();
+        assert_eq!(
+            file.ignored,
+            [
+                "multi_kv_config",
+                "overrides.t1.max_global_streams_per_user",
+                "overrides.t1.max_streams_per_user"
+            ]
+        );
+        assert!(LimitsFile::parse("").unwrap().overrides.is_empty());
+        assert!(
+            LimitsFile::parse("overrides:\n")
+                .unwrap()
+                .overrides
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        let e = LimitsFile::parse("overrides:\n  t1:\n    ingestion_rate_mb: fast\n").unwrap_err();
+        assert!(
+            e.contains("ingestion_rate_mb") || e.contains("line 3"),
+            "{e}"
+        );
+        let e = LimitsFile::parse("overrides:\n  t1:\n    max_label_names_per_series: 0\n")
+            .unwrap_err();
+        assert!(
+            e.contains("overrides.t1: max_label_names_per_series"),
+            "{e}"
+        );
+        let e = LimitsFile::parse("overrides:\n  '..':\n    ingestion_rate_mb: 1\n").unwrap_err();
+        assert!(e.contains("tenant"), "{e}");
+        let e = LimitsFile::parse("overrides: [1, 2]\n").unwrap_err();
+        assert!(!e.is_empty());
+        let e = LimitsFile::parse("overrides:\n  t1:\n    ingestion_rate_mb: -1\n").unwrap_err();
+        assert!(e.contains("between 0"), "{e}");
+    }
+
+    #[test]
+    fn a_changed_file_is_reloaded_and_a_broken_change_keeps_the_old_limits() {
+        let dir = std::env::temp_dir().join(format!("shardlog-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("limits.yaml");
+        std::fs::write(
+            &path,
+            "overrides:\n  t1:\n    max_label_names_per_series: 5\n",
+        )
+        .unwrap();
+        let limits = Limits::from_file(defaults(), &path).unwrap();
+        assert_eq!(limits.for_tenant("t1").max_label_names_per_series, 5);
+        assert_eq!(limits.reload_if_changed(), Ok(false));
+        // A different length makes a different stamp even within the clock's resolution.
+        std::fs::write(
+            &path,
+            "overrides:\n  t1:\n    max_label_names_per_series: 50\n",
+        )
+        .unwrap();
+        assert_eq!(limits.reload_if_changed(), Ok(true));
+        assert_eq!(limits.for_tenant("t1").max_label_names_per_series, 50);
+        std::fs::write(
+            &path,
+            "overrides:\n  t1:\n    max_label_names_per_series: many\n",
+        )
+        .unwrap();
+        assert!(limits.reload_if_changed().is_err());
+        assert_eq!(limits.for_tenant("t1").max_label_names_per_series, 50);
+        // Reported once: the same broken file is not read again.
+        assert_eq!(limits.reload_if_changed(), Ok(false));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

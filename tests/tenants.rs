@@ -3,7 +3,8 @@
 //! with `Retry-After`, counted as `rate_limited`, while another tenant pushes on untouched,
 //! and nothing of a refused push is stored. Label limits refuse with Loki's 400 texts; a
 //! limits file overrides them per tenant and is re-read while the server runs; a broken one
-//! stops the server from starting.
+//! stops the server from starting. Syslog's tenant keeps the same rate: TCP is slowed down
+//! (every line kept), UDP datagrams over it are dropped and counted.
 
 mod common;
 
@@ -308,4 +309,78 @@ fn a_broken_limits_file_stops_the_server_from_starting() {
         output.contains("limits_file") && output.contains("limits.yaml"),
         "{output}"
     );
+}
+
+#[test]
+fn syslog_over_its_rate_slows_tcp_and_drops_udp_counted() {
+    // 64 KiB a second and at once, for the syslog tenant `fake`.
+    let dir = TestDir::new("tenants-syslog");
+    let options = ServerOptions {
+        extra_args: [
+            "--ingestion-rate-mb",
+            "0.0625",
+            "--ingestion-burst-size-mb",
+            "0.0625",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        ..ServerOptions::default()
+    };
+    let mut server = Server::start_with(&dir, &options);
+    let Some(corpus) = common::tools::corpus_lines("HDFS_2k.log") else {
+        return;
+    };
+    let message =
+        |app: &str, line: &str| format!("<14>1 2026-12-05T00:00:00Z h {app} - - - {line}");
+    // TCP: about twice the burst on one connection; every line is kept.
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", server.syslog_port)).unwrap();
+    let mut sent = 0usize;
+    for line in &corpus {
+        let m = message("tcpapp", line);
+        sent += m.len();
+        std::io::Write::write_all(&mut tcp, format!("{m}\n").as_bytes()).unwrap();
+    }
+    assert!(sent > 2 * (64 << 10), "{sent} bytes");
+    drop(tcp);
+    let n = corpus.len() as u64;
+    assert_eq!(server.wait_for_count(r#"{app="tcpapp"}"#, n, 60_000), n);
+    let paused = metric_sum(
+        &parse_metrics(&server.metrics()),
+        "shardlog_connections_paused_for_rate_total",
+        &[("listener", "syslog_tcp")],
+    );
+    assert!(paused >= 1.0, "the connection was never slowed down");
+
+    // UDP right after: the budget is spent, so datagrams beyond it are dropped and counted;
+    // the others are kept.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for (i, line) in corpus.iter().take(1000).enumerate() {
+        // A breath now and then, so that the kernel's receive buffer never overflows.
+        if i % 50 == 49 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        udp.send_to(
+            message("udpapp", line).as_bytes(),
+            ("127.0.0.1", server.syslog_port),
+        )
+        .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (mut kept, mut dropped) = (0, 0.0);
+    while std::time::Instant::now() < deadline {
+        kept = server.index_stats(r#"{app="udpapp"}"#).entries;
+        dropped = discarded(&server, "rate_limited");
+        if kept as f64 + dropped >= 1000.0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(dropped >= 1.0, "no datagram was over the rate");
+    assert_eq!(
+        kept as f64 + dropped,
+        1000.0,
+        "kept {kept}, dropped {dropped}"
+    );
+    server.terminate_ok();
 }

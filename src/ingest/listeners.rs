@@ -509,6 +509,7 @@ async fn syslog_tcp_connection(core: Rc<Core>, mut stream: TcpStream, admission:
             Some(Err(_)) => eof = true,
         }
         let now = now_ns();
+        let mut message_bytes = 0u64;
         loop {
             match framer.decode(buf.unread(), eof) {
                 Decoded::Frame {
@@ -516,6 +517,7 @@ async fn syslog_tcp_connection(core: Rc<Core>, mut stream: TcpStream, admission:
                     consumed,
                     truncated,
                 } => {
+                    message_bytes += message.len() as u64;
                     batcher.add(message, now, truncated);
                     buf.consume(consumed);
                 }
@@ -534,8 +536,23 @@ async fn syslog_tcp_connection(core: Rc<Core>, mut stream: TcpStream, admission:
             eprintln!("shard {}: closing syslog connection: {e}", core.id);
             return;
         }
+        slow_to_rate(&core, message_bytes).await;
     }
     let _ = batcher.settle(0).await;
+}
+
+/// Charges lines a syslog connection read to its tenant's ingestion rate and, when that puts
+/// the tenant over, waits before the next read: syslog over TCP cannot refuse a line, so the
+/// sender is slowed down (its kernel buffers fill) rather than refused.
+async fn slow_to_rate(core: &Core, bytes: u64) {
+    let tenant = &core.config.syslog_tenant;
+    let limit = core.limits.for_tenant(tenant).ingestion_rate;
+    let wait = core.lifecycle.ingestion_rates.debit(tenant, bytes, &limit);
+    if wait.is_zero() {
+        return;
+    }
+    core.shard.edge.syslog_tcp.paused_for_rate.inc();
+    future::or(glommio::timer::sleep(wait), core.shutdown.wait()).await;
 }
 
 /// Receives syslog datagrams until shutdown. A batch is sent at once when nothing from this
@@ -596,6 +613,21 @@ async fn syslog_udp(core: Rc<Core>, socket: UdpSocket) {
             .or_else(|| message.strip_suffix(b"\0"))
         {
             message = rest;
+        }
+        // Over the tenant's rate a datagram is dropped and counted: UDP has no way to slow
+        // the sender down.
+        let limit = core
+            .limits
+            .for_tenant(&core.config.syslog_tenant)
+            .ingestion_rate;
+        let taken = core.lifecycle.ingestion_rates.take(
+            &core.config.syslog_tenant,
+            message.len().min(core.config.syslog_frame_bytes_max) as u64,
+            &limit,
+        );
+        if taken.is_err() {
+            core.shard.counters.discard(DiscardReason::RateLimited, 1);
+            continue;
         }
         {
             let mut b = batcher.borrow_mut();

@@ -44,6 +44,9 @@ pub struct ListenerStats {
     /// Times a connection stopped being read because a shard refused writes for a while (a
     /// full disk, unsealed lines over budget): syslog's backpressure.
     pub paused_for_writes: Counter,
+    /// Times a syslog connection stopped being read because its tenant was over its
+    /// ingestion rate (syslog cannot refuse a line, so the sender is slowed down).
+    pub paused_for_rate: Counter,
     open: Cell<u64>,
 }
 
@@ -127,6 +130,7 @@ impl EdgeStats {
             accept_paused_at_cap: s.accept_paused_at_cap.get(),
             closed_over_budget: s.closed_over_budget.get(),
             paused_for_writes: s.paused_for_writes.get(),
+            paused_for_rate: s.paused_for_rate.get(),
         };
         EdgeMetrics {
             listeners: [listener(&self.http), listener(&self.syslog_tcp)],
@@ -148,6 +152,7 @@ pub struct ListenerMetrics {
     pub accept_paused_at_cap: u64,
     pub closed_over_budget: u64,
     pub paused_for_writes: u64,
+    pub paused_for_rate: u64,
 }
 
 /// A core's edge at one moment; `listeners` is indexed as [`ListenerKind::ALL`].

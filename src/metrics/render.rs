@@ -460,7 +460,7 @@ fn edge(out: &mut String, shards: &[&ShardMetrics]) {
         &'static str,
         fn(&ListenerMetrics) -> u64,
     );
-    let listeners: [ListenerSeries; 6] = [
+    let listeners: [ListenerSeries; 7] = [
         (
             "shardlog_connections_open",
             "gauge",
@@ -498,6 +498,13 @@ fn edge(out: &mut String, shards: &[&ShardMetrics]) {
             "Times a connection stopped being read while a shard refused writes for a while \
              (a full disk, unsealed lines over budget).",
             |l| l.paused_for_writes,
+        ),
+        (
+            "shardlog_connections_paused_for_rate_total",
+            "counter",
+            "Times a syslog connection stopped being read while its tenant was over its \
+             ingestion rate.",
+            |l| l.paused_for_rate,
         ),
     ];
     for (name, kind, help, get) in listeners {

@@ -103,6 +103,41 @@ impl RateTable {
         }
     }
 
+    /// Charges `bytes` to `tenant`'s budget whatever it holds (they were read already, as a
+    /// syslog stream's lines are), and says how long the caller should wait before taking
+    /// more so that the tenant keeps to its rate on average.
+    pub fn debit(&self, tenant: &str, bytes: u64, limit: &IngestionRate) -> Duration {
+        self.debit_at(tenant, bytes, limit, self.epoch.elapsed())
+    }
+
+    /// [`RateTable::debit`] at `now` since the table's epoch.
+    pub fn debit_at(
+        &self,
+        tenant: &str,
+        bytes: u64,
+        limit: &IngestionRate,
+        now: Duration,
+    ) -> Duration {
+        if limit.is_off() {
+            return Duration::ZERO;
+        }
+        let Some(slot) = self.slot(tenant) else {
+            return Duration::ZERO;
+        };
+        let now = now.as_nanos() as u64;
+        let ns_per_byte = 1e9 / limit.bytes_per_second;
+        let cost = (bytes as f64 * ns_per_byte) as u64;
+        let tolerance = (limit.burst_bytes * ns_per_byte) as u64;
+        let before = slot
+            .tat_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |tat| {
+                Some(tat.max(now).saturating_add(cost))
+            })
+            .expect("the update always succeeds");
+        let after = before.max(now).saturating_add(cost);
+        Duration::from_nanos(after.saturating_sub(now).saturating_sub(tolerance))
+    }
+
     /// The tenant's slot, claimed on first use; `None` when the table is full.
     fn slot(&self, tenant: &str) -> Option<&Slot> {
         let key = xxhash_rust::xxh3::xxh3_64(tenant.as_bytes()).max(1);
@@ -158,6 +193,24 @@ mod tests {
         }
         assert!(t.take_at("a", mib, &l, at_ms(500)).is_err());
         assert_eq!(t.take_at("a", mib, &l, at_ms(1000)), Ok(()));
+    }
+
+    #[test]
+    fn a_debit_always_takes_and_says_how_long_to_wait() {
+        let t = RateTable::default();
+        let l = limit(1.0, 1.0);
+        let mib = MIB as u64;
+        assert_eq!(t.debit_at("s", mib, &l, at_ms(0)), Duration::ZERO);
+        // Beyond the burst: taken anyway, and the wait brings the tenant back to its rate.
+        let wait = t.debit_at("s", 2 * mib, &l, at_ms(0));
+        assert!((wait.as_secs_f64() - 2.0).abs() < 1e-3, "{wait:?}");
+        // The debt holds for everyone: a push is refused until it is paid.
+        assert!(t.take_at("s", 1, &l, at_ms(1500)).is_err());
+        assert_eq!(t.take_at("s", 1, &l, at_ms(2001)), Ok(()));
+        assert_eq!(
+            t.debit_at("s", mib, &IngestionRate::OFF, at_ms(0)),
+            Duration::ZERO
+        );
     }
 
     #[test]

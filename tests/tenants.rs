@@ -95,6 +95,7 @@ fn a_tenant_over_its_rate_gets_429_and_another_is_untouched() {
     };
     let lines: Vec<String> = corpus.into_iter().take(800).collect();
     let bytes: usize = lines.iter().map(|l| l.len()).sum();
+    let bytes_f64 = bytes as f64;
     assert!(bytes < 128 << 10 && 2 * bytes > 128 << 10, "{bytes} bytes");
     let t0 = now_ns() - 60_000_000_000;
     let r = server.push_json_as("noisy", &push_body("rated", &lines, t0));
@@ -133,6 +134,29 @@ fn a_tenant_over_its_rate_gets_429_and_another_is_untouched() {
         &[("reason", "rate_limited")],
     );
     assert_eq!(refused, 4000.0);
+    let metrics = parse_metrics(&server.metrics());
+    let of = |name: &str, labels: &[(&str, &str)]| metric_sum(&metrics, name, labels);
+    let rate_limited = |tenant| {
+        of(
+            "shardlog_tenant_discarded_lines_total",
+            &[("reason", "rate_limited"), ("tenant", tenant)],
+        )
+    };
+    assert_eq!(rate_limited("noisy"), 800.0);
+    assert_eq!(rate_limited("other"), 3200.0);
+    assert_eq!(rate_limited("quiet"), 0.0);
+    for tenant in ["noisy", "quiet"] {
+        let lines = of(
+            "shardlog_tenant_ingested_lines_total",
+            &[("tenant", tenant)],
+        );
+        assert_eq!(lines, 800.0, "{tenant}");
+        let bytes = of(
+            "shardlog_tenant_ingested_bytes_total",
+            &[("tenant", tenant)],
+        );
+        assert_eq!(bytes, bytes_f64, "{tenant}");
+    }
     // After Retry-After, the budget has refilled.
     std::thread::sleep(std::time::Duration::from_secs(retry));
     let r = server.push_json_as("noisy", &push_body("rated", &lines, t0 + 2_000_000));

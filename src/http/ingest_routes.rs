@@ -37,13 +37,13 @@ fn push_limits(core: &Core, tenant: &TenantLimits) -> PushLimits {
     }
 }
 
-fn refuse(core: &Core, e: PushError) -> Response {
+fn refuse(core: &Core, tenant: &str, e: PushError) -> Response {
     let (status, reason) = match &e {
         PushError::BadRequest(_) => (400, DiscardReason::InvalidRequest),
         PushError::TooLarge(_) => (413, DiscardReason::TooLarge),
         PushError::UnsupportedMediaType(_) => (415, DiscardReason::InvalidRequest),
     };
-    core.shard.counters.discard(reason, 1);
+    core.shard.counters.discard_for(tenant, reason, 1);
     Response::text(status, &format!("{e}\n"))
 }
 
@@ -87,7 +87,7 @@ fn charge_rate(
     };
     core.shard
         .counters
-        .discard(DiscardReason::RateLimited, lines);
+        .discard_for(tenant, DiscardReason::RateLimited, lines);
     let message = rate_limited_message(tenant, limit, lines, bytes);
     Err(Response::text(429, &format!("{message}\n")).with_header(
         "Retry-After",
@@ -96,7 +96,7 @@ fn charge_rate(
 }
 
 /// Adds `decoded` bytes to the request's charge, or answers why not.
-fn hold_decoded(core: &Core, req: &Request, decoded: usize) -> Result<(), Response> {
+fn hold_decoded(core: &Core, tenant: &str, req: &Request, decoded: usize) -> Result<(), Response> {
     let total = req.charge.bytes().saturating_add(decoded);
     req.charge.grow_to(total).map_err(|e| {
         core.shard.edge.http_requests_over_budget.inc();
@@ -104,7 +104,9 @@ fn hold_decoded(core: &Core, req: &Request, decoded: usize) -> Result<(), Respon
             Response::text(503, &format!("{e}\n"))
                 .with_header("Retry-After", OVER_BUDGET_RETRY_AFTER_SECONDS.to_string())
         } else {
-            core.shard.counters.discard(DiscardReason::TooLarge, 1);
+            core.shard
+                .counters
+                .discard_for(tenant, DiscardReason::TooLarge, 1);
             Response::text(413, &format!("{e}\n"))
         }
     })
@@ -123,7 +125,7 @@ pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
         &push_limits(core, &limits),
     ) {
         Ok(s) => s,
-        Err(e) => return refuse(core, e),
+        Err(e) => return refuse(core, &tenant, e),
     };
     if let Err(refused) = charge_rate(
         core,
@@ -134,7 +136,7 @@ pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
         return refused;
     }
     let decoded = decoded_bytes(streams.iter().flat_map(|s| &s.entries));
-    if let Err(refused) = hold_decoded(core, req, decoded) {
+    if let Err(refused) = hold_decoded(core, &tenant, req, decoded) {
         return refused;
     }
     // Loki's ingester drops an exact duplicate (stream, timestamp, line), and Loki clients
@@ -161,7 +163,7 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
     };
     let params = match JsonLineParams::from_query(&req.query) {
         Ok(p) => p,
-        Err(e) => return refuse(core, e),
+        Err(e) => return refuse(core, &tenant, e),
     };
     let limits = core.limits.for_tenant(&tenant);
     let decode_limits = push_limits(core, &limits);
@@ -171,11 +173,11 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
         decode_limits.body_bytes_max,
     ) {
         Ok(b) => b,
-        Err(e) => return refuse(core, e),
+        Err(e) => return refuse(core, &tenant, e),
     };
     let rows = match decode_jsonline(&params, &body, now_ns(), &decode_limits) {
         Ok(r) => r,
-        Err(e) => return refuse(core, e),
+        Err(e) => return refuse(core, &tenant, e),
     };
     drop(body);
     if let Err(refused) = charge_rate(
@@ -194,6 +196,7 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
         .sum();
     if let Err(refused) = hold_decoded(
         core,
+        &tenant,
         req,
         decoded_bytes(rows.iter().map(|(_, e)| e)) + labels,
     ) {

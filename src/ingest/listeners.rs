@@ -522,7 +522,11 @@ async fn syslog_tcp_connection(core: Rc<Core>, mut stream: TcpStream, admission:
                     buf.consume(consumed);
                 }
                 Decoded::Skipped { consumed, .. } => {
-                    core.shard.counters.discard(DiscardReason::FramingError, 1);
+                    core.shard.counters.discard_for(
+                        &core.config.syslog_tenant,
+                        DiscardReason::FramingError,
+                        1,
+                    );
                     buf.consume(consumed);
                 }
                 Decoded::NeedMore => break,
@@ -626,7 +630,11 @@ async fn syslog_udp(core: Rc<Core>, socket: UdpSocket) {
             &limit,
         );
         if taken.is_err() {
-            core.shard.counters.discard(DiscardReason::RateLimited, 1);
+            core.shard.counters.discard_for(
+                &core.config.syslog_tenant,
+                DiscardReason::RateLimited,
+                1,
+            );
             continue;
         }
         {

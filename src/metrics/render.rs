@@ -102,6 +102,7 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
             r.name()
         );
     }
+    tenant_series(&mut out, &shards);
     per_shard(
         &mut out,
         &shards,
@@ -576,6 +577,59 @@ fn simple(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
     let _ = writeln!(out, "{name} {value}");
 }
 
+/// Per-tenant lines ingested and discarded, summed over cores. Tenant ids are validated
+/// (no quotes, backslashes or newlines), so they stand in label values as they are.
+fn tenant_series(out: &mut String, shards: &[&ShardMetrics]) {
+    let mut sums: std::collections::BTreeMap<&str, crate::shard::TenantCounts> = Default::default();
+    for s in shards {
+        for (tenant, c) in &s.tenants {
+            let sum = sums.entry(tenant.as_str()).or_default();
+            sum.ingested_lines += c.ingested_lines;
+            sum.ingested_bytes += c.ingested_bytes;
+            for (total, n) in sum.discarded.iter_mut().zip(c.discarded) {
+                *total += n;
+            }
+        }
+    }
+    for (name, help, get) in [
+        (
+            "shardlog_tenant_ingested_lines_total",
+            "Lines made durable, by tenant.",
+            (|c| c.ingested_lines) as fn(&crate::shard::TenantCounts) -> u64,
+        ),
+        (
+            "shardlog_tenant_ingested_bytes_total",
+            "Line bytes made durable, by tenant.",
+            |c| c.ingested_bytes,
+        ),
+    ] {
+        header(out, name, "counter", help);
+        for (tenant, c) in &sums {
+            let _ = writeln!(out, "{name}{{tenant=\"{tenant}\"}} {}", get(c));
+        }
+    }
+    let name = "shardlog_tenant_discarded_lines_total";
+    header(
+        out,
+        name,
+        "counter",
+        "Lines (or requests, where the line count is unknown) refused or thrown away, by \
+         tenant and reason (Loki's reason names where Loki has them).",
+    );
+    for (tenant, c) in &sums {
+        for r in DiscardReason::ALL {
+            let n = c.discarded[r as usize];
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    "{name}{{reason=\"{}\",tenant=\"{tenant}\"}} {n}",
+                    r.name()
+                );
+            }
+        }
+    }
+}
+
 fn per_shard(
     out: &mut String,
     shards: &[&ShardMetrics],
@@ -617,6 +671,14 @@ mod tests {
             ingested_lines: [5, 0, 2, 0],
             ingested_bytes: [50, 0, 20, 0],
             discarded: [0, 1, 0, 0, 0, 0, 0, 0, 4, 0],
+            tenants: vec![(
+                "team-a".into(),
+                crate::shard::TenantCounts {
+                    ingested_lines: 7,
+                    ingested_bytes: 70,
+                    discarded: [0, 0, 0, 0, 0, 0, 0, 0, 0, 9],
+                },
+            )],
             frames_truncated: 0,
             invalid_utf8_lines: 0,
             timestamps_clamped: 0,
@@ -640,14 +702,22 @@ mod tests {
                 ..Default::default()
             },
         };
-        let text = render(&[m], true);
+        let mut other_core = m.clone();
+        other_core.shard = 0;
+        let text = render(&[m, other_core], true);
+        assert!(text.contains("shardlog_tenant_ingested_lines_total{tenant=\"team-a\"} 14"));
+        assert!(text.contains("shardlog_tenant_ingested_bytes_total{tenant=\"team-a\"} 140"));
+        assert!(text.contains(
+            "shardlog_tenant_discarded_lines_total{reason=\"rate_limited\",tenant=\"team-a\"} 18"
+        ));
+        assert!(!text.contains("shardlog_tenant_discarded_lines_total{reason=\"duplicate\""));
         assert!(
             text.contains("shardlog_ingested_lines_total{protocol=\"syslog_tcp\",shard=\"1\"} 5")
         );
-        assert!(text.contains("shardlog_discarded_lines_total{reason=\"invalid_request\"} 1"));
-        assert!(text.contains("shardlog_discarded_lines_total{reason=\"duplicate\"} 4"));
+        assert!(text.contains("shardlog_discarded_lines_total{reason=\"invalid_request\"} 2"));
+        assert!(text.contains("shardlog_discarded_lines_total{reason=\"duplicate\"} 8"));
         assert!(text.contains("shardlog_duplicate_fingerprints{shard=\"1\"} 0"));
-        assert!(text.contains("shardlog_udp_dropped_total 3"));
+        assert!(text.contains("shardlog_udp_dropped_total 6"));
         assert!(text.contains("shardlog_quarantined_parts_total{shard=\"1\"} 1"));
         assert!(text.contains("# TYPE shardlog_wal_fsync_seconds histogram"));
         assert!(text.contains("shardlog_http_requests_over_budget_total{shard=\"1\"} 4"));

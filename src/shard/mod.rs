@@ -245,11 +245,54 @@ pub struct CoreCounters {
     pub seal_failures: Counter,
     /// Heads sealed before they were due, to keep the WAL under `wal_bytes_max`.
     pub wal_early_seals: Counter,
+    /// The same counts per tenant (where the tenant is known).
+    tenants: RefCell<std::collections::HashMap<String, TenantCounts>>,
+}
+
+/// One tenant's lines on one core: made durable here as owner, discarded here as receiver.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantCounts {
+    pub ingested_lines: u64,
+    pub ingested_bytes: u64,
+    pub discarded: [u64; DiscardReason::ALL.len()],
 }
 
 impl CoreCounters {
     pub fn discard(&self, reason: DiscardReason, lines: u64) {
         self.discarded[reason as usize].add(lines);
+    }
+
+    /// [`CoreCounters::discard`] for lines of a known tenant.
+    pub fn discard_for(&self, tenant: &str, reason: DiscardReason, lines: u64) {
+        self.discard(reason, lines);
+        self.for_tenant(tenant, |c| c.discarded[reason as usize] += lines);
+    }
+
+    fn ingested_for(&self, tenant: &str, lines: u64, bytes: u64) {
+        self.for_tenant(tenant, |c| {
+            c.ingested_lines += lines;
+            c.ingested_bytes += bytes;
+        });
+    }
+
+    fn for_tenant(&self, tenant: &str, f: impl FnOnce(&mut TenantCounts)) {
+        let mut tenants = self.tenants.borrow_mut();
+        match tenants.get_mut(tenant) {
+            Some(c) => f(c),
+            None => f(tenants.entry(tenant.to_string()).or_default()),
+        }
+    }
+
+    /// Every tenant's counts, by tenant.
+    pub fn tenants(&self) -> Vec<(String, TenantCounts)> {
+        let mut all: Vec<_> = self
+            .tenants
+            .borrow()
+            .iter()
+            .map(|(t, c)| (t.clone(), c.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 }
 
@@ -262,6 +305,8 @@ pub struct ShardMetrics {
     pub ingested_lines: [u64; 4],
     pub ingested_bytes: [u64; 4],
     pub discarded: [u64; DiscardReason::ALL.len()],
+    /// The same per tenant, for the tenants this core has seen.
+    pub tenants: Vec<(String, TenantCounts)>,
     pub frames_truncated: u64,
     pub invalid_utf8_lines: u64,
     pub timestamps_clamped: u64,
@@ -380,6 +425,7 @@ struct PendingBatch {
     protocol: Protocol,
     entries: u64,
     line_bytes: u64,
+    tenant: Rc<str>,
 }
 
 impl Shard {
@@ -452,8 +498,10 @@ impl Shard {
         };
         let entries = batch.entries as u64;
         let line_bytes = batch.line_bytes;
+        let tenant: Rc<str> = batch.reader().map_or("".into(), |r| r.tenant().into());
         if let Err(e) = self.wait_for_memory(protocol).await {
-            self.counters.discard(DiscardReason::Overloaded, entries);
+            self.counters
+                .discard_for(&tenant, DiscardReason::Overloaded, entries);
             return Err(e);
         }
         let bytes = Rc::new(batch.bytes);
@@ -468,6 +516,7 @@ impl Shard {
                         protocol,
                         entries,
                         line_bytes,
+                        tenant: tenant.clone(),
                     })
                 })
                 .await;
@@ -489,7 +538,7 @@ impl Shard {
                 // Nothing queued will ever be durable.
                 self.pending.borrow_mut().clear();
             }
-            self.counters.discard(reason, entries);
+            self.counters.discard_for(&tenant, reason, entries);
             return Err(AppendError::new(refusal, format!("shard {}: {e}", self.id)));
         }
     }
@@ -558,6 +607,8 @@ impl Shard {
             }
             self.counters.ingested_lines[p.protocol as usize].add(p.entries);
             self.counters.ingested_bytes[p.protocol as usize].add(p.line_bytes);
+            self.counters
+                .ingested_for(&p.tenant, p.entries, p.line_bytes);
         }
     }
 
@@ -803,6 +854,7 @@ impl Shard {
             ingested_lines: std::array::from_fn(|i| c.ingested_lines[i].get()),
             ingested_bytes: std::array::from_fn(|i| c.ingested_bytes[i].get()),
             discarded: std::array::from_fn(|i| c.discarded[i].get()),
+            tenants: c.tenants(),
             frames_truncated: c.frames_truncated.get(),
             invalid_utf8_lines: c.invalid_utf8_lines.get(),
             timestamps_clamped: c.timestamps_clamped.get(),

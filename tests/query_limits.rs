@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::loki::{metric_sum, parse_metrics, path_with_query};
-use common::{Server, ServerOptions, TestDir, now_ns};
+use common::{Server, TestDir, now_ns};
 use serde_json::json;
 
 /// Lines pushed for the slow queries: enough that scanning them with a regex takes far
@@ -46,14 +46,7 @@ fn calibrated_repeat(server: &Server) -> usize {
 }
 
 fn start(extra: &[&str]) -> (TestDir, Server) {
-    let dir = TestDir::new("query-limits");
-    let options = ServerOptions {
-        syslog: false,
-        extra_args: extra.iter().map(|s| s.to_string()).collect(),
-        ..ServerOptions::default()
-    };
-    let server = Server::start_with(&dir, &options);
-    (dir, server)
+    Server::start_http_only("query-limits", extra)
 }
 
 /// Pushes the corpus, in streams spread over both shards.

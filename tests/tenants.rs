@@ -14,14 +14,7 @@ use common::{Server, ServerOptions, TestDir, now_ns};
 use serde_json::{Value, json};
 
 fn start(name: &str, extra: &[&str]) -> (TestDir, Server) {
-    let dir = TestDir::new(name);
-    let options = ServerOptions {
-        syslog: false,
-        extra_args: extra.iter().map(|s| s.to_string()).collect(),
-        ..ServerOptions::default()
-    };
-    let server = Server::start_with(&dir, &options);
-    (dir, server)
+    Server::start_http_only(name, extra)
 }
 
 /// A push of `lines` to stream `{app}`.

@@ -132,6 +132,19 @@ impl Server {
         Server::start_with(dir, &ServerOptions::default())
     }
 
+    /// Starts an HTTP-only server (no syslog listeners) with `extra` flags in a new `TestDir`
+    /// named `name`, and waits until it is ready.
+    pub fn start_http_only(name: &str, extra: &[&str]) -> (TestDir, Server) {
+        let dir = TestDir::new(name);
+        let options = ServerOptions {
+            syslog: false,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            ..ServerOptions::default()
+        };
+        let server = Server::start_with(&dir, &options);
+        (dir, server)
+    }
+
     /// Starts a server and waits until `/ready` answers 200; panics with the server's output
     /// if it exits or does not become ready within [`READY_TIMEOUT_MS`].
     pub fn start_with(dir: &TestDir, options: &ServerOptions) -> Server {

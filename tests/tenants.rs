@@ -3,7 +3,9 @@
 //! with `Retry-After`, counted as `rate_limited`, while another tenant pushes on untouched,
 //! and nothing of a refused push is stored. Label limits refuse with Loki's 400 texts; a
 //! limits file overrides them per tenant and is re-read while the server runs; a broken one
-//! stops the server from starting. Syslog's tenant keeps the same rate: TCP is slowed down
+//! stops the server from starting. Entries older than `reject_old_samples_max_age` are
+//! refused with Loki's message while the rest of their push is stored; long lines are cut
+//! for a tenant with `max_line_size_truncate`. Syslog's tenant keeps the same rate: TCP is slowed down
 //! (every line kept), UDP datagrams over it are dropped and counted.
 
 mod common;
@@ -399,5 +401,105 @@ fn syslog_over_its_rate_slows_tcp_and_drops_udp_counted() {
         1000.0,
         "kept {kept}, dropped {dropped}"
     );
+    server.terminate_ok();
+}
+
+/// The lines of `{app="<app>"}` the tenant reads back, oldest first.
+fn lines_of(server: &Server, tenant: &str, app: &str) -> Vec<String> {
+    let r = server.get_with(
+        &path_with_query(
+            "/loki/api/v1/query_range",
+            &[
+                ("query", &format!(r#"{{app="{app}"}}"#)),
+                ("since", "6h"),
+                ("direction", "forward"),
+                ("limit", "100"),
+            ],
+        ),
+        &[("X-Scope-OrgID", tenant)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let mut lines = Vec::new();
+    for stream in v["data"]["result"].as_array().unwrap() {
+        for value in stream["values"].as_array().unwrap() {
+            lines.push(value[1].as_str().unwrap().to_string());
+        }
+    }
+    lines
+}
+
+#[test]
+fn old_entries_are_refused_with_lokis_message_and_the_rest_is_stored() {
+    let (_dir, mut server) = start(
+        "tenants-old",
+        &["--reject-old-samples", "--reject-old-samples-max-age", "1h"],
+    );
+    let hour = 3_600_000_000_000i64;
+    let now = now_ns();
+    // 2020-01-01T00:00:00Z, an hour and a half ago, and a minute ago.
+    let body = json!({"streams": [{"stream": {"app": "old"}, "values": [
+        ["1577836800000000000", "from 2020"],
+        [(now - 3 * hour / 2).to_string(), "too old too"],
+        [(now - 60_000_000_000).to_string(), "recent"],
+    ]}]});
+    let r = server.push_json_as("t", &body);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let text = r.text();
+    assert!(
+        text.starts_with(
+            "1 errors like: entry for stream '{app=\"old\"}' has timestamp too old: \
+             2020-01-01T00:00:00Z, oldest acceptable timestamp is: "
+        ),
+        "{text}"
+    );
+    assert_eq!(text.matches("1 errors like: ").count(), 2, "{text}");
+    // The recent entry was stored; the old ones were not, and are counted.
+    assert_eq!(lines_of(&server, "t", "old"), ["recent"]);
+    let metrics = parse_metrics(&server.metrics());
+    let refused = metric_sum(
+        &metrics,
+        "shardlog_tenant_discarded_lines_total",
+        &[("reason", "greater_than_max_sample_age"), ("tenant", "t")],
+    );
+    assert_eq!(refused, 2.0);
+    // A push of only recent entries is untouched.
+    let r = server.push_json_as("t", &push_body("old", &["new".to_string()], now_ns()));
+    assert_eq!(r.status, 204, "{}", r.text());
+    server.terminate_ok();
+}
+
+#[test]
+fn long_lines_are_cut_or_refused_as_the_tenant_says() {
+    let dir = TestDir::new("tenants-long");
+    let file = dir.path().join("limits.yaml");
+    std::fs::write(
+        &file,
+        "overrides:\n  cut:\n    max_line_size: 100\n    max_line_size_truncate: true\n  \
+         strict:\n    max_line_size: 100\n",
+    )
+    .unwrap();
+    let options = ServerOptions {
+        syslog: false,
+        extra_args: vec!["--limits-file".into(), file.display().to_string()],
+        ..ServerOptions::default()
+    };
+    let mut server = Server::start_with(&dir, &options);
+    let long = "x".repeat(299) + "é";
+    let body = push_body("long", std::slice::from_ref(&long), now_ns());
+    let r = server.push_json_as("cut", &body);
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(lines_of(&server, "cut", "long"), ["x".repeat(100)]);
+    let r = server.push_json_as("strict", &body);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().starts_with("Max entry size '100' bytes exceeded"),
+        "{}",
+        r.text()
+    );
+    // Everyone else has the server's 256 KiB.
+    let r = server.push_json_as("other", &body);
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(lines_of(&server, "other", "long"), [long]);
     server.terminate_ok();
 }

@@ -43,6 +43,12 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             MAX_LABEL_VALUE_LENGTH_DEFAULT.to_string(),
         ),
         ("limits_file", "none".to_string()),
+        ("reject_old_samples", "off".to_string()),
+        (
+            "reject_old_samples_max_age",
+            duration_text(REJECT_OLD_SAMPLES_MAX_AGE_DEFAULT),
+        ),
+        ("max_line_size_truncate", "off".to_string()),
         (
             "syslog_frame_bytes_max",
             size_usize(SYSLOG_FRAME_BYTES_MAX_DEFAULT),

@@ -99,6 +99,24 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub max_label_value_length: Option<usize>,
 
+    /// Refuse pushed entries older than --reject-old-samples-max-age (Loki's
+    /// `reject_old_samples`): they are dropped, the rest of the push is stored, and the answer
+    /// is 400 naming them, as Loki does.
+    #[arg(long)]
+    #[serde(default)]
+    pub reject_old_samples: bool,
+
+    /// How old an accepted entry may be with --reject-old-samples (Loki's
+    /// `reject_old_samples_max_age`).
+    #[arg(long, value_name = "DURATION")]
+    pub reject_old_samples_max_age: Option<String>,
+
+    /// Cut pushed lines longer than --line-bytes-max to it instead of refusing the push
+    /// (Loki's `max_line_size_truncate`).
+    #[arg(long)]
+    #[serde(default)]
+    pub max_line_size_truncate: bool,
+
     /// Per-tenant overrides of these limits, in the YAML shape of Loki's runtime config
     /// (`overrides: {<tenant>: {<limit>: <value>}}`), re-read when it changes.
     #[arg(long, value_name = "PATH")]
@@ -457,6 +475,11 @@ impl ServeArgs {
             max_label_name_length: self.max_label_name_length.or(file.max_label_name_length),
             max_label_value_length: self.max_label_value_length.or(file.max_label_value_length),
             limits_file: self.limits_file.or(file.limits_file),
+            reject_old_samples: self.reject_old_samples || file.reject_old_samples,
+            reject_old_samples_max_age: self
+                .reject_old_samples_max_age
+                .or(file.reject_old_samples_max_age),
+            max_line_size_truncate: self.max_line_size_truncate || file.max_line_size_truncate,
             syslog_frame_bytes_max: self.syslog_frame_bytes_max.or(file.syslog_frame_bytes_max),
             line_bytes_max: self.line_bytes_max.or(file.line_bytes_max),
             push_body_bytes_max: self.push_body_bytes_max.or(file.push_body_bytes_max),
@@ -801,7 +824,25 @@ impl ServeArgs {
             Some(0) => Err(bad(key, "must be at least 1")),
             Some(n) => Ok(n),
         };
+        let reject_old_samples_max_age = duration(
+            "reject_old_samples_max_age",
+            self.reject_old_samples_max_age.as_deref(),
+            REJECT_OLD_SAMPLES_MAX_AGE_DEFAULT,
+            Duration::from_secs(1),
+            Duration::from_secs(100 * 365 * 86400),
+        )?
+        .expect("a default is given");
+        let max_line_size = size(
+            "line_bytes_max",
+            self.line_bytes_max,
+            LINE_BYTES_MAX_DEFAULT,
+            1..=LINE_BYTES_LIMIT,
+        )?;
         Ok(crate::tenants::limits::TenantLimits {
+            reject_old_samples: self.reject_old_samples,
+            reject_old_samples_max_age,
+            max_line_size,
+            max_line_size_truncate: self.max_line_size_truncate,
             ingestion_rate: crate::tenants::IngestionRate {
                 bytes_per_second: rate * MIB,
                 burst_bytes: burst * MIB,

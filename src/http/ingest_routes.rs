@@ -18,6 +18,7 @@ use super::request::{OVER_BUDGET_RETRY_AFTER_SECONDS, Request};
 use super::response::Response;
 use crate::ingest::jsonline::{JsonLineParams, decode_jsonline};
 use crate::ingest::listeners::now_ns;
+use crate::ingest::push::validate::echo;
 use crate::ingest::push::{PushEntry, PushError, PushLimits, decode_push, decompress};
 use crate::model::{BatchBuilder, Duplicates, Labels, owner_shard, stream_hash};
 use crate::runtime::Core;
@@ -30,10 +31,11 @@ use crate::tenants::rate_limited_message;
 fn push_limits(core: &Core, tenant: &TenantLimits) -> PushLimits {
     PushLimits {
         body_bytes_max: core.config.push_body_bytes_max,
-        line_bytes_max: core.config.line_bytes_max,
+        line_bytes_max: tenant.max_line_size,
         labels_per_stream_max: tenant.max_label_names_per_series,
         label_name_bytes_max: tenant.max_label_name_length,
         label_value_bytes_max: tenant.max_label_value_length,
+        truncate_long_lines: tenant.max_line_size_truncate,
     }
 }
 
@@ -141,7 +143,7 @@ pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
     }
     // Loki's ingester drops an exact duplicate (stream, timestamp, line), and Loki clients
     // rely on it to retry a push they got no answer to.
-    let mut batches = Batches::new(core, &tenant, Duplicates::Drop);
+    let mut batches = Batches::new(core, &tenant, &limits, Duplicates::Drop);
     for stream in &streams {
         let id = stream_hash(&tenant, &stream.labels);
         for e in &stream.entries {
@@ -204,7 +206,7 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
     }
     // VictoriaLogs keeps equal rows, and a row without a time field takes the request's
     // receive time: equal messages of one body would look like duplicates.
-    let mut batches = Batches::new(core, &tenant, Duplicates::Keep);
+    let mut batches = Batches::new(core, &tenant, &limits, Duplicates::Keep);
     for (labels, e) in &rows {
         let id = stream_hash(&tenant, labels);
         let md: smallvec::SmallVec<[(&str, &str); 8]> = e
@@ -220,24 +222,113 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
 /// One request's entries, gathered per owner shard.
 struct Batches<'a> {
     core: &'a Rc<Core>,
+    tenant: &'a str,
     builders: Vec<BatchBuilder>,
     now_ns: i64,
     skew_max_ns: i64,
+    /// Entries older than this are refused (`reject_old_samples`), with Loki's messages.
+    oldest_ns: Option<i64>,
+    too_old: TooOld,
+}
+
+/// Entries a push refused for their age: Loki stores the rest of the push and answers 400
+/// with one message per refused entry, grouped as its `GroupedErrors` groups them.
+#[derive(Default)]
+struct TooOld {
+    entries: u64,
+    /// Distinct messages in the order first seen, with how many entries gave each.
+    messages: Vec<(String, u64)>,
+}
+
+/// Messages a 400 repeats at most; the rest are counted in a last one.
+const TOO_OLD_MESSAGES_MAX: usize = 100;
+
+impl TooOld {
+    fn add(&mut self, message: String) {
+        self.entries += 1;
+        if let Some((_, n)) = self.messages.iter_mut().find(|(m, _)| *m == message) {
+            *n += 1;
+        } else if self.messages.len() < TOO_OLD_MESSAGES_MAX {
+            self.messages.push((message, 1));
+        }
+    }
+
+    /// Loki's `GroupedErrors` text: `N errors like: ` before a message when there are
+    /// several, joined by `; `.
+    fn text(&self) -> String {
+        let several = self.messages.len() > 1;
+        let mut parts: Vec<String> = self
+            .messages
+            .iter()
+            .map(|(m, n)| {
+                if several || *n > 1 {
+                    format!("{n} errors like: {m}")
+                } else {
+                    m.clone()
+                }
+            })
+            .collect();
+        let shown: u64 = self.messages.iter().map(|(_, n)| n).sum();
+        if self.entries > shown {
+            parts.push(format!(
+                "{} more entries with timestamps too old",
+                self.entries - shown
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+/// Loki's time format in validation messages (Go's RFC 3339, whole seconds, UTC).
+fn rfc3339_seconds(ns: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ns.div_euclid(1_000_000_000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ns.to_string())
 }
 
 impl<'a> Batches<'a> {
-    fn new(core: &'a Rc<Core>, tenant: &str, duplicates: Duplicates) -> Batches<'a> {
+    fn new(
+        core: &'a Rc<Core>,
+        tenant: &'a str,
+        limits: &TenantLimits,
+        duplicates: Duplicates,
+    ) -> Batches<'a> {
+        let now_ns = now_ns();
         Batches {
             core,
+            tenant,
             builders: (0..core.shards)
                 .map(|_| BatchBuilder::with_duplicates(tenant, duplicates))
                 .collect(),
-            now_ns: now_ns(),
+            now_ns,
             skew_max_ns: core.config.future_skew_max.as_nanos() as i64,
+            oldest_ns: limits.reject_old_samples.then(|| {
+                let age =
+                    i64::try_from(limits.reject_old_samples_max_age.as_nanos()).unwrap_or(i64::MAX);
+                now_ns.saturating_sub(age)
+            }),
+            too_old: TooOld::default(),
         }
     }
 
     fn push(&mut self, id: u64, labels: &Labels, ts: i64, line: &str, md: &[(&str, &str)]) {
+        if let Some(oldest) = self.oldest_ns
+            && ts < oldest
+        {
+            // Loki's `validation.GreaterThanMaxSampleAgeErrorMsg`.
+            self.too_old.add(format!(
+                "entry for stream '{}' has timestamp too old: {}, oldest acceptable timestamp \
+                 is: {}",
+                echo(&labels.to_string()),
+                rfc3339_seconds(ts),
+                rfc3339_seconds(oldest)
+            ));
+            return;
+        }
         let mut ts = ts;
         if ts > self.now_ns.saturating_add(self.skew_max_ns) {
             self.core.shard.counters.timestamps_clamped.inc();
@@ -247,8 +338,25 @@ impl<'a> Batches<'a> {
         self.builders[owner].push(id, labels, ts, line, md);
     }
 
-    /// Sends every batch to its owner concurrently and answers once all are durable.
-    async fn commit(self, protocol: Protocol) -> Response {
+    /// Sends every batch to its owner concurrently and answers once all are durable; if
+    /// some entries were too old, the answer is Loki's 400 naming them (the others are
+    /// stored, as Loki stores them).
+    async fn commit(mut self, protocol: Protocol) -> Response {
+        let (core, tenant) = (self.core, self.tenant);
+        let too_old = std::mem::take(&mut self.too_old);
+        let stored = self.send(protocol).await;
+        if too_old.entries == 0 || stored.status != 204 {
+            return stored;
+        }
+        core.shard.counters.discard_for(
+            tenant,
+            DiscardReason::GreaterThanMaxSampleAge,
+            too_old.entries,
+        );
+        Response::text(400, &format!("{}\n", too_old.text()))
+    }
+
+    async fn send(self, protocol: Protocol) -> Response {
         let mut tasks = Vec::new();
         for (owner, mut builder) in self.builders.into_iter().enumerate() {
             if builder.is_empty() {

@@ -195,6 +195,8 @@ pub fn decode_jsonline(
                 labels
             }
         };
+        let mut entry = entry;
+        validate::fit_line(&mut entry, limits);
         validate::entry(&entry, &labels, limits).map_err(|e| at_line(number, e))?;
         out.push((labels, entry));
     }

@@ -57,6 +57,9 @@ pub struct PushLimits {
     pub label_name_bytes_max: usize,
     /// Bound on one label value (Loki's `max_label_value_length`).
     pub label_value_bytes_max: usize,
+    /// A longer line is cut to `line_bytes_max` (at a character boundary) instead of
+    /// refusing the request (Loki's `max_line_size_truncate`).
+    pub truncate_long_lines: bool,
 }
 
 impl Default for PushLimits {
@@ -67,6 +70,7 @@ impl Default for PushLimits {
             labels_per_stream_max: LABELS_PER_STREAM_MAX_DEFAULT,
             label_name_bytes_max: LABEL_NAME_BYTES_MAX_DEFAULT,
             label_value_bytes_max: LABEL_VALUE_BYTES_MAX_DEFAULT,
+            truncate_long_lines: false,
         }
     }
 }

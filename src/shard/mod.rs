@@ -193,10 +193,12 @@ pub enum DiscardReason {
     Duplicate,
     /// A push over its tenant's ingestion rate (Loki's `rate_limited`).
     RateLimited,
+    /// A pushed entry older than its tenant's `reject_old_samples_max_age`.
+    GreaterThanMaxSampleAge,
 }
 
 impl DiscardReason {
-    pub const ALL: [DiscardReason; 10] = [
+    pub const ALL: [DiscardReason; 11] = [
         DiscardReason::LineTooLong,
         DiscardReason::InvalidRequest,
         DiscardReason::TooLarge,
@@ -207,6 +209,7 @@ impl DiscardReason {
         DiscardReason::Overloaded,
         DiscardReason::Duplicate,
         DiscardReason::RateLimited,
+        DiscardReason::GreaterThanMaxSampleAge,
     ];
 
     pub fn name(self) -> &'static str {
@@ -221,6 +224,7 @@ impl DiscardReason {
             DiscardReason::Overloaded => "heads_full",
             DiscardReason::Duplicate => "duplicate",
             DiscardReason::RateLimited => "rate_limited",
+            DiscardReason::GreaterThanMaxSampleAge => "greater_than_max_sample_age",
         }
     }
 }

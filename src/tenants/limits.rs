@@ -40,6 +40,13 @@ pub struct TenantLimits {
     pub max_label_name_length: usize,
     /// Bytes of one label value (`max_label_value_length`).
     pub max_label_value_length: usize,
+    /// Refuse entries older than `reject_old_samples_max_age` (`reject_old_samples`).
+    pub reject_old_samples: bool,
+    pub reject_old_samples_max_age: Duration,
+    /// Bytes of one line (`max_line_size`; the server-wide `line_bytes_max`), and whether a
+    /// longer one is cut to it rather than refused (`max_line_size_truncate`).
+    pub max_line_size: usize,
+    pub max_line_size_truncate: bool,
 }
 
 impl TenantLimits {
@@ -61,6 +68,18 @@ impl TenantLimits {
         if let Some(n) = o.max_label_value_length {
             l.max_label_value_length = n;
         }
+        if let Some(on) = o.reject_old_samples {
+            l.reject_old_samples = on;
+        }
+        if let Some(age) = o.max_age() {
+            l.reject_old_samples_max_age = age;
+        }
+        if let Some(n) = o.max_line_size {
+            l.max_line_size = n;
+        }
+        if let Some(on) = o.max_line_size_truncate {
+            l.max_line_size_truncate = on;
+        }
         l
     }
 }
@@ -73,13 +92,43 @@ pub struct LimitOverrides {
     pub max_label_names_per_series: Option<usize>,
     pub max_label_name_length: Option<usize>,
     pub max_label_value_length: Option<usize>,
+    pub reject_old_samples: Option<bool>,
+    /// A duration as Loki writes one (`1w`, `168h`).
+    pub reject_old_samples_max_age: Option<String>,
+    /// Bytes, or a size with a unit (`256KB`, `1MiB`).
+    #[serde(default, deserialize_with = "crate::config::units::size_key")]
+    pub max_line_size: Option<usize>,
+    pub max_line_size_truncate: Option<bool>,
     /// Loki limits this server does not enforce.
     #[serde(flatten)]
     pub unsupported: BTreeMap<String, yaml_serde::Value>,
 }
 
 impl LimitOverrides {
+    /// `reject_old_samples_max_age` as a duration (checked by [`LimitOverrides::check`]).
+    fn max_age(&self) -> Option<Duration> {
+        let text = self.reject_old_samples_max_age.as_deref()?;
+        crate::config::units::parse_duration_ns(text)
+            .ok()
+            .map(Duration::from_nanos)
+    }
+
     fn check(&self) -> Result<(), String> {
+        if let Some(text) = &self.reject_old_samples_max_age {
+            match crate::config::units::parse_duration_ns(text) {
+                Ok(ns) if ns > 0 => {}
+                Ok(_) => return Err("reject_old_samples_max_age must be above 0".into()),
+                Err(e) => return Err(format!("reject_old_samples_max_age: {e}")),
+            }
+        }
+        if let Some(n) = self.max_line_size
+            && !(1..=crate::config::LINE_BYTES_LIMIT).contains(&n)
+        {
+            return Err(format!(
+                "max_line_size must be between 1 and {}, got {n}",
+                crate::config::LINE_BYTES_LIMIT
+            ));
+        }
         for (key, v) in [
             ("ingestion_rate_mb", self.ingestion_rate_mb),
             ("ingestion_burst_size_mb", self.ingestion_burst_size_mb),
@@ -239,6 +288,10 @@ mod tests {
             max_label_names_per_series: 15,
             max_label_name_length: 1024,
             max_label_value_length: 2048,
+            reject_old_samples: false,
+            reject_old_samples_max_age: Duration::from_secs(7 * 86400),
+            max_line_size: 256 << 10,
+            max_line_size_truncate: false,
         }
     }
 
@@ -256,6 +309,26 @@ mod tests {
         assert_eq!(a.max_label_names_per_series, 30);
         assert_eq!(a.max_label_value_length, 2048);
         assert_eq!(limits.for_tenant("team-b"), defaults());
+    }
+
+    #[test]
+    fn old_samples_and_line_size_override_per_tenant() {
+        let file = LimitsFile::parse(
+            "overrides:\n  t1:\n    reject_old_samples: true\n    reject_old_samples_max_age: 1d\n    max_line_size: 1KB\n    max_line_size_truncate: true\n  t2:\n    max_line_size: 300\n",
+        )
+        .unwrap();
+        let limits = Limits::fixed(defaults());
+        *limits.file.borrow_mut() = Rc::new(file);
+        let t1 = limits.for_tenant("t1");
+        assert!(t1.reject_old_samples && t1.max_line_size_truncate);
+        assert_eq!(t1.reject_old_samples_max_age, Duration::from_secs(86400));
+        assert_eq!(t1.max_line_size, 1000);
+        assert_eq!(limits.for_tenant("t2").max_line_size, 300);
+        let e = LimitsFile::parse("overrides:\n  t:\n    reject_old_samples_max_age: soon\n")
+            .unwrap_err();
+        assert!(e.contains("reject_old_samples_max_age"), "{e}");
+        let e = LimitsFile::parse("overrides:\n  t:\n    max_line_size: 0\n").unwrap_err();
+        assert!(e.contains("max_line_size"), "{e}");
     }
 
     #[test]

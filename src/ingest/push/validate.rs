@@ -128,6 +128,18 @@ pub fn labels(
     Ok(labels)
 }
 
+/// Cuts a line longer than the limit to it, at a character boundary, when the limits say
+/// to (`truncate_long_lines`); a cut line is then within the limit for [`entry`].
+pub fn fit_line(entry: &mut PushEntry, limits: &PushLimits) {
+    if limits.truncate_long_lines && entry.line.len() > limits.line_bytes_max {
+        let mut end = limits.line_bytes_max;
+        while !entry.line.is_char_boundary(end) {
+            end -= 1;
+        }
+        entry.line.truncate(end);
+    }
+}
+
 /// Checks one entry's timestamp, line and structured metadata. `labels` names the stream in
 /// messages.
 pub fn entry(entry: &PushEntry, labels: &Labels, limits: &PushLimits) -> Result<(), PushError> {
@@ -181,11 +193,12 @@ pub fn entry(entry: &PushEntry, labels: &Labels, limits: &PushLimits) -> Result<
 pub fn stream(
     pairs: Vec<(String, String)>,
     shown: &str,
-    entries: Vec<PushEntry>,
+    mut entries: Vec<PushEntry>,
     limits: &PushLimits,
 ) -> Result<PushStream, PushError> {
     let labels = labels(pairs, shown, limits)?;
-    for e in &entries {
+    for e in &mut entries {
+        fit_line(e, limits);
         entry(e, &labels, limits)?;
     }
     Ok(PushStream { labels, entries })
@@ -199,6 +212,35 @@ mod tests {
         p.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn long_lines_are_cut_at_a_character_boundary_when_asked() {
+        let limits = PushLimits {
+            line_bytes_max: 5,
+            truncate_long_lines: true,
+            ..PushLimits::default()
+        };
+        let e = |line: &str| PushEntry {
+            timestamp_ns: 1,
+            line: line.to_string(),
+            metadata: vec![],
+        };
+        let s = stream(
+            pairs(&[("a", "b")]),
+            "{a=\"b\"}",
+            vec![e("abcdefgh"), e("abcdé"), e("abcdéf"), e("ab")],
+            &limits,
+        )
+        .unwrap();
+        let lines: Vec<&str> = s.entries.iter().map(|e| e.line.as_str()).collect();
+        // "abcdé" is 6 bytes: the cut falls inside é, so it goes before it.
+        assert_eq!(lines, ["abcde", "abcd", "abcd", "ab"]);
+        let refused = PushLimits {
+            truncate_long_lines: false,
+            ..limits
+        };
+        assert!(stream(pairs(&[("a", "b")]), "x", vec![e("abcdefgh")], &refused).is_err());
     }
 
     fn bad(p: &[(&str, &str)], limits: &PushLimits) -> String {

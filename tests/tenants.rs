@@ -5,7 +5,9 @@
 //! limits file overrides them per tenant and is re-read while the server runs; a broken one
 //! stops the server from starting. Entries older than `reject_old_samples_max_age` are
 //! refused with Loki's message while the rest of their push is stored; long lines are cut
-//! for a tenant with `max_line_size_truncate`. Syslog's tenant keeps the same rate: TCP is slowed down
+//! for a tenant with `max_line_size_truncate`. At the active stream limit only new streams
+//! are refused (Loki's 429 text), and the other streams of their push are stored. Syslog's
+//! tenant keeps the same rate: TCP is slowed down
 //! (every line kept), UDP datagrams over it are dropped and counted.
 
 mod common;
@@ -501,5 +503,99 @@ fn long_lines_are_cut_or_refused_as_the_tenant_says() {
     let r = server.push_json_as("other", &body);
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(lines_of(&server, "other", "long"), [long]);
+    server.terminate_ok();
+}
+
+#[test]
+fn at_the_stream_limit_only_new_streams_are_refused() {
+    // One core, so that the whole limit is its own (it is divided over the cores).
+    let dir = TestDir::new("tenants-streams");
+    let options = ServerOptions {
+        cores: 1,
+        syslog: false,
+        extra_args: vec!["--max-global-streams-per-user".into(), "3".into()],
+    };
+    let mut server = Server::start_with(&dir, &options);
+    let now = now_ns();
+    let entry = |app: &str, i: i64| json!({"stream": {"app": app}, "values": [[(now + i).to_string(), format!("{app} {i}")]]});
+    let push = |tenant: &str, streams: Vec<Value>| {
+        server.push_json_as(tenant, &json!({ "streams": streams }))
+    };
+    let r = push("t", vec![entry("a", 0), entry("b", 0), entry("c", 0)]);
+    assert_eq!(r.status, 204, "{}", r.text());
+    // A fourth stream is refused with Loki's text...
+    let r = push("t", vec![entry("d", 1)]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(
+        r.text().trim(),
+        "maximum active stream limit exceeded when trying to create stream {app=\"d\"}, reduce \
+         the number of active streams (reduce labels or reduce label values), or contact your \
+         Loki administrator to see if the limit can be increased, user: 't'"
+    );
+    assert!(r.header("Retry-After").is_some());
+    // ...while the active ones keep flowing, also in a push with a new one.
+    let r = push("t", vec![entry("a", 2)]);
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = push("t", vec![entry("b", 3), entry("e", 3)]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.text().contains("stream {app=\"e\"}"), "{}", r.text());
+    // Another tenant has its own count.
+    let r = push("u", vec![entry("d", 4)]);
+    assert_eq!(r.status, 204, "{}", r.text());
+
+    assert_eq!(lines_of(&server, "t", "a"), ["a 0", "a 2"]);
+    assert_eq!(lines_of(&server, "t", "b"), ["b 0", "b 3"]);
+    assert!(lines_of(&server, "t", "d").is_empty());
+    assert!(lines_of(&server, "t", "e").is_empty());
+    assert_eq!(lines_of(&server, "u", "d"), ["d 4"]);
+    let refused = metric_sum(
+        &parse_metrics(&server.metrics()),
+        "shardlog_tenant_discarded_lines_total",
+        &[("reason", "stream_limit"), ("tenant", "t")],
+    );
+    assert_eq!(refused, 2.0);
+    server.terminate_ok();
+}
+
+#[test]
+fn syslog_streams_over_the_limit_are_counted_and_the_connection_goes_on() {
+    let dir = TestDir::new("tenants-syslog-streams");
+    let options = ServerOptions {
+        cores: 1,
+        // Groups of 80 KB: each group's batches are awaited before the next read, so a
+        // refusal that closed the connection would cut off the last group.
+        extra_args: [
+            "--max-global-streams-per-user",
+            "1",
+            "--syslog-tcp-unacked-bytes-max",
+            "64KiB",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        ..ServerOptions::default()
+    };
+    let mut server = Server::start_with(&dir, &options);
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", server.syslog_port)).unwrap();
+    for (app, n) in [("one", 10), ("two", 10), ("one", 10)] {
+        for i in 0..n {
+            let pad = "x".repeat(8000);
+            let line = format!("<14>1 2026-12-05T00:00:00Z h {app} - - - {app} {i} {pad}\n");
+            std::io::Write::write_all(&mut tcp, line.as_bytes()).unwrap();
+        }
+        // One batch per group, so that the second `one` group comes after the refusal.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Every line of the first stream arrived, after the second was refused on the same
+    // connection.
+    assert_eq!(server.wait_for_count(r#"{app="one"}"#, 20, 30_000), 20);
+    assert_eq!(server.index_stats(r#"{app="two"}"#).entries, 0);
+    let refused = metric_sum(
+        &parse_metrics(&server.metrics()),
+        "shardlog_tenant_discarded_lines_total",
+        &[("reason", "stream_limit"), ("tenant", "fake")],
+    );
+    assert_eq!(refused, 10.0);
+    drop(tcp);
     server.terminate_ok();
 }

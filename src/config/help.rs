@@ -44,6 +44,7 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ),
         ("limits_file", "none".to_string()),
         ("reject_old_samples", "off".to_string()),
+        ("max_global_streams_per_user", "0, no limit".to_string()),
         (
             "reject_old_samples_max_age",
             duration_text(REJECT_OLD_SAMPLES_MAX_AGE_DEFAULT),

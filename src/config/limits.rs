@@ -124,6 +124,9 @@ pub const QUERY_CPU_HEADROOM_DEFAULT: f64 = 0.2;
 /// numbers, or others, when tenants share the server.
 pub const INGESTION_RATE_MB_DEFAULT: f64 = 0.0;
 pub const INGESTION_BURST_SIZE_MB_DEFAULT: f64 = 6.0;
+/// Active streams per tenant by default: no limit, for the same reason as the rate (Loki's
+/// 5000 would refuse a fleet's syslog, host by app by level, in a single tenant).
+pub const MAX_GLOBAL_STREAMS_PER_USER_DEFAULT: usize = 0;
 /// How old a pushed entry may be when `reject_old_samples` is on (Loki's default, a week).
 pub const REJECT_OLD_SAMPLES_MAX_AGE_DEFAULT: std::time::Duration =
     std::time::Duration::from_secs(7 * 86400);

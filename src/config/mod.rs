@@ -87,6 +87,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MIB")]
     pub ingestion_burst_size_mb: Option<f64>,
 
+    /// Active streams a tenant may have over all cores (Loki's `max_global_streams_per_user`,
+    /// divided over the cores as Loki divides it over ingesters); at the limit only new
+    /// streams are refused. 0: no limit.
+    #[arg(long, value_name = "N")]
+    pub max_global_streams_per_user: Option<usize>,
+
     /// Labels one pushed stream may have (Loki's `max_label_names_per_series`).
     #[arg(long, value_name = "N")]
     pub max_label_names_per_series: Option<usize>,
@@ -469,6 +475,9 @@ impl ServeArgs {
             ingestion_burst_size_mb: self
                 .ingestion_burst_size_mb
                 .or(file.ingestion_burst_size_mb),
+            max_global_streams_per_user: self
+                .max_global_streams_per_user
+                .or(file.max_global_streams_per_user),
             max_label_names_per_series: self
                 .max_label_names_per_series
                 .or(file.max_label_names_per_series),
@@ -839,6 +848,9 @@ impl ServeArgs {
             1..=LINE_BYTES_LIMIT,
         )?;
         Ok(crate::tenants::limits::TenantLimits {
+            max_global_streams_per_user: self
+                .max_global_streams_per_user
+                .unwrap_or(MAX_GLOBAL_STREAMS_PER_USER_DEFAULT),
             reject_old_samples: self.reject_old_samples,
             reject_old_samples_max_age,
             max_line_size,

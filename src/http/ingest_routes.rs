@@ -380,12 +380,13 @@ impl<'a> Batches<'a> {
                 None => AppendError::new(Refusal::NotOpen, "a batch send was cancelled"),
             };
             // The worst refusal decides the answer: a stopped WAL over a full disk over a
-            // state that passes.
+            // state that passes over new streams refused (whose batches stored the rest).
             let rank = |r: Refusal| match r {
-                Refusal::WalStopped => 3,
-                Refusal::NoSpace => 2,
-                Refusal::Overloaded => 1,
-                Refusal::NotOpen => 0,
+                Refusal::WalStopped => 4,
+                Refusal::NoSpace => 3,
+                Refusal::Overloaded => 2,
+                Refusal::NotOpen => 1,
+                Refusal::StreamLimit => 0,
             };
             if failure
                 .as_ref()

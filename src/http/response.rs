@@ -221,12 +221,16 @@ impl Response {
     /// stopped by a failed write (only a restart helps). The body says why.
     pub fn refused_write(e: &crate::shard::AppendError) -> Response {
         use crate::shard::Refusal;
-        let status = match e.refusal {
-            Refusal::NoSpace => 507,
-            Refusal::NotOpen | Refusal::Overloaded => 503,
-            Refusal::WalStopped => 500,
+        let (status, text) = match e.refusal {
+            Refusal::NoSpace => (507, format!("cannot store the entries: {e}\n")),
+            Refusal::NotOpen | Refusal::Overloaded => {
+                (503, format!("cannot store the entries: {e}\n"))
+            }
+            Refusal::WalStopped => (500, format!("cannot store the entries: {e}\n")),
+            // Loki's own text: the entries of the other streams were stored.
+            Refusal::StreamLimit => (429, format!("{e}\n")),
         };
-        let response = Response::text(status, &format!("cannot store the entries: {e}\n"));
+        let response = Response::text(status, &text);
         if e.refusal.is_transient() {
             response.with_header("Retry-After", REFUSED_WRITE_RETRY_AFTER_SECONDS.to_string())
         } else {

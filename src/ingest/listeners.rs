@@ -376,7 +376,12 @@ impl SyslogBatcher {
             outstanding.set(outstanding.get() + bytes);
             let task = glommio::spawn_local_into(
                 async move {
-                    let r = core.send_batch(owner, batch, protocol).await;
+                    let r = match core.send_batch(owner, batch, protocol).await {
+                        // Syslog cannot refuse a line: the owner stored the other streams
+                        // and counted these as discarded (`stream_limit`).
+                        Err(e) if e.refusal == Refusal::StreamLimit => Ok(()),
+                        r => r,
+                    };
                     outstanding.set(outstanding.get() - bytes);
                     if let Err(e) = &r {
                         eprintln!("shard {}: syslog batch refused: {e}", core.id);

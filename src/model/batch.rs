@@ -75,6 +75,51 @@ impl Batch {
     pub fn reader(&self) -> Result<BatchReader<'_>, BatchError> {
         BatchReader::new(&self.bytes)
     }
+
+    /// The streams this batch writes, in order, with their labels as Loki prints them.
+    pub fn streams(&self) -> Result<Vec<(StreamId, String)>, BatchError> {
+        let mut out = Vec::new();
+        for item in self.reader()? {
+            if let BatchItem::Stream { id, labels, .. } = item? {
+                out.push((id, Labels::from_pairs(labels).to_string()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// This batch without the entries of the `dropped` streams, and how many entries were
+    /// taken out. The tenant and the duplicates rule stay.
+    pub fn without_streams(
+        &self,
+        dropped: &ahash::AHashSet<StreamId>,
+    ) -> Result<(Batch, u64), BatchError> {
+        let reader = self.reader()?;
+        let mut kept = BatchBuilder::with_duplicates(reader.tenant(), reader.duplicates());
+        let mut streams: Vec<(StreamId, Vec<(&str, &str)>)> = Vec::new();
+        let mut taken_out = 0;
+        for item in reader {
+            match item? {
+                BatchItem::Stream { index, id, labels } => {
+                    debug_assert_eq!(index as usize, streams.len());
+                    streams.push((id, labels));
+                }
+                BatchItem::Entry {
+                    stream_index,
+                    ts,
+                    line,
+                    metadata,
+                } => {
+                    let (id, labels) = &streams[stream_index as usize];
+                    if dropped.contains(id) {
+                        taken_out += 1;
+                    } else {
+                        kept.push_with_pairs(*id, labels.iter().copied(), ts, line, &metadata);
+                    }
+                }
+            }
+        }
+        Ok((kept.finish(), taken_out))
+    }
 }
 
 /// Builds a [`Batch`] for one tenant. Reused: [`BatchBuilder::finish`] hands out the bytes
@@ -448,6 +493,59 @@ mod tests {
         );
         assert!(b.is_empty());
         assert_eq!(b.tenant(), "fake");
+    }
+
+    #[test]
+    fn streams_can_be_listed_and_taken_out() {
+        let mut b = BatchBuilder::with_duplicates("t", Duplicates::Drop);
+        let l1 = Labels::from_pairs([("app", "a")]);
+        let l2 = Labels::from_pairs([("app", "b"), ("host", "h")]);
+        let (s1, s2) = (stream_hash("t", &l1), stream_hash("t", &l2));
+        b.push(s1, &l1, 10, "one", &[]);
+        b.push(s2, &l2, 5, "two", &[("trace_id", "abc")]);
+        b.push(s1, &l1, 11, "three", &[]);
+        b.push(s2, &l2, 6, "four", &[]);
+        let batch = b.finish();
+        assert_eq!(
+            batch.streams().unwrap(),
+            [
+                (s1, r#"{app="a"}"#.to_string()),
+                (s2, r#"{app="b", host="h"}"#.to_string())
+            ]
+        );
+        let (kept, taken_out) = batch
+            .without_streams(&ahash::AHashSet::from_iter([s1]))
+            .unwrap();
+        assert_eq!(taken_out, 2);
+        assert_eq!((kept.entries, kept.line_bytes), (2, 7));
+        let r = kept.reader().unwrap();
+        assert_eq!((r.tenant(), r.duplicates()), ("t", Duplicates::Drop));
+        let items: Vec<_> = r.map(|i| i.unwrap()).collect();
+        assert_eq!(
+            items,
+            [
+                BatchItem::Stream {
+                    index: 0,
+                    id: s2,
+                    labels: vec![("app", "b"), ("host", "h")]
+                },
+                BatchItem::Entry {
+                    stream_index: 0,
+                    ts: 5,
+                    line: "two",
+                    metadata: vec![("trace_id", "abc")]
+                },
+                BatchItem::Entry {
+                    stream_index: 0,
+                    ts: 6,
+                    line: "four",
+                    metadata: vec![]
+                },
+            ]
+        );
+        // Nothing to take out: the same entries.
+        let (same, none) = batch.without_streams(&Default::default()).unwrap();
+        assert_eq!((same.bytes, none), (batch.bytes.clone(), 0));
     }
 
     #[test]

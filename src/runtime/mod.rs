@@ -142,6 +142,8 @@ pub struct Core {
     pub tails: Rc<crate::tail::inbox::Inboxes>,
     /// Every tenant's limits, as this core last read them.
     pub limits: crate::tenants::limits::Limits,
+    /// The streams each tenant has active on this shard, for the stream limit.
+    pub active_streams: crate::tenants::streams::ActiveStreams,
 }
 
 impl Core {
@@ -159,7 +161,7 @@ impl Core {
         }
         self.in_flight.set(self.in_flight.get() + 1);
         let result = if owner == self.id {
-            self.shard.append(batch, protocol).await
+            self.append_here(batch, protocol).await
         } else {
             let pending = self.replies.register();
             let msg = MeshMsg::Append {
@@ -181,6 +183,63 @@ impl Core {
         };
         self.in_flight.set(self.in_flight.get() - 1);
         result
+    }
+
+    /// Appends a batch this core owns: first takes out the entries of the tenant's new
+    /// streams over its active stream limit (see [`crate::tenants::streams`]), then stores the
+    /// rest. Some taken out: [`Refusal::StreamLimit`] with Loki's text, once the rest is
+    /// durable.
+    async fn append_here(&self, batch: Batch, protocol: Protocol) -> Result<(), AppendError> {
+        let (batch, refused) = self.limit_streams(batch);
+        if batch.entries > 0 {
+            self.shard.append(batch, protocol).await?;
+        }
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The batch without the entries of new streams over the tenant's limit, and the refusal
+    /// that names them (Loki's text for the first; the count of the others).
+    fn limit_streams(&self, batch: Batch) -> (Batch, Option<AppendError>) {
+        use crate::tenants::streams::{local_limit, stream_limit_message};
+        let Ok(reader) = batch.reader() else {
+            return (batch, None);
+        };
+        let tenant = reader.tenant().to_string();
+        let global = self.limits.for_tenant(&tenant).max_global_streams_per_user;
+        if global == 0 {
+            return (batch, None);
+        }
+        let Ok(streams) = batch.streams() else {
+            return (batch, None);
+        };
+        let refused = self.active_streams.admit(
+            &tenant,
+            streams.iter().map(|(id, _)| *id),
+            local_limit(global, self.shards),
+        );
+        if refused.is_empty() {
+            return (batch, None);
+        }
+        let Ok((kept, taken_out)) = batch.without_streams(&refused) else {
+            return (batch, None);
+        };
+        self.shard.counters.discard_for(
+            &tenant,
+            crate::shard::DiscardReason::StreamLimit,
+            taken_out,
+        );
+        let first = streams
+            .iter()
+            .find(|(id, _)| refused.contains(id))
+            .map_or("", |(_, labels)| labels.as_str());
+        let mut message = stream_limit_message(first, &tenant);
+        if refused.len() > 1 {
+            message.push_str(&format!(" (and {} more new streams)", refused.len() - 1));
+        }
+        (kept, Some(AppendError::new(Refusal::StreamLimit, message)))
     }
 
     /// Asks every shard the same question, concurrently, and returns their answers. Dropping
@@ -358,6 +417,7 @@ async fn serve_core(
     }
     let core = Rc::new(Core {
         limits,
+        active_streams: Default::default(),
         queries: crate::query::engine::Admission::default(),
         id,
         shards: config.cores,
@@ -380,6 +440,7 @@ async fn serve_core(
     spawn_tail_forwarder(&core);
     spawn_tail_cleanup(&core);
     spawn_limits_reload(&core);
+    spawn_idle_streams_sweep(&core);
 
     // HTTP first, so that `/ready` answers 503 (and pushes are refused) during recovery.
     let http = crate::ingest::listeners::start_http(&core).map_err(|e| format!("shard {id}: {e}"));
@@ -573,6 +634,23 @@ fn spawn_limits_reload(core: &Rc<Core>) {
     .detach();
 }
 
+/// Forgets, now and then, the streams gone idle for the stream limit.
+fn spawn_idle_streams_sweep(core: &Rc<Core>) {
+    let core = core.clone();
+    let tq = core.background_tq;
+    glommio::spawn_local_into(
+        async move {
+            while !core.lifecycle.is_stopping() {
+                glommio::timer::sleep(crate::tenants::streams::SWEEP_INTERVAL).await;
+                core.active_streams.sweep();
+            }
+        },
+        tq,
+    )
+    .expect("the background queue exists")
+    .detach();
+}
+
 fn spawn_tail_cleanup(core: &Rc<Core>) {
     let core = core.clone();
     let tq = core.query_tq;
@@ -628,7 +706,7 @@ fn serve_mesh_msg(core: &Rc<Core>, peer: usize, msg: MeshMsg) {
             let tq = core.ingest_tq;
             glommio::spawn_local_into(
                 async move {
-                    let result = core.shard.append(batch, protocol).await;
+                    let result = core.append_here(batch, protocol).await;
                     // The peer is gone only when the process is stopping.
                     let _ = core
                         .senders

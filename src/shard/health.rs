@@ -5,7 +5,9 @@
 //! that ends by itself?" Every refusal is typed ([`AppendError`], [`Refusal`]) so that the
 //! HTTP layer can answer as an operator expects: 507 for a full disk, 503 with `Retry-After`
 //! for a shard behind on sealing or not open yet, 500 for a log stopped by a failed write.
-//! A refused batch is never partly stored in the refusing shard.
+//! A refused batch is never partly stored in the refusing shard, but for one refusal:
+//! [`Refusal::StreamLimit`] takes out only the entries of the tenant's new streams over its
+//! limit and stores the rest, as Loki does.
 
 use std::fmt;
 
@@ -24,6 +26,10 @@ pub enum Refusal {
     /// The WAL stopped for good after a failed write or fsync: only a restart, which replays
     /// what is durable, brings the shard back (HTTP 500).
     WalStopped,
+    /// Some streams of the batch were new and over their tenant's active stream limit: their
+    /// entries were taken out and the batch's other entries stored (HTTP 429 with Loki's
+    /// text). Retried later, they start once some of the tenant's streams go idle.
+    StreamLimit,
 }
 
 impl Refusal {

@@ -195,10 +195,12 @@ pub enum DiscardReason {
     RateLimited,
     /// A pushed entry older than its tenant's `reject_old_samples_max_age`.
     GreaterThanMaxSampleAge,
+    /// An entry of a new stream over its tenant's active stream limit.
+    StreamLimit,
 }
 
 impl DiscardReason {
-    pub const ALL: [DiscardReason; 11] = [
+    pub const ALL: [DiscardReason; 12] = [
         DiscardReason::LineTooLong,
         DiscardReason::InvalidRequest,
         DiscardReason::TooLarge,
@@ -210,6 +212,7 @@ impl DiscardReason {
         DiscardReason::Duplicate,
         DiscardReason::RateLimited,
         DiscardReason::GreaterThanMaxSampleAge,
+        DiscardReason::StreamLimit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -225,6 +228,7 @@ impl DiscardReason {
             DiscardReason::Duplicate => "duplicate",
             DiscardReason::RateLimited => "rate_limited",
             DiscardReason::GreaterThanMaxSampleAge => "greater_than_max_sample_age",
+            DiscardReason::StreamLimit => "stream_limit",
         }
     }
 }

@@ -34,6 +34,8 @@ const MIB: f64 = 1024.0 * 1024.0;
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantLimits {
     pub ingestion_rate: IngestionRate,
+    /// Active streams over all cores (`max_global_streams_per_user`; 0: no limit).
+    pub max_global_streams_per_user: usize,
     /// Labels one stream may have (Loki's `max_label_names_per_series`).
     pub max_label_names_per_series: usize,
     /// Bytes of one label name (`max_label_name_length`).
@@ -68,6 +70,9 @@ impl TenantLimits {
         if let Some(n) = o.max_label_value_length {
             l.max_label_value_length = n;
         }
+        if let Some(n) = o.max_global_streams_per_user {
+            l.max_global_streams_per_user = n;
+        }
         if let Some(on) = o.reject_old_samples {
             l.reject_old_samples = on;
         }
@@ -92,6 +97,7 @@ pub struct LimitOverrides {
     pub max_label_names_per_series: Option<usize>,
     pub max_label_name_length: Option<usize>,
     pub max_label_value_length: Option<usize>,
+    pub max_global_streams_per_user: Option<usize>,
     pub reject_old_samples: Option<bool>,
     /// A duration as Loki writes one (`1w`, `168h`).
     pub reject_old_samples_max_age: Option<String>,
@@ -285,6 +291,7 @@ mod tests {
     fn defaults() -> TenantLimits {
         TenantLimits {
             ingestion_rate: IngestionRate::OFF,
+            max_global_streams_per_user: 0,
             max_label_names_per_series: 15,
             max_label_name_length: 1024,
             max_label_value_length: 2048,
@@ -334,15 +341,15 @@ mod tests {
     #[test]
     fn a_loki_runtime_file_loads_and_lists_what_is_not_enforced() {
         let file = LimitsFile::parse(
-            "overrides:\n  t1:\n    ingestion_rate_mb: 1\n    max_streams_per_user: 0\n    max_global_streams_per_user: 10000\nmulti_kv_config:\n  mirror_enabled: false\n",
+            "overrides:\n  t1:\n    ingestion_rate_mb: 1\n    max_streams_per_user: 0\n    max_global_streams_per_user: 10000\n    shard_streams: {}\nmulti_kv_config:\n  mirror_enabled: false\n",
         )
         .unwrap();
         assert_eq!(
             file.ignored,
             [
                 "multi_kv_config",
-                "overrides.t1.max_global_streams_per_user",
-                "overrides.t1.max_streams_per_user"
+                "overrides.t1.max_streams_per_user",
+                "overrides.t1.shard_streams"
             ]
         );
         assert!(LimitsFile::parse("").unwrap().overrides.is_empty());

@@ -9,6 +9,7 @@
 
 pub mod limits;
 pub mod rate;
+pub mod streams;
 
 /// A tenant's ingestion rate limit (Loki's `ingestion_rate_mb` and `ingestion_burst_size_mb`,
 /// where MB means MiB).

@@ -5,7 +5,8 @@
 //! limits file overrides them per tenant and is re-read while the server runs; a broken one
 //! stops the server from starting. Entries older than `reject_old_samples_max_age` are
 //! refused with Loki's message while the rest of their push is stored; long lines are cut
-//! for a tenant with `max_line_size_truncate`. At the active stream limit only new streams
+//! for a tenant with `max_line_size_truncate`. Query limits are overridden per tenant. At the
+//! active stream limit only new streams
 //! are refused (Loki's 429 text), and the other streams of their push are stored. Syslog's
 //! tenant keeps the same rate: TCP is slowed down
 //! (every line kept), UDP datagrams over it are dropped and counted.
@@ -597,5 +598,78 @@ fn syslog_streams_over_the_limit_are_counted_and_the_connection_goes_on() {
     );
     assert_eq!(refused, 10.0);
     drop(tcp);
+    server.terminate_ok();
+}
+
+#[test]
+fn query_limits_are_the_asking_tenants() {
+    let dir = TestDir::new("tenants-query-limits");
+    let file = dir.path().join("limits.yaml");
+    std::fs::write(
+        &file,
+        "overrides:\n  small:\n    max_entries_limit_per_query: 10\n    max_query_series: 1\n    \
+         max_query_length: 2h\n",
+    )
+    .unwrap();
+    let options = ServerOptions {
+        syslog: false,
+        extra_args: vec!["--limits-file".into(), file.display().to_string()],
+        ..ServerOptions::default()
+    };
+    let mut server = Server::start_with(&dir, &options);
+    for tenant in ["small", "big"] {
+        for app in ["a", "b"] {
+            let r = server.push_json_as(tenant, &push_body(app, &["x".to_string()], now_ns()));
+            assert_eq!(r.status, 204, "{}", r.text());
+        }
+    }
+    let ask = |tenant: &str, params: &[(&str, &str)]| {
+        server.get_with(
+            &path_with_query("/loki/api/v1/query_range", params),
+            &[("X-Scope-OrgID", tenant)],
+        )
+    };
+    let logs = [
+        ("query", r#"{app=~".+"}"#),
+        ("since", "1h"),
+        ("limit", "11"),
+    ];
+    let r = ask("small", &logs);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("(11 > 10)"), "{}", r.text());
+    assert_eq!(ask("big", &logs).status, 200);
+    let long = [("query", r#"{app=~".+"}"#), ("since", "3h"), ("limit", "5")];
+    let r = ask("small", &long);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("limit: 2h"), "{}", r.text());
+    assert_eq!(ask("big", &long).status, 200);
+    let by_app = [
+        (
+            "query",
+            r#"sum by (app) (count_over_time({app=~".+"}[1h]))"#,
+        ),
+        ("since", "1h"),
+        ("step", "3600"),
+        // Loki checks `limit` against max_entries_limit_per_query on metric queries too.
+        ("limit", "5"),
+    ];
+    let r = ask("small", &by_app);
+    assert!(
+        r.text().contains("maximum number of series (1)"),
+        "{}",
+        r.text()
+    );
+    let r = ask("big", &by_app);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Logs Drilldown reads the asking tenant's limits.
+    let limits = |tenant: &str| {
+        let r = server.get_with(
+            "/loki/api/v1/drilldown-limits",
+            &[("X-Scope-OrgID", tenant)],
+        );
+        r.json()["limits"]["max_entries_limit_per_query"].clone()
+    };
+    assert_eq!(limits("small"), json!(10));
+    assert_eq!(limits("big"), json!(5000));
     server.terminate_ok();
 }

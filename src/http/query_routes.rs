@@ -56,7 +56,7 @@ pub async fn route(core: &Rc<Core>, req: &Request, sub: &str) -> Response {
             let name = &s["detected_field/".len()..s.len() - "/values".len()];
             read_routes::detected_fields(core, &tenant, &params, Some(name)).await
         }
-        "drilldown-limits" => Ok(read_routes::drilldown_limits(core)),
+        "drilldown-limits" => Ok(read_routes::drilldown_limits(core, &tenant)),
         s if s.starts_with("label/") && s.ends_with("/values") => {
             let name = &s["label/".len()..s.len() - "/values".len()];
             label_values(core, &tenant, name, &params).await
@@ -94,7 +94,7 @@ async fn ask(
     req: ShardRequest,
     running: &Running,
 ) -> Result<Vec<ShardAnswer>, QueryError> {
-    ask_all(core, req, &running.control, core.config.query.query_timeout).await
+    ask_all(core, req, &running.control, running.timeout).await
 }
 
 /// Loki's query frontend aligns a metric range query to its step (the metric splitter's
@@ -116,8 +116,8 @@ fn step_align(start_ns: i64, end_ns: i64, step_ns: i64) -> (i64, i64) {
 /// Loki's refusal of a log query on the instant endpoint (Loki 3.x).
 const INSTANT_LOG_QUERY: &str = "log queries are not supported as an instant query type, please change your query to a range query type";
 
-pub(crate) fn check_limit(core: &Core, limit: u32) -> Result<(), QueryError> {
-    let max = core.config.query.max_entries_limit_per_query;
+pub(crate) fn check_limit(core: &Core, tenant: &str, limit: u32) -> Result<(), QueryError> {
+    let max = core.query_limits(tenant).max_entries_limit_per_query;
     if limit > max {
         return Err(QueryError::Limit {
             limit: "max_entries_limit_per_query",
@@ -130,8 +130,13 @@ pub(crate) fn check_limit(core: &Core, limit: u32) -> Result<(), QueryError> {
 }
 
 /// Loki's `max_query_length`: the range a query may cover.
-pub(crate) fn check_length(core: &Core, start: i64, end: i64) -> Result<(), QueryError> {
-    if let Some(max) = core.config.query.max_query_length {
+pub(crate) fn check_length(
+    core: &Core,
+    tenant: &str,
+    start: i64,
+    end: i64,
+) -> Result<(), QueryError> {
+    if let Some(max) = core.query_limits(tenant).max_query_length {
         let length = Duration::from_nanos(end.saturating_sub(start).max(0) as u64);
         if length > max {
             return Err(QueryError::Limit {
@@ -154,8 +159,8 @@ async fn query_range(
     categorize: bool,
 ) -> Answer {
     let q = qp::parse_range_query(params, now_ns()).map_err(bad_param)?;
-    check_limit(core, q.limit)?;
-    check_length(core, q.start_ns, q.end_ns)?;
+    check_limit(core, tenant, q.limit)?;
+    check_length(core, tenant, q.start_ns, q.end_ns)?;
     let expr = match logql::parse_expr(&q.query)? {
         Expr::Log(expr) => expr,
         Expr::Sample(expr) => {
@@ -204,7 +209,7 @@ async fn query_range(
 /// there, as Loki 3 refuses them.
 async fn query_instant(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
     let q = qp::parse_instant_query(params, now_ns()).map_err(bad_param)?;
-    check_limit(core, q.limit)?;
+    check_limit(core, tenant, q.limit)?;
     match logql::parse_expr(&q.query)? {
         Expr::Log(_) => Err(QueryError::bad_request(INSTANT_LOG_QUERY)),
         Expr::Sample(expr) => {
@@ -412,7 +417,7 @@ fn strings_response(answers: Vec<ShardAnswer>) -> Answer {
 
 async fn labels(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
     let req = labels_request(tenant, params, optional_matchers(params)?)?;
-    let running = Running::new(&core.config.query);
+    let running = Running::new(&core.query_limits(tenant));
     let answers = ask(core, ShardRequest::LabelNames(req), &running).await?;
     running.finish();
     strings_response(answers)
@@ -425,7 +430,7 @@ async fn label_values(
     params: &[(String, String)],
 ) -> Answer {
     let req = labels_request(tenant, params, optional_matchers(params)?)?;
-    let running = Running::new(&core.config.query);
+    let running = Running::new(&core.query_limits(tenant));
     let answers = ask(
         core,
         ShardRequest::LabelValues(req, name.to_string()),
@@ -454,7 +459,7 @@ async fn series(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> A
         start,
         end: end.saturating_add(1),
     });
-    let running = Running::new(&core.config.query);
+    let running = Running::new(&core.query_limits(tenant));
     let answers = ask(core, ShardRequest::Series(req), &running).await?;
     running.finish();
     let mut all: Vec<Labels> = expect_answers(answers, "series", |a| match a {
@@ -487,7 +492,7 @@ async fn index_stats(core: &Rc<Core>, tenant: &str, params: &[(String, String)])
     let req = labels_request(tenant, params, matchers)?;
     let mut total = IndexStats::default();
     let mut streams: Vec<u64> = Vec::new();
-    let running = Running::new(&core.config.query);
+    let running = Running::new(&core.query_limits(tenant));
     let answers = ask(core, ShardRequest::Stats(req), &running).await?;
     running.finish();
     let stats = expect_answers(answers, "stats", |a| match a {

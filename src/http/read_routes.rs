@@ -210,12 +210,12 @@ pub async fn detected_labels(
         start: q.start_ns,
         end: q.end_ns.saturating_add(1),
     });
-    let running = engine::Running::new(&core.config.query);
+    let running = engine::Running::new(&core.query_limits(tenant));
     let answers = engine::ask_all(
         core,
         crate::shard::ShardRequest::Series(req),
         &running.control,
-        core.config.query.query_timeout,
+        running.timeout,
     )
     .await?;
     running.finish();
@@ -254,7 +254,7 @@ pub async fn detected_fields(
     };
     let limit = count_param(params, &["limit", "field_limit"], DEFAULT_FIELD_LIMIT)?;
     let lines = count_param(params, &["line_limit"], DETECTED_LINES_DEFAULT)?
-        .min(core.config.query.max_entries_limit_per_query as usize);
+        .min(core.query_limits(tenant).max_entries_limit_per_query as usize);
     let streams = engine::logs(
         core,
         tenant,
@@ -323,9 +323,10 @@ pub fn format_query(params: &[(String, String)]) -> Result<Response, QueryError>
     Ok(Response::json(200, out.into_bytes()))
 }
 
-/// `/drilldown-limits`: the limits Logs Drilldown adapts to, as Loki names them.
-pub fn drilldown_limits(core: &Core) -> Response {
-    let q = &core.config.query;
+/// `/drilldown-limits`: the limits Logs Drilldown adapts to, as Loki names them (the
+/// asking tenant's).
+pub fn drilldown_limits(core: &Core, tenant: &str) -> Response {
+    let q = &core.query_limits(tenant);
     let max_query_length = q
         .max_query_length
         .map(crate::config::units::duration_text)

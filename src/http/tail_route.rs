@@ -85,8 +85,8 @@ fn parse(core: &Core, req: &Request) -> Result<TailRequest, QueryError> {
         }
     };
     let delay = delay_for(param(&params, "delay_for"))?;
-    check_limit(core, q.limit)?;
-    check_length(core, q.start_ns, now)?;
+    check_limit(core, &tenant, q.limit)?;
+    check_length(core, &tenant, q.start_ns, now)?;
     let pipeline = Arc::new(Pipeline::new(&expr.stages)?);
     Ok(TailRequest {
         tenant,

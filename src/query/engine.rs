@@ -96,6 +96,8 @@ impl ShardPermits {
 /// went away or the timeout passed while the shards were still scanning.
 pub struct Running {
     pub control: Arc<QueryControl>,
+    /// The tenant's `query_timeout`.
+    pub timeout: std::time::Duration,
     finished: bool,
 }
 
@@ -103,6 +105,7 @@ impl Running {
     pub fn new(limits: &QueryLimits) -> Running {
         Running {
             control: Arc::new(QueryControl::new(limits.max_query_bytes_read)),
+            timeout: limits.query_timeout,
             finished: false,
         }
     }
@@ -121,8 +124,7 @@ impl Running {
         what: &str,
         pick: impl Fn(ShardAnswer) -> Result<T, ShardAnswer>,
     ) -> Result<Vec<T>, QueryError> {
-        let timeout = core.config.query.query_timeout;
-        let answers = ask_all(core, req, &self.control, timeout).await?;
+        let answers = ask_all(core, req, &self.control, self.timeout).await?;
         self.finish();
         expect_answers(answers, what, pick)
     }
@@ -177,7 +179,7 @@ pub async fn metric(
     expr: &SampleExpr,
     steps: Steps,
 ) -> Result<MetricResult, QueryError> {
-    let limits = &core.config.query;
+    let limits = &core.query_limits(tenant);
     let plan = Arc::new(plan_metric(expr, steps)?);
     let eval_limits = EvalLimits {
         max_series: limits.max_query_series,
@@ -236,7 +238,7 @@ pub async fn logs(
     direction: Direction,
 ) -> Result<Vec<PartialStream>, QueryError> {
     let pipeline = Arc::new(Pipeline::new(&expr.stages)?);
-    let running = Running::new(&core.config.query);
+    let running = Running::new(&core.query_limits(tenant));
     let req = Arc::new(LogsRequest {
         tenant: tenant.to_string(),
         selector: expr.selector,
@@ -315,7 +317,7 @@ pub async fn logs_at_interval(
     // `query_timeout` bounds the whole request, as in Loki, not each window's read: a month
     // read hour by hour would otherwise run for 720 timeouts. A window's read still running
     // at the deadline is dropped, which cancels it on every shard.
-    let timeout = core.config.query.query_timeout;
+    let timeout = core.query_limits(tenant).query_timeout;
     future::or(read_all, async {
         glommio::timer::sleep(timeout).await;
         Err(QueryError::Timeout(timeout))
@@ -330,7 +332,7 @@ pub async fn patterns(
     selector: LogSelector,
     (start, end): (i64, i64),
 ) -> Result<PatternMiner, QueryError> {
-    let running = Running::new(&core.config.query);
+    let running = Running::new(&core.query_limits(tenant));
     let req = Arc::new(PatternsRequest {
         tenant: tenant.to_string(),
         selector,

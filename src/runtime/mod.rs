@@ -185,6 +185,11 @@ impl Core {
         result
     }
 
+    /// The query limits of `tenant`: the server's, with the limits file's overrides.
+    pub fn query_limits(&self, tenant: &str) -> crate::config::QueryLimits {
+        self.limits.query_limits(tenant, &self.config.query)
+    }
+
     /// Appends a batch this core owns: first takes out the entries of the tenant's new
     /// streams over its active stream limit (see [`crate::tenants::streams`]), then stores the
     /// rest. Some taken out: [`Refusal::StreamLimit`] with Loki's text, once the rest is

@@ -419,7 +419,7 @@ async fn history(
     if request.start_ns >= end {
         return Ok((Vec::new(), end));
     }
-    let limits = &core.config.query;
+    let limits = &core.query_limits(&request.tenant);
     let _admitted = core.queries.admit(limits)?;
     let running = Running::new(limits);
     let req = Arc::new(LogsRequest {

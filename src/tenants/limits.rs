@@ -105,6 +105,13 @@ pub struct LimitOverrides {
     #[serde(default, deserialize_with = "crate::config::units::size_key")]
     pub max_line_size: Option<usize>,
     pub max_line_size_truncate: Option<bool>,
+    /// Query limits (the server's are the flags of the same names).
+    pub max_entries_limit_per_query: Option<u32>,
+    pub max_query_series: Option<usize>,
+    /// A duration; `0` turns the limit off.
+    pub max_query_length: Option<String>,
+    /// A duration.
+    pub query_timeout: Option<String>,
     /// Loki limits this server does not enforce.
     #[serde(flatten)]
     pub unsupported: BTreeMap<String, yaml_serde::Value>,
@@ -120,6 +127,23 @@ impl LimitOverrides {
     }
 
     fn check(&self) -> Result<(), String> {
+        for (key, text) in [
+            ("max_query_length", &self.max_query_length),
+            ("query_timeout", &self.query_timeout),
+        ] {
+            if let Some(text) = text {
+                let ns = crate::config::units::parse_duration_ns(text)
+                    .map_err(|e| format!("{key}: {e}"))?;
+                if ns == 0 && key == "query_timeout" {
+                    return Err("query_timeout must be above 0".into());
+                }
+            }
+        }
+        if self.max_entries_limit_per_query == Some(0) || self.max_query_series == Some(0) {
+            return Err(
+                "max_entries_limit_per_query and max_query_series must be at least 1".into(),
+            );
+        }
         if let Some(text) = &self.reject_old_samples_max_age {
             match crate::config::units::parse_duration_ns(text) {
                 Ok(ns) if ns > 0 => {}
@@ -278,6 +302,37 @@ impl Limits {
         Ok(changed)
     }
 
+    /// The query limits of `tenant`: the server's, with the tenant's overrides.
+    pub fn query_limits(
+        &self,
+        tenant: &str,
+        server: &crate::config::QueryLimits,
+    ) -> crate::config::QueryLimits {
+        let mut q = server.clone();
+        let file = self.file.borrow();
+        let Some(o) = file.overrides.get(tenant) else {
+            return q;
+        };
+        let duration = |text: &Option<String>| {
+            text.as_deref()
+                .and_then(|t| crate::config::units::parse_duration_ns(t).ok())
+                .map(Duration::from_nanos)
+        };
+        if let Some(n) = o.max_entries_limit_per_query {
+            q.max_entries_limit_per_query = n;
+        }
+        if let Some(n) = o.max_query_series {
+            q.max_query_series = n;
+        }
+        if let Some(d) = duration(&o.max_query_length) {
+            q.max_query_length = (!d.is_zero()).then_some(d);
+        }
+        if let Some(d) = duration(&o.query_timeout) {
+            q.query_timeout = d;
+        }
+        q
+    }
+
     /// Keys of the current file that are accepted but not enforced.
     pub fn ignored(&self) -> Vec<String> {
         self.file.borrow().ignored.clone()
@@ -336,6 +391,26 @@ mod tests {
         assert!(e.contains("reject_old_samples_max_age"), "{e}");
         let e = LimitsFile::parse("overrides:\n  t:\n    max_line_size: 0\n").unwrap_err();
         assert!(e.contains("max_line_size"), "{e}");
+    }
+
+    #[test]
+    fn query_limits_override_per_tenant() {
+        let file = LimitsFile::parse(
+            "overrides:\n  t1:\n    max_entries_limit_per_query: 10\n    max_query_series: 3\n    max_query_length: 0\n    query_timeout: 5s\n",
+        )
+        .unwrap();
+        let limits = Limits::fixed(defaults());
+        *limits.file.borrow_mut() = Rc::new(file);
+        let server = crate::config::QueryLimits::default();
+        let q = limits.query_limits("t1", &server);
+        assert_eq!(q.max_entries_limit_per_query, 10);
+        assert_eq!(q.max_query_series, 3);
+        assert_eq!(q.max_query_length, None);
+        assert_eq!(q.query_timeout, Duration::from_secs(5));
+        assert_eq!(q.max_concurrent, server.max_concurrent);
+        assert_eq!(limits.query_limits("t2", &server), server);
+        let e = LimitsFile::parse("overrides:\n  t:\n    query_timeout: 0\n").unwrap_err();
+        assert!(e.contains("query_timeout"), "{e}");
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub fn push_sender(index: usize, addr: SocketAddr, load: PushLoad) {
         ("X-Scope-OrgID", load.tenant.as_str()),
     ];
     let mut next_stream = index % load.streams;
+    let mut clock = SenderClock::new(index);
     let mut failures = 0u32;
     let c = &load.counters;
     loop {
@@ -102,7 +103,8 @@ pub fn push_sender(index: usize, addr: SocketAddr, load: PushLoad) {
             break;
         }
         src.set_time(unix_now_secs());
-        let (streams, line_bytes) = build_batch(&mut src, &labels, &mut next_stream, n as usize);
+        let (streams, line_bytes) =
+            build_batch(&mut src, &labels, &mut next_stream, n as usize, &mut clock);
         let body = match load.encoding {
             Encoding::Json => json::encode(&streams),
             Encoding::Protobuf => proto::encode(&streams),
@@ -146,6 +148,35 @@ pub fn push_sender(index: usize, addr: SocketAddr, load: PushLoad) {
     }
 }
 
+/// Nanoseconds between two timestamps of one sender. Sender `i` uses only the nanoseconds
+/// equal to `i` modulo this, and never goes back in time, so no two entries of a run share a
+/// stream, a timestamp and a line: the server drops such an exact duplicate, as Loki does,
+/// and verification would count it as lost.
+pub const TIMESTAMP_STRIDE: i64 = 1024;
+
+/// The timestamps one sender gives its entries (see [`TIMESTAMP_STRIDE`]).
+pub struct SenderClock {
+    lane: i64,
+    next_ns: i64,
+}
+
+impl SenderClock {
+    pub fn new(sender: usize) -> SenderClock {
+        SenderClock {
+            lane: sender as i64 % TIMESTAMP_STRIDE,
+            next_ns: 0,
+        }
+    }
+
+    /// The first timestamp of a batch of `n` entries (then one every stride), from now.
+    fn batch_start(&mut self, n: usize) -> i64 {
+        let now = crate::ingest::listeners::now_ns();
+        let start = (now - now.rem_euclid(TIMESTAMP_STRIDE) + self.lane).max(self.next_ns);
+        self.next_ns = start + n as i64 * TIMESTAMP_STRIDE;
+        start
+    }
+}
+
 /// Builds one request's streams from `n` lines dealt round-robin over the run's streams,
 /// starting at `next_stream`; returns them and the bytes of their lines.
 pub fn build_batch(
@@ -153,6 +184,7 @@ pub fn build_batch(
     labels: &[Labels],
     next_stream: &mut usize,
     n: usize,
+    clock: &mut SenderClock,
 ) -> (Vec<PushStream>, u64) {
     let used = n.min(labels.len());
     let mut streams: Vec<PushStream> = (0..used)
@@ -161,7 +193,7 @@ pub fn build_batch(
             entries: Vec::with_capacity(n / used + 1),
         })
         .collect();
-    let base_ns = crate::ingest::listeners::now_ns();
+    let base_ns = clock.batch_start(n);
     let mut bytes = 0u64;
     for j in 0..n {
         let k = (*next_stream + j) % labels.len();
@@ -169,7 +201,7 @@ pub fn build_batch(
         src.next_line(k, &mut line);
         bytes += line.len() as u64;
         streams[j % used].entries.push(PushEntry {
-            timestamp_ns: base_ns + j as i64,
+            timestamp_ns: base_ns + j as i64 * TIMESTAMP_STRIDE,
             line,
             metadata: Vec::new(),
         });
@@ -189,7 +221,8 @@ mod tests {
         let labels: Vec<Labels> = (0..3).map(|k| stream_labels("r1", &corpus, k)).collect();
         let mut src = LineSource::new(&corpus, 3);
         let mut next = 2;
-        let (streams, bytes) = build_batch(&mut src, &labels, &mut next, 7);
+        let mut clock = SenderClock::new(0);
+        let (streams, bytes) = build_batch(&mut src, &labels, &mut next, 7, &mut clock);
         assert_eq!(next, (2 + 7) % 3);
         assert_eq!(streams.len(), 3);
         assert_eq!(streams.iter().map(|s| s.entries.len()).sum::<usize>(), 7);
@@ -212,8 +245,24 @@ mod tests {
             streams
         );
         // Fewer lines than streams: one stream per line.
-        let (few, _) = build_batch(&mut src, &labels, &mut next, 2);
+        let (few, _) = build_batch(&mut src, &labels, &mut next, 2, &mut clock);
         assert_eq!(few.len(), 2);
+    }
+
+    #[test]
+    fn senders_never_share_a_timestamp_and_never_go_back() {
+        let mut clocks: Vec<SenderClock> = (0..4).map(SenderClock::new).collect();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..50 {
+            for clock in &mut clocks {
+                let start = clock.batch_start(100);
+                for j in 0..100 {
+                    let ts = start + j * TIMESTAMP_STRIDE;
+                    assert!(seen.insert(ts), "timestamp {ts} given twice");
+                }
+                assert!(clock.next_ns > start);
+            }
+        }
     }
 
     #[test]

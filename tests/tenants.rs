@@ -68,6 +68,12 @@ fn with_auth_enabled_a_request_without_a_tenant_is_401() {
     assert_eq!(r.status, 401, "{}", r.text());
     let r = server.get("/loki/api/v1/labels");
     assert_eq!(r.status, 401, "{}", r.text());
+    let r = server.get(&path_with_query(
+        "/loki/api/v1/tail",
+        &[("query", r#"{app="noauth"}"#)],
+    ));
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.text().trim(), "no org id");
     // With a tenant, the same push is stored and read back; nothing went to `fake`.
     let r = server.push_json_as("team-a", &push_body("noauth", &lines, now_ns()));
     assert_eq!(r.status, 204, "{}", r.text());

@@ -31,7 +31,12 @@ use crate::tail::session::{self, TailRequest};
 /// Answers a tail request: registers the tail with every shard and answers `101` with its
 /// WebSocket session, or answers an error.
 pub async fn tail(core: &Rc<Core>, req: &Request) -> Response {
-    let request = match parse(core, req) {
+    // As on every endpoint: an invalid tenant is 400, a missing one 401 with auth enabled.
+    let tenant = match tenant(core, req, false) {
+        Ok(t) => t,
+        Err(refused) => return refused,
+    };
+    let request = match parse(core, req, tenant) {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
@@ -66,10 +71,7 @@ pub async fn tail(core: &Rc<Core>, req: &Request) -> Response {
 }
 
 /// Loki's `ParseTailQuery`, then the limits of a log query.
-fn parse(core: &Core, req: &Request) -> Result<TailRequest, QueryError> {
-    let tenant = tenant(core, req, false).map_err(|r| {
-        QueryError::bad_request(String::from_utf8_lossy(&r.body).trim_end().to_string())
-    })?;
+fn parse(core: &Core, req: &Request, tenant: String) -> Result<TailRequest, QueryError> {
     let params = params(req).map_err(|r| {
         QueryError::bad_request(String::from_utf8_lossy(&r.body).trim_end().to_string())
     })?;

@@ -22,6 +22,20 @@ fn start(name: &str, extra: &[&str]) -> (TestDir, Server) {
     Server::start_http_only(name, extra)
 }
 
+/// An HTTP-only server whose limits file (returned, to be rewritten) holds `yaml`.
+fn start_with_limits(name: &str, yaml: &str) -> (TestDir, Server, std::path::PathBuf) {
+    let dir = TestDir::new(name);
+    let file = dir.path().join("limits.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let options = ServerOptions {
+        syslog: false,
+        extra_args: vec!["--limits-file".into(), file.display().to_string()],
+        ..ServerOptions::default()
+    };
+    let server = Server::start_with(&dir, &options);
+    (dir, server, file)
+}
+
 /// A push of `lines` to stream `{app}`.
 fn push_body(app: &str, lines: &[String], t0: i64) -> Value {
     let values: Vec<_> = lines
@@ -255,19 +269,10 @@ fn label_limits_refuse_with_lokis_texts_and_store_nothing() {
 
 #[test]
 fn the_limits_file_overrides_per_tenant_and_is_reread_while_running() {
-    let dir = TestDir::new("tenants-file");
-    let file = dir.path().join("limits.yaml");
-    std::fs::write(
-        &file,
+    let (_dir, mut server, file) = start_with_limits(
+        "tenants-file",
         "overrides:\n  small:\n    max_label_names_per_series: 2\n    max_streams_per_user: 0\n",
-    )
-    .unwrap();
-    let options = ServerOptions {
-        syslog: false,
-        extra_args: vec!["--limits-file".into(), file.display().to_string()],
-        ..ServerOptions::default()
-    };
-    let mut server = Server::start_with(&dir, &options);
+    );
     let r = push_labels(&server, "small", &labels(3));
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("limit 2"), "{}", r.text());
@@ -480,20 +485,11 @@ fn old_entries_are_refused_with_lokis_message_and_the_rest_is_stored() {
 
 #[test]
 fn long_lines_are_cut_or_refused_as_the_tenant_says() {
-    let dir = TestDir::new("tenants-long");
-    let file = dir.path().join("limits.yaml");
-    std::fs::write(
-        &file,
+    let (_dir, mut server, _file) = start_with_limits(
+        "tenants-long",
         "overrides:\n  cut:\n    max_line_size: 100\n    max_line_size_truncate: true\n  \
          strict:\n    max_line_size: 100\n",
-    )
-    .unwrap();
-    let options = ServerOptions {
-        syslog: false,
-        extra_args: vec!["--limits-file".into(), file.display().to_string()],
-        ..ServerOptions::default()
-    };
-    let mut server = Server::start_with(&dir, &options);
+    );
     let long = "x".repeat(299) + "é";
     let body = push_body("long", std::slice::from_ref(&long), now_ns());
     let r = server.push_json_as("cut", &body);
@@ -609,20 +605,11 @@ fn syslog_streams_over_the_limit_are_counted_and_the_connection_goes_on() {
 
 #[test]
 fn query_limits_are_the_asking_tenants() {
-    let dir = TestDir::new("tenants-query-limits");
-    let file = dir.path().join("limits.yaml");
-    std::fs::write(
-        &file,
+    let (_dir, mut server, _file) = start_with_limits(
+        "tenants-query-limits",
         "overrides:\n  small:\n    max_entries_limit_per_query: 10\n    max_query_series: 1\n    \
          max_query_length: 2h\n",
-    )
-    .unwrap();
-    let options = ServerOptions {
-        syslog: false,
-        extra_args: vec!["--limits-file".into(), file.display().to_string()],
-        ..ServerOptions::default()
-    };
-    let mut server = Server::start_with(&dir, &options);
+    );
     for tenant in ["small", "big"] {
         for app in ["a", "b"] {
             let r = server.push_json_as(tenant, &push_body(app, &["x".to_string()], now_ns()));

@@ -77,6 +77,13 @@ pub struct ServeArgs {
     #[serde(default)]
     pub auth_enabled: bool,
 
+    /// Let a read name several tenants (`X-Scope-OrgID: a|b`) and answer from all of them,
+    /// each stream labelled `__tenant_id__`, as Loki's `multi_tenant_queries_enabled`; off,
+    /// such a read is refused as Loki refuses it.
+    #[arg(long)]
+    #[serde(default)]
+    pub multi_tenant_queries: bool,
+
     /// Each tenant's ingestion rate over all cores, in MiB a second (Loki's
     /// `ingestion_rate_mb`); a push over it is refused with 429. 0: no limit.
     #[arg(long, value_name = "MIB")]
@@ -315,6 +322,7 @@ pub struct Config {
     pub wal_repair: bool,
     pub syslog_tenant: String,
     pub auth_enabled: bool,
+    pub multi_tenant_queries: bool,
     /// Every tenant's limits unless the limits file overrides them.
     pub tenant_limits: crate::tenants::limits::TenantLimits,
     pub limits_file: Option<PathBuf>,
@@ -471,6 +479,7 @@ impl ServeArgs {
             wal_repair: self.wal_repair || file.wal_repair,
             syslog_tenant: self.syslog_tenant.or(file.syslog_tenant),
             auth_enabled: self.auth_enabled || file.auth_enabled,
+            multi_tenant_queries: self.multi_tenant_queries || file.multi_tenant_queries,
             ingestion_rate_mb: self.ingestion_rate_mb.or(file.ingestion_rate_mb),
             ingestion_burst_size_mb: self
                 .ingestion_burst_size_mb
@@ -793,6 +802,7 @@ impl ServeArgs {
             wal_repair: self.wal_repair,
             syslog_tenant,
             auth_enabled: self.auth_enabled,
+            multi_tenant_queries: self.multi_tenant_queries,
             tenant_limits,
             limits_file: self.limits_file.clone(),
             syslog_frame_bytes_max,

@@ -6,9 +6,12 @@ use std::rc::Rc;
 
 use super::request::Request;
 use super::response::Response;
-use crate::model::{DEFAULT_TENANT, validate_tenant};
+use crate::model::DEFAULT_TENANT;
 use crate::runtime::Core;
 use crate::shard::{DiscardReason, ShardAnswer, ShardRequest};
+use crate::tenants::federation::{
+    TENANT_SEPARATOR, TOO_MANY_ORG_IDS, TenantScope, parse_org_ids, single_org_id,
+};
 
 /// Routes one request of this core's HTTP server.
 ///
@@ -133,9 +136,10 @@ async fn metrics(core: &Rc<Core>) -> Response {
     }
 }
 
-/// The request's tenant: `X-Scope-OrgID`, validated as Loki does, or Loki's single-tenant
-/// default unless `auth_enabled` (then a missing id is Loki's 401 `no org id`). An invalid id
-/// is a 400 that names the problem (and is counted for pushes).
+/// The request's one tenant: `X-Scope-OrgID`, validated as Loki does, or Loki's
+/// single-tenant default unless `auth_enabled` (then a missing id is Loki's 401 `no org id`).
+/// An invalid id, or several different ones (`a|b`, dskit's `multiple org IDs present`), is
+/// a 400 that names the problem (and is counted for pushes), as Loki's push and tail answer.
 pub fn tenant(core: &Core, req: &Request, counts_as_discard: bool) -> Result<String, Response> {
     match req.header("x-scope-orgid") {
         None if core.config.auth_enabled => {
@@ -145,18 +149,33 @@ pub fn tenant(core: &Core, req: &Request, counts_as_discard: bool) -> Result<Str
             Err(Response::text(401, "no org id\n"))
         }
         None => Ok(DEFAULT_TENANT.to_string()),
-        Some(id) => {
-            let id = id.trim();
-            match validate_tenant(id) {
-                Ok(()) => Ok(id.to_string()),
-                Err(e) => {
-                    if counts_as_discard {
-                        core.shard.counters.discard(DiscardReason::InvalidTenant, 1);
-                    }
-                    Err(Response::text(400, &format!("{e}\n")))
+        Some(id) => match single_org_id(id) {
+            Ok(id) => Ok(id),
+            Err(e) => {
+                if counts_as_discard {
+                    core.shard.counters.discard(DiscardReason::InvalidTenant, 1);
                 }
+                Err(Response::text(400, &format!("{e}\n")))
             }
+        },
+    }
+}
+
+/// The tenants a read covers: those `X-Scope-OrgID` lists (`a|b`, see
+/// [`crate::tenants::federation`]) with `--multi-tenant-queries`, else exactly one. Without
+/// the flag, several tenants are refused with dskit's `multiple org IDs present` and the 500
+/// Loki's querier answers it with (its single-tenant querier fails on `tenant.TenantID`, an
+/// error Loki does not class as the client's).
+pub fn read_tenants(core: &Core, req: &Request) -> Result<TenantScope, Response> {
+    match req.header("x-scope-orgid") {
+        Some(header) if header.contains(TENANT_SEPARATOR) => {
+            let ids = parse_org_ids(header).map_err(|e| Response::text(400, &format!("{e}\n")))?;
+            if ids.len() > 1 && !core.config.multi_tenant_queries {
+                return Err(Response::text(500, &format!("{TOO_MANY_ORG_IDS}\n")));
+            }
+            Ok(TenantScope::of(ids))
         }
+        _ => tenant(core, req, false).map(|t| TenantScope::single(&t)),
     }
 }
 

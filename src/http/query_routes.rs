@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::json;
-use super::loki::{param, params, tenant};
+use super::loki::{param, params, read_tenants};
 use super::query_render as render;
 use super::read_routes;
 use super::request::Request;
@@ -24,12 +24,14 @@ use crate::query::params::{self as qp, Direction};
 use crate::query::plan::Steps;
 use crate::runtime::Core;
 use crate::shard::{IndexStats, LabelsRequest, SeriesRequest, ShardAnswer, ShardRequest};
+use crate::tenants::federation::{TENANT_LABEL, TenantScope};
 
 pub async fn route(core: &Rc<Core>, req: &Request, sub: &str) -> Response {
-    let tenant = match tenant(core, req, false) {
+    let scope = match read_tenants(core, req) {
         Ok(t) => t,
         Err(r) => return r,
     };
+    let tenant = &scope;
     let params = match params(req) {
         Ok(p) => p,
         Err(r) => return r,
@@ -41,25 +43,25 @@ pub async fn route(core: &Rc<Core>, req: &Request, sub: &str) -> Response {
         Err(e) => return error_response(&e),
     };
     let result = match sub {
-        "query_range" => query_range(core, &tenant, &params, categorize_labels(req)).await,
-        "query" => query_instant(core, &tenant, &params).await,
-        "labels" | "label" => labels(core, &tenant, &params).await,
-        "series" => series(core, &tenant, &params).await,
-        "index/stats" => index_stats(core, &tenant, &params).await,
-        "index/volume" => read_routes::volume(core, &tenant, &params, false).await,
-        "index/volume_range" => read_routes::volume(core, &tenant, &params, true).await,
+        "query_range" => query_range(core, tenant, &params, categorize_labels(req)).await,
+        "query" => query_instant(core, tenant, &params).await,
+        "labels" | "label" => labels(core, tenant, &params).await,
+        "series" => series(core, tenant, &params).await,
+        "index/stats" => index_stats(core, tenant, &params).await,
+        "index/volume" => read_routes::volume(core, tenant, &params, false).await,
+        "index/volume_range" => read_routes::volume(core, tenant, &params, true).await,
         "format_query" => read_routes::format_query(&params),
-        "detected_labels" => read_routes::detected_labels(core, &tenant, &params).await,
-        "detected_fields" => read_routes::detected_fields(core, &tenant, &params, None).await,
-        "patterns" => read_routes::patterns(core, &tenant, &params).await,
+        "detected_labels" => read_routes::detected_labels(core, tenant, &params).await,
+        "detected_fields" => read_routes::detected_fields(core, tenant, &params, None).await,
+        "patterns" => read_routes::patterns(core, tenant, &params).await,
         s if s.starts_with("detected_field/") && s.ends_with("/values") => {
             let name = &s["detected_field/".len()..s.len() - "/values".len()];
-            read_routes::detected_fields(core, &tenant, &params, Some(name)).await
+            read_routes::detected_fields(core, tenant, &params, Some(name)).await
         }
-        "drilldown-limits" => Ok(read_routes::drilldown_limits(core, &tenant)),
+        "drilldown-limits" => Ok(read_routes::drilldown_limits(core, tenant)),
         s if s.starts_with("label/") && s.ends_with("/values") => {
             let name = &s["label/".len()..s.len() - "/values".len()];
-            label_values(core, &tenant, name, &params).await
+            label_values(core, tenant, name, &params).await
         }
         _ => Ok(Response::text(404, "404 page not found\n")),
     };
@@ -116,8 +118,8 @@ fn step_align(start_ns: i64, end_ns: i64, step_ns: i64) -> (i64, i64) {
 /// Loki's refusal of a log query on the instant endpoint (Loki 3.x).
 const INSTANT_LOG_QUERY: &str = "log queries are not supported as an instant query type, please change your query to a range query type";
 
-pub(crate) fn check_limit(core: &Core, tenant: &str, limit: u32) -> Result<(), QueryError> {
-    let max = core.query_limits(tenant).max_entries_limit_per_query;
+pub(crate) fn check_limit(core: &Core, tenant: &TenantScope, limit: u32) -> Result<(), QueryError> {
+    let max = core.query_limits_in(tenant).max_entries_limit_per_query;
     if limit > max {
         return Err(QueryError::Limit {
             limit: "max_entries_limit_per_query",
@@ -132,11 +134,11 @@ pub(crate) fn check_limit(core: &Core, tenant: &str, limit: u32) -> Result<(), Q
 /// Loki's `max_query_length`: the range a query may cover.
 pub(crate) fn check_length(
     core: &Core,
-    tenant: &str,
+    tenant: &TenantScope,
     start: i64,
     end: i64,
 ) -> Result<(), QueryError> {
-    if let Some(max) = core.query_limits(tenant).max_query_length {
+    if let Some(max) = core.query_limits_in(tenant).max_query_length {
         let length = Duration::from_nanos(end.saturating_sub(start).max(0) as u64);
         if length > max {
             return Err(QueryError::Limit {
@@ -154,7 +156,7 @@ pub(crate) fn check_length(
 
 async fn query_range(
     core: &Rc<Core>,
-    tenant: &str,
+    tenant: &TenantScope,
     params: &[(String, String)],
     categorize: bool,
 ) -> Answer {
@@ -168,7 +170,7 @@ async fn query_range(
             let step = q.step_or_default().as_nanos() as i64;
             let (start, end) = step_align(q.start_ns, q.end_ns, step);
             let steps = Steps::range(start, end, step);
-            let result = engine::metric(core, tenant, &expr, steps).await?;
+            let result = engine::metric_in(core, tenant, &expr, steps).await?;
             let body = render::metric_response(&result, started.elapsed());
             return Ok(Response::json(200, body.into_bytes()));
         }
@@ -207,14 +209,18 @@ async fn query_range(
 
 /// An instant query: a metric query evaluated once, at `time`. Log queries are refused
 /// there, as Loki 3 refuses them.
-async fn query_instant(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
+async fn query_instant(
+    core: &Rc<Core>,
+    tenant: &TenantScope,
+    params: &[(String, String)],
+) -> Answer {
     let q = qp::parse_instant_query(params, now_ns()).map_err(bad_param)?;
     check_limit(core, tenant, q.limit)?;
     match logql::parse_expr(&q.query)? {
         Expr::Log(_) => Err(QueryError::bad_request(INSTANT_LOG_QUERY)),
         Expr::Sample(expr) => {
             let started = Instant::now();
-            let result = engine::metric(core, tenant, &expr, Steps::instant(q.time_ns)).await?;
+            let result = engine::metric_in(core, tenant, &expr, Steps::instant(q.time_ns)).await?;
             let body = render::metric_response(&result, started.elapsed());
             Ok(Response::json(200, body.into_bytes()))
         }
@@ -223,7 +229,7 @@ async fn query_instant(core: &Rc<Core>, tenant: &str, params: &[(String, String)
 
 async fn logs(
     core: &Rc<Core>,
-    tenant: &str,
+    tenant: &TenantScope,
     expr: logql::LogExpr,
     range: (i64, i64),
     limit: u32,
@@ -231,7 +237,7 @@ async fn logs(
     categorize: bool,
 ) -> Answer {
     let started = Instant::now();
-    let streams = engine::logs(core, tenant, expr, range, limit as usize, direction).await?;
+    let streams = engine::logs_in(core, tenant, expr, range, limit as usize, direction).await?;
     let body = streams_response(&streams, categorize, direction, started.elapsed());
     Ok(Response::json(200, body.into_bytes()))
 }
@@ -399,49 +405,74 @@ fn labels_request(
     }))
 }
 
-fn strings_response(answers: Vec<ShardAnswer>) -> Answer {
-    let mut all: Vec<String> = expect_answers(answers, "label", |a| match a {
-        ShardAnswer::Strings(v) => Ok(v),
-        other => Err(other),
-    })?
-    .into_iter()
-    .flatten()
-    .collect();
+/// Every shard's strings for each tenant of the read, sorted and distinct.
+async fn strings_of(
+    core: &Rc<Core>,
+    scope: &TenantScope,
+    params: &[(String, String)],
+    values_of: Option<&str>,
+) -> Result<Vec<String>, QueryError> {
+    let (tenants, matchers) = scope.select(&optional_matchers(params)?);
+    let mut all: Vec<String> = Vec::new();
+    for tenant in tenants {
+        let req = labels_request(tenant, params, matchers.clone())?;
+        let req = match values_of {
+            Some(name) => ShardRequest::LabelValues(req, name.to_string()),
+            None => ShardRequest::LabelNames(req),
+        };
+        let running = Running::new(&core.query_limits_in(scope));
+        let answers = ask(core, req, &running).await?;
+        running.finish();
+        all.extend(
+            expect_answers(answers, "label", |a| match a {
+                ShardAnswer::Strings(v) => Ok(v),
+                other => Err(other),
+            })?
+            .into_iter()
+            .flatten(),
+        );
+    }
     all.sort();
     all.dedup();
+    Ok(all)
+}
+
+fn strings_response(all: &[String]) -> Answer {
     let mut out = String::from(r#"{"status":"success","data":"#);
     json::string_array(&mut out, all.iter().map(|s| s.as_str()));
     out.push('}');
     Ok(Response::json(200, out.into_bytes()))
 }
 
-async fn labels(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
-    let req = labels_request(tenant, params, optional_matchers(params)?)?;
-    let running = Running::new(&core.query_limits(tenant));
-    let answers = ask(core, ShardRequest::LabelNames(req), &running).await?;
-    running.finish();
-    strings_response(answers)
+/// `/labels`: a multi-tenant read adds `__tenant_id__` to the names, as Loki's
+/// `MultiTenantQuerier.Label` does.
+async fn labels(core: &Rc<Core>, scope: &TenantScope, params: &[(String, String)]) -> Answer {
+    let mut names = strings_of(core, scope, params, None).await?;
+    if scope.is_multi() && !names.iter().any(|n| n == TENANT_LABEL) {
+        names.push(TENANT_LABEL.to_string());
+        names.sort();
+    }
+    strings_response(&names)
 }
 
+/// `/label/<name>/values`. With multi-tenant queries on, the values of `__tenant_id__` are
+/// the read's tenants, whatever the streams hold (Loki's `MultiTenantQuerier.Label`).
 async fn label_values(
     core: &Rc<Core>,
-    tenant: &str,
+    scope: &TenantScope,
     name: &str,
     params: &[(String, String)],
 ) -> Answer {
-    let req = labels_request(tenant, params, optional_matchers(params)?)?;
-    let running = Running::new(&core.query_limits(tenant));
-    let answers = ask(
-        core,
-        ShardRequest::LabelValues(req, name.to_string()),
-        &running,
-    )
-    .await?;
-    running.finish();
-    strings_response(answers)
+    if name == TENANT_LABEL && core.config.multi_tenant_queries {
+        return strings_response(scope.ids());
+    }
+    strings_response(&strings_of(core, scope, params, Some(name)).await?)
 }
 
-async fn series(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
+/// `/series`. In a multi-tenant read each series carries `__tenant_id__` unless it has a
+/// label of that name already (Loki's `MultiTenantQuerier.Series`), and a `__tenant_id__`
+/// matcher of a `match[]` selector picks the tenants that selector reads.
+async fn series(core: &Rc<Core>, scope: &TenantScope, params: &[(String, String)]) -> Answer {
     let mut selectors = Vec::new();
     for (k, v) in params {
         if k == "match[]" || k == "match" {
@@ -453,22 +484,49 @@ async fn series(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> A
         selectors.push(Vec::new());
     }
     let (start, end) = qp::parse_label_range(params, now_ns()).map_err(bad_param)?;
-    let req = Arc::new(SeriesRequest {
-        tenant: tenant.to_string(),
-        selectors,
-        start,
-        end: end.saturating_add(1),
-    });
-    let running = Running::new(&core.query_limits(tenant));
-    let answers = ask(core, ShardRequest::Series(req), &running).await?;
-    running.finish();
-    let mut all: Vec<Labels> = expect_answers(answers, "series", |a| match a {
-        ShardAnswer::Series(v) => Ok(v),
-        other => Err(other),
-    })?
-    .into_iter()
-    .flatten()
-    .collect();
+    let mut all: Vec<Labels> = Vec::new();
+    for tenant in scope.ids() {
+        let of_tenant: Vec<Vec<LabelMatcher>> = selectors
+            .iter()
+            .filter_map(|sel| {
+                let (tenants, rest) = scope.select(sel);
+                tenants.contains(&tenant.as_str()).then_some(rest)
+            })
+            .collect();
+        if of_tenant.is_empty() {
+            continue;
+        }
+        let req = Arc::new(SeriesRequest {
+            tenant: tenant.to_string(),
+            selectors: of_tenant,
+            start,
+            end: end.saturating_add(1),
+        });
+        let running = Running::new(&core.query_limits_in(scope));
+        let answers = ask(core, ShardRequest::Series(req), &running).await?;
+        running.finish();
+        let found = expect_answers(answers, "series", |a| match a {
+            ShardAnswer::Series(v) => Ok(v),
+            other => Err(other),
+        })?
+        .into_iter()
+        .flatten();
+        if scope.is_multi() {
+            all.extend(found.map(|l| {
+                match l.get(TENANT_LABEL) {
+                    Some(_) => l,
+                    None => Labels::from_pairs(
+                        l.pairs()
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str()))
+                            .chain([(TENANT_LABEL, tenant.as_str())]),
+                    ),
+                }
+            }));
+        } else {
+            all.extend(found);
+        }
+    }
     all.sort();
     all.dedup();
     let mut out = String::from(r#"{"status":"success","data":["#);
@@ -485,25 +543,29 @@ async fn series(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> A
     Ok(Response::json(200, out.into_bytes()))
 }
 
-async fn index_stats(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Answer {
+/// `/index/stats`: a multi-tenant read sums its tenants' (Loki's `stats.MergeStats`).
+async fn index_stats(core: &Rc<Core>, scope: &TenantScope, params: &[(String, String)]) -> Answer {
     let q =
         param(params, "query").ok_or_else(|| QueryError::bad_request("missing query parameter"))?;
-    let matchers = logql::parse_matchers(q, false)?;
-    let req = labels_request(tenant, params, matchers)?;
+    let (tenants, matchers) = scope.select(&logql::parse_matchers(q, false)?);
     let mut total = IndexStats::default();
     let mut streams: Vec<u64> = Vec::new();
-    let running = Running::new(&core.query_limits(tenant));
-    let answers = ask(core, ShardRequest::Stats(req), &running).await?;
-    running.finish();
-    let stats = expect_answers(answers, "stats", |a| match a {
-        ShardAnswer::Stats(s, ids) => Ok((s, ids)),
-        other => Err(other),
-    })?;
-    for (s, ids) in stats {
-        total.add(&s);
-        streams.extend(ids);
+    for tenant in tenants {
+        let req = labels_request(tenant, params, matchers.clone())?;
+        let running = Running::new(&core.query_limits_in(scope));
+        let answers = ask(core, ShardRequest::Stats(req), &running).await?;
+        running.finish();
+        let stats = expect_answers(answers, "stats", |a| match a {
+            ShardAnswer::Stats(s, ids) => Ok((s, ids)),
+            other => Err(other),
+        })?;
+        for (s, ids) in stats {
+            total.add(&s);
+            streams.extend(ids);
+        }
     }
-    // A stream with data on two shards (after a core-count change) is one stream.
+    // A stream with data on two shards (after a core-count change) is one stream; the stream
+    // id hashes the tenant in, so two tenants' streams never collide.
     streams.sort_unstable();
     streams.dedup();
     total.streams = streams.len() as u64;

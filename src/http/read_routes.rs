@@ -26,6 +26,7 @@ use crate::query::patterns::render_json;
 use crate::query::plan::Steps;
 use crate::query::{QueryError, engine};
 use crate::runtime::Core;
+use crate::tenants::federation::TenantScope;
 
 /// Series a volume answer lists by default (Loki's `defaultVolumeLimit`).
 const VOLUME_LIMIT_DEFAULT: usize = 100;
@@ -34,7 +35,7 @@ const VOLUME_LIMIT_DEFAULT: usize = 100;
 /// `/index/volume_range` (one value per step).
 pub async fn volume(
     core: &Rc<Core>,
-    tenant: &str,
+    tenant: &TenantScope,
     params: &[(String, String)],
     range: bool,
 ) -> Result<Response, QueryError> {
@@ -86,7 +87,7 @@ pub async fn volume(
     let mut series: Vec<Series> = Vec::new();
     for group in groups {
         let expr = volume_expr(selector.clone(), range_ns, group.clone());
-        let result = engine::metric(core, tenant, &expr, steps).await?;
+        let result = engine::metric_in(core, tenant, &expr, steps).await?;
         let mut found = match result {
             MetricResult::Matrix(s) => s,
             MetricResult::Vector(v) => v
@@ -194,9 +195,10 @@ fn range_of(params: &[(String, String)]) -> Result<qp::RangeQuery, QueryError> {
 }
 
 /// `/detected_labels`: the labels of the streams a selector picks, with their cardinality.
+/// A multi-tenant read merges its tenants' labels (Loki's `MultiTenantQuerier`).
 pub async fn detected_labels(
     core: &Rc<Core>,
-    tenant: &str,
+    scope: &TenantScope,
     params: &[(String, String)],
 ) -> Result<Response, QueryError> {
     let q = range_of(params)?;
@@ -204,28 +206,31 @@ pub async fn detected_labels(
         None | Some("") | Some("{}") => Vec::new(),
         Some(text) => logql::parse_matchers(text, false)?,
     };
-    let req = std::sync::Arc::new(crate::shard::SeriesRequest {
-        tenant: tenant.to_string(),
-        selectors: vec![matchers],
-        start: q.start_ns,
-        end: q.end_ns.saturating_add(1),
-    });
-    let running = engine::Running::new(&core.query_limits(tenant));
-    let answers = engine::ask_all(
-        core,
-        crate::shard::ShardRequest::Series(req),
-        &running.control,
-        running.timeout,
-    )
-    .await?;
-    running.finish();
+    let (tenants, matchers) = scope.select(&matchers);
     let mut collector = LabelsCollector::default();
-    for streams in engine::expect_answers(answers, "series", |a| match a {
-        crate::shard::ShardAnswer::Series(v) => Ok(v),
-        other => Err(other),
-    })? {
-        for labels in &streams {
-            collector.add_stream(labels);
+    for tenant in tenants {
+        let req = std::sync::Arc::new(crate::shard::SeriesRequest {
+            tenant: tenant.to_string(),
+            selectors: vec![matchers.clone()],
+            start: q.start_ns,
+            end: q.end_ns.saturating_add(1),
+        });
+        let running = engine::Running::new(&core.query_limits_in(scope));
+        let answers = engine::ask_all(
+            core,
+            crate::shard::ShardRequest::Series(req),
+            &running.control,
+            running.timeout,
+        )
+        .await?;
+        running.finish();
+        for streams in engine::expect_answers(answers, "series", |a| match a {
+            crate::shard::ShardAnswer::Series(v) => Ok(v),
+            other => Err(other),
+        })? {
+            for labels in &streams {
+                collector.add_stream(labels);
+            }
         }
     }
     Ok(Response::json(
@@ -236,14 +241,25 @@ pub async fn detected_labels(
 
 /// `/detected_fields` (and `/detected_field/<name>/values` with `name`): the fields of the
 /// newest `line_limit` lines of a log query, found as Loki finds them (json, logfmt,
-/// structured metadata, and the labels the query's own parsers set).
+/// structured metadata, and the labels the query's own parsers set). A multi-tenant read
+/// finds none, as Loki's `MultiTenantQuerier.DetectedFields` (not supported there).
 pub async fn detected_fields(
     core: &Rc<Core>,
-    tenant: &str,
+    scope: &TenantScope,
     params: &[(String, String)],
     name: Option<&str>,
 ) -> Result<Response, QueryError> {
     let q = range_of(params)?;
+    let Some(tenant) = scope.single_id() else {
+        let limit = count_param(params, &["limit", "field_limit"], DEFAULT_FIELD_LIMIT)?;
+        let body = match name {
+            Some(n) => {
+                render_field_values_json(&FieldValuesCollector::new(n, limit).finish(), limit)
+            }
+            None => render_fields_json(&FieldsCollector::new(limit).finish(), limit),
+        };
+        return Ok(Response::json(200, body.into_bytes()));
+    };
     let expr = match logql::parse_expr(&q.query)? {
         Expr::Log(expr) => expr,
         Expr::Sample(_) => {
@@ -289,7 +305,7 @@ pub async fn detected_fields(
 /// `/patterns`: the log patterns of the lines a selector picks, with counts per step.
 pub async fn patterns(
     core: &Rc<Core>,
-    tenant: &str,
+    tenant: &TenantScope,
     params: &[(String, String)],
 ) -> Result<Response, QueryError> {
     let q = range_of(params)?;
@@ -325,8 +341,8 @@ pub fn format_query(params: &[(String, String)]) -> Result<Response, QueryError>
 
 /// `/drilldown-limits`: the limits Logs Drilldown adapts to, as Loki names them (the
 /// asking tenant's).
-pub fn drilldown_limits(core: &Core, tenant: &str) -> Response {
-    let q = &core.query_limits(tenant);
+pub fn drilldown_limits(core: &Core, tenant: &TenantScope) -> Response {
+    let q = &core.query_limits_in(tenant);
     let max_query_length = q
         .max_query_length
         .map(crate::config::units::duration_text)

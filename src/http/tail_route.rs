@@ -27,6 +27,7 @@ use crate::query::pipeline::Pipeline;
 use crate::runtime::Core;
 use crate::tail::DELAY_FOR_MAX_SECONDS;
 use crate::tail::session::{self, TailRequest};
+use crate::tenants::federation::TenantScope;
 
 /// Answers a tail request: registers the tail with every shard and answers `101` with its
 /// WebSocket session, or answers an error.
@@ -87,8 +88,9 @@ fn parse(core: &Core, req: &Request, tenant: String) -> Result<TailRequest, Quer
         }
     };
     let delay = delay_for(param(&params, "delay_for"))?;
-    check_limit(core, &tenant, q.limit)?;
-    check_length(core, &tenant, q.start_ns, now)?;
+    let scope = TenantScope::single(&tenant);
+    check_limit(core, &scope, q.limit)?;
+    check_length(core, &scope, q.start_ns, now)?;
     let pipeline = Arc::new(Pipeline::new(&expr.stages)?);
     Ok(TailRequest {
         tenant,

@@ -33,6 +33,7 @@ use crate::config::QueryLimits;
 use crate::logql::{LogExpr, LogSelector, SampleExpr};
 use crate::runtime::Core;
 use crate::shard::{ShardAnswer, ShardRequest};
+use crate::tenants::federation::TenantScope;
 
 /// Queries admitted on one core (running or waiting for their shards).
 #[derive(Default)]
@@ -179,7 +180,19 @@ pub async fn metric(
     expr: &SampleExpr,
     steps: Steps,
 ) -> Result<MetricResult, QueryError> {
-    let limits = &core.query_limits(tenant);
+    metric_in(core, &TenantScope::single(tenant), expr, steps).await
+}
+
+/// [`metric`] over the tenants of `scope`: in a multi-tenant read every stream carries
+/// `__tenant_id__` before any aggregation, so `sum` adds the tenants up and `sum by
+/// (__tenant_id__)` keeps them apart, as in Loki.
+pub async fn metric_in(
+    core: &Rc<Core>,
+    scope: &TenantScope,
+    expr: &SampleExpr,
+    steps: Steps,
+) -> Result<MetricResult, QueryError> {
+    let limits = &core.query_limits_in(scope);
     let plan = Arc::new(plan_metric(expr, steps)?);
     let eval_limits = EvalLimits {
         max_series: limits.max_query_series,
@@ -190,7 +203,7 @@ pub async fn metric(
     }
     let running = Running::new(limits);
     let req = MetricRequest::new(
-        tenant,
+        scope.clone(),
         plan.clone(),
         usize::try_from(limits.query_memory_bytes_max).unwrap_or(usize::MAX),
         limits.max_query_series,
@@ -233,14 +246,35 @@ pub async fn logs(
     core: &Rc<Core>,
     tenant: &str,
     expr: LogExpr,
+    range: (i64, i64),
+    limit: usize,
+    direction: Direction,
+) -> Result<Vec<PartialStream>, QueryError> {
+    logs_in(
+        core,
+        &TenantScope::single(tenant),
+        expr,
+        range,
+        limit,
+        direction,
+    )
+    .await
+}
+
+/// [`logs`] over the tenants of `scope`, each stream of a multi-tenant read labelled with
+/// its tenant.
+pub async fn logs_in(
+    core: &Rc<Core>,
+    scope: &TenantScope,
+    expr: LogExpr,
     (start, end): (i64, i64),
     limit: usize,
     direction: Direction,
 ) -> Result<Vec<PartialStream>, QueryError> {
     let pipeline = Arc::new(Pipeline::new(&expr.stages)?);
-    let running = Running::new(&core.query_limits(tenant));
+    let running = Running::new(&core.query_limits_in(scope));
     let req = Arc::new(LogsRequest {
-        tenant: tenant.to_string(),
+        tenants: scope.clone(),
         selector: expr.selector,
         pipeline,
         start,
@@ -287,7 +321,7 @@ pub fn split_windows(start: i64, end: i64, split_ns: i64) -> Vec<(i64, i64)> {
 /// on the split, and may hold fewer than `limit` entries, exactly as Loki's does.
 pub async fn logs_at_interval(
     core: &Rc<Core>,
-    tenant: &str,
+    scope: &TenantScope,
     expr: LogExpr,
     (start, end): (i64, i64),
     limit: usize,
@@ -304,7 +338,7 @@ pub async fn logs_at_interval(
             if out.iter().map(|s| s.entries.len()).sum::<usize>() >= limit {
                 break;
             }
-            let read = logs(core, tenant, expr.clone(), window, limit, direction).await?;
+            let read = logs_in(core, scope, expr.clone(), window, limit, direction).await?;
             append_window(
                 &mut out,
                 thin_to_interval(read, direction, interval_ns),
@@ -317,7 +351,7 @@ pub async fn logs_at_interval(
     // `query_timeout` bounds the whole request, as in Loki, not each window's read: a month
     // read hour by hour would otherwise run for 720 timeouts. A window's read still running
     // at the deadline is dropped, which cancels it on every shard.
-    let timeout = core.query_limits(tenant).query_timeout;
+    let timeout = core.query_limits_in(scope).query_timeout;
     future::or(read_all, async {
         glommio::timer::sleep(timeout).await;
         Err(QueryError::Timeout(timeout))
@@ -328,13 +362,13 @@ pub async fn logs_at_interval(
 /// Mines the log patterns of the lines a selector picks in `[start, end)`.
 pub async fn patterns(
     core: &Rc<Core>,
-    tenant: &str,
+    scope: &TenantScope,
     selector: LogSelector,
     (start, end): (i64, i64),
 ) -> Result<PatternMiner, QueryError> {
-    let running = Running::new(&core.query_limits(tenant));
+    let running = Running::new(&core.query_limits_in(scope));
     let req = Arc::new(PatternsRequest {
-        tenant: tenant.to_string(),
+        tenants: scope.clone(),
         selector,
         start,
         end,

@@ -190,6 +190,19 @@ impl Core {
         self.limits.query_limits(tenant, &self.config.query)
     }
 
+    /// The query limits of a read over `scope`: for several tenants the strictest of theirs
+    /// ([`crate::tenants::federation::strictest`]), as Loki's frontend takes them.
+    pub fn query_limits_in(
+        &self,
+        scope: &crate::tenants::federation::TenantScope,
+    ) -> crate::config::QueryLimits {
+        let mut ids = scope.ids().iter();
+        let first = self.query_limits(ids.next().expect("a scope is never empty"));
+        ids.fold(first, |acc, t| {
+            crate::tenants::federation::strictest(acc, self.query_limits(t))
+        })
+    }
+
     /// Appends a batch this core owns: first takes out the entries of the tenant's new
     /// streams over its active stream limit (see [`crate::tenants::streams`]), then stores the
     /// rest. Some taken out: [`Refusal::StreamLimit`] with Loki's text, once the rest is

@@ -43,6 +43,7 @@ use crate::query::merge::Partial;
 use crate::query::params::Direction;
 use crate::store::part_file::LoadedPart;
 use crate::store::{Store, StoreError};
+use crate::tenants::federation::tenant_labels;
 
 /// What queries read from parts, for `/metrics` and the bloom-skip figures.
 #[derive(Default)]
@@ -187,6 +188,7 @@ impl Shard {
         selected: &[StreamIdx],
         start: TimestampNs,
         end: TimestampNs,
+        label_tenants: bool,
     ) -> ScanSnapshot {
         let pin = self.scan_pins.pin();
         let parts = self.parts_in(start, end);
@@ -206,9 +208,16 @@ impl Shard {
                         heads.push(HeadRef::Sealing(set.clone(), i));
                     }
                 }
+                // A multi-tenant read tells the tenants' streams apart by a label, added
+                // here, before any pipeline or grouping sees the stream.
+                let labels = if label_tenants {
+                    Arc::new(tenant_labels(&h.labels, &h.tenant))
+                } else {
+                    Arc::clone(&h.labels)
+                };
                 SnapshotStream {
                     id: h.id,
-                    labels: Arc::clone(&h.labels),
+                    labels,
                     heads,
                 }
             })
@@ -301,11 +310,16 @@ impl Shard {
     pub async fn scan(&self, spec: &ScanSpec, sink: &mut dyn ScanSink) -> Result<(), QueryError> {
         // A part that waited for its turn past the query's end stops before any work.
         self.check(spec)?;
-        let selected =
-            self.streams
-                .borrow()
-                .select(&spec.tenant, &spec.matchers, spec.start, spec.end);
-        let snapshot = self.snapshot(&selected, spec.start, spec.end);
+        let (tenants, matchers) = spec.tenants.select(&spec.matchers);
+        let mut selected = Vec::new();
+        {
+            let streams = self.streams.borrow();
+            for tenant in tenants {
+                selected.extend(streams.select(tenant, &matchers, spec.start, spec.end));
+            }
+        }
+        let label_tenants = spec.tenants.labels_streams();
+        let snapshot = self.snapshot(&selected, spec.start, spec.end, label_tenants);
         let mut block = DecodedBlock::new();
         for stream in snapshot.streams {
             sink.begin_stream(&stream.labels);
@@ -505,7 +519,7 @@ impl Shard {
             .streams
             .borrow()
             .select(&r.tenant, &r.matchers, r.start, r.end);
-        let snapshot = self.snapshot(&selected, r.start, r.end);
+        let snapshot = self.snapshot(&selected, r.start, r.end, false);
         let mut s = IndexStats::default();
         let mut ids = Vec::new();
         let mut block = DecodedBlock::new();

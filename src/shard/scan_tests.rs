@@ -95,7 +95,7 @@ async fn new_shard(t0: TimestampNs) -> Rc<Shard> {
 
 fn request(query: &str, direction: Direction, limit: usize) -> LogsRequest {
     LogsRequest {
-        tenant: "t".into(),
+        tenants: "t".into(),
         selector: parse_log_selector(query, true).expect("a query").selector,
         start: 0,
         end: i64::MAX,

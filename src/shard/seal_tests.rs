@@ -45,7 +45,7 @@ fn batch(from: usize, to: usize, pad: usize) -> crate::model::Batch {
 
 async fn lines(shard: &Shard) -> Vec<String> {
     let r = LogsRequest {
-        tenant: "t".into(),
+        tenants: "t".into(),
         selector: parse_log_selector(r#"{app="seal"}"#, true)
             .expect("a selector")
             .selector,

@@ -423,7 +423,7 @@ async fn history(
     let _admitted = core.queries.admit(limits)?;
     let running = Running::new(limits);
     let req = Arc::new(LogsRequest {
-        tenant: request.tenant.clone(),
+        tenants: request.tenant.as_str().into(),
         selector: request.selector.clone(),
         pipeline: request.pipeline.clone(),
         start: request.start_ns,

@@ -7,6 +7,7 @@
 //! core, so a budget split per core (Loki's `local` strategy over N distributors) would hold a
 //! client with one connection to a fraction of its rate.
 
+pub mod federation;
 pub mod limits;
 pub mod rate;
 pub mod streams;

@@ -22,11 +22,12 @@ use crate::query::needles::required_literals;
 use crate::query::params::Direction;
 use crate::query::pipeline::{LabelsBuilder, Pipeline};
 use crate::shard::Shard;
+use crate::tenants::federation::TenantScope;
 
 /// A log query as one shard runs it.
 #[derive(Debug)]
 pub struct LogsRequest {
-    pub tenant: String,
+    pub tenants: TenantScope,
     pub selector: LogSelector,
     pub start: TimestampNs,
     pub end: TimestampNs,
@@ -41,7 +42,7 @@ pub struct LogsRequest {
 /// Runs a log query on one shard: the first `limit` entries over all its streams.
 pub async fn run(shard: &Shard, r: &LogsRequest) -> Result<Partial, QueryError> {
     let spec = ScanSpec {
-        tenant: r.tenant.clone(),
+        tenants: r.tenants.clone(),
         matchers: r.selector.matchers.clone(),
         start: r.start,
         end: r.end,

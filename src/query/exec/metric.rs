@@ -23,6 +23,7 @@ use crate::query::pipeline::{DUPLICATE_SUFFIX, LabelsBuilder, Pipeline, SAMPLE_E
 use crate::query::plan::{LeafPlan, MetricPlan, SampleSource};
 use crate::query::sample::{LeafAccumulator, LeafPartial, OutputGrouping, convert};
 use crate::shard::Shard;
+use crate::tenants::federation::TenantScope;
 
 /// What a leaf runs on every shard, compiled once on the receiving core.
 #[derive(Debug)]
@@ -81,7 +82,7 @@ impl LeafExec {
 /// A metric query as one shard runs it.
 #[derive(Debug)]
 pub struct MetricRequest {
-    pub tenant: String,
+    pub tenants: TenantScope,
     pub plan: Arc<MetricPlan>,
     /// One per leaf of the plan, in order.
     pub leaves: Vec<LeafExec>,
@@ -95,7 +96,7 @@ pub struct MetricRequest {
 
 impl MetricRequest {
     pub fn new(
-        tenant: &str,
+        tenants: TenantScope,
         plan: Arc<MetricPlan>,
         memory_bytes_max: usize,
         series_max: usize,
@@ -107,7 +108,7 @@ impl MetricRequest {
             .map(LeafExec::new)
             .collect::<Result<_, _>>()?;
         Ok(MetricRequest {
-            tenant: tenant.to_string(),
+            tenants,
             plan,
             leaves,
             memory_bytes_max,
@@ -124,7 +125,7 @@ pub async fn run(shard: &Shard, r: &MetricRequest) -> Result<Vec<LeafPartial>, Q
     for (leaf, exec) in r.plan.leaves().iter().zip(&r.leaves) {
         let (start, end) = leaf.scan_range();
         let spec = ScanSpec {
-            tenant: r.tenant.clone(),
+            tenants: r.tenants.clone(),
             matchers: leaf.log().selector.matchers.clone(),
             start,
             end,

@@ -25,12 +25,14 @@ use crate::logql::{LabelMatcher, LineFilter};
 use crate::model::{Labels, TimestampNs};
 use crate::query::QueryError;
 use crate::query::params::Direction;
+use crate::tenants::federation::TenantScope;
 
 /// What a shard scans for one query: the streams, the time range `[start, end)`, the order,
 /// and the line filters every entry must pass before it reaches the sink.
 #[derive(Debug)]
 pub struct ScanSpec {
-    pub tenant: String,
+    /// The tenants read; a `__tenant_id__` matcher of a multi-tenant read picks among them.
+    pub tenants: TenantScope,
     pub matchers: Vec<LabelMatcher>,
     pub start: TimestampNs,
     pub end: TimestampNs,

@@ -12,10 +12,11 @@ use crate::query::needles::required_literals;
 use crate::query::params::Direction;
 use crate::query::patterns::{PatternConfig, PatternMiner};
 use crate::shard::Shard;
+use crate::tenants::federation::TenantScope;
 
 #[derive(Debug)]
 pub struct PatternsRequest {
-    pub tenant: String,
+    pub tenants: TenantScope,
     pub selector: LogSelector,
     pub start: TimestampNs,
     pub end: TimestampNs,
@@ -25,7 +26,7 @@ pub struct PatternsRequest {
 /// Mines the patterns of a shard's matching lines.
 pub async fn run(shard: &Shard, r: &PatternsRequest) -> Result<PatternMiner, QueryError> {
     let spec = ScanSpec {
-        tenant: r.tenant.clone(),
+        tenants: r.tenants.clone(),
         matchers: r.selector.matchers.clone(),
         start: r.start,
         end: r.end,

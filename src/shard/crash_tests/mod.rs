@@ -408,7 +408,7 @@ async fn everything(shard: &Shard, ctx: &str) -> Vec<Line> {
     let mut out = Vec::new();
     for tenant in TENANTS {
         let req = LogsRequest {
-            tenant: tenant.to_string(),
+            tenants: (*tenant).into(),
             selector: selector.clone(),
             start: 0,
             end: i64::MAX,

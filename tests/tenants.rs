@@ -9,7 +9,8 @@
 //! active stream limit only new streams
 //! are refused (Loki's 429 text), and the other streams of their push are stored. Syslog's
 //! tenant keeps the same rate: TCP is slowed down
-//! (every line kept), UDP datagrams over it are dropped and counted.
+//! (every line kept), UDP datagrams over it are dropped and counted; each syslog listener
+//! (`[[syslog]]` sections) stores under its own tenant, whose limits hold for its lines.
 
 mod common;
 
@@ -664,5 +665,147 @@ fn query_limits_are_the_asking_tenants() {
     };
     assert_eq!(limits("small"), json!(10));
     assert_eq!(limits("big"), json!(5000));
+    server.terminate_ok();
+}
+
+/// `logger` sending `lines` tagged `app` to `port` over `protocol` (`--tcp` or `--udp`).
+fn logger_send(port: u16, protocol: &str, app: &str, lines: &[String]) {
+    for line in lines {
+        let status = std::process::Command::new("logger")
+            .env("TZ", "UTC")
+            .args(["-n", "127.0.0.1", "-P", &port.to_string(), protocol])
+            .args(["--rfc5424", "-t", app, line])
+            .status()
+            .expect("logger runs");
+        assert!(status.success(), "logger {protocol} to {port}");
+    }
+}
+
+/// Lines the tenant reads of `{app}`, waiting (bounded) until `expected` are there.
+fn wait_lines(server: &Server, tenant: &str, app: &str, expected: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let lines = lines_of(server, tenant, app);
+        if lines.len() >= expected || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn each_syslog_listener_stores_under_its_tenant_with_its_limits() {
+    if !common::tools::require_program("logger", "Debian package bsdutils / util-linux") {
+        return;
+    }
+    // The default listener stores under `alpha`; a [[syslog]] section adds one for `beta`,
+    // whose rate (64 KiB a second and at once) is the limits file's.
+    let dir = TestDir::new("tenants-syslog-listeners");
+    let (_, beta_port) = common::server::free_ports(true);
+    let config = dir.path().join("shardlog.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "syslog_tenant = \"alpha\"\n\n[[syslog]]\nlisten = \"127.0.0.1:{beta_port}\"\n\
+             protocols = [\"tcp\", \"udp\"]\ntenant = \"beta\"\n"
+        ),
+    )
+    .unwrap();
+    let limits = dir.path().join("limits.yaml");
+    std::fs::write(
+        &limits,
+        "overrides:\n  beta:\n    ingestion_rate_mb: 0.0625\n    ingestion_burst_size_mb: 0.0625\n",
+    )
+    .unwrap();
+    let options = ServerOptions {
+        extra_args: vec![
+            "--config".into(),
+            config.display().to_string(),
+            "--limits-file".into(),
+            limits.display().to_string(),
+        ],
+        ..ServerOptions::default()
+    };
+    let mut server = Server::start_with(&dir, &options);
+    let alpha_port = server.syslog_port;
+
+    // Isolation: each tenant reads exactly the lines its listener received, over both
+    // protocols, and nothing of the other's.
+    let said = |who: &str, proto: &str| -> Vec<String> {
+        (0..3).map(|i| format!("{who} over {proto} {i}")).collect()
+    };
+    logger_send(alpha_port, "--tcp", "tcpapp", &said("alpha", "tcp"));
+    logger_send(alpha_port, "--udp", "udpapp", &said("alpha", "udp"));
+    logger_send(beta_port, "--tcp", "tcpapp", &said("beta", "tcp"));
+    logger_send(beta_port, "--udp", "udpapp", &said("beta", "udp"));
+    for tenant in ["alpha", "beta"] {
+        for (app, proto) in [("tcpapp", "tcp"), ("udpapp", "udp")] {
+            assert_eq!(
+                wait_lines(&server, tenant, app, 3),
+                said(tenant, proto),
+                "{tenant} {app}"
+            );
+        }
+    }
+    assert!(lines_of(&server, "fake", "tcpapp").is_empty());
+
+    // Limits: a datagram flood to beta's listener goes over beta's rate and is dropped and
+    // counted under beta; the same flood to alpha's listener (no rate) is kept whole.
+    let Some(corpus) = common::tools::corpus_lines("HDFS_2k.log") else {
+        return;
+    };
+    let message = |line: &str| format!("<14>1 2026-12-05T00:00:00Z h flood - - - {line}");
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent = 1000;
+    for port in [beta_port, alpha_port] {
+        for (i, line) in corpus.iter().take(sent).enumerate() {
+            // A breath now and then, so that the kernel's receive buffer never overflows.
+            if i % 50 == 49 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            udp.send_to(message(line).as_bytes(), ("127.0.0.1", port))
+                .unwrap();
+        }
+    }
+    let dropped_of = |tenant: &str| {
+        metric_sum(
+            &parse_metrics(&server.metrics()),
+            "shardlog_tenant_discarded_lines_total",
+            &[("reason", "rate_limited"), ("tenant", tenant)],
+        )
+    };
+    let entries_of = |tenant: &str| {
+        let r = server.get_with(
+            &path_with_query(
+                "/loki/api/v1/index/stats",
+                &[("query", r#"{app="flood"}"#), ("since", "1000h")],
+            ),
+            &[("X-Scope-OrgID", tenant)],
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["entries"].as_f64().unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (mut beta, mut alpha) = ((0.0, 0.0), 0.0);
+    while std::time::Instant::now() < deadline {
+        beta = (entries_of("beta"), dropped_of("beta"));
+        alpha = entries_of("alpha");
+        if beta.0 + beta.1 >= sent as f64 && alpha >= sent as f64 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        beta.1 >= 1.0,
+        "no datagram to beta's listener was over beta's rate"
+    );
+    assert_eq!(
+        beta.0 + beta.1,
+        sent as f64,
+        "beta kept {}, dropped {}",
+        beta.0,
+        beta.1
+    );
+    assert_eq!((alpha, dropped_of("alpha")), (sent as f64, 0.0));
     server.terminate_ok();
 }

@@ -21,6 +21,7 @@ use crate::model::validate_tenant;
 
 pub mod help;
 pub mod limits;
+pub mod syslog;
 pub mod units;
 
 pub use limits::*;
@@ -67,9 +68,16 @@ pub struct ServeArgs {
     #[serde(default)]
     pub wal_repair: bool,
 
-    /// Tenant that syslog listeners store their lines under.
+    /// Tenant that the default syslog listener (`--syslog-tcp-addr`, `--syslog-udp-addr`)
+    /// stores its lines under.
     #[arg(long, value_name = "TENANT")]
     pub syslog_tenant: Option<String>,
+
+    /// More syslog listeners, each with its own tenant: `[[syslog]]` sections of the TOML
+    /// file (`listen`, `protocols`, `tenant`; see [`syslog::SyslogSection`]).
+    #[arg(skip)]
+    #[serde(default)]
+    pub syslog: Vec<syslog::SyslogSection>,
 
     /// Require `X-Scope-OrgID` on every push and query (401 without it), as Loki's
     /// `auth_enabled`; off, a request without it is tenant `fake`.
@@ -310,6 +318,20 @@ pub struct ServeArgs {
     pub query_cpu_headroom: Option<f64>,
 }
 
+impl Config {
+    /// Every syslog listener: the default one (`syslog_tcp_addr`, `syslog_udp_addr`, under
+    /// `syslog_tenant`) first, then the `[[syslog]]` sections.
+    pub fn all_syslog_listeners(&self) -> Vec<syslog::SyslogListener> {
+        std::iter::once(syslog::SyslogListener {
+            tcp_addr: self.syslog_tcp_addr,
+            udp_addr: self.syslog_udp_addr,
+            tenant: self.syslog_tenant.clone(),
+        })
+        .chain(self.syslog_listeners.iter().cloned())
+        .collect()
+    }
+}
+
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -321,6 +343,8 @@ pub struct Config {
     pub cores: usize,
     pub wal_repair: bool,
     pub syslog_tenant: String,
+    /// The `[[syslog]]` listeners, beyond the default one.
+    pub syslog_listeners: Vec<syslog::SyslogListener>,
     pub auth_enabled: bool,
     pub multi_tenant_queries: bool,
     /// Every tenant's limits unless the limits file overrides them.
@@ -478,6 +502,11 @@ impl ServeArgs {
             cores: self.cores.or(file.cores),
             wal_repair: self.wal_repair || file.wal_repair,
             syslog_tenant: self.syslog_tenant.or(file.syslog_tenant),
+            syslog: if self.syslog.is_empty() {
+                file.syslog
+            } else {
+                self.syslog
+            },
             auth_enabled: self.auth_enabled || file.auth_enabled,
             multi_tenant_queries: self.multi_tenant_queries || file.multi_tenant_queries,
             ingestion_rate_mb: self.ingestion_rate_mb.or(file.ingestion_rate_mb),
@@ -588,6 +617,14 @@ impl ServeArgs {
             .syslog_tenant
             .unwrap_or_else(|| crate::model::DEFAULT_TENANT.to_string());
         validate_tenant(&syslog_tenant).map_err(|e| bad("syslog_tenant", e))?;
+        let syslog_listeners = syslog::resolve_sections(
+            &self.syslog,
+            &syslog::SyslogListener {
+                tcp_addr: syslog_tcp_addr,
+                udp_addr: syslog_udp_addr,
+                tenant: syslog_tenant.clone(),
+            },
+        )?;
         let data_dir = self
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT));
@@ -801,6 +838,7 @@ impl ServeArgs {
             cores,
             wal_repair: self.wal_repair,
             syslog_tenant,
+            syslog_listeners,
             auth_enabled: self.auth_enabled,
             multi_tenant_queries: self.multi_tenant_queries,
             tenant_limits,

@@ -159,41 +159,55 @@ pub fn start_http(core: &Rc<Core>) -> std::io::Result<Listeners> {
     })
 }
 
-/// Starts the syslog listeners of this core (those configured).
+/// Starts the syslog listeners of this core (those configured): the default one and the
+/// `[[syslog]]` sections, each storing its lines under its own tenant.
 pub fn start_syslog(core: &Rc<Core>) -> std::io::Result<Listeners> {
     let live = Rc::new(Cell::new(0));
     let mut tasks = Vec::new();
-    if let Some(addr) = core.config.syslog_tcp_addr {
-        let listener = bind_tcp("syslog_tcp_addr", addr)?;
-        tasks.push(accept_loop(
-            core,
-            listener,
-            live.clone(),
-            syslog_tcp_connection,
-        ));
-    }
-    if let Some(addr) = core.config.syslog_udp_addr {
-        let socket = UdpSocket::bind(addr).map_err(|e| {
-            std::io::Error::other(format!("cannot bind syslog_udp_addr {addr}: {e}"))
-        })?;
-        set_recv_buffer(&socket, core.config.syslog_udp_recv_buffer_bytes);
-        core.shard
-            .udp_socket_inode
-            .set(socket_inode(socket.as_raw_fd()));
-        let core2 = core.clone();
-        let live2 = live.clone();
-        tasks.push(
-            glommio::spawn_local_into(
-                async move {
-                    live2.set(live2.get() + 1);
-                    syslog_udp(core2, socket).await;
-                    live2.set(live2.get() - 1);
+    for (i, listener) in core.config.all_syslog_listeners().into_iter().enumerate() {
+        let tenant: Rc<str> = listener.tenant.as_str().into();
+        let (tcp_key, udp_key) = match i {
+            0 => ("syslog_tcp_addr".to_string(), "syslog_udp_addr".to_string()),
+            n => (
+                format!("syslog[{}].listen tcp", n - 1),
+                format!("syslog[{}].listen udp", n - 1),
+            ),
+        };
+        if let Some(addr) = listener.tcp_addr {
+            let socket = bind_tcp(&tcp_key, addr)?;
+            let tenant = tenant.clone();
+            tasks.push(accept_loop(
+                core,
+                socket,
+                live.clone(),
+                move |core, stream, admission| {
+                    syslog_tcp_connection(core, stream, admission, tenant.clone())
                 },
-                core.ingest_tq,
-            )
-            .map_err(|e| std::io::Error::other(e.to_string()))?
-            .detach(),
-        );
+            ));
+        }
+        if let Some(addr) = listener.udp_addr {
+            let socket = UdpSocket::bind(addr)
+                .map_err(|e| std::io::Error::other(format!("cannot bind {udp_key} {addr}: {e}")))?;
+            set_recv_buffer(&socket, core.config.syslog_udp_recv_buffer_bytes);
+            core.shard
+                .udp_socket_inodes
+                .borrow_mut()
+                .push(socket_inode(socket.as_raw_fd()));
+            let core2 = core.clone();
+            let live2 = live.clone();
+            tasks.push(
+                glommio::spawn_local_into(
+                    async move {
+                        live2.set(live2.get() + 1);
+                        syslog_udp(core2, socket, tenant).await;
+                        live2.set(live2.get() - 1);
+                    },
+                    core.ingest_tq,
+                )
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+                .detach(),
+            );
+        }
     }
     Ok(Listeners { live, tasks })
 }
@@ -285,6 +299,8 @@ pub fn now_ns() -> i64 {
 /// Per-owner batch builders of one syslog socket, and the sends in flight from it.
 struct SyslogBatcher {
     core: Rc<Core>,
+    /// The listener's tenant: every line of the socket is stored under it.
+    tenant: Rc<str>,
     protocol: Protocol,
     peer: Option<String>,
     builders: Vec<BatchBuilder>,
@@ -297,12 +313,18 @@ struct SyslogBatcher {
 }
 
 impl SyslogBatcher {
-    fn new(core: Rc<Core>, protocol: Protocol, peer: Option<String>) -> SyslogBatcher {
+    fn new(
+        core: Rc<Core>,
+        tenant: Rc<str>,
+        protocol: Protocol,
+        peer: Option<String>,
+    ) -> SyslogBatcher {
         let builders = (0..core.shards)
-            .map(|_| BatchBuilder::new(&core.config.syslog_tenant))
+            .map(|_| BatchBuilder::new(&tenant))
             .collect();
         SyslogBatcher {
             core,
+            tenant,
             protocol,
             peer,
             builders,
@@ -337,8 +359,7 @@ impl SyslogBatcher {
             counters.timestamps_clamped.inc();
             ts = now_ns;
         }
-        let tenant = &self.core.config.syslog_tenant;
-        let id = stream_hash_sorted(tenant, labels.iter().copied());
+        let id = stream_hash_sorted(&self.tenant, labels.iter().copied());
         let owner = owner_shard(id, self.core.shards);
         let metadata: smallvec::SmallVec<[(&str, &str); 8]> = metadata
             .iter()
@@ -487,12 +508,17 @@ async fn room_to_read(core: &Core, buf: &mut FrameBuffer) -> bool {
 }
 
 /// Reads one syslog TCP connection: framing, parsing, batching, backpressure.
-async fn syslog_tcp_connection(core: Rc<Core>, mut stream: TcpStream, admission: Admission) {
+async fn syslog_tcp_connection(
+    core: Rc<Core>,
+    mut stream: TcpStream,
+    admission: Admission,
+    tenant: Rc<str>,
+) {
     let peer = stream.peer_addr().ok().map(|a| a.ip().to_string());
     let frame_max = core.config.syslog_frame_bytes_max;
     let unacked_max = core.config.syslog_tcp_unacked_bytes_max;
     let mut framer = Framer::new(frame_max);
-    let mut batcher = SyslogBatcher::new(core.clone(), Protocol::SyslogTcp, peer);
+    let mut batcher = SyslogBatcher::new(core.clone(), tenant.clone(), Protocol::SyslogTcp, peer);
     let mut buf = FrameBuffer::new(&framer, admission.empty_charge());
     let mut eof = false;
     while !eof {
@@ -527,11 +553,9 @@ async fn syslog_tcp_connection(core: Rc<Core>, mut stream: TcpStream, admission:
                     buf.consume(consumed);
                 }
                 Decoded::Skipped { consumed, .. } => {
-                    core.shard.counters.discard_for(
-                        &core.config.syslog_tenant,
-                        DiscardReason::FramingError,
-                        1,
-                    );
+                    core.shard
+                        .counters
+                        .discard_for(&tenant, DiscardReason::FramingError, 1);
                     buf.consume(consumed);
                 }
                 Decoded::NeedMore => break,
@@ -545,7 +569,7 @@ async fn syslog_tcp_connection(core: Rc<Core>, mut stream: TcpStream, admission:
             eprintln!("shard {}: closing syslog connection: {e}", core.id);
             return;
         }
-        slow_to_rate(&core, message_bytes).await;
+        slow_to_rate(&core, &tenant, message_bytes).await;
     }
     let _ = batcher.settle(0).await;
 }
@@ -553,8 +577,7 @@ async fn syslog_tcp_connection(core: Rc<Core>, mut stream: TcpStream, admission:
 /// Charges lines a syslog connection read to its tenant's ingestion rate and, when that puts
 /// the tenant over, waits before the next read: syslog over TCP cannot refuse a line, so the
 /// sender is slowed down (its kernel buffers fill) rather than refused.
-async fn slow_to_rate(core: &Core, bytes: u64) {
-    let tenant = &core.config.syslog_tenant;
+async fn slow_to_rate(core: &Core, tenant: &str, bytes: u64) {
     let limit = core.limits.for_tenant(tenant).ingestion_rate;
     let wait = core.lifecycle.ingestion_rates.debit(tenant, bytes, &limit);
     if wait.is_zero() {
@@ -568,7 +591,7 @@ async fn slow_to_rate(core: &Core, bytes: u64) {
 /// socket is in flight, and otherwise gathered until the previous sends complete or the
 /// flush tick passes; in-flight bytes are bounded so that a slow disk shows up as kernel
 /// drops (counted) rather than as unbounded memory.
-async fn syslog_udp(core: Rc<Core>, socket: UdpSocket) {
+async fn syslog_udp(core: Rc<Core>, socket: UdpSocket, tenant: Rc<str>) {
     /// Unacknowledged bytes of batches from this socket: UDP has no backpressure, so beyond
     /// this the socket is simply not read and the kernel buffer absorbs (or drops, counted).
     const UDP_IN_FLIGHT_BYTES_MAX: usize = 8 * 1024 * 1024;
@@ -578,6 +601,7 @@ async fn syslog_udp(core: Rc<Core>, socket: UdpSocket) {
     const UDP_IDLE_TICK: Duration = Duration::from_millis(25);
     let batcher = Rc::new(std::cell::RefCell::new(SyslogBatcher::new(
         core.clone(),
+        tenant.clone(),
         Protocol::SyslogUdp,
         None,
     )));
@@ -625,21 +649,16 @@ async fn syslog_udp(core: Rc<Core>, socket: UdpSocket) {
         }
         // Over the tenant's rate a datagram is dropped and counted: UDP has no way to slow
         // the sender down.
-        let limit = core
-            .limits
-            .for_tenant(&core.config.syslog_tenant)
-            .ingestion_rate;
+        let limit = core.limits.for_tenant(&tenant).ingestion_rate;
         let taken = core.lifecycle.ingestion_rates.take(
-            &core.config.syslog_tenant,
+            &tenant,
             message.len().min(core.config.syslog_frame_bytes_max) as u64,
             &limit,
         );
         if taken.is_err() {
-            core.shard.counters.discard_for(
-                &core.config.syslog_tenant,
-                DiscardReason::RateLimited,
-                1,
-            );
+            core.shard
+                .counters
+                .discard_for(&tenant, DiscardReason::RateLimited, 1);
             continue;
         }
         {
@@ -683,10 +702,10 @@ fn socket_inode(fd: i32) -> u64 {
     nix::sys::stat::fstat(fd).map_or(0, |st| st.st_ino)
 }
 
-/// Datagrams the kernel dropped on the socket with this inode (the `drops` column of
+/// Datagrams the kernel dropped on the sockets with these inodes (the `drops` column of
 /// `/proc/net/udp` and `/proc/net/udp6`).
-pub fn udp_kernel_drops(inode: u64) -> u64 {
-    if inode == 0 {
+pub fn udp_kernel_drops(inodes: &[u64]) -> u64 {
+    if inodes.is_empty() {
         return 0;
     }
     let mut total = 0;
@@ -694,7 +713,10 @@ pub fn udp_kernel_drops(inode: u64) -> u64 {
         let Ok(text) = std::fs::read_to_string(path) else {
             continue;
         };
-        total += parse_udp_drops(&text, inode);
+        total += inodes
+            .iter()
+            .map(|&inode| parse_udp_drops(&text, inode))
+            .sum::<u64>();
     }
     total
 }

@@ -43,9 +43,15 @@ pub struct Listen {
 impl Listen {
     /// The flag that sets this address, e.g. `--http-addr`.
     pub fn flag(&self) -> String {
+        if self.key == SYSLOG_SECTION_KEY {
+            return "`listen` of its [[syslog]] section".to_string();
+        }
         format!("--{}", self.key.replace('_', "-"))
     }
 }
+
+/// The key of an address set by a `[[syslog]]` section (TOML only, no flag).
+pub const SYSLOG_SECTION_KEY: &str = "syslog";
 
 /// Every address the configuration listens on, in the order they are probed.
 pub fn listens(config: &crate::config::Config) -> Vec<Listen> {
@@ -67,6 +73,21 @@ pub fn listens(config: &crate::config::Config) -> Vec<Listen> {
             addr,
             proto: Proto::Udp,
         });
+    }
+    for listener in &config.syslog_listeners {
+        let sockets = [
+            (listener.tcp_addr, Proto::Tcp),
+            (listener.udp_addr, Proto::Udp),
+        ];
+        for (addr, proto) in sockets {
+            if let Some(addr) = addr {
+                out.push(Listen {
+                    key: SYSLOG_SECTION_KEY,
+                    addr,
+                    proto,
+                });
+            }
+        }
     }
     out
 }

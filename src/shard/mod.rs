@@ -383,8 +383,9 @@ pub struct Shard {
     query_permits: RefCell<Rc<crate::query::engine::ShardPermits>>,
     pub counters: CoreCounters,
     pub query_seconds: Histogram,
-    /// Inode of this core's syslog UDP socket, to read its kernel drop count (0: none).
-    pub udp_socket_inode: std::cell::Cell<u64>,
+    /// Inodes of this core's syslog UDP sockets (one per UDP listener), to read their kernel
+    /// drop counts.
+    pub udp_socket_inodes: RefCell<Vec<u64>>,
     /// This core's listeners: connections and request bytes held (kept and counted by
     /// `crate::http::admission`).
     pub edge: Rc<crate::metrics::edge::EdgeStats>,
@@ -448,7 +449,7 @@ impl Shard {
             id,
             counters: CoreCounters::default(),
             query_seconds: Histogram::new(REQUEST_LATENCY_BUCKETS),
-            udp_socket_inode: std::cell::Cell::new(0),
+            udp_socket_inodes: RefCell::new(Vec::new()),
             edge: Rc::default(),
             streams: RefCell::new(Streams::default()),
             wal: RefCell::new(None),
@@ -868,7 +869,7 @@ impl Shard {
             timestamps_clamped: c.timestamps_clamped.get(),
             udp_datagrams: c.udp_datagrams.get(),
             udp_kernel_drops: crate::ingest::listeners::udp_kernel_drops(
-                self.udp_socket_inode.get(),
+                &self.udp_socket_inodes.borrow(),
             ),
             queries: c.queries.get(),
             query_seconds: self.query_seconds.snapshot(),

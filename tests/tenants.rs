@@ -11,6 +11,9 @@
 //! tenant keeps the same rate: TCP is slowed down
 //! (every line kept), UDP datagrams over it are dropped and counted; each syslog listener
 //! (`[[syslog]]` sections) stores under its own tenant, whose limits hold for its lines.
+//! A stream over its own rate (`per_stream_rate_limit`) is refused whole with Loki's 429
+//! text while the push's other streams are stored; entries beyond `creation_grace_period`
+//! are refused with Loki's 400 text.
 
 mod common;
 
@@ -808,4 +811,112 @@ fn each_syslog_listener_stores_under_its_tenant_with_its_limits() {
     );
     assert_eq!((alpha, dropped_of("alpha")), (sent as f64, 0.0));
     server.terminate_ok();
+}
+
+/// Lines the tenant discarded for `reason`, by `/metrics`.
+fn discarded_of(server: &Server, tenant: &str, reason: &str) -> f64 {
+    metric_sum(
+        &parse_metrics(&server.metrics()),
+        "shardlog_tenant_discarded_lines_total",
+        &[("reason", reason), ("tenant", tenant)],
+    )
+}
+
+#[test]
+fn a_stream_over_its_own_rate_is_refused_whole_and_the_others_stored() {
+    // 1 KiB a second per stream, 2 KiB at once.
+    let (_dir, server) = start(
+        "tenants-stream-rate",
+        &[
+            "--per-stream-rate-limit",
+            "1KiB",
+            "--per-stream-rate-limit-burst",
+            "2KiB",
+        ],
+    );
+    let t0 = now_ns() - 1_000_000_000;
+    let line = |i: usize| format!("{i:04} {}", "x".repeat(495));
+    let first: Vec<String> = (0..3).map(line).collect();
+    let r = server.push_json_as("t", &push_body("fast", &first, t0));
+    assert_eq!(r.status, 204, "{}", r.text());
+    // Right after, 1500 more bytes for `fast` do not fit its budget; `slow` is untouched.
+    let more: Vec<String> = (3..6).map(line).collect();
+    let body = json!({"streams": [
+        {"stream": {"app": "fast"}, "values": more.iter().enumerate()
+            .map(|(i, l)| json!([(t0 + 10 + i as i64).to_string(), l])).collect::<Vec<_>>()},
+        {"stream": {"app": "slow"}, "values": [[(t0 + 20).to_string(), "slow line"]]},
+    ]});
+    let r = server.push_json_as("t", &body);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    let text = r.text();
+    assert!(
+        text.contains(
+            "ignored, reason: 'Per stream rate limit exceeded (limit: 1KB/sec) while attempting \
+             to ingest for stream '{app=\"fast\"}' totaling 500B, consider splitting a stream \
+             via additional labels or contact your Loki administrator to see if the limit can \
+             be increased',"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.trim_end()
+            .ends_with("user 't', total ignored: 3 out of 3 for stream: {app=\"fast\"}"),
+        "{text}"
+    );
+    // The refused stream's part is stored not at all, the other stream's whole.
+    assert_eq!(lines_of(&server, "t", "fast"), first);
+    assert_eq!(lines_of(&server, "t", "slow"), ["slow line"]);
+    assert_eq!(discarded_of(&server, "t", "per_stream_rate_limit"), 3.0);
+    // Another tenant's stream of the same labels has its own budget.
+    let r = server.push_json_as("u", &push_body("fast", &first, t0));
+    assert_eq!(r.status, 204, "{}", r.text());
+}
+
+#[test]
+fn entries_too_far_in_the_future_are_refused_with_lokis_message() {
+    let (_dir, server) = start("tenants-grace", &["--creation-grace-period", "1m"]);
+    let now = now_ns();
+    let ahead = now + 5 * 60 * 1_000_000_000;
+    let body = json!({"streams": [{"stream": {"app": "g"}, "values": [
+        [now.to_string(), "on time"],
+        [ahead.to_string(), "from the future"],
+    ]}]});
+    let r = server.push_json_as("t", &body);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let expected = format!(
+        "entry for stream '{{app=\"g\"}}' has timestamp too new: {}",
+        time::OffsetDateTime::from_unix_timestamp(ahead / 1_000_000_000)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    );
+    assert_eq!(r.text().trim(), expected);
+    assert_eq!(lines_of(&server, "t", "g"), ["on time"]);
+    assert_eq!(discarded_of(&server, "t", "too_far_in_future"), 1.0);
+    // Within the grace period an entry is stored with its own time, not clamped.
+    let soon = now + 30 * 1_000_000_000;
+    let r = server.push_json_as(
+        "t",
+        &json!({"streams": [{"stream": {"app": "soon"}, "values": [[soon.to_string(), "soon"]]}]}),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let v = server
+        .get_with(
+            &path_with_query(
+                "/loki/api/v1/query_range",
+                &[
+                    ("query", r#"{app="soon"}"#),
+                    ("start", &(now - 1_000_000_000).to_string()),
+                    ("end", &(now + 60 * 1_000_000_000).to_string()),
+                ],
+            ),
+            &[("X-Scope-OrgID", "t")],
+        )
+        .json();
+    assert_eq!(
+        v["data"]["result"][0]["values"][0][0],
+        soon.to_string(),
+        "{v}"
+    );
 }

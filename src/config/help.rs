@@ -46,6 +46,15 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ("limits_file", "none".to_string()),
         ("reject_old_samples", "off".to_string()),
         ("max_global_streams_per_user", "0, no limit".to_string()),
+        ("per_stream_rate_limit", size(PER_STREAM_RATE_LIMIT_DEFAULT)),
+        (
+            "per_stream_rate_limit_burst",
+            size(PER_STREAM_RATE_LIMIT_BURST_DEFAULT),
+        ),
+        (
+            "creation_grace_period",
+            crate::config::units::duration_text(CREATION_GRACE_PERIOD_DEFAULT),
+        ),
         (
             "reject_old_samples_max_age",
             duration_text(REJECT_OLD_SAMPLES_MAX_AGE_DEFAULT),

@@ -108,6 +108,26 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub max_global_streams_per_user: Option<usize>,
 
+    /// Bytes a second one stream may take (Loki's `per_stream_rate_limit`, on the core that
+    /// owns the stream); a push over it is refused for that stream (429), its other streams
+    /// stored. 0: no limit. Syslog is held by the tenant's rate only.
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
+    #[serde(default, deserialize_with = "units::size_key")]
+    pub per_stream_rate_limit: Option<u64>,
+
+    /// Bytes one stream may take at once beyond its rate (Loki's
+    /// `per_stream_rate_limit_burst`).
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
+    #[serde(default, deserialize_with = "units::size_key")]
+    pub per_stream_rate_limit_burst: Option<u64>,
+
+    /// How far ahead of the server's clock a pushed entry may be (Loki's
+    /// `creation_grace_period`): later entries are refused (400 naming them, the rest of the
+    /// push stored, counted as `too_far_in_future`). Syslog and JSON lines, which cannot be
+    /// refused per entry, are clamped by --future-skew-max instead.
+    #[arg(long, value_name = "DURATION")]
+    pub creation_grace_period: Option<String>,
+
     /// Labels one pushed stream may have (Loki's `max_label_names_per_series`).
     #[arg(long, value_name = "N")]
     pub max_label_names_per_series: Option<usize>,
@@ -516,6 +536,11 @@ impl ServeArgs {
             max_global_streams_per_user: self
                 .max_global_streams_per_user
                 .or(file.max_global_streams_per_user),
+            per_stream_rate_limit: self.per_stream_rate_limit.or(file.per_stream_rate_limit),
+            per_stream_rate_limit_burst: self
+                .per_stream_rate_limit_burst
+                .or(file.per_stream_rate_limit_burst),
+            creation_grace_period: self.creation_grace_period.or(file.creation_grace_period),
             max_label_names_per_series: self
                 .max_label_names_per_series
                 .or(file.max_label_names_per_series),
@@ -895,7 +920,34 @@ impl ServeArgs {
             LINE_BYTES_MAX_DEFAULT,
             1..=LINE_BYTES_LIMIT,
         )?;
+        let per_stream_rate = self
+            .per_stream_rate_limit
+            .unwrap_or(PER_STREAM_RATE_LIMIT_DEFAULT);
+        let per_stream_burst = self
+            .per_stream_rate_limit_burst
+            .unwrap_or(PER_STREAM_RATE_LIMIT_BURST_DEFAULT);
+        if per_stream_rate > 0 && per_stream_burst == 0 {
+            return Err(bad(
+                "per_stream_rate_limit_burst",
+                "must be above 0 when per_stream_rate_limit is set",
+            ));
+        }
+        let creation_grace_period = match self.creation_grace_period.as_deref().map(str::trim) {
+            None => CREATION_GRACE_PERIOD_DEFAULT,
+            // Loki's meaning of 0: no entry may be ahead of the server's clock.
+            Some("0") => Duration::ZERO,
+            Some(text) => duration_within(
+                "creation_grace_period",
+                parse_duration("creation_grace_period", text)?,
+                Duration::ZERO..=FUTURE_SKEW_MAX_LIMIT,
+            )?,
+        };
         Ok(crate::tenants::limits::TenantLimits {
+            per_stream_rate: crate::tenants::IngestionRate {
+                bytes_per_second: per_stream_rate as f64,
+                burst_bytes: per_stream_burst as f64,
+            },
+            creation_grace_period,
             max_global_streams_per_user: self
                 .max_global_streams_per_user
                 .unwrap_or(MAX_GLOBAL_STREAMS_PER_USER_DEFAULT),

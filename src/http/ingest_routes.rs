@@ -228,14 +228,19 @@ struct Batches<'a> {
     skew_max_ns: i64,
     /// Entries older than this are refused (`reject_old_samples`), with Loki's messages.
     oldest_ns: Option<i64>,
+    /// Entries newer than this are refused (`creation_grace_period`), for Loki pushes.
+    newest_ns: Option<i64>,
     too_old: TooOld,
 }
 
-/// Entries a push refused for their age: Loki stores the rest of the push and answers 400
-/// with one message per refused entry, grouped as its `GroupedErrors` groups them.
+/// Entries a push refused for their time (too old, or too far in the future): Loki stores
+/// the rest of the push and answers 400 with one message per refused entry, grouped as its
+/// `GroupedErrors` groups them.
 #[derive(Default)]
 struct TooOld {
     entries: u64,
+    /// Of `entries`, those too far in the future (the others are too old).
+    too_new: u64,
     /// Distinct messages in the order first seen, with how many entries gave each.
     messages: Vec<(String, u64)>,
 }
@@ -271,7 +276,7 @@ impl TooOld {
         let shown: u64 = self.messages.iter().map(|(_, n)| n).sum();
         if self.entries > shown {
             parts.push(format!(
-                "{} more entries with timestamps too old",
+                "{} more entries with timestamps out of range",
                 self.entries - shown
             ));
         }
@@ -311,6 +316,15 @@ impl<'a> Batches<'a> {
                     i64::try_from(limits.reject_old_samples_max_age.as_nanos()).unwrap_or(i64::MAX);
                 now_ns.saturating_sub(age)
             }),
+            // Loki refuses a pushed entry beyond `creation_grace_period` (its client can be
+            // told, and resend with a right clock), so a Loki push does so here too, and never
+            // clamps. JSON lines keep `future_skew_max`'s clamp, as syslog does: their
+            // senders have no per-entry refusal to act on.
+            newest_ns: (duplicates == Duplicates::Drop).then(|| {
+                let grace =
+                    i64::try_from(limits.creation_grace_period.as_nanos()).unwrap_or(i64::MAX);
+                now_ns.saturating_add(grace)
+            }),
             too_old: TooOld::default(),
         }
     }
@@ -329,8 +343,20 @@ impl<'a> Batches<'a> {
             ));
             return;
         }
+        if let Some(newest) = self.newest_ns
+            && ts > newest
+        {
+            // Loki's `validation.TooFarInFutureErrorMsg`.
+            self.too_old.too_new += 1;
+            self.too_old.add(format!(
+                "entry for stream '{}' has timestamp too new: {}",
+                echo(&labels.to_string()),
+                rfc3339_seconds(ts)
+            ));
+            return;
+        }
         let mut ts = ts;
-        if ts > self.now_ns.saturating_add(self.skew_max_ns) {
+        if self.newest_ns.is_none() && ts > self.now_ns.saturating_add(self.skew_max_ns) {
             self.core.shard.counters.timestamps_clamped.inc();
             ts = self.now_ns;
         }
@@ -348,11 +374,17 @@ impl<'a> Batches<'a> {
         if too_old.entries == 0 || stored.status != 204 {
             return stored;
         }
-        core.shard.counters.discard_for(
-            tenant,
-            DiscardReason::GreaterThanMaxSampleAge,
-            too_old.entries,
-        );
+        for (reason, n) in [
+            (
+                DiscardReason::GreaterThanMaxSampleAge,
+                too_old.entries - too_old.too_new,
+            ),
+            (DiscardReason::TooFarInFuture, too_old.too_new),
+        ] {
+            if n > 0 {
+                core.shard.counters.discard_for(tenant, reason, n);
+            }
+        }
         Response::text(400, &format!("{}\n", too_old.text()))
     }
 
@@ -386,7 +418,7 @@ impl<'a> Batches<'a> {
                 Refusal::NoSpace => 3,
                 Refusal::Overloaded => 2,
                 Refusal::NotOpen => 1,
-                Refusal::StreamLimit => 0,
+                Refusal::StreamLimit | Refusal::StreamRateLimit => 0,
             };
             if failure
                 .as_ref()

@@ -228,7 +228,7 @@ impl Response {
             }
             Refusal::WalStopped => (500, format!("cannot store the entries: {e}\n")),
             // Loki's own text: the entries of the other streams were stored.
-            Refusal::StreamLimit => (429, format!("{e}\n")),
+            Refusal::StreamLimit | Refusal::StreamRateLimit => (429, format!("{e}\n")),
         };
         let response = Response::text(status, &text);
         if e.refusal.is_transient() {

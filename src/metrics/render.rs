@@ -670,13 +670,13 @@ mod tests {
             shard: 1,
             ingested_lines: [5, 0, 2, 0],
             ingested_bytes: [50, 0, 20, 0],
-            discarded: [0, 1, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0],
+            discarded: [0, 1, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0],
             tenants: vec![(
                 "team-a".into(),
                 crate::shard::TenantCounts {
                     ingested_lines: 7,
                     ingested_bytes: 70,
-                    discarded: [0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0],
+                    discarded: [0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0],
                 },
             )],
             frames_truncated: 0,

@@ -144,6 +144,8 @@ pub struct Core {
     pub limits: crate::tenants::limits::Limits,
     /// The streams each tenant has active on this shard, for the stream limit.
     pub active_streams: crate::tenants::streams::ActiveStreams,
+    /// Each owned stream's own rate budget (`per_stream_rate_limit`).
+    pub stream_rates: crate::tenants::stream_rate::StreamRates,
 }
 
 impl Core {
@@ -204,11 +206,11 @@ impl Core {
     }
 
     /// Appends a batch this core owns: first takes out the entries of the tenant's new
-    /// streams over its active stream limit (see [`crate::tenants::streams`]), then stores the
-    /// rest. Some taken out: [`Refusal::StreamLimit`] with Loki's text, once the rest is
-    /// durable.
+    /// streams over its active stream limit and of streams over their own rate (see
+    /// [`crate::tenants::admit`]), then stores the rest. Some taken out: the refusal with
+    /// Loki's text, once the rest is durable.
     async fn append_here(&self, batch: Batch, protocol: Protocol) -> Result<(), AppendError> {
-        let (batch, refused) = self.limit_streams(batch);
+        let (batch, refused) = self.limit_streams(batch, protocol);
         if batch.entries > 0 {
             self.shard.append(batch, protocol).await?;
         }
@@ -218,46 +220,24 @@ impl Core {
         }
     }
 
-    /// The batch without the entries of new streams over the tenant's limit, and the refusal
-    /// that names them (Loki's text for the first; the count of the others).
-    fn limit_streams(&self, batch: Batch) -> (Batch, Option<AppendError>) {
-        use crate::tenants::streams::{local_limit, stream_limit_message};
-        let Ok(reader) = batch.reader() else {
+    /// The batch without the entries its tenant's stream limits refuse, and the refusal.
+    fn limit_streams(&self, batch: Batch, protocol: Protocol) -> (Batch, Option<AppendError>) {
+        let Some(tenant) = batch.reader().ok().map(|r| r.tenant().to_string()) else {
             return (batch, None);
         };
-        let tenant = reader.tenant().to_string();
-        let global = self.limits.for_tenant(&tenant).max_global_streams_per_user;
-        if global == 0 {
-            return (batch, None);
-        }
-        let Ok(streams) = batch.streams() else {
-            return (batch, None);
-        };
-        let refused = self.active_streams.admit(
-            &tenant,
-            streams.iter().map(|(id, _)| *id),
-            local_limit(global, self.shards),
+        let checked = crate::tenants::admit::check_batch(
+            batch,
+            &self.limits.for_tenant(&tenant),
+            &self.active_streams,
+            &self.stream_rates,
+            self.shards,
+            // Syslog cannot be refused per stream; its tenant's rate slows it down instead.
+            !matches!(protocol, Protocol::SyslogTcp | Protocol::SyslogUdp),
         );
-        if refused.is_empty() {
-            return (batch, None);
+        for (reason, entries) in checked.discarded {
+            self.shard.counters.discard_for(&tenant, reason, entries);
         }
-        let Ok((kept, taken_out)) = batch.without_streams(&refused) else {
-            return (batch, None);
-        };
-        self.shard.counters.discard_for(
-            &tenant,
-            crate::shard::DiscardReason::StreamLimit,
-            taken_out,
-        );
-        let first = streams
-            .iter()
-            .find(|(id, _)| refused.contains(id))
-            .map_or("", |(_, labels)| labels.as_str());
-        let mut message = stream_limit_message(first, &tenant);
-        if refused.len() > 1 {
-            message.push_str(&format!(" (and {} more new streams)", refused.len() - 1));
-        }
-        (kept, Some(AppendError::new(Refusal::StreamLimit, message)))
+        (checked.batch, checked.refusal)
     }
 
     /// Asks every shard the same question, concurrently, and returns their answers. Dropping
@@ -436,6 +416,7 @@ async fn serve_core(
     let core = Rc::new(Core {
         limits,
         active_streams: Default::default(),
+        stream_rates: Default::default(),
         queries: crate::query::engine::Admission::default(),
         id,
         shards: config.cores,
@@ -661,6 +642,7 @@ fn spawn_idle_streams_sweep(core: &Rc<Core>) {
             while !core.lifecycle.is_stopping() {
                 glommio::timer::sleep(crate::tenants::streams::SWEEP_INTERVAL).await;
                 core.active_streams.sweep();
+                core.stream_rates.sweep();
             }
         },
         tq,

@@ -30,6 +30,10 @@ pub enum Refusal {
     /// entries were taken out and the batch's other entries stored (HTTP 429 with Loki's
     /// text). Retried later, they start once some of the tenant's streams go idle.
     StreamLimit,
+    /// Some streams of the batch were over their own rate (`per_stream_rate_limit`): their
+    /// entries were taken out and the batch's other entries stored (HTTP 429 with Loki's
+    /// text).
+    StreamRateLimit,
 }
 
 impl Refusal {

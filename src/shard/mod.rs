@@ -197,10 +197,14 @@ pub enum DiscardReason {
     GreaterThanMaxSampleAge,
     /// An entry of a new stream over its tenant's active stream limit.
     StreamLimit,
+    /// An entry of a stream over its own rate (Loki's `per_stream_rate_limit`).
+    PerStreamRateLimit,
+    /// A pushed entry further ahead of the clock than `creation_grace_period`.
+    TooFarInFuture,
 }
 
 impl DiscardReason {
-    pub const ALL: [DiscardReason; 12] = [
+    pub const ALL: [DiscardReason; 14] = [
         DiscardReason::LineTooLong,
         DiscardReason::InvalidRequest,
         DiscardReason::TooLarge,
@@ -213,6 +217,8 @@ impl DiscardReason {
         DiscardReason::RateLimited,
         DiscardReason::GreaterThanMaxSampleAge,
         DiscardReason::StreamLimit,
+        DiscardReason::PerStreamRateLimit,
+        DiscardReason::TooFarInFuture,
     ];
 
     pub fn name(self) -> &'static str {
@@ -229,6 +235,8 @@ impl DiscardReason {
             DiscardReason::RateLimited => "rate_limited",
             DiscardReason::GreaterThanMaxSampleAge => "greater_than_max_sample_age",
             DiscardReason::StreamLimit => "stream_limit",
+            DiscardReason::PerStreamRateLimit => "per_stream_rate_limit",
+            DiscardReason::TooFarInFuture => "too_far_in_future",
         }
     }
 }

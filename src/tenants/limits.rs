@@ -34,6 +34,10 @@ const MIB: f64 = 1024.0 * 1024.0;
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantLimits {
     pub ingestion_rate: IngestionRate,
+    /// One stream's rate and burst (`per_stream_rate_limit`, `per_stream_rate_limit_burst`).
+    pub per_stream_rate: IngestionRate,
+    /// How far ahead of the clock a pushed entry may be (`creation_grace_period`).
+    pub creation_grace_period: Duration,
     /// Active streams over all cores (`max_global_streams_per_user`; 0: no limit).
     pub max_global_streams_per_user: usize,
     /// Labels one stream may have (Loki's `max_label_names_per_series`).
@@ -73,6 +77,15 @@ impl TenantLimits {
         if let Some(n) = o.max_global_streams_per_user {
             l.max_global_streams_per_user = n;
         }
+        if let Some(n) = o.per_stream_rate_limit {
+            l.per_stream_rate.bytes_per_second = n as f64;
+        }
+        if let Some(n) = o.per_stream_rate_limit_burst {
+            l.per_stream_rate.burst_bytes = n as f64;
+        }
+        if let Some(d) = o.grace_period() {
+            l.creation_grace_period = d;
+        }
         if let Some(on) = o.reject_old_samples {
             l.reject_old_samples = on;
         }
@@ -98,6 +111,13 @@ pub struct LimitOverrides {
     pub max_label_name_length: Option<usize>,
     pub max_label_value_length: Option<usize>,
     pub max_global_streams_per_user: Option<usize>,
+    /// Bytes, as Loki writes them (`3MB` is 3 MiB, as in Loki's `flagext.ByteSize`).
+    #[serde(default, deserialize_with = "loki_byte_size_key")]
+    pub per_stream_rate_limit: Option<u64>,
+    #[serde(default, deserialize_with = "loki_byte_size_key")]
+    pub per_stream_rate_limit_burst: Option<u64>,
+    /// A duration as Loki writes one (`10m`).
+    pub creation_grace_period: Option<String>,
     pub reject_old_samples: Option<bool>,
     /// A duration as Loki writes one (`1w`, `168h`).
     pub reject_old_samples_max_age: Option<String>,
@@ -126,7 +146,24 @@ impl LimitOverrides {
             .map(Duration::from_nanos)
     }
 
+    /// `creation_grace_period` as a duration (checked by [`LimitOverrides::check`]).
+    fn grace_period(&self) -> Option<Duration> {
+        let text = self.creation_grace_period.as_deref()?;
+        crate::config::units::parse_duration_ns(text)
+            .ok()
+            .map(Duration::from_nanos)
+    }
+
     fn check(&self) -> Result<(), String> {
+        if let Some(text) = &self.creation_grace_period {
+            crate::config::units::parse_duration_ns(text)
+                .map_err(|e| format!("creation_grace_period: {e}"))?;
+        }
+        if self.per_stream_rate_limit.is_some_and(|r| r > 0)
+            && self.per_stream_rate_limit_burst == Some(0)
+        {
+            return Err("per_stream_rate_limit_burst must be above 0 when there is a rate".into());
+        }
         for (key, text) in [
             ("max_query_length", &self.max_query_length),
             ("query_timeout", &self.query_timeout),
@@ -188,6 +225,43 @@ impl LimitOverrides {
         }
         Ok(())
     }
+}
+
+/// A size as Loki's `flagext.ByteSize` reads one: a number of bytes, or a number with `B`,
+/// `KB`, `MB`, `GB` or `TB` (binary multiples, as `datasize` takes them; `KiB` ... too).
+fn loki_byte_size_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    let text = match Size::deserialize(d)? {
+        Size::Bytes(n) => return Ok(Some(n)),
+        Size::Text(t) => t,
+    };
+    parse_loki_byte_size(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn parse_loki_byte_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = (&t[..split], t[split..].trim());
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: write bytes, or 3MB, 512KB"))?;
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(format!("`{text}` has an unknown unit `{unit}`")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -346,6 +420,8 @@ mod tests {
     fn defaults() -> TenantLimits {
         TenantLimits {
             ingestion_rate: IngestionRate::OFF,
+            per_stream_rate: IngestionRate::OFF,
+            creation_grace_period: Duration::from_secs(600),
             max_global_streams_per_user: 0,
             max_label_names_per_series: 15,
             max_label_name_length: 1024,
@@ -355,6 +431,23 @@ mod tests {
             max_line_size: 256 << 10,
             max_line_size_truncate: false,
         }
+    }
+
+    #[test]
+    fn per_stream_limits_read_sizes_as_loki_does() {
+        assert_eq!(parse_loki_byte_size("3MB"), Ok(3 << 20));
+        assert_eq!(parse_loki_byte_size("512KB"), Ok(512 << 10));
+        assert_eq!(parse_loki_byte_size("1024"), Ok(1024));
+        assert!(parse_loki_byte_size("3XB").is_err());
+        let file: RuntimeFile = yaml_serde::from_str(
+            "overrides:\n  t:\n    per_stream_rate_limit: 1MB\n    per_stream_rate_limit_burst: 2048\n    creation_grace_period: 1m\n",
+        )
+        .unwrap();
+        let o = &file.overrides.unwrap()["t"];
+        let l = defaults().with(o);
+        assert_eq!(l.per_stream_rate.bytes_per_second, (1 << 20) as f64);
+        assert_eq!(l.per_stream_rate.burst_bytes, 2048.0);
+        assert_eq!(l.creation_grace_period, Duration::from_secs(60));
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! core, so a budget split per core (Loki's `local` strategy over N distributors) would hold a
 //! client with one connection to a fraction of its rate.
 
+pub mod admit;
 pub mod federation;
 pub mod limits;
 pub mod rate;
+pub mod stream_rate;
 pub mod streams;
 
 /// A tenant's ingestion rate limit (Loki's `ingestion_rate_mb` and `ingestion_burst_size_mb`,

@@ -46,7 +46,7 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ("limits_file", "none".to_string()),
         ("reject_old_samples", "off".to_string()),
         ("max_global_streams_per_user", "0, no limit".to_string()),
-        ("per_stream_rate_limit", size(PER_STREAM_RATE_LIMIT_DEFAULT)),
+        ("per_stream_rate_limit", "0, no limit".to_string()),
         (
             "per_stream_rate_limit_burst",
             size(PER_STREAM_RATE_LIMIT_BURST_DEFAULT),

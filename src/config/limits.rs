@@ -127,10 +127,12 @@ pub const INGESTION_BURST_SIZE_MB_DEFAULT: f64 = 6.0;
 /// Active streams per tenant by default: no limit, for the same reason as the rate (Loki's
 /// 5000 would refuse a fleet's syslog, host by app by level, in a single tenant).
 pub const MAX_GLOBAL_STREAMS_PER_USER_DEFAULT: usize = 0;
-/// A stream's rate and burst by default (Loki's `per_stream_rate_limit` 3MB and
-/// `per_stream_rate_limit_burst` 15MB, where MB is MiB): one stream past 3 MiB a second is
-/// one that Loki would refuse too, and the burst covers a client's batch after a pause.
-pub const PER_STREAM_RATE_LIMIT_DEFAULT: u64 = 3 << 20;
+/// A stream's rate by default: no limit, as for the tenant's rate and stream count. Loki's
+/// 3 MB a second (MiB) is sized for a cluster whose streams shard over ingesters; here one
+/// stream of a single-tenant firehose (a bulk load, a busy host's app) may rightly go faster,
+/// and a refusal would lose it. Set it to Loki's `3MiB` when tenants share the server.
+pub const PER_STREAM_RATE_LIMIT_DEFAULT: u64 = 0;
+/// The burst once a stream rate is set (Loki's `per_stream_rate_limit_burst`, 15MB).
 pub const PER_STREAM_RATE_LIMIT_BURST_DEFAULT: u64 = 15 << 20;
 /// How far ahead of the clock a pushed entry may be (Loki's `creation_grace_period`).
 pub const CREATION_GRACE_PERIOD_DEFAULT: std::time::Duration = std::time::Duration::from_secs(600);

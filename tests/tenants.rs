@@ -920,3 +920,32 @@ fn entries_too_far_in_the_future_are_refused_with_lokis_message() {
         "{v}"
     );
 }
+
+#[test]
+fn the_active_streams_gauge_counts_per_tenant_and_survives_a_restart() {
+    let dir = TestDir::new("tenants-active-gauge");
+    let options = ServerOptions {
+        syslog: false,
+        ..ServerOptions::default()
+    };
+    let mut server = Server::start_with(&dir, &options);
+    let t0 = now_ns() - 1_000_000_000;
+    for (tenant, apps) in [("t", &["a", "b", "c"][..]), ("u", &["a"][..])] {
+        for app in apps {
+            let r = server.push_json_as(tenant, &push_body(app, &["x".to_string()], t0));
+            assert_eq!(r.status, 204, "{}", r.text());
+        }
+    }
+    let gauge = |server: &Server, tenant: &str| {
+        metric_sum(
+            &parse_metrics(&server.metrics()),
+            "shardlog_tenant_active_streams",
+            &[("tenant", tenant)],
+        )
+    };
+    assert_eq!((gauge(&server, "t"), gauge(&server, "u")), (3.0, 1.0));
+    server.terminate_ok();
+    // Rebuilt from the streams the WAL replay recovers.
+    let server = Server::start_with(&dir, &options);
+    assert_eq!((gauge(&server, "t"), gauge(&server, "u")), (3.0, 1.0));
+}

@@ -608,6 +608,22 @@ fn tenant_series(out: &mut String, shards: &[&ShardMetrics]) {
             let _ = writeln!(out, "{name}{{tenant=\"{tenant}\"}} {}", get(c));
         }
     }
+    let mut active: std::collections::BTreeMap<&str, u64> = Default::default();
+    for s in shards {
+        for (tenant, n) in &s.active_streams {
+            *active.entry(tenant.as_str()).or_default() += n;
+        }
+    }
+    let name = "shardlog_tenant_active_streams";
+    header(
+        out,
+        name,
+        "gauge",
+        "Streams written within the idle period (Loki's stream limit's count), by tenant.",
+    );
+    for (tenant, n) in &active {
+        let _ = writeln!(out, "{name}{{tenant=\"{tenant}\"}} {n}");
+    }
     let name = "shardlog_tenant_discarded_lines_total";
     header(
         out,
@@ -679,6 +695,7 @@ mod tests {
                     discarded: [0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0],
                 },
             )],
+            active_streams: vec![("team-a".into(), 3)],
             frames_truncated: 0,
             invalid_utf8_lines: 0,
             timestamps_clamped: 0,
@@ -706,6 +723,7 @@ mod tests {
         other_core.shard = 0;
         let text = render(&[m, other_core], true);
         assert!(text.contains("shardlog_tenant_ingested_lines_total{tenant=\"team-a\"} 14"));
+        assert!(text.contains("shardlog_tenant_active_streams{tenant=\"team-a\"} 6"));
         assert!(text.contains("shardlog_tenant_ingested_bytes_total{tenant=\"team-a\"} 140"));
         assert!(text.contains(
             "shardlog_tenant_discarded_lines_total{reason=\"rate_limited\",tenant=\"team-a\"} 18"

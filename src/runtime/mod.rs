@@ -143,7 +143,6 @@ pub struct Core {
     /// Every tenant's limits, as this core last read them.
     pub limits: crate::tenants::limits::Limits,
     /// The streams each tenant has active on this shard, for the stream limit.
-    pub active_streams: crate::tenants::streams::ActiveStreams,
     /// Each owned stream's own rate budget (`per_stream_rate_limit`).
     pub stream_rates: crate::tenants::stream_rate::StreamRates,
 }
@@ -228,7 +227,7 @@ impl Core {
         let checked = crate::tenants::admit::check_batch(
             batch,
             &self.limits.for_tenant(&tenant),
-            &self.active_streams,
+            &self.shard.active_streams,
             &self.stream_rates,
             self.shards,
             // Syslog cannot be refused per stream; its tenant's rate slows it down instead.
@@ -415,7 +414,6 @@ async fn serve_core(
     }
     let core = Rc::new(Core {
         limits,
-        active_streams: Default::default(),
         stream_rates: Default::default(),
         queries: crate::query::engine::Admission::default(),
         id,
@@ -467,6 +465,7 @@ async fn serve_core(
         lifecycle.stop();
         return Err(format!("shard {id}: WAL recovery failed: {e}"));
     }
+    shard.activate_recovered_streams();
     lifecycle.recovered.fetch_add(1, Ordering::AcqRel);
     // Sealing, checkpoints, compaction and retention run in the background queue.
     glommio::spawn_local_into(shard.clone().run_sealer(), background_tq)
@@ -641,7 +640,7 @@ fn spawn_idle_streams_sweep(core: &Rc<Core>) {
         async move {
             while !core.lifecycle.is_stopping() {
                 glommio::timer::sleep(crate::tenants::streams::SWEEP_INTERVAL).await;
-                core.active_streams.sweep();
+                core.shard.active_streams.sweep();
                 core.stream_rates.sweep();
             }
         },

@@ -123,6 +123,27 @@ impl Streams {
         self.heads.is_empty()
     }
 
+    /// The streams with unsealed entries or sealed ones at or after `since`, by tenant.
+    pub fn recent_by_tenant(&self, since: TimestampNs) -> Vec<(String, Vec<StreamId>)> {
+        let mut out: Vec<(String, Vec<StreamId>)> = Vec::new();
+        for (tenant, t) in &self.tenants {
+            let ids: Vec<StreamId> = t
+                .all
+                .iter()
+                .filter(|&&idx| {
+                    !self.heads[idx as usize].is_empty()
+                        || self.sealed[idx as usize].is_some_and(|(_, end)| end >= since)
+                })
+                .map(|&idx| self.heads[idx as usize].id)
+                .collect();
+            if !ids.is_empty() {
+                out.push((tenant.clone(), ids));
+            }
+        }
+        out.sort();
+        out
+    }
+
     pub fn entries_total(&self) -> u64 {
         self.heads.iter().map(|h| h.len() as u64).sum()
     }

@@ -323,6 +323,8 @@ pub struct ShardMetrics {
     pub discarded: [u64; DiscardReason::ALL.len()],
     /// The same per tenant, for the tenants this core has seen.
     pub tenants: Vec<(String, TenantCounts)>,
+    /// Active streams per tenant on this shard (Loki's stream limit's count).
+    pub active_streams: Vec<(String, u64)>,
     pub frames_truncated: u64,
     pub invalid_utf8_lines: u64,
     pub timestamps_clamped: u64,
@@ -390,6 +392,9 @@ pub struct Shard {
     /// Turns for query parts (see [`crate::query::engine::ShardPermits`]).
     query_permits: RefCell<Rc<crate::query::engine::ShardPermits>>,
     pub counters: CoreCounters,
+    /// The active streams of each tenant this shard owns (Loki's stream limit), rebuilt
+    /// from the recovered heads at start-up.
+    pub active_streams: crate::tenants::streams::ActiveStreams,
     pub query_seconds: Histogram,
     /// Inodes of this core's syslog UDP sockets (one per UDP listener), to read their kernel
     /// drop counts.
@@ -456,6 +461,7 @@ impl Shard {
             disk,
             id,
             counters: CoreCounters::default(),
+            active_streams: Default::default(),
             query_seconds: Histogram::new(REQUEST_LATENCY_BUCKETS),
             udp_socket_inodes: RefCell::new(Vec::new()),
             edge: Rc::default(),
@@ -862,6 +868,18 @@ impl Shard {
         m
     }
 
+    /// Counts as active the recovered streams with unsealed entries (they wrote within the
+    /// last seal age) or sealed entries within the idle period, so that the stream limit and
+    /// the active streams gauge hold across a restart (a graceful stop seals every head).
+    pub fn activate_recovered_streams(&self) {
+        let idle = crate::tenants::streams::STREAM_IDLE_PERIOD.as_nanos() as i64;
+        let since = crate::ingest::listeners::now_ns().saturating_sub(idle);
+        let streams = self.streams.borrow();
+        for (tenant, ids) in streams.recent_by_tenant(since) {
+            self.active_streams.admit(&tenant, ids.into_iter(), 0);
+        }
+    }
+
     pub fn metrics(&self) -> ShardMetrics {
         let c = &self.counters;
         let streams = self.streams.borrow();
@@ -872,6 +890,7 @@ impl Shard {
             ingested_bytes: std::array::from_fn(|i| c.ingested_bytes[i].get()),
             discarded: std::array::from_fn(|i| c.discarded[i].get()),
             tenants: c.tenants(),
+            active_streams: self.active_streams.counts(),
             frames_truncated: c.frames_truncated.get(),
             invalid_utf8_lines: c.invalid_utf8_lines.get(),
             timestamps_clamped: c.timestamps_clamped.get(),

@@ -56,9 +56,7 @@ pub fn check_batch(
     };
     let stream_limit = limits.max_global_streams_per_user;
     let rate = limits.per_stream_rate;
-    if stream_limit == 0 && (rate.is_off() || !rate_applies) {
-        return unchanged(batch);
-    }
+    // Read even without limits: the active streams are counted for the gauge.
     let (tenant, uses) = match stream_uses(&batch) {
         Some(found) => found,
         // A batch that does not read back is the WAL's to refuse, with its own error.

@@ -23,6 +23,7 @@
 pub mod bench;
 pub mod chunk;
 pub mod config;
+pub mod deletion;
 pub mod doctor;
 pub mod http;
 pub mod ingest;

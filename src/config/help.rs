@@ -91,6 +91,14 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ("seal_zstd_level", crate::store::SEAL_ZSTD_LEVEL.to_string()),
         ("retention", "0, keep everything".to_string()),
         ("retention_max_bytes", "0, no cap".to_string()),
+        (
+            "retention_interval",
+            duration_text(RETENTION_INTERVAL_DEFAULT),
+        ),
+        (
+            "delete_request_cancel_period",
+            duration_text(DELETE_REQUEST_CANCEL_PERIOD_DEFAULT),
+        ),
         ("heads_bytes_max", size(HEADS_BYTES_MAX_DEFAULT)),
         ("wal_bytes_max", size(WAL_BYTES_MAX_DEFAULT)),
         ("core_stall_max", duration_text(CORE_STALL_MAX_DEFAULT)),

@@ -217,6 +217,16 @@ pub struct ServeArgs {
     #[serde(default, deserialize_with = "units::size_key")]
     pub retention_max_bytes: Option<u64>,
 
+    /// How often each core drops the lines that per-tenant retention (`retention_period`,
+    /// `retention_stream` in the limits file) let expire (Loki's `compaction_interval`).
+    #[arg(long, value_name = "DURATION")]
+    pub retention_interval: Option<String>,
+
+    /// How long a delete request can be cancelled; its lines are hidden at once, but removed
+    /// from disk only after it (Loki's `delete_request_cancel_period`). `0`: at once.
+    #[arg(long, value_name = "DURATION")]
+    pub delete_request_cancel_period: Option<String>,
+
     /// Line bytes that a core's unsealed heads may hold before all of them are sealed at
     /// once, whatever their size or age.
     #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
@@ -335,6 +345,10 @@ pub struct Config {
     pub retention: Option<Duration>,
     /// 0: no cap.
     pub retention_max_bytes: u64,
+    /// Per-tenant retention passes, this often.
+    pub retention_interval: Duration,
+    /// Delete requests are applied to disk this long after they are received.
+    pub delete_request_cancel_period: Duration,
     pub compaction_bytes_per_second: u64,
     pub heads_bytes_max: u64,
     pub wal_bytes_max: u64,
@@ -510,6 +524,10 @@ impl ServeArgs {
             seal_zstd_level: self.seal_zstd_level.or(file.seal_zstd_level),
             retention: self.retention.or(file.retention),
             retention_max_bytes: self.retention_max_bytes.or(file.retention_max_bytes),
+            retention_interval: self.retention_interval.or(file.retention_interval),
+            delete_request_cancel_period: self
+                .delete_request_cancel_period
+                .or(file.delete_request_cancel_period),
             compaction_bytes_per_second: self
                 .compaction_bytes_per_second
                 .or(file.compaction_bytes_per_second),
@@ -719,6 +737,22 @@ impl ServeArgs {
             Duration::from_secs(3600),
             Duration::from_secs(100 * 365 * 86400),
         )?;
+        let retention_interval = duration(
+            "retention_interval",
+            self.retention_interval.as_deref(),
+            RETENTION_INTERVAL_DEFAULT,
+            Duration::from_secs(1),
+            Duration::from_secs(7 * 86400),
+        )?
+        .expect("a default is given");
+        let delete_request_cancel_period = match self.delete_request_cancel_period.as_deref() {
+            None => DELETE_REQUEST_CANCEL_PERIOD_DEFAULT,
+            Some(text) => duration_within(
+                "delete_request_cancel_period",
+                parse_duration("delete_request_cancel_period", text)?,
+                Duration::ZERO..=Duration::from_secs(365 * 86400),
+            )?,
+        };
         let compaction_bytes_per_second = size(
             "compaction_bytes_per_second",
             self.compaction_bytes_per_second,
@@ -779,6 +813,8 @@ impl ServeArgs {
             seal_zstd_level,
             retention,
             retention_max_bytes: self.retention_max_bytes.unwrap_or(0),
+            retention_interval,
+            delete_request_cancel_period,
             compaction_bytes_per_second,
             data_dir,
             volatile_data_dir: if self.allow_volatile_data_dir {

@@ -41,6 +41,12 @@ pub async fn route(core: Rc<Core>, req: Request) -> Response {
             }
             super::tail_route::tail(&core, &req).await
         }
+        (_, "/loki/api/v1/delete") => {
+            if let Some(refused) = not_answering(&core) {
+                return refused;
+            }
+            super::delete_route::route(&core, &req).await
+        }
         ("GET" | "POST", p) if p.starts_with("/loki/api/v1/") => {
             if let Some(refused) = not_answering(&core) {
                 return refused;

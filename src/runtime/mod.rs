@@ -446,6 +446,7 @@ async fn serve_core(
     spawn_tail_cleanup(&core);
     spawn_limits_reload(&core);
     spawn_idle_streams_sweep(&core);
+    crate::deletion::worker::start(&core).map_err(|e| format!("shard {id}: {e}"))?;
 
     // HTTP first, so that `/ready` answers 503 (and pushes are refused) during recovery.
     let http = crate::ingest::listeners::start_http(&core).map_err(|e| format!("shard {id}: {e}"));

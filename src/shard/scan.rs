@@ -17,6 +17,10 @@
 //! the commit, and never the round's new parts, which it did not take. So each entry that was
 //! in the shard when the scan started is read exactly once.
 //!
+//! Lines that a delete request still being applied covers are skipped by every scan, in
+//! heads and parts alike ([`crate::deletion`]): a stream no request selects pays nothing,
+//! a part block outside every request's range is handled as if there were none.
+//!
 //! A block that fails its checks fails the query (with the file and offset) and its part is
 //! quarantined: a query never silently answers with less than the shard holds.
 
@@ -29,6 +33,8 @@ use super::index::StreamIdx;
 use super::seal::SealingSet;
 use super::{IndexStats, LabelsRequest, Shard};
 use crate::chunk::DecodedBlock;
+use crate::deletion::book::deleted;
+use crate::deletion::request::CompiledRequest;
 use crate::metrics::Counter;
 use crate::model::{Labels, StreamId, TimestampNs};
 
@@ -105,6 +111,8 @@ struct SnapshotStream {
     id: StreamId,
     labels: Arc<Labels>,
     heads: Vec<HeadRef>,
+    /// The delete requests that select the stream: its lines they cover are skipped.
+    deletes: Vec<Arc<CompiledRequest>>,
 }
 
 /// A weak handle on a scan's [`Pin`]: the registry does not keep a finished scan's rounds.
@@ -190,6 +198,7 @@ impl Shard {
     ) -> ScanSnapshot {
         let pin = self.scan_pins.pin();
         let parts = self.parts_in(start, end);
+        let book = self.delete_book();
         let streams = self.streams.borrow();
         let sealing = self.sealing.borrow();
         let streams = selected
@@ -210,6 +219,11 @@ impl Shard {
                     id: h.id,
                     labels: Arc::clone(&h.labels),
                     heads,
+                    deletes: if book.has_active() {
+                        book.for_stream(&h.tenant, &h.labels)
+                    } else {
+                        Vec::new()
+                    },
                 }
             })
             .collect();
@@ -309,11 +323,13 @@ impl Shard {
         let mut block = DecodedBlock::new();
         for stream in snapshot.streams {
             sink.begin_stream(&stream.labels);
+            let deletes = &stream.deletes;
             for mut src in stream.heads {
-                self.scan_head(&mut src, &snapshot.pin, spec, sink).await?;
+                self.scan_head(&mut src, &snapshot.pin, spec, deletes, sink)
+                    .await?;
             }
             for (store, part) in &snapshot.parts {
-                self.scan_part_stream(part, stream.id, spec, sink, &mut block)
+                self.scan_part_stream(part, stream.id, spec, deletes, sink, &mut block)
                     .await
                     .map_err(|e| match e {
                         ScanError::Store(e) => {
@@ -348,6 +364,7 @@ impl Shard {
         part: &LoadedPart,
         id: StreamId,
         spec: &ScanSpec,
+        deletes: &[Arc<CompiledRequest>],
         sink: &mut dyn ScanSink,
         block: &mut DecodedBlock,
     ) -> Result<(), ScanError> {
@@ -386,7 +403,10 @@ impl Shard {
             let lo = block.partition_point(spec.start);
             let hi = block.partition_point(spec.end);
             let block: &DecodedBlock = block;
+            // Delete requests that cover part of the block: its lines are tested one by one.
+            let deletes_here = deletes.iter().any(|r| r.overlaps(min, max));
             if spec.filters.is_empty()
+                && !deletes_here
                 && sink.cutoff().is_none()
                 && sink.push_block(block, lo, hi)?
             {
@@ -402,7 +422,9 @@ impl Shard {
                     more = false;
                     break;
                 }
-                if spec.filters.iter().all(|f| f.matches(e.line.as_bytes())) {
+                if (!deletes_here || !deleted(deletes, e.ts, e.line))
+                    && spec.filters.iter().all(|f| f.matches(e.line.as_bytes()))
+                {
                     metadata.clear();
                     metadata.extend(e.metadata.iter());
                     sink.push(e.ts, e.line, &metadata)?;
@@ -430,6 +452,7 @@ impl Shard {
         src: &mut HeadRef,
         pin: &Pin,
         spec: &ScanSpec,
+        deletes: &[Arc<CompiledRequest>],
         sink: &mut dyn ScanSink,
     ) -> Result<(), QueryError> {
         let forward = spec.direction == Direction::Forward;
@@ -478,6 +501,9 @@ impl Shard {
                     let e = h.entry(i);
                     bytes += e.line.len() as u64;
                     if !spec.filters.iter().all(|f| f.matches(e.line.as_bytes())) {
+                        continue;
+                    }
+                    if !deletes.is_empty() && deleted(deletes, e.ts, e.line) {
                         continue;
                     }
                     metadata.clear();

@@ -267,6 +267,15 @@ fn deleted_lines_vanish_from_queries_at_once_and_from_disk_after_the_rewrite() {
         "{r}"
     );
     assert_eq!(list_deletes(&server, "beta"), json!([]));
+    // Filtered by overlap with a range, as Loki does.
+    let overlapping = |start: i64, end: i64| {
+        let path = delete_path(&[("start", &secs(start)), ("end", &secs(end))]);
+        let r = server.get_with(&path, &[("X-Scope-OrgID", "alpha")]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json().as_array().unwrap().len()
+    };
+    assert_eq!(overlapping(t0, t0 + SECOND_NS), 1);
+    assert_eq!(overlapping(t0 - 3 * HOUR_NS, t0 - 2 * HOUR_NS), 0);
 
     // After the rewrite: processed, and the part files no longer hold the lines.
     wait_processed(&server, "alpha", &id);

@@ -24,7 +24,7 @@ pub async fn route(core: &Rc<Core>, req: &Request) -> Response {
     };
     match req.method {
         Method::Post | Method::Put => add(core, &tenant, &params).await,
-        Method::Get => list(core, &tenant),
+        Method::Get => list(core, &tenant, &params),
         Method::Delete => cancel(core, &tenant, &params).await,
         _ => Response::text(405, "method not allowed\n"),
     }
@@ -53,9 +53,32 @@ async fn add(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Resp
     Response::new(204).with_header("X-Delete-Request-ID", id)
 }
 
-fn list(core: &Rc<Core>, tenant: &str) -> Response {
+/// The tenant's requests; with both `start` and `end`, only those whose range overlaps
+/// theirs, as Loki filters.
+fn list(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Response {
     let book = core.shard.delete_book();
-    let body = request::render_list(&book.of_tenant(tenant));
+    let mut requests = book.of_tenant(tenant);
+    let (start, end) = (param(params, "start"), param(params, "end"));
+    if let (Some(start), Some(end)) = (start, end)
+        && !start.is_empty()
+        && !end.is_empty()
+    {
+        let now = crate::deletion::now_ms();
+        let Some(start) = request::parse_time(start, now) else {
+            return Response::text(
+                400,
+                "invalid start time: require unix seconds or RFC3339 format\n",
+            );
+        };
+        let Some(end) = request::parse_time(end, now) else {
+            return Response::text(
+                400,
+                "invalid end time: require unix seconds or RFC3339 format\n",
+            );
+        };
+        requests.retain(|r| r.start_ms <= end && r.end_ms >= start);
+    }
+    let body = request::render_list(&requests);
     Response::json(200, body.into_bytes())
 }
 

@@ -67,6 +67,11 @@ struct Dropper<'a> {
 }
 
 impl LineDropper for Dropper<'_> {
+    fn may_drop_tenant(&self, tenant: &str) -> bool {
+        self.retention.contains_key(tenant)
+            || self.requests.iter().any(|r| r.request.tenant == tenant)
+    }
+
     fn for_stream(
         &self,
         tenant: &str,

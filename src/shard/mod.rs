@@ -8,6 +8,8 @@
 
 pub mod dedupe;
 mod deletes;
+#[cfg(test)]
+mod deletes_tests;
 pub mod head;
 mod health;
 pub mod index;

@@ -41,6 +41,12 @@ pub type StreamRule<'a> = Box<dyn Fn(TimestampNs, &str) -> Option<DropReason> + 
 
 /// Decides which lines a rewrite drops.
 pub trait LineDropper {
+    /// Whether lines of `tenant` may be dropped at all: a part's streams of other tenants
+    /// are copied without a look at their labels.
+    fn may_drop_tenant(&self, _tenant: &str) -> bool {
+        true
+    }
+
     /// The rule for a stream whose blocks span `[min, max]`, or `None` if none of its lines
     /// can be dropped (then its blocks are copied as they are).
     fn for_stream(
@@ -111,6 +117,9 @@ impl Store {
                 .streams()
                 .iter()
                 .map(|s| {
+                    if !dropper.may_drop_tenant(s.tenant.as_str()) {
+                        return None;
+                    }
                     let blocks = s.block_range();
                     let (min, max) = blocks.clone().fold((i64::MAX, i64::MIN), |(lo, hi), i| {
                         let b = &reader.blocks()[i];

@@ -7,7 +7,8 @@
 //!   Loki's fields, only to its tenant; once every part holding its lines was rewritten it
 //!   is `processed`, and the part files on disk (decoded here) no longer hold them.
 //! - Bad requests get Loki's 400 texts; a request can be cancelled within the cancel period
-//!   (its lines come back), never by another tenant.
+//!   (its lines come back), never by another tenant. A query with a pipeline (a parser and
+//!   label filters) deletes the lines that pass it.
 //! - A kill -9 while a part is being rewritten (the test pauses the rewrite just before and
 //!   just after its manifest commit): after the restart the lines stay hidden, and the next
 //!   passes remove them from disk.
@@ -372,6 +373,32 @@ fn bad_requests_get_lokis_texts_and_a_request_is_cancelled_by_its_tenant_only() 
         10,
         "a cancelled request hides nothing"
     );
+
+    // A pipeline after the selector, as Loki allows: a line goes if it passes all of it.
+    let (status, body, _) = post_delete(
+        &server,
+        "alpha",
+        &[
+            (
+                "query",
+                r#"{app="web"} | pattern "<_> <_> <kind> <n>" | kind="secret" and n < 6"#,
+            ),
+            ("start", &start),
+        ],
+    );
+    assert_eq!(status, 204, "{body}");
+    let mut left = query_lines(&server, "alpha", r#"{app="web"}"#, HOUR_NS);
+    left.sort();
+    let mut expected: Vec<String> = lines("alpha", "web", 10)
+        .into_iter()
+        .filter(|l| {
+            !["secret 0", "secret 2", "secret 4"]
+                .iter()
+                .any(|s| l.ends_with(s))
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(left, expected);
 }
 
 /// One kill -9 with the rewrite stopped at `point`, then a restart without the pause.

@@ -108,17 +108,49 @@ impl DeleteBook {
     /// The requests still to apply that select a stream of `tenant` with `labels`: what a
     /// scan of that stream filters with. Empty (and no allocation) when the tenant has none,
     /// which is the cost of the filter when nothing is being deleted.
-    pub fn for_stream(&self, tenant: &str, labels: &Labels) -> Vec<Arc<CompiledRequest>> {
-        match self.active.get(tenant) {
+    pub fn for_stream(&self, tenant: &str, labels: &Arc<Labels>) -> StreamDeletes {
+        let requests: Vec<Arc<CompiledRequest>> = match self.active.get(tenant) {
             None => Vec::new(),
             Some(list) => list.iter().filter(|r| r.selects(labels)).cloned().collect(),
+        };
+        StreamDeletes {
+            reads_metadata: requests.iter().any(|r| r.reads_metadata()),
+            labels: labels.clone(),
+            requests,
         }
     }
 }
 
-/// Whether any of `requests` (those of one stream) deletes the line.
-pub fn deleted(requests: &[Arc<CompiledRequest>], ts: i64, line: &str) -> bool {
-    requests.iter().any(|r| r.deletes(ts, line))
+/// The requests that select one stream, with its labels: what a scan of it filters with.
+#[derive(Debug, Default)]
+pub struct StreamDeletes {
+    labels: Arc<Labels>,
+    requests: Vec<Arc<CompiledRequest>>,
+    reads_metadata: bool,
+}
+
+impl StreamDeletes {
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    /// Whether a request's range overlaps `[min, max]`.
+    pub fn overlaps(&self, min: i64, max: i64) -> bool {
+        self.requests.iter().any(|r| r.overlaps(min, max))
+    }
+
+    /// Whether [`StreamDeletes::hides`] reads the entry's structured metadata (otherwise
+    /// the caller may pass none).
+    pub fn reads_metadata(&self) -> bool {
+        self.reads_metadata
+    }
+
+    /// Whether a request deletes the entry.
+    pub fn hides(&self, ts: i64, line: &str, metadata: &[(&str, &str)]) -> bool {
+        self.requests
+            .iter()
+            .any(|r| r.deletes(ts, line, &self.labels, metadata))
+    }
 }
 
 #[cfg(test)]
@@ -144,17 +176,19 @@ mod tests {
             req("b", "t2", r#"{app="x"}"#),
         ])
         .unwrap();
-        let x = Labels::from_pairs([("app", "x")]);
-        let y = Labels::from_pairs([("app", "y")]);
+        let x = Arc::new(Labels::from_pairs([("app", "x")]));
+        let y = Arc::new(Labels::from_pairs([("app", "y")]));
         let t1 = book.for_stream("t1", &x);
-        assert_eq!(t1.len(), 1);
-        assert!(deleted(&t1, 1_500_000_000, "a secret line"));
-        assert!(!deleted(&t1, 1_500_000_000, "a plain line"));
-        assert!(!deleted(&t1, 2_000_000_001, "a secret line"));
+        assert!(!t1.is_empty() && !t1.reads_metadata());
+        assert!(t1.hides(1_500_000_000, "a secret line", &[]));
+        assert!(!t1.hides(1_500_000_000, "a plain line", &[]));
+        assert!(!t1.hides(2_000_000_001, "a secret line", &[]));
+        assert!(t1.overlaps(2_000_000_000, 3_000_000_000));
+        assert!(!t1.overlaps(2_000_000_001, 3_000_000_000));
         assert!(book.for_stream("t1", &y).is_empty());
         assert!(book.for_stream("t3", &x).is_empty());
         let t2 = book.for_stream("t2", &x);
-        assert!(deleted(&t2, 1_000_000_000, "anything"));
+        assert!(t2.hides(1_000_000_000, "anything", &[]));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::logql::{LabelMatcher, LineFilter};
 use crate::model::{Labels, TimestampNs};
+use crate::query::pipeline::Pipeline;
 
 /// Loki's statuses: `received` until every line the request covers is gone from disk, then
 /// `processed` (Loki's partial `N% Complete` only exists for requests it splits by interval,
@@ -42,13 +43,16 @@ pub struct DeleteRequest {
     pub status: Status,
 }
 
-/// A request made ready to test lines: its selector's matchers and line filters, and its
-/// range in nanoseconds. `Send + Sync`: one instance is shared by every core.
+/// A request made ready to test lines: its selector's matchers, the line filters right after
+/// it, the rest of its pipeline if it has one, and its range in nanoseconds.
 #[derive(Debug)]
 pub struct CompiledRequest {
     pub request: DeleteRequest,
     pub matchers: Vec<LabelMatcher>,
     pub filters: Vec<LineFilter>,
+    /// The stages after the leading line filters (parsers, label filters, ...): a line is
+    /// deleted only if it passes them, as Loki runs a delete query's whole pipeline.
+    pub pipeline: Option<Pipeline>,
     /// First and last nanosecond covered, both included.
     pub first_ns: TimestampNs,
     pub last_ns: TimestampNs,
@@ -58,11 +62,12 @@ impl CompiledRequest {
     /// Compiles a stored request; its query was checked when it was received, so an error
     /// here means the file was not written by this server.
     pub fn new(request: DeleteRequest) -> Result<Arc<CompiledRequest>, String> {
-        let (matchers, filters) = parse_deletion_query(&request.query)?;
+        let (matchers, filters, pipeline) = parse_deletion_query(&request.query)?;
         Ok(Arc::new(CompiledRequest {
+            pipeline,
             first_ns: request.start_ms.saturating_mul(1_000_000),
-            // The whole last millisecond: Loki compares a line's nanosecond time with
-            // `end`, a millisecond time, so `end + 0.5 ms` is after it; keep it that way.
+            // Loki keeps a line when `ts.After(end)`, `end` being a millisecond time: the
+            // last nanosecond deleted is the end's millisecond itself.
             last_ns: request.end_ms.saturating_mul(1_000_000),
             request,
             matchers,
@@ -80,11 +85,28 @@ impl CompiledRequest {
         max >= self.first_ns && min <= self.last_ns
     }
 
-    /// Whether a line of a selected stream is deleted by this request.
-    pub fn deletes(&self, ts: TimestampNs, line: &str) -> bool {
+    /// Whether a line of a selected stream (`labels`), with its structured metadata, is
+    /// deleted by this request: in its range, through its line filters and, if it has one,
+    /// its pipeline.
+    pub fn deletes(
+        &self,
+        ts: TimestampNs,
+        line: &str,
+        labels: &Labels,
+        metadata: &[(&str, &str)],
+    ) -> bool {
         ts >= self.first_ns
             && ts <= self.last_ns
             && self.filters.iter().all(|f| f.matches(line.as_bytes()))
+            && self.pipeline.as_ref().is_none_or(|p| {
+                p.run_once(ts, line, labels, metadata.iter().copied())
+                    .is_some()
+            })
+    }
+
+    /// Whether [`CompiledRequest::deletes`] reads structured metadata (only a pipeline does).
+    pub fn reads_metadata(&self) -> bool {
+        self.pipeline.is_some()
     }
 }
 
@@ -102,25 +124,21 @@ fn bad(message: impl Into<String>) -> Refused {
     }
 }
 
+/// What a delete query compiles to: matchers, leading line filters, the other stages.
+pub type DeletionQuery = (Vec<LabelMatcher>, Vec<LineFilter>, Option<Pipeline>);
+
 /// Loki's `parseDeletionQuery`: any text `ParseLogSelector` refuses is `invalid query
-/// expression`. Of a log query, this server deletes by the selector and its line filters;
-/// a parser or label filter stage is refused with the same text and the reason after it.
-pub fn parse_deletion_query(query: &str) -> Result<(Vec<LabelMatcher>, Vec<LineFilter>), String> {
-    let expr = crate::logql::parse_log_selector(query, false)
-        .map_err(|_| "invalid query expression".to_string())?;
-    let mut filters = expr.selector.filters;
-    for stage in expr.stages {
-        match stage {
-            crate::logql::Stage::LineFilter(f) => filters.push(f),
-            _ => {
-                return Err(
-                    "invalid query expression: a delete query is a stream selector with line filters"
-                        .to_string(),
-                );
-            }
-        }
-    }
-    Ok((expr.selector.matchers, filters))
+/// expression` (so is a pipeline that does not compile, which Loki finds when it applies
+/// the request).
+pub fn parse_deletion_query(query: &str) -> Result<DeletionQuery, String> {
+    let invalid = || "invalid query expression".to_string();
+    let expr = crate::logql::parse_log_selector(query, false).map_err(|_| invalid())?;
+    let pipeline = if expr.stages.is_empty() {
+        None
+    } else {
+        Some(Pipeline::new(&expr.stages).map_err(|_| invalid())?)
+    };
+    Ok((expr.selector.matchers, expr.selector.filters, pipeline))
 }
 
 /// Loki's `parseTime`: empty is now; RFC 3339; otherwise exactly ten digits of Unix seconds
@@ -153,7 +171,7 @@ pub fn from_params(
     if query.is_empty() {
         return Err(bad("query not set"));
     }
-    let (_, filters) = parse_deletion_query(&query).map_err(bad)?;
+    let (_, filters, pipeline) = parse_deletion_query(&query).map_err(bad)?;
     let start = param("start").unwrap_or_default();
     if start.is_empty() {
         return Err(bad("start time not set"));
@@ -168,7 +186,8 @@ pub fn from_params(
     if start_ms >= end_ms {
         return Err(bad("start time can't be greater than or equal to end time"));
     }
-    if !filters.is_empty()
+    // Loki's `HasFilter`: line filters, or any other stage.
+    if (!filters.is_empty() || pipeline.is_some())
         && let Some(text) = param("max_interval")
         && !text.is_empty()
     {
@@ -341,9 +360,13 @@ mod tests {
             ]),
             "start time can't be greater than or equal to end time"
         );
-        assert!(
-            refused(&[("query", r#"{app="a"} | json"#), ("start", "1600000000")])
-                .starts_with("invalid query expression")
+        assert_eq!(
+            refused(&[
+                ("query", r#"{app="a"} | regexp "no named group""#),
+                ("start", "1600000000")
+            ]),
+            "invalid query expression",
+            "a pipeline that does not compile"
         );
         assert_eq!(
             refused(&[
@@ -406,15 +429,37 @@ mod tests {
         let c = CompiledRequest::new(r).unwrap();
         let s = 1_600_000_000_000_000_000i64;
         let end = 1_600_000_010_000_000_000i64;
-        assert!(c.selects(&Labels::from_pairs([("app", "a"), ("x", "y")])));
+        let app = Labels::from_pairs([("app", "a"), ("x", "y")]);
+        assert!(c.selects(&app));
         assert!(!c.selects(&Labels::from_pairs([("app", "b")])));
-        assert!(c.deletes(s, "a secret"));
-        assert!(c.deletes(end, "a secret"), "the end is included");
-        assert!(!c.deletes(end + 1, "a secret"));
-        assert!(!c.deletes(s - 1, "a secret"));
-        assert!(!c.deletes(s + 5, "nothing to hide"));
+        let deletes = |ts, line| c.deletes(ts, line, &app, &[]);
+        assert!(deletes(s, "a secret"));
+        assert!(deletes(end, "a secret"), "the end is included");
+        assert!(!deletes(end + 1, "a secret"));
+        assert!(!deletes(s - 1, "a secret"));
+        assert!(!deletes(s + 5, "nothing to hide"));
         assert!(c.overlaps(end, end + 100));
         assert!(!c.overlaps(end + 1, end + 100));
+    }
+
+    #[test]
+    fn a_pipeline_deletes_the_lines_it_keeps_with_labels_and_metadata() {
+        let r = post(&[
+            (
+                "query",
+                r#"{app="a"} | logfmt | level="debug" or trace_id="t1""#,
+            ),
+            ("start", "1600000000"),
+            ("end", "1600000010"),
+        ])
+        .unwrap();
+        let c = CompiledRequest::new(r).unwrap();
+        assert!(c.reads_metadata());
+        let app = Labels::from_pairs([("app", "a")]);
+        let t = 1_600_000_005_000_000_000i64;
+        assert!(c.deletes(t, "level=debug msg=x", &app, &[]));
+        assert!(!c.deletes(t, "level=info msg=x", &app, &[]));
+        assert!(c.deletes(t, "level=info msg=x", &app, &[("trace_id", "t1")]));
     }
 
     #[test]

@@ -97,10 +97,14 @@ impl LineDropper for Dropper<'_> {
         if requests.is_empty() && expired_before.is_none() {
             return None;
         }
-        Some(Box::new(move |ts, line| {
+        let labels = labels.clone();
+        Some(Box::new(move |ts, line, metadata| {
             if expired_before.is_some_and(|cutoff| ts < cutoff) {
                 Some(DropReason::Expired)
-            } else if requests.iter().any(|r| r.deletes(ts, line)) {
+            } else if requests
+                .iter()
+                .any(|r| r.deletes(ts, line, &labels, metadata))
+            {
                 Some(DropReason::Deleted)
             } else {
                 None

@@ -132,8 +132,15 @@ impl Shard {
         let streams = self.streams.borrow();
         let selected = streams.select(&req.request.tenant, &req.matchers, req.first_ns, end);
         let holds = |h: &super::head::StreamHead| {
-            h.candidate_range(req.first_ns, end)
-                .any(|i| req.deletes(h.ts(i), h.entry(i).line))
+            h.candidate_range(req.first_ns, end).any(|i| {
+                let e = h.entry(i);
+                let metadata: Vec<(&str, &str)> = if req.reads_metadata() {
+                    e.metadata.iter().collect()
+                } else {
+                    Vec::new()
+                };
+                req.deletes(e.ts, e.line, &h.labels, &metadata)
+            })
         };
         for &idx in &selected {
             let h = streams.head(idx);

@@ -37,9 +37,10 @@ fn scans_skip_covered_lines_in_heads_and_parts_and_nothing_else() {
         // Lines 0..150 (the part holds 0..100, the head the rest), those that say "match".
         let req = delete(r#"{app="hot"} |= "match""#, t0 - 1000 * MS, t0 + 149 * MS);
         let compiled = CompiledRequest::new(req.clone()).unwrap();
+        let hot_labels = crate::model::Labels::from_pairs([("app", "hot")]);
         let covered: Vec<&str> = all_hot
             .iter()
-            .filter(|(ts, l)| compiled.deletes(*ts, l))
+            .filter(|(ts, l)| compiled.deletes(*ts, l, &hot_labels, &[]))
             .map(|(_, l)| l.as_str())
             .collect();
         assert!(

@@ -33,8 +33,7 @@ use super::index::StreamIdx;
 use super::seal::SealingSet;
 use super::{IndexStats, LabelsRequest, Shard};
 use crate::chunk::DecodedBlock;
-use crate::deletion::book::deleted;
-use crate::deletion::request::CompiledRequest;
+use crate::deletion::book::StreamDeletes;
 use crate::metrics::Counter;
 use crate::model::{Labels, StreamId, TimestampNs};
 
@@ -112,7 +111,7 @@ struct SnapshotStream {
     labels: Arc<Labels>,
     heads: Vec<HeadRef>,
     /// The delete requests that select the stream: its lines they cover are skipped.
-    deletes: Vec<Arc<CompiledRequest>>,
+    deletes: StreamDeletes,
 }
 
 /// A weak handle on a scan's [`Pin`]: the registry does not keep a finished scan's rounds.
@@ -222,7 +221,7 @@ impl Shard {
                     deletes: if book.has_active() {
                         book.for_stream(&h.tenant, &h.labels)
                     } else {
-                        Vec::new()
+                        StreamDeletes::default()
                     },
                 }
             })
@@ -364,7 +363,7 @@ impl Shard {
         part: &LoadedPart,
         id: StreamId,
         spec: &ScanSpec,
-        deletes: &[Arc<CompiledRequest>],
+        deletes: &StreamDeletes,
         sink: &mut dyn ScanSink,
         block: &mut DecodedBlock,
     ) -> Result<(), ScanError> {
@@ -404,7 +403,7 @@ impl Shard {
             let hi = block.partition_point(spec.end);
             let block: &DecodedBlock = block;
             // Delete requests that cover part of the block: its lines are tested one by one.
-            let deletes_here = deletes.iter().any(|r| r.overlaps(min, max));
+            let deletes_here = deletes.overlaps(min, max);
             if spec.filters.is_empty()
                 && !deletes_here
                 && sink.cutoff().is_none()
@@ -422,9 +421,14 @@ impl Shard {
                     more = false;
                     break;
                 }
-                if (!deletes_here || !deleted(deletes, e.ts, e.line))
-                    && spec.filters.iter().all(|f| f.matches(e.line.as_bytes()))
-                {
+                let hidden = deletes_here && {
+                    metadata.clear();
+                    if deletes.reads_metadata() {
+                        metadata.extend(e.metadata.iter());
+                    }
+                    deletes.hides(e.ts, e.line, &metadata)
+                };
+                if !hidden && spec.filters.iter().all(|f| f.matches(e.line.as_bytes())) {
                     metadata.clear();
                     metadata.extend(e.metadata.iter());
                     sink.push(e.ts, e.line, &metadata)?;
@@ -452,7 +456,7 @@ impl Shard {
         src: &mut HeadRef,
         pin: &Pin,
         spec: &ScanSpec,
-        deletes: &[Arc<CompiledRequest>],
+        deletes: &StreamDeletes,
         sink: &mut dyn ScanSink,
     ) -> Result<(), QueryError> {
         let forward = spec.direction == Direction::Forward;
@@ -503,11 +507,19 @@ impl Shard {
                     if !spec.filters.iter().all(|f| f.matches(e.line.as_bytes())) {
                         continue;
                     }
-                    if !deletes.is_empty() && deleted(deletes, e.ts, e.line) {
-                        continue;
-                    }
                     metadata.clear();
-                    metadata.extend(e.metadata.iter());
+                    if deletes.is_empty() {
+                        metadata.extend(e.metadata.iter());
+                    } else {
+                        if deletes.reads_metadata() {
+                            metadata.extend(e.metadata.iter());
+                        }
+                        if deletes.hides(e.ts, e.line, &metadata) {
+                            continue;
+                        }
+                        metadata.clear();
+                        metadata.extend(e.metadata.iter());
+                    }
                     sink.push(e.ts, e.line, &metadata)?;
                 }
                 spec.control.read(bytes)?;

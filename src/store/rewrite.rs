@@ -36,8 +36,10 @@ pub enum DropReason {
     Expired,
 }
 
-/// What a rewrite drops of one stream: `Some(reason)` for a line to drop.
-pub type StreamRule<'a> = Box<dyn Fn(TimestampNs, &str) -> Option<DropReason> + 'a>;
+/// What a rewrite drops of one stream: `Some(reason)` for a line (with its structured
+/// metadata) to drop.
+pub type StreamRule<'a> =
+    Box<dyn Fn(TimestampNs, &str, &[(&str, &str)]) -> Option<DropReason> + 'a>;
 
 /// Decides which lines a rewrite drops.
 pub trait LineDropper {
@@ -189,8 +191,11 @@ impl Store {
                     }
                     return Err(e);
                 }
+                let mut metadata: Vec<(&str, &str)> = Vec::new();
                 for e in block.iter() {
-                    if let Some(reason) = rule.as_ref().and_then(|r| r(e.ts, e.line)) {
+                    metadata.clear();
+                    metadata.extend(e.metadata.iter());
+                    if let Some(reason) = rule.as_ref().and_then(|r| r(e.ts, e.line, &metadata)) {
                         match dropped.iter_mut().find(|d| d.0 == tenant && d.1 == reason) {
                             Some(d) => d.2 += 1,
                             None => dropped.push((tenant.clone(), reason, 1)),

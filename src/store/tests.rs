@@ -833,7 +833,7 @@ impl rewrite::LineDropper for DropContaining {
         _max: i64,
     ) -> Option<rewrite::StreamRule<'_>> {
         (labels.get("app") == Some(self.app)).then(|| {
-            Box::new(move |_ts: i64, line: &str| {
+            Box::new(move |_ts: i64, line: &str, _metadata: &[(&str, &str)]| {
                 line.contains(self.needle)
                     .then_some(rewrite::DropReason::Deleted)
             }) as rewrite::StreamRule<'_>
@@ -943,7 +943,7 @@ fn a_rewrite_reads_nothing_it_cannot_drop_and_drops_an_emptied_part() {
                 _: i64,
                 _: i64,
             ) -> Option<rewrite::StreamRule<'_>> {
-                Some(Box::new(|_, _| Some(rewrite::DropReason::Expired)))
+                Some(Box::new(|_, _, _| Some(rewrite::DropReason::Expired)))
             }
         }
         let r = store.rewrite_part(&first, &All).await.unwrap();

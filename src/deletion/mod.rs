@@ -26,7 +26,8 @@
 //!
 //! Limitation: the read-only stores of shard numbers beyond the core count (after the core
 //! count went down) cannot be rewritten; a request that covers lines there stays `received`,
-//! and keeps hiding them.
+//! and keeps hiding them, and per-tenant retention leaves their lines (the global
+//! `retention` still drops their partitions).
 
 pub mod book;
 pub mod file;

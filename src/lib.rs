@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod model;
 pub mod preflight;
 pub mod query;
+pub mod ruler;
 pub mod runtime;
 pub mod shard;
 pub mod soak;

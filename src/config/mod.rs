@@ -21,7 +21,10 @@ use crate::model::validate_tenant;
 
 pub mod help;
 pub mod limits;
+pub mod ruler;
 pub mod units;
+
+pub use ruler::RulerConfig;
 
 pub use limits::*;
 use units::{duration_text, size_text};
@@ -301,6 +304,30 @@ pub struct ServeArgs {
     /// and sealing use, for ingest to grow into (0 to 0.9).
     #[arg(long, value_name = "FRACTION")]
     pub query_cpu_headroom: Option<f64>,
+
+    /// Where the rule files are: one folder per tenant, one file per namespace (Loki's
+    /// `local` rule storage). Default: `rules` in the data dir.
+    #[arg(long, value_name = "DIR")]
+    pub rules_dir: Option<PathBuf>,
+
+    /// How often a rule group without an `interval` is evaluated (Loki's
+    /// `evaluation_interval`).
+    #[arg(long, value_name = "DURATION")]
+    pub ruler_evaluation_interval: Option<String>,
+
+    /// How often a firing alert is sent to Alertmanager again (Prometheus' `resend_delay`).
+    #[arg(long, value_name = "DURATION")]
+    pub ruler_resend_delay: Option<String>,
+
+    /// The URL this server is reached at, for the links alerts carry (`generatorURL`).
+    #[arg(long, value_name = "URL")]
+    pub ruler_external_url: Option<String>,
+
+    /// One-line alerts (TOML only): `[[alert]]` with `name`, `selector`, `level`, `keyword`,
+    /// `threshold`, `window`, `tenant`; compiled to LogQL rules and evaluated as lines arrive.
+    #[arg(skip)]
+    #[serde(default)]
+    pub alert: Vec<crate::ruler::demo::AlertLine>,
 }
 
 /// The validated configuration the server runs with.
@@ -343,6 +370,8 @@ pub struct Config {
     /// (`crate::http::admission::derive_connections_max`).
     pub connections_max: Option<usize>,
     pub request_bodies_bytes_max: usize,
+    /// The ruler's settings and the TOML alerts.
+    pub ruler: RulerConfig,
     pub query: QueryLimits,
 }
 
@@ -534,6 +563,17 @@ impl ServeArgs {
                 .or(file.max_outstanding_requests_per_tenant),
             query_cpu_share_min: self.query_cpu_share_min.or(file.query_cpu_share_min),
             query_cpu_headroom: self.query_cpu_headroom.or(file.query_cpu_headroom),
+            rules_dir: self.rules_dir.or(file.rules_dir),
+            ruler_evaluation_interval: self
+                .ruler_evaluation_interval
+                .or(file.ruler_evaluation_interval),
+            ruler_resend_delay: self.ruler_resend_delay.or(file.ruler_resend_delay),
+            ruler_external_url: self.ruler_external_url.or(file.ruler_external_url),
+            alert: if self.alert.is_empty() {
+                file.alert
+            } else {
+                self.alert
+            },
         }
     }
 
@@ -577,10 +617,12 @@ impl ServeArgs {
         )?;
         let syslog_tenant = self
             .syslog_tenant
+            .clone()
             .unwrap_or_else(|| crate::model::DEFAULT_TENANT.to_string());
         validate_tenant(&syslog_tenant).map_err(|e| bad("syslog_tenant", e))?;
         let data_dir = self
             .data_dir
+            .clone()
             .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT));
         if data_dir.as_os_str().is_empty() {
             return Err(bad("data_dir", "must not be empty"));
@@ -765,7 +807,9 @@ impl ServeArgs {
             REQUEST_BODIES_BYTES_MAX_DEFAULT,
             4 * push_body_bytes_max + PUSH_RAW_BODY_SLACK_BYTES..=REQUEST_BODIES_BYTES_LIMIT,
         )?;
+        let ruler = self.ruler_config(&data_dir, &http_addr, &syslog_tenant)?;
         Ok(Config {
+            ruler,
             query,
             connections_max,
             request_bodies_bytes_max,

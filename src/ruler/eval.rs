@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::alerts::{AlertState, Element, Timing};
-use super::outbox::{AlertNotice, Series};
+use super::outbox::{AlertNotice, Series, WebhookNotice};
 use super::rules::{Group, Rule, RuleKind};
 use super::{Ruler, files, group_key};
 use crate::ingest::listeners::now_ns;
@@ -59,6 +59,13 @@ async fn run(core: Rc<Core>) {
             next_reload = Instant::now() + super::RELOAD_INTERVAL;
         }
         if core.lifecycle.all_recovered() {
+            // The `[[alert]]` rules of this core's tenants: a crossing is evaluated by the
+            // shard that stored the line; this tick resolves and resends.
+            for (i, r) in ruler.streaming.rules.iter().enumerate() {
+                if ruler.owner(&r.tenant) == core.id {
+                    evaluate_streaming(&ruler, i);
+                }
+            }
             for due in due_groups(&ruler, core.id, now_ns() / 1_000_000) {
                 evaluate_group(&core, &ruler, due).await;
             }
@@ -148,6 +155,7 @@ async fn evaluate_group(core: &Rc<Core>, ruler: &Ruler, due: Due) {
     }
     let mut notices = Vec::new();
     let mut samples = Vec::new();
+    let mut hooks = Vec::new();
     {
         let mut inner = ruler.lock();
         let Some(g) = inner
@@ -185,6 +193,10 @@ async fn evaluate_group(core: &Rc<Core>, ruler: &Ruler, due: Due) {
                     &mut samples,
                 )
             });
+            let window = crate::config::units::duration_text(Duration::from_nanos(
+                due.group.interval_ns.max(0) as u64,
+            ));
+            hooks.extend(webhooks(&st.alerts, due.ts_ms, &window));
             match applied {
                 Ok(c) => {
                     st.health = "ok";
@@ -206,6 +218,121 @@ async fn evaluate_group(core: &Rc<Core>, ruler: &Ruler, due: Due) {
     }
     if !samples.is_empty() {
         let _ = ruler.outbox.send_samples(&due.tenant, samples);
+    }
+    for h in hooks {
+        let _ = ruler.outbox.send_webhook(h);
+    }
+}
+
+/// The webhook notices of an evaluation at `ts_ms`: the alerts that started firing or
+/// resolved at it, with the seed demo's fields.
+fn webhooks(alerts: &super::alerts::AlertSet, ts_ms: i64, window: &str) -> Vec<WebhookNotice> {
+    let get = |pairs: &[(String, String)], names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()))
+            .unwrap_or_default()
+    };
+    alerts
+        .alerts
+        .values()
+        .filter_map(|a| {
+            let state = if a.state == AlertState::Firing && a.fired_at_ms == ts_ms {
+                "firing"
+            } else if a.state == AlertState::Inactive && a.resolved_at_ms == ts_ms {
+                "resolved"
+            } else {
+                return None;
+            };
+            Some(WebhookNotice {
+                rule: get(&a.labels, &["alertname"]),
+                level: get(&a.labels, &["level", "severity"]),
+                message: get(&a.annotations, &["summary", "description", "message"]),
+                count: if a.value.is_finite() && a.value > 0.0 {
+                    a.value.round() as u64
+                } else {
+                    0
+                },
+                window: window.to_string(),
+                time_ms: ts_ms,
+                labels: a.labels.clone(),
+                state: state.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Evaluates `[[alert]]` rule `index` now, from its counters: it fires when the count over
+/// its window reaches the threshold and resolves when it falls below; its alerts are sent
+/// to Alertmanager and the webhooks at once.
+pub fn evaluate_streaming(ruler: &Ruler, index: usize) {
+    let Some(r) = ruler.streaming.rules.get(index) else {
+        return;
+    };
+    let now = now_ns();
+    let now_ms = now / 1_000_000;
+    let count = r.count(now);
+    let mut notices = Vec::new();
+    let hooks;
+    {
+        let mut inner = ruler.lock();
+        let Some(g) = inner
+            .tenants
+            .get_mut(&r.tenant)
+            .and_then(|t| t.namespaces.get_mut(super::demo::NAMESPACE))
+            .and_then(|n| n.groups.iter_mut().find(|g| g.def.name == r.line.name))
+        else {
+            return;
+        };
+        let def = g.def.clone();
+        let Some(rule) = def.rules.first() else {
+            return;
+        };
+        let RuleKind::Alert {
+            name, annotations, ..
+        } = &rule.kind
+        else {
+            return;
+        };
+        let vector = if count >= r.line.threshold {
+            vec![(Labels::default(), count as f64)]
+        } else {
+            Vec::new()
+        };
+        let Ok(elements) = alert_elements(rule, name, annotations, &vector, ruler) else {
+            return;
+        };
+        let timing = Timing {
+            for_ms: 0,
+            keep_firing_for_ms: 0,
+            interval_ms: TICK.as_millis() as i64,
+            resend_delay_ms: ruler.settings.resend_delay.as_millis() as i64,
+        };
+        g.last_eval_ms = now_ms;
+        let st = &mut g.rules[0];
+        st.last_eval_ms = now_ms;
+        st.health = "ok";
+        st.alerts.apply(now_ms, elements, &timing);
+        r.firing.store(
+            st.alerts.rule_state() == AlertState::Firing,
+            Ordering::Release,
+        );
+        hooks = webhooks(&st.alerts, now_ms, &r.line.window);
+        for n in st.alerts.due(now_ms, &timing) {
+            notices.push(AlertNotice {
+                labels: n.labels,
+                annotations: n.annotations,
+                starts_at_ms: n.starts_at_ms,
+                ends_at_ms: Some(n.ends_at_ms),
+                generator_url: generator_url(&ruler.settings.external_url, &rule.expr_text),
+            });
+        }
+    }
+    if !notices.is_empty() && !ruler.outbox.send_alerts(&r.tenant, notices) {
+        ruler.stats.notices_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    for h in hooks {
+        let _ = ruler.outbox.send_webhook(h);
     }
 }
 

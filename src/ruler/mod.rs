@@ -66,6 +66,8 @@ pub struct Ruler {
     pub settings: RulerSettings,
     pub outbox: outbox::Outbox,
     pub stats: RulerStats,
+    /// The `[[alert]]` lines, counted by the shards as lines arrive.
+    pub streaming: demo::StreamingAlerts,
     shards: usize,
     inner: Mutex<Inner>,
 }
@@ -153,7 +155,7 @@ pub fn start(config: &crate::config::Config) -> Result<Ruler, String> {
         external_url: r.external_url.clone(),
     };
     let outbox = outbox::Outbox::disabled();
-    let ruler = Ruler::new(settings, outbox, config.cores);
+    let mut ruler = Ruler::new(settings, outbox, config.cores);
     ruler.install_alert_lines(&r.alerts)?;
     Ok(ruler)
 }
@@ -171,6 +173,7 @@ impl Ruler {
             settings,
             outbox,
             stats: RulerStats::default(),
+            streaming: demo::StreamingAlerts::default(),
             shards: shards.max(1),
             inner: Mutex::new(Inner {
                 restored,
@@ -326,7 +329,8 @@ impl Ruler {
     }
 
     /// Installs the TOML `[[alert]]` rules, one namespace per tenant.
-    pub fn install_alert_lines(&self, lines: &[demo::AlertLine]) -> Result<(), String> {
+    pub fn install_alert_lines(&mut self, lines: &[demo::AlertLine]) -> Result<(), String> {
+        self.streaming = demo::StreamingAlerts::new(lines)?;
         let mut by_tenant: BTreeMap<String, Vec<&demo::AlertLine>> = BTreeMap::new();
         for l in lines {
             let tenant = l.tenant.clone().unwrap_or_default();

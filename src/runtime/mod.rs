@@ -146,6 +146,8 @@ pub struct Core {
     pub active_streams: crate::tenants::streams::ActiveStreams,
     /// The rules of every tenant and their alerts, shared by the cores.
     pub ruler: Arc<crate::ruler::Ruler>,
+    /// Which `[[alert]]` lines each stream of this shard counts for.
+    pub streaming_matches: crate::ruler::demo::StreamMatches,
 }
 
 impl Core {
@@ -199,7 +201,20 @@ impl Core {
     async fn append_here(&self, batch: Batch, protocol: Protocol) -> Result<(), AppendError> {
         let (batch, refused) = self.limit_streams(batch);
         if batch.entries > 0 {
+            // The `[[alert]]` counters see the lines as they arrive; an alert whose count
+            // this batch made reach its threshold is evaluated once the lines are durable.
+            let crossed = if self.ruler.streaming.is_empty() {
+                Vec::new()
+            } else {
+                let now = crate::ingest::listeners::now_ns();
+                self.ruler
+                    .streaming
+                    .observe(&batch, &self.streaming_matches, now)
+            };
             self.shard.append(batch, protocol).await?;
+            for rule in crossed {
+                crate::ruler::eval::evaluate_streaming(&self.ruler, rule);
+            }
         }
         match refused {
             Some(e) => Err(e),
@@ -442,6 +457,7 @@ async fn serve_core(
     }
     let core = Rc::new(Core {
         ruler,
+        streaming_matches: Default::default(),
         limits,
         active_streams: Default::default(),
         queries: crate::query::engine::Admission::default(),

@@ -131,6 +131,13 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             QUERY_CPU_SHARE_MIN_DEFAULT.to_string(),
         ),
         ("query_cpu_headroom", QUERY_CPU_HEADROOM_DEFAULT.to_string()),
+        ("alertmanager_url", "none".to_string()),
+        ("remote_write_url", "none".to_string()),
+        ("webhook_url", "none".to_string()),
+        (
+            "notify_timeout",
+            duration_text(crate::ruler::outbox::TIMEOUT_DEFAULT),
+        ),
     ]
 }
 

@@ -314,6 +314,12 @@ impl Outbox {
         &self.handle.shared
     }
 
+    /// The queues, for a test to see when the thread has let go of them.
+    #[cfg(test)]
+    fn shared_weak(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.handle.shared)
+    }
+
     /// Queues `alerts` of `tenant` for every Alertmanager; never blocks. False if the queue
     /// overflowed and alerts were dropped (counted; see the module doc). With no
     /// Alertmanager configured the alerts are forgotten and the answer is true.

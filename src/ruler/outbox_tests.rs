@@ -461,3 +461,62 @@ fn metrics_carry_prometheus_names_and_the_counts() {
         assert!(text.contains(&format!("# TYPE {name} ")), "{l}");
     }
 }
+
+#[test]
+fn the_thread_ends_when_the_last_handle_is_dropped_even_with_work_queued() {
+    let peer = FakePeer::start(|_, _| Reply::Stall(Duration::from_millis(300)));
+    let outbox = Outbox::start(OutboxConfig {
+        alertmanager_urls: vec![peer.url()],
+        ..config()
+    })
+    .unwrap();
+    let shared = outbox.shared_weak();
+    let clone = outbox.clone();
+    assert!(outbox.send_alerts("t", vec![alert(1)]));
+    assert!(outbox.send_alerts("u", vec![alert(2)]));
+    drop(outbox);
+    // A clone keeps it running.
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(shared.upgrade().is_some());
+    drop(clone);
+    // The request under way finishes (or times out); what is still queued is dropped, and
+    // the thread lets go of the queues.
+    let until = Instant::now() + Duration::from_secs(10);
+    while shared.upgrade().is_some() {
+        assert!(
+            Instant::now() < until,
+            "the notifier thread is still running"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        peer.requests().len(),
+        1,
+        "the queued batch was not sent after close"
+    );
+}
+
+#[test]
+fn alerts_queued_behind_samples_go_before_them() {
+    let peer = FakePeer::start(|n, _| match n {
+        0 => Reply::Stall(Duration::from_millis(300)),
+        _ => Reply::Status(200, ""),
+    });
+    let outbox = Outbox::start(OutboxConfig {
+        alertmanager_urls: vec![peer.url()],
+        remote_write_urls: vec![format!("{}/write", peer.url())],
+        ..config()
+    })
+    .unwrap();
+    assert!(outbox.send_samples("t", vec![series("first", 1)]));
+    let until = Instant::now() + Duration::from_secs(5);
+    while outbox.stats().samples_pending > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The thread is inside the first (stalled) request: these two wait behind it.
+    assert!(outbox.send_samples("t", vec![series("second", 1)]));
+    assert!(outbox.send_alerts("t", vec![alert(1)]));
+    assert!(outbox.drain(DRAIN));
+    let targets: Vec<String> = peer.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(targets, ["/write", "/api/v2/alerts", "/write"]);
+}

@@ -19,6 +19,7 @@
 //! - [`preflight`]: what `serve` claims before it starts: the data dir's lock, its addresses.
 //! - [`soak`]: the soak (`shardlog soak`): mixed load, kills and restarts, every line checked.
 //! - [`doctor`]: host checks (`shardlog doctor`).
+//! - [`ruler`]: alerting and recording rules, and the notifications they send.
 
 pub mod bench;
 pub mod chunk;

@@ -141,6 +141,13 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             duration_text(super::ruler::RULER_RESEND_DELAY_DEFAULT),
         ),
         ("ruler_external_url", "http://<http_addr>".to_string()),
+        ("alertmanager_url", "none".to_string()),
+        ("remote_write_url", "none".to_string()),
+        ("webhook_url", "none".to_string()),
+        (
+            "notify_timeout",
+            duration_text(crate::ruler::outbox::TIMEOUT_DEFAULT),
+        ),
     ]
 }
 

@@ -328,6 +328,29 @@ pub struct ServeArgs {
     #[arg(skip)]
     #[serde(default)]
     pub alert: Vec<crate::ruler::demo::AlertLine>,
+
+    /// Alertmanager the ruler sends alerts to: its base URL, `http://` only, with its path
+    /// prefix if any (`/api/v2/alerts` is added). Repeat the flag or separate URLs with
+    /// commas for several; each gets every alert.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "url_list")]
+    pub alertmanager_url: Vec<String>,
+
+    /// Prometheus remote-write receiver that recording rules' samples go to (its full URL,
+    /// e.g. `http://prometheus:9090/api/v1/write`). Repeatable, or comma-separated.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "url_list")]
+    pub remote_write_url: Vec<String>,
+
+    /// URL that each alert event is posted to as a plain JSON object, for users without an
+    /// Alertmanager. Repeatable, or comma-separated.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "url_list")]
+    pub webhook_url: Vec<String>,
+
+    /// How long one notification request (Alertmanager, webhook, remote write) may take.
+    #[arg(long, value_name = "DURATION")]
+    pub notify_timeout: Option<String>,
 }
 
 /// The validated configuration the server runs with.
@@ -373,6 +396,8 @@ pub struct Config {
     /// The ruler's settings and the TOML alerts.
     pub ruler: RulerConfig,
     pub query: QueryLimits,
+    /// Where the ruler's alerts, webhook notices and samples go (checked URLs).
+    pub outbox: crate::ruler::outbox::OutboxConfig,
 }
 
 /// The bounds every query runs within (see the flags of the same names).
@@ -574,6 +599,10 @@ impl ServeArgs {
             } else {
                 self.alert
             },
+            alertmanager_url: either_list(self.alertmanager_url, file.alertmanager_url),
+            remote_write_url: either_list(self.remote_write_url, file.remote_write_url),
+            webhook_url: either_list(self.webhook_url, file.webhook_url),
+            notify_timeout: self.notify_timeout.or(file.notify_timeout),
         }
     }
 
@@ -582,6 +611,7 @@ impl ServeArgs {
     pub fn resolve(self, online_cpus: usize) -> Result<Config, ConfigError> {
         let query = self.query_limits()?;
         let tenant_limits = self.tenant_limits()?;
+        let outbox = self.outbox()?;
         if let Some(path) = &self.limits_file {
             crate::tenants::limits::LimitsFile::read(path).map_err(|e| bad("limits_file", e))?;
         }
@@ -811,6 +841,7 @@ impl ServeArgs {
         Ok(Config {
             ruler,
             query,
+            outbox,
             connections_max,
             request_bodies_bytes_max,
             heads_bytes_max,
@@ -990,6 +1021,63 @@ impl ServeArgs {
             )?,
         })
     }
+}
+
+impl ServeArgs {
+    /// The ruler's destinations, every URL checked, so that a typo stops `serve` at start
+    /// rather than the first alert.
+    fn outbox(&self) -> Result<crate::ruler::outbox::OutboxConfig, ConfigError> {
+        use crate::ruler::http_client::Endpoint;
+        use crate::ruler::outbox::{OutboxConfig, QUEUE_CAPACITY_DEFAULT, TIMEOUT_DEFAULT};
+        let checked = |key: &str, urls: &[String]| {
+            urls.iter()
+                .map(|url| {
+                    Endpoint::parse(url)
+                        .map(|_| url.trim().to_string())
+                        .map_err(|e| bad(key, e))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(OutboxConfig {
+            alertmanager_urls: checked("alertmanager_url", &self.alertmanager_url)?,
+            remote_write_urls: checked("remote_write_url", &self.remote_write_url)?,
+            webhook_urls: checked("webhook_url", &self.webhook_url)?,
+            timeout: duration(
+                "notify_timeout",
+                self.notify_timeout.as_deref(),
+                TIMEOUT_DEFAULT,
+                NOTIFY_TIMEOUT_MIN,
+                NOTIFY_TIMEOUT_MAX,
+            )?
+            .expect("a default is given"),
+            queue_capacity: QUEUE_CAPACITY_DEFAULT,
+        })
+    }
+}
+
+/// A list key: the flags' list if they give one, else the file's.
+fn either_list(flags: Vec<String>, file: Vec<String>) -> Vec<String> {
+    if flags.is_empty() { file } else { flags }
+}
+
+/// A list of URLs in the file: a TOML array, or one string of comma-separated URLs as Loki's
+/// `alertmanager_url` takes them.
+fn url_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Urls::deserialize(d)? {
+        Urls::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(String::from)
+            .collect(),
+        Urls::Many(list) => list,
+    })
 }
 
 fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {

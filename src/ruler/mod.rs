@@ -11,20 +11,29 @@
 //! - [`eval`]: the evaluation loop each core runs for the tenants it owns;
 //! - [`demo`]: the one-line `[[alert]]` rules of the TOML configuration, compiled to the
 //!   same rules and evaluated as lines arrive;
-//! - [`outbox`]: the notifier thread (Alertmanager, webhook, remote write).
+//! - [`outbox`]: the queue and thread that deliver alerts, webhook notices and samples;
+//!   [`alertmanager`], [`webhook`], [`remote_write`]: the bodies each destination takes;
+//!   [`http_client`]: the small blocking HTTP/1.1 client they are posted with.
 //!
 //! Every tenant's rules are evaluated on one core, `hash(tenant) % cores`, so tenants spread
 //! over the cores and one tenant's groups never race. The loaded rules and their state are
 //! shared by the cores behind one mutex: it is the control plane (an evaluation takes it for
 //! the moment it applies a result, the rules API to read), never the path of a line.
 
+pub mod alertmanager;
 pub mod alerts;
 pub mod demo;
 pub mod eval;
 pub mod files;
+pub mod http_client;
 pub mod outbox;
+pub mod remote_write;
 pub mod rules;
 pub mod state;
+pub mod webhook;
+
+#[cfg(test)]
+mod fake_peer;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -154,7 +163,8 @@ pub fn start(config: &crate::config::Config) -> Result<Ruler, String> {
         resend_delay: r.resend_delay,
         external_url: r.external_url.clone(),
     };
-    let outbox = outbox::Outbox::disabled();
+    let outbox = outbox::Outbox::start(config.outbox.clone())
+        .map_err(|e| format!("cannot start the notifier: {e}"))?;
     let mut ruler = Ruler::new(settings, outbox, config.cores);
     ruler.install_alert_lines(&r.alerts)?;
     Ok(ruler)

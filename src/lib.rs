@@ -19,6 +19,7 @@
 //! - [`preflight`]: what `serve` claims before it starts: the data dir's lock, its addresses.
 //! - [`soak`]: the soak (`shardlog soak`): mixed load, kills and restarts, every line checked.
 //! - [`doctor`]: host checks (`shardlog doctor`).
+//! - [`ruler`]: alerting and recording rules, and the notifications they send.
 
 pub mod bench;
 pub mod chunk;
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod model;
 pub mod preflight;
 pub mod query;
+pub mod ruler;
 pub mod runtime;
 pub mod shard;
 pub mod soak;

@@ -139,6 +139,23 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             QUERY_CPU_SHARE_MIN_DEFAULT.to_string(),
         ),
         ("query_cpu_headroom", QUERY_CPU_HEADROOM_DEFAULT.to_string()),
+        ("rules_dir", "rules in the data dir".to_string()),
+        (
+            "ruler_evaluation_interval",
+            duration_text(super::ruler::RULER_EVALUATION_INTERVAL_DEFAULT),
+        ),
+        (
+            "ruler_resend_delay",
+            duration_text(super::ruler::RULER_RESEND_DELAY_DEFAULT),
+        ),
+        ("ruler_external_url", "http://<http_addr>".to_string()),
+        ("alertmanager_url", "none".to_string()),
+        ("remote_write_url", "none".to_string()),
+        ("webhook_url", "none".to_string()),
+        (
+            "notify_timeout",
+            duration_text(crate::ruler::outbox::TIMEOUT_DEFAULT),
+        ),
     ]
 }
 

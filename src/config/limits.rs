@@ -196,3 +196,8 @@ pub const DATA_FDS_RESERVED_PER_CORE: u64 = 1024;
 /// File descriptors kept for the process as a whole: stdio, the data-dir lock, the signal
 /// thread, `/proc` reads.
 pub const PROCESS_FDS_RESERVED: u64 = 64;
+
+/// Bounds of `notify_timeout`: below a millisecond no peer answers; above ten minutes a dead
+/// Alertmanager would hold every later notification for that long (one thread sends them).
+pub const NOTIFY_TIMEOUT_MIN: std::time::Duration = std::time::Duration::from_millis(1);
+pub const NOTIFY_TIMEOUT_MAX: std::time::Duration = std::time::Duration::from_secs(600);

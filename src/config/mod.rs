@@ -21,7 +21,10 @@ use crate::model::validate_tenant;
 
 pub mod help;
 pub mod limits;
+pub mod ruler;
 pub mod units;
+
+pub use ruler::RulerConfig;
 
 pub use limits::*;
 use units::{duration_text, size_text};
@@ -311,6 +314,53 @@ pub struct ServeArgs {
     /// and sealing use, for ingest to grow into (0 to 0.9).
     #[arg(long, value_name = "FRACTION")]
     pub query_cpu_headroom: Option<f64>,
+
+    /// Where the rule files are: one folder per tenant, one file per namespace (Loki's
+    /// `local` rule storage). Default: `rules` in the data dir.
+    #[arg(long, value_name = "DIR")]
+    pub rules_dir: Option<PathBuf>,
+
+    /// How often a rule group without an `interval` is evaluated (Loki's
+    /// `evaluation_interval`).
+    #[arg(long, value_name = "DURATION")]
+    pub ruler_evaluation_interval: Option<String>,
+
+    /// How often a firing alert is sent to Alertmanager again (Prometheus' `resend_delay`).
+    #[arg(long, value_name = "DURATION")]
+    pub ruler_resend_delay: Option<String>,
+
+    /// The URL this server is reached at, for the links alerts carry (`generatorURL`).
+    #[arg(long, value_name = "URL")]
+    pub ruler_external_url: Option<String>,
+
+    /// One-line alerts (TOML only): `[[alert]]` with `name`, `selector`, `level`, `keyword`,
+    /// `threshold`, `window`, `tenant`; compiled to LogQL rules and evaluated as lines arrive.
+    #[arg(skip)]
+    #[serde(default)]
+    pub alert: Vec<crate::ruler::demo::AlertLine>,
+
+    /// Alertmanager the ruler sends alerts to: its base URL, `http://` only, with its path
+    /// prefix if any (`/api/v2/alerts` is added). Repeat the flag or separate URLs with
+    /// commas for several; each gets every alert.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "url_list")]
+    pub alertmanager_url: Vec<String>,
+
+    /// Prometheus remote-write receiver that recording rules' samples go to (its full URL,
+    /// e.g. `http://prometheus:9090/api/v1/write`). Repeatable, or comma-separated.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "url_list")]
+    pub remote_write_url: Vec<String>,
+
+    /// URL that each alert event is posted to as a plain JSON object, for users without an
+    /// Alertmanager. Repeatable, or comma-separated.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "url_list")]
+    pub webhook_url: Vec<String>,
+
+    /// How long one notification request (Alertmanager, webhook, remote write) may take.
+    #[arg(long, value_name = "DURATION")]
+    pub notify_timeout: Option<String>,
 }
 
 /// The validated configuration the server runs with.
@@ -357,7 +407,11 @@ pub struct Config {
     /// (`crate::http::admission::derive_connections_max`).
     pub connections_max: Option<usize>,
     pub request_bodies_bytes_max: usize,
+    /// The ruler's settings and the TOML alerts.
+    pub ruler: RulerConfig,
     pub query: QueryLimits,
+    /// Where the ruler's alerts, webhook notices and samples go (checked URLs).
+    pub outbox: crate::ruler::outbox::OutboxConfig,
 }
 
 /// The bounds every query runs within (see the flags of the same names).
@@ -552,6 +606,21 @@ impl ServeArgs {
                 .or(file.max_outstanding_requests_per_tenant),
             query_cpu_share_min: self.query_cpu_share_min.or(file.query_cpu_share_min),
             query_cpu_headroom: self.query_cpu_headroom.or(file.query_cpu_headroom),
+            rules_dir: self.rules_dir.or(file.rules_dir),
+            ruler_evaluation_interval: self
+                .ruler_evaluation_interval
+                .or(file.ruler_evaluation_interval),
+            ruler_resend_delay: self.ruler_resend_delay.or(file.ruler_resend_delay),
+            ruler_external_url: self.ruler_external_url.or(file.ruler_external_url),
+            alert: if self.alert.is_empty() {
+                file.alert
+            } else {
+                self.alert
+            },
+            alertmanager_url: either_list(self.alertmanager_url, file.alertmanager_url),
+            remote_write_url: either_list(self.remote_write_url, file.remote_write_url),
+            webhook_url: either_list(self.webhook_url, file.webhook_url),
+            notify_timeout: self.notify_timeout.or(file.notify_timeout),
         }
     }
 
@@ -560,6 +629,7 @@ impl ServeArgs {
     pub fn resolve(self, online_cpus: usize) -> Result<Config, ConfigError> {
         let query = self.query_limits()?;
         let tenant_limits = self.tenant_limits()?;
+        let outbox = self.outbox()?;
         if let Some(path) = &self.limits_file {
             crate::tenants::limits::LimitsFile::read(path).map_err(|e| bad("limits_file", e))?;
         }
@@ -595,10 +665,12 @@ impl ServeArgs {
         )?;
         let syslog_tenant = self
             .syslog_tenant
+            .clone()
             .unwrap_or_else(|| crate::model::DEFAULT_TENANT.to_string());
         validate_tenant(&syslog_tenant).map_err(|e| bad("syslog_tenant", e))?;
         let data_dir = self
             .data_dir
+            .clone()
             .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT));
         if data_dir.as_os_str().is_empty() {
             return Err(bad("data_dir", "must not be empty"));
@@ -799,8 +871,11 @@ impl ServeArgs {
             REQUEST_BODIES_BYTES_MAX_DEFAULT,
             4 * push_body_bytes_max + PUSH_RAW_BODY_SLACK_BYTES..=REQUEST_BODIES_BYTES_LIMIT,
         )?;
+        let ruler = self.ruler_config(&data_dir, &http_addr, &syslog_tenant)?;
         Ok(Config {
+            ruler,
             query,
+            outbox,
             connections_max,
             request_bodies_bytes_max,
             heads_bytes_max,
@@ -982,6 +1057,63 @@ impl ServeArgs {
             )?,
         })
     }
+}
+
+impl ServeArgs {
+    /// The ruler's destinations, every URL checked, so that a typo stops `serve` at start
+    /// rather than the first alert.
+    fn outbox(&self) -> Result<crate::ruler::outbox::OutboxConfig, ConfigError> {
+        use crate::ruler::http_client::Endpoint;
+        use crate::ruler::outbox::{OutboxConfig, QUEUE_CAPACITY_DEFAULT, TIMEOUT_DEFAULT};
+        let checked = |key: &str, urls: &[String]| {
+            urls.iter()
+                .map(|url| {
+                    Endpoint::parse(url)
+                        .map(|_| url.trim().to_string())
+                        .map_err(|e| bad(key, e))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(OutboxConfig {
+            alertmanager_urls: checked("alertmanager_url", &self.alertmanager_url)?,
+            remote_write_urls: checked("remote_write_url", &self.remote_write_url)?,
+            webhook_urls: checked("webhook_url", &self.webhook_url)?,
+            timeout: duration(
+                "notify_timeout",
+                self.notify_timeout.as_deref(),
+                TIMEOUT_DEFAULT,
+                NOTIFY_TIMEOUT_MIN,
+                NOTIFY_TIMEOUT_MAX,
+            )?
+            .expect("a default is given"),
+            queue_capacity: QUEUE_CAPACITY_DEFAULT,
+        })
+    }
+}
+
+/// A list key: the flags' list if they give one, else the file's.
+fn either_list(flags: Vec<String>, file: Vec<String>) -> Vec<String> {
+    if flags.is_empty() { file } else { flags }
+}
+
+/// A list of URLs in the file: a TOML array, or one string of comma-separated URLs as Loki's
+/// `alertmanager_url` takes them.
+fn url_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Urls::deserialize(d)? {
+        Urls::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(String::from)
+            .collect(),
+        Urls::Many(list) => list,
+    })
 }
 
 fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {

@@ -205,10 +205,18 @@ mod tests {
         assert_eq!(config.syslog_tcp_addr.unwrap().port(), 514);
         // Every key of the schema is present in the file (the Debug form lists each field
         // once; a `None` means the example forgot a key added since).
+        // The `[[alert]]` tables are checked apart: each sets every field of its own.
+        let alerts = format!("{:?}", file.alert);
+        assert_eq!(file.alert.len(), 2, "{alerts}");
+        assert!(
+            !alerts.contains("None"),
+            "an [[alert]] leaves a field out: {alerts}"
+        );
         let debug = format!(
             "{:?}",
             ServeArgs {
                 config: Some(example_config()),
+                alert: Vec::new(),
                 ..file
             }
         );
@@ -228,11 +236,12 @@ mod tests {
         assert!(text.contains("# limits_file = "));
         let keys = text
             .lines()
+            .take_while(|l| !l.starts_with("[["))
             .filter(|l| !l.trim_start().starts_with('#') && l.contains('='))
             .count();
-        // All fields but `config`, which only exists as a flag, the older forms and the
-        // commented-out limits file.
-        let fields = debug.matches(": ").count() - 2 - crate::config::OLDER_FORMS.len();
+        // All fields but `config`, which only exists as a flag, the older forms, the
+        // commented-out limits file and the `[[alert]]` tables after the keys.
+        let fields = debug.matches(": ").count() - 3 - crate::config::OLDER_FORMS.len();
         assert_eq!(keys, fields, "{debug}");
     }
 

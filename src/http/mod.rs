@@ -20,5 +20,6 @@ pub mod query_routes;
 pub mod read_routes;
 pub mod request;
 pub mod response;
+pub mod rules_routes;
 pub mod server;
 pub mod tail_route;

@@ -1,9 +1,9 @@
 //! Tenant isolation against the real binary, as a property: for random tenants, streams and
 //! lines pushed over both cores, every read endpoint asked as one tenant answers with that
 //! tenant's data only. Each tenant's label values, lines, rule group (its name, alert and
-//! expression) and delete request carry a marker of its own, so an answer that holds another tenant's marker (in
-//! a line, a label value, a pattern, a field, a rule, an alert, a delete request) is a leak, whichever endpoint
-//! gave it; counts must equal the tenant's own.
+//! expression) and delete request carry a marker of its own, so an answer that holds another
+//! tenant's marker (in a line, a label value, a pattern, a field, a rule, an alert, a delete
+//! request) is a leak, whichever endpoint gave it; counts must equal the tenant's own.
 
 mod common;
 

@@ -4,10 +4,11 @@
 Loads --lines entries (the loghub lines in raw, JSON and logfmt renderings, as
 benches/peer_metric_query.py builds them, spread over --hours ending five minutes ago) into a
 shardlog with --cores cores, then writes --rules alerting rules over --window windows
-(`sum by (app) (count_over_time({app="<system>"} |= "<word>" [5m])) > 0`, eight systems times
-the words of their lines) in groups of ten, each group with a 1 s interval: more than a core
-can evaluate, so the ruler runs flat out and `shardlog_ruler_rule_evaluations_total` over
---seconds gives the rate. Then push ingest (`shardlog bench push`, --ingest-seconds, on a
+(`sum by (app) (count_over_time({app="<system>"} |= "<word>" [5m] offset 5m)) > 0`, eight
+systems times ten words; the offset because the loaded lines end five minutes before the
+load, so that every window holds lines) in groups of ten, each group evaluated every
+--interval: when that asks more than a core can evaluate, the ruler runs flat out and
+`shardlog_ruler_rule_evaluations_total` over --seconds gives the rate. Then push ingest (`shardlog bench push`, --ingest-seconds, on a
 tenant of its own) is measured with the rules running and with none, --ingest-rounds times
 each way, alternating, and the medians are compared.
 
@@ -44,17 +45,17 @@ def metric(s, name):
     return total
 
 
-def write_rules(rules_dir, count, window):
+def write_rules(rules_dir, count, window, offset, interval):
     """`count` rules in groups of ten, in one namespace file of tenant `fake`."""
     os.makedirs(os.path.join(rules_dir, "fake"), exist_ok=True)
     lines = ["groups:"]
     for k in range(count):
         if k % 10 == 0:
-            lines += [f"  - name: g{k // 10}", "    interval: 1s", "    rules:"]
+            lines += [f"  - name: g{k // 10}", f"    interval: {interval}", "    rules:"]
         system = ld.SYSTEMS[k % len(ld.SYSTEMS)].lower()
         word = WORDS[(k // len(ld.SYSTEMS)) % len(WORDS)]
         lines += [f"      - alert: Rule{k}",
-                  f"        expr: 'sum by (app) (count_over_time({{app=\"{system}\"}} |= \"{word}\" [{window}])) > 0'"]
+                  f"        expr: 'sum by (app) (count_over_time({{app=\"{system}\"}} |= \"{word}\" [{window}]{offset})) > 0'"]
     path = os.path.join(rules_dir, "fake", "bench.yaml")
     with open(path + ".tmp", "w") as fh:
         fh.write("\n".join(lines) + "\n")
@@ -68,6 +69,9 @@ def main():
     ap.add_argument("--hours", type=int, default=2)
     ap.add_argument("--rules", type=int, default=100)
     ap.add_argument("--window", default="5m")
+    # The lines end five minutes before the load: the windows look back past that gap.
+    ap.add_argument("--offset", default="5m")
+    ap.add_argument("--interval", default="1s")
     ap.add_argument("--cores", type=int, default=1)
     ap.add_argument("--pin", default="0")
     ap.add_argument("--bench-pin", default="")
@@ -96,7 +100,8 @@ def main():
         del entries
         print(f"loaded {a.lines:,} lines in {time.time() - t:.0f} s", flush=True)
         pmq.settle(s.proc.pid)
-        path = write_rules(rules_dir, a.rules, a.window)
+        offset = f" offset {a.offset}" if a.offset else ""
+        path = write_rules(rules_dir, a.rules, a.window, offset, a.interval)
         time.sleep(3)  # loaded within a second, then every group is due at once
         e0, g0, f0, t0 = (metric(s, "shardlog_ruler_rule_evaluations_total"),
                           metric(s, "shardlog_ruler_group_evaluations_total"),

@@ -19,10 +19,12 @@
 //! - [`preflight`]: what `serve` claims before it starts: the data dir's lock, its addresses.
 //! - [`soak`]: the soak (`shardlog soak`): mixed load, kills and restarts, every line checked.
 //! - [`doctor`]: host checks (`shardlog doctor`).
+//! - [`ruler`]: alerting and recording rules, and the notifications they send.
 
 pub mod bench;
 pub mod chunk;
 pub mod config;
+pub mod deletion;
 pub mod doctor;
 pub mod http;
 pub mod ingest;
@@ -31,6 +33,7 @@ pub mod metrics;
 pub mod model;
 pub mod preflight;
 pub mod query;
+pub mod ruler;
 pub mod runtime;
 pub mod shard;
 pub mod soak;

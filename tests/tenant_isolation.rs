@@ -1,8 +1,9 @@
 //! Tenant isolation against the real binary, as a property: for random tenants, streams and
 //! lines pushed over both cores, every read endpoint asked as one tenant answers with that
-//! tenant's data only. Each tenant's label values and lines carry a marker of its own, so
-//! an answer that holds another tenant's marker (in a line, a label value, a pattern, a
-//! field) is a leak, whichever endpoint gave it; counts must equal the tenant's own.
+//! tenant's data only. Each tenant's label values, lines, rule group (its name, alert and
+//! expression) and delete request carry a marker of its own, so an answer that holds another
+//! tenant's marker (in a line, a label value, a pattern, a field, a rule, an alert, a delete
+//! request) is a leak, whichever endpoint gave it; counts must equal the tenant's own.
 
 mod common;
 
@@ -71,6 +72,27 @@ fn push(server: &Server, tenant: &str, data: &TenantData, t0: i64) -> u64 {
         let r = server.push_json_as(tenant, &json!({ "streams": streams }));
         assert_eq!(r.status, 204, "{}", r.text());
     }
+    // A rule group of its own, whose expression and alert name hold the marker.
+    let group = format!(
+        "name: g{mark}\ninterval: 1s\nrules:\n  - alert: A{mark}\n    expr: sum(count_over_time({{owner=\"{mark}\"}}[1h])) > 0\n    annotations:\n      summary: \"{{{{ $value }}}} {mark}\"\n"
+    );
+    let r = server.post(
+        &format!("/loki/api/v1/rules/ns{mark}"),
+        &[("X-Scope-OrgID", tenant)],
+        group.as_bytes(),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    // A delete request of its own that holds the marker and matches none of its lines.
+    let query = format!(r#"{{owner="{mark}"}} |= "nothing-matches-{mark}""#);
+    let r = server.post(
+        &path_with_query(
+            "/loki/api/v1/delete",
+            &[("query", &query), ("start", "1000000000")],
+        ),
+        &[("X-Scope-OrgID", tenant)],
+        b"",
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
     data.entries.len() as u64
 }
 
@@ -174,6 +196,19 @@ fn check_tenant(server: &Server, tenant: &str, others: &[String], own_entries: u
                 &[("query", all), since],
             ),
         ),
+        ("rules", get(server, tenant, "/loki/api/v1/rules", &[])),
+        (
+            "prometheus rules",
+            get(server, tenant, "/prometheus/api/v1/rules", &[]),
+        ),
+        (
+            "prometheus alerts",
+            get(server, tenant, "/prometheus/api/v1/alerts", &[]),
+        ),
+        (
+            "delete requests",
+            get(server, tenant, "/loki/api/v1/delete", &[]),
+        ),
     ];
     for (what, body) in &answers {
         for other in others {
@@ -197,6 +232,21 @@ fn check_tenant(server: &Server, tenant: &str, others: &[String], own_entries: u
     assert_eq!(v["data"], json!([own]), "label values as {tenant}");
     let v: Value = serde_json::from_str(&answers[5].1).unwrap();
     assert_eq!(v["entries"], json!(own_entries), "index stats as {tenant}");
+    // Its own rule group is listed.
+    let rules = &answers.iter().find(|(w, _)| *w == "rules").unwrap().1;
+    assert!(
+        rules.contains(&format!("A{own}")),
+        "rules as {tenant}: {rules}"
+    );
+    let deletes = &answers
+        .iter()
+        .find(|(w, _)| *w == "delete requests")
+        .unwrap()
+        .1;
+    assert!(
+        deletes.contains(&own),
+        "delete requests as {tenant}: {deletes}"
+    );
 }
 
 #[test]

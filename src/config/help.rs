@@ -101,6 +101,14 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ("seal_zstd_level", crate::store::SEAL_ZSTD_LEVEL.to_string()),
         ("retention", "0, keep everything".to_string()),
         ("retention_max_bytes", "0, no cap".to_string()),
+        (
+            "retention_interval",
+            duration_text(RETENTION_INTERVAL_DEFAULT),
+        ),
+        (
+            "delete_request_cancel_period",
+            duration_text(DELETE_REQUEST_CANCEL_PERIOD_DEFAULT),
+        ),
         ("heads_bytes_max", size(HEADS_BYTES_MAX_DEFAULT)),
         ("wal_bytes_max", size(WAL_BYTES_MAX_DEFAULT)),
         ("core_stall_max", duration_text(CORE_STALL_MAX_DEFAULT)),
@@ -141,6 +149,23 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             QUERY_CPU_SHARE_MIN_DEFAULT.to_string(),
         ),
         ("query_cpu_headroom", QUERY_CPU_HEADROOM_DEFAULT.to_string()),
+        ("rules_dir", "rules in the data dir".to_string()),
+        (
+            "ruler_evaluation_interval",
+            duration_text(super::ruler::RULER_EVALUATION_INTERVAL_DEFAULT),
+        ),
+        (
+            "ruler_resend_delay",
+            duration_text(super::ruler::RULER_RESEND_DELAY_DEFAULT),
+        ),
+        ("ruler_external_url", "http://<http_addr>".to_string()),
+        ("alertmanager_url", "none".to_string()),
+        ("remote_write_url", "none".to_string()),
+        ("webhook_url", "none".to_string()),
+        (
+            "notify_timeout",
+            duration_text(crate::ruler::outbox::TIMEOUT_DEFAULT),
+        ),
     ]
 }
 

@@ -95,6 +95,15 @@ pub const PARTITION_DEFAULT: std::time::Duration = std::time::Duration::from_sec
 /// Compaction reads plus writes at most 64 MiB/s per core by default: a small share of a
 /// disk's bandwidth, so ingest and queries keep theirs.
 pub const COMPACTION_BYTES_PER_SECOND_DEFAULT: u64 = 64 << 20;
+
+/// Per-tenant retention passes every 10 minutes, as Loki's compactor runs (its
+/// `compaction_interval`): a pass reads only part headers unless lines expired.
+pub const RETENTION_INTERVAL_DEFAULT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Loki's `delete_request_cancel_period`: a day in which a delete request can be cancelled
+/// before its lines are removed from disk.
+pub const DELETE_REQUEST_CANCEL_PERIOD_DEFAULT: std::time::Duration =
+    std::time::Duration::from_secs(86400);
 /// Bounds of the per-core byte budgets (heads, compaction): below 1 MiB nothing useful fits
 /// (a head seals at up to 1 MiB, a compaction reads whole blocks); 1 TiB is beyond any host.
 pub const BUDGET_BYTES_MIN: u64 = 1 << 20;
@@ -196,3 +205,8 @@ pub const DATA_FDS_RESERVED_PER_CORE: u64 = 1024;
 /// File descriptors kept for the process as a whole: stdio, the data-dir lock, the signal
 /// thread, `/proc` reads.
 pub const PROCESS_FDS_RESERVED: u64 = 64;
+
+/// Bounds of `notify_timeout`: below a millisecond no peer answers; above ten minutes a dead
+/// Alertmanager would hold every later notification for that long (one thread sends them).
+pub const NOTIFY_TIMEOUT_MIN: std::time::Duration = std::time::Duration::from_millis(1);
+pub const NOTIFY_TIMEOUT_MAX: std::time::Duration = std::time::Duration::from_secs(600);

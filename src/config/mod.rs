@@ -21,8 +21,11 @@ use crate::model::validate_tenant;
 
 pub mod help;
 pub mod limits;
+pub mod ruler;
 pub mod syslog;
 pub mod units;
+
+pub use ruler::RulerConfig;
 
 pub use limits::*;
 use units::{duration_text, size_text};
@@ -252,6 +255,16 @@ pub struct ServeArgs {
     #[serde(default, deserialize_with = "units::size_key")]
     pub retention_max_bytes: Option<u64>,
 
+    /// How often each core drops the lines that per-tenant retention (`retention_period`,
+    /// `retention_stream` in the limits file) let expire (Loki's `compaction_interval`).
+    #[arg(long, value_name = "DURATION")]
+    pub retention_interval: Option<String>,
+
+    /// How long a delete request can be cancelled; its lines are hidden at once, but removed
+    /// from disk only after it (Loki's `delete_request_cancel_period`). `0`: at once.
+    #[arg(long, value_name = "DURATION")]
+    pub delete_request_cancel_period: Option<String>,
+
     /// Line bytes that a core's unsealed heads may hold before all of them are sealed at
     /// once, whatever their size or age.
     #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
@@ -336,6 +349,53 @@ pub struct ServeArgs {
     /// and sealing use, for ingest to grow into (0 to 0.9).
     #[arg(long, value_name = "FRACTION")]
     pub query_cpu_headroom: Option<f64>,
+
+    /// Where the rule files are: one folder per tenant, one file per namespace (Loki's
+    /// `local` rule storage). Default: `rules` in the data dir.
+    #[arg(long, value_name = "DIR")]
+    pub rules_dir: Option<PathBuf>,
+
+    /// How often a rule group without an `interval` is evaluated (Loki's
+    /// `evaluation_interval`).
+    #[arg(long, value_name = "DURATION")]
+    pub ruler_evaluation_interval: Option<String>,
+
+    /// How often a firing alert is sent to Alertmanager again (Prometheus' `resend_delay`).
+    #[arg(long, value_name = "DURATION")]
+    pub ruler_resend_delay: Option<String>,
+
+    /// The URL this server is reached at, for the links alerts carry (`generatorURL`).
+    #[arg(long, value_name = "URL")]
+    pub ruler_external_url: Option<String>,
+
+    /// One-line alerts (TOML only): `[[alert]]` with `name`, `selector`, `level`, `keyword`,
+    /// `threshold`, `window`, `tenant`; compiled to LogQL rules and evaluated as lines arrive.
+    #[arg(skip)]
+    #[serde(default)]
+    pub alert: Vec<crate::ruler::demo::AlertLine>,
+
+    /// Alertmanager the ruler sends alerts to: its base URL, `http://` only, with its path
+    /// prefix if any (`/api/v2/alerts` is added). Repeat the flag or separate URLs with
+    /// commas for several; each gets every alert.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "url_list")]
+    pub alertmanager_url: Vec<String>,
+
+    /// Prometheus remote-write receiver that recording rules' samples go to (its full URL,
+    /// e.g. `http://prometheus:9090/api/v1/write`). Repeatable, or comma-separated.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "url_list")]
+    pub remote_write_url: Vec<String>,
+
+    /// URL that each alert event is posted to as a plain JSON object, for users without an
+    /// Alertmanager. Repeatable, or comma-separated.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "url_list")]
+    pub webhook_url: Vec<String>,
+
+    /// How long one notification request (Alertmanager, webhook, remote write) may take.
+    #[arg(long, value_name = "DURATION")]
+    pub notify_timeout: Option<String>,
 }
 
 impl Config {
@@ -387,6 +447,10 @@ pub struct Config {
     pub retention: Option<Duration>,
     /// 0: no cap.
     pub retention_max_bytes: u64,
+    /// Per-tenant retention passes, this often.
+    pub retention_interval: Duration,
+    /// Delete requests are applied to disk this long after they are received.
+    pub delete_request_cancel_period: Duration,
     pub compaction_bytes_per_second: u64,
     pub heads_bytes_max: u64,
     pub wal_bytes_max: u64,
@@ -395,7 +459,11 @@ pub struct Config {
     /// (`crate::http::admission::derive_connections_max`).
     pub connections_max: Option<usize>,
     pub request_bodies_bytes_max: usize,
+    /// The ruler's settings and the TOML alerts.
+    pub ruler: RulerConfig,
     pub query: QueryLimits,
+    /// Where the ruler's alerts, webhook notices and samples go (checked URLs).
+    pub outbox: crate::ruler::outbox::OutboxConfig,
 }
 
 /// The bounds every query runs within (see the flags of the same names).
@@ -573,6 +641,10 @@ impl ServeArgs {
             seal_zstd_level: self.seal_zstd_level.or(file.seal_zstd_level),
             retention: self.retention.or(file.retention),
             retention_max_bytes: self.retention_max_bytes.or(file.retention_max_bytes),
+            retention_interval: self.retention_interval.or(file.retention_interval),
+            delete_request_cancel_period: self
+                .delete_request_cancel_period
+                .or(file.delete_request_cancel_period),
             compaction_bytes_per_second: self
                 .compaction_bytes_per_second
                 .or(file.compaction_bytes_per_second),
@@ -597,6 +669,21 @@ impl ServeArgs {
                 .or(file.max_outstanding_requests_per_tenant),
             query_cpu_share_min: self.query_cpu_share_min.or(file.query_cpu_share_min),
             query_cpu_headroom: self.query_cpu_headroom.or(file.query_cpu_headroom),
+            rules_dir: self.rules_dir.or(file.rules_dir),
+            ruler_evaluation_interval: self
+                .ruler_evaluation_interval
+                .or(file.ruler_evaluation_interval),
+            ruler_resend_delay: self.ruler_resend_delay.or(file.ruler_resend_delay),
+            ruler_external_url: self.ruler_external_url.or(file.ruler_external_url),
+            alert: if self.alert.is_empty() {
+                file.alert
+            } else {
+                self.alert
+            },
+            alertmanager_url: either_list(self.alertmanager_url, file.alertmanager_url),
+            remote_write_url: either_list(self.remote_write_url, file.remote_write_url),
+            webhook_url: either_list(self.webhook_url, file.webhook_url),
+            notify_timeout: self.notify_timeout.or(file.notify_timeout),
         }
     }
 
@@ -605,6 +692,7 @@ impl ServeArgs {
     pub fn resolve(self, online_cpus: usize) -> Result<Config, ConfigError> {
         let query = self.query_limits()?;
         let tenant_limits = self.tenant_limits()?;
+        let outbox = self.outbox()?;
         if let Some(path) = &self.limits_file {
             crate::tenants::limits::LimitsFile::read(path).map_err(|e| bad("limits_file", e))?;
         }
@@ -640,6 +728,7 @@ impl ServeArgs {
         )?;
         let syslog_tenant = self
             .syslog_tenant
+            .clone()
             .unwrap_or_else(|| crate::model::DEFAULT_TENANT.to_string());
         validate_tenant(&syslog_tenant).map_err(|e| bad("syslog_tenant", e))?;
         let syslog_listeners = syslog::resolve_sections(
@@ -652,6 +741,7 @@ impl ServeArgs {
         )?;
         let data_dir = self
             .data_dir
+            .clone()
             .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT));
         if data_dir.as_os_str().is_empty() {
             return Err(bad("data_dir", "must not be empty"));
@@ -790,6 +880,22 @@ impl ServeArgs {
             Duration::from_secs(3600),
             Duration::from_secs(100 * 365 * 86400),
         )?;
+        let retention_interval = duration(
+            "retention_interval",
+            self.retention_interval.as_deref(),
+            RETENTION_INTERVAL_DEFAULT,
+            Duration::from_secs(1),
+            Duration::from_secs(7 * 86400),
+        )?
+        .expect("a default is given");
+        let delete_request_cancel_period = match self.delete_request_cancel_period.as_deref() {
+            None => DELETE_REQUEST_CANCEL_PERIOD_DEFAULT,
+            Some(text) => duration_within(
+                "delete_request_cancel_period",
+                parse_duration("delete_request_cancel_period", text)?,
+                Duration::ZERO..=Duration::from_secs(365 * 86400),
+            )?,
+        };
         let compaction_bytes_per_second = size(
             "compaction_bytes_per_second",
             self.compaction_bytes_per_second,
@@ -836,8 +942,11 @@ impl ServeArgs {
             REQUEST_BODIES_BYTES_MAX_DEFAULT,
             4 * push_body_bytes_max + PUSH_RAW_BODY_SLACK_BYTES..=REQUEST_BODIES_BYTES_LIMIT,
         )?;
+        let ruler = self.ruler_config(&data_dir, &http_addr, &syslog_tenant)?;
         Ok(Config {
+            ruler,
             query,
+            outbox,
             connections_max,
             request_bodies_bytes_max,
             heads_bytes_max,
@@ -850,6 +959,8 @@ impl ServeArgs {
             seal_zstd_level,
             retention,
             retention_max_bytes: self.retention_max_bytes.unwrap_or(0),
+            retention_interval,
+            delete_request_cancel_period,
             compaction_bytes_per_second,
             data_dir,
             volatile_data_dir: if self.allow_volatile_data_dir {
@@ -1046,6 +1157,63 @@ impl ServeArgs {
             )?,
         })
     }
+}
+
+impl ServeArgs {
+    /// The ruler's destinations, every URL checked, so that a typo stops `serve` at start
+    /// rather than the first alert.
+    fn outbox(&self) -> Result<crate::ruler::outbox::OutboxConfig, ConfigError> {
+        use crate::ruler::http_client::Endpoint;
+        use crate::ruler::outbox::{OutboxConfig, QUEUE_CAPACITY_DEFAULT, TIMEOUT_DEFAULT};
+        let checked = |key: &str, urls: &[String]| {
+            urls.iter()
+                .map(|url| {
+                    Endpoint::parse(url)
+                        .map(|_| url.trim().to_string())
+                        .map_err(|e| bad(key, e))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(OutboxConfig {
+            alertmanager_urls: checked("alertmanager_url", &self.alertmanager_url)?,
+            remote_write_urls: checked("remote_write_url", &self.remote_write_url)?,
+            webhook_urls: checked("webhook_url", &self.webhook_url)?,
+            timeout: duration(
+                "notify_timeout",
+                self.notify_timeout.as_deref(),
+                TIMEOUT_DEFAULT,
+                NOTIFY_TIMEOUT_MIN,
+                NOTIFY_TIMEOUT_MAX,
+            )?
+            .expect("a default is given"),
+            queue_capacity: QUEUE_CAPACITY_DEFAULT,
+        })
+    }
+}
+
+/// A list key: the flags' list if they give one, else the file's.
+fn either_list(flags: Vec<String>, file: Vec<String>) -> Vec<String> {
+    if flags.is_empty() { file } else { flags }
+}
+
+/// A list of URLs in the file: a TOML array, or one string of comma-separated URLs as Loki's
+/// `alertmanager_url` takes them.
+fn url_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Urls::deserialize(d)? {
+        Urls::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(String::from)
+            .collect(),
+        Urls::Many(list) => list,
+    })
 }
 
 fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {

@@ -349,3 +349,80 @@ fn query_cpu_shares_are_fractions_within_their_ranges() {
         );
     }
 }
+
+#[test]
+fn notification_keys_from_flags_and_file() {
+    let c = ServeArgs::default().resolve(1).unwrap();
+    assert!(c.outbox.alertmanager_urls.is_empty());
+    assert_eq!(c.outbox.timeout, Duration::from_secs(10));
+    // Repeated flags and commas, as Loki's -ruler.alertmanager-url takes them.
+    let c = flags(&[
+        "--alertmanager-url",
+        "http://am1:9093,http://am2:9093/prefix/",
+        "--alertmanager-url",
+        "http://am3:9093",
+        "--remote-write-url",
+        "http://prometheus:9090/api/v1/write",
+        "--webhook-url",
+        "http://hooks/alert",
+        "--notify-timeout",
+        "2s",
+    ])
+    .unwrap()
+    .resolve(1)
+    .unwrap();
+    assert_eq!(
+        c.outbox.alertmanager_urls,
+        [
+            "http://am1:9093",
+            "http://am2:9093/prefix/",
+            "http://am3:9093"
+        ]
+    );
+    assert_eq!(
+        c.outbox.remote_write_urls,
+        ["http://prometheus:9090/api/v1/write"]
+    );
+    assert_eq!(c.outbox.webhook_urls, ["http://hooks/alert"]);
+    assert_eq!(c.outbox.timeout, Duration::from_secs(2));
+    // The file takes a list or one comma-separated string; flags win over it.
+    let from_file = file(
+        "alertmanager_url = \"http://a:1, http://b:2\"\nwebhook_url = [\"http://w/x\"]\n\
+         notify_timeout = \"30s\"\n",
+    )
+    .unwrap();
+    let c = flags(&["--webhook-url", "http://flag/y"])
+        .unwrap()
+        .over(from_file)
+        .resolve(1)
+        .unwrap();
+    assert_eq!(c.outbox.alertmanager_urls, ["http://a:1", "http://b:2"]);
+    assert_eq!(c.outbox.webhook_urls, ["http://flag/y"]);
+    assert_eq!(c.outbox.timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn a_bad_notification_url_or_timeout_names_its_key_and_the_url() {
+    for (args, key, says) in [
+        (
+            &["--alertmanager-url", "https://am:9093"][..],
+            "--alertmanager-url",
+            "https://am:9093",
+        ),
+        (
+            &["--remote-write-url", "prometheus:9090"][..],
+            "--remote-write-url",
+            "prometheus:9090",
+        ),
+        (
+            &["--webhook-url", "http://h:0/x"][..],
+            "--webhook-url",
+            "http://h:0/x",
+        ),
+        (&["--notify-timeout", "0"][..], "--notify-timeout", "zero"),
+        (&["--notify-timeout", "2h"][..], "--notify-timeout", "10m"),
+    ] {
+        let e = flags(args).unwrap().resolve(1).unwrap_err();
+        assert!(e.0.contains(key) && e.0.contains(says), "{args:?}: {e}");
+    }
+}

@@ -205,10 +205,18 @@ mod tests {
         assert_eq!(config.syslog_tcp_addr.unwrap().port(), 514);
         // Every key of the schema is present in the file (the Debug form lists each field
         // once; a `None` means the example forgot a key added since).
+        // The `[[alert]]` tables are checked apart: each sets every field of its own.
+        let alerts = format!("{:?}", file.alert);
+        assert_eq!(file.alert.len(), 2, "{alerts}");
+        assert!(
+            !alerts.contains("None"),
+            "an [[alert]] leaves a field out: {alerts}"
+        );
         let debug = format!(
             "{:?}",
             ServeArgs {
                 config: Some(example_config()),
+                alert: Vec::new(),
                 ..file
             }
         );
@@ -228,15 +236,17 @@ mod tests {
         assert!(text.contains("# limits_file = "));
         let keys = text
             .lines()
+            .take_while(|l| !l.starts_with("[[alert]]"))
             .filter(|l| !l.trim_start().starts_with('#') && l.contains('='))
             .count();
         // All fields but `config`, which only exists as a flag, the older forms, the
-        // commented-out limits file, and `syslog`, whose keys are those of its section.
+        // commented-out limits file, `syslog`, whose keys are those of its section (counted
+        // above, before the `[[alert]]` tables), and `alert`, checked apart above.
         assert!(
             text.contains("\n[[syslog]]\n"),
             "the example shows a [[syslog]] section"
         );
-        let fields = debug.matches(": ").count() - 3 - crate::config::OLDER_FORMS.len();
+        let fields = debug.matches(": ").count() - 4 - crate::config::OLDER_FORMS.len();
         assert_eq!(keys, fields, "{debug}");
     }
 

@@ -44,6 +44,18 @@ pub async fn route(core: Rc<Core>, req: Request) -> Response {
             }
             super::tail_route::tail(&core, &req).await
         }
+        (_, "/loki/api/v1/delete") => {
+            if let Some(refused) = not_answering(&core) {
+                return refused;
+            }
+            super::delete_route::route(&core, &req).await
+        }
+        (_, p) if rules_path(p).is_some() => {
+            let rest = rules_path(p).unwrap_or_default().to_string();
+            super::rules_routes::rules(&core, &req, &rest).await
+        }
+        ("GET", "/prometheus/api/v1/rules") => super::rules_routes::prometheus_rules(&core, &req),
+        ("GET", "/prometheus/api/v1/alerts") => super::rules_routes::prometheus_alerts(&core, &req),
         ("GET" | "POST", p) if p.starts_with("/loki/api/v1/") => {
             if let Some(refused) = not_answering(&core) {
                 return refused;
@@ -56,6 +68,15 @@ pub async fn route(core: Rc<Core>, req: Request) -> Response {
         }
         _ => Response::text(404, "404 page not found\n"),
     }
+}
+
+/// The part after `rules` of a rules API path (`/loki/api/v1/rules...`, or Loki's older
+/// `/api/prom/rules...`).
+fn rules_path(path: &str) -> Option<&str> {
+    ["/loki/api/v1/rules", "/api/prom/rules"]
+        .iter()
+        .find_map(|prefix| path.strip_prefix(prefix))
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Answers a read request in the core's `query` task queue rather than the connection's
@@ -125,7 +146,8 @@ async fn metrics(core: &Rc<Core>) -> Response {
                     _ => None,
                 })
                 .collect();
-            let text = crate::metrics::render::render(&shards, core.lifecycle.is_ready());
+            let mut text = crate::metrics::render::render(&shards, core.lifecycle.is_ready());
+            core.ruler.render_metrics(&mut text);
             Response {
                 body: text.into_bytes(),
                 ..Response::new(200)

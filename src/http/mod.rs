@@ -7,10 +7,11 @@
 //! and request bodies a core takes in (one cap and one budget per core, shared with the
 //! syslog TCP listener). The Loki API is handlers on top of this layer: [`loki`] routes,
 //! [`ingest_routes`] (push, jsonline), [`query_routes`] (queries, labels, series, stats),
-//! [`tail_route`] (live tailing over a WebSocket);
+//! [`tail_route`] (live tailing over a WebSocket), [`delete_route`] (log deletion);
 //! [`json`] writes the responses. No tokio runtime and no hyper.
 
 pub mod admission;
+pub mod delete_route;
 pub mod ingest_routes;
 pub mod json;
 pub mod loki;
@@ -19,5 +20,6 @@ pub mod query_routes;
 pub mod read_routes;
 pub mod request;
 pub mod response;
+pub mod rules_routes;
 pub mod server;
 pub mod tail_route;

@@ -103,6 +103,7 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         );
     }
     tenant_series(&mut out, &shards);
+    deletion_series(&mut out, &shards);
     per_shard(
         &mut out,
         &shards,
@@ -196,7 +197,7 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         &'static str,
         fn(&StorageMetrics) -> u64,
     );
-    let storage: [StorageSeries; 28] = [
+    let storage: [StorageSeries; 29] = [
         (
             "shardlog_unsealed_line_bytes",
             "gauge",
@@ -304,6 +305,13 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
             "counter",
             "Bytes read and written by compaction.",
             |s| s.compaction_bytes,
+        ),
+        (
+            "shardlog_rewritten_parts_total",
+            "counter",
+            "Parts rewritten (or dropped) without lines a delete request or a tenant's \
+             retention removed.",
+            |s| s.rewritten_parts,
         ),
         (
             "shardlog_retention_dropped_parts_total",
@@ -642,6 +650,44 @@ fn tenant_series(out: &mut String, shards: &[&ShardMetrics]) {
                     r.name()
                 );
             }
+        }
+    }
+}
+
+/// Per-tenant delete requests and lines removed by deletion and retention, summed over
+/// cores (Loki's compactor has `loki_compactor_delete_requests_received_total{user}` and
+/// the lines deleted per user).
+fn deletion_series(out: &mut String, shards: &[&ShardMetrics]) {
+    let mut sums: std::collections::BTreeMap<&str, crate::shard::DeletionCounts> =
+        Default::default();
+    for s in shards {
+        for (tenant, c) in &s.storage.deletion {
+            let sum = sums.entry(tenant.as_str()).or_default();
+            sum.requests_received += c.requests_received;
+            sum.deleted_lines += c.deleted_lines;
+            sum.retention_dropped_lines += c.retention_dropped_lines;
+        }
+    }
+    for (name, help, get) in [
+        (
+            "shardlog_delete_requests_received_total",
+            "Delete requests received, by tenant.",
+            (|c| c.requests_received) as fn(&crate::shard::DeletionCounts) -> u64,
+        ),
+        (
+            "shardlog_deleted_lines_total",
+            "Lines removed from part files by delete requests, by tenant.",
+            |c| c.deleted_lines,
+        ),
+        (
+            "shardlog_retention_dropped_lines_total",
+            "Lines removed from part files by the tenant's retention, by tenant.",
+            |c| c.retention_dropped_lines,
+        ),
+    ] {
+        header(out, name, "counter", help);
+        for (tenant, c) in &sums {
+            let _ = writeln!(out, "{name}{{tenant=\"{tenant}\"}} {}", get(c));
         }
     }
 }

@@ -145,6 +145,10 @@ pub struct Core {
     /// The streams each tenant has active on this shard, for the stream limit.
     /// Each owned stream's own rate budget (`per_stream_rate_limit`).
     pub stream_rates: crate::tenants::stream_rate::StreamRates,
+    /// The rules of every tenant and their alerts, shared by the cores.
+    pub ruler: Arc<crate::ruler::Ruler>,
+    /// Which `[[alert]]` lines each stream of this shard counts for.
+    pub streaming_matches: crate::ruler::demo::StreamMatches,
 }
 
 impl Core {
@@ -211,7 +215,20 @@ impl Core {
     async fn append_here(&self, batch: Batch, protocol: Protocol) -> Result<(), AppendError> {
         let (batch, refused) = self.limit_streams(batch, protocol);
         if batch.entries > 0 {
+            // The `[[alert]]` counters see the lines as they arrive; an alert whose count
+            // this batch made reach its threshold is evaluated once the lines are durable.
+            let crossed = if self.ruler.streaming.is_empty() {
+                Vec::new()
+            } else {
+                let now = crate::ingest::listeners::now_ns();
+                self.ruler
+                    .streaming
+                    .observe(&batch, &self.streaming_matches, now)
+            };
             self.shard.append(batch, protocol).await?;
+            for rule in crossed {
+                crate::ruler::eval::evaluate_streaming(&self.ruler, rule);
+            }
         }
         match refused {
             Some(e) => Err(e),
@@ -297,6 +314,13 @@ pub fn run(config: Config) -> i32 {
     }
     failstop::start_watchdog(lifecycle.clone(), config.core_stall_max);
     let fault = failstop::Fault::from_env();
+    let ruler = match crate::ruler::start(&config) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("shardlog: {e}");
+            return 1;
+        }
+    };
     let mesh = Arc::new(MeshSeats::new(config.cores, MESH_CHANNEL_CAPACITY));
     // Only the CPUs this process may run on (taskset, systemd CPUAffinity=, a cgroup cpuset):
     // pinning a shard elsewhere would fail or ignore the operator's isolation.
@@ -310,8 +334,8 @@ pub fn run(config: Config) -> i32 {
     let pool = LocalExecutorPoolBuilder::new(placement)
         .name("shard")
         .on_all_shards(move || {
-            let (cfg, lc, mesh) = (cfg.clone(), lc.clone(), mesh.take());
-            async move { run_core(cfg, lc, mesh, fault).await }
+            let (cfg, lc, mesh, ruler) = (cfg.clone(), lc.clone(), mesh.take(), ruler.clone());
+            async move { run_core(cfg, lc, mesh, ruler, fault).await }
         });
     let handles = match pool {
         Ok(h) => h,
@@ -354,6 +378,7 @@ async fn run_core(
     config: Arc<Config>,
     lifecycle: Arc<Lifecycle>,
     mesh: MeshBuilder<MeshMsg, Full>,
+    ruler: Arc<crate::ruler::Ruler>,
     fault: Option<failstop::Fault>,
 ) -> Result<(), String> {
     let (senders, receivers) = mesh
@@ -361,7 +386,16 @@ async fn run_core(
         .await
         .map_err(|_| "cannot join the channel mesh".to_string())?;
     let id = senders.peer_id();
-    let result = serve_core(id, config, lifecycle.clone(), senders, receivers, fault).await;
+    let result = serve_core(
+        id,
+        config,
+        lifecycle.clone(),
+        senders,
+        receivers,
+        ruler,
+        fault,
+    )
+    .await;
     // An executor that returns while the server is not stopping is a dead core: the watchdog
     // ends the process (see `failstop`).
     lifecycle.heartbeats.exited(id);
@@ -374,6 +408,7 @@ async fn serve_core(
     lifecycle: Arc<Lifecycle>,
     senders: Senders<MeshMsg>,
     receivers: Receivers<MeshMsg>,
+    ruler: Arc<crate::ruler::Ruler>,
     fault: Option<failstop::Fault>,
 ) -> Result<(), String> {
     let ingest_tq = glommio::executor().create_task_queue(
@@ -413,6 +448,8 @@ async fn serve_core(
         );
     }
     let core = Rc::new(Core {
+        ruler,
+        streaming_matches: Default::default(),
         limits,
         stream_rates: Default::default(),
         queries: crate::query::engine::Admission::default(),
@@ -438,6 +475,8 @@ async fn serve_core(
     spawn_tail_cleanup(&core);
     spawn_limits_reload(&core);
     spawn_idle_streams_sweep(&core);
+    crate::deletion::worker::start(&core).map_err(|e| format!("shard {id}: {e}"))?;
+    crate::ruler::eval::spawn(&core);
 
     // HTTP first, so that `/ready` answers 503 (and pushes are refused) during recovery.
     let http = crate::ingest::listeners::start_http(&core).map_err(|e| format!("shard {id}: {e}"));

@@ -7,6 +7,9 @@
 //! [`ShardRequest`] messages on the mesh (see [`crate::runtime`]).
 
 pub mod dedupe;
+mod deletes;
+#[cfg(test)]
+mod deletes_tests;
 pub mod head;
 mod health;
 pub mod index;
@@ -91,9 +94,14 @@ pub enum ShardRequest {
     TailStart(Arc<crate::tail::TailSpec>),
     /// Stop queueing entries for a tail.
     TailStop(crate::tail::TailKey),
+    /// A change to the delete requests every shard holds ([`crate::deletion`]).
+    Deletes(crate::deletion::book::BookChange),
+    /// Which delete requests has this shard applied?
+    DeletesDone,
 }
 
 pub use crate::query::exec::logs::LogsRequest;
+pub use deletes::DeletionCounts;
 
 #[derive(Debug)]
 pub struct LabelsRequest {
@@ -146,6 +154,11 @@ pub enum ShardAnswer {
     Metrics(Box<ShardMetrics>),
     /// A tail was started or stopped here.
     Tail,
+    /// A change to the delete requests was applied (and, on the shard that keeps the file,
+    /// made durable).
+    Deletes,
+    /// The delete requests this shard has applied.
+    DeletesDone(Vec<String>),
     /// The shard could not answer: it could not read data the question needs (a corrupt
     /// part, a failing disk), the query hit a limit or was cancelled. The query fails rather
     /// than answer with less than there is.
@@ -164,6 +177,8 @@ impl ShardAnswer {
             ShardAnswer::Stats(..) => "stats",
             ShardAnswer::Metrics(_) => "metrics",
             ShardAnswer::Tail => "tail",
+            ShardAnswer::Deletes => "deletes",
+            ShardAnswer::DeletesDone(_) => "deletes_done",
             ShardAnswer::Failed(_) => "failed",
         }
     }
@@ -368,6 +383,10 @@ pub struct StorageMetrics {
     pub retention_dropped_parts: u64,
     pub retention_dropped_entries: u64,
     pub retention_dropped_bytes: u64,
+    /// Parts rewritten without deleted or expired lines.
+    pub rewritten_parts: u64,
+    /// Deletion and per-tenant retention counts, by tenant.
+    pub deletion: Vec<(String, deletes::DeletionCounts)>,
     /// Appends that waited for sealing to free memory (ingest faster than sealing).
     pub appends_waited_for_sealing: u64,
     /// Line bytes not yet in parts: live heads and seal rounds in progress.
@@ -438,6 +457,8 @@ pub struct Shard {
     disk: crate::storage::Disk,
     /// The tails every core registered here, and what this shard queued for them.
     pub tails: crate::tail::registry::ShardTails,
+    /// The delete requests, and this shard's progress in applying them.
+    deletes: deletes::ShardDeletes,
 }
 
 /// A batch in the WAL's commit queue, waiting for its commit to become durable.
@@ -489,6 +510,7 @@ impl Shard {
                 crate::config::QUERY_CONCURRENCY_DEFAULT,
             ))),
             tails: Default::default(),
+            deletes: Default::default(),
         }
     }
 
@@ -773,6 +795,15 @@ impl Shard {
                 self.tails.stop(key);
                 return ShardAnswer::Tail;
             }
+            // Bookkeeping, never behind queries either: a delete is answered once every
+            // shard filters with it.
+            ShardRequest::Deletes(change) => {
+                return match self.change_deletes(&change) {
+                    Ok(()) => ShardAnswer::Deletes,
+                    Err(why) => ShardAnswer::Failed(crate::query::QueryError::Storage(why)),
+                };
+            }
+            ShardRequest::DeletesDone => return ShardAnswer::DeletesDone(self.deletes_done()),
             _ => {}
         }
         let permits = self.query_permits.borrow().clone();
@@ -808,6 +839,8 @@ impl Shard {
             },
             ShardRequest::Metrics => ShardAnswer::Metrics(Box::new(self.metrics())),
             ShardRequest::TailStart(_) | ShardRequest::TailStop(_) => ShardAnswer::Tail,
+            ShardRequest::Deletes(_) => ShardAnswer::Deletes,
+            ShardRequest::DeletesDone => ShardAnswer::DeletesDone(self.deletes_done()),
         }
     }
 
@@ -841,6 +874,7 @@ impl Shard {
             line_bytes_scanned: self.scan_counters.line_bytes_scanned.get(),
             query_pauses_for_ingest: self.query_pacer.pauses.get(),
             query_paused_for_ingest_ms: self.query_pacer.paused_ns.get() / 1_000_000,
+            deletion: self.deletion_counts(),
             ..StorageMetrics::default()
         };
         if let Some(s) = self.store.borrow().as_ref() {
@@ -864,6 +898,7 @@ impl Shard {
             m.retention_dropped_parts += c.retention_dropped_parts.get();
             m.retention_dropped_entries += c.retention_dropped_entries.get();
             m.retention_dropped_bytes += c.retention_dropped_bytes.get();
+            m.rewritten_parts += c.rewritten_parts.get();
         }
         m
     }

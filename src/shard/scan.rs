@@ -17,6 +17,10 @@
 //! the commit, and never the round's new parts, which it did not take. So each entry that was
 //! in the shard when the scan started is read exactly once.
 //!
+//! Lines that a delete request still being applied covers are skipped by every scan, in
+//! heads and parts alike ([`crate::deletion`]): a stream no request selects pays nothing,
+//! a part block outside every request's range is handled as if there were none.
+//!
 //! A block that fails its checks fails the query (with the file and offset) and its part is
 //! quarantined: a query never silently answers with less than the shard holds.
 
@@ -29,6 +33,7 @@ use super::index::StreamIdx;
 use super::seal::SealingSet;
 use super::{IndexStats, LabelsRequest, Shard};
 use crate::chunk::DecodedBlock;
+use crate::deletion::book::StreamDeletes;
 use crate::metrics::Counter;
 use crate::model::{Labels, StreamId, TimestampNs};
 
@@ -106,6 +111,8 @@ struct SnapshotStream {
     id: StreamId,
     labels: Arc<Labels>,
     heads: Vec<HeadRef>,
+    /// The delete requests that select the stream: its lines they cover are skipped.
+    deletes: StreamDeletes,
 }
 
 /// A weak handle on a scan's [`Pin`]: the registry does not keep a finished scan's rounds.
@@ -192,6 +199,7 @@ impl Shard {
     ) -> ScanSnapshot {
         let pin = self.scan_pins.pin();
         let parts = self.parts_in(start, end);
+        let book = self.delete_book();
         let streams = self.streams.borrow();
         let sealing = self.sealing.borrow();
         let streams = selected
@@ -219,6 +227,11 @@ impl Shard {
                     id: h.id,
                     labels,
                     heads,
+                    deletes: if book.has_active() {
+                        book.for_stream(&h.tenant, &h.labels)
+                    } else {
+                        StreamDeletes::default()
+                    },
                 }
             })
             .collect();
@@ -323,11 +336,13 @@ impl Shard {
         let mut block = DecodedBlock::new();
         for stream in snapshot.streams {
             sink.begin_stream(&stream.labels);
+            let deletes = &stream.deletes;
             for mut src in stream.heads {
-                self.scan_head(&mut src, &snapshot.pin, spec, sink).await?;
+                self.scan_head(&mut src, &snapshot.pin, spec, deletes, sink)
+                    .await?;
             }
             for (store, part) in &snapshot.parts {
-                self.scan_part_stream(part, stream.id, spec, sink, &mut block)
+                self.scan_part_stream(part, stream.id, spec, deletes, sink, &mut block)
                     .await
                     .map_err(|e| match e {
                         ScanError::Store(e) => {
@@ -362,6 +377,7 @@ impl Shard {
         part: &LoadedPart,
         id: StreamId,
         spec: &ScanSpec,
+        deletes: &StreamDeletes,
         sink: &mut dyn ScanSink,
         block: &mut DecodedBlock,
     ) -> Result<(), ScanError> {
@@ -400,7 +416,10 @@ impl Shard {
             let lo = block.partition_point(spec.start);
             let hi = block.partition_point(spec.end);
             let block: &DecodedBlock = block;
+            // Delete requests that cover part of the block: its lines are tested one by one.
+            let deletes_here = deletes.overlaps(min, max);
             if spec.filters.is_empty()
+                && !deletes_here
                 && sink.cutoff().is_none()
                 && sink.push_block(block, lo, hi)?
             {
@@ -416,7 +435,14 @@ impl Shard {
                     more = false;
                     break;
                 }
-                if spec.filters.iter().all(|f| f.matches(e.line.as_bytes())) {
+                let hidden = deletes_here && {
+                    metadata.clear();
+                    if deletes.reads_metadata() {
+                        metadata.extend(e.metadata.iter());
+                    }
+                    deletes.hides(e.ts, e.line, &metadata)
+                };
+                if !hidden && spec.filters.iter().all(|f| f.matches(e.line.as_bytes())) {
                     metadata.clear();
                     metadata.extend(e.metadata.iter());
                     sink.push(e.ts, e.line, &metadata)?;
@@ -444,6 +470,7 @@ impl Shard {
         src: &mut HeadRef,
         pin: &Pin,
         spec: &ScanSpec,
+        deletes: &StreamDeletes,
         sink: &mut dyn ScanSink,
     ) -> Result<(), QueryError> {
         let forward = spec.direction == Direction::Forward;
@@ -495,7 +522,18 @@ impl Shard {
                         continue;
                     }
                     metadata.clear();
-                    metadata.extend(e.metadata.iter());
+                    if deletes.is_empty() {
+                        metadata.extend(e.metadata.iter());
+                    } else {
+                        if deletes.reads_metadata() {
+                            metadata.extend(e.metadata.iter());
+                        }
+                        if deletes.hides(e.ts, e.line, &metadata) {
+                            continue;
+                        }
+                        metadata.clear();
+                        metadata.extend(e.metadata.iter());
+                    }
                     sink.push(e.ts, e.line, &metadata)?;
                 }
                 spec.control.read(bytes)?;

@@ -41,13 +41,19 @@ fn config() -> Config {
     super::seal_tests::config(None)
 }
 
-fn now_ms() -> TimestampNs {
+pub(super) fn now_ms() -> TimestampNs {
     crate::ingest::listeners::now_ns() / MS * MS
 }
 
 /// A batch of `app` lines `from..to`, one millisecond apart after `t0`; every third line says
 /// "match", and line 7 of every ten arrives out of order (one second early).
-fn batch(app: &str, t0: TimestampNs, from: usize, to: usize, tag: &str) -> crate::model::Batch {
+pub(super) fn batch(
+    app: &str,
+    t0: TimestampNs,
+    from: usize,
+    to: usize,
+    tag: &str,
+) -> crate::model::Batch {
     let labels = Labels::from_pairs([("app", app)]);
     let id = stream_hash("t", &labels);
     let mut b = BatchBuilder::new("t");
@@ -69,7 +75,7 @@ fn batch(app: &str, t0: TimestampNs, from: usize, to: usize, tag: &str) -> crate
     b.finish()
 }
 
-async fn new_shard(t0: TimestampNs) -> Rc<Shard> {
+pub(super) async fn new_shard(t0: TimestampNs) -> Rc<Shard> {
     let disk = Disk::simulated(SimDisk::new());
     let shard = Rc::new(Shard::with_disk(0, disk));
     shard.recover(&config()).await.expect("recovery");
@@ -93,7 +99,7 @@ async fn new_shard(t0: TimestampNs) -> Rc<Shard> {
     shard
 }
 
-fn request(query: &str, direction: Direction, limit: usize) -> LogsRequest {
+pub(super) fn request(query: &str, direction: Direction, limit: usize) -> LogsRequest {
     LogsRequest {
         tenants: "t".into(),
         selector: parse_log_selector(query, true).expect("a query").selector,
@@ -106,9 +112,9 @@ fn request(query: &str, direction: Direction, limit: usize) -> LogsRequest {
     }
 }
 
-type Found = Vec<(TimestampNs, String)>;
+pub(super) type Found = Vec<(TimestampNs, String)>;
 
-async fn logs(shard: &Shard, r: &LogsRequest) -> Found {
+pub(super) async fn logs(shard: &Shard, r: &LogsRequest) -> Found {
     let partial = shard.logs(r).await.expect("the query");
     let mut out = Vec::new();
     for s in partial.streams {

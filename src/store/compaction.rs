@@ -229,18 +229,18 @@ impl IoPacer {
 
 /// One stream's merged entries, owned, so they can be encoded on another thread. Lines and
 /// metadata live in one string; entries and pairs are byte ranges of it.
-struct MergedStream {
-    id: u64,
-    tenant: String,
-    labels: Labels,
-    text: String,
+pub(super) struct MergedStream {
+    pub(super) id: u64,
+    pub(super) tenant: String,
+    pub(super) labels: Labels,
+    pub(super) text: String,
     /// Key start, key end, value start, value end in `text`.
-    pairs: Vec<[usize; 4]>,
-    entries: Vec<MergedEntry>,
+    pub(super) pairs: Vec<[usize; 4]>,
+    pub(super) entries: Vec<MergedEntry>,
 }
 
-struct MergedEntry {
-    ts: TimestampNs,
+pub(super) struct MergedEntry {
+    pub(super) ts: TimestampNs,
     /// Line start and end in `text`.
     line: [usize; 2],
     /// The entry's range in `pairs`.
@@ -248,7 +248,7 @@ struct MergedEntry {
 }
 
 impl MergedStream {
-    fn push<'a>(
+    pub(super) fn push<'a>(
         &mut self,
         ts: TimestampNs,
         line: &str,
@@ -274,7 +274,7 @@ impl MergedStream {
 }
 
 /// Encodes merged streams as one part. Runs off the core.
-fn encode_merged(
+pub(super) fn encode_merged(
     streams: &[MergedStream],
     opts: &PartWriterOptions,
 ) -> Result<Vec<u8>, ChunkError> {
@@ -326,7 +326,7 @@ pub fn uncompressed_bytes(part: &LoadedPart) -> u64 {
 }
 
 /// Clears [`Store::compacting`] however the step ends.
-struct CompactingMark<'a>(&'a Store);
+pub(super) struct CompactingMark<'a>(pub(super) &'a Store);
 
 impl Drop for CompactingMark<'_> {
     fn drop(&mut self) {

@@ -21,6 +21,7 @@
 //! - [`part_file`]: one part open for queries.
 //! - [`compaction`]: merging small parts of a partition.
 //! - [`retention`]: dropping old partitions by age and by size.
+//! - [`rewrite`]: rewriting a part without deleted or expired lines.
 
 pub mod compaction;
 pub mod encoder;
@@ -28,6 +29,7 @@ pub mod manifest;
 pub mod part_file;
 pub mod paths;
 pub mod retention;
+pub mod rewrite;
 
 #[cfg(test)]
 mod tests;
@@ -162,6 +164,8 @@ pub struct StoreCounters {
     pub retention_dropped_parts: Counter,
     pub retention_dropped_entries: Counter,
     pub retention_dropped_bytes: Counter,
+    /// Parts replaced (or removed) because lines of theirs were deleted or expired.
+    pub rewritten_parts: Counter,
 }
 
 /// An encoded part and what the manifest will say of it.

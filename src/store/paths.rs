@@ -9,6 +9,8 @@
 //! <data>/shards/shard-NNNN/parts/<partition>/<id:016x>.part       an immutable part file
 //! <data>/shards/shard-NNNN/parts/<partition>/<id:016x>.part.tmp   a part being written
 //! <data>/shards/shard-NNNN/quarantine/<partition>-<id:016x>.part  a part that failed checks
+//! <data>/delete_requests                         the delete requests (crate::deletion::file)
+//! <data>/delete_requests.tmp                     the list being replaced
 //! ```
 //!
 //! A partition is named by its start time in UTC: `2026-11-25` for whole days, `2026-11-25T06`
@@ -24,6 +26,9 @@ pub const LOCK_FILE: &str = "shardlog.lock";
 pub const WAL_DIR: &str = "wal";
 /// Directory of shard part stores, under the data directory.
 pub const SHARDS_DIR: &str = "shards";
+/// The delete requests of every tenant, under the data directory.
+pub const DELETE_REQUESTS_FILE: &str = "delete_requests";
+pub const DELETE_REQUESTS_TMP_FILE: &str = "delete_requests.tmp";
 pub const MANIFEST_FILE: &str = "manifest";
 pub const MANIFEST_TMP_FILE: &str = "manifest.tmp";
 pub const PARTS_DIR: &str = "parts";

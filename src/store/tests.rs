@@ -816,3 +816,145 @@ fn watermarks_merge_in_order_keeping_the_higher_seq() {
     assert_eq!(w[0], (0, 2));
     assert!(w.windows(2).all(|p| p[0].0 < p[1].0));
 }
+
+/// Drops the lines holding `needle` of the streams whose `app` label is `app`, as a delete
+/// request with a line filter does.
+struct DropContaining {
+    app: &'static str,
+    needle: &'static str,
+}
+
+impl rewrite::LineDropper for DropContaining {
+    fn for_stream(
+        &self,
+        _tenant: &str,
+        labels: &Labels,
+        _min: i64,
+        _max: i64,
+    ) -> Option<rewrite::StreamRule<'_>> {
+        (labels.get("app") == Some(self.app)).then(|| {
+            Box::new(move |_ts: i64, line: &str, _metadata: &[(&str, &str)]| {
+                line.contains(self.needle)
+                    .then_some(rewrite::DropReason::Deleted)
+            }) as rewrite::StreamRule<'_>
+        })
+    }
+}
+
+const HDFS_INFO: DropContaining = DropContaining {
+    app: "HDFS_2k.log",
+    needle: "INFO",
+};
+
+struct RewriteScenario {
+    parts: Vec<FixturePart>,
+    /// Lines of the streams the dropper drops from, by their id.
+    dropped_stream: u64,
+}
+
+impl RewriteScenario {
+    fn new() -> RewriteScenario {
+        let streams = test_streams();
+        let parts = (0..2).map(|k| make_part(&streams, DAY0, k, 40)).collect();
+        RewriteScenario {
+            parts,
+            dropped_stream: streams[1].id,
+        }
+    }
+
+    fn without_dropped(&self, lines: Vec<Line>) -> Vec<Line> {
+        lines
+            .into_iter()
+            .filter(|l| !(l.stream == self.dropped_stream && l.line.contains("INFO")))
+            .collect()
+    }
+}
+
+impl Scenario for RewriteScenario {
+    fn initial(&self) -> &[FixturePart] {
+        &self.parts
+    }
+
+    /// Rewrites the oldest part.
+    async fn step(&self, store: &Store) -> bool {
+        let first = store.parts()[0].clone();
+        matches!(store.rewrite_part(&first, &HDFS_INFO).await, Ok(r) if r.committed)
+    }
+
+    fn allowed(&self) -> Vec<Vec<Line>> {
+        let p = &self.parts;
+        let mut first_rewritten = self.without_dropped(p[0].lines.clone());
+        first_rewritten.extend(p[1].lines.iter().cloned());
+        vec![lines_of(&[&p[0], &p[1]]), sorted(first_rewritten)]
+    }
+
+    async fn finish(&self, store: &Store) {
+        for part in store.parts() {
+            store
+                .rewrite_part(&part, &HDFS_INFO)
+                .await
+                .expect("rewrite");
+        }
+        let all = lines_of(&self.parts.iter().collect::<Vec<_>>());
+        assert_eq!(read_all(store).await, sorted(self.without_dropped(all)));
+        // Nothing is left to drop: the parts are not rewritten again.
+        for part in store.parts() {
+            let r = store
+                .rewrite_part(&part, &HDFS_INFO)
+                .await
+                .expect("rewrite");
+            assert!(!r.committed && r.dropped.is_empty(), "{r:?}");
+        }
+    }
+}
+
+#[test]
+fn a_rewrite_drops_lines_exactly_once_across_a_crash_at_any_operation() {
+    assert!(
+        RewriteScenario::new().parts[0]
+            .lines
+            .iter()
+            .any(|l| l.line.contains("INFO")),
+        "the fixture holds lines to drop"
+    );
+    run(|| async { sweep(&RewriteScenario::new()).await });
+}
+
+#[test]
+fn a_rewrite_reads_nothing_it_cannot_drop_and_drops_an_emptied_part() {
+    run(|| async {
+        let streams = test_streams();
+        let parts: Vec<FixturePart> = (0..2).map(|k| make_part(&streams, DAY0, k, 20)).collect();
+        let (_sim, store) = build(&parts).await;
+        let first = store.parts()[0].clone();
+        let none = DropContaining {
+            app: "no such app",
+            needle: "",
+        };
+        let r = store.rewrite_part(&first, &none).await.unwrap();
+        assert!(r.untouched && !r.committed, "{r:?}");
+        // Every line of every stream: the part goes without a replacement.
+        struct All;
+        impl rewrite::LineDropper for All {
+            fn for_stream(
+                &self,
+                _: &str,
+                _: &Labels,
+                _: i64,
+                _: i64,
+            ) -> Option<rewrite::StreamRule<'_>> {
+                Some(Box::new(|_, _, _| Some(rewrite::DropReason::Expired)))
+            }
+        }
+        let r = store.rewrite_part(&first, &All).await.unwrap();
+        assert!(r.committed && r.output.is_none(), "{r:?}");
+        assert_eq!(r.dropped_lines(), first.entry.entries);
+        assert_eq!(read_all(&store).await, lines_of(&[&parts[1]]));
+        assert_no_garbage(&store);
+        // A part dropped meanwhile (here: already gone) is not brought back.
+        let r = store.rewrite_part(&first, &HDFS_INFO).await.unwrap();
+        assert!(!r.committed, "{r:?}");
+        assert_eq!(read_all(&store).await, lines_of(&[&parts[1]]));
+        assert_no_garbage(&store);
+    });
+}

@@ -132,6 +132,12 @@ pub struct LimitOverrides {
     pub max_query_length: Option<String>,
     /// A duration.
     pub query_timeout: Option<String>,
+    /// How long the tenant's lines are kept (a duration; `0`, the default, keeps them for
+    /// ever). Applied by the background pass of [`crate::deletion`].
+    pub retention_period: Option<String>,
+    /// Retention by stream selector: the matching rule of highest priority wins over
+    /// `retention_period` (see [`TenantRetention::period_for`]).
+    pub retention_stream: Option<Vec<StreamRetentionRule>>,
     /// Loki limits this server does not enforce.
     #[serde(flatten)]
     pub unsupported: BTreeMap<String, yaml_serde::Value>,
@@ -164,6 +170,7 @@ impl LimitOverrides {
         {
             return Err("per_stream_rate_limit_burst must be above 0 when there is a rate".into());
         }
+        self.retention()?;
         for (key, text) in [
             ("max_query_length", &self.max_query_length),
             ("query_timeout", &self.query_timeout),
@@ -262,6 +269,100 @@ fn parse_loki_byte_size(text: &str) -> Result<u64, String> {
     };
     n.checked_mul(1 << shift)
         .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// One entry of `retention_stream`, as Loki writes it:
+/// `{selector: '{app="x"}', priority: 1, period: 24h}`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct StreamRetentionRule {
+    pub selector: String,
+    #[serde(default)]
+    pub priority: i64,
+    pub period: String,
+}
+
+/// Loki refuses a `retention_stream` rule shorter than a day (`Limits.Validate`).
+pub const STREAM_RETENTION_PERIOD_MIN: Duration = Duration::from_secs(86400);
+
+/// A tenant's retention, compiled from its overrides: what [`crate::deletion`]'s retention
+/// pass asks of every stream.
+#[derive(Debug, Clone, Default)]
+pub struct TenantRetention {
+    /// `retention_period`; `None`: kept for ever (Loki's `0`).
+    pub period: Option<Duration>,
+    pub streams: Vec<CompiledStreamRetention>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledStreamRetention {
+    pub matchers: Vec<crate::logql::LabelMatcher>,
+    pub priority: i64,
+    pub period: Duration,
+}
+
+impl TenantRetention {
+    /// Whether any of the tenant's lines can expire.
+    pub fn is_forever(&self) -> bool {
+        self.period.is_none() && self.streams.is_empty()
+    }
+
+    /// How long a stream with `labels` is kept, as Loki's compactor decides
+    /// (`TenantRetentionSnapshot.RetentionPeriodFor`): among the `retention_stream` rules whose
+    /// matchers all match, the highest priority wins, and of equal priorities the shortest
+    /// period; no matching rule leaves `retention_period`. `None`: for ever.
+    pub fn period_for(&self, labels: &crate::model::Labels) -> Option<Duration> {
+        let mut chosen: Option<&CompiledStreamRetention> = None;
+        for rule in &self.streams {
+            if !rule.matchers.iter().all(|m| m.matches(labels.get(&m.name))) {
+                continue;
+            }
+            let better = match chosen {
+                None => true,
+                Some(c) => {
+                    rule.priority > c.priority
+                        || (rule.priority == c.priority && rule.period < c.period)
+                }
+            };
+            if better {
+                chosen = Some(rule);
+            }
+        }
+        match chosen {
+            Some(rule) => Some(rule.period),
+            None => self.period,
+        }
+    }
+}
+
+impl LimitOverrides {
+    /// The tenant's retention rules, checked as Loki checks them.
+    pub fn retention(&self) -> Result<TenantRetention, String> {
+        let mut out = TenantRetention::default();
+        if let Some(text) = &self.retention_period {
+            let ns = crate::config::units::parse_duration_ns(text)
+                .map_err(|e| format!("retention_period: {e}"))?;
+            out.period = (ns > 0).then(|| Duration::from_nanos(ns));
+        }
+        for rule in self.retention_stream.iter().flatten() {
+            let matchers = crate::logql::parse_matchers(&rule.selector, true)
+                .map_err(|e| format!("retention_stream: invalid labels matchers: {e}"))?;
+            let ns = crate::config::units::parse_duration_ns(&rule.period)
+                .map_err(|e| format!("retention_stream: period: {e}"))?;
+            let period = Duration::from_nanos(ns);
+            if period < STREAM_RETENTION_PERIOD_MIN {
+                return Err(format!(
+                    "retention_stream: retention period must be >= 24h was {}",
+                    rule.period
+                ));
+            }
+            out.streams.push(CompiledStreamRetention {
+                matchers,
+                priority: rule.priority,
+                period,
+            });
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -407,6 +508,30 @@ impl Limits {
         q
     }
 
+    /// The retention of `tenant` (from the limits file; without an override, for ever: the
+    /// server-wide `retention` setting is applied apart, by partition).
+    pub fn retention_for(&self, tenant: &str) -> TenantRetention {
+        self.file
+            .borrow()
+            .overrides
+            .get(tenant)
+            .and_then(|o| o.retention().ok())
+            .unwrap_or_default()
+    }
+
+    /// Tenants whose lines can expire, with their retention.
+    pub fn retentions(&self) -> Vec<(String, TenantRetention)> {
+        let file = self.file.borrow();
+        let mut out: Vec<(String, TenantRetention)> = file
+            .overrides
+            .iter()
+            .filter_map(|(t, o)| Some((t.clone(), o.retention().ok()?)))
+            .filter(|(_, r)| !r.is_forever())
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// Keys of the current file that are accepted but not enforced.
     pub fn ignored(&self) -> Vec<String> {
         self.file.borrow().ignored.clone()
@@ -504,6 +629,37 @@ mod tests {
         assert_eq!(limits.query_limits("t2", &server), server);
         let e = LimitsFile::parse("overrides:\n  t:\n    query_timeout: 0\n").unwrap_err();
         assert!(e.contains("query_timeout"), "{e}");
+    }
+
+    #[test]
+    fn retention_stream_rules_pick_as_loki_does() {
+        let file = LimitsFile::parse(
+            "overrides:\n  t1:\n    retention_period: 744h\n    retention_stream:\n    - selector: '{app=\"a\"}'\n      priority: 1\n      period: 48h\n    - selector: '{app=\"a\", env=\"dev\"}'\n      priority: 2\n      period: 72h\n    - selector: '{env=\"dev\"}'\n      priority: 2\n      period: 24h\n",
+        )
+        .unwrap();
+        let limits = Limits::fixed(defaults());
+        *limits.file.borrow_mut() = Rc::new(file);
+        let r = limits.retention_for("t1");
+        let h = |n: u64| Some(Duration::from_secs(n * 3600));
+        let l = |pairs: &[(&str, &str)]| crate::model::Labels::from_pairs(pairs.iter().copied());
+        assert_eq!(r.period_for(&l(&[("app", "a")])), h(48));
+        // Two rules of priority 2 match: the shorter period wins.
+        assert_eq!(r.period_for(&l(&[("app", "a"), ("env", "dev")])), h(24));
+        assert_eq!(r.period_for(&l(&[("app", "b")])), h(744));
+        assert!(limits.retention_for("t2").is_forever());
+        assert_eq!(limits.retentions().len(), 1);
+        let e = LimitsFile::parse(
+            "overrides:\n  t:\n    retention_stream:\n    - selector: '{a=\"b\"}'\n      period: 1h\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("retention period must be >= 24h was 1h"), "{e}");
+        let e = LimitsFile::parse(
+            "overrides:\n  t:\n    retention_stream:\n    - selector: 'nope'\n      period: 48h\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("invalid labels matchers"), "{e}");
+        let e = LimitsFile::parse("overrides:\n  t:\n    retention_period: soon\n").unwrap_err();
+        assert!(e.contains("retention_period"), "{e}");
     }
 
     #[test]

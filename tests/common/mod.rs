@@ -7,6 +7,7 @@
 //! - [`loki`]: pushes, queries, index stats, waiting for syslog lines, metrics parsing.
 //! - [`proto`]: Loki's push protobuf and its snappy framing.
 //! - [`tools`]: external senders (`logger`, `loggen`, Python) and the skip/fail rule.
+//! - [`peers`]: the real Alertmanager and Prometheus the ruler talks to.
 //! - [`tmpfs`]: a tmpfs directory for the tests of volatile data dirs.
 
 // Each test binary compiles this module and uses only part of it.
@@ -14,6 +15,7 @@
 
 pub mod http;
 pub mod loki;
+pub mod peers;
 pub mod proto;
 pub mod server;
 pub mod tmpfs;

@@ -9,6 +9,8 @@
 //! `template: line:1:2: executing "line" at <node>:` prefix. Every render is bounded in
 //! steps, nesting, output and the bytes its functions read and build.
 
+use std::rc::Rc;
+
 use super::funcs::{self, CallError, Env, FuncId, Ty};
 use super::gofmt::{self, quote};
 use super::gotime::{Location, Time};
@@ -16,7 +18,7 @@ use super::parser::{Arg, Branch, Command, List, Node, Number, Pipe, TemplateCall
 use super::value::{Labels, Text, Value};
 use super::{
     EXEC_DEPTH_MAX, EXEC_STEPS_MAX, OUTPUT_BYTES_MAX, RENDER_WORK_BYTES_MAX, TemplateData,
-    TemplateError,
+    TemplateError, TemplateVar,
 };
 
 /// How a list of nodes ended: normally, or by `{{break}}`/`{{continue}}`.
@@ -95,19 +97,60 @@ pub(crate) fn execute(
     out: &mut String,
 ) -> EResult<()> {
     let labels = Labels::new(data);
-    run(tree, text, &labels, out)
+    run(tree, text, &labels, &[], out)
+}
+
+/// Renders `tree` with variables declared before it (Prometheus' alert templates see
+/// `$labels` and `$value`, which it declares in a header of its own).
+pub(crate) fn execute_with_vars(
+    tree: &Tree,
+    text: &str,
+    data: &dyn TemplateData,
+    vars: &[(&str, TemplateVar<'_>)],
+    out: &mut String,
+) -> EResult<()> {
+    let labels = Labels::new(data);
+    let label_sets: Vec<Labels<'_>> = vars
+        .iter()
+        .filter_map(|(_, v)| match v {
+            TemplateVar::Labels(d) => Some(Labels::new(*d)),
+            _ => None,
+        })
+        .collect();
+    let mut sets = label_sets.iter();
+    let mut values = Vec::with_capacity(vars.len());
+    for (name, v) in vars {
+        let value = match v {
+            TemplateVar::Labels(_) => match sets.next() {
+                Some(l) => Value::Labels(l),
+                None => Value::Nil,
+            },
+            TemplateVar::Float(f) => Value::Float(*f),
+            TemplateVar::Str(s) => Value::Str(Text::Shared(Rc::from(*s))),
+        };
+        values.push((*name, value));
+    }
+    run(tree, text, &labels, &values, out)
 }
 
 /// The render proper: `'a` is the life of `labels`, which the values may point to.
-fn run<'a>(tree: &'a Tree, text: &'a str, labels: &'a Labels<'a>, out: &mut String) -> EResult<()> {
+fn run<'a>(
+    tree: &'a Tree,
+    text: &'a str,
+    labels: &'a Labels<'a>,
+    extra_vars: &[(&'a str, Value<'a>)],
+    out: &mut String,
+) -> EResult<()> {
     let data = labels.data;
     let dot = Value::Labels(labels);
     let out_start = out.len();
+    let mut vars = vec![("$", dot.clone())];
+    vars.extend(extra_vars.iter().cloned());
     let mut state = State {
         tree,
         text,
         name: &tree.name,
-        vars: vec![("$", dot.clone())],
+        vars,
         node: At::None,
         out,
         out_start,

@@ -79,6 +79,15 @@ pub trait TemplateData {
     fn timestamp_ns(&self) -> i64;
 }
 
+/// The value of a variable declared before a template (see [`Template::parse_with_vars`]).
+pub enum TemplateVar<'a> {
+    /// A label map, as the template's data is: `$labels.name`.
+    Labels(&'a dyn TemplateData),
+    /// A `float64`: `$value`.
+    Float(f64),
+    Str(&'a str),
+}
+
 /// What kind of failure a [`TemplateError`] is, and so what the caller does with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TemplateErrorKind {
@@ -159,7 +168,17 @@ impl Template {
     /// Parses a template with the name its error messages use: Loki names `line_format`'s
     /// template `line` and `label_format`'s templates `label`.
     pub fn parse_named(name: &str, text: &str) -> Result<Template, TemplateError> {
-        let tree = parser::parse(name, text)?;
+        Template::parse_with_vars(name, text, &[])
+    }
+
+    /// Parses a template that may use the variables `vars` (each with its `$`) besides the
+    /// ones it declares: [`Template::render_with_vars`] gives them their values.
+    pub fn parse_with_vars(
+        name: &str,
+        text: &str,
+        vars: &[&str],
+    ) -> Result<Template, TemplateError> {
+        let tree = parser::parse_with_vars(name, text, vars)?;
         let constant = tree
             .root
             .iter()
@@ -196,6 +215,26 @@ impl Template {
         }
         let start = out.len();
         let r = exec::execute(&self.tree, &self.text, data, out);
+        if r.is_err() {
+            out.truncate(start);
+        }
+        r
+    }
+
+    /// Renders with values for the variables the template was parsed with
+    /// ([`Template::parse_with_vars`]); a variable without a value is Go's nil.
+    pub fn render_with_vars(
+        &self,
+        data: &dyn TemplateData,
+        vars: &[(&str, TemplateVar<'_>)],
+        out: &mut String,
+    ) -> Result<(), TemplateError> {
+        if let Some(c) = &self.constant {
+            out.push_str(c);
+            return Ok(());
+        }
+        let start = out.len();
+        let r = exec::execute_with_vars(&self.tree, &self.text, data, vars, out);
         if r.is_err() {
             out.truncate(start);
         }

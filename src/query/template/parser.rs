@@ -293,14 +293,21 @@ fn is_empty_list(list: &List) -> bool {
 }
 
 /// Parses `text` as the template called `name` (Loki names its templates `line` and
-/// `label`; the name appears in error messages).
-pub(crate) fn parse(name: &str, text: &str) -> Result<Tree, TemplateError> {
+/// `label`; the name appears in error messages), with `vars` declared before it (`$labels`,
+/// `$value` of an alert's annotations), as a header of `{{$x := ...}}` actions would.
+pub(crate) fn parse_with_vars(
+    name: &str,
+    text: &str,
+    vars: &[&str],
+) -> Result<Tree, TemplateError> {
+    let mut declared = vec!["$".to_string()];
+    declared.extend(vars.iter().map(|v| v.to_string()));
     let mut p = Parser {
         name: name.to_string(),
         lex: Lexer::new(text),
         token: [empty_item(), empty_item(), empty_item()],
         peek_count: 0,
-        vars: vec!["$".to_string()],
+        vars: declared,
         defined: HashMap::new(),
         action_line: 0,
         range_depth: 0,
@@ -1045,11 +1052,11 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        parse("line", text).unwrap_err().to_string()
+        parse_with_vars("line", text, &[]).unwrap_err().to_string()
     }
 
     fn ok(text: &str) -> String {
-        let t = parse("line", text).unwrap();
+        let t = parse_with_vars("line", text, &[]).unwrap();
         t.root.iter().map(|n| n.to_string()).collect()
     }
 

@@ -1,0 +1,474 @@
+//! The one-line alerts of the TOML configuration (`[[alert]]`), for users who do not write
+//! LogQL: "10 lines at level error in a minute", "3 critical lines with `database` in 30 s".
+//!
+//! Which question it answers: "what rule is this line, and when does it fire?" Each
+//! `[[alert]]` compiles to an ordinary alerting rule,
+//! `sum(count_over_time({<selector>, level="<level>"} |= "<keyword>" [<window>])) >= <threshold>`,
+//! shown as such by the rules API (namespace [`NAMESPACE`] of its tenant). It is not left to
+//! the scheduled tick: the shards count matching lines as they store them
+//! ([`StreamingAlerts`]), and the alert fires as soon as the count over the window reaches
+//! the threshold.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use ahash::AHashMap;
+use serde::Deserialize;
+
+use crate::logql::LogSelector;
+use crate::model::{Batch, BatchItem, StreamId};
+
+use super::rules::{GroupDoc, NamespaceDoc, RuleDoc};
+
+/// The namespace the TOML alerts are shown under.
+pub const NAMESPACE: &str = "shardlog-alerts";
+
+/// One `[[alert]]` of the TOML configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AlertLine {
+    pub name: String,
+    /// A LogQL stream selector (`{app="db"}`); default: every stream of the tenant.
+    #[serde(default)]
+    pub selector: Option<String>,
+    /// The `level` label lines must have (syslog severities, `level` labels of pushes).
+    pub level: String,
+    /// Text lines must contain.
+    #[serde(default)]
+    pub keyword: Option<String>,
+    /// Lines in the window that fire the alert.
+    pub threshold: u64,
+    /// The sliding window, as LogQL ranges (`1m`, `30s`).
+    pub window: String,
+    /// The tenant whose lines count; default: the syslog tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+/// Go's `strconv.Quote`-compatible enough for LogQL string literals: backslash and quote
+/// escaped.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl AlertLine {
+    /// The LogQL selector with the level matcher added.
+    pub fn selector_with_level(&self) -> String {
+        let level = format!("level={}", quote(&self.level));
+        match self.selector.as_deref().map(str::trim) {
+            None | Some("") | Some("{}") => format!("{{{level}}}"),
+            Some(s) => {
+                let inner = s.trim_start_matches('{').trim_end_matches('}').trim();
+                format!("{{{inner}, {level}}}")
+            }
+        }
+    }
+
+    /// The rule's LogQL expression.
+    pub fn expr(&self) -> String {
+        let filter = match &self.keyword {
+            Some(k) if !k.is_empty() => format!(" |= {}", quote(k)),
+            _ => String::new(),
+        };
+        format!(
+            "sum(count_over_time({}{filter} [{}])) >= {}",
+            self.selector_with_level(),
+            self.window,
+            self.threshold
+        )
+    }
+
+    /// The rule as a rule file would give it.
+    pub fn rule_doc(&self) -> RuleDoc {
+        let mut labels = BTreeMap::new();
+        labels.insert("level".to_string(), self.level.clone());
+        let mut annotations = BTreeMap::new();
+        let what = match &self.keyword {
+            Some(k) if !k.is_empty() => format!(" containing {}", quote(k)),
+            _ => String::new(),
+        };
+        annotations.insert(
+            "summary".to_string(),
+            format!(
+                "{{{{ $value }}}} lines at level {}{what} in {} (threshold {})",
+                self.level, self.window, self.threshold
+            ),
+        );
+        RuleDoc {
+            alert: Some(self.name.clone()),
+            expr: self.expr(),
+            labels,
+            annotations,
+            ..Default::default()
+        }
+    }
+}
+
+/// The namespace document of a tenant's TOML alerts: one group per alert, named after it.
+pub fn namespace_doc(lines: &[&AlertLine]) -> NamespaceDoc {
+    NamespaceDoc {
+        groups: lines
+            .iter()
+            .map(|l| GroupDoc {
+                name: l.name.clone(),
+                rules: vec![l.rule_doc()],
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
+/// Slots of a rule's sliding window: the window is counted to within one slot (1/240 of
+/// it: 250 ms of a minute, 125 ms of 30 s).
+pub const WINDOW_SLOTS: usize = 240;
+
+/// One slot: the slot number (its start divided by the slot width, modulo 2^32) in the high
+/// half and the lines counted in it in the low half, in one atomic so that every core adds
+/// to it without a lock, and a slot reused for a later time starts again from zero.
+#[derive(Default)]
+struct Slot(AtomicU64);
+
+impl Slot {
+    fn add(&self, epoch: u32, n: u32) {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            let (e, c) = ((cur >> 32) as u32, cur as u32);
+            let next = if e == epoch {
+                (u64::from(e) << 32) | u64::from(c.saturating_add(n))
+            } else {
+                (u64::from(epoch) << 32) | u64::from(n)
+            };
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    fn get(&self, epoch: u32) -> u64 {
+        let cur = self.0.load(Ordering::Acquire);
+        if (cur >> 32) as u32 == epoch {
+            u64::from(cur as u32)
+        } else {
+            0
+        }
+    }
+}
+
+/// One `[[alert]]` as the shards count it.
+pub struct StreamingRule {
+    pub tenant: String,
+    pub line: AlertLine,
+    selector: LogSelector,
+    slot_ns: i64,
+    window_ns: i64,
+    slots: Box<[Slot]>,
+    /// Whether the alert fires, as last evaluated (lets a shard skip the evaluation while it
+    /// already fires).
+    pub firing: AtomicBool,
+}
+
+impl StreamingRule {
+    fn new(tenant: &str, line: &AlertLine) -> Result<StreamingRule, String> {
+        let filter = match &line.keyword {
+            Some(k) if !k.is_empty() => format!(" |= {}", quote(k)),
+            _ => String::new(),
+        };
+        let text = format!("{}{filter}", line.selector_with_level());
+        let selector = match crate::logql::parse_expr(&text).map_err(|e| e.to_string())? {
+            crate::logql::Expr::Log(e) => e.selector,
+            crate::logql::Expr::Sample(_) => return Err(format!("{text} is not a selector")),
+        };
+        let window_ns = crate::logql::duration::parse_prometheus_duration(&line.window)
+            .map_err(|e| e.to_string())?
+            .max(1);
+        Ok(StreamingRule {
+            tenant: tenant.to_string(),
+            line: line.clone(),
+            selector,
+            slot_ns: (window_ns / WINDOW_SLOTS as i64).max(1_000_000),
+            window_ns,
+            slots: (0..WINDOW_SLOTS).map(|_| Slot::default()).collect(),
+            firing: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether a stream's lines may count: its labels match the selector.
+    fn matches_stream(&self, labels: &[(&str, &str)]) -> bool {
+        self.selector
+            .matchers
+            .iter()
+            .all(|m| m.matches(labels.iter().find(|(n, _)| *n == m.name).map(|(_, v)| *v)))
+    }
+
+    fn matches_line(&self, line: &str) -> bool {
+        self.selector
+            .filters
+            .iter()
+            .all(|f| f.matches(line.as_bytes()))
+    }
+
+    /// Counts `n` lines at `ts_ns`, if it falls in the window ending `now_ns` (a line from
+    /// the future counts now).
+    fn add(&self, ts_ns: i64, now_ns: i64, n: u32) {
+        let ts = ts_ns.min(now_ns);
+        if ts <= now_ns - self.window_ns {
+            return;
+        }
+        let slot = ts.div_euclid(self.slot_ns);
+        self.slots[slot.rem_euclid(WINDOW_SLOTS as i64) as usize].add(slot as u32, n);
+    }
+
+    /// The lines counted in the window ending `now_ns`.
+    pub fn count(&self, now_ns: i64) -> u64 {
+        let last = now_ns.div_euclid(self.slot_ns);
+        let span = (self.window_ns / self.slot_ns).clamp(1, WINDOW_SLOTS as i64);
+        (last - span + 1..=last)
+            .map(|s| self.slots[s.rem_euclid(WINDOW_SLOTS as i64) as usize].get(s as u32))
+            .sum()
+    }
+
+    pub fn crossed(&self, now_ns: i64) -> bool {
+        self.count(now_ns) >= self.line.threshold
+    }
+}
+
+/// Every `[[alert]]`, counted by the shards that store the lines.
+#[derive(Default)]
+pub struct StreamingAlerts {
+    pub rules: Vec<StreamingRule>,
+}
+
+/// Which rules each stream's lines count for, as one core last worked out (a stream's
+/// labels never change, so each is matched once). Bounded: cleared when it grows past
+/// [`STREAM_MATCHES_MAX`].
+#[derive(Default)]
+pub struct StreamMatches(RefCell<AHashMap<StreamId, u64>>);
+
+/// Streams whose matches a core remembers.
+pub const STREAM_MATCHES_MAX: usize = 100_000;
+/// Rules one server may have as `[[alert]]` lines (a bit each in [`StreamMatches`]).
+pub const ALERT_LINES_MAX: usize = 64;
+
+impl StreamingAlerts {
+    pub fn new(lines: &[AlertLine]) -> Result<StreamingAlerts, String> {
+        if lines.len() > ALERT_LINES_MAX {
+            return Err(format!(
+                "{} [[alert]] lines, at most {ALERT_LINES_MAX}: write the others as rule files",
+                lines.len()
+            ));
+        }
+        let rules = lines
+            .iter()
+            .map(|l| {
+                let tenant = l.tenant.clone().unwrap_or_default();
+                StreamingRule::new(&tenant, l).map_err(|e| format!("alert {:?}: {e}", l.name))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(StreamingAlerts { rules })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Counts a batch's lines for every rule of its tenant; returns the rules whose count
+    /// now reaches their threshold while they do not fire yet (the caller evaluates them at
+    /// once, so the alert goes out as the line that crossed arrives).
+    pub fn observe(&self, batch: &Batch, matches: &StreamMatches, now_ns: i64) -> Vec<usize> {
+        let Ok(reader) = batch.reader() else {
+            return Vec::new();
+        };
+        let tenant = reader.tenant();
+        if !self.rules.iter().any(|r| r.tenant == tenant) {
+            return Vec::new();
+        }
+        let mut cache = matches.0.borrow_mut();
+        if cache.len() > STREAM_MATCHES_MAX {
+            cache.clear();
+        }
+        let mut stream_rules: Vec<u64> = Vec::new();
+        let mut touched = 0u64;
+        for item in reader {
+            match item {
+                Ok(BatchItem::Stream { id, labels, .. }) => {
+                    let mask = *cache.entry(id).or_insert_with(|| {
+                        let mut mask = 0u64;
+                        for (i, r) in self.rules.iter().enumerate() {
+                            if r.tenant == tenant && r.matches_stream(&labels) {
+                                mask |= 1 << i;
+                            }
+                        }
+                        mask
+                    });
+                    stream_rules.push(mask);
+                }
+                Ok(BatchItem::Entry {
+                    stream_index,
+                    ts,
+                    line,
+                    ..
+                }) => {
+                    let mask = stream_rules
+                        .get(stream_index as usize)
+                        .copied()
+                        .unwrap_or(0);
+                    if mask == 0 {
+                        continue;
+                    }
+                    for (i, r) in self.rules.iter().enumerate() {
+                        if mask & (1 << i) != 0 && r.matches_line(line) {
+                            r.add(ts, now_ns, 1);
+                            touched |= 1 << i;
+                        }
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        (0..self.rules.len())
+            .filter(|i| touched & (1 << i) != 0)
+            .filter(|&i| {
+                let r = &self.rules[i];
+                !r.firing.load(Ordering::Acquire) && r.crossed(now_ns)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(keyword: Option<&str>, selector: Option<&str>) -> AlertLine {
+        AlertLine {
+            name: "Critical".into(),
+            selector: selector.map(Into::into),
+            level: "critical".into(),
+            keyword: keyword.map(Into::into),
+            threshold: 3,
+            window: "30s".into(),
+            tenant: None,
+        }
+    }
+
+    #[test]
+    fn the_demo_rules_compile_to_logql_that_parses() {
+        let a = line(Some("database"), Some(r#"{app="db"}"#));
+        assert_eq!(
+            a.expr(),
+            r#"sum(count_over_time({app="db", level="critical"} |= "database" [30s])) >= 3"#
+        );
+        let b = line(None, None);
+        assert_eq!(
+            b.expr(),
+            r#"sum(count_over_time({level="critical"} [30s])) >= 3"#
+        );
+        for l in [a, b] {
+            crate::logql::parse_sample_expr(&l.expr()).unwrap();
+        }
+    }
+
+    const SEC: i64 = 1_000_000_000;
+
+    fn batch(lines: &[(&str, &str, i64)]) -> Batch {
+        let mut b = crate::model::BatchBuilder::new("fake");
+        for (level, line, ts) in lines {
+            let labels = crate::model::Labels::from_pairs([("app", "db"), ("level", *level)]);
+            let id = crate::model::stream_hash("fake", &labels);
+            b.push_with_pairs(
+                id,
+                labels.pairs().iter().map(|(n, v)| (n.as_str(), v.as_str())),
+                *ts,
+                line,
+                &[],
+            );
+        }
+        b.finish()
+    }
+
+    #[test]
+    fn lines_count_in_their_window_and_the_crossing_line_is_reported() {
+        let mut a = line(Some("database"), Some(r#"{app="db"}"#));
+        a.tenant = Some("fake".into());
+        let alerts = StreamingAlerts::new(&[a]).unwrap();
+        let matches = StreamMatches::default();
+        let now = 1_000 * SEC;
+        let b = batch(&[
+            ("critical", "database down", now - SEC),
+            ("critical", "disk full", now - SEC),
+            ("error", "database down", now - SEC),
+            ("critical", "database gone", now - 40 * SEC),
+        ]);
+        assert!(alerts.observe(&b, &matches, now).is_empty());
+        assert_eq!(
+            alerts.rules[0].count(now),
+            1,
+            "level, keyword and window all apply"
+        );
+        let b = batch(&[("critical", "database slow", now)]);
+        assert!(alerts.observe(&b, &matches, now).is_empty());
+        let b = batch(&[("critical", "database lost", now)]);
+        assert_eq!(
+            alerts.observe(&b, &matches, now),
+            vec![0],
+            "the third line crosses"
+        );
+        alerts.rules[0].firing.store(true, Ordering::Release);
+        let b = batch(&[("critical", "database lost", now)]);
+        assert!(
+            alerts.observe(&b, &matches, now).is_empty(),
+            "already firing"
+        );
+        assert_eq!(alerts.rules[0].count(now + 28 * SEC), 4);
+        assert_eq!(
+            alerts.rules[0].count(now + 29 * SEC),
+            3,
+            "the first slid out"
+        );
+        assert_eq!(
+            alerts.rules[0].count(now + 31 * SEC),
+            0,
+            "the window slid past them"
+        );
+    }
+
+    #[test]
+    fn a_reused_slot_starts_again_from_zero() {
+        let mut a = line(None, None);
+        a.tenant = Some("fake".into());
+        let r = StreamingRule::new("fake", &a).unwrap();
+        let now = 5_000 * SEC;
+        r.add(now, now, 5);
+        assert_eq!(r.count(now), 5);
+        // A whole ring later the same slot holds a newer time.
+        let later = now + r.slot_ns * WINDOW_SLOTS as i64;
+        r.add(later, later, 2);
+        assert_eq!(r.count(later), 2);
+    }
+
+    #[test]
+    fn the_compiled_group_validates_as_a_rule_file_would() {
+        let a = line(Some(r#"say "hi""#), None);
+        let doc = namespace_doc(&[&a]);
+        let text = yaml_serde::to_string(&doc).unwrap();
+        let (_, groups) =
+            super::super::rules::parse_namespace("toml", NAMESPACE, &text, 60_000_000_000).unwrap();
+        assert_eq!(groups[0].rules[0].name(), "Critical");
+    }
+}

@@ -1,0 +1,285 @@
+//! Rewriting one part without some of its lines: deleted lines (Loki's deletion API) and
+//! expired ones (per-tenant retention). The store does not know why a line goes; a
+//! [`LineDropper`] says so, stream by stream.
+//!
+//! Which question it answers: "how does a part lose lines without a crash ever losing a line
+//! that stays, or bringing back one that went?" One step ([`Store::rewrite_part`]) is
+//! compaction's with one input:
+//! 1. from the part's stream headers alone (tenant, labels, block time ranges), ask the
+//!    dropper which streams may lose lines; none: nothing is read;
+//! 2. read every block, keeping the lines the dropper keeps, in the part's order;
+//! 3. nothing dropped: the part stays. Everything dropped: the manifest drops the part.
+//!    Otherwise the kept lines are encoded off the core (compaction options, the part's
+//!    level) and written durably under a new id in the same partition;
+//! 4. under the store's lock, if the part is still named (a compaction, retention or
+//!    quarantine may have removed it meanwhile: then the new file is deleted and nothing
+//!    changes), one manifest replacement names the new part instead of the old.
+//!
+//! A crash before step 4's manifest is durable leaves the old part (the new file is garbage,
+//! deleted at the next open), after it the new one: whoever asked for the rewrite must keep
+//! hiding the dropped lines until it has seen the commit (the deletion requests stay in
+//! their durable file until then).
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::compaction::{CompactingMark, IoPacer, MergedStream, encode_merged};
+use super::part_file::LoadedPart;
+use super::{Change, NewPart, Store, StoreError, encode_off_core};
+use crate::chunk::{DecodedBlock, PART_ALIGN_BYTES};
+use crate::model::{Labels, TimestampNs};
+
+/// Why a line is dropped, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    Deleted,
+    Expired,
+}
+
+/// What a rewrite drops of one stream: `Some(reason)` for a line (with its structured
+/// metadata) to drop.
+pub type StreamRule<'a> =
+    Box<dyn Fn(TimestampNs, &str, &[(&str, &str)]) -> Option<DropReason> + 'a>;
+
+/// Decides which lines a rewrite drops.
+pub trait LineDropper {
+    /// Whether lines of `tenant` may be dropped at all: a part's streams of other tenants
+    /// are copied without a look at their labels.
+    fn may_drop_tenant(&self, _tenant: &str) -> bool {
+        true
+    }
+
+    /// The rule for a stream whose blocks span `[min, max]`, or `None` if none of its lines
+    /// can be dropped (then its blocks are copied as they are).
+    fn for_stream(
+        &self,
+        tenant: &str,
+        labels: &Labels,
+        min: TimestampNs,
+        max: TimestampNs,
+    ) -> Option<StreamRule<'_>>;
+}
+
+/// What a rewrite did to one part.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewriteReport {
+    /// The part could not lose lines (from its headers): nothing was read.
+    pub untouched: bool,
+    /// Nothing was looked at: a compaction or another rewrite was running, or the store is
+    /// read-only.
+    pub busy: bool,
+    /// Lines dropped, by reason, per tenant (empty if none).
+    pub dropped: Vec<(String, DropReason, u64)>,
+    /// Whether the manifest changed: the part was replaced (or removed, if nothing was left).
+    /// `false` with lines dropped: the part was removed by someone else meanwhile, or another
+    /// rewrite or compaction was running; the caller tries again later.
+    pub committed: bool,
+    /// The part that replaced it, if any.
+    pub output: Option<u64>,
+}
+
+impl RewriteReport {
+    pub fn dropped_lines(&self) -> u64 {
+        self.dropped.iter().map(|d| d.2).sum()
+    }
+}
+
+/// Where a test stops a rewrite so that it can kill the process there
+/// (`SHARDLOG_TEST_REWRITE_PAUSE=written|committed`): after the new part is durable but not
+/// named, or after the manifest names it.
+pub const REWRITE_PAUSE_ENV: &str = "SHARDLOG_TEST_REWRITE_PAUSE";
+
+async fn pause_for_test(point: &str) {
+    static PAUSE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let wanted = PAUSE.get_or_init(|| std::env::var(REWRITE_PAUSE_ENV).ok());
+    if wanted.as_deref() == Some(point) {
+        eprintln!("shardlog: test pause: a part rewrite stops {point}");
+        loop {
+            glommio::timer::sleep(Duration::from_secs(3600)).await;
+        }
+    }
+}
+
+impl Store {
+    /// Rewrites `part` without the lines `dropper` drops (see the module doc).
+    pub async fn rewrite_part(
+        &self,
+        part: &Rc<LoadedPart>,
+        dropper: &dyn LineDropper,
+    ) -> Result<RewriteReport, StoreError> {
+        let mut report = RewriteReport::default();
+        if !self.writable || self.compacting.borrow().is_some() {
+            report.busy = true;
+            return Ok(report);
+        }
+        // Step 1: which streams may lose lines, by index into the part's streams.
+        let rules: Vec<Option<StreamRule<'_>>> = {
+            let reader = part.reader();
+            reader
+                .streams()
+                .iter()
+                .map(|s| {
+                    if !dropper.may_drop_tenant(s.tenant.as_str()) {
+                        return None;
+                    }
+                    let blocks = s.block_range();
+                    let (min, max) = blocks.clone().fold((i64::MAX, i64::MIN), |(lo, hi), i| {
+                        let b = &reader.blocks()[i];
+                        (lo.min(b.min_ts.to_native()), hi.max(b.max_ts.to_native()))
+                    });
+                    if min > max {
+                        return None;
+                    }
+                    let labels = Labels::from_pairs(
+                        s.labels.iter().map(|p| (p.name.as_str(), p.value.as_str())),
+                    );
+                    dropper.for_stream(s.tenant.as_str(), &labels, min, max)
+                })
+                .collect()
+        };
+        if rules.iter().all(Option::is_none) {
+            report.untouched = true;
+            return Ok(report);
+        }
+        *self.compacting.borrow_mut() = Some(part.entry.partition.clone());
+        let _mark = CompactingMark(self);
+        let mut pacer = IoPacer::new(self.opts.compaction_bytes_per_second);
+
+        // Step 2.
+        let mut streams: Vec<MergedStream> = Vec::new();
+        let mut block = DecodedBlock::new();
+        let mut dropped: Vec<(String, DropReason, u64)> = Vec::new();
+        let stream_count = part.reader().streams().len();
+        for (si, rule) in rules.iter().enumerate().take(stream_count) {
+            let (id, tenant, labels, blocks) = {
+                let reader = part.reader();
+                let s = &reader.streams()[si];
+                let blocks: Vec<(usize, u64)> = s
+                    .block_range()
+                    .map(|i| {
+                        let bytes = reader.block_range(i).map_or(0, |r| {
+                            let align = PART_ALIGN_BYTES as u64;
+                            r.end.next_multiple_of(align) - r.start / align * align
+                        });
+                        (i, bytes)
+                    })
+                    .collect();
+                (
+                    s.id.to_native(),
+                    s.tenant.as_str().to_string(),
+                    Labels::from_pairs(
+                        s.labels.iter().map(|p| (p.name.as_str(), p.value.as_str())),
+                    ),
+                    blocks,
+                )
+            };
+            let mut out = MergedStream {
+                id,
+                tenant: tenant.clone(),
+                labels,
+                text: String::new(),
+                pairs: Vec::new(),
+                entries: Vec::new(),
+            };
+            for (i, bytes) in blocks {
+                pacer.charge(bytes).await;
+                if let Err(e) = part.read_block(i, &mut block).await {
+                    if e.is_corruption() {
+                        eprintln!("shardlog: rewrite: {e}; moving the part to quarantine");
+                        drop(_mark);
+                        self.quarantine(part.entry.id).await;
+                    }
+                    return Err(e);
+                }
+                let mut metadata: Vec<(&str, &str)> = Vec::new();
+                for e in block.iter() {
+                    metadata.clear();
+                    metadata.extend(e.metadata.iter());
+                    if let Some(reason) = rule.as_ref().and_then(|r| r(e.ts, e.line, &metadata)) {
+                        match dropped.iter_mut().find(|d| d.0 == tenant && d.1 == reason) {
+                            Some(d) => d.2 += 1,
+                            None => dropped.push((tenant.clone(), reason, 1)),
+                        }
+                        continue;
+                    }
+                    out.push(e.ts, e.line, e.metadata.iter());
+                }
+                glommio::yield_if_needed().await;
+            }
+            if !out.entries.is_empty() {
+                streams.push(out);
+            }
+        }
+        if dropped.is_empty() {
+            return Ok(report);
+        }
+        report.dropped = dropped;
+
+        // Step 3.
+        let entries: u64 = streams.iter().map(|s| s.entries.len() as u64).sum();
+        let new = if entries == 0 {
+            None
+        } else {
+            let min_ts = streams
+                .iter()
+                .filter_map(|s| s.entries.first())
+                .map(|e| e.ts)
+                .min()
+                .unwrap_or(0);
+            let max_ts = streams
+                .iter()
+                .filter_map(|s| s.entries.last())
+                .map(|e| e.ts)
+                .max()
+                .unwrap_or(0);
+            let opts = self.opts.compact;
+            let encoded =
+                encode_off_core(&self.disk, streams, move |s| encode_merged(s, &opts)).await?;
+            pacer.charge(encoded.len() as u64).await;
+            let new = self
+                .write_part_in(
+                    &part.entry.partition,
+                    NewPart {
+                        partition_start: part.entry.partition_start,
+                        bytes: encoded,
+                        level: part.entry.level,
+                        entries,
+                        min_ts,
+                        max_ts,
+                    },
+                )
+                .await?;
+            pause_for_test("written").await;
+            Some(new)
+        };
+
+        // Step 4.
+        let guard = self.lock().await;
+        let named = self
+            .parts
+            .borrow()
+            .iter()
+            .any(|p| p.entry.id == part.entry.id);
+        if !named {
+            if let Some(new) = new {
+                self.discard_unnamed(new).await;
+            }
+            return Ok(report);
+        }
+        report.output = new.as_ref().map(|p| p.entry.id);
+        self.commit_locked(
+            Change {
+                add: new.into_iter().collect(),
+                remove: vec![part.entry.id],
+                ..Change::default()
+            },
+            || {},
+        )
+        .await?;
+        report.committed = true;
+        self.counters.rewritten_parts.inc();
+        drop(guard);
+        pause_for_test("committed").await;
+        Ok(report)
+    }
+}

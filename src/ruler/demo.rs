@@ -46,21 +46,9 @@ pub struct AlertLine {
     pub tenant: Option<String>,
 }
 
-/// Go's `strconv.Quote`-compatible enough for LogQL string literals: backslash and quote
-/// escaped.
+/// A LogQL string literal, as Loki prints one (Go's `strconv.Quote`).
 fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    crate::logql::quote_go(s)
 }
 
 impl AlertLine {

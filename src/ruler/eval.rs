@@ -318,15 +318,7 @@ pub fn evaluate_streaming(ruler: &Ruler, index: usize) {
             Ordering::Release,
         );
         hooks = webhooks(&st.alerts, now_ms, &r.line.window);
-        for n in st.alerts.due(now_ms, &timing) {
-            notices.push(AlertNotice {
-                labels: n.labels,
-                annotations: n.annotations,
-                starts_at_ms: n.starts_at_ms,
-                ends_at_ms: Some(n.ends_at_ms),
-                generator_url: generator_url(&ruler.settings.external_url, &rule.expr_text),
-            });
-        }
+        notices.extend(due_notices(&mut st.alerts, now_ms, &timing, ruler, rule));
     }
     if !notices.is_empty() && !ruler.outbox.send_alerts(&r.tenant, notices) {
         ruler.stats.notices_dropped.fetch_add(1, Ordering::Relaxed);
@@ -397,21 +389,34 @@ fn apply_rule(
                     group.limit
                 ));
             }
-            let due = st.alerts.due(ts_ms, &timing);
-            let sent = !due.is_empty();
-            for n in due {
-                notices.push(AlertNotice {
-                    labels: n.labels,
-                    annotations: n.annotations,
-                    starts_at_ms: n.starts_at_ms,
-                    ends_at_ms: Some(n.ends_at_ms),
-                    generator_url: generator_url(&ruler.settings.external_url, &rule.expr_text),
-                });
-            }
+            let before = notices.len();
+            notices.extend(due_notices(&mut st.alerts, ts_ms, &timing, ruler, rule));
+            let sent = notices.len() > before;
             samples.extend(alerts_series(&st.alerts, ts_ms));
             Ok(changed.states || sent)
         }
     }
+}
+
+/// The alerts of a rule due to be sent at `ts_ms` (marked sent), as Alertmanager takes them.
+fn due_notices(
+    alerts: &mut super::alerts::AlertSet,
+    ts_ms: i64,
+    timing: &Timing,
+    ruler: &Ruler,
+    rule: &Rule,
+) -> Vec<AlertNotice> {
+    alerts
+        .due(ts_ms, timing)
+        .into_iter()
+        .map(|n| AlertNotice {
+            labels: n.labels,
+            annotations: n.annotations,
+            starts_at_ms: n.starts_at_ms,
+            ends_at_ms: Some(n.ends_at_ms),
+            generator_url: generator_url(&ruler.settings.external_url, &rule.expr_text),
+        })
+        .collect()
 }
 
 /// Prometheus' link from an alert to its expression in the query UI; here Grafana's Explore
@@ -497,17 +502,11 @@ fn alert_elements(
             .filter(|(n, _)| n != "__name__")
             .cloned()
             .collect();
-        let mut pairs = sample.clone();
-        for (n, t) in &rule.labels {
-            let v = expand(t, &sample, *value, url);
-            pairs.retain(|(k, _)| k != n);
-            if !v.is_empty() {
-                pairs.push((n.clone(), v));
-            }
-        }
-        pairs.retain(|(k, _)| k != "alertname");
-        pairs.push(("alertname".to_string(), name.to_string()));
-        pairs.sort();
+        let rule_labels = rule
+            .labels
+            .iter()
+            .map(|(n, t)| (n.clone(), expand(t, &sample, *value, url)));
+        let pairs = with_rule_labels(sample.clone(), rule_labels, "alertname", name);
         let annotations = annotations
             .iter()
             .map(|(n, t)| (n.clone(), expand(t, &sample, *value, url)))
@@ -527,6 +526,26 @@ fn alert_elements(
     Ok(out)
 }
 
+/// A sample's labels with the rule's set over them (an empty value removes the label, as
+/// in Prometheus' label builder) and the rule's name under `name_key`, sorted.
+fn with_rule_labels(
+    mut pairs: Vec<(String, String)>,
+    rule_labels: impl Iterator<Item = (String, String)>,
+    name_key: &str,
+    name: &str,
+) -> Vec<(String, String)> {
+    for (n, v) in rule_labels {
+        pairs.retain(|(k, _)| *k != n);
+        if !v.is_empty() {
+            pairs.push((n, v));
+        }
+    }
+    pairs.retain(|(k, _)| k != name_key);
+    pairs.push((name_key.to_string(), name.to_string()));
+    pairs.sort();
+    pairs
+}
+
 /// A recording rule's samples: each sample's labels with the rule's and `__name__`.
 fn record_series(
     rule: &Rule,
@@ -537,17 +556,12 @@ fn record_series(
     let mut out = Vec::with_capacity(vector.len());
     let mut seen = std::collections::HashSet::new();
     for (labels, value) in vector {
-        let mut pairs: Vec<(String, String)> = labels.pairs().to_vec();
-        for (n, t) in &rule.labels {
-            let v = t.is_constant().unwrap_or_default().to_string();
-            pairs.retain(|(k, _)| k != n);
-            if !v.is_empty() {
-                pairs.push((n.clone(), v));
-            }
-        }
-        pairs.retain(|(k, _)| k != "__name__");
-        pairs.push(("__name__".to_string(), name.to_string()));
-        pairs.sort();
+        // A recording rule's labels are plain values (Prometheus does not expand them).
+        let rule_labels = rule
+            .labels
+            .iter()
+            .map(|(n, t)| (n.clone(), t.is_constant().unwrap_or_default().to_string()));
+        let pairs = with_rule_labels(labels.pairs().to_vec(), rule_labels, "__name__", name);
         if !seen.insert(super::alerts::labels_key(&pairs)) {
             return Err(
                 "vector contains metrics with the same labelset after applying rule labels"

@@ -93,6 +93,10 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ),
         ("seal_bytes", size_usize(SEAL_BYTES_DEFAULT)),
         ("seal_age", duration_text(SEAL_AGE_DEFAULT)),
+        (
+            "stream_idle_period",
+            duration_text(crate::tenants::streams::STREAM_IDLE_PERIOD),
+        ),
         ("partition", duration_text(PARTITION_DEFAULT)),
         (
             "zstd_level",
@@ -247,6 +251,7 @@ mod tests {
             )
         };
         assert_eq!(dur("seal_age"), c.seal_age);
+        assert_eq!(dur("stream_idle_period"), c.stream_idle_period);
         assert_eq!(dur("future_skew_max"), c.future_skew_max);
         assert_eq!(dur("wal_commit_interval"), c.wal_commit_interval);
         assert_eq!(d("http_addr"), c.http_addr.to_string());

@@ -231,6 +231,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION")]
     pub seal_age: Option<String>,
 
+    /// A stream that has gone this long without a line stops counting as active (for
+    /// `max_global_streams_per_user`) and, once its entries are sealed, leaves memory: its
+    /// data is then found through the parts' indexes (Loki's `chunk_idle_period`).
+    #[arg(long, value_name = "DURATION")]
+    pub stream_idle_period: Option<String>,
+
     /// Time span of one partition of part files (whole hours); retention drops whole
     /// partitions.
     #[arg(long, value_name = "DURATION")]
@@ -440,6 +446,7 @@ pub struct Config {
     pub future_skew_max: Duration,
     pub seal_bytes: usize,
     pub seal_age: Duration,
+    pub stream_idle_period: Duration,
     pub partition: Duration,
     pub zstd_level: i32,
     pub seal_zstd_level: i32,
@@ -636,6 +643,7 @@ impl ServeArgs {
             future_skew_seconds_max,
             seal_bytes: self.seal_bytes.or(file.seal_bytes),
             seal_age: self.seal_age.or(file.seal_age),
+            stream_idle_period: self.stream_idle_period.or(file.stream_idle_period),
             partition: self.partition.or(file.partition),
             zstd_level: self.zstd_level.or(file.zstd_level),
             seal_zstd_level: self.seal_zstd_level.or(file.seal_zstd_level),
@@ -837,6 +845,14 @@ impl ServeArgs {
             Duration::from_secs(86400),
         )?
         .expect("a default is given");
+        let stream_idle_period = duration(
+            "stream_idle_period",
+            self.stream_idle_period.as_deref(),
+            crate::tenants::streams::STREAM_IDLE_PERIOD,
+            Duration::from_secs(1),
+            Duration::from_secs(7 * 86400),
+        )?
+        .expect("a default is given");
         let partition = duration(
             "partition",
             self.partition.as_deref(),
@@ -954,6 +970,7 @@ impl ServeArgs {
             core_stall_max,
             seal_bytes,
             seal_age,
+            stream_idle_period,
             partition,
             zstd_level,
             seal_zstd_level,

@@ -164,7 +164,7 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         &shards,
         "shardlog_streams",
         "gauge",
-        "Streams held by each shard.",
+        "Streams resident in each shard's memory: written within stream_idle_period, or with unsealed entries.",
         |s| s.streams,
     );
     per_shard(

@@ -504,7 +504,7 @@ async fn serve_core(
         lifecycle.stop();
         return Err(format!("shard {id}: WAL recovery failed: {e}"));
     }
-    shard.activate_recovered_streams();
+    shard.activate_recovered_streams(config.stream_idle_period);
     lifecycle.recovered.fetch_add(1, Ordering::AcqRel);
     // Sealing, checkpoints, compaction and retention run in the background queue.
     glommio::spawn_local_into(shard.clone().run_sealer(), background_tq)
@@ -671,15 +671,18 @@ fn spawn_limits_reload(core: &Rc<Core>) {
     .detach();
 }
 
-/// Forgets, now and then, the streams gone idle for the stream limit.
+/// Forgets, now and then, the streams gone idle: for the stream limit, and from memory once
+/// their entries are sealed (see `shard::select`).
 fn spawn_idle_streams_sweep(core: &Rc<Core>) {
     let core = core.clone();
     let tq = core.background_tq;
+    let idle = core.config.stream_idle_period;
     glommio::spawn_local_into(
         async move {
             while !core.lifecycle.is_stopping() {
-                glommio::timer::sleep(crate::tenants::streams::SWEEP_INTERVAL).await;
-                core.shard.active_streams.sweep();
+                glommio::timer::sleep(crate::tenants::streams::sweep_interval(idle)).await;
+                core.shard.active_streams.sweep(idle);
+                core.shard.evict_idle_streams(idle);
                 core.stream_rates.sweep();
             }
         },

@@ -1,50 +1,94 @@
-//! The shard's stream registry and label index: stream id -> head, and per tenant,
+//! The shard's resident stream registry and label index: stream id -> head, and per tenant,
 //! label name -> value -> streams (postings), so that matchers select streams without
-//! looking at every stream and `/labels` answers without scanning data.
+//! looking at every stream.
+//!
+//! Only streams that are written hold a slot here: a stream whose entries are all sealed and
+//! that has gone `stream_idle_period` without a line is evicted ([`Streams::evict_idle`]),
+//! and its slot is reused. Its data stays selectable through the postings of the parts that
+//! hold it ([`super::select`]), so a stream that no longer receives lines costs nothing in
+//! memory here, and a restart brings back only the streams its WAL holds.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
-use ahash::AHashMap;
+use ahash::{AHashMap, AHashSet};
 
 use super::head::StreamHead;
 use crate::logql::{LabelMatcher, MatchOp};
 use crate::model::{Labels, StreamId, TimestampNs};
 
-/// Index of a stream in [`Streams::heads`].
+/// Index of a stream's slot in [`Streams`]. A slot is reused once its stream is evicted:
+/// whoever keeps an index across a yield checks the stream id it finds there.
 pub type StreamIdx = u32;
 
 #[derive(Default)]
 struct TenantIndex {
-    /// Every stream of the tenant, in creation order.
+    /// Every resident stream of the tenant.
     all: Vec<StreamIdx>,
-    /// name -> value -> streams, each list in creation order.
+    /// name -> value -> resident streams.
     postings: BTreeMap<String, BTreeMap<String, Vec<StreamIdx>>>,
 }
 
-/// All streams of one shard.
-#[derive(Default)]
+/// The resident streams of one shard.
 pub struct Streams {
-    heads: Vec<StreamHead>,
-    /// Per stream, the time range of its entries in parts (`None`: nothing sealed), so that
-    /// streams whose data is only in parts are still selected.
+    /// One slot per stream; `None` once its stream is evicted (boxed: an empty slot costs a
+    /// pointer, not a head).
+    heads: Vec<Option<Box<StreamHead>>>,
+    /// Per slot, the time range of the stream's entries taken by seal rounds of this
+    /// process (`None`: none), so that a stream whose entries are being sealed stays
+    /// selected; what is in parts is found through the parts' own postings.
     sealed: Vec<Option<(TimestampNs, TimestampNs)>>,
+    /// Per slot, the second (since `clock`) of the stream's last write.
+    touched: Vec<u32>,
+    /// Slots of evicted streams, for the next new streams.
+    free: Vec<StreamIdx>,
     by_id: AHashMap<StreamId, StreamIdx>,
     tenants: AHashMap<String, TenantIndex>,
+    clock: Instant,
+}
+
+impl Default for Streams {
+    fn default() -> Self {
+        Streams {
+            heads: Vec::new(),
+            sealed: Vec::new(),
+            touched: Vec::new(),
+            free: Vec::new(),
+            by_id: AHashMap::new(),
+            tenants: AHashMap::new(),
+            clock: Instant::now(),
+        }
+    }
 }
 
 impl Streams {
-    /// The head of stream `id`, created (and indexed) if new.
+    fn now_s(&self) -> u32 {
+        self.clock.elapsed().as_secs() as u32
+    }
+
+    /// The head of stream `id`, created (and indexed) if new; either way the stream counts
+    /// as written now.
     pub fn get_or_create(
         &mut self,
         id: StreamId,
         tenant: &str,
         labels: impl FnOnce() -> Labels,
     ) -> StreamIdx {
+        let now = self.now_s();
         if let Some(&idx) = self.by_id.get(&id) {
+            self.touched[idx as usize] = now;
             return idx;
         }
-        let idx = self.heads.len() as StreamIdx;
         let labels = labels();
+        let idx = match self.free.pop() {
+            Some(idx) => idx,
+            None => {
+                self.heads.push(None);
+                self.sealed.push(None);
+                self.touched.push(0);
+                (self.heads.len() - 1) as StreamIdx
+            }
+        };
         let tenant_index = self.tenants.entry(tenant.to_string()).or_default();
         tenant_index.all.push(idx);
         for (k, v) in labels.pairs() {
@@ -56,30 +100,45 @@ impl Streams {
                 .or_default()
                 .push(idx);
         }
-        self.heads.push(StreamHead::new(id, tenant, labels));
-        self.sealed.push(None);
+        let i = idx as usize;
+        self.heads[i] = Some(Box::new(StreamHead::new(id, tenant, labels)));
+        self.sealed[i] = None;
+        self.touched[i] = now;
         self.by_id.insert(id, idx);
         idx
     }
 
+    /// The head in slot `idx`, which must hold a stream (an index from [`Streams::select`]
+    /// or [`Streams::index_of`] taken without a yield since).
     pub fn head(&self, idx: StreamIdx) -> &StreamHead {
-        &self.heads[idx as usize]
+        self.heads[idx as usize]
+            .as_deref()
+            .expect("a stream index is used before any yield")
+    }
+
+    /// The head in slot `idx`, if it still holds a stream.
+    pub fn slot(&self, idx: StreamIdx) -> Option<&StreamHead> {
+        self.heads.get(idx as usize).and_then(|h| h.as_deref())
     }
 
     pub fn head_mut(&mut self, idx: StreamIdx) -> &mut StreamHead {
-        &mut self.heads[idx as usize]
+        self.heads[idx as usize]
+            .as_deref_mut()
+            .expect("a stream index is used before any yield")
     }
 
+    /// Resident streams.
     pub fn len(&self) -> usize {
-        self.heads.len()
+        self.by_id.len()
     }
 
     pub fn index_of(&self, id: StreamId) -> Option<StreamIdx> {
         self.by_id.get(&id).copied()
     }
 
-    pub fn heads(&self) -> &[StreamHead] {
-        &self.heads
+    /// Every resident stream's head.
+    pub fn heads(&self) -> impl Iterator<Item = &StreamHead> {
+        self.heads.iter().filter_map(|h| h.as_deref())
     }
 
     /// Takes the entries of every non-empty head that `due` picks, leaving empty heads. The
@@ -88,7 +147,9 @@ impl Streams {
     pub fn take_heads(&mut self, mut due: impl FnMut(&StreamHead) -> bool) -> Vec<StreamHead> {
         let mut taken = Vec::new();
         for idx in 0..self.heads.len() {
-            let h = &mut self.heads[idx];
+            let Some(h) = self.heads[idx].as_deref_mut() else {
+                continue;
+            };
             if h.is_empty() || !due(h) {
                 continue;
             }
@@ -113,28 +174,27 @@ impl Streams {
         });
     }
 
-    /// Whether stream `idx` may have entries in `[start, end)`, in its head or in parts.
+    /// Whether stream `idx` may have entries in `[start, end)` in its head or in heads
+    /// being sealed.
     fn overlaps(&self, idx: StreamIdx, start: TimestampNs, end: TimestampNs) -> bool {
-        self.heads[idx as usize].overlaps(start, end)
+        self.head(idx).overlaps(start, end)
             || self.sealed[idx as usize].is_some_and(|(lo, hi)| lo < end && hi >= start)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.heads.is_empty()
+        self.by_id.is_empty()
     }
 
-    /// The streams with unsealed entries or sealed ones at or after `since`, by tenant.
-    pub fn recent_by_tenant(&self, since: TimestampNs) -> Vec<(String, Vec<StreamId>)> {
+    /// The resident streams with unsealed entries, by tenant.
+    pub fn unsealed_by_tenant(&self) -> Vec<(String, Vec<StreamId>)> {
         let mut out: Vec<(String, Vec<StreamId>)> = Vec::new();
         for (tenant, t) in &self.tenants {
             let ids: Vec<StreamId> = t
                 .all
                 .iter()
-                .filter(|&&idx| {
-                    !self.heads[idx as usize].is_empty()
-                        || self.sealed[idx as usize].is_some_and(|(_, end)| end >= since)
-                })
-                .map(|&idx| self.heads[idx as usize].id)
+                .map(|&idx| self.head(idx))
+                .filter(|h| !h.is_empty())
+                .map(|h| h.id)
                 .collect();
             if !ids.is_empty() {
                 out.push((tenant.clone(), ids));
@@ -145,11 +205,12 @@ impl Streams {
     }
 
     pub fn entries_total(&self) -> u64 {
-        self.heads.iter().map(|h| h.len() as u64).sum()
+        self.heads().map(|h| h.len() as u64).sum()
     }
 
-    /// Streams of `tenant` matching every matcher that have data in `[start, end)`.
-    /// An empty matcher list selects every stream of the tenant.
+    /// Resident streams of `tenant` matching every matcher that may have entries in
+    /// `[start, end)` in their heads or in heads being sealed. An empty matcher list
+    /// selects every stream of the tenant.
     pub fn select(
         &self,
         tenant: &str,
@@ -177,59 +238,84 @@ impl Streams {
             .iter()
             .copied()
             .filter(|&idx| {
-                let h = &self.heads[idx as usize];
+                let h = self.head(idx);
                 self.overlaps(idx, start, end)
                     && matchers.iter().all(|m| m.matches(h.labels.get(&m.name)))
             })
             .collect()
     }
 
-    /// Label names of the tenant's streams with data in the range (optionally only of
-    /// streams matching `matchers`), sorted.
-    pub fn label_names(
-        &self,
-        tenant: &str,
-        matchers: &[LabelMatcher],
-        start: TimestampNs,
-        end: TimestampNs,
-    ) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
-        for idx in self.select(tenant, matchers, start, end) {
-            for (k, _) in self.heads[idx as usize].labels.pairs() {
-                if let Err(pos) = names.binary_search(k) {
-                    names.insert(pos, k.clone());
-                }
+    /// Evicts the streams with nothing unsealed that were last written `idle_s` seconds ago
+    /// or longer and that no seal round in progress holds (`sealing`); returns how many.
+    /// Their slots are reused by new streams. The postings lists that held them are each
+    /// filtered once, so an eviction costs about the size of the lists it touches.
+    pub fn evict_idle(&mut self, idle_s: u32, sealing: &AHashSet<StreamId>) -> usize {
+        let now = self.now_s();
+        let mut gone: AHashSet<StreamIdx> = AHashSet::new();
+        for (i, slot) in self.heads.iter().enumerate() {
+            if let Some(h) = slot.as_deref()
+                && h.is_empty()
+                && now.saturating_sub(self.touched[i]) >= idle_s
+                && !sealing.contains(&h.id)
+            {
+                gone.insert(i as StreamIdx);
             }
         }
-        names
-    }
-
-    /// Values of label `name` over the selected streams, sorted.
-    pub fn label_values(
-        &self,
-        tenant: &str,
-        name: &str,
-        matchers: &[LabelMatcher],
-        start: TimestampNs,
-        end: TimestampNs,
-    ) -> Vec<String> {
-        let Some(t) = self.tenants.get(tenant) else {
-            return Vec::new();
-        };
-        let Some(values) = t.postings.get(name) else {
-            return Vec::new();
-        };
-        values
-            .iter()
-            .filter(|(_, streams)| {
-                streams.iter().any(|&idx| {
-                    let h = &self.heads[idx as usize];
-                    self.overlaps(idx, start, end)
-                        && matchers.iter().all(|m| m.matches(h.labels.get(&m.name)))
-                })
-            })
-            .map(|(v, _)| v.clone())
-            .collect()
+        if gone.is_empty() {
+            return 0;
+        }
+        // (tenant, name, value) of every postings list that loses a stream.
+        let mut lists: AHashSet<(String, String, String)> = AHashSet::new();
+        for &idx in &gone {
+            let h = self.heads[idx as usize].take().expect("picked above");
+            self.by_id.remove(&h.id);
+            self.sealed[idx as usize] = None;
+            for (k, v) in h.labels.pairs() {
+                lists.insert((h.tenant.clone(), k.clone(), v.clone()));
+            }
+        }
+        for (tenant, name, value) in lists {
+            let Some(t) = self.tenants.get_mut(&tenant) else {
+                continue;
+            };
+            let Some(values) = t.postings.get_mut(&name) else {
+                continue;
+            };
+            if let Some(list) = values.get_mut(&value) {
+                list.retain(|idx| !gone.contains(idx));
+                if list.is_empty() {
+                    values.remove(&value);
+                }
+            }
+            if values.is_empty() {
+                t.postings.remove(&name);
+            }
+        }
+        for t in self.tenants.values_mut() {
+            t.all.retain(|idx| !gone.contains(idx));
+        }
+        self.tenants.retain(|_, t| !t.all.is_empty());
+        self.free.extend(gone.iter().copied());
+        // Trailing empty slots go, so a shard that held a burst of streams gives their slots
+        // back.
+        while self.heads.last().is_some_and(|h| h.is_none()) {
+            self.heads.pop();
+            self.sealed.pop();
+            self.touched.pop();
+        }
+        let len = self.heads.len() as StreamIdx;
+        self.free.retain(|&idx| idx < len);
+        if self.heads.capacity() > 2 * self.heads.len().max(1024) {
+            self.heads.shrink_to_fit();
+            self.sealed.shrink_to_fit();
+            self.touched.shrink_to_fit();
+            self.free.shrink_to_fit();
+        }
+        // A shard that held a burst of streams gives their table back.
+        if self.by_id.capacity() > 4 * self.by_id.len().max(1024) {
+            self.by_id.shrink_to_fit();
+        }
+        gone.len()
     }
 }
 
@@ -276,14 +362,31 @@ mod tests {
     }
 
     #[test]
-    fn label_names_and_values() {
-        let s = streams();
-        assert_eq!(s.label_names("t", &[], 0, 200), vec!["app", "host"]);
-        assert_eq!(s.label_values("t", "app", &[], 0, 200), vec!["a", "b"]);
+    fn idle_sealed_streams_leave_and_their_slots_are_reused() {
+        let mut s = streams();
+        // Nothing is evicted while a head holds entries.
+        assert_eq!(s.evict_idle(0, &AHashSet::new()), 0);
+        let taken = s.take_heads(|h| h.id != 3);
+        assert_eq!(taken.len(), 3);
+        // A stream a seal round still holds stays, and so does one written recently.
+        assert_eq!(s.evict_idle(3600, &AHashSet::new()), 0);
+        assert_eq!(s.evict_idle(0, &AHashSet::from_iter([1])), 2);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.index_of(2), None);
+        assert_eq!(s.index_of(4), None);
+        assert_eq!(s.index_of(1), Some(0));
+        // Evicted streams are gone from the postings and from their tenant.
+        assert_eq!(s.select("t", &[eq("app", "b")], 0, 200), Vec::<u32>::new());
+        assert_eq!(s.select("t", &[eq("app", "a")], 0, 200), vec![0, 2]);
+        assert_eq!(s.select("other", &[], 0, 200), Vec::<u32>::new());
+        // The trailing empty slot went; the inner one is reused by the next new stream.
         assert_eq!(
-            s.label_values("t", "host", &[eq("app", "b")], 0, 200),
-            vec!["h1"]
+            s.get_or_create(5, "t", || Labels::from_pairs([("app", "c")])),
+            1
         );
-        assert!(s.label_values("nobody", "app", &[], 0, 200).is_empty());
+        assert_eq!(s.select("t", &[eq("app", "c")], 0, 0), Vec::<u32>::new());
+        s.head_mut(1).push(150, "z", &[]);
+        assert_eq!(s.select("t", &[eq("app", "c")], 0, 200), vec![1]);
+        assert_eq!(s.heads().count(), 3);
     }
 }

@@ -20,6 +20,7 @@ mod scan_tests;
 mod seal;
 #[cfg(test)]
 mod seal_tests;
+mod select;
 
 #[cfg(test)]
 mod crash_tests;
@@ -34,7 +35,7 @@ use crate::model::{BatchItem, BatchReader, Duplicates, Labels, StreamId, Timesta
 use crate::query::merge::Partial;
 use crate::wal::{Wal, WalStats};
 pub use health::{AppendError, NotReady, Refusal};
-use index::{StreamIdx, Streams};
+use index::Streams;
 
 /// How long a push waits for sealing to bring unsealed lines back under their budget before
 /// it is refused with 503: a seal round usually ends within this, and a client that waits
@@ -821,17 +822,16 @@ impl Shard {
                 Ok(m) => ShardAnswer::Patterns(Box::new(m)),
                 Err(why) => ShardAnswer::Failed(why),
             },
-            ShardRequest::LabelNames(r) => ShardAnswer::Strings(self.streams.borrow().label_names(
+            ShardRequest::LabelNames(r) => {
+                ShardAnswer::Strings(self.label_names(&r.tenant, &r.matchers, r.start, r.end))
+            }
+            ShardRequest::LabelValues(r, name) => ShardAnswer::Strings(self.label_values(
                 &r.tenant,
+                &name,
                 &r.matchers,
                 r.start,
                 r.end,
             )),
-            ShardRequest::LabelValues(r, name) => ShardAnswer::Strings(
-                self.streams
-                    .borrow()
-                    .label_values(&r.tenant, &name, &r.matchers, r.start, r.end),
-            ),
             ShardRequest::Series(r) => ShardAnswer::Series(self.series(&r)),
             ShardRequest::Stats(r) => match self.stats(&r).await {
                 Ok((s, ids)) => ShardAnswer::Stats(s, ids),
@@ -845,16 +845,16 @@ impl Shard {
     }
 
     fn series(&self, r: &SeriesRequest) -> Vec<Labels> {
-        let streams = self.streams.borrow();
-        let mut picked: Vec<StreamIdx> = Vec::new();
+        let parts = self.parts_in(r.start, r.end);
+        let mut picked = Vec::new();
         for sel in &r.selectors {
-            picked.extend(streams.select(&r.tenant, sel, r.start, r.end));
+            self.select_streams(&r.tenant, sel, r.start, r.end, &parts, &mut picked);
         }
-        picked.sort_unstable();
-        picked.dedup();
+        picked.sort_unstable_by_key(|s| s.id);
+        picked.dedup_by_key(|s| s.id);
         picked
             .into_iter()
-            .map(|i| Labels::clone(&streams.head(i).labels))
+            .map(|s| Labels::clone(&s.labels))
             .collect()
     }
 
@@ -906,11 +906,11 @@ impl Shard {
     /// Counts as active the recovered streams with unsealed entries (they wrote within the
     /// last seal age) or sealed entries within the idle period, so that the stream limit and
     /// the active streams gauge hold across a restart (a graceful stop seals every head).
-    pub fn activate_recovered_streams(&self) {
-        let idle = crate::tenants::streams::STREAM_IDLE_PERIOD.as_nanos() as i64;
+    pub fn activate_recovered_streams(&self, idle: std::time::Duration) {
+        let idle = idle.as_nanos().min(i64::MAX as u128) as i64;
         let since = crate::ingest::listeners::now_ns().saturating_sub(idle);
-        let streams = self.streams.borrow();
-        for (tenant, ids) in streams.recent_by_tenant(since) {
+        let unsealed = self.streams.borrow().unsealed_by_tenant();
+        for (tenant, ids) in unsealed.into_iter().chain(self.part_streams_since(since)) {
             self.active_streams.admit(&tenant, ids.into_iter(), 0);
         }
     }

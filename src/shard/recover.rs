@@ -1,33 +1,15 @@
 //! Start-up: bringing a shard back to what was acknowledged before the last stop or crash
-//! (its part store, the WALs of shard numbers beyond the core count, then its own WAL), and
-//! the sealed side of the label index, which is rebuilt from part metadata here and after
-//! retention drops parts.
+//! (its part store, the WALs of shard numbers beyond the core count, then its own WAL). Only
+//! the streams the WALs hold become resident; what parts hold is selected through the
+//! parts' own postings ([`super::select`]), so a restart does not bring every stream ever
+//! written back into memory.
 
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use super::index::Streams;
 use super::{Shard, seal};
 use crate::config::Config;
-use crate::model::Labels;
 use crate::wal::{Wal, WalOptions};
-
-/// Adds a part's streams to the label index, with the time range of their blocks (from the
-/// part's metadata only).
-fn index_part(streams: &mut Streams, part: &crate::store::part_file::LoadedPart) {
-    let reader = part.reader();
-    for s in reader.streams() {
-        let blocks = &reader.blocks()[s.block_range()];
-        let min = blocks.iter().map(|b| b.min_ts.to_native()).min();
-        let max = blocks.iter().map(|b| b.max_ts.to_native()).max();
-        let idx = streams.get_or_create(s.id.to_native(), s.tenant.as_str(), || {
-            Labels::from_pairs(s.labels.iter().map(|p| (p.name.as_str(), p.value.as_str())))
-        });
-        if let (Some(min), Some(max)) = (min, max) {
-            streams.note_sealed(idx, min, max);
-        }
-    }
-}
 
 impl Shard {
     /// The WAL directory of shard `id`.
@@ -38,7 +20,7 @@ impl Shard {
     /// Brings the shard back to what was acknowledged before the last stop or crash, before
     /// the server says it is ready:
     /// 1. opens its part store (and, read-only, the stores of shard numbers beyond the core
-    ///    count that map to it) and indexes their streams from part metadata alone;
+    ///    count that map to it);
     /// 2. replays the WALs of shard numbers beyond the core count that map to it, seals what
     ///    they held into its own store and deletes them;
     /// 3. replays its own WAL after the store's checkpoint, skipping entries already sealed
@@ -63,7 +45,6 @@ impl Shard {
                 .await
                 .map_err(|e| format!("opening the part store: {e}"))?;
         let store = Rc::new(store);
-        self.index_store(&store);
         *self.store.borrow_mut() = Some(store.clone());
 
         // Stores and WALs of shard numbers this shard stands in for.
@@ -78,7 +59,6 @@ impl Shard {
                 .await
                 .map_err(|e| format!("opening the part store of shard {n}: {e}"))?;
             let s = Rc::new(s);
-            self.index_store(&s);
             self.foreign_stores.borrow_mut().push(s);
         }
         for n in foreign(crate::store::paths::WAL_DIR) {
@@ -216,26 +196,13 @@ impl Shard {
         Ok(())
     }
 
-    /// Adds a store's streams to the label index, with the time range of their sealed data.
-    pub(super) fn index_store(&self, store: &crate::store::Store) {
-        let mut streams = self.streams.borrow_mut();
-        for part in store.parts() {
-            index_part(&mut streams, &part);
-        }
-    }
-
-    /// Recomputes every stream's sealed time range from the parts and seal rounds that are
+    /// Recomputes every resident stream's sealed time range from the seal rounds that are
     /// left, after retention dropped parts: a stream whose data is all gone stops being
-    /// selected (by `/labels`, `/series` and queries). No yield, so no query sees it half done.
+    /// selected (by `/labels`, `/series` and queries); what parts hold is selected through
+    /// them ([`super::select`]). No yield, so no query sees it half done.
     pub(super) fn reindex_sealed(&self) {
-        let stores = self.all_stores();
         let mut streams = self.streams.borrow_mut();
         streams.clear_sealed();
-        for store in &stores {
-            for part in store.parts() {
-                index_part(&mut streams, &part);
-            }
-        }
         for set in self.sealing.borrow().iter() {
             for h in &set.heads {
                 if let Some(idx) = streams.index_of(h.id) {

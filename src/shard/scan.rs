@@ -1,7 +1,8 @@
 //! Query evaluation over everything a shard holds: live heads, heads being sealed, and the
 //! parts of its stores.
 //!
-//! The plan for a log query: the label index selects streams (postings); for each stream,
+//! The plan for a log query: the registry's and the parts' postings select streams
+//! ([`super::select`]); for each stream,
 //! its live head and any head taken by a seal round in progress are scanned, then, in every
 //! part whose time range overlaps the query, the stream's blocks whose time range overlaps
 //! are read unless their bloom filter says a required literal of the line filters cannot
@@ -34,6 +35,7 @@ use super::seal::SealingSet;
 use super::{IndexStats, LabelsRequest, Shard};
 use crate::chunk::DecodedBlock;
 use crate::deletion::book::StreamDeletes;
+use crate::logql::LabelMatcher;
 use crate::metrics::Counter;
 use crate::model::{Labels, StreamId, TimestampNs};
 
@@ -188,50 +190,59 @@ impl Shard {
         self.scan_yield.get().1
     }
 
-    /// Fixes what a scan of `selected` streams over `[start, end)` reads (see
-    /// [`ScanSnapshot`]). Must not yield.
+    /// Fixes what a scan of the streams of `tenants` matching `matchers` over `[start, end)`
+    /// reads (see [`ScanSnapshot`]): the parts of the range, the streams selected in the
+    /// registry and in those same parts, and each stream's heads. Must not yield.
     fn snapshot(
         &self,
-        selected: &[StreamIdx],
+        tenants: &[&str],
+        matchers: &[LabelMatcher],
         start: TimestampNs,
         end: TimestampNs,
         label_tenants: bool,
     ) -> ScanSnapshot {
         let pin = self.scan_pins.pin();
         let parts = self.parts_in(start, end);
+        let mut selected = Vec::new();
+        for tenant in tenants {
+            self.select_streams(tenant, matchers, start, end, &parts, &mut selected);
+        }
         let book = self.delete_book();
         let streams = self.streams.borrow();
         let sealing = self.sealing.borrow();
         let streams = selected
-            .iter()
-            .map(|&idx| {
-                let h = streams.head(idx);
-                let mut heads = vec![HeadRef::Live {
-                    idx,
-                    id: h.id,
-                    generation: h.generation(),
-                }];
+            .into_iter()
+            .map(|s| {
+                let mut heads = Vec::new();
+                if let Some(idx) = s.idx {
+                    heads.push(HeadRef::Live {
+                        idx,
+                        id: s.id,
+                        generation: streams.head(idx).generation(),
+                    });
+                }
                 for set in sealing.iter() {
-                    if let Some(i) = set.index_of(h.id) {
+                    if let Some(i) = set.index_of(s.id) {
                         heads.push(HeadRef::Sealing(set.clone(), i));
                     }
                 }
+                let deletes = if book.has_active() {
+                    book.for_stream(&s.tenant, &s.labels)
+                } else {
+                    StreamDeletes::default()
+                };
                 // A multi-tenant read tells the tenants' streams apart by a label, added
                 // here, before any pipeline or grouping sees the stream.
                 let labels = if label_tenants {
-                    Arc::new(tenant_labels(&h.labels, &h.tenant))
+                    Arc::new(tenant_labels(&s.labels, &s.tenant))
                 } else {
-                    Arc::clone(&h.labels)
+                    s.labels
                 };
                 SnapshotStream {
-                    id: h.id,
+                    id: s.id,
                     labels,
                     heads,
-                    deletes: if book.has_active() {
-                        book.for_stream(&h.tenant, &h.labels)
-                    } else {
-                        StreamDeletes::default()
-                    },
+                    deletes,
                 }
             })
             .collect();
@@ -253,9 +264,13 @@ impl Shard {
         } = *h
         {
             {
+                // The slot may hold another stream by now: this one's head was taken by a
+                // seal round before the stream was evicted, and is found below.
                 let streams = self.streams.borrow();
-                let live = streams.head(idx);
-                if live.generation() == generation {
+                if let Some(live) = streams.slot(idx)
+                    && live.id == id
+                    && live.generation() == generation
+                {
                     return f(live);
                 }
             }
@@ -286,7 +301,7 @@ impl Shard {
 
     /// The parts of every store whose time range overlaps `[start, end)`, taken once per
     /// query (not once per stream), with the store each belongs to.
-    fn parts_in(&self, start: TimestampNs, end: TimestampNs) -> Vec<(Rc<Store>, Rc<LoadedPart>)> {
+    pub(super) fn parts_in(&self, start: TimestampNs, end: TimestampNs) -> super::select::PartList {
         let mut out = Vec::new();
         for store in self.all_stores() {
             for part in store.parts() {
@@ -324,15 +339,8 @@ impl Shard {
         // A part that waited for its turn past the query's end stops before any work.
         self.check(spec)?;
         let (tenants, matchers) = spec.tenants.select(&spec.matchers);
-        let mut selected = Vec::new();
-        {
-            let streams = self.streams.borrow();
-            for tenant in tenants {
-                selected.extend(streams.select(tenant, &matchers, spec.start, spec.end));
-            }
-        }
         let label_tenants = spec.tenants.labels_streams();
-        let snapshot = self.snapshot(&selected, spec.start, spec.end, label_tenants);
+        let snapshot = self.snapshot(&tenants, &matchers, spec.start, spec.end, label_tenants);
         let mut block = DecodedBlock::new();
         for stream in snapshot.streams {
             sink.begin_stream(&stream.labels);
@@ -553,11 +561,7 @@ impl Shard {
         &self,
         r: &LabelsRequest,
     ) -> Result<(IndexStats, Vec<StreamId>), String> {
-        let selected = self
-            .streams
-            .borrow()
-            .select(&r.tenant, &r.matchers, r.start, r.end);
-        let snapshot = self.snapshot(&selected, r.start, r.end, false);
+        let snapshot = self.snapshot(&[r.tenant.as_str()], &r.matchers, r.start, r.end, false);
         let mut s = IndexStats::default();
         let mut ids = Vec::new();
         let mut block = DecodedBlock::new();

@@ -1,8 +1,8 @@
 //! The active streams each tenant has on one shard, for Loki's stream limit
 //! (`max_global_streams_per_user`).
 //!
-//! A stream is active from the batch that writes it until it has gone [`STREAM_IDLE_PERIOD`]
-//! without a line (Loki's `chunk_idle_period`: an ingester keeps an idle stream that long).
+//! A stream is active from the batch that writes it until it has gone `stream_idle_period`
+//! ([`STREAM_IDLE_PERIOD`] unless set) without a line (Loki's `chunk_idle_period`: an ingester keeps an idle stream that long).
 //! At the limit only *new* streams are refused: a stream that is active keeps flowing. Loki
 //! turns the global limit into a per-ingester one by dividing it over the ingesters; here it
 //! is divided over the cores, which own streams by hash, so each holds about its share. The
@@ -16,10 +16,17 @@ use ahash::{AHashMap, AHashSet};
 
 use crate::model::StreamId;
 
-/// How long a stream stays active without a line (Loki's `chunk_idle_period` default).
+/// How long a stream stays active, and resident, without a line by default (Loki's
+/// `chunk_idle_period` default).
 pub const STREAM_IDLE_PERIOD: Duration = Duration::from_secs(30 * 60);
-/// How often each core forgets the streams gone idle.
+/// How often each core forgets the streams gone idle, at most: a shorter idle period is
+/// swept twice per period.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How often to sweep for streams idle for `idle`.
+pub fn sweep_interval(idle: Duration) -> Duration {
+    SWEEP_INTERVAL.min(idle / 2).max(Duration::from_millis(100))
+}
 
 /// The active streams of every tenant on one shard, with when each last wrote.
 pub struct ActiveStreams {
@@ -77,9 +84,9 @@ impl ActiveStreams {
         refused
     }
 
-    /// Forgets the streams idle for [`STREAM_IDLE_PERIOD`]; returns how many.
-    pub fn sweep(&self) -> usize {
-        self.sweep_at(self.now_s(), STREAM_IDLE_PERIOD.as_secs() as u32)
+    /// Forgets the streams idle for `idle`; returns how many.
+    pub fn sweep(&self, idle: Duration) -> usize {
+        self.sweep_at(self.now_s(), idle.as_secs().min(u64::from(u32::MAX)) as u32)
     }
 
     fn sweep_at(&self, now_s: u32, idle_s: u32) -> usize {

@@ -63,7 +63,7 @@ fn unsealed(shard: &Shard, app: &str) -> Vec<(TimestampNs, String)> {
     for set in shard.sealing.borrow().iter() {
         set.heads.iter().for_each(&mut add);
     }
-    shard.streams.borrow().heads().iter().for_each(&mut add);
+    shard.streams.borrow().heads().for_each(&mut add);
     out.sort();
     out
 }
@@ -163,7 +163,7 @@ fn out_of_order_head_finds_duplicates_through_its_index() {
     assert_eq!(apply(&s, 1, &b(&entries)), 200);
     {
         let streams = s.streams.borrow();
-        let head = &streams.heads()[0];
+        let head = &streams.heads().next().unwrap();
         assert!(!head.in_order());
         assert!(
             head.index_bytes() > 0,
@@ -190,11 +190,11 @@ fn in_order_head_keeps_no_index_until_a_long_run_of_one_timestamp() {
         apply(&s, 1, &batch(Duplicates::Drop, &run[..EQUAL_TS_SCAN_MAX])),
         16
     );
-    assert_eq!(s.streams.borrow().heads()[0].index_bytes(), 0);
+    assert_eq!(s.streams.borrow().heads().next().unwrap().index_bytes(), 0);
     assert_eq!(apply(&s, 2, &batch(Duplicates::Drop, &run)), 100 - 16);
     let streams = s.streams.borrow();
-    assert!(streams.heads()[0].in_order());
-    assert!(streams.heads()[0].index_bytes() > 0);
+    assert!(streams.heads().next().unwrap().in_order());
+    assert!(streams.heads().next().unwrap().index_bytes() > 0);
     drop(streams);
     assert_eq!(apply(&s, 3, &batch(Duplicates::Drop, &run)), 0);
 }
@@ -213,7 +213,7 @@ fn a_head_never_asked_answers_exactly_without_an_index() {
     );
     apply(&s, 1, &b);
     let streams = s.streams.borrow();
-    let head = &streams.heads()[0];
+    let head = &streams.heads().next().unwrap();
     assert_eq!(head.index_bytes(), 0);
     assert!(head.holds(10, "a2"));
     assert!(head.holds(20, "b"));

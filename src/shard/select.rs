@@ -1,0 +1,212 @@
+//! Which streams a read covers: the resident ones the registry selects ([`super::index`]),
+//! and those whose data is only in parts, found through each part's own postings.
+//!
+//! A stream that stops receiving lines is sealed, then evicted from the registry once idle
+//! (`stream_idle_period`), and a restart brings back only the streams its WAL holds: what
+//! the parts hold is read from the parts, never kept twice in memory. A resident stream is
+//! selected through the registry (its heads, and the heads seal rounds are taking), and
+//! again, without a second copy, when a part has its entries; the union is by stream id.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use ahash::AHashSet;
+
+use super::Shard;
+use super::index::StreamIdx;
+use crate::logql::{LabelMatcher, MatchOp};
+use crate::model::{Labels, StreamId, TimestampNs};
+use crate::store::Store;
+use crate::store::part_file::LoadedPart;
+
+/// The parts a read covers, with the store each belongs to.
+pub(super) type PartList = Vec<(Rc<Store>, Rc<LoadedPart>)>;
+
+/// One stream a read selected.
+pub(super) struct Selected {
+    pub id: StreamId,
+    pub tenant: Rc<str>,
+    pub labels: Arc<Labels>,
+    /// Its registry slot when it is resident (then its heads are read too).
+    pub idx: Option<StreamIdx>,
+}
+
+impl Shard {
+    /// Appends to `out` the streams of `tenant` matching every matcher with entries in
+    /// `[start, end)`: resident ones first, then those only `parts` hold, each once. Must
+    /// not yield: the slots it returns are valid until the caller's next yield.
+    pub(super) fn select_streams(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        start: TimestampNs,
+        end: TimestampNs,
+        parts: &PartList,
+        out: &mut Vec<Selected>,
+    ) {
+        let streams = self.streams.borrow();
+        let shared_tenant: Rc<str> = Rc::from(tenant);
+        let mut seen: AHashSet<StreamId> = AHashSet::new();
+        for idx in streams.select(tenant, matchers, start, end) {
+            let h = streams.head(idx);
+            seen.insert(h.id);
+            out.push(Selected {
+                id: h.id,
+                tenant: shared_tenant.clone(),
+                labels: Arc::clone(&h.labels),
+                idx: Some(idx),
+            });
+        }
+        for (_, part) in parts {
+            let reader = part.reader();
+            let meta = reader.meta();
+            let part_streams = reader.streams();
+            // The shortest postings list of an equality matcher bounds the candidates; a
+            // value no stream of the part has rules the part out.
+            let mut candidates: Option<&[rkyv::rend::u32_le]> = None;
+            let mut ruled_out = false;
+            for m in matchers {
+                if m.op == MatchOp::Eq && !m.value.is_empty() {
+                    let list = meta.postings(&m.name, &m.value);
+                    if list.is_empty() {
+                        ruled_out = true;
+                        break;
+                    }
+                    if candidates.is_none_or(|c| list.len() < c.len()) {
+                        candidates = Some(list);
+                    }
+                }
+            }
+            if ruled_out {
+                continue;
+            }
+            let indexes: Box<dyn Iterator<Item = usize>> = match candidates {
+                Some(list) => Box::new(list.iter().map(|i| i.to_native() as usize)),
+                None => Box::new(0..part_streams.len()),
+            };
+            for si in indexes {
+                let Some(s) = part_streams.get(si) else {
+                    continue;
+                };
+                let id = s.id.to_native();
+                if s.tenant.as_str() != tenant
+                    || seen.contains(&id)
+                    || !matchers.iter().all(|m| m.matches(s.label(&m.name)))
+                {
+                    continue;
+                }
+                let in_range = reader.blocks()[s.block_range()]
+                    .iter()
+                    .any(|b| b.max_ts.to_native() >= start && b.min_ts.to_native() < end);
+                if !in_range {
+                    continue;
+                }
+                seen.insert(id);
+                let idx = streams.index_of(id);
+                let labels = match idx {
+                    Some(idx) => Arc::clone(&streams.head(idx).labels),
+                    None => Arc::new(Labels::from_pairs(
+                        s.labels.iter().map(|p| (p.name.as_str(), p.value.as_str())),
+                    )),
+                };
+                out.push(Selected {
+                    id,
+                    tenant: shared_tenant.clone(),
+                    labels,
+                    idx,
+                });
+            }
+        }
+    }
+
+    /// The streams of `tenant` matching `matchers` with entries in `[start, end)`, over
+    /// every part of the range.
+    pub(super) fn selected(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        start: TimestampNs,
+        end: TimestampNs,
+    ) -> Vec<Selected> {
+        let parts = self.parts_in(start, end);
+        let mut out = Vec::new();
+        self.select_streams(tenant, matchers, start, end, &parts, &mut out);
+        out
+    }
+
+    /// Label names of the tenant's streams with data in the range (optionally only of
+    /// streams matching `matchers`), sorted.
+    pub(super) fn label_names(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        start: TimestampNs,
+        end: TimestampNs,
+    ) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for s in self.selected(tenant, matchers, start, end) {
+            for (k, _) in s.labels.pairs() {
+                if let Err(pos) = names.binary_search(k) {
+                    names.insert(pos, k.clone());
+                }
+            }
+        }
+        names
+    }
+
+    /// Values of label `name` over the selected streams, sorted.
+    pub(super) fn label_values(
+        &self,
+        tenant: &str,
+        name: &str,
+        matchers: &[LabelMatcher],
+        start: TimestampNs,
+        end: TimestampNs,
+    ) -> Vec<String> {
+        let mut values: Vec<String> = Vec::new();
+        for s in self.selected(tenant, matchers, start, end) {
+            if let Some(v) = s.labels.get(name)
+                && let Err(pos) = values.binary_search_by(|x| x.as_str().cmp(v))
+            {
+                values.insert(pos, v.to_string());
+            }
+        }
+        values
+    }
+
+    /// Evicts the resident streams gone `idle` without a line whose entries are all sealed
+    /// (see [`super::index::Streams::evict_idle`]); returns how many.
+    pub fn evict_idle_streams(&self, idle: std::time::Duration) -> usize {
+        let sealing: AHashSet<StreamId> = self
+            .sealing
+            .borrow()
+            .iter()
+            .flat_map(|set| set.heads.iter().map(|h| h.id))
+            .collect();
+        let idle_s = idle.as_secs().min(u64::from(u32::MAX)) as u32;
+        self.streams.borrow_mut().evict_idle(idle_s, &sealing)
+    }
+
+    /// The streams of the parts with an entry at or after `since`, by tenant (to count
+    /// active streams again after a restart).
+    pub(super) fn part_streams_since(&self, since: TimestampNs) -> Vec<(String, Vec<StreamId>)> {
+        let mut by_tenant: ahash::AHashMap<String, Vec<StreamId>> = Default::default();
+        for (_, part) in self.parts_in(since, TimestampNs::MAX) {
+            let reader = part.reader();
+            for s in reader.streams() {
+                let recent = reader.blocks()[s.block_range()]
+                    .iter()
+                    .any(|b| b.max_ts.to_native() >= since);
+                if recent {
+                    match by_tenant.get_mut(s.tenant.as_str()) {
+                        Some(ids) => ids.push(s.id.to_native()),
+                        None => {
+                            by_tenant.insert(s.tenant.to_string(), vec![s.id.to_native()]);
+                        }
+                    }
+                }
+            }
+        }
+        by_tenant.into_iter().collect()
+    }
+}

@@ -83,15 +83,22 @@ fn bench_push(c: &mut Criterion) {
     let params = JsonLineParams::default();
     // The bodies must decode to what was encoded, or the numbers mean nothing.
     assert_eq!(
-        decode_push(Some("application/json"), None, &json, &limits).unwrap(),
+        decode_push(Some("application/json"), None, &json, &limits)
+            .unwrap()
+            .streams,
         streams
     );
     assert_eq!(
-        decode_push(Some("application/x-protobuf"), None, &protobuf, &limits).unwrap(),
+        decode_push(Some("application/x-protobuf"), None, &protobuf, &limits)
+            .unwrap()
+            .streams,
         streams
     );
     assert_eq!(
-        decode_jsonline(&params, &jsonl, 0, &limits).unwrap().len(),
+        decode_jsonline(&params, &jsonl, 0, &limits)
+            .unwrap()
+            .rows
+            .len(),
         lines
     );
 

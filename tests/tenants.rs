@@ -3,9 +3,10 @@
 //! with `Retry-After`, counted as `rate_limited`, while another tenant pushes on untouched,
 //! and nothing of a refused push is stored. Label limits refuse with Loki's 400 texts; a
 //! limits file overrides them per tenant and is re-read while the server runs; a broken one
-//! stops the server from starting. Entries older than `reject_old_samples_max_age` are
+//! stops the server from starting. A refused push counts each of its entries under Loki's
+//! reason for the rule it broke. Entries older than `reject_old_samples_max_age` are
 //! refused with Loki's message while the rest of their push is stored; long lines are cut
-//! for a tenant with `max_line_size_truncate`. Query limits are overridden per tenant. At the
+//! for a tenant with `max_line_size_truncate`, and counted as mutated. Query limits are overridden per tenant. At the
 //! active stream limit only new streams
 //! are refused (Loki's 429 text), and the other streams of their push are stored. Syslog's
 //! tenant keeps the same rate: TCP is slowed down
@@ -257,7 +258,15 @@ fn label_limits_refuse_with_lokis_texts_and_store_nothing() {
         "{}",
         r.text()
     );
-    assert_eq!(discarded(&server, "invalid_request"), 3.0);
+    // Each refusal is counted under Loki's reason for its rule, not as a bad request.
+    for reason in [
+        "max_label_names_per_series",
+        "label_name_too_long",
+        "label_value_too_long",
+    ] {
+        assert_eq!(discarded(&server, reason), 1.0, "{reason}");
+    }
+    assert_eq!(discarded(&server, "invalid_request"), 0.0);
     // The accepted stream was stored, nothing of the refused ones.
     let values = |name: &str| {
         let path = format!("/loki/api/v1/label/{name}/values?since=1h");
@@ -510,6 +519,123 @@ fn long_lines_are_cut_or_refused_as_the_tenant_says() {
     let r = server.push_json_as("other", &body);
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(lines_of(&server, "other", "long"), [long]);
+    server.terminate_ok();
+}
+
+/// A protobuf push as `tenant`, snappy-compressed as Loki clients send it.
+fn push_protobuf_as(
+    server: &Server,
+    tenant: &str,
+    request: &common::proto::PushRequest,
+) -> common::http::Response {
+    server.post(
+        "/loki/api/v1/push",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("X-Scope-OrgID", tenant),
+        ],
+        &common::proto::encode_snappy(request),
+    )
+}
+
+/// A refused push stores nothing, so every entry of it is counted as discarded, under Loki's
+/// reason for the rule it broke; a body that does not parse counts once. Lines cut to fit
+/// are stored and counted as mutated, with the bytes cut off.
+#[test]
+fn refused_entries_are_counted_under_lokis_reasons_and_cut_lines_as_mutated() {
+    let (_dir, mut server, _file) = start_with_limits(
+        "tenants-reasons",
+        "overrides:\n  cut:\n    max_line_size: 100\n    max_line_size_truncate: true\n  \
+         v:\n    max_line_size: 100\n",
+    );
+    let t0 = now_ns();
+    let ts = |i: i64| (t0 + i).to_string();
+    let refused = |r: common::http::Response| assert_eq!(r.status, 400, "{}", r.text());
+    // (a) One line too long: the push's three entries, over two streams, are refused.
+    refused(server.push_json_as(
+        "v",
+        &json!({"streams": [
+            {"stream": {"app": "a"}, "values": [[ts(0), "short"]]},
+            {"stream": {"app": "b"}, "values": [[ts(1), "x".repeat(101)], [ts(2), "short"]]},
+        ]}),
+    ));
+    // (b) Too many labels, on a stream of two entries.
+    let many: serde_json::Map<String, Value> = labels(16)
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    refused(server.push_json_as(
+        "v",
+        &json!({"streams": [{"stream": many, "values": [[ts(3), "a"], [ts(4), "b"]]}]}),
+    ));
+    // (c) A label name too long, then a label value too long.
+    refused(push_labels(&server, "v", &[("n".repeat(1025), "v".into())]));
+    refused(push_labels(
+        &server,
+        "v",
+        &[("app".into(), "v".repeat(2049))],
+    ));
+    // (d) A label name twice, which a protobuf label string can say, on two entries.
+    let request = common::proto::PushRequest {
+        streams: vec![common::proto::StreamAdapter {
+            labels: r#"{app="d", app="e"}"#.into(),
+            entries: vec![
+                common::proto::EntryAdapter::new(t0, "one", &[]),
+                common::proto::EntryAdapter::new(t0 + 1, "two", &[]),
+            ],
+            hash: 0,
+        }],
+    };
+    refused(push_protobuf_as(&server, "v", &request));
+    // A body that does not parse has no entries to count: it counts once.
+    refused(server.post(
+        "/loki/api/v1/push",
+        &[("Content-Type", "application/json"), ("X-Scope-OrgID", "v")],
+        b"{\"streams\": [",
+    ));
+    // (e) Cut to fit: two lines of 301 bytes lose 201 each, a short one is whole.
+    let long = "x".repeat(299) + "é";
+    let r = server.push_json_as(
+        "cut",
+        &push_body("long", &[long.clone(), "short".into(), long], t0),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(
+        lines_of(&server, "cut", "long"),
+        ["x".repeat(100), "short".into(), "x".repeat(100)]
+    );
+
+    for app in ["a", "b"] {
+        assert_eq!(count(&server, "v", app), 0, "{app}");
+    }
+    let metrics = parse_metrics(&server.metrics());
+    let of = |name: &str, reason: &str, tenant: &str| {
+        metric_sum(&metrics, name, &[("reason", reason), ("tenant", tenant)])
+    };
+    let discarded = "shardlog_tenant_discarded_lines_total";
+    for (reason, lines) in [
+        ("line_too_long", 3.0),
+        ("max_label_names_per_series", 2.0),
+        ("label_name_too_long", 1.0),
+        ("label_value_too_long", 1.0),
+        ("duplicate_label_names", 2.0),
+        ("invalid_request", 1.0),
+    ] {
+        assert_eq!(of(discarded, reason, "v"), lines, "{reason}");
+        // The per-core series, summed, say the same: no other tenant was refused.
+        let total = metric_sum(
+            &metrics,
+            "shardlog_discarded_lines_total",
+            &[("reason", reason)],
+        );
+        assert_eq!(total, lines, "{reason}");
+    }
+    assert_eq!(of(discarded, "line_too_long", "cut"), 0.0);
+    let mutated_lines = "shardlog_tenant_mutated_lines_total";
+    let mutated_bytes = "shardlog_tenant_mutated_bytes_total";
+    assert_eq!(of(mutated_lines, "line_too_long", "cut"), 2.0);
+    assert_eq!(of(mutated_bytes, "line_too_long", "cut"), 402.0);
+    assert_eq!(of(mutated_lines, "line_too_long", "v"), 0.0);
     server.terminate_ok();
 }
 

@@ -237,11 +237,15 @@ mod tests {
         // Both encodings decode back, as the server will decode them.
         let limits = PushLimits::default();
         assert_eq!(
-            json::decode(&json::encode(&streams), &limits).unwrap(),
+            json::decode(&json::encode(&streams), &limits)
+                .unwrap()
+                .streams,
             streams
         );
         assert_eq!(
-            proto::decode(&proto::encode(&streams), &limits).unwrap(),
+            proto::decode(&proto::encode(&streams), &limits)
+                .unwrap()
+                .streams,
             streams
         );
         // Fewer lines than streams: one stream per line.

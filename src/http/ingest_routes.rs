@@ -16,10 +16,12 @@ use std::time::Duration;
 use super::loki::tenant;
 use super::request::{OVER_BUDGET_RETRY_AFTER_SECONDS, Request};
 use super::response::Response;
-use crate::ingest::jsonline::{JsonLineParams, decode_jsonline};
+use crate::ingest::jsonline::{JsonLineParams, JsonLines, decode_jsonline};
 use crate::ingest::listeners::now_ns;
 use crate::ingest::push::validate::echo;
-use crate::ingest::push::{PushEntry, PushError, PushLimits, decode_push, decompress};
+use crate::ingest::push::{
+    Decoded, PushEntry, PushError, PushLimits, Rule, Truncated, decode_push, decompress,
+};
 use crate::model::{BatchBuilder, Duplicates, Labels, owner_shard, stream_hash};
 use crate::runtime::Core;
 use crate::shard::{AppendError, DiscardReason, Protocol, Refusal};
@@ -39,14 +41,48 @@ fn push_limits(core: &Core, tenant: &TenantLimits) -> PushLimits {
     }
 }
 
+/// The discard reason of a validation rule: Loki's name for it where Loki has one.
+fn discard_reason(rule: Rule) -> DiscardReason {
+    match rule {
+        Rule::LineTooLong => DiscardReason::LineTooLong,
+        Rule::MaxLabelNamesPerSeries => DiscardReason::MaxLabelNamesPerSeries,
+        Rule::LabelNameTooLong => DiscardReason::LabelNameTooLong,
+        Rule::LabelValueTooLong => DiscardReason::LabelValueTooLong,
+        Rule::DuplicateLabelNames => DiscardReason::DuplicateLabelNames,
+        Rule::InvalidLabels => DiscardReason::InvalidLabels,
+        Rule::MissingLabels => DiscardReason::MissingLabels,
+        Rule::StructuredMetadataTooLarge => DiscardReason::StructuredMetadataTooLarge,
+        Rule::StructuredMetadataTooMany => DiscardReason::StructuredMetadataTooMany,
+        Rule::Other => DiscardReason::InvalidRequest,
+    }
+}
+
+/// Answers a request that could not be decoded or validated, and counts it: a validation
+/// refusal as the entries of the request (all refused) under the rule's reason; a body that
+/// could not be decoded, or that was too large or of a type not decoded, as one request,
+/// whose entries are not known.
 fn refuse(core: &Core, tenant: &str, e: PushError) -> Response {
-    let (status, reason) = match &e {
-        PushError::BadRequest(_) => (400, DiscardReason::InvalidRequest),
-        PushError::TooLarge(_) => (413, DiscardReason::TooLarge),
-        PushError::UnsupportedMediaType(_) => (415, DiscardReason::InvalidRequest),
+    let (reason, lines) = match &e {
+        PushError::Invalid { violation, lines } => (discard_reason(violation.rule), *lines),
+        PushError::BadRequest(_) | PushError::UnsupportedMediaType(_) => {
+            (DiscardReason::InvalidRequest, 1)
+        }
+        PushError::TooLarge(_) => (DiscardReason::TooLarge, 1),
     };
-    core.shard.counters.discard_for(tenant, reason, 1);
-    Response::text(status, &format!("{e}\n"))
+    core.shard.counters.discard_for(tenant, reason, lines);
+    Response::text(e.status(), &format!("{e}\n"))
+}
+
+/// Counts the lines of a request that were cut to fit (`max_line_size_truncate`), once the
+/// request is past its tenant's rate and the core's budget: from then on they are stored
+/// (short of a failed write), and a refused request's lines are counted as discarded
+/// instead. Loki counts them as mutated samples, not as discarded ones.
+fn count_truncated(core: &Core, tenant: &str, truncated: Truncated) {
+    if truncated.lines > 0 {
+        core.shard
+            .counters
+            .truncated_for(tenant, truncated.lines, truncated.bytes);
+    }
 }
 
 /// Bytes a decoded entry holds beyond its line and metadata: the entry's own structures and
@@ -120,13 +156,13 @@ pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
         Err(r) => return r,
     };
     let limits = core.limits.for_tenant(&tenant);
-    let streams = match decode_push(
+    let Decoded { streams, truncated } = match decode_push(
         req.header("content-type"),
         req.header("content-encoding"),
         &req.body,
         &push_limits(core, &limits),
     ) {
-        Ok(s) => s,
+        Ok(d) => d,
         Err(e) => return refuse(core, &tenant, e),
     };
     if let Err(refused) = charge_rate(
@@ -141,6 +177,7 @@ pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
     if let Err(refused) = hold_decoded(core, &tenant, req, decoded) {
         return refused;
     }
+    count_truncated(core, &tenant, truncated);
     // Loki's ingester drops an exact duplicate (stream, timestamp, line), and Loki clients
     // rely on it to retry a push they got no answer to.
     let mut batches = Batches::new(core, &tenant, &limits, Duplicates::Drop);
@@ -177,10 +214,11 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
         Ok(b) => b,
         Err(e) => return refuse(core, &tenant, e),
     };
-    let rows = match decode_jsonline(&params, &body, now_ns(), &decode_limits) {
-        Ok(r) => r,
-        Err(e) => return refuse(core, &tenant, e),
-    };
+    let JsonLines { rows, truncated } =
+        match decode_jsonline(&params, &body, now_ns(), &decode_limits) {
+            Ok(d) => d,
+            Err(e) => return refuse(core, &tenant, e),
+        };
     drop(body);
     if let Err(refused) = charge_rate(
         core,
@@ -204,6 +242,7 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
     ) {
         return refused;
     }
+    count_truncated(core, &tenant, truncated);
     // VictoriaLogs keeps equal rows, and a row without a time field takes the request's
     // receive time: equal messages of one body would look like duplicates.
     let mut batches = Batches::new(core, &tenant, &limits, Duplicates::Keep);

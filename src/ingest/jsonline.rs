@@ -19,7 +19,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::ingest::push::validate::{self, display_pairs, echo};
-use crate::ingest::push::{PushEntry, PushError, PushLimits};
+use crate::ingest::push::{PushEntry, PushError, PushLimits, Truncated, Violation};
 use crate::model::Labels;
 
 use timestamp::parse_time;
@@ -139,6 +139,15 @@ fn percent_decode(s: &str) -> Result<String, PushError> {
     })
 }
 
+/// A decoded JSON-lines body.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JsonLines {
+    /// Each line's labels and entry, in the order of the lines.
+    pub rows: Vec<(Labels, PushEntry)>,
+    /// What was cut off long lines to fit them.
+    pub truncated: Truncated,
+}
+
 /// Decodes a JSON-lines body into labelled entries, in the order of the lines.
 ///
 /// `body` is already decompressed (see [`crate::ingest::push::decompress`]); `now_ns` is the
@@ -149,7 +158,7 @@ pub fn decode_jsonline(
     body: &[u8],
     now_ns: i64,
     limits: &PushLimits,
-) -> Result<Vec<(Labels, PushEntry)>, PushError> {
+) -> Result<JsonLines, PushError> {
     if body.len() > limits.body_bytes_max {
         return Err(PushError::TooLarge(format!(
             "request body of {} bytes is over the limit of {} bytes",
@@ -159,7 +168,7 @@ pub fn decode_jsonline(
     }
     // Some tools start a file with a UTF-8 byte order mark; it is not part of the JSON.
     let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
-    let mut out = Vec::new();
+    let mut out = JsonLines::default();
     // Consecutive lines usually share a stream: the last label set is kept so that labels
     // are built, validated and sorted once per run of lines, not once per line.
     let mut last: Option<(Vec<(String, String)>, Labels)> = None;
@@ -190,15 +199,15 @@ pub fn decode_jsonline(
                     .collect();
                 let shown = display_pairs(&owned);
                 let labels = validate::labels(owned.clone(), &shown, limits)
-                    .map_err(|e| at_line(number, e))?;
+                    .map_err(|v| at_line(number, v, body))?;
                 last = Some((owned, labels.clone()));
                 labels
             }
         };
         let mut entry = entry;
-        validate::fit_line(&mut entry, limits);
-        validate::entry(&entry, &labels, limits).map_err(|e| at_line(number, e))?;
-        out.push((labels, entry));
+        out.truncated.add(validate::fit_line(&mut entry, limits));
+        validate::entry(&entry, &labels, limits).map_err(|v| at_line(number, v, body))?;
+        out.rows.push((labels, entry));
     }
     Ok(out)
 }
@@ -211,11 +220,16 @@ fn same_pairs(owned: &[(String, String)], pairs: &[(Cow<'_, str>, Cow<'_, str>)]
             .all(|((k, v), (pk, pv))| k == pk && v == pv)
 }
 
-fn at_line(number: usize, e: PushError) -> PushError {
-    match e {
-        PushError::BadRequest(m) => PushError::BadRequest(format!("JSON line {number}: {m}")),
-        other => other,
-    }
+/// The refusal of `body` for a violation on line `number`. Nothing of the body is stored,
+/// so every entry it carries is counted: every line that is not blank, whether or not it
+/// would have parsed. A body is decoded line by line, so that count costs a pass over the
+/// body, made only when it is refused.
+fn at_line(number: usize, v: Violation, body: &[u8]) -> PushError {
+    let entries = body
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.trim_ascii().is_empty())
+        .count();
+    Violation::new(v.rule, format!("JSON line {number}: {}", v.message)).refusing(entries)
 }
 
 /// Label pairs as found in one object, before they are validated.
@@ -489,6 +503,7 @@ mod tests {
             NOW,
             &PushLimits::default(),
         )
+        .map(|d| d.rows)
     }
 
     fn md(p: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -499,9 +514,40 @@ mod tests {
 
     fn err(body: &str) -> String {
         match decode(body) {
-            Err(PushError::BadRequest(m)) => m,
+            Err(e) if e.status() == 400 => e.to_string(),
             other => panic!("expected a 400 for {body}, got {other:?}"),
         }
+    }
+
+    /// A refused body counts every line that is not blank, before and after the one
+    /// refused, under the rule it broke; lines cut to fit are counted as such.
+    #[test]
+    fn refusals_and_cuts_are_counted() {
+        let body = "{\"msg\":\"a\"}\n\n{\"msg\":\"b\",\"app\":\"x\",\"app\":\"y\"}\r\n  \n{\"msg\":\"c\"}\n";
+        match decode(body) {
+            Err(PushError::Invalid { violation, lines }) => {
+                assert_eq!(
+                    violation.rule,
+                    crate::ingest::push::Rule::DuplicateLabelNames
+                );
+                assert_eq!(lines, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        let limits = PushLimits {
+            line_bytes_max: 3,
+            truncate_long_lines: true,
+            ..PushLimits::default()
+        };
+        let got = decode_jsonline(
+            &JsonLineParams::default(),
+            b"{\"msg\":\"abcdef\"}\n{\"msg\":\"ab\"}\n{\"msg\":\"abcd\"}",
+            NOW,
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(got.truncated, Truncated { lines: 2, bytes: 4 });
+        assert_eq!(got.rows[0].1.line, "abc");
     }
 
     #[test]
@@ -613,7 +659,9 @@ mod tests {
         assert_eq!(p.message_fields, vec!["text", "body"]);
         assert_eq!(p.stream_fields, vec!["host", "kube.pod", "1st"]);
         let body = r#"{"when":1704110400123,"body":"b","host":"h1","kube":{"pod":"p-1"},"1st":"yes","message":"not the message","app":"ignored"}"#;
-        let got = decode_jsonline(&p, body.as_bytes(), NOW, &PushLimits::default()).unwrap();
+        let got = decode_jsonline(&p, body.as_bytes(), NOW, &PushLimits::default())
+            .unwrap()
+            .rows;
         let (labels, e) = &got[0];
         assert_eq!(
             labels.to_string(),

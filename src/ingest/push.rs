@@ -8,8 +8,10 @@
 //! protobuf `logproto.PushRequest` in a raw snappy block ([`proto`]). Every stream is then
 //! validated the way Loki's distributor does ([`validate`]): label names, label counts and
 //! lengths, line length, structured metadata size. A request is all-or-nothing: the first
-//! problem rejects the whole body with a [`PushError`] whose variant is the HTTP status and
-//! whose message is the one Loki would give.
+//! problem rejects the whole body with a [`PushError`] that gives the HTTP status, the
+//! message Loki would give and, for a broken validation rule, the [`Rule`] (Loki's discard
+//! reason) and the entries refused with the body. Lines cut to fit (`max_line_size_truncate`)
+//! are counted in the [`Decoded`] request.
 //!
 //! Every size is bounded before memory is committed to it: the decompressed size is checked
 //! while inflating (a zip bomb costs at most `body_bytes_max + 1` bytes) and snappy's declared
@@ -93,11 +95,103 @@ pub struct PushStream {
     pub entries: Vec<PushEntry>,
 }
 
+/// One of Loki's validation rules for a stream or an entry. Each has a reason of its own in
+/// Loki's `loki_discarded_samples_total{reason}` (`pkg/validation/validate.go`), which the
+/// server's discard counters take over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// A line over `line_bytes_max` (Loki's `line_too_long`).
+    LineTooLong,
+    /// More labels than `labels_per_stream_max` (`max_label_names_per_series`).
+    MaxLabelNamesPerSeries,
+    /// A label name over `label_name_bytes_max` (`label_name_too_long`).
+    LabelNameTooLong,
+    /// A label value over `label_value_bytes_max` (`label_value_too_long`).
+    LabelValueTooLong,
+    /// A label name given twice (`duplicate_label_names`).
+    DuplicateLabelNames,
+    /// A label set that does not parse or a name that is not a label name
+    /// (`invalid_labels`).
+    InvalidLabels,
+    /// No label with a value (`missing_labels`).
+    MissingLabels,
+    /// More structured metadata bytes than Loki's default allows
+    /// (`structured_metadata_too_large`).
+    StructuredMetadataTooLarge,
+    /// More structured metadata pairs than Loki's default allows
+    /// (`structured_metadata_too_many`).
+    StructuredMetadataTooMany,
+    /// A rule Loki has no reason of its own for: a timestamp outside the range every ingest
+    /// path shares, a protobuf entry without one, a structured metadata name of no bytes or
+    /// too many. Counted as a request that could not be decoded.
+    Other,
+}
+
+/// A stream or entry that breaks a [`Rule`], with the message Loki would give.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub rule: Rule,
+    pub message: String,
+}
+
+impl Violation {
+    pub fn new(rule: Rule, message: String) -> Violation {
+        Violation { rule, message }
+    }
+
+    /// The refusal of a request this violation is found in, whose `lines` entries are then
+    /// all refused.
+    pub fn refusing(self, lines: usize) -> PushError {
+        PushError::Invalid {
+            violation: self,
+            lines: lines as u64,
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Lines cut to `line_bytes_max` because the limits say so (`truncate_long_lines`), and the
+/// bytes cut off them. Loki counts such lines as mutated, not discarded: they are stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Truncated {
+    pub lines: u64,
+    pub bytes: u64,
+}
+
+impl Truncated {
+    /// Counts a line of which `cut_bytes` were cut off; a line not cut (0) is not counted.
+    pub fn add(&mut self, cut_bytes: usize) {
+        if cut_bytes > 0 {
+            self.lines += 1;
+            self.bytes += cut_bytes as u64;
+        }
+    }
+}
+
+/// A decoded and validated push request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decoded {
+    /// Every stream of the request in the order sent.
+    pub streams: Vec<PushStream>,
+    /// What was cut off long lines to fit them.
+    pub truncated: Truncated,
+}
+
 /// Why a push request was refused. The variant is the HTTP status to answer with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PushError {
-    /// 400: the body is malformed or breaks a validation rule.
+    /// 400: the body is malformed: its entries cannot be known, let alone counted.
     BadRequest(String),
+    /// 400: the body was decoded, and a stream or entry of it breaks a validation rule. A
+    /// request is all or nothing, so `lines` is every entry the request carried: none of
+    /// them is stored. (Loki, which stores a push's valid streams, counts the entries of
+    /// the refused stream; here the whole request is refused.)
+    Invalid { violation: Violation, lines: u64 },
     /// 413: the body, once decompressed, is larger than `body_bytes_max`.
     TooLarge(String),
     /// 415: the `Content-Type` or `Content-Encoding` is not one this server decodes.
@@ -108,7 +202,7 @@ impl PushError {
     /// The HTTP status code that answers this error.
     pub fn status(&self) -> u16 {
         match self {
-            PushError::BadRequest(_) => 400,
+            PushError::BadRequest(_) | PushError::Invalid { .. } => 400,
             PushError::TooLarge(_) => 413,
             PushError::UnsupportedMediaType(_) => 415,
         }
@@ -120,6 +214,7 @@ impl PushError {
             PushError::BadRequest(m)
             | PushError::TooLarge(m)
             | PushError::UnsupportedMediaType(m) => m,
+            PushError::Invalid { violation, .. } => &violation.message,
         }
     }
 }
@@ -179,7 +274,7 @@ pub fn decode_push(
     content_encoding: Option<&str>,
     body: &[u8],
     limits: &PushLimits,
-) -> Result<Vec<PushStream>, PushError> {
+) -> Result<Decoded, PushError> {
     let body = decompress(content_encoding, body, limits.body_bytes_max)?;
     match body_format(content_type, &body)? {
         BodyFormat::Json => json::decode(&body, limits),
@@ -211,6 +306,11 @@ mod tests {
         }
     }
 
+    /// The streams of a decoded request, for comparisons that need not see the rest.
+    fn streams(decoded: Result<Decoded, PushError>) -> Result<Vec<PushStream>, PushError> {
+        decoded.map(|d| d.streams)
+    }
+
     const JSON_BODY: &str = r#"{"streams":[{"stream":{"app":"foo"},"values":[["1","a"]]}]}"#;
 
     #[test]
@@ -224,7 +324,7 @@ mod tests {
             Some(""),
         ] {
             assert_eq!(
-                decode_push(ct, None, JSON_BODY.as_bytes(), &limits),
+                streams(decode_push(ct, None, JSON_BODY.as_bytes(), &limits)),
                 Ok(want.clone()),
                 "{ct:?}"
             );
@@ -236,7 +336,7 @@ mod tests {
             Some("application/protobuf; foo=bar"),
         ] {
             assert_eq!(
-                decode_push(ct, None, &pb, &limits),
+                streams(decode_push(ct, None, &pb, &limits)),
                 Ok(want.clone()),
                 "{ct:?}"
             );
@@ -260,7 +360,7 @@ mod tests {
             &body,
             &PushLimits::default(),
         );
-        assert_eq!(got, Ok(want));
+        assert_eq!(streams(got), Ok(want));
     }
 
     #[test]
@@ -271,7 +371,10 @@ mod tests {
         z.write_all(JSON_BODY.as_bytes()).unwrap();
         let body = z.finish().unwrap();
         let got = decode_push(Some("application/json"), Some("deflate"), &body, &limits);
-        assert_eq!(got, Ok(vec![stream(&[("app", "foo")], &[(1, "a", &[])])]));
+        assert_eq!(
+            streams(got),
+            Ok(vec![stream(&[("app", "foo")], &[(1, "a", &[])])])
+        );
         // 9 MiB of spaces (valid JSON whitespace) inflate past the 8 MiB limit.
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(b"{\"streams\":[]}").unwrap();
@@ -284,10 +387,13 @@ mod tests {
     #[test]
     fn empty_requests_are_fine() {
         let limits = PushLimits::default();
-        assert_eq!(decode_push(None, None, b"{}", &limits), Ok(vec![]));
+        assert_eq!(
+            decode_push(None, None, b"{}", &limits),
+            Ok(Decoded::default())
+        );
         assert_eq!(
             decode_push(None, None, br#"{"streams":[]}"#, &limits),
-            Ok(vec![])
+            Ok(Decoded::default())
         );
         assert_eq!(
             decode_push(
@@ -296,7 +402,7 @@ mod tests {
                 &proto::encode(&[]),
                 &limits
             ),
-            Ok(vec![])
+            Ok(Decoded::default())
         );
         // An empty body is not a JSON document.
         assert_eq!(
@@ -308,6 +414,9 @@ mod tests {
     #[test]
     fn status_codes() {
         assert_eq!(PushError::BadRequest("x".into()).status(), 400);
+        let invalid = Violation::new(Rule::LineTooLong, "why".into()).refusing(3);
+        assert_eq!(invalid.status(), 400);
+        assert_eq!(invalid.to_string(), "why");
         assert_eq!(PushError::TooLarge("x".into()).status(), 413);
         assert_eq!(PushError::UnsupportedMediaType("x".into()).status(), 415);
         assert_eq!(PushError::TooLarge("why".into()).to_string(), "why");
@@ -340,7 +449,7 @@ mod tests {
         }
 
         /// What decoding `streams` gives: them, unless a timestamp is outside the shared
-        /// range, which refuses the whole request.
+        /// range, which refuses the whole request and counts all its entries.
         fn expected(streams: Vec<PushStream>) -> Result<Vec<PushStream>, PushError> {
             let all_in_range = streams
                 .iter()
@@ -354,13 +463,15 @@ mod tests {
                 .flat_map(|s| s.entries.iter().map(move |e| (s, e)))
                 .find(|(_, e)| !crate::ingest::time_range::in_range(e.timestamp_ns))
                 .expect("one is out of range");
-            Err(PushError::BadRequest(format!(
+            let message = format!(
                 "entry for stream '{}' has {}",
                 validate::echo(&first.0.labels.to_string()),
                 crate::ingest::time_range::OutOfRange {
                     ns: first.1.timestamp_ns
                 }
-            )))
+            );
+            let lines = streams.iter().map(|s| s.entries.len()).sum();
+            Err(Violation::new(Rule::Other, message).refusing(lines))
         }
 
         fn arb_streams() -> impl Strategy<Value = Vec<PushStream>> {
@@ -409,14 +520,14 @@ mod tests {
             fn roundtrip_protobuf(streams in arb_streams()) {
                 let body = proto::encode(&streams);
                 let got = decode_push(Some("application/x-protobuf"), None, &body, &PushLimits::default());
-                prop_assert_eq!(got, expected(streams));
+                prop_assert_eq!(got.map(|d| d.streams), expected(streams));
             }
 
             #[test]
             fn roundtrip_json(streams in arb_streams()) {
                 let body = json::encode(&streams);
                 let got = decode_push(Some("application/json"), None, &body, &PushLimits::default());
-                prop_assert_eq!(got, expected(streams));
+                prop_assert_eq!(got.map(|d| d.streams), expected(streams));
             }
 
             /// Both push formats accept exactly the same timestamps, those of the range every

@@ -597,6 +597,8 @@ fn tenant_series(out: &mut String, shards: &[&ShardMetrics]) {
             for (total, n) in sum.discarded.iter_mut().zip(c.discarded) {
                 *total += n;
             }
+            sum.truncated_lines += c.truncated_lines;
+            sum.truncated_bytes += c.truncated_bytes;
         }
     }
     for (name, help, get) in [
@@ -648,6 +650,33 @@ fn tenant_series(out: &mut String, shards: &[&ShardMetrics]) {
                     out,
                     "{name}{{reason=\"{}\",tenant=\"{tenant}\"}} {n}",
                     r.name()
+                );
+            }
+        }
+    }
+    // Loki's `loki_mutated_samples_total` and `loki_mutated_bytes_total`: lines stored
+    // changed. Cutting a line to `max_line_size` is the one change made, under Loki's reason
+    // for it.
+    for (name, help, get) in [
+        (
+            "shardlog_tenant_mutated_lines_total",
+            "Lines stored changed, by tenant and reason (line_too_long: cut to max_line_size).",
+            (|c| c.truncated_lines) as fn(&crate::shard::TenantCounts) -> u64,
+        ),
+        (
+            "shardlog_tenant_mutated_bytes_total",
+            "Bytes taken off lines stored changed, by tenant and reason.",
+            |c| c.truncated_bytes,
+        ),
+    ] {
+        header(out, name, "counter", help);
+        for (tenant, c) in &sums {
+            let n = get(c);
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    "{name}{{reason=\"{}\",tenant=\"{tenant}\"}} {n}",
+                    DiscardReason::LineTooLong.name()
                 );
             }
         }
@@ -732,13 +761,23 @@ mod tests {
             shard: 1,
             ingested_lines: [5, 0, 2, 0],
             ingested_bytes: [50, 0, 20, 0],
-            discarded: [0, 1, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0],
+            discarded: std::array::from_fn(|i| match DiscardReason::ALL[i] {
+                DiscardReason::InvalidRequest => 1,
+                DiscardReason::Duplicate => 4,
+                _ => 0,
+            }),
             tenants: vec![(
                 "team-a".into(),
                 crate::shard::TenantCounts {
                     ingested_lines: 7,
                     ingested_bytes: 70,
-                    discarded: [0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0],
+                    discarded: std::array::from_fn(|i| match DiscardReason::ALL[i] {
+                        DiscardReason::RateLimited => 9,
+                        DiscardReason::DuplicateLabelNames => 2,
+                        _ => 0,
+                    }),
+                    truncated_lines: 3,
+                    truncated_bytes: 300,
                 },
             )],
             active_streams: vec![("team-a".into(), 3)],
@@ -774,7 +813,17 @@ mod tests {
         assert!(text.contains(
             "shardlog_tenant_discarded_lines_total{reason=\"rate_limited\",tenant=\"team-a\"} 18"
         ));
+        assert!(text.contains(
+            "shardlog_tenant_discarded_lines_total{reason=\"duplicate_label_names\",\
+             tenant=\"team-a\"} 4"
+        ));
         assert!(!text.contains("shardlog_tenant_discarded_lines_total{reason=\"duplicate\""));
+        assert!(text.contains(
+            "shardlog_tenant_mutated_lines_total{reason=\"line_too_long\",tenant=\"team-a\"} 6"
+        ));
+        assert!(text.contains(
+            "shardlog_tenant_mutated_bytes_total{reason=\"line_too_long\",tenant=\"team-a\"} 600"
+        ));
         assert!(
             text.contains("shardlog_ingested_lines_total{protocol=\"syslog_tcp\",shard=\"1\"} 5")
         );

@@ -188,9 +188,10 @@ impl ShardAnswer {
 /// Why lines were refused or thrown away, for `shardlog_discarded_lines_total{reason}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DiscardReason {
-    /// A push line over `line_bytes_max` (the whole request is refused, as Loki does).
+    /// A push line over `line_bytes_max` (the whole request is refused).
     LineTooLong,
-    /// A push or jsonline body that could not be decoded or failed validation.
+    /// A push or jsonline body that could not be decoded, or broke a rule Loki has no
+    /// reason of its own for (a timestamp outside the accepted range).
     InvalidRequest,
     /// A body over the size limit.
     TooLarge,
@@ -217,10 +218,26 @@ pub enum DiscardReason {
     PerStreamRateLimit,
     /// A pushed entry further ahead of the clock than `creation_grace_period`.
     TooFarInFuture,
+    /// A push stream with more labels than `max_label_names_per_series`.
+    MaxLabelNamesPerSeries,
+    /// A push stream with a label name over `max_label_name_length`.
+    LabelNameTooLong,
+    /// A push stream with a label value over `max_label_value_length`.
+    LabelValueTooLong,
+    /// A push stream naming a label twice.
+    DuplicateLabelNames,
+    /// A push stream whose labels do not parse or whose label name is not one.
+    InvalidLabels,
+    /// A push stream without a label.
+    MissingLabels,
+    /// A pushed entry with more structured metadata bytes than Loki's default.
+    StructuredMetadataTooLarge,
+    /// A pushed entry with more structured metadata pairs than Loki's default.
+    StructuredMetadataTooMany,
 }
 
 impl DiscardReason {
-    pub const ALL: [DiscardReason; 14] = [
+    pub const ALL: [DiscardReason; 22] = [
         DiscardReason::LineTooLong,
         DiscardReason::InvalidRequest,
         DiscardReason::TooLarge,
@@ -235,6 +252,14 @@ impl DiscardReason {
         DiscardReason::StreamLimit,
         DiscardReason::PerStreamRateLimit,
         DiscardReason::TooFarInFuture,
+        DiscardReason::MaxLabelNamesPerSeries,
+        DiscardReason::LabelNameTooLong,
+        DiscardReason::LabelValueTooLong,
+        DiscardReason::DuplicateLabelNames,
+        DiscardReason::InvalidLabels,
+        DiscardReason::MissingLabels,
+        DiscardReason::StructuredMetadataTooLarge,
+        DiscardReason::StructuredMetadataTooMany,
     ];
 
     pub fn name(self) -> &'static str {
@@ -253,9 +278,27 @@ impl DiscardReason {
             DiscardReason::StreamLimit => "stream_limit",
             DiscardReason::PerStreamRateLimit => "per_stream_rate_limit",
             DiscardReason::TooFarInFuture => "too_far_in_future",
+            DiscardReason::MaxLabelNamesPerSeries => "max_label_names_per_series",
+            DiscardReason::LabelNameTooLong => "label_name_too_long",
+            DiscardReason::LabelValueTooLong => "label_value_too_long",
+            DiscardReason::DuplicateLabelNames => "duplicate_label_names",
+            DiscardReason::InvalidLabels => "invalid_labels",
+            DiscardReason::MissingLabels => "missing_labels",
+            DiscardReason::StructuredMetadataTooLarge => "structured_metadata_too_large",
+            DiscardReason::StructuredMetadataTooMany => "structured_metadata_too_many",
         }
     }
 }
+
+// Counters are arrays indexed by `reason as usize` and rendered in the order of
+// `DiscardReason::ALL`: the two orders must be one.
+const _: () = {
+    let mut i = 0;
+    while i < DiscardReason::ALL.len() {
+        assert!(DiscardReason::ALL[i] as usize == i);
+        i += 1;
+    }
+};
 
 /// Counters of one core, both as a receiver (discards, truncations) and as an owner
 /// (lines made durable).
@@ -287,6 +330,10 @@ pub struct TenantCounts {
     pub ingested_lines: u64,
     pub ingested_bytes: u64,
     pub discarded: [u64; DiscardReason::ALL.len()],
+    /// Lines cut to `max_line_size` (`max_line_size_truncate`) and stored, and the bytes
+    /// cut off them: Loki's mutated samples and bytes of reason `line_too_long`.
+    pub truncated_lines: u64,
+    pub truncated_bytes: u64,
 }
 
 impl CoreCounters {
@@ -298,6 +345,14 @@ impl CoreCounters {
     pub fn discard_for(&self, tenant: &str, reason: DiscardReason, lines: u64) {
         self.discard(reason, lines);
         self.for_tenant(tenant, |c| c.discarded[reason as usize] += lines);
+    }
+
+    /// Counts lines of `tenant` cut to its `max_line_size`, and the bytes cut off them.
+    pub fn truncated_for(&self, tenant: &str, lines: u64, bytes: u64) {
+        self.for_tenant(tenant, |c| {
+            c.truncated_lines += lines;
+            c.truncated_bytes += bytes;
+        });
     }
 
     fn ingested_for(&self, tenant: &str, lines: u64, bytes: u64) {

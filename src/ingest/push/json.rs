@@ -14,24 +14,27 @@ use std::fmt::Write as _;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::validate::{self, display_pairs, echo};
-use super::{PushEntry, PushError, PushLimits, PushStream};
+use super::{Decoded, PushEntry, PushError, PushLimits, PushStream};
 
 /// Bound on the capacity reserved from a sequence's size hint. serde_json gives no hint, but
 /// other formats take it from the input; the input must not choose an allocation's size.
 const RESERVE_ELEMENTS_MAX: usize = 4096;
 
-/// Decodes and validates a JSON push body.
-pub fn decode(body: &[u8], limits: &PushLimits) -> Result<Vec<PushStream>, PushError> {
+/// Decodes and validates a JSON push body. The body is decoded whole before any stream is
+/// validated, so a refusal counts every entry of the request.
+pub fn decode(body: &[u8], limits: &PushLimits) -> Result<Decoded, PushError> {
     let request: Request = serde_json::from_slice(body)
         .map_err(|e| PushError::BadRequest(format!("cannot parse push request JSON: {e}")))?;
-    request
-        .streams
-        .into_iter()
-        .map(|s| {
-            let shown = display_pairs(&s.pairs);
-            validate::stream(s.pairs, &shown, s.entries, limits)
-        })
-        .collect()
+    let lines = request.streams.iter().map(|s| s.entries.len()).sum();
+    let mut decoded = Decoded::default();
+    decoded.streams.reserve(request.streams.len());
+    for s in request.streams {
+        let shown = display_pairs(&s.pairs);
+        let stream = validate::stream(s.pairs, &shown, s.entries, limits, &mut decoded.truncated)
+            .map_err(|v| v.refusing(lines))?;
+        decoded.streams.push(stream);
+    }
+    Ok(decoded)
 }
 
 /// Encodes streams as a JSON push body, the inverse of [`decode`]: timestamps as strings,
@@ -388,15 +391,16 @@ impl<'de> Deserialize<'de> for TimestampNs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::push::{Rule, Truncated};
     use crate::model::Labels;
 
     fn decode_str(s: &str) -> Result<Vec<PushStream>, PushError> {
-        decode(s.as_bytes(), &PushLimits::default())
+        decode(s.as_bytes(), &PushLimits::default()).map(|d| d.streams)
     }
 
     fn err(s: &str) -> String {
         match decode_str(s) {
-            Err(PushError::BadRequest(m)) => m,
+            Err(e) if e.status() == 400 => e.to_string(),
             other => panic!("expected a 400 for {s}, got {other:?}"),
         }
     }
@@ -559,6 +563,42 @@ mod tests {
         );
     }
 
+    /// A refusal names its rule and counts every entry of the request, those of the
+    /// streams before and after the one that broke the rule too: none is stored.
+    #[test]
+    fn refusals_count_every_entry_of_the_request() {
+        let body = r#"{"streams":[
+            {"stream":{"a":"1"},"values":[["1","x"],["2","y"]]},
+            {"stream":{"a":"2","a":"3"},"values":[["1","x"]]},
+            {"stream":{"a":"4"},"values":[["1","x"],["2","y"],["3","z"]]}
+        ]}"#;
+        match decode_str(body) {
+            Err(PushError::Invalid { violation, lines }) => {
+                assert_eq!(violation.rule, Rule::DuplicateLabelNames);
+                assert_eq!(lines, 6);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A body that does not parse has no entries to count.
+        assert!(matches!(
+            decode_str(r#"{"streams":[{"stream":{"a":"1"},"values":[["1","x"]"#),
+            Err(PushError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn long_lines_cut_to_fit_are_counted() {
+        let body = r#"{"streams":[{"stream":{"a":"b"},"values":[["1","0123456789"],["2","01"]]}]}"#;
+        let limits = PushLimits {
+            line_bytes_max: 4,
+            truncate_long_lines: true,
+            ..PushLimits::default()
+        };
+        let d = decode(body.as_bytes(), &limits).unwrap();
+        assert_eq!(d.truncated, Truncated { lines: 1, bytes: 6 });
+        assert_eq!(d.streams[0].entries[0].line, "0123");
+    }
+
     #[test]
     fn escapes_in_lines_roundtrip() {
         let s = vec![PushStream {
@@ -569,6 +609,9 @@ mod tests {
                 metadata: md(&[("k", "\"")]),
             }],
         }];
-        assert_eq!(decode(&encode(&s), &PushLimits::default()), Ok(s));
+        assert_eq!(
+            decode(&encode(&s), &PushLimits::default()).map(|d| d.streams),
+            Ok(s)
+        );
     }
 }

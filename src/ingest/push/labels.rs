@@ -7,21 +7,25 @@
 //! strings without escapes. Names are checked by the validation that follows, so that the
 //! parser's only job is the syntax; pairs come back in the order written, duplicates included.
 
-use super::PushError;
 use super::validate::echo;
+use super::{Rule, Violation};
 
-/// Parses a label set string. Errors are 400s naming the string and the byte offset.
-pub fn parse_label_set(input: &str) -> Result<Vec<(String, String)>, PushError> {
+/// Parses a label set string. Errors name the string and the byte offset, and count as
+/// Loki's `invalid_labels`.
+pub fn parse_label_set(input: &str) -> Result<Vec<(String, String)>, Violation> {
     Parser {
         s: input.as_bytes(),
         pos: 0,
     }
     .set()
     .map_err(|(pos, what)| {
-        PushError::BadRequest(format!(
-            "error parsing labels '{}': {what} at byte {pos}",
-            echo(input)
-        ))
+        Violation::new(
+            Rule::InvalidLabels,
+            format!(
+                "error parsing labels '{}': {what} at byte {pos}",
+                echo(input)
+            ),
+        )
     })
 }
 
@@ -228,7 +232,7 @@ mod tests {
             ("{a=\"x\n\"}", "newline"),
         ] {
             let e = parse_label_set(s).unwrap_err();
-            assert_eq!(e.status(), 400);
+            assert_eq!(e.rule, Rule::InvalidLabels);
             let m = e.to_string();
             assert!(m.starts_with(&format!("error parsing labels '{s}'")), "{m}");
             assert!(m.contains(why), "{s:?}: {m}");

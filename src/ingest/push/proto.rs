@@ -19,7 +19,7 @@
 use super::decompress::snappy;
 use super::labels::parse_label_set;
 use super::validate::echo;
-use super::{PushEntry, PushError, PushLimits, PushStream, validate};
+use super::{Decoded, PushEntry, PushError, PushLimits, PushStream, Rule, Violation, validate};
 
 /// `logproto.PushRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -89,32 +89,43 @@ impl Timestamp {
     }
 }
 
-/// Decodes and validates a snappy-compressed `PushRequest`.
-pub fn decode(body: &[u8], limits: &PushLimits) -> Result<Vec<PushStream>, PushError> {
+/// Decodes and validates a snappy-compressed `PushRequest`. The message is decoded whole
+/// before any stream is validated, so a refusal counts every entry of the request.
+pub fn decode(body: &[u8], limits: &PushLimits) -> Result<Decoded, PushError> {
     let raw = snappy(body, limits.body_bytes_max)?;
     let request = <PushRequest as prost::Message>::decode(raw.as_slice())
         .map_err(|e| PushError::BadRequest(format!("cannot decode protobuf push request: {e}")))?;
     drop(raw);
-    let mut streams = Vec::with_capacity(request.streams.len());
+    let lines = request.streams.iter().map(|s| s.entries.len()).sum();
+    let mut decoded = Decoded::default();
+    decoded.streams.reserve(request.streams.len());
     for (stream_index, s) in request.streams.into_iter().enumerate() {
-        let pairs = parse_label_set(&s.labels)?;
+        let pairs = parse_label_set(&s.labels).map_err(|v| v.refusing(lines))?;
         let mut entries = Vec::with_capacity(s.entries.len());
         for (entry_index, e) in s.entries.into_iter().enumerate() {
             let ts = e.timestamp.ok_or_else(|| {
-                PushError::BadRequest(format!(
-                    "entry {entry_index} of stream {stream_index} '{}' has no timestamp",
-                    echo(&s.labels)
-                ))
+                Violation::new(
+                    Rule::Other,
+                    format!(
+                        "entry {entry_index} of stream {stream_index} '{}' has no timestamp",
+                        echo(&s.labels)
+                    ),
+                )
+                .refusing(lines)
             })?;
             let timestamp_ns = ts.to_unix_ns().ok_or_else(|| {
-                PushError::BadRequest(format!(
-                    "entry {entry_index} of stream {stream_index} '{}' has an invalid \
-                     timestamp: {} s {} ns is outside the accepted range {}",
-                    echo(&s.labels),
-                    ts.seconds,
-                    ts.nanos,
-                    crate::ingest::time_range::TIMESTAMP_RANGE_TEXT
-                ))
+                Violation::new(
+                    Rule::Other,
+                    format!(
+                        "entry {entry_index} of stream {stream_index} '{}' has an invalid \
+                         timestamp: {} s {} ns is outside the accepted range {}",
+                        echo(&s.labels),
+                        ts.seconds,
+                        ts.nanos,
+                        crate::ingest::time_range::TIMESTAMP_RANGE_TEXT
+                    ),
+                )
+                .refusing(lines)
             })?;
             entries.push(PushEntry {
                 timestamp_ns,
@@ -126,9 +137,11 @@ pub fn decode(body: &[u8], limits: &PushLimits) -> Result<Vec<PushStream>, PushE
                     .collect(),
             });
         }
-        streams.push(validate::stream(pairs, &s.labels, entries, limits)?);
+        let stream = validate::stream(pairs, &s.labels, entries, limits, &mut decoded.truncated)
+            .map_err(|v| v.refusing(lines))?;
+        decoded.streams.push(stream);
     }
-    Ok(streams)
+    Ok(decoded)
 }
 
 /// Encodes streams as a snappy-compressed `PushRequest`, as a Loki client sends them: the
@@ -220,7 +233,7 @@ mod tests {
                 },
             ],
         };
-        let got = decode(&body(&req), &PushLimits::default()).unwrap();
+        let got = decode(&body(&req), &PushLimits::default()).unwrap().streams;
         assert_eq!(got.len(), 2);
         assert_eq!(
             got[0].labels,
@@ -291,7 +304,7 @@ mod tests {
                 &PushLimits::default(),
             )
             .unwrap();
-            assert_eq!(got[0].entries[0].timestamp_ns, ns);
+            assert_eq!(got.streams[0].entries[0].timestamp_ns, ns);
         }
         let mut missing = entry(0, 0, "x", &[]);
         missing.timestamp = None;
@@ -376,7 +389,35 @@ mod tests {
             entries: vec![],
             hash: 0,
         });
-        assert!(decode(&body(&req), &PushLimits::default()).is_err());
+        match decode(&body(&req), &PushLimits::default()) {
+            // The first stream's entry is refused too, and counted.
+            Err(PushError::Invalid { violation, lines }) => {
+                assert_eq!(violation.rule, Rule::MissingLabels);
+                assert_eq!(lines, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Protobuf is where a client can repeat a label name; each rule is counted under its
+    /// reason, and a missing timestamp under none of Loki's.
+    #[test]
+    fn refusals_name_their_rule() {
+        let l = PushLimits::default();
+        let rule = |req: PushRequest| match decode(&body(&req), &l) {
+            Err(PushError::Invalid { violation, .. }) => violation.rule,
+            other => panic!("{other:?}"),
+        };
+        let one_line = || vec![entry(1, 0, "x", &[])];
+        assert_eq!(
+            rule(one("{a=\"x\", a=\"y\"}", one_line())),
+            Rule::DuplicateLabelNames
+        );
+        assert_eq!(rule(one("{a=\"x\"", one_line())), Rule::InvalidLabels);
+        assert_eq!(rule(one("{}", one_line())), Rule::MissingLabels);
+        let mut missing = entry(0, 0, "x", &[]);
+        missing.timestamp = None;
+        assert_eq!(rule(one("{a=\"b\"}", vec![missing])), Rule::Other);
     }
 
     #[test]

@@ -5,12 +5,13 @@
 //! limits. Entries: a timestamp within the range every ingest path shares
 //! ([`crate::ingest::time_range`]), line length within `line_bytes_max`, structured metadata
 //! within Loki's default count and size. The same checks serve protobuf, JSON and JSON-lines
-//! bodies.
+//! bodies. Each refusal names the [`Rule`] it enforces, so that it is counted under Loki's
+//! reason for it; a line cut to fit says how many bytes were cut, so that it is counted too.
 
 use crate::model::Labels;
 use crate::model::batch::{BATCH_LABELS_PER_STREAM_MAX, BATCH_METADATA_PER_ENTRY_MAX};
 
-use super::{PushEntry, PushError, PushLimits, PushStream};
+use super::{PushEntry, PushLimits, PushStream, Rule, Truncated, Violation};
 
 /// Structured metadata pairs per entry: Loki's `max_structured_metadata_entries_count`
 /// default. Also well below the batch format's own bound.
@@ -76,7 +77,7 @@ pub fn labels(
     pairs: Vec<(String, String)>,
     shown: &str,
     limits: &PushLimits,
-) -> Result<Labels, PushError> {
+) -> Result<Labels, Violation> {
     let shown = echo(shown);
     // The batch format carries at most this many labels and 16-bit lengths, whatever the
     // configuration says.
@@ -86,119 +87,153 @@ pub fn labels(
     let name_max = limits.label_name_bytes_max.min(u16::MAX as usize);
     let value_max = limits.label_value_bytes_max.min(u16::MAX as usize);
     if pairs.len() > count_max {
-        return Err(PushError::BadRequest(format!(
-            "entry for stream '{shown}' has {} label names; limit {count_max}",
-            pairs.len()
-        )));
+        return Err(Violation::new(
+            Rule::MaxLabelNamesPerSeries,
+            format!(
+                "entry for stream '{shown}' has {} label names; limit {count_max}",
+                pairs.len()
+            ),
+        ));
     }
     for (i, (name, value)) in pairs.iter().enumerate() {
         if !is_label_name(name) {
-            return Err(PushError::BadRequest(format!(
-                "error parsing labels '{shown}': invalid label name '{}': a label name \
-                 matches [a-zA-Z_][a-zA-Z0-9_]*",
-                echo(name)
-            )));
+            return Err(Violation::new(
+                Rule::InvalidLabels,
+                format!(
+                    "error parsing labels '{shown}': invalid label name '{}': a label name \
+                     matches [a-zA-Z_][a-zA-Z0-9_]*",
+                    echo(name)
+                ),
+            ));
         }
         if name.len() > name_max {
-            return Err(PushError::BadRequest(format!(
-                "stream '{shown}' has label name too long: '{}' ({} bytes; limit {name_max})",
-                echo(name),
-                name.len()
-            )));
+            return Err(Violation::new(
+                Rule::LabelNameTooLong,
+                format!(
+                    "stream '{shown}' has label name too long: '{}' ({} bytes; limit \
+                     {name_max})",
+                    echo(name),
+                    name.len()
+                ),
+            ));
         }
         if value.len() > value_max {
-            return Err(PushError::BadRequest(format!(
-                "stream '{shown}' has label value too long: '{}' ({} bytes; limit {value_max})",
-                echo(value),
-                value.len()
-            )));
+            return Err(Violation::new(
+                Rule::LabelValueTooLong,
+                format!(
+                    "stream '{shown}' has label value too long: '{}' ({} bytes; limit \
+                     {value_max})",
+                    echo(value),
+                    value.len()
+                ),
+            ));
         }
         if pairs[..i].iter().any(|(n, _)| n == name) {
-            return Err(PushError::BadRequest(format!(
-                "stream '{shown}' has duplicate label name: '{name}'"
-            )));
+            return Err(Violation::new(
+                Rule::DuplicateLabelNames,
+                format!("stream '{shown}' has duplicate label name: '{name}'"),
+            ));
         }
     }
     let labels = Labels::from_pairs(pairs);
     if labels.is_empty() {
-        return Err(PushError::BadRequest(format!(
-            "error at least one label pair is required per stream (got '{shown}')"
-        )));
+        return Err(Violation::new(
+            Rule::MissingLabels,
+            format!("error at least one label pair is required per stream (got '{shown}')"),
+        ));
     }
     Ok(labels)
 }
 
 /// Cuts a line longer than the limit to it, at a character boundary, when the limits say
-/// to (`truncate_long_lines`); a cut line is then within the limit for [`entry`].
-pub fn fit_line(entry: &mut PushEntry, limits: &PushLimits) {
-    if limits.truncate_long_lines && entry.line.len() > limits.line_bytes_max {
-        let mut end = limits.line_bytes_max;
-        while !entry.line.is_char_boundary(end) {
-            end -= 1;
-        }
-        entry.line.truncate(end);
+/// to (`truncate_long_lines`); a cut line is then within the limit for [`entry`]. Returns
+/// the bytes cut off (0: the line is whole).
+pub fn fit_line(entry: &mut PushEntry, limits: &PushLimits) -> usize {
+    if !limits.truncate_long_lines || entry.line.len() <= limits.line_bytes_max {
+        return 0;
     }
+    let mut end = limits.line_bytes_max;
+    while !entry.line.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = entry.line.len() - end;
+    entry.line.truncate(end);
+    cut
 }
 
 /// Checks one entry's timestamp, line and structured metadata. `labels` names the stream in
 /// messages.
-pub fn entry(entry: &PushEntry, labels: &Labels, limits: &PushLimits) -> Result<(), PushError> {
+pub fn entry(entry: &PushEntry, labels: &Labels, limits: &PushLimits) -> Result<(), Violation> {
     if let Err(e) = crate::ingest::time_range::check(entry.timestamp_ns) {
-        return Err(PushError::BadRequest(format!(
-            "entry for stream '{}' has {e}",
-            echo(&labels.to_string())
-        )));
+        return Err(Violation::new(
+            Rule::Other,
+            format!("entry for stream '{}' has {e}", echo(&labels.to_string())),
+        ));
     }
     if entry.line.len() > limits.line_bytes_max {
-        return Err(PushError::BadRequest(format!(
-            "Max entry size '{}' bytes exceeded for stream '{}' while adding an entry with \
-             length '{}' bytes",
-            limits.line_bytes_max,
-            echo(&labels.to_string()),
-            entry.line.len()
-        )));
+        return Err(Violation::new(
+            Rule::LineTooLong,
+            format!(
+                "Max entry size '{}' bytes exceeded for stream '{}' while adding an entry with \
+                 length '{}' bytes",
+                limits.line_bytes_max,
+                echo(&labels.to_string()),
+                entry.line.len()
+            ),
+        ));
     }
     if entry.metadata.len() > METADATA_PAIRS_PER_ENTRY_MAX {
-        return Err(PushError::BadRequest(format!(
-            "stream '{}' has too many structured metadata labels: '{}', limit: '{}'",
-            echo(&labels.to_string()),
-            entry.metadata.len(),
-            METADATA_PAIRS_PER_ENTRY_MAX
-        )));
+        return Err(Violation::new(
+            Rule::StructuredMetadataTooMany,
+            format!(
+                "stream '{}' has too many structured metadata labels: '{}', limit: '{}'",
+                echo(&labels.to_string()),
+                entry.metadata.len(),
+                METADATA_PAIRS_PER_ENTRY_MAX
+            ),
+        ));
     }
     let mut bytes = 0usize;
     for (name, value) in &entry.metadata {
         if name.is_empty() || name.len() > METADATA_NAME_BYTES_MAX {
-            return Err(PushError::BadRequest(format!(
-                "stream '{}' has a structured metadata name of {} bytes: '{}'; a name has 1 to \
-                 {METADATA_NAME_BYTES_MAX} bytes",
-                echo(&labels.to_string()),
-                name.len(),
-                echo(name)
-            )));
+            return Err(Violation::new(
+                Rule::Other,
+                format!(
+                    "stream '{}' has a structured metadata name of {} bytes: '{}'; a name has 1 \
+                     to {METADATA_NAME_BYTES_MAX} bytes",
+                    echo(&labels.to_string()),
+                    name.len(),
+                    echo(name)
+                ),
+            ));
         }
         bytes += name.len() + value.len();
     }
     if bytes > METADATA_BYTES_PER_ENTRY_MAX {
-        return Err(PushError::BadRequest(format!(
-            "stream '{}' has structured metadata too large: '{bytes}' bytes, limit: \
-             '{METADATA_BYTES_PER_ENTRY_MAX}' bytes",
-            echo(&labels.to_string())
-        )));
+        return Err(Violation::new(
+            Rule::StructuredMetadataTooLarge,
+            format!(
+                "stream '{}' has structured metadata too large: '{bytes}' bytes, limit: \
+                 '{METADATA_BYTES_PER_ENTRY_MAX}' bytes",
+                echo(&labels.to_string())
+            ),
+        ));
     }
     Ok(())
 }
 
-/// Validates a whole stream: its labels, then each of its entries.
+/// Validates a whole stream: its labels, then each of its entries, cutting long lines to
+/// fit where the limits say so and adding them to `truncated`.
 pub fn stream(
     pairs: Vec<(String, String)>,
     shown: &str,
     mut entries: Vec<PushEntry>,
     limits: &PushLimits,
-) -> Result<PushStream, PushError> {
+    truncated: &mut Truncated,
+) -> Result<PushStream, Violation> {
     let labels = labels(pairs, shown, limits)?;
     for e in &mut entries {
-        fit_line(e, limits);
+        truncated.add(fit_line(e, limits));
         entry(e, &labels, limits)?;
     }
     Ok(PushStream { labels, entries })
@@ -226,29 +261,99 @@ mod tests {
             line: line.to_string(),
             metadata: vec![],
         };
+        let mut truncated = Truncated::default();
         let s = stream(
             pairs(&[("a", "b")]),
             "{a=\"b\"}",
             vec![e("abcdefgh"), e("abcdé"), e("abcdéf"), e("ab")],
             &limits,
+            &mut truncated,
         )
         .unwrap();
         let lines: Vec<&str> = s.entries.iter().map(|e| e.line.as_str()).collect();
         // "abcdé" is 6 bytes: the cut falls inside é, so it goes before it.
         assert_eq!(lines, ["abcde", "abcd", "abcd", "ab"]);
+        // Three lines were cut, of 3, 2 and 3 bytes; "ab" was not.
+        assert_eq!(truncated, Truncated { lines: 3, bytes: 8 });
         let refused = PushLimits {
             truncate_long_lines: false,
             ..limits
         };
-        assert!(stream(pairs(&[("a", "b")]), "x", vec![e("abcdefgh")], &refused).is_err());
+        let mut none = Truncated::default();
+        let err = stream(
+            pairs(&[("a", "b")]),
+            "x",
+            vec![e("abcdefgh")],
+            &refused,
+            &mut none,
+        )
+        .unwrap_err();
+        assert_eq!(err.rule, Rule::LineTooLong);
+        assert_eq!(none, Truncated::default());
     }
 
     fn bad(p: &[(&str, &str)], limits: &PushLimits) -> String {
         let shown = display_pairs(&pairs(p));
         match labels(pairs(p), &shown, limits) {
-            Err(PushError::BadRequest(m)) => m,
-            other => panic!("expected a 400 for {shown}, got {other:?}"),
+            Err(v) => v.message,
+            Ok(l) => panic!("expected {shown} to be refused, got {l}"),
         }
+    }
+
+    /// Each label rule is counted under Loki's reason for it.
+    #[test]
+    fn label_refusals_name_their_rule() {
+        let l = PushLimits::default();
+        let rule = |p: Vec<(String, String)>| labels(p, "shown", &l).unwrap_err().rule;
+        let many: Vec<(String, String)> = (0..16).map(|i| (format!("l{i}"), "v".into())).collect();
+        assert_eq!(rule(many), Rule::MaxLabelNamesPerSeries);
+        assert_eq!(
+            rule(pairs(&[(&"n".repeat(1025), "v")])),
+            Rule::LabelNameTooLong
+        );
+        assert_eq!(
+            rule(pairs(&[("a", &"v".repeat(2049))])),
+            Rule::LabelValueTooLong
+        );
+        assert_eq!(
+            rule(pairs(&[("a", "1"), ("a", "2")])),
+            Rule::DuplicateLabelNames
+        );
+        assert_eq!(rule(pairs(&[("a-b", "1")])), Rule::InvalidLabels);
+        assert_eq!(rule(pairs(&[])), Rule::MissingLabels);
+        // A label without a value is no label.
+        assert_eq!(rule(pairs(&[("a", "")])), Rule::MissingLabels);
+        // The count is checked first, as Loki checks it first.
+        let many_bad: Vec<(String, String)> =
+            (0..16).map(|i| (format!("{i}"), "v".into())).collect();
+        assert_eq!(rule(many_bad), Rule::MaxLabelNamesPerSeries);
+    }
+
+    /// Each entry rule is counted under Loki's reason for it; those Loki has none for are
+    /// [`Rule::Other`].
+    #[test]
+    fn entry_refusals_name_their_rule() {
+        let l = PushLimits {
+            line_bytes_max: 10,
+            ..PushLimits::default()
+        };
+        let labels = Labels::from_pairs([("app", "x")]);
+        let rule = |timestamp_ns: i64, line: &str, metadata: Vec<(String, String)>| {
+            let e = PushEntry {
+                timestamp_ns,
+                line: line.into(),
+                metadata,
+            };
+            entry(&e, &labels, &l).unwrap_err().rule
+        };
+        assert_eq!(rule(0, "0123456789a", vec![]), Rule::LineTooLong);
+        let many = (0..129).map(|i| (format!("k{i}"), String::new())).collect();
+        assert_eq!(rule(0, "", many), Rule::StructuredMetadataTooMany);
+        let big = vec![("k".to_string(), "v".repeat(64 << 10))];
+        assert_eq!(rule(0, "", big), Rule::StructuredMetadataTooLarge);
+        let unnamed = vec![(String::new(), "v".to_string())];
+        assert_eq!(rule(0, "", unnamed), Rule::Other);
+        assert_eq!(rule(i64::MAX, "", vec![]), Rule::Other);
     }
 
     #[test]

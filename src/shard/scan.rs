@@ -48,7 +48,7 @@ use crate::query::exec::logs::LogsRequest;
 use crate::query::exec::{ScanSink, ScanSpec, beyond};
 use crate::query::merge::Partial;
 use crate::query::params::Direction;
-use crate::store::part_file::LoadedPart;
+use crate::store::part_file::{LoadedPart, ReadAhead};
 use crate::store::{Store, StoreError};
 use crate::tenants::federation::tenant_labels;
 
@@ -115,6 +115,15 @@ struct SnapshotStream {
     heads: Vec<HeadRef>,
     /// The delete requests that select the stream: its lines they cover are skipped.
     deletes: StreamDeletes,
+}
+
+/// One read-ahead window per part of the scan, each following the scan through its part.
+fn read_ahead_per_part(snapshot: &ScanSnapshot) -> Vec<ReadAhead> {
+    snapshot
+        .parts
+        .iter()
+        .map(|_| ReadAhead::default())
+        .collect()
 }
 
 /// A weak handle on a scan's [`Pin`]: the registry does not keep a finished scan's rounds.
@@ -207,6 +216,9 @@ impl Shard {
         for tenant in tenants {
             self.select_streams(tenant, matchers, start, end, &parts, &mut selected);
         }
+        // In id order, which is the order of each part's blocks: the reads of consecutive
+        // small streams fall in one read-ahead window.
+        selected.sort_unstable_by_key(|s| s.id);
         let book = self.delete_book();
         let streams = self.streams.borrow();
         let sealing = self.sealing.borrow();
@@ -342,6 +354,7 @@ impl Shard {
         let label_tenants = spec.tenants.labels_streams();
         let snapshot = self.snapshot(&tenants, &matchers, spec.start, spec.end, label_tenants);
         let mut block = DecodedBlock::new();
+        let mut ahead = read_ahead_per_part(&snapshot);
         for stream in snapshot.streams {
             sink.begin_stream(&stream.labels);
             let deletes = &stream.deletes;
@@ -349,8 +362,9 @@ impl Shard {
                 self.scan_head(&mut src, &snapshot.pin, spec, deletes, sink)
                     .await?;
             }
-            for (store, part) in &snapshot.parts {
-                self.scan_part_stream(part, stream.id, spec, deletes, sink, &mut block)
+            for ((store, part), ahead) in snapshot.parts.iter().zip(&mut ahead) {
+                let read = (&mut block, ahead);
+                self.scan_part_stream(part, stream.id, spec, deletes, sink, read)
                     .await
                     .map_err(|e| match e {
                         ScanError::Store(e) => {
@@ -387,7 +401,7 @@ impl Shard {
         spec: &ScanSpec,
         deletes: &StreamDeletes,
         sink: &mut dyn ScanSink,
-        block: &mut DecodedBlock,
+        (block, ahead): (&mut DecodedBlock, &mut ReadAhead),
     ) -> Result<(), ScanError> {
         let reader = part.reader();
         let Some(si) = reader.meta().stream_index(id) else {
@@ -416,7 +430,7 @@ impl Shard {
             }
             self.check(spec)?;
             spec.control.read(b.lines_bytes.to_native())?;
-            part.read_block(bi, block).await?;
+            part.read_block_ahead(bi, block, ahead).await?;
             self.scan_counters.blocks_scanned.inc();
             self.scan_counters
                 .line_bytes_scanned
@@ -565,6 +579,7 @@ impl Shard {
         let mut s = IndexStats::default();
         let mut ids = Vec::new();
         let mut block = DecodedBlock::new();
+        let mut ahead = read_ahead_per_part(&snapshot);
         for stream in snapshot.streams {
             let id = stream.id;
             let mut stream_entries = 0;
@@ -578,9 +593,9 @@ impl Shard {
                     stream_entries += entries;
                 }
             }
-            for (store, part) in &snapshot.parts {
+            for ((store, part), ahead) in snapshot.parts.iter().zip(&mut ahead) {
                 let counted = self
-                    .count_part_stream(part, id, r.start, r.end, &mut block)
+                    .count_part_stream(part, id, r.start, r.end, (&mut block, ahead))
                     .await
                     .map_err(|e| self.part_failed(store, part, e))?;
                 s.chunks += counted.chunks;
@@ -602,7 +617,7 @@ impl Shard {
         id: StreamId,
         start: TimestampNs,
         end: TimestampNs,
-        block: &mut DecodedBlock,
+        (block, ahead): (&mut DecodedBlock, &mut ReadAhead),
     ) -> Result<IndexStats, StoreError> {
         let reader = part.reader();
         let mut s = IndexStats::default();
@@ -618,7 +633,7 @@ impl Shard {
             let (entries, bytes) = if min >= start && max < end {
                 (u64::from(b.entries.to_native()), b.lines_bytes.to_native())
             } else {
-                part.read_block(bi, block).await?;
+                part.read_block_ahead(bi, block, ahead).await?;
                 let lo = block.partition_point(start);
                 let hi = block.partition_point(end);
                 let bytes = (lo..hi).map(|i| block.line_bytes(i).len() as u64).sum();

@@ -14,6 +14,20 @@ use super::manifest::PartEntry;
 use crate::chunk::{DecodedBlock, PART_ALIGN_BYTES, PartFooter, PartReader, footer_block_offset};
 use crate::storage::{Disk, DiskFile, ReadBuf};
 
+/// Bytes read at once, from a small block on, for the blocks after it (see
+/// [`LoadedPart::read_block_ahead`]).
+pub const READ_AHEAD_BYTES: u64 = 256 << 10;
+/// Compressed blocks at least this large are read alone: the next one a scan needs is
+/// rarely the next in the file, and one read per such block costs little beside decoding it.
+pub const READ_AHEAD_BLOCK_MAX: u64 = 32 << 10;
+
+/// What one reader (a scan, for one part) holds of a part beyond the block it asked for.
+#[derive(Default)]
+pub struct ReadAhead {
+    start: u64,
+    buf: Option<ReadBuf>,
+}
+
 pub struct LoadedPart {
     pub entry: PartEntry,
     pub path: PathBuf,
@@ -102,6 +116,21 @@ impl LoadedPart {
 
     /// Reads and decodes block `i` into `out`.
     pub async fn read_block(&self, i: usize, out: &mut DecodedBlock) -> Result<(), StoreError> {
+        self.read_block_ahead(i, out, &mut ReadAhead::default())
+            .await
+    }
+
+    /// Reads and decodes block `i` into `out`, from `ahead` when an earlier read of this
+    /// part brought it in. A small block is read with the [`READ_AHEAD_BYTES`] after it, kept
+    /// in `ahead` for the next blocks: a scan over many small streams reads their blocks in
+    /// file order, so one read serves many (a million one-line streams are a million blocks,
+    /// and a direct read each would cost a disk round trip per stream).
+    pub async fn read_block_ahead(
+        &self,
+        i: usize,
+        out: &mut DecodedBlock,
+        ahead: &mut ReadAhead,
+    ) -> Result<(), StoreError> {
         let range = self
             .reader()
             .block_range(i)
@@ -110,9 +139,23 @@ impl LoadedPart {
                 offset: 0,
                 what: format!("no block {i}"),
             })?;
+        if let Some(buf) = &ahead.buf
+            && ahead.start <= range.start
+            && range.end <= ahead.start + buf.len() as u64
+        {
+            let lo = (range.start - ahead.start) as usize;
+            let hi = (range.end - ahead.start) as usize;
+            self.reader().decode_block_bytes(i, &buf[lo..hi], out)?;
+            return Ok(());
+        }
         let align = PART_ALIGN_BYTES as u64;
         let start = range.start / align * align;
-        let end = range.end.next_multiple_of(align);
+        let mut end = range.end.next_multiple_of(align);
+        let small = range.end - range.start < READ_AHEAD_BLOCK_MAX;
+        if small {
+            // Up to the tail: the blocks end where the blooms and metadata begin.
+            end = end.max((start + READ_AHEAD_BYTES).min(self.tail_offset.next_multiple_of(align)));
+        }
         let buf = self
             .file
             .read_at(start, (end - start) as usize)
@@ -132,6 +175,12 @@ impl LoadedPart {
             });
         }
         self.reader().decode_block_bytes(i, &buf[lo..hi], out)?;
+        if small {
+            *ahead = ReadAhead {
+                start,
+                buf: Some(buf),
+            };
+        }
         Ok(())
     }
 }

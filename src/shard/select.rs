@@ -19,6 +19,21 @@ use crate::model::{Labels, StreamId, TimestampNs};
 use crate::store::Store;
 use crate::store::part_file::LoadedPart;
 
+/// Evictions of at least this many streams at once give the freed memory back to the
+/// system: a burst of short-lived streams would otherwise leave the process as large as at
+/// its peak, its heap holes too scattered for the allocator to return by itself.
+const TRIM_AFTER_EVICTED: usize = 10_000;
+
+/// Returns the free pages of every allocator arena to the system (glibc's `malloc_trim`).
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists, under its locks; it
+    // takes no pointer.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The parts a read covers, with the store each belongs to.
 pub(super) type PartList = Vec<(Rc<Store>, Rc<LoadedPart>)>;
 
@@ -175,8 +190,12 @@ impl Shard {
     }
 
     /// Evicts the resident streams gone `idle` without a line whose entries are all sealed
-    /// (see [`super::index::Streams::evict_idle`]); returns how many.
+    /// (see [`super::index::Streams::evict_idle`]), and the sealed entries' fingerprints past
+    /// their window; returns how many streams left.
     pub fn evict_idle_streams(&self, idle: std::time::Duration) -> usize {
+        // The duplicate check's fingerprints of sealed entries expire as Loki pushes arrive;
+        // a shard no push reaches any more must let them go too.
+        self.expire_fingerprints();
         let sealing: AHashSet<StreamId> = self
             .sealing
             .borrow()
@@ -184,7 +203,11 @@ impl Shard {
             .flat_map(|set| set.heads.iter().map(|h| h.id))
             .collect();
         let idle_s = idle.as_secs().min(u64::from(u32::MAX)) as u32;
-        self.streams.borrow_mut().evict_idle(idle_s, &sealing)
+        let evicted = self.streams.borrow_mut().evict_idle(idle_s, &sealing);
+        if evicted >= TRIM_AFTER_EVICTED {
+            give_back_freed_memory();
+        }
+        evicted
     }
 
     /// The streams of the parts with an entry at or after `since`, by tenant (to count

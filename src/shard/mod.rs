@@ -909,7 +909,7 @@ impl Shard {
         picked.dedup_by_key(|s| s.id);
         picked
             .into_iter()
-            .map(|s| Labels::clone(&s.labels))
+            .map(|s| Labels::clone(&s.labels.get(&parts)))
             .collect()
     }
 

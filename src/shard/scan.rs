@@ -32,9 +32,10 @@ use std::sync::Arc;
 use super::head::StreamHead;
 use super::index::StreamIdx;
 use super::seal::SealingSet;
+use super::select::SelectedLabels;
 use super::{IndexStats, LabelsRequest, Shard};
 use crate::chunk::DecodedBlock;
-use crate::deletion::book::StreamDeletes;
+use crate::deletion::book::{DeleteBook, StreamDeletes};
 use crate::logql::LabelMatcher;
 use crate::metrics::Counter;
 use crate::model::{Labels, StreamId, TimestampNs};
@@ -89,6 +90,7 @@ impl From<QueryError> for ScanError {
 
 /// A head to read: the live head of a stream as it was when the scan started, or one taken
 /// by a seal round.
+#[derive(Clone)]
 enum HeadRef {
     /// The live head of stream `id` at index `idx`, of `generation`. If a seal round takes
     /// it while the scan yields, the same entries are found in that round's set.
@@ -107,14 +109,39 @@ struct ScanSnapshot {
     parts: Vec<(Rc<Store>, Rc<LoadedPart>)>,
     streams: Vec<SnapshotStream>,
     pin: Pin,
+    /// The delete requests when the scan started.
+    book: Rc<DeleteBook>,
+    /// Whether the streams' labels carry their tenant (a multi-tenant read).
+    label_tenants: bool,
 }
 
 struct SnapshotStream {
     id: StreamId,
-    labels: Arc<Labels>,
+    tenant: Rc<str>,
+    labels: SelectedLabels,
     heads: Vec<HeadRef>,
-    /// The delete requests that select the stream: its lines they cover are skipped.
-    deletes: StreamDeletes,
+}
+
+impl ScanSnapshot {
+    /// A stream's labels as the read sees them, and the delete requests that select it
+    /// (its lines they cover are skipped). Built as the scan reaches the stream, so a scan
+    /// holds one label set at a time for the streams only parts hold.
+    fn view(&self, stream: &SnapshotStream) -> (Arc<Labels>, StreamDeletes) {
+        let labels = stream.labels.get(&self.parts);
+        let deletes = if self.book.has_active() {
+            self.book.for_stream(&stream.tenant, &labels)
+        } else {
+            StreamDeletes::default()
+        };
+        // A multi-tenant read tells the tenants' streams apart by a label, added here,
+        // before any pipeline or grouping sees the stream.
+        let labels = if self.label_tenants {
+            Arc::new(tenant_labels(&labels, &stream.tenant))
+        } else {
+            labels
+        };
+        (labels, deletes)
+    }
 }
 
 /// One read-ahead window per part of the scan, each following the scan through its part.
@@ -219,7 +246,6 @@ impl Shard {
         // In id order, which is the order of each part's blocks: the reads of consecutive
         // small streams fall in one read-ahead window.
         selected.sort_unstable_by_key(|s| s.id);
-        let book = self.delete_book();
         let streams = self.streams.borrow();
         let sealing = self.sealing.borrow();
         let streams = selected
@@ -238,23 +264,11 @@ impl Shard {
                         heads.push(HeadRef::Sealing(set.clone(), i));
                     }
                 }
-                let deletes = if book.has_active() {
-                    book.for_stream(&s.tenant, &s.labels)
-                } else {
-                    StreamDeletes::default()
-                };
-                // A multi-tenant read tells the tenants' streams apart by a label, added
-                // here, before any pipeline or grouping sees the stream.
-                let labels = if label_tenants {
-                    Arc::new(tenant_labels(&s.labels, &s.tenant))
-                } else {
-                    s.labels
-                };
                 SnapshotStream {
                     id: s.id,
-                    labels,
+                    tenant: s.tenant,
+                    labels: s.labels,
                     heads,
-                    deletes,
                 }
             })
             .collect();
@@ -262,6 +276,8 @@ impl Shard {
             parts,
             streams,
             pin,
+            book: self.delete_book(),
+            label_tenants,
         }
     }
 
@@ -355,10 +371,11 @@ impl Shard {
         let snapshot = self.snapshot(&tenants, &matchers, spec.start, spec.end, label_tenants);
         let mut block = DecodedBlock::new();
         let mut ahead = read_ahead_per_part(&snapshot);
-        for stream in snapshot.streams {
-            sink.begin_stream(&stream.labels);
-            let deletes = &stream.deletes;
-            for mut src in stream.heads {
+        for stream in &snapshot.streams {
+            let (labels, deletes) = snapshot.view(stream);
+            sink.begin_stream(&labels);
+            let deletes = &deletes;
+            for mut src in stream.heads.iter().cloned() {
                 self.scan_head(&mut src, &snapshot.pin, spec, deletes, sink)
                     .await?;
             }

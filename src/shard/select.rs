@@ -41,9 +41,37 @@ pub(super) type PartList = Vec<(Rc<Store>, Rc<LoadedPart>)>;
 pub(super) struct Selected {
     pub id: StreamId,
     pub tenant: Rc<str>,
-    pub labels: Arc<Labels>,
+    pub labels: SelectedLabels,
     /// Its registry slot when it is resident (then its heads are read too).
     pub idx: Option<StreamIdx>,
+}
+
+/// The labels of a selected stream: shared with its resident head, or read from the part
+/// that selected it when needed, so that a read over a million streams only in parts does
+/// not hold a million label sets at once.
+pub(super) enum SelectedLabels {
+    Shared(Arc<Labels>),
+    /// Stream `stream` of part `part` of the read's part list.
+    InPart {
+        part: u32,
+        stream: u32,
+    },
+}
+
+impl SelectedLabels {
+    /// The label set, built from the part's metadata if the stream is not resident.
+    pub fn get(&self, parts: &PartList) -> Arc<Labels> {
+        match self {
+            SelectedLabels::Shared(labels) => Arc::clone(labels),
+            SelectedLabels::InPart { part, stream } => {
+                let reader = parts[*part as usize].1.reader();
+                let s = &reader.streams()[*stream as usize];
+                Arc::new(Labels::from_pairs(
+                    s.labels.iter().map(|p| (p.name.as_str(), p.value.as_str())),
+                ))
+            }
+        }
+    }
 }
 
 impl Shard {
@@ -68,11 +96,11 @@ impl Shard {
             out.push(Selected {
                 id: h.id,
                 tenant: shared_tenant.clone(),
-                labels: Arc::clone(&h.labels),
+                labels: SelectedLabels::Shared(Arc::clone(&h.labels)),
                 idx: Some(idx),
             });
         }
-        for (_, part) in parts {
+        for (part_index, (_, part)) in parts.iter().enumerate() {
             let reader = part.reader();
             let meta = reader.meta();
             let part_streams = reader.streams();
@@ -119,10 +147,11 @@ impl Shard {
                 seen.insert(id);
                 let idx = streams.index_of(id);
                 let labels = match idx {
-                    Some(idx) => Arc::clone(&streams.head(idx).labels),
-                    None => Arc::new(Labels::from_pairs(
-                        s.labels.iter().map(|p| (p.name.as_str(), p.value.as_str())),
-                    )),
+                    Some(idx) => SelectedLabels::Shared(Arc::clone(&streams.head(idx).labels)),
+                    None => SelectedLabels::InPart {
+                        part: part_index as u32,
+                        stream: si as u32,
+                    },
                 };
                 out.push(Selected {
                     id,
@@ -135,18 +164,18 @@ impl Shard {
     }
 
     /// The streams of `tenant` matching `matchers` with entries in `[start, end)`, over
-    /// every part of the range.
+    /// every part of the range (returned with them, for [`SelectedLabels::get`]).
     pub(super) fn selected(
         &self,
         tenant: &str,
         matchers: &[LabelMatcher],
         start: TimestampNs,
         end: TimestampNs,
-    ) -> Vec<Selected> {
+    ) -> (Vec<Selected>, PartList) {
         let parts = self.parts_in(start, end);
         let mut out = Vec::new();
         self.select_streams(tenant, matchers, start, end, &parts, &mut out);
-        out
+        (out, parts)
     }
 
     /// Label names of the tenant's streams with data in the range (optionally only of
@@ -159,8 +188,9 @@ impl Shard {
         end: TimestampNs,
     ) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
-        for s in self.selected(tenant, matchers, start, end) {
-            for (k, _) in s.labels.pairs() {
+        let (selected, parts) = self.selected(tenant, matchers, start, end);
+        for s in selected {
+            for (k, _) in s.labels.get(&parts).pairs() {
                 if let Err(pos) = names.binary_search(k) {
                     names.insert(pos, k.clone());
                 }
@@ -179,8 +209,9 @@ impl Shard {
         end: TimestampNs,
     ) -> Vec<String> {
         let mut values: Vec<String> = Vec::new();
-        for s in self.selected(tenant, matchers, start, end) {
-            if let Some(v) = s.labels.get(name)
+        let (selected, parts) = self.selected(tenant, matchers, start, end);
+        for s in selected {
+            if let Some(v) = s.labels.get(&parts).get(name)
                 && let Err(pos) = values.binary_search_by(|x| x.as_str().cmp(v))
             {
                 values.insert(pos, v.to_string());

@@ -1,7 +1,8 @@
 //! Live tailing (`/loki/api/v1/tail`) against the real binary, with a real WebSocket client
 //! (tungstenite's blocking client, the crate the server's side is built on): lines pushed
 //! after the upgrade arrive, filters and tenants keep the others out, `start` replays
-//! history first, `delay_for` holds lines back, a client that stops reading gets
+//! history first (without what a delete request hides, nor does it send such lines live),
+//! `delay_for` holds lines back, a client that stops reading gets
 //! `dropped_entries` while pushes keep their pace, a closed client's tail is unregistered,
 //! and a stopping server closes every tail with a close frame.
 
@@ -16,8 +17,8 @@ use async_tungstenite::tungstenite::http::HeaderName;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::{self, Message, WebSocket};
 use common::http::encode_query;
-use common::loki::{metric_sum, parse_metrics};
-use common::server::{Signal, send_signal};
+use common::loki::{metric_sum, parse_metrics, path_with_query};
+use common::server::{Signal, call, send_signal};
 use common::{Server, TestDir, now_ns};
 use serde_json::{Value, json};
 
@@ -292,6 +293,50 @@ fn start_replays_the_newest_history_lines_then_live_ones() {
         ["new 1"],
         "history is sent once"
     );
+}
+
+#[test]
+fn deleted_lines_are_neither_replayed_nor_sent_live() {
+    let dir = TestDir::new("tail-deleted");
+    let server = Server::start(&dir);
+    let minute = 60_000_000_000i64;
+    let old = now_ns() - 10 * minute;
+    push(
+        &server,
+        None,
+        "del",
+        old,
+        &["secret 0", "public 1", "secret 2", "public 3"],
+    );
+    // Delete the secret lines of the last hour (the default tenant, as the push above).
+    let start_s = ((old - minute) / 1_000_000_000).to_string();
+    let path = path_with_query(
+        "/loki/api/v1/delete",
+        &[("query", r#"{job="del"} |= "secret""#), ("start", &start_s)],
+    );
+    let r = call(&server, "POST", &path, &[], &[]);
+    assert_eq!(r.status, 204, "delete: {}", r.text());
+    let start = (old - minute).to_string();
+    let mut ws = tail(
+        &server,
+        &[("query", r#"{job="del"}"#), ("start", start.as_str())],
+        &[],
+    );
+    let (replayed, _) = read_until(&mut ws, ARRIVAL_WAIT, |l| l.len() >= 2);
+    let texts: BTreeSet<&str> = replayed.iter().map(|l| l.line.as_str()).collect();
+    assert_eq!(texts, BTreeSet::from(["public 1", "public 3"]));
+    // Lines pushed now with timestamps inside the deleted range are hidden as they come.
+    push(
+        &server,
+        None,
+        "del",
+        old + 100,
+        &["secret late", "public late"],
+    );
+    push(&server, None, "del", now_ns(), &["public now"]);
+    let (live, _) = read_until(&mut ws, ARRIVAL_WAIT, |l| has_line(l, "public now"));
+    let texts: BTreeSet<&str> = live.iter().map(|l| l.line.as_str()).collect();
+    assert_eq!(texts, BTreeSet::from(["public late", "public now"]));
 }
 
 #[test]

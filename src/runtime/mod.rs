@@ -612,8 +612,9 @@ fn spawn_tail_forwarder(core: &Rc<Core>) {
         async move {
             loop {
                 core.shard.tails.ready().await;
+                let book = core.shard.delete_book();
                 for work in core.shard.tails.take_work() {
-                    let batch = crate::tail::registry::process(work);
+                    let batch = crate::tail::registry::process(work, &book);
                     let owner = batch.key.core;
                     if owner == core.id {
                         core.shard.tails.count_dropped(core.tails.deliver(batch));

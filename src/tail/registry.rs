@@ -6,7 +6,8 @@
 //! (once per stream, cached), runs the leading line filters and copies what passes into a
 //! bounded queue; a full queue drops the entry and notes it. [`ShardTails::take_work`] hands
 //! the queues to the core's forwarder task, and [`process`] runs the rest of the pipeline
-//! there, off the ingest path.
+//! there, off the ingest path, after it has left out what a delete request hides (as a
+//! query's scan does: a line deleted while a tail is open is not shown by it either).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -18,6 +19,7 @@ use super::{
     DroppedEntry, SHARD_QUEUE_BYTES_MAX, SHARD_QUEUE_ENTRIES_MAX, TAILS_PER_SHARD_MAX,
     TAILS_PER_TENANT_MAX, TailBatch, TailKey, TailSpec, TailedEntry, note_dropped,
 };
+use crate::deletion::book::{DeleteBook, StreamDeletes};
 use crate::model::{Labels, MetadataPair, StreamId, TimestampNs};
 use crate::query::QueryError;
 use crate::query::pipeline::LabelsBuilder;
@@ -244,14 +246,18 @@ impl ShardTails {
 }
 
 /// Runs the tail's pipeline (the stages after its leading line filters) on the queued
-/// entries: what passes, with its labels after the pipeline, goes to the receiving core.
-pub fn process(work: TailWork) -> TailBatch {
+/// entries that no request of `book` deletes: what passes, with its labels after the
+/// pipeline, goes to the receiving core.
+pub fn process(work: TailWork, book: &DeleteBook) -> TailBatch {
     let TailWork {
         spec,
-        entries,
+        mut entries,
         dropped,
         dropped_unlisted,
     } = work;
+    if book.has_active() {
+        leave_out_deleted(&mut entries, &spec.tenant, book);
+    }
     let mut batch = TailBatch {
         key: spec.key,
         entries: Vec::with_capacity(entries.len()),
@@ -316,6 +322,36 @@ pub fn process(work: TailWork) -> TailBatch {
         });
     }
     batch
+}
+
+/// Removes the entries a delete request of `book` hides, with the requests that select each
+/// stream looked up once per run of its entries (the queue holds a stream's entries
+/// together, in the order they were applied).
+fn leave_out_deleted(entries: &mut Vec<QueuedEntry>, tenant: &str, book: &DeleteBook) {
+    let mut current: Option<(Arc<Labels>, StreamDeletes)> = None;
+    entries.retain(|e| {
+        let same_stream = current
+            .as_ref()
+            .is_some_and(|(labels, _)| Arc::ptr_eq(labels, &e.labels));
+        if !same_stream {
+            current = Some((e.labels.clone(), book.for_stream(tenant, &e.labels)));
+        }
+        let Some((_, deletes)) = current.as_ref() else {
+            return true;
+        };
+        if deletes.is_empty() {
+            return true;
+        }
+        let metadata: Vec<(&str, &str)> = if deletes.reads_metadata() {
+            e.metadata
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        !deletes.hides(e.ts, &e.line, &metadata)
+    });
 }
 
 /// An output label set split for the categorised encoding.
@@ -410,6 +446,51 @@ mod tests {
     }
 
     #[test]
+    fn processing_leaves_out_what_a_delete_request_hides() {
+        use crate::deletion::request::{DeleteRequest, Status};
+        let request = |id: &str, tenant: &str, query: &str| DeleteRequest {
+            request_id: id.into(),
+            tenant: tenant.into(),
+            query: query.into(),
+            start_ms: 0,
+            end_ms: 10_000,
+            created_at_ms: 0,
+            status: Status::Received,
+        };
+        let book = DeleteBook::new(vec![
+            request("a", "t", r#"{app="a"} |= "secret""#),
+            request("b", "t", r#"{app="b"} | trace="x""#),
+            request("c", "other", r#"{app="a"}"#),
+        ])
+        .unwrap();
+        let tails = ShardTails::default();
+        tails.start(spec(0, 1, "t", r#"{app=~"a|b"}"#)).unwrap();
+        tails.offer("t", 1, &app("a"), 1_000_000_000, "a secret", &[]);
+        tails.offer("t", 1, &app("a"), 2_000_000_000, "a public", &[]);
+        // After the request's end: not deleted.
+        tails.offer("t", 1, &app("a"), 20_000_000_000, "a later secret", &[]);
+        tails.offer(
+            "t",
+            2,
+            &app("b"),
+            1_000_000_000,
+            "b traced",
+            &[("trace", "x")],
+        );
+        tails.offer(
+            "t",
+            2,
+            &app("b"),
+            1_000_000_000,
+            "b other",
+            &[("trace", "y")],
+        );
+        let batch = process(tails.take_work().pop().unwrap(), &book);
+        let lines: Vec<&str> = batch.entries.iter().map(|e| e.line.as_str()).collect();
+        assert_eq!(lines, ["a public", "a later secret", "b other"]);
+    }
+
+    #[test]
     fn processing_runs_the_pipeline_and_splits_the_labels() {
         let tails = ShardTails::default();
         tails
@@ -424,7 +505,7 @@ mod tests {
             &[("trace", "x")],
         );
         tails.offer("t", 1, &app("a"), 2, "level=info msg=fine", &[]);
-        let batch = process(tails.take_work().pop().unwrap());
+        let batch = process(tails.take_work().pop().unwrap(), &DeleteBook::default());
         assert_eq!(batch.key, TailKey { core: 2, id: 7 });
         assert_eq!(batch.entries.len(), 1);
         let e = &batch.entries[0];

@@ -5,7 +5,8 @@
 //! after its `for`, with its labels and templated annotations in Prometheus' alerts API;
 //! after a kill -9 it is still firing with the same `activeAt`; it resolves when the
 //! condition stops. The `[[alert]]` lines of the TOML file fire as the line that crosses
-//! their threshold arrives, and post the demo's webhook payload.
+//! their threshold arrives, and post the demo's webhook payload; their counts and alerts
+//! survive a kill -9 and a clean restart without firing again.
 
 mod common;
 
@@ -401,5 +402,65 @@ window = "30s"
     assert_eq!(
         payload["count"], 10,
         "the earlier error line and nine of these"
+    );
+}
+
+#[test]
+fn alert_line_windows_and_alerts_survive_restarts() {
+    let dir = TestDir::new("ruler-alert-lines-restart");
+    let (hook, received) = webhook_receiver();
+    let config = dir.path().join("shardlog.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[alert]]
+name = "DatabaseCritical"
+level = "critical"
+keyword = "database"
+threshold = 3
+window = "5m"
+"#,
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let flags = ["--config", config.as_str(), "--webhook-url", hook.as_str()];
+    let push = |server: &Server, line: &str| {
+        let body = json!({"streams": [{"stream": {"app": "db", "level": "critical"},
+            "values": [[now_ns().to_string(), line]]}]});
+        server.push_json_ok(&body);
+    };
+    let mut server = start(&dir, &flags);
+    push(&server, "database connection lost");
+    push(&server, "database connection lost");
+    // The window is saved at most once a second while it changes: after that, a kill -9
+    // keeps both lines counted.
+    std::thread::sleep(Duration::from_millis(2500));
+    server.kill9();
+    drop(server);
+    let mut server = start(&dir, &flags);
+    assert!(alerts(&server, "fake").is_empty(), "two lines do not fire");
+    push(&server, "database connection lost");
+    let (_, payload) = received
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the third line, after the restart, fires the alert");
+    assert_eq!(payload["state"], "firing", "{payload}");
+    assert_eq!(payload["count"], 3, "{payload}");
+    let fired = alerts(&server, "fake");
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    // A clean stop while it fires: it is firing at once after the restart, since the same
+    // time, and no second "firing" notice goes out.
+    server.terminate_ok();
+    drop(server);
+    let server = start(&dir, &flags);
+    let after = alerts(&server, "fake");
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["state"], "firing", "{after:?}");
+    assert_eq!(after[0]["activeAt"], fired[0]["activeAt"]);
+    push(&server, "database connection lost");
+    std::thread::sleep(Duration::from_secs(2));
+    let again: Vec<Value> = received.try_iter().map(|(_, v)| v).collect();
+    assert!(
+        again.iter().all(|v| v["state"] != "firing"),
+        "the restart did not fire it again: {again:?}"
     );
 }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ahash::AHashMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::logql::LogSelector;
 use crate::model::{Batch, BatchItem, StreamId};
@@ -169,6 +169,25 @@ pub struct StreamingRule {
     /// Whether the alert fires, as last evaluated (lets a shard skip the evaluation while it
     /// already fires).
     pub firing: AtomicBool,
+    /// The [`StreamingRule::digest`] of the window as last saved to disk, and when (Unix
+    /// ms): the owning core saves it again once it changed and [`WINDOW_SAVE_INTERVAL_MS`]
+    /// passed.
+    saved_digest: AtomicU64,
+    saved_at_ms: std::sync::atomic::AtomicI64,
+}
+
+/// How often a changed window is saved: a kill -9 forgets at most this much of the counts
+/// (a clean stop saves them all); more often would rewrite the state file for nearly every
+/// line of a busy stream.
+pub const WINDOW_SAVE_INTERVAL_MS: i64 = 1000;
+
+/// A rule's window as the state file keeps it: the raw slots (slot number and count), valid
+/// only for the same expression and slot width.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedWindow {
+    pub expr: String,
+    pub slot_ns: i64,
+    pub slots: Vec<u64>,
 }
 
 impl StreamingRule {
@@ -185,7 +204,7 @@ impl StreamingRule {
         let window_ns = crate::logql::duration::parse_prometheus_duration(&line.window)
             .map_err(|e| e.to_string())?
             .max(1);
-        Ok(StreamingRule {
+        let rule = StreamingRule {
             tenant: tenant.to_string(),
             line: line.clone(),
             selector,
@@ -193,7 +212,66 @@ impl StreamingRule {
             window_ns,
             slots: (0..WINDOW_SLOTS).map(|_| Slot::default()).collect(),
             firing: AtomicBool::new(false),
-        })
+            saved_digest: AtomicU64::new(0),
+            saved_at_ms: std::sync::atomic::AtomicI64::new(0),
+        };
+        // Empty is what a rule starts with, so there is nothing to save until it counts.
+        rule.saved_digest.store(rule.digest(), Ordering::Release);
+        Ok(rule)
+    }
+
+    /// The window's slots, raw, for the state file.
+    pub fn save(&self) -> SavedWindow {
+        SavedWindow {
+            expr: self.line.expr(),
+            slot_ns: self.slot_ns,
+            slots: self
+                .slots
+                .iter()
+                .map(|s| s.0.load(Ordering::Acquire))
+                .collect(),
+        }
+    }
+
+    /// Takes back the counts of a saved window of the same rule (same expression and slot
+    /// width; otherwise they are not this rule's and it starts empty). Slots whose time has
+    /// passed meanwhile hold an old slot number, so they count as empty.
+    pub fn restore(&self, saved: &SavedWindow) -> bool {
+        if saved.expr != self.line.expr()
+            || saved.slot_ns != self.slot_ns
+            || saved.slots.len() != self.slots.len()
+        {
+            return false;
+        }
+        for (slot, raw) in self.slots.iter().zip(&saved.slots) {
+            slot.0.store(*raw, Ordering::Release);
+        }
+        self.saved_digest.store(self.digest(), Ordering::Release);
+        true
+    }
+
+    /// A hash of the slots: whether the window changed since it was saved.
+    fn digest(&self) -> u64 {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for s in self.slots.iter() {
+            h = (h ^ s.0.load(Ordering::Relaxed)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+
+    /// Whether the window should be saved at `now_ms`: it changed since the last save and
+    /// the last save is [`WINDOW_SAVE_INTERVAL_MS`] old. Notes the save when it should.
+    pub fn take_save_due(&self, now_ms: i64) -> bool {
+        if now_ms - self.saved_at_ms.load(Ordering::Acquire) < WINDOW_SAVE_INTERVAL_MS {
+            return false;
+        }
+        let digest = self.digest();
+        if digest == self.saved_digest.load(Ordering::Acquire) {
+            return false;
+        }
+        self.saved_digest.store(digest, Ordering::Release);
+        self.saved_at_ms.store(now_ms, Ordering::Release);
+        true
     }
 
     /// Whether a stream's lines may count: its labels match the selector.
@@ -434,6 +512,41 @@ mod tests {
             0,
             "the window slid past them"
         );
+    }
+
+    #[test]
+    fn a_saved_window_is_taken_back_by_the_same_rule_only() {
+        const SEC: i64 = 1_000_000_000;
+        let now = 1_000 * SEC;
+        let mut l = line(Some("database"), None);
+        l.tenant = Some("fake".into());
+        let lines = [l];
+        let before = StreamingAlerts::new(&lines).unwrap();
+        assert!(
+            !before.rules[0].take_save_due(now / 1_000_000),
+            "an empty window has nothing to save"
+        );
+        let b = batch(&[("critical", "database down", now - SEC)]);
+        before.observe(&b, &StreamMatches::default(), now);
+        assert!(before.rules[0].take_save_due(now / 1_000_000));
+        assert!(
+            !before.rules[0].take_save_due(now / 1_000_000 + 5_000),
+            "unchanged since saved"
+        );
+        let saved = before.rules[0].save();
+        let after = StreamingAlerts::new(&lines).unwrap();
+        assert!(after.rules[0].restore(&saved));
+        assert_eq!(after.rules[0].count(now), 1);
+        assert!(
+            !after.rules[0].take_save_due(now / 1_000_000 + 5_000),
+            "what was restored is what is saved"
+        );
+        // Another rule (another window, keyword or level) starts empty.
+        let mut other = lines[0].clone();
+        other.window = "1m".into();
+        let other = StreamingAlerts::new(&[other]).unwrap();
+        assert!(!other.rules[0].restore(&saved));
+        assert_eq!(other.rules[0].count(now), 0);
     }
 
     #[test]

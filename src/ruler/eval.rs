@@ -75,6 +75,14 @@ async fn run(core: Rc<Core>) {
     }
 }
 
+/// Saves, at a clean stop, the `[[alert]]` windows and alerts of this core's tenants as they
+/// are once ingest has drained, so that no line counted before the stop is forgotten after
+/// it. Awaited by the core's shutdown (a detached task would not outlive the executor).
+pub async fn save_on_stop(core: &Rc<Core>) {
+    core.ruler.mark_streaming_dirty(core.id);
+    write_states(&core.ruler).await;
+}
+
 /// Prometheus' group offset: where in its interval a group's evaluations fall, from a hash
 /// of its tenant, namespace and name, so that groups do not all run at once.
 fn slot_offset_ms(tenant: &str, ns: &str, name: &str, interval_ms: i64) -> i64 {
@@ -312,13 +320,18 @@ pub fn evaluate_streaming(ruler: &Ruler, index: usize) {
         let st = &mut g.rules[0];
         st.last_eval_ms = now_ms;
         st.health = "ok";
-        st.alerts.apply(now_ms, elements, &timing);
+        let changed = st.alerts.apply(now_ms, elements, &timing);
         r.firing.store(
             st.alerts.rule_state() == AlertState::Firing,
             Ordering::Release,
         );
         hooks = webhooks(&st.alerts, now_ms, &r.line.window);
         notices.extend(due_notices(&mut st.alerts, now_ms, &timing, ruler, rule));
+        // The alerts as they are now, and the window once it changed (at most once a second):
+        // what a restart takes back.
+        if changed.states || !notices.is_empty() || r.take_save_due(now_ms) {
+            inner.dirty.insert(r.tenant.clone());
+        }
     }
     if !notices.is_empty() && !ruler.outbox.send_alerts(&r.tenant, notices) {
         ruler.stats.notices_dropped.fetch_add(1, Ordering::Relaxed);
@@ -602,16 +615,19 @@ fn alerts_series(alerts: &super::alerts::AlertSet, ts_ms: i64) -> Vec<Series> {
     out
 }
 
-/// Writes the state files of the tenants whose alerts changed, on a blocking thread.
+/// Writes the state files of the tenants whose alerts changed, on a blocking thread. The
+/// state is taken there, under the ruler's write lock, so that of two cores' writes the one
+/// that lands last holds the newer state.
 async fn write_states(ruler: &Arc<Ruler>) {
-    let states = ruler.take_dirty_states();
-    if states.is_empty() {
+    if !ruler.has_dirty_states() {
         return;
     }
+    let ruler = ruler.clone();
     let failed = glommio::executor()
         .spawn_blocking(move || {
+            let _writing = ruler.writing.lock().unwrap_or_else(|p| p.into_inner());
             let mut failed = Vec::new();
-            for (path, bytes) in states {
+            for (path, bytes) in ruler.take_dirty_states() {
                 if let Err(e) = files::write_atomic(&path, &bytes) {
                     failed.push(format!("{}: {e}", path.display()));
                 }

@@ -79,6 +79,8 @@ pub struct Ruler {
     pub streaming: demo::StreamingAlerts,
     shards: usize,
     inner: Mutex<Inner>,
+    /// Held while state files are taken and written (see [`eval`]'s `write_states`).
+    pub writing: Mutex<()>,
 }
 
 /// What the mutex guards.
@@ -189,6 +191,7 @@ impl Ruler {
                 restored,
                 ..Default::default()
             }),
+            writing: Mutex::new(()),
         }
     }
 
@@ -341,6 +344,20 @@ impl Ruler {
     /// Installs the TOML `[[alert]]` rules, one namespace per tenant.
     pub fn install_alert_lines(&mut self, lines: &[demo::AlertLine]) -> Result<(), String> {
         self.streaming = demo::StreamingAlerts::new(lines)?;
+        {
+            // The windows saved before the restart, for the rules that are still the same.
+            let inner = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
+            for r in &self.streaming.rules {
+                let key = group_key(demo::NAMESPACE, &r.line.name);
+                if let Some(saved) = inner
+                    .restored
+                    .get_mut(&r.tenant)
+                    .and_then(|t| t.windows.remove(&key))
+                {
+                    r.restore(&saved);
+                }
+            }
+        }
         let mut by_tenant: BTreeMap<String, Vec<&demo::AlertLine>> = BTreeMap::new();
         for l in lines {
             let tenant = l.tenant.clone().unwrap_or_default();
@@ -361,6 +378,23 @@ impl Ruler {
         Ok(())
     }
 
+    /// Marks for saving the tenants of the `[[alert]]` rules that core `core` evaluates.
+    pub fn mark_streaming_dirty(&self, core: usize) {
+        let tenants: Vec<String> = self
+            .streaming
+            .rules
+            .iter()
+            .filter(|r| self.owner(&r.tenant) == core)
+            .map(|r| r.tenant.clone())
+            .collect();
+        self.lock().dirty.extend(tenants);
+    }
+
+    /// Whether some tenant's state changed since it was last written.
+    pub fn has_dirty_states(&self) -> bool {
+        !self.lock().dirty.is_empty()
+    }
+
     /// Writes the state of every tenant whose alerts changed (called after evaluations, off
     /// the executor: see [`eval`]).
     pub fn take_dirty_states(&self) -> Vec<(PathBuf, Vec<u8>)> {
@@ -369,7 +403,8 @@ impl Ruler {
         dirty
             .into_iter()
             .map(|tenant| {
-                let snapshot = state::snapshot(inner.tenants.get(&tenant));
+                let snapshot =
+                    state::snapshot(&tenant, inner.tenants.get(&tenant), &self.streaming);
                 let bytes = serde_json::to_vec(&snapshot).unwrap_or_default();
                 (state::path(&self.settings.state_dir, &tenant), bytes)
             })

@@ -6,8 +6,11 @@
 //! after each evaluation that changed one. At start the file is read back and each rule that
 //! loads with the same group, name and expression takes its alerts again: a pending alert
 //! keeps its `for` timer, a firing one stays firing with its `startsAt` and is not sent again
-//! before its resend delay, so a restart neither re-fires an alert nor forgets one. A file
-//! that cannot be read is reported and ignored: the alerts start over, as Prometheus' do.
+//! before its resend delay, so a restart neither re-fires an alert nor forgets one. The
+//! `[[alert]]` rules ([`super::demo`]) keep their alerts the same way, and their sliding
+//! windows too (the raw slots, saved at most once a second while they change, and at a
+//! clean stop): lines counted before a restart still count after it. A file that cannot be
+//! read is reported and ignored: the alerts start over, as Prometheus' do.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,11 +19,15 @@ use serde::{Deserialize, Serialize};
 
 use super::TenantRules;
 use super::alerts::AlertSet;
+use super::demo::{NAMESPACE, SavedWindow, StreamingAlerts};
 
 /// One tenant's saved alerts: group key -> rule key -> alerts.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantState {
     pub groups: BTreeMap<String, BTreeMap<String, AlertSet>>,
+    /// The `[[alert]]` windows: group key -> window (absent in files of older versions).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub windows: BTreeMap<String, SavedWindow>,
 }
 
 /// The file of `tenant`'s state.
@@ -28,14 +35,20 @@ pub fn path(dir: &Path, tenant: &str) -> PathBuf {
     dir.join(format!("{tenant}.json"))
 }
 
-/// What to write for a tenant: the alerts of its scheduled alerting rules that have any.
-pub fn snapshot(tenant: Option<&TenantRules>) -> TenantState {
+/// What to write for `tenant`: the alerts of its alerting rules that have any, and the
+/// windows of its `[[alert]]` rules.
+pub fn snapshot(
+    tenant: &str,
+    rules: Option<&TenantRules>,
+    streaming: &StreamingAlerts,
+) -> TenantState {
     let mut out = TenantState::default();
-    let Some(t) = tenant else { return out };
+    for r in streaming.rules.iter().filter(|r| r.tenant == tenant) {
+        out.windows
+            .insert(super::group_key(NAMESPACE, &r.line.name), r.save());
+    }
+    let Some(t) = rules else { return out };
     for (ns, n) in &t.namespaces {
-        if n.streaming {
-            continue;
-        }
         for g in &n.groups {
             let mut rules = BTreeMap::new();
             for (rule, st) in g.def.rules.iter().zip(&g.rules) {

@@ -573,6 +573,7 @@ async fn serve_core(
     {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
+    crate::ruler::eval::save_on_stop(&core).await;
     let closed = shard.close().await;
     drop(receiver_tasks);
     closed.map_err(|e| format!("shard {id}: closing the WAL: {e}"))

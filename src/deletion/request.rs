@@ -271,7 +271,24 @@ fn model_time(ms: i64) -> String {
 
 /// The body of `GET /loki/api/v1/delete`: the tenant's requests, oldest first, with Loki's
 /// field names (`user_id` blanked, as Loki does).
-pub fn render_list(requests: &[&DeleteRequest]) -> String {
+/// Loki's status of a request whose work is split in `total` pieces (Loki's are its day
+/// shards, ours the cores), `done` of them applied: `received`, `processed`, or in between
+/// `<percent>% Complete` (Loki's `deleteRequestStatus`).
+pub fn progress_status(done: usize, total: usize) -> String {
+    if done == 0 {
+        return Status::Received.as_str().to_string();
+    }
+    if done >= total {
+        return Status::Processed.as_str().to_string();
+    }
+    format!("{}% Complete", done * 100 / total)
+}
+
+/// The list `GET` answers, with each request's status as `status_of` gives it.
+pub fn render_list(
+    requests: &[&DeleteRequest],
+    status_of: impl Fn(&DeleteRequest) -> String,
+) -> String {
     let mut sorted: Vec<&&DeleteRequest> = requests.iter().collect();
     sorted.sort_by_key(|r| (r.created_at_ms, r.request_id.clone()));
     let mut out = String::from("[");
@@ -280,12 +297,12 @@ pub fn render_list(requests: &[&DeleteRequest]) -> String {
             out.push(',');
         }
         out.push_str(&format!(
-            r#"{{"request_id":{},"start_time":{},"end_time":{},"query":{},"status":"{}","created_at":{},"user_id":""}}"#,
+            r#"{{"request_id":{},"start_time":{},"end_time":{},"query":{},"status":{},"created_at":{},"user_id":""}}"#,
             serde_json::Value::from(r.request_id.as_str()),
             model_time(r.start_ms),
             model_time(r.end_ms),
             serde_json::Value::from(r.query.as_str()),
-            r.status.as_str(),
+            serde_json::Value::from(status_of(r)),
             model_time(r.created_at_ms),
         ));
     }
@@ -492,7 +509,9 @@ mod tests {
             status: Status::Received,
             ..a.clone()
         };
-        let v: serde_json::Value = serde_json::from_str(&render_list(&[&a, &b])).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&render_list(&[&a, &b], |r| r.status.as_str().to_string()))
+                .unwrap();
         assert_eq!(v[0]["request_id"], "0000000a");
         assert_eq!(v[0]["status"], "received");
         assert_eq!(v[1]["status"], "processed");
@@ -500,6 +519,10 @@ mod tests {
         assert_eq!(v[1]["end_time"], 1_600_000_000.25);
         assert_eq!(v[1]["query"], r#"{app="a"}"#);
         assert_eq!(v[1]["user_id"], "");
-        assert_eq!(render_list(&[]), "[]\n");
+        assert_eq!(render_list(&[], |_| String::new()), "[]\n");
+        assert_eq!(progress_status(0, 2), "received");
+        assert_eq!(progress_status(1, 2), "50% Complete");
+        assert_eq!(progress_status(1, 3), "33% Complete");
+        assert_eq!(progress_status(3, 3), "processed");
     }
 }

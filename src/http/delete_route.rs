@@ -24,7 +24,7 @@ pub async fn route(core: &Rc<Core>, req: &Request) -> Response {
     };
     match req.method {
         Method::Post | Method::Put => add(core, &tenant, &params).await,
-        Method::Get => list(core, &tenant, &params),
+        Method::Get => list(core, &tenant, &params).await,
         Method::Delete => cancel(core, &tenant, &params).await,
         _ => Response::text(405, "method not allowed\n"),
     }
@@ -54,8 +54,9 @@ async fn add(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Resp
 }
 
 /// The tenant's requests; with both `start` and `end`, only those whose range overlaps
-/// theirs, as Loki filters.
-fn list(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Response {
+/// theirs, as Loki filters. A request some cores have applied and others not yet is
+/// `<percent>% Complete`, as Loki shows one whose day shards are partly processed.
+async fn list(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Response {
     let book = core.shard.delete_book();
     let mut requests = book.of_tenant(tenant);
     let (start, end) = (param(params, "start"), param(params, "end"));
@@ -78,8 +79,38 @@ fn list(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Response 
         };
         requests.retain(|r| r.start_ms <= end && r.end_ms >= start);
     }
-    let body = request::render_list(&requests);
+    let mut done = Default::default();
+    if requests.iter().any(|r| r.status == Status::Received) {
+        done = match cores_done(core).await {
+            Ok(d) => d,
+            Err(e) => return Response::text(500, &format!("{e}\n")),
+        };
+    }
+    let shards = core.shards;
+    let body = request::render_list(&requests, |r| match r.status {
+        Status::Processed => Status::Processed.as_str().to_string(),
+        Status::Received => {
+            request::progress_status(done.get(&r.request_id).copied().unwrap_or(0), shards)
+        }
+    });
     Response::json(200, body.into_bytes())
+}
+
+/// For each request some core has applied, how many cores have.
+async fn cores_done(core: &Rc<Core>) -> Result<ahash::AHashMap<String, usize>, String> {
+    let mut done: ahash::AHashMap<String, usize> = Default::default();
+    for a in core.fan_out(ShardRequest::DeletesDone).await? {
+        match a {
+            ShardAnswer::DeletesDone(ids) => {
+                for id in ids {
+                    *done.entry(id).or_default() += 1;
+                }
+            }
+            ShardAnswer::Failed(e) => return Err(e.to_string()),
+            other => return Err(format!("unexpected {} answer", other.kind())),
+        }
+    }
+    Ok(done)
 }
 
 async fn cancel(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> Response {
@@ -88,7 +119,13 @@ async fn cancel(core: &Rc<Core>, tenant: &str, params: &[(String, String)]) -> R
     let Some(found) = book.find(tenant, &request_id) else {
         return Response::text(404, "could not find delete request with given id\n");
     };
-    if found.status == Status::Processed {
+    // A request some core has applied is partly on disk already: cancelling it would bring
+    // back only the lines of the others (Loki refuses once any of its shards is processed).
+    let partly_done = match cores_done(core).await {
+        Ok(done) => done.contains_key(&request_id),
+        Err(e) => return Response::text(500, &format!("{e}\n")),
+    };
+    if found.status == Status::Processed || partly_done {
         return Response::text(
             400,
             "deletion of request which is in process or already processed is not allowed\n",

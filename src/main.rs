@@ -53,6 +53,7 @@ fn main() {
 /// returns the exit status.
 fn serve(args: ServeArgs) -> i32 {
     let started = Instant::now();
+    shardlog::runtime::allocator::configure();
     let online = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut config = match args.load().and_then(|a| a.resolve(online)) {
         Ok(c) => c,

@@ -8,6 +8,7 @@
 //! over one bounded mesh. Shared across threads are only the configuration and a few atomics
 //! for readiness and shutdown ([`Lifecycle`]).
 
+pub mod allocator;
 pub mod failstop;
 pub mod health;
 pub mod mesh;
@@ -686,6 +687,10 @@ fn spawn_idle_streams_sweep(core: &Rc<Core>) {
                 core.shard.active_streams.sweep(idle);
                 core.shard.evict_idle_streams(idle);
                 core.stream_rates.sweep();
+                // The heaps are the process's, not the core's: one core looks after them.
+                if core.id == 0 {
+                    allocator::give_back_if_much_is_free();
+                }
             }
         },
         tq,

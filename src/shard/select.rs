@@ -24,16 +24,6 @@ use crate::store::part_file::LoadedPart;
 /// its peak, its heap holes too scattered for the allocator to return by itself.
 const TRIM_AFTER_EVICTED: usize = 10_000;
 
-/// Returns the free pages of every allocator arena to the system (glibc's `malloc_trim`).
-fn give_back_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists, under its locks; it
-    // takes no pointer.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// The parts a read covers, with the store each belongs to.
 pub(super) type PartList = Vec<(Rc<Store>, Rc<LoadedPart>)>;
 
@@ -236,7 +226,7 @@ impl Shard {
         let idle_s = idle.as_secs().min(u64::from(u32::MAX)) as u32;
         let evicted = self.streams.borrow_mut().evict_idle(idle_s, &sealing);
         if evicted >= TRIM_AFTER_EVICTED {
-            give_back_freed_memory();
+            crate::runtime::allocator::give_back_freed_memory();
         }
         evicted
     }

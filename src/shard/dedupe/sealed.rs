@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
+use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::model::{StreamId, TimestampNs};
@@ -48,9 +49,15 @@ impl Fingerprint {
 
 const FINGERPRINT_BYTES: usize = std::mem::size_of::<Fingerprint>();
 
+/// A run's fingerprints: a stream that sealed one entry (the common case when many streams
+/// write a line each) keeps it inline, so that such runs live in the stream table's one
+/// allocation instead of a small block each, scattered through the heap where the blocks
+/// allocated around them keep its pages from being returned once the runs expire.
+type Fingerprints = SmallVec<[Fingerprint; 1]>;
+
 struct Run {
     /// Sorted by (timestamp, hash); never empty.
-    fps: Vec<Fingerprint>,
+    fps: Fingerprints,
     /// Still taking replayed fingerprints.
     open: bool,
 }
@@ -67,9 +74,10 @@ impl Run {
     }
 }
 
-/// One stream's runs, oldest first, and the time range they cover.
+/// One stream's runs, oldest first, and the time range they cover (one run inline, for the
+/// reason [`Fingerprints`] gives).
 struct StreamRuns {
-    runs: VecDeque<Run>,
+    runs: SmallVec<[Run; 1]>,
     min_ts: TimestampNs,
     max_ts: TimestampNs,
 }
@@ -174,6 +182,12 @@ impl RecentlySealed {
         if fps.is_empty() {
             return;
         }
+        let fps = if fps.len() <= 1 {
+            Fingerprints::from_slice(&fps)
+        } else {
+            fps.shrink_to_fit();
+            Fingerprints::from_vec(fps)
+        };
         self.push_run(id, Run { fps, open: false }, now);
         self.enforce_bound();
     }
@@ -182,7 +196,7 @@ impl RecentlySealed {
     pub fn remember(&mut self, id: StreamId, fp: Fingerprint, now: Instant) {
         let open = self.streams.get_mut(&id).and_then(|s| {
             s.runs
-                .back_mut()
+                .last_mut()
                 .filter(|r| r.open && r.fps.len() < OPEN_RUN_FINGERPRINTS_MAX)
                 .map(|r| (r, &mut s.min_ts, &mut s.max_ts))
         });
@@ -201,7 +215,7 @@ impl RecentlySealed {
             None => self.push_run(
                 id,
                 Run {
-                    fps: vec![fp],
+                    fps: smallvec::smallvec![fp],
                     open: true,
                 },
                 now,
@@ -215,12 +229,12 @@ impl RecentlySealed {
         self.bytes += run.bytes();
         self.fingerprints += run.fps.len() as u64;
         let s = self.streams.entry(id).or_insert_with(|| StreamRuns {
-            runs: VecDeque::new(),
+            runs: SmallVec::new(),
             min_ts: lo,
             max_ts: hi,
         });
         s.widen(lo, hi);
-        s.runs.push_back(run);
+        s.runs.push(run);
         self.order.push_back((now, id));
     }
 
@@ -240,10 +254,13 @@ impl RecentlySealed {
             .streams
             .get_mut(&id)
             .expect("every run in the order has its stream");
-        let run = s
-            .runs
-            .pop_front()
-            .expect("a stream's oldest run is the oldest of the order for it");
+        assert!(
+            !s.runs.is_empty(),
+            "a stream's oldest run is the oldest of the order for it"
+        );
+        // A stream has a few runs at most (one per seal round in the window): shifting them
+        // costs less than a deque's own allocation per stream.
+        let run = s.runs.remove(0);
         self.bytes -= run.bytes();
         let n = run.fps.len() as u64;
         self.fingerprints -= n;

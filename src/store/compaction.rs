@@ -382,38 +382,12 @@ impl Store {
                 inputs.iter().map(|p| p.entry.id).collect::<Vec<_>>()
             )));
         }
-        let min_ts = streams
-            .iter()
-            .filter_map(|s| s.entries.first())
-            .map(|e| e.ts)
-            .min()
-            .unwrap_or(0);
-        let max_ts = streams
-            .iter()
-            .filter_map(|s| s.entries.last())
-            .map(|e| e.ts)
-            .max()
-            .unwrap_or(0);
-        let opts = self.opts.compact;
-        let encoded =
-            encode_off_core(&self.disk, streams, move |s| encode_merged(s, &opts)).await?;
-        let output_bytes = encoded.len() as u64;
-        pacer.charge(output_bytes).await;
         let level = inputs.iter().map(|p| p.entry.level).max().unwrap_or(0) + 1;
         let partition_start = inputs[0].entry.partition_start;
         let new = self
-            .write_part_in(
-                &partition,
-                NewPart {
-                    partition_start,
-                    bytes: encoded,
-                    level,
-                    entries,
-                    min_ts,
-                    max_ts,
-                },
-            )
+            .write_merged(&partition, partition_start, level, streams, &mut pacer)
             .await?;
+        let output_bytes = new.entry.file_bytes;
         let mut report = CompactionReport {
             partition,
             inputs: inputs.iter().map(|p| p.entry.id).collect(),
@@ -454,6 +428,51 @@ impl Store {
             .add(report.inputs.len() as u64);
         self.counters.compaction_bytes.add(pacer.charged());
         Ok(Some(report))
+    }
+
+    /// Encodes `streams` off the core with the compaction options, pays `pacer` for the
+    /// encoded bytes and writes them durably as one part of `level` in `partition`, not yet
+    /// named by the manifest (the caller commits it, or discards it if its inputs went
+    /// meanwhile). Compaction and [`Store::rewrite_part`] both end this way, so that a part
+    /// they write is described (entries, time range) and paced the same.
+    pub(super) async fn write_merged(
+        &self,
+        partition: &str,
+        partition_start: TimestampNs,
+        level: u32,
+        streams: Vec<MergedStream>,
+        pacer: &mut IoPacer,
+    ) -> Result<LoadedPart, StoreError> {
+        let entries: u64 = streams.iter().map(|s| s.entries.len() as u64).sum();
+        // Each stream's entries are in time order: its first and last bound it.
+        let min_ts = streams
+            .iter()
+            .filter_map(|s| s.entries.first())
+            .map(|e| e.ts)
+            .min()
+            .unwrap_or(0);
+        let max_ts = streams
+            .iter()
+            .filter_map(|s| s.entries.last())
+            .map(|e| e.ts)
+            .max()
+            .unwrap_or(0);
+        let opts = self.opts.compact;
+        let encoded =
+            encode_off_core(&self.disk, streams, move |s| encode_merged(s, &opts)).await?;
+        pacer.charge(encoded.len() as u64).await;
+        self.write_part_in(
+            partition,
+            NewPart {
+                partition_start,
+                bytes: encoded,
+                level,
+                entries,
+                min_ts,
+                max_ts,
+            },
+        )
+        .await
     }
 
     /// Reads every block of `inputs` (ascending by id) into per-stream entry lists, each in

@@ -23,9 +23,9 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::compaction::{CompactingMark, IoPacer, MergedStream, encode_merged};
+use super::compaction::{CompactingMark, IoPacer, MergedStream};
 use super::part_file::LoadedPart;
-use super::{Change, NewPart, Store, StoreError, encode_off_core};
+use super::{Change, Store, StoreError};
 use crate::chunk::{DecodedBlock, PART_ALIGN_BYTES};
 use crate::model::{Labels, TimestampNs};
 
@@ -220,33 +220,13 @@ impl Store {
         let new = if entries == 0 {
             None
         } else {
-            let min_ts = streams
-                .iter()
-                .filter_map(|s| s.entries.first())
-                .map(|e| e.ts)
-                .min()
-                .unwrap_or(0);
-            let max_ts = streams
-                .iter()
-                .filter_map(|s| s.entries.last())
-                .map(|e| e.ts)
-                .max()
-                .unwrap_or(0);
-            let opts = self.opts.compact;
-            let encoded =
-                encode_off_core(&self.disk, streams, move |s| encode_merged(s, &opts)).await?;
-            pacer.charge(encoded.len() as u64).await;
             let new = self
-                .write_part_in(
+                .write_merged(
                     &part.entry.partition,
-                    NewPart {
-                        partition_start: part.entry.partition_start,
-                        bytes: encoded,
-                        level: part.entry.level,
-                        entries,
-                        min_ts,
-                        max_ts,
-                    },
+                    part.entry.partition_start,
+                    part.entry.level,
+                    streams,
+                    &mut pacer,
                 )
                 .await?;
             pause_for_test("written").await;

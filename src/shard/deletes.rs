@@ -180,14 +180,6 @@ impl Shard {
 
     /// Every tenant's deletion counts on this core, by tenant.
     pub(super) fn deletion_counts(&self) -> Vec<(String, DeletionCounts)> {
-        let mut all: Vec<_> = self
-            .deletes
-            .counts
-            .borrow()
-            .iter()
-            .map(|(t, c)| (t.clone(), c.clone()))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+        super::by_tenant(&self.deletes.counts.borrow())
     }
 }

@@ -372,15 +372,16 @@ impl CoreCounters {
 
     /// Every tenant's counts, by tenant.
     pub fn tenants(&self) -> Vec<(String, TenantCounts)> {
-        let mut all: Vec<_> = self
-            .tenants
-            .borrow()
-            .iter()
-            .map(|(t, c)| (t.clone(), c.clone()))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+        by_tenant(&self.tenants.borrow())
     }
+}
+
+/// A copy of a per-tenant map, sorted by tenant, so that a snapshot of per-tenant counts
+/// does not depend on the hash map's order (which changes from run to run).
+fn by_tenant<V: Clone>(map: &std::collections::HashMap<String, V>) -> Vec<(String, V)> {
+    let mut all: Vec<_> = map.iter().map(|(t, v)| (t.clone(), v.clone())).collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
 }
 
 /// Everything `/metrics` shows of one shard.

@@ -7,17 +7,20 @@
 //! shown as such by the rules API (namespace [`NAMESPACE`] of its tenant). It is not left to
 //! the scheduled tick: the shards count matching lines as they store them
 //! ([`StreamingAlerts`]), and the alert fires as soon as the count over the window reaches
-//! the threshold.
+//! the threshold. They count in the owner shard's one pass over the batch, the stream limits'
+//! ([`crate::tenants::admit`]): a [`BatchCounts`] gathers the lines that match as the check
+//! reads them, and adds those of the streams it stored.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use ahash::AHashMap;
+use ahash::{AHashMap, AHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::logql::LogSelector;
-use crate::model::{Batch, BatchItem, StreamId};
+use crate::model::{StreamId, TimestampNs};
+use crate::tenants::admit::BatchObserver;
 
 use super::rules::{GroupDoc, NamespaceDoc, RuleDoc};
 
@@ -349,68 +352,108 @@ impl StreamingAlerts {
         Ok(StreamingAlerts { rules })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
-    /// Counts a batch's lines for every rule of its tenant; returns the rules whose count
-    /// now reaches their threshold while they do not fire yet (the caller evaluates them at
-    /// once, so the alert goes out as the line that crossed arrives).
-    pub fn observe(&self, batch: &Batch, matches: &StreamMatches, now_ns: i64) -> Vec<usize> {
-        let Ok(reader) = batch.reader() else {
-            return Vec::new();
-        };
-        let tenant = reader.tenant();
+    /// The counts of one batch of `tenant`, to feed as the batch is read and then
+    /// [`BatchCounts::finish`]; `None` if no rule counts that tenant's lines.
+    pub fn counting<'a>(
+        &'a self,
+        tenant: &'a str,
+        matches: &'a StreamMatches,
+    ) -> Option<BatchCounts<'a>> {
         if !self.rules.iter().any(|r| r.tenant == tenant) {
-            return Vec::new();
+            return None;
         }
         let mut cache = matches.0.borrow_mut();
         if cache.len() > STREAM_MATCHES_MAX {
             cache.clear();
         }
-        let mut stream_rules: Vec<u64> = Vec::new();
-        let mut touched = 0u64;
-        for item in reader {
-            match item {
-                Ok(BatchItem::Stream { id, labels, .. }) => {
-                    let mask = *cache.entry(id).or_insert_with(|| {
-                        let mut mask = 0u64;
-                        for (i, r) in self.rules.iter().enumerate() {
-                            if r.tenant == tenant && r.matches_stream(&labels) {
-                                mask |= 1 << i;
-                            }
-                        }
-                        mask
-                    });
-                    stream_rules.push(mask);
+        Some(BatchCounts {
+            alerts: self,
+            tenant,
+            matches,
+            streams: Vec::new(),
+            hits: Vec::new(),
+        })
+    }
+}
+
+/// One batch's lines that count for `[[alert]]` rules, gathered while the stream limits read
+/// the batch ([`BatchObserver`]) and added to the rules by [`BatchCounts::finish`] once the
+/// limits have said which streams are stored: a refused line does not count.
+pub struct BatchCounts<'a> {
+    alerts: &'a StreamingAlerts,
+    tenant: &'a str,
+    matches: &'a StreamMatches,
+    /// Each stream of the batch, by index: its id and the rules its lines count for (a bit
+    /// each).
+    streams: Vec<(StreamId, u64)>,
+    /// The entries that count for at least one rule, in the batch's order (so at most one
+    /// per entry of the batch): stream index, timestamp, and the rules whose selector and
+    /// line filters they pass.
+    hits: Vec<(u32, TimestampNs, u64)>,
+}
+
+impl BatchObserver for BatchCounts<'_> {
+    fn stream(&mut self, id: StreamId, labels: &[(&str, &str)]) {
+        let mut cache = self.matches.0.borrow_mut();
+        let mask = *cache.entry(id).or_insert_with(|| {
+            let mut mask = 0u64;
+            for (i, r) in self.alerts.rules.iter().enumerate() {
+                if r.tenant == self.tenant && r.matches_stream(labels) {
+                    mask |= 1 << i;
                 }
-                Ok(BatchItem::Entry {
-                    stream_index,
-                    ts,
-                    line,
-                    ..
-                }) => {
-                    let mask = stream_rules
-                        .get(stream_index as usize)
-                        .copied()
-                        .unwrap_or(0);
-                    if mask == 0 {
-                        continue;
-                    }
-                    for (i, r) in self.rules.iter().enumerate() {
-                        if mask & (1 << i) != 0 && r.matches_line(line) {
-                            r.add(ts, now_ns, 1);
-                            touched |= 1 << i;
-                        }
-                    }
-                }
-                Err(_) => break,
+            }
+            mask
+        });
+        self.streams.push((id, mask));
+    }
+
+    fn entry(&mut self, stream_index: u32, ts: TimestampNs, line: &str) {
+        let mask = self
+            .streams
+            .get(stream_index as usize)
+            .map_or(0, |&(_, mask)| mask);
+        if mask == 0 {
+            return;
+        }
+        let mut hits = 0u64;
+        for (i, r) in self.alerts.rules.iter().enumerate() {
+            if mask & (1 << i) != 0 && r.matches_line(line) {
+                hits |= 1 << i;
             }
         }
-        (0..self.rules.len())
+        if hits != 0 {
+            self.hits.push((stream_index, ts, hits));
+        }
+    }
+}
+
+impl BatchCounts<'_> {
+    /// Counts the gathered lines of every stream not in `taken_out`, in the batch's order;
+    /// returns the rules whose count now reaches their threshold while they do not fire yet
+    /// (the caller evaluates them at once, so the alert goes out as the line that crossed
+    /// arrives).
+    pub fn finish(self, taken_out: &AHashSet<StreamId>, now_ns: i64) -> Vec<usize> {
+        let rules = &self.alerts.rules;
+        let mut touched = 0u64;
+        for &(stream_index, ts, hits) in &self.hits {
+            let (id, _) = self.streams[stream_index as usize];
+            if taken_out.contains(&id) {
+                continue;
+            }
+            // In the batch's order, as the lines arrived: when two lines fall in one slot a
+            // ring apart, the one added last restarts it ([`Slot::add`]), so the order
+            // decides what the slot holds.
+            for (i, r) in rules.iter().enumerate() {
+                if hits & (1 << i) != 0 {
+                    r.add(ts, now_ns, 1);
+                }
+            }
+            touched |= hits;
+        }
+        (0..rules.len())
             .filter(|i| touched & (1 << i) != 0)
             .filter(|&i| {
-                let r = &self.rules[i];
+                let r = &rules[i];
                 !r.firing.load(Ordering::Acquire) && r.crossed(now_ns)
             })
             .collect()
@@ -420,6 +463,7 @@ impl StreamingAlerts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Batch, BatchItem};
 
     fn line(keyword: Option<&str>, selector: Option<&str>) -> AlertLine {
         AlertLine {
@@ -452,6 +496,31 @@ mod tests {
 
     const SEC: i64 = 1_000_000_000;
 
+    /// Counts a whole batch, as if every stream of it were stored.
+    fn observe(
+        alerts: &StreamingAlerts,
+        batch: &Batch,
+        matches: &StreamMatches,
+        now: i64,
+    ) -> Vec<usize> {
+        let reader = batch.reader().unwrap();
+        let Some(mut counts) = alerts.counting(reader.tenant(), matches) else {
+            return Vec::new();
+        };
+        for item in reader {
+            match item.unwrap() {
+                BatchItem::Stream { id, labels, .. } => counts.stream(id, &labels),
+                BatchItem::Entry {
+                    stream_index,
+                    ts,
+                    line,
+                    ..
+                } => counts.entry(stream_index, ts, line),
+            }
+        }
+        counts.finish(&AHashSet::new(), now)
+    }
+
     fn batch(lines: &[(&str, &str, i64)]) -> Batch {
         let mut b = crate::model::BatchBuilder::new("fake");
         for (level, line, ts) in lines {
@@ -481,24 +550,24 @@ mod tests {
             ("error", "database down", now - SEC),
             ("critical", "database gone", now - 40 * SEC),
         ]);
-        assert!(alerts.observe(&b, &matches, now).is_empty());
+        assert!(observe(&alerts, &b, &matches, now).is_empty());
         assert_eq!(
             alerts.rules[0].count(now),
             1,
             "level, keyword and window all apply"
         );
         let b = batch(&[("critical", "database slow", now)]);
-        assert!(alerts.observe(&b, &matches, now).is_empty());
+        assert!(observe(&alerts, &b, &matches, now).is_empty());
         let b = batch(&[("critical", "database lost", now)]);
         assert_eq!(
-            alerts.observe(&b, &matches, now),
+            observe(&alerts, &b, &matches, now),
             vec![0],
             "the third line crosses"
         );
         alerts.rules[0].firing.store(true, Ordering::Release);
         let b = batch(&[("critical", "database lost", now)]);
         assert!(
-            alerts.observe(&b, &matches, now).is_empty(),
+            observe(&alerts, &b, &matches, now).is_empty(),
             "already firing"
         );
         assert_eq!(alerts.rules[0].count(now + 28 * SEC), 4);
@@ -527,7 +596,7 @@ mod tests {
             "an empty window has nothing to save"
         );
         let b = batch(&[("critical", "database down", now - SEC)]);
-        before.observe(&b, &StreamMatches::default(), now);
+        observe(&before, &b, &StreamMatches::default(), now);
         assert!(before.rules[0].take_save_due(now / 1_000_000));
         assert!(
             !before.rules[0].take_save_due(now / 1_000_000 + 5_000),
@@ -547,6 +616,63 @@ mod tests {
         let other = StreamingAlerts::new(&[other]).unwrap();
         assert!(!other.rules[0].restore(&saved));
         assert_eq!(other.rules[0].count(now), 0);
+    }
+
+    #[test]
+    fn lines_of_streams_the_stream_limits_refuse_do_not_count() {
+        use crate::tenants::admit::check_batch;
+        use crate::tenants::stream_rate::StreamRates;
+        use crate::tenants::streams::ActiveStreams;
+        use crate::tenants::{IngestionRate, limits::TenantLimits};
+
+        let mut a = line(Some("database"), None);
+        a.tenant = Some("fake".into());
+        let now = 1_000 * SEC;
+        // Two streams, two matching lines each, under a limit of one active stream: the
+        // second stream is refused whole.
+        let mut b = crate::model::BatchBuilder::new("fake");
+        for app in ["db", "web"] {
+            let labels = crate::model::Labels::from_pairs([("app", app), ("level", "critical")]);
+            let id = crate::model::stream_hash("fake", &labels);
+            for i in 0..2 {
+                b.push(id, &labels, now - SEC + i, "database down", &[]);
+            }
+        }
+        let limits = TenantLimits {
+            ingestion_rate: IngestionRate::OFF,
+            per_stream_rate: IngestionRate::OFF,
+            creation_grace_period: std::time::Duration::from_secs(600),
+            max_global_streams_per_user: 1,
+            max_label_names_per_series: 15,
+            max_label_name_length: 1024,
+            max_label_value_length: 2048,
+            reject_old_samples: false,
+            reject_old_samples_max_age: std::time::Duration::from_secs(1),
+            max_line_size: 1 << 20,
+            max_line_size_truncate: false,
+        };
+        let alerts = StreamingAlerts::new(std::slice::from_ref(&a)).unwrap();
+        let matches = StreamMatches::default();
+        let mut counts = alerts.counting("fake", &matches).unwrap();
+        let checked = check_batch(
+            b.finish(),
+            &limits,
+            &ActiveStreams::default(),
+            &StreamRates::default(),
+            1,
+            true,
+            Some(&mut counts),
+        );
+        assert_eq!(checked.taken_out.len(), 1);
+        assert!(
+            counts.finish(&checked.taken_out, now).is_empty(),
+            "two lines counted, under the threshold of three"
+        );
+        assert_eq!(alerts.rules[0].count(now), 2);
+        // The same as counting the stored batch on its own.
+        let reference = StreamingAlerts::new(&[a]).unwrap();
+        observe(&reference, &checked.batch, &StreamMatches::default(), now);
+        assert_eq!(reference.rules[0].count(now), alerts.rules[0].count(now));
     }
 
     #[test]

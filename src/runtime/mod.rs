@@ -214,47 +214,70 @@ impl Core {
     /// [`crate::tenants::admit`]), then stores the rest. Some taken out: the refusal with
     /// Loki's text, once the rest is durable.
     async fn append_here(&self, batch: Batch, protocol: Protocol) -> Result<(), AppendError> {
-        let (batch, refused) = self.limit_streams(batch, protocol);
-        if batch.entries > 0 {
-            // The `[[alert]]` counters see the lines as they arrive; an alert whose count
-            // this batch made reach its threshold is evaluated once the lines are durable.
-            let crossed = if self.ruler.streaming.is_empty() {
-                Vec::new()
-            } else {
-                let now = crate::ingest::listeners::now_ns();
-                self.ruler
-                    .streaming
-                    .observe(&batch, &self.streaming_matches, now)
+        let Some(tenant) = batch.reader().ok().map(|r| r.tenant().to_string()) else {
+            // A batch that does not read back is the WAL's to refuse, with its own error.
+            if batch.entries > 0 {
+                self.shard.append(batch, protocol).await?;
+            }
+            return Ok(());
+        };
+        // The `[[alert]]` counters read the lines in the stream limits' pass over the batch,
+        // and count those stored.
+        let mut counts = self
+            .ruler
+            .streaming
+            .counting(&tenant, &self.streaming_matches);
+        let checked = self.limit_streams(
+            &tenant,
+            batch,
+            protocol,
+            counts
+                .as_mut()
+                .map(|c| c as &mut dyn crate::tenants::admit::BatchObserver),
+        );
+        if checked.batch.entries > 0 {
+            // An alert whose count this batch made reach its threshold is evaluated once the
+            // lines are durable.
+            let crossed = match counts {
+                Some(counts) => {
+                    counts.finish(&checked.taken_out, crate::ingest::listeners::now_ns())
+                }
+                None => Vec::new(),
             };
-            self.shard.append(batch, protocol).await?;
+            self.shard.append(checked.batch, protocol).await?;
             for rule in crossed {
                 crate::ruler::eval::evaluate_streaming(&self.ruler, rule);
             }
         }
-        match refused {
+        match checked.refusal {
             Some(e) => Err(e),
             None => Ok(()),
         }
     }
 
-    /// The batch without the entries its tenant's stream limits refuse, and the refusal.
-    fn limit_streams(&self, batch: Batch, protocol: Protocol) -> (Batch, Option<AppendError>) {
-        let Some(tenant) = batch.reader().ok().map(|r| r.tenant().to_string()) else {
-            return (batch, None);
-        };
+    /// Checks a batch of `tenant` against its stream limits and counts what they take out;
+    /// `observer` sees the batch in the same pass.
+    fn limit_streams(
+        &self,
+        tenant: &str,
+        batch: Batch,
+        protocol: Protocol,
+        observer: Option<&mut dyn crate::tenants::admit::BatchObserver>,
+    ) -> crate::tenants::admit::Checked {
         let checked = crate::tenants::admit::check_batch(
             batch,
-            &self.limits.for_tenant(&tenant),
+            &self.limits.for_tenant(tenant),
             &self.shard.active_streams,
             &self.stream_rates,
             self.shards,
             // Syslog cannot be refused per stream; its tenant's rate slows it down instead.
             !matches!(protocol, Protocol::SyslogTcp | Protocol::SyslogUdp),
+            observer,
         );
-        for (reason, entries) in checked.discarded {
-            self.shard.counters.discard_for(&tenant, reason, entries);
+        for &(reason, entries) in &checked.discarded {
+            self.shard.counters.discard_for(tenant, reason, entries);
         }
-        (checked.batch, checked.refusal)
+        checked
     }
 
     /// Asks every shard the same question, concurrently, and returns their answers. Dropping

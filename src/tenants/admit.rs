@@ -9,6 +9,10 @@
 //! whole, and so is a stream's part of the batch that does not fit its rate (Loki's
 //! `rateLimitWholeStream`, on with its default stream sharding); the batch's other streams
 //! are stored, and the answer is Loki's 429 naming the first refused stream.
+//!
+//! Other readers of every batch ride on this pass instead of making their own: a
+//! [`BatchObserver`] (the `[[alert]]` counters) sees each stream and entry as the check reads
+//! it, and learns from [`Checked::taken_out`] which streams were not stored.
 
 use ahash::AHashSet;
 
@@ -36,11 +40,26 @@ pub struct Checked {
     pub batch: Batch,
     pub discarded: Vec<(DiscardReason, u64)>,
     pub refusal: Option<AppendError>,
+    /// The streams whose entries were taken out of the batch (empty: the batch is whole).
+    pub taken_out: AHashSet<StreamId>,
+}
+
+/// Another reader of every ingest batch, fed by the admission check's pass so that the batch
+/// is read once. It sees every stream and entry in the batch's order, admitted or not:
+/// admission is decided only once the whole batch has been read, and then
+/// [`Checked::taken_out`] says which streams were not stored. If the batch turns out not to
+/// read back, it has seen the items before the bad one, and the batch goes on whole (the
+/// WAL refuses it with its own error).
+pub trait BatchObserver {
+    /// A stream item: entries name it by its index, in the order streams are seen.
+    fn stream(&mut self, id: StreamId, labels: &[(&str, &str)]);
+    /// An entry of the stream at `stream_index`.
+    fn entry(&mut self, stream_index: u32, ts: TimestampNs, line: &str);
 }
 
 /// Checks `batch` of `tenant` on one of `cores` owner shards. `rate_applies`: whether the
 /// per-stream rate holds for its protocol (not for syslog, which cannot be refused and is
-/// held by the tenant's rate instead).
+/// held by the tenant's rate instead). `observer`, if any, is fed the batch as it is read.
 pub fn check_batch(
     batch: Batch,
     limits: &TenantLimits,
@@ -48,16 +67,18 @@ pub fn check_batch(
     rates: &StreamRates,
     cores: usize,
     rate_applies: bool,
+    observer: Option<&mut dyn BatchObserver>,
 ) -> Checked {
     let unchanged = |batch| Checked {
         batch,
         discarded: Vec::new(),
         refusal: None,
+        taken_out: AHashSet::new(),
     };
     let stream_limit = limits.max_global_streams_per_user;
     let rate = limits.per_stream_rate;
     // Read even without limits: the active streams are counted for the gauge.
-    let (tenant, uses) = match stream_uses(&batch) {
+    let (tenant, uses) = match stream_uses(&batch, observer) {
         Some(found) => found,
         // A batch that does not read back is the WAL's to refuse, with its own error.
         None => return unchanged(batch),
@@ -134,28 +155,41 @@ pub fn check_batch(
         batch: kept,
         discarded,
         refusal: Some(refusal),
+        taken_out: dropped,
     }
 }
 
-/// The batch's tenant and what each of its streams writes, in the batch's order.
-fn stream_uses(batch: &Batch) -> Option<(String, Vec<StreamUse>)> {
+/// The batch's tenant and what each of its streams writes, in the batch's order; `observer`
+/// sees each item as it is read.
+fn stream_uses(
+    batch: &Batch,
+    mut observer: Option<&mut dyn BatchObserver>,
+) -> Option<(String, Vec<StreamUse>)> {
     let reader = batch.reader().ok()?;
     let tenant = reader.tenant().to_string();
     let mut uses: Vec<StreamUse> = Vec::new();
     for item in reader {
         match item.ok()? {
-            BatchItem::Stream { id, .. } => uses.push(StreamUse {
-                id,
-                entries: 0,
-                bytes: 0,
-                first: Vec::new(),
-            }),
+            BatchItem::Stream { id, labels, .. } => {
+                if let Some(o) = observer.as_deref_mut() {
+                    o.stream(id, &labels);
+                }
+                uses.push(StreamUse {
+                    id,
+                    entries: 0,
+                    bytes: 0,
+                    first: Vec::new(),
+                });
+            }
             BatchItem::Entry {
                 stream_index,
                 ts,
                 line,
                 metadata,
             } => {
+                if let Some(o) = observer.as_deref_mut() {
+                    o.entry(stream_index, ts, line);
+                }
                 let u = uses.get_mut(stream_index as usize)?;
                 let bytes = line.len()
                     + metadata
@@ -288,7 +322,7 @@ mod tests {
                 );
             }
         }
-        let c = check_batch(b.finish(), &l, &active, &rates, 1, true);
+        let c = check_batch(b.finish(), &l, &active, &rates, 1, true, None);
         assert_eq!(apps_of(&c.batch), [r#"{app="a"}"#]);
         assert_eq!(c.discarded, [(DiscardReason::PerStreamRateLimit, 3)]);
         let e = c.refusal.unwrap();
@@ -309,7 +343,7 @@ mod tests {
             e.reason
         );
         // Not for syslog: its streams are held by the tenant's rate.
-        let c = check_batch(batch(&["b"], 10, 400), &l, &active, &rates, 1, false);
+        let c = check_batch(batch(&["b"], 10, 400), &l, &active, &rates, 1, false, None);
         assert!(c.refusal.is_none() && c.discarded.is_empty());
     }
 
@@ -317,12 +351,20 @@ mod tests {
     fn new_streams_over_the_limit_go_first_and_are_not_charged() {
         let (active, rates) = (ActiveStreams::default(), StreamRates::default());
         let l = limits(1, 1000.0);
-        let c = check_batch(batch(&["a", "b"], 1, 10), &l, &active, &rates, 1, true);
+        let c = check_batch(
+            batch(&["a", "b"], 1, 10),
+            &l,
+            &active,
+            &rates,
+            1,
+            true,
+            None,
+        );
         assert_eq!(apps_of(&c.batch), [r#"{app="a"}"#]);
         assert_eq!(c.discarded, [(DiscardReason::StreamLimit, 1)]);
         assert_eq!(c.refusal.unwrap().refusal, Refusal::StreamLimit);
         // Nothing over either limit: the batch is unchanged.
-        let c = check_batch(batch(&["a"], 1, 10), &l, &active, &rates, 1, true);
+        let c = check_batch(batch(&["a"], 1, 10), &l, &active, &rates, 1, true, None);
         assert!(c.refusal.is_none());
         assert_eq!(apps_of(&c.batch), [r#"{app="a"}"#]);
     }

@@ -7,6 +7,8 @@
 //! and names the key in every error.
 //!
 //! - [`limits`]: every default and bound, each with why it has its value.
+//! - [`tenants`]: the ingest and query limits every tenant has unless the limits file
+//!   overrides them.
 //! - [`units`]: sizes (`8MiB`) and durations (`10m`) as flags and TOML values.
 //! - [`help`]: the defaults shown by `serve --help`, from the same constants.
 
@@ -23,9 +25,11 @@ pub mod help;
 pub mod limits;
 pub mod ruler;
 pub mod syslog;
+pub mod tenants;
 pub mod units;
 
 pub use ruler::RulerConfig;
+pub use tenants::QueryLimits;
 
 pub use limits::*;
 use units::{duration_text, size_text};
@@ -473,42 +477,6 @@ pub struct Config {
     pub outbox: crate::ruler::outbox::OutboxConfig,
 }
 
-/// The bounds every query runs within (see the flags of the same names).
-#[derive(Clone, Debug, PartialEq)]
-pub struct QueryLimits {
-    pub max_entries_limit_per_query: u32,
-    pub max_query_series: usize,
-    /// `None`: no limit.
-    pub max_query_length: Option<Duration>,
-    pub query_timeout: Duration,
-    /// 0: no limit.
-    pub max_query_bytes_read: u64,
-    pub query_memory_bytes_max: u64,
-    pub max_concurrent: usize,
-    pub max_outstanding_requests_per_tenant: usize,
-    /// See `runtime::pacer`: queries' least share of a core busy with ingest, and the idle
-    /// share they leave ingest.
-    pub cpu_share_min: f64,
-    pub cpu_headroom: f64,
-}
-
-impl Default for QueryLimits {
-    fn default() -> Self {
-        QueryLimits {
-            max_entries_limit_per_query: QUERY_ENTRIES_MAX,
-            max_query_series: QUERY_SERIES_MAX,
-            max_query_length: Some(QUERY_LENGTH_MAX_DEFAULT),
-            query_timeout: Duration::from_secs(QUERY_TIMEOUT_SECONDS),
-            max_query_bytes_read: 0,
-            query_memory_bytes_max: QUERY_MEMORY_BYTES_MAX_DEFAULT,
-            max_concurrent: QUERY_CONCURRENCY_DEFAULT,
-            max_outstanding_requests_per_tenant: QUERY_QUEUED_MAX_DEFAULT,
-            cpu_share_min: QUERY_CPU_SHARE_MIN_DEFAULT,
-            cpu_headroom: QUERY_CPU_HEADROOM_DEFAULT,
-        }
-    }
-}
-
 /// Whether a data dir on tmpfs or ramfs is accepted (`--allow-volatile-data-dir`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VolatilePolicy {
@@ -701,9 +669,7 @@ impl ServeArgs {
         let query = self.query_limits()?;
         let tenant_limits = self.tenant_limits()?;
         let outbox = self.outbox()?;
-        if let Some(path) = &self.limits_file {
-            crate::tenants::limits::LimitsFile::read(path).map_err(|e| bad("limits_file", e))?;
-        }
+        self.check_limits_file()?;
         let cores = self.cores.unwrap_or(online_cpus);
         if cores == 0 {
             return Err(bad("cores", "must be at least 1, got 0"));
@@ -1004,174 +970,6 @@ impl ServeArgs {
             syslog_tcp_unacked_bytes_max,
             syslog_udp_recv_buffer_bytes,
             future_skew_max,
-        })
-    }
-}
-
-impl ServeArgs {
-    fn tenant_limits(&self) -> Result<crate::tenants::limits::TenantLimits, ConfigError> {
-        const MIB: f64 = 1024.0 * 1024.0;
-        let rate = fraction(
-            "ingestion_rate_mb",
-            self.ingestion_rate_mb,
-            INGESTION_RATE_MB_DEFAULT,
-            0.0..=1e6,
-        )?;
-        let burst = fraction(
-            "ingestion_burst_size_mb",
-            self.ingestion_burst_size_mb,
-            INGESTION_BURST_SIZE_MB_DEFAULT,
-            0.0..=1e6,
-        )?;
-        if rate > 0.0 && burst <= 0.0 {
-            return Err(bad(
-                "ingestion_burst_size_mb",
-                "must be above 0 when ingestion_rate_mb is set",
-            ));
-        }
-        let count = |key: &str, v: Option<usize>, default: usize| match v {
-            None => Ok(default),
-            Some(0) => Err(bad(key, "must be at least 1")),
-            Some(n) => Ok(n),
-        };
-        let reject_old_samples_max_age = duration(
-            "reject_old_samples_max_age",
-            self.reject_old_samples_max_age.as_deref(),
-            REJECT_OLD_SAMPLES_MAX_AGE_DEFAULT,
-            Duration::from_secs(1),
-            Duration::from_secs(100 * 365 * 86400),
-        )?
-        .expect("a default is given");
-        let max_line_size = size(
-            "line_bytes_max",
-            self.line_bytes_max,
-            LINE_BYTES_MAX_DEFAULT,
-            1..=LINE_BYTES_LIMIT,
-        )?;
-        let per_stream_rate = self
-            .per_stream_rate_limit
-            .unwrap_or(PER_STREAM_RATE_LIMIT_DEFAULT);
-        let per_stream_burst = self
-            .per_stream_rate_limit_burst
-            .unwrap_or(PER_STREAM_RATE_LIMIT_BURST_DEFAULT);
-        if per_stream_rate > 0 && per_stream_burst == 0 {
-            return Err(bad(
-                "per_stream_rate_limit_burst",
-                "must be above 0 when per_stream_rate_limit is set",
-            ));
-        }
-        let creation_grace_period = match self.creation_grace_period.as_deref().map(str::trim) {
-            None => CREATION_GRACE_PERIOD_DEFAULT,
-            // Loki's meaning of 0: no entry may be ahead of the server's clock.
-            Some("0") => Duration::ZERO,
-            Some(text) => duration_within(
-                "creation_grace_period",
-                parse_duration("creation_grace_period", text)?,
-                Duration::ZERO..=FUTURE_SKEW_MAX_LIMIT,
-            )?,
-        };
-        Ok(crate::tenants::limits::TenantLimits {
-            per_stream_rate: crate::tenants::IngestionRate {
-                bytes_per_second: per_stream_rate as f64,
-                burst_bytes: per_stream_burst as f64,
-            },
-            creation_grace_period,
-            max_global_streams_per_user: self
-                .max_global_streams_per_user
-                .unwrap_or(MAX_GLOBAL_STREAMS_PER_USER_DEFAULT),
-            reject_old_samples: self.reject_old_samples,
-            reject_old_samples_max_age,
-            max_line_size,
-            max_line_size_truncate: self.max_line_size_truncate,
-            ingestion_rate: crate::tenants::IngestionRate {
-                bytes_per_second: rate * MIB,
-                burst_bytes: burst * MIB,
-            },
-            max_label_names_per_series: count(
-                "max_label_names_per_series",
-                self.max_label_names_per_series,
-                MAX_LABEL_NAMES_PER_SERIES_DEFAULT,
-            )?,
-            max_label_name_length: count(
-                "max_label_name_length",
-                self.max_label_name_length,
-                MAX_LABEL_NAME_LENGTH_DEFAULT,
-            )?,
-            max_label_value_length: count(
-                "max_label_value_length",
-                self.max_label_value_length,
-                MAX_LABEL_VALUE_LENGTH_DEFAULT,
-            )?,
-        })
-    }
-
-    fn query_limits(&self) -> Result<QueryLimits, ConfigError> {
-        let d = QueryLimits::default();
-        let count = |key: &str, v: Option<usize>, default: usize| match v {
-            None => Ok(default),
-            Some(0) => Err(bad(key, "must be at least 1")),
-            Some(n) if n > COUNT_LIMIT_MAX => Err(bad(
-                key,
-                format!("must be at most {COUNT_LIMIT_MAX}, got {n}"),
-            )),
-            Some(n) => Ok(n),
-        };
-        let max_query_length = duration(
-            "max_query_length",
-            self.max_query_length.as_deref(),
-            Duration::ZERO,
-            Duration::from_secs(1),
-            Duration::from_secs(100 * 365 * 86400),
-        )?;
-        Ok(QueryLimits {
-            max_entries_limit_per_query: count(
-                "max_entries_limit_per_query",
-                self.max_entries_limit_per_query.map(|n| n as usize),
-                d.max_entries_limit_per_query as usize,
-            )? as u32,
-            max_query_series: count(
-                "max_query_series",
-                self.max_query_series,
-                d.max_query_series,
-            )?,
-            // Absent: Loki's default; `0`: off.
-            max_query_length: match self.max_query_length {
-                None => d.max_query_length,
-                Some(_) => max_query_length,
-            },
-            query_timeout: duration(
-                "query_timeout",
-                self.query_timeout.as_deref(),
-                d.query_timeout,
-                Duration::from_millis(1),
-                Duration::from_secs(86400),
-            )?
-            .expect("a default is given"),
-            max_query_bytes_read: self.max_query_bytes_read.unwrap_or(0),
-            query_memory_bytes_max: size(
-                "query_memory_bytes_max",
-                self.query_memory_bytes_max,
-                d.query_memory_bytes_max,
-                BUDGET_BYTES_MIN..=BUDGET_BYTES_LIMIT,
-            )?,
-            max_concurrent: count("max_concurrent", self.max_concurrent, d.max_concurrent)?,
-            max_outstanding_requests_per_tenant: count(
-                "max_outstanding_requests_per_tenant",
-                self.max_outstanding_requests_per_tenant,
-                d.max_outstanding_requests_per_tenant,
-            )?,
-            cpu_share_min: fraction(
-                "query_cpu_share_min",
-                self.query_cpu_share_min,
-                d.cpu_share_min,
-                0.01..=1.0,
-            )?,
-            cpu_headroom: fraction(
-                "query_cpu_headroom",
-                self.query_cpu_headroom,
-                d.cpu_headroom,
-                0.0..=0.9,
-            )?,
         })
     }
 }

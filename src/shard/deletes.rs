@@ -180,6 +180,6 @@ impl Shard {
 
     /// Every tenant's deletion counts on this core, by tenant.
     pub(super) fn deletion_counts(&self) -> Vec<(String, DeletionCounts)> {
-        super::by_tenant(&self.deletes.counts.borrow())
+        super::counters::by_tenant(&self.deletes.counts.borrow())
     }
 }

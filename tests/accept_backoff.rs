@@ -45,6 +45,7 @@ fn accept_backs_off_when_descriptors_run_out_and_recovers() {
         cores: 1,
         syslog: false,
         extra_args: vec!["--connections-max".into(), "10000".into()],
+        ..ServerOptions::default()
     };
     let old = set_nofile_soft(SERVER_NOFILE);
     let server = Server::start_with(&dir, &options);

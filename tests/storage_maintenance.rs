@@ -23,6 +23,7 @@ fn options(extra: &[&str]) -> ServerOptions {
         cores: 1,
         syslog: false,
         extra_args,
+        ..ServerOptions::default()
     }
 }
 

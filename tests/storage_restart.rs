@@ -117,6 +117,7 @@ fn options(cores: usize) -> ServerOptions {
             "--seal-age".into(),
             SEAL_AGE.into(),
         ],
+        ..ServerOptions::default()
     }
 }
 

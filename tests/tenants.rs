@@ -647,6 +647,7 @@ fn at_the_stream_limit_only_new_streams_are_refused() {
         cores: 1,
         syslog: false,
         extra_args: vec!["--max-global-streams-per-user".into(), "3".into()],
+        ..ServerOptions::default()
     };
     let mut server = Server::start_with(&dir, &options);
     let now = now_ns();

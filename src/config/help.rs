@@ -44,6 +44,11 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             MAX_LABEL_VALUE_LENGTH_DEFAULT.to_string(),
         ),
         ("limits_file", "none".to_string()),
+        (
+            "discover_service_name",
+            crate::ingest::discovery::DISCOVER_SERVICE_NAME_DEFAULT.join(","),
+        ),
+        ("discover_log_levels", "true".to_string()),
         ("reject_old_samples", "off".to_string()),
         ("max_global_streams_per_user", "0, no limit".to_string()),
         ("per_stream_rate_limit", "0, no limit".to_string()),

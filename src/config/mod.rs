@@ -165,6 +165,18 @@ pub struct ServeArgs {
     #[serde(default)]
     pub max_line_size_truncate: bool,
 
+    /// Labels whose value becomes `service_name` when a stream has none, the first present
+    /// first, else `unknown_service` (Loki's `discover_service_name`, with its default list);
+    /// comma-separated or repeated. An empty value turns it off.
+    #[arg(long, value_name = "LABELS", value_delimiter = ',')]
+    pub discover_service_name: Option<Vec<String>>,
+
+    /// Give every entry a `detected_level` structured metadata field, from a level label or
+    /// field, an OTLP severity, or the line (Loki's `discover_log_levels`): `true` or
+    /// `false`.
+    #[arg(long, value_name = "BOOL")]
+    pub discover_log_levels: Option<bool>,
+
     /// Per-tenant overrides of these limits, in the YAML shape of Loki's runtime config
     /// (`overrides: {<tenant>: {<limit>: <value>}}`), re-read when it changes.
     #[arg(long, value_name = "PATH")]
@@ -589,6 +601,8 @@ impl ServeArgs {
                 .or(file.max_label_names_per_series),
             max_label_name_length: self.max_label_name_length.or(file.max_label_name_length),
             max_label_value_length: self.max_label_value_length.or(file.max_label_value_length),
+            discover_service_name: self.discover_service_name.or(file.discover_service_name),
+            discover_log_levels: self.discover_log_levels.or(file.discover_log_levels),
             limits_file: self.limits_file.or(file.limits_file),
             reject_old_samples: self.reject_old_samples || file.reject_old_samples,
             reject_old_samples_max_age: self

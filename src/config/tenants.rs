@@ -121,7 +121,19 @@ impl ServeArgs {
                 Duration::ZERO..=FUTURE_SKEW_MAX_LIMIT,
             )?,
         };
+        let mut discovery = crate::ingest::discovery::Discovery::loki_defaults();
+        if let Some(list) = &self.discover_service_name {
+            // `--discover-service-name ''` gives one empty name: the empty list, off.
+            let list: Vec<String> = list.iter().filter(|n| !n.is_empty()).cloned().collect();
+            crate::ingest::discovery::Discovery::check_service_name_list(&list)
+                .map_err(|e| bad("discover_service_name", e))?;
+            discovery.service_name_from = list.into();
+        }
+        if self.discover_log_levels == Some(false) {
+            discovery.log_levels = crate::ingest::discovery::LevelDiscovery::Off;
+        }
         Ok(TenantLimits {
+            discovery,
             per_stream_rate: IngestionRate {
                 bytes_per_second: per_stream_rate as f64,
                 burst_bytes: per_stream_burst as f64,

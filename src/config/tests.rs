@@ -426,3 +426,54 @@ fn a_bad_notification_url_or_timeout_names_its_key_and_the_url() {
         assert!(e.0.contains(key) && e.0.contains(says), "{args:?}: {e}");
     }
 }
+
+#[test]
+fn discovery_keys_default_to_loki_and_turn_off() {
+    use crate::ingest::discovery::{DISCOVER_SERVICE_NAME_DEFAULT, LevelDiscovery};
+    let d = ServeArgs::default()
+        .resolve(2)
+        .unwrap()
+        .tenant_limits
+        .discovery;
+    assert_eq!(
+        d.service_name_from.len(),
+        DISCOVER_SERVICE_NAME_DEFAULT.len()
+    );
+    assert_eq!(d.log_levels, LevelDiscovery::On);
+    let off = flags(&["--discover-service-name=", "--discover-log-levels=false"])
+        .unwrap()
+        .resolve(2)
+        .unwrap()
+        .tenant_limits
+        .discovery;
+    assert!(off.service_name_from.is_empty());
+    assert_eq!(off.log_levels, LevelDiscovery::Off);
+    let some = flags(&[
+        "--discover-service-name",
+        "svc,app",
+        "--discover-service-name",
+        "job",
+    ])
+    .unwrap()
+    .resolve(2)
+    .unwrap()
+    .tenant_limits
+    .discovery;
+    assert_eq!(&*some.service_name_from, &["svc", "app", "job"]);
+    let from_file = file("discover_service_name = []\ndiscover_log_levels = false\n")
+        .unwrap()
+        .resolve(2)
+        .unwrap()
+        .tenant_limits
+        .discovery;
+    assert!(from_file.service_name_from.is_empty());
+    assert_eq!(from_file.log_levels, LevelDiscovery::Off);
+    let e = flags(&["--discover-service-name", "k8s.pod"])
+        .unwrap()
+        .resolve(2)
+        .unwrap_err();
+    assert!(
+        e.0.contains("--discover-service-name") && e.0.contains("k8s.pod"),
+        "{e}"
+    );
+}

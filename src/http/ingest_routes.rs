@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::loki::tenant;
 use super::request::{OVER_BUDGET_RETRY_AFTER_SECONDS, Request};
 use super::response::Response;
+use crate::ingest::discovery::{LevelDiscovery, add_detected_level};
 use crate::ingest::jsonline::{JsonLineParams, JsonLines, decode_jsonline};
 use crate::ingest::listeners::now_ns;
 use crate::ingest::push::validate::echo;
@@ -38,6 +39,7 @@ fn push_limits(core: &Core, tenant: &TenantLimits) -> PushLimits {
         label_name_bytes_max: tenant.max_label_name_length,
         label_value_bytes_max: tenant.max_label_value_length,
         truncate_long_lines: tenant.max_line_size_truncate,
+        service_name_from: tenant.discovery.service_name_from.clone(),
     }
 }
 
@@ -83,6 +85,26 @@ fn count_truncated(core: &Core, tenant: &str, truncated: Truncated) {
             .counters
             .truncated_for(tenant, truncated.lines, truncated.bytes);
     }
+}
+
+/// Structured metadata an entry is stored with: as sent, and its `detected_level` when the
+/// tenant's `discover_log_levels` is on (after validation, as in Loki's distributor, so it
+/// does not count toward the metadata limits). Borrowed: no allocation per entry while the
+/// pairs fit inline.
+pub(super) fn entry_metadata<'a>(
+    limits: &TenantLimits,
+    labels: &'a Labels,
+    e: &'a PushEntry,
+) -> smallvec::SmallVec<[(&'a str, &'a str); 8]> {
+    let mut md: smallvec::SmallVec<[(&str, &str); 8]> = e
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    if limits.discovery.log_levels == LevelDiscovery::On {
+        add_detected_level(&mut md, |name| labels.get(name), &e.line);
+    }
+    md
 }
 
 /// Bytes a decoded entry holds beyond its line and metadata: the entry's own structures and
@@ -184,11 +206,7 @@ pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
     for stream in &streams {
         let id = stream_hash(&tenant, &stream.labels);
         for e in &stream.entries {
-            let md: smallvec::SmallVec<[(&str, &str); 8]> = e
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
+            let md = entry_metadata(&limits, &stream.labels, e);
             batches.push(id, &stream.labels, e.timestamp_ns, &e.line, &md);
         }
     }
@@ -248,11 +266,7 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
     let mut batches = Batches::new(core, &tenant, &limits, Duplicates::Keep);
     for (labels, e) in &rows {
         let id = stream_hash(&tenant, labels);
-        let md: smallvec::SmallVec<[(&str, &str); 8]> = e
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let md = entry_metadata(&limits, labels, e);
         batches.push(id, labels, e.timestamp_ns, &e.line, &md);
     }
     batches.commit(Protocol::JsonLine).await

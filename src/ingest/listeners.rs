@@ -30,6 +30,7 @@ use crate::http::admission::{
     Acceptor, Admission, AdmissionLimits, ListenerKind, derive_connections_max, nofile_soft_limit,
 };
 use crate::http::server::{ServerLimits, serve};
+use crate::ingest::discovery::{Discovery, LevelDiscovery, add_detected_level, service_name};
 use crate::model::{BatchBuilder, owner_shard, stream_hash_sorted};
 use crate::runtime::Core;
 use crate::shard::{AppendError, DiscardReason, Protocol, Refusal};
@@ -310,6 +311,9 @@ struct SyslogBatcher {
     outstanding_bytes: Rc<Cell<usize>>,
     /// UDP does not await its sends (nothing to acknowledge to), so it keeps no handles.
     keep_handles: bool,
+    /// The tenant's discovery settings, taken again at every read (the limits file may
+    /// change them), not per line.
+    discovery: Discovery,
 }
 
 impl SyslogBatcher {
@@ -331,7 +335,20 @@ impl SyslogBatcher {
             in_flight: VecDeque::new(),
             outstanding_bytes: Rc::new(Cell::new(0)),
             keep_handles: protocol == Protocol::SyslogTcp,
+            discovery: Discovery::off(),
         }
+        .with_tenant_settings()
+    }
+
+    /// Takes the tenant's current discovery settings.
+    fn with_tenant_settings(mut self) -> SyslogBatcher {
+        self.refresh();
+        self
+    }
+
+    /// Takes the tenant's current discovery settings (once per read, not per line).
+    fn refresh(&mut self) {
+        self.discovery = self.core.limits.for_tenant(&self.tenant).discovery;
     }
 
     /// Parses one syslog message and adds it to its owner's batch.
@@ -350,8 +367,11 @@ impl SyslogBatcher {
         if parsed.had_time_out_of_range() {
             counters.timestamps_clamped.inc();
         }
-        // Borrowed, sorted labels: no allocation per line for the stream's identity.
-        let labels = syslog::label_pairs(&parsed, self.peer.as_deref());
+        // Borrowed, sorted labels: no allocation per line for the stream's identity. Syslog
+        // reaches Loki as a push (Promtail, Alloy), whose distributor derives
+        // `service_name` and `detected_level`: so does this listener.
+        let mut labels = syslog::label_pairs(&parsed, self.peer.as_deref());
+        service_name::add_sorted(&self.discovery.service_name_from, &mut labels);
         let metadata = syslog::metadata(&parsed);
         let skew_max = self.core.config.future_skew_max.as_nanos() as i64;
         let mut ts = parsed.timestamp_ns.unwrap_or(now_ns);
@@ -361,10 +381,14 @@ impl SyslogBatcher {
         }
         let id = stream_hash_sorted(&self.tenant, labels.iter().copied());
         let owner = owner_shard(id, self.core.shards);
-        let metadata: smallvec::SmallVec<[(&str, &str); 8]> = metadata
+        let mut metadata: smallvec::SmallVec<[(&str, &str); 8]> = metadata
             .iter()
             .map(|(k, v)| (k.as_ref(), v.as_ref()))
             .collect();
+        if self.discovery.log_levels == LevelDiscovery::On {
+            let label = |name: &str| labels.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+            add_detected_level(&mut metadata, label, &parsed.message);
+        }
         self.builders[owner].push_with_pairs(
             id,
             labels.iter().copied(),
@@ -540,6 +564,7 @@ async fn syslog_tcp_connection(
             Some(Err(_)) => eof = true,
         }
         let now = now_ns();
+        batcher.refresh();
         let mut message_bytes = 0u64;
         loop {
             match framer.decode(buf.unread(), eof) {
@@ -649,7 +674,8 @@ async fn syslog_udp(core: Rc<Core>, socket: UdpSocket, tenant: Rc<str>) {
         }
         // Over the tenant's rate a datagram is dropped and counted: UDP has no way to slow
         // the sender down.
-        let limit = core.limits.for_tenant(&tenant).ingestion_rate;
+        let tenant_limits = core.limits.for_tenant(&tenant);
+        let limit = tenant_limits.ingestion_rate;
         let taken = core.lifecycle.ingestion_rates.take(
             &tenant,
             message.len().min(core.config.syslog_frame_bytes_max) as u64,
@@ -664,6 +690,7 @@ async fn syslog_udp(core: Rc<Core>, socket: UdpSocket, tenant: Rc<str>) {
         {
             let mut b = batcher.borrow_mut();
             b.peer = Some(from.ip().to_string());
+            b.discovery = tenant_limits.discovery;
             let max = core.config.syslog_frame_bytes_max;
             if message.len() > max {
                 b.add(&message[..max], now_ns(), true);

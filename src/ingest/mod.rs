@@ -5,6 +5,7 @@
 //! into entries with labels and structured metadata, and the listeners (one per protocol on
 //! every core, SO_REUSEPORT) batch entries per owner shard and wait for durability.
 
+pub mod discovery;
 pub mod frame_buffer;
 pub mod framing;
 pub mod jsonline;

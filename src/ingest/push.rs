@@ -62,6 +62,13 @@ pub struct PushLimits {
     /// A longer line is cut to `line_bytes_max` (at a character boundary) instead of
     /// refusing the request (Loki's `max_line_size_truncate`).
     pub truncate_long_lines: bool,
+    /// Labels whose value becomes `service_name` for a stream without one, else
+    /// `unknown_service` (the tenant's `discover_service_name`, see
+    /// [`crate::ingest::discovery`]). It is added before the labels are checked, so it
+    /// counts toward `labels_per_stream_max`, as in Loki. Empty: off, the default of these
+    /// limits alone, which are the decoding rules; the server gives each request its
+    /// tenant's list.
+    pub service_name_from: std::sync::Arc<[String]>,
 }
 
 impl Default for PushLimits {
@@ -73,6 +80,7 @@ impl Default for PushLimits {
             label_name_bytes_max: LABEL_NAME_BYTES_MAX_DEFAULT,
             label_value_bytes_max: LABEL_VALUE_BYTES_MAX_DEFAULT,
             truncate_long_lines: false,
+            service_name_from: std::sync::Arc::from(Vec::<String>::new()),
         }
     }
 }

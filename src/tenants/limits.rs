@@ -53,6 +53,9 @@ pub struct TenantLimits {
     /// longer one is cut to it rather than refused (`max_line_size_truncate`).
     pub max_line_size: usize,
     pub max_line_size_truncate: bool,
+    /// What pushed streams and entries are given at ingest (`discover_service_name`,
+    /// `discover_log_levels`).
+    pub discovery: crate::ingest::discovery::Discovery,
 }
 
 impl TenantLimits {
@@ -98,6 +101,16 @@ impl TenantLimits {
         if let Some(on) = o.max_line_size_truncate {
             l.max_line_size_truncate = on;
         }
+        if let Some(list) = &o.discover_service_name {
+            l.discovery.service_name_from = list.clone().into();
+        }
+        if let Some(on) = o.discover_log_levels {
+            l.discovery.log_levels = if on {
+                crate::ingest::discovery::LevelDiscovery::On
+            } else {
+                crate::ingest::discovery::LevelDiscovery::Off
+            };
+        }
         l
     }
 }
@@ -125,6 +138,9 @@ pub struct LimitOverrides {
     #[serde(default, deserialize_with = "crate::config::units::size_key")]
     pub max_line_size: Option<usize>,
     pub max_line_size_truncate: Option<bool>,
+    /// Labels whose value becomes `service_name`; an empty list turns it off.
+    pub discover_service_name: Option<Vec<String>>,
+    pub discover_log_levels: Option<bool>,
     /// Query limits (the server's are the flags of the same names).
     pub max_entries_limit_per_query: Option<u32>,
     pub max_query_series: Option<usize>,
@@ -171,6 +187,10 @@ impl LimitOverrides {
             return Err("per_stream_rate_limit_burst must be above 0 when there is a rate".into());
         }
         self.retention()?;
+        if let Some(list) = &self.discover_service_name {
+            crate::ingest::discovery::Discovery::check_service_name_list(list)
+                .map_err(|e| format!("discover_service_name: {e}"))?;
+        }
         for (key, text) in [
             ("max_query_length", &self.max_query_length),
             ("query_timeout", &self.query_timeout),
@@ -555,6 +575,7 @@ mod tests {
             reject_old_samples_max_age: Duration::from_secs(7 * 86400),
             max_line_size: 256 << 10,
             max_line_size_truncate: false,
+            discovery: crate::ingest::discovery::Discovery::loki_defaults(),
         }
     }
 
@@ -609,6 +630,27 @@ mod tests {
         assert!(e.contains("reject_old_samples_max_age"), "{e}");
         let e = LimitsFile::parse("overrides:\n  t:\n    max_line_size: 0\n").unwrap_err();
         assert!(e.contains("max_line_size"), "{e}");
+    }
+
+    #[test]
+    fn discovery_overrides_per_tenant() {
+        use crate::ingest::discovery::LevelDiscovery;
+        let file = LimitsFile::parse(
+            "overrides:\n  t1:\n    discover_service_name: [svc]\n    discover_log_levels: false\n  t2:\n    discover_service_name: []\n",
+        )
+        .unwrap();
+        let limits = Limits::fixed(defaults());
+        *limits.file.borrow_mut() = Rc::new(file);
+        let t1 = limits.for_tenant("t1").discovery;
+        assert_eq!(&*t1.service_name_from, &["svc"]);
+        assert_eq!(t1.log_levels, LevelDiscovery::Off);
+        let t2 = limits.for_tenant("t2").discovery;
+        assert!(t2.service_name_from.is_empty());
+        assert_eq!(t2.log_levels, LevelDiscovery::On);
+        assert_eq!(limits.for_tenant("t3"), defaults());
+        let e =
+            LimitsFile::parse("overrides:\n  t:\n    discover_service_name: [a.b]\n").unwrap_err();
+        assert!(e.contains("discover_service_name"), "{e}");
     }
 
     #[test]

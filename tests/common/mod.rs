@@ -25,4 +25,4 @@ pub mod tools;
 #[allow(unused_imports)]
 pub use loki::{Entry, IndexStats, QUERY_LIMIT, entries, labels, now_ns};
 #[allow(unused_imports)]
-pub use server::{Server, ServerOptions, TestDir};
+pub use server::{Discovery, Server, ServerOptions, TestDir};

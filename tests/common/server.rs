@@ -95,6 +95,20 @@ pub struct ServerOptions {
     pub syslog: bool,
     /// Further command-line arguments, appended after the harness's own.
     pub extra_args: Vec<String>,
+    /// Whether streams and entries get Loki 3's `service_name` and `detected_level`.
+    pub discovery: Discovery,
+}
+
+/// Loki 3's ingest-time discovery in a test server. Off unless a test asks: the tests of
+/// the other features compare stored label sets and metadata exactly as they sent them,
+/// and the tests of discovery (`tests/otlp.rs`, `tests/discovery.rs`) run with the
+/// server's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discovery {
+    /// `--discover-service-name= --discover-log-levels=false`.
+    Off,
+    /// The server's defaults (Loki's): both on.
+    Defaults,
 }
 
 impl Default for ServerOptions {
@@ -103,6 +117,7 @@ impl Default for ServerOptions {
             cores: TEST_CORES,
             syslog: true,
             extra_args: Vec::new(),
+            discovery: Discovery::Off,
         }
     }
 }
@@ -403,6 +418,10 @@ pub fn server_args(
         "--cores".into(),
         options.cores.to_string(),
     ];
+    if options.discovery == Discovery::Off {
+        args.push("--discover-service-name=".into());
+        args.push("--discover-log-levels=false".into());
+    }
     args.extend(options.extra_args.iter().cloned());
     args
 }

@@ -74,11 +74,23 @@ pub fn display_pairs(pairs: &[(String, String)]) -> String {
 /// Checks raw label pairs (as sent, in any order) and builds the stream's [`Labels`].
 /// `shown` is how the stream is named in messages: the label string as the client sent it.
 pub fn labels(
-    pairs: Vec<(String, String)>,
+    mut pairs: Vec<(String, String)>,
     shown: &str,
     limits: &PushLimits,
 ) -> Result<Labels, Violation> {
     let shown = echo(shown);
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(service) =
+        crate::ingest::discovery::service_name::derive(&limits.service_name_from, get)
+    {
+        let service = service.to_string();
+        pairs.push((crate::ingest::discovery::SERVICE_NAME.to_string(), service));
+    }
     // The batch format carries at most this many labels and 16-bit lengths, whatever the
     // configuration says.
     let count_max = limits
@@ -247,6 +259,35 @@ mod tests {
         p.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_discovered_service_name_is_added_and_counted() {
+        let limits = PushLimits {
+            service_name_from: vec!["app".to_string(), "job".to_string()].into(),
+            labels_per_stream_max: 3,
+            ..PushLimits::default()
+        };
+        let got = labels(pairs(&[("job", "j"), ("app", "a")]), "", &limits).unwrap();
+        assert_eq!(got.to_string(), r#"{app="a", job="j", service_name="a"}"#);
+        let got = labels(pairs(&[("host", "h")]), "", &limits).unwrap();
+        assert_eq!(
+            got.to_string(),
+            r#"{host="h", service_name="unknown_service"}"#
+        );
+        let own = labels(pairs(&[("service_name", "s"), ("app", "a")]), "", &limits).unwrap();
+        assert_eq!(own.get("service_name"), Some("s"));
+        // Three labels and the derived one are four: over the limit, as in Loki.
+        let e = labels(
+            pairs(&[("job", "j"), ("env", "e"), ("x", "y")]),
+            "",
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(e.rule, Rule::MaxLabelNamesPerSeries);
+        // Off by default: the labels as sent.
+        let sent = labels(pairs(&[("job", "j")]), "", &PushLimits::default()).unwrap();
+        assert_eq!(sent.to_string(), r#"{job="j"}"#);
     }
 
     #[test]

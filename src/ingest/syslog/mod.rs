@@ -683,14 +683,18 @@ pub fn to_entry<'a>(
     }
 }
 
+/// Labels a syslog stream can have: its own four (`app`, `facility`, `host`, `level`) and a
+/// `service_name` that discovery derives (see [`crate::ingest::discovery`]), all inline.
+pub const SYSLOG_LABELS_MAX: usize = 5;
+
 /// The stream labels of a message, borrowed and already sorted by name (`app`, `facility`,
 /// `host`, `level`), absent and empty values left out: exactly the pairs of
 /// [`SyslogEntry::labels`], without allocating, for the listener's hot path.
 pub fn label_pairs<'a>(
     msg: &SyslogMessage<'a>,
     peer: Option<&'a str>,
-) -> SmallVec<[(&'static str, &'a str); 4]> {
-    let mut pairs: SmallVec<[(&'static str, &'a str); 4]> = SmallVec::new();
+) -> SmallVec<[(&'static str, &'a str); SYSLOG_LABELS_MAX]> {
+    let mut pairs: SmallVec<[(&'static str, &'a str); SYSLOG_LABELS_MAX]> = SmallVec::new();
     if let Some(app) = msg.app_name {
         pairs.push(("app", app));
     }

@@ -31,7 +31,7 @@ use crate::tenants::rate::Refused;
 use crate::tenants::rate_limited_message;
 
 /// What a push is decoded under: the server's sizes and the tenant's label limits.
-fn push_limits(core: &Core, tenant: &TenantLimits) -> PushLimits {
+pub(super) fn push_limits(core: &Core, tenant: &TenantLimits) -> PushLimits {
     PushLimits {
         body_bytes_max: core.config.push_body_bytes_max,
         line_bytes_max: tenant.max_line_size,
@@ -44,7 +44,7 @@ fn push_limits(core: &Core, tenant: &TenantLimits) -> PushLimits {
 }
 
 /// The discard reason of a validation rule: Loki's name for it where Loki has one.
-fn discard_reason(rule: Rule) -> DiscardReason {
+pub(super) fn discard_reason(rule: Rule) -> DiscardReason {
     match rule {
         Rule::LineTooLong => DiscardReason::LineTooLong,
         Rule::MaxLabelNamesPerSeries => DiscardReason::MaxLabelNamesPerSeries,
@@ -63,7 +63,7 @@ fn discard_reason(rule: Rule) -> DiscardReason {
 /// refusal as the entries of the request (all refused) under the rule's reason; a body that
 /// could not be decoded, or that was too large or of a type not decoded, as one request,
 /// whose entries are not known.
-fn refuse(core: &Core, tenant: &str, e: PushError) -> Response {
+pub(super) fn refuse(core: &Core, tenant: &str, e: PushError) -> Response {
     let (reason, lines) = match &e {
         PushError::Invalid { violation, lines } => (discard_reason(violation.rule), *lines),
         PushError::BadRequest(_) | PushError::UnsupportedMediaType(_) => {
@@ -79,7 +79,7 @@ fn refuse(core: &Core, tenant: &str, e: PushError) -> Response {
 /// request is past its tenant's rate and the core's budget: from then on they are stored
 /// (short of a failed write), and a refused request's lines are counted as discarded
 /// instead. Loki counts them as mutated samples, not as discarded ones.
-fn count_truncated(core: &Core, tenant: &str, truncated: Truncated) {
+pub(super) fn count_truncated(core: &Core, tenant: &str, truncated: Truncated) {
     if truncated.lines > 0 {
         core.shard
             .counters
@@ -113,7 +113,7 @@ const DECODED_ENTRY_OVERHEAD_BYTES: usize = 128;
 
 /// What a decoded request holds until its batches are durable: each line and metadata pair
 /// twice (decoded, then encoded into its batch) and [`DECODED_ENTRY_OVERHEAD_BYTES`] each.
-fn decoded_bytes<'a>(entries: impl Iterator<Item = &'a PushEntry>) -> usize {
+pub(super) fn decoded_bytes<'a>(entries: impl Iterator<Item = &'a PushEntry>) -> usize {
     entries
         .map(|e| {
             let metadata: usize = e.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
@@ -123,7 +123,7 @@ fn decoded_bytes<'a>(entries: impl Iterator<Item = &'a PushEntry>) -> usize {
 }
 
 /// Lines and bytes (line and structured metadata, as Loki counts them) of some entries.
-fn rate_size<'a>(entries: impl Iterator<Item = &'a PushEntry>) -> (u64, u64) {
+pub(super) fn rate_size<'a>(entries: impl Iterator<Item = &'a PushEntry>) -> (u64, u64) {
     entries.fold((0, 0), |(lines, bytes), e| {
         let metadata: usize = e.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
         (lines + 1, bytes + (e.line.len() + metadata) as u64)
@@ -132,7 +132,7 @@ fn rate_size<'a>(entries: impl Iterator<Item = &'a PushEntry>) -> (u64, u64) {
 
 /// Charges a request to its tenant's ingestion rate, or answers Loki's 429 with the time it
 /// would take to fit as `Retry-After`. Nothing of a refused request is stored.
-fn charge_rate(
+pub(super) fn charge_rate(
     core: &Core,
     tenant: &str,
     limits: &TenantLimits,
@@ -156,7 +156,12 @@ fn charge_rate(
 }
 
 /// Adds `decoded` bytes to the request's charge, or answers why not.
-fn hold_decoded(core: &Core, tenant: &str, req: &Request, decoded: usize) -> Result<(), Response> {
+pub(super) fn hold_decoded(
+    core: &Core,
+    tenant: &str,
+    req: &Request,
+    decoded: usize,
+) -> Result<(), Response> {
     let total = req.charge.bytes().saturating_add(decoded);
     req.charge.grow_to(total).map_err(|e| {
         core.shard.edge.http_requests_over_budget.inc();
@@ -273,7 +278,7 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
 }
 
 /// One request's entries, gathered per owner shard.
-struct Batches<'a> {
+pub(super) struct Batches<'a> {
     core: &'a Rc<Core>,
     tenant: &'a str,
     builders: Vec<BatchBuilder>,
@@ -290,8 +295,8 @@ struct Batches<'a> {
 /// the rest of the push and answers 400 with one message per refused entry, grouped as its
 /// `GroupedErrors` groups them.
 #[derive(Default)]
-struct TooOld {
-    entries: u64,
+pub(super) struct TooOld {
+    pub(super) entries: u64,
     /// Of `entries`, those too far in the future (the others are too old).
     too_new: u64,
     /// Distinct messages in the order first seen, with how many entries gave each.
@@ -313,7 +318,7 @@ impl TooOld {
 
     /// Loki's `GroupedErrors` text: `N errors like: ` before a message when there are
     /// several, joined by `; `.
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         let several = self.messages.len() > 1;
         let mut parts: Vec<String> = self
             .messages
@@ -349,7 +354,7 @@ fn rfc3339_seconds(ns: i64) -> String {
 }
 
 impl<'a> Batches<'a> {
-    fn new(
+    pub(super) fn new(
         core: &'a Rc<Core>,
         tenant: &'a str,
         limits: &TenantLimits,
@@ -382,7 +387,14 @@ impl<'a> Batches<'a> {
         }
     }
 
-    fn push(&mut self, id: u64, labels: &Labels, ts: i64, line: &str, md: &[(&str, &str)]) {
+    pub(super) fn push(
+        &mut self,
+        id: u64,
+        labels: &Labels,
+        ts: i64,
+        line: &str,
+        md: &[(&str, &str)],
+    ) {
         if let Some(oldest) = self.oldest_ns
             && ts < oldest
         {
@@ -420,12 +432,23 @@ impl<'a> Batches<'a> {
     /// Sends every batch to its owner concurrently and answers once all are durable; if
     /// some entries were too old, the answer is Loki's 400 naming them (the others are
     /// stored, as Loki stores them).
-    async fn commit(mut self, protocol: Protocol) -> Response {
+    async fn commit(self, protocol: Protocol) -> Response {
+        let (stored, too_old) = self.commit_counted(protocol).await;
+        if too_old.entries == 0 || stored.status != 204 {
+            return stored;
+        }
+        Response::text(400, &format!("{}\n", too_old.text()))
+    }
+
+    /// Sends every batch to its owner and waits until all are durable: the answer of the
+    /// sends (204, or the worst refusal), and the entries refused for their time, counted as
+    /// discarded when the rest was stored.
+    pub(super) async fn commit_counted(mut self, protocol: Protocol) -> (Response, TooOld) {
         let (core, tenant) = (self.core, self.tenant);
         let too_old = std::mem::take(&mut self.too_old);
         let stored = self.send(protocol).await;
         if too_old.entries == 0 || stored.status != 204 {
-            return stored;
+            return (stored, too_old);
         }
         for (reason, n) in [
             (
@@ -438,7 +461,7 @@ impl<'a> Batches<'a> {
                 core.shard.counters.discard_for(tenant, reason, n);
             }
         }
-        Response::text(400, &format!("{}\n", too_old.text()))
+        (stored, too_old)
     }
 
     async fn send(self, protocol: Protocol) -> Response {

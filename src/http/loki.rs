@@ -38,6 +38,7 @@ pub async fn route(core: Rc<Core>, req: Request) -> Response {
             }
             super::ingest_routes::jsonline(&core, &req).await
         }
+        ("POST", "/otlp/v1/logs") => super::otlp_route::logs(&core, &req).await,
         ("GET", "/loki/api/v1/tail") => {
             if let Some(refused) = not_answering(&core) {
                 return refused;
@@ -63,7 +64,7 @@ pub async fn route(core: Rc<Core>, req: Request) -> Response {
             let sub = p["/loki/api/v1/".len()..].to_string();
             in_query_queue(core, req, sub).await
         }
-        (_, "/ready" | "/metrics" | "/loki/api/v1/push" | "/insert/jsonline") => {
+        (_, "/ready" | "/metrics" | "/loki/api/v1/push" | "/insert/jsonline" | "/otlp/v1/logs") => {
             Response::text(405, "method not allowed\n")
         }
         _ => Response::text(404, "404 page not found\n"),

@@ -6,7 +6,7 @@
 //! property-tested), [`response`] encodes answers, [`admission`] decides which connections
 //! and request bodies a core takes in (one cap and one budget per core, shared with the
 //! syslog TCP listener). The Loki API is handlers on top of this layer: [`loki`] routes,
-//! [`ingest_routes`] (push, jsonline), [`query_routes`] (queries, labels, series, stats),
+//! [`ingest_routes`] (push, jsonline), [`otlp_route`] (OTLP logs), [`query_routes`] (queries, labels, series, stats),
 //! [`tail_route`] (live tailing over a WebSocket), [`delete_route`] (log deletion);
 //! [`json`] writes the responses. No tokio runtime and no hyper.
 
@@ -15,6 +15,7 @@ pub mod delete_route;
 pub mod ingest_routes;
 pub mod json;
 pub mod loki;
+pub mod otlp_route;
 pub mod query_render;
 pub mod query_routes;
 pub mod read_routes;

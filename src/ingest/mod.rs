@@ -10,6 +10,7 @@ pub mod frame_buffer;
 pub mod framing;
 pub mod jsonline;
 pub mod listeners;
+pub mod otlp;
 pub mod push;
 pub mod syslog;
 pub mod time_range;

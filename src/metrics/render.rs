@@ -759,8 +759,8 @@ mod tests {
         let m = ShardMetrics {
             health: vec![crate::shard::NotReady::DiskFull("ENOSPC".into())],
             shard: 1,
-            ingested_lines: [5, 0, 2, 0],
-            ingested_bytes: [50, 0, 20, 0],
+            ingested_lines: [5, 0, 2, 0, 0],
+            ingested_bytes: [50, 0, 20, 0, 0],
             discarded: std::array::from_fn(|i| match DiscardReason::ALL[i] {
                 DiscardReason::InvalidRequest => 1,
                 DiscardReason::Duplicate => 4,

@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 
-use super::{DeletionCounts, NotReady, Shard};
+use super::{DeletionCounts, NotReady, Protocol, Shard};
 use crate::metrics::{Counter, HistogramSnapshot};
 use crate::wal::WalStats;
 
@@ -132,8 +132,8 @@ const _: () = {
 /// (lines made durable).
 #[derive(Default)]
 pub struct CoreCounters {
-    pub ingested_lines: [Counter; 4],
-    pub ingested_bytes: [Counter; 4],
+    pub ingested_lines: [Counter; Protocol::ALL.len()],
+    pub ingested_bytes: [Counter; Protocol::ALL.len()],
     pub discarded: [Counter; DiscardReason::ALL.len()],
     pub frames_truncated: Counter,
     pub invalid_utf8_lines: Counter,
@@ -218,8 +218,8 @@ pub struct ShardMetrics {
     pub shard: usize,
     /// What keeps the shard from taking every write (empty: nothing).
     pub health: Vec<NotReady>,
-    pub ingested_lines: [u64; 4],
-    pub ingested_bytes: [u64; 4],
+    pub ingested_lines: [u64; Protocol::ALL.len()],
+    pub ingested_bytes: [u64; Protocol::ALL.len()],
     pub discarded: [u64; DiscardReason::ALL.len()],
     /// The same per tenant, for the tenants this core has seen.
     pub tenants: Vec<(String, TenantCounts)>,

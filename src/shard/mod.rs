@@ -55,6 +55,8 @@ pub enum Protocol {
     SyslogUdp,
     LokiPush,
     JsonLine,
+    /// OTLP logs over HTTP (`POST /otlp/v1/logs`).
+    Otlp,
 }
 
 impl Protocol {
@@ -65,11 +67,12 @@ impl Protocol {
         matches!(self, Protocol::SyslogTcp | Protocol::SyslogUdp)
     }
 
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 5] = [
         Protocol::SyslogTcp,
         Protocol::SyslogUdp,
         Protocol::LokiPush,
         Protocol::JsonLine,
+        Protocol::Otlp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +81,7 @@ impl Protocol {
             Protocol::SyslogUdp => "syslog_udp",
             Protocol::LokiPush => "loki_push",
             Protocol::JsonLine => "jsonline",
+            Protocol::Otlp => "otlp",
         }
     }
 }

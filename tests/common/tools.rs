@@ -33,7 +33,8 @@ pub fn require_program(name: &str, install_hint: &str) -> bool {
 
 /// The Python interpreter of the venv with `tests/python/requirements.txt` installed:
 /// `$SHARDLOG_TEST_VENV`, else `target/ci-venv` in the package directory. `None` (after
-/// the CI rule above) when there is none or it lacks the Loki client.
+/// the CI rule above) when there is none or it lacks one of the clients the tests drive:
+/// the Loki client and the OpenTelemetry SDK with its OTLP/HTTP exporter.
 pub fn python_venv() -> Option<PathBuf> {
     let venv = match std::env::var_os("SHARDLOG_TEST_VENV") {
         Some(dir) => PathBuf::from(dir),
@@ -49,13 +50,18 @@ pub fn python_venv() -> Option<PathBuf> {
         return None;
     }
     let probe = Command::new(&python)
-        .args(["-c", "import logging_loki"])
+        .args([
+            "-c",
+            "import logging_loki, opentelemetry.sdk._logs, \
+             opentelemetry.exporter.otlp.proto.http._log_exporter",
+        ])
         .output();
     match probe {
         Ok(output) if output.status.success() => Some(python),
         _ => {
             missing(&format!(
-                "the venv at {} lacks python-logging-loki (pip install -r tests/python/requirements.txt)",
+                "the venv at {} lacks python-logging-loki or the OpenTelemetry SDK (pip install -r \
+                 tests/python/requirements.txt)",
                 venv.display()
             ));
             None

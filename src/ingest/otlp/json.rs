@@ -205,10 +205,7 @@ fn integer<'de, D: Deserializer<'de>>(d: D, what: &'static str) -> Result<Option
     d.deserialize_any(V(what))
 }
 
-fn in_range<T: TryFrom<i128>, E: de::Error>(v: Option<i128>, what: &str) -> Result<T, E>
-where
-    T: Default,
-{
+fn in_range<T: TryFrom<i128> + Default, E: de::Error>(v: Option<i128>, what: &str) -> Result<T, E> {
     match v {
         None => Ok(T::default()),
         Some(n) => T::try_from(n).map_err(|_| E::custom(format!("{what}: {n} is out of range"))),

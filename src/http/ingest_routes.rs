@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::loki::tenant;
 use super::request::{OVER_BUDGET_RETRY_AFTER_SECONDS, Request};
 use super::response::Response;
-use crate::ingest::discovery::{LevelDiscovery, add_detected_level};
+use crate::ingest::discovery::{LevelDiscovery, add_detected_level, level_from_labels};
 use crate::ingest::jsonline::{JsonLineParams, JsonLines, decode_jsonline};
 use crate::ingest::listeners::now_ns;
 use crate::ingest::push::validate::echo;
@@ -92,8 +92,7 @@ pub(super) fn count_truncated(core: &Core, tenant: &str, truncated: Truncated) {
 /// does not count toward the metadata limits). Borrowed: no allocation per entry while the
 /// pairs fit inline.
 pub(super) fn entry_metadata<'a>(
-    limits: &TenantLimits,
-    labels: &'a Labels,
+    levels: &StreamLevel<'a>,
     e: &'a PushEntry,
 ) -> smallvec::SmallVec<[(&'a str, &'a str); 8]> {
     let mut md: smallvec::SmallVec<[(&str, &str); 8]> = e
@@ -101,10 +100,26 @@ pub(super) fn entry_metadata<'a>(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    if limits.discovery.log_levels == LevelDiscovery::On {
-        add_detected_level(&mut md, |name| labels.get(name), &e.line);
+    if let StreamLevel::Detect(from_labels) = levels {
+        add_detected_level(&mut md, *from_labels, &e.line);
     }
     md
+}
+
+/// Whether a stream's entries get `detected_level`, and the level its labels give them:
+/// looked up once per stream, not per entry.
+pub(super) enum StreamLevel<'a> {
+    Off,
+    Detect(Option<&'a str>),
+}
+
+impl<'a> StreamLevel<'a> {
+    pub(super) fn of(limits: &TenantLimits, labels: &'a Labels) -> StreamLevel<'a> {
+        match limits.discovery.log_levels {
+            LevelDiscovery::Off => StreamLevel::Off,
+            LevelDiscovery::On => StreamLevel::Detect(level_from_labels(|n| labels.get(n))),
+        }
+    }
 }
 
 /// Bytes a decoded entry holds beyond its line and metadata: the entry's own structures and
@@ -210,8 +225,9 @@ pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
     let mut batches = Batches::new(core, &tenant, &limits, Duplicates::Drop);
     for stream in &streams {
         let id = stream_hash(&tenant, &stream.labels);
+        let levels = StreamLevel::of(&limits, &stream.labels);
         for e in &stream.entries {
-            let md = entry_metadata(&limits, &stream.labels, e);
+            let md = entry_metadata(&levels, e);
             batches.push(id, &stream.labels, e.timestamp_ns, &e.line, &md);
         }
     }
@@ -271,7 +287,7 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
     let mut batches = Batches::new(core, &tenant, &limits, Duplicates::Keep);
     for (labels, e) in &rows {
         let id = stream_hash(&tenant, labels);
-        let md = entry_metadata(&limits, labels, e);
+        let md = entry_metadata(&StreamLevel::of(&limits, labels), e);
         batches.push(id, labels, e.timestamp_ns, &e.line, &md);
     }
     batches.commit(Protocol::JsonLine).await

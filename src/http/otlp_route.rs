@@ -17,8 +17,8 @@
 use std::rc::Rc;
 
 use super::ingest_routes::{
-    Batches, charge_rate, count_truncated, decoded_bytes, discard_reason, entry_metadata,
-    hold_decoded, push_limits, rate_size, refuse,
+    Batches, StreamLevel, charge_rate, count_truncated, decoded_bytes, discard_reason,
+    entry_metadata, hold_decoded, push_limits, rate_size, refuse,
 };
 use super::loki::tenant;
 use super::request::Request;
@@ -84,8 +84,9 @@ pub async fn logs(core: &Rc<Core>, req: &Request) -> Response {
     let mut batches = Batches::new(core, &tenant, &limits, Duplicates::Drop);
     for stream in &streams {
         let id = stream_hash(&tenant, &stream.labels);
+        let levels = StreamLevel::of(&limits, &stream.labels);
         for e in &stream.entries {
-            let md = entry_metadata(&limits, &stream.labels, e);
+            let md = entry_metadata(&levels, e);
             batches.push(id, &stream.labels, e.timestamp_ns, &e.line, &md);
         }
     }

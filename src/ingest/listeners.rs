@@ -30,7 +30,9 @@ use crate::http::admission::{
     Acceptor, Admission, AdmissionLimits, ListenerKind, derive_connections_max, nofile_soft_limit,
 };
 use crate::http::server::{ServerLimits, serve};
-use crate::ingest::discovery::{Discovery, LevelDiscovery, add_detected_level, service_name};
+use crate::ingest::discovery::{
+    Discovery, LevelDiscovery, add_detected_level, level_from_labels, service_name,
+};
 use crate::model::{BatchBuilder, owner_shard, stream_hash_sorted};
 use crate::runtime::Core;
 use crate::shard::{AppendError, DiscardReason, Protocol, Refusal};
@@ -386,8 +388,9 @@ impl SyslogBatcher {
             .map(|(k, v)| (k.as_ref(), v.as_ref()))
             .collect();
         if self.discovery.log_levels == LevelDiscovery::On {
+            // A syslog stream always has `level`, the first field looked for.
             let label = |name: &str| labels.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
-            add_detected_level(&mut metadata, label, &parsed.message);
+            add_detected_level(&mut metadata, level_from_labels(label), &parsed.message);
         }
         self.builders[owner].push_with_pairs(
             id,

@@ -123,7 +123,7 @@ pub fn from_severity_number(text: &str) -> &'static str {
 /// The level of a line with no level label or metadata (step 5 of the module doc).
 pub fn from_line(line: &str) -> &'static str {
     let bytes = line.as_bytes();
-    let field = if line_fields::is_json(bytes) {
+    let field = if line_fields::is_json(line) {
         line_fields::json_string_field(bytes, LEVEL_FIELDS, JSON_LEVEL_DEPTH_MAX)
     } else if memchr::memchr(b'=', bytes).is_some() {
         line_fields::logfmt_field(bytes, LEVEL_FIELDS)
@@ -192,22 +192,31 @@ fn level_word(line: &[u8]) -> &'static str {
     UNKNOWN
 }
 
+/// The level a stream's labels give its entries (step 2 of the module doc), looked up by
+/// `label`: the same for every entry of the stream, so a caller with many entries of one
+/// stream asks once, not per entry.
+pub fn from_labels<'a>(label: impl Fn(&str) -> Option<&'a str>) -> Option<&'a str> {
+    LEVEL_FIELDS.iter().find_map(|f| label(f)).map(normalize)
+}
+
 /// Adds `detected_level` to an entry's structured metadata `md` (or normalizes the one it
-/// carries), from the stream's labels (looked up by `label`), the metadata and the line, by
-/// the rules of the module doc. The value is a static word or borrowed from the label or
-/// metadata it was read from, so this allocates nothing unless `md` outgrows its inline
-/// capacity.
+/// carries), from the level its stream's labels give (`stream_level`, see [`from_labels`]),
+/// the metadata and the line, by the rules of the module doc. The value is a static word or
+/// borrowed from the label or metadata it was read from, so this allocates nothing unless
+/// `md` outgrows its inline capacity.
 pub fn add_detected_level<'a, A: smallvec::Array<Item = (&'a str, &'a str)>>(
     md: &mut smallvec::SmallVec<A>,
-    label: impl Fn(&str) -> Option<&'a str>,
+    stream_level: Option<&'a str>,
     line: &'a str,
 ) {
     if let Some(slot) = md.iter_mut().find(|(k, _)| *k == DETECTED_LEVEL) {
         slot.1 = normalize(slot.1);
         return;
     }
-    let level = if let Some(v) = LEVEL_FIELDS.iter().find_map(|f| label(f)) {
-        normalize(v)
+    let level = if let Some(v) = stream_level {
+        v
+    } else if md.is_empty() {
+        from_line(line)
     } else if let Some(v) = LEVEL_FIELDS
         .iter()
         .find_map(|f| md.iter().find(|(k, _)| k == f).map(|(_, v)| *v))
@@ -228,11 +237,9 @@ mod tests {
 
     fn detect(labels: &[(&str, &str)], md: &[(&str, &str)], line: &str) -> String {
         let mut md: SmallVec<[(&str, &str); 8]> = md.iter().copied().collect();
-        add_detected_level(
-            &mut md,
-            |name| labels.iter().find(|(n, _)| *n == name).map(|(_, v)| *v),
-            line,
-        );
+        let stream_level =
+            from_labels(|name| labels.iter().find(|(n, _)| *n == name).map(|(_, v)| *v));
+        add_detected_level(&mut md, stream_level, line);
         let found: Vec<&str> = md
             .iter()
             .filter(|(k, _)| *k == DETECTED_LEVEL)
@@ -421,7 +428,7 @@ mod tests {
     fn detection_does_not_allocate_the_metadata() {
         let mut md: SmallVec<[(&str, &str); 8]> = SmallVec::new();
         md.push(("trace_id", "abc"));
-        add_detected_level(&mut md, |_| None, "GET / 200 error");
+        add_detected_level(&mut md, None, "GET / 200 error");
         assert!(!md.spilled());
         assert_eq!(
             md.as_slice(),

@@ -8,12 +8,10 @@
 /// Loki's `isJSON`: the first non-space character is `{` and the last is `}`. As in Loki,
 /// the first is found by Unicode's white space, the last byte by byte (a byte read as a
 /// Latin-1 character).
-pub fn is_json(line: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(line) else {
-        return false;
-    };
-    let first = text.trim_start_matches(char::is_whitespace).bytes().next();
+pub fn is_json(line: &str) -> bool {
+    let first = line.trim_start_matches(char::is_whitespace).bytes().next();
     let last = line
+        .as_bytes()
         .iter()
         .rev()
         .find(|&&b| !matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ' | 0x85 | 0xa0));
@@ -240,13 +238,13 @@ mod tests {
 
     #[test]
     fn json_detection_as_loki_does() {
-        assert!(is_json(b"{}"));
-        assert!(is_json(b" \t{\"a\":1}\n"));
-        assert!(is_json("\u{a0}{}".as_bytes()));
-        assert!(!is_json(b"{"));
-        assert!(!is_json(b"x {}"));
+        assert!(is_json("{}"));
+        assert!(is_json(" \t{\"a\":1}\n"));
+        assert!(is_json("\u{a0}{}"));
+        assert!(!is_json("{"));
+        assert!(!is_json("x {}"));
         // A last byte of a multi-byte character is read as Latin-1, as Loki reads it.
-        assert!(!is_json("{}\u{a0}".as_bytes()));
+        assert!(!is_json("{}\u{a0}"));
     }
 
     #[test]

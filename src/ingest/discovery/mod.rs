@@ -23,6 +23,7 @@ pub mod service_name;
 
 use std::sync::Arc;
 
+pub use level::from_labels as level_from_labels;
 pub use level::{DETECTED_LEVEL, add_detected_level};
 pub use service_name::{SERVICE_NAME, UNKNOWN_SERVICE};
 

@@ -650,6 +650,7 @@ mod tests {
             reject_old_samples_max_age: std::time::Duration::from_secs(1),
             max_line_size: 1 << 20,
             max_line_size_truncate: false,
+            discovery: crate::ingest::discovery::Discovery::off(),
         };
         let alerts = StreamingAlerts::new(std::slice::from_ref(&a)).unwrap();
         let matches = StreamMatches::default();

@@ -26,6 +26,7 @@ use super::lanes::{
 use super::ledger::{Expect, WorkerLedger};
 use crate::bench::http::{HttpClient, encode_query};
 use crate::config::QUERY_ENTRIES_MAX;
+use crate::model::Labels;
 
 /// Entries per read-back page: the most one query may return.
 pub const PAGE_ENTRIES: u32 = QUERY_ENTRIES_MAX;
@@ -349,7 +350,7 @@ impl<'a> Verifier<'a> {
             batch.outcome.name(),
             batch.incarnation
         );
-        if let Some(want) = expected_labels(self.seed, self.streams, w, seq) {
+        if let Some(want) = expected_labels(self.seed, self.streams, w, seq).map(stored_labels) {
             let same = want.len() == e.labels.len()
                 && want
                     .pairs()
@@ -480,6 +481,22 @@ impl<'a> Verifier<'a> {
     }
 }
 
+/// The labels a line sent with `sent` is stored under: the server's default discovery adds
+/// Loki 3's `service_name` to a stream that has none, on every input.
+fn stored_labels(sent: Labels) -> Labels {
+    let discovery = crate::ingest::discovery::Discovery::loki_defaults();
+    let Some(service) = discovery.service_name(|n| sent.get(n)) else {
+        return sent;
+    };
+    let mut pairs: Vec<(&str, &str)> = sent
+        .pairs()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    pairs.push((crate::ingest::discovery::SERVICE_NAME, service));
+    Labels::from_pairs(pairs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,7 +547,10 @@ mod tests {
         ledgers: &[WorkerLedger],
     ) -> (serde_json::Map<String, Value>, i64, String) {
         let lane = ledgers[w as usize].lane;
-        let labels = stream_labels(lane, stream_index(SEED, lane, STREAMS, w, seq));
+        let labels = stored_labels(stream_labels(
+            lane,
+            stream_index(SEED, lane, STREAMS, w, seq),
+        ));
         let map = labels
             .pairs()
             .iter()

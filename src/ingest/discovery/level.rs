@@ -170,7 +170,7 @@ fn right_boundary(b: u8) -> bool {
 /// stands alone (word boundaries on both sides), matched case-insensitively; `unknown` if
 /// none. One pass over the line: each position that may start a word is tried against the
 /// words in order.
-fn level_word(line: &[u8]) -> &'static str {
+pub(crate) fn level_word(line: &[u8]) -> &'static str {
     for (at, &b) in line.iter().enumerate() {
         // Every word starts with one of these letters; most bytes are passed over here.
         if !matches!(b | 0x20, b't' | b'd' | b'f' | b'c' | b'e' | b'w' | b'i') {

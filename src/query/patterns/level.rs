@@ -47,19 +47,6 @@ const LEVEL_FIELDS: [&str; 14] = [
 /// `log_level_from_json_max_depth`: the top object and the objects in it).
 const JSON_LEVEL_DEPTH: usize = 2;
 
-/// Level words searched in a plain line, in Loki's order of preference at equal positions.
-const LEVEL_WORDS: [(&str, Level); 9] = [
-    ("trace", Level::Trace),
-    ("debug", Level::Debug),
-    ("fatal", Level::Fatal),
-    ("critical", Level::Critical),
-    ("error", Level::Error),
-    ("err", Level::Error),
-    ("warning", Level::Warn),
-    ("warn", Level::Warn),
-    ("info", Level::Info),
-];
-
 impl Level {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -194,62 +181,20 @@ fn logfmt_level(line: &[u8]) -> Option<Vec<u8>> {
     best.map(|(_, v)| v)
 }
 
-/// Loki's `detectLevelFromLogLine`: the level word found earliest in the lowercased line,
-/// standing alone (bounded by white space, brackets, quotes, `=`, `|`; a `:` may follow but
-/// not precede it).
+/// Loki's `detectLevelFromLogLine`, as ingest applies it for `detected_level` (one scan,
+/// no lowercased copy of the line).
 fn level_from_words(line: &str) -> Level {
-    let lower = line.to_lowercase();
-    let mut earliest = lower.len();
-    let mut level = Level::Unknown;
-    for (word, word_level) in LEVEL_WORDS {
-        let Some(pos) = index_of_bounded(&lower, word) else {
-            continue;
-        };
-        if pos >= earliest {
-            continue;
-        }
-        earliest = pos;
-        level = word_level;
-        if pos == 0 {
-            break;
-        }
+    use crate::ingest::discovery::level as words;
+    match words::level_word(line.as_bytes()) {
+        words::TRACE => Level::Trace,
+        words::DEBUG => Level::Debug,
+        words::INFO => Level::Info,
+        words::WARN => Level::Warn,
+        words::ERROR => Level::Error,
+        words::CRITICAL => Level::Critical,
+        words::FATAL => Level::Fatal,
+        _ => Level::Unknown,
     }
-    level
-}
-
-fn index_of_bounded(text: &str, word: &str) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let left_ok = |pos: usize| {
-        pos == 0
-            || matches!(
-                bytes[pos - 1],
-                b' ' | b'\t' | b'\n' | b'[' | b'(' | b'{' | b'"' | b'\'' | b'=' | b'|'
-            )
-    };
-    let right_ok = |pos: usize| {
-        bytes.get(pos).is_none_or(|c| {
-            matches!(
-                c,
-                b' ' | b'\t'
-                    | b'\n'
-                    | b'['
-                    | b']'
-                    | b'('
-                    | b')'
-                    | b'{'
-                    | b'}'
-                    | b':'
-                    | b','
-                    | b'!'
-                    | b'"'
-                    | b'\''
-                    | b'='
-                    | b'|'
-            )
-        })
-    };
-    memchr::memmem::find_iter(bytes, word.as_bytes())
-        .find(|&pos| left_ok(pos) && right_ok(pos + word.len()))
 }
 
 #[cfg(test)]

@@ -24,24 +24,10 @@ pub enum Level {
     Trace,
 }
 
-/// Field names that hold a line's level (Loki's `DefaultAllowedLevelFields`); JSON keys must
-/// match exactly, logfmt keys in any case, the first name listed winning.
-const LEVEL_FIELDS: [&str; 14] = [
-    "level",
-    "LEVEL",
-    "Level",
-    "log.level",
-    "severity",
-    "SEVERITY",
-    "Severity",
-    "SeverityText",
-    "lvl",
-    "LVL",
-    "Lvl",
-    "severity_text",
-    "Severity_Text",
-    "SEVERITY_TEXT",
-];
+// Field names that hold a line's level (Loki's `DefaultAllowedLevelFields`), as ingest's
+// `detected_level` reads them; JSON keys must match exactly, logfmt keys in any case, the
+// first name listed winning.
+use crate::ingest::discovery::level::LEVEL_FIELDS;
 
 /// How deep a JSON line is searched for a level field (Loki's default
 /// `log_level_from_json_max_depth`: the top object and the objects in it).

@@ -66,6 +66,33 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub syslog_udp_addr: Option<String>,
 
+    /// Syslog over TLS listener (RFC 5425: octet-counted frames inside TLS); off unless
+    /// given, and then `--tls-cert-file` and `--tls-key-file` are required.
+    #[arg(long, value_name = "ADDR")]
+    pub syslog_tls_addr: Option<String>,
+
+    /// RELP listener (rsyslog's `omrelp`): every message is answered `200 OK` only once it
+    /// is durable. Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub relp_addr: Option<String>,
+
+    /// RELP over TLS listener (rsyslog's `omrelp` with `tls="on"`); off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub relp_tls_addr: Option<String>,
+
+    /// PEM certificate chain (leaf first) of the TLS listeners; re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of the TLS listeners; re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// PEM CA certificates: when given, TLS clients must present a certificate that chains
+    /// to one of them, or the handshake fails.
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+
     /// Number of cores (shards) to run, each pinned to its own CPU.
     #[arg(long, value_name = "N")]
     pub cores: Option<usize>,
@@ -427,6 +454,9 @@ impl Config {
         std::iter::once(syslog::SyslogListener {
             tcp_addr: self.syslog_tcp_addr,
             udp_addr: self.syslog_udp_addr,
+            tls_addr: self.syslog_tls_addr,
+            relp_addr: self.relp_addr,
+            relp_tls_addr: self.relp_tls_addr,
             tenant: self.syslog_tenant.clone(),
         })
         .chain(self.syslog_listeners.iter().cloned())
@@ -442,6 +472,11 @@ pub struct Config {
     pub http_addr: SocketAddr,
     pub syslog_tcp_addr: Option<SocketAddr>,
     pub syslog_udp_addr: Option<SocketAddr>,
+    pub syslog_tls_addr: Option<SocketAddr>,
+    pub relp_addr: Option<SocketAddr>,
+    pub relp_tls_addr: Option<SocketAddr>,
+    /// The certificate, key and client CA of every TLS listener; set when one is.
+    pub tls: Option<crate::ingest::tls::TlsFiles>,
     pub cores: usize,
     pub wal_repair: bool,
     pub syslog_tenant: String,
@@ -501,12 +536,23 @@ impl Config {
     /// 0.0.0.0:5514, syslog udp off`.
     pub fn listen_summary(&self) -> String {
         let show = |a: Option<SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
-        format!(
+        let mut text = format!(
             "http {}, syslog tcp {}, syslog udp {}",
             self.http_addr,
             show(self.syslog_tcp_addr),
             show(self.syslog_udp_addr)
-        )
+        );
+        // The listeners that are off by default are named only when on.
+        for (name, at) in [
+            ("syslog tls", self.syslog_tls_addr),
+            ("relp", self.relp_addr),
+            ("relp tls", self.relp_tls_addr),
+        ] {
+            if let Some(at) = at {
+                text.push_str(&format!(", {name} {at}"));
+            }
+        }
+        text
     }
 }
 
@@ -574,6 +620,12 @@ impl ServeArgs {
             http_addr: self.http_addr.or(file.http_addr),
             syslog_tcp_addr: self.syslog_tcp_addr.or(file.syslog_tcp_addr),
             syslog_udp_addr: self.syslog_udp_addr.or(file.syslog_udp_addr),
+            syslog_tls_addr: self.syslog_tls_addr.or(file.syslog_tls_addr),
+            relp_addr: self.relp_addr.or(file.relp_addr),
+            relp_tls_addr: self.relp_tls_addr.or(file.relp_tls_addr),
+            tls_cert_file: self.tls_cert_file.or(file.tls_cert_file),
+            tls_key_file: self.tls_key_file.or(file.tls_key_file),
+            tls_client_ca_file: self.tls_client_ca_file.or(file.tls_client_ca_file),
             cores: self.cores.or(file.cores),
             wal_repair: self.wal_repair || file.wal_repair,
             syslog_tenant: self.syslog_tenant.or(file.syslog_tenant),
@@ -714,6 +766,12 @@ impl ServeArgs {
                 .as_deref()
                 .unwrap_or(SYSLOG_ADDR_DEFAULT),
         )?;
+        let syslog_tls_addr = addr(
+            "syslog_tls_addr",
+            self.syslog_tls_addr.as_deref().unwrap_or(""),
+        )?;
+        let relp_addr = addr("relp_addr", self.relp_addr.as_deref().unwrap_or(""))?;
+        let relp_tls_addr = addr("relp_tls_addr", self.relp_tls_addr.as_deref().unwrap_or(""))?;
         let syslog_tenant = self
             .syslog_tenant
             .clone()
@@ -724,9 +782,18 @@ impl ServeArgs {
             &syslog::SyslogListener {
                 tcp_addr: syslog_tcp_addr,
                 udp_addr: syslog_udp_addr,
+                tls_addr: syslog_tls_addr,
+                relp_addr,
+                relp_tls_addr,
                 tenant: syslog_tenant.clone(),
             },
         )?;
+        let wants_tls = syslog_tls_addr.is_some()
+            || relp_tls_addr.is_some()
+            || syslog_listeners
+                .iter()
+                .any(|l| l.tls_addr.is_some() || l.relp_tls_addr.is_some());
+        let tls = self.tls_files(wants_tls)?;
         let data_dir = self
             .data_dir
             .clone()
@@ -968,6 +1035,10 @@ impl ServeArgs {
             http_addr,
             syslog_tcp_addr,
             syslog_udp_addr,
+            syslog_tls_addr,
+            relp_addr,
+            relp_tls_addr,
+            tls,
             cores,
             wal_repair: self.wal_repair,
             syslog_tenant,
@@ -989,6 +1060,40 @@ impl ServeArgs {
 }
 
 impl ServeArgs {
+    /// The TLS files, checked at start (read and parsed, so that a wrong path or a key that
+    /// does not match stops `serve` with the file named). They are required when a TLS
+    /// listener is configured, and refused without one, where they would do nothing.
+    fn tls_files(&self, wanted: bool) -> Result<Option<crate::ingest::tls::TlsFiles>, ConfigError> {
+        let given = self.tls_cert_file.is_some()
+            || self.tls_key_file.is_some()
+            || self.tls_client_ca_file.is_some();
+        if !wanted {
+            return match given {
+                false => Ok(None),
+                true => Err(bad(
+                    "tls_cert_file",
+                    "TLS files are given but no TLS listener is: set syslog_tls_addr, \
+                     relp_tls_addr or a [[syslog]] section with protocol \"tls\" or \"relp-tls\"",
+                )),
+            };
+        }
+        let required = |key: &str, value: &Option<PathBuf>| {
+            value.clone().ok_or_else(|| {
+                bad(
+                    key,
+                    "is required by the TLS listeners (syslog_tls_addr, relp_tls_addr)",
+                )
+            })
+        };
+        let files = crate::ingest::tls::TlsFiles {
+            cert: required("tls_cert_file", &self.tls_cert_file)?,
+            key: required("tls_key_file", &self.tls_key_file)?,
+            client_ca: self.tls_client_ca_file.clone(),
+        };
+        crate::ingest::tls::server_config(&files).map_err(|e| bad("tls_cert_file", e))?;
+        Ok(Some(files))
+    }
+
     /// The ruler's destinations, every URL checked, so that a typo stops `serve` at start
     /// rather than the first alert.
     fn outbox(&self) -> Result<crate::ruler::outbox::OutboxConfig, ConfigError> {

@@ -3,9 +3,10 @@
 //!
 //! Which question it answers: "on which sockets does syslog arrive, and whose lines are
 //! they?" Syslog carries no tenant, so the listener gives one (DESIGN §7): the default
-//! listener (`syslog_tcp_addr`, `syslog_udp_addr`) stores under `syslog_tenant`, and each
-//! section adds one address, over TCP, UDP or both, storing under its own tenant, whose
-//! limits then hold for every line it receives.
+//! listener (`syslog_tcp_addr`, `syslog_udp_addr`, `syslog_tls_addr`, `relp_addr`,
+//! `relp_tls_addr`) stores under `syslog_tenant`, and each section adds one address, over
+//! UDP and one of the stream protocols (plain TCP, TLS, RELP, RELP over TLS), storing under
+//! its own tenant, whose limits then hold for every line it receives.
 
 use std::net::SocketAddr;
 
@@ -20,7 +21,8 @@ use crate::model::validate_tenant;
 pub struct SyslogSection {
     /// `HOST:PORT` or `:PORT`.
     pub listen: String,
-    /// `tcp`, `udp` or both (the default).
+    /// `tcp`, `udp` or both (the default); instead of `tcp`, one of `tls` (RFC 5425),
+    /// `relp` or `relp-tls`, which share the address's TCP port with it.
     #[serde(default = "both_protocols")]
     pub protocols: Vec<String>,
     /// The tenant of every line this listener receives; `syslog_tenant` when left out.
@@ -36,8 +38,31 @@ fn both_protocols() -> Vec<String> {
 pub struct SyslogListener {
     pub tcp_addr: Option<SocketAddr>,
     pub udp_addr: Option<SocketAddr>,
+    /// Syslog over TLS (RFC 5425).
+    pub tls_addr: Option<SocketAddr>,
+    /// RELP, answered after the WAL commit.
+    pub relp_addr: Option<SocketAddr>,
+    /// RELP over TLS.
+    pub relp_tls_addr: Option<SocketAddr>,
     pub tenant: String,
 }
+
+impl SyslogListener {
+    /// The TCP ports this listener binds (every protocol but UDP is a TCP port).
+    pub fn stream_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        [
+            self.tcp_addr,
+            self.tls_addr,
+            self.relp_addr,
+            self.relp_tls_addr,
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// The protocols a section may name; all but `udp` take the address's TCP port.
+const PROTOCOLS: [&str; 5] = ["tcp", "udp", "tls", "relp", "relp-tls"];
 
 /// A section's key has no flag: the error names the section instead.
 fn bad(key: &str, msg: impl std::fmt::Display) -> ConfigError {
@@ -61,29 +86,39 @@ pub fn resolve_sections(
                 ConfigError(e.0.replace(&format!(" (--{listen_key})"), " in a [[syslog]] section"))
             })?
             .ok_or_else(|| bad(&format!("{key}.listen"), "must not be empty"))?;
-        let (mut tcp, mut udp) = (false, false);
+        let mut named: Vec<&str> = Vec::new();
         for p in &section.protocols {
-            let seen = match p.as_str() {
-                "tcp" => std::mem::replace(&mut tcp, true),
-                "udp" => std::mem::replace(&mut udp, true),
-                other => {
-                    return Err(bad(
-                        &format!("{key}.protocols"),
-                        format!("'{other}' is not a protocol: give \"tcp\", \"udp\" or both"),
-                    ));
-                }
-            };
-            if seen {
+            if !PROTOCOLS.contains(&p.as_str()) {
+                return Err(bad(
+                    &format!("{key}.protocols"),
+                    format!(
+                        "'{p}' is not a protocol: give \"tcp\", \"udp\", \"tls\", \"relp\" \
+                         or \"relp-tls\""
+                    ),
+                ));
+            }
+            if named.contains(&p.as_str()) {
                 return Err(bad(
                     &format!("{key}.protocols"),
                     format!("'{p}' is named twice"),
                 ));
             }
+            named.push(p);
         }
-        if !tcp && !udp {
+        let streams: Vec<&str> = named.iter().copied().filter(|p| *p != "udp").collect();
+        if streams.len() > 1 {
             return Err(bad(
                 &format!("{key}.protocols"),
-                "must name \"tcp\", \"udp\" or both",
+                format!(
+                    "{} would share one TCP port: give each its own [[syslog]] section",
+                    streams.join(" and ")
+                ),
+            ));
+        }
+        if named.is_empty() {
+            return Err(bad(
+                &format!("{key}.protocols"),
+                "must name \"tcp\", \"udp\" or both (or \"tls\", \"relp\", \"relp-tls\")",
             ));
         }
         let tenant = section
@@ -91,13 +126,19 @@ pub fn resolve_sections(
             .clone()
             .unwrap_or_else(|| default.tenant.clone());
         validate_tenant(&tenant).map_err(|e| bad(&format!("{key}.tenant"), e))?;
+        let has = |p: &str| named.contains(&p).then_some(at);
         let listener = SyslogListener {
-            tcp_addr: tcp.then_some(at),
-            udp_addr: udp.then_some(at),
+            tcp_addr: has("tcp"),
+            udp_addr: has("udp"),
+            tls_addr: has("tls"),
+            relp_addr: has("relp"),
+            relp_tls_addr: has("relp-tls"),
             tenant,
         };
         for other in std::iter::once(default).chain(out.iter()) {
-            let same_tcp = listener.tcp_addr.is_some() && listener.tcp_addr == other.tcp_addr;
+            let same_tcp = listener
+                .stream_addrs()
+                .any(|a| other.stream_addrs().any(|b| a == b));
             let same_udp = listener.udp_addr.is_some() && listener.udp_addr == other.udp_addr;
             if same_tcp || same_udp {
                 return Err(bad(
@@ -119,6 +160,9 @@ mod tests {
         SyslogListener {
             tcp_addr: Some("0.0.0.0:5514".parse().unwrap()),
             udp_addr: Some("0.0.0.0:5514".parse().unwrap()),
+            tls_addr: None,
+            relp_addr: Some("0.0.0.0:2514".parse().unwrap()),
+            relp_tls_addr: None,
             tenant: "fake".into(),
         }
     }
@@ -147,11 +191,17 @@ mod tests {
                 SyslogListener {
                     tcp_addr: Some("0.0.0.0:6000".parse().unwrap()),
                     udp_addr: Some("0.0.0.0:6000".parse().unwrap()),
+                    tls_addr: None,
+                    relp_addr: None,
+                    relp_tls_addr: None,
                     tenant: "net".into(),
                 },
                 SyslogListener {
                     tcp_addr: None,
                     udp_addr: Some("127.0.0.1:6001".parse().unwrap()),
+                    tls_addr: None,
+                    relp_addr: None,
+                    relp_tls_addr: None,
                     tenant: "fake".into(),
                 },
             ]
@@ -164,6 +214,13 @@ mod tests {
         assert!(err(section(":6000", &["sctp"], None)).contains("syslog[0].protocols"));
         assert!(err(section(":6000", &["tcp", "tcp"], None)).contains("named twice"));
         assert!(err(section(":6000", &[], None)).contains("\"tcp\", \"udp\" or both"));
+        let relp = resolve_sections(&[section(":6001", &["relp", "udp"], Some("r"))], &default());
+        let relp = &relp.unwrap()[0];
+        assert_eq!(relp.relp_addr, Some("0.0.0.0:6001".parse().unwrap()));
+        assert_eq!(
+            (relp.tcp_addr, relp.tls_addr, relp.relp_tls_addr),
+            (None, None, None)
+        );
         assert!(err(section("", &["tcp"], None)).contains("must not be empty"));
         assert!(err(section(":6000", &["tcp"], Some("a|b"))).contains("syslog[0].tenant"));
         assert!(err(section(":5514", &["udp"], Some("x"))).contains("already"));
@@ -175,6 +232,10 @@ mod tests {
             &default(),
         );
         assert!(twice.unwrap_err().0.contains("syslog[1].listen"));
+        // Two stream protocols cannot share a port, with another section or the default.
+        assert!(err(section(":6000", &["tcp", "relp"], None)).contains("share one TCP port"));
+        assert!(err(section(":2514", &["tls"], None)).contains("already"));
+        assert!(err(section(":5514", &["relp-tls"], Some("x"))).contains("already"));
         // The same port over the other protocol is another socket.
         assert!(
             resolve_sections(

@@ -221,12 +221,15 @@ mod tests {
             }
         );
         // Keys the example leaves out: the older forms of keys it sets in the newer one, and
-        // the limits file, which it shows commented out (a path the host may not have).
+        // the limits file and TLS files, which it shows commented out (paths the host may
+        // not have).
         let unset: Vec<&str> = debug
             .match_indices(": None")
             .map(|(i, _)| debug[..i].rsplit([' ', '{']).next().unwrap())
             .collect();
-        let expected: Vec<&str> = std::iter::once("limits_file")
+        let expected: Vec<&str> = ["tls_cert_file", "tls_key_file", "tls_client_ca_file"]
+            .into_iter()
+            .chain(std::iter::once("limits_file"))
             .chain(crate::config::OLDER_FORMS.iter().copied())
             .collect();
         assert_eq!(
@@ -240,13 +243,14 @@ mod tests {
             .filter(|l| !l.trim_start().starts_with('#') && l.contains('='))
             .count();
         // All fields but `config`, which only exists as a flag, the older forms, the
-        // commented-out limits file, `syslog`, whose keys are those of its section (counted
-        // above, before the `[[alert]]` tables), and `alert`, checked apart above.
+        // commented-out limits file and three TLS files, `syslog`, whose keys are those of
+        // its section (counted above, before the `[[alert]]` tables), and `alert`, checked
+        // apart above.
         assert!(
             text.contains("\n[[syslog]]\n"),
             "the example shows a [[syslog]] section"
         );
-        let fields = debug.matches(": ").count() - 4 - crate::config::OLDER_FORMS.len();
+        let fields = debug.matches(": ").count() - 7 - crate::config::OLDER_FORMS.len();
         assert_eq!(keys, fields, "{debug}");
     }
 

@@ -62,6 +62,9 @@ fn check_name(key: &str) -> &'static str {
     match key {
         "http_addr" => "http addr",
         "syslog_tcp_addr" => "syslog tcp addr",
+        "syslog_tls_addr" => "syslog tls addr",
+        "relp_addr" => "relp addr",
+        "relp_tls_addr" => "relp tls addr",
         _ => "syslog udp addr",
     }
 }
@@ -105,6 +108,12 @@ pub fn check_listens(config: &Config) -> Vec<Finding> {
         match listens.iter().find(|l| l.key == key) {
             Some(l) => out.push(classify_bind(*l, addr::probe(l.addr, l.proto))),
             None => out.push(Finding::ok(check_name(key), "off")),
+        }
+    }
+    // The listeners that are off by default get a line only when configured.
+    for key in ["syslog_tls_addr", "relp_addr", "relp_tls_addr"] {
+        if let Some(l) = listens.iter().find(|l| l.key == key) {
+            out.push(classify_bind(*l, addr::probe(l.addr, l.proto)));
         }
     }
     out

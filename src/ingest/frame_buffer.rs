@@ -12,7 +12,6 @@
 //! the budget refuses a frame's growth the connection is not read until it has room (see
 //! `crate::ingest::listeners`); a busy sender simply keeps the smaller reads.
 
-use super::framing::Framer;
 use crate::http::admission::{BodyCharge, OverBudget};
 
 /// First size of a connection's buffer: a read of 16 KiB holds about a hundred typical syslog
@@ -36,10 +35,11 @@ pub struct FrameBuffer {
 }
 
 impl FrameBuffer {
-    /// A buffer for a connection framed by `framer`; `charge` (usually empty) is grown and
-    /// shrunk with the buffer.
-    pub fn new(framer: &Framer, charge: BodyCharge) -> FrameBuffer {
-        let len_max = framer.buffer_bytes_min() + READ_BYTES_BUSY;
+    /// A buffer for a connection whose decoder needs up to `bytes_min` buffered bytes to make
+    /// progress (its `buffer_bytes_min`); `charge` (usually empty) is grown and shrunk with
+    /// the buffer.
+    pub fn new(bytes_min: usize, charge: BodyCharge) -> FrameBuffer {
+        let len_max = bytes_min + READ_BYTES_BUSY;
         let initial = READ_BUFFER_BYTES_INITIAL.min(len_max);
         debug_assert_eq!(charge.bytes(), 0);
         FrameBuffer {
@@ -137,6 +137,7 @@ mod tests {
 
     use super::*;
     use crate::http::admission::{Admission, AdmissionLimits};
+    use crate::ingest::framing::Framer;
 
     fn admission(budget: usize) -> Admission {
         Admission::new(
@@ -190,7 +191,7 @@ mod tests {
     fn grows_for_a_long_frame_and_gives_it_back() {
         let a = admission(1 << 20);
         let mut framer = Framer::new(64 * 1024);
-        let mut fb = FrameBuffer::new(&framer, a.empty_charge());
+        let mut fb = FrameBuffer::new(framer.buffer_bytes_min(), a.empty_charge());
         assert_eq!(fb.size(), READ_BUFFER_BYTES_INITIAL);
         let long = vec![b'x'; 50_000];
         let mut data = b"short one\n".to_vec();
@@ -206,7 +207,7 @@ mod tests {
         assert_eq!(fb.size(), READ_BUFFER_BYTES_INITIAL);
         assert_eq!(a.stats().body_bytes_held(), 0);
         // Dropping a grown buffer (the connection ends mid-frame) releases its charge too.
-        let mut fb = FrameBuffer::new(&framer, a.empty_charge());
+        let mut fb = FrameBuffer::new(framer.buffer_bytes_min(), a.empty_charge());
         let _ = run(&mut fb, &mut framer, &vec![b'y'; 40_000], 4096);
         drop(fb);
         assert_eq!(a.stats().body_bytes_held(), 0);
@@ -216,7 +217,7 @@ mod tests {
     fn a_frame_the_budget_cannot_take_waits() {
         let a = admission(20 * 1024);
         let framer = Framer::new(64 * 1024);
-        let mut fb = FrameBuffer::new(&framer, a.empty_charge());
+        let mut fb = FrameBuffer::new(framer.buffer_bytes_min(), a.empty_charge());
         let spare = fb.spare();
         let n = spare.len();
         spare.fill(b'z');
@@ -237,7 +238,7 @@ mod tests {
     fn a_busy_sender_gets_larger_reads() {
         let a = admission(1 << 20);
         let mut framer = Framer::new(64 * 1024);
-        let mut fb = FrameBuffer::new(&framer, a.empty_charge());
+        let mut fb = FrameBuffer::new(framer.buffer_bytes_min(), a.empty_charge());
         let data: Vec<u8> = (0..20_000)
             .flat_map(|i| format!("line {i}\n").into_bytes())
             .collect();

@@ -1,5 +1,7 @@
-//! The sockets of one core: syslog TCP, syslog UDP and HTTP, each bound with SO_REUSEPORT
-//! on every core so that the kernel spreads connections and datagrams over the cores.
+//! The sockets of one core: syslog TCP, syslog UDP, syslog over TLS, RELP (plain and over
+//! TLS) and HTTP, each bound with SO_REUSEPORT on every core so that the kernel spreads
+//! connections and datagrams over the cores. RELP's sessions live in [`super::relp`]; they
+//! share this module's batching and backpressure.
 //!
 //! Syslog has no acknowledgement, so durability is expressed as backpressure: a TCP
 //! connection stops being read while more than `syslog_tcp_unacked_bytes_max` of what it
@@ -17,14 +19,15 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_lite::AsyncReadExt;
 use futures_lite::future;
+use futures_lite::{AsyncRead, AsyncReadExt};
 use glommio::net::{TcpListener, TcpStream, UdpSocket};
 use glommio::task::JoinHandle;
 
 use super::frame_buffer::FrameBuffer;
 use super::framing::{Decoded, Framer};
 use super::syslog::{self, ParseContext};
+use super::tls::{self, Reload, TlsAcceptor};
 use crate::config::PUSH_RAW_BODY_SLACK_BYTES;
 use crate::http::admission::{
     Acceptor, Admission, AdmissionLimits, ListenerKind, derive_connections_max, nofile_soft_limit,
@@ -167,28 +170,103 @@ pub fn start_http(core: &Rc<Core>) -> std::io::Result<Listeners> {
 pub fn start_syslog(core: &Rc<Core>) -> std::io::Result<Listeners> {
     let live = Rc::new(Cell::new(0));
     let mut tasks = Vec::new();
+    // One acceptor per core for every TLS listener: the files are the same, and are re-read
+    // once when they change.
+    let mut tls: Option<Rc<TlsAcceptor>> = None;
+    let mut tls_acceptor = || -> std::io::Result<Rc<TlsAcceptor>> {
+        if let Some(t) = &tls {
+            return Ok(t.clone());
+        }
+        let files = core.config.tls.clone().ok_or_else(|| {
+            std::io::Error::other("a TLS listener is configured without tls_cert_file")
+        })?;
+        let t = Rc::new(TlsAcceptor::load(files).map_err(std::io::Error::other)?);
+        tls = Some(t.clone());
+        Ok(t)
+    };
     for (i, listener) in core.config.all_syslog_listeners().into_iter().enumerate() {
         let tenant: Rc<str> = listener.tenant.as_str().into();
-        let (tcp_key, udp_key) = match i {
-            0 => ("syslog_tcp_addr".to_string(), "syslog_udp_addr".to_string()),
-            n => (
-                format!("syslog[{}].listen tcp", n - 1),
-                format!("syslog[{}].listen udp", n - 1),
-            ),
+        let key = |default: &str, protocol: &str| match i {
+            0 => default.to_string(),
+            n => format!("syslog[{}].listen {protocol}", n - 1),
         };
         if let Some(addr) = listener.tcp_addr {
-            let socket = bind_tcp(&tcp_key, addr)?;
+            let socket = bind_tcp(&key("syslog_tcp_addr", "tcp"), addr)?;
             let tenant = tenant.clone();
             tasks.push(accept_loop(
                 core,
                 socket,
                 live.clone(),
+                ListenerKind::SyslogTcp,
                 move |core, stream, admission| {
-                    syslog_tcp_connection(core, stream, admission, tenant.clone())
+                    let peer = peer_ip(&stream);
+                    let tenant = tenant.clone();
+                    async move {
+                        let protocol = Protocol::SyslogTcp;
+                        read_syslog(core, stream, peer, admission, tenant, protocol).await
+                    }
+                },
+            ));
+        }
+        if let Some(addr) = listener.tls_addr {
+            let socket = bind_tcp(&key("syslog_tls_addr", "tls"), addr)?;
+            let (tenant, tls) = (tenant.clone(), tls_acceptor()?);
+            tasks.push(accept_loop(
+                core,
+                socket,
+                live.clone(),
+                ListenerKind::SyslogTls,
+                move |core, stream, admission| {
+                    let peer = peer_ip(&stream);
+                    let (tenant, tls) = (tenant.clone(), tls.clone());
+                    async move {
+                        let Some(stream) = handshake(&core, &tls, stream, &peer).await else {
+                            return;
+                        };
+                        let protocol = Protocol::SyslogTls;
+                        read_syslog(core, stream, peer, admission, tenant, protocol).await
+                    }
+                },
+            ));
+        }
+        if let Some(addr) = listener.relp_addr {
+            let socket = bind_tcp(&key("relp_addr", "relp"), addr)?;
+            let tenant = tenant.clone();
+            tasks.push(accept_loop(
+                core,
+                socket,
+                live.clone(),
+                ListenerKind::Relp,
+                move |core, stream, admission| {
+                    let peer = peer_ip(&stream);
+                    prepare_for_answers(&stream);
+                    super::relp::serve(core, stream, peer, admission, tenant.clone())
+                },
+            ));
+        }
+        if let Some(addr) = listener.relp_tls_addr {
+            let socket = bind_tcp(&key("relp_tls_addr", "relp-tls"), addr)?;
+            let (tenant, tls) = (tenant.clone(), tls_acceptor()?);
+            tasks.push(accept_loop(
+                core,
+                socket,
+                live.clone(),
+                ListenerKind::Relp,
+                move |core, stream, admission| {
+                    let peer = peer_ip(&stream);
+                    prepare_for_answers(&stream);
+                    let (tenant, tls) = (tenant.clone(), tls.clone());
+                    async move {
+                        let Some(stream) = handshake(&core, &tls, stream, &peer).await else {
+                            return;
+                        };
+                        super::relp::serve(core, stream, peer, admission, tenant).await
+                    }
                 },
             ));
         }
         if let Some(addr) = listener.udp_addr {
+            let udp_key = key("syslog_udp_addr", "udp");
             let socket = UdpSocket::bind(addr)
                 .map_err(|e| std::io::Error::other(format!("cannot bind {udp_key} {addr}: {e}")))?;
             set_recv_buffer(&socket, core.config.syslog_udp_recv_buffer_bytes);
@@ -213,6 +291,79 @@ pub fn start_syslog(core: &Rc<Core>) -> std::io::Result<Listeners> {
         }
     }
     Ok(Listeners { live, tasks })
+}
+
+/// The sender's address as a `host` label falls back to it.
+fn peer_ip(stream: &TcpStream) -> Option<String> {
+    stream.peer_addr().ok().map(|a| a.ip().to_string())
+}
+
+/// How long an answer (a RELP `rsp`) may wait for a sender that does not read: one that
+/// stops reading its answers must not hold the connection and its unanswered lines forever.
+const ANSWER_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bounds the writes of a connection that answers its sender.
+fn prepare_for_answers(stream: &TcpStream) {
+    let _ = stream.set_write_timeout(Some(ANSWER_WRITE_TIMEOUT));
+}
+
+/// Runs the TLS handshake of a new connection (bounded by [`tls::HANDSHAKE_TIMEOUT`] and the
+/// core's shutdown), taking changed certificate files into use first. `None` if it failed:
+/// counted, and said with the sender's address, since a client whose certificate is refused
+/// needs its operator to see why.
+pub(super) async fn handshake(
+    core: &Core,
+    tls: &TlsAcceptor,
+    stream: TcpStream,
+    peer: &Option<String>,
+) -> Option<futures_rustls::server::TlsStream<TcpStream>> {
+    let edge = &core.shard.edge;
+    let (acceptor, reload) = tls.acceptor();
+    match reload {
+        Reload::Same => {}
+        Reload::Reloaded => {
+            edge.tls_reloads.inc();
+            eprintln!("shard {}: TLS certificate files changed: reloaded", core.id);
+        }
+        Reload::Failed(e) => {
+            edge.tls_reload_failures.inc();
+            eprintln!(
+                "shard {}: TLS certificate files changed but cannot be used, the previous \
+                 certificate stays: {e}",
+                core.id
+            );
+        }
+    }
+    let accept = acceptor.accept(stream);
+    let outcome = future::or(async { Some(accept.await) }, async {
+        future::or(
+            glommio::timer::sleep(tls::HANDSHAKE_TIMEOUT),
+            core.shutdown.wait(),
+        )
+        .await;
+        None
+    })
+    .await;
+    let peer = peer.as_deref().unwrap_or("unknown");
+    match outcome {
+        Some(Ok(stream)) => Some(stream),
+        Some(Err(e)) => {
+            edge.tls_handshake_failures.inc();
+            eprintln!("shard {}: TLS handshake with {peer} failed: {e}", core.id);
+            None
+        }
+        None => {
+            edge.tls_handshake_failures.inc();
+            if !core.shutdown.is_triggered() {
+                eprintln!(
+                    "shard {}: TLS handshake with {peer} did not finish within {:?}",
+                    core.id,
+                    tls::HANDSHAKE_TIMEOUT
+                );
+            }
+            None
+        }
+    }
 }
 
 fn bind_tcp(key: &str, addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -251,6 +402,7 @@ fn accept_loop<F, Fut>(
     core: &Rc<Core>,
     listener: TcpListener,
     live: Rc<Cell<usize>>,
+    kind: ListenerKind,
     serve: F,
 ) -> JoinHandle<()>
 where
@@ -260,12 +412,7 @@ where
     let core = core.clone();
     let tq = core.ingest_tq;
     let admission = admission(&core);
-    let mut acceptor = Acceptor::new(
-        listener,
-        admission.clone(),
-        ListenerKind::SyslogTcp,
-        core.id,
-    );
+    let mut acceptor = Acceptor::new(listener, admission.clone(), kind, core.id);
     glommio::spawn_local_into(
         async move {
             while let Some((stream, slot)) = acceptor.next(&core.shutdown).await {
@@ -300,7 +447,7 @@ pub fn now_ns() -> i64 {
 }
 
 /// Per-owner batch builders of one syslog socket, and the sends in flight from it.
-struct SyslogBatcher {
+pub(super) struct SyslogBatcher {
     core: Rc<Core>,
     /// The listener's tenant: every line of the socket is stored under it.
     tenant: Rc<str>,
@@ -319,7 +466,7 @@ struct SyslogBatcher {
 }
 
 impl SyslogBatcher {
-    fn new(
+    pub(super) fn new(
         core: Rc<Core>,
         tenant: Rc<str>,
         protocol: Protocol,
@@ -336,7 +483,7 @@ impl SyslogBatcher {
             builders,
             in_flight: VecDeque::new(),
             outstanding_bytes: Rc::new(Cell::new(0)),
-            keep_handles: protocol == Protocol::SyslogTcp,
+            keep_handles: protocol != Protocol::SyslogUdp,
             discovery: Discovery::off(),
         }
         .with_tenant_settings()
@@ -349,12 +496,12 @@ impl SyslogBatcher {
     }
 
     /// Takes the tenant's current discovery settings (once per read, not per line).
-    fn refresh(&mut self) {
+    pub(super) fn refresh(&mut self) {
         self.discovery = self.core.limits.for_tenant(&self.tenant).discovery;
     }
 
     /// Parses one syslog message and adds it to its owner's batch.
-    fn add(&mut self, message: &[u8], now_ns: i64, truncated: bool) {
+    pub(super) fn add(&mut self, message: &[u8], now_ns: i64, truncated: bool) {
         let counters = &self.core.shard.counters;
         if truncated {
             counters.frames_truncated.inc();
@@ -402,7 +549,7 @@ impl SyslogBatcher {
     }
 
     /// Encoded bytes gathered and not yet sent (empty builders count nothing).
-    fn pending_bytes(&self) -> usize {
+    pub(super) fn pending_bytes(&self) -> usize {
         self.builders
             .iter()
             .filter(|b| !b.is_empty())
@@ -411,7 +558,7 @@ impl SyslogBatcher {
     }
 
     /// Sends every non-empty batch to its owner; the sends run as their own tasks.
-    fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         for owner in 0..self.builders.len() {
             if self.builders[owner].is_empty() {
                 continue;
@@ -449,7 +596,7 @@ impl SyslogBatcher {
     /// Waits for the oldest sends until at most `bytes_max` are in flight. An error means
     /// the owner refused the batch (its WAL stopped): the caller closes the connection, so
     /// that the sender sees the failure instead of a silent loss.
-    async fn settle(&mut self, bytes_max: usize) -> Result<(), AppendError> {
+    pub(super) async fn settle(&mut self, bytes_max: usize) -> Result<(), AppendError> {
         debug_assert!(self.keep_handles, "only TCP settles by awaiting its sends");
         let mut unsettled: usize = self.in_flight.iter().map(|(_, b)| b).sum();
         while unsettled > bytes_max {
@@ -480,7 +627,7 @@ const SYSLOG_PAUSE_POLL: Duration = Duration::from_millis(100);
 /// is paused and the sender's kernel buffers fill, instead of lines being read and then
 /// waiting in memory. `false` if the core is stopping or a shard's WAL stopped for good (the
 /// connection is closed, so that the sender sees it).
-async fn writes_taken(core: &Core) -> bool {
+pub(super) async fn writes_taken(core: &Core) -> bool {
     let mut paused = false;
     loop {
         match core.lifecycle.write_refusal() {
@@ -507,7 +654,7 @@ async fn writes_taken(core: &Core) -> bool {
 /// Waits until `buf` has room for the next read, as long as the core's request budget lets a
 /// long frame grow it; `false` if it did not within [`SYSLOG_BUDGET_WAIT_MAX`] (or the core
 /// is stopping), and the connection should close.
-async fn room_to_read(core: &Core, buf: &mut FrameBuffer) -> bool {
+pub(super) async fn room_to_read(core: &Core, buf: &mut FrameBuffer) -> bool {
     let deadline = std::time::Instant::now() + SYSLOG_BUDGET_WAIT_MAX;
     loop {
         let refused = match buf.make_room() {
@@ -534,19 +681,21 @@ async fn room_to_read(core: &Core, buf: &mut FrameBuffer) -> bool {
     }
 }
 
-/// Reads one syslog TCP connection: framing, parsing, batching, backpressure.
-async fn syslog_tcp_connection(
+/// Reads one syslog connection, plain TCP or inside TLS: framing, parsing, batching,
+/// backpressure.
+async fn read_syslog<S: AsyncRead + Unpin>(
     core: Rc<Core>,
-    mut stream: TcpStream,
+    mut stream: S,
+    peer: Option<String>,
     admission: Admission,
     tenant: Rc<str>,
+    protocol: Protocol,
 ) {
-    let peer = stream.peer_addr().ok().map(|a| a.ip().to_string());
     let frame_max = core.config.syslog_frame_bytes_max;
     let unacked_max = core.config.syslog_tcp_unacked_bytes_max;
     let mut framer = Framer::new(frame_max);
-    let mut batcher = SyslogBatcher::new(core.clone(), tenant.clone(), Protocol::SyslogTcp, peer);
-    let mut buf = FrameBuffer::new(&framer, admission.empty_charge());
+    let mut batcher = SyslogBatcher::new(core.clone(), tenant.clone(), protocol, peer);
+    let mut buf = FrameBuffer::new(framer.buffer_bytes_min(), admission.empty_charge());
     let mut eof = false;
     while !eof {
         if !room_to_read(&core, &mut buf).await {
@@ -605,7 +754,7 @@ async fn syslog_tcp_connection(
 /// Charges lines a syslog connection read to its tenant's ingestion rate and, when that puts
 /// the tenant over, waits before the next read: syslog over TCP cannot refuse a line, so the
 /// sender is slowed down (its kernel buffers fill) rather than refused.
-async fn slow_to_rate(core: &Core, tenant: &str, bytes: u64) {
+pub(super) async fn slow_to_rate(core: &Core, tenant: &str, bytes: u64) {
     let limit = core.limits.for_tenant(tenant).ingestion_rate;
     let wait = core.lifecycle.ingestion_rates.debit(tenant, bytes, &limit);
     if wait.is_zero() {

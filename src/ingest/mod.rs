@@ -12,5 +12,7 @@ pub mod jsonline;
 pub mod listeners;
 pub mod otlp;
 pub mod push;
+pub mod relp;
 pub mod syslog;
 pub mod time_range;
+pub mod tls;

@@ -16,15 +16,26 @@ use super::Counter;
 pub enum ListenerKind {
     Http,
     SyslogTcp,
+    /// Syslog over TLS (RFC 5425).
+    SyslogTls,
+    /// RELP, over TLS or not.
+    Relp,
 }
 
 impl ListenerKind {
-    pub const ALL: [ListenerKind; 2] = [ListenerKind::Http, ListenerKind::SyslogTcp];
+    pub const ALL: [ListenerKind; 4] = [
+        ListenerKind::Http,
+        ListenerKind::SyslogTcp,
+        ListenerKind::SyslogTls,
+        ListenerKind::Relp,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             ListenerKind::Http => "http",
             ListenerKind::SyslogTcp => "syslog_tcp",
+            ListenerKind::SyslogTls => "syslog_tls",
+            ListenerKind::Relp => "relp",
         }
     }
 }
@@ -62,6 +73,20 @@ impl ListenerStats {
 pub struct EdgeStats {
     pub http: ListenerStats,
     pub syslog_tcp: ListenerStats,
+    pub syslog_tls: ListenerStats,
+    pub relp: ListenerStats,
+    /// RELP `syslog` commands answered `200 OK`, each once its line was durable.
+    pub relp_acknowledged: Counter,
+    /// RELP commands answered `500` (a refused batch, a command out of place or unknown).
+    pub relp_refused: Counter,
+    /// RELP connections closed because their bytes were not RELP frames.
+    pub relp_broken_frames: Counter,
+    /// TLS handshakes that failed or timed out (no certificate, an untrusted one, not TLS).
+    pub tls_handshake_failures: Counter,
+    /// Times a core took a changed certificate, key or client CA into use.
+    pub tls_reloads: Counter,
+    /// Times changed TLS files could not be used (the previous certificate stayed).
+    pub tls_reload_failures: Counter,
     /// HTTP requests read completely and handed to a handler.
     pub http_requests: Counter,
     /// HTTP requests refused by the connection layer (400, 408, 413, 417, 431, 501).
@@ -80,6 +105,8 @@ impl EdgeStats {
         match kind {
             ListenerKind::Http => &self.http,
             ListenerKind::SyslogTcp => &self.syslog_tcp,
+            ListenerKind::SyslogTls => &self.syslog_tls,
+            ListenerKind::Relp => &self.relp,
         }
     }
 
@@ -133,7 +160,13 @@ impl EdgeStats {
             paused_for_rate: s.paused_for_rate.get(),
         };
         EdgeMetrics {
-            listeners: [listener(&self.http), listener(&self.syslog_tcp)],
+            listeners: ListenerKind::ALL.map(|k| listener(self.listener(k))),
+            relp_acknowledged: self.relp_acknowledged.get(),
+            relp_refused: self.relp_refused.get(),
+            relp_broken_frames: self.relp_broken_frames.get(),
+            tls_handshake_failures: self.tls_handshake_failures.get(),
+            tls_reloads: self.tls_reloads.get(),
+            tls_reload_failures: self.tls_reload_failures.get(),
             http_requests: self.http_requests.get(),
             http_requests_rejected: self.http_requests_rejected.get(),
             http_requests_over_budget: self.http_requests_over_budget.get(),
@@ -158,7 +191,13 @@ pub struct ListenerMetrics {
 /// A core's edge at one moment; `listeners` is indexed as [`ListenerKind::ALL`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EdgeMetrics {
-    pub listeners: [ListenerMetrics; 2],
+    pub listeners: [ListenerMetrics; ListenerKind::ALL.len()],
+    pub relp_acknowledged: u64,
+    pub relp_refused: u64,
+    pub relp_broken_frames: u64,
+    pub tls_handshake_failures: u64,
+    pub tls_reloads: u64,
+    pub tls_reload_failures: u64,
     pub http_requests: u64,
     pub http_requests_rejected: u64,
     pub http_requests_over_budget: u64,

@@ -530,6 +530,42 @@ fn edge(out: &mut String, shards: &[&ShardMetrics]) {
             }
         }
     }
+    type Get = fn(&super::edge::EdgeMetrics) -> u64;
+    let relp_tls: [(&str, &str, Get); 6] = [
+        (
+            "shardlog_relp_acknowledged_total",
+            "RELP syslog commands answered 200 OK, each once its line was durable.",
+            |e| e.relp_acknowledged,
+        ),
+        (
+            "shardlog_relp_refused_total",
+            "RELP commands answered 500 (a refused batch, a command out of place or unknown).",
+            |e| e.relp_refused,
+        ),
+        (
+            "shardlog_relp_broken_frames_total",
+            "RELP connections closed because their bytes were not RELP frames.",
+            |e| e.relp_broken_frames,
+        ),
+        (
+            "shardlog_tls_handshake_failures_total",
+            "TLS handshakes of the syslog and RELP listeners that failed or timed out.",
+            |e| e.tls_handshake_failures,
+        ),
+        (
+            "shardlog_tls_reloads_total",
+            "Times a core took a changed TLS certificate, key or client CA into use.",
+            |e| e.tls_reloads,
+        ),
+        (
+            "shardlog_tls_reload_failures_total",
+            "Times changed TLS files could not be used; the previous certificate stayed.",
+            |e| e.tls_reload_failures,
+        ),
+    ];
+    for (name, help, get) in relp_tls {
+        per_shard(out, shards, name, "counter", help, |s| get(&s.edge));
+    }
     per_shard(
         out,
         shards,
@@ -759,8 +795,8 @@ mod tests {
         let m = ShardMetrics {
             health: vec![crate::shard::NotReady::DiskFull("ENOSPC".into())],
             shard: 1,
-            ingested_lines: [5, 0, 2, 0, 0],
-            ingested_bytes: [50, 0, 20, 0, 0],
+            ingested_lines: [5, 0, 0, 0, 2, 0, 0],
+            ingested_bytes: [50, 0, 0, 0, 20, 0, 0],
             discarded: std::array::from_fn(|i| match DiscardReason::ALL[i] {
                 DiscardReason::InvalidRequest => 1,
                 DiscardReason::Duplicate => 4,

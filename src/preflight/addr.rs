@@ -60,25 +60,23 @@ pub fn listens(config: &crate::config::Config) -> Vec<Listen> {
         addr: config.http_addr,
         proto: Proto::Tcp,
     }];
-    if let Some(addr) = config.syslog_tcp_addr {
-        out.push(Listen {
-            key: "syslog_tcp_addr",
-            addr,
-            proto: Proto::Tcp,
-        });
-    }
-    if let Some(addr) = config.syslog_udp_addr {
-        out.push(Listen {
-            key: "syslog_udp_addr",
-            addr,
-            proto: Proto::Udp,
-        });
+    let defaults = [
+        ("syslog_tcp_addr", config.syslog_tcp_addr, Proto::Tcp),
+        ("syslog_udp_addr", config.syslog_udp_addr, Proto::Udp),
+        ("syslog_tls_addr", config.syslog_tls_addr, Proto::Tcp),
+        ("relp_addr", config.relp_addr, Proto::Tcp),
+        ("relp_tls_addr", config.relp_tls_addr, Proto::Tcp),
+    ];
+    for (key, addr, proto) in defaults {
+        if let Some(addr) = addr {
+            out.push(Listen { key, addr, proto });
+        }
     }
     for listener in &config.syslog_listeners {
-        let sockets = [
-            (listener.tcp_addr, Proto::Tcp),
-            (listener.udp_addr, Proto::Udp),
-        ];
+        let sockets = listener
+            .stream_addrs()
+            .map(|a| (Some(a), Proto::Tcp))
+            .chain([(listener.udp_addr, Proto::Udp)]);
         for (addr, proto) in sockets {
             if let Some(addr) = addr {
                 out.push(Listen {

@@ -271,7 +271,7 @@ impl Core {
             &self.stream_rates,
             self.shards,
             // Syslog cannot be refused per stream; its tenant's rate slows it down instead.
-            !matches!(protocol, Protocol::SyslogTcp | Protocol::SyslogUdp),
+            !protocol.is_syslog(),
             observer,
         );
         for &(reason, entries) in &checked.discarded {

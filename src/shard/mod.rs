@@ -53,6 +53,10 @@ pub const SPACE_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_
 pub enum Protocol {
     SyslogTcp,
     SyslogUdp,
+    /// Syslog over TLS (RFC 5425).
+    SyslogTls,
+    /// RELP, over TLS or not: each message is answered once durable.
+    Relp,
     LokiPush,
     JsonLine,
     /// OTLP logs over HTTP (`POST /otlp/v1/logs`).
@@ -62,14 +66,28 @@ pub enum Protocol {
 impl Protocol {
     /// Whether batches of this protocol wait, rather than being refused, while the shard is
     /// out of space or memory for a while: syslog senders cannot be told to retry, so their
-    /// connections are slowed down instead; HTTP clients are answered and retry.
+    /// connections are slowed down instead; HTTP clients are answered and retry. RELP could
+    /// be refused, but its senders resend what is refused at once and forever, so it is
+    /// slowed down like the other syslog transports.
     pub fn waits_for_space(self) -> bool {
-        matches!(self, Protocol::SyslogTcp | Protocol::SyslogUdp)
+        self.is_syslog()
     }
 
-    pub const ALL: [Protocol; 5] = [
+    /// Whether lines of this protocol come from a syslog sender. Such a sender cannot be
+    /// refused per stream (a batch holds many streams and the transport answers, if at all,
+    /// per message): its tenant's rate slows it down instead.
+    pub fn is_syslog(self) -> bool {
+        matches!(
+            self,
+            Protocol::SyslogTcp | Protocol::SyslogUdp | Protocol::SyslogTls | Protocol::Relp
+        )
+    }
+
+    pub const ALL: [Protocol; 7] = [
         Protocol::SyslogTcp,
         Protocol::SyslogUdp,
+        Protocol::SyslogTls,
+        Protocol::Relp,
         Protocol::LokiPush,
         Protocol::JsonLine,
         Protocol::Otlp,
@@ -79,6 +97,8 @@ impl Protocol {
         match self {
             Protocol::SyslogTcp => "syslog_tcp",
             Protocol::SyslogUdp => "syslog_udp",
+            Protocol::SyslogTls => "syslog_tls",
+            Protocol::Relp => "relp",
             Protocol::LokiPush => "loki_push",
             Protocol::JsonLine => "jsonline",
             Protocol::Otlp => "otlp",

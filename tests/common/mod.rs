@@ -9,6 +9,8 @@
 //! - [`tools`]: external senders (`logger`, `loggen`, Python) and the skip/fail rule.
 //! - [`peers`]: the real Alertmanager and Prometheus the ruler talks to.
 //! - [`tmpfs`]: a tmpfs directory for the tests of volatile data dirs.
+//! - [`tls`]: a CA and the server and client certificates it signs, per test.
+//! - [`relp`]: the librelp client (`tests/clients/relp_send.c`), built once per binary.
 
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
@@ -17,7 +19,9 @@ pub mod http;
 pub mod loki;
 pub mod peers;
 pub mod proto;
+pub mod relp;
 pub mod server;
+pub mod tls;
 pub mod tmpfs;
 pub mod tools;
 

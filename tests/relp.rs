@@ -249,8 +249,15 @@ fn a_session_is_answered_in_order_and_each_answer_means_durable() {
     // 200 OK was sent after the WAL commit: the lines are there at once.
     assert_eq!(server.index_stats(r#"{app="inorder"}"#).entries, 2);
 
-    s.send(5, "close", "");
-    assert_eq!(s.read(), Some((5, "rsp".into(), String::new())));
+    // A resent message (its own timestamp, the same text) is stored once, as a retried
+    // push is.
+    let resent = "<14>1 2026-01-02T03:04:05.123456Z h inorder - - - resent";
+    s.send(5, "syslog", resent);
+    s.send(6, "syslog", resent);
+    assert_eq!(s.read(), Some((5, "rsp".into(), "200 OK".into())));
+    assert_eq!(s.read(), Some((6, "rsp".into(), "200 OK".into())));
+    s.send(7, "close", "");
+    assert_eq!(s.read(), Some((7, "rsp".into(), String::new())));
     assert!(
         s.read().is_none(),
         "the server closes after answering close"
@@ -261,6 +268,22 @@ fn a_session_is_answered_in_order_and_each_answer_means_durable() {
         .map(|e| e.line)
         .collect();
     assert_eq!(stored, ["first", "second"]);
+    let resent = server.query_range(&[
+        ("query", r#"{app="inorder"} |= "resent""#),
+        ("start", "1767322800000000000"), // 2026-01-02T03:00:00Z
+        ("end", "1767326400000000000"),
+        ("limit", "10"),
+    ]);
+    assert_eq!(common::entries(&resent).len(), 1, "{resent}");
+    let metrics = parse_metrics(&server.metrics());
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "shardlog_discarded_lines_total",
+            &[("reason", "duplicate")]
+        ),
+        1.0
+    );
 }
 
 #[test]

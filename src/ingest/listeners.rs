@@ -36,7 +36,7 @@ use crate::http::server::{ServerLimits, serve};
 use crate::ingest::discovery::{
     Discovery, LevelDiscovery, add_detected_level, level_from_labels, service_name,
 };
-use crate::model::{BatchBuilder, owner_shard, stream_hash_sorted};
+use crate::model::{BatchBuilder, Duplicates, owner_shard, stream_hash_sorted};
 use crate::runtime::Core;
 use crate::shard::{AppendError, DiscardReason, Protocol, Refusal};
 
@@ -472,8 +472,15 @@ impl SyslogBatcher {
         protocol: Protocol,
         peer: Option<String>,
     ) -> SyslogBatcher {
+        // RELP resends what a broken session left unanswered, as a Loki client retries a
+        // push: its exact duplicates are dropped as a push's are. Plain syslog keeps them
+        // (coarse timestamps: two equal lines in a second are two events).
+        let duplicates = match protocol {
+            Protocol::Relp => Duplicates::Drop,
+            _ => Duplicates::Keep,
+        };
         let builders = (0..core.shards)
-            .map(|_| BatchBuilder::new(&tenant))
+            .map(|_| BatchBuilder::with_duplicates(&tenant, duplicates))
             .collect();
         SyslogBatcher {
             core,

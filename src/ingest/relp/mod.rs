@@ -6,8 +6,10 @@
 //! a command with a transaction number, and the server answers each one. This server answers
 //! `200 OK` only once the message's line is in a WAL group commit that was fsynced on its owner
 //! shard, so an acknowledged line is a durable one, end to end. What was sent without an
-//! answer when a connection breaks is resent by the sender: duplicates, which the owner's
-//! duplicate drop removes, never a loss.
+//! answer when a connection breaks is resent by the sender: duplicates, never a loss. RELP
+//! batches ask their owner to drop exact duplicates (same stream, timestamp and line), as a
+//! Loki push does, so a resent message that carries its own timestamp (rsyslog's forwarding
+//! templates carry microseconds) is stored once.
 //!
 //! A session, on one connection (plain or inside TLS):
 //! - `open` first, with the client's offers (`relp_version`, `commands=syslog`), answered

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::ErrorLog;
-use super::load_push::{PushLoad, RUN_LABEL, push_sender};
+use super::load_push::{PushLoad, push_sender, run_matcher};
 use super::load_query::{
     KindStats, QUERY_TAIL_MS_MAX, QueryKind, QueryLoad, metric_support, query_worker,
 };
@@ -53,6 +53,8 @@ pub struct LoadOutcome {
     pub last_ack_seconds: Option<f64>,
     pub errors: Vec<String>,
     pub errors_total: u64,
+    /// How the run's pushes were encoded, which decides how its streams are found.
+    pub push_encoding: super::options::Encoding,
 }
 
 impl LoadOutcome {
@@ -62,7 +64,7 @@ impl LoadOutcome {
         for (name, t) in &self.sources {
             let (selector, kind) = match *name {
                 PUSH => (
-                    format!(r#"{{{RUN_LABEL}="{run_id}"}}"#),
+                    format!("{{{}}}", run_matcher(self.push_encoding, run_id)),
                     ExpectKind::Exact {
                         expected: t.lines_acked,
                         unknown: t.lines_unknown,
@@ -302,6 +304,7 @@ pub fn run_load(
         last_ack_seconds: (last_ack > 0).then_some(last_ack as f64 / 1e6),
         errors,
         errors_total,
+        push_encoding: plan.encoding,
     }
 }
 

@@ -4,7 +4,10 @@
 //! recorded.
 //!
 //! Stream `k` is `{bench_run="<run id>", service="<kind>", instance="i<k>"}`, so the
-//! verification counts exactly this run's lines with `{bench_run="<run id>"}`.
+//! verification counts exactly this run's lines with `{bench_run="<run id>"}`. OTLP has no
+//! free-form labels (only Loki's list of resource attributes becomes labels), so an OTLP
+//! run's stream `k` is the resource `service.namespace=<run id>, service.name=<kind>,
+//! service.instance.id=i<k>`, counted with `{service_namespace="<run id>"}`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +43,14 @@ pub struct PushLoad {
     /// When the load started, and the latest acknowledgement since then (µs).
     pub started: Instant,
     pub last_ack_us: Arc<AtomicU64>,
+}
+
+/// The matcher that picks exactly one run's streams, by how its lines are sent.
+pub fn run_matcher(encoding: Encoding, run_id: &str) -> String {
+    match encoding {
+        Encoding::Otlp => format!(r#"service_namespace="{run_id}""#),
+        Encoding::Json | Encoding::Protobuf => format!(r#"{RUN_LABEL}="{run_id}""#),
+    }
 }
 
 /// The labels of stream `k` of a run.
@@ -83,9 +94,10 @@ pub fn push_sender(index: usize, addr: SocketAddr, load: PushLoad) {
     let labels: Vec<Labels> = (0..load.streams)
         .map(|k| stream_labels(&load.run_id, &load.corpus, k))
         .collect();
-    let content_type = match load.encoding {
-        Encoding::Json => "application/json",
-        Encoding::Protobuf => "application/x-protobuf",
+    let (content_type, path) = match load.encoding {
+        Encoding::Json => ("application/json", "/loki/api/v1/push"),
+        Encoding::Protobuf => ("application/x-protobuf", "/loki/api/v1/push"),
+        Encoding::Otlp => ("application/x-protobuf", "/otlp/v1/logs"),
     };
     let headers = [
         ("Content-Type", content_type),
@@ -108,9 +120,10 @@ pub fn push_sender(index: usize, addr: SocketAddr, load: PushLoad) {
         let body = match load.encoding {
             Encoding::Json => json::encode(&streams),
             Encoding::Protobuf => proto::encode(&streams),
+            Encoding::Otlp => otlp_body(&streams),
         };
         let sent_at = Instant::now();
-        let result = client.request("POST", "/loki/api/v1/push", &headers, &body);
+        let result = client.request("POST", path, &headers, &body);
         let latency = sent_at.elapsed();
         let outcome = classify(&result.as_ref().map(|r| r.status));
         SourceCounters::add(&c.requests, 1);
@@ -210,10 +223,90 @@ pub fn build_batch(
     (streams, bytes)
 }
 
+/// One OTLP export request of `streams`, each a resource (see the module doc) with one scope
+/// whose records are the stream's entries: the body a string, the time the entry's.
+pub fn otlp_body(streams: &[PushStream]) -> Vec<u8> {
+    use crate::ingest::otlp::proto::opentelemetry::proto::{
+        collector::logs::v1::ExportLogsServiceRequest,
+        common::v1::{AnyValue, KeyValue, any_value::Value},
+        logs::v1::{LogRecord, ResourceLogs, ScopeLogs},
+        resource::v1::Resource,
+    };
+    use prost::Message;
+    let text = |s: &str| AnyValue {
+        value: Some(Value::StringValue(s.to_string())),
+    };
+    let attribute = |key: &str, value: Option<&str>| KeyValue {
+        key: key.to_string(),
+        value: Some(text(value.unwrap_or_default())),
+        ..Default::default()
+    };
+    let request = ExportLogsServiceRequest {
+        resource_logs: streams
+            .iter()
+            .map(|s| ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![
+                        attribute("service.namespace", s.labels.get(RUN_LABEL)),
+                        attribute("service.name", s.labels.get("service")),
+                        attribute("service.instance.id", s.labels.get("instance")),
+                    ],
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: s
+                        .entries
+                        .iter()
+                        .map(|e| LogRecord {
+                            time_unix_nano: e.timestamp_ns as u64,
+                            body: Some(text(&e.line)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    };
+    request.encode_to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ingest::push::PushLimits;
+
+    #[test]
+    fn otlp_batches_map_to_one_stream_per_resource() {
+        use crate::ingest::otlp::mapping::map_request;
+        use crate::ingest::otlp::proto::opentelemetry::proto::collector::logs::v1::ExportLogsServiceRequest;
+        use prost::Message;
+        let corpus = LineCorpus::default();
+        let labels: Vec<Labels> = (0..3).map(|k| stream_labels("r1", &corpus, k)).collect();
+        let mut src = LineSource::new(&corpus, 3);
+        let mut clock = SenderClock::new(0);
+        let (streams, _) = build_batch(&mut src, &labels, &mut 0, 9, &mut clock);
+        let body = otlp_body(&streams);
+        let request = ExportLogsServiceRequest::decode(&body[..]).unwrap();
+        let mapped = map_request(request, 0, &PushLimits::default());
+        assert_eq!(mapped.streams.len(), 3);
+        for (sent, got) in streams.iter().zip(&mapped.streams) {
+            assert_eq!(got.labels.get("service_namespace"), Some("r1"));
+            assert_eq!(got.labels.get("service_name"), sent.labels.get("service"));
+            assert_eq!(
+                got.labels.get("service_instance_id"),
+                sent.labels.get("instance")
+            );
+            let lines: Vec<&str> = got.entries.iter().map(|e| e.line.as_str()).collect();
+            let want: Vec<&str> = sent.entries.iter().map(|e| e.line.as_str()).collect();
+            assert_eq!(lines, want);
+        }
+        assert_eq!(
+            run_matcher(Encoding::Otlp, "r1"),
+            r#"service_namespace="r1""#
+        );
+    }
 
     #[test]
     fn batches_spread_over_streams_and_decode() {

@@ -75,6 +75,9 @@ pub enum Encoding {
     Json,
     /// `application/x-protobuf` with raw snappy, as Promtail, Alloy and the Docker driver send.
     Protobuf,
+    /// OTLP/HTTP protobuf to `/otlp/v1/logs`, as the OpenTelemetry collector exports: each
+    /// stream a resource whose `service.namespace` is the run id (label `service_namespace`).
+    Otlp,
 }
 
 /// Syslog message grammar.
@@ -315,6 +318,14 @@ impl Plan {
         };
         crate::model::validate_tenant(&a.tenant)
             .map_err(|e| BenchError::new(format!("--tenant: {e}")))?;
+        if a.encoding == Encoding::Otlp && a.scenario != Scenario::Push {
+            // The query scenario's selectors and the mixed scenario's verification name the
+            // Loki push labels (`bench_run`, `service`), which OTLP resources do not carry.
+            return Err(BenchError::new(
+                "--encoding otlp: only the push scenario sends OTLP (query and mixed push Loki \
+                 pushes)",
+            ));
+        }
         let corpus = LineCorpus::load(&a.lines)?;
         let framing = a.framing.unwrap_or(match a.syslog_format {
             SyslogFormat::Rfc5424 => Framing::Octet,

@@ -192,6 +192,10 @@ impl AgentConfig {
                 format!("metrics_addr `{text}` is not an address like 127.0.0.1:9080 ({e}); empty turns the listener off")
             })?),
         };
+        let poll_interval = duration("poll_interval", raw.poll_interval, POLL_INTERVAL_DEFAULT)?;
+        if poll_interval.is_zero() {
+            return Err("poll_interval must be above 0".into());
+        }
         let line_bytes_max = raw.line_bytes_max.unwrap_or(LINE_BYTES_MAX_DEFAULT);
         if line_bytes_max == 0 {
             return Err("line_bytes_max must be above 0".into());
@@ -213,7 +217,7 @@ impl AgentConfig {
                 .unwrap_or_else(|| PathBuf::from("agent-buffer")),
             buffer_bytes_max: raw.buffer_bytes_max.unwrap_or(BUFFER_BYTES_MAX_DEFAULT),
             metrics_addr,
-            poll_interval: duration("poll_interval", raw.poll_interval, POLL_INTERVAL_DEFAULT)?,
+            poll_interval,
             line_bytes_max: usize::try_from(line_bytes_max)
                 .map_err(|_| "line_bytes_max is too large for this host".to_string())?,
             files,
@@ -397,6 +401,10 @@ mod tests {
                 "batch_wait",
             ),
             ("positions_file = \"p\"\n", "nothing to ship"),
+            (
+                "poll_interval = \"0\"\n[[files]]\npaths = [\"/a\"]\n",
+                "poll_interval",
+            ),
         ];
         for (text, word) in cases {
             let e = AgentConfig::parse(text).unwrap_err();

@@ -235,6 +235,11 @@ impl Files {
             .collect();
         for id in gone {
             let t = self.tailers.remove(&id).expect("listed above");
+            // The per-path line count goes with the last file shipped under that path, so
+            // that a host that names files by date does not grow the metrics for ever.
+            if !self.tailers.values().any(|o| o.path == t.path) {
+                self.lines_read.remove(&t.path);
+            }
             events.push(Event::Forget { id, path: t.path });
         }
     }

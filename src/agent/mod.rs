@@ -228,8 +228,9 @@ impl Agent {
         self.files.discover(&self.positions, now, &mut events);
         // Backpressure: a full spool, or a batch that could not be spooled, stops reading.
         let mut more = false;
-        if !self.spool.is_full() && self.batch.bytes < self.config.client.batch_bytes as usize {
-            more = self.files.read(now, &mut events) > 0;
+        let room = (self.config.client.batch_bytes as usize).saturating_sub(self.batch.bytes);
+        if !self.spool.is_full() && room > 0 {
+            more = self.files.read(now, room, &mut events) > 0;
         }
         for event in events {
             self.take(event);
@@ -468,5 +469,208 @@ fn nap(stop: &AtomicBool, wait: Duration) {
             break;
         }
         std::thread::sleep(left.min(SENDER_NAP));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Mutex;
+
+    /// Real lines from testdata/loghub/OpenSSH_2k.log.
+    const SSH: [&str; 3] = [
+        "Dec 10 06:55:46 LabSZ sshd[24200]: reverse mapping checking getaddrinfo for ns.marryaldkfaczcz.com [173.234.31.186] failed - POSSIBLE BREAK-IN ATTEMPT!",
+        "Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186",
+        "Dec 10 06:55:48 LabSZ sshd[24200]: Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2",
+    ];
+
+    /// What the scripted server was sent: each request's head and body.
+    type Requests = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+    /// A server that answers each connection with the next status of `script` and keeps
+    /// what it was sent.
+    fn scripted_server(script: Vec<u16>) -> (u16, Requests) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for (status, stream) in script.into_iter().zip(listener.incoming()) {
+                let mut stream = stream.unwrap();
+                let mut data = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head, length) = loop {
+                    let n = stream.read(&mut chunk).unwrap();
+                    data.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&data[..end]).into_owned();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("Content-Length: "))
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        data.drain(..end + 4);
+                        break (head, length);
+                    }
+                };
+                while data.len() < length {
+                    let n = stream.read(&mut chunk).unwrap();
+                    data.extend_from_slice(&chunk[..n]);
+                }
+                record.lock().unwrap().push((head, data));
+                let body = if status == 204 { "" } else { "entry refused" };
+                write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+            }
+        });
+        (port, seen)
+    }
+
+    fn batch(n: u32) -> SpoolBatch {
+        let stream = PushStream {
+            labels: Labels::from_pairs([("job", "t")]),
+            entries: (0..n)
+                .map(|i| PushEntry {
+                    timestamp_ns: i64::from(i) + 1,
+                    line: SSH[i as usize % 3].to_string(),
+                    metadata: Vec::new(),
+                })
+                .collect(),
+        };
+        SpoolBatch {
+            entries: n,
+            advances: Vec::new(),
+            body: crate::ingest::push::proto::encode(&[stream]),
+        }
+    }
+
+    fn config(dir: &std::path::Path, port: u16, extra: &str) -> AgentConfig {
+        AgentConfig::parse(&format!(
+            r#"
+            positions_file = "{dir}/positions"
+            buffer_dir = "{dir}/buffer"
+            metrics_addr = ""
+            {extra}
+            [client]
+            url = "http://127.0.0.1:{port}/loki/api/v1/push"
+            tenant = "team-a"
+            timeout = "2s"
+            backoff_min = "10ms"
+            backoff_max = "50ms"
+            batch_bytes = "1KiB"
+            batch_wait = "0s"
+            [[files]]
+            paths = ["{dir}/*.log"]
+            labels = {{ job = "ssh" }}
+            "#,
+            dir = dir.display()
+        ))
+        .unwrap()
+    }
+
+    fn wait_until(what: &str, ok: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ok() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn the_sender_retries_5xx_drops_4xx_and_removes_only_what_is_settled() {
+        let (port, seen) = scripted_server(vec![503, 204, 400, 429, 204]);
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), port, "");
+        let spool =
+            Arc::new(Spool::open(&config.buffer_dir, 1 << 20, &mut Positions::default()).unwrap());
+        for n in [3, 2, 1] {
+            spool.write(&batch(n)).unwrap();
+        }
+        let metrics = Arc::new(Metrics::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let sender = {
+            let (client, spool, metrics, stop) = (
+                config.client.clone(),
+                spool.clone(),
+                metrics.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || send_loop(&client, &spool, &metrics, &stop))
+        };
+        wait_until("an empty spool", || spool.is_empty());
+        stop.store(true, Ordering::SeqCst);
+        sender.join().unwrap();
+        // 3 entries after a 503, 2 refused for good, 1 after a 429.
+        assert_eq!(metrics.lines_sent.load(Ordering::Relaxed), 4);
+        assert_eq!(metrics.send_retries.load(Ordering::Relaxed), 2);
+        assert_eq!(metrics.batches_dropped.load(Ordering::Relaxed), 1);
+        let seen = seen.lock().unwrap();
+        let bodies: Vec<&Vec<u8>> = seen.iter().map(|(_, b)| b).collect();
+        let (b3, b2, b1) = (batch(3).body, batch(2).body, batch(1).body);
+        assert_eq!(
+            bodies,
+            vec![&b3, &b3, &b2, &b1, &b1],
+            "oldest first, same bytes"
+        );
+        let head = &seen[0].0;
+        assert!(
+            head.starts_with("POST /loki/api/v1/push HTTP/1.1"),
+            "{head}"
+        );
+        assert!(
+            head.contains("Content-Type: application/x-protobuf"),
+            "{head}"
+        );
+        assert!(head.contains("X-Scope-OrgID: team-a"), "{head}");
+    }
+
+    #[test]
+    fn a_full_spool_stops_reading_until_batches_leave_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing listens: the sender is not even started, the spool only fills.
+        let config = config(dir.path(), 9, "buffer_bytes_max = \"4KiB\"");
+        let log = dir.path().join("auth.log");
+        let text: String = (0..300).map(|i| format!("{} #{i}\n", SSH[i % 3])).collect();
+        std::fs::write(&log, &text).unwrap();
+        let mut agent = Agent::start(config.clone(), Arc::new(AtomicBool::new(false))).unwrap();
+        let offset =
+            |agent: &Agent| -> u64 { agent.positions.files.values().map(|p| p.offset).sum() };
+        for _ in 0..50 {
+            agent.poll(Instant::now());
+        }
+        let spooled = agent.spool.bytes();
+        assert!(spooled >= 4096, "the spool filled: {spooled}");
+        // Over the bound by one batch at most (1 KiB of lines, compressed, plus its header).
+        assert!(spooled < 4096 + 2048, "{spooled}");
+        let stalled = offset(&agent);
+        assert!(stalled > 0 && stalled < text.len() as u64, "{stalled}");
+        // The positions file on disk agrees with the spool: what is not in it is unread.
+        let saved = Positions::load(&config.positions_file).unwrap();
+        assert_eq!(saved, agent.positions);
+        // Batches leave the spool: reading goes on, and in the end every byte is spooled.
+        let mut sent = 0;
+        for _ in 0..1000 {
+            while let Some((seq, b)) = agent.spool.oldest(Duration::ZERO) {
+                sent += b.entries;
+                agent.spool.remove(seq).unwrap();
+            }
+            agent.poll(Instant::now());
+            if offset(&agent) == text.len() as u64 && agent.batch.is_empty() {
+                break;
+            }
+        }
+        while let Some((seq, b)) = agent.spool.oldest(Duration::ZERO) {
+            sent += b.entries;
+            agent.spool.remove(seq).unwrap();
+        }
+        assert_eq!(offset(&agent), text.len() as u64);
+        assert_eq!(sent, 300);
     }
 }

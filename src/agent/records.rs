@@ -13,7 +13,9 @@
 //!
 //! Multiline: a line that matches `start` begins a record; other lines join the record before
 //! them, with `\n`. A record is complete when the next one starts, when it has `lines_max`
-//! lines (the line after starts a new one), or when `timeout` has passed since its last line
+//! lines or the next line would take it over `line_bytes_max` bytes (the line after starts a
+//! new one: the server refuses entries over its line limit, which is the same by default, and
+//! a refusal would drop the whole batch), or when `timeout` has passed since its last line
 //! (the writer may have stopped, and its last record must not wait for ever). Lines before the
 //! first start line form records of their own the same way.
 
@@ -62,6 +64,7 @@ pub type Record = Line;
 #[derive(Debug)]
 pub struct Assembler {
     multiline: Option<MultilineConfig>,
+    record_bytes_max: usize,
     pending: Option<Pending>,
 }
 
@@ -74,9 +77,11 @@ struct Pending {
 }
 
 impl Assembler {
-    pub fn new(multiline: Option<MultilineConfig>) -> Assembler {
+    /// `record_bytes_max` bounds a joined record (one line alone is bounded by the splitter).
+    pub fn new(multiline: Option<MultilineConfig>, record_bytes_max: usize) -> Assembler {
         Assembler {
             multiline,
+            record_bytes_max,
             pending: None,
         }
     }
@@ -90,6 +95,7 @@ impl Assembler {
         if let Some(p) = &mut self.pending
             && !m.start.is_match(&line.text)
             && p.lines < m.lines_max
+            && p.text.len() + 1 + line.text.len() <= self.record_bytes_max
         {
             debug_assert!(line.end_offset > p.end_offset, "lines come in file order");
             p.text.push('\n');
@@ -161,11 +167,18 @@ mod tests {
     ];
 
     fn multiline(timeout_ms: u64, lines_max: usize) -> Assembler {
-        Assembler::new(Some(MultilineConfig {
-            start: Regex::new(r"^\d{4}-\d{2}-\d{2}").unwrap(),
-            timeout: Duration::from_millis(timeout_ms),
-            lines_max,
-        }))
+        multiline_bounded(timeout_ms, lines_max, 1 << 20)
+    }
+
+    fn multiline_bounded(timeout_ms: u64, lines_max: usize, bytes_max: usize) -> Assembler {
+        Assembler::new(
+            Some(MultilineConfig {
+                start: Regex::new(r"^\d{4}-\d{2}-\d{2}").unwrap(),
+                timeout: Duration::from_millis(timeout_ms),
+                lines_max,
+            }),
+            bytes_max,
+        )
     }
 
     fn feed(a: &mut Assembler, text: &str, now: Instant) -> Vec<Record> {
@@ -253,8 +266,24 @@ mod tests {
     }
 
     #[test]
+    fn a_record_stops_before_the_byte_limit() {
+        let limit = HADOOP[0].len() + 1 + SPARK[0].len();
+        let mut a = multiline_bounded(1000, 100, limit);
+        let out = feed(
+            &mut a,
+            &format!("{}\n{}\n{}\n", HADOOP[0], SPARK[0], SPARK[1]),
+            Instant::now(),
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].text.len(), limit);
+        let mut rest = Vec::new();
+        a.flush(&mut rest);
+        assert_eq!(rest[0].text, SPARK[1]);
+    }
+
+    #[test]
     fn without_multiline_every_line_is_a_record() {
-        let mut a = Assembler::new(None);
+        let mut a = Assembler::new(None, 1 << 20);
         let out = feed(
             &mut a,
             &format!("{}\n{}\n", HADOOP[0], SPARK[0]),
@@ -290,6 +319,7 @@ mod tests {
         fn assembler_keeps_every_line_once_in_order(
             starts in proptest::collection::vec(any::<bool>(), 0..60),
             lines_max in 1usize..6,
+            bytes_max in 200usize..1000,
         ) {
             let lines: Vec<String> = starts
                 .iter()
@@ -297,7 +327,7 @@ mod tests {
                 .map(|(i, s)| if *s { format!("{} #{i}", HADOOP[i % 2]) } else { format!("{} #{i}", SPARK[i % 2]) })
                 .collect();
             let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-            let mut a = multiline(1000, lines_max);
+            let mut a = multiline_bounded(1000, lines_max, bytes_max);
             let mut out = feed(&mut a, &text, Instant::now());
             a.flush(&mut out);
             let mut back = Vec::new();
@@ -305,6 +335,7 @@ mod tests {
             for r in &out {
                 let parts: Vec<&str> = r.text.split('\n').collect();
                 prop_assert!(parts.len() <= lines_max);
+                prop_assert!(parts.len() == 1 || r.text.len() <= bytes_max);
                 prop_assert!(r.end_offset > last_end);
                 last_end = r.end_offset;
                 back.extend(parts.iter().map(|p| p.to_string()));
@@ -314,7 +345,9 @@ mod tests {
             for w in out.windows(2) {
                 let first_of_next = w[1].text.split('\n').next().unwrap();
                 let prev_lines = w[0].text.split('\n').count();
-                prop_assert!(first_of_next.starts_with("2015") || prev_lines == lines_max);
+                let full = prev_lines == lines_max
+                    || w[0].text.len() + 1 + first_of_next.len() > bytes_max;
+                prop_assert!(first_of_next.starts_with("2015") || full);
             }
         }
     }

@@ -94,8 +94,10 @@ pub struct Files {
     tailers: BTreeMap<FileId, Tailer>,
     /// The file each matched path names now.
     by_path: HashMap<PathBuf, FileId>,
-    /// Lines read under each path (a rotated file and its successor share one), for ever.
+    /// Lines read under each path (a rotated file and its successor share one).
     lines_read: BTreeMap<PathBuf, u64>,
+    /// Where the round of attached files starts in the next [`Files::read`].
+    first: usize,
     buffer: Vec<u8>,
 }
 
@@ -107,6 +109,7 @@ impl Files {
             tailers: BTreeMap::new(),
             by_path: HashMap::new(),
             lines_read: BTreeMap::new(),
+            first: 0,
             buffer: Vec::new(),
         }
     }
@@ -263,7 +266,7 @@ impl Files {
             read_offset: offset,
             size: meta.len(),
             lines_new: 0,
-            assembler: Assembler::new(self.groups[group].multiline.clone()),
+            assembler: Assembler::new(self.groups[group].multiline.clone(), self.line_bytes_max),
             state: State::Attached,
             fingerprint: Vec::new(),
         };
@@ -279,25 +282,33 @@ impl Files {
         })
     }
 
-    /// Reads every file's new lines: detached files first, so that a rotated file's lines go
-    /// before its successor's. Returns the bytes read.
-    pub fn read(&mut self, now: Instant, events: &mut Vec<Event>) -> u64 {
+    /// Reads new lines, about `budget` bytes of them at most (at least one line, and whole
+    /// lines only): detached files first, so that a rotated file's lines go before its
+    /// successor's, then the attached ones from a starting point that moves at each call, so
+    /// that one busy file cannot starve the others. Returns the bytes read.
+    pub fn read(&mut self, now: Instant, budget: usize, events: &mut Vec<Event>) -> u64 {
         let mut order: Vec<FileId> = self
             .tailers
             .values()
             .filter(|t| matches!(t.state, State::Detached { .. }))
             .map(|t| t.id)
             .collect();
-        order.extend(
-            self.tailers
-                .values()
-                .filter(|t| t.state == State::Attached)
-                .map(|t| t.id),
-        );
-        let mut total = 0;
+        let mut attached: Vec<FileId> = self
+            .tailers
+            .values()
+            .filter(|t| t.state == State::Attached)
+            .map(|t| t.id)
+            .collect();
+        if !attached.is_empty() {
+            self.first = (self.first + 1) % attached.len();
+            attached.rotate_left(self.first);
+        }
+        order.extend(attached);
+        let mut total = 0u64;
         for id in order {
             let t = self.tailers.get_mut(&id).expect("listed above");
-            total += t.read(now, self.line_bytes_max, &mut self.buffer, events);
+            let left = budget.saturating_sub(total as usize);
+            total += t.read(now, left, self.line_bytes_max, &mut self.buffer, events);
             if t.lines_new > 0 {
                 *self.lines_read.entry(t.path.clone()).or_default() += t.lines_new;
                 t.lines_new = 0;
@@ -313,6 +324,7 @@ impl Tailer {
     fn read(
         &mut self,
         now: Instant,
+        budget: usize,
         line_bytes_max: usize,
         buffer: &mut Vec<u8>,
         events: &mut Vec<Event>,
@@ -337,7 +349,7 @@ impl Tailer {
         self.size = size;
         let mut read = 0u64;
         let mut records = Vec::new();
-        while self.read_offset < size && (read as usize) < READ_BYTES_MAX {
+        while self.read_offset < size && (read as usize) < budget.min(READ_BYTES_MAX) {
             let want =
                 ((size - self.read_offset) as usize).min(READ_BYTES_MAX.max(line_bytes_max + 1));
             buffer.resize(want, 0);
@@ -345,23 +357,29 @@ impl Tailer {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let (lines, used) = split_lines(&buffer[..got], self.read_offset, line_bytes_max);
-            if used == 0 {
+            let (lines, _) = split_lines(&buffer[..got], self.read_offset, line_bytes_max);
+            if lines.is_empty() {
                 break;
             }
-            self.lines_new += lines.len() as u64;
             for line in lines {
+                let used = line.end_offset - self.read_offset;
+                self.read_offset = line.end_offset;
+                read += used;
+                self.lines_new += 1;
                 self.assembler.push(line, now, &mut records);
+                if read as usize >= budget {
+                    break;
+                }
             }
-            self.read_offset += used as u64;
-            read += used as u64;
         }
         if read > 0 {
             self.fingerprint = self.read_fingerprint();
         }
         self.assembler.flush_expired(now, &mut records);
+        // Finished only when a read found nothing more, not when it had no budget.
         if let State::Detached { since } = self.state
             && read == 0
+            && budget > 0
             && now.saturating_duration_since(since) >= DETACHED_GRACE
         {
             self.finish(size, line_bytes_max, &mut records);
@@ -491,7 +509,7 @@ mod tests {
     fn poll(f: &mut Files, now: Instant) -> Vec<Event> {
         let mut events = Vec::new();
         f.discover(&Positions::default(), now, &mut events);
-        f.read(now, &mut events);
+        f.read(now, usize::MAX, &mut events);
         events
     }
 
@@ -520,6 +538,35 @@ mod tests {
             "{events:?}"
         );
         assert_eq!(f.tailers().count(), 1);
+    }
+
+    #[test]
+    fn reading_stops_at_the_budget_on_a_line_boundary_and_takes_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        append(&dir.path().join("a.log"), &LINES);
+        append(&dir.path().join("b.log"), &LINES);
+        let mut f = files(dir.path());
+        let now = Instant::now();
+        let mut events = Vec::new();
+        f.discover(&Positions::default(), now, &mut events);
+        // A budget smaller than a line still reads one whole line; each round starts with
+        // the next file.
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let mut events = Vec::new();
+            let read = f.read(now, 1, &mut events);
+            let [Event::Record { id, record }] = events.as_slice() else {
+                panic!("one record per round: {events:?}");
+            };
+            assert_eq!(read, record.text.len() as u64 + 1);
+            seen.push((*id, record.text.clone()));
+        }
+        assert_ne!(seen[0].0, seen[1].0, "{seen:?}");
+        assert_eq!(seen[0].0, seen[2].0, "{seen:?}");
+        assert_eq!(
+            [&seen[0].1, &seen[1].1, &seen[2].1],
+            [LINES[0], LINES[0], LINES[1]]
+        );
     }
 
     #[test]
@@ -605,7 +652,7 @@ mod tests {
         let now = Instant::now();
         f.resume(&mut positions, now);
         let mut events = Vec::new();
-        f.read(now, &mut events);
+        f.read(now, usize::MAX, &mut events);
         assert_eq!(texts(&events), vec![LINES[1], LINES[2]]);
     }
 }

@@ -497,3 +497,37 @@ lines_max = 20
     // Nothing changed after the graceful stop.
     wait_exactly(&server, &agent, "{job=\"agent\"}", &expected);
 }
+
+/// A configuration the agent cannot use is refused at once, exit status 2, with the key.
+#[test]
+fn a_bad_configuration_is_refused_with_its_key() {
+    let dir = TestDir::new("agent-config");
+    let cases = [
+        (
+            "[[files]]\npaths = [\"/var/log/*.log\"]\nmultilne = { start = \"^x\" }\n",
+            "multilne",
+        ),
+        (
+            "[client]\nurl = \"https://logs.example/loki/api/v1/push\"\n[[files]]\npaths = [\"/a\"]\n",
+            "https",
+        ),
+        (
+            "[[files]]\npaths = [\"/a\"]\n[files.multiline]\nstart = \"(unclosed\"\n",
+            "multiline.start",
+        ),
+        ("positions_file = \"p\"\n", "[[files]]"),
+    ];
+    for (i, (text, word)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad-{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let path = path.display().to_string();
+        let (status, output) = common::server::run_to_exit(&["agent", "--config", &path], 10_000);
+        assert_eq!(status.code(), Some(2), "{text}: {output}");
+        assert!(
+            output.contains(word),
+            "{text}: the message names `{word}`: {output}"
+        );
+    }
+    let (status, output) = common::server::run_to_exit(&["agent", "--help"], 10_000);
+    assert!(status.success() && output.contains("--config"), "{output}");
+}

@@ -35,6 +35,9 @@ pub struct Metrics {
     pub batches_dropped: AtomicU64,
     pub buffer_bytes: AtomicU64,
     pub buffer_batches: AtomicU64,
+    /// Whether the last push failed (not rendered): a stopping agent does not wait for a
+    /// server that is down.
+    pub failing: std::sync::atomic::AtomicBool,
 }
 
 impl Metrics {

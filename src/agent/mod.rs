@@ -52,8 +52,8 @@ use self::tail::{Event, Files};
 
 /// Exit status when the agent cannot start (bad configuration, unusable state directory).
 const EXIT_REFUSED: i32 = 2;
-/// How long a stopping agent waits for the sender to empty the spool; what is left is sent
-/// at the next start.
+/// How long a stopping agent waits for the sender to empty the spool (not at all while the
+/// server is failing); what is left is sent at the next start.
 const DRAIN_ON_STOP: Duration = Duration::from_secs(5);
 /// How long the sender sleeps at a time while it waits, so that it notices a stop quickly.
 const SENDER_NAP: Duration = Duration::from_millis(100);
@@ -208,7 +208,10 @@ impl Agent {
             std::thread::sleep(self.config.poll_interval);
         }
         let deadline = Instant::now() + DRAIN_ON_STOP;
-        while !self.spool.is_empty() && Instant::now() < deadline {
+        while !self.spool.is_empty()
+            && Instant::now() < deadline
+            && !self.metrics.failing.load(Ordering::Relaxed)
+        {
             std::thread::sleep(SENDER_NAP);
         }
         sender_stop.store(true, Ordering::SeqCst);
@@ -435,6 +438,7 @@ fn send_loop(client: &ClientConfig, spool: &Spool, metrics: &Metrics, stop: &Ato
                     eprintln!("shardlog agent: the server answers again");
                 }
                 backoff.reset();
+                metrics.failing.store(false, Ordering::Relaxed);
                 if let Err(e) = spool.remove(seq) {
                     // The batch would be sent twice; the server drops the copy. Retry later.
                     eprintln!("shardlog agent: cannot remove a sent batch from the spool: {e}");
@@ -443,6 +447,7 @@ fn send_loop(client: &ClientConfig, spool: &Spool, metrics: &Metrics, stop: &Ato
             }
             Outcome::Retry(why) => {
                 metrics.send_retries.fetch_add(1, Ordering::Relaxed);
+                metrics.failing.store(true, Ordering::Relaxed);
                 let wait = if backoff.failures() + 1 >= client.retries_max {
                     if backoff.failures() + 1 == client.retries_max {
                         eprintln!(

@@ -204,8 +204,10 @@ impl Agent {
             }
         }
         // Stopping: what was read goes to the spool, then the sender gets a moment to send.
-        while !self.batch.is_empty() && !self.commit() {
-            std::thread::sleep(self.config.poll_interval);
+        // If the spool cannot take it, nothing is lost: the positions did not move, and the
+        // next start reads those lines again.
+        if !self.batch.is_empty() {
+            self.commit();
         }
         let deadline = Instant::now() + DRAIN_ON_STOP;
         while !self.spool.is_empty()

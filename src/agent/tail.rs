@@ -15,6 +15,8 @@
 //!   again at 0. Lines written between the copy and the truncation, and lines the agent had
 //!   not read yet when the file was truncated, are in the copy only: that race belongs to
 //!   copytruncate itself and is why rename and create is the safe choice.
+//! - A known file found under another matching name (a glob like `app.log*` matches the
+//!   rotated names) stays attached and is read as long as it is there, under its first name.
 //! - A file that appears later is found at the next glob expansion and read from its start.
 //! - A deleted file is read to its end through the open descriptor, then finished.
 //! - A finished file's last bytes without a newline are shipped as a last line: nothing will
@@ -206,9 +208,11 @@ impl Files {
         let matched: std::collections::HashSet<FileId> = seen.values().map(|s| s.1).collect();
         for (path, (group, id)) in seen {
             if let Some(t) = self.tailers.get_mut(&id) {
-                // Known (e.g. renamed into another matching name): keep reading it where it
-                // is, under its first name.
-                if t.state == State::Attached {
+                // Known, perhaps renamed into another matching name (a glob like `app.log*`
+                // matches the rotated names too) or moved back: a glob matches it, so it is
+                // read as long as it is there, where it is, under its first name.
+                if t.state != State::Finished {
+                    t.state = State::Attached;
                     self.by_path.insert(path, id);
                 }
                 continue;
@@ -566,6 +570,28 @@ mod tests {
         assert_eq!(
             [&seen[0].1, &seen[1].1, &seen[2].1],
             [LINES[0], LINES[0], LINES[1]]
+        );
+    }
+
+    #[test]
+    fn a_file_renamed_to_another_matching_name_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        append(&log, &LINES[..1]);
+        let mut f = files(dir.path());
+        let t0 = Instant::now();
+        assert_eq!(texts(&poll(&mut f, t0)), vec![LINES[0]]);
+        std::fs::rename(&log, dir.path().join("old.log")).unwrap();
+        assert!(texts(&poll(&mut f, t0)).is_empty());
+        // Long after the grace, lines appended under the new name are still shipped, once.
+        let later = t0 + DETACHED_GRACE * 3;
+        assert!(texts(&poll(&mut f, later)).is_empty());
+        append(&dir.path().join("old.log"), &LINES[1..2]);
+        let events = poll(&mut f, later);
+        assert_eq!(texts(&events), vec![LINES[1]]);
+        assert!(
+            f.tailers().all(|t| t.path == log),
+            "the first name stays the label"
         );
     }
 

@@ -31,7 +31,7 @@ pub mod records;
 pub mod spool;
 pub mod tail;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -130,9 +130,10 @@ struct Agent {
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
     batch: Batch,
-    /// The last timestamp given in each stream: entries get distinct, increasing timestamps,
-    /// or the server's duplicate drop would take two equal lines read together for one.
-    last_ts: HashMap<String, i64>,
+    /// The last timestamp given: entries get distinct, increasing timestamps (across all
+    /// streams, which needs no map per stream), or the server's duplicate drop would take two
+    /// equal lines read together for one.
+    last_ts: i64,
 }
 
 impl Agent {
@@ -178,7 +179,7 @@ impl Agent {
             metrics,
             stop,
             batch: Batch::default(),
-            last_ts: HashMap::new(),
+            last_ts: i64::MIN,
         })
     }
 
@@ -266,9 +267,8 @@ impl Agent {
                         .chain([("filename".to_string(), path.display().to_string())]),
                 );
                 let key = labels.to_string();
-                let last = self.last_ts.entry(key.clone()).or_insert(i64::MIN);
-                let ts = unix_now_ns().max(last.saturating_add(1));
-                *last = ts;
+                let ts = unix_now_ns().max(self.last_ts.saturating_add(1));
+                self.last_ts = ts;
                 self.batch.add(key, labels, ts, record.text, now);
                 self.batch.advance(
                     id,
@@ -679,5 +679,25 @@ mod tests {
         }
         assert_eq!(offset(&agent), text.len() as u64);
         assert_eq!(sent, 300);
+    }
+
+    #[test]
+    fn equal_lines_get_distinct_timestamps_and_the_filename_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), 9, "");
+        let log = dir.path().join("auth.log");
+        std::fs::write(&log, format!("{0}\n{0}\n{0}\n{1}\n", SSH[1], SSH[2])).unwrap();
+        let mut agent = Agent::start(config, Arc::new(AtomicBool::new(false))).unwrap();
+        agent.poll(Instant::now());
+        let (_, batch) = agent.spool.oldest(Duration::ZERO).expect("a batch");
+        let decoded = crate::ingest::push::proto::decode(&batch.body, &Default::default()).unwrap();
+        assert_eq!(decoded.streams.len(), 1);
+        let stream = &decoded.streams[0];
+        assert_eq!(stream.labels.get("job"), Some("ssh"));
+        assert_eq!(stream.labels.get("filename"), Some(log.to_str().unwrap()));
+        let ts: Vec<i64> = stream.entries.iter().map(|e| e.timestamp_ns).collect();
+        assert_eq!(ts.len(), 4);
+        assert!(ts.windows(2).all(|w| w[0] < w[1]), "{ts:?}");
+        assert_eq!(batch.entries, 4);
     }
 }

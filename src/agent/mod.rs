@@ -486,7 +486,8 @@ mod tests {
     use std::net::TcpListener;
     use std::sync::Mutex;
 
-    /// Real lines from testdata/loghub/OpenSSH_2k.log.
+    /// Real lines of testdata/loghub/OpenSSH_2k.log (Loghub's; its README there has the
+    /// licence).
     const SSH: [&str; 3] = [
         "Dec 10 06:55:46 LabSZ sshd[24200]: reverse mapping checking getaddrinfo for ns.marryaldkfaczcz.com [173.234.31.186] failed - POSSIBLE BREAK-IN ATTEMPT!",
         "Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186",

@@ -156,7 +156,8 @@ mod tests {
     use regex::Regex;
 
     /// Records of Hadoop's log (testdata/loghub/Hadoop_2k.log) start with a date; the lines of
-    /// Spark's (Spark_2k.log) do not, and stand for continuation lines here.
+    /// Spark's (Spark_2k.log) do not, and stand for continuation lines here. Both are
+    /// Loghub's; the README beside them has the licence.
     const HADOOP: [&str; 2] = [
         "2015-10-18 18:01:47,978 INFO [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: Created MRAppMaster for application appattempt_1445144423722_0020_000001",
         "2015-10-18 18:01:48,963 INFO [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: Executing with tokens:",

@@ -470,6 +470,8 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// Real lines of testdata/loghub/OpenSSH_2k.log (Loghub's; its README there has the
+    /// licence).
     const LINES: [&str; 4] = [
         "Dec 10 06:55:46 LabSZ sshd[24200]: reverse mapping checking getaddrinfo for ns.marryaldkfaczcz.com [173.234.31.186] failed - POSSIBLE BREAK-IN ATTEMPT!",
         "Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186",

@@ -21,6 +21,7 @@
 //! - [`doctor`]: host checks (`shardlog doctor`).
 //! - [`ruler`]: alerting and recording rules, and the notifications they send.
 
+pub mod agent;
 pub mod bench;
 pub mod chunk;
 pub mod config;

@@ -1,4 +1,5 @@
-//! The `shardlog` command: `shardlog serve` runs the server.
+//! The `shardlog` command: `shardlog serve` runs the server, `shardlog agent` ships log files
+//! to one.
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,9 @@ enum Command {
     /// Run a server under mixed load with kills and restarts, and check every line (see
     /// `shardlog soak --help`).
     Soak(Box<shardlog::soak::SoakArgs>),
+    /// Ship log files to a Loki-compatible server: tail, follow rotations, push (see
+    /// docs/agent.md).
+    Agent(shardlog::agent::AgentArgs),
 }
 
 /// Exit status of a server that refused to start: a bad key, a data dir or an address it
@@ -46,6 +50,7 @@ fn main() {
         Command::Bench(args) => std::process::exit(shardlog::bench::run(*args)),
         Command::Doctor(args) => std::process::exit(shardlog::doctor::run(*args)),
         Command::Soak(args) => std::process::exit(shardlog::soak::run(*args)),
+        Command::Agent(args) => std::process::exit(shardlog::agent::run(args)),
     }
 }
 

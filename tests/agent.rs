@@ -505,6 +505,243 @@ lines_max = 20
     wait_exactly(&server, &agent, "{job=\"agent\"}", &expected);
 }
 
+/// A small seeded generator (xorshift64*), so that a failing run can be repeated with
+/// `SHARDLOG_TEST_SEED`.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> Rng {
+        let seed = std::env::var("SHARDLOG_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("random rotations: SHARDLOG_TEST_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+/// The shortest life of a file before the random test rotates it: longer than the agent is
+/// ever down in that test (at most 800 ms) plus a few of its polls.
+const GENERATION_LIFE_MIN: Duration = Duration::from_millis(1200);
+
+/// Files the random test writes, and lines written to each.
+const RANDOM_FILES: usize = 3;
+const RANDOM_LINES: usize = 1500;
+
+/// Writes `RANDOM_LINES` numbered lines to each file in bursts, and rotates a file now and
+/// then: renamed away and created again (a few lines still going to the renamed file, as a
+/// writer that reopens late does), or copied and truncated. A copytruncate loses whatever
+/// the reader had not read when the file was cut (logrotate says so of its own
+/// `copytruncate`), so it is done only when the agent has nothing of that file left to read;
+/// when the agent is down, a rename is done instead. A file lives at least
+/// [`GENERATION_LIFE_MIN`] before it is rotated: a tailer that polls can only follow a file
+/// it has seen, and one created and renamed away while the agent is down, or between two of
+/// its polls, was never seen (with rotations hours apart, as in practice, that cannot
+/// happen). Returns the rotations done.
+fn write_randomly(logs: &Path, agent_metrics: SocketAddr, seed: u64) -> (usize, usize) {
+    let mut rng = Rng(seed | 1);
+    let mut corpus = Source::new("Hadoop_2k.log");
+    let texts = corpus.take(1000);
+    let mut written = [0usize; RANDOM_FILES];
+    let mut born = [Instant::now(); RANDOM_FILES];
+    let (mut renames, mut truncates) = (0, 0);
+    while written.iter().any(|&n| n < RANDOM_LINES) {
+        let f = rng.below(RANDOM_FILES as u64) as usize;
+        if written[f] == RANDOM_LINES {
+            continue;
+        }
+        let path = logs.join(format!("w{f}.log"));
+        let line = |n: usize| format!("w{f} #{n:06} {}", texts[(n * 7 + f) % texts.len()]);
+        let burst = (1 + rng.below(10) as usize).min(RANDOM_LINES - written[f]);
+        let lines: Vec<String> = (written[f]..written[f] + burst).map(line).collect();
+        append(&path, &lines);
+        written[f] += burst;
+        std::thread::sleep(Duration::from_millis(2 + rng.below(10)));
+        if rng.below(20) != 0
+            || written[f] == RANDOM_LINES
+            || born[f].elapsed() < GENERATION_LIFE_MIN
+        {
+            continue;
+        }
+        born[f] = Instant::now();
+        // The agent's `bytes_behind` is as of its last poll: a few polls after the last
+        // write, zero means it has read (and spooled) all of this file.
+        std::thread::sleep(Duration::from_millis(200));
+        let behind = common::http::request(agent_metrics, "GET", "/metrics", &[], &[])
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|r| {
+                metric_sum(
+                    &parse_metrics(&r.text()),
+                    "shardlog_agent_bytes_behind",
+                    &[("path", &path.display().to_string())],
+                )
+            });
+        if rng.below(2) == 0 && behind == Some(0.0) {
+            let copy = logs.join(format!("w{f}.log.copy{truncates}"));
+            std::fs::copy(&path, copy).unwrap();
+            OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(0)
+                .unwrap();
+            truncates += 1;
+            eprintln!("writer: w{f}.log copytruncated after line {}", written[f] - 1);
+        } else {
+            let old = logs.join(format!("w{f}.log.{renames}"));
+            std::fs::rename(&path, &old).unwrap();
+            let late = (1 + rng.below(3) as usize).min(RANDOM_LINES - written[f]);
+            let lines: Vec<String> = (written[f]..written[f] + late).map(line).collect();
+            append(&old, &lines);
+            eprintln!(
+                "writer: w{f}.log renamed to {} after line {}, then lines {}..{} written to it",
+                old.display(),
+                written[f] - 1,
+                written[f],
+                written[f] + late
+            );
+            written[f] += late;
+            renames += 1;
+        }
+    }
+    (renames, truncates)
+}
+
+/// Rotations both ways at random moments while a writer writes, a SIGKILL of the agent and
+/// an outage of the server at random moments too: in the end every line is stored once, and
+/// in order per file (the agent's timestamps follow the order it reads).
+#[test]
+fn random_rotations_a_crash_and_an_outage_lose_and_repeat_nothing() {
+    let dir = TestDir::new("agent-random");
+    let options = ServerOptions {
+        syslog: false,
+        ..ServerOptions::default()
+    };
+    let (http_port, _) = free_ports(false);
+    let args = server_args(&dir, &options, http_port, 0);
+    let mut server =
+        Server::spawn_ready(&dir, &args, http_port, 0).unwrap_or_else(|e| panic!("{e}"));
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let metrics_addr = free_addr();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+positions_file = "{state}/positions"
+buffer_dir = "{state}/buffer"
+metrics_addr = "{metrics_addr}"
+poll_interval = "50ms"
+
+[client]
+url = "http://127.0.0.1:{http_port}/loki/api/v1/push"
+batch_wait = "100ms"
+batch_bytes = "8KiB"
+timeout = "5s"
+retries_max = 3
+backoff_min = "50ms"
+backoff_max = "300ms"
+
+[[files]]
+paths = ["{logs}/*.log"]
+labels = {{ job = "agent-random" }}
+"#,
+            state = dir.path().join("agent").display(),
+            logs = logs.display(),
+        ),
+    )
+    .unwrap();
+    let mut rng = Rng::seeded();
+    let writer_seed = rng.below(u64::MAX);
+    let mut agent = Agent::start(&config, dir.path(), metrics_addr);
+    let writer = {
+        let logs = logs.clone();
+        std::thread::spawn(move || write_randomly(&logs, metrics_addr, writer_seed))
+    };
+    // A crash of the agent and an outage of the server, each at a random moment while the
+    // writer writes (it takes a few seconds).
+    std::thread::sleep(Duration::from_millis(300 + rng.below(1500)));
+    eprintln!("test: agent killed");
+    agent.kill9();
+    std::thread::sleep(Duration::from_millis(100 + rng.below(700)));
+    agent.spawn();
+    eprintln!("test: agent started again");
+    std::thread::sleep(Duration::from_millis(rng.below(1000)));
+    server.terminate_ok();
+    eprintln!("test: server stopped");
+    std::thread::sleep(Duration::from_millis(300 + rng.below(1000)));
+    let mut server =
+        Server::spawn_ready(&dir, &args, http_port, 0).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("test: server started again");
+    let (renames, truncates) = writer.join().expect("the writer");
+    eprintln!("random rotations: {renames} renames, {truncates} copytruncates");
+
+    // Every line, once, in order per file.
+    let total = RANDOM_FILES * RANDOM_LINES;
+    let query = r#"{job="agent-random"}"#;
+    let deadline = Instant::now() + ARRIVAL_WAIT;
+    let mut got = Vec::new();
+    while Instant::now() < deadline {
+        got = server.query_all(query, false);
+        if got.len() >= total {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut per_file: BTreeMap<String, Vec<(i64, usize)>> = BTreeMap::new();
+    for e in &got {
+        let (file, rest) = e.line.split_once(" #").expect("a numbered line");
+        let n: usize = rest[..6].parse().expect("its number");
+        per_file
+            .entry(file.to_string())
+            .or_default()
+            .push((e.ts, n));
+    }
+    assert_eq!(per_file.len(), RANDOM_FILES, "{:?}", per_file.keys());
+    for (file, mut entries) in per_file {
+        entries.sort();
+        let numbers: Vec<usize> = entries.iter().map(|&(_, n)| n).collect();
+        let mut sorted = numbers.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let missing: Vec<usize> = (0..RANDOM_LINES)
+            .filter(|n| sorted.binary_search(n).is_err())
+            .take(10)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{file}: lines missing (first 10) {missing:?}\n{}",
+            agent.output()
+        );
+        assert_eq!(
+            numbers.len(),
+            RANDOM_LINES,
+            "{file}: lines stored more than once"
+        );
+        let out_of_order: Vec<_> = numbers.windows(2).filter(|w| w[0] > w[1]).take(5).collect();
+        assert!(
+            out_of_order.is_empty(),
+            "{file}: stored out of the order written: {out_of_order:?}"
+        );
+    }
+    agent.terminate();
+    server.terminate_ok();
+}
+
 /// A configuration the agent cannot use is refused at once, exit status 2, with the key.
 #[test]
 fn a_bad_configuration_is_refused_with_its_key() {

@@ -156,6 +156,11 @@ fn readme_examples_store_query_and_count() {
         found[0].metadata.get("user_id").map(String::as_str),
         Some("123")
     );
+    let found = server.query_all(
+        r#"{service_name="user-service", level="ERROR"} | user_id="123""#,
+        false,
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
     let found = server.query_all(r#"{service_name="payment-service"}"#, true);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(

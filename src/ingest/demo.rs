@@ -102,31 +102,34 @@ fn entry_of(object: Value, now_ns: i64) -> Result<(Vec<(String, String)>, PushEn
             FIELDS.join(", ")
         ));
     }
-    let text = |name: &str, required: bool| -> Result<Option<String>, String> {
+    // A string field, or None when it is absent or null.
+    let optional = |name: &str| -> Result<Option<String>, String> {
         match fields.get(name) {
+            None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            None | Some(Value::Null) if !required => Ok(None),
-            None | Some(Value::Null) => Err(format!("the field '{name}' is missing")),
             Some(other) => Err(format!(
                 "the field '{name}' must be a string, got {}",
                 kind(other)
             )),
         }
     };
-    let line = text("message", true)?.unwrap_or_default();
-    let level = text("level", true)?.unwrap_or_default();
+    let required = |name: &str| -> Result<String, String> {
+        optional(name)?.ok_or_else(|| format!("the field '{name}' is missing"))
+    };
+    let line = required("message")?;
+    let level = required("level")?;
     if level.is_empty() {
         return Err("the field 'level' is empty".to_string());
     }
     let mut pairs = vec![(LEVEL_LABEL.to_string(), level)];
-    match text("service", false)? {
+    match optional("service")? {
         Some(service) if !service.is_empty() => pairs.push((SERVICE_LABEL.to_string(), service)),
         _ => pairs.push((
             UNKNOWN_SERVICE_LABEL.0.to_string(),
             UNKNOWN_SERVICE_LABEL.1.to_string(),
         )),
     }
-    let timestamp_ns = match text("timestamp", false)? {
+    let timestamp_ns = match optional("timestamp")? {
         None => now_ns,
         Some(t) => parse_rfc3339(&t)?,
     };
@@ -308,6 +311,38 @@ mod tests {
                 assert_eq!(violation.rule, crate::ingest::push::Rule::LineTooLong);
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = decode_ingest(&body, 42, &limits());
+        }
+
+        #[test]
+        fn entry_like_bodies_never_panic(body in r#"\[?\{("(level|message|service|metadata|timestamp|id|x)":("[A-Za-z0-9:. -]{0,8}"|-?[0-9.e]{1,6}|true|null|\{\}|\[1\]|\{"a":\{"b":1\}\})(,)?){0,5}\}\]?"#) {
+            let _ = decode(&body);
+        }
+
+        #[test]
+        fn fields_map_onto_labels_line_and_metadata(
+            level in "[A-Z]{1,8}",
+            service in "[a-z-]{1,12}",
+            message in "\\PC{0,40}",
+            metadata in proptest::collection::btree_map("[a-z_]{1,6}", "\\PC{0,10}", 0..4),
+        ) {
+            let body = serde_json::json!({
+                "level": level, "service": service, "message": message, "metadata": metadata,
+            });
+            let rows = decode(&body.to_string()).unwrap().rows;
+            proptest::prop_assert_eq!(rows.len(), 1);
+            let (labels, e) = &rows[0];
+            proptest::prop_assert_eq!(labels.get("level"), Some(level.as_str()));
+            proptest::prop_assert_eq!(labels.get("service_name"), Some(service.as_str()));
+            proptest::prop_assert_eq!(&e.line, &message);
+            let expected: Vec<(String, String)> = metadata.into_iter().collect();
+            proptest::prop_assert_eq!(&e.metadata, &expected);
         }
     }
 }

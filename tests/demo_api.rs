@@ -255,7 +255,11 @@ fn simulate_stores_ten_thousand_lines() {
     if !curl_present() {
         return;
     }
-    let (_dir, server) = Server::start_http_only("demo-simulate", &["--enable-simulate"]);
+    // Heads are sealed into parts soon, so that the counts and reads below cover both.
+    let (_dir, server) = Server::start_http_only(
+        "demo-simulate",
+        &["--enable-simulate", "--seal-age", "300ms"],
+    );
 
     // The README's "Performance Testing" commands.
     let (status, v) = curl(&server, &["-X", "POST", "http://localhost:8080/simulate"]);
@@ -281,6 +285,23 @@ fn simulate_stores_ten_thousand_lines() {
         ),
         10_000.0
     );
+
+    // Once sealed into parts, the same counts and reads.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let samples = parse_metrics(&server.metrics());
+        if metric_sum(&samples, "shardlog_sealed_entries_total", &[]) >= 10_000.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the simulated lines were not sealed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let s = stats(&server);
+    assert_eq!(s["total_processed"], 10_000, "{s}");
+    assert_eq!(s["logs_in_storage"], 10_000, "{s}");
 
     // The 100 newest, newest first, in the demo's shape.
     let recent = get(&server, "/logs/recent");
@@ -328,4 +349,48 @@ fn simulate_stores_ten_thousand_lines() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["generated"], 100_000);
     assert_eq!(stats(&server)["logs_in_storage"], 110_250);
+}
+
+#[test]
+fn entries_refused_for_their_time_are_named_and_the_rest_stored() {
+    if !curl_present() {
+        return;
+    }
+    let (_dir, server) = Server::start_http_only(
+        "demo-too-old",
+        &["--reject-old-samples", "--reject-old-samples-max-age", "1h"],
+    );
+    // As a Loki push: the entry older than `reject_old_samples_max_age` is refused and
+    // counted, the other one is stored, and the 400 says both.
+    let (status, v) = ingest(
+        &server,
+        r#"[{"level":"INFO","message":"now","service":"s"},
+            {"level":"INFO","message":"then","service":"s","timestamp":"2001-02-03T04:05:06Z"}]"#,
+    );
+    assert_eq!(status, 400, "{v}");
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains("too old"), "{error}");
+    assert!(error.contains("1 other entries"), "{error}");
+    let s = stats(&server);
+    assert_eq!(s["total_processed"], 1, "{s}");
+    assert_eq!(s["total_dropped"], 1, "{s}");
+    assert_eq!(s["logs_in_storage"], 1, "{s}");
+    let logs = get(&server, "/logs?service=s");
+    assert_eq!(logs.as_array().unwrap().len(), 1);
+    assert_eq!(logs[0]["message"], "now");
+
+    // A timestamp, when given, is the entry's.
+    let when = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    let when = when.replace_nanosecond(123_456_789).unwrap();
+    let text = when
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let body =
+        format!(r#"{{"level":"INFO","message":"dated","service":"d","timestamp":"{text}"}}"#);
+    assert_eq!(ingest(&server, &body).0, 200);
+    let dated = get(&server, "/logs?service=d");
+    let shown = dated[0]["timestamp"].as_str().unwrap();
+    let shown =
+        time::OffsetDateTime::parse(shown, &time::format_description::well_known::Rfc3339).unwrap();
+    assert_eq!(shown, when);
 }

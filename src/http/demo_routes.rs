@@ -33,6 +33,7 @@ use crate::ingest::discovery::DETECTED_LEVEL;
 use crate::ingest::jsonline::JsonLines;
 use crate::ingest::listeners::now_ns;
 use crate::ingest::push::{PushEntry, PushError};
+use crate::ingest::time_range::{TIMESTAMP_NS_MAX, TIMESTAMP_NS_MIN};
 use crate::logql::{self, Expr};
 use crate::model::{Duplicates, Labels, stream_hash};
 use crate::query::QueryError;
@@ -130,6 +131,9 @@ pub(super) async fn store(
     )?;
     count_truncated(core, tenant, truncated);
     let mut stored = 0;
+    // Entries refused for their time: the others are stored, as a Loki push stores them,
+    // and the answer is a 400 that names them.
+    let mut too_old_text: Vec<String> = Vec::new();
     for round in rows.chunks(STORE_ROUND_LINES) {
         // As JSON lines: an entry without a timestamp takes the receive time, so equal
         // entries of one request are distinct events, not retries.
@@ -143,23 +147,26 @@ pub(super) async fn store(
         if answer.status != 204 {
             return Err(with_stored(answer, stored));
         }
+        stored += round.len() - too_old.entries as usize;
         if too_old.entries > 0 {
-            let text = format!("{}\n", too_old.text());
-            return Err(with_stored(Response::text(400, &text), stored));
+            too_old_text.push(too_old.text());
         }
-        stored += round.len();
+    }
+    if !too_old_text.is_empty() {
+        let text = format!("{}\n", too_old_text.join("; "));
+        return Err(with_stored(Response::text(400, &text), stored));
     }
     Ok(stored)
 }
 
-/// A refusal after `stored` entries of the request were already durable says so.
+/// A refusal of part of a request whose other `stored` entries are durable says so.
 fn with_stored(r: Response, stored: usize) -> Response {
     if stored == 0 {
         return r;
     }
     let text = String::from_utf8_lossy(&r.body);
     let text = format!(
-        "{} ({stored} entries before this were stored)\n",
+        "{} ({stored} other entries of the request were stored)\n",
         text.trim_end()
     );
     Response {
@@ -410,8 +417,9 @@ async fn stats(core: &Rc<Core>, tenant: &str) -> Result<Response, QueryError> {
     let req = std::sync::Arc::new(LabelsRequest {
         tenant: tenant.to_string(),
         matchers: Vec::new(),
-        start: i64::MIN,
-        end: i64::MAX,
+        // Every time an entry may have (the range is `[start, end)`).
+        start: TIMESTAMP_NS_MIN,
+        end: TIMESTAMP_NS_MAX + 1,
     });
     let scope = TenantScope::single(tenant);
     let running = Running::new(&core.query_limits_in(&scope));

@@ -34,6 +34,7 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ("wal_repair", "off".to_string()),
         ("auth_enabled", "off".to_string()),
         ("multi_tenant_queries", "off".to_string()),
+        ("enable_simulate", "off".to_string()),
         ("syslog_tenant", crate::model::DEFAULT_TENANT.to_string()),
         ("ingestion_rate_mb", "0, no limit".to_string()),
         (

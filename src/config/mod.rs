@@ -126,6 +126,13 @@ pub struct ServeArgs {
     #[serde(default)]
     pub multi_tenant_queries: bool,
 
+    /// Answer `POST /simulate` of the demo's API, which generates lines and stores them as
+    /// any other input's; off, it is refused with 403, so that a production server cannot be
+    /// filled with made-up lines by one request.
+    #[arg(long)]
+    #[serde(default)]
+    pub enable_simulate: bool,
+
     /// Each tenant's ingestion rate over all cores, in MiB a second (Loki's
     /// `ingestion_rate_mb`); a push over it is refused with 429. 0: no limit.
     #[arg(long, value_name = "MIB")]
@@ -484,6 +491,8 @@ pub struct Config {
     pub syslog_listeners: Vec<syslog::SyslogListener>,
     pub auth_enabled: bool,
     pub multi_tenant_queries: bool,
+    /// Whether `POST /simulate` is answered (see [`crate::http::demo_routes`]).
+    pub enable_simulate: bool,
     /// Every tenant's limits unless the limits file overrides them.
     pub tenant_limits: crate::tenants::limits::TenantLimits,
     pub limits_file: Option<PathBuf>,
@@ -636,6 +645,7 @@ impl ServeArgs {
             },
             auth_enabled: self.auth_enabled || file.auth_enabled,
             multi_tenant_queries: self.multi_tenant_queries || file.multi_tenant_queries,
+            enable_simulate: self.enable_simulate || file.enable_simulate,
             ingestion_rate_mb: self.ingestion_rate_mb.or(file.ingestion_rate_mb),
             ingestion_burst_size_mb: self
                 .ingestion_burst_size_mb
@@ -1045,6 +1055,7 @@ impl ServeArgs {
             syslog_listeners,
             auth_enabled: self.auth_enabled,
             multi_tenant_queries: self.multi_tenant_queries,
+            enable_simulate: self.enable_simulate,
             tenant_limits,
             limits_file: self.limits_file.clone(),
             syslog_frame_bytes_max,

@@ -64,7 +64,14 @@ pub(super) fn discard_reason(rule: Rule) -> DiscardReason {
 /// could not be decoded, or that was too large or of a type not decoded, as one request,
 /// whose entries are not known.
 pub(super) fn refuse(core: &Core, tenant: &str, e: PushError) -> Response {
-    let (reason, lines) = match &e {
+    count_refused(core, tenant, &e);
+    Response::text(e.status(), &format!("{e}\n"))
+}
+
+/// Counts a request refused with `e` as [`refuse`] does, for routes that answer in a shape
+/// of their own.
+pub(super) fn count_refused(core: &Core, tenant: &str, e: &PushError) {
+    let (reason, lines) = match e {
         PushError::Invalid { violation, lines } => (discard_reason(violation.rule), *lines),
         PushError::BadRequest(_) | PushError::UnsupportedMediaType(_) => {
             (DiscardReason::InvalidRequest, 1)
@@ -72,7 +79,6 @@ pub(super) fn refuse(core: &Core, tenant: &str, e: PushError) -> Response {
         PushError::TooLarge(_) => (DiscardReason::TooLarge, 1),
     };
     core.shard.counters.discard_for(tenant, reason, lines);
-    Response::text(e.status(), &format!("{e}\n"))
 }
 
 /// Counts the lines of a request that were cut to fit (`max_line_size_truncate`), once the

@@ -1,9 +1,10 @@
 //! Loki's HTTP API on top of the connection layer: routing, tenants, readiness, build info
 //! and metrics. Ingest routes are in [`super::ingest_routes`], query routes in
-//! [`super::query_routes`].
+//! [`super::query_routes`], the demo's API in [`super::demo_routes`].
 
 use std::rc::Rc;
 
+use super::demo_routes::Read;
 use super::request::Request;
 use super::response::Response;
 use crate::model::DEFAULT_TENANT;
@@ -39,6 +40,27 @@ pub async fn route(core: Rc<Core>, req: Request) -> Response {
             super::ingest_routes::jsonline(&core, &req).await
         }
         ("POST", "/otlp/v1/logs") => super::otlp_route::logs(&core, &req).await,
+        ("POST", "/ingest") => {
+            if let Some(refused) = core.lifecycle.write_refusal() {
+                return super::demo_routes::as_json(Response::refused_write(&refused));
+            }
+            super::demo_routes::ingest(&core, &req).await
+        }
+        ("POST", "/simulate") => super::demo_simulate::simulate(&core, &req).await,
+        ("GET", "/logs" | "/logs/recent" | "/stats") => {
+            if let Some(refused) = not_answering(&core) {
+                return super::demo_routes::as_json(refused);
+            }
+            let what = match path.as_str() {
+                "/logs" => Read::Logs,
+                "/logs/recent" => Read::Recent,
+                _ => Read::Stats,
+            };
+            super::demo_routes::read(core, req, what).await
+        }
+        (_, "/ingest" | "/simulate" | "/logs" | "/logs/recent" | "/stats") => {
+            super::demo_routes::as_json(Response::text(405, "method not allowed\n"))
+        }
         ("GET", "/loki/api/v1/tail") => {
             if let Some(refused) = not_answering(&core) {
                 return refused;

@@ -7,11 +7,14 @@
 //! and request bodies a core takes in (one cap and one budget per core, shared with the
 //! syslog TCP listener). The Loki API is handlers on top of this layer: [`loki`] routes,
 //! [`ingest_routes`] (push, jsonline), [`otlp_route`] (OTLP logs), [`query_routes`] (queries, labels, series, stats),
-//! [`tail_route`] (live tailing over a WebSocket), [`delete_route`] (log deletion);
+//! [`tail_route`] (live tailing over a WebSocket), [`delete_route`] (log deletion),
+//! [`demo_routes`] (the demo's API: `/ingest`, `/logs`, `/stats`, `/simulate`);
 //! [`json`] writes the responses. No tokio runtime and no hyper.
 
 pub mod admission;
 pub mod delete_route;
+pub mod demo_routes;
+pub mod demo_simulate;
 pub mod ingest_routes;
 pub mod json;
 pub mod loki;

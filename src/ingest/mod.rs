@@ -2,9 +2,11 @@
 //!
 //! Which question it answers: "what did the sender mean, and which stream is it?" Framing
 //! splits a TCP byte stream into syslog messages, the parsers turn messages and HTTP bodies
-//! into entries with labels and structured metadata, and the listeners (one per protocol on
-//! every core, SO_REUSEPORT) batch entries per owner shard and wait for durability.
+//! into entries with labels and structured metadata (the demo API's `/ingest` entries in
+//! [`demo`]), and the listeners (one per protocol on every core, SO_REUSEPORT) batch entries
+//! per owner shard and wait for durability.
 
+pub mod demo;
 pub mod discovery;
 pub mod frame_buffer;
 pub mod framing;

@@ -795,8 +795,17 @@ mod tests {
         let m = ShardMetrics {
             health: vec![crate::shard::NotReady::DiskFull("ENOSPC".into())],
             shard: 1,
-            ingested_lines: [5, 0, 0, 0, 2, 0, 0],
-            ingested_bytes: [50, 0, 0, 0, 20, 0, 0],
+            // By protocol rather than by position, so that a new protocol changes nothing.
+            ingested_lines: std::array::from_fn(|i| match Protocol::ALL[i] {
+                Protocol::SyslogTcp => 5,
+                Protocol::LokiPush => 2,
+                _ => 0,
+            }),
+            ingested_bytes: std::array::from_fn(|i| match Protocol::ALL[i] {
+                Protocol::SyslogTcp => 50,
+                Protocol::LokiPush => 20,
+                _ => 0,
+            }),
             discarded: std::array::from_fn(|i| match DiscardReason::ALL[i] {
                 DiscardReason::InvalidRequest => 1,
                 DiscardReason::Duplicate => 4,

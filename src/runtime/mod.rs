@@ -58,6 +58,8 @@ pub struct Lifecycle {
     pub heartbeats: failstop::Heartbeats,
     /// Every tenant's ingestion rate budget, charged by every core.
     pub ingestion_rates: crate::tenants::rate::RateTable,
+    /// When the server started, for uptimes (the demo API's `/stats`).
+    pub started: Instant,
 }
 
 impl Lifecycle {
@@ -72,6 +74,7 @@ impl Lifecycle {
             health: health::HealthBoard::new(shards),
             heartbeats: failstop::Heartbeats::new(shards),
             ingestion_rates: Default::default(),
+            started: Instant::now(),
         }
     }
 

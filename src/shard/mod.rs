@@ -61,6 +61,8 @@ pub enum Protocol {
     JsonLine,
     /// OTLP logs over HTTP (`POST /otlp/v1/logs`).
     Otlp,
+    /// The demo's API (`POST /ingest`, `POST /simulate`).
+    Demo,
 }
 
 impl Protocol {
@@ -83,7 +85,7 @@ impl Protocol {
         )
     }
 
-    pub const ALL: [Protocol; 7] = [
+    pub const ALL: [Protocol; 8] = [
         Protocol::SyslogTcp,
         Protocol::SyslogUdp,
         Protocol::SyslogTls,
@@ -91,6 +93,7 @@ impl Protocol {
         Protocol::LokiPush,
         Protocol::JsonLine,
         Protocol::Otlp,
+        Protocol::Demo,
     ];
 
     pub fn name(self) -> &'static str {
@@ -102,6 +105,7 @@ impl Protocol {
             Protocol::LokiPush => "loki_push",
             Protocol::JsonLine => "jsonline",
             Protocol::Otlp => "otlp",
+            Protocol::Demo => "demo",
         }
     }
 }

@@ -599,7 +599,10 @@ fn write_randomly(logs: &Path, agent_metrics: SocketAddr, seed: u64) -> (usize, 
                 .set_len(0)
                 .unwrap();
             truncates += 1;
-            eprintln!("writer: w{f}.log copytruncated after line {}", written[f] - 1);
+            eprintln!(
+                "writer: w{f}.log copytruncated after line {}",
+                written[f] - 1
+            );
         } else {
             let old = logs.join(format!("w{f}.log.{renames}"));
             std::fs::rename(&path, &old).unwrap();

@@ -8,22 +8,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use common::loki::{INGEST_WAIT_MS, metric_sum, parse_metrics};
 use common::relp::{relp_send, send};
-use common::server::{Signal, send_signal};
+use common::server::{Signal, free_tcp_port, send_signal};
 use common::tools::corpus_lines;
 use common::{Server, ServerOptions, TestDir, labels};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind a probe port")
-        .local_addr()
-        .expect("probe port address")
-        .port()
-}
 
 /// A server with a RELP listener on `port` and no plain syslog listener.
 fn relp_server(dir: &TestDir, port: u16) -> Server {
@@ -81,7 +73,7 @@ fn acknowledged_lines_survive_a_kill_exactly_once() {
         return;
     };
     let dir = TestDir::new("relp-kill");
-    let port = free_port();
+    let port = free_tcp_port();
     let mut server = relp_server(&dir, port);
     // A small window makes many rounds, each its own group commit.
     let sent = send(&client, port, &["--window", "16"], &lines);
@@ -117,7 +109,7 @@ fn a_large_window_is_answered_whole_and_counted() {
         return;
     };
     let dir = TestDir::new("relp-window");
-    let port = free_port();
+    let port = free_tcp_port();
     let server = relp_server(&dir, port);
     let sent = send(&client, port, &["--window", "1024"], &lines);
     assert!(sent.ok, "relp_send failed: {}", sent.stderr);
@@ -215,7 +207,7 @@ impl Session {
 #[test]
 fn a_session_is_answered_in_order_and_each_answer_means_durable() {
     let dir = TestDir::new("relp-session");
-    let port = free_port();
+    let port = free_tcp_port();
     let server = relp_server(&dir, port);
     let mut s = Session::connect(port);
 
@@ -289,7 +281,7 @@ fn a_session_is_answered_in_order_and_each_answer_means_durable() {
 #[test]
 fn bytes_that_are_not_relp_close_only_their_session() {
     let dir = TestDir::new("relp-broken");
-    let port = free_port();
+    let port = free_tcp_port();
     let server = relp_server(&dir, port);
     let mut broken = Session::connect(port);
     broken
@@ -330,7 +322,7 @@ fn bytes_that_are_not_relp_close_only_their_session() {
 #[test]
 fn shutdown_answers_what_it_owes_then_hints_serverclose() {
     let dir = TestDir::new("relp-shutdown");
-    let port = free_port();
+    let port = free_tcp_port();
     let mut server = relp_server(&dir, port);
     let mut s = Session::connect(port);
     s.send(1, "open", "relp_version=0\ncommands=syslog");

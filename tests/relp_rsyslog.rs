@@ -10,13 +10,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::loki::{metric_sum, parse_metrics};
-use common::server::{Signal, send_signal};
+use common::server::{Signal, free_tcp_port, send_signal};
 use common::tools::{corpus_lines, missing};
 use common::{Server, ServerOptions, TestDir};
 
@@ -145,11 +144,7 @@ fn omrelp_loses_nothing_across_a_kill_and_stores_each_line_once() {
         corpora.insert(name, lines);
     }
     let dir = TestDir::new("relp-rsyslog");
-    let relp_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let relp_port = free_tcp_port();
     let mut server = Server::start_with(&dir, &options(relp_port));
     for (name, corpus) in &corpora {
         append(dir.path(), name, corpus, 0, LINES / 2);

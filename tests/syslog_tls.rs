@@ -6,24 +6,16 @@
 mod common;
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::loki::{INGEST_WAIT_MS, metric_sum, parse_metrics};
 use common::relp::{relp_send, send};
+use common::server::free_tcp_port;
 use common::tls::{Certs, make};
 use common::tools::{corpus_lines, require_program, run_checked};
 use common::{Server, ServerOptions, TestDir};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind a probe port")
-        .local_addr()
-        .expect("probe port address")
-        .port()
-}
 
 struct Ports {
     syslog_tls: u16,
@@ -34,8 +26,8 @@ struct Ports {
 /// certificate of `client_ca` when it is given.
 fn tls_server(dir: &TestDir, certs: &Certs, client_ca: Option<&Path>) -> (Server, Ports) {
     let ports = Ports {
-        syslog_tls: free_port(),
-        relp_tls: free_port(),
+        syslog_tls: free_tcp_port(),
+        relp_tls: free_tcp_port(),
     };
     let mut extra_args = vec![
         "--syslog-tls-addr".to_string(),
@@ -285,7 +277,7 @@ fn a_renewed_certificate_is_used_by_the_next_connection() {
 fn tls_listeners_refuse_to_start_without_usable_files() {
     let dir = TestDir::new("tls-refuse");
     let certs = make(dir.path(), "a");
-    let port = free_port().to_string();
+    let port = free_tcp_port().to_string();
     let addr = format!("127.0.0.1:{port}");
     let data_dir = dir.data_dir().display().to_string();
     let run = |extra: &[&str]| {

@@ -38,7 +38,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use nix::sys::signal::{SigSet, Signal};
 
 use crate::ingest::push::{PushEntry, PushStream};
 use crate::model::Labels;
@@ -95,31 +94,11 @@ pub fn run(args: AgentArgs) -> i32 {
 }
 
 /// SIGTERM and SIGINT are blocked in every thread and taken by one that waits for them, as
-/// the server does (`runtime/signals.rs`); a second one exits at once.
+/// the server does; a second one exits at once.
 fn install_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGTERM);
-    set.add(Signal::SIGINT);
-    set.thread_block()?;
-    std::thread::Builder::new()
-        .name("agent-signals".into())
-        .spawn(move || {
-            let mut seen = 0;
-            loop {
-                let Ok(sig) = set.wait() else {
-                    continue;
-                };
-                seen += 1;
-                if seen == 1 {
-                    eprintln!("shardlog agent: signal {sig} received, stopping");
-                    stop.store(true, Ordering::SeqCst);
-                } else {
-                    eprintln!("shardlog agent: second signal, exiting now");
-                    std::process::exit(130);
-                }
-            }
-        })?;
-    Ok(())
+    crate::runtime::signals::on_stop_signals("agent-signals", "shardlog agent", move || {
+        stop.store(true, Ordering::SeqCst)
+    })
 }
 
 struct Agent {
@@ -434,7 +413,7 @@ fn send_loop(client: &ClientConfig, spool: &Spool, metrics: &Metrics, stop: &Ato
                 }
                 if crash_after_ack && batch.entries > 0 {
                     eprintln!("shardlog agent: test fault {FAULT_CRASH_AFTER_ACK}: killing myself");
-                    let _ = nix::sys::signal::raise(Signal::SIGKILL);
+                    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
                 }
                 if backoff.failures() >= client.retries_max {
                     eprintln!("shardlog agent: the server answers again");

@@ -190,78 +190,29 @@ pub fn start_syslog(core: &Rc<Core>) -> std::io::Result<Listeners> {
             0 => default.to_string(),
             n => format!("syslog[{}].listen {protocol}", n - 1),
         };
-        if let Some(addr) = listener.tcp_addr {
-            let socket = bind_tcp(&key("syslog_tcp_addr", "tcp"), addr)?;
+        let streams = [
+            (listener.tcp_addr, StreamKind::Syslog),
+            (listener.tls_addr, StreamKind::SyslogTls),
+            (listener.relp_addr, StreamKind::Relp),
+            (listener.relp_tls_addr, StreamKind::RelpTls),
+        ];
+        for (addr, kind) in streams {
+            let Some(addr) = addr else { continue };
+            let (default_key, protocol) = kind.keys();
+            let socket = bind_tcp(&key(default_key, protocol), addr)?;
+            let tls = if kind.is_tls() {
+                Some(tls_acceptor()?)
+            } else {
+                None
+            };
             let tenant = tenant.clone();
             tasks.push(accept_loop(
                 core,
                 socket,
                 live.clone(),
-                ListenerKind::SyslogTcp,
+                kind.listener(),
                 move |core, stream, admission| {
-                    let peer = peer_ip(&stream);
-                    let tenant = tenant.clone();
-                    async move {
-                        let protocol = Protocol::SyslogTcp;
-                        read_syslog(core, stream, peer, admission, tenant, protocol).await
-                    }
-                },
-            ));
-        }
-        if let Some(addr) = listener.tls_addr {
-            let socket = bind_tcp(&key("syslog_tls_addr", "tls"), addr)?;
-            let (tenant, tls) = (tenant.clone(), tls_acceptor()?);
-            tasks.push(accept_loop(
-                core,
-                socket,
-                live.clone(),
-                ListenerKind::SyslogTls,
-                move |core, stream, admission| {
-                    let peer = peer_ip(&stream);
-                    let (tenant, tls) = (tenant.clone(), tls.clone());
-                    async move {
-                        let Some(stream) = handshake(&core, &tls, stream, &peer).await else {
-                            return;
-                        };
-                        let protocol = Protocol::SyslogTls;
-                        read_syslog(core, stream, peer, admission, tenant, protocol).await
-                    }
-                },
-            ));
-        }
-        if let Some(addr) = listener.relp_addr {
-            let socket = bind_tcp(&key("relp_addr", "relp"), addr)?;
-            let tenant = tenant.clone();
-            tasks.push(accept_loop(
-                core,
-                socket,
-                live.clone(),
-                ListenerKind::Relp,
-                move |core, stream, admission| {
-                    let peer = peer_ip(&stream);
-                    prepare_for_answers(&stream);
-                    super::relp::serve(core, stream, peer, admission, tenant.clone())
-                },
-            ));
-        }
-        if let Some(addr) = listener.relp_tls_addr {
-            let socket = bind_tcp(&key("relp_tls_addr", "relp-tls"), addr)?;
-            let (tenant, tls) = (tenant.clone(), tls_acceptor()?);
-            tasks.push(accept_loop(
-                core,
-                socket,
-                live.clone(),
-                ListenerKind::Relp,
-                move |core, stream, admission| {
-                    let peer = peer_ip(&stream);
-                    prepare_for_answers(&stream);
-                    let (tenant, tls) = (tenant.clone(), tls.clone());
-                    async move {
-                        let Some(stream) = handshake(&core, &tls, stream, &peer).await else {
-                            return;
-                        };
-                        super::relp::serve(core, stream, peer, admission, tenant).await
-                    }
+                    serve_stream(core, stream, admission, tenant.clone(), kind, tls.clone())
                 },
             ));
         }
@@ -291,6 +242,85 @@ pub fn start_syslog(core: &Rc<Core>) -> std::io::Result<Listeners> {
         }
     }
     Ok(Listeners { live, tasks })
+}
+
+/// What a syslog listener's TCP port speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StreamKind {
+    /// Syslog over TCP (RFC 6587).
+    Syslog,
+    /// Syslog over TLS (RFC 5425).
+    SyslogTls,
+    /// RELP, answered once durable.
+    Relp,
+    /// RELP over TLS.
+    RelpTls,
+}
+
+impl StreamKind {
+    /// The configuration key of the default listener's address, and the protocol's name in
+    /// a `[[syslog]]` section: what a bind error names.
+    fn keys(self) -> (&'static str, &'static str) {
+        match self {
+            StreamKind::Syslog => ("syslog_tcp_addr", "tcp"),
+            StreamKind::SyslogTls => ("syslog_tls_addr", "tls"),
+            StreamKind::Relp => ("relp_addr", "relp"),
+            StreamKind::RelpTls => ("relp_tls_addr", "relp-tls"),
+        }
+    }
+
+    fn is_tls(self) -> bool {
+        matches!(self, StreamKind::SyslogTls | StreamKind::RelpTls)
+    }
+
+    fn listener(self) -> ListenerKind {
+        match self {
+            StreamKind::Syslog => ListenerKind::SyslogTcp,
+            StreamKind::SyslogTls => ListenerKind::SyslogTls,
+            StreamKind::Relp | StreamKind::RelpTls => ListenerKind::Relp,
+        }
+    }
+}
+
+/// Serves one accepted connection of a syslog listener's TCP port: the TLS handshake first
+/// where the port speaks TLS (`tls`, the core's acceptor, is given for those ports only),
+/// then syslog framing or a RELP session.
+async fn serve_stream(
+    core: Rc<Core>,
+    stream: TcpStream,
+    admission: Admission,
+    tenant: Rc<str>,
+    kind: StreamKind,
+    tls: Option<Rc<TlsAcceptor>>,
+) {
+    let peer = peer_ip(&stream);
+    let relp = matches!(kind, StreamKind::Relp | StreamKind::RelpTls);
+    if relp {
+        prepare_for_answers(&stream);
+    }
+    let accepted = match tls {
+        Some(tls) => match handshake(&core, &tls, stream, &peer).await {
+            Some(stream) => Accepted::Tls(Box::new(stream)),
+            None => return,
+        },
+        None => Accepted::Plain(stream),
+    };
+    match (accepted, relp) {
+        (Accepted::Plain(s), true) => super::relp::serve(core, s, peer, admission, tenant).await,
+        (Accepted::Tls(s), true) => super::relp::serve(core, s, peer, admission, tenant).await,
+        (Accepted::Plain(s), false) => {
+            read_syslog(core, s, peer, admission, tenant, Protocol::SyslogTcp).await
+        }
+        (Accepted::Tls(s), false) => {
+            read_syslog(core, s, peer, admission, tenant, Protocol::SyslogTls).await
+        }
+    }
+}
+
+/// A connection ready for its protocol: as accepted, or after its TLS handshake.
+enum Accepted {
+    Plain(TcpStream),
+    Tls(Box<futures_rustls::server::TlsStream<TcpStream>>),
 }
 
 /// The sender's address as a `host` label falls back to it.

@@ -12,13 +12,25 @@ use super::Lifecycle;
 /// Blocks SIGTERM/SIGINT in the calling thread (and so in threads it spawns later) and
 /// starts the thread that waits for them. Call before starting the executors.
 pub fn install(lifecycle: Arc<Lifecycle>) -> std::io::Result<()> {
+    on_stop_signals("signals", "shardlog", move || lifecycle.stop())
+}
+
+/// Blocks SIGTERM/SIGINT in the calling thread (and in the threads it spawns afterwards) and
+/// starts a thread named `thread` that takes them: the first calls `stop`, a second exits at
+/// once (status 130). `program` names the process in the two lines it logs. The server and
+/// the agent both stop this way.
+pub fn on_stop_signals(
+    thread: &str,
+    program: &'static str,
+    stop: impl Fn() + Send + 'static,
+) -> std::io::Result<()> {
     // No handler runs in signal context: the signals stay blocked and are taken by sigwait.
     let mut set = SigSet::empty();
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGINT);
     set.thread_block()?;
     std::thread::Builder::new()
-        .name("signals".into())
+        .name(thread.into())
         .spawn(move || {
             let mut seen = 0;
             loop {
@@ -27,10 +39,10 @@ pub fn install(lifecycle: Arc<Lifecycle>) -> std::io::Result<()> {
                 };
                 seen += 1;
                 if seen == 1 {
-                    eprintln!("shardlog: signal {sig} received, stopping gracefully");
-                    lifecycle.stop();
+                    eprintln!("{program}: signal {sig} received, stopping gracefully");
+                    stop();
                 } else {
-                    eprintln!("shardlog: second signal, exiting now");
+                    eprintln!("{program}: second signal, exiting now");
                     std::process::exit(130);
                 }
             }

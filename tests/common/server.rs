@@ -426,6 +426,15 @@ pub fn server_args(
     args
 }
 
+/// A TCP port on 127.0.0.1 free at the time of the call (for listeners a test names itself).
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind a probe port")
+        .local_addr()
+        .expect("probe port address")
+        .port()
+}
+
 /// Picks a free HTTP port and, if wanted, one port free for both TCP and UDP (syslog).
 pub fn free_ports(syslog: bool) -> (u16, u16) {
     let http = TcpListener::bind("127.0.0.1:0").expect("bind a probe port");

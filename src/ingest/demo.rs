@@ -41,13 +41,7 @@ pub fn decode_ingest(
     now_ns: i64,
     limits: &PushLimits,
 ) -> Result<JsonLines, PushError> {
-    if body.len() > limits.body_bytes_max {
-        return Err(PushError::TooLarge(format!(
-            "request body of {} bytes is over the limit of {} bytes",
-            body.len(),
-            limits.body_bytes_max
-        )));
-    }
+    crate::ingest::push::decompress::check_body_size(body, limits.body_bytes_max)?;
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| PushError::BadRequest(format!("the body is not valid JSON: {e}")))?;
     let objects = match value {

@@ -159,13 +159,7 @@ pub fn decode_jsonline(
     now_ns: i64,
     limits: &PushLimits,
 ) -> Result<JsonLines, PushError> {
-    if body.len() > limits.body_bytes_max {
-        return Err(PushError::TooLarge(format!(
-            "request body of {} bytes is over the limit of {} bytes",
-            body.len(),
-            limits.body_bytes_max
-        )));
-    }
+    crate::ingest::push::decompress::check_body_size(body, limits.body_bytes_max)?;
     // Some tools start a file with a UTF-8 byte order mark; it is not part of the JSON.
     let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
     let mut out = JsonLines::default();

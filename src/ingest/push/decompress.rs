@@ -102,6 +102,14 @@ pub fn snappy(body: &[u8], limit: usize) -> Result<Vec<u8>, PushError> {
         .map_err(|e| PushError::BadRequest(format!("cannot decompress snappy body: {e}")))
 }
 
+/// Refuses a body longer than `limit` bytes (413 with Loki's words), before it is parsed.
+pub fn check_body_size(body: &[u8], limit: usize) -> Result<(), PushError> {
+    match body.len() > limit {
+        true => Err(too_large(body.len(), limit)),
+        false => Ok(()),
+    }
+}
+
 fn too_large(len: usize, limit: usize) -> PushError {
     PushError::TooLarge(format!(
         "request body of {len} bytes is over the limit of {limit} bytes"

@@ -745,6 +745,167 @@ labels = {{ job = "agent-random" }}
     server.terminate_ok();
 }
 
+/// A TLS-terminating proxy in front of the server, as a hosted Loki's gateway or an nginx
+/// is: it answers 401 to a request without the `Authorization` header it wants, and forwards
+/// the others. Returns its address.
+fn https_proxy(certs: &common::tls::Certs, upstream: SocketAddr, want_auth: String) -> SocketAddr {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::Read;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&certs.server_cert)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&certs.server_key).unwrap();
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let (config, want_auth) = (config.clone(), want_auth.clone());
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 16384];
+                let (head_len, auth, body_len) = loop {
+                    let Ok(n) = tls.read(&mut chunk) else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&chunk[..n]);
+                    let mut headers = [httparse::EMPTY_HEADER; 32];
+                    let mut parsed = httparse::Request::new(&mut headers);
+                    if let Ok(httparse::Status::Complete(head_len)) = parsed.parse(&request) {
+                        let value = |name: &str| {
+                            parsed
+                                .headers
+                                .iter()
+                                .find(|h| h.name.eq_ignore_ascii_case(name))
+                                .map(|h| String::from_utf8_lossy(h.value).into_owned())
+                        };
+                        let body_len: usize = value("content-length")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        break (head_len, value("authorization"), body_len);
+                    }
+                };
+                while request.len() < head_len + body_len {
+                    match tls.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let answer = if auth.as_deref() == Some(want_auth.as_str()) {
+                    let mut up = std::net::TcpStream::connect(upstream).unwrap();
+                    up.write_all(&request).unwrap();
+                    let mut answer = Vec::new();
+                    let _ = up.read_to_end(&mut answer);
+                    answer
+                } else {
+                    b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 12\r\nConnection: close\r\n\r\nunauthorized"
+                        .to_vec()
+                };
+                let _ = tls.write_all(&answer);
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    addr
+}
+
+/// An `https://` push URL with basic auth, as hosted Lokis take it: the agent checks the
+/// proxy's certificate against `client.ca_file` and sends its credentials; with a wrong
+/// password every batch is refused (401) and dropped, counted.
+#[test]
+fn pushes_over_https_with_basic_auth() {
+    let dir = TestDir::new("agent-https");
+    let options = ServerOptions {
+        syslog: false,
+        ..ServerOptions::default()
+    };
+    let (http_port, _) = free_ports(false);
+    let args = server_args(&dir, &options, http_port, 0);
+    let server = Server::spawn_ready(&dir, &args, http_port, 0).unwrap_or_else(|e| panic!("{e}"));
+    let certs = common::tls::make(dir.path(), "agent");
+    // base64("tenant-1:s3cret")
+    let proxy = https_proxy(
+        &certs,
+        server.http,
+        "Basic dGVuYW50LTE6czNjcmV0".to_string(),
+    );
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let config = |name: &str, password: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        let metrics = free_addr();
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+positions_file = "{state}/positions"
+buffer_dir = "{state}/buffer"
+metrics_addr = "{metrics}"
+poll_interval = "50ms"
+
+[client]
+url = "https://localhost:{port}/loki/api/v1/push"
+ca_file = "{ca}"
+batch_wait = "100ms"
+
+[client.basic_auth]
+username = "tenant-1"
+password = "{password}"
+
+[[files]]
+paths = ["{logs}/{name}.log"]
+labels = {{ job = "{name}" }}
+"#,
+                state = dir.path().join(name).display(),
+                port = proxy.port(),
+                ca = certs.ca.display(),
+                logs = logs.display(),
+            ),
+        )
+        .unwrap();
+        (path, metrics)
+    };
+    let mut source = Source::new("Zookeeper_2k.log");
+    let lines = source.take(200);
+    let file = logs.join("https.log");
+    append(&file, &lines);
+    let (path, metrics) = config("https", "s3cret");
+    let agent = Agent::start(&path, dir.path(), metrics);
+    wait_exactly(&server, &agent, r#"{job="https"}"#, &tagged(&lines, &file));
+
+    // A wrong password: the proxy refuses, the agent drops the batch and counts it.
+    let wrong = source.take(10);
+    append(&logs.join("wrong.log"), &wrong);
+    let (path, metrics) = config("wrong", "guess");
+    let wrong_agent = Agent::start(&path, dir.path(), metrics);
+    wrong_agent.wait_for(
+        |t| {
+            metric_sum(
+                &parse_metrics(t),
+                "shardlog_agent_batches_dropped_total",
+                &[],
+            ) >= 1.0
+        },
+        "a batch refused with 401 and dropped",
+    );
+    assert_eq!(server.index_stats(r#"{job="wrong"}"#).entries, 0);
+}
+
 /// A configuration the agent cannot use is refused at once, exit status 2, with the key.
 #[test]
 fn a_bad_configuration_is_refused_with_its_key() {

@@ -1,9 +1,10 @@
 //! Pushing one batch to a Loki-compatible server, and how long to wait after a failure.
 //!
-//! The client is a small HTTP/1.1 one over a std `TcpStream` with `httparse` for the answer:
-//! one request per connection (`Connection: close`), which at the agent's pace of about one
-//! batch a second costs nothing worth a pool, and keeps every failure on one path. The whole
-//! exchange, connect to last byte, is bounded by the configured `timeout`.
+//! The client is a small HTTP/1.1 one over a std `TcpStream` (inside rustls for an
+//! `https://` URL) with `httparse` for the answer: one request per connection
+//! (`Connection: close`), which at the agent's pace of about one batch a second costs nothing
+//! worth a pool, and keeps every failure on one path. The whole exchange, connect to last
+//! byte, is bounded by the configured `timeout`.
 //!
 //! Answers are sorted as Promtail sorts them: any 2xx is success; 429, 5xx, a timeout or a
 //! connection error may succeed later and are retried; any other 4xx is a refusal of this
@@ -49,6 +50,10 @@ pub fn classify(status: u16, body: &str) -> Outcome {
     }
 }
 
+/// A connection to the server, plain or inside TLS.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
 fn exchange(client: &ClientConfig, body: &[u8]) -> Result<(u16, String), String> {
     let deadline = Instant::now() + client.timeout;
     let authority = &client.url.authority;
@@ -57,15 +62,28 @@ fn exchange(client: &ClientConfig, body: &[u8]) -> Result<(u16, String), String>
         .map_err(|e| format!("cannot resolve {authority}: {e}"))?
         .next()
         .ok_or_else(|| format!("{authority} resolves to no address"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, client.timeout)
+    let tcp = TcpStream::connect_timeout(&addr, client.timeout)
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    // The timeouts are the socket's: set through a second handle, they bound the reads and
+    // writes TLS makes too.
+    let socket = tcp.try_clone().map_err(|e| e.to_string())?;
+    let mut stream: Box<dyn ReadWrite> = match &client.tls {
+        None => Box::new(tcp),
+        Some(tls) => {
+            let name = rustls::pki_types::ServerName::try_from(client.url.host.clone())
+                .map_err(|e| format!("{} is not a TLS server name: {e}", client.url.host))?;
+            let conn = rustls::ClientConnection::new(tls.clone(), name)
+                .map_err(|e| format!("TLS with {addr}: {e}"))?;
+            Box::new(rustls::StreamOwned::new(conn, tcp))
+        }
+    };
     let left = |deadline: Instant| {
         deadline
             .checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())
             .ok_or_else(|| format!("no answer from {addr} within {:?}", client.timeout))
     };
-    stream
+    socket
         .set_write_timeout(Some(left(deadline)?))
         .map_err(|e| e.to_string())?;
     let mut head = format!(
@@ -78,15 +96,19 @@ fn exchange(client: &ClientConfig, body: &[u8]) -> Result<(u16, String), String>
     if let Some(tenant) = &client.tenant {
         head.push_str(&format!("X-Scope-OrgID: {tenant}\r\n"));
     }
+    if let Some(authorization) = &client.authorization {
+        head.push_str(&format!("Authorization: {authorization}\r\n"));
+    }
     head.push_str("\r\n");
     stream
         .write_all(head.as_bytes())
         .and_then(|()| stream.write_all(body))
+        .and_then(|()| stream.flush())
         .map_err(|e| format!("sending to {addr}: {e}"))?;
     let mut answer = Vec::with_capacity(512);
     let mut chunk = [0u8; 4096];
     loop {
-        stream
+        socket
             .set_read_timeout(Some(left(deadline)?))
             .map_err(|e| e.to_string())?;
         let n = match stream.read(&mut chunk) {

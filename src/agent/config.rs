@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
@@ -73,11 +74,20 @@ pub struct ClientConfig {
     pub retries_max: u32,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// The `Authorization` header value (`Basic ...` or `Bearer ...`), when one is set.
+    pub authorization: Option<String>,
+    /// The TLS settings of an `https://` URL: the server's certificate is checked against
+    /// `client.ca_file`, or the system's CA store.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
-/// A plain-HTTP push URL split into what a request needs.
+/// A push URL split into what a request needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushUrl {
+    /// `https://`: the request goes inside TLS.
+    pub https: bool,
+    /// The host, as the server's certificate must name it.
+    pub host: String,
     /// `host:port` as written (resolved at each connect, so a DNS change is followed).
     pub authority: String,
     /// The path and query, `/loki/api/v1/push` by default.
@@ -130,6 +140,19 @@ struct RawClient {
     retries_max: Option<u32>,
     backoff_min: Option<String>,
     backoff_max: Option<String>,
+    /// PEM CAs for an `https://` URL (default: the system's CA store).
+    ca_file: Option<PathBuf>,
+    /// `Authorization: Bearer <token>`, as Promtail's `bearer_token`.
+    bearer_token: Option<String>,
+    /// `Authorization: Basic ...`, as Promtail's `basic_auth` (Grafana Cloud's form).
+    basic_auth: Option<RawBasicAuth>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBasicAuth {
+    username: String,
+    password: String,
 }
 
 #[derive(Deserialize)]
@@ -164,8 +187,16 @@ impl AgentConfig {
     pub fn parse(text: &str) -> Result<AgentConfig, String> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         let c = raw.client;
+        let url = PushUrl::parse(c.url.as_deref().unwrap_or(URL_DEFAULT))?;
+        let tls = match (url.https, &c.ca_file) {
+            (true, ca_file) => Some(tls_client_config(ca_file.as_deref())?),
+            (false, Some(_)) => {
+                return Err("client.ca_file is set but client.url is not https://".into());
+            }
+            (false, None) => None,
+        };
         let client = ClientConfig {
-            url: PushUrl::parse(c.url.as_deref().unwrap_or(URL_DEFAULT))?,
+            url,
             tenant: c.tenant.filter(|t| !t.is_empty()),
             batch_bytes: c.batch_bytes.unwrap_or(BATCH_BYTES_DEFAULT),
             batch_wait: duration("client.batch_wait", c.batch_wait, BATCH_WAIT_DEFAULT)?,
@@ -173,6 +204,8 @@ impl AgentConfig {
             retries_max: c.retries_max.unwrap_or(RETRIES_MAX_DEFAULT),
             backoff_min: duration("client.backoff_min", c.backoff_min, BACKOFF_MIN_DEFAULT)?,
             backoff_max: duration("client.backoff_max", c.backoff_max, BACKOFF_MAX_DEFAULT)?,
+            authorization: authorization(c.bearer_token, c.basic_auth)?,
+            tls,
         };
         if client.batch_bytes == 0 {
             return Err("client.batch_bytes must be above 0".into());
@@ -280,13 +313,81 @@ impl FilesConfig {
     }
 }
 
+/// The `Authorization` header of the client's credentials: a bearer token or a user and
+/// password, not both.
+fn authorization(
+    bearer: Option<String>,
+    basic: Option<RawBasicAuth>,
+) -> Result<Option<String>, String> {
+    use base64::Engine;
+    match (bearer.filter(|t| !t.is_empty()), basic) {
+        (Some(_), Some(_)) => {
+            Err("client.bearer_token and client.basic_auth are both set: give one of them".into())
+        }
+        (Some(token), None) => Ok(Some(format!("Bearer {token}"))),
+        (None, Some(b)) => {
+            let pair = format!("{}:{}", b.username, b.password);
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+            Ok(Some(format!("Basic {encoded}")))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// The TLS settings of an `https://` push: the CAs of `ca_file`, or the system's store.
+pub fn tls_client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("client.ca_file {}: {e}", path.display()))?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| format!("client.ca_file {}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("client.ca_file {}: {e}", path.display()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                // A system store holds some certificates webpki cannot use; skip those.
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err(match ca_file {
+            Some(path) => format!("client.ca_file {} holds no CA certificate", path.display()),
+            None => "https needs CA certificates: the system's store has none (install \
+                     ca-certificates) and client.ca_file is not set"
+                .into(),
+        });
+    }
+    // ring, as the server's TLS listeners (see `crate::ingest::tls`).
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS protocol versions: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 impl PushUrl {
-    /// Accepts `http://host[:port][/path]`; TLS is left to a local proxy for now.
+    /// Accepts `http://host[:port][/path]` and `https://host[:port][/path]`.
     pub fn parse(url: &str) -> Result<PushUrl, String> {
-        let Some(rest) = url.strip_prefix("http://") else {
-            return Err(format!(
-                "client.url `{url}` must start with http:// (https is not supported by the agent yet)"
-            ));
+        let (https, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => {
+                return Err(format!(
+                    "client.url `{url}` must start with http:// or https://"
+                ));
+            }
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -295,12 +396,20 @@ impl PushUrl {
         if authority.is_empty() {
             return Err(format!("client.url `{url}` has no host"));
         }
-        let authority = if authority.contains(':') && !authority.ends_with(']') {
-            authority.to_string()
+        let (authority, host) = if authority.contains(':') && !authority.ends_with(']') {
+            let host = authority[..authority.rfind(':').unwrap_or(0)].to_string();
+            (authority.to_string(), host)
         } else {
-            format!("{authority}:80")
+            let port = if https { 443 } else { 80 };
+            (format!("{authority}:{port}"), authority.to_string())
         };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         Ok(PushUrl {
+            https,
+            host,
             authority,
             path: path.to_string(),
         })
@@ -368,6 +477,51 @@ mod tests {
     }
 
     #[test]
+    fn https_urls_credentials_and_ca_files() {
+        let u = PushUrl::parse("https://logs.example/loki/api/v1/push").unwrap();
+        assert_eq!(
+            (u.https, u.host.as_str(), u.authority.as_str()),
+            (true, "logs.example", "logs.example:443")
+        );
+        let u = PushUrl::parse("http://[::1]:3100").unwrap();
+        assert_eq!((u.https, u.host.as_str()), (false, "::1"));
+        let files = "[[files]]\npaths = [\"/a\"]\n";
+        let basic = format!(
+            "[client]\nurl = \"http://x:1\"\n[client.basic_auth]\nusername = \"123\"\npassword = \"p:w\"\n{files}"
+        );
+        let c = AgentConfig::parse(&basic).unwrap();
+        // base64("123:p:w")
+        assert_eq!(
+            c.client.authorization.as_deref(),
+            Some("Basic MTIzOnA6dw==")
+        );
+        let bearer = format!("[client]\nbearer_token = \"t0k\"\n{files}");
+        let c = AgentConfig::parse(&bearer).unwrap();
+        assert_eq!(c.client.authorization.as_deref(), Some("Bearer t0k"));
+        let both = format!(
+            "[client]\nbearer_token = \"t\"\n[client.basic_auth]\nusername = \"u\"\npassword = \"p\"\n{files}"
+        );
+        assert!(
+            AgentConfig::parse(&both)
+                .unwrap_err()
+                .contains("give one of them")
+        );
+        let ca_on_http = format!("[client]\nca_file = \"/x.pem\"\n{files}");
+        assert!(
+            AgentConfig::parse(&ca_on_http)
+                .unwrap_err()
+                .contains("not https")
+        );
+        let missing_ca =
+            format!("[client]\nurl = \"https://x/\"\nca_file = \"/nonexistent/ca.pem\"\n{files}");
+        assert!(
+            AgentConfig::parse(&missing_ca)
+                .unwrap_err()
+                .contains("client.ca_file")
+        );
+    }
+
+    #[test]
     fn defaults_are_promtails() {
         let c = AgentConfig::parse("[[files]]\npaths = [\"/tmp/*.log\"]\n").unwrap();
         assert_eq!(c.client.url, PushUrl::parse(URL_DEFAULT).unwrap());
@@ -385,8 +539,8 @@ mod tests {
                 "urll",
             ),
             (
-                "[client]\nurl = \"https://x/\"\n[[files]]\npaths = [\"/a\"]\n",
-                "https",
+                "[client]\nurl = \"ftp://x/\"\n[[files]]\npaths = [\"/a\"]\n",
+                "http:// or https://",
             ),
             (
                 "[[files]]\npaths = [\"/a\"]\nlabels = { filename = \"x\" }\n",

@@ -144,7 +144,12 @@ impl Agent {
             eprintln!("shardlog agent: metrics on http://{bound}/metrics");
         }
         eprintln!(
-            "shardlog agent: shipping to http://{}{}, {} file(s) tracked, {} batch(es) in the spool",
+            "shardlog agent: shipping to {}://{}{}, {} file(s) tracked, {} batch(es) in the spool",
+            if config.client.url.https {
+                "https"
+            } else {
+                "http"
+            },
             config.client.url.authority,
             config.client.url.path,
             files.tailers().count(),

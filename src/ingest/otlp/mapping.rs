@@ -57,6 +57,17 @@ pub const RESOURCE_ATTRIBUTES_AS_LABELS: &[&str] = &[
 /// name, which is bounded again by the metadata limits.
 const FLATTEN_DEPTH_MAX: usize = 64;
 
+/// Bytes the mapped entries of one request may hold, per byte of the body limit. Every
+/// record carries a copy of its resource's and scope's metadata, so a body of many tiny
+/// records under one large resource would otherwise map to `records x metadata` bytes
+/// (a 1 MiB body to tens of GiB).
+const MAPPED_BYTES_PER_BODY_BYTE: usize = 16;
+
+/// Fields one attribute list may flatten into: more are refused by the entry's checks
+/// anyway, and a map of many small keys under a long name would otherwise copy that name
+/// into every field.
+const FLATTEN_PAIRS_MAX: usize = validate::METADATA_PAIRS_PER_ENTRY_MAX;
+
 /// The records of a request that were refused, by rule, and the first reason, for the
 /// answer's `partial_success` and the discard counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -91,6 +102,10 @@ pub struct Mapped {
 /// Maps and validates a decoded request; `now_ns` stands in for records without a time.
 pub fn map_request(request: ExportLogsServiceRequest, now_ns: i64, limits: &PushLimits) -> Mapped {
     let mut out = Mapped::default();
+    let budget = limits
+        .body_bytes_max
+        .saturating_mul(MAPPED_BYTES_PER_BODY_BYTE);
+    let mut mapped_bytes = 0usize;
     for rl in request.resource_logs {
         let records: u64 = rl
             .scope_logs
@@ -114,12 +129,45 @@ pub fn map_request(request: ExportLogsServiceRequest, now_ns: i64, limits: &Push
                     continue;
                 }
             };
+            // Metadata every record of this scope gets: over the limit, each record would be
+            // refused after copying it, so they are all refused without.
+            let shared_bytes = pairs_bytes(&resource_md) + pairs_bytes(&scope_md);
+            if shared_bytes > validate::METADATA_BYTES_PER_ENTRY_MAX {
+                out.rejected.add(
+                    Violation::new(
+                        Rule::StructuredMetadataTooLarge,
+                        format!(
+                            "stream '{}' has structured metadata too large: '{shared_bytes}' \
+                             bytes, limit: '{}' bytes",
+                            echo(&labels.to_string()),
+                            validate::METADATA_BYTES_PER_ENTRY_MAX
+                        ),
+                    ),
+                    sl.log_records.len() as u64,
+                );
+                continue;
+            }
             for record in sl.log_records {
+                // Refused before the copies are made, once the request's entries would
+                // outgrow the budget.
+                if mapped_bytes.saturating_add(shared_bytes) > budget {
+                    out.rejected.add(
+                        Violation::new(
+                            Rule::Other,
+                            format!("the request maps to more than {budget} bytes of entries"),
+                        ),
+                        1,
+                    );
+                    continue;
+                }
                 match entry(record, &resource_md, &scope_md, now_ns) {
                     Ok(mut e) => {
                         out.truncated.add(validate::fit_line(&mut e, limits));
                         match validate::entry(&e, &labels, limits) {
-                            Ok(()) => entries.push(e),
+                            Ok(()) => {
+                                mapped_bytes = mapped_bytes.saturating_add(entry_bytes(&e));
+                                entries.push(e);
+                            }
                             Err(v) => out.rejected.add(v, 1),
                         }
                     }
@@ -148,7 +196,12 @@ fn resource_labels(
         } else {
             &mut metadata
         };
-        flatten(&kv.key, kv.value.as_ref(), "", 0, into)?;
+        let name_bytes_max = if RESOURCE_ATTRIBUTES_AS_LABELS.contains(&kv.key.as_str()) {
+            limits.label_name_bytes_max
+        } else {
+            validate::METADATA_NAME_BYTES_MAX
+        };
+        flatten(&kv.key, kv.value.as_ref(), "", 0, name_bytes_max, into)?;
     }
     // Loki's label set holds one value per name (the last), and an empty value is no
     // label: so an empty `service.name` still lets `service_name` be discovered.
@@ -171,7 +224,14 @@ fn scope_metadata(
 ) -> Result<Vec<(String, String)>, Violation> {
     let mut md = Vec::new();
     for kv in &scope.attributes {
-        flatten(&kv.key, kv.value.as_ref(), "", 0, &mut md)?;
+        flatten(
+            &kv.key,
+            kv.value.as_ref(),
+            "",
+            0,
+            validate::METADATA_NAME_BYTES_MAX,
+            &mut md,
+        )?;
     }
     if !scope.name.is_empty() {
         md.push(("scope_name".into(), scope.name.clone()));
@@ -202,7 +262,14 @@ fn entry(
         if kv.key == "event_name" && !record.event_name.is_empty() {
             continue;
         }
-        flatten(&kv.key, kv.value.as_ref(), "", 0, &mut md)?;
+        flatten(
+            &kv.key,
+            kv.value.as_ref(),
+            "",
+            0,
+            validate::METADATA_NAME_BYTES_MAX,
+            &mut md,
+        )?;
     }
     if record.time_unix_nano != 0 && record.observed_time_unix_nano != 0 {
         md.push((
@@ -253,6 +320,19 @@ fn entry(
     })
 }
 
+/// Bytes of name and value text in metadata pairs.
+fn pairs_bytes(pairs: &[(String, String)]) -> usize {
+    pairs.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+/// Memory an entry holds: its line, its metadata text and the structures around them.
+fn entry_bytes(e: &PushEntry) -> usize {
+    std::mem::size_of::<PushEntry>()
+        + e.line.len()
+        + pairs_bytes(&e.metadata)
+        + e.metadata.len() * std::mem::size_of::<(String, String)>()
+}
+
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(2 * bytes.len());
@@ -270,6 +350,7 @@ fn flatten(
     value: Option<&AnyValue>,
     prefix: &str,
     depth: usize,
+    name_bytes_max: usize,
     out: &mut Vec<(String, String)>,
 ) -> Result<(), Violation> {
     let joined: Cow<str> = if prefix.is_empty() {
@@ -278,13 +359,41 @@ fn flatten(
         Cow::Owned(format!("{prefix}_{key}"))
     };
     let name = label_name(&joined)?;
+    // Refused here, not only by the entry's checks, so that a prefix never grows past the
+    // bound: otherwise every key under a long name would copy it.
+    if name.len() > name_bytes_max {
+        return Err(Violation::new(
+            Rule::Other,
+            format!(
+                "attribute name '{}' is {} bytes as a label name, over the limit of \
+                 {name_bytes_max} bytes",
+                echo(&name),
+                name.len()
+            ),
+        ));
+    }
     match value.and_then(|v| v.value.as_ref()) {
         Some(any_value::Value::KvlistValue(map)) if depth < FLATTEN_DEPTH_MAX => {
             for kv in &map.values {
-                flatten(&kv.key, kv.value.as_ref(), &name, depth + 1, out)?;
+                flatten(
+                    &kv.key,
+                    kv.value.as_ref(),
+                    &name,
+                    depth + 1,
+                    name_bytes_max,
+                    out,
+                )?;
             }
         }
-        _ => out.push((name.into_owned(), value.map(value_text).unwrap_or_default())),
+        _ => {
+            if out.len() >= FLATTEN_PAIRS_MAX {
+                return Err(Violation::new(
+                    Rule::StructuredMetadataTooMany,
+                    format!("attributes flatten into more than {FLATTEN_PAIRS_MAX} fields"),
+                ));
+            }
+            out.push((name.into_owned(), value.map(value_text).unwrap_or_default()))
+        }
     }
     Ok(())
 }

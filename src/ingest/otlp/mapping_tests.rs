@@ -254,7 +254,7 @@ fn map_attributes_are_flattened_into_named_fields() {
         ],
     }));
     let mut out = Vec::new();
-    flatten("http", Some(&nested), "", 0, &mut out).unwrap();
+    flatten("http", Some(&nested), "", 0, 1024, &mut out).unwrap();
     assert_eq!(
         out,
         [
@@ -365,4 +365,79 @@ fn a_record_that_breaks_a_rule_is_refused_alone() {
     );
     assert_eq!(m.streams[0].entries[0].line.len(), 50);
     assert_eq!(m.truncated.lines, 1);
+}
+
+/// Many empty records under one large resource attribute: each record would carry a copy of
+/// it (a 1 MiB body of 2-byte records mapped to tens of GiB before the budget). The mapping
+/// keeps what fits in the request's budget and refuses the rest, counted.
+#[test]
+fn records_sharing_large_metadata_are_bounded_by_the_request_budget() {
+    let limits = PushLimits {
+        body_bytes_max: 64 << 10,
+        ..limits()
+    };
+    let big = "x".repeat(60_000);
+    let records = vec![LogRecord::default(); 5_000];
+    let mapped = map_request(
+        request(
+            vec![kv("service.name", s("svc")), kv("big", s(&big))],
+            None,
+            records,
+        ),
+        NOW,
+        &limits,
+    );
+    let kept: usize = mapped.streams.iter().map(|s| s.entries.len()).sum();
+    let budget = limits.body_bytes_max * 16;
+    assert!(kept * 60_000 <= budget, "{kept} entries kept");
+    assert!(kept > 0);
+    assert_eq!(kept as u64 + mapped.rejected.records, 5_000);
+
+    // Shared metadata over the per-entry limit refuses the scope's records without copying.
+    let huge = "y".repeat(70_000);
+    let mapped = map_request(
+        request(
+            vec![kv("service.name", s("svc")), kv("huge", s(&huge))],
+            None,
+            vec![LogRecord::default(); 1_000],
+        ),
+        NOW,
+        &limits,
+    );
+    assert!(mapped.streams.iter().all(|s| s.entries.is_empty()));
+    assert_eq!(mapped.rejected.records, 1_000);
+}
+
+/// A map under a long key with many small keys: every flattened name would repeat the long
+/// one. The name is refused at its first level, before anything is copied.
+#[test]
+fn a_long_map_key_is_refused_before_its_fields_are_flattened() {
+    let long = "k".repeat(30_000);
+    let fields: Vec<KeyValue> = (0..7_000).map(|i| kv(&format!("a{i}"), s("v"))).collect();
+    let map = v(any_value::Value::KvlistValue(KeyValueList {
+        values: fields,
+    }));
+    let record = LogRecord {
+        attributes: vec![kv(&long, map)],
+        ..LogRecord::default()
+    };
+    let mapped = map_request(
+        request(vec![kv("service.name", s("svc"))], None, vec![record]),
+        NOW,
+        &limits(),
+    );
+    assert!(mapped.streams.iter().all(|s| s.entries.is_empty()));
+    assert_eq!(mapped.rejected.records, 1);
+    // Many short fields are bounded by the per-entry pair limit.
+    let fields: Vec<KeyValue> = (0..10_000).map(|i| kv(&format!("f{i}"), s("v"))).collect();
+    let record = LogRecord {
+        attributes: fields,
+        ..LogRecord::default()
+    };
+    let mapped = map_request(
+        request(vec![kv("service.name", s("svc"))], None, vec![record]),
+        NOW,
+        &limits(),
+    );
+    assert_eq!(mapped.rejected.records, 1);
 }

@@ -916,8 +916,12 @@ fn a_bad_configuration_is_refused_with_its_key() {
             "multilne",
         ),
         (
-            "[client]\nurl = \"https://logs.example/loki/api/v1/push\"\n[[files]]\npaths = [\"/a\"]\n",
-            "https",
+            "[client]\nurl = \"ftp://logs.example/loki/api/v1/push\"\n[[files]]\npaths = [\"/a\"]\n",
+            "http:// or https://",
+        ),
+        (
+            "[client]\nurl = \"https://logs.example/\"\nca_file = \"/nonexistent/ca.pem\"\n[[files]]\npaths = [\"/a\"]\n",
+            "client.ca_file",
         ),
         (
             "[[files]]\npaths = [\"/a\"]\n[files.multiline]\nstart = \"(unclosed\"\n",

@@ -224,14 +224,7 @@ fn scope_metadata(
 ) -> Result<Vec<(String, String)>, Violation> {
     let mut md = Vec::new();
     for kv in &scope.attributes {
-        flatten(
-            &kv.key,
-            kv.value.as_ref(),
-            "",
-            0,
-            validate::METADATA_NAME_BYTES_MAX,
-            &mut md,
-        )?;
+        flatten_metadata(kv, &mut md)?;
     }
     if !scope.name.is_empty() {
         md.push(("scope_name".into(), scope.name.clone()));
@@ -248,6 +241,12 @@ fn scope_metadata(
     Ok(md)
 }
 
+/// Flattens one attribute into structured-metadata pairs, names held to metadata's limit.
+fn flatten_metadata(kv: &KeyValue, out: &mut Vec<(String, String)>) -> Result<(), Violation> {
+    let name_max = validate::METADATA_NAME_BYTES_MAX;
+    flatten(&kv.key, kv.value.as_ref(), "", 0, name_max, out)
+}
+
 /// One record as an entry (not yet validated).
 fn entry(
     record: LogRecord,
@@ -262,14 +261,7 @@ fn entry(
         if kv.key == "event_name" && !record.event_name.is_empty() {
             continue;
         }
-        flatten(
-            &kv.key,
-            kv.value.as_ref(),
-            "",
-            0,
-            validate::METADATA_NAME_BYTES_MAX,
-            &mut md,
-        )?;
+        flatten_metadata(kv, &mut md)?;
     }
     if record.time_unix_nano != 0 && record.observed_time_unix_nano != 0 {
         md.push((

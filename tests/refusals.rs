@@ -229,6 +229,8 @@ fn pushes_during_recovery_are_stored_exactly_when_acknowledged() {
             "24h".into(),
             "--heads-bytes-max".into(),
             (1u64 << 30).to_string(),
+            "--memory-max".into(),
+            "8GiB".into(),
         ],
         ..ServerOptions::default()
     };

@@ -196,6 +196,17 @@ impl<'a> PartReader<'a> {
         self.meta.blocks.as_slice()
     }
 
+    /// This reader with the bloom region `[bloom_offset, meta_offset)` given apart from its
+    /// tail, already checked against the footer's crc by the caller.
+    pub fn with_blooms(mut self, region: &'a [u8]) -> PartReader<'a> {
+        debug_assert_eq!(
+            region.len() as u64,
+            self.footer.meta_offset - self.footer.bloom_offset
+        );
+        self.blooms = Some(region);
+        self
+    }
+
     /// Whether bloom filters were loaded (whole file, or a tail that holds them).
     pub fn has_blooms(&self) -> bool {
         self.blooms.is_some()

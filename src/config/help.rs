@@ -11,6 +11,9 @@ use clap::{Arg, Command};
 use super::limits::*;
 use super::units::{DURATION_FORMS, SIZE_FORMS, duration_text, size_text};
 
+/// The default of the settings that `memory_max` sizes (see [`super::memory`]).
+const SHARE: &str = "a share of memory_max";
+
 /// The default of every key, as `--help` shows it, by clap argument id (the key's name).
 pub fn defaults() -> Vec<(&'static str, String)> {
     let size = |n: u64| size_text(n);
@@ -128,7 +131,16 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             "delete_request_cancel_period",
             duration_text(DELETE_REQUEST_CANCEL_PERIOD_DEFAULT),
         ),
-        ("heads_bytes_max", size(HEADS_BYTES_MAX_DEFAULT)),
+        (
+            "memory_max",
+            "128MiB + 128MiB per core, at most a quarter of the machine's memory".to_string(),
+        ),
+        ("heads_bytes_max", SHARE.to_string()),
+        ("bloom_cache_bytes_max", SHARE.to_string()),
+        (
+            "compaction_input_bytes_max",
+            format!("{SHARE}, at most 64MiB"),
+        ),
         ("wal_bytes_max", size(WAL_BYTES_MAX_DEFAULT)),
         ("core_stall_max", duration_text(CORE_STALL_MAX_DEFAULT)),
         (
@@ -142,10 +154,7 @@ pub fn defaults() -> Vec<(&'static str, String)> {
                  core) / cores, at most {CONNECTIONS_MAX_DEFAULT_CEILING}"
             ),
         ),
-        (
-            "request_bodies_bytes_max",
-            size_usize(REQUEST_BODIES_BYTES_MAX_DEFAULT),
-        ),
+        ("request_bodies_bytes_max", SHARE.to_string()),
         ("max_entries_limit_per_query", QUERY_ENTRIES_MAX.to_string()),
         ("max_query_series", QUERY_SERIES_MAX.to_string()),
         ("max_query_length", duration_text(QUERY_LENGTH_MAX_DEFAULT)),
@@ -154,10 +163,7 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             duration_text(std::time::Duration::from_secs(QUERY_TIMEOUT_SECONDS)),
         ),
         ("max_query_bytes_read", "0, no limit".to_string()),
-        (
-            "query_memory_bytes_max",
-            size(QUERY_MEMORY_BYTES_MAX_DEFAULT),
-        ),
+        ("query_memory_bytes_max", SHARE.to_string()),
         ("max_concurrent", QUERY_CONCURRENCY_DEFAULT.to_string()),
         (
             "max_outstanding_requests_per_tenant",
@@ -258,7 +264,13 @@ mod tests {
         let d = |key: &str| defaults().into_iter().find(|(k, _)| *k == key).unwrap().1;
         let size = |key: &str| crate::config::units::parse_size(&d(key)).unwrap();
         assert_eq!(size("line_bytes_max"), c.line_bytes_max as u64);
-        assert_eq!(size("heads_bytes_max"), c.heads_bytes_max);
+        assert_eq!(
+            c.memory.memory_max,
+            super::super::memory::default_memory_max(
+                super::super::memory::machine_memory_bytes(),
+                1
+            )
+        );
         assert_eq!(size("wal_segment_bytes_max"), c.wal_segment_bytes_max);
         let dur = |key: &str| {
             std::time::Duration::from_nanos(

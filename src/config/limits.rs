@@ -69,10 +69,6 @@ pub const SEAL_BYTES_DEFAULT: usize = 1 << 20;
 /// replays at most a few minutes of WAL.
 pub const SEAL_AGE_DEFAULT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Unsealed head bytes per core before every head is sealed at once: bounds memory when
-/// many small streams each stay under the seal size.
-pub const HEADS_BYTES_MAX_DEFAULT: u64 = 256 << 20;
-
 /// WAL segment files a core keeps at most by default: 4 GiB, dozens of default segments, far
 /// more than a few minutes of heads pin at the ingest rates a core sustains, and small next
 /// to a log server's disk. Past it the oldest heads are sealed early.
@@ -116,7 +112,8 @@ pub const QUERY_SERIES_MAX: usize = 500;
 /// Loki's `max_query_length` default: 30 days and 1 hour.
 pub const QUERY_LENGTH_MAX_DEFAULT: std::time::Duration =
     std::time::Duration::from_secs(721 * 3600);
-/// Memory one query's partial states may hold on one core by default.
+/// Memory one query's partial states may hold on one core where no server budget applies
+/// (the server takes its share of `memory_max` instead, see `super::memory`).
 pub const QUERY_MEMORY_BYTES_MAX_DEFAULT: u64 = 512 << 20;
 /// Queries one core runs at once by default (Loki's querier `max_concurrent` is 4).
 pub const QUERY_CONCURRENCY_DEFAULT: usize = 4;
@@ -172,15 +169,13 @@ pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 /// compressed framing around the decoded one, whose own size the decoders check.
 pub const PUSH_RAW_BODY_SLACK_BYTES: usize = 1024 * 1024;
 
-/// Bytes that the unfinished requests of one core may hold together: HTTP bodies being read
-/// and handled (with what a decoded push holds until it is durable), and syslog frames longer
-/// than a connection's first buffer. 256 MiB holds 28 of the largest raw push bodies, or
-/// several of the largest pushes decoded, far above what clients batching 1 MiB send
-/// concurrently, and it keeps a flood of large unfinished bodies (300 connections of 9 MiB
-/// once took 3 GB) within a known share of the machine. A request beyond it is answered 503
-/// with `Retry-After`, before its body is read when its length is declared. At least four
-/// times `push_body_bytes_max` (see `resolve`), so that the largest push always fits.
-pub const REQUEST_BODIES_BYTES_MAX_DEFAULT: usize = 256 << 20;
+/// Bytes that the unfinished requests of one core may hold together (HTTP bodies being read
+/// and handled, with what a decoded push holds until it is durable, and syslog frames longer
+/// than a connection's first buffer) are a share of `memory_max` (`super::memory`): a flood
+/// of large unfinished bodies (300 connections of 9 MiB once took 3 GB) stays within it. A
+/// request beyond it is answered 503 with `Retry-After`, before its body is read when its
+/// length is declared. At least four times `push_body_bytes_max` (see `resolve`), so that
+/// the largest push always fits. At most:
 pub const REQUEST_BODIES_BYTES_LIMIT: usize = 1 << 40;
 
 /// Default ceiling of the per-core connection cap (HTTP and syslog TCP together) when it is

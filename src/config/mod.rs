@@ -23,6 +23,7 @@ use crate::model::validate_tenant;
 
 pub mod help;
 pub mod limits;
+pub mod memory;
 pub mod ruler;
 pub mod syslog;
 pub mod tenants;
@@ -321,6 +322,25 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION")]
     pub delete_request_cancel_period: Option<String>,
 
+    /// Memory the whole process may use: every cache and queue sizes itself from it (see
+    /// `src/config/memory.rs`), and the server refuses to start with a budget it cannot
+    /// keep. Default: 128 MiB plus 128 MiB per core, at most a quarter of the machine.
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
+    #[serde(default, deserialize_with = "units::size_key")]
+    pub memory_max: Option<u64>,
+
+    /// Bytes of bloom filters a core keeps in memory for queries, most recently used first
+    /// (read from the part files on demand). Default: a share of `memory_max`.
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
+    #[serde(default, deserialize_with = "units::size_key")]
+    pub bloom_cache_bytes_max: Option<u64>,
+
+    /// Uncompressed line bytes one compaction merge takes in at most (a merge holds about
+    /// three times this). Default: a share of `memory_max`, at most 64 MiB.
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
+    #[serde(default, deserialize_with = "units::size_key")]
+    pub compaction_input_bytes_max: Option<u64>,
+
     /// Line bytes that a core's unsealed heads may hold before all of them are sealed at
     /// once, whatever their size or age.
     #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
@@ -520,6 +540,8 @@ pub struct Config {
     pub delete_request_cancel_period: Duration,
     pub compaction_bytes_per_second: u64,
     pub heads_bytes_max: u64,
+    /// How `memory_max` is shared (the shares above are taken from it).
+    pub memory: memory::MemoryBudget,
     pub wal_bytes_max: u64,
     pub core_stall_max: Duration,
     /// `None`: derived from RLIMIT_NOFILE when the server starts
@@ -701,6 +723,11 @@ impl ServeArgs {
                 .compaction_bytes_per_second
                 .or(file.compaction_bytes_per_second),
             heads_bytes_max: self.heads_bytes_max.or(file.heads_bytes_max),
+            memory_max: self.memory_max.or(file.memory_max),
+            bloom_cache_bytes_max: self.bloom_cache_bytes_max.or(file.bloom_cache_bytes_max),
+            compaction_input_bytes_max: self
+                .compaction_input_bytes_max
+                .or(file.compaction_input_bytes_max),
             wal_bytes_max: self.wal_bytes_max.or(file.wal_bytes_max),
             core_stall_max: self.core_stall_max.or(file.core_stall_max),
             connections_max: self.connections_max.or(file.connections_max),
@@ -975,12 +1002,6 @@ impl ServeArgs {
             COMPACTION_BYTES_PER_SECOND_DEFAULT,
             BUDGET_BYTES_MIN..=BUDGET_BYTES_LIMIT,
         )?;
-        let heads_bytes_max = size(
-            "heads_bytes_max",
-            self.heads_bytes_max,
-            HEADS_BYTES_MAX_DEFAULT,
-            BUDGET_BYTES_MIN..=BUDGET_BYTES_LIMIT,
-        )?;
         let wal_bytes_max = size(
             "wal_bytes_max",
             self.wal_bytes_max,
@@ -1009,12 +1030,54 @@ impl ServeArgs {
         // The largest push must fit whole, or its client would be refused forever: its raw
         // body, its lines decoded and encoded (twice its decoded size), and the entries' own
         // structures (as much again for short lines).
-        let request_bodies_bytes_max = size(
-            "request_bodies_bytes_max",
-            self.request_bodies_bytes_max,
-            REQUEST_BODIES_BYTES_MAX_DEFAULT,
-            4 * push_body_bytes_max + PUSH_RAW_BODY_SLACK_BYTES..=REQUEST_BODIES_BYTES_LIMIT,
+        let request_floor = 4 * push_body_bytes_max + PUSH_RAW_BODY_SLACK_BYTES;
+        // Explicit shares are checked against their own bounds first, then the budget.
+        let given = |key: &str, value: Option<u64>, min: u64| {
+            value
+                .map(|v| size(key, Some(v), v, min..=BUDGET_BYTES_LIMIT))
+                .transpose()
+        };
+        let asked = memory::MemoryAsked {
+            memory_max: given("memory_max", self.memory_max, BUDGET_BYTES_MIN)?,
+            heads_bytes_max: given(
+                "heads_bytes_max",
+                self.heads_bytes_max,
+                memory::HEADS_BYTES_MIN.min(BUDGET_BYTES_MIN),
+            )?,
+            request_bodies_bytes_max: self
+                .request_bodies_bytes_max
+                .map(|v| {
+                    size(
+                        "request_bodies_bytes_max",
+                        Some(v),
+                        v,
+                        request_floor..=REQUEST_BODIES_BYTES_LIMIT,
+                    )
+                })
+                .transpose()?
+                .map(|v| v as u64),
+            query_memory_bytes_max: self.query_memory_bytes_max,
+            bloom_cache_bytes_max: given(
+                "bloom_cache_bytes_max",
+                self.bloom_cache_bytes_max,
+                memory::BLOOM_CACHE_BYTES_MIN,
+            )?,
+            compaction_input_bytes_max: given(
+                "compaction_input_bytes_max",
+                self.compaction_input_bytes_max,
+                BUDGET_BYTES_MIN,
+            )?,
+        };
+        let memory = memory::plan(
+            asked,
+            cores,
+            memory::machine_memory_bytes(),
+            request_floor as u64,
         )?;
+        let mut query = query;
+        query.query_memory_bytes_max = memory.query_memory_bytes_max;
+        let heads_bytes_max = memory.heads_bytes_max;
+        let request_bodies_bytes_max = memory.request_bodies_bytes_max as usize;
         let ruler = self.ruler_config(&data_dir, &http_addr, &syslog_tenant)?;
         Ok(Config {
             ruler,
@@ -1023,6 +1086,7 @@ impl ServeArgs {
             connections_max,
             request_bodies_bytes_max,
             heads_bytes_max,
+            memory,
             wal_bytes_max,
             core_stall_max,
             seal_bytes,

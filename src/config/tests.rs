@@ -111,6 +111,8 @@ fn sizes_take_units_in_flags_and_file() {
         "16MiB",
         "--heads-bytes-max",
         "1GB",
+        "--memory-max",
+        "8GiB",
         "--retention-max-bytes",
         "500GiB",
         "--syslog-frame-bytes-max",
@@ -123,6 +125,17 @@ fn sizes_take_units_in_flags_and_file() {
     assert_eq!(c.push_body_bytes_max, 4 << 20);
     assert_eq!(c.wal_segment_bytes_max, 16 << 20);
     assert_eq!(c.heads_bytes_max, 1_000_000_000);
+    assert_eq!(c.memory.memory_max, 8 << 30);
+    // A share that the budget cannot hold is refused by name, before anything starts.
+    let e = flags(&["--heads-bytes-max", "1GB", "--memory-max", "256MiB"])
+        .unwrap()
+        .resolve(1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("memory_max") && e.contains("heads_bytes_max"),
+        "{e}"
+    );
     assert_eq!(c.retention_max_bytes, 500 << 30);
     assert_eq!(c.syslog_frame_bytes_max, 8192);
     let c = file(
@@ -286,7 +299,10 @@ fn listen_summary_reads_as_words() {
 fn admission_keys() {
     let c = ServeArgs::default().resolve(2).unwrap();
     assert_eq!(c.connections_max, None, "derived at start");
-    assert_eq!(c.request_bodies_bytes_max, REQUEST_BODIES_BYTES_MAX_DEFAULT);
+    assert_eq!(
+        c.request_bodies_bytes_max as u64,
+        c.memory.request_bodies_bytes_max
+    );
     let from_file = file("connections_max = 500\nrequest_bodies_bytes_max = \"64MiB\"\n").unwrap();
     let c = ServeArgs::default().over(from_file).resolve(2).unwrap();
     assert_eq!(c.connections_max, Some(500));

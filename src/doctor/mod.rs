@@ -140,8 +140,10 @@ fn resolve(args: ServeArgs, available: usize) -> (Option<Config>, Option<usize>,
         }
     };
     let requested = loaded.cores;
+    // Cores this host does not have are reported apart; the rest of the configuration
+    // (the memory budget too) is checked for the cores asked for when the host has them.
     let without_cores = ServeArgs {
-        cores: None,
+        cores: requested.filter(|&c| c >= 1 && c <= available),
         ..loaded
     };
     match without_cores.resolve(available) {

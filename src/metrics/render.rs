@@ -427,6 +427,7 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
     );
 
     edge(&mut out, &shards);
+    memory(&mut out, &shards);
 
     header(
         &mut out,
@@ -609,6 +610,108 @@ fn edge(out: &mut String, shards: &[&ShardMetrics]) {
          budget.",
         |s| s.edge.body_bytes_held,
     );
+}
+
+/// The memory budget (`memory_max`), each core's shares of it and what they hold now, and
+/// the process's resident memory beside them.
+fn memory(out: &mut String, shards: &[&ShardMetrics]) {
+    if let Some(b) = shards.iter().find_map(|s| s.memory.budget) {
+        simple(
+            out,
+            "shardlog_memory_max_bytes",
+            "gauge",
+            "The memory budget of the process (memory_max).",
+            b.memory_max,
+        );
+    }
+    let (resident, peak) = process_resident_bytes();
+    simple(
+        out,
+        "shardlog_memory_resident_bytes",
+        "gauge",
+        "Resident memory of the process now (VmRSS).",
+        resident,
+    );
+    simple(
+        out,
+        "shardlog_memory_resident_peak_bytes",
+        "gauge",
+        "The most resident memory the process has had (VmHWM).",
+        peak,
+    );
+    header(
+        out,
+        "shardlog_memory_budget_bytes",
+        "gauge",
+        "Each core's share of memory_max by use, at its worst-case cost: base, heads (live \
+         and sealing heads, their slack and encoded parts), requests, queries (one query's \
+         states), blooms (cache) and compaction (one merge).",
+    );
+    for s in shards {
+        let Some(b) = s.memory.budget else { continue };
+        for (name, bytes) in b.charges() {
+            let _ = writeln!(
+                out,
+                "shardlog_memory_budget_bytes{{shard=\"{}\",use=\"{name}\"}} {bytes}",
+                s.shard
+            );
+        }
+    }
+    header(
+        out,
+        "shardlog_memory_used_bytes",
+        "gauge",
+        "What each core holds now, by use: heads (unsealed entries, live and sealing), \
+         requests (unfinished bodies), blooms (bloom cache), part_metadata (resident part \
+         tails).",
+    );
+    for s in shards {
+        let m = &s.memory;
+        for (name, bytes) in [
+            ("heads", m.heads_bytes),
+            ("requests", m.requests_bytes),
+            ("blooms", m.blooms_bytes),
+            ("part_metadata", m.part_metadata_bytes),
+        ] {
+            let _ = writeln!(
+                out,
+                "shardlog_memory_used_bytes{{shard=\"{}\",use=\"{name}\"}} {bytes}",
+                s.shard
+            );
+        }
+    }
+    for (name, help, get) in [
+        (
+            "shardlog_bloom_cache_hits_total",
+            "Bloom regions a query found in the core's cache.",
+            (|m| m.bloom_cache_hits) as fn(&crate::shard::MemoryMetrics) -> u64,
+        ),
+        (
+            "shardlog_bloom_cache_misses_total",
+            "Bloom regions a query read from their part file.",
+            |m| m.bloom_cache_misses,
+        ),
+        (
+            "shardlog_bloom_cache_evictions_total",
+            "Bloom regions dropped from the cache to make room for others.",
+            |m| m.bloom_cache_evictions,
+        ),
+    ] {
+        per_shard(out, shards, name, "counter", help, |s| get(&s.memory));
+    }
+}
+
+/// The process's resident bytes now and at most (`VmRSS`, `VmHWM`); 0 where unknown.
+fn process_resident_bytes() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -848,10 +951,32 @@ mod tests {
                 http_requests_over_budget: 4,
                 ..Default::default()
             },
+            memory: crate::shard::MemoryMetrics {
+                budget: Some(
+                    crate::config::memory::plan(
+                        crate::config::memory::MemoryAsked::default(),
+                        2,
+                        24 << 30,
+                        33 << 20,
+                    )
+                    .unwrap(),
+                ),
+                heads_bytes: 1234,
+                blooms_bytes: 4096,
+                ..Default::default()
+            },
         };
         let mut other_core = m.clone();
         other_core.shard = 0;
         let text = render(&[m, other_core], true);
+        assert!(
+            text.contains("shardlog_memory_max_bytes 402653184"),
+            "{text}"
+        );
+        assert!(text.contains("shardlog_memory_used_bytes{shard=\"1\",use=\"heads\"} 1234"));
+        assert!(text.contains("shardlog_memory_used_bytes{shard=\"0\",use=\"blooms\"} 4096"));
+        assert!(text.contains("shardlog_memory_budget_bytes{shard=\"1\",use=\"compaction\"}"));
+        assert!(text.contains("shardlog_memory_resident_peak_bytes "));
         assert!(text.contains("shardlog_tenant_ingested_lines_total{tenant=\"team-a\"} 14"));
         assert!(text.contains("shardlog_tenant_active_streams{tenant=\"team-a\"} 6"));
         assert!(text.contains("shardlog_tenant_ingested_bytes_total{tenant=\"team-a\"} 140"));

@@ -455,6 +455,7 @@ async fn serve_core(
     );
     let shard = Rc::new(Shard::new(id));
     shard.set_query_concurrency(config.query.max_concurrent);
+    shard.set_memory_budget(config.memory);
     shard.query_pacer.configure(
         ingest_tq,
         query_tq,

@@ -243,6 +243,25 @@ pub struct ShardMetrics {
     pub wal: Option<WalStats>,
     pub storage: StorageMetrics,
     pub edge: crate::metrics::edge::EdgeMetrics,
+    pub memory: MemoryMetrics,
+}
+
+/// The core's share of `memory_max` and what it holds now, for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryMetrics {
+    /// The budget as started (`None`: a shard made outside the server).
+    pub budget: Option<crate::config::memory::MemoryBudget>,
+    /// Unsealed entries: live heads and seal rounds in progress.
+    pub heads_bytes: u64,
+    /// Unfinished requests (the edge's count).
+    pub requests_bytes: u64,
+    /// Bloom filters kept for queries, and the cache's hits, misses and evictions.
+    pub blooms_bytes: u64,
+    pub bloom_cache_hits: u64,
+    pub bloom_cache_misses: u64,
+    pub bloom_cache_evictions: u64,
+    /// Part metadata held resident.
+    pub part_metadata_bytes: u64,
 }
 
 /// The part stores and scans of one shard, for `/metrics`.
@@ -250,7 +269,7 @@ pub struct ShardMetrics {
 pub struct StorageMetrics {
     pub parts: u64,
     pub part_bytes: u64,
-    /// Bytes of part tails (metadata, blooms) held in memory.
+    /// Bytes of part tails (metadata; blooms are in the bloom cache) held in memory.
     pub part_resident_bytes: u64,
     pub parts_written: u64,
     pub part_bytes_written: u64,
@@ -337,6 +356,26 @@ impl Shard {
         m
     }
 
+    /// The budget's use on this core, for [`ShardMetrics::memory`].
+    fn memory_metrics(&self) -> MemoryMetrics {
+        let blooms = self.bloom_cache();
+        MemoryMetrics {
+            budget: self.memory_budget.get(),
+            heads_bytes: self.head_bytes.get() + self.sealing_bytes.get(),
+            requests_bytes: self.edge.body_bytes_held(),
+            blooms_bytes: blooms.held_bytes(),
+            bloom_cache_hits: blooms.counters.hits.get(),
+            bloom_cache_misses: blooms.counters.misses.get(),
+            bloom_cache_evictions: blooms.counters.evictions.get(),
+            part_metadata_bytes: self
+                .all_stores()
+                .iter()
+                .flat_map(|s| s.parts())
+                .map(|p| p.resident_bytes())
+                .sum(),
+        }
+    }
+
     /// Everything `/metrics` shows of this shard, as it is now.
     pub fn metrics(&self) -> ShardMetrics {
         let c = &self.counters;
@@ -367,6 +406,7 @@ impl Shard {
             wal: self.wal.borrow().as_ref().map(|w| w.stats()),
             storage: self.storage_metrics(),
             edge: self.edge.snapshot(),
+            memory: self.memory_metrics(),
         }
     }
 }

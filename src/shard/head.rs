@@ -19,6 +19,31 @@ use std::sync::Arc;
 use super::dedupe::{Candidate, EQUAL_TS_SCAN_MAX, HeadIndex};
 use crate::model::{Labels, StreamId, TimestampNs};
 
+/// Per entry: its timestamp (8 bytes), line end (8) and metadata end (4).
+const ENTRY_HELD_BYTES: usize = 8 + 8 + 4;
+/// Per structured-metadata pair: its key index and value end.
+const PAIR_HELD_BYTES: usize = 4 + 4;
+/// Columns at least this large grow by a quarter rather than double, so that a head just
+/// past the seal size does not hold twice its bytes. glibc serves blocks this large with
+/// their own mappings (`runtime::allocator`), which `realloc` moves with `mremap`, without
+/// copying: growing by steps costs little.
+const GROW_BY_QUARTER_BYTES: usize = 256 << 10;
+
+/// Makes room for `extra` more items in `column`: by doubling while it is small, then by a
+/// quarter of its size, so that capacity stays within 25% of the length.
+fn grow_for<T>(column: &mut Vec<T>, extra: usize) {
+    let needed = column.len() + extra;
+    if needed <= column.capacity() {
+        return;
+    }
+    let bytes = column.capacity() * std::mem::size_of::<T>();
+    if bytes < GROW_BY_QUARTER_BYTES {
+        column.reserve(extra);
+    } else {
+        column.reserve_exact(extra.max(column.capacity() / 4));
+    }
+}
+
 /// One stream's head.
 pub struct StreamHead {
     pub id: StreamId,
@@ -190,8 +215,11 @@ impl StreamHead {
         self.equal_ts_run_max = self.equal_ts_run_max.max(self.equal_ts_run);
         self.min_ts = self.min_ts.min(ts);
         self.max_ts = self.max_ts.max(ts);
+        grow_for(&mut self.timestamps, 1);
         self.timestamps.push(ts);
+        grow_for(&mut self.line_bytes, line.len());
         self.line_bytes.extend_from_slice(line.as_bytes());
+        grow_for(&mut self.line_ends, 1);
         self.line_ends.push(self.line_bytes.len() as u64);
         for (k, v) in metadata {
             let key = match self.metadata_keys.iter().position(|known| &**known == *k) {
@@ -305,6 +333,18 @@ impl StreamHead {
 
     pub fn line_bytes_total(&self) -> u64 {
         self.line_bytes.len() as u64
+    }
+
+    /// The memory this head's entries hold, as the core's budget counts it: line and
+    /// metadata bytes, and per entry its timestamp, line end and metadata end, per pair its
+    /// key and value end. Exact in lengths (capacity beyond them is bounded by
+    /// [`grow_for`]); a function of the entries only, so that adding it up on append and
+    /// taking it off on seal leaves nothing behind.
+    pub fn held_bytes(&self) -> u64 {
+        (self.line_bytes.len()
+            + self.metadata_values.len()
+            + ENTRY_HELD_BYTES * self.timestamps.len()
+            + PAIR_HELD_BYTES * self.metadata_pairs.len()) as u64
     }
 
     /// Whether any entry may fall in `[start, end)`.

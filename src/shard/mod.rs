@@ -35,7 +35,9 @@ use crate::metrics::{Histogram, REQUEST_LATENCY_BUCKETS};
 use crate::model::{BatchItem, BatchReader, Duplicates, Labels, StreamId, TimestampNs};
 use crate::query::merge::Partial;
 use crate::wal::Wal;
-pub use counters::{CoreCounters, DiscardReason, ShardMetrics, StorageMetrics, TenantCounts};
+pub use counters::{
+    CoreCounters, DiscardReason, MemoryMetrics, ShardMetrics, StorageMetrics, TenantCounts,
+};
 pub use health::{AppendError, NotReady, Refusal};
 use index::Streams;
 
@@ -43,6 +45,10 @@ use index::Streams;
 /// it is refused with 503: a seal round usually ends within this, and a client that waits
 /// longer for its answer is better told to retry.
 pub const HEADS_FULL_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The bloom cache of a shard made outside the server (tests, tools): the server sizes it
+/// from `memory_max` ([`Shard::set_memory_budget`]).
+pub const BLOOM_CACHE_BYTES_DEFAULT: u64 = 16 << 20;
 
 /// How often a syslog batch refused for lack of space is tried again (the WAL's preparer
 /// retries at about this pace too).
@@ -238,9 +244,10 @@ pub struct Shard {
     pending: RefCell<std::collections::VecDeque<PendingBatch>>,
     /// Highest WAL seq applied to the heads.
     applied_seq: std::cell::Cell<u64>,
-    /// Line bytes in live heads, to seal early when memory fills.
+    /// Bytes live heads hold ([`head::StreamHead::held_bytes`]), to seal early when memory
+    /// fills.
     head_bytes: std::cell::Cell<u64>,
-    /// Line bytes of heads taken by seal rounds not committed yet.
+    /// Bytes held by heads taken by seal rounds not committed yet.
     sealing_bytes: std::cell::Cell<u64>,
     /// Notified when a seal round ends: appends waiting for memory re-check.
     sealed: crate::runtime::wake::Event,
@@ -248,6 +255,10 @@ pub struct Shard {
     /// serves read-only.
     store: RefCell<Option<Rc<crate::store::Store>>>,
     foreign_stores: RefCell<Vec<Rc<crate::store::Store>>>,
+    /// Bloom filters of this shard's parts (and those it serves) that queries read lately.
+    bloom_cache: RefCell<Rc<crate::store::bloom_cache::BloomCache>>,
+    /// This core's share of `memory_max`, for `/metrics`.
+    memory_budget: std::cell::Cell<Option<crate::config::memory::MemoryBudget>>,
     /// Heads taken by a seal round whose parts are not in the manifest yet: still read by
     /// queries until the round commits.
     sealing: RefCell<Vec<Arc<seal::SealingSet>>>,
@@ -321,7 +332,25 @@ impl Shard {
             ))),
             tails: Default::default(),
             deletes: Default::default(),
+            bloom_cache: RefCell::new(Rc::new(crate::store::bloom_cache::BloomCache::new(
+                BLOOM_CACHE_BYTES_DEFAULT,
+            ))),
+            memory_budget: std::cell::Cell::new(None),
         }
+    }
+
+    /// Takes this core's share of the memory budget: sizes the bloom cache, and shows the
+    /// shares in `/metrics` (set before the shard answers queries).
+    pub fn set_memory_budget(&self, budget: crate::config::memory::MemoryBudget) {
+        *self.bloom_cache.borrow_mut() = Rc::new(crate::store::bloom_cache::BloomCache::new(
+            budget.bloom_cache_bytes_max,
+        ));
+        self.memory_budget.set(Some(budget));
+    }
+
+    /// The cache of bloom filters that queries read.
+    pub fn bloom_cache(&self) -> Rc<crate::store::bloom_cache::BloomCache> {
+        Rc::clone(&self.bloom_cache.borrow())
     }
 
     /// How many query parts this shard runs at once (set before it answers queries).
@@ -544,9 +573,10 @@ impl Shard {
                         self.tails
                             .offer(tenant, head.id, &head.labels, ts, line, &metadata);
                     }
+                    let before = head.held_bytes();
                     head.push(ts, line, &metadata);
                     entries += 1;
-                    bytes += line.len() as u64;
+                    bytes += head.held_bytes() - before;
                 }
             }
         }

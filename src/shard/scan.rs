@@ -420,7 +420,13 @@ impl Shard {
         sink: &mut dyn ScanSink,
         (block, ahead): (&mut DecodedBlock, &mut ReadAhead),
     ) -> Result<(), ScanError> {
-        let reader = part.reader();
+        // Blooms are read (or found in the cache) only for queries they can prune.
+        let blooms = if spec.bloom.is_empty() {
+            None
+        } else {
+            part.blooms(&self.bloom_cache()).await?
+        };
+        let reader = part.reader_with(blooms.as_deref());
         let Some(si) = reader.meta().stream_index(id) else {
             return Ok(());
         };

@@ -69,6 +69,7 @@ impl SealSettings {
             ..StoreOptions::default()
         };
         store.compact.zstd_level = c.zstd_level;
+        store.compaction.input_uncompressed_bytes_max = c.memory.compaction_input_bytes_max;
         store.seal.zstd_level = c.seal_zstd_level;
         store.seal.block_bytes_target = c.seal_bytes.clamp(
             crate::chunk::part::BLOCK_BYTES_TARGET_MIN,
@@ -115,8 +116,8 @@ pub enum SealMode {
 pub struct SealingSet {
     pub heads: Vec<StreamHead>,
     by_id: AHashMap<StreamId, usize>,
-    /// Line bytes of the heads (counted in the shard's unsealed bytes until committed).
-    line_bytes: u64,
+    /// Bytes the heads hold (counted in the shard's unsealed bytes until committed).
+    held_bytes: u64,
     /// The foreign WAL these heads came from and through which seq (see [`SealMode`]).
     foreign: Option<(u32, u64)>,
 }
@@ -124,11 +125,11 @@ pub struct SealingSet {
 impl SealingSet {
     pub(super) fn new(heads: Vec<StreamHead>, foreign: Option<(u32, u64)>) -> SealingSet {
         let by_id = heads.iter().enumerate().map(|(i, h)| (h.id, i)).collect();
-        let line_bytes = heads.iter().map(|h| h.line_bytes_total()).sum();
+        let held_bytes = heads.iter().map(|h| h.held_bytes()).sum();
         SealingSet {
             heads,
             by_id,
-            line_bytes,
+            held_bytes,
             foreign,
         }
     }
@@ -195,9 +196,9 @@ impl Shard {
         }
         let set = Arc::new(SealingSet::new(taken, foreign));
         self.head_bytes
-            .set(self.head_bytes.get().saturating_sub(set.line_bytes));
+            .set(self.head_bytes.get().saturating_sub(set.held_bytes));
         self.sealing_bytes
-            .set(self.sealing_bytes.get() + set.line_bytes);
+            .set(self.sealing_bytes.get() + set.held_bytes);
         self.sealing.borrow_mut().push(set.clone());
         self.finish_round(&store, &set, settings).await
     }
@@ -215,7 +216,7 @@ impl Shard {
         match &result {
             Ok(_) => {
                 self.sealing_bytes
-                    .set(self.sealing_bytes.get().saturating_sub(set.line_bytes));
+                    .set(self.sealing_bytes.get().saturating_sub(set.held_bytes));
                 if let Some(why) = self.seal_failed.borrow_mut().take() {
                     eprintln!("shard {}: sealing works again (it failed: {why})", self.id);
                 }

@@ -64,6 +64,10 @@ pub const FAILURE_MARKERS: &[&str] = &[
     "invariant broken",
 ];
 
+/// The memory budget of every incarnation: the profiles' heads budgets (up to 256 MiB per
+/// core) with the default shares of the rest.
+pub const SOAK_MEMORY_MAX: &str = "2GiB";
+
 /// Server settings of one incarnation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Profile {
@@ -327,6 +331,8 @@ impl Supervisor {
             .args(["--seal-bytes", profile.seal_bytes])
             .args(["--seal-age", profile.seal_age])
             .args(["--heads-bytes-max", profile.heads_bytes_max])
+            // Room for the profiles' heads beside the default shares of everything else.
+            .args(["--memory-max", SOAK_MEMORY_MAX])
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null());
         // A soak that is itself killed (a test's timeout, a closed terminal) must not leave

@@ -1,15 +1,20 @@
-//! One part file of a store, open for queries: its tail (blooms, metadata, footer) held in an
-//! aligned buffer and read in place, and the open file, from which blocks are read on demand.
+//! One part file of a store, open for queries: its tail (metadata, footer) held in an aligned
+//! buffer and read in place, and the open file, from which blocks and bloom filters are read
+//! on demand.
 //!
 //! The tail is checked whole once, at load ([`PartReader::open_tail`]: crcs, rkyv validation,
 //! field limits); each query re-opens it without checks ([`LoadedPart::reader`]), since the
-//! buffer is immutable from then on. Blocks are checked (crc, fields) every time they are
-//! decoded. An open part keeps its file descriptor, so retention can unlink the file while a
-//! query still reads it.
+//! buffer is immutable from then on. The bloom region is read when a query can use it, checked
+//! against its crc, and kept in the shard's bounded [`BloomCache`] rather than with the part:
+//! resident memory then does not grow with the data stored. Blocks are checked (crc, fields)
+//! every time they are decoded. An open part keeps its file descriptor, so retention can
+//! unlink the file while a query still reads it.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use super::StoreError;
+use super::bloom_cache::{BloomCache, BloomRegion};
 use super::manifest::PartEntry;
 use crate::chunk::{DecodedBlock, PART_ALIGN_BYTES, PartFooter, PartReader, footer_block_offset};
 use crate::storage::{Disk, DiskFile, ReadBuf};
@@ -77,7 +82,7 @@ impl LoadedPart {
             .await
             .map_err(io("reading a part's footer"))?;
         let footer = PartFooter::decode(&block, len, path)?;
-        let tail_offset = footer.tail_offset_with_blooms();
+        let tail_offset = footer.tail_offset_meta_only();
         let tail = file
             .read_at(tail_offset, (len - tail_offset) as usize)
             .await
@@ -107,6 +112,69 @@ impl LoadedPart {
         unsafe {
             PartReader::reopen_verified_tail(&self.tail, self.tail_offset, self.footer, &self.path)
         }
+    }
+
+    /// The metadata read in place, with the bloom filters of `blooms` (from
+    /// [`Self::blooms`]) when given.
+    pub fn reader_with<'a>(&'a self, blooms: Option<&'a BloomRegion>) -> PartReader<'a> {
+        let reader = self.reader();
+        match blooms {
+            Some(region) => reader.with_blooms(region.bytes()),
+            None => reader,
+        }
+    }
+
+    /// The part's bloom region, from `cache` or read from the file (and then kept there);
+    /// `None` when the part has none or its tail holds them ([`Self::reader`] has them then).
+    /// A region whose crc does not match is
+    /// [`StoreError::Corruption`] with the file and offset, as a rotten block is.
+    pub async fn blooms(&self, cache: &BloomCache) -> Result<Option<Rc<BloomRegion>>, StoreError> {
+        let f = &self.footer;
+        // No blooms, or the tail read at open holds them (they share its last block).
+        if f.meta_offset <= f.bloom_offset || self.tail_offset <= f.bloom_offset {
+            return Ok(None);
+        }
+        if let Some(region) = cache.get(&self.path) {
+            return Ok(Some(region));
+        }
+        let start = f.tail_offset_with_blooms();
+        let end = f.meta_offset.next_multiple_of(PART_ALIGN_BYTES as u64);
+        let buf = self
+            .file
+            .read_at(start, (end - start) as usize)
+            .await
+            .map_err(|source| StoreError::Io {
+                path: self.path.clone(),
+                op: "reading a part's bloom filters",
+                source,
+            })?;
+        let len = (f.meta_offset - f.bloom_offset) as usize;
+        let at = (f.bloom_offset - start) as usize;
+        if buf.len() < at + len {
+            return Err(StoreError::Corruption {
+                path: self.path.clone(),
+                offset: start + buf.len() as u64,
+                what: "the file ended inside its bloom filters".into(),
+            });
+        }
+        let computed = crc32c::crc32c(&buf[at..at + len]);
+        if computed != f.bloom_crc32c {
+            return Err(StoreError::Corruption {
+                path: self.path.clone(),
+                offset: f.bloom_offset,
+                what: format!(
+                    "bloom region checksum mismatch (stored {:#010x}, computed {computed:#010x})",
+                    f.bloom_crc32c
+                ),
+            });
+        }
+        let region = Rc::new(BloomRegion {
+            buf,
+            start: at,
+            len,
+        });
+        cache.insert(&self.path, Rc::clone(&region));
+        Ok(Some(region))
     }
 
     /// Bytes held in memory for this part (its tail).

@@ -251,6 +251,8 @@ pub struct Shard {
     sealing_bytes: std::cell::Cell<u64>,
     /// Notified when a seal round ends: appends waiting for memory re-check.
     sealed: crate::runtime::wake::Event,
+    /// Set when the live heads pass `heads_bytes_max`: the sealer starts a round at once.
+    seal_wanted: crate::runtime::wake::Signal,
     /// This shard's part store, and the stores of shard numbers beyond the core count that it
     /// serves read-only.
     store: RefCell<Option<Rc<crate::store::Store>>>,
@@ -314,6 +316,7 @@ impl Shard {
             head_bytes: std::cell::Cell::new(0),
             sealing_bytes: std::cell::Cell::new(0),
             sealed: crate::runtime::wake::Event::default(),
+            seal_wanted: crate::runtime::wake::Signal::default(),
             store: RefCell::new(None),
             foreign_stores: RefCell::new(Vec::new()),
             sealing: RefCell::new(Vec::new()),
@@ -584,6 +587,11 @@ impl Shard {
             self.applied_seq.set(self.applied_seq.get().max(seq));
         }
         self.head_bytes.set(self.head_bytes.get() + bytes);
+        if let Some(settings) = self.seal_settings.get()
+            && self.head_bytes.get() > settings.heads_bytes_max
+        {
+            self.seal_wanted.notify();
+        }
         if sealed.is_none() {
             self.counters.discard(DiscardReason::Duplicate, duplicates);
         }

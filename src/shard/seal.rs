@@ -346,15 +346,24 @@ impl Shard {
         }
     }
 
-    /// The sealer, until the shard closes: every tick, seal due heads; after a failed
-    /// round, try again after a backoff that doubles up to [`SEAL_RETRY_MAX`].
+    /// The sealer, until the shard closes: every tick, or as soon as the live heads pass
+    /// `heads_bytes_max`, seal due heads; after a failed round, try again after a backoff
+    /// that doubles up to [`SEAL_RETRY_MAX`].
     pub async fn run_sealer(self: std::rc::Rc<Self>) {
         let Some(settings) = self.seal_settings.get() else {
             return;
         };
         let mut wait = settings.tick();
         loop {
-            glommio::timer::sleep(wait).await;
+            if wait <= settings.tick() {
+                // Heads over their budget wake the sealer at once (see `Shard::apply`): at
+                // full ingest a tick is tens of MiB of lines.
+                futures_lite::future::or(glommio::timer::sleep(wait), self.seal_wanted.wait())
+                    .await;
+            } else {
+                // Backing off after a failure: pressure does not cut the backoff short.
+                glommio::timer::sleep(wait).await;
+            }
             if self.wal.borrow().is_none() {
                 return;
             }

@@ -21,6 +21,10 @@ use crate::model::{Labels, StreamId, TimestampNs};
 
 /// Per entry: its timestamp (8 bytes), line end (8) and metadata end (4).
 const ENTRY_HELD_BYTES: usize = 8 + 8 + 4;
+/// Per head with entries: what sealing it costs beyond its entries (its stream's labels,
+/// postings and block headers in the part's metadata, the round's per-stream maps). A
+/// million one-line streams are mostly this, and the heads budget must see it.
+const STREAM_HELD_BYTES: usize = 256;
 /// Per structured-metadata pair: its key index and value end.
 const PAIR_HELD_BYTES: usize = 4 + 4;
 /// Columns at least this large grow by a quarter rather than double, so that a head just
@@ -336,12 +340,16 @@ impl StreamHead {
     }
 
     /// The memory this head's entries hold, as the core's budget counts it: line and
-    /// metadata bytes, and per entry its timestamp, line end and metadata end, per pair its
-    /// key and value end. Exact in lengths (capacity beyond them is bounded by
+    /// metadata bytes, per entry its timestamp, line end and metadata end, per pair its key
+    /// and value end, and what sealing the stream costs ([`STREAM_HELD_BYTES`]). Exact in lengths (capacity beyond them is bounded by
     /// [`grow_for`]); a function of the entries only, so that adding it up on append and
     /// taking it off on seal leaves nothing behind.
     pub fn held_bytes(&self) -> u64 {
-        (self.line_bytes.len()
+        if self.timestamps.is_empty() {
+            return 0;
+        }
+        (STREAM_HELD_BYTES
+            + self.line_bytes.len()
             + self.metadata_values.len()
             + ENTRY_HELD_BYTES * self.timestamps.len()
             + PAIR_HELD_BYTES * self.metadata_pairs.len()) as u64

@@ -5,7 +5,9 @@
 //!    `seal_age`, or every head when memory for heads runs out, at shutdown, or when a
 //!    foreign WAL was replayed) and keeps them readable as a [`SealingSet`];
 //! 2. sorts each head's entries by time and groups them by (tenant, partition); encodes one
-//!    part per group off the core ([`crate::store::encode_off_core`]);
+//!    part per group off the core ([`crate::store::encode_off_core`]), and there too hashes
+//!    the entries the duplicate check will remember (no step on the core touches every
+//!    entry: that would hold every acknowledgement for its duration);
 //! 3. writes each part durably ([`crate::store::Store::write_part`]);
 //! 4. replaces the manifest with the new parts, the streams' `sealed_through` watermarks
 //!    (the last WAL seq in each taken head) and the new checkpoint (the first seq still held
@@ -247,11 +249,13 @@ impl Shard {
     ) -> Result<u64, StoreError> {
         let opts = settings.store.seal;
         let partition_ns = settings.store.partition_ns;
-        let encoded = encode_off_core(store.disk(), set.clone(), move |set| {
-            encode_sealing_set(set, &opts, partition_ns)
+        // The duplicate check's fingerprints of the set are made with the parts, off the
+        // core: they touch every entry (see `dedupe::sealed_runs`).
+        let (parts, fingerprints) = encode_off_core(store.disk(), set.clone(), move |set| {
+            let parts = encode_sealing_set(set, &opts, partition_ns)?;
+            Ok((parts, super::dedupe::sealed_runs(&set.heads)))
         })
         .await?;
-        let parts = encoded;
         let mut added = Vec::with_capacity(parts.len());
         let mut entries = 0;
         for p in parts {
@@ -289,7 +293,7 @@ impl Shard {
                 self.scan_pins.retire(set);
                 // The duplicate check stops finding these heads in `sealing`: it finds
                 // their fingerprints from now on.
-                self.remember_sealed_heads(&set.heads);
+                self.remember_sealed_runs(fingerprints);
             })
             .await?;
         store.counters.sealed_entries.add(entries);

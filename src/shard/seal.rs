@@ -33,7 +33,7 @@ use super::head::StreamHead;
 use crate::chunk::{EntryInput, PartWriterOptions, StreamBlockInput, encode_part};
 use crate::config::Config;
 use crate::model::{StreamId, TimestampNs};
-use crate::store::{Change, NewPart, StoreError, StoreOptions, encode_off_core, paths};
+use crate::store::{Change, Encoder, NewPart, StoreError, StoreOptions, encode_off_core, paths};
 
 /// How often the sealer looks for due heads.
 pub const SEAL_TICK_MAX: Duration = Duration::from_millis(250);
@@ -251,11 +251,12 @@ impl Shard {
         let partition_ns = settings.store.partition_ns;
         // The duplicate check's fingerprints of the set are made with the parts, off the
         // core: they touch every entry (see `dedupe::sealed_runs`).
-        let (parts, fingerprints) = encode_off_core(store.disk(), set.clone(), move |set| {
-            let parts = encode_sealing_set(set, &opts, partition_ns)?;
-            Ok((parts, super::dedupe::sealed_runs(&set.heads)))
-        })
-        .await?;
+        let (parts, fingerprints) =
+            encode_off_core(store.disk(), Encoder::Seal, set.clone(), move |set| {
+                let parts = encode_sealing_set(set, &opts, partition_ns)?;
+                Ok((parts, super::dedupe::sealed_runs(&set.heads)))
+            })
+            .await?;
         let mut added = Vec::with_capacity(parts.len());
         let mut entries = 0;
         for p in parts {

@@ -33,7 +33,9 @@ use super::head::StreamHead;
 use crate::chunk::{EntryInput, PartWriterOptions, StreamBlockInput, encode_part};
 use crate::config::Config;
 use crate::model::{StreamId, TimestampNs};
-use crate::store::{Change, Encoder, NewPart, StoreError, StoreOptions, encode_off_core, paths};
+use crate::store::{
+    Change, Encoder, NewPart, StoreError, StoreOptions, drop_off_core, encode_off_core, paths,
+};
 
 /// How often the sealer looks for due heads.
 pub const SEAL_TICK_MAX: Duration = Duration::from_millis(250);
@@ -201,7 +203,11 @@ impl Shard {
         self.sealing_bytes
             .set(self.sealing_bytes.get() + set.line_bytes);
         self.sealing.borrow_mut().push(set.clone());
-        self.finish_round(&store, &set, settings).await
+        let sealed = self.finish_round(&store, &set, settings).await;
+        // Once committed, this is usually the last reference to the heads: their memory is
+        // freed off the core.
+        drop_off_core(store.disk(), Encoder::Seal, set);
+        sealed
     }
 
     /// Writes a taken set's parts and commits them (see [`Self::write_sealed`]); on failure

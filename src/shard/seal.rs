@@ -5,7 +5,9 @@
 //!    `seal_age`, or every head when memory for heads runs out, at shutdown, or when a
 //!    foreign WAL was replayed) and keeps them readable as a [`SealingSet`];
 //! 2. sorts each head's entries by time and groups them by (tenant, partition); encodes one
-//!    part per group off the core ([`crate::store::encode_off_core`]);
+//!    part per group off the core ([`crate::store::encode_off_core`]), and there too hashes
+//!    the entries the duplicate check will remember (no step on the core touches every
+//!    entry: that would hold every acknowledgement for its duration);
 //! 3. writes each part durably ([`crate::store::Store::write_part`]);
 //! 4. replaces the manifest with the new parts, the streams' `sealed_through` watermarks
 //!    (the last WAL seq in each taken head) and the new checkpoint (the first seq still held
@@ -31,7 +33,9 @@ use super::head::StreamHead;
 use crate::chunk::{EntryInput, PartWriterOptions, StreamBlockInput, encode_part};
 use crate::config::Config;
 use crate::model::{StreamId, TimestampNs};
-use crate::store::{Change, NewPart, StoreError, StoreOptions, encode_off_core, paths};
+use crate::store::{
+    Change, Encoder, NewPart, StoreError, StoreOptions, drop_off_core, encode_off_core, paths,
+};
 
 /// How often the sealer looks for due heads.
 pub const SEAL_TICK_MAX: Duration = Duration::from_millis(250);
@@ -200,7 +204,11 @@ impl Shard {
         self.sealing_bytes
             .set(self.sealing_bytes.get() + set.held_bytes);
         self.sealing.borrow_mut().push(set.clone());
-        self.finish_round(&store, &set, settings).await
+        let sealed = self.finish_round(&store, &set, settings).await;
+        // Once committed, this is usually the last reference to the heads: their memory is
+        // freed off the core.
+        drop_off_core(store.disk(), Encoder::Seal, set);
+        sealed
     }
 
     /// Writes a taken set's parts and commits them (see [`Self::write_sealed`]); on failure
@@ -248,11 +256,14 @@ impl Shard {
     ) -> Result<u64, StoreError> {
         let opts = settings.store.seal;
         let partition_ns = settings.store.partition_ns;
-        let encoded = encode_off_core(store.disk(), set.clone(), move |set| {
-            encode_sealing_set(set, &opts, partition_ns)
-        })
-        .await?;
-        let parts = encoded;
+        // The duplicate check's fingerprints of the set are made with the parts, off the
+        // core: they touch every entry (see `dedupe::sealed_runs`).
+        let (parts, fingerprints) =
+            encode_off_core(store.disk(), Encoder::Seal, set.clone(), move |set| {
+                let parts = encode_sealing_set(set, &opts, partition_ns)?;
+                Ok((parts, super::dedupe::sealed_runs(&set.heads)))
+            })
+            .await?;
         let mut added = Vec::with_capacity(parts.len());
         let mut entries = 0;
         for p in parts {
@@ -290,7 +301,7 @@ impl Shard {
                 self.scan_pins.retire(set);
                 // The duplicate check stops finding these heads in `sealing`: it finds
                 // their fingerprints from now on.
-                self.remember_sealed_heads(&set.heads);
+                self.remember_sealed_runs(fingerprints);
             })
             .await?;
         store.counters.sealed_entries.add(entries);

@@ -32,7 +32,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::part_file::LoadedPart;
-use super::{Change, NewPart, Store, StoreError, encode_off_core};
+use super::{Change, Encoder, NewPart, Store, StoreError, encode_off_core};
 use crate::chunk::{
     ChunkError, DecodedBlock, EntryInput, PART_ALIGN_BYTES, PartWriterOptions, StreamBlockInput,
     encode_part,
@@ -458,8 +458,11 @@ impl Store {
             .max()
             .unwrap_or(0);
         let opts = self.opts.compact;
-        let encoded =
-            encode_off_core(&self.disk, streams, move |s| encode_merged(s, &opts)).await?;
+        // At background priority: it takes what CPU ingest and sealing leave.
+        let encoded = encode_off_core(&self.disk, Encoder::Background, streams, move |s| {
+            encode_merged(s, &opts)
+        })
+        .await?;
         pacer.charge(encoded.len() as u64).await;
         self.write_part_in(
             partition,

@@ -47,7 +47,7 @@ use crate::metrics::Counter;
 use crate::model::TimestampNs;
 use crate::storage::{Disk, IoBuf};
 use compaction::CompactionPolicy;
-pub use encoder::encode_off_core;
+pub use encoder::{Encoder, drop_off_core, encode_off_core};
 use manifest::{Manifest, PartEntry};
 use part_file::LoadedPart;
 use paths::StorePaths;

@@ -55,7 +55,8 @@
 //! built when the head first needs it and kept up on every later append (about 16 bytes
 //! per entry); in sealed fingerprints, an xxh3 of the line and a binary search in each of
 //! the stream's runs whose time range holds the timestamp. Sealing a head that took Loki
-//! push entries hashes its lines once, when its round commits. `benches/dedupe.rs` measures
+//! push entries hashes its lines once, off the core with the round's encoding; the round's
+//! commit only moves the sorted runs in. `benches/dedupe.rs` measures
 //! each case on loghub lines; on a 1 MiB head (8,927 lines) of one core of the 2-core
 //! development machine (`cargo bench --bench dedupe`), per line:
 //!
@@ -65,7 +66,7 @@
 //! | append, timestamps shuffled (index kept up) | 16.2 ns | 47.0 ns |
 //! | a retry found in an in-order head / in an out-of-order head | | 31.1 ns / 25.3 ns |
 //! | same timestamps, other lines, in order (misses) | | 25.4 ns |
-//! | fingerprints of a sealed head, at commit | | 10.6 ns |
+//! | fingerprints of a sealed head (off the core) | | 10.6 ns |
 //! | a retry found in sealed fingerprints | | 50.5 ns |
 //!
 //! # Replay
@@ -98,7 +99,7 @@ use super::index::StreamIdx;
 use super::seal::SealingSet;
 use crate::model::{BatchItem, BatchReader, Duplicates, StreamId, TimestampNs};
 pub use head_index::{Candidate, HeadIndex};
-pub use sealed::{Fingerprint, RecentlySealed};
+pub use sealed::{Fingerprint, RecentlySealed, SealedRun};
 
 /// Fingerprints of sealed entries are kept 5 minutes after their seal round: a Loki client
 /// retries within seconds to a minute or two (Promtail's backoff tops at 5 minutes), and
@@ -244,17 +245,27 @@ impl Shard {
     }
 
     /// A seal round's parts are in the manifest: its heads that the duplicate check asked
-    /// are remembered as fingerprints from now on. Called in the same step as the round's
-    /// set stops being read, so no check misses them in between.
-    pub(super) fn remember_sealed_heads(&self, heads: &[StreamHead]) {
+    /// are remembered as fingerprints from now on (`runs`, from [`sealed_runs`]). Called in
+    /// the same step as the round's set stops being read, so no check misses them in
+    /// between.
+    pub(super) fn remember_sealed_runs(&self, runs: Vec<(StreamId, SealedRun)>) {
         let now = std::time::Instant::now();
         let mut recent = self.recently_sealed.borrow_mut();
-        for h in heads {
-            if h.checks_duplicates() && !h.is_empty() {
-                recent.add_sealed(h.id, fingerprints(h), now);
-            }
+        for (id, run) in runs {
+            recent.add_run(id, run, now);
         }
     }
+}
+
+/// The fingerprints of a seal round's heads that the duplicate check asked, one run per
+/// head: what [`Shard::remember_sealed_runs`] keeps once the round commits. It touches every
+/// entry, so it runs off the core, with the round's encoding.
+pub fn sealed_runs(heads: &[StreamHead]) -> Vec<(StreamId, SealedRun)> {
+    heads
+        .iter()
+        .filter(|h| h.checks_duplicates() && !h.is_empty())
+        .map(|h| (h.id, SealedRun::new(fingerprints(h))))
+        .collect()
 }
 
 /// The fingerprints of every entry of a head.

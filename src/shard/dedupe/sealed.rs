@@ -89,6 +89,33 @@ impl StreamRuns {
     }
 }
 
+/// The fingerprints of one sealed head, sorted by (timestamp, hash) and without repeats,
+/// ready to become a run. Made where the seal round encodes its parts, off the core: a
+/// round seals up to the heads budget (2.3 million loghub lines in 256 MiB), and hashing
+/// and sorting that many on the core in the round's commit step held every push's
+/// acknowledgement for as long (a quarter of a second for 280 MiB, measured).
+#[derive(Debug, Default)]
+pub struct SealedRun {
+    fps: Vec<Fingerprint>,
+}
+
+impl SealedRun {
+    pub fn new(mut fps: Vec<Fingerprint>) -> SealedRun {
+        fps.sort_unstable();
+        fps.dedup();
+        fps.shrink_to_fit();
+        SealedRun { fps }
+    }
+
+    pub fn len(&self) -> usize {
+        self.fps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fps.is_empty()
+    }
+}
+
 /// See the module doc.
 pub struct RecentlySealed {
     streams: AHashMap<StreamId, StreamRuns>,
@@ -170,9 +197,14 @@ impl RecentlySealed {
 
     /// Adds the fingerprints of one sealed head of stream `id`. If they alone pass the
     /// memory bound, only the newest that fit are kept.
-    pub fn add_sealed(&mut self, id: StreamId, mut fps: Vec<Fingerprint>, now: Instant) {
-        fps.sort_unstable();
-        fps.dedup();
+    pub fn add_sealed(&mut self, id: StreamId, fps: Vec<Fingerprint>, now: Instant) {
+        self.add_run(id, SealedRun::new(fps), now);
+    }
+
+    /// [`RecentlySealed::add_sealed`] for fingerprints already sorted: the per-entry work
+    /// (hashing, sorting) was done off the core, and this costs little more than a move.
+    pub fn add_run(&mut self, id: StreamId, run: SealedRun, now: Instant) {
+        let mut fps = run.fps;
         let fit = self.bytes_max.saturating_sub(RUN_OVERHEAD_BYTES) / FINGERPRINT_BYTES;
         if fps.len() > fit {
             let cut = fps.len() - fit;
@@ -185,7 +217,6 @@ impl RecentlySealed {
         let fps = if fps.len() <= 1 {
             Fingerprints::from_slice(&fps)
         } else {
-            fps.shrink_to_fit();
             Fingerprints::from_vec(fps)
         };
         self.push_run(id, Run { fps, open: false }, now);

@@ -80,7 +80,7 @@ fn take_all(shard: &Shard) -> Arc<SealingSet> {
 /// remembered.
 fn commit(shard: &Shard, set: &Arc<SealingSet>) {
     shard.sealing.borrow_mut().retain(|s| !Arc::ptr_eq(s, set));
-    shard.remember_sealed_heads(&set.heads);
+    shard.remember_sealed_runs(super::sealed_runs(&set.heads));
 }
 
 #[test]

@@ -104,6 +104,7 @@
 
 pub mod block;
 pub mod bloom;
+pub mod lines;
 pub mod meta;
 pub mod part;
 pub mod reader;
@@ -120,13 +121,20 @@ use std::path::PathBuf;
 
 pub use block::{DecodedBlock, Entry, EntryInput, Metadata};
 pub use bloom::{BloomBuilder, BloomRef};
+pub use lines::LineTemplates;
 pub use meta::{ArchivedBlockMeta, ArchivedPartMeta, ArchivedStreamMeta};
 pub use part::{PartFooter, PartWriterOptions, StreamBlockInput, encode_part, footer_block_offset};
 pub use reader::PartReader;
 pub use tokens::BloomQuery;
 
-/// The format version written in the header and footer. A reader refuses any other.
-pub const PART_FORMAT_VERSION: u32 = 1;
+/// The format version written in the header and footer. Version 2 added the line layouts of
+/// [`lines`] (a layout byte before the line column); the rest of the file is as in version 1.
+pub const PART_FORMAT_VERSION: u32 = 2;
+
+/// The oldest format version this build reads (a reader refuses versions outside
+/// `PART_FORMAT_VERSION_MIN..=PART_FORMAT_VERSION`). Compaction rewrites what it merges at
+/// the current version.
+pub const PART_FORMAT_VERSION_MIN: u32 = 1;
 
 /// The magic at the start of the header and in the footer.
 pub const PART_MAGIC: [u8; 8] = *b"SHLGPART";

@@ -136,7 +136,10 @@ impl Default for StoreOptions {
                 zstd_level: SEAL_ZSTD_LEVEL,
                 ..PartWriterOptions::default()
             },
-            compact: PartWriterOptions::default(),
+            compact: PartWriterOptions {
+                line_templates: crate::chunk::LineTemplates::Auto,
+                ..PartWriterOptions::default()
+            },
             partition_ns: 86_400_000_000_000,
             compaction_bytes_per_second: crate::config::COMPACTION_BYTES_PER_SECOND_DEFAULT,
             compaction: CompactionPolicy::default(),

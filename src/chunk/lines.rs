@@ -7,8 +7,12 @@
 //! 1 newlines   each line followed by b'\n' (used when no line of the block holds a b'\n')
 //! 2 templates  varint T (templates, 1..=n); T templates, each: varint k (variables), then
 //!              k + 1 static pieces as varint length + bytes; n varint template ids (< T);
-//!              then the variables, by template, then by slot 0..k, each slot holding the
-//!              variables of that template's lines in line order, each followed by b'\n'
+//!              then the slots, by template, then by slot 0..k, each holding the variables
+//!              of that template's lines in line order: a kind byte, then
+//!                0 text     each variable followed by b'\n'
+//!                1 deltas   varint width w (1..=18), then each value's difference from the
+//!                           previous (from 0) in decimal ('-' if negative) followed by b'\n';
+//!                           values are w-digit decimal numbers, zero-padded
 //! ```
 //!
 //! A templated line is `static_0 var_0 static_1 var_1 ... static_k`. The writer takes as
@@ -34,6 +38,15 @@ pub(crate) const LAYOUT_TEMPLATES: u8 = 2;
 /// Templates pay for their table and ids when lines repeat their shapes: a block is templated
 /// only if it has at least this many lines per distinct template.
 pub(crate) const LINES_PER_TEMPLATE_MIN: usize = 4;
+
+/// A slot of variables as they are, each followed by b'\n'.
+const SLOT_TEXT: u8 = 0;
+/// A slot of decimal numbers of one width: varint width, then each value's difference from
+/// the previous one (from 0 for the first) in decimal, with a '-' if negative, followed by
+/// b'\n'. The values are written back zero-padded to the width.
+const SLOT_DELTAS: u8 = 1;
+/// Digits of a number in a delta slot: 18 keep every value and difference in an i64.
+const SLOT_DIGITS_MAX: usize = 18;
 
 /// Whether the writer tries the templates layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,16 +156,50 @@ fn encode_templates<'a>(lines: impl Iterator<Item = &'a str>, n: usize, out: &mu
     for id in line_ids {
         put_uvarint(out, u64::from(id));
     }
+    let mut slot: Vec<&[u8]> = Vec::new();
     for (_, k, members) in &shapes {
-        for slot in 0..*k {
-            for &line in members {
-                let (s, e) = vars[var_starts[line as usize] + slot];
-                out.extend_from_slice(&all[line as usize].as_bytes()[s as usize..e as usize]);
-                out.push(b'\n');
-            }
+        for j in 0..*k {
+            slot.clear();
+            slot.extend(members.iter().map(|&line| {
+                let (s, e) = vars[var_starts[line as usize] + j];
+                &all[line as usize].as_bytes()[s as usize..e as usize]
+            }));
+            encode_slot(&slot, out);
         }
     }
     true
+}
+
+/// Appends one slot's variables: as deltas if they are decimal numbers of one width (counters,
+/// times of day, sequence numbers grow by small steps), else as they are.
+fn encode_slot(vars: &[&[u8]], out: &mut Vec<u8>) {
+    let width = vars[0].len();
+    let numeric = vars.len() > 1
+        && (1..=SLOT_DIGITS_MAX).contains(&width)
+        && vars
+            .iter()
+            .all(|v| v.len() == width && v.iter().all(u8::is_ascii_digit));
+    if !numeric {
+        out.push(SLOT_TEXT);
+        for v in vars {
+            out.extend_from_slice(v);
+            out.push(b'\n');
+        }
+        return;
+    }
+    out.push(SLOT_DELTAS);
+    put_uvarint(out, width as u64);
+    let mut prev = 0i64;
+    for v in vars {
+        // At most 18 digits: the value and every delta fit in an i64.
+        let x = std::str::from_utf8(v)
+            .ok()
+            .and_then(|t| t.parse::<i64>().ok())
+            .expect("checked: decimal digits");
+        out.extend_from_slice((x - prev).to_string().as_bytes());
+        out.push(b'\n');
+        prev = x;
+    }
 }
 
 /// Where decoded lines are: in the body (lengths, newlines) or rebuilt in the text buffer
@@ -327,21 +374,16 @@ fn decode_templates(
         ids.push(id as usize);
         uses[id as usize] += 1;
     }
-    // Variables: slot (t, j) starts at `slot_start[t] + j * uses[t]` in `vars`.
+    // Variables: slot (t, j) starts at `slot_start[t] + j * uses[t]` in `vars`; each is a
+    // range of the body, or of `nums` for numbers rebuilt from deltas.
     let mut slot_start = Vec::with_capacity(count);
-    let mut vars: Vec<(usize, usize)> = Vec::new();
+    let mut vars: Vec<(bool, usize, usize)> = Vec::new();
+    let mut nums: Vec<u8> = Vec::new();
     for (t, &(first, end)) in shapes.iter().enumerate() {
         slot_start.push(vars.len());
-        let wanted = (end - first - 1) * uses[t];
-        for _ in 0..wanted {
-            let from = *pos;
-            let Some(len) = b[from..].iter().position(|&c| c == b'\n') else {
-                return Err(format!(
-                    "body byte {from}: template {t}'s variables end before the body does"
-                ));
-            };
-            vars.push((from, from + len));
-            *pos = from + len + 1;
+        for _ in 0..end - first - 1 {
+            decode_slot(b, pos, uses[t], lines_bytes, &mut vars, &mut nums)
+                .map_err(|e| format!("template {t}: {e}"))?;
         }
     }
     text.clear();
@@ -354,8 +396,9 @@ fn decode_templates(
             let (s, e) = pieces[first + j];
             extend_bounded(text, &b[s..e], lines_bytes)?;
             if j < k {
-                let (s, e) = vars[slot_start[t] + j * uses[t] + seen[t]];
-                extend_bounded(text, &b[s..e], lines_bytes)?;
+                let (in_nums, s, e) = vars[slot_start[t] + j * uses[t] + seen[t]];
+                let from = if in_nums { &nums } else { b };
+                extend_bounded(text, &from[s..e], lines_bytes)?;
             }
         }
         seen[t] += 1;
@@ -363,6 +406,75 @@ fn decode_templates(
     }
     check_total(text.len() as u64, lines_bytes)?;
     check_utf8(text, 0, ranges).map_err(|e| format!("rebuilt lines: {e}"))
+}
+
+/// Reads one slot of `count` variables at `*pos` into `vars` (numbers into `nums`, which
+/// stays within `lines_bytes`).
+fn decode_slot(
+    b: &[u8],
+    pos: &mut usize,
+    count: usize,
+    lines_bytes: u64,
+    vars: &mut Vec<(bool, usize, usize)>,
+    nums: &mut Vec<u8>,
+) -> Result<(), String> {
+    let at = *pos;
+    let Some(&kind) = b.get(at) else {
+        return Err(format!("body byte {at}: the body ends before a slot"));
+    };
+    *pos += 1;
+    let next = |pos: &mut usize| {
+        let from = *pos;
+        match b[from..].iter().position(|&c| c == b'\n') {
+            Some(len) => {
+                *pos = from + len + 1;
+                Ok((from, from + len))
+            }
+            None => Err(format!(
+                "body byte {from}: variables end before the body does"
+            )),
+        }
+    };
+    match kind {
+        SLOT_TEXT => {
+            for _ in 0..count {
+                let (s, e) = next(pos)?;
+                vars.push((false, s, e));
+            }
+        }
+        SLOT_DELTAS => {
+            let at = *pos;
+            let width = varint(b, pos, "slot width")?;
+            if !(1..=SLOT_DIGITS_MAX as u64).contains(&width) {
+                return Err(format!("body byte {at}: numbers of {width} digits"));
+            }
+            let width = width as usize;
+            let limit = 10i64.pow(width as u32);
+            let mut value = 0i64;
+            for _ in 0..count {
+                let (s, e) = next(pos)?;
+                let delta = std::str::from_utf8(&b[s..e])
+                    .ok()
+                    .filter(|t| t.len() <= SLOT_DIGITS_MAX + 1 && !t.starts_with('+'))
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .ok_or_else(|| format!("body byte {s}: not a number difference"))?;
+                value = value
+                    .checked_add(delta)
+                    .filter(|v| (0..limit).contains(v))
+                    .ok_or_else(|| format!("body byte {s}: a number out of {width} digits"))?;
+                if (nums.len() + width) as u64 > lines_bytes {
+                    return Err(format!(
+                        "body byte {s}: numbers pass the block header's {lines_bytes} line bytes"
+                    ));
+                }
+                let start = nums.len();
+                nums.extend_from_slice(format!("{value:0width$}").as_bytes());
+                vars.push((true, start, nums.len()));
+            }
+        }
+        other => return Err(format!("body byte {at}: unknown slot kind {other}")),
+    }
+    Ok(())
 }
 
 /// Appends `bytes` unless the text would pass `max` bytes: the header bounds what is rebuilt.

@@ -438,6 +438,57 @@ impl DecodedBlock {
     }
 }
 
+/// Parses an uncompressed block body of format `version` said to hold `entries` entries and
+/// `lines_bytes` line bytes, then reads every line and metadata pair: what a fuzz target
+/// feeds arbitrary bodies to (the part decoder only reaches bodies behind zstd and crcs).
+/// Returns whether the body parsed; it never panics, whatever the input.
+#[doc(hidden)]
+pub fn fuzz_parse_body(body: &[u8], version: u32, entries: usize, lines_bytes: u64) -> bool {
+    if !(1..=BLOCK_ENTRIES_MAX).contains(&entries) || entries * ENTRY_BYTES_MIN > body.len() {
+        return false;
+    }
+    // The header's time range, as a writer would have recorded it.
+    let mut pos = 0;
+    let Ok(first) = get_uvarint(body, &mut pos) else {
+        return false;
+    };
+    let min_ts = unzigzag(first);
+    let mut max_ts = min_ts;
+    for _ in 1..entries {
+        let Some(t) = get_uvarint(body, &mut pos)
+            .ok()
+            .and_then(|d| max_ts.checked_add_unsigned(d))
+        else {
+            return false;
+        };
+        max_ts = t;
+    }
+    let expect = BlockExpect {
+        version,
+        offset: 0,
+        crc32c: 0,
+        entries,
+        uncompressed_bytes: body.len(),
+        lines_bytes,
+        min_ts,
+        max_ts,
+    };
+    let mut block = DecodedBlock::new();
+    let owned = body.to_vec();
+    let parsed = block.parse_body(&owned, &expect);
+    block.body = owned;
+    if parsed.is_err() {
+        return false;
+    }
+    for e in block.iter() {
+        std::hint::black_box((e.ts, e.line.len()));
+        for (k, v) in e.metadata.iter() {
+            std::hint::black_box((k.len(), v.len()));
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 impl DecodedBlock {
     /// A block holding `entries` (sorted by time, at least one), as a scan decodes it.

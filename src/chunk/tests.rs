@@ -623,6 +623,28 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         seed.extend_from_slice(bytes);
         out.push(("part_decode", name, seed));
     }
+    // A templated body on its own (mode 6: body parser, format version 2).
+    let lines: Vec<String> = (0..40)
+        .map(|i| format!("{i:04} sshd[42]: session {} from 10.0.0.{}", i * 31, i % 5))
+        .collect();
+    let entries: Vec<EntryInput<'_>> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i as i64, l.as_str(), &[][..]))
+        .collect();
+    let mut body = Vec::new();
+    let lines_bytes = block::encode_body(&entries, LineTemplates::Auto, &mut body);
+    assert!(fuzz_parse_body(
+        &body,
+        PART_FORMAT_VERSION,
+        entries.len(),
+        lines_bytes
+    ));
+    let mut seed = vec![6u8];
+    seed.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    seed.extend_from_slice(&(lines_bytes as u32).to_le_bytes());
+    seed.extend_from_slice(&body);
+    out.push(("part_decode", "templated-body", seed));
     let labels = Labels::from_pairs([("app", "sshd")]);
     let mut batch = crate::model::BatchBuilder::new("fake");
     batch.push(
@@ -669,7 +691,14 @@ fn fuzz_seeds_replay() {
         }
     }
     for (target, data) in &local {
-        if target == "part_decode" {
+        if target == "part_decode" && data.first().is_some_and(|m| m & 2 == 2) {
+            if data.len() >= 7 {
+                let entries = usize::from(u16::from_le_bytes([data[1], data[2]]));
+                let lines_bytes = u64::from(u32::from_le_bytes(data[3..7].try_into().unwrap()));
+                let version = if data[0] & 4 == 4 { 2 } else { 1 };
+                let _ = fuzz_parse_body(&data[7..], version, entries, lines_bytes);
+            }
+        } else if target == "part_decode" {
             let mut buf = AlignedVec::<16>::with_capacity(data.len());
             buf.extend_from_slice(data.get(1..).unwrap_or_default());
             let _ = decode(&buf);
@@ -680,7 +709,25 @@ fn fuzz_seeds_replay() {
         }
     }
     for (target, _, data) in fuzz_seeds() {
-        if target == "part_decode" {
+        if target == "part_decode" && data[0] & 2 == 2 {
+            // A body seed: every single-byte change parses or is refused, without a panic.
+            let entries = usize::from(u16::from_le_bytes([data[1], data[2]]));
+            let lines_bytes = u64::from(u32::from_le_bytes(data[3..7].try_into().unwrap()));
+            let mut body = data[7..].to_vec();
+            assert!(fuzz_parse_body(
+                &body,
+                PART_FORMAT_VERSION,
+                entries,
+                lines_bytes
+            ));
+            for pos in 0..body.len() {
+                for flip in [1u8, 0x40, 0xff] {
+                    body[pos] ^= flip;
+                    let _ = fuzz_parse_body(&body, PART_FORMAT_VERSION, entries, lines_bytes);
+                    body[pos] ^= flip;
+                }
+            }
+        } else if target == "part_decode" {
             let mut buf = AlignedVec::<16>::with_capacity(data.len());
             buf.extend_from_slice(&data[1..]);
             for pos in (0..buf.len()).step_by(97) {

@@ -135,6 +135,12 @@ pub struct Candidate<'a> {
     pub uncompressed_bytes: u64,
 }
 
+/// A partition as [`pick_inputs`] groups parts: (start, directory, shard directory).
+type PartitionKey<'a> = (TimestampNs, &'a str, u32);
+
+/// A partition and its parts, by index into the candidates.
+type PartitionParts<'k, 'a> = (&'k PartitionKey<'a>, &'k Vec<usize>);
+
 /// What a compaction step writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pick {
@@ -164,7 +170,7 @@ pub fn pick_inputs(
     policy: &CompactionPolicy,
     cold_before: Option<(TimestampNs, i64)>,
 ) -> Option<Pick> {
-    let mut by: BTreeMap<(TimestampNs, &str, u32), Vec<usize>> = BTreeMap::new();
+    let mut by: BTreeMap<PartitionKey<'_>, Vec<usize>> = BTreeMap::new();
     for (i, c) in parts.iter().enumerate() {
         by.entry((
             c.entry.partition_start,
@@ -174,8 +180,8 @@ pub fn pick_inputs(
         .or_default()
         .push(i);
     }
-    let partitions: Vec<(&(TimestampNs, &str, u32), &Vec<usize>)> = by.iter().collect();
-    let is_cold = |key: &(TimestampNs, &str, u32)| {
+    let partitions: Vec<PartitionParts<'_, '_>> = by.iter().collect();
+    let is_cold = |key: &PartitionKey<'_>| {
         cold_before.is_some_and(|(before, span)| key.0.saturating_add(span) <= before)
     };
     let is_sparse = |members: &[usize]| {
@@ -259,10 +265,10 @@ pub fn pick_inputs(
 /// least two partitions fit.
 fn bundle(
     parts: &[Candidate<'_>],
-    run: &[(&(TimestampNs, &str, u32), &Vec<usize>)],
+    run: &[PartitionParts<'_, '_>],
     inputs_max: usize,
     bytes_max: u64,
-    bundled: impl Fn(&(TimestampNs, &str, u32), &[usize]) -> bool,
+    bundled: impl Fn(&PartitionKey<'_>, &[usize]) -> bool,
 ) -> Option<Pick> {
     let (first, _) = run[0];
     let (mut chosen, mut total, mut last) = (Vec::new(), 0u64, first.1);

@@ -722,8 +722,10 @@ fn compaction_upgrades_version_1_parts_without_loss() {
         let tmp = tempfile::tempdir().expect("a temporary directory");
         let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/v1-data/shards");
         copy_tree(&from, &tmp.path().join("shards"));
-        let mut opts = StoreOptions::default();
-        opts.compaction_bytes_per_second = 0;
+        let opts = StoreOptions {
+            compaction_bytes_per_second: 0,
+            ..StoreOptions::default()
+        };
         let store = Store::open(Disk::real(), tmp.path(), 0, opts, true)
             .await
             .expect("open the version 1 store");

@@ -453,10 +453,7 @@ fn decode_slot(
             let mut value = 0i64;
             for _ in 0..count {
                 let (s, e) = next(pos)?;
-                let delta = std::str::from_utf8(&b[s..e])
-                    .ok()
-                    .filter(|t| t.len() <= SLOT_DIGITS_MAX + 1 && !t.starts_with('+'))
-                    .and_then(|t| t.parse::<i64>().ok())
+                let delta = parse_delta(&b[s..e])
                     .ok_or_else(|| format!("body byte {s}: not a number difference"))?;
                 value = value
                     .checked_add(delta)
@@ -468,13 +465,44 @@ fn decode_slot(
                     ));
                 }
                 let start = nums.len();
-                nums.extend_from_slice(format!("{value:0width$}").as_bytes());
+                push_padded(nums, value as u64, width);
                 vars.push((true, start, nums.len()));
             }
         }
         other => return Err(format!("body byte {at}: unknown slot kind {other}")),
     }
     Ok(())
+}
+
+/// A difference as the writer writes it: an optional '-', then 1 to 19 decimal digits.
+fn parse_delta(t: &[u8]) -> Option<i64> {
+    let (negative, digits) = match t.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, t),
+    };
+    if digits.is_empty() || digits.len() > SLOT_DIGITS_MAX + 1 {
+        return None;
+    }
+    let mut v = 0i64;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
+    }
+    Some(if negative { -v } else { v })
+}
+
+/// Appends `value` in decimal, zero-padded to `width` digits (the caller checked that it
+/// fits), without formatting machinery: a slot can hold a number per line.
+fn push_padded(out: &mut Vec<u8>, mut value: u64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for at in (start..start + width).rev() {
+        out[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    debug_assert_eq!(value, 0, "the value fits in the width");
 }
 
 /// Appends `bytes` unless the text would pass `max` bytes: the header bounds what is rebuilt.

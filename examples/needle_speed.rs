@@ -75,7 +75,12 @@ fn main() {
         line_templates: LineTemplates::Auto,
         ..PartWriterOptions::default()
     };
+    let v2_plain = PartWriterOptions {
+        line_templates: LineTemplates::Off,
+        ..v2
+    };
     for (name, opts) in [
+        ("v2 cold without templates (zstd 19, 2 bits k=1)", v2_plain),
         ("v1 compaction (zstd 9, 3.25 bits k=2, no templates)", v1),
         ("v2 cold (zstd 19, 2 bits k=1, templates)", v2),
     ] {

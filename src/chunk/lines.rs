@@ -264,7 +264,7 @@ pub(crate) fn decode_lines(
             let start = *pos;
             for _ in 0..n {
                 let from = *pos;
-                let Some(len) = b[from..].iter().position(|&c| c == b'\n') else {
+                let Some(len) = memchr::memchr(b'\n', &b[from..]) else {
                     return Err(format!(
                         "body byte {from}: {} of {n} lines end before the body does",
                         ranges.len()
@@ -387,6 +387,8 @@ fn decode_templates(
         }
     }
     text.clear();
+    // Bounded: the header's line bytes are at most a body's maximum (checked at open).
+    text.reserve(lines_bytes as usize);
     let mut seen = vec![0usize; count];
     for &t in &ids {
         let (first, end) = shapes[t];
@@ -425,7 +427,7 @@ fn decode_slot(
     *pos += 1;
     let next = |pos: &mut usize| {
         let from = *pos;
-        match b[from..].iter().position(|&c| c == b'\n') {
+        match memchr::memchr(b'\n', &b[from..]) {
             Some(len) => {
                 *pos = from + len + 1;
                 Ok((from, from + len))

@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use super::lines::{LAYOUT_LENGTHS, LineTemplates, LinesIn, decode_lines, encode_lines};
 use super::varint::{get_uvarint, put_uvarint, unzigzag, uvarint_len, zigzag};
 use super::{BLOCK_ENTRIES_MAX, ChunkError, METADATA_PAIRS_MAX};
 
@@ -27,9 +28,13 @@ pub(crate) fn entry_body_bytes(line: &str, metadata: &[(&str, &str)]) -> usize {
     uvarint_len(line.len() as u64) + line.len() + uvarint_len(metadata.len() as u64) + pairs
 }
 
-/// Appends the body of `entries` (sorted by time, at least one) to `out`; returns the sum of
-/// the line lengths.
-pub(crate) fn encode_body(entries: &[EntryInput<'_>], out: &mut Vec<u8>) -> u64 {
+/// Appends the body of `entries` (sorted by time, at least one) to `out`, in the current
+/// format version's layout; returns the sum of the line lengths.
+pub(crate) fn encode_body(
+    entries: &[EntryInput<'_>],
+    templates: LineTemplates,
+    out: &mut Vec<u8>,
+) -> u64 {
     assert!(!entries.is_empty(), "a block holds at least one entry");
     let mut prev = entries[0].0;
     put_uvarint(out, zigzag(prev));
@@ -38,14 +43,8 @@ pub(crate) fn encode_body(entries: &[EntryInput<'_>], out: &mut Vec<u8>) -> u64 
         put_uvarint(out, ts.wrapping_sub(prev) as u64);
         prev = ts;
     }
-    let mut lines_bytes = 0u64;
-    for &(_, line, _) in entries {
-        put_uvarint(out, line.len() as u64);
-        lines_bytes += line.len() as u64;
-    }
-    for &(_, line, _) in entries {
-        out.extend_from_slice(line.as_bytes());
-    }
+    let lines_bytes = entries.iter().map(|e| e.1.len() as u64).sum();
+    encode_lines(entries.iter().map(|e| e.1), entries.len(), templates, out);
     for &(_, _, md) in entries {
         put_uvarint(out, md.len() as u64);
     }
@@ -63,6 +62,8 @@ pub(crate) fn encode_body(entries: &[EntryInput<'_>], out: &mut Vec<u8>) -> u64 
 /// What the metadata says a block holds; the decoder checks the body against every field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BlockExpect {
+    /// The part's format version: version 1 bodies have no line layout byte.
+    pub version: u32,
     /// File offset of the compressed block, for error messages.
     pub offset: u64,
     pub crc32c: u32,
@@ -77,13 +78,16 @@ pub(crate) struct BlockExpect {
 /// decompressed buffer. Create one per scan (or take one from a pool) and pass it to
 /// [`super::PartReader::decode_block_into`] for every block: the buffers and the zstd
 /// context are reused.
-#[derive(Default)]
 pub struct DecodedBlock {
     /// The decompressed body.
     body: Vec<u8>,
+    /// Lines rebuilt from templates (see [`super::lines`]).
+    text: Vec<u8>,
+    /// Whether `lines` index `body` or `text`.
+    lines_in: LinesIn,
     timestamps: Vec<i64>,
-    /// `line_offsets[i]..line_offsets[i + 1]` is line `i` in `body`; `len() + 1` items.
-    line_offsets: Vec<u32>,
+    /// `lines[i]` is the start and end of line `i` in `body` or `text`.
+    lines: Vec<(u32, u32)>,
     /// `meta_offsets[i]..meta_offsets[i + 1]` are the indexes in `pairs` of entry `i`'s pairs.
     meta_offsets: Vec<u32>,
     /// Key start, key end, value start, value end, in `body`.
@@ -144,6 +148,21 @@ impl std::fmt::Debug for Entry<'_> {
     }
 }
 
+impl Default for DecodedBlock {
+    fn default() -> Self {
+        DecodedBlock {
+            body: Vec::new(),
+            text: Vec::new(),
+            lines_in: LinesIn::Body,
+            timestamps: Vec::new(),
+            lines: Vec::new(),
+            meta_offsets: Vec::new(),
+            pairs: Vec::new(),
+            dctx: None,
+        }
+    }
+}
+
 impl DecodedBlock {
     pub fn new() -> DecodedBlock {
         DecodedBlock::default()
@@ -165,12 +184,22 @@ impl DecodedBlock {
 
     /// Line `i`. Panics if `i >= len()`.
     pub fn line(&self, i: usize) -> &str {
-        self.str_at(self.line_offsets[i], self.line_offsets[i + 1])
+        let bytes = self.line_bytes(i);
+        // SAFETY: line ranges are only stored by `decode_lines`, which checked that the
+        // region holding them is UTF-8 and that every range is on character boundaries;
+        // neither buffer changes afterwards until `reset` clears the ranges, and every
+        // failed decode calls `reset`.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 
     /// The bytes of line `i`, for filters that work on bytes. Panics if `i >= len()`.
     pub fn line_bytes(&self, i: usize) -> &[u8] {
-        &self.body[self.line_offsets[i] as usize..self.line_offsets[i + 1] as usize]
+        let (s, e) = self.lines[i];
+        let buf = match self.lines_in {
+            LinesIn::Body => &self.body,
+            LinesIn::Text => &self.text,
+        };
+        &buf[s as usize..e as usize]
     }
 
     /// The metadata of entry `i`. Panics if `i >= len()`.
@@ -198,7 +227,8 @@ impl DecodedBlock {
 
     /// The byte length of line `i` (without touching its bytes). Panics if `i >= len()`.
     pub fn line_len(&self, i: usize) -> usize {
-        (self.line_offsets[i + 1] - self.line_offsets[i]) as usize
+        let (s, e) = self.lines[i];
+        (e - s) as usize
     }
 
     /// The structured metadata keys of every entry of the block, with repeats: a counting
@@ -223,7 +253,7 @@ impl DecodedBlock {
 
     fn reset(&mut self) {
         self.timestamps.clear();
-        self.line_offsets.clear();
+        self.lines.clear();
         self.meta_offsets.clear();
         self.pairs.clear();
     }
@@ -330,55 +360,29 @@ impl DecodedBlock {
             ));
         }
 
-        self.line_offsets.reserve(n + 1);
-        let mut total = 0u64;
-        let mut ends = Vec::new();
-        std::mem::swap(&mut ends, &mut self.line_offsets);
-        ends.push(0);
-        for _ in 0..n {
-            let at = pos;
-            let len = varint(&mut pos, "line length")?;
-            total = total.saturating_add(len);
-            if total > b.len() as u64 {
-                return Err(format!(
-                    "body byte {at}: line length {len} runs past the body ({} bytes)",
-                    b.len()
-                ));
-            }
-            ends.push(total as u32);
-        }
-        let lines_start = pos;
-        let lines_end = lines_start as u64 + total;
-        if lines_end > b.len() as u64 {
-            return Err(format!(
-                "body byte {lines_start}: {total} line bytes run past the body ({} bytes)",
-                b.len()
-            ));
-        }
-        if total != expect.lines_bytes {
-            return Err(format!(
-                "lines hold {total} bytes, the block header says {}",
-                expect.lines_bytes
-            ));
-        }
-        let lines_end = lines_end as usize;
-        let text = std::str::from_utf8(&b[lines_start..lines_end]).map_err(|e| {
-            format!(
-                "body byte {}: line bytes are not UTF-8",
-                lines_start + e.valid_up_to()
-            )
-        })?;
-        for end in ends.iter_mut() {
-            if !text.is_char_boundary(*end as usize) {
-                return Err(format!(
-                    "body byte {}: a line boundary splits a UTF-8 character",
-                    lines_start + *end as usize
-                ));
-            }
-            *end += lines_start as u32;
-        }
-        self.line_offsets = ends;
-        pos = lines_end;
+        let layout = if expect.version == 1 {
+            LAYOUT_LENGTHS
+        } else {
+            let Some(&layout) = b.get(pos) else {
+                return Err(format!("body byte {pos}: the body ends before its lines"));
+            };
+            pos += 1;
+            layout
+        };
+        let mut lines = std::mem::take(&mut self.lines);
+        let mut text = std::mem::take(&mut self.text);
+        let decoded = decode_lines(
+            b,
+            &mut pos,
+            layout,
+            n,
+            expect.lines_bytes,
+            &mut lines,
+            &mut text,
+        );
+        self.lines = lines;
+        self.text = text;
+        self.lines_in = decoded?;
 
         // Every pair takes at least two bytes (two zero lengths), which bounds the total
         // before anything is reserved for it.
@@ -434,14 +438,66 @@ impl DecodedBlock {
     }
 }
 
+/// Parses an uncompressed block body of format `version` said to hold `entries` entries and
+/// `lines_bytes` line bytes, then reads every line and metadata pair: what a fuzz target
+/// feeds arbitrary bodies to (the part decoder only reaches bodies behind zstd and crcs).
+/// Returns whether the body parsed; it never panics, whatever the input.
+#[doc(hidden)]
+pub fn fuzz_parse_body(body: &[u8], version: u32, entries: usize, lines_bytes: u64) -> bool {
+    if !(1..=BLOCK_ENTRIES_MAX).contains(&entries) || entries * ENTRY_BYTES_MIN > body.len() {
+        return false;
+    }
+    // The header's time range, as a writer would have recorded it.
+    let mut pos = 0;
+    let Ok(first) = get_uvarint(body, &mut pos) else {
+        return false;
+    };
+    let min_ts = unzigzag(first);
+    let mut max_ts = min_ts;
+    for _ in 1..entries {
+        let Some(t) = get_uvarint(body, &mut pos)
+            .ok()
+            .and_then(|d| max_ts.checked_add_unsigned(d))
+        else {
+            return false;
+        };
+        max_ts = t;
+    }
+    let expect = BlockExpect {
+        version,
+        offset: 0,
+        crc32c: 0,
+        entries,
+        uncompressed_bytes: body.len(),
+        lines_bytes,
+        min_ts,
+        max_ts,
+    };
+    let mut block = DecodedBlock::new();
+    let owned = body.to_vec();
+    let parsed = block.parse_body(&owned, &expect);
+    block.body = owned;
+    if parsed.is_err() {
+        return false;
+    }
+    for e in block.iter() {
+        std::hint::black_box((e.ts, e.line.len()));
+        for (k, v) in e.metadata.iter() {
+            std::hint::black_box((k.len(), v.len()));
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 impl DecodedBlock {
     /// A block holding `entries` (sorted by time, at least one), as a scan decodes it.
     pub(crate) fn for_tests(entries: &[EntryInput<'_>]) -> DecodedBlock {
         let mut body = Vec::new();
-        let lines_bytes = encode_body(entries, &mut body);
+        let lines_bytes = encode_body(entries, LineTemplates::Auto, &mut body);
         let compressed = zstd::bulk::compress(&body, 1).expect("zstd compresses");
         let expect = BlockExpect {
+            version: super::PART_FORMAT_VERSION,
             offset: 0,
             crc32c: crc32c::crc32c(&compressed),
             entries: entries.len(),
@@ -466,6 +522,7 @@ mod tests {
 
     fn expect_for(compressed: &[u8], body: &[u8], entries: &[EntryInput<'_>]) -> BlockExpect {
         BlockExpect {
+            version: crate::chunk::PART_FORMAT_VERSION,
             offset: 64,
             crc32c: crc32c::crc32c(compressed),
             entries: entries.len(),
@@ -485,7 +542,7 @@ mod tests {
             (i64::MAX, "last", &[]),
         ];
         let mut body = Vec::new();
-        let lines = encode_body(&entries, &mut body);
+        let lines = encode_body(&entries, LineTemplates::Auto, &mut body);
         assert_eq!(lines, 15 + 4, "bytes, not characters");
         let expected_len: usize = entries
             .iter()
@@ -493,7 +550,8 @@ mod tests {
             .sum::<usize>()
             + uvarint_len(zigzag(-5))
             + 1
-            + uvarint_len(i64::MAX.wrapping_sub(-5) as u64);
+            + uvarint_len(i64::MAX.wrapping_sub(-5) as u64)
+            + 1; // the line layout byte (newlines: one byte per line, as a short length)
         assert_eq!(body.len(), expected_len);
         let compressed = zstd::bulk::compress(&body, 3).unwrap();
         let expect = expect_for(&compressed, &body, &entries);
@@ -540,7 +598,7 @@ mod tests {
         let line = "x".repeat(100_000);
         let entries: Vec<EntryInput<'_>> = vec![(1, &line, &[])];
         let mut body = Vec::new();
-        encode_body(&entries, &mut body);
+        encode_body(&entries, LineTemplates::Auto, &mut body);
         let compressed = zstd::bulk::compress(&body, 3).unwrap();
         let mut expect = expect_for(&compressed, &body, &entries);
         expect.uncompressed_bytes = 1000;

@@ -15,14 +15,18 @@
 //! A filter with `n` distinct grams, `m = b * n` bits and `k` hashes answers "maybe" for an
 //! absent gram with probability `p = (1 - e^(-k / b))^k`. A needle of `L` bytes is tested by
 //! its `L - 3` grams (up to 16), and it can be skipped only if one of them is absent, so for
-//! a needle whose grams are all absent the false-positive rate is `p^(L-3)`. Aiming at 1%
-//! for a 6-byte needle (3 grams) gives `p = 0.01^(1/3) = 0.215`. For `k = 2` that takes
-//! `b = 2 / -ln(1 - sqrt(0.215)) = 3.21` bits per gram; `k = 1` needs 4.1 and `k = 3` 3.28,
-//! so `k = 2` is the cheapest (the optimum `k = b ln 2` is 2.2). Real needles are words that
-//! share grams with the block (" the", "ing "), which raises their rate above this bound:
-//! the module's tests measure the rate for absent random needles (near the bound), and
-//! `CHUNK_SWEEP=1 cargo bench --bench chunk` measures it for real words (6 to 12 bytes, taken
-//! from other corpus files) against the corpus blocks they do not occur in:
+//! a needle whose grams are all absent the false-positive rate is `p^(L-3)`.
+//!
+//! The filters are paid for in bytes on disk: a block's distinct grams are many (the ten
+//! loghub corpus files, one block each, have 115k), and at 3.25 bits per gram (the sizing of
+//! format version 1, 1% for a 6-byte needle) their filters took 45.7 KB, a quarter of what
+//! the lines of those files compress to at the compaction level. Version 2 writes 2 bits per
+//! gram with one hash: `p = 1 - e^(-1/2) = 0.39` (two hashes at 2 bits give 0.40 for twice
+//! the probes), 28.7 KB on the corpus; a needle passes an absent block 6% of the time at 6
+//! bytes, 0.9% at 8, 0.14% at 10. Real needles are words that share grams with the block
+//! (" the", "ing "), which raises their rate above this bound; `CHUNK_SWEEP=1 cargo bench
+//! --bench chunk` measures it for real words (6 to 12 bytes, taken from other corpus files)
+//! against the corpus blocks they do not occur in (figures of version 1's sweep, k = 2):
 //!
 //! ```text
 //! bits/gram   bloom share of the part   needles let through
@@ -31,8 +35,9 @@
 //! 5.0         19.1%                     4.5%
 //! ```
 //!
-//! Past 3.25 bits the rate barely moves: what remains are needles whose every gram is in the
-//! block (words made of common grams), which no filter size removes. 3.25 is the default.
+//! Past 3 bits the rate barely moves: what remains are needles whose every gram is in the
+//! block (words made of common grams), which no filter size removes. Parts record `k`, and
+//! each block its filter's size, so parts written with other sizings read the same.
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -42,13 +47,13 @@ use super::BLOOM_BYTES_MAX;
 pub const BLOOM_SEED: u64 = 0x5348_4c47_424c_4f4d; // "SHLGBLOM"
 
 /// Hashes per gram written by default (see the module doc's sizing).
-pub const BLOOM_HASHES_DEFAULT: u8 = 2;
+pub const BLOOM_HASHES_DEFAULT: u8 = 1;
 
 /// Most hashes per gram a reader accepts: past 8 a filter only gets slower.
 pub const BLOOM_HASHES_MAX: u8 = 8;
 
 /// Bits per distinct gram written by default (see the module doc's sizing).
-pub const BLOOM_BITS_PER_GRAM_DEFAULT: f64 = 3.25;
+pub const BLOOM_BITS_PER_GRAM_DEFAULT: f64 = 2.0;
 
 /// Most bits per gram a writer accepts: at 16 a filter outweighs the compressed lines.
 pub const BLOOM_BITS_PER_GRAM_MAX: f64 = 16.0;

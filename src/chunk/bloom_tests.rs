@@ -4,6 +4,10 @@
 //!
 //! # What the default filter lets through
 //!
+//! The figures of this section are for format version 1's sizing (3.25 bits per gram, two
+//! hashes); version 2 writes 2 bits and one hash (p = 0.39 per gram, see [`super::bloom`]).
+//! The tests compute their expectations from the defaults in force, so they hold for both.
+//!
 //! At 3.25 bits per distinct gram and k = 2, an absent gram passes with probability
 //! `p = (1 - e^(-2/3.25))^2 = 0.211`. A needle of `L` bytes is probed by its `L - 3` grams
 //! (distinct, at most 16), and a block is skipped when one of them is absent, so a needle

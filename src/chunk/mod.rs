@@ -11,10 +11,14 @@
 //! - [`block`]: the body of one data block and [`DecodedBlock`], the reusable scan buffer.
 //! - [`meta`]: the rkyv-archived metadata (streams, block headers, postings).
 //! - [`bloom`]: the 4-gram bloom filter of a block.
+//! - [`lines`]: the line column's layouts (lengths, newlines, templates).
 //! - [`tokens`]: which grams a line and a needle have; which needles a filter chain requires.
 //! - [`varint`]: LEB128 and zigzag, with checked decoding.
 //!
-//! # Byte layout of a part file (format version 1, all integers little-endian)
+//! # Byte layout of a part file (format version 2, all integers little-endian)
+//!
+//! Version 2 differs from version 1 only inside block bodies (a line layout byte, see below);
+//! this build reads both, and compaction rewrites what it merges at version 2.
 //!
 //! ```text
 //! offset            size   what
@@ -31,7 +35,7 @@
 //!
 //! ```text
 //!  0  8  magic b"SHLGPART"
-//!  8  4  format version (1)
+//!  8  4  format version (1 or 2; equal to the footer's)
 //! 12  4  flags (0; a reader refuses flags it does not know)
 //! 16 44  reserved, zero
 //! 60  4  crc32c of bytes 0..60
@@ -43,15 +47,20 @@
 //! ```text
 //! timestamps  zigzag varint of the first timestamp, then n-1 unsigned varint deltas
 //!             (entries are sorted by time, so deltas are never negative)
-//! lengths     n unsigned varints: the byte length of each line
-//! lines       the line bytes, concatenated (each line is UTF-8)
+//! layout      one byte (version 2 only): how the lines are laid out, see [`lines`]:
+//!             0 lengths, 1 newlines, 2 templates. Version 1 bodies are always "lengths"
+//! lines       lengths: n unsigned varints (the byte length of each line), then the line
+//!             bytes concatenated (each line is UTF-8); newlines: each line then b'\n';
+//!             templates: the shapes of the lines once, a template id per line, and the
+//!             variables of each template slot side by side ([`lines`] has the layout)
 //! metadata    n unsigned varints: the structured metadata pair count of each entry, then
 //!             every pair in entry order as varint key length, key, varint value length,
 //!             value (UTF-8)
 //! ```
 //!
 //! Columns instead of rows: timestamps, lengths and lines each compress better next to their
-//! own kind. The block's header lives in the metadata (`BlockMeta`: stream, min/max time,
+//! own kind. Sealing writes lengths or newlines (cheap); compaction writes templates where a
+//! block's lines repeat their shapes (see [`lines`] for the measured gain). The block's header lives in the metadata (`BlockMeta`: stream, min/max time,
 //! entry count, uncompressed size, line bytes, offset, compressed length, crc32c of the
 //! compressed bytes, bloom offset and length).
 //!
@@ -74,7 +83,7 @@
 //! 64  4  flags (0)
 //! 68 12  reserved, zero
 //! 80  8  magic b"SHLGPART"
-//! 88  4  format version (1)
+//! 88  4  format version (1 or 2)
 //! 92  4  crc32c of footer bytes 0..92
 //! ```
 //!
@@ -100,10 +109,12 @@
 //! named limits below and against the others (offsets in range, blocks contiguous per stream,
 //! postings consistent with the streams' labels), so that accessors can trust them. Block
 //! bodies are checked field by field as they are decoded, with zstd output bounded by the
-//! recorded size.
+//! recorded size, and lines rebuilt from templates bounded by the block's recorded line
+//! bytes (at most [`BLOCK_UNCOMPRESSED_BYTES_MAX`]).
 
 pub mod block;
 pub mod bloom;
+pub mod lines;
 pub mod meta;
 pub mod part;
 pub mod reader;
@@ -118,15 +129,22 @@ mod tests;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use block::{DecodedBlock, Entry, EntryInput, Metadata};
+pub use block::{DecodedBlock, Entry, EntryInput, Metadata, fuzz_parse_body};
 pub use bloom::{BloomBuilder, BloomRef};
+pub use lines::LineTemplates;
 pub use meta::{ArchivedBlockMeta, ArchivedPartMeta, ArchivedStreamMeta};
 pub use part::{PartFooter, PartWriterOptions, StreamBlockInput, encode_part, footer_block_offset};
 pub use reader::PartReader;
 pub use tokens::BloomQuery;
 
-/// The format version written in the header and footer. A reader refuses any other.
-pub const PART_FORMAT_VERSION: u32 = 1;
+/// The format version written in the header and footer. Version 2 added the line layouts of
+/// [`lines`] (a layout byte before the line column); the rest of the file is as in version 1.
+pub const PART_FORMAT_VERSION: u32 = 2;
+
+/// The oldest format version this build reads (a reader refuses versions outside
+/// `PART_FORMAT_VERSION_MIN..=PART_FORMAT_VERSION`). Compaction rewrites what it merges at
+/// the current version.
+pub const PART_FORMAT_VERSION_MIN: u32 = 1;
 
 /// The magic at the start of the header and in the footer.
 pub const PART_MAGIC: [u8; 8] = *b"SHLGPART";

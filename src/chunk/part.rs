@@ -7,6 +7,7 @@ use std::path::Path;
 use super::block::{EntryInput, encode_body, entry_body_bytes};
 use super::bloom::{BLOOM_BITS_PER_GRAM_DEFAULT, BLOOM_BITS_PER_GRAM_MAX, BLOOM_HASHES_DEFAULT};
 use super::bloom::{BLOOM_HASHES_MAX, BloomBuilder};
+use super::lines::LineTemplates;
 use super::meta::{BlockMeta, LabelPair, LabelPostings, PartMeta, StreamMeta, ValuePostings};
 use super::varint::{uvarint_len, zigzag};
 use super::*;
@@ -38,6 +39,10 @@ pub struct PartWriterOptions {
     pub bloom_bits_per_gram: f64,
     /// Hashes per gram (see [`super::bloom`]).
     pub bloom_hashes: u8,
+    /// Whether blocks may store their lines as templates and variables ([`super::lines`]):
+    /// smaller, at the cost of a pass over the lines; off by default (sealing), on for
+    /// compaction.
+    pub line_templates: LineTemplates,
 }
 
 impl Default for PartWriterOptions {
@@ -47,6 +52,7 @@ impl Default for PartWriterOptions {
             block_bytes_target: BLOCK_BYTES_TARGET_DEFAULT,
             bloom_bits_per_gram: BLOOM_BITS_PER_GRAM_DEFAULT,
             bloom_hashes: BLOOM_HASHES_DEFAULT,
+            line_templates: LineTemplates::Off,
         }
     }
 }
@@ -105,6 +111,8 @@ pub struct PartFooter {
     pub streams: u32,
     pub meta_crc32c: u32,
     pub bloom_crc32c: u32,
+    /// The format version of the file (the header holds the same).
+    pub version: u32,
     /// The file's length (not stored: the footer is found at the end).
     pub file_len: u64,
 }
@@ -164,7 +172,7 @@ impl PartFooter {
         put_u32(&mut b, at::META_CRC, self.meta_crc32c);
         put_u32(&mut b, at::BLOOM_CRC, self.bloom_crc32c);
         b[at::MAGIC..at::MAGIC + 8].copy_from_slice(&PART_MAGIC);
-        put_u32(&mut b, at::VERSION, PART_FORMAT_VERSION);
+        put_u32(&mut b, at::VERSION, self.version);
         let crc = crc32c::crc32c(&b[..at::CRC]);
         put_u32(&mut b, at::CRC, crc);
         b
@@ -208,10 +216,13 @@ impl PartFooter {
             return Err(bad(at::MAGIC, "footer magic is not SHLGPART".into()));
         }
         let version = le_u32(b, at::VERSION);
-        if version != PART_FORMAT_VERSION {
+        if !(PART_FORMAT_VERSION_MIN..=PART_FORMAT_VERSION).contains(&version) {
             return Err(bad(
                 at::VERSION,
-                format!("format version {version}, this build reads {PART_FORMAT_VERSION}"),
+                format!(
+                    "format version {version}, this build reads \
+                     {PART_FORMAT_VERSION_MIN} to {PART_FORMAT_VERSION}"
+                ),
             ));
         }
         if le_u32(b, at::FLAGS) != 0 || b[at::RESERVED..at::MAGIC].iter().any(|&x| x != 0) {
@@ -231,6 +242,7 @@ impl PartFooter {
             streams: le_u32(b, at::STREAMS),
             meta_crc32c: le_u32(b, at::META_CRC),
             bloom_crc32c: le_u32(b, at::BLOOM_CRC),
+            version,
             file_len,
         };
         let meta_end = f.meta_offset.saturating_add(f.meta_len);
@@ -307,8 +319,9 @@ pub(crate) fn encode_header() -> [u8; PART_HEADER_BYTES] {
     h
 }
 
-/// Checks the file header at the start of `b`.
-pub(crate) fn check_header(b: &[u8], path: &Path) -> Result<(), ChunkError> {
+/// Checks the file header at the start of `b`, which must be of format `version` (the
+/// footer's).
+pub(crate) fn check_header(b: &[u8], version: u32, path: &Path) -> Result<(), ChunkError> {
     let h = &b[..PART_HEADER_BYTES];
     let stored = le_u32(h, 60);
     let computed = crc32c::crc32c(&h[..60]);
@@ -326,12 +339,12 @@ pub(crate) fn check_header(b: &[u8], path: &Path) -> Result<(), ChunkError> {
             "header magic is not SHLGPART: not a part file",
         ));
     }
-    let version = le_u32(h, 8);
-    if version != PART_FORMAT_VERSION {
+    let stored = le_u32(h, 8);
+    if stored != version {
         return Err(ChunkError::corrupt(
             path,
             8,
-            format!("format version {version}, this build reads {PART_FORMAT_VERSION}"),
+            format!("header format version {stored}, the footer says {version}"),
         ));
     }
     if h[12..60].iter().any(|&x| x != 0) {
@@ -492,7 +505,7 @@ pub fn encode_part(
         for range in block_ranges(s.entries, opts.block_bytes_target) {
             let entries = &s.entries[range];
             body.clear();
-            let lines_bytes = encode_body(entries, &mut body);
+            let lines_bytes = encode_body(entries, opts.line_templates, &mut body);
             assert!(
                 body.len() <= BLOCK_UNCOMPRESSED_BYTES_MAX,
                 "blocks are cut below the maximum"
@@ -584,6 +597,7 @@ pub fn encode_part(
         streams: meta.streams.len() as u32,
         meta_crc32c: crc32c::crc32c(&archive),
         bloom_crc32c,
+        version: PART_FORMAT_VERSION,
         file_len: padded as u64,
     };
     out.extend_from_slice(&footer.encode());
@@ -682,6 +696,7 @@ mod tests {
             streams: 1,
             meta_crc32c: 7,
             bloom_crc32c: 8,
+            version: PART_FORMAT_VERSION,
             file_len: 4096,
         };
         let b = f.encode();

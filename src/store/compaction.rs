@@ -58,6 +58,18 @@ pub struct CompactionPolicy {
     /// level, even a single one: sealing compresses fast to keep up with ingest, cold data is
     /// worth the slower, smaller encoding. `None`: never.
     pub recompress_cold_after: Option<Duration>,
+    /// A cold partition whose parts take fewer file bytes than this is sparse: it is bundled
+    /// with the sparse cold partitions next to it in time into one part of a bundle
+    /// directory ([`super::paths::bundle_name`]), so that a part's fixed cost (alignment,
+    /// footer, metadata, a stream's labels) is paid once for many days, not per day.
+    pub bundle_partition_bytes_max: u64,
+    /// Uncompressed bytes of one step on cold data at most: cold steps encode at the cold
+    /// level ([`super::COLD_ZSTD_LEVEL`], about 2 MB/s), on the core's encoder thread that
+    /// sealing also uses.
+    pub cold_input_uncompressed_bytes_max: u64,
+    /// Parts bundled by one step at most: sparse partitions are small, so a step is bounded
+    /// by its bytes; without this, the inputs of a step and the open files it holds are.
+    pub bundle_inputs_max: usize,
 }
 
 /// 8 MiB: about eight seal rounds of one busy stream; over it a part is worth keeping.
@@ -71,6 +83,14 @@ pub const INPUTS_MAX_DEFAULT: usize = 32;
 pub const INPUT_UNCOMPRESSED_BYTES_MAX_DEFAULT: u64 = 64 << 20;
 /// A partition is cold an hour after its end: late lines are rare by then.
 pub const RECOMPRESS_COLD_AFTER_DEFAULT: Duration = Duration::from_secs(3600);
+/// 4 MiB: a day of a quiet shard; bundles grow to about this size and then stay.
+pub const BUNDLE_PARTITION_BYTES_MAX_DEFAULT: u64 = 4 << 20;
+/// 16 MiB of lines: about 8 s of the encoder thread at the cold level, a delay sealing can
+/// take (its heads stay in memory and in the WAL meanwhile).
+pub const COLD_INPUT_UNCOMPRESSED_BYTES_MAX_DEFAULT: u64 = 16 << 20;
+/// Bundling a year of daily partitions takes one step, not a dozen that each re-encode the
+/// bundle so far.
+pub const BUNDLE_INPUTS_MAX_DEFAULT: usize = 1024;
 
 impl Default for CompactionPolicy {
     fn default() -> Self {
@@ -81,6 +101,9 @@ impl Default for CompactionPolicy {
             inputs_max: INPUTS_MAX_DEFAULT,
             input_uncompressed_bytes_max: INPUT_UNCOMPRESSED_BYTES_MAX_DEFAULT,
             recompress_cold_after: Some(RECOMPRESS_COLD_AFTER_DEFAULT),
+            bundle_partition_bytes_max: BUNDLE_PARTITION_BYTES_MAX_DEFAULT,
+            cold_input_uncompressed_bytes_max: COLD_INPUT_UNCOMPRESSED_BYTES_MAX_DEFAULT,
+            bundle_inputs_max: BUNDLE_INPUTS_MAX_DEFAULT,
         }
     }
 }
@@ -112,9 +135,33 @@ pub struct Candidate<'a> {
     pub uncompressed_bytes: u64,
 }
 
-/// The parts to merge next, by index into `parts`, ascending by part id; `None` if no
-/// partition needs compaction. Partitions are considered oldest first (by start, then
-/// name), parts are grouped by (shard directory, partition directory).
+/// A partition as [`pick_inputs`] groups parts: (start, directory, shard directory).
+type PartitionKey<'a> = (TimestampNs, &'a str, u32);
+
+/// A partition and its parts, by index into the candidates.
+type PartitionParts<'k, 'a> = (&'k PartitionKey<'a>, &'k Vec<usize>);
+
+/// What a compaction step writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pick {
+    /// The inputs, by index into the candidates, ascending by part id.
+    pub parts: Vec<usize>,
+    /// The partition directory of the output (a bundle's is new).
+    pub partition: String,
+    /// The start of the output's partition (a bundle's first partition's).
+    pub partition_start: TimestampNs,
+    /// Whether the inputs are cold: the output is written with the cold options.
+    pub cold: bool,
+}
+
+/// The parts to merge next; `None` if no partition needs compaction. Partitions are
+/// considered oldest first (by start, then name), parts are grouped by (shard directory,
+/// partition directory). The first rule that applies to a partition decides:
+/// 1. it has at least [`CompactionPolicy::min_small_parts`] small parts: they are merged;
+/// 2. it is cold and sparse, and so is the partition after it: they are bundled, with as
+///    many sparse cold partitions after them as fit in one step;
+/// 3. it is cold and holds parts written by sealing: all of it is rewritten;
+/// 4. it has more than [`CompactionPolicy::parts_per_partition_max`] parts.
 ///
 /// `cold_before`: partitions ending at or before it are cold (see
 /// [`CompactionPolicy::recompress_cold_after`]); `partition_ns` is the partition span.
@@ -122,37 +169,60 @@ pub fn pick_inputs(
     parts: &[Candidate<'_>],
     policy: &CompactionPolicy,
     cold_before: Option<(TimestampNs, i64)>,
-) -> Option<Vec<usize>> {
-    let mut partitions: BTreeMap<(TimestampNs, &str, u32), Vec<usize>> = BTreeMap::new();
+) -> Option<Pick> {
+    let mut by: BTreeMap<PartitionKey<'_>, Vec<usize>> = BTreeMap::new();
     for (i, c) in parts.iter().enumerate() {
-        partitions
-            .entry((
-                c.entry.partition_start,
-                c.entry.partition.as_str(),
-                c.entry.dir_shard,
-            ))
-            .or_default()
-            .push(i);
+        by.entry((
+            c.entry.partition_start,
+            c.entry.partition.as_str(),
+            c.entry.dir_shard,
+        ))
+        .or_default()
+        .push(i);
     }
+    let partitions: Vec<PartitionParts<'_, '_>> = by.iter().collect();
+    let is_cold = |key: &PartitionKey<'_>| {
+        cold_before.is_some_and(|(before, span)| key.0.saturating_add(span) <= before)
+    };
+    let is_sparse = |members: &[usize]| {
+        let bytes: u64 = members.iter().map(|&i| parts[i].entry.file_bytes).sum();
+        bytes < policy.bundle_partition_bytes_max
+    };
     let inputs_max = policy.inputs_max.max(2);
-    for members in partitions.values() {
+    for (at, &(key, members)) in partitions.iter().enumerate() {
+        let cold = is_cold(key);
+        let bytes_max = if cold {
+            policy
+                .input_uncompressed_bytes_max
+                .min(policy.cold_input_uncompressed_bytes_max)
+        } else {
+            policy.input_uncompressed_bytes_max
+        };
         let small: Vec<usize> = members
             .iter()
             .copied()
             .filter(|&i| parts[i].entry.file_bytes < policy.small_part_bytes)
             .collect();
-        let mut cold = false;
+        if small.len() < policy.min_small_parts.max(2)
+            && cold
+            && is_sparse(members)
+            && let Some(pick) = bundle(
+                parts,
+                &partitions[at..],
+                policy.bundle_inputs_max.max(2),
+                bytes_max,
+                |k, m| is_cold(k) && is_sparse(m),
+            )
+        {
+            return Some(pick);
+        }
         let mut chosen = if small.len() >= policy.min_small_parts.max(2) {
             // Oldest first: the order they were sealed in.
             let mut s = small;
             s.sort_by_key(|&i| parts[i].entry.id);
             s
-        } else if let Some((before, span)) = cold_before
-            && parts[members[0]].entry.partition_start.saturating_add(span) <= before
-            && members.iter().any(|&i| parts[i].entry.level == 0)
-        {
-            // A cold partition: rewrite all of it at the compaction level.
-            cold = true;
+        } else if cold && members.iter().any(|&i| parts[i].entry.level == 0) {
+            // A cold partition: rewrite all of it at the cold level.
             let mut s = members.clone();
             s.sort_by_key(|&i| parts[i].entry.id);
             s
@@ -172,16 +242,61 @@ pub fn pick_inputs(
             .iter()
             .take_while(|&&i| {
                 total = total.saturating_add(parts[i].uncompressed_bytes);
-                total <= policy.input_uncompressed_bytes_max
+                total <= bytes_max
             })
             .count();
         chosen.truncate(fit);
-        if chosen.len() >= 2 || (cold && chosen.len() == 1) {
+        let rewrite_alone = cold && members.iter().any(|&i| parts[i].entry.level == 0);
+        if chosen.len() >= 2 || (rewrite_alone && chosen.len() == 1) {
             chosen.sort_by_key(|&i| parts[i].entry.id);
-            return Some(chosen);
+            return Some(Pick {
+                parts: chosen,
+                partition: key.1.to_string(),
+                partition_start: key.0,
+                cold,
+            });
         }
     }
     None
+}
+
+/// A bundle of the first partitions of `run` (oldest first) that are sparse and cold
+/// (`bundled`), in the same shard directory, within the step's bounds; `None` unless at
+/// least two partitions fit.
+fn bundle(
+    parts: &[Candidate<'_>],
+    run: &[PartitionParts<'_, '_>],
+    inputs_max: usize,
+    bytes_max: u64,
+    bundled: impl Fn(&PartitionKey<'_>, &[usize]) -> bool,
+) -> Option<Pick> {
+    let (first, _) = run[0];
+    let (mut chosen, mut total, mut last) = (Vec::new(), 0u64, first.1);
+    let mut taken = 0usize;
+    for &(key, members) in run {
+        let bytes: u64 = members.iter().map(|&i| parts[i].uncompressed_bytes).sum();
+        if key.2 != first.2
+            || !bundled(key, members)
+            || chosen.len() + members.len() > inputs_max
+            || total.saturating_add(bytes) > bytes_max
+        {
+            break;
+        }
+        chosen.extend_from_slice(members);
+        total += bytes;
+        last = key.1;
+        taken += 1;
+    }
+    if taken < 2 {
+        return None;
+    }
+    chosen.sort_by_key(|&i| parts[i].entry.id);
+    Some(Pick {
+        parts: chosen,
+        partition: super::paths::bundle_name(first.1, last),
+        partition_start: first.0,
+        cold: true,
+    })
 }
 
 /// How long to wait before starting I/O that brings the bytes charged since `elapsed` ago to
@@ -345,7 +460,7 @@ impl Store {
         if !self.writable || self.compacting.borrow().is_some() {
             return Ok(None);
         }
-        let inputs: Vec<Rc<LoadedPart>> = {
+        let (inputs, pick): (Vec<Rc<LoadedPart>>, Pick) = {
             let parts = self.parts();
             let candidates: Vec<Candidate<'_>> = parts
                 .iter()
@@ -362,11 +477,11 @@ impl Store {
                 )
             });
             match pick_inputs(&candidates, &self.opts.compaction, cold_before) {
-                Some(chosen) => chosen.into_iter().map(|i| parts[i].clone()).collect(),
+                Some(pick) => (pick.parts.iter().map(|&i| parts[i].clone()).collect(), pick),
                 None => return Ok(None),
             }
         };
-        let partition = inputs[0].entry.partition.clone();
+        let partition = pick.partition.clone();
         // Set in the same step as the pick (no await between): a retention drop of this
         // partition from now on leaves its directory for the new file.
         *self.compacting.borrow_mut() = Some(partition.clone());
@@ -383,9 +498,22 @@ impl Store {
             )));
         }
         let level = inputs.iter().map(|p| p.entry.level).max().unwrap_or(0) + 1;
-        let partition_start = inputs[0].entry.partition_start;
+        let opts = if pick.cold {
+            self.opts.cold
+        } else {
+            self.opts.compact
+        };
+        let input_partitions: std::collections::BTreeSet<String> =
+            inputs.iter().map(|p| p.entry.partition.clone()).collect();
         let new = self
-            .write_merged(&partition, partition_start, level, streams, &mut pacer)
+            .write_merged(
+                &partition,
+                pick.partition_start,
+                level,
+                streams,
+                opts,
+                &mut pacer,
+            )
             .await?;
         let output_bytes = new.entry.file_bytes;
         let mut report = CompactionReport {
@@ -422,6 +550,19 @@ impl Store {
         )
         .await?;
         report.committed = true;
+        // A bundle empties the partitions it took: their directories go (a failure is left
+        // to the next open, which removes empty partition directories).
+        for gone in input_partitions.iter().filter(|p| **p != report.partition) {
+            let named = self
+                .manifest
+                .borrow()
+                .parts
+                .iter()
+                .any(|p| &p.partition == gone);
+            if !named {
+                self.remove_partition_dir(gone).await;
+            }
+        }
         self.counters.compactions.inc();
         self.counters
             .compacted_input_parts
@@ -430,7 +571,7 @@ impl Store {
         Ok(Some(report))
     }
 
-    /// Encodes `streams` off the core with the compaction options, pays `pacer` for the
+    /// Encodes `streams` off the core with `opts`, pays `pacer` for the
     /// encoded bytes and writes them durably as one part of `level` in `partition`, not yet
     /// named by the manifest (the caller commits it, or discards it if its inputs went
     /// meanwhile). Compaction and [`Store::rewrite_part`] both end this way, so that a part
@@ -441,6 +582,7 @@ impl Store {
         partition_start: TimestampNs,
         level: u32,
         streams: Vec<MergedStream>,
+        opts: PartWriterOptions,
         pacer: &mut IoPacer,
     ) -> Result<LoadedPart, StoreError> {
         let entries: u64 = streams.iter().map(|s| s.entries.len() as u64).sum();
@@ -457,7 +599,6 @@ impl Store {
             .map(|e| e.ts)
             .max()
             .unwrap_or(0);
-        let opts = self.opts.compact;
         // At background priority: it takes what CPU ingest and sealing leave.
         let encoded = encode_off_core(&self.disk, Encoder::Background, streams, move |s| {
             encode_merged(s, &opts)
@@ -596,7 +737,7 @@ mod tests {
                 uncompressed_bytes: e.file_bytes * 4,
             })
             .collect();
-        pick_inputs(&c, policy, None).map(|v| v.into_iter().map(|i| entries[i].id).collect())
+        pick_inputs(&c, policy, None).map(|p| p.parts.into_iter().map(|i| entries[i].id).collect())
     }
 
     #[test]
@@ -674,17 +815,41 @@ mod tests {
         let end = one[0].partition_start + day;
         // Still warm: nothing to do with one part.
         assert_eq!(
-            pick_inputs(&candidates(&one), &p, Some((end - 1, day))),
+            pick_inputs(&candidates(&one), &p, Some((end - 1, day))).map(|p| p.parts),
             None
         );
         // Cold: the single sealed part is rewritten.
         assert_eq!(
-            pick_inputs(&candidates(&one), &p, Some((end, day))),
+            pick_inputs(&candidates(&one), &p, Some((end, day))).map(|p| p.parts),
             Some(vec![0])
         );
         // Once rewritten (level 1), never again.
         one[0].level = 1;
-        assert_eq!(pick_inputs(&candidates(&one), &p, Some((end, day))), None);
+        assert_eq!(
+            pick_inputs(&candidates(&one), &p, Some((end, day))).map(|p| p.parts),
+            None
+        );
+    }
+
+    #[test]
+    fn sparse_cold_partitions_are_bundled_up_to_the_first_that_is_not() {
+        let p = CompactionPolicy::default();
+        let day = 86_400_000_000_000;
+        let mut parts: Vec<PartEntry> = (0..6).map(|d| entry(d as u64, d * day, 8 << 10)).collect();
+        // Day 3 is not sparse: days 0-2 are bundled, days 4-5 wait for the next step.
+        parts[3].file_bytes = 64 << 20;
+        parts[3].level = 1;
+        let c = candidates(&parts);
+        let pick = pick_inputs(&c, &p, Some((10 * day, day))).expect("a bundle");
+        assert_eq!(pick.parts, vec![0, 1, 2]);
+        assert_eq!(pick.partition, format!("p0--p{}", 2 * day));
+        assert_eq!(pick.partition_start, 0);
+        assert!(pick.cold);
+        // Without cold data nothing is bundled: each sealed part alone is not worth a step.
+        assert_eq!(pick_inputs(&c, &p, None), None);
+        // Day 0 alone is cold: rewritten alone, not bundled.
+        let alone = pick_inputs(&c, &p, Some((day, day))).expect("a cold rewrite");
+        assert_eq!((alone.parts, alone.partition.as_str()), (vec![0], "p0"));
     }
 
     #[test]

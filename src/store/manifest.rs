@@ -43,7 +43,8 @@ pub const MANIFEST_PARTS_MAX: usize = 1 << 20;
 /// Watermarks (streams with sealed data newer than the checkpoint).
 pub const MANIFEST_WATERMARKS_MAX: usize = 1 << 24;
 pub const MANIFEST_FOREIGN_MAX: usize = 1 << 16;
-/// A partition name is a date, maybe with an hour.
+/// A partition name is a date, maybe with an hour, or a bundle of two such names
+/// (`paths::bundle_name`, at most 28 bytes).
 pub const PARTITION_NAME_BYTES_MAX: usize = 32;
 /// Payload bytes: the maximum counts of everything above.
 pub const MANIFEST_PAYLOAD_BYTES_MAX: usize = 1 << 30;
@@ -234,7 +235,12 @@ impl Manifest {
             let partition = std::str::from_utf8(name)
                 .ok()
                 .filter(|s| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-                .ok_or_else(|| bad(r.offset() - name_len, "partition name is not a date".into()))?
+                .ok_or_else(|| {
+                    bad(
+                        r.offset() - name_len,
+                        "partition name is not a date or a bundle of dates".into(),
+                    )
+                })?
                 .to_string();
             let e = PartEntry {
                 id,

@@ -14,7 +14,9 @@
 //! ```
 //!
 //! A partition is named by its start time in UTC: `2026-11-25` for whole days, `2026-11-25T06`
-//! when partitions are shorter than a day. Names sort in time order.
+//! when partitions are shorter than a day. Names sort in time order. A bundle (old sparse
+//! partitions that compaction put in one part) is named by its first and last partition,
+//! `2026-11-25--2027-03-02`, and sorts with its first.
 
 use std::path::{Path, PathBuf};
 
@@ -154,9 +156,39 @@ pub fn partition_name(start: TimestampNs, span_ns: i64) -> String {
     }
 }
 
+/// Separates the first and last partition of a bundle's name. Partition names never hold
+/// it, and the manifest accepts it (names are ASCII letters, digits and '-').
+const BUNDLE_SEPARATOR: &str = "--";
+
+/// The name of a bundle: old sparse partitions from `first` to `last` (names of partitions
+/// or of bundles) compacted into one directory, `<first>--<last>`, for example
+/// `2023-11-14--2025-07-06`. It sorts with its first partition; at most 28 bytes.
+pub fn bundle_name(first: &str, last: &str) -> String {
+    let head = first.split(BUNDLE_SEPARATOR).next().unwrap_or(first);
+    let tail = last.rsplit(BUNDLE_SEPARATOR).next().unwrap_or(last);
+    format!("{head}{BUNDLE_SEPARATOR}{tail}")
+}
+
+/// Whether a partition directory is a bundle of several partitions.
+pub fn is_bundle(partition: &str) -> bool {
+    partition.contains(BUNDLE_SEPARATOR)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bundle_names_span_their_first_and_last_partition() {
+        assert_eq!(
+            bundle_name("2023-11-14", "2023-11-20"),
+            "2023-11-14--2023-11-20"
+        );
+        let b = bundle_name("2023-11-14--2023-11-20", "2023-12-01T06");
+        assert_eq!(b, "2023-11-14--2023-12-01T06");
+        assert!(is_bundle(&b) && !is_bundle("2023-11-14"));
+        assert!(b.len() <= crate::store::manifest::PARTITION_NAME_BYTES_MAX);
+    }
 
     #[test]
     fn names_round_trip_and_sort_in_time_order() {

@@ -1,5 +1,10 @@
 //! Retention: drops whole partitions of a store, oldest first, by age and by size.
 //!
+//! Bundles (old sparse partitions compacted into one part, see `compaction.rs`) are
+//! partitions too, dropped whole once their newest line is past the age; before that, the
+//! lines of a bundle past the age are dropped by rewriting it (`rewrite.rs`), so that a
+//! bundle never keeps a line longer than the partitions it took would have.
+//!
 //! Which question it answers: "which data is deleted, and how, so that a crash never leaves
 //! part of a partition counted?" A partition is dropped by one manifest replacement that
 //! removes all its parts (the same manifest-first rule as every change: after a crash the
@@ -12,8 +17,28 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::part_file::LoadedPart;
+use super::paths::is_bundle;
+use super::rewrite::{DropReason, LineDropper, StreamRule};
 use super::{Change, Store, StoreError};
-use crate::model::TimestampNs;
+use crate::model::{Labels, TimestampNs};
+
+/// Drops the lines older than a cutoff (from bundles that straddle it).
+struct ExpiredBefore(TimestampNs);
+
+impl LineDropper for ExpiredBefore {
+    fn for_stream(
+        &self,
+        _tenant: &str,
+        _labels: &Labels,
+        min: TimestampNs,
+        _max: TimestampNs,
+    ) -> Option<StreamRule<'_>> {
+        let cutoff = self.0;
+        (min < cutoff).then(|| -> StreamRule<'_> {
+            Box::new(move |ts, _, _| (ts < cutoff).then_some(DropReason::Expired))
+        })
+    }
+}
 
 /// What a retention pass dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,7 +108,7 @@ impl Store {
         keep_bytes: Option<u64>,
     ) -> Result<RetentionReport, StoreError> {
         let mut report = RetentionReport::default();
-        let _guard = self.lock().await;
+        let guard = self.lock().await;
         let cutoff = max_age.map(|age| {
             now_ns.saturating_sub(TimestampNs::try_from(age.as_nanos()).unwrap_or(i64::MAX))
         });
@@ -92,6 +117,27 @@ impl Store {
             let too_big = keep_bytes.is_some_and(|k| self.total_bytes() > k);
             if too_old || too_big {
                 self.drop_partition_locked(partition, &mut report).await?;
+            }
+        }
+        drop(guard);
+        // A bundle spans many partitions: the lines of it that are past the age go by a
+        // rewrite, so that bundling never keeps a line longer than a partition would.
+        let Some(cutoff) = cutoff else {
+            return Ok(report);
+        };
+        let straddling: Vec<Rc<LoadedPart>> = self
+            .parts()
+            .into_iter()
+            .filter(|p| is_bundle(&p.entry.partition) && p.entry.min_ts < cutoff)
+            .collect();
+        for part in straddling {
+            let r = self.rewrite_part(&part, &ExpiredBefore(cutoff)).await?;
+            if r.committed {
+                report.parts += 1;
+                report.entries += r.dropped_lines();
+                self.counters
+                    .retention_dropped_entries
+                    .add(r.dropped_lines());
             }
         }
         Ok(report)

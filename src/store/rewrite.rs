@@ -226,6 +226,12 @@ impl Store {
                     part.entry.partition_start,
                     part.entry.level,
                     streams,
+                    // A bundle holds cold data only: it keeps the cold encoding.
+                    if super::paths::is_bundle(&part.entry.partition) {
+                        self.opts.cold
+                    } else {
+                        self.opts.compact
+                    },
                     &mut pacer,
                 )
                 .await?;

@@ -178,15 +178,28 @@ fn lines_of(parts: &[&FixturePart]) -> Vec<Line> {
 }
 
 async fn open_store(sim: &SimDisk) -> Store {
+    open_store_with(sim, test_opts()).await
+}
+
+async fn open_store_with(sim: &SimDisk, opts: StoreOptions) -> Store {
     Store::open(
         Disk::simulated(sim.clone()),
         Path::new(DATA_DIR),
         0,
-        test_opts(),
+        opts,
         true,
     )
     .await
     .expect("open the store")
+}
+
+/// [`test_opts`] with cold compaction on (the fixtures' days are long past), at a fast level.
+fn cold_opts() -> StoreOptions {
+    let mut o = test_opts();
+    o.compaction.recompress_cold_after = Some(std::time::Duration::from_secs(3600));
+    o.cold.zstd_level = 3;
+    o.cold.block_bytes_target = crate::chunk::part::BLOCK_BYTES_TARGET_MIN;
+    o
 }
 
 /// Writes parts and names them in one manifest change, as a seal round does.
@@ -220,8 +233,12 @@ async fn seal_like(store: &Store, parts: &[&FixturePart]) -> Result<(), StoreErr
 
 /// A store on a new simulated disk holding `parts`, one seal round each.
 async fn build(parts: &[FixturePart]) -> (SimDisk, Rc<Store>) {
+    build_with(parts, test_opts()).await
+}
+
+async fn build_with(parts: &[FixturePart], opts: StoreOptions) -> (SimDisk, Rc<Store>) {
     let sim = SimDisk::new();
-    let store = open_store(&sim).await;
+    let store = open_store_with(&sim, opts).await;
     for p in parts {
         seal_like(&store, &[p]).await.expect("seal");
     }
@@ -327,6 +344,10 @@ trait Scenario {
     /// Finishes the work after recovery (as the running server would) and checks the end
     /// state.
     async fn finish(&self, store: &Store);
+    /// The store's options.
+    fn opts(&self) -> StoreOptions {
+        test_opts()
+    }
 }
 
 /// Runs the step once cleanly to count its disk operations, then for each operation `n`
@@ -334,7 +355,7 @@ trait Scenario {
 /// runs the step, crashes, reopens the store and checks the lines, the files, and that the
 /// work can be finished.
 async fn sweep(s: &impl Scenario) {
-    let (sim, store) = build(s.initial()).await;
+    let (sim, store) = build_with(s.initial(), s.opts()).await;
     let before = sim.ops();
     assert!(s.step(&store).await, "the step succeeds on a healthy disk");
     let ops = sim.ops() - before;
@@ -343,13 +364,13 @@ async fn sweep(s: &impl Scenario) {
     let mut outcomes = HashSet::new();
     for n in 0..=ops {
         for how in CRASHES {
-            let (sim, store) = build(s.initial()).await;
+            let (sim, store) = build_with(s.initial(), s.opts()).await;
             store.disk().faults().fail_any_after(n);
             let done = s.step(&store).await;
             assert!(n < ops || done, "no failure is injected at n = {ops}");
             drop(store);
             sim.crash(how);
-            let store = open_store(&sim).await;
+            let store = open_store_with(&sim, s.opts()).await;
             assert_no_garbage(&store);
             let lines = read_all(&store).await;
             let Some(k) = allowed.iter().position(|a| *a == lines) else {
@@ -598,6 +619,147 @@ fn queries_keep_reading_parts_that_compaction_and_retention_dropped() {
         assert_eq!(read_parts(&taken).await, all);
         assert_no_garbage(&store);
     });
+}
+
+struct BundleScenario {
+    parts: Vec<FixturePart>,
+}
+
+impl BundleScenario {
+    /// Five cold days of one small part each: bundled into one part in one step.
+    fn new() -> BundleScenario {
+        let streams = test_streams();
+        let parts = (0..5)
+            .map(|d| make_part(&streams, DAY0 + d * DAY, d as usize, 10))
+            .collect();
+        BundleScenario { parts }
+    }
+}
+
+impl Scenario for BundleScenario {
+    fn initial(&self) -> &[FixturePart] {
+        &self.parts
+    }
+
+    async fn step(&self, store: &Store) -> bool {
+        matches!(store.compact_once().await, Ok(Some(r)) if r.committed)
+    }
+
+    fn allowed(&self) -> Vec<Vec<Line>> {
+        vec![lines_of(&self.parts.iter().collect::<Vec<_>>())]
+    }
+
+    async fn finish(&self, store: &Store) {
+        while let Some(r) = store.compact_once().await.expect("compact") {
+            assert!(r.committed);
+        }
+        let parts = store.parts();
+        assert_eq!(parts.len(), 1, "five sparse days in one bundle");
+        assert_eq!(parts[0].entry.partition, "2025-11-25--2025-11-29");
+        assert_eq!(parts[0].entry.partition_start, DAY0);
+        assert_eq!(read_all(store).await, self.allowed()[0]);
+    }
+
+    fn opts(&self) -> StoreOptions {
+        cold_opts()
+    }
+}
+
+#[test]
+fn bundling_keeps_every_line_once_across_a_crash_at_any_operation() {
+    run(|| async { sweep(&BundleScenario::new()).await });
+}
+
+#[test]
+fn retention_drops_the_expired_lines_of_a_bundle() {
+    run(|| async {
+        let streams = test_streams();
+        let parts: Vec<FixturePart> = (0..5)
+            .map(|d| make_part(&streams, DAY0 + d * DAY, d as usize, 10))
+            .collect();
+        let (_sim, store) = build_with(&parts, cold_opts()).await;
+        let r = store.compact_once().await.unwrap().expect("a bundle");
+        assert!(r.committed && r.inputs.len() == 5);
+        assert_eq!(r.partition, "2025-11-25--2025-11-29");
+        assert_no_garbage(&store);
+
+        // Days 0 and 1 are past the age: the bundle is rewritten without them.
+        let now = DAY0 + 5 * DAY;
+        let age = Some(std::time::Duration::from_secs(3 * 86_400));
+        let r = store.apply_retention(now, age, None).await.unwrap();
+        assert_eq!(
+            (r.parts, r.entries),
+            (1, parts[0].entries + parts[1].entries)
+        );
+        assert_eq!(
+            read_all(&store).await,
+            lines_of(&[&parts[2], &parts[3], &parts[4]])
+        );
+        assert!(
+            store
+                .parts()
+                .iter()
+                .all(|p| p.entry.min_ts >= DAY0 + 2 * DAY)
+        );
+        // Nothing more to drop; then the whole bundle once its newest line is past the age.
+        let r = store.apply_retention(now, age, None).await.unwrap();
+        assert_eq!(r, retention::RetentionReport::default());
+        let r = store
+            .apply_retention(now + 3 * DAY, age, None)
+            .await
+            .unwrap();
+        assert_eq!(r.partitions, vec!["2025-11-25--2025-11-29".to_string()]);
+        assert_eq!(store.part_count(), 0);
+        assert_no_garbage(&store);
+    });
+}
+
+/// A store written by part format version 1 (`testdata/v1-data`, shard 0) is read whole and
+/// rewritten at the current version by compaction, without losing a line.
+#[test]
+fn compaction_upgrades_version_1_parts_without_loss() {
+    run(|| async {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/v1-data/shards");
+        copy_tree(&from, &tmp.path().join("shards"));
+        let opts = StoreOptions {
+            compaction_bytes_per_second: 0,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(Disk::real(), tmp.path(), 0, opts, true)
+            .await
+            .expect("open the version 1 store");
+        let version = |s: &Store| -> Vec<u32> {
+            s.parts()
+                .iter()
+                .map(|p| p.reader().footer().version)
+                .collect()
+        };
+        assert!(!version(&store).is_empty() && version(&store).iter().all(|&v| v == 1));
+        let before = read_all(&store).await;
+        assert_eq!(
+            before.len(),
+            210,
+            "shard 0 holds 7 of the 10 streams' 30 lines"
+        );
+        while let Some(r) = store.compact_once().await.expect("compact") {
+            assert!(r.committed);
+        }
+        assert_eq!(version(&store), vec![crate::chunk::PART_FORMAT_VERSION]);
+        assert_eq!(read_all(&store).await, before);
+    });
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create a directory");
+    for e in std::fs::read_dir(from).expect("read a directory") {
+        let e = e.expect("an entry");
+        if e.file_type().expect("a type").is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy a file");
+        }
+    }
 }
 
 #[test]

@@ -1,0 +1,143 @@
+//! A data directory written by part format version 1 is read by this build, every line of it.
+//!
+//! `testdata/v1-data/` was written by the server when parts were at format version 1 (see
+//! `testdata/v1-data/README.md`): 30 lines of each loghub corpus file, one stream per file
+//! (`{app="<file stem>", source="v1"}`), line `i` at `BASE_NS + (i % 3) days + i ms`, so the
+//! lines fall in three day partitions of two shards. The test copies the directory, starts
+//! the server on it and asks for every stream; then stops it (which may have compacted the
+//! cold partitions into parts of the current format) and asks again after a restart.
+
+mod common;
+
+use std::path::Path;
+
+use common::loki::string_map;
+use common::tools::corpus_dir;
+use common::{QUERY_LIMIT, Server, ServerOptions, TestDir, labels};
+
+/// The first timestamp of the data directory, as `testdata/v1-data/make.py` writes it.
+const BASE_NS: i64 = 1_700_000_000_000_000_000;
+const DAY_NS: i64 = 86_400_000_000_000;
+const LINE_STEP_NS: i64 = 1_000_000;
+/// Lines of each corpus file in the directory.
+const LINES_PER_FILE: usize = 30;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()))
+    {
+        let entry = entry.expect("a directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if entry
+            .path()
+            .extension()
+            .is_none_or(|x| x != "py" && x != "md")
+        {
+            std::fs::copy(entry.path(), &target)
+                .unwrap_or_else(|e| panic!("copy {}: {e}", entry.path().display()));
+        }
+    }
+}
+
+/// (app, lines with timestamps) of every stream the directory holds, files sorted by name.
+fn expected() -> Vec<(String, Vec<(i64, String)>)> {
+    let dir = corpus_dir();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 10, "the loghub corpus has ten files");
+    files
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).expect("a corpus file");
+            let mut lines: Vec<(i64, String)> = text
+                .lines()
+                .take(LINES_PER_FILE)
+                .enumerate()
+                .map(|(i, l)| {
+                    let ts = BASE_NS + (i as i64 % 3) * DAY_NS + i as i64 * LINE_STEP_NS;
+                    (ts, l.to_string())
+                })
+                .collect();
+            lines.sort_by_key(|l| l.0);
+            let app = path.file_stem().expect("a name").to_string_lossy().into();
+            (app, lines)
+        })
+        .collect()
+}
+
+fn check(server: &Server, when: &str) {
+    // The query range limit is 30 days: the directory spans three.
+    let start = (BASE_NS - DAY_NS).to_string();
+    let end = (BASE_NS + 4 * DAY_NS).to_string();
+    let limit = QUERY_LIMIT.to_string();
+    for (app, lines) in expected() {
+        let query = format!(r#"{{app="{app}", source="v1"}}"#);
+        let body = server.query_range(&[
+            ("query", &query),
+            ("start", &start),
+            ("end", &end),
+            ("limit", &limit),
+            ("direction", "forward"),
+        ]);
+        let result = body["data"]["result"].as_array().expect("a result array");
+        assert_eq!(result.len(), 1, "{when}: {query}: one stream");
+        assert_eq!(
+            string_map(&result[0]["stream"]),
+            labels(&[("app", &app), ("source", "v1")]),
+            "{when}: {query}"
+        );
+        let got: Vec<(i64, String)> = result[0]["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .map(|v| {
+                let ts = v[0].as_str().and_then(|t| t.parse().ok()).expect("a time");
+                (ts, v[1].as_str().expect("a line").to_string())
+            })
+            .collect();
+        assert_eq!(got, lines, "{when}: {query}: every line, once, in order");
+    }
+    // A needle that occurs in one stream only: the blooms of the others must not hide it.
+    let body = server.query_range(&[
+        ("query", r#"{source="v1"} |= "PacketResponder""#),
+        ("start", &start),
+        ("end", &end),
+        ("limit", &limit),
+    ]);
+    let found: usize = body["data"]["result"]
+        .as_array()
+        .expect("a result array")
+        .iter()
+        .map(|s| s["values"].as_array().expect("values").len())
+        .sum();
+    let want: usize = expected()
+        .iter()
+        .flat_map(|(_, lines)| lines)
+        .filter(|(_, l)| l.contains("PacketResponder"))
+        .count();
+    assert!(want > 0, "the needle occurs in the data");
+    assert_eq!(found, want, "{when}: needle query");
+}
+
+#[test]
+fn a_data_dir_of_part_format_1_is_read_whole() {
+    let dir = TestDir::new("storage-v1-data");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/v1-data");
+    copy_dir(&source, &dir.data_dir());
+    let options = ServerOptions {
+        syslog: false,
+        ..ServerOptions::default()
+    };
+    let mut server = Server::start_with(&dir, &options);
+    check(&server, "first start on the version 1 directory");
+    server.terminate_ok();
+    let mut server = Server::start_with(&dir, &options);
+    check(&server, "after a restart");
+    server.terminate_ok();
+}

@@ -194,52 +194,36 @@ fn peak_memory_stays_within_a_small_budget_under_a_firehose_of_many_streams() {
     assert_eq!(found, total);
 }
 
+/// Runs `serve` on one core with `extra` flags, to its exit (a refusal exits at once).
+fn serve_to_exit(extra: &[&str]) -> (std::process::ExitStatus, String) {
+    let dir = TestDir::new("memory-budget-refused");
+    let data = dir.data_dir();
+    let http = format!("127.0.0.1:{}", common::server::free_tcp_port());
+    let mut args = vec![
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--http-addr",
+        &http,
+        "--syslog-tcp-addr",
+        "",
+        "--syslog-udp-addr",
+        "",
+        "--cores",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    common::server::run_to_exit(&args, 10_000)
+}
+
 #[test]
 fn a_budget_that_cannot_be_kept_refuses_the_start_by_name() {
-    let dir = TestDir::new("memory-budget-refused");
-    let port = common::server::free_tcp_port();
-    let data = dir.data_dir();
-    let (status, output) = common::server::run_to_exit(
-        &[
-            "serve",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--http-addr",
-            &format!("127.0.0.1:{port}"),
-            "--syslog-tcp-addr",
-            "",
-            "--syslog-udp-addr",
-            "",
-            "--cores",
-            "1",
-            "--memory-max",
-            "64MiB",
-        ],
-        10_000,
-    );
+    let (status, output) = serve_to_exit(&["--memory-max", "64MiB"]);
     assert_eq!(status.code(), Some(2), "{output}");
     assert!(output.contains("memory_max"), "{output}");
     // Explicit shares that do not fit are named too.
-    let (status, output) = common::server::run_to_exit(
-        &[
-            "serve",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--http-addr",
-            &format!("127.0.0.1:{port}"),
-            "--syslog-tcp-addr",
-            "",
-            "--syslog-udp-addr",
-            "",
-            "--cores",
-            "1",
-            "--memory-max",
-            "256MiB",
-            "--heads-bytes-max",
-            "512MiB",
-        ],
-        10_000,
-    );
+    let (status, output) =
+        serve_to_exit(&["--memory-max", "256MiB", "--heads-bytes-max", "512MiB"]);
     assert_eq!(status.code(), Some(2), "{output}");
     assert!(output.contains("heads_bytes_max"), "{output}");
 }

@@ -53,6 +53,10 @@ use crate::store::part_file::{LoadedPart, ReadAhead};
 use crate::store::{Store, StoreError};
 use crate::tenants::federation::tenant_labels;
 
+/// A part's bloom region for one scan: `None` until a stream asks for it, then what
+/// [`LoadedPart::blooms`] gave (`None` inside when the part's tail holds them or it has none).
+type BloomSlot = Option<Option<Rc<crate::store::bloom_cache::BloomRegion>>>;
+
 /// What queries read from parts, for `/metrics` and the bloom-skip figures.
 #[derive(Default)]
 pub struct ScanCounters {
@@ -371,6 +375,9 @@ impl Shard {
         let snapshot = self.snapshot(&tenants, &matchers, spec.start, spec.end, label_tenants);
         let mut block = DecodedBlock::new();
         let mut ahead = read_ahead_per_part(&snapshot);
+        // Each part's bloom region, asked for once per scan (by the first stream that needs
+        // it), not once per stream.
+        let mut blooms: Vec<BloomSlot> = vec![None; snapshot.parts.len()];
         for stream in &snapshot.streams {
             let (labels, deletes) = snapshot.view(stream);
             sink.begin_stream(&labels);
@@ -379,8 +386,10 @@ impl Shard {
                 self.scan_head(&mut src, &snapshot.pin, spec, deletes, sink)
                     .await?;
             }
-            for ((store, part), ahead) in snapshot.parts.iter().zip(&mut ahead) {
-                let read = (&mut block, ahead);
+            for (((store, part), ahead), blooms) in
+                snapshot.parts.iter().zip(&mut ahead).zip(&mut blooms)
+            {
+                let read = (&mut block, ahead, blooms);
                 self.scan_part_stream(part, stream.id, spec, deletes, sink, read)
                     .await
                     .map_err(|e| match e {
@@ -418,18 +427,17 @@ impl Shard {
         spec: &ScanSpec,
         deletes: &StreamDeletes,
         sink: &mut dyn ScanSink,
-        (block, ahead): (&mut DecodedBlock, &mut ReadAhead),
+        (block, ahead, blooms): (&mut DecodedBlock, &mut ReadAhead, &mut BloomSlot),
     ) -> Result<(), ScanError> {
-        // Blooms are read (or found in the cache) only for queries they can prune.
-        let blooms = if spec.bloom.is_empty() {
-            None
-        } else {
-            part.blooms(&self.bloom_cache()).await?
-        };
-        let reader = part.reader_with(blooms.as_deref());
-        let Some(si) = reader.meta().stream_index(id) else {
+        let Some(si) = part.reader().meta().stream_index(id) else {
             return Ok(());
         };
+        // Blooms are read (or found in the cache) only for queries they can prune, and only
+        // for parts that hold a selected stream.
+        if blooms.is_none() && !spec.bloom.is_empty() {
+            *blooms = Some(part.blooms(&self.bloom_cache()).await?);
+        }
+        let reader = part.reader_with(blooms.as_ref().and_then(|b| b.as_deref()));
         let forward = spec.direction == Direction::Forward;
         let mut blocks: Vec<usize> = reader.streams()[si].block_range().collect();
         if !forward {

@@ -139,24 +139,17 @@ impl LoadedPart {
         }
         let start = f.tail_offset_with_blooms();
         let end = f.meta_offset.next_multiple_of(PART_ALIGN_BYTES as u64);
-        let buf = self
-            .file
-            .read_at(start, (end - start) as usize)
-            .await
-            .map_err(|source| StoreError::Io {
-                path: self.path.clone(),
-                op: "reading a part's bloom filters",
-                source,
-            })?;
         let len = (f.meta_offset - f.bloom_offset) as usize;
         let at = (f.bloom_offset - start) as usize;
-        if buf.len() < at + len {
-            return Err(StoreError::Corruption {
-                path: self.path.clone(),
-                offset: start + buf.len() as u64,
-                what: "the file ended inside its bloom filters".into(),
-            });
-        }
+        let buf = self
+            .read_covering(
+                start,
+                end,
+                at + len,
+                "reading a part's bloom filters",
+                || "the file ended inside its bloom filters".into(),
+            )
+            .await?;
         let computed = crc32c::crc32c(&buf[at..at + len]);
         if computed != f.bloom_crc32c {
             return Err(StoreError::Corruption {
@@ -175,6 +168,35 @@ impl LoadedPart {
         });
         cache.insert(&self.path, Rc::clone(&region));
         Ok(Some(region))
+    }
+
+    /// Reads the aligned range `[start, end)`, which must bring at least `needed` bytes: a
+    /// shorter read means the file ended early, [`StoreError::Corruption`] saying `ended`.
+    async fn read_covering(
+        &self,
+        start: u64,
+        end: u64,
+        needed: usize,
+        op: &'static str,
+        ended: impl FnOnce() -> String,
+    ) -> Result<ReadBuf, StoreError> {
+        let buf = self
+            .file
+            .read_at(start, (end - start) as usize)
+            .await
+            .map_err(|source| StoreError::Io {
+                path: self.path.clone(),
+                op,
+                source,
+            })?;
+        if buf.len() < needed {
+            return Err(StoreError::Corruption {
+                path: self.path.clone(),
+                offset: start + buf.len() as u64,
+                what: ended(),
+            });
+        }
+        Ok(buf)
     }
 
     /// Bytes held in memory for this part (its tail).
@@ -224,24 +246,13 @@ impl LoadedPart {
             // Up to the tail: the blocks end where the blooms and metadata begin.
             end = end.max((start + READ_AHEAD_BYTES).min(self.tail_offset.next_multiple_of(align)));
         }
-        let buf = self
-            .file
-            .read_at(start, (end - start) as usize)
-            .await
-            .map_err(|source| StoreError::Io {
-                path: self.path.clone(),
-                op: "reading a part block",
-                source,
-            })?;
         let lo = (range.start - start) as usize;
         let hi = (range.end - start) as usize;
-        if buf.len() < hi {
-            return Err(StoreError::Corruption {
-                path: self.path.clone(),
-                offset: start + buf.len() as u64,
-                what: format!("the file ended inside block {i}"),
-            });
-        }
+        let buf = self
+            .read_covering(start, end, hi, "reading a part block", || {
+                format!("the file ended inside block {i}")
+            })
+            .await?;
         self.reader().decode_block_bytes(i, &buf[lo..hi], out)?;
         if small {
             *ahead = ReadAhead {

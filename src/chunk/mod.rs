@@ -116,6 +116,7 @@ pub mod block;
 pub mod bloom;
 pub mod lines;
 pub mod meta;
+pub mod pairs;
 pub mod part;
 pub mod reader;
 pub mod tokens;
@@ -139,7 +140,7 @@ pub use tokens::BloomQuery;
 
 /// The format version written in the header and footer. Version 2 added the line layouts of
 /// [`lines`] (a layout byte before the line column); the rest of the file is as in version 1.
-pub const PART_FORMAT_VERSION: u32 = 2;
+pub const PART_FORMAT_VERSION: u32 = 3;
 
 /// The oldest format version this build reads (a reader refuses versions outside
 /// `PART_FORMAT_VERSION_MIN..=PART_FORMAT_VERSION`). Compaction rewrites what it merges at

@@ -9,6 +9,10 @@ use super::bloom::{BLOOM_BITS_PER_GRAM_DEFAULT, BLOOM_BITS_PER_GRAM_MAX, BLOOM_H
 use super::bloom::{BLOOM_HASHES_MAX, BloomBuilder};
 use super::lines::LineTemplates;
 use super::meta::{BlockMeta, LabelPair, LabelPostings, PartMeta, StreamMeta, ValuePostings};
+use super::pairs::{
+    PAIR_DIR_RECORD_BYTES, PAIR_ENTRY_BYTES, PART_PAIR_ENTRIES_MAX, PairIndexBuilder, escape_key,
+    line_may_unescape, pages_of, pair_key,
+};
 use super::varint::{uvarint_len, zigzag};
 use super::*;
 use crate::model::{Labels, stream_hash, validate_tenant};
@@ -111,6 +115,13 @@ pub struct PartFooter {
     pub streams: u32,
     pub meta_crc32c: u32,
     pub bloom_crc32c: u32,
+    /// File offset of the metadata index ([`super::pairs`]), right after the blocks; 0 when
+    /// the part has none (always in versions 1 and 2).
+    pub pairs_offset: u64,
+    /// Entries of the metadata index.
+    pub pair_entries: u32,
+    /// crc32c of the metadata index's directory.
+    pub pair_dir_crc32c: u32,
     /// The format version of the file (the header holds the same).
     pub version: u32,
     /// The file's length (not stored: the footer is found at the end).
@@ -151,8 +162,13 @@ mod at {
     pub const STREAMS: usize = 52;
     pub const META_CRC: usize = 56;
     pub const BLOOM_CRC: usize = 60;
+    /// Versions 1 and 2: flags (0) and reserved bytes, all zero.
     pub const FLAGS: usize = 64;
     pub const RESERVED: usize = 68;
+    /// Version 3: the metadata index, where versions 1 and 2 had flags and reserved bytes.
+    pub const PAIRS_OFFSET: usize = 64;
+    pub const PAIR_ENTRIES: usize = 72;
+    pub const PAIR_DIR_CRC: usize = 76;
     pub const MAGIC: usize = 80;
     pub const VERSION: usize = 88;
     pub const CRC: usize = 92;
@@ -171,6 +187,11 @@ impl PartFooter {
         put_u32(&mut b, at::STREAMS, self.streams);
         put_u32(&mut b, at::META_CRC, self.meta_crc32c);
         put_u32(&mut b, at::BLOOM_CRC, self.bloom_crc32c);
+        if self.version >= 3 {
+            put_u64(&mut b, at::PAIRS_OFFSET, self.pairs_offset);
+            put_u32(&mut b, at::PAIR_ENTRIES, self.pair_entries);
+            put_u32(&mut b, at::PAIR_DIR_CRC, self.pair_dir_crc32c);
+        }
         b[at::MAGIC..at::MAGIC + 8].copy_from_slice(&PART_MAGIC);
         put_u32(&mut b, at::VERSION, self.version);
         let crc = crc32c::crc32c(&b[..at::CRC]);
@@ -225,12 +246,21 @@ impl PartFooter {
                 ),
             ));
         }
-        if le_u32(b, at::FLAGS) != 0 || b[at::RESERVED..at::MAGIC].iter().any(|&x| x != 0) {
-            return Err(bad(
-                at::FLAGS,
-                "unknown footer flags or reserved bytes set".into(),
-            ));
-        }
+        let (pairs_offset, pair_entries, pair_dir_crc32c) = if version >= 3 {
+            (
+                le_u64(b, at::PAIRS_OFFSET),
+                le_u32(b, at::PAIR_ENTRIES),
+                le_u32(b, at::PAIR_DIR_CRC),
+            )
+        } else {
+            if le_u32(b, at::FLAGS) != 0 || b[at::RESERVED..at::MAGIC].iter().any(|&x| x != 0) {
+                return Err(bad(
+                    at::FLAGS,
+                    "unknown footer flags or reserved bytes set".into(),
+                ));
+            }
+            (0, 0, 0)
+        };
         let f = PartFooter {
             bloom_offset: le_u64(b, at::BLOOM_OFFSET),
             meta_offset: le_u64(b, at::META_OFFSET),
@@ -242,6 +272,9 @@ impl PartFooter {
             streams: le_u32(b, at::STREAMS),
             meta_crc32c: le_u32(b, at::META_CRC),
             bloom_crc32c: le_u32(b, at::BLOOM_CRC),
+            pairs_offset,
+            pair_entries,
+            pair_dir_crc32c,
             version,
             file_len,
         };
@@ -252,6 +285,27 @@ impl PartFooter {
             return Err(bad(
                 at::BLOOM_OFFSET,
                 format!("bloom offset {} out of place", f.bloom_offset),
+            ));
+        }
+        if f.pair_entries == 0 {
+            if f.pairs_offset != 0 || f.pair_dir_crc32c != 0 {
+                return Err(bad(
+                    at::PAIRS_OFFSET,
+                    "an empty metadata index with an offset or checksum".into(),
+                ));
+            }
+        } else if u64::from(f.pair_entries) > PART_PAIR_ENTRIES_MAX
+            || f.pairs_offset < PART_HEADER_BYTES as u64 + f.blocks as u64
+            || f.pair_dir_offset()
+                + pages_of(u64::from(f.pair_entries)) * PAIR_DIR_RECORD_BYTES as u64
+                != f.bloom_offset
+        {
+            return Err(bad(
+                at::PAIRS_OFFSET,
+                format!(
+                    "metadata index of {} entries at {} does not end where the blooms start ({})",
+                    f.pair_entries, f.pairs_offset, f.bloom_offset
+                ),
             ));
         }
         if !f.meta_offset.is_multiple_of(META_ALIGN_BYTES as u64) {
@@ -297,6 +351,20 @@ impl PartFooter {
             ));
         }
         Ok(f)
+    }
+
+    /// Where the data blocks end: at the metadata index, or at the blooms when there is none.
+    pub fn blocks_end(&self) -> u64 {
+        if self.pair_entries > 0 {
+            self.pairs_offset
+        } else {
+            self.bloom_offset
+        }
+    }
+
+    /// File offset of the metadata index's directory.
+    pub fn pair_dir_offset(&self) -> u64 {
+        self.pairs_offset + u64::from(self.pair_entries) * PAIR_ENTRY_BYTES as u64
     }
 
     /// Where to start reading to have the metadata, the footer and the blooms.
@@ -493,6 +561,7 @@ pub fn encode_part(
     let mut compressed = Vec::new();
     let mut blooms = Vec::new();
     let mut bloom = BloomBuilder::new();
+    let mut pairs = PairIndexBuilder::new();
     let with_blooms = opts.bloom_bits_per_gram > 0.0;
     let mut meta = PartMeta {
         streams: Vec::with_capacity(order.len()),
@@ -525,6 +594,15 @@ pub fn encode_part(
             } else {
                 0
             };
+            for &(_, line, metadata) in entries {
+                for &(name, value) in metadata {
+                    pairs.add(pair_key(name, value));
+                }
+                if line_may_unescape(line.as_bytes()) {
+                    pairs.add(escape_key());
+                }
+            }
+            pairs.end_block(meta.blocks.len() as u32);
             meta.blocks.push(BlockMeta {
                 stream_idx: stream_idx as u32,
                 min_ts: entries[0].0,
@@ -566,6 +644,21 @@ pub fn encode_part(
     }
     meta.postings = postings(&order);
 
+    // The metadata index follows the blocks directly (see [`super::pairs`]).
+    let (pairs_offset, pair_entries, pair_dir_crc32c) = if pairs.is_empty() {
+        (0, 0, 0)
+    } else {
+        let at = out.len() as u64;
+        if pairs.len() as u64 > PART_PAIR_ENTRIES_MAX {
+            return Err(too_large(
+                "metadata index entries of a part",
+                pairs.len(),
+                PART_PAIR_ENTRIES_MAX as usize,
+            ));
+        }
+        let (n, crc) = pairs.finish(&mut out);
+        (at, n, crc)
+    };
     let bloom_offset = out.len() as u64;
     for b in &mut meta.blocks {
         b.bloom_offset += bloom_offset;
@@ -597,6 +690,9 @@ pub fn encode_part(
         streams: meta.streams.len() as u32,
         meta_crc32c: crc32c::crc32c(&archive),
         bloom_crc32c,
+        pairs_offset,
+        pair_entries,
+        pair_dir_crc32c,
         version: PART_FORMAT_VERSION,
         file_len: padded as u64,
     };
@@ -696,7 +792,10 @@ mod tests {
             streams: 1,
             meta_crc32c: 7,
             bloom_crc32c: 8,
-            version: PART_FORMAT_VERSION,
+            pairs_offset: 0,
+            pair_entries: 0,
+            pair_dir_crc32c: 0,
+            version: 2,
             file_len: 4096,
         };
         let b = f.encode();
@@ -712,5 +811,32 @@ mod tests {
             err.to_string(),
             "corrupt part file /d/p at offset 4064: unknown footer flags or reserved bytes set"
         );
+        // Version 3: the same bytes hold the metadata index, which must end at the blooms.
+        let v3 = PartFooter {
+            pairs_offset: 68,
+            pair_entries: 3,
+            pair_dir_crc32c: 9,
+            version: 3,
+            ..f
+        };
+        assert_eq!(
+            PartFooter::decode(&v3.encode(), 4096, Path::new("p")),
+            Ok(v3)
+        );
+        assert_eq!(v3.blocks_end(), 68);
+        let off = PartFooter {
+            pairs_offset: 60,
+            ..v3
+        };
+        let err = PartFooter::decode(&off.encode(), 4096, Path::new("p")).unwrap_err();
+        assert!(
+            err.to_string().contains("metadata index of 3 entries"),
+            "{err}"
+        );
+        let empty_with_crc = PartFooter {
+            pair_entries: 0,
+            ..v3
+        };
+        assert!(PartFooter::decode(&empty_with_crc.encode(), 4096, Path::new("p")).is_err());
     }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use super::block::{BlockExpect, DecodedBlock, ENTRY_BYTES_MIN};
 use super::bloom::{BLOOM_HASHES_MAX, BloomRef};
 use super::meta::{ArchivedBlockMeta, ArchivedPartMeta, ArchivedStreamMeta};
+use super::pairs::{PairDirectory, pages_of};
 use super::part::{PartFooter, check_header};
 use super::tokens::BloomQuery;
 use super::*;
@@ -172,6 +173,9 @@ impl<'a> PartReader<'a> {
         reader.check_streams()?;
         reader.check_blocks()?;
         reader.check_postings()?;
+        if whole {
+            reader.check_pairs()?;
+        }
         Ok(reader)
     }
 
@@ -208,6 +212,75 @@ impl<'a> PartReader<'a> {
     }
 
     /// Whether bloom filters were loaded (whole file, or a tail that holds them).
+    /// The metadata index's directory, parsed and checked, from `bytes` (the
+    /// `[pair_dir_offset, bloom_offset)` range of the file); `None` when the part has no
+    /// index.
+    pub fn pair_directory(&self, bytes: &[u8]) -> Result<Option<PairDirectory>, ChunkError> {
+        let f = &self.footer;
+        if f.pair_entries == 0 {
+            return Ok(None);
+        }
+        PairDirectory::parse(
+            bytes,
+            f.pairs_offset,
+            u64::from(f.pair_entries),
+            f.pair_dir_crc32c,
+        )
+        .map(Some)
+        .map_err(|(at, what)| ChunkError::corrupt(&self.path, at, what))
+    }
+
+    /// The blocks that may hold an entry with metadata index `key`, ascending, or `None` when
+    /// the part has no index (every block may). Needs the whole file ([`Self::open`]).
+    pub fn pair_blocks(&self, key: u32) -> Result<Option<Vec<u32>>, ChunkError> {
+        let Some(file) = self.file else {
+            return Err(ChunkError::InvalidInput(format!(
+                "{} was opened from its tail: read its index pages apart",
+                self.path.display()
+            )));
+        };
+        let f = &self.footer;
+        let Some(dir) =
+            self.pair_directory(&file[f.pair_dir_offset() as usize..f.bloom_offset as usize])?
+        else {
+            return Ok(None);
+        };
+        let pages = dir.pages_for(key);
+        let range = dir.byte_range(&pages);
+        let mut out = Vec::new();
+        dir.blocks_with(
+            key,
+            &pages,
+            &file[range.start as usize..range.end as usize],
+            f.blocks,
+            &mut out,
+        )
+        .map_err(|(at, what)| ChunkError::corrupt(&self.path, at, what))?;
+        Ok(Some(out))
+    }
+
+    /// Checks every page of the metadata index of a whole file.
+    fn check_pairs(&self) -> Result<(), ChunkError> {
+        let (Some(file), f) = (self.file, &self.footer) else {
+            return Ok(());
+        };
+        let Some(dir) =
+            self.pair_directory(&file[f.pair_dir_offset() as usize..f.bloom_offset as usize])?
+        else {
+            return Ok(());
+        };
+        let all = 0..pages_of(u64::from(f.pair_entries)) as usize;
+        let range = dir.byte_range(&all);
+        dir.blocks_with(
+            u32::MAX,
+            &all,
+            &file[range.start as usize..range.end as usize],
+            f.blocks,
+            &mut Vec::new(),
+        )
+        .map_err(|(at, what)| ChunkError::corrupt(&self.path, at, what))
+    }
+
     pub fn has_blooms(&self) -> bool {
         self.blooms.is_some()
     }
@@ -411,12 +484,17 @@ impl<'a> PartReader<'a> {
                 max_ts = max_ts.max(b.max_ts.to_native());
             }
         }
-        if next_offset != f.bloom_offset {
+        if next_offset != f.blocks_end() {
             return Err(self.corrupt(
                 &self.meta.blocks,
                 format!(
-                    "blocks end at {next_offset}, the bloom region starts at {}",
-                    f.bloom_offset
+                    "blocks end at {next_offset}, the {} starts at {}",
+                    if f.pair_entries > 0 {
+                        "metadata index"
+                    } else {
+                        "bloom region"
+                    },
+                    f.blocks_end()
                 ),
             ));
         }

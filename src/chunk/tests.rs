@@ -273,6 +273,28 @@ proptest! {
                 }
             }
         }
+        // Every metadata pair of every entry is found by the part's index in its block (no
+        // false negatives), and a block the index names for a key holds a pair of that key
+        // or a line a parser may unescape (the escape key).
+        for b in 0..reader.blocks().len() {
+            reader.decode_block_into(b, &mut block).unwrap();
+            let mut keys: Vec<u32> = Vec::new();
+            for e in block.iter() {
+                keys.extend(e.metadata.iter().map(|(k, v)| pairs::pair_key(k, v)));
+                if pairs::line_may_unescape(e.line.as_bytes()) {
+                    keys.push(pairs::escape_key());
+                }
+            }
+            for &k in &keys {
+                let named = reader.pair_blocks(k).unwrap().expect("a part with keys has an index");
+                prop_assert!(named.contains(&(b as u32)), "key {:#x} of block {} not found", k, b);
+            }
+            for k in keys.iter().map(|k| k.wrapping_add(1)) {
+                if let Some(named) = reader.pair_blocks(k).unwrap() {
+                    prop_assert!(!named.contains(&(b as u32)) || keys.contains(&k));
+                }
+            }
+        }
         // The same metadata, blooms and blocks through a tail open.
         for from in [f.tail_offset_with_blooms(), f.tail_offset_meta_only()] {
             let tail = PartReader::open_tail(&bytes[from as usize..], from, Path::new("p")).unwrap();
@@ -397,6 +419,53 @@ fn assert_detected(result: Result<Decoded, ChunkError>, clean: &Decoded, what: &
         Err(e) => panic!("{what}: not a corruption error: {e}"),
         Ok(got) => assert_eq!(&got, clean, "{what}: undetected change altered the decode"),
     }
+}
+
+/// The index's false-positive rate: a key absent from a part matches one of its `n` index
+/// entries with probability `n / 2^32` (the keys are 32-bit hashes). Measured over 250,000
+/// absent trace ids against a part's index of 250,000 (trace id, block) entries: about 15
+/// expected, and never a false negative.
+#[test]
+fn metadata_index_false_positive_rate_is_near_its_target() {
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut builder = pairs::PairIndexBuilder::new();
+    let present: Vec<String> = (0..250_000)
+        .map(|_| format!("{:016x}", rng.next()))
+        .collect();
+    for (i, id) in present.iter().enumerate() {
+        builder.add(pairs::pair_key("trace_id", id));
+        builder.end_block((i / 100) as u32);
+    }
+    let mut bytes = Vec::new();
+    let (n, crc) = builder.finish(&mut bytes);
+    let entries = u64::from(n);
+    let dir_at = entries as usize * pairs::PAIR_ENTRY_BYTES;
+    let dir = pairs::PairDirectory::parse(&bytes[dir_at..], 0, entries, crc).unwrap();
+    let lookup = |key: u32| {
+        let pages = dir.pages_for(key);
+        let r = dir.byte_range(&pages);
+        let mut out = Vec::new();
+        dir.blocks_with(
+            key,
+            &pages,
+            &bytes[r.start as usize..r.end as usize],
+            4000,
+            &mut out,
+        )
+        .unwrap();
+        out
+    };
+    for (i, id) in present.iter().enumerate().step_by(97) {
+        assert!(lookup(pairs::pair_key("trace_id", id)).contains(&((i / 100) as u32)));
+    }
+    let false_matches: usize = (0..250_000)
+        .map(|_| lookup(pairs::pair_key("trace_id", &format!("{:016x}", rng.next()))).len())
+        .sum();
+    let expected = 250_000.0 * entries as f64 / 2f64.powi(32);
+    assert!(
+        (expected / 3.0..expected * 2.5).contains(&(false_matches as f64)),
+        "{false_matches} false matches, {expected:.1} expected"
+    );
 }
 
 #[test]

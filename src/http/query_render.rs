@@ -8,9 +8,10 @@ use std::time::Duration;
 use super::json;
 use crate::model::Labels;
 use crate::query::eval::MetricResult;
+use crate::query::exec::QueryStats;
 
 /// The whole response for a metric result.
-pub fn metric_response(result: &MetricResult, took: Duration) -> String {
+pub fn metric_response(result: &MetricResult, took: Duration, stats: &QueryStats) -> String {
     let mut out = String::with_capacity(1024);
     out.push_str(r#"{"status":"success","data":{"resultType":""#);
     let mut points = 0usize;
@@ -58,8 +59,8 @@ pub fn metric_response(result: &MetricResult, took: Duration) -> String {
     }
     let _ = write!(
         out,
-        r#","stats":{{"summary":{{"execTime":{},"totalEntriesReturned":{points}}}}}}}}}"#,
-        took.as_secs_f64()
+        r#","stats":{}}}}}"#,
+        stats.json(took.as_secs_f64(), points)
     );
     out
 }
@@ -118,7 +119,7 @@ mod tests {
                 (1_700_000_000_250_000_000, 2.0),
             ],
         }]);
-        let text = metric_response(&m, Duration::ZERO);
+        let text = metric_response(&m, Duration::ZERO, &QueryStats::default());
         assert!(
             text.contains(
                 r#""result":[{"metric":{"app":"a"},"values":[[1700000000,"1.5"],[1700000000.250,"2"]]}]"#
@@ -128,7 +129,11 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["data"]["resultType"], "matrix");
 
-        let s = metric_response(&MetricResult::Scalar(2_000_000_000, 2.0), Duration::ZERO);
+        let s = metric_response(
+            &MetricResult::Scalar(2_000_000_000, 2.0),
+            Duration::ZERO,
+            &QueryStats::default(),
+        );
         assert!(
             s.contains(r#""resultType":"scalar","result":[2,"2"]"#),
             "{s}"

@@ -19,6 +19,7 @@ use crate::logql::{self, Expr, LabelMatcher};
 use crate::model::Labels;
 use crate::query::QueryError;
 use crate::query::engine::{self, Running, ask_all, expect_answers};
+use crate::query::exec::QueryStats;
 use crate::query::merge::PartialStream;
 use crate::query::params::{self as qp, Direction};
 use crate::query::plan::Steps;
@@ -170,8 +171,9 @@ async fn query_range(
             let step = q.step_or_default().as_nanos() as i64;
             let (start, end) = step_align(q.start_ns, q.end_ns, step);
             let steps = Steps::range(start, end, step);
-            let result = engine::metric_in(core, tenant, &expr, steps).await?;
-            let body = render::metric_response(&result, started.elapsed());
+            let stats = Arc::new(QueryStats::default());
+            let result = engine::metric_counted(core, tenant, &expr, steps, stats.clone()).await?;
+            let body = render::metric_response(&result, started.elapsed(), &stats);
             return Ok(Response::json(200, body.into_bytes()));
         }
     };
@@ -192,7 +194,12 @@ async fn query_range(
             interval_ns,
         )
         .await?;
-        let body = streams_response(&streams, categorize, q.direction, started.elapsed());
+        let body = streams_response(
+            &streams,
+            categorize,
+            q.direction,
+            (started.elapsed(), &QueryStats::default()),
+        );
         return Ok(Response::json(200, body.into_bytes()));
     }
     logs(
@@ -220,8 +227,10 @@ async fn query_instant(
         Expr::Log(_) => Err(QueryError::bad_request(INSTANT_LOG_QUERY)),
         Expr::Sample(expr) => {
             let started = Instant::now();
-            let result = engine::metric_in(core, tenant, &expr, Steps::instant(q.time_ns)).await?;
-            let body = render::metric_response(&result, started.elapsed());
+            let stats = Arc::new(QueryStats::default());
+            let steps = Steps::instant(q.time_ns);
+            let result = engine::metric_counted(core, tenant, &expr, steps, stats.clone()).await?;
+            let body = render::metric_response(&result, started.elapsed(), &stats);
             Ok(Response::json(200, body.into_bytes()))
         }
     }
@@ -237,8 +246,11 @@ async fn logs(
     categorize: bool,
 ) -> Answer {
     let started = Instant::now();
-    let streams = engine::logs_in(core, tenant, expr, range, limit as usize, direction).await?;
-    let body = streams_response(&streams, categorize, direction, started.elapsed());
+    let stats = Arc::new(QueryStats::default());
+    let limit = limit as usize;
+    let streams =
+        engine::logs_counted(core, tenant, expr, range, limit, direction, stats.clone()).await?;
+    let body = streams_response(&streams, categorize, direction, (started.elapsed(), &stats));
     Ok(Response::json(200, body.into_bytes()))
 }
 
@@ -256,13 +268,12 @@ fn streams_response(
     streams: &[PartialStream],
     categorize: bool,
     direction: Direction,
-    took: Duration,
+    (took, stats): (Duration, &QueryStats),
 ) -> String {
     let mut out = String::with_capacity(1024);
     out.push_str(r#"{"status":"success","data":{"resultType":"streams","result":["#);
     let mut first_stream = true;
     let mut entries_total = 0usize;
-    let mut bytes_total = 0usize;
     // Group every entry by its folded label set: (stream, entry) indices per group.
     let mut groups: Vec<(Labels, Vec<(usize, usize)>)> = Vec::new();
     let mut group_of: ahash::AHashMap<Labels, usize> = ahash::AHashMap::new();
@@ -323,7 +334,6 @@ fn streams_response(
         for (n, (si, i)) in idx.into_iter().enumerate() {
             let (ts, line, md, parsed) = &streams[si].entries[i];
             entries_total += 1;
-            bytes_total += line.len();
             if n > 0 {
                 out.push(',');
             }
@@ -355,10 +365,8 @@ fn streams_response(
         }
         out.push_str("]}");
     }
-    out.push_str(&format!(
-        r#"],"stats":{{"summary":{{"execTime":{},"totalEntriesReturned":{entries_total},"totalBytesProcessed":{bytes_total},"totalLinesProcessed":{entries_total}}}}}"#,
-        took.as_secs_f64()
-    ));
+    out.push_str(r#"],"stats":"#);
+    out.push_str(&stats.json(took.as_secs_f64(), entries_total));
     // Loki puts the flags inside `data`, where Grafana reads them.
     if categorize {
         out.push_str(r#","encodingFlags":["categorize-labels"]"#);
@@ -631,7 +639,12 @@ mod tests {
                 (1, "z".into(), Vec::new(), Vec::new()),
             ],
         )];
-        let body = streams_response(&streams, false, Direction::Backward, Duration::ZERO);
+        let body = streams_response(
+            &streams,
+            false,
+            Direction::Backward,
+            (Duration::ZERO, &QueryStats::default()),
+        );
         // `{app="a", user=...}` sorts before `{app="a"}`: ',' < '}' in the text.
         assert_eq!(
             result_labels(&body),
@@ -655,7 +668,12 @@ mod tests {
                 vec![(2, "s2".into(), Vec::new(), Vec::new())],
             ),
         ];
-        let body = streams_response(&streams, false, Direction::Backward, Duration::ZERO);
+        let body = streams_response(
+            &streams,
+            false,
+            Direction::Backward,
+            (Duration::ZERO, &QueryStats::default()),
+        );
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         let result = v["data"]["result"].as_array().unwrap();
         assert_eq!(result.len(), 1);

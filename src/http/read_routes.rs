@@ -131,7 +131,7 @@ pub async fn volume(
                 .collect(),
         )
     };
-    let body = query_render::metric_response(&result, started.elapsed());
+    let body = query_render::metric_response(&result, started.elapsed(), &Default::default());
     Ok(Response::json(200, body.into_bytes()))
 }
 

@@ -197,7 +197,7 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         &'static str,
         fn(&StorageMetrics) -> u64,
     );
-    let storage: [StorageSeries; 29] = [
+    let storage: [StorageSeries; 30] = [
         (
             "shardlog_unsealed_line_bytes",
             "gauge",
@@ -342,6 +342,12 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
             "counter",
             "Of those, blocks a bloom filter ruled out.",
             |s| s.blocks_skipped_by_bloom,
+        ),
+        (
+            "shardlog_query_blocks_skipped_by_metadata_index_total",
+            "counter",
+            "Of those, blocks the structured-metadata index ruled out.",
+            |s| s.blocks_skipped_by_metadata_index,
         ),
         (
             "shardlog_query_blocks_scanned_total",

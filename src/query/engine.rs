@@ -19,10 +19,10 @@ use glommio::sync::Semaphore;
 
 use super::QueryError;
 use super::eval::{EvalLimits, MetricResult, evaluate};
-use super::exec::QueryControl;
 use super::exec::logs::LogsRequest;
 use super::exec::metric::MetricRequest;
 use super::exec::patterns::PatternsRequest;
+use super::exec::{QueryControl, QueryStats};
 use super::merge::{PartialStream, append_window, merge_partials, thin_to_interval};
 use super::params::Direction;
 use super::patterns::PatternMiner;
@@ -104,8 +104,13 @@ pub struct Running {
 
 impl Running {
     pub fn new(limits: &QueryLimits) -> Running {
+        Running::with_stats(limits, Arc::default())
+    }
+
+    /// [`Running::new`], its scans counting what they read into `stats`.
+    pub fn with_stats(limits: &QueryLimits, stats: Arc<QueryStats>) -> Running {
         Running {
-            control: Arc::new(QueryControl::new(limits.max_query_bytes_read)),
+            control: Arc::new(QueryControl::new(limits.max_query_bytes_read).with_stats(stats)),
             timeout: limits.query_timeout,
             finished: false,
         }
@@ -192,6 +197,17 @@ pub async fn metric_in(
     expr: &SampleExpr,
     steps: Steps,
 ) -> Result<MetricResult, QueryError> {
+    metric_counted(core, scope, expr, steps, Arc::default()).await
+}
+
+/// [`metric_in`], counting what its scans read into `stats` (a response's `stats`).
+pub async fn metric_counted(
+    core: &Rc<Core>,
+    scope: &TenantScope,
+    expr: &SampleExpr,
+    steps: Steps,
+    stats: Arc<QueryStats>,
+) -> Result<MetricResult, QueryError> {
     let limits = &core.query_limits_in(scope);
     let plan = Arc::new(plan_metric(expr, steps)?);
     let eval_limits = EvalLimits {
@@ -201,7 +217,7 @@ pub async fn metric_in(
         // Literals only (Grafana's `vector(1)+vector(1)`): nothing to read.
         return evaluate(&plan, Vec::new(), &eval_limits);
     }
-    let running = Running::new(limits);
+    let running = Running::with_stats(limits, stats);
     let req = MetricRequest::new(
         scope.clone(),
         plan.clone(),
@@ -271,8 +287,30 @@ pub async fn logs_in(
     limit: usize,
     direction: Direction,
 ) -> Result<Vec<PartialStream>, QueryError> {
+    logs_counted(
+        core,
+        scope,
+        expr,
+        (start, end),
+        limit,
+        direction,
+        Arc::default(),
+    )
+    .await
+}
+
+/// [`logs_in`], counting what its scans read into `stats` (a response's `stats`).
+pub async fn logs_counted(
+    core: &Rc<Core>,
+    scope: &TenantScope,
+    expr: LogExpr,
+    (start, end): (i64, i64),
+    limit: usize,
+    direction: Direction,
+    stats: Arc<QueryStats>,
+) -> Result<Vec<PartialStream>, QueryError> {
     let pipeline = Arc::new(Pipeline::new(&expr.stages)?);
-    let running = Running::new(&core.query_limits_in(scope));
+    let running = Running::with_stats(&core.query_limits_in(scope), stats);
     let req = Arc::new(LogsRequest {
         tenants: scope.clone(),
         selector: expr.selector,

@@ -18,6 +18,7 @@ pub mod exec;
 pub mod fields;
 pub mod merge;
 pub mod needles;
+pub mod pairs;
 pub mod params;
 pub mod patterns;
 pub mod pipeline;

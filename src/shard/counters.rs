@@ -301,6 +301,7 @@ pub struct StorageMetrics {
     pub duplicate_fingerprints_evicted: u64,
     pub blocks_considered: u64,
     pub blocks_skipped_by_bloom: u64,
+    pub blocks_skipped_by_metadata_index: u64,
     pub blocks_scanned: u64,
     pub line_bytes_scanned: u64,
     pub scans_cancelled: u64,
@@ -322,6 +323,10 @@ impl Shard {
             duplicate_fingerprints_evicted: self.recently_sealed.borrow().evicted(),
             blocks_considered: self.scan_counters.blocks_considered.get(),
             blocks_skipped_by_bloom: self.scan_counters.blocks_skipped_by_bloom.get(),
+            blocks_skipped_by_metadata_index: self
+                .scan_counters
+                .blocks_skipped_by_metadata_index
+                .get(),
             blocks_scanned: self.scan_counters.blocks_scanned.get(),
             scans_cancelled: self.scan_counters.scans_cancelled.get(),
             line_bytes_scanned: self.scan_counters.line_bytes_scanned.get(),

@@ -17,6 +17,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::dedupe::{Candidate, EQUAL_TS_SCAN_MAX, HeadIndex};
+use crate::chunk::pairs::pair_key;
 use crate::model::{Labels, StreamId, TimestampNs};
 
 /// Per entry: its timestamp (8 bytes), line end (8) and metadata end (4).
@@ -25,8 +26,12 @@ const ENTRY_HELD_BYTES: usize = 8 + 8 + 4;
 /// postings and block headers in the part's metadata, the round's per-stream maps). A
 /// million one-line streams are mostly this, and the heads budget must see it.
 const STREAM_HELD_BYTES: usize = 256;
-/// Per structured-metadata pair: its key index and value end.
-const PAIR_HELD_BYTES: usize = 4 + 4;
+/// Per structured-metadata pair: its key index, value end and index chain link.
+const PAIR_HELD_BYTES: usize = 4 + 4 + 4;
+/// Per distinct pair: its slot in the index map (key, latest pair, and the table's slack).
+const PAIR_KEY_HELD_BYTES: usize = 16;
+/// The end of a pair chain.
+const NO_PAIR: u32 = u32::MAX;
 /// Columns at least this large grow by a quarter rather than double, so that a head just
 /// past the seal size does not hold twice its bytes. glibc serves blocks this large with
 /// their own mappings (`runtime::allocator`), which `realloc` moves with `mremap`, without
@@ -67,6 +72,12 @@ pub struct StreamHead {
     metadata_pairs: Vec<(u32, u32)>,
     metadata_keys: Vec<Box<str>>,
     metadata_values: String,
+    /// The structured-metadata index of the head ([`crate::chunk::pairs`]'s keys): for each
+    /// key, its latest pair; `pair_prev[p]` is the pair before `p` with the same key
+    /// ([`NO_PAIR`] at the first). A trace lookup walks the chain of its key, a few pairs,
+    /// instead of every entry.
+    pair_latest: ahash::AHashMap<u32, u32>,
+    pair_prev: Vec<u32>,
     in_order: bool,
     min_ts: TimestampNs,
     max_ts: TimestampNs,
@@ -155,6 +166,8 @@ impl StreamHead {
             metadata_pairs: Vec::new(),
             metadata_keys: Vec::new(),
             metadata_values: String::new(),
+            pair_latest: ahash::AHashMap::new(),
+            pair_prev: Vec::new(),
             in_order: true,
             min_ts: TimestampNs::MAX,
             max_ts: TimestampNs::MIN,
@@ -234,6 +247,11 @@ impl StreamHead {
                 }
             };
             self.metadata_values.push_str(v);
+            let pair = self.metadata_pairs.len() as u32;
+            let prev = self.pair_latest.insert(pair_key(k, v), pair);
+            grow_for(&mut self.pair_prev, 1);
+            self.pair_prev.push(prev.unwrap_or(NO_PAIR));
+            grow_for(&mut self.metadata_pairs, 1);
             self.metadata_pairs
                 .push((key as u32, self.metadata_values.len() as u32));
         }
@@ -352,7 +370,8 @@ impl StreamHead {
             + self.line_bytes.len()
             + self.metadata_values.len()
             + ENTRY_HELD_BYTES * self.timestamps.len()
-            + PAIR_HELD_BYTES * self.metadata_pairs.len()) as u64
+            + PAIR_HELD_BYTES * self.metadata_pairs.len()
+            + PAIR_KEY_HELD_BYTES * self.pair_latest.len()) as u64
     }
 
     /// Whether any entry may fall in `[start, end)`.
@@ -403,6 +422,23 @@ impl StreamHead {
     }
 
     /// Entries and line bytes in `[start, end)`, exactly.
+    /// The entries whose structured metadata may hold the pair of index `key` (all that do,
+    /// and those of another pair with the same key), ascending.
+    pub fn entries_with_pair(&self, key: u32) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut p = self.pair_latest.get(&key).copied().unwrap_or(NO_PAIR);
+        while p != NO_PAIR {
+            // The entry of pair `p`: the first whose metadata ends after it.
+            let e = self.metadata_ends.partition_point(|&end| end <= p);
+            if out.last() != Some(&e) {
+                out.push(e);
+            }
+            p = self.pair_prev[p as usize];
+        }
+        out.reverse();
+        out
+    }
+
     pub fn count_in(&self, start: TimestampNs, end: TimestampNs) -> (u64, u64) {
         let mut entries = 0;
         let mut bytes = 0;
@@ -446,6 +482,23 @@ mod tests {
         assert_eq!(md(0), [("procid", "12"), ("msgid", "ID1")]);
         assert!(md(1).is_empty());
         assert_eq!(md(2), [("procid", "7")]);
+    }
+
+    #[test]
+    fn a_pair_finds_exactly_the_entries_that_carry_it() {
+        let mut h = StreamHead::new(1, "t", Labels::default());
+        h.push(1, "a", &[("trace_id", "x"), ("span_id", "1")]);
+        h.push(2, "b", &[]);
+        h.push(3, "c", &[("trace_id", "y")]);
+        h.push(4, "d", &[("span_id", "2"), ("trace_id", "x")]);
+        assert_eq!(h.entries_with_pair(pair_key("trace_id", "x")), [0, 3]);
+        assert_eq!(h.entries_with_pair(pair_key("trace_id", "y")), [2]);
+        assert_eq!(h.entries_with_pair(pair_key("span_id", "2")), [3]);
+        assert!(h.entries_with_pair(pair_key("trace_id", "z")).is_empty());
+        // A taken head starts a new index.
+        let taken = h.take();
+        assert_eq!(taken.entries_with_pair(pair_key("trace_id", "x")), [0, 3]);
+        assert!(h.entries_with_pair(pair_key("trace_id", "x")).is_empty());
     }
 
     #[test]

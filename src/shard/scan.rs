@@ -45,9 +45,11 @@ use crate::model::{Labels, StreamId, TimestampNs};
 /// microsecond.
 const PREEMPT_CHECK_ENTRIES: usize = 32;
 use crate::query::QueryError;
+use crate::query::exec::QueryStats;
 use crate::query::exec::logs::LogsRequest;
 use crate::query::exec::{ScanSink, ScanSpec, beyond};
 use crate::query::merge::Partial;
+use crate::query::pairs::PairQuery;
 use crate::query::params::Direction;
 use crate::store::part_file::{LoadedPart, ReadAhead};
 use crate::store::{Store, StoreError};
@@ -57,6 +59,65 @@ use crate::tenants::federation::tenant_labels;
 /// [`LoadedPart::blooms`] gave (`None` inside when the part's tail holds them or it has none).
 type BloomSlot = Option<Option<Rc<crate::store::bloom_cache::BloomRegion>>>;
 
+/// A part's answers from its structured-metadata index for one scan, asked for by the first
+/// stream that needs them: per requirement of the query's [`PairQuery`], the blocks that may
+/// hold its pair (`None`: the part has no index, every block may), and the blocks with a line
+/// a parser may unescape.
+struct PartPairs {
+    per_requirement: Vec<Option<Vec<u32>>>,
+    escapes: Option<Vec<u32>>,
+}
+
+impl PartPairs {
+    /// Whether block `bi` may hold a line that passes every requirement of `reqs` (indexes in
+    /// `query`'s requirements): see [`crate::query::pairs`].
+    fn may_hold(
+        &self,
+        bi: usize,
+        reqs: &[usize],
+        query: &PairQuery,
+        reader: &crate::chunk::PartReader<'_>,
+    ) -> bool {
+        let bi32 = bi as u32;
+        reqs.iter().all(|&r| {
+            let Some(blocks) = &self.per_requirement[r] else {
+                return true;
+            };
+            if blocks.binary_search(&bi32).is_ok() {
+                return true;
+            }
+            let req = &query.requirements()[r];
+            if !req.parsed {
+                return false;
+            }
+            // A parser may take the value from a line: only if the line may hold it.
+            let unescapes = self
+                .escapes
+                .as_ref()
+                .is_none_or(|e| e.binary_search(&bi32).is_ok());
+            unescapes || reader.may_match(bi, &req.line_needle)
+        })
+    }
+
+    /// Whether none of the blocks `range` of a stream may hold a pair that a requirement
+    /// without a parser asks for: the stream has nothing in this part.
+    fn rules_out(&self, range: &std::ops::Range<usize>, reqs: &[usize], query: &PairQuery) -> bool {
+        reqs.iter().any(|&r| {
+            let Some(blocks) = &self.per_requirement[r] else {
+                return false;
+            };
+            if query.requirements()[r].parsed {
+                return false;
+            }
+            let lo = blocks.partition_point(|&b| (b as usize) < range.start);
+            blocks.get(lo).is_none_or(|&b| b as usize >= range.end)
+        })
+    }
+}
+
+/// A part's [`PartPairs`] for one scan: `None` until a stream asks.
+type PairSlot = Option<Rc<PartPairs>>;
+
 /// What queries read from parts, for `/metrics` and the bloom-skip figures.
 #[derive(Default)]
 pub struct ScanCounters {
@@ -64,6 +125,8 @@ pub struct ScanCounters {
     pub blocks_considered: Counter,
     /// Of those, blocks a bloom filter ruled out.
     pub blocks_skipped_by_bloom: Counter,
+    /// Of those, blocks the structured-metadata index ruled out.
+    pub blocks_skipped_by_metadata_index: Counter,
     /// Blocks read and decoded.
     pub blocks_scanned: Counter,
     /// Line bytes of the blocks decoded.
@@ -146,6 +209,20 @@ impl ScanSnapshot {
         };
         (labels, deletes)
     }
+}
+
+/// How many of a stream's blocks `range` overlap `[start, end)`: they are in time order and
+/// do not overlap one another, so the overlapping ones are contiguous.
+fn overlapping_blocks(
+    reader: &crate::chunk::PartReader<'_>,
+    range: std::ops::Range<usize>,
+    start: TimestampNs,
+    end: TimestampNs,
+) -> usize {
+    let blocks = &reader.blocks()[range];
+    let lo = blocks.partition_point(|b| b.max_ts.to_native() < start);
+    let hi = blocks.partition_point(|b| b.min_ts.to_native() < end);
+    hi.saturating_sub(lo)
 }
 
 /// One read-ahead window per part of the scan, each following the scan through its part.
@@ -378,19 +455,36 @@ impl Shard {
         // Each part's bloom region, asked for once per scan (by the first stream that needs
         // it), not once per stream.
         let mut blooms: Vec<BloomSlot> = vec![None; snapshot.parts.len()];
+        // Likewise each part's metadata index answers, once per scan.
+        let mut pairs: Vec<PairSlot> = vec![None; snapshot.parts.len()];
         for stream in &snapshot.streams {
             let (labels, deletes) = snapshot.view(stream);
             sink.begin_stream(&labels);
             let deletes = &deletes;
+            // The requirements the metadata index judges for this stream, by index.
+            let reqs: Vec<usize> = {
+                let applicable = spec.pairs.for_stream(&labels);
+                spec.pairs
+                    .requirements()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| applicable.iter().any(|a| std::ptr::eq(*a, *r)))
+                    .map(|(i, _)| i)
+                    .collect()
+            };
             for mut src in stream.heads.iter().cloned() {
-                self.scan_head(&mut src, &snapshot.pin, spec, deletes, sink)
+                self.scan_head(&mut src, &snapshot.pin, spec, &reqs, deletes, sink)
                     .await?;
             }
-            for (((store, part), ahead), blooms) in
-                snapshot.parts.iter().zip(&mut ahead).zip(&mut blooms)
+            for ((((store, part), ahead), blooms), pairs) in snapshot
+                .parts
+                .iter()
+                .zip(&mut ahead)
+                .zip(&mut blooms)
+                .zip(&mut pairs)
             {
-                let read = (&mut block, ahead, blooms);
-                self.scan_part_stream(part, stream.id, spec, deletes, sink, read)
+                let read = (&mut block, ahead, blooms, pairs);
+                self.scan_part_stream(part, stream.id, spec, (&reqs, deletes), sink, read)
                     .await
                     .map_err(|e| match e {
                         ScanError::Store(e) => {
@@ -425,21 +519,50 @@ impl Shard {
         part: &LoadedPart,
         id: StreamId,
         spec: &ScanSpec,
-        deletes: &StreamDeletes,
+        (reqs, deletes): (&[usize], &StreamDeletes),
         sink: &mut dyn ScanSink,
-        (block, ahead, blooms): (&mut DecodedBlock, &mut ReadAhead, &mut BloomSlot),
+        (block, ahead, blooms, pairs): (
+            &mut DecodedBlock,
+            &mut ReadAhead,
+            &mut BloomSlot,
+            &mut PairSlot,
+        ),
     ) -> Result<(), ScanError> {
         let Some(si) = part.reader().meta().stream_index(id) else {
             return Ok(());
         };
+        let stats = &spec.control.stats;
+        let range = part.reader().streams()[si].block_range();
+        // The metadata index is asked once per part and scan, for parts that hold a selected
+        // stream; a stream none of whose blocks holds a required pair is passed over whole.
+        let pair_blocks = if reqs.is_empty() || !part.has_pair_index() {
+            None
+        } else {
+            if pairs.is_none() {
+                *pairs = Some(Rc::new(self.part_pairs(part, &spec.pairs, stats).await?));
+            }
+            pairs.clone()
+        };
+        if let Some(pp) = &pair_blocks
+            && pp.rules_out(&range, reqs, &spec.pairs)
+        {
+            let n = overlapping_blocks(&part.reader(), range, spec.start, spec.end) as u64;
+            self.scan_counters.blocks_considered.add(n);
+            self.scan_counters.blocks_skipped_by_metadata_index.add(n);
+            QueryStats::add(&stats.blocks_considered, n);
+            QueryStats::add(&stats.blocks_skipped_by_metadata_index, n);
+            return Ok(());
+        }
         // Blooms are read (or found in the cache) only for queries they can prune, and only
         // for parts that hold a selected stream.
-        if blooms.is_none() && !spec.bloom.is_empty() {
+        let parsed_pairs =
+            pair_blocks.is_some() && reqs.iter().any(|&r| spec.pairs.requirements()[r].parsed);
+        if blooms.is_none() && (!spec.bloom.is_empty() || parsed_pairs) {
             *blooms = Some(part.blooms(&self.bloom_cache()).await?);
         }
         let reader = part.reader_with(blooms.as_ref().and_then(|b| b.as_deref()));
         let forward = spec.direction == Direction::Forward;
-        let mut blocks: Vec<usize> = reader.streams()[si].block_range().collect();
+        let mut blocks: Vec<usize> = range.collect();
         if !forward {
             blocks.reverse();
         }
@@ -455,8 +578,17 @@ impl Shard {
                 break;
             }
             self.scan_counters.blocks_considered.inc();
+            QueryStats::add(&stats.blocks_considered, 1);
+            if let Some(pp) = &pair_blocks
+                && !pp.may_hold(bi, reqs, &spec.pairs, &reader)
+            {
+                self.scan_counters.blocks_skipped_by_metadata_index.inc();
+                QueryStats::add(&stats.blocks_skipped_by_metadata_index, 1);
+                continue;
+            }
             if !reader.may_match(bi, &spec.bloom) {
                 self.scan_counters.blocks_skipped_by_bloom.inc();
+                QueryStats::add(&stats.blocks_skipped_by_bloom, 1);
                 continue;
             }
             self.check(spec)?;
@@ -466,6 +598,13 @@ impl Shard {
             self.scan_counters
                 .line_bytes_scanned
                 .add(b.lines_bytes.to_native());
+            QueryStats::add(&stats.blocks_decoded, 1);
+            QueryStats::add(
+                &stats.compressed_bytes,
+                u64::from(b.compressed_len.to_native()),
+            );
+            QueryStats::add(&stats.decompressed_lines, u64::from(b.entries.to_native()));
+            QueryStats::add(&stats.decompressed_bytes, b.lines_bytes.to_native());
             let lo = block.partition_point(spec.start);
             let hi = block.partition_point(spec.end);
             let block: &DecodedBlock = block;
@@ -516,6 +655,35 @@ impl Shard {
         Ok(())
     }
 
+    /// Asks a part's metadata index for every requirement of `query` (and for the blocks
+    /// with escapes when a parser precedes one).
+    async fn part_pairs(
+        &self,
+        part: &LoadedPart,
+        query: &PairQuery,
+        stats: &QueryStats,
+    ) -> Result<PartPairs, StoreError> {
+        let mut per_requirement = Vec::with_capacity(query.requirements().len());
+        let mut read_total = 0;
+        for r in query.requirements() {
+            let found = part.pair_blocks(r.key).await?;
+            read_total += found.as_ref().map_or(0, |(_, read)| *read);
+            per_requirement.push(found.map(|(blocks, _)| blocks));
+        }
+        let escapes = if query.requirements().iter().any(|r| r.parsed) {
+            let found = part.pair_blocks(crate::chunk::pairs::escape_key()).await?;
+            read_total += found.as_ref().map_or(0, |(_, read)| *read);
+            found.map(|(blocks, _)| blocks)
+        } else {
+            None
+        };
+        QueryStats::add(&stats.metadata_index_bytes_read, read_total);
+        Ok(PartPairs {
+            per_requirement,
+            escapes,
+        })
+    }
+
     /// The entries of one head in direction order (ties: arrival order). Yields every
     /// [`Shard::scan_entries_per_yield`] entries without holding a borrow across the yield.
     async fn scan_head(
@@ -523,14 +691,33 @@ impl Shard {
         src: &mut HeadRef,
         pin: &Pin,
         spec: &ScanSpec,
+        reqs: &[usize],
         deletes: &StreamDeletes,
         sink: &mut dyn ScanSink,
     ) -> Result<(), QueryError> {
         let forward = spec.direction == Direction::Forward;
         let per_yield = self.scan_entries_per_yield();
-        let (range, in_order) = self.with_head(src, pin, |h| {
-            (h.candidate_range(spec.start, spec.end), h.in_order())
+        // A required pair no parser can set: only the entries that carry it can pass, and
+        // the head's index names them (ascending, so in time order when the head is).
+        let pair_key = reqs
+            .iter()
+            .map(|&r| &spec.pairs.requirements()[r])
+            .find(|r| !r.parsed)
+            .map(|r| r.key);
+        let (range, in_order, listed) = self.with_head(src, pin, |h| {
+            let range = h.candidate_range(spec.start, spec.end);
+            let listed = pair_key.map(|k| h.entries_with_pair(k));
+            (range, h.in_order(), listed)
         });
+        let stats = &spec.control.stats;
+        let (range, listed) = match listed {
+            Some(list) => {
+                let skipped = range.len().saturating_sub(list.len());
+                QueryStats::add(&stats.head_lines_skipped_by_metadata_index, skipped as u64);
+                (0..list.len(), Some(list))
+            }
+            None => (range, None),
+        };
         let mut pos_fwd = range.start;
         let mut pos_back = range.end;
         loop {
@@ -549,13 +736,14 @@ impl Shard {
                     {
                         break;
                     }
-                    let i = if forward {
+                    let pos = if forward {
                         pos_fwd += 1;
                         pos_fwd - 1
                     } else {
                         pos_back -= 1;
                         pos_back
                     };
+                    let i = listed.as_ref().map_or(pos, |l| l[pos]);
                     visited += 1;
                     let ts = h.ts(i);
                     if ts < spec.start || ts >= spec.end {
@@ -589,6 +777,8 @@ impl Shard {
                     }
                     sink.push(e.ts, e.line, &metadata)?;
                 }
+                QueryStats::add(&stats.head_lines, visited as u64);
+                QueryStats::add(&stats.head_bytes, bytes);
                 spec.control.read(bytes)?;
                 Ok(pos_fwd >= pos_back)
             })?;

@@ -16,6 +16,7 @@ use std::rc::Rc;
 use super::StoreError;
 use super::bloom_cache::{BloomCache, BloomRegion};
 use super::manifest::PartEntry;
+use crate::chunk::pairs::PairDirectory;
 use crate::chunk::{DecodedBlock, PART_ALIGN_BYTES, PartFooter, PartReader, footer_block_offset};
 use crate::storage::{Disk, DiskFile, ReadBuf};
 
@@ -40,6 +41,9 @@ pub struct LoadedPart {
     tail: ReadBuf,
     tail_offset: u64,
     footer: PartFooter,
+    /// The metadata index's directory, read by the first query that looks a pair up and
+    /// kept: 8 bytes per 512 index entries.
+    pair_directory: std::cell::OnceCell<Rc<PairDirectory>>,
 }
 
 impl LoadedPart {
@@ -102,6 +106,7 @@ impl LoadedPart {
             tail,
             tail_offset,
             footer,
+            pair_directory: std::cell::OnceCell::new(),
         })
     }
 
@@ -199,9 +204,81 @@ impl LoadedPart {
         Ok(buf)
     }
 
-    /// Bytes held in memory for this part (its tail).
+    /// Bytes held in memory for this part (its tail, and its index directory once read).
     pub fn resident_bytes(&self) -> u64 {
-        self.tail.len() as u64
+        self.tail.len() as u64 + self.pair_directory.get().map_or(0, |d| d.resident_bytes())
+    }
+
+    /// Whether the part has a metadata index ([`crate::chunk::pairs`]).
+    pub fn has_pair_index(&self) -> bool {
+        self.footer.pair_entries > 0
+    }
+
+    /// The blocks that may hold an entry whose metadata index key is `key`, ascending, and
+    /// the index bytes read to learn it; `None` when the part has no index (versions 1 and 2,
+    /// or no metadata and no escapes): every block may. Reads the directory once per part,
+    /// then the pages that can hold the key (usually one 4 KiB page). A page or directory
+    /// whose crc does not match is [`StoreError::Corruption`] with the file and offset.
+    pub async fn pair_blocks(&self, key: u32) -> Result<Option<(Vec<u32>, u64)>, StoreError> {
+        let f = &self.footer;
+        if f.pair_entries == 0 {
+            return Ok(None);
+        }
+        let mut read = 0u64;
+        let dir = match self.pair_directory.get() {
+            Some(d) => d.clone(),
+            None => {
+                let (start, end) = (f.pair_dir_offset(), f.bloom_offset);
+                let bytes = self
+                    .read_range(start, end, "reading a part's metadata index")
+                    .await?;
+                read += end - start;
+                let dir = self
+                    .reader()
+                    .pair_directory(&bytes)?
+                    .expect("the part has an index");
+                let dir = Rc::new(dir);
+                // Another scan may have read it meanwhile: either copy is the same.
+                let _ = self.pair_directory.set(dir.clone());
+                dir
+            }
+        };
+        let pages = dir.pages_for(key);
+        let mut out = Vec::new();
+        if !pages.is_empty() {
+            let range = dir.byte_range(&pages);
+            let bytes = self
+                .read_range(range.start, range.end, "reading a part's metadata index")
+                .await?;
+            read += range.end - range.start;
+            dir.blocks_with(key, &pages, &bytes, f.blocks, &mut out)
+                .map_err(|(offset, what)| StoreError::Corruption {
+                    path: self.path.clone(),
+                    offset,
+                    what,
+                })?;
+        }
+        Ok(Some((out, read)))
+    }
+
+    /// The bytes `[start, end)` of the file, read through aligned direct I/O.
+    async fn read_range(
+        &self,
+        start: u64,
+        end: u64,
+        op: &'static str,
+    ) -> Result<Vec<u8>, StoreError> {
+        let align = PART_ALIGN_BYTES as u64;
+        let from = start / align * align;
+        let to = end.next_multiple_of(align);
+        let lo = (start - from) as usize;
+        let hi = (end - from) as usize;
+        let buf = self
+            .read_covering(from, to, hi, op, || {
+                "the file ended inside its metadata index".into()
+            })
+            .await?;
+        Ok(buf[lo..hi].to_vec())
     }
 
     /// Reads and decodes block `i` into `out`.

@@ -49,6 +49,7 @@ pub async fn run(shard: &Shard, r: &LogsRequest) -> Result<Partial, QueryError> 
         direction: r.direction,
         filters: r.selector.filters.clone(),
         bloom: required_literals(&r.selector.filters),
+        pairs: r.pipeline.pair_query(),
         control: r.control.clone(),
     };
     let mut sink = TopEntries::new(r.limit, r.direction, r.pipeline.clone());

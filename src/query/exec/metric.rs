@@ -132,6 +132,7 @@ pub async fn run(shard: &Shard, r: &MetricRequest) -> Result<Vec<LeafPartial>, Q
             direction: Direction::Forward,
             filters: exec.filters.clone(),
             bloom: exec.bloom.clone(),
+            pairs: exec.pipeline.pair_query(),
             control: r.control.clone(),
         };
         let acc = leaf

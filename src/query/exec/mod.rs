@@ -41,6 +41,9 @@ pub struct ScanSpec {
     pub filters: Vec<LineFilter>,
     /// Needles a line must contain, for skipping blocks by bloom filter.
     pub bloom: BloomQuery,
+    /// `name="value"` filters every result line passes, for skipping blocks and head
+    /// entries by the structured-metadata index.
+    pub pairs: Arc<crate::query::pairs::PairQuery>,
     pub control: Arc<QueryControl>,
 }
 
@@ -94,6 +97,89 @@ pub struct QueryControl {
     bytes_read: AtomicU64,
     /// `max_query_bytes_read` (0: no limit).
     bytes_read_max: u64,
+    /// What the scans read and skipped, for the response's `stats`.
+    pub stats: Arc<QueryStats>,
+}
+
+/// What the scans of one query read and skipped, summed over every shard, as the response's
+/// `stats` reports them (Loki's names where Loki has the figure).
+#[derive(Debug, Default)]
+pub struct QueryStats {
+    /// Part blocks of selected streams whose time range overlapped the query.
+    pub blocks_considered: AtomicU64,
+    /// Of those, blocks the line filters' gram blooms ruled out.
+    pub blocks_skipped_by_bloom: AtomicU64,
+    /// Of those, blocks the structured-metadata index ruled out.
+    pub blocks_skipped_by_metadata_index: AtomicU64,
+    /// Blocks read and decoded, their compressed bytes, lines and line bytes.
+    pub blocks_decoded: AtomicU64,
+    pub compressed_bytes: AtomicU64,
+    pub decompressed_lines: AtomicU64,
+    pub decompressed_bytes: AtomicU64,
+    /// Head entries visited, and their line bytes.
+    pub head_lines: AtomicU64,
+    pub head_bytes: AtomicU64,
+    /// Head entries the metadata index let a scan pass over without visiting them.
+    pub head_lines_skipped_by_metadata_index: AtomicU64,
+    /// Bytes of metadata index directories and pages read.
+    pub metadata_index_bytes_read: AtomicU64,
+}
+
+impl QueryStats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// The figures as JSON members of Loki's `stats` object (`summary`, `querier`, `index`),
+    /// with shardlog's own after Loki's in `index`.
+    pub fn json(&self, exec_secs: f64, entries_returned: usize) -> String {
+        let g = Self::get;
+        let lines = g(&self.decompressed_lines) + g(&self.head_lines);
+        let bytes = g(&self.decompressed_bytes) + g(&self.head_bytes);
+        let per_sec = |n: u64| {
+            if exec_secs > 0.0 {
+                (n as f64 / exec_secs) as u64
+            } else {
+                0
+            }
+        };
+        format!(
+            concat!(
+                r#"{{"summary":{{"execTime":{},"totalEntriesReturned":{},"#,
+                r#""totalBytesProcessed":{},"totalLinesProcessed":{},"#,
+                r#""bytesProcessedPerSecond":{},"linesProcessedPerSecond":{}}},"#,
+                r#""querier":{{"store":{{"totalChunksRef":{},"totalChunksDownloaded":{},"#,
+                r#""chunk":{{"headChunkLines":{},"headChunkBytes":{},"#,
+                r#""decompressedLines":{},"decompressedBytes":{},"compressedBytes":{}}}}}}},"#,
+                r#""index":{{"totalChunks":{},"postFilterChunks":{},"#,
+                r#""blocksSkippedByBloom":{},"blocksSkippedByMetadataIndex":{},"#,
+                r#""headLinesSkippedByMetadataIndex":{},"metadataIndexBytesRead":{}}}}}"#
+            ),
+            exec_secs,
+            entries_returned,
+            bytes,
+            lines,
+            per_sec(bytes),
+            per_sec(lines),
+            g(&self.blocks_considered),
+            g(&self.blocks_decoded),
+            g(&self.head_lines),
+            g(&self.head_bytes),
+            g(&self.decompressed_lines),
+            g(&self.decompressed_bytes),
+            g(&self.compressed_bytes),
+            g(&self.blocks_considered),
+            g(&self.blocks_decoded),
+            g(&self.blocks_skipped_by_bloom),
+            g(&self.blocks_skipped_by_metadata_index),
+            g(&self.head_lines_skipped_by_metadata_index),
+            g(&self.metadata_index_bytes_read),
+        )
+    }
 }
 
 impl QueryControl {
@@ -102,7 +188,14 @@ impl QueryControl {
             cancelled: AtomicBool::new(false),
             bytes_read: AtomicU64::new(0),
             bytes_read_max,
+            stats: Arc::default(),
         }
+    }
+
+    /// This control, counting into `stats` (which the caller keeps to report them).
+    pub fn with_stats(mut self, stats: Arc<QueryStats>) -> QueryControl {
+        self.stats = stats;
+        self
     }
 
     /// Stops every scan of the query at its next check.

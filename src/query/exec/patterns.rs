@@ -33,6 +33,7 @@ pub async fn run(shard: &Shard, r: &PatternsRequest) -> Result<PatternMiner, Que
         direction: Direction::Forward,
         filters: r.selector.filters.clone(),
         bloom: required_literals(&r.selector.filters),
+        pairs: Default::default(),
         control: r.control.clone(),
     };
     let mut sink = MinerSink(PatternMiner::new(PatternConfig::default()));

@@ -181,6 +181,8 @@ pub struct Pipeline {
     filter_names: Vec<String>,
     /// Lines its string label filters drop whatever the stages do (see [`prefilter`]).
     prefilter: prefilter::LinePrefilter,
+    /// What its `name="value"` filters let the metadata index skip (see [`crate::query::pairs`]).
+    pairs: std::sync::Arc<crate::query::pairs::PairQuery>,
 }
 
 impl Pipeline {
@@ -191,6 +193,7 @@ impl Pipeline {
         let mut pipeline = Pipeline::default();
         let stages = reorder_stages(stages);
         pipeline.prefilter = prefilter::LinePrefilter::of(&stages);
+        pipeline.pairs = std::sync::Arc::new(crate::query::pairs::PairQuery::of(&stages));
         for stage in stages {
             if let logql::Stage::LabelFilter(expr) = stage {
                 let filter = LabelFilter::new(expr).map_err(QueryError::BadRequest)?;
@@ -279,6 +282,11 @@ impl Pipeline {
     /// Adds every label name its label filter stages read to `out`.
     pub fn label_names(&self, out: &mut Vec<String>) {
         out.extend(self.filter_names.iter().cloned());
+    }
+
+    /// What the pipeline's `name="value"` filters let the metadata index skip.
+    pub fn pair_query(&self) -> std::sync::Arc<crate::query::pairs::PairQuery> {
+        self.pairs.clone()
     }
 
     /// Whether the pipeline drops every line of a stream with these labels whose structured

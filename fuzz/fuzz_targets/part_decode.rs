@@ -10,6 +10,10 @@
 //! and the crcs, mutations of a part rarely make a body that differs): two bytes of entry
 //! count, four of line bytes, then the body, of format version 1 or, with bit 2 set, 2 (the
 //! line layouts and templates of version 2).
+//!
+//! A first byte with bit 3 set (and bit 1 clear) feeds the rest to the metadata index alone
+//! (format version 3): the rest is its entries, and the directory is built for them with
+//! true crcs, so that lookups reach the order and block-number checks.
 
 #![no_main]
 
@@ -20,6 +24,7 @@ use libfuzzer_sys::fuzz_target;
 use rkyv::util::AlignedVec;
 use shardlog::chunk::{
     DecodedBlock, PART_FOOTER_BYTES, PART_HEADER_BYTES, PartFooter, PartReader, fuzz_parse_body,
+    pairs,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -33,6 +38,10 @@ fuzz_target!(|data: &[u8]| {
             let version = if mode & 4 == 4 { 2 } else { 1 };
             black_box(fuzz_parse_body(&rest[6..], version, entries, lines_bytes));
         }
+        return;
+    }
+    if mode & 8 == 8 {
+        pair_index(rest);
         return;
     }
     let mut buf = AlignedVec::<16>::with_capacity(rest.len());
@@ -63,7 +72,18 @@ fn exercise(buf: &[u8]) {
             }
         }
     }
+    // The metadata index: lookups of a few keys, among them the first key of every page.
     let f = *reader.footer();
+    let mut keys = vec![0, u32::MAX, pairs::escape_key(), pairs::pair_key("trace_id", "abc")];
+    if f.pair_entries > 0 {
+        let at = f.pairs_offset as usize;
+        keys.extend((0..f.pair_entries as usize).step_by(512).map(|e| {
+            u32::from_le_bytes(buf[at + e * 8..at + e * 8 + 4].try_into().unwrap())
+        }));
+    }
+    for key in keys {
+        black_box(reader.pair_blocks(key).ok());
+    }
     for from in [f.tail_offset_with_blooms(), f.tail_offset_meta_only()] {
         let tail = PartReader::open_tail(&buf[from as usize..], from, path);
         assert!(
@@ -103,7 +123,45 @@ fn fix_file_checksums(buf: &mut [u8]) {
     {
         put_crc(buf, foot + 56, meta_offset..meta_offset + meta_len);
     }
+    // Version 3: the metadata index's page crcs (in its directory) and the directory's crc.
+    if u32::from_le_bytes(buf[foot + 88..foot + 92].try_into().unwrap()) >= 3 {
+        let pairs_offset = le_u64(buf, foot + 64) as usize;
+        let entries = u32::from_le_bytes(buf[foot + 72..foot + 76].try_into().unwrap()) as usize;
+        let pages = entries.div_ceil(512);
+        let dir = pairs_offset.saturating_add(entries.saturating_mul(8));
+        if pairs_offset > 0 && dir.saturating_add(pages * 8) <= bloom_offset.min(foot) {
+            for p in 0..pages {
+                let start = pairs_offset + p * 4096;
+                let end = (start + 4096).min(dir);
+                put_crc(buf, dir + p * 8 + 4, start..end);
+            }
+            put_crc(buf, foot + 76, dir..dir + pages * 8);
+        }
+    }
     put_crc(buf, foot + 92, foot..foot + 92);
+}
+
+/// The metadata index alone: `entries` as given, a directory with true first keys and crcs.
+fn pair_index(entries: &[u8]) {
+    let entries = &entries[..entries.len() / 8 * 8];
+    let n = (entries.len() / 8) as u64;
+    let mut dir = Vec::new();
+    for page in entries.chunks(4096) {
+        dir.extend_from_slice(&page[..4]);
+        dir.extend_from_slice(&crc32c::crc32c(page).to_le_bytes());
+    }
+    let Ok(d) = pairs::PairDirectory::parse(&dir, 0, n, crc32c::crc32c(&dir)) else {
+        return;
+    };
+    let keys = [0u32, u32::MAX, entries.first().map_or(0, |&b| u32::from(b))];
+    for key in keys.into_iter().chain(entries.chunks(8).take(64).map(|e| {
+        u32::from_le_bytes(e[..4].try_into().unwrap())
+    })) {
+        let pages = d.pages_for(key);
+        let r = d.byte_range(&pages);
+        let mut out = Vec::new();
+        black_box(d.blocks_with(key, &pages, &entries[r.start as usize..r.end as usize], 1000, &mut out).is_ok());
+    }
 }
 
 /// When the file opens, writes each block's true crc into its archived header and fixes the

@@ -84,6 +84,13 @@ impl ArchivedPartMeta {
             .ok()
     }
 
+    /// Whether some stream of the part has a label `name`.
+    pub fn has_label_name(&self, name: &str) -> bool {
+        self.postings
+            .binary_search_by(|p| p.name.as_str().cmp(name))
+            .is_ok()
+    }
+
     /// The stream indexes whose label `name` has exactly `value`.
     pub fn postings(&self, name: &str, value: &str) -> &[rkyv::rend::u32_le] {
         let Ok(n) = self

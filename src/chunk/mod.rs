@@ -11,19 +11,24 @@
 //! - [`block`]: the body of one data block and [`DecodedBlock`], the reusable scan buffer.
 //! - [`meta`]: the rkyv-archived metadata (streams, block headers, postings).
 //! - [`bloom`]: the 4-gram bloom filter of a block.
+//! - [`pairs`]: the structured-metadata index (which blocks carry a `name=value` pair).
 //! - [`lines`]: the line column's layouts (lengths, newlines, templates).
 //! - [`tokens`]: which grams a line and a needle have; which needles a filter chain requires.
 //! - [`varint`]: LEB128 and zigzag, with checked decoding.
 //!
-//! # Byte layout of a part file (format version 2, all integers little-endian)
+//! # Byte layout of a part file (format version 3, all integers little-endian)
 //!
 //! Version 2 differs from version 1 only inside block bodies (a line layout byte, see below);
-//! this build reads both, and compaction rewrites what it merges at version 2.
+//! version 3 adds the metadata index after the blocks and its place in the footer. This build
+//! reads all three, and compaction rewrites what it merges at version 3.
 //!
 //! ```text
 //! offset            size   what
 //! 0                 64     file header
 //! 64                ...    data blocks, back to back, no padding between them
+//! pairs_offset      ...    (version 3, when any entry has metadata or a line with escapes)
+//!                          the metadata index: pair_entries entries of 8 bytes, then its
+//!                          directory, 8 bytes per page of 512 entries; see [`pairs`]
 //! bloom_offset      ...    bloom filters of the blocks, back to back, then zero padding to a
 //!                          multiple of 16 (META_ALIGN_BYTES)
 //! meta_offset       ...    metadata: an rkyv archive of `PartMeta` (16-aligned)
@@ -80,8 +85,9 @@
 //! 52  4  streams
 //! 56  4  crc32c of the metadata archive
 //! 60  4  crc32c of [bloom_offset, meta_offset) (blooms and their padding)
-//! 64  4  flags (0)
-//! 68 12  reserved, zero
+//! 64  4  versions 1, 2: flags (0)         version 3: 64 8 pairs_offset (0: no index)
+//! 68 12  versions 1, 2: reserved, zero                72 4 pair_entries
+//!                                                     76 4 crc32c of the index directory
 //! 80  8  magic b"SHLGPART"
 //! 88  4  format version (1 or 2)
 //! 92  4  crc32c of footer bytes 0..92
@@ -95,7 +101,9 @@
 //! sealed part may later rot: a bit flip, a sector of zeros or of another file's bytes. Every
 //! byte of the file is covered by a checksum or must be zero, so rot is always detected: the
 //! header, footer and metadata crcs and the zero padding are checked when the part is opened,
-//! the bloom region crc too when it is given, and each block's crc when it is decoded. The
+//! the bloom region crc too when it is given, the metadata index's directory crc when it is
+//! first read and each of its pages' crcs when a lookup reads it (a whole-file open checks
+//! them all), and each block's crc when it is decoded. The
 //! disk is not assumed to detect errors itself, nor to keep sectors atomic.
 //!
 //! # Trust

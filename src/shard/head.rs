@@ -422,6 +422,11 @@ impl StreamHead {
     }
 
     /// Entries and line bytes in `[start, end)`, exactly.
+    /// Whether some entry's structured metadata may hold the pair of index `key`.
+    pub fn has_pair(&self, key: u32) -> bool {
+        self.pair_latest.contains_key(&key)
+    }
+
     /// The entries whose structured metadata may hold the pair of index `key` (all that do,
     /// and those of another pair with the same key), ascending.
     pub fn entries_with_pair(&self, key: u32) -> Vec<usize> {

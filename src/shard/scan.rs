@@ -115,8 +115,63 @@ impl PartPairs {
     }
 }
 
+/// Asks a part's metadata index for every requirement of `query` (and for the blocks with
+/// escapes when a parser precedes one), counting the index bytes read.
+async fn part_pairs(
+    part: &LoadedPart,
+    query: &PairQuery,
+    stats: &QueryStats,
+) -> Result<PartPairs, StoreError> {
+    let mut per_requirement = Vec::with_capacity(query.requirements().len());
+    let mut read_total = 0;
+    for r in query.requirements() {
+        let found = part.pair_blocks(r.key).await?;
+        read_total += found.as_ref().map_or(0, |(_, read)| *read);
+        per_requirement.push(found.map(|(blocks, _)| blocks));
+    }
+    let escapes = if query.requirements().iter().any(|r| r.parsed) {
+        let found = part.pair_blocks(crate::chunk::pairs::escape_key()).await?;
+        read_total += found.as_ref().map_or(0, |(_, read)| *read);
+        found.map(|(blocks, _)| blocks)
+    } else {
+        None
+    };
+    QueryStats::add(&stats.metadata_index_bytes_read, read_total);
+    Ok(PartPairs {
+        per_requirement,
+        escapes,
+    })
+}
+
+impl PartPairs {
+    /// Whether no line of the part can pass the requirements, whatever stream it is in:
+    /// a requirement no parser precedes names no block, and no stream of the part has the
+    /// label it filters on (which would judge it instead of the metadata).
+    fn rules_out_part(&self, part: &LoadedPart, query: &PairQuery) -> bool {
+        let meta = part.reader().meta();
+        query
+            .requirements()
+            .iter()
+            .zip(&self.per_requirement)
+            .any(|(r, blocks)| {
+                let empty = blocks.as_ref().is_some_and(|b| b.is_empty());
+                let judged_by_label = meta.has_label_name(&r.name)
+                    || r.name
+                        .strip_suffix(crate::query::pipeline::DUPLICATE_SUFFIX)
+                        .is_some_and(|base| meta.has_label_name(base));
+                empty && !r.parsed && !judged_by_label
+            })
+    }
+}
+
+/// Index lookups run at once, per scan, before it fixes its snapshot.
+const PAIR_LOOKUPS_IN_FLIGHT: usize = 32;
+
 /// A part's [`PartPairs`] for one scan: `None` until a stream asks.
 type PairSlot = Option<Rc<PartPairs>>;
+
+/// The index answers [`Shard::prefetch_pairs`] gathered, by part address.
+type PrefetchedPairs = ahash::AHashMap<*const LoadedPart, (Rc<LoadedPart>, Rc<PartPairs>)>;
 
 /// What queries read from parts, for `/metrics` and the bloom-skip figures.
 #[derive(Default)]
@@ -209,6 +264,65 @@ impl ScanSnapshot {
         };
         (labels, deletes)
     }
+}
+
+/// Whether a selected stream may hold a line that passes the query's requirements: when a
+/// requirement no parser precedes applies to it (its labels do not judge it), only if one
+/// of its heads holds the pair, or one of the kept parts names a block of the stream for
+/// it (a part without answers counts as yes). So a trace lookup reads the streams that have
+/// the trace, not every stream the selector matches.
+fn stream_may_match(
+    s: &super::select::Selected,
+    pairs: &PairQuery,
+    prefetched: &PrefetchedPairs,
+    parts: &super::select::PartList,
+    registry: &super::index::Streams,
+    sealing: &[Arc<SealingSet>],
+) -> bool {
+    let has_label = |name: &str| match &s.labels {
+        SelectedLabels::Shared(labels) => labels.get(name).is_some(),
+        SelectedLabels::InPart { part, stream } => parts[*part as usize].1.reader().streams()
+            [*stream as usize]
+            .label(name)
+            .is_some(),
+    };
+    let reqs: Vec<usize> = pairs
+        .requirements()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            !r.parsed
+                && !has_label(&r.name)
+                && r.name
+                    .strip_suffix(crate::query::pipeline::DUPLICATE_SUFFIX)
+                    .is_none_or(|base| !has_label(base))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let Some(&first) = reqs.first() else {
+        return true;
+    };
+    let key = pairs.requirements()[first].key;
+    if s.idx.is_some_and(|idx| registry.head(idx).has_pair(key)) {
+        return true;
+    }
+    let sealing_has = sealing.iter().any(|set| {
+        set.index_of(s.id)
+            .is_some_and(|i| set.heads[i].has_pair(key))
+    });
+    if sealing_has {
+        return true;
+    }
+    parts.iter().any(|(_, p)| {
+        let reader = p.reader();
+        let Some(si) = reader.meta().stream_index(s.id) else {
+            return false;
+        };
+        match prefetched.get(&Rc::as_ptr(p)) {
+            Some((_, pp)) => !pp.rules_out(&reader.streams()[si].block_range(), &reqs, pairs),
+            None => true,
+        }
+    })
 }
 
 /// How many of a stream's blocks `range` overlap `[start, end)`: they are in time order and
@@ -318,8 +432,34 @@ impl Shard {
         end: TimestampNs,
         label_tenants: bool,
     ) -> ScanSnapshot {
+        self.snapshot_of(
+            tenants,
+            matchers,
+            (start, end),
+            label_tenants,
+            &|_| true,
+            None,
+        )
+    }
+
+    /// [`Shard::snapshot`] of the parts `keep` keeps; with `pairs`, without the resident
+    /// streams none of whose heads and kept parts can hold a line that passes them.
+    fn snapshot_of(
+        &self,
+        tenants: &[&str],
+        matchers: &[LabelMatcher],
+        (start, end): (TimestampNs, TimestampNs),
+        label_tenants: bool,
+        keep: &dyn Fn(&Rc<LoadedPart>) -> bool,
+        pairs: Option<(&PairQuery, &QueryStats, &PrefetchedPairs)>,
+    ) -> ScanSnapshot {
+        let (pairs, stats) = match pairs {
+            Some((p, s, f)) => (Some((p, f)), Some(s)),
+            None => (None, None),
+        };
         let pin = self.scan_pins.pin();
-        let parts = self.parts_in(start, end);
+        let mut parts = self.parts_in(start, end);
+        parts.retain(|(_, p)| keep(p));
         let mut selected = Vec::new();
         for tenant in tenants {
             self.select_streams(tenant, matchers, start, end, &parts, &mut selected);
@@ -329,8 +469,19 @@ impl Shard {
         selected.sort_unstable_by_key(|s| s.id);
         let streams = self.streams.borrow();
         let sealing = self.sealing.borrow();
-        let streams = selected
+        let mut skipped_lines = 0u64;
+        let streams: Vec<SnapshotStream> = selected
             .into_iter()
+            .filter(|s| {
+                let Some((pairs, prefetched)) = pairs else {
+                    return true;
+                };
+                let may = stream_may_match(s, pairs, prefetched, &parts, &streams, &sealing);
+                if !may && let Some(idx) = s.idx {
+                    skipped_lines += streams.head(idx).len() as u64;
+                }
+                may
+            })
             .map(|s| {
                 let mut heads = Vec::new();
                 if let Some(idx) = s.idx {
@@ -353,6 +504,9 @@ impl Shard {
                 }
             })
             .collect();
+        if let Some(stats) = stats {
+            QueryStats::add(&stats.head_lines_skipped_by_metadata_index, skipped_lines);
+        }
         ScanSnapshot {
             parts,
             streams,
@@ -449,14 +603,22 @@ impl Shard {
         self.check(spec)?;
         let (tenants, matchers) = spec.tenants.select(&spec.matchers);
         let label_tenants = spec.tenants.labels_streams();
-        let snapshot = self.snapshot(&tenants, &matchers, spec.start, spec.end, label_tenants);
+        // A lookup by metadata asks every part's index first, all at once, and leaves out
+        // the parts that cannot hold a match before any stream is selected in them: a trace
+        // id is in one part of hundreds.
+        let prefetched = self.prefetch_pairs(spec).await?;
+        let snapshot = self.snapshot_without(&tenants, &matchers, spec, label_tenants, &prefetched);
         let mut block = DecodedBlock::new();
         let mut ahead = read_ahead_per_part(&snapshot);
         // Each part's bloom region, asked for once per scan (by the first stream that needs
         // it), not once per stream.
         let mut blooms: Vec<BloomSlot> = vec![None; snapshot.parts.len()];
         // Likewise each part's metadata index answers, once per scan.
-        let mut pairs: Vec<PairSlot> = vec![None; snapshot.parts.len()];
+        let mut pairs: Vec<PairSlot> = snapshot
+            .parts
+            .iter()
+            .map(|(_, p)| prefetched.get(&Rc::as_ptr(p)).map(|(_, pp)| pp.clone()))
+            .collect();
         for stream in &snapshot.streams {
             let (labels, deletes) = snapshot.view(stream);
             sink.begin_stream(&labels);
@@ -495,6 +657,89 @@ impl Shard {
             }
         }
         Ok(())
+    }
+
+    /// Every part's metadata index answers for the query's requirements, asked
+    /// [`PAIR_LOOKUPS_IN_FLIGHT`] at a time; keyed by the part's address (the map holds
+    /// each part, so no other part can take its address meanwhile).
+    async fn prefetch_pairs(&self, spec: &ScanSpec) -> Result<PrefetchedPairs, QueryError> {
+        let mut out = PrefetchedPairs::default();
+        if spec.pairs.is_empty() {
+            return Ok(out);
+        }
+        let parts: Vec<(Rc<Store>, Rc<LoadedPart>)> = self
+            .parts_in(spec.start, spec.end)
+            .into_iter()
+            .filter(|(_, p)| p.has_pair_index())
+            .collect();
+        for batch in parts.chunks(PAIR_LOOKUPS_IN_FLIGHT) {
+            self.check(spec)?;
+            let tasks: Vec<_> = batch
+                .iter()
+                .map(|(_, part)| {
+                    let (part, query, stats) =
+                        (part.clone(), spec.pairs.clone(), spec.control.stats.clone());
+                    glommio::spawn_local(async move { part_pairs(&part, &query, &stats).await })
+                })
+                .collect();
+            for ((store, part), task) in batch.iter().zip(tasks) {
+                match task.await {
+                    Ok(pp) => {
+                        out.insert(Rc::as_ptr(part), (part.clone(), Rc::new(pp)));
+                    }
+                    Err(e) => return Err(QueryError::Storage(self.part_failed(store, part, e))),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Shard::snapshot`] over the query's range, without the parts whose metadata index
+    /// rules every line out (counted as skipped, with their blocks in range).
+    fn snapshot_without(
+        &self,
+        tenants: &[&str],
+        matchers: &[LabelMatcher],
+        spec: &ScanSpec,
+        label_tenants: bool,
+        prefetched: &PrefetchedPairs,
+    ) -> ScanSnapshot {
+        let stats = &spec.control.stats;
+        let keep = |part: &Rc<LoadedPart>| {
+            let Some((_, pp)) = prefetched.get(&Rc::as_ptr(part)) else {
+                return true;
+            };
+            if !pp.rules_out_part(part, &spec.pairs) {
+                return true;
+            }
+            // A part inside the range has all its blocks in it: no need to look at each.
+            let n = if part.entry.min_ts >= spec.start && part.entry.max_ts < spec.end {
+                u64::from(part.reader().footer().blocks)
+            } else {
+                let reader = part.reader();
+                reader
+                    .blocks()
+                    .iter()
+                    .filter(|b| {
+                        b.max_ts.to_native() >= spec.start && b.min_ts.to_native() < spec.end
+                    })
+                    .count() as u64
+            };
+            self.scan_counters.blocks_considered.add(n);
+            self.scan_counters.blocks_skipped_by_metadata_index.add(n);
+            QueryStats::add(&stats.blocks_considered, n);
+            QueryStats::add(&stats.blocks_skipped_by_metadata_index, n);
+            QueryStats::add(&stats.parts_skipped_by_metadata_index, 1);
+            false
+        };
+        self.snapshot_of(
+            tenants,
+            matchers,
+            (spec.start, spec.end),
+            label_tenants,
+            &keep,
+            (!spec.pairs.is_empty()).then_some((&*spec.pairs, &**stats, prefetched)),
+        )
     }
 
     /// A log query's partial answer: the first `limit` entries over the shard.
@@ -539,7 +784,7 @@ impl Shard {
             None
         } else {
             if pairs.is_none() {
-                *pairs = Some(Rc::new(self.part_pairs(part, &spec.pairs, stats).await?));
+                *pairs = Some(Rc::new(part_pairs(part, &spec.pairs, stats).await?));
             }
             pairs.clone()
         };
@@ -653,35 +898,6 @@ impl Shard {
             self.scan_yield().await;
         }
         Ok(())
-    }
-
-    /// Asks a part's metadata index for every requirement of `query` (and for the blocks
-    /// with escapes when a parser precedes one).
-    async fn part_pairs(
-        &self,
-        part: &LoadedPart,
-        query: &PairQuery,
-        stats: &QueryStats,
-    ) -> Result<PartPairs, StoreError> {
-        let mut per_requirement = Vec::with_capacity(query.requirements().len());
-        let mut read_total = 0;
-        for r in query.requirements() {
-            let found = part.pair_blocks(r.key).await?;
-            read_total += found.as_ref().map_or(0, |(_, read)| *read);
-            per_requirement.push(found.map(|(blocks, _)| blocks));
-        }
-        let escapes = if query.requirements().iter().any(|r| r.parsed) {
-            let found = part.pair_blocks(crate::chunk::pairs::escape_key()).await?;
-            read_total += found.as_ref().map_or(0, |(_, read)| *read);
-            found.map(|(blocks, _)| blocks)
-        } else {
-            None
-        };
-        QueryStats::add(&stats.metadata_index_bytes_read, read_total);
-        Ok(PartPairs {
-            per_requirement,
-            escapes,
-        })
     }
 
     /// The entries of one head in direction order (ties: arrival order). Yields every

@@ -111,6 +111,8 @@ pub struct QueryStats {
     pub blocks_skipped_by_bloom: AtomicU64,
     /// Of those, blocks the structured-metadata index ruled out.
     pub blocks_skipped_by_metadata_index: AtomicU64,
+    /// Parts the structured-metadata index ruled out whole, before selecting streams in them.
+    pub parts_skipped_by_metadata_index: AtomicU64,
     /// Blocks read and decoded, their compressed bytes, lines and line bytes.
     pub blocks_decoded: AtomicU64,
     pub compressed_bytes: AtomicU64,
@@ -157,6 +159,7 @@ impl QueryStats {
                 r#""decompressedLines":{},"decompressedBytes":{},"compressedBytes":{}}}}}}},"#,
                 r#""index":{{"totalChunks":{},"postFilterChunks":{},"#,
                 r#""blocksSkippedByBloom":{},"blocksSkippedByMetadataIndex":{},"#,
+                r#""partsSkippedByMetadataIndex":{},"#,
                 r#""headLinesSkippedByMetadataIndex":{},"metadataIndexBytesRead":{}}}}}"#
             ),
             exec_secs,
@@ -176,6 +179,7 @@ impl QueryStats {
             g(&self.blocks_decoded),
             g(&self.blocks_skipped_by_bloom),
             g(&self.blocks_skipped_by_metadata_index),
+            g(&self.parts_skipped_by_metadata_index),
             g(&self.head_lines_skipped_by_metadata_index),
             g(&self.metadata_index_bytes_read),
         )

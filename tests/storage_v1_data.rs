@@ -1,17 +1,21 @@
-//! A data directory written by part format version 1 is read by this build, every line of it.
+//! Data directories written by part format versions 1 and 2 are read by this build, every
+//! line of them.
 //!
-//! `testdata/v1-data/` was written by the server when parts were at format version 1 (see
-//! `testdata/v1-data/README.md`): 30 lines of each loghub corpus file, one stream per file
-//! (`{app="<file stem>", source="v1"}`), line `i` at `BASE_NS + (i % 3) days + i ms`, so the
-//! lines fall in three day partitions of two shards. The test copies the directory, starts
-//! the server on it and asks for every stream; then stops it (which may have compacted the
-//! cold partitions into parts of the current format) and asks again after a restart.
+//! `testdata/v1-data/` and `testdata/v2-data/` were written by the server when parts were at
+//! those versions (see their `README.md`): 30 lines of each loghub corpus file, one stream
+//! per file (`{app="<file stem>", source="v1"}`, `source="v2"`), line `i` at
+//! `BASE_NS + (i % 3) days + i ms`, so the lines fall in three day partitions of two shards;
+//! in version 2's, each line carries `trace_id` as structured metadata, three lines per id.
+//! The test copies a directory, starts the server on it and asks for every stream (and, for
+//! version 2, for traces by id: its parts have no metadata index, so every block is read);
+//! then stops it (which may have compacted the cold partitions into parts of the current
+//! format, with the index) and asks again after a restart.
 
 mod common;
 
 use std::path::Path;
 
-use common::loki::string_map;
+use common::loki::{CATEGORIZE_LABELS, string_map};
 use common::tools::corpus_dir;
 use common::{QUERY_LIMIT, Server, ServerOptions, TestDir, labels};
 
@@ -71,25 +75,64 @@ fn expected() -> Vec<(String, Vec<(i64, String)>)> {
         .collect()
 }
 
-fn check(server: &Server, when: &str) {
+/// The trace ids of version 2's directory: `<app>-<i / 3>` for line `i`.
+fn check_traces(server: &Server, when: &str) {
+    let start = (BASE_NS - DAY_NS).to_string();
+    let end = (BASE_NS + 4 * DAY_NS).to_string();
+    for (app, _) in expected() {
+        let text = std::fs::read_to_string(corpus_dir().join(format!("{app}.log")))
+            .expect("a corpus file");
+        let lines: Vec<&str> = text.lines().take(LINES_PER_FILE).collect();
+        for k in [0usize, 4, 9] {
+            let id = format!("{app}-{k:04x}");
+            let query = format!(r#"{{source="v2"}} | trace_id="{id}""#);
+            let body = server.query_range(&[
+                ("query", &query),
+                ("start", &start),
+                ("end", &end),
+                ("direction", "forward"),
+            ]);
+            let mut got: Vec<String> = body["data"]["result"]
+                .as_array()
+                .expect("a result array")
+                .iter()
+                .flat_map(|s| s["values"].as_array().expect("values").clone())
+                .map(|v| v[1].as_str().expect("a line").to_string())
+                .collect();
+            got.sort();
+            let mut want: Vec<String> = (3 * k..3 * k + 3).map(|i| lines[i].to_string()).collect();
+            want.sort();
+            assert_eq!(got, want, "{when}: {query}");
+        }
+    }
+}
+
+fn check(server: &Server, source: &str, when: &str) {
     // The query range limit is 30 days: the directory spans three.
     let start = (BASE_NS - DAY_NS).to_string();
     let end = (BASE_NS + 4 * DAY_NS).to_string();
     let limit = QUERY_LIMIT.to_string();
     for (app, lines) in expected() {
-        let query = format!(r#"{{app="{app}", source="v1"}}"#);
-        let body = server.query_range(&[
-            ("query", &query),
-            ("start", &start),
-            ("end", &end),
-            ("limit", &limit),
-            ("direction", "forward"),
-        ]);
+        let query = format!(r#"{{app="{app}", source="{source}"}}"#);
+        // Categorized: version 2's lines carry metadata, which would otherwise split the
+        // stream into one result stream per trace id.
+        let response = server.query_range_response(
+            &[
+                ("query", &query),
+                ("start", &start),
+                ("end", &end),
+                ("limit", &limit),
+                ("direction", "forward"),
+            ],
+            &[CATEGORIZE_LABELS],
+        );
+        assert_eq!(response.status, 200, "{when}: {query}: {}", response.text());
+        let body = response.json();
         let result = body["data"]["result"].as_array().expect("a result array");
         assert_eq!(result.len(), 1, "{when}: {query}: one stream");
         assert_eq!(
             string_map(&result[0]["stream"]),
-            labels(&[("app", &app), ("source", "v1")]),
+            labels(&[("app", &app), ("source", source)]),
             "{when}: {query}"
         );
         let got: Vec<(i64, String)> = result[0]["values"]
@@ -105,7 +148,10 @@ fn check(server: &Server, when: &str) {
     }
     // A needle that occurs in one stream only: the blooms of the others must not hide it.
     let body = server.query_range(&[
-        ("query", r#"{source="v1"} |= "PacketResponder""#),
+        (
+            "query",
+            &format!(r#"{{source="{source}"}} |= "PacketResponder""#),
+        ),
         ("start", &start),
         ("end", &end),
         ("limit", &limit),
@@ -125,19 +171,39 @@ fn check(server: &Server, when: &str) {
     assert_eq!(found, want, "{when}: needle query");
 }
 
-#[test]
-fn a_data_dir_of_part_format_1_is_read_whole() {
-    let dir = TestDir::new("storage-v1-data");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/v1-data");
+fn read_whole(version: u32) {
+    let dir = TestDir::new(&format!("storage-v{version}-data"));
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("testdata/v{version}-data"));
     copy_dir(&source, &dir.data_dir());
     let options = ServerOptions {
         syslog: false,
         ..ServerOptions::default()
     };
+    let label = format!("v{version}");
     let mut server = Server::start_with(&dir, &options);
-    check(&server, "first start on the version 1 directory");
+    check(
+        &server,
+        &label,
+        &format!("first start on the version {version} directory"),
+    );
+    if version == 2 {
+        check_traces(&server, "version 2 parts");
+    }
     server.terminate_ok();
     let mut server = Server::start_with(&dir, &options);
-    check(&server, "after a restart");
+    check(&server, &label, "after a restart");
+    if version == 2 {
+        check_traces(&server, "after a restart");
+    }
     server.terminate_ok();
+}
+
+#[test]
+fn a_data_dir_of_part_format_1_is_read_whole() {
+    read_whole(1);
+}
+
+#[test]
+fn a_data_dir_of_part_format_2_is_read_whole_and_its_traces_found() {
+    read_whole(2);
 }

@@ -348,3 +348,70 @@ fn a_damaged_metadata_index_fails_the_query_with_its_file_and_offset() {
         metric(&server, "shardlog_quarantined_parts_total") >= 1.0
     });
 }
+
+/// After a parser the value may come from the line: a trace id written only inside the line's
+/// JSON is found by `| json | trace_id=...` (and not without the parser), even when the line
+/// writes it with an escape, so that it is not a substring of the line; the index skips only
+/// the blocks where neither the metadata nor the line can give it.
+#[test]
+fn after_a_parser_a_trace_id_in_the_line_is_found_even_escaped() {
+    let dir = TestDir::new("trace-lookup-parsed");
+    let server = Server::start_with(&dir, &options(&[]));
+    let base = now_ns() - 600_000_000_000;
+    let plain = "7a7a7a7a00000001";
+    let escaped = "7a7a7a7a00000002";
+    // `\u0037` is `7`: the escaped id is not a substring of its line.
+    let escaped_line = format!(
+        r#"{{"trace_id":"\u0037{}","msg":"escaped"}}"#,
+        &escaped[1..]
+    );
+    let lines = [
+        (
+            base,
+            format!(r#"{{"trace_id":"{plain}","msg":"in the line"}}"#),
+        ),
+        (base + 1_000_000, escaped_line.clone()),
+        (base + 2_000_000, r#"{"msg":"no trace"}"#.to_string()),
+    ];
+    let mut body = String::new();
+    for (ts, message) in &lines {
+        let object = serde_json::json!({
+            "timestamp": ts,
+            "service_name": "svc-json",
+            "message": message,
+        });
+        body.push_str(&object.to_string());
+        body.push('\n');
+    }
+    // Other traces, as metadata, in the same stream and in others.
+    let mut rng = Rng(0x0bad_cafe);
+    let mut sent = Sent::default();
+    push_batch(&server, "fake", &mut rng, base + 10_000_000, &mut sent);
+    let r = server.post("/insert/jsonline", &[], body.as_bytes());
+    assert!(r.status == 200 || r.status == 204, "{}", r.text());
+    wait_for("a seal", || {
+        metric(&server, "shardlog_parts_written_total") >= 2.0
+    });
+    for (id, line) in [(plain, &lines[0].1), (escaped, &escaped_line)] {
+        let q = format!(r#"{{service_name=~".+"}} | json | trace_id="{id}""#);
+        let (status, body) = query(&server, "fake", &q);
+        assert_eq!(status, 200, "{q}: {body}");
+        let got: Vec<String> = lines_of(&body).into_iter().map(|(_, l)| l).collect();
+        assert_eq!(got, vec![line.clone()], "{q}");
+        let q = format!(r#"{{service_name=~".+"}} | trace_id="{id}""#);
+        let (_, body) = query(&server, "fake", &q);
+        assert!(lines_of(&body).is_empty(), "{q}: the id is not metadata");
+    }
+    // A trace sent as metadata is found after the parser too, and other blocks are skipped.
+    let id = &sent.ids("fake")[0];
+    let q = format!(r#"{{service_name=~".+"}} | json | trace_id="{id}""#);
+    let (status, body) = query(&server, "fake", &q);
+    assert_eq!(status, 200, "{q}: {body}");
+    assert_eq!(
+        &lines_of(&body),
+        &sent.traces[&("fake".to_string(), id.clone())]
+    );
+    let skipped = stat(&body, &["index", "blocksSkippedByMetadataIndex"])
+        + stat(&body, &["index", "blocksSkippedByBloom"]);
+    assert!(skipped > 0, "{}", body["data"]["stats"]);
+}

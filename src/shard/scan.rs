@@ -164,8 +164,9 @@ impl PartPairs {
     }
 }
 
-/// Index lookups run at once, per scan, before it fixes its snapshot.
-const PAIR_LOOKUPS_IN_FLIGHT: usize = 32;
+/// Index lookups in flight at once, per scan, before it fixes its snapshot: a lookup is one
+/// 4 KiB read (two the first time), so the disk's queue depth, not the core, bounds them.
+const PAIR_LOOKUPS_IN_FLIGHT: usize = 128;
 
 /// A part's [`PartPairs`] for one scan: `None` until a stream asks.
 type PairSlot = Option<Rc<PartPairs>>;
@@ -659,9 +660,10 @@ impl Shard {
         Ok(())
     }
 
-    /// Every part's metadata index answers for the query's requirements, asked
-    /// [`PAIR_LOOKUPS_IN_FLIGHT`] at a time; keyed by the part's address (the map holds
-    /// each part, so no other part can take its address meanwhile).
+    /// Every part's metadata index answers for the query's requirements, at most
+    /// [`PAIR_LOOKUPS_IN_FLIGHT`] reading at a time; keyed by the part's address (the map
+    /// holds each part, so no other part can take its address meanwhile). A part asked
+    /// after the query was cancelled has no answer (and the query stops here).
     async fn prefetch_pairs(&self, spec: &ScanSpec) -> Result<PrefetchedPairs, QueryError> {
         let mut out = PrefetchedPairs::default();
         if spec.pairs.is_empty() {
@@ -672,25 +674,35 @@ impl Shard {
             .into_iter()
             .filter(|(_, p)| p.has_pair_index())
             .collect();
-        for batch in parts.chunks(PAIR_LOOKUPS_IN_FLIGHT) {
-            self.check(spec)?;
-            let tasks: Vec<_> = batch
-                .iter()
-                .map(|(_, part)| {
-                    let (part, query, stats) =
-                        (part.clone(), spec.pairs.clone(), spec.control.stats.clone());
-                    glommio::spawn_local(async move { part_pairs(&part, &query, &stats).await })
-                })
-                .collect();
-            for ((store, part), task) in batch.iter().zip(tasks) {
-                match task.await {
-                    Ok(pp) => {
-                        out.insert(Rc::as_ptr(part), (part.clone(), Rc::new(pp)));
+        // Every part's lookup is spawned at once; a semaphore keeps at most
+        // `PAIR_LOOKUPS_IN_FLIGHT` reading, so a slow read holds up one slot, not a batch.
+        let slots = Rc::new(glommio::sync::Semaphore::new(PAIR_LOOKUPS_IN_FLIGHT as u64));
+        let tasks: Vec<_> = parts
+            .iter()
+            .map(|(_, part)| {
+                let (part, query, stats) =
+                    (part.clone(), spec.pairs.clone(), spec.control.stats.clone());
+                let (slots, control) = (slots.clone(), spec.control.clone());
+                glommio::spawn_local(async move {
+                    // Held until the lookup ends; the semaphore is never closed.
+                    let _slot = glommio::sync::Semaphore::acquire_static_permit(&slots, 1).await;
+                    if control.is_cancelled() {
+                        return Ok(None);
                     }
-                    Err(e) => return Err(QueryError::Storage(self.part_failed(store, part, e))),
+                    part_pairs(&part, &query, &stats).await.map(Some)
+                })
+            })
+            .collect();
+        for ((store, part), task) in parts.iter().zip(tasks) {
+            match task.await {
+                Ok(Some(pp)) => {
+                    out.insert(Rc::as_ptr(part), (part.clone(), Rc::new(pp)));
                 }
+                Ok(None) => {}
+                Err(e) => return Err(QueryError::Storage(self.part_failed(store, part, e))),
             }
         }
+        self.check(spec)?;
         Ok(out)
     }
 

@@ -236,6 +236,25 @@ impl PairDirectory {
         start..end.max(start)
     }
 
+    /// The blocks with entries of `key`, ascending, from `entries`: the index's entry bytes
+    /// whole (the file from the index's offset), as a whole-file reader holds them.
+    pub fn lookup(
+        &self,
+        key: u32,
+        entries: &[u8],
+        blocks: u32,
+    ) -> Result<Vec<u32>, PairCorruption> {
+        let pages = self.pages_for(key);
+        let range = self.byte_range(&pages);
+        let (lo, hi) = (
+            (range.start - self.offset) as usize,
+            (range.end - self.offset) as usize,
+        );
+        let mut out = Vec::new();
+        self.blocks_with(key, &pages, &entries[lo..hi], blocks, &mut out)?;
+        Ok(out)
+    }
+
     /// The blocks of the entries with `key` in `bytes`, the bytes of pages `pages` (as
     /// [`Self::byte_range`] gives them), after checking each page's crc and order and that
     /// every block is below `blocks`. Pushes them ascending to `out`.
@@ -333,17 +352,7 @@ mod tests {
         let entries = u64::from(n);
         let dir_at = entries as usize * PAIR_ENTRY_BYTES;
         let dir = PairDirectory::parse(&bytes[dir_at..], 0, entries, crc)?;
-        let pages = dir.pages_for(key);
-        let r = dir.byte_range(&pages);
-        let mut out = Vec::new();
-        dir.blocks_with(
-            key,
-            &pages,
-            &bytes[r.start as usize..r.end as usize],
-            blocks,
-            &mut out,
-        )?;
-        Ok(out)
+        dir.lookup(key, &bytes[..dir_at], blocks)
     }
 
     #[test]

@@ -245,17 +245,10 @@ impl<'a> PartReader<'a> {
         else {
             return Ok(None);
         };
-        let pages = dir.pages_for(key);
-        let range = dir.byte_range(&pages);
-        let mut out = Vec::new();
-        dir.blocks_with(
-            key,
-            &pages,
-            &file[range.start as usize..range.end as usize],
-            f.blocks,
-            &mut out,
-        )
-        .map_err(|(at, what)| ChunkError::corrupt(&self.path, at, what))?;
+        let entries = &file[f.pairs_offset as usize..f.pair_dir_offset() as usize];
+        let out = dir
+            .lookup(key, entries, f.blocks)
+            .map_err(|(at, what)| ChunkError::corrupt(&self.path, at, what))?;
         Ok(Some(out))
     }
 

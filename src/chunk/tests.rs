@@ -441,20 +441,7 @@ fn metadata_index_false_positive_rate_is_near_its_target() {
     let entries = u64::from(n);
     let dir_at = entries as usize * pairs::PAIR_ENTRY_BYTES;
     let dir = pairs::PairDirectory::parse(&bytes[dir_at..], 0, entries, crc).unwrap();
-    let lookup = |key: u32| {
-        let pages = dir.pages_for(key);
-        let r = dir.byte_range(&pages);
-        let mut out = Vec::new();
-        dir.blocks_with(
-            key,
-            &pages,
-            &bytes[r.start as usize..r.end as usize],
-            4000,
-            &mut out,
-        )
-        .unwrap();
-        out
-    };
+    let lookup = |key: u32| dir.lookup(key, &bytes[..dir_at], 4000).unwrap();
     for (i, id) in present.iter().enumerate().step_by(97) {
         assert!(lookup(pairs::pair_key("trace_id", id)).contains(&((i / 100) as u32)));
     }

@@ -79,17 +79,29 @@ impl PairQuery {
         &self.requirements
     }
 
-    /// The requirements the index can judge for a stream with these labels: not those whose
-    /// label the stream has (or has under the name a metadata key is renamed from).
-    pub fn for_stream(&self, stream: &Labels) -> Vec<&PairRequirement> {
+    /// The indexes of the requirements the index can judge for a stream whose labels
+    /// `has_label` answers for: not those whose label the stream has (or has under the name a
+    /// metadata key is renamed from), which the stream's own value judges. The one rule the
+    /// planner applies to resident streams, streams only parts hold, and whole parts.
+    pub fn applicable(&self, has_label: impl Fn(&str) -> bool) -> Vec<usize> {
         self.requirements
             .iter()
-            .filter(|r| {
-                stream.get(&r.name).is_none()
+            .enumerate()
+            .filter(|(_, r)| {
+                !has_label(&r.name)
                     && r.name
                         .strip_suffix(DUPLICATE_SUFFIX)
-                        .is_none_or(|base| stream.get(base).is_none())
+                        .is_none_or(|base| !has_label(base))
             })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// [`Self::applicable`] for a stream with these labels.
+    pub fn for_stream(&self, stream: &Labels) -> Vec<&PairRequirement> {
+        self.applicable(|name| stream.get(name).is_some())
+            .into_iter()
+            .map(|i| &self.requirements[i])
             .collect()
     }
 }

@@ -150,16 +150,13 @@ impl PartPairs {
     fn rules_out_part(&self, part: &LoadedPart, query: &PairQuery) -> bool {
         let meta = part.reader().meta();
         query
-            .requirements()
-            .iter()
-            .zip(&self.per_requirement)
-            .any(|(r, blocks)| {
-                let empty = blocks.as_ref().is_some_and(|b| b.is_empty());
-                let judged_by_label = meta.has_label_name(&r.name)
-                    || r.name
-                        .strip_suffix(crate::query::pipeline::DUPLICATE_SUFFIX)
-                        .is_some_and(|base| meta.has_label_name(base));
-                empty && !r.parsed && !judged_by_label
+            .applicable(|name| meta.has_label_name(name))
+            .into_iter()
+            .any(|r| {
+                let empty = self.per_requirement[r]
+                    .as_ref()
+                    .is_some_and(|b| b.is_empty());
+                empty && !query.requirements()[r].parsed
             })
     }
 }
@@ -288,17 +285,9 @@ fn stream_may_match(
             .is_some(),
     };
     let reqs: Vec<usize> = pairs
-        .requirements()
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| {
-            !r.parsed
-                && !has_label(&r.name)
-                && r.name
-                    .strip_suffix(crate::query::pipeline::DUPLICATE_SUFFIX)
-                    .is_none_or(|base| !has_label(base))
-        })
-        .map(|(i, _)| i)
+        .applicable(has_label)
+        .into_iter()
+        .filter(|&r| !pairs.requirements()[r].parsed)
         .collect();
     let Some(&first) = reqs.first() else {
         return true;
@@ -625,16 +614,7 @@ impl Shard {
             sink.begin_stream(&labels);
             let deletes = &deletes;
             // The requirements the metadata index judges for this stream, by index.
-            let reqs: Vec<usize> = {
-                let applicable = spec.pairs.for_stream(&labels);
-                spec.pairs
-                    .requirements()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| applicable.iter().any(|a| std::ptr::eq(*a, *r)))
-                    .map(|(i, _)| i)
-                    .collect()
-            };
+            let reqs = spec.pairs.applicable(|name| labels.get(name).is_some());
             for mut src in stream.heads.iter().cloned() {
                 self.scan_head(&mut src, &snapshot.pin, spec, &reqs, deletes, sink)
                     .await?;

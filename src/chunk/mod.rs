@@ -142,7 +142,9 @@ pub use block::{DecodedBlock, Entry, EntryInput, Metadata, fuzz_parse_body};
 pub use bloom::{BloomBuilder, BloomRef};
 pub use lines::LineTemplates;
 pub use meta::{ArchivedBlockMeta, ArchivedPartMeta, ArchivedStreamMeta};
-pub use part::{PartFooter, PartWriterOptions, StreamBlockInput, encode_part, footer_block_offset};
+pub use part::{
+    PartEncoder, PartFooter, PartWriterOptions, StreamBlockInput, encode_part, footer_block_offset,
+};
 pub use reader::PartReader;
 pub use tokens::BloomQuery;
 

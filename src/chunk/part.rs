@@ -15,7 +15,7 @@ use super::pairs::{
 };
 use super::varint::{uvarint_len, zigzag};
 use super::*;
-use crate::model::{Labels, stream_hash, validate_tenant};
+use crate::model::{Labels, TimestampNs, stream_hash, validate_tenant};
 
 /// zstd level written by default. Measured on the ten loghub corpus files, one part each,
 /// 1 MiB blocks (`CHUNK_SWEEP=1 cargo bench --bench chunk`): against level 3, level 9 writes
@@ -527,24 +527,8 @@ pub fn encode_part(
     streams: &[StreamBlockInput<'_>],
     opts: &PartWriterOptions,
 ) -> Result<Vec<u8>, ChunkError> {
-    opts.validate()?;
     let mut order: Vec<&StreamBlockInput<'_>> =
         streams.iter().filter(|s| !s.entries.is_empty()).collect();
-    if order.is_empty() {
-        return Err(ChunkError::InvalidInput(
-            "a part needs at least one entry".into(),
-        ));
-    }
-    if order.len() > PART_STREAMS_MAX {
-        return Err(too_large(
-            "streams of a part",
-            order.len(),
-            PART_STREAMS_MAX,
-        ));
-    }
-    for s in &order {
-        check_stream(s)?;
-    }
     order.sort_by_key(|s| s.stream_id);
     if let Some(w) = order.windows(2).find(|w| w[0].stream_id == w[1].stream_id) {
         return Err(ChunkError::InvalidInput(format!(
@@ -552,163 +536,361 @@ pub fn encode_part(
             w[0].stream_id
         )));
     }
-
-    let mut out = Vec::with_capacity(1 << 20);
-    out.extend_from_slice(&encode_header());
-    let mut compressor = zstd::bulk::Compressor::new(opts.zstd_level)
-        .map_err(|e| ChunkError::InvalidInput(format!("zstd level {}: {e}", opts.zstd_level)))?;
-    let mut body = Vec::new();
-    let mut compressed = Vec::new();
-    let mut blooms = Vec::new();
-    let mut bloom = BloomBuilder::new();
-    let mut pairs = PairIndexBuilder::new();
-    let with_blooms = opts.bloom_bits_per_gram > 0.0;
-    let mut meta = PartMeta {
-        streams: Vec::with_capacity(order.len()),
-        blocks: Vec::new(),
-        postings: Vec::new(),
-        bloom_hashes: if with_blooms { opts.bloom_hashes } else { 0 },
-    };
-    for (stream_idx, s) in order.iter().enumerate() {
-        let first_block = meta.blocks.len();
-        for range in block_ranges(s.entries, opts.block_bytes_target) {
-            let entries = &s.entries[range];
-            body.clear();
-            let lines_bytes = encode_body(entries, opts.line_templates, &mut body);
-            assert!(
-                body.len() <= BLOCK_UNCOMPRESSED_BYTES_MAX,
-                "blocks are cut below the maximum"
-            );
-            compressed.clear();
-            compressed.reserve(zstd::zstd_safe::compress_bound(body.len()));
-            compressor
-                .compress_to_buffer(&body, &mut compressed)
-                .map_err(|e| ChunkError::InvalidInput(format!("zstd compression failed: {e}")))?;
-            assert!(compressed.len() <= BLOCK_COMPRESSED_BYTES_MAX);
-            let bloom_start = blooms.len();
-            let bloom_len = if with_blooms {
-                for &(_, line, _) in entries {
-                    bloom.add_line(line.as_bytes());
-                }
-                bloom.finish(opts.bloom_bits_per_gram, opts.bloom_hashes, &mut blooms)
-            } else {
-                0
-            };
-            for &(_, line, metadata) in entries {
-                for &(name, value) in metadata {
-                    pairs.add(pair_key(name, value));
-                }
-                if line_may_unescape(line.as_bytes()) {
-                    pairs.add(escape_key());
-                }
-            }
-            pairs.end_block(meta.blocks.len() as u32);
-            meta.blocks.push(BlockMeta {
-                stream_idx: stream_idx as u32,
-                min_ts: entries[0].0,
-                max_ts: entries[entries.len() - 1].0,
-                entries: entries.len() as u32,
-                uncompressed_bytes: body.len() as u32,
-                lines_bytes,
-                offset: out.len() as u64,
-                compressed_len: compressed.len() as u32,
-                crc32c: crc32c::crc32c(&compressed),
-                // Relative for now: the bloom region's place is known once all blocks are out.
-                bloom_offset: bloom_start as u64,
-                bloom_len: bloom_len as u32,
-            });
-            out.extend_from_slice(&compressed);
-        }
-        if meta.blocks.len() > PART_BLOCKS_MAX {
-            return Err(too_large(
-                "blocks of a part",
-                meta.blocks.len(),
-                PART_BLOCKS_MAX,
-            ));
-        }
-        meta.streams.push(StreamMeta {
-            id: s.stream_id,
-            tenant: s.tenant.to_string(),
-            labels: s
-                .labels
-                .pairs()
-                .iter()
-                .map(|(name, value)| LabelPair {
-                    name: name.clone(),
-                    value: value.clone(),
-                })
-                .collect(),
-            first_block: first_block as u32,
-            blocks: (meta.blocks.len() - first_block) as u32,
-        });
+    let mut encoder = PartEncoder::new(opts)?;
+    for s in order {
+        encoder.add(s, true)?;
     }
-    meta.postings = postings(&order);
-
-    // The metadata index follows the blocks directly (see [`super::pairs`]).
-    let (pairs_offset, pair_entries, pair_dir_crc32c) = if pairs.is_empty() {
-        (0, 0, 0)
-    } else {
-        let at = out.len() as u64;
-        if pairs.len() as u64 > PART_PAIR_ENTRIES_MAX {
-            return Err(too_large(
-                "metadata index entries of a part",
-                pairs.len(),
-                PART_PAIR_ENTRIES_MAX as usize,
-            ));
-        }
-        let (n, crc) = pairs.finish(&mut out);
-        (at, n, crc)
-    };
-    let bloom_offset = out.len() as u64;
-    for b in &mut meta.blocks {
-        b.bloom_offset += bloom_offset;
-    }
-    out.extend_from_slice(&blooms);
-    pad_to(&mut out, META_ALIGN_BYTES);
-    let bloom_crc32c = crc32c::crc32c(&out[bloom_offset as usize..]);
-    let meta_offset = out.len() as u64;
-    let archive = rkyv::to_bytes::<rkyv::rancor::Error>(&meta)
-        .map_err(|e| ChunkError::InvalidInput(format!("metadata does not serialise: {e}")))?;
-    if archive.len() > PART_META_BYTES_MAX {
-        return Err(too_large(
-            "metadata bytes of a part",
-            archive.len(),
-            PART_META_BYTES_MAX,
-        ));
-    }
-    out.extend_from_slice(&archive);
-    let padded = (out.len() + PART_FOOTER_BYTES).div_ceil(PART_ALIGN_BYTES) * PART_ALIGN_BYTES;
-    out.resize(padded - PART_FOOTER_BYTES, 0);
-    let footer = PartFooter {
-        bloom_offset,
-        meta_offset,
-        meta_len: archive.len() as u64,
-        entries: meta.blocks.iter().map(|b| u64::from(b.entries)).sum(),
-        min_ts: meta.blocks.iter().map(|b| b.min_ts).min().expect("a block"),
-        max_ts: meta.blocks.iter().map(|b| b.max_ts).max().expect("a block"),
-        blocks: meta.blocks.len() as u32,
-        streams: meta.streams.len() as u32,
-        meta_crc32c: crc32c::crc32c(&archive),
-        bloom_crc32c,
-        pairs_offset,
-        pair_entries,
-        pair_dir_crc32c,
-        version: PART_FORMAT_VERSION,
-        file_len: padded as u64,
-    };
-    out.extend_from_slice(&footer.encode());
-    debug_assert_eq!(out.len() % PART_ALIGN_BYTES, 0);
+    let mut out = encoder.take_ready();
+    out.extend_from_slice(&encoder.finish()?);
     Ok(out)
 }
 
+/// Writes a part a piece at a time, so that a part far larger than memory can be written:
+/// compaction feeds it merged entries stream by stream (ascending ids), a chunk at a time,
+/// and writes what [`PartEncoder::take_ready`] hands out as it goes. What it keeps until
+/// [`PartEncoder::finish`] is the part's tail: block headers, blooms, the metadata index
+/// entries and the streams' labels (about a tenth of the lines' bytes at the most; the caller
+/// bounds it by the inputs' tails).
+///
+/// The bytes are exactly those of [`encode_part`] over the same streams.
+pub struct PartEncoder {
+    opts: PartWriterOptions,
+    compressor: zstd::bulk::Compressor<'static>,
+    body: Vec<u8>,
+    compressed: Vec<u8>,
+    blooms: Vec<u8>,
+    bloom: BloomBuilder,
+    pairs: PairIndexBuilder,
+    meta: PartMeta,
+    /// Bytes of the file not yet handed out; `taken` bytes before them were.
+    out: Vec<u8>,
+    taken: u64,
+    /// The stream being written (its blocks from `first_block`), and its last timestamp.
+    open: Option<OpenStream>,
+    entries: u64,
+}
+
+struct OpenStream {
+    id: u64,
+    first_block: usize,
+    last_ts: TimestampNs,
+}
+
+impl PartEncoder {
+    pub fn new(opts: &PartWriterOptions) -> Result<PartEncoder, ChunkError> {
+        opts.validate()?;
+        let compressor = zstd::bulk::Compressor::new(opts.zstd_level).map_err(|e| {
+            ChunkError::InvalidInput(format!("zstd level {}: {e}", opts.zstd_level))
+        })?;
+        let with_blooms = opts.bloom_bits_per_gram > 0.0;
+        let mut out = Vec::with_capacity(1 << 20);
+        out.extend_from_slice(&encode_header());
+        Ok(PartEncoder {
+            opts: *opts,
+            compressor,
+            body: Vec::new(),
+            compressed: Vec::new(),
+            blooms: Vec::new(),
+            bloom: BloomBuilder::new(),
+            pairs: PairIndexBuilder::new(),
+            meta: PartMeta {
+                streams: Vec::new(),
+                blocks: Vec::new(),
+                postings: Vec::new(),
+                bloom_hashes: if with_blooms { opts.bloom_hashes } else { 0 },
+            },
+            out,
+            taken: 0,
+            open: None,
+            entries: 0,
+        })
+    }
+
+    /// Adds entries of stream `s`. A stream's entries may come in several calls, in time
+    /// order; streams come in ascending id order. With `last`, the stream ends here and every
+    /// entry is written; without it, the entries of a last, partial block are left for the
+    /// next call (with more entries of the same stream), so that blocks keep their target
+    /// size. Returns how many of `s.entries` were written (all of them with `last`).
+    pub fn add(&mut self, s: &StreamBlockInput<'_>, last: bool) -> Result<usize, ChunkError> {
+        check_stream(s)?;
+        let continues = match &self.open {
+            Some(open) if open.id == s.stream_id => {
+                if s.entries.first().is_some_and(|e| e.0 < open.last_ts) {
+                    return Err(ChunkError::InvalidInput(format!(
+                        "stream {:#018x} goes back in time between two of its pieces",
+                        s.stream_id
+                    )));
+                }
+                true
+            }
+            Some(open) => {
+                return Err(ChunkError::InvalidInput(format!(
+                    "stream {:#018x} comes while stream {:#018x} is still open",
+                    s.stream_id, open.id
+                )));
+            }
+            None => false,
+        };
+        if !continues {
+            if s.entries.is_empty() {
+                return Ok(0);
+            }
+            if let Some(prev) = self.meta.streams.last()
+                && prev.id >= s.stream_id
+            {
+                return Err(ChunkError::InvalidInput(if prev.id == s.stream_id {
+                    format!("stream {:#018x} is given twice", s.stream_id)
+                } else {
+                    format!(
+                        "stream {:#018x} comes after stream {:#018x}: ids must ascend",
+                        s.stream_id, prev.id
+                    )
+                }));
+            }
+            if self.meta.streams.len() >= PART_STREAMS_MAX {
+                return Err(too_large(
+                    "streams of a part",
+                    self.meta.streams.len() + 1,
+                    PART_STREAMS_MAX,
+                ));
+            }
+            self.meta.streams.push(StreamMeta {
+                id: s.stream_id,
+                tenant: s.tenant.to_string(),
+                labels: s
+                    .labels
+                    .pairs()
+                    .iter()
+                    .map(|(name, value)| LabelPair {
+                        name: name.clone(),
+                        value: value.clone(),
+                    })
+                    .collect(),
+                first_block: self.meta.blocks.len() as u32,
+                blocks: 0,
+            });
+            self.open = Some(OpenStream {
+                id: s.stream_id,
+                first_block: self.meta.blocks.len(),
+                last_ts: i64::MIN,
+            });
+        }
+        let mut ranges = block_ranges(s.entries, self.opts.block_bytes_target);
+        if !last {
+            ranges.pop();
+        }
+        let written = ranges.last().map_or(0, |r| r.end);
+        for range in ranges {
+            self.write_block(&s.entries[range])?;
+        }
+        let open = self.open.as_mut().expect("opened above");
+        if written > 0 {
+            open.last_ts = s.entries[written - 1].0;
+        }
+        if last {
+            let first_block = open.first_block;
+            self.open = None;
+            let stream = self.meta.streams.last_mut().expect("pushed when opened");
+            stream.blocks = (self.meta.blocks.len() - first_block) as u32;
+            if stream.blocks == 0 {
+                // Opened by pieces that were all held back, and closed with none: the
+                // stream has no entries after all.
+                self.meta.streams.pop();
+            }
+        }
+        Ok(written)
+    }
+
+    fn write_block(&mut self, entries: &[EntryInput<'_>]) -> Result<(), ChunkError> {
+        if self.meta.blocks.len() >= PART_BLOCKS_MAX {
+            return Err(too_large(
+                "blocks of a part",
+                self.meta.blocks.len() + 1,
+                PART_BLOCKS_MAX,
+            ));
+        }
+        let with_blooms = self.opts.bloom_bits_per_gram > 0.0;
+        self.body.clear();
+        let lines_bytes = encode_body(entries, self.opts.line_templates, &mut self.body);
+        assert!(
+            self.body.len() <= BLOCK_UNCOMPRESSED_BYTES_MAX,
+            "blocks are cut below the maximum"
+        );
+        self.compressed.clear();
+        self.compressed
+            .reserve(zstd::zstd_safe::compress_bound(self.body.len()));
+        self.compressor
+            .compress_to_buffer(&self.body, &mut self.compressed)
+            .map_err(|e| ChunkError::InvalidInput(format!("zstd compression failed: {e}")))?;
+        assert!(self.compressed.len() <= BLOCK_COMPRESSED_BYTES_MAX);
+        let bloom_start = self.blooms.len();
+        let bloom_len = if with_blooms {
+            for &(_, line, _) in entries {
+                self.bloom.add_line(line.as_bytes());
+            }
+            self.bloom.finish(
+                self.opts.bloom_bits_per_gram,
+                self.opts.bloom_hashes,
+                &mut self.blooms,
+            )
+        } else {
+            0
+        };
+        for &(_, line, metadata) in entries {
+            for &(name, value) in metadata {
+                self.pairs.add(pair_key(name, value));
+            }
+            if line_may_unescape(line.as_bytes()) {
+                self.pairs.add(escape_key());
+            }
+        }
+        self.pairs.end_block(self.meta.blocks.len() as u32);
+        self.meta.blocks.push(BlockMeta {
+            stream_idx: (self.meta.streams.len() - 1) as u32,
+            min_ts: entries[0].0,
+            max_ts: entries[entries.len() - 1].0,
+            entries: entries.len() as u32,
+            uncompressed_bytes: self.body.len() as u32,
+            lines_bytes,
+            offset: self.taken + self.out.len() as u64,
+            compressed_len: self.compressed.len() as u32,
+            crc32c: crc32c::crc32c(&self.compressed),
+            // Relative for now: the bloom region's place is known once all blocks are out.
+            bloom_offset: bloom_start as u64,
+            bloom_len: bloom_len as u32,
+        });
+        self.out.extend_from_slice(&self.compressed);
+        self.entries += entries.len() as u64;
+        Ok(())
+    }
+
+    /// The bytes of the file written so far, from where the last call left off, in whole
+    /// [`PART_ALIGN_BYTES`] pages (the rest stays for the next call or [`Self::finish`]), so
+    /// that each piece can be written where it belongs with direct I/O.
+    pub fn take_ready(&mut self) -> Vec<u8> {
+        let ready = self.out.len() / PART_ALIGN_BYTES * PART_ALIGN_BYTES;
+        let rest = self.out.split_off(ready);
+        self.taken += ready as u64;
+        std::mem::replace(&mut self.out, rest)
+    }
+
+    /// File bytes handed out by [`Self::take_ready`] so far.
+    pub fn taken(&self) -> u64 {
+        self.taken
+    }
+
+    /// Entries written so far.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Bytes held for the tail so far (blooms, index entries, block headers): what the
+    /// encoder's memory grows with.
+    pub fn held_bytes(&self) -> usize {
+        self.blooms.capacity()
+            + self.pairs.len() * PAIR_ENTRY_BYTES
+            + self.meta.blocks.capacity() * std::mem::size_of::<BlockMeta>()
+            + self.meta.streams.capacity() * std::mem::size_of::<StreamMeta>()
+            + self.out.capacity()
+    }
+
+    /// Ends the part: the rest of the file after what [`Self::take_ready`] handed out, ending
+    /// with the footer; the whole file's length is a multiple of [`PART_ALIGN_BYTES`]. An
+    /// open stream is closed first. Errors if the part has no entry.
+    pub fn finish(mut self) -> Result<Vec<u8>, ChunkError> {
+        if let Some(open) = self.open.take() {
+            let stream = self.meta.streams.last_mut().expect("pushed when opened");
+            stream.blocks = (self.meta.blocks.len() - open.first_block) as u32;
+            if stream.blocks == 0 {
+                self.meta.streams.pop();
+            }
+        }
+        if self.meta.blocks.is_empty() {
+            return Err(ChunkError::InvalidInput(
+                "a part needs at least one entry".into(),
+            ));
+        }
+        let PartEncoder {
+            mut out,
+            taken,
+            mut meta,
+            pairs,
+            blooms,
+            ..
+        } = self;
+        meta.postings = postings(&meta.streams);
+        // Offsets in the file are `taken` past offsets in `out`.
+        let at = |out: &Vec<u8>| taken + out.len() as u64;
+
+        // The metadata index follows the blocks directly (see [`super::pairs`]).
+        let (pairs_offset, pair_entries, pair_dir_crc32c) = if pairs.is_empty() {
+            (0, 0, 0)
+        } else {
+            let offset = at(&out);
+            if pairs.len() as u64 > PART_PAIR_ENTRIES_MAX {
+                return Err(too_large(
+                    "metadata index entries of a part",
+                    pairs.len(),
+                    PART_PAIR_ENTRIES_MAX as usize,
+                ));
+            }
+            let (n, crc) = pairs.finish(&mut out);
+            (offset, n, crc)
+        };
+        let bloom_offset = at(&out);
+        for b in &mut meta.blocks {
+            b.bloom_offset += bloom_offset;
+        }
+        let bloom_start = out.len();
+        out.extend_from_slice(&blooms);
+        drop(blooms);
+        // Padding to META_ALIGN_BYTES in the file: `taken` is a multiple of it.
+        pad_to(&mut out, META_ALIGN_BYTES);
+        let bloom_crc32c = crc32c::crc32c(&out[bloom_start..]);
+        let meta_offset = at(&out);
+        let archive = rkyv::to_bytes::<rkyv::rancor::Error>(&meta)
+            .map_err(|e| ChunkError::InvalidInput(format!("metadata does not serialise: {e}")))?;
+        if archive.len() > PART_META_BYTES_MAX {
+            return Err(too_large(
+                "metadata bytes of a part",
+                archive.len(),
+                PART_META_BYTES_MAX,
+            ));
+        }
+        out.extend_from_slice(&archive);
+        let padded = (out.len() + PART_FOOTER_BYTES).div_ceil(PART_ALIGN_BYTES) * PART_ALIGN_BYTES;
+        out.resize(padded - PART_FOOTER_BYTES, 0);
+        let footer = PartFooter {
+            bloom_offset,
+            meta_offset,
+            meta_len: archive.len() as u64,
+            entries: meta.blocks.iter().map(|b| u64::from(b.entries)).sum(),
+            min_ts: meta.blocks.iter().map(|b| b.min_ts).min().expect("a block"),
+            max_ts: meta.blocks.iter().map(|b| b.max_ts).max().expect("a block"),
+            blocks: meta.blocks.len() as u32,
+            streams: meta.streams.len() as u32,
+            meta_crc32c: crc32c::crc32c(&archive),
+            bloom_crc32c,
+            pairs_offset,
+            pair_entries,
+            pair_dir_crc32c,
+            version: PART_FORMAT_VERSION,
+            file_len: taken + padded as u64,
+        };
+        out.extend_from_slice(&footer.encode());
+        debug_assert_eq!((taken as usize + out.len()) % PART_ALIGN_BYTES, 0);
+        Ok(out)
+    }
+}
+
 /// Label name -> value -> ascending stream indexes, over streams in part order.
-fn postings(streams: &[&StreamBlockInput<'_>]) -> Vec<LabelPostings> {
+fn postings(streams: &[StreamMeta]) -> Vec<LabelPostings> {
     let mut map: BTreeMap<&str, BTreeMap<&str, Vec<u32>>> = BTreeMap::new();
     for (i, s) in streams.iter().enumerate() {
-        for (k, v) in s.labels.pairs() {
-            map.entry(k)
+        for p in &s.labels {
+            map.entry(p.name.as_str())
                 .or_default()
-                .entry(v)
+                .entry(p.value.as_str())
                 .or_default()
                 .push(i as u32);
         }

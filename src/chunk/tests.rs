@@ -80,6 +80,50 @@ fn encode(streams: &[OwnedStream], opts: &PartWriterOptions) -> Result<AlignedVe
     Ok(aligned)
 }
 
+/// [`encode`] through a [`PartEncoder`] fed a piece at a time: each stream's entries in
+/// pieces cut at `cuts` (fractions of its length), every piece but the last left open, the
+/// entries it holds back fed again with the next; the file's pages taken as they are ready.
+fn encode_in_pieces(
+    streams: &[OwnedStream],
+    opts: &PartWriterOptions,
+    cuts: &[f64],
+) -> Result<Vec<u8>, ChunkError> {
+    let mut order: Vec<&OwnedStream> = streams.iter().collect();
+    order.sort_by_key(|s| stream_hash(&s.tenant, &s.labels));
+    let mut encoder = PartEncoder::new(opts)?;
+    let mut out = Vec::new();
+    for s in order {
+        let md: Vec<Vec<(&str, &str)>> = s
+            .entries
+            .iter()
+            .map(|(_, _, m)| m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+            .collect();
+        let entries: Vec<EntryInput<'_>> = s
+            .entries
+            .iter()
+            .zip(&md)
+            .map(|((ts, line, _), m)| (*ts, line.as_str(), m.as_slice()))
+            .collect();
+        let input = |entries| StreamBlockInput {
+            stream_id: stream_hash(&s.tenant, &s.labels),
+            tenant: &s.tenant,
+            labels: &s.labels,
+            entries,
+        };
+        let mut from = 0;
+        for cut in cuts {
+            let to = ((entries.len() as f64 * cut) as usize).clamp(from, entries.len());
+            from += encoder.add(&input(&entries[from..to]), false)?;
+            out.extend_from_slice(&encoder.take_ready());
+        }
+        let all = encoder.add(&input(&entries[from..]), true)?;
+        assert_eq!(all, entries.len() - from, "the last piece is written whole");
+        out.extend_from_slice(&encoder.take_ready());
+    }
+    out.extend_from_slice(&encoder.finish()?);
+    Ok(out)
+}
+
 /// Opens a part and decodes every block, streams in part order.
 fn decode(bytes: &[u8]) -> Result<Decoded, ChunkError> {
     let reader = PartReader::open(bytes, Path::new("/data/part-1"))?;
@@ -233,6 +277,25 @@ fn options_strategy() -> impl Strategy<Value = PartWriterOptions> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A part written a piece at a time (as compaction streams one) is the part written
+    /// whole, byte for byte: blocks are cut where they would have been.
+    #[test]
+    fn a_part_written_in_pieces_is_the_part_written_whole(
+        streams in streams_strategy(),
+        opts in options_strategy(),
+        cuts in prop::collection::vec(0.0f64..1.0, 0..4),
+    ) {
+        let mut cuts = cuts;
+        cuts.sort_by(f64::total_cmp);
+        let whole = encode(&streams, &opts);
+        let pieces = encode_in_pieces(&streams, &opts, &cuts);
+        match (whole, pieces) {
+            (Ok(w), Ok(p)) => prop_assert!(w.as_slice() == p.as_slice(), "the bytes differ"),
+            (Err(w), Err(p)) => prop_assert_eq!(w.to_string(), p.to_string()),
+            (w, p) => prop_assert!(false, "whole {:?}, in pieces {:?}", w.map(|b| b.len()), p.map(|b| b.len())),
+        }
+    }
 
     #[test]
     fn part_round_trip(streams in streams_strategy(), opts in options_strategy()) {

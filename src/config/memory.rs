@@ -14,7 +14,7 @@
 //! | requests | `request_bodies_bytes_max` | bodies and decoded pushes until durable |
 //! | queries | `query_memory_bytes_max` | one query's partial states on the core |
 //! | blooms | `bloom_cache_bytes_max` | bloom filters read for queries, kept by recency |
-//! | compaction | `compaction_input_bytes_max` | a merge's input lines, their order and the output |
+//! | compaction | `compaction_input_bytes_max` | a merge's working set: a block per input, two chunks of merged lines, the new part's tail ([`crate::store::merge`]) |
 //!
 //! A setting given explicitly is kept, and the others share what is left; the server refuses
 //! to start when the explicit ones, or the least each part needs, do not fit. The default
@@ -40,18 +40,19 @@ pub const MEMORY_MAX_DEFAULT_MACHINE_SHARE: f64 = 0.25;
 /// heads as large (appends wait beyond twice it), a quarter of vector slack on each, and the
 /// round's encoded parts (a tenth).
 pub const HEADS_CHARGE: f64 = 2.0 * 1.25 + 0.1;
-/// What one byte of `compaction_input_bytes_max` may cost: a merge holds its inputs' lines,
-/// their merged order and the encoded output at once.
-pub const COMPACTION_CHARGE: f64 = 3.0;
+/// What one byte of `compaction_input_bytes_max` may cost: merges stream their lines, and
+/// pick their inputs so that what they hold stays within it
+/// ([`crate::store::merge::merge_memory_bytes`]).
+pub const COMPACTION_CHARGE: f64 = 1.0;
 
 /// The least each share may be: below these a core cannot work (a head seals every few
 /// lines; no bloom filter fits; a merge is not worth its I/O).
 pub const HEADS_BYTES_MIN: u64 = 4 * MIB;
 pub const QUERY_BYTES_MIN: u64 = 4 * MIB;
 pub const BLOOM_CACHE_BYTES_MIN: u64 = MIB;
-pub const COMPACTION_INPUT_BYTES_MIN: u64 = 4 * MIB;
-/// The most one merge takes in, whatever the budget (larger merges gain little).
-pub const COMPACTION_INPUT_BYTES_LIMIT: u64 = 64 * MIB;
+pub const COMPACTION_INPUT_BYTES_MIN: u64 = 12 * MIB;
+/// The most one merge holds, whatever the budget: parts of several GiB of lines.
+pub const COMPACTION_INPUT_BYTES_LIMIT: u64 = 256 * MIB;
 
 /// Weights of the five shares in what a core has left after its base, for the shares not
 /// given explicitly. Heads and requests take the most: they are what full ingest uses.

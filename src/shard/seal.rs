@@ -73,7 +73,7 @@ impl SealSettings {
             ..StoreOptions::default()
         };
         store.compact.zstd_level = c.zstd_level;
-        store.compaction.input_uncompressed_bytes_max = c.memory.compaction_input_bytes_max;
+        store.compaction.memory_bytes_max = c.memory.compaction_input_bytes_max;
         store.seal.zstd_level = c.seal_zstd_level;
         store.seal.block_bytes_target = c.seal_bytes.clamp(
             crate::chunk::part::BLOCK_BYTES_TARGET_MIN,

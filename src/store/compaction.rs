@@ -31,13 +31,10 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use super::merge::merge_memory_bytes;
 use super::part_file::LoadedPart;
-use super::{Change, Encoder, NewPart, Store, StoreError, encode_off_core};
-use crate::chunk::{
-    ChunkError, DecodedBlock, EntryInput, PART_ALIGN_BYTES, PartWriterOptions, StreamBlockInput,
-    encode_part,
-};
-use crate::model::{Labels, TimestampNs};
+use super::{Change, Store, StoreError};
+use crate::model::TimestampNs;
 
 /// Which parts compaction merges, and how much at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +48,10 @@ pub struct CompactionPolicy {
     pub parts_per_partition_max: usize,
     /// Parts merged by one step at most.
     pub inputs_max: usize,
-    /// Uncompressed bytes merged by one step at most: the merge holds them in memory.
-    pub input_uncompressed_bytes_max: u64,
+    /// Memory one step holds at most, as [`merge_memory_bytes`] reckons it from the number
+    /// of inputs and their tails: the merge streams the lines, so what grows is the new
+    /// part's tail (block headers, blooms, metadata index), not its size.
+    pub memory_bytes_max: u64,
     /// A partition that ended at least this long ago and still holds parts written by
     /// sealing (level 0, zstd at the sealing level) has them rewritten at the compaction
     /// level, even a single one: sealing compresses fast to keep up with ingest, cold data is
@@ -77,10 +76,9 @@ pub const SMALL_PART_BYTES_DEFAULT: u64 = 8 << 20;
 pub const MIN_SMALL_PARTS_DEFAULT: usize = 4;
 pub const PARTS_PER_PARTITION_MAX_DEFAULT: usize = 8;
 pub const INPUTS_MAX_DEFAULT: usize = 32;
-/// 64 MiB of lines in memory per core at most while merging: a merge holds its inputs'
-/// lines, their merged order and the encoded output at once (at 256 MiB a compaction alone
-/// took the server's peak RSS past 800 MiB).
-pub const INPUT_UNCOMPRESSED_BYTES_MAX_DEFAULT: u64 = 64 << 20;
+/// 64 MiB per core at most while merging: with tails at about a tenth of the lines' bytes,
+/// parts of a few GiB of lines.
+pub const MEMORY_BYTES_MAX_DEFAULT: u64 = 64 << 20;
 /// A partition is cold an hour after its end: late lines are rare by then.
 pub const RECOMPRESS_COLD_AFTER_DEFAULT: Duration = Duration::from_secs(3600);
 /// 4 MiB: a day of a quiet shard; bundles grow to about this size and then stay.
@@ -88,6 +86,9 @@ pub const BUNDLE_PARTITION_BYTES_MAX_DEFAULT: u64 = 4 << 20;
 /// 16 MiB of lines: about 8 s of the encoder thread at the cold level, a delay sealing can
 /// take (its heads stay in memory and in the WAL meanwhile).
 pub const COLD_INPUT_UNCOMPRESSED_BYTES_MAX_DEFAULT: u64 = 16 << 20;
+/// A cold partition of at most this many cold steps' worth of lines is rewritten at the cold
+/// level; a larger one at the compaction level (see [`pick_inputs`]).
+pub const COLD_PARTITION_STEPS_MAX: u64 = 16;
 /// Bundling a year of daily partitions takes one step, not a dozen that each re-encode the
 /// bundle so far.
 pub const BUNDLE_INPUTS_MAX_DEFAULT: usize = 1024;
@@ -99,7 +100,7 @@ impl Default for CompactionPolicy {
             min_small_parts: MIN_SMALL_PARTS_DEFAULT,
             parts_per_partition_max: PARTS_PER_PARTITION_MAX_DEFAULT,
             inputs_max: INPUTS_MAX_DEFAULT,
-            input_uncompressed_bytes_max: INPUT_UNCOMPRESSED_BYTES_MAX_DEFAULT,
+            memory_bytes_max: MEMORY_BYTES_MAX_DEFAULT,
             recompress_cold_after: Some(RECOMPRESS_COLD_AFTER_DEFAULT),
             bundle_partition_bytes_max: BUNDLE_PARTITION_BYTES_MAX_DEFAULT,
             cold_input_uncompressed_bytes_max: COLD_INPUT_UNCOMPRESSED_BYTES_MAX_DEFAULT,
@@ -131,8 +132,11 @@ pub struct CompactionReport {
 #[derive(Debug, Clone, Copy)]
 pub struct Candidate<'a> {
     pub entry: &'a super::manifest::PartEntry,
-    /// Uncompressed bytes of its blocks (what a merge holds in memory).
+    /// Uncompressed bytes of its blocks (what bounds a cold step's time).
     pub uncompressed_bytes: u64,
+    /// File bytes after its blocks: metadata index, blooms, metadata, footer. A merge's
+    /// output holds about as much as its inputs' together, in memory until it is written.
+    pub tail_bytes: u64,
 }
 
 /// A partition as [`pick_inputs`] groups parts: (start, directory, shard directory).
@@ -191,13 +195,6 @@ pub fn pick_inputs(
     let inputs_max = policy.inputs_max.max(2);
     for (at, &(key, members)) in partitions.iter().enumerate() {
         let cold = is_cold(key);
-        let bytes_max = if cold {
-            policy
-                .input_uncompressed_bytes_max
-                .min(policy.cold_input_uncompressed_bytes_max)
-        } else {
-            policy.input_uncompressed_bytes_max
-        };
         let small: Vec<usize> = members
             .iter()
             .copied()
@@ -210,20 +207,26 @@ pub fn pick_inputs(
                 parts,
                 &partitions[at..],
                 policy.bundle_inputs_max.max(2),
-                bytes_max,
+                policy.cold_input_uncompressed_bytes_max,
+                policy.memory_bytes_max,
                 |k, m| is_cold(k) && is_sparse(m),
             )
         {
             return Some(pick);
         }
+        let sealed: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&i| parts[i].entry.level == 0)
+            .collect();
         let mut chosen = if small.len() >= policy.min_small_parts.max(2) {
             // Oldest first: the order they were sealed in.
             let mut s = small;
             s.sort_by_key(|&i| parts[i].entry.id);
             s
-        } else if cold && members.iter().any(|&i| parts[i].entry.level == 0) {
-            // A cold partition: rewrite all of it at the cold level.
-            let mut s = members.clone();
+        } else if cold && !sealed.is_empty() {
+            // A cold partition: what sealing wrote is rewritten at the cold level.
+            let mut s = sealed;
             s.sort_by_key(|&i| parts[i].entry.id);
             s
         } else if members.len() > policy.parts_per_partition_max {
@@ -237,23 +240,43 @@ pub fn pick_inputs(
             continue;
         };
         chosen.truncate(inputs_max);
-        let mut total = 0u64;
+        // Cold steps encode at the cold level (about 2 MB/s of lines): a partition that
+        // small steps can rewrite in reasonable time gets them. A larger one is merged as a
+        // warm one is, at the compaction level, into parts as large as memory allows: the
+        // cold level could never keep up with it, and parts capped at a cold step's size
+        // would leave it in thousands of small parts.
+        let partition_bytes: u64 = members.iter().map(|&i| parts[i].uncompressed_bytes).sum();
+        let cold_level = cold
+            && partition_bytes
+                <= policy
+                    .cold_input_uncompressed_bytes_max
+                    .saturating_mul(COLD_PARTITION_STEPS_MAX);
+        let bytes_max = if cold_level {
+            policy.cold_input_uncompressed_bytes_max
+        } else {
+            u64::MAX
+        };
+        let (mut total, mut tails) = (0u64, 0u64);
         let fit = chosen
             .iter()
-            .take_while(|&&i| {
+            .enumerate()
+            .take_while(|&(n, &i)| {
                 total = total.saturating_add(parts[i].uncompressed_bytes);
-                total <= bytes_max
+                tails = tails.saturating_add(parts[i].tail_bytes);
+                total <= bytes_max && merge_memory_bytes(n + 1, tails) <= policy.memory_bytes_max
             })
             .count();
         chosen.truncate(fit);
-        let rewrite_alone = cold && members.iter().any(|&i| parts[i].entry.level == 0);
-        if chosen.len() >= 2 || (rewrite_alone && chosen.len() == 1) {
+        // A single part is worth a step only when it was written by sealing and is cold: it
+        // is rewritten at a higher level, once (its output is not level 0).
+        let rewrite_alone = cold && chosen.len() == 1 && parts[chosen[0]].entry.level == 0;
+        if chosen.len() >= 2 || rewrite_alone {
             chosen.sort_by_key(|&i| parts[i].entry.id);
             return Some(Pick {
                 parts: chosen,
                 partition: key.1.to_string(),
                 partition_start: key.0,
-                cold,
+                cold: cold_level,
             });
         }
     }
@@ -268,22 +291,27 @@ fn bundle(
     run: &[PartitionParts<'_, '_>],
     inputs_max: usize,
     bytes_max: u64,
+    memory_max: u64,
     bundled: impl Fn(&PartitionKey<'_>, &[usize]) -> bool,
 ) -> Option<Pick> {
     let (first, _) = run[0];
-    let (mut chosen, mut total, mut last) = (Vec::new(), 0u64, first.1);
+    let (mut chosen, mut total, mut tails, mut last) = (Vec::new(), 0u64, 0u64, first.1);
     let mut taken = 0usize;
     for &(key, members) in run {
         let bytes: u64 = members.iter().map(|&i| parts[i].uncompressed_bytes).sum();
+        let tail: u64 = members.iter().map(|&i| parts[i].tail_bytes).sum();
         if key.2 != first.2
             || !bundled(key, members)
             || chosen.len() + members.len() > inputs_max
             || total.saturating_add(bytes) > bytes_max
+            || merge_memory_bytes(chosen.len() + members.len(), tails.saturating_add(tail))
+                > memory_max
         {
             break;
         }
         chosen.extend_from_slice(members);
         total += bytes;
+        tails += tail;
         last = key.1;
         taken += 1;
     }
@@ -342,93 +370,11 @@ impl IoPacer {
     }
 }
 
-/// One stream's merged entries, owned, so they can be encoded on another thread. Lines and
-/// metadata live in one string; entries and pairs are byte ranges of it.
-pub(super) struct MergedStream {
-    pub(super) id: u64,
-    pub(super) tenant: String,
-    pub(super) labels: Labels,
-    pub(super) text: String,
-    /// Key start, key end, value start, value end in `text`.
-    pub(super) pairs: Vec<[usize; 4]>,
-    pub(super) entries: Vec<MergedEntry>,
-}
-
-pub(super) struct MergedEntry {
-    pub(super) ts: TimestampNs,
-    /// Line start and end in `text`.
-    line: [usize; 2],
-    /// The entry's range in `pairs`.
-    pairs: [usize; 2],
-}
-
-impl MergedStream {
-    pub(super) fn push<'a>(
-        &mut self,
-        ts: TimestampNs,
-        line: &str,
-        metadata: impl Iterator<Item = (&'a str, &'a str)>,
-    ) {
-        let start = self.text.len();
-        self.text.push_str(line);
-        let line = [start, self.text.len()];
-        let first_pair = self.pairs.len();
-        for (k, v) in metadata {
-            let ks = self.text.len();
-            self.text.push_str(k);
-            let vs = self.text.len();
-            self.text.push_str(v);
-            self.pairs.push([ks, vs, vs, self.text.len()]);
-        }
-        self.entries.push(MergedEntry {
-            ts,
-            line,
-            pairs: [first_pair, self.pairs.len()],
-        });
-    }
-}
-
-/// Encodes merged streams as one part. Runs off the core.
-pub(super) fn encode_merged(
-    streams: &[MergedStream],
-    opts: &PartWriterOptions,
-) -> Result<Vec<u8>, ChunkError> {
-    let pairs: Vec<Vec<(&str, &str)>> = streams
-        .iter()
-        .map(|s| {
-            s.pairs
-                .iter()
-                .map(|&[ks, ke, vs, ve]| (&s.text[ks..ke], &s.text[vs..ve]))
-                .collect()
-        })
-        .collect();
-    let entries: Vec<Vec<EntryInput<'_>>> = streams
-        .iter()
-        .zip(&pairs)
-        .map(|(s, p)| {
-            s.entries
-                .iter()
-                .map(|e| {
-                    (
-                        e.ts,
-                        &s.text[e.line[0]..e.line[1]],
-                        &p[e.pairs[0]..e.pairs[1]],
-                    )
-                })
-                .collect()
-        })
-        .collect();
-    let inputs: Vec<StreamBlockInput<'_>> = streams
-        .iter()
-        .zip(&entries)
-        .map(|(s, e)| StreamBlockInput {
-            stream_id: s.id,
-            tenant: &s.tenant,
-            labels: &s.labels,
-            entries: e,
-        })
-        .collect();
-    encode_part(&inputs, opts)
+/// File bytes of a part after its blocks (see [`Candidate::tail_bytes`]).
+pub fn tail_bytes(part: &LoadedPart) -> u64 {
+    part.entry
+        .file_bytes
+        .saturating_sub(part.reader().footer().blocks_end())
 }
 
 /// Uncompressed bytes of a part's blocks.
@@ -467,6 +413,7 @@ impl Store {
                 .map(|p| Candidate {
                     entry: &p.entry,
                     uncompressed_bytes: uncompressed_bytes(p),
+                    tail_bytes: tail_bytes(p),
                 })
                 .collect();
             let cold_before = self.opts.compaction.recompress_cold_after.map(|after| {
@@ -488,15 +435,6 @@ impl Store {
         let _mark = CompactingMark(self);
         let mut pacer = IoPacer::new(self.opts.compaction_bytes_per_second);
 
-        let streams = self.merge_inputs(&inputs, &mut pacer).await?;
-        let entries: u64 = streams.iter().map(|s| s.entries.len() as u64).sum();
-        let expected: u64 = inputs.iter().map(|p| p.reader().footer().entries).sum();
-        if entries != expected {
-            return Err(StoreError::Invalid(format!(
-                "compaction read {entries} entries from parts {:?} that hold {expected}",
-                inputs.iter().map(|p| p.entry.id).collect::<Vec<_>>()
-            )));
-        }
         let level = inputs.iter().map(|p| p.entry.level).max().unwrap_or(0) + 1;
         let opts = if pick.cold {
             self.opts.cold
@@ -505,16 +443,34 @@ impl Store {
         };
         let input_partitions: std::collections::BTreeSet<String> =
             inputs.iter().map(|p| p.entry.partition.clone()).collect();
-        let new = self
-            .write_merged(
+        let merged = self
+            .merge_parts(
+                &inputs,
                 &partition,
                 pick.partition_start,
                 level,
-                streams,
                 opts,
+                &|_, _, _, _| None,
+                false,
                 &mut pacer,
             )
             .await?;
+        let entries = merged.written;
+        let expected: u64 = inputs.iter().map(|p| p.reader().footer().entries).sum();
+        let new = match merged.part {
+            Some(new) if merged.read == expected => new,
+            new => {
+                if let Some(new) = new {
+                    let _guard = self.lock().await;
+                    self.discard_unnamed(new).await;
+                }
+                return Err(StoreError::Invalid(format!(
+                    "compaction read {} entries from parts {:?} that hold {expected}",
+                    merged.read,
+                    inputs.iter().map(|p| p.entry.id).collect::<Vec<_>>()
+                )));
+            }
+        };
         let output_bytes = new.entry.file_bytes;
         let mut report = CompactionReport {
             partition,
@@ -569,113 +525,6 @@ impl Store {
             .add(report.inputs.len() as u64);
         self.counters.compaction_bytes.add(pacer.charged());
         Ok(Some(report))
-    }
-
-    /// Encodes `streams` off the core with `opts`, pays `pacer` for the
-    /// encoded bytes and writes them durably as one part of `level` in `partition`, not yet
-    /// named by the manifest (the caller commits it, or discards it if its inputs went
-    /// meanwhile). Compaction and [`Store::rewrite_part`] both end this way, so that a part
-    /// they write is described (entries, time range) and paced the same.
-    pub(super) async fn write_merged(
-        &self,
-        partition: &str,
-        partition_start: TimestampNs,
-        level: u32,
-        streams: Vec<MergedStream>,
-        opts: PartWriterOptions,
-        pacer: &mut IoPacer,
-    ) -> Result<LoadedPart, StoreError> {
-        let entries: u64 = streams.iter().map(|s| s.entries.len() as u64).sum();
-        // Each stream's entries are in time order: its first and last bound it.
-        let min_ts = streams
-            .iter()
-            .filter_map(|s| s.entries.first())
-            .map(|e| e.ts)
-            .min()
-            .unwrap_or(0);
-        let max_ts = streams
-            .iter()
-            .filter_map(|s| s.entries.last())
-            .map(|e| e.ts)
-            .max()
-            .unwrap_or(0);
-        // At background priority: it takes what CPU ingest and sealing leave.
-        let encoded = encode_off_core(&self.disk, Encoder::Background, streams, move |s| {
-            encode_merged(s, &opts)
-        })
-        .await?;
-        pacer.charge(encoded.len() as u64).await;
-        self.write_part_in(
-            partition,
-            NewPart {
-                partition_start,
-                bytes: encoded,
-                level,
-                entries,
-                min_ts,
-                max_ts,
-            },
-        )
-        .await
-    }
-
-    /// Reads every block of `inputs` (ascending by id) into per-stream entry lists, each in
-    /// time order with ties in input order.
-    async fn merge_inputs(
-        &self,
-        inputs: &[Rc<LoadedPart>],
-        pacer: &mut IoPacer,
-    ) -> Result<Vec<MergedStream>, StoreError> {
-        let mut streams: BTreeMap<u64, MergedStream> = BTreeMap::new();
-        let mut block = DecodedBlock::new();
-        for part in inputs {
-            // (stream id, block index, aligned bytes to read) of every block, in file order.
-            let mut blocks = Vec::new();
-            {
-                let reader = part.reader();
-                for s in reader.streams() {
-                    let id = s.id.to_native();
-                    streams.entry(id).or_insert_with(|| MergedStream {
-                        id,
-                        tenant: s.tenant.as_str().to_string(),
-                        labels: Labels::from_pairs(
-                            s.labels.iter().map(|p| (p.name.as_str(), p.value.as_str())),
-                        ),
-                        text: String::new(),
-                        pairs: Vec::new(),
-                        entries: Vec::new(),
-                    });
-                    for i in s.block_range() {
-                        let bytes = reader.block_range(i).map_or(0, |r| {
-                            let align = PART_ALIGN_BYTES as u64;
-                            r.end.next_multiple_of(align) - r.start / align * align
-                        });
-                        blocks.push((id, i, bytes));
-                    }
-                }
-            }
-            for (id, i, bytes) in blocks {
-                pacer.charge(bytes).await;
-                if let Err(e) = part.read_block(i, &mut block).await {
-                    if e.is_corruption() {
-                        eprintln!("shardlog: compaction: {e}; moving the part to quarantine");
-                        self.quarantine(part.entry.id).await;
-                    }
-                    return Err(e);
-                }
-                let s = streams.get_mut(&id).expect("inserted above");
-                for e in block.iter() {
-                    s.push(e.ts, e.line, e.metadata.iter());
-                }
-                glommio::yield_if_needed().await;
-            }
-        }
-        let mut out: Vec<MergedStream> = streams.into_values().collect();
-        for s in &mut out {
-            // Stable: equal timestamps keep input order (older part first, then its order).
-            s.entries.sort_by_key(|e| e.ts);
-        }
-        Ok(out)
     }
 
     /// Deletes a part the manifest does not name (an abandoned compaction's), and its
@@ -735,6 +584,7 @@ mod tests {
             .map(|e| Candidate {
                 entry: e,
                 uncompressed_bytes: e.file_bytes * 4,
+                tail_bytes: e.file_bytes / 8,
             })
             .collect();
         pick_inputs(&c, policy, None).map(|p| p.parts.into_iter().map(|i| entries[i].id).collect())
@@ -766,7 +616,7 @@ mod tests {
     #[test]
     fn a_partition_over_the_part_count_merges_its_smallest_parts() {
         let p = CompactionPolicy {
-            input_uncompressed_bytes_max: 1 << 30,
+            memory_bytes_max: 1 << 30,
             ..CompactionPolicy::default()
         };
         let mut parts: Vec<PartEntry> = (0..10).map(|i| entry(i, 5, (20 + i) << 20)).collect();
@@ -785,13 +635,14 @@ mod tests {
         let parts: Vec<PartEntry> = (0..40).map(|i| entry(i, 5, 1 << 20)).collect();
         assert_eq!(pick(&parts, &p), Some(vec![0, 1, 2, 3, 4]));
         let p = CompactionPolicy {
-            // Each part is 4 MiB uncompressed here: two fit, not three.
-            input_uncompressed_bytes_max: 11 << 20,
+            // A merge of n of these parts holds 6 MiB + n x (1.5 MiB + twice a 128 KiB
+            // tail): two fit, not three.
+            memory_bytes_max: 11 << 20,
             ..CompactionPolicy::default()
         };
         assert_eq!(pick(&parts, &p), Some(vec![0, 1]));
         let p = CompactionPolicy {
-            input_uncompressed_bytes_max: 5 << 20,
+            memory_bytes_max: 8 << 20,
             ..CompactionPolicy::default()
         };
         assert_eq!(pick(&parts, &p), None, "one part alone is not a merge");
@@ -803,6 +654,7 @@ mod tests {
             .map(|e| Candidate {
                 entry: e,
                 uncompressed_bytes: 1 << 20,
+                tail_bytes: 1 << 17,
             })
             .collect()
     }

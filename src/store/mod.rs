@@ -28,7 +28,9 @@ pub mod bloom_cache;
 pub mod compaction;
 pub mod encoder;
 pub mod manifest;
+pub mod merge;
 pub mod part_file;
+pub mod part_writer;
 pub mod paths;
 pub mod retention;
 pub mod rewrite;
@@ -50,6 +52,7 @@ use compaction::CompactionPolicy;
 pub use encoder::{Encoder, drop_off_core, encode_off_core};
 use manifest::{Manifest, PartEntry};
 use part_file::LoadedPart;
+use part_writer::PartDescription;
 use paths::StorePaths;
 
 /// Bytes written to a part file per direct-I/O write: large enough to keep the device busy,
@@ -475,74 +478,20 @@ impl Store {
             min_ts,
             max_ts,
         } = part;
-        let partition = partition.to_string();
-        let id = self.next_part_id.get();
-        self.next_part_id.set(id + 1);
-        let dir = self.paths.partition_dir(&partition);
-        self.disk
-            .create_dir_all_durable(&dir)
-            .await
-            .map_err(io_err(&dir, "creating a partition directory"))?;
-        let tmp = self.paths.part_tmp(&partition, id);
-        let path = self.paths.part(&partition, id);
-        let file = self
-            .disk
-            .create_new(&tmp)
-            .await
-            .map_err(io_err(&tmp, "creating a part file"))?;
-        let mut buf = self
-            .write_buf
-            .borrow_mut()
-            .take()
-            .unwrap_or_else(|| IoBuf::new(PART_WRITE_CHUNK_BYTES));
-        let mut result = Ok(());
-        for (i, chunk) in encoded.chunks(PART_WRITE_CHUNK_BYTES).enumerate() {
-            buf.set_len(chunk.len());
-            buf.copy_from_slice(chunk);
-            if let Err(e) = file
-                .write_at(&buf, (i * PART_WRITE_CHUNK_BYTES) as u64)
-                .await
-            {
-                result = Err(e);
-                break;
-            }
-        }
-        buf.set_len(buf.capacity());
-        *self.write_buf.borrow_mut() = Some(buf);
-        let finished = async {
-            result.map_err(io_err(&tmp, "writing a part file"))?;
-            file.fdatasync()
-                .await
-                .map_err(io_err(&tmp, "syncing a part file"))?;
-            let _ = file.close().await;
-            self.disk
-                .rename(&tmp, &path)
-                .await
-                .map_err(io_err(&tmp, "renaming a part file into place"))
-        };
-        if let Err(e) = finished.await {
-            // No `.tmp` outlives a failure: it would hold space until the next start.
-            let _ = self.disk.remove(&tmp).await;
+        let mut writer = self.create_part_file(partition).await?;
+        if let Err(e) = writer.write(&encoded).await {
+            writer.abandon().await;
             return Err(e);
         }
-        self.disk
-            .sync_dir(&dir)
+        writer
+            .finish(PartDescription {
+                partition_start,
+                level,
+                entries,
+                min_ts,
+                max_ts,
+            })
             .await
-            .map_err(io_err(&dir, "syncing a partition directory"))?;
-        self.counters.parts_written.inc();
-        self.counters.part_bytes_written.add(encoded.len() as u64);
-        let entry = PartEntry {
-            id,
-            dir_shard: self.dir_shard,
-            partition_start,
-            partition,
-            file_bytes: encoded.len() as u64,
-            entries,
-            min_ts,
-            max_ts,
-            level,
-        };
-        LoadedPart::open(&self.disk, &path, entry).await
     }
 
     /// Replaces the manifest with `change` applied, then the in-memory set, then unlinks

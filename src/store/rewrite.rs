@@ -23,10 +23,9 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::compaction::{CompactingMark, IoPacer, MergedStream};
+use super::compaction::{CompactingMark, IoPacer};
 use super::part_file::LoadedPart;
 use super::{Change, Store, StoreError};
-use crate::chunk::{DecodedBlock, PART_ALIGN_BYTES};
 use crate::model::{Labels, TimestampNs};
 
 /// Why a line is dropped, for the counters.
@@ -146,98 +145,45 @@ impl Store {
         let mut pacer = IoPacer::new(self.opts.compaction_bytes_per_second);
 
         // Step 2.
-        let mut streams: Vec<MergedStream> = Vec::new();
-        let mut block = DecodedBlock::new();
-        let mut dropped: Vec<(String, DropReason, u64)> = Vec::new();
-        let stream_count = part.reader().streams().len();
-        for (si, rule) in rules.iter().enumerate().take(stream_count) {
-            let (id, tenant, labels, blocks) = {
-                let reader = part.reader();
-                let s = &reader.streams()[si];
-                let blocks: Vec<(usize, u64)> = s
-                    .block_range()
-                    .map(|i| {
-                        let bytes = reader.block_range(i).map_or(0, |r| {
-                            let align = PART_ALIGN_BYTES as u64;
-                            r.end.next_multiple_of(align) - r.start / align * align
-                        });
-                        (i, bytes)
-                    })
-                    .collect();
-                (
-                    s.id.to_native(),
-                    s.tenant.as_str().to_string(),
-                    Labels::from_pairs(
-                        s.labels.iter().map(|p| (p.name.as_str(), p.value.as_str())),
-                    ),
-                    blocks,
-                )
-            };
-            let mut out = MergedStream {
-                id,
-                tenant: tenant.clone(),
-                labels,
-                text: String::new(),
-                pairs: Vec::new(),
-                entries: Vec::new(),
-            };
-            for (i, bytes) in blocks {
-                pacer.charge(bytes).await;
-                if let Err(e) = part.read_block(i, &mut block).await {
-                    if e.is_corruption() {
-                        eprintln!("shardlog: rewrite: {e}; moving the part to quarantine");
-                        drop(_mark);
-                        self.quarantine(part.entry.id).await;
-                    }
-                    return Err(e);
-                }
-                let mut metadata: Vec<(&str, &str)> = Vec::new();
-                for e in block.iter() {
-                    metadata.clear();
-                    metadata.extend(e.metadata.iter());
-                    if let Some(reason) = rule.as_ref().and_then(|r| r(e.ts, e.line, &metadata)) {
-                        match dropped.iter_mut().find(|d| d.0 == tenant && d.1 == reason) {
-                            Some(d) => d.2 += 1,
-                            None => dropped.push((tenant.clone(), reason, 1)),
-                        }
-                        continue;
-                    }
-                    out.push(e.ts, e.line, e.metadata.iter());
-                }
-                glommio::yield_if_needed().await;
+        // Steps 2 and 3: the kept lines stream into a new part, written only if a line went.
+        let rule_for = |tenant: &str, labels: &Labels, min: TimestampNs, max: TimestampNs| {
+            if !dropper.may_drop_tenant(tenant) || min > max {
+                return None;
             }
-            if !out.entries.is_empty() {
-                streams.push(out);
+            dropper.for_stream(tenant, labels, min, max)
+        };
+        let merged = match self
+            .merge_parts(
+                std::slice::from_ref(part),
+                &part.entry.partition,
+                part.entry.partition_start,
+                part.entry.level,
+                // A bundle holds cold data only: it keeps the cold encoding.
+                if super::paths::is_bundle(&part.entry.partition) {
+                    self.opts.cold
+                } else {
+                    self.opts.compact
+                },
+                &rule_for,
+                true,
+                &mut pacer,
+            )
+            .await
+        {
+            Ok(merged) => merged,
+            Err(e) => {
+                drop(_mark);
+                return Err(e);
             }
-        }
-        if dropped.is_empty() {
+        };
+        if merged.dropped.is_empty() {
             return Ok(report);
         }
-        report.dropped = dropped;
-
-        // Step 3.
-        let entries: u64 = streams.iter().map(|s| s.entries.len() as u64).sum();
-        let new = if entries == 0 {
-            None
-        } else {
-            let new = self
-                .write_merged(
-                    &part.entry.partition,
-                    part.entry.partition_start,
-                    part.entry.level,
-                    streams,
-                    // A bundle holds cold data only: it keeps the cold encoding.
-                    if super::paths::is_bundle(&part.entry.partition) {
-                        self.opts.cold
-                    } else {
-                        self.opts.compact
-                    },
-                    &mut pacer,
-                )
-                .await?;
+        report.dropped = merged.dropped;
+        let new = merged.part;
+        if new.is_some() {
             pause_for_test("written").await;
-            Some(new)
-        };
+        }
 
         // Step 4.
         let guard = self.lock().await;

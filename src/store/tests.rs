@@ -589,6 +589,47 @@ fn compaction_merges_tenants_in_time_order_with_older_parts_first_on_ties() {
     });
 }
 
+/// A merge streams: streams longer than a merge chunk are encoded a piece at a time, and
+/// each stream still comes out in time order with ties in input order, every line once.
+#[test]
+fn compaction_streams_long_streams_in_pieces_in_time_order() {
+    run(|| async {
+        let streams = test_streams();
+        let parts: Vec<FixturePart> = (0..6).map(|k| make_part(&streams, DAY0, k, 5000)).collect();
+        let (_sim, store) = build(&parts).await;
+        let before = store.parts();
+        let shortest: usize = streams
+            .iter()
+            .map(|s| {
+                parts
+                    .iter()
+                    .flat_map(|p| &p.lines)
+                    .filter(|l| l.stream == s.id)
+                    .map(|l| l.line.len())
+                    .sum()
+            })
+            .min()
+            .unwrap();
+        assert!(
+            shortest > super::merge::MERGE_CHUNK_BYTES,
+            "a stream of {shortest} bytes spans several chunks"
+        );
+        let report = store.compact_once().await.unwrap().expect("a compaction");
+        assert!(report.committed);
+        assert_eq!(report.entries, 6 * 3 * 5000);
+        let merged = store.parts()[0].clone();
+        for s in &streams {
+            let mut expected = Vec::new();
+            for p in &before {
+                expected.extend(read_stream(p, s.id).await);
+            }
+            expected.sort_by_key(|l| l.ts);
+            assert_eq!(read_stream(&merged, s.id).await, expected);
+        }
+        assert_no_garbage(&store);
+    });
+}
+
 #[test]
 fn queries_keep_reading_parts_that_compaction_and_retention_dropped() {
     run(|| async {

@@ -1,7 +1,7 @@
 //! Where the bytes of a data directory go: `cargo run --release --example part_bytes -- DIR`.
 //!
 //! Walks `DIR/shards` (the WAL is not counted) and splits every part file into its regions:
-//! header, data blocks, blooms, metadata, alignment padding and footer, plus the manifests.
+//! header, data blocks, metadata index, blooms, metadata, alignment padding and footer, plus the manifests.
 //! Inside the blocks, the columns are compressed alone at zstd level 3 to show their shares
 //! (an estimate: in a block they share one zstd frame), and the block bytes are split in
 //! those proportions.
@@ -18,6 +18,7 @@ struct Totals {
     header: u64,
     blocks: u64,
     blooms: u64,
+    pairs: u64,
     meta: u64,
     padding: u64,
     footer: u64,
@@ -70,7 +71,9 @@ fn part(path: &Path, t: &mut Totals) {
     let bytes = &bytes[..raw.len()];
     let reader = PartReader::open(bytes, path).expect("a valid part");
     let f = *reader.footer();
-    let blocks_len = f.bloom_offset - PART_HEADER_BYTES as u64;
+    let blocks_len = f.blocks_end() - PART_HEADER_BYTES as u64;
+    // The metadata index (format 3) sits between the blocks and the blooms.
+    let pairs_len = f.bloom_offset - f.blocks_end();
     let blooms_len = reader
         .blocks()
         .iter()
@@ -81,11 +84,13 @@ fn part(path: &Path, t: &mut Totals) {
     t.header += PART_HEADER_BYTES as u64;
     t.blocks += blocks_len;
     t.blooms += blooms_len;
+    t.pairs += pairs_len;
     t.meta += f.meta_len;
     t.footer += PART_FOOTER_BYTES as u64;
     t.padding += f.file_len
         - PART_HEADER_BYTES as u64
         - blocks_len
+        - pairs_len
         - blooms_len
         - f.meta_len
         - PART_FOOTER_BYTES as u64;
@@ -136,8 +141,15 @@ fn main() {
             t.other += size;
         }
     }
-    let total =
-        t.header + t.blocks + t.blooms + t.meta + t.padding + t.footer + t.manifest + t.other;
+    let total = t.header
+        + t.blocks
+        + t.pairs
+        + t.blooms
+        + t.meta
+        + t.padding
+        + t.footer
+        + t.manifest
+        + t.other;
     let cols = (t.col_ts + t.col_len + t.col_lines + t.col_md).max(1) as f64;
     let share = |c: u64| (t.blocks as f64 * c as f64 / cols).round() as u64;
     let per = |b: u64| b as f64 / t.entries.max(1) as f64;
@@ -148,6 +160,7 @@ fn main() {
         ("  line lengths (est.)", share(t.col_len)),
         ("  line text (est.)", share(t.col_lines)),
         ("  metadata (est.)", share(t.col_md)),
+        ("metadata index", t.pairs),
         ("blooms", t.blooms),
         ("part metadata", t.meta),
         ("header", t.header),

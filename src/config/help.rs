@@ -139,7 +139,7 @@ pub fn defaults() -> Vec<(&'static str, String)> {
         ("bloom_cache_bytes_max", SHARE.to_string()),
         (
             "compaction_input_bytes_max",
-            format!("{SHARE}, at most 64MiB"),
+            format!("{SHARE}, at most 256MiB"),
         ),
         ("wal_bytes_max", size(WAL_BYTES_MAX_DEFAULT)),
         ("core_stall_max", duration_text(CORE_STALL_MAX_DEFAULT)),

@@ -335,8 +335,10 @@ pub struct ServeArgs {
     #[serde(default, deserialize_with = "units::size_key")]
     pub bloom_cache_bytes_max: Option<u64>,
 
-    /// Uncompressed line bytes one compaction merge takes in at most (a merge holds about
-    /// three times this). Default: a share of `memory_max`, at most 64 MiB.
+    /// Memory one compaction merge holds at most: a block per input, two chunks of merged
+    /// lines, and the new part's index, blooms and block headers (merges stream their lines,
+    /// so this bounds how many parts a merge takes and how large a part grows, by its tail).
+    /// Default: a share of `memory_max`, at most 256 MiB.
     #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
     #[serde(default, deserialize_with = "units::size_key")]
     pub compaction_input_bytes_max: Option<u64>,

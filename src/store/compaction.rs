@@ -684,6 +684,76 @@ mod tests {
     }
 
     #[test]
+    fn a_cold_rewrite_takes_what_sealing_wrote_never_a_merged_part_alone() {
+        let p = CompactionPolicy::default();
+        let day = 86_400_000_000_000;
+        // A merged part first (by id), then two sealed ones: the sealed ones are rewritten
+        // together, the merged part is left alone.
+        let mut parts = vec![
+            entry(0, 5, 64 << 20),
+            entry(1, 5, 5 << 20),
+            entry(2, 5, 5 << 20),
+        ];
+        parts[0].level = 2;
+        let c: Vec<Candidate<'_>> = parts
+            .iter()
+            .map(|e| Candidate {
+                entry: e,
+                uncompressed_bytes: e.file_bytes,
+                tail_bytes: 1 << 20,
+            })
+            .collect();
+        let end = parts[0].partition_start + day;
+        let pick = pick_inputs(&c, &p, Some((end, day))).expect("a cold rewrite");
+        assert_eq!(pick.parts, vec![1, 2]);
+        // With nothing sealed left, a merged part is never rewritten alone.
+        parts[1].level = 1;
+        parts[2].level = 1;
+        let c: Vec<Candidate<'_>> = parts
+            .iter()
+            .map(|e| Candidate {
+                entry: e,
+                uncompressed_bytes: e.file_bytes,
+                tail_bytes: 1 << 20,
+            })
+            .collect();
+        assert_eq!(pick_inputs(&c, &p, Some((end, day))).map(|p| p.parts), None);
+    }
+
+    #[test]
+    fn a_cold_partition_too_large_for_cold_steps_is_merged_at_the_compaction_level() {
+        let p = CompactionPolicy::default();
+        let day = 86_400_000_000_000;
+        let cold_step = p.cold_input_uncompressed_bytes_max;
+        let make = |n: u64, each: u64| -> Vec<PartEntry> {
+            (0..n).map(|i| entry(i, 5, each / 4)).collect()
+        };
+        let pick = |parts: &[PartEntry]| {
+            let c: Vec<Candidate<'_>> = parts
+                .iter()
+                .map(|e| Candidate {
+                    entry: e,
+                    uncompressed_bytes: e.file_bytes * 4,
+                    tail_bytes: 64 << 10,
+                })
+                .collect();
+            let end = parts[0].partition_start + day;
+            pick_inputs(&c, &p, Some((end, day))).expect("a step")
+        };
+        // Small: cold steps of at most one cold step's lines.
+        let small = make(8, cold_step / 2);
+        let step = pick(&small);
+        assert!(step.cold);
+        assert_eq!(step.parts.len(), 2);
+        // Larger than COLD_PARTITION_STEPS_MAX steps: one merge at the compaction level, as
+        // many parts as memory allows, past the cold step's size.
+        let large = make(24, cold_step);
+        let step = pick(&large);
+        assert!(!step.cold);
+        assert!(step.parts.len() > 2, "{:?}", step.parts);
+    }
+
+    #[test]
     fn sparse_cold_partitions_are_bundled_up_to_the_first_that_is_not() {
         let p = CompactionPolicy::default();
         let day = 86_400_000_000_000;

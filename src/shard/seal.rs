@@ -387,24 +387,32 @@ impl Shard {
     }
 
     /// Retention and compaction, until the shard closes: every [`SealSettings::maintenance_interval`]
-    /// (a separate task from the sealer, so a long compaction never delays sealing).
+    /// (a separate task from the sealer, so a long compaction never delays sealing), and at
+    /// once again while compaction has work left: a pause of an interval after every interval
+    /// of merging would halve what compaction gets through under ingest.
     pub async fn run_maintenance(self: std::rc::Rc<Self>) {
         let Some(settings) = self.seal_settings.get() else {
             return;
         };
+        let mut more = false;
         loop {
-            glommio::timer::sleep(settings.maintenance_interval()).await;
+            if more {
+                glommio::yield_if_needed().await;
+            } else {
+                glommio::timer::sleep(settings.maintenance_interval()).await;
+            }
             if self.wal.borrow().is_none() {
                 return;
             }
-            self.maintain(settings).await;
+            more = self.maintain(settings).await;
         }
     }
 
     /// Retention over every store this shard serves (the global size cap is split evenly
     /// over the cores; a shard's share covers its own store and those it stands in for,
-    /// oldest data first), then one compaction of its own store.
-    pub(super) async fn maintain(&self, settings: SealSettings) {
+    /// oldest data first), then compactions of its own store for at most an interval.
+    /// Returns whether compaction had work left when the interval ended.
+    pub(super) async fn maintain(&self, settings: SealSettings) -> bool {
         let now = crate::ingest::listeners::now_ns();
         let stores = self.all_stores();
         if settings.retention.is_some() || settings.retention_max_bytes > 0 {
@@ -427,22 +435,23 @@ impl Shard {
             }
         }
         // Compactions one after another while there is work, each paced by the I/O budget,
-        // for at most one interval (sealing waits for its next tick meanwhile, never for a
-        // compaction's lock: compaction merges without it).
+        // for at most one interval (retention waits for the next call meanwhile; sealing never
+        // waits for a compaction's lock: compaction merges without it).
         let Some(store) = self.store.borrow().clone() else {
-            return;
+            return false;
         };
         let started = Instant::now();
         while started.elapsed() < settings.maintenance_interval() && self.wal.borrow().is_some() {
             match store.compact_once().await {
                 Ok(Some(_)) => {}
-                Ok(None) => break,
+                Ok(None) => return false,
                 Err(e) => {
                     eprintln!("shard {}: compaction: {e}", self.id);
-                    break;
+                    return false;
                 }
             }
         }
+        self.wal.borrow().is_some()
     }
 }
 

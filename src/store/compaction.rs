@@ -689,7 +689,7 @@ mod tests {
         let day = 86_400_000_000_000;
         // A merged part first (by id), then two sealed ones: the sealed ones are rewritten
         // together, the merged part is left alone.
-        let mut parts = vec![
+        let mut parts = [
             entry(0, 5, 64 << 20),
             entry(1, 5, 5 << 20),
             entry(2, 5, 5 << 20),

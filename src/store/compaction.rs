@@ -683,6 +683,22 @@ mod tests {
         );
     }
 
+    /// Candidates of `parts` with these uncompressed bytes and tails.
+    fn with_tails(
+        parts: &[PartEntry],
+        uncompressed: impl Fn(&PartEntry) -> u64,
+        tail_bytes: u64,
+    ) -> Vec<Candidate<'_>> {
+        parts
+            .iter()
+            .map(|e| Candidate {
+                entry: e,
+                uncompressed_bytes: uncompressed(e),
+                tail_bytes,
+            })
+            .collect()
+    }
+
     #[test]
     fn a_cold_rewrite_takes_what_sealing_wrote_never_a_merged_part_alone() {
         let p = CompactionPolicy::default();
@@ -695,28 +711,14 @@ mod tests {
             entry(2, 5, 5 << 20),
         ];
         parts[0].level = 2;
-        let c: Vec<Candidate<'_>> = parts
-            .iter()
-            .map(|e| Candidate {
-                entry: e,
-                uncompressed_bytes: e.file_bytes,
-                tail_bytes: 1 << 20,
-            })
-            .collect();
+        let c = with_tails(&parts, |e| e.file_bytes, 1 << 20);
         let end = parts[0].partition_start + day;
         let pick = pick_inputs(&c, &p, Some((end, day))).expect("a cold rewrite");
         assert_eq!(pick.parts, vec![1, 2]);
         // With nothing sealed left, a merged part is never rewritten alone.
         parts[1].level = 1;
         parts[2].level = 1;
-        let c: Vec<Candidate<'_>> = parts
-            .iter()
-            .map(|e| Candidate {
-                entry: e,
-                uncompressed_bytes: e.file_bytes,
-                tail_bytes: 1 << 20,
-            })
-            .collect();
+        let c = with_tails(&parts, |e| e.file_bytes, 1 << 20);
         assert_eq!(pick_inputs(&c, &p, Some((end, day))).map(|p| p.parts), None);
     }
 
@@ -729,14 +731,7 @@ mod tests {
             (0..n).map(|i| entry(i, 5, each / 4)).collect()
         };
         let pick = |parts: &[PartEntry]| {
-            let c: Vec<Candidate<'_>> = parts
-                .iter()
-                .map(|e| Candidate {
-                    entry: e,
-                    uncompressed_bytes: e.file_bytes * 4,
-                    tail_bytes: 64 << 10,
-                })
-                .collect();
+            let c = with_tails(parts, |e| e.file_bytes * 4, 64 << 10);
             let end = parts[0].partition_start + day;
             pick_inputs(&c, &p, Some((end, day))).expect("a step")
         };

@@ -214,7 +214,6 @@ impl Store {
         let mut run = MergeRun {
             store: self,
             inputs,
-            opts,
             encoder: Some(PartEncoder::new(&opts).map_err(StoreError::from)),
             ahead: inputs.iter().map(|_| ReadAhead::default()).collect(),
             read: 0,
@@ -265,7 +264,6 @@ impl Store {
 struct MergeRun<'m> {
     store: &'m Store,
     inputs: &'m [Rc<LoadedPart>],
-    opts: PartWriterOptions,
     /// With the encoder thread while a piece is encoded; an error to report if it could not
     /// be made.
     encoder: Option<Result<PartEncoder, StoreError>>,
@@ -500,13 +498,6 @@ impl MergeRun<'_> {
         })
         .await?;
         pacer.charge(tail.len() as u64).await;
-        writer.write(&tail).await?;
-        debug_assert_eq!(
-            writer.written() % crate::chunk::PART_ALIGN_BYTES as u64,
-            0,
-            "{:?}",
-            self.opts.zstd_level
-        );
-        Ok(())
+        writer.write(&tail).await
     }
 }

@@ -111,32 +111,29 @@ impl Store {
             report.busy = true;
             return Ok(report);
         }
-        // Step 1: which streams may lose lines, by index into the part's streams.
-        let rules: Vec<Option<StreamRule<'_>>> = {
-            let reader = part.reader();
-            reader
-                .streams()
-                .iter()
-                .map(|s| {
-                    if !dropper.may_drop_tenant(s.tenant.as_str()) {
-                        return None;
-                    }
-                    let blocks = s.block_range();
-                    let (min, max) = blocks.clone().fold((i64::MAX, i64::MIN), |(lo, hi), i| {
-                        let b = &reader.blocks()[i];
-                        (lo.min(b.min_ts.to_native()), hi.max(b.max_ts.to_native()))
-                    });
-                    if min > max {
-                        return None;
-                    }
-                    let labels = Labels::from_pairs(
-                        s.labels.iter().map(|p| (p.name.as_str(), p.value.as_str())),
-                    );
-                    dropper.for_stream(s.tenant.as_str(), &labels, min, max)
-                })
-                .collect()
+        // Which streams may lose lines, from a stream's tenant, labels and blocks' time range;
+        // the merge asks the same for each stream it writes.
+        let rule_for = |tenant: &str, labels: &Labels, min: TimestampNs, max: TimestampNs| {
+            if !dropper.may_drop_tenant(tenant) || min > max {
+                return None;
+            }
+            dropper.for_stream(tenant, labels, min, max)
         };
-        if rules.iter().all(Option::is_none) {
+        // Step 1: from the headers alone; no stream may lose a line: nothing is read.
+        let may_drop = {
+            let reader = part.reader();
+            reader.streams().iter().any(|s| {
+                let (min, max) = s.block_range().fold((i64::MAX, i64::MIN), |(lo, hi), i| {
+                    let b = &reader.blocks()[i];
+                    (lo.min(b.min_ts.to_native()), hi.max(b.max_ts.to_native()))
+                });
+                let labels = Labels::from_pairs(
+                    s.labels.iter().map(|p| (p.name.as_str(), p.value.as_str())),
+                );
+                rule_for(s.tenant.as_str(), &labels, min, max).is_some()
+            })
+        };
+        if !may_drop {
             report.untouched = true;
             return Ok(report);
         }
@@ -144,14 +141,7 @@ impl Store {
         let _mark = CompactingMark(self);
         let mut pacer = IoPacer::new(self.opts.compaction_bytes_per_second);
 
-        // Step 2.
         // Steps 2 and 3: the kept lines stream into a new part, written only if a line went.
-        let rule_for = |tenant: &str, labels: &Labels, min: TimestampNs, max: TimestampNs| {
-            if !dropper.may_drop_tenant(tenant) || min > max {
-                return None;
-            }
-            dropper.for_stream(tenant, labels, min, max)
-        };
         let merged = match self
             .merge_parts(
                 std::slice::from_ref(part),

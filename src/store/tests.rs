@@ -544,6 +544,23 @@ fn a_seal_round_is_wholly_named_or_absent_after_a_crash_at_any_operation() {
     });
 }
 
+/// Each stream of `merged`: the entries of `inputs` in time order, ties in input (part id)
+/// order.
+async fn assert_merged_in_time_order(
+    streams: &[TestStream],
+    inputs: &[Rc<LoadedPart>],
+    merged: &LoadedPart,
+) {
+    for s in streams {
+        let mut expected = Vec::new();
+        for p in inputs {
+            expected.extend(read_stream(p, s.id).await);
+        }
+        expected.sort_by_key(|l| l.ts);
+        assert_eq!(read_stream(merged, s.id).await, expected);
+    }
+}
+
 #[test]
 fn compaction_merges_tenants_in_time_order_with_older_parts_first_on_ties() {
     run(|| async {
@@ -572,15 +589,7 @@ fn compaction_merges_tenants_in_time_order_with_older_parts_first_on_ties() {
                 .collect::<HashSet<_>>(),
             HashSet::from(["acme", "globex"])
         );
-        // Each stream: the inputs' entries in time order, ties in input (part id) order.
-        for s in &streams {
-            let mut expected = Vec::new();
-            for p in &before {
-                expected.extend(read_stream(p, s.id).await);
-            }
-            expected.sort_by_key(|l| l.ts);
-            assert_eq!(read_stream(&merged, s.id).await, expected);
-        }
+        assert_merged_in_time_order(&streams, &before, &merged).await;
         assert_eq!(store.counters.compactions.get(), 1);
         assert_eq!(store.counters.compacted_input_parts.get(), 4);
         assert!(store.counters.compaction_bytes.get() >= report.output_bytes);
@@ -618,14 +627,7 @@ fn compaction_streams_long_streams_in_pieces_in_time_order() {
         assert!(report.committed);
         assert_eq!(report.entries, 6 * 3 * 5000);
         let merged = store.parts()[0].clone();
-        for s in &streams {
-            let mut expected = Vec::new();
-            for p in &before {
-                expected.extend(read_stream(p, s.id).await);
-            }
-            expected.sort_by_key(|l| l.ts);
-            assert_eq!(read_stream(&merged, s.id).await, expected);
-        }
+        assert_merged_in_time_order(&streams, &before, &merged).await;
         assert_no_garbage(&store);
     });
 }

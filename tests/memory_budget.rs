@@ -174,13 +174,13 @@ fn peak_memory_stays_within_a_small_budget_under_a_firehose_of_many_streams() {
     let held = |share: &str| metric_sum(&metrics, "shardlog_memory_used_bytes", &[("use", share)]);
     eprintln!(
         "{total} lines acknowledged, {answered} queries answered; resident {} MiB, peak {} MiB \
-         of a {MEMORY_MAX_MIB} MiB budget; held now: heads {:.0} KiB, blooms {:.0} KiB, part \
-         metadata {:.0} KiB; parts {}",
+         of a {MEMORY_MAX_MIB} MiB budget; held now: heads {:.0} KiB, part cache {:.0} KiB, \
+         resident in parts {:.0} KiB; parts {}",
         memory.rss >> 20,
         memory.peak >> 20,
         held("heads") / 1024.0,
-        held("blooms") / 1024.0,
-        held("part_metadata") / 1024.0,
+        held("part_cache") / 1024.0,
+        held("parts") / 1024.0,
         metric_sum(&metrics, "shardlog_parts", &[]),
     );
     assert!(

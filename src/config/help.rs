@@ -136,7 +136,7 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             "128MiB + 128MiB per core, at most a quarter of the machine's memory".to_string(),
         ),
         ("heads_bytes_max", SHARE.to_string()),
-        ("bloom_cache_bytes_max", SHARE.to_string()),
+        ("part_cache_bytes_max", SHARE.to_string()),
         (
             "compaction_input_bytes_max",
             format!("{SHARE}, at most 256MiB"),

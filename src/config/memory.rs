@@ -13,7 +13,7 @@
 //! | heads | `heads_bytes_max` | live heads, plus a seal round's heads as large (appends wait past twice it), plus their encoded parts and vector slack |
 //! | requests | `request_bodies_bytes_max` | bodies and decoded pushes until durable |
 //! | queries | `query_memory_bytes_max` | one query's partial states on the core |
-//! | blooms | `bloom_cache_bytes_max` | bloom filters read for queries, kept by recency |
+//! | part cache | `part_cache_bytes_max` | part metadata and bloom filters read for queries, kept by recency (parts keep neither resident) |
 //! | compaction | `compaction_input_bytes_max` | a merge's working set: a block per input, two chunks of merged lines, the new part's tail ([`crate::store::merge`]) |
 //!
 //! A setting given explicitly is kept, and the others share what is left; the server refuses
@@ -46,10 +46,10 @@ pub const HEADS_CHARGE: f64 = 2.0 * 1.25 + 0.1;
 pub const COMPACTION_CHARGE: f64 = 1.0;
 
 /// The least each share may be: below these a core cannot work (a head seals every few
-/// lines; no bloom filter fits; a merge is not worth its I/O).
+/// lines; no part's metadata or blooms are kept between queries; a merge is not worth its I/O).
 pub const HEADS_BYTES_MIN: u64 = 4 * MIB;
 pub const QUERY_BYTES_MIN: u64 = 4 * MIB;
-pub const BLOOM_CACHE_BYTES_MIN: u64 = MIB;
+pub const PART_CACHE_BYTES_MIN: u64 = MIB;
 pub const COMPACTION_INPUT_BYTES_MIN: u64 = 12 * MIB;
 /// The most one merge holds, whatever the budget: parts of several GiB of lines.
 pub const COMPACTION_INPUT_BYTES_LIMIT: u64 = 256 * MIB;
@@ -57,11 +57,13 @@ pub const COMPACTION_INPUT_BYTES_LIMIT: u64 = 256 * MIB;
 /// Weights of the five shares in what a core has left after its base, for the shares not
 /// given explicitly. Heads and requests take the most: they are what full ingest uses.
 /// Measured on one core at full push ingest (256 MiB): heads of 26 MiB made sealing fall
-/// behind and refuse a fifth of the pushes for a while; 32 MiB and more kept up.
+/// behind and refuse a fifth of the pushes for a while; 32 MiB and more kept up. The part
+/// cache holds the metadata of the parts queries read lately as well as their blooms: on one
+/// core, its 24 MiB keep the tails of a dozen large parts.
 const WEIGHT_HEADS: f64 = 0.44;
-const WEIGHT_REQUESTS: f64 = 0.16;
-const WEIGHT_QUERIES: f64 = 0.16;
-const WEIGHT_BLOOMS: f64 = 0.08;
+const WEIGHT_REQUESTS: f64 = 0.14;
+const WEIGHT_QUERIES: f64 = 0.14;
+const WEIGHT_PART_CACHE: f64 = 0.12;
 const WEIGHT_COMPACTION: f64 = 0.16;
 
 /// The settings the budget decides, per core. `None`: not given, derive it.
@@ -71,7 +73,7 @@ pub struct MemoryAsked {
     pub heads_bytes_max: Option<u64>,
     pub request_bodies_bytes_max: Option<u64>,
     pub query_memory_bytes_max: Option<u64>,
-    pub bloom_cache_bytes_max: Option<u64>,
+    pub part_cache_bytes_max: Option<u64>,
     pub compaction_input_bytes_max: Option<u64>,
 }
 
@@ -85,7 +87,7 @@ pub struct MemoryBudget {
     pub heads_bytes_max: u64,
     pub request_bodies_bytes_max: u64,
     pub query_memory_bytes_max: u64,
-    pub bloom_cache_bytes_max: u64,
+    pub part_cache_bytes_max: u64,
     pub compaction_input_bytes_max: u64,
 }
 
@@ -100,7 +102,7 @@ impl MemoryBudget {
             ),
             ("requests", self.request_bodies_bytes_max),
             ("queries", self.query_memory_bytes_max),
-            ("blooms", self.bloom_cache_bytes_max),
+            ("part_cache", self.part_cache_bytes_max),
             (
                 "compaction",
                 (self.compaction_input_bytes_max as f64 * COMPACTION_CHARGE).ceil() as u64,
@@ -125,7 +127,7 @@ pub fn memory_max_min(cores: usize, request_floor: u64) -> u64 {
         + (HEADS_BYTES_MIN as f64 * HEADS_CHARGE).ceil() as u64
         + request_floor
         + QUERY_BYTES_MIN
-        + BLOOM_CACHE_BYTES_MIN
+        + PART_CACHE_BYTES_MIN
         + (COMPACTION_INPUT_BYTES_MIN as f64 * COMPACTION_CHARGE).ceil() as u64;
     PROCESS_BASE_BYTES + per_core * cores as u64
 }
@@ -150,7 +152,7 @@ pub fn plan(
             format!(
                 "{} MiB cannot be kept with {cores} core(s): each core needs at least {} MiB \
                  (its base, the smallest heads, the requests of one push of \
-                 push_body_bytes_max, queries, blooms and one merge) and the process {} MiB, \
+                 push_body_bytes_max, queries, the part cache and one merge) and the process {} MiB, \
                  {} MiB in all; give more memory or fewer cores",
                 memory_max / MIB,
                 (least - PROCESS_BASE_BYTES) / cores as u64 / MIB,
@@ -173,8 +175,8 @@ pub fn plan(
                 && budget.request_bodies_bytes_max == request_floor),
             (fixed.query_memory_bytes_max.is_none()
                 && budget.query_memory_bytes_max == QUERY_BYTES_MIN),
-            (fixed.bloom_cache_bytes_max.is_none()
-                && budget.bloom_cache_bytes_max == BLOOM_CACHE_BYTES_MIN),
+            (fixed.part_cache_bytes_max.is_none()
+                && budget.part_cache_bytes_max == PART_CACHE_BYTES_MIN),
             (fixed.compaction_input_bytes_max.is_none()
                 && budget.compaction_input_bytes_max == COMPACTION_INPUT_BYTES_MIN),
         ];
@@ -191,7 +193,7 @@ pub fn plan(
             fixed.query_memory_bytes_max = Some(budget.query_memory_bytes_max);
         }
         if floors[3] {
-            fixed.bloom_cache_bytes_max = Some(budget.bloom_cache_bytes_max);
+            fixed.part_cache_bytes_max = Some(budget.part_cache_bytes_max);
         }
         if floors[4] {
             fixed.compaction_input_bytes_max = Some(budget.compaction_input_bytes_max);
@@ -212,7 +214,7 @@ pub fn plan(
                 "{} MiB leaves each of {cores} core(s) {} MiB, but the shares set explicitly \
                  (or their least sizes) cost {} MiB at worst per core ({named}); raise \
                  memory_max or lower heads_bytes_max, request_bodies_bytes_max, \
-                 query_memory_bytes_max, bloom_cache_bytes_max or compaction_input_bytes_max",
+                 query_memory_bytes_max, part_cache_bytes_max or compaction_input_bytes_max",
                 memory_max / MIB,
                 per_core / MIB,
                 cost.div_ceil(MIB),
@@ -236,7 +238,7 @@ fn share_out(
         .map_or(0.0, |b| b as f64 * HEADS_CHARGE)
         + asked.request_bodies_bytes_max.unwrap_or(0) as f64
         + asked.query_memory_bytes_max.unwrap_or(0) as f64
-        + asked.bloom_cache_bytes_max.unwrap_or(0) as f64
+        + asked.part_cache_bytes_max.unwrap_or(0) as f64
         + asked
             .compaction_input_bytes_max
             .map_or(0.0, |b| b as f64 * COMPACTION_CHARGE);
@@ -244,7 +246,7 @@ fn share_out(
         (asked.heads_bytes_max, WEIGHT_HEADS),
         (asked.request_bodies_bytes_max, WEIGHT_REQUESTS),
         (asked.query_memory_bytes_max, WEIGHT_QUERIES),
-        (asked.bloom_cache_bytes_max, WEIGHT_BLOOMS),
+        (asked.part_cache_bytes_max, WEIGHT_PART_CACHE),
         (asked.compaction_input_bytes_max, WEIGHT_COMPACTION),
     ]
     .iter()
@@ -272,9 +274,9 @@ fn share_out(
         query_memory_bytes_max: asked
             .query_memory_bytes_max
             .unwrap_or_else(|| (share(WEIGHT_QUERIES) as u64).max(QUERY_BYTES_MIN)),
-        bloom_cache_bytes_max: asked
-            .bloom_cache_bytes_max
-            .unwrap_or_else(|| (share(WEIGHT_BLOOMS) as u64).max(BLOOM_CACHE_BYTES_MIN)),
+        part_cache_bytes_max: asked
+            .part_cache_bytes_max
+            .unwrap_or_else(|| (share(WEIGHT_PART_CACHE) as u64).max(PART_CACHE_BYTES_MIN)),
         compaction_input_bytes_max: asked.compaction_input_bytes_max.unwrap_or_else(|| {
             ((share(WEIGHT_COMPACTION) / COMPACTION_CHARGE) as u64)
                 .clamp(COMPACTION_INPUT_BYTES_MIN, COMPACTION_INPUT_BYTES_LIMIT)
@@ -347,7 +349,7 @@ mod tests {
         assert_eq!(b.memory_max, 256 * MIB);
         assert!(b.heads_bytes_max >= 16 * MIB, "{b:?}");
         assert!(b.compaction_input_bytes_max >= 8 * MIB, "{b:?}");
-        assert!(b.bloom_cache_bytes_max >= 8 * MIB, "{b:?}");
+        assert!(b.part_cache_bytes_max >= 8 * MIB, "{b:?}");
     }
 
     #[test]

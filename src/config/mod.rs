@@ -329,11 +329,17 @@ pub struct ServeArgs {
     #[serde(default, deserialize_with = "units::size_key")]
     pub memory_max: Option<u64>,
 
-    /// Bytes of bloom filters a core keeps in memory for queries, most recently used first
-    /// (read from the part files on demand). Default: a share of `memory_max`.
-    #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
-    #[serde(default, deserialize_with = "units::size_key")]
-    pub bloom_cache_bytes_max: Option<u64>,
+    /// Bytes of part metadata (stream lists, block headers, postings) and bloom filters a
+    /// core keeps in memory for queries, most recently used first (read from the part files
+    /// on demand, never kept with every part). Default: a share of `memory_max`. Its former
+    /// name, `bloom_cache_bytes_max`, is still read.
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag, alias = "bloom-cache-bytes-max")]
+    #[serde(
+        default,
+        deserialize_with = "units::size_key",
+        alias = "bloom_cache_bytes_max"
+    )]
+    pub part_cache_bytes_max: Option<u64>,
 
     /// Memory one compaction merge holds at most: a block per input, two chunks of merged
     /// lines, and the new part's index, blooms and block headers (merges stream their lines,
@@ -726,7 +732,7 @@ impl ServeArgs {
                 .or(file.compaction_bytes_per_second),
             heads_bytes_max: self.heads_bytes_max.or(file.heads_bytes_max),
             memory_max: self.memory_max.or(file.memory_max),
-            bloom_cache_bytes_max: self.bloom_cache_bytes_max.or(file.bloom_cache_bytes_max),
+            part_cache_bytes_max: self.part_cache_bytes_max.or(file.part_cache_bytes_max),
             compaction_input_bytes_max: self
                 .compaction_input_bytes_max
                 .or(file.compaction_input_bytes_max),
@@ -1059,10 +1065,10 @@ impl ServeArgs {
                 .transpose()?
                 .map(|v| v as u64),
             query_memory_bytes_max: self.query_memory_bytes_max,
-            bloom_cache_bytes_max: given(
-                "bloom_cache_bytes_max",
-                self.bloom_cache_bytes_max,
-                memory::BLOOM_CACHE_BYTES_MIN,
+            part_cache_bytes_max: given(
+                "part_cache_bytes_max",
+                self.part_cache_bytes_max,
+                memory::PART_CACHE_BYTES_MIN,
             )?,
             compaction_input_bytes_max: given(
                 "compaction_input_bytes_max",

@@ -72,6 +72,17 @@ impl LineDropper for Dropper<'_> {
             || self.requests.iter().any(|r| r.request.tenant == tenant)
     }
 
+    fn may_drop_in(&self, min: TimestampNs, max: TimestampNs) -> bool {
+        self.requests.iter().any(|r| r.overlaps(min, max))
+            || self.retention.values().any(|r| {
+                r.shortest_period().is_some_and(|p| {
+                    min < self
+                        .now_ns
+                        .saturating_sub(i64::try_from(p.as_nanos()).unwrap_or(i64::MAX))
+                })
+            })
+    }
+
     fn for_stream(
         &self,
         tenant: &str,
@@ -185,11 +196,17 @@ async fn pass(core: &Rc<Core>, retention_due: bool) {
             }
         }
     }
+    // Read-only stores do not change: what they hold is read (their parts' metadata
+    // included) before the look below.
+    let mut foreign_hold = Vec::with_capacity(ready.len());
+    for r in &ready {
+        foreign_hold.push(foreign_stores_hold(core, r).await);
+    }
     // Checked without a yield: a seal round that commits between the look at the parts and
     // the look at the heads would otherwise hide lines from both.
-    for r in &ready {
+    for (r, foreign) in ready.iter().zip(foreign_hold) {
         let rid = &r.request.request_id;
-        if shard.is_delete_done(rid) || foreign_stores_hold(core, r) {
+        if shard.is_delete_done(rid) || foreign {
             continue;
         }
         if shard.all_parts_clean(rid) && !shard.heads_hold(r) {
@@ -199,12 +216,23 @@ async fn pass(core: &Rc<Core>, retention_due: bool) {
 }
 
 /// Whether a read-only store (which cannot be rewritten) may hold lines of `r`, from its
-/// part headers.
-fn foreign_stores_hold(core: &Core, r: &CompiledRequest) -> bool {
-    core.shard.foreign_stores().iter().any(|store| {
-        store.parts().iter().any(|part| {
-            let reader = part.reader();
-            reader.streams().iter().any(|s| {
+/// part headers. A part whose metadata cannot be read counts as holding them: the request is
+/// not called done on a guess.
+async fn foreign_stores_hold(core: &Core, r: &CompiledRequest) -> bool {
+    for store in core.shard.foreign_stores().iter() {
+        for part in store.parts() {
+            if !r.overlaps(part.entry.min_ts, part.entry.max_ts) {
+                continue;
+            }
+            let tail = match part.tail(None).await {
+                Ok(tail) => tail,
+                Err(e) => {
+                    eprintln!("shard {}: {e}", core.shard.id);
+                    return true;
+                }
+            };
+            let reader = tail.reader();
+            let holds = reader.streams().iter().any(|s| {
                 s.tenant.as_str() == r.request.tenant
                     && s.block_range().any(|i| {
                         let b = &reader.blocks()[i];
@@ -213,9 +241,13 @@ fn foreign_stores_hold(core: &Core, r: &CompiledRequest) -> bool {
                     && r.selects(&Labels::from_pairs(
                         s.labels.iter().map(|p| (p.name.as_str(), p.value.as_str())),
                     ))
-            })
-        })
-    })
+            });
+            if holds {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Core 0: the requests every shard has applied become `processed` (in the file first).

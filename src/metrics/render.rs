@@ -225,7 +225,8 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         (
             "shardlog_part_resident_bytes",
             "gauge",
-            "Bytes of part metadata and blooms held in memory.",
+            "Bytes parts keep in memory beyond their footers (label names, index \
+             directories); their metadata and blooms are in the part cache.",
             |s| s.part_resident_bytes,
         ),
         (
@@ -651,7 +652,7 @@ fn memory(out: &mut String, shards: &[&ShardMetrics]) {
         "gauge",
         "Each core's share of memory_max by use, at its worst-case cost: base, heads (live \
          and sealing heads, their slack and encoded parts), requests, queries (one query's \
-         states), blooms (cache) and compaction (one merge).",
+         states), part_cache (part metadata and blooms) and compaction (one merge).",
     );
     for s in shards {
         let Some(b) = s.memory.budget else { continue };
@@ -668,16 +669,16 @@ fn memory(out: &mut String, shards: &[&ShardMetrics]) {
         "shardlog_memory_used_bytes",
         "gauge",
         "What each core holds now, by use: heads (unsealed entries, live and sealing), \
-         requests (unfinished bodies), blooms (bloom cache), part_metadata (resident part \
-         tails).",
+         requests (unfinished bodies), part_cache (part metadata and blooms read lately), \
+         parts (what parts keep resident: label names, index directories).",
     );
     for s in shards {
         let m = &s.memory;
         for (name, bytes) in [
             ("heads", m.heads_bytes),
             ("requests", m.requests_bytes),
-            ("blooms", m.blooms_bytes),
-            ("part_metadata", m.part_metadata_bytes),
+            ("part_cache", m.part_cache_bytes),
+            ("parts", m.part_resident_bytes),
         ] {
             let _ = writeln!(
                 out,
@@ -688,22 +689,27 @@ fn memory(out: &mut String, shards: &[&ShardMetrics]) {
     }
     for (name, help, get) in [
         (
-            "shardlog_bloom_cache_hits_total",
-            "Bloom regions a query found in the core's cache.",
-            (|m| m.bloom_cache_hits) as fn(&crate::shard::MemoryMetrics) -> u64,
+            "shardlog_part_cache_hits_total",
+            "Part metadata and bloom regions a reader found in the core's part cache.",
+            (|m| m.part_cache_hits) as fn(&crate::shard::MemoryMetrics) -> [u64; 2],
         ),
         (
-            "shardlog_bloom_cache_misses_total",
-            "Bloom regions a query read from their part file.",
-            |m| m.bloom_cache_misses,
+            "shardlog_part_cache_misses_total",
+            "Part metadata and bloom regions a reader read from their part file.",
+            |m| m.part_cache_misses,
         ),
         (
-            "shardlog_bloom_cache_evictions_total",
-            "Bloom regions dropped from the cache to make room for others.",
-            |m| m.bloom_cache_evictions,
+            "shardlog_part_cache_evictions_total",
+            "Part metadata and bloom regions dropped from the part cache to make room.",
+            |m| m.part_cache_evictions,
         ),
     ] {
-        per_shard(out, shards, name, "counter", help, |s| get(&s.memory));
+        header(out, name, "counter", help);
+        for s in shards {
+            for (kind, n) in ["metadata", "blooms"].iter().zip(get(&s.memory)) {
+                let _ = writeln!(out, "{name}{{shard=\"{}\",kind=\"{kind}\"}} {n}", s.shard);
+            }
+        }
     }
 }
 
@@ -968,7 +974,7 @@ mod tests {
                     .unwrap(),
                 ),
                 heads_bytes: 1234,
-                blooms_bytes: 4096,
+                part_cache_bytes: 4096,
                 ..Default::default()
             },
         };
@@ -980,7 +986,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("shardlog_memory_used_bytes{shard=\"1\",use=\"heads\"} 1234"));
-        assert!(text.contains("shardlog_memory_used_bytes{shard=\"0\",use=\"blooms\"} 4096"));
+        assert!(text.contains("shardlog_memory_used_bytes{shard=\"0\",use=\"part_cache\"} 4096"));
+        assert!(text.contains("shardlog_part_cache_misses_total{shard=\"0\",kind=\"metadata\"} 0"));
         assert!(text.contains("shardlog_memory_budget_bytes{shard=\"1\",use=\"compaction\"}"));
         assert!(text.contains("shardlog_memory_resident_peak_bytes "));
         assert!(text.contains("shardlog_tenant_ingested_lines_total{tenant=\"team-a\"} 14"));

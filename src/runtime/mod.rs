@@ -532,7 +532,9 @@ async fn serve_core(
         lifecycle.stop();
         return Err(format!("shard {id}: WAL recovery failed: {e}"));
     }
-    shard.activate_recovered_streams(config.stream_idle_period);
+    shard
+        .activate_recovered_streams(config.stream_idle_period)
+        .await;
     lifecycle.recovered.fetch_add(1, Ordering::AcqRel);
     // Sealing, checkpoints, compaction and retention run in the background queue.
     glommio::spawn_local_into(shard.clone().run_sealer(), background_tq)

@@ -255,13 +255,15 @@ pub struct MemoryMetrics {
     pub heads_bytes: u64,
     /// Unfinished requests (the edge's count).
     pub requests_bytes: u64,
-    /// Bloom filters kept for queries, and the cache's hits, misses and evictions.
-    pub blooms_bytes: u64,
-    pub bloom_cache_hits: u64,
-    pub bloom_cache_misses: u64,
-    pub bloom_cache_evictions: u64,
-    /// Part metadata held resident.
-    pub part_metadata_bytes: u64,
+    /// Part metadata and bloom filters kept for queries (the part cache), and the cache's
+    /// hits, misses and evictions, by what was kept (metadata, blooms:
+    /// [`crate::store::part_cache::Kind`]).
+    pub part_cache_bytes: u64,
+    pub part_cache_hits: [u64; 2],
+    pub part_cache_misses: [u64; 2],
+    pub part_cache_evictions: [u64; 2],
+    /// What parts keep resident beyond their footers: label names and index directories.
+    pub part_resident_bytes: u64,
 }
 
 /// The part stores and scans of one shard, for `/metrics`.
@@ -269,7 +271,8 @@ pub struct MemoryMetrics {
 pub struct StorageMetrics {
     pub parts: u64,
     pub part_bytes: u64,
-    /// Bytes of part tails (metadata; blooms are in the bloom cache) held in memory.
+    /// Bytes parts keep resident beyond their footers (their metadata and blooms are in
+    /// the part cache).
     pub part_resident_bytes: u64,
     pub parts_written: u64,
     pub part_bytes_written: u64,
@@ -363,16 +366,19 @@ impl Shard {
 
     /// The budget's use on this core, for [`ShardMetrics::memory`].
     fn memory_metrics(&self) -> MemoryMetrics {
-        let blooms = self.bloom_cache();
+        let cache = self.part_cache();
+        let by_kind = |get: fn(&crate::store::part_cache::PartCacheCounters) -> u64| {
+            [get(&cache.counters[0]), get(&cache.counters[1])]
+        };
         MemoryMetrics {
             budget: self.memory_budget.get(),
             heads_bytes: self.head_bytes.get() + self.sealing_bytes.get(),
             requests_bytes: self.edge.body_bytes_held(),
-            blooms_bytes: blooms.held_bytes(),
-            bloom_cache_hits: blooms.counters.hits.get(),
-            bloom_cache_misses: blooms.counters.misses.get(),
-            bloom_cache_evictions: blooms.counters.evictions.get(),
-            part_metadata_bytes: self
+            part_cache_bytes: cache.held_bytes(),
+            part_cache_hits: by_kind(|c| c.hits.get()),
+            part_cache_misses: by_kind(|c| c.misses.get()),
+            part_cache_evictions: by_kind(|c| c.evictions.get()),
+            part_resident_bytes: self
                 .all_stores()
                 .iter()
                 .flat_map(|s| s.parts())

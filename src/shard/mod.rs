@@ -46,9 +46,9 @@ use index::Streams;
 /// longer for its answer is better told to retry.
 pub const HEADS_FULL_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The bloom cache of a shard made outside the server (tests, tools): the server sizes it
+/// The part cache of a shard made outside the server (tests, tools): the server sizes it
 /// from `memory_max` ([`Shard::set_memory_budget`]).
-pub const BLOOM_CACHE_BYTES_DEFAULT: u64 = 16 << 20;
+pub const PART_CACHE_BYTES_DEFAULT: u64 = 16 << 20;
 
 /// How often a syslog batch refused for lack of space is tried again (the WAL's preparer
 /// retries at about this pace too).
@@ -258,7 +258,7 @@ pub struct Shard {
     store: RefCell<Option<Rc<crate::store::Store>>>,
     foreign_stores: RefCell<Vec<Rc<crate::store::Store>>>,
     /// Bloom filters of this shard's parts (and those it serves) that queries read lately.
-    bloom_cache: RefCell<Rc<crate::store::bloom_cache::BloomCache>>,
+    part_cache: RefCell<Rc<crate::store::part_cache::PartCache>>,
     /// This core's share of `memory_max`, for `/metrics`.
     memory_budget: std::cell::Cell<Option<crate::config::memory::MemoryBudget>>,
     /// Heads taken by a seal round whose parts are not in the manifest yet: still read by
@@ -335,25 +335,25 @@ impl Shard {
             ))),
             tails: Default::default(),
             deletes: Default::default(),
-            bloom_cache: RefCell::new(Rc::new(crate::store::bloom_cache::BloomCache::new(
-                BLOOM_CACHE_BYTES_DEFAULT,
+            part_cache: RefCell::new(Rc::new(crate::store::part_cache::PartCache::new(
+                PART_CACHE_BYTES_DEFAULT,
             ))),
             memory_budget: std::cell::Cell::new(None),
         }
     }
 
-    /// Takes this core's share of the memory budget: sizes the bloom cache, and shows the
+    /// Takes this core's share of the memory budget: sizes the part cache, and shows the
     /// shares in `/metrics` (set before the shard answers queries).
     pub fn set_memory_budget(&self, budget: crate::config::memory::MemoryBudget) {
-        *self.bloom_cache.borrow_mut() = Rc::new(crate::store::bloom_cache::BloomCache::new(
-            budget.bloom_cache_bytes_max,
+        *self.part_cache.borrow_mut() = Rc::new(crate::store::part_cache::PartCache::new(
+            budget.part_cache_bytes_max,
         ));
         self.memory_budget.set(Some(budget));
     }
 
-    /// The cache of bloom filters that queries read.
-    pub fn bloom_cache(&self) -> Rc<crate::store::bloom_cache::BloomCache> {
-        Rc::clone(&self.bloom_cache.borrow())
+    /// The cache of part metadata and bloom filters that queries read.
+    pub fn part_cache(&self) -> Rc<crate::store::part_cache::PartCache> {
+        Rc::clone(&self.part_cache.borrow())
     }
 
     /// How many query parts this shard runs at once (set before it answers queries).
@@ -670,16 +670,25 @@ impl Shard {
                 Err(why) => ShardAnswer::Failed(why),
             },
             ShardRequest::LabelNames(r) => {
-                ShardAnswer::Strings(self.label_names(&r.tenant, &r.matchers, r.start, r.end))
+                match self
+                    .label_names(&r.tenant, &r.matchers, r.start, r.end)
+                    .await
+                {
+                    Ok(names) => ShardAnswer::Strings(names),
+                    Err(why) => ShardAnswer::Failed(why),
+                }
             }
-            ShardRequest::LabelValues(r, name) => ShardAnswer::Strings(self.label_values(
-                &r.tenant,
-                &name,
-                &r.matchers,
-                r.start,
-                r.end,
-            )),
-            ShardRequest::Series(r) => ShardAnswer::Series(self.series(&r)),
+            ShardRequest::LabelValues(r, name) => match self
+                .label_values(&r.tenant, &name, &r.matchers, r.start, r.end)
+                .await
+            {
+                Ok(values) => ShardAnswer::Strings(values),
+                Err(why) => ShardAnswer::Failed(why),
+            },
+            ShardRequest::Series(r) => match self.series(&r).await {
+                Ok(series) => ShardAnswer::Series(series),
+                Err(why) => ShardAnswer::Failed(why),
+            },
             ShardRequest::Stats(r) => match self.stats(&r).await {
                 Ok((s, ids)) => ShardAnswer::Stats(s, ids),
                 Err(why) => ShardAnswer::Failed(crate::query::QueryError::Storage(why)),
@@ -691,28 +700,30 @@ impl Shard {
         }
     }
 
-    fn series(&self, r: &SeriesRequest) -> Vec<Labels> {
-        let parts = self.parts_in(r.start, r.end);
+    async fn series(&self, r: &SeriesRequest) -> Result<Vec<Labels>, crate::query::QueryError> {
+        let parts = self.parts_with_tails(r.start, r.end, &|_| true).await?;
+        // No yield since the parts were looked at.
         let mut picked = Vec::new();
         for sel in &r.selectors {
             self.select_streams(&r.tenant, sel, r.start, r.end, &parts, &mut picked);
         }
         picked.sort_unstable_by_key(|s| s.id);
         picked.dedup_by_key(|s| s.id);
-        picked
+        Ok(picked
             .into_iter()
             .map(|s| Labels::clone(&s.labels.get(&parts)))
-            .collect()
+            .collect())
     }
 
     /// Counts as active the recovered streams with unsealed entries (they wrote within the
     /// last seal age) or sealed entries within the idle period, so that the stream limit and
     /// the active streams gauge hold across a restart (a graceful stop seals every head).
-    pub fn activate_recovered_streams(&self, idle: std::time::Duration) {
+    pub async fn activate_recovered_streams(&self, idle: std::time::Duration) {
         let idle = idle.as_nanos().min(i64::MAX as u128) as i64;
         let since = crate::ingest::listeners::now_ns().saturating_sub(idle);
+        let in_parts = self.part_streams_since(since).await;
         let unsealed = self.streams.borrow().unsealed_by_tenant();
-        for (tenant, ids) in unsealed.into_iter().chain(self.part_streams_since(since)) {
+        for (tenant, ids) in unsealed.into_iter().chain(in_parts) {
             self.active_streams.admit(&tenant, ids.into_iter(), 0);
         }
     }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use super::head::StreamHead;
 use super::index::StreamIdx;
 use super::seal::SealingSet;
-use super::select::SelectedLabels;
+use super::select::{PartInRead, PartList, SelectedLabels};
 use super::{IndexStats, LabelsRequest, Shard};
 use crate::chunk::DecodedBlock;
 use crate::deletion::book::{DeleteBook, StreamDeletes};
@@ -51,13 +51,13 @@ use crate::query::exec::{ScanSink, ScanSpec, beyond};
 use crate::query::merge::Partial;
 use crate::query::pairs::PairQuery;
 use crate::query::params::Direction;
-use crate::store::part_file::{LoadedPart, ReadAhead};
+use crate::store::part_file::{LoadedPart, PartTail, ReadAhead};
 use crate::store::{Store, StoreError};
 use crate::tenants::federation::tenant_labels;
 
 /// A part's bloom region for one scan: `None` until a stream asks for it, then what
 /// [`LoadedPart::blooms`] gave (`None` inside when the part's tail holds them or it has none).
-type BloomSlot = Option<Option<Rc<crate::store::bloom_cache::BloomRegion>>>;
+type BloomSlot = Option<Option<Rc<crate::store::part_cache::BloomRegion>>>;
 
 /// A part's answers from its structured-metadata index for one scan, asked for by the first
 /// stream that needs them: per requirement of the query's [`PairQuery`], the blocks that may
@@ -148,9 +148,8 @@ impl PartPairs {
     /// a requirement no parser precedes names no block, and no stream of the part has the
     /// label it filters on (which would judge it instead of the metadata).
     fn rules_out_part(&self, part: &LoadedPart, query: &PairQuery) -> bool {
-        let meta = part.reader().meta();
         query
-            .applicable(|name| meta.has_label_name(name))
+            .applicable(|name| part.has_label_name(name))
             .into_iter()
             .any(|r| {
                 let empty = self.per_requirement[r]
@@ -226,7 +225,7 @@ enum HeadRef {
 /// selected stream its heads. Seal rounds that commit while the scan runs leave their sets
 /// in its pin, so a head taken from under the scan is still read, and read once.
 struct ScanSnapshot {
-    parts: Vec<(Rc<Store>, Rc<LoadedPart>)>,
+    parts: PartList,
     streams: Vec<SnapshotStream>,
     pin: Pin,
     /// The delete requests when the scan started.
@@ -273,13 +272,13 @@ fn stream_may_match(
     s: &super::select::Selected,
     pairs: &PairQuery,
     prefetched: &PrefetchedPairs,
-    parts: &super::select::PartList,
+    parts: &PartList,
     registry: &super::index::Streams,
     sealing: &[Arc<SealingSet>],
 ) -> bool {
     let has_label = |name: &str| match &s.labels {
         SelectedLabels::Shared(labels) => labels.get(name).is_some(),
-        SelectedLabels::InPart { part, stream } => parts[*part as usize].1.reader().streams()
+        SelectedLabels::InPart { part, stream } => parts[*part as usize].tail.reader().streams()
             [*stream as usize]
             .label(name)
             .is_some(),
@@ -303,12 +302,12 @@ fn stream_may_match(
     if sealing_has {
         return true;
     }
-    parts.iter().any(|(_, p)| {
-        let reader = p.reader();
+    parts.iter().any(|p| {
+        let reader = p.tail.reader();
         let Some(si) = reader.meta().stream_index(s.id) else {
             return false;
         };
-        match prefetched.get(&Rc::as_ptr(p)) {
+        match prefetched.get(&Rc::as_ptr(&p.part)) {
             Some((_, pp)) => !pp.rules_out(&reader.streams()[si].block_range(), &reqs, pairs),
             None => true,
         }
@@ -413,34 +412,73 @@ impl Shard {
 
     /// Fixes what a scan of the streams of `tenants` matching `matchers` over `[start, end)`
     /// reads (see [`ScanSnapshot`]): the parts of the range, the streams selected in the
-    /// registry and in those same parts, and each stream's heads. Must not yield.
-    fn snapshot(
+    /// registry and in those same parts, and each stream's heads.
+    async fn snapshot(
         &self,
         tenants: &[&str],
         matchers: &[LabelMatcher],
         start: TimestampNs,
         end: TimestampNs,
         label_tenants: bool,
-    ) -> ScanSnapshot {
-        self.snapshot_of(
-            tenants,
-            matchers,
-            (start, end),
-            label_tenants,
-            &|_| true,
-            None,
-        )
+    ) -> Result<ScanSnapshot, QueryError> {
+        let parts = self.parts_with_tails(start, end, &|_| true).await?;
+        // No yield since the parts were looked at.
+        Ok(self.snapshot_of(tenants, matchers, (start, end), label_tenants, parts, None))
     }
 
-    /// [`Shard::snapshot`] of the parts `keep` keeps; with `pairs`, without the resident
-    /// streams none of whose heads and kept parts can hold a line that passes them.
+    /// The parts of every store whose time range overlaps `[start, end)` and that `keep`
+    /// keeps, each with its tail, which is read (or found in the part cache) first. The
+    /// parts are looked at again after the reads, until a look finds every tail read: that
+    /// look is returned, with no yield since, so the caller can fix its snapshot on it before
+    /// its next yield (a seal round that commits meanwhile adds a part, whose tail is read in
+    /// the next turn).
+    pub(super) async fn parts_with_tails(
+        &self,
+        start: TimestampNs,
+        end: TimestampNs,
+        keep: &dyn Fn(&Rc<LoadedPart>) -> bool,
+    ) -> Result<PartList, QueryError> {
+        let cache = self.part_cache();
+        let mut read: ahash::AHashMap<*const LoadedPart, (Rc<LoadedPart>, Rc<PartTail>)> =
+            Default::default();
+        loop {
+            let mut parts = self.parts_in(start, end);
+            parts.retain(|(_, p)| keep(p));
+            let missing: Vec<_> = parts
+                .iter()
+                .filter(|(_, p)| !read.contains_key(&Rc::as_ptr(p)))
+                .cloned()
+                .collect();
+            if missing.is_empty() {
+                return Ok(parts
+                    .into_iter()
+                    .map(|(store, part)| {
+                        let tail = read[&Rc::as_ptr(&part)].1.clone();
+                        PartInRead { store, part, tail }
+                    })
+                    .collect());
+            }
+            for (store, part) in missing {
+                match part.tail(Some(&cache)).await {
+                    Ok(tail) => {
+                        read.insert(Rc::as_ptr(&part), (part, tail));
+                    }
+                    Err(e) => return Err(QueryError::Storage(self.part_failed(&store, &part, e))),
+                }
+            }
+        }
+    }
+
+    /// [`Shard::snapshot`] of `parts` (from [`Shard::parts_with_tails`], with no yield since);
+    /// with `pairs`, without the resident streams none of whose heads and kept parts can hold
+    /// a line that passes them. Must not yield.
     fn snapshot_of(
         &self,
         tenants: &[&str],
         matchers: &[LabelMatcher],
         (start, end): (TimestampNs, TimestampNs),
         label_tenants: bool,
-        keep: &dyn Fn(&Rc<LoadedPart>) -> bool,
+        parts: PartList,
         pairs: Option<(&PairQuery, &QueryStats, &PrefetchedPairs)>,
     ) -> ScanSnapshot {
         let (pairs, stats) = match pairs {
@@ -448,8 +486,6 @@ impl Shard {
             None => (None, None),
         };
         let pin = self.scan_pins.pin();
-        let mut parts = self.parts_in(start, end);
-        parts.retain(|(_, p)| keep(p));
         let mut selected = Vec::new();
         for tenant in tenants {
             self.select_streams(tenant, matchers, start, end, &parts, &mut selected);
@@ -554,7 +590,11 @@ impl Shard {
 
     /// The parts of every store whose time range overlaps `[start, end)`, taken once per
     /// query (not once per stream), with the store each belongs to.
-    pub(super) fn parts_in(&self, start: TimestampNs, end: TimestampNs) -> super::select::PartList {
+    pub(super) fn parts_in(
+        &self,
+        start: TimestampNs,
+        end: TimestampNs,
+    ) -> Vec<(Rc<Store>, Rc<LoadedPart>)> {
         let mut out = Vec::new();
         for store in self.all_stores() {
             for part in store.parts() {
@@ -597,7 +637,9 @@ impl Shard {
         // the parts that cannot hold a match before any stream is selected in them: a trace
         // id is in one part of hundreds.
         let prefetched = self.prefetch_pairs(spec).await?;
-        let snapshot = self.snapshot_without(&tenants, &matchers, spec, label_tenants, &prefetched);
+        let snapshot = self
+            .snapshot_without(&tenants, &matchers, spec, label_tenants, &prefetched)
+            .await?;
         let mut block = DecodedBlock::new();
         let mut ahead = read_ahead_per_part(&snapshot);
         // Each part's bloom region, asked for once per scan (by the first stream that needs
@@ -607,7 +649,11 @@ impl Shard {
         let mut pairs: Vec<PairSlot> = snapshot
             .parts
             .iter()
-            .map(|(_, p)| prefetched.get(&Rc::as_ptr(p)).map(|(_, pp)| pp.clone()))
+            .map(|p| {
+                prefetched
+                    .get(&Rc::as_ptr(&p.part))
+                    .map(|(_, pp)| pp.clone())
+            })
             .collect();
         for stream in &snapshot.streams {
             let (labels, deletes) = snapshot.view(stream);
@@ -619,7 +665,7 @@ impl Shard {
                 self.scan_head(&mut src, &snapshot.pin, spec, &reqs, deletes, sink)
                     .await?;
             }
-            for ((((store, part), ahead), blooms), pairs) in snapshot
+            for (((p, ahead), blooms), pairs) in snapshot
                 .parts
                 .iter()
                 .zip(&mut ahead)
@@ -627,11 +673,11 @@ impl Shard {
                 .zip(&mut pairs)
             {
                 let read = (&mut block, ahead, blooms, pairs);
-                self.scan_part_stream(part, stream.id, spec, (&reqs, deletes), sink, read)
+                self.scan_part_stream(p, stream.id, spec, (&reqs, deletes), sink, read)
                     .await
                     .map_err(|e| match e {
                         ScanError::Store(e) => {
-                            QueryError::Storage(self.part_failed(store, part, e))
+                            QueryError::Storage(self.part_failed(&p.store, &p.part, e))
                         }
                         ScanError::Query(e) => e,
                     })?;
@@ -687,29 +733,32 @@ impl Shard {
     }
 
     /// [`Shard::snapshot`] over the query's range, without the parts whose metadata index
-    /// rules every line out (counted as skipped, with their blocks in range).
-    fn snapshot_without(
+    /// rules every line out (counted as skipped, with their blocks in range): their tails are
+    /// not read, unless the range cuts them (to count their blocks in it).
+    async fn snapshot_without(
         &self,
         tenants: &[&str],
         matchers: &[LabelMatcher],
         spec: &ScanSpec,
         label_tenants: bool,
         prefetched: &PrefetchedPairs,
-    ) -> ScanSnapshot {
+    ) -> Result<ScanSnapshot, QueryError> {
         let stats = &spec.control.stats;
-        let keep = |part: &Rc<LoadedPart>| {
-            let Some((_, pp)) = prefetched.get(&Rc::as_ptr(part)) else {
-                return true;
-            };
+        let mut ruled_out: ahash::AHashSet<*const LoadedPart> = Default::default();
+        for (ptr, (part, pp)) in prefetched {
             if !pp.rules_out_part(part, &spec.pairs) {
-                return true;
+                continue;
             }
+            ruled_out.insert(*ptr);
             // A part inside the range has all its blocks in it: no need to look at each.
             let n = if part.entry.min_ts >= spec.start && part.entry.max_ts < spec.end {
-                u64::from(part.reader().footer().blocks)
+                u64::from(part.footer().blocks)
             } else {
-                let reader = part.reader();
-                reader
+                let tail = part
+                    .tail(Some(&self.part_cache()))
+                    .await
+                    .map_err(|e| QueryError::Storage(format!("shard {}: {e}", self.id)))?;
+                tail.reader()
                     .blocks()
                     .iter()
                     .filter(|b| {
@@ -722,16 +771,18 @@ impl Shard {
             QueryStats::add(&stats.blocks_considered, n);
             QueryStats::add(&stats.blocks_skipped_by_metadata_index, n);
             QueryStats::add(&stats.parts_skipped_by_metadata_index, 1);
-            false
-        };
-        self.snapshot_of(
+        }
+        let keep = |part: &Rc<LoadedPart>| !ruled_out.contains(&Rc::as_ptr(part));
+        let parts = self.parts_with_tails(spec.start, spec.end, &keep).await?;
+        // No yield since the parts were looked at.
+        Ok(self.snapshot_of(
             tenants,
             matchers,
             (spec.start, spec.end),
             label_tenants,
-            &keep,
+            parts,
             (!spec.pairs.is_empty()).then_some((&*spec.pairs, &**stats, prefetched)),
-        )
+        ))
     }
 
     /// A log query's partial answer: the first `limit` entries over the shard.
@@ -753,7 +804,7 @@ impl Shard {
     /// the first entry beyond the sink's cutoff.
     async fn scan_part_stream(
         &self,
-        part: &LoadedPart,
+        p: &PartInRead,
         id: StreamId,
         spec: &ScanSpec,
         (reqs, deletes): (&[usize], &StreamDeletes),
@@ -765,11 +816,12 @@ impl Shard {
             &mut PairSlot,
         ),
     ) -> Result<(), ScanError> {
-        let Some(si) = part.reader().meta().stream_index(id) else {
+        let (part, tail) = (&p.part, &p.tail);
+        let Some(si) = tail.reader().meta().stream_index(id) else {
             return Ok(());
         };
         let stats = &spec.control.stats;
-        let range = part.reader().streams()[si].block_range();
+        let range = tail.reader().streams()[si].block_range();
         // The metadata index is asked once per part and scan, for parts that hold a selected
         // stream; a stream none of whose blocks holds a required pair is passed over whole.
         let pair_blocks = if reqs.is_empty() || !part.has_pair_index() {
@@ -783,7 +835,7 @@ impl Shard {
         if let Some(pp) = &pair_blocks
             && pp.rules_out(&range, reqs, &spec.pairs)
         {
-            let n = overlapping_blocks(&part.reader(), range, spec.start, spec.end) as u64;
+            let n = overlapping_blocks(&tail.reader(), range, spec.start, spec.end) as u64;
             self.scan_counters.blocks_considered.add(n);
             self.scan_counters.blocks_skipped_by_metadata_index.add(n);
             QueryStats::add(&stats.blocks_considered, n);
@@ -795,9 +847,9 @@ impl Shard {
         let parsed_pairs =
             pair_blocks.is_some() && reqs.iter().any(|&r| spec.pairs.requirements()[r].parsed);
         if blooms.is_none() && (!spec.bloom.is_empty() || parsed_pairs) {
-            *blooms = Some(part.blooms(&self.bloom_cache()).await?);
+            *blooms = Some(part.blooms(&self.part_cache()).await?);
         }
-        let reader = part.reader_with(blooms.as_ref().and_then(|b| b.as_deref()));
+        let reader = tail.reader_with(blooms.as_ref().and_then(|b| b.as_deref()));
         let forward = spec.direction == Direction::Forward;
         let mut blocks: Vec<usize> = range.collect();
         if !forward {
@@ -830,7 +882,7 @@ impl Shard {
             }
             self.check(spec)?;
             spec.control.read(b.lines_bytes.to_native())?;
-            part.read_block_ahead(bi, block, ahead).await?;
+            part.read_block_ahead(&reader, bi, block, ahead).await?;
             self.scan_counters.blocks_scanned.inc();
             self.scan_counters
                 .line_bytes_scanned
@@ -1004,7 +1056,10 @@ impl Shard {
         &self,
         r: &LabelsRequest,
     ) -> Result<(IndexStats, Vec<StreamId>), String> {
-        let snapshot = self.snapshot(&[r.tenant.as_str()], &r.matchers, r.start, r.end, false);
+        let snapshot = self
+            .snapshot(&[r.tenant.as_str()], &r.matchers, r.start, r.end, false)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut s = IndexStats::default();
         let mut ids = Vec::new();
         let mut block = DecodedBlock::new();
@@ -1022,11 +1077,11 @@ impl Shard {
                     stream_entries += entries;
                 }
             }
-            for ((store, part), ahead) in snapshot.parts.iter().zip(&mut ahead) {
+            for (p, ahead) in snapshot.parts.iter().zip(&mut ahead) {
                 let counted = self
-                    .count_part_stream(part, id, r.start, r.end, (&mut block, ahead))
+                    .count_part_stream(p, id, r.start, r.end, (&mut block, ahead))
                     .await
-                    .map_err(|e| self.part_failed(store, part, e))?;
+                    .map_err(|e| self.part_failed(&p.store, &p.part, e))?;
                 s.chunks += counted.chunks;
                 s.entries += counted.entries;
                 s.bytes += counted.bytes;
@@ -1042,13 +1097,13 @@ impl Shard {
 
     async fn count_part_stream(
         &self,
-        part: &LoadedPart,
+        p: &PartInRead,
         id: StreamId,
         start: TimestampNs,
         end: TimestampNs,
         (block, ahead): (&mut DecodedBlock, &mut ReadAhead),
     ) -> Result<IndexStats, StoreError> {
-        let reader = part.reader();
+        let reader = p.tail.reader();
         let mut s = IndexStats::default();
         let Some(si) = reader.meta().stream_index(id) else {
             return Ok(s);
@@ -1062,7 +1117,7 @@ impl Shard {
             let (entries, bytes) = if min >= start && max < end {
                 (u64::from(b.entries.to_native()), b.lines_bytes.to_native())
             } else {
-                part.read_block_ahead(bi, block, ahead).await?;
+                p.part.read_block_ahead(&reader, bi, block, ahead).await?;
                 let lo = block.partition_point(start);
                 let hi = block.partition_point(end);
                 let bytes = (lo..hi).map(|i| block.line_bytes(i).len() as u64).sum();

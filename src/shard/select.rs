@@ -16,16 +16,24 @@ use super::Shard;
 use super::index::StreamIdx;
 use crate::logql::{LabelMatcher, MatchOp};
 use crate::model::{Labels, StreamId, TimestampNs};
+use crate::query::QueryError;
 use crate::store::Store;
-use crate::store::part_file::LoadedPart;
+use crate::store::part_file::{LoadedPart, PartTail};
 
 /// Evictions of at least this many streams at once give the freed memory back to the
 /// system: a burst of short-lived streams would otherwise leave the process as large as at
 /// its peak, its heap holes too scattered for the allocator to return by itself.
 const TRIM_AFTER_EVICTED: usize = 10_000;
 
-/// The parts a read covers, with the store each belongs to.
-pub(super) type PartList = Vec<(Rc<Store>, Rc<LoadedPart>)>;
+/// One part a read covers: the store it belongs to, and its tail, held for the read.
+pub(super) struct PartInRead {
+    pub store: Rc<Store>,
+    pub part: Rc<LoadedPart>,
+    pub tail: Rc<PartTail>,
+}
+
+/// The parts a read covers ([`Shard::parts_with_tails`]).
+pub(super) type PartList = Vec<PartInRead>;
 
 /// One stream a read selected.
 pub(super) struct Selected {
@@ -54,7 +62,7 @@ impl SelectedLabels {
         match self {
             SelectedLabels::Shared(labels) => Arc::clone(labels),
             SelectedLabels::InPart { part, stream } => {
-                let reader = parts[*part as usize].1.reader();
+                let reader = parts[*part as usize].tail.reader();
                 let s = &reader.streams()[*stream as usize];
                 Arc::new(Labels::from_pairs(
                     s.labels.iter().map(|p| (p.name.as_str(), p.value.as_str())),
@@ -90,8 +98,8 @@ impl Shard {
                 idx: Some(idx),
             });
         }
-        for (part_index, (_, part)) in parts.iter().enumerate() {
-            let reader = part.reader();
+        for (part_index, part) in parts.iter().enumerate() {
+            let reader = part.tail.reader();
             let meta = reader.meta();
             let part_streams = reader.streams();
             // The shortest postings list of an equality matcher bounds the candidates; a
@@ -155,30 +163,31 @@ impl Shard {
 
     /// The streams of `tenant` matching `matchers` with entries in `[start, end)`, over
     /// every part of the range (returned with them, for [`SelectedLabels::get`]).
-    pub(super) fn selected(
+    pub(super) async fn selected(
         &self,
         tenant: &str,
         matchers: &[LabelMatcher],
         start: TimestampNs,
         end: TimestampNs,
-    ) -> (Vec<Selected>, PartList) {
-        let parts = self.parts_in(start, end);
+    ) -> Result<(Vec<Selected>, PartList), QueryError> {
+        let parts = self.parts_with_tails(start, end, &|_| true).await?;
+        // No yield since the parts were looked at.
         let mut out = Vec::new();
         self.select_streams(tenant, matchers, start, end, &parts, &mut out);
-        (out, parts)
+        Ok((out, parts))
     }
 
     /// Label names of the tenant's streams with data in the range (optionally only of
     /// streams matching `matchers`), sorted.
-    pub(super) fn label_names(
+    pub(super) async fn label_names(
         &self,
         tenant: &str,
         matchers: &[LabelMatcher],
         start: TimestampNs,
         end: TimestampNs,
-    ) -> Vec<String> {
+    ) -> Result<Vec<String>, QueryError> {
         let mut names: Vec<String> = Vec::new();
-        let (selected, parts) = self.selected(tenant, matchers, start, end);
+        let (selected, parts) = self.selected(tenant, matchers, start, end).await?;
         for s in selected {
             for (k, _) in s.labels.get(&parts).pairs() {
                 if let Err(pos) = names.binary_search(k) {
@@ -186,20 +195,20 @@ impl Shard {
                 }
             }
         }
-        names
+        Ok(names)
     }
 
     /// Values of label `name` over the selected streams, sorted.
-    pub(super) fn label_values(
+    pub(super) async fn label_values(
         &self,
         tenant: &str,
         name: &str,
         matchers: &[LabelMatcher],
         start: TimestampNs,
         end: TimestampNs,
-    ) -> Vec<String> {
+    ) -> Result<Vec<String>, QueryError> {
         let mut values: Vec<String> = Vec::new();
-        let (selected, parts) = self.selected(tenant, matchers, start, end);
+        let (selected, parts) = self.selected(tenant, matchers, start, end).await?;
         for s in selected {
             if let Some(v) = s.labels.get(&parts).get(name)
                 && let Err(pos) = values.binary_search_by(|x| x.as_str().cmp(v))
@@ -207,7 +216,7 @@ impl Shard {
                 values.insert(pos, v.to_string());
             }
         }
-        values
+        Ok(values)
     }
 
     /// Evicts the resident streams gone `idle` without a line whose entries are all sealed
@@ -232,11 +241,23 @@ impl Shard {
     }
 
     /// The streams of the parts with an entry at or after `since`, by tenant (to count
-    /// active streams again after a restart).
-    pub(super) fn part_streams_since(&self, since: TimestampNs) -> Vec<(String, Vec<StreamId>)> {
+    /// active streams again after a restart). A part whose metadata cannot be read is left
+    /// out (the query that reads it next quarantines it).
+    pub(super) async fn part_streams_since(
+        &self,
+        since: TimestampNs,
+    ) -> Vec<(String, Vec<StreamId>)> {
         let mut by_tenant: ahash::AHashMap<String, Vec<StreamId>> = Default::default();
+        let cache = self.part_cache();
         for (_, part) in self.parts_in(since, TimestampNs::MAX) {
-            let reader = part.reader();
+            let tail = match part.tail(Some(&cache)).await {
+                Ok(tail) => tail,
+                Err(e) => {
+                    eprintln!("shard {}: {e}", self.id);
+                    continue;
+                }
+            };
+            let reader = tail.reader();
             for s in reader.streams() {
                 let recent = reader.blocks()[s.block_range()]
                     .iter()

@@ -374,16 +374,7 @@ impl IoPacer {
 pub fn tail_bytes(part: &LoadedPart) -> u64 {
     part.entry
         .file_bytes
-        .saturating_sub(part.reader().footer().blocks_end())
-}
-
-/// Uncompressed bytes of a part's blocks.
-pub fn uncompressed_bytes(part: &LoadedPart) -> u64 {
-    part.reader()
-        .blocks()
-        .iter()
-        .map(|b| u64::from(b.uncompressed_bytes.to_native()))
-        .sum()
+        .saturating_sub(part.footer().blocks_end())
 }
 
 /// Clears [`Store::compacting`] however the step ends.
@@ -412,7 +403,7 @@ impl Store {
                 .iter()
                 .map(|p| Candidate {
                     entry: &p.entry,
-                    uncompressed_bytes: uncompressed_bytes(p),
+                    uncompressed_bytes: p.uncompressed_bytes(),
                     tail_bytes: tail_bytes(p),
                 })
                 .collect();
@@ -456,7 +447,7 @@ impl Store {
             )
             .await?;
         let entries = merged.written;
-        let expected: u64 = inputs.iter().map(|p| p.reader().footer().entries).sum();
+        let expected: u64 = inputs.iter().map(|p| p.footer().entries).sum();
         let new = match merged.part {
             Some(new) if merged.read == expected => new,
             new => {

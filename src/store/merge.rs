@@ -19,7 +19,7 @@
 use std::rc::Rc;
 use std::sync::Mutex;
 
-use super::part_file::{LoadedPart, ReadAhead};
+use super::part_file::{LoadedPart, PartTail, ReadAhead};
 use super::part_writer::{PartDescription, PartFileWriter};
 use super::rewrite::{DropReason, StreamRule};
 use super::{Encoder, Store, StoreError, compaction::IoPacer, encode_off_core};
@@ -41,10 +41,10 @@ pub const MERGE_INPUT_BYTES: u64 = 3 << 19;
 pub const MERGE_FIXED_BYTES: u64 = 3 * MERGE_CHUNK_BYTES as u64;
 
 /// The memory a merge of parts with these tails holds at most: the fixed chunks, a block
-/// and a read-ahead window per input, and the new part's tail twice (as it is gathered, and
-/// as it is laid out at the end).
+/// and a read-ahead window per input, the inputs' tails (read for the merge), and the new
+/// part's tail twice (as it is gathered, and as it is laid out at the end).
 pub fn merge_memory_bytes(inputs: usize, tails_bytes: u64) -> u64 {
-    MERGE_FIXED_BYTES + inputs as u64 * MERGE_INPUT_BYTES + 2 * tails_bytes
+    MERGE_FIXED_BYTES + inputs as u64 * MERGE_INPUT_BYTES + 3 * tails_bytes
 }
 
 /// One stream's merged entries, owned, so they can be encoded on another thread. Lines and
@@ -210,10 +210,24 @@ impl Store {
         only_if_dropped: bool,
         pacer: &mut IoPacer,
     ) -> Result<Merged, StoreError> {
+        let mut tails = Vec::with_capacity(inputs.len());
+        for part in inputs {
+            match part.tail(None).await {
+                Ok(tail) => tails.push(tail),
+                Err(e) => {
+                    if e.is_corruption() {
+                        eprintln!("shardlog: merging parts: {e}; moving the part to quarantine");
+                        self.quarantine(part.entry.id).await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
         let mut writer = self.create_part_file(partition).await?;
         let mut run = MergeRun {
             store: self,
             inputs,
+            tails,
             encoder: Some(PartEncoder::new(&opts).map_err(StoreError::from)),
             ahead: inputs.iter().map(|_| ReadAhead::default()).collect(),
             read: 0,
@@ -264,6 +278,8 @@ impl Store {
 struct MergeRun<'m> {
     store: &'m Store,
     inputs: &'m [Rc<LoadedPart>],
+    /// Each input's tail, read once for the whole merge.
+    tails: Vec<Rc<PartTail>>,
     /// With the encoder thread while a piece is encoded; an error to report if it could not
     /// be made.
     encoder: Option<Result<PartEncoder, StoreError>>,
@@ -286,8 +302,8 @@ impl MergeRun<'_> {
         // Every (stream id, input, stream index), ascending by id then input: parts keep
         // their streams sorted by id.
         let mut order: Vec<(u64, usize, usize)> = Vec::new();
-        for (input, part) in self.inputs.iter().enumerate() {
-            let reader = part.reader();
+        for (input, tail) in self.tails.iter().enumerate() {
+            let reader = tail.reader();
             order.extend(
                 reader
                     .streams()
@@ -308,7 +324,7 @@ impl MergeRun<'_> {
             at = end;
 
             let (tenant, labels, min, max, mut cursors) = {
-                let first = self.inputs[holders[0].1].reader();
+                let first = self.tails[holders[0].1].reader();
                 let s = &first.streams()[holders[0].2];
                 let tenant = s.tenant.as_str().to_string();
                 let labels = Labels::from_pairs(
@@ -317,7 +333,7 @@ impl MergeRun<'_> {
                 let (mut min, mut max) = (i64::MAX, i64::MIN);
                 let mut cursors = Vec::with_capacity(holders.len());
                 for &(_, input, si) in holders {
-                    let reader = self.inputs[input].reader();
+                    let reader = self.tails[input].reader();
                     let blocks = reader.streams()[si].block_range();
                     for i in blocks.clone() {
                         let b = &reader.blocks()[i];
@@ -426,10 +442,11 @@ impl MergeRun<'_> {
                 return Ok(false);
             };
             let part = &self.inputs[c.input];
-            let bytes = part.reader().block_range(i).map_or(0, |r| r.end - r.start);
+            let reader = self.tails[c.input].reader();
+            let bytes = reader.block_range(i).map_or(0, |r| r.end - r.start);
             pacer.charge(bytes).await;
             if let Err(e) = part
-                .read_block_ahead(i, &mut c.block, &mut self.ahead[c.input])
+                .read_block_ahead(&reader, i, &mut c.block, &mut self.ahead[c.input])
                 .await
             {
                 if e.is_corruption() {

@@ -19,16 +19,16 @@
 //! - [`paths`]: every file and directory name.
 //! - [`manifest`]: the manifest's byte layout.
 //! - [`part_file`]: one part open for queries.
-//! - [`bloom_cache`]: the bloom filters queries read lately, bounded in bytes.
+//! - [`part_cache`]: the part metadata and bloom filters read lately, bounded in bytes.
 //! - [`compaction`]: merging small parts of a partition.
 //! - [`retention`]: dropping old partitions by age and by size.
 //! - [`rewrite`]: rewriting a part without deleted or expired lines.
 
-pub mod bloom_cache;
 pub mod compaction;
 pub mod encoder;
 pub mod manifest;
 pub mod merge;
+pub mod part_cache;
 pub mod part_file;
 pub mod part_writer;
 pub mod paths;

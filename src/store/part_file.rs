@@ -1,21 +1,23 @@
-//! One part file of a store, open for queries: its tail (metadata, footer) held in an aligned
-//! buffer and read in place, and the open file, from which blocks and bloom filters are read
-//! on demand.
+//! One part file of a store, open for reads: its footer and a few facts kept with it, the
+//! open file, and its tail (metadata, footer), read on demand.
 //!
-//! The tail is checked whole once, at load ([`PartReader::open_tail`]: crcs, rkyv validation,
-//! field limits); each query re-opens it without checks ([`LoadedPart::reader`]), since the
-//! buffer is immutable from then on. The bloom region is read when a query can use it, checked
-//! against its crc, and kept in the shard's bounded [`BloomCache`] rather than with the part:
-//! resident memory then does not grow with the data stored. Blocks are checked (crc, fields)
-//! every time they are decoded. An open part keeps its file descriptor, so retention can
-//! unlink the file while a query still reads it.
+//! What stays resident per part is small and does not grow with its lines: the footer, the
+//! label names its streams carry, and (once a lookup needs it) its metadata index's
+//! directory. The tail (stream list, block headers, postings: a few bytes per line) is
+//! read when a reader needs it ([`LoadedPart::tail`]), validated whole each time it is read
+//! (crcs, rkyv validation, field limits: [`PartReader::open_tail`]), and kept in the
+//! shard's bounded [`PartCache`] rather than with the part, as the bloom region is. While a
+//! reader (a query, a merge) holds a tail, every other reader of the part shares that copy.
+//! Blocks are checked (crc, fields) every time they are decoded. An open part keeps its
+//! file descriptor, so retention can unlink the file while a query still reads it.
 
+use std::cell::{OnceCell, RefCell};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use super::StoreError;
-use super::bloom_cache::{BloomCache, BloomRegion};
 use super::manifest::PartEntry;
+use super::part_cache::{BloomRegion, PartCache};
 use crate::chunk::pairs::PairDirectory;
 use crate::chunk::{DecodedBlock, PART_ALIGN_BYTES, PartFooter, PartReader, footer_block_offset};
 use crate::storage::{Disk, DiskFile, ReadBuf};
@@ -34,16 +36,92 @@ pub struct ReadAhead {
     buf: Option<ReadBuf>,
 }
 
+/// A part's tail as read and validated: the file from the metadata's page to its end.
+pub struct PartTail {
+    buf: ReadBuf,
+    offset: u64,
+    footer: PartFooter,
+    path: PathBuf,
+}
+
+impl PartTail {
+    /// Reads `[offset, file_len)` of `file` and validates it whole.
+    async fn read(
+        file: &DiskFile,
+        path: &Path,
+        offset: u64,
+        file_len: u64,
+    ) -> Result<PartTail, StoreError> {
+        let buf = file
+            .read_at(offset, (file_len - offset) as usize)
+            .await
+            .map_err(|source| StoreError::Io {
+                path: path.to_path_buf(),
+                op: "reading a part's metadata",
+                source,
+            })?;
+        if buf.len() as u64 != file_len - offset {
+            return Err(StoreError::Corruption {
+                path: path.to_path_buf(),
+                offset: offset + buf.len() as u64,
+                what: "the file ended early".into(),
+            });
+        }
+        let footer = *PartReader::open_tail(&buf, offset, path)?.footer();
+        Ok(PartTail {
+            buf,
+            offset,
+            footer,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The part's metadata, read in place.
+    pub fn reader(&self) -> PartReader<'_> {
+        // SAFETY: `buf`, `offset` and `path` are those `open_tail` accepted in `read`, and
+        // the buffer has not been written since (nothing hands out `&mut` to it).
+        unsafe { PartReader::reopen_verified_tail(&self.buf, self.offset, self.footer, &self.path) }
+    }
+
+    /// The metadata read in place, with the bloom filters of `blooms` (from
+    /// [`LoadedPart::blooms`]) when given.
+    pub fn reader_with<'a>(&'a self, blooms: Option<&'a BloomRegion>) -> PartReader<'a> {
+        let reader = self.reader();
+        match blooms {
+            Some(region) => reader.with_blooms(region.bytes()),
+            None => reader,
+        }
+    }
+
+    /// Memory the tail holds (its whole aligned buffer).
+    pub fn held_bytes(&self) -> u64 {
+        self.buf.len() as u64
+    }
+}
+
 pub struct LoadedPart {
     pub entry: PartEntry,
     pub path: PathBuf,
     file: DiskFile,
-    tail: ReadBuf,
     tail_offset: u64,
     footer: PartFooter,
+    /// Names this part in the [`PartCache`]: given once per opened part in the process.
+    cache_key: u64,
+    /// The label names of the part's streams, sorted: a lookup by metadata asks whether a
+    /// stream's labels judge a filter before it reads any tail.
+    label_names: Box<[Box<str>]>,
+    /// The sum of its blocks' decompressed bytes, which compaction picks its inputs by.
+    uncompressed_bytes: u64,
+    /// The tail while some reader holds it, shared by every other reader meanwhile.
+    held_tail: RefCell<Weak<PartTail>>,
     /// The metadata index's directory, read by the first query that looks a pair up and
     /// kept: 8 bytes per 512 index entries.
-    pair_directory: std::cell::OnceCell<Rc<PairDirectory>>,
+    pair_directory: OnceCell<Rc<PairDirectory>>,
+}
+
+thread_local! {
+    /// The next [`LoadedPart::cache_key`]: parts are opened and read on their core's thread.
+    static NEXT_CACHE_KEY: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 impl LoadedPart {
@@ -87,59 +165,112 @@ impl LoadedPart {
             .map_err(io("reading a part's footer"))?;
         let footer = PartFooter::decode(&block, len, path)?;
         let tail_offset = footer.tail_offset_meta_only();
-        let tail = file
-            .read_at(tail_offset, (len - tail_offset) as usize)
-            .await
-            .map_err(io("reading a part's metadata"))?;
-        if tail.len() as u64 != len - tail_offset {
-            return Err(StoreError::Corruption {
-                path: path.to_path_buf(),
-                offset: tail_offset + tail.len() as u64,
-                what: "the file ended early".into(),
-            });
-        }
-        PartReader::open_tail(&tail, tail_offset, path)?;
+        let tail = PartTail::read(&file, path, tail_offset, len).await?;
+        let label_names = tail
+            .reader()
+            .meta()
+            .postings
+            .iter()
+            .map(|p| Box::from(p.name.as_str()))
+            .collect();
+        let uncompressed_bytes = tail
+            .reader()
+            .blocks()
+            .iter()
+            .map(|b| u64::from(b.uncompressed_bytes.to_native()))
+            .sum();
+        let cache_key = NEXT_CACHE_KEY.with(|k| {
+            let key = k.get();
+            k.set(key + 1);
+            key
+        });
         Ok(LoadedPart {
             entry,
             path: path.to_path_buf(),
             file,
-            tail,
             tail_offset,
             footer,
-            pair_directory: std::cell::OnceCell::new(),
+            cache_key,
+            label_names,
+            uncompressed_bytes,
+            held_tail: RefCell::new(Weak::new()),
+            pair_directory: OnceCell::new(),
         })
     }
 
-    /// The part's metadata and blooms, read in place.
-    pub fn reader(&self) -> PartReader<'_> {
-        // SAFETY: `tail`, `tail_offset` and `path` are those `open_tail` accepted in `open`,
-        // and the buffer has not been written since (nothing hands out `&mut` to it).
-        unsafe {
-            PartReader::reopen_verified_tail(&self.tail, self.tail_offset, self.footer, &self.path)
-        }
+    /// The part's footer (kept resident).
+    pub fn footer(&self) -> &PartFooter {
+        &self.footer
     }
 
-    /// The metadata read in place, with the bloom filters of `blooms` (from
-    /// [`Self::blooms`]) when given.
-    pub fn reader_with<'a>(&'a self, blooms: Option<&'a BloomRegion>) -> PartReader<'a> {
-        let reader = self.reader();
-        match blooms {
-            Some(region) => reader.with_blooms(region.bytes()),
-            None => reader,
+    /// The sum of its blocks' decompressed bytes.
+    pub fn uncompressed_bytes(&self) -> u64 {
+        self.uncompressed_bytes
+    }
+
+    /// This part's key in the [`PartCache`].
+    pub fn cache_key(&self) -> u64 {
+        self.cache_key
+    }
+
+    /// Whether some stream of the part has a label `name`.
+    pub fn has_label_name(&self, name: &str) -> bool {
+        self.label_names
+            .binary_search_by(|n| (**n).cmp(name))
+            .is_ok()
+    }
+
+    /// The part's tail: the copy another reader holds, or the one `cache` keeps, or read
+    /// from the file and validated (then kept in `cache`, when given). Merges and rewrites
+    /// pass no cache: they read each part once, and would push out what queries use.
+    pub async fn tail(&self, cache: Option<&PartCache>) -> Result<Rc<PartTail>, StoreError> {
+        // The cache first, so that its recency and counts see every read through it.
+        if let Some(tail) = cache.and_then(|c| c.tail(self.cache_key)) {
+            *self.held_tail.borrow_mut() = Rc::downgrade(&tail);
+            return Ok(tail);
         }
+        if let Some(tail) = self.held_tail.borrow().upgrade() {
+            return Ok(tail);
+        }
+        let tail = Rc::new(
+            PartTail::read(
+                &self.file,
+                &self.path,
+                self.tail_offset,
+                self.entry.file_bytes,
+            )
+            .await?,
+        );
+        if tail.footer != self.footer {
+            return Err(StoreError::Corruption {
+                path: self.path.clone(),
+                offset: footer_block_offset(self.entry.file_bytes),
+                what: "the footer changed since the part was opened".into(),
+            });
+        }
+        // Another reader may have read it meanwhile: the first copy is the one shared.
+        if let Some(first) = self.held_tail.borrow().upgrade() {
+            return Ok(first);
+        }
+        *self.held_tail.borrow_mut() = Rc::downgrade(&tail);
+        if let Some(cache) = cache {
+            cache.insert_tail(self.cache_key, Rc::clone(&tail));
+        }
+        Ok(tail)
     }
 
     /// The part's bloom region, from `cache` or read from the file (and then kept there);
-    /// `None` when the part has none or its tail holds them ([`Self::reader`] has them then).
+    /// `None` when the part has none or its tail holds them ([`PartTail::reader`] has them
+    /// then).
     /// A region whose crc does not match is
     /// [`StoreError::Corruption`] with the file and offset, as a rotten block is.
-    pub async fn blooms(&self, cache: &BloomCache) -> Result<Option<Rc<BloomRegion>>, StoreError> {
+    pub async fn blooms(&self, cache: &PartCache) -> Result<Option<Rc<BloomRegion>>, StoreError> {
         let f = &self.footer;
         // No blooms, or the tail read at open holds them (they share its last block).
         if f.meta_offset <= f.bloom_offset || self.tail_offset <= f.bloom_offset {
             return Ok(None);
         }
-        if let Some(region) = cache.get(&self.path) {
+        if let Some(region) = cache.blooms(self.cache_key) {
             return Ok(Some(region));
         }
         let start = f.tail_offset_with_blooms();
@@ -171,7 +302,7 @@ impl LoadedPart {
             start: at,
             len,
         });
-        cache.insert(&self.path, Rc::clone(&region));
+        cache.insert_blooms(self.cache_key, Rc::clone(&region));
         Ok(Some(region))
     }
 
@@ -204,9 +335,14 @@ impl LoadedPart {
         Ok(buf)
     }
 
-    /// Bytes held in memory for this part (its tail, and its index directory once read).
+    /// Bytes held in memory for this part beyond its footer: its label names, and its index
+    /// directory once read (its tail is in the [`PartCache`], or with its readers).
     pub fn resident_bytes(&self) -> u64 {
-        self.tail.len() as u64 + self.pair_directory.get().map_or(0, |d| d.resident_bytes())
+        self.label_names
+            .iter()
+            .map(|n| n.len() as u64 + 16)
+            .sum::<u64>()
+            + self.pair_directory.get().map_or(0, |d| d.resident_bytes())
     }
 
     /// Whether the part has a metadata index ([`crate::chunk::pairs`]).
@@ -233,10 +369,17 @@ impl LoadedPart {
                     .read_range(start, end, "reading a part's metadata index")
                     .await?;
                 read += end - start;
-                let dir = self
-                    .reader()
-                    .pair_directory(&bytes)?
-                    .expect("the part has an index");
+                let dir = PairDirectory::parse(
+                    &bytes,
+                    f.pairs_offset,
+                    u64::from(f.pair_entries),
+                    f.pair_dir_crc32c,
+                )
+                .map_err(|(offset, what)| StoreError::Corruption {
+                    path: self.path.clone(),
+                    offset,
+                    what,
+                })?;
                 let dir = Rc::new(dir);
                 // Another scan may have read it meanwhile: either copy is the same.
                 let _ = self.pair_directory.set(dir.clone());
@@ -281,9 +424,15 @@ impl LoadedPart {
         Ok(buf[lo..hi].to_vec())
     }
 
-    /// Reads and decodes block `i` into `out`.
-    pub async fn read_block(&self, i: usize, out: &mut DecodedBlock) -> Result<(), StoreError> {
-        self.read_block_ahead(i, out, &mut ReadAhead::default())
+    /// Reads and decodes block `i` (of `reader`, this part's [`PartTail::reader`]) into
+    /// `out`.
+    pub async fn read_block(
+        &self,
+        reader: &PartReader<'_>,
+        i: usize,
+        out: &mut DecodedBlock,
+    ) -> Result<(), StoreError> {
+        self.read_block_ahead(reader, i, out, &mut ReadAhead::default())
             .await
     }
 
@@ -294,12 +443,12 @@ impl LoadedPart {
     /// and a direct read each would cost a disk round trip per stream).
     pub async fn read_block_ahead(
         &self,
+        reader: &PartReader<'_>,
         i: usize,
         out: &mut DecodedBlock,
         ahead: &mut ReadAhead,
     ) -> Result<(), StoreError> {
-        let range = self
-            .reader()
+        let range = reader
             .block_range(i)
             .ok_or_else(|| StoreError::Corruption {
                 path: self.path.clone(),
@@ -312,7 +461,7 @@ impl LoadedPart {
         {
             let lo = (range.start - ahead.start) as usize;
             let hi = (range.end - ahead.start) as usize;
-            self.reader().decode_block_bytes(i, &buf[lo..hi], out)?;
+            reader.decode_block_bytes(i, &buf[lo..hi], out)?;
             return Ok(());
         }
         let align = PART_ALIGN_BYTES as u64;
@@ -330,7 +479,7 @@ impl LoadedPart {
                 format!("the file ended inside block {i}")
             })
             .await?;
-        self.reader().decode_block_bytes(i, &buf[lo..hi], out)?;
+        reader.decode_block_bytes(i, &buf[lo..hi], out)?;
         if small {
             *ahead = ReadAhead {
                 start,

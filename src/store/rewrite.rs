@@ -48,6 +48,12 @@ pub trait LineDropper {
         true
     }
 
+    /// Whether a line with a timestamp in `[min, max]` may be dropped at all: a part
+    /// outside every rule's reach is left without reading its metadata.
+    fn may_drop_in(&self, _min: TimestampNs, _max: TimestampNs) -> bool {
+        true
+    }
+
     /// The rule for a stream whose blocks span `[min, max]`, or `None` if none of its lines
     /// can be dropped (then its blocks are copied as they are).
     fn for_stream(
@@ -119,9 +125,29 @@ impl Store {
             }
             dropper.for_stream(tenant, labels, min, max)
         };
-        // Step 1: from the headers alone; no stream may lose a line: nothing is read.
+        // Step 1: from the headers alone; no stream may lose a line: nothing is read but
+        // the part's metadata (and not even that when its time range is out of reach).
+        if !dropper.may_drop_in(part.entry.min_ts, part.entry.max_ts) {
+            report.untouched = true;
+            return Ok(report);
+        }
+        let tail = match part.tail(None).await {
+            Ok(tail) => tail,
+            Err(e) => {
+                if e.is_corruption() {
+                    eprintln!("shardlog: rewriting a part: {e}; moving the part to quarantine");
+                    self.quarantine(part.entry.id).await;
+                }
+                return Err(e);
+            }
+        };
+        // The read yielded: a compaction may have started meanwhile.
+        if self.compacting.borrow().is_some() {
+            report.busy = true;
+            return Ok(report);
+        }
         let may_drop = {
-            let reader = part.reader();
+            let reader = tail.reader();
             reader.streams().iter().any(|s| {
                 let (min, max) = s.block_range().fold((i64::MAX, i64::MIN), |(lo, hi), i| {
                     let b = &reader.blocks()[i];

@@ -249,7 +249,7 @@ async fn build_with(parts: &[FixturePart], opts: StoreOptions) -> (SimDisk, Rc<S
 async fn read_parts(parts: &[Rc<LoadedPart>]) -> Vec<Line> {
     let mut out = Vec::new();
     for p in parts {
-        for (id, _) in stream_ids(p) {
+        for (id, _) in stream_ids(p).await {
             out.extend(read_stream(p, id).await);
         }
     }
@@ -260,8 +260,11 @@ async fn read_all(store: &Store) -> Vec<Line> {
     read_parts(&store.parts()).await
 }
 
-fn stream_ids(p: &LoadedPart) -> Vec<(u64, String)> {
-    p.reader()
+async fn stream_ids(p: &LoadedPart) -> Vec<(u64, String)> {
+    p.tail(None)
+        .await
+        .expect("read a part's metadata")
+        .reader()
         .streams()
         .iter()
         .map(|s| (s.id.to_native(), s.tenant.as_str().to_string()))
@@ -270,17 +273,17 @@ fn stream_ids(p: &LoadedPart) -> Vec<(u64, String)> {
 
 /// The entries of one stream of a part, in stored order.
 async fn read_stream(p: &LoadedPart, stream: u64) -> Vec<Line> {
-    let blocks = {
-        let r = p.reader();
-        r.meta()
-            .stream_index(stream)
-            .map(|i| r.streams()[i].block_range())
-            .unwrap_or(0..0)
-    };
+    let tail = p.tail(None).await.expect("read a part's metadata");
+    let r = tail.reader();
+    let blocks = r
+        .meta()
+        .stream_index(stream)
+        .map(|i| r.streams()[i].block_range())
+        .unwrap_or(0..0);
     let mut out = Vec::new();
     let mut b = DecodedBlock::new();
     for i in blocks {
-        p.read_block(i, &mut b).await.expect("read a block");
+        p.read_block(&r, i, &mut b).await.expect("read a block");
         out.extend(b.iter().map(|e| {
             Line {
                 stream,
@@ -584,6 +587,7 @@ fn compaction_merges_tenants_in_time_order_with_older_parts_first_on_ties() {
         assert_eq!(merged.entry.min_ts, DAY0);
         assert_eq!(
             stream_ids(&merged)
+                .await
                 .iter()
                 .map(|s| s.1.as_str())
                 .collect::<HashSet<_>>(),
@@ -772,12 +776,8 @@ fn compaction_upgrades_version_1_parts_without_loss() {
         let store = Store::open(Disk::real(), tmp.path(), 0, opts, true)
             .await
             .expect("open the version 1 store");
-        let version = |s: &Store| -> Vec<u32> {
-            s.parts()
-                .iter()
-                .map(|p| p.reader().footer().version)
-                .collect()
-        };
+        let version =
+            |s: &Store| -> Vec<u32> { s.parts().iter().map(|p| p.footer().version).collect() };
         assert!(!version(&store).is_empty() && version(&store).iter().all(|&v| v == 1));
         let before = read_all(&store).await;
         assert_eq!(
@@ -1161,5 +1161,91 @@ fn a_rewrite_reads_nothing_it_cannot_drop_and_drops_an_emptied_part() {
         assert!(!r.committed, "{r:?}");
         assert_eq!(read_all(&store).await, lines_of(&[&parts[1]]));
         assert_no_garbage(&store);
+    });
+}
+
+/// A part keeps none of its metadata resident: its tail is read when a reader asks, shared
+/// while a reader holds it, kept in a part cache by recency within its bytes, and read
+/// again (and validated again) once neither holds it.
+#[test]
+fn a_parts_metadata_is_read_on_demand_and_kept_only_by_the_cache_and_its_readers() {
+    run(|| async {
+        let streams = test_streams();
+        let parts: Vec<FixturePart> = (0..3).map(|k| make_part(&streams, DAY0, k, 400)).collect();
+        let (_sim, store) = build(&parts).await;
+        let loaded = store.parts();
+        assert_eq!(loaded.len(), 3);
+        // What parts keep resident is their label names, not their tails.
+        for p in &loaded {
+            assert!(p.resident_bytes() < 256, "{}", p.resident_bytes());
+            assert!(p.has_label_name("app") && p.has_label_name("host"));
+            assert!(!p.has_label_name("trace_id"));
+        }
+        // A reader holding a tail shares it with the next, with or without a cache.
+        let held = loaded[0].tail(None).await.expect("tail");
+        let again = loaded[0].tail(None).await.expect("tail");
+        assert!(Rc::ptr_eq(&held, &again));
+        drop((held, again));
+
+        // A cache with room for one tail keeps the most recently read one.
+        let one = loaded[0].tail(None).await.expect("tail").held_bytes();
+        let cache = part_cache::PartCache::new(one + one / 2);
+        let metadata = &cache.counters[part_cache::Kind::Metadata as usize];
+        let first = loaded[0].tail(Some(&cache)).await.expect("tail");
+        drop(first);
+        assert_eq!(metadata.misses.get(), 1);
+        let first_again = loaded[0].tail(Some(&cache)).await.expect("tail");
+        assert_eq!(metadata.hits.get(), 1);
+        drop(first_again);
+        let second = loaded[1].tail(Some(&cache)).await.expect("tail");
+        drop(second);
+        assert_eq!(metadata.evictions.get(), 1);
+        assert!(cache.held_bytes() <= cache.max_bytes());
+        // The evicted tail is read again, and reads the same.
+        let reread = loaded[0].tail(Some(&cache)).await.expect("tail");
+        assert_eq!(metadata.misses.get(), 3);
+        assert_eq!(
+            reread.reader().streams().len(),
+            streams.len(),
+            "every stream of the part"
+        );
+        drop(reread);
+        // Every line is still found through tails read on demand.
+        let expected = sorted(parts.iter().flat_map(|p| p.lines.clone()).collect());
+        assert_eq!(read_all(&store).await, expected);
+    });
+}
+
+/// A part whose metadata rots on disk after it was opened fails the next read of its tail
+/// with the file and offset, and a merge that needs it quarantines the part.
+#[test]
+fn metadata_that_rots_after_open_is_found_when_the_tail_is_read_again() {
+    run(|| async {
+        let streams = test_streams();
+        let parts: Vec<FixturePart> = (0..4).map(|k| make_part(&streams, DAY0, k, 50)).collect();
+        let (sim, store) = build(&parts).await;
+        let victim = store.parts()[0].clone();
+        let meta_offset = victim.footer().meta_offset;
+        sim.corrupt_file(&victim.path, |bytes| {
+            bytes[meta_offset as usize + 40] ^= 0x5a;
+        })
+        .expect("corrupt the metadata");
+        let err = match victim.tail(None).await {
+            Ok(_) => panic!("a rotten tail was accepted"),
+            Err(e) => e,
+        };
+        assert!(err.is_corruption(), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&victim.path.display().to_string()) && text.contains("metadata"),
+            "{text}"
+        );
+        // Compaction reads every input's tail first: the rotten part goes to quarantine and
+        // the step fails without writing anything.
+        assert!(store.compact_once().await.is_err());
+        assert_eq!(store.parts().len(), 3);
+        assert_eq!(store.counters.quarantined_parts.get(), 1);
+        let kept = sorted(parts[1..].iter().flat_map(|p| p.lines.clone()).collect());
+        assert_eq!(read_all(&store).await, kept);
     });
 }

@@ -326,6 +326,16 @@ impl TenantRetention {
         self.period.is_none() && self.streams.is_empty()
     }
 
+    /// The shortest time any line of the tenant is kept (its period, or a stream rule's);
+    /// `None`: every line is kept for ever.
+    pub fn shortest_period(&self) -> Option<Duration> {
+        self.streams
+            .iter()
+            .map(|s| s.period)
+            .chain(self.period)
+            .min()
+    }
+
     /// How long a stream with `labels` is kept, as Loki's compactor decides
     /// (`TenantRetentionSnapshot.RetentionPeriodFor`): among the `retention_stream` rules whose
     /// matchers all match, the highest priority wins, and of equal priorities the shortest

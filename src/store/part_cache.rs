@@ -1,0 +1,248 @@
+//! What a shard keeps in memory of its parts beyond their headers, bounded in bytes: the
+//! metadata (stream list, block headers, postings) and the bloom filters that queries read
+//! lately.
+//!
+//! Which question it answers: "which parts' metadata and blooms stay in memory?" Neither is
+//! kept resident with its part: both grow with the data stored (a few bytes per line), while
+//! the memory budget must not. A reader asks the part for them
+//! ([`super::part_file::LoadedPart::tail`], [`super::part_file::LoadedPart::blooms`]); they
+//! come from here or are read from the file and checked (the metadata validated whole, the
+//! blooms against their crc), and are kept here until less recently used ones need the room.
+//! One larger than the whole cache serves its reader and is not kept.
+//!
+//! Keys are a part's [`super::part_file::LoadedPart::cache_key`], given once per opened part
+//! for the life of the process, and what is kept of it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use ahash::AHashMap;
+
+use super::part_file::PartTail;
+use crate::metrics::Counter;
+use crate::storage::ReadBuf;
+
+/// A part's bloom region as read: the aligned buffer and where the region starts in it.
+pub struct BloomRegion {
+    pub buf: ReadBuf,
+    pub start: usize,
+    pub len: usize,
+}
+
+impl BloomRegion {
+    /// The bytes `[bloom_offset, meta_offset)` of the part.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+
+    /// Memory the region holds (its whole aligned buffer).
+    pub fn held_bytes(&self) -> u64 {
+        self.buf.len() as u64
+    }
+}
+
+/// What is kept of a part.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Kind {
+    /// Its tail: metadata and footer ([`PartTail`]).
+    Metadata = 0,
+    /// Its bloom region ([`BloomRegion`]).
+    Blooms = 1,
+}
+
+#[derive(Clone)]
+enum Kept {
+    Metadata(Rc<PartTail>),
+    Blooms(Rc<BloomRegion>),
+}
+
+impl Kept {
+    fn held_bytes(&self) -> u64 {
+        match self {
+            Kept::Metadata(t) => t.held_bytes(),
+            Kept::Blooms(b) => b.held_bytes(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct PartCacheCounters {
+    pub hits: Counter,
+    pub misses: Counter,
+    pub evictions: Counter,
+}
+
+pub struct PartCache {
+    max_bytes: u64,
+    held: Cell<u64>,
+    inner: RefCell<Inner>,
+    /// By [`Kind`].
+    pub counters: [PartCacheCounters; 2],
+}
+
+type Key = (u64, Kind);
+
+#[derive(Default)]
+struct Inner {
+    by_key: AHashMap<Key, (Kept, u64)>,
+    /// Last use (a tick) to key, oldest first.
+    by_use: BTreeMap<u64, Key>,
+    tick: u64,
+}
+
+impl PartCache {
+    pub fn new(max_bytes: u64) -> PartCache {
+        PartCache {
+            max_bytes,
+            held: Cell::new(0),
+            inner: RefCell::new(Inner::default()),
+            counters: Default::default(),
+        }
+    }
+
+    /// Bytes kept now.
+    pub fn held_bytes(&self) -> u64 {
+        self.held.get()
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// The tail of part `key`, if kept; it becomes the most recently used.
+    pub fn tail(&self, key: u64) -> Option<Rc<PartTail>> {
+        match self.get((key, Kind::Metadata))? {
+            Kept::Metadata(t) => Some(t),
+            Kept::Blooms(_) => None,
+        }
+    }
+
+    /// The bloom region of part `key`, if kept; it becomes the most recently used.
+    pub fn blooms(&self, key: u64) -> Option<Rc<BloomRegion>> {
+        match self.get((key, Kind::Blooms))? {
+            Kept::Blooms(b) => Some(b),
+            Kept::Metadata(_) => None,
+        }
+    }
+
+    /// Keeps the tail of part `key` (see [`Self::insert`]).
+    pub fn insert_tail(&self, key: u64, tail: Rc<PartTail>) {
+        self.insert((key, Kind::Metadata), Kept::Metadata(tail));
+    }
+
+    /// Keeps the bloom region of part `key` (see [`Self::insert`]).
+    pub fn insert_blooms(&self, key: u64, region: Rc<BloomRegion>) {
+        self.insert((key, Kind::Blooms), Kept::Blooms(region));
+    }
+
+    fn get(&self, key: Key) -> Option<Kept> {
+        let mut inner = self.inner.borrow_mut();
+        inner.tick += 1;
+        let tick = inner.tick;
+        let counters = &self.counters[key.1 as usize];
+        let Some((kept, used)) = inner.by_key.get_mut(&key) else {
+            counters.misses.inc();
+            return None;
+        };
+        let (kept, old) = (kept.clone(), std::mem::replace(used, tick));
+        if let Some(k) = inner.by_use.remove(&old) {
+            inner.by_use.insert(tick, k);
+        }
+        counters.hits.inc();
+        Some(kept)
+    }
+
+    /// Keeps `kept` under `key`, making room by dropping the least recently used. One
+    /// larger than the cache is not kept.
+    fn insert(&self, key: Key, kept: Kept) {
+        let bytes = kept.held_bytes();
+        if bytes > self.max_bytes {
+            return;
+        }
+        self.remove(key);
+        let mut inner = self.inner.borrow_mut();
+        while self.held.get() + bytes > self.max_bytes {
+            let Some((_, oldest)) = inner.by_use.pop_first() else {
+                break;
+            };
+            if let Some((gone, _)) = inner.by_key.remove(&oldest) {
+                self.held.set(self.held.get() - gone.held_bytes());
+                self.counters[oldest.1 as usize].evictions.inc();
+            }
+        }
+        inner.tick += 1;
+        let tick = inner.tick;
+        inner.by_use.insert(tick, key);
+        inner.by_key.insert(key, (kept, tick));
+        self.held.set(self.held.get() + bytes);
+    }
+
+    /// Forgets what is kept under `key`.
+    fn remove(&self, key: Key) {
+        let mut inner = self.inner.borrow_mut();
+        if let Some((gone, used)) = inner.by_key.remove(&key) {
+            inner.by_use.remove(&used);
+            self.held.set(self.held.get() - gone.held_bytes());
+        }
+    }
+
+    /// Forgets what is kept of part `key` (it left the store).
+    pub fn forget(&self, key: u64) {
+        self.remove((key, Kind::Metadata));
+        self.remove((key, Kind::Blooms));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::IoBuf;
+
+    fn region(len: usize) -> Rc<BloomRegion> {
+        let buf = IoBuf::new(len);
+        Rc::new(BloomRegion {
+            buf: ReadBuf::Heap(buf),
+            start: 0,
+            len,
+        })
+    }
+
+    #[test]
+    fn keeps_the_most_recently_used_within_its_bytes() {
+        let cache = PartCache::new(10_000);
+        for i in 0..3 {
+            cache.insert_blooms(i, region(4096));
+        }
+        // Three regions of 4096 bytes do not fit in 10,000: the first one went.
+        assert!(cache.held_bytes() <= 10_000);
+        assert!(cache.blooms(0).is_none());
+        assert!(cache.blooms(1).is_some());
+        // /p/1 is now more recent than /p/2: the next insert drops /p/2.
+        cache.insert_blooms(3, region(4096));
+        assert!(cache.blooms(2).is_none());
+        assert!(cache.blooms(1).is_some());
+        assert!(cache.blooms(3).is_some());
+        assert_eq!(cache.counters[Kind::Blooms as usize].evictions.get(), 2);
+        assert_eq!(cache.held_bytes(), 8192);
+    }
+
+    #[test]
+    fn a_region_larger_than_the_cache_is_not_kept() {
+        let cache = PartCache::new(4096);
+        cache.insert_blooms(9, region(8192));
+        assert_eq!(cache.held_bytes(), 0);
+        assert!(cache.blooms(9).is_none());
+    }
+
+    #[test]
+    fn removing_and_inserting_again_counts_bytes_once() {
+        let cache = PartCache::new(1 << 20);
+        cache.insert_blooms(7, region(4096));
+        cache.insert_blooms(7, region(8192));
+        assert_eq!(cache.held_bytes(), 8192);
+        cache.forget(7);
+        assert_eq!(cache.held_bytes(), 0);
+        assert!(cache.blooms(7).is_none());
+    }
+}

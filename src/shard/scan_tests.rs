@@ -409,3 +409,31 @@ fn evicted_streams_are_answered_from_their_parts() {
         assert_eq!(series(&shard).await, series_before);
     });
 }
+
+/// A scrape of `/metrics` is answered at once while every query turn of the shard is taken:
+/// monitoring must not wait for slow queries.
+#[test]
+fn metrics_are_answered_while_queries_hold_every_turn() {
+    run(|| async {
+        let shard = new_shard(now_ms()).await;
+        shard.set_query_concurrency(1);
+        let permits = shard.query_permits.borrow().clone();
+        let _turn = permits.acquire().await;
+        // A query waits for the turn...
+        let logs_answer = shard.answer(super::ShardRequest::Logs(std::sync::Arc::new(request(
+            r#"{app="hot"}"#,
+            Direction::Forward,
+            10,
+        ))));
+        assert!(
+            futures_lite::future::poll_once(Box::pin(logs_answer))
+                .await
+                .is_none()
+        );
+        // ...and a scrape does not.
+        let metrics =
+            futures_lite::future::poll_once(Box::pin(shard.answer(super::ShardRequest::Metrics)))
+                .await;
+        assert!(matches!(metrics, Some(super::ShardAnswer::Metrics(_))));
+    });
+}

@@ -1,6 +1,7 @@
 //! The memory budget on the real binary. A server given a small `--memory-max` takes a
 //! bounded firehose of Loki pushes of real lines across many streams, while it seals,
-//! compacts and answers needle queries (which read bloom filters through the bounded cache),
+//! compacts and answers needle queries (which read part metadata and bloom filters through
+//! the bounded part cache),
 //! and its peak resident memory stays within the budget plus a stated slack; every
 //! acknowledged line is then found. `/metrics` shows the budget and its use. A budget the
 //! server cannot keep refuses the start, by name.
@@ -93,7 +94,7 @@ fn peak_memory_stays_within_a_small_budget_under_a_firehose_of_many_streams() {
         metric_sum(&metrics, "shardlog_memory_max_bytes", &[]),
         (MEMORY_MAX_MIB << 20) as f64
     );
-    for share in ["heads", "requests", "queries", "blooms", "compaction"] {
+    for share in ["heads", "requests", "queries", "part_cache", "compaction"] {
         assert!(
             metric_sum(&metrics, "shardlog_memory_budget_bytes", &[("use", share)]) > 0.0,
             "no budget for {share}"
@@ -182,6 +183,22 @@ fn peak_memory_stays_within_a_small_budget_under_a_firehose_of_many_streams() {
         held("part_cache") / 1024.0,
         held("parts") / 1024.0,
         metric_sum(&metrics, "shardlog_parts", &[]),
+    );
+    // Parts keep no metadata resident: what they hold grows with neither lines nor parts
+    // (label names and index directories), and what is read of them is in the part cache,
+    // within its share of the budget.
+    let budget =
+        |share: &str| metric_sum(&metrics, "shardlog_memory_budget_bytes", &[("use", share)]);
+    assert!(
+        held("part_cache") <= budget("part_cache"),
+        "the part cache holds {} bytes over its share of {}",
+        held("part_cache"),
+        budget("part_cache")
+    );
+    assert!(
+        held("parts") < (1 << 20) as f64,
+        "parts keep {} bytes resident",
+        held("parts")
     );
     assert!(
         memory.peak <= (MEMORY_MAX_MIB + SLACK_MIB) << 20,

@@ -164,6 +164,11 @@ impl PartPairs {
 /// 4 KiB read (two the first time), so the disk's queue depth, not the core, bounds them.
 const PAIR_LOOKUPS_IN_FLIGHT: usize = 128;
 
+/// Part tails a query reads at once before it fixes its snapshot: each read is one direct
+/// read of the metadata pages, and a few in flight keep the disk busy while the core checks
+/// the ones that came back.
+const TAIL_READS_IN_FLIGHT: usize = 8;
+
 /// A part's [`PartPairs`] for one scan: `None` until a stream asks.
 type PairSlot = Option<Rc<PartPairs>>;
 
@@ -458,12 +463,25 @@ impl Shard {
                     })
                     .collect());
             }
-            for (store, part) in missing {
-                match part.tail(Some(&cache)).await {
-                    Ok(tail) => {
-                        read.insert(Rc::as_ptr(&part), (part, tail));
+            // A window of reads at a time: the reads overlap one another, and the checks
+            // share the core between them.
+            for window in missing.chunks(TAIL_READS_IN_FLIGHT) {
+                let tasks: Vec<_> = window
+                    .iter()
+                    .map(|(_, part)| {
+                        let (part, cache) = (part.clone(), cache.clone());
+                        glommio::spawn_local(async move { part.tail(Some(&cache)).await })
+                    })
+                    .collect();
+                for ((store, part), task) in window.iter().zip(tasks) {
+                    match task.await {
+                        Ok(tail) => {
+                            read.insert(Rc::as_ptr(part), (part.clone(), tail));
+                        }
+                        Err(e) => {
+                            return Err(QueryError::Storage(self.part_failed(store, part, e)));
+                        }
                     }
-                    Err(e) => return Err(QueryError::Storage(self.part_failed(&store, &part, e))),
                 }
             }
         }

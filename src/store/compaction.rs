@@ -137,6 +137,8 @@ pub struct Candidate<'a> {
     /// File bytes after its blocks: metadata index, blooms, metadata, footer. A merge's
     /// output holds about as much as its inputs' together, in memory until it is written.
     pub tail_bytes: u64,
+    /// File bytes from its metadata's page on: what a merge reads of it and holds.
+    pub meta_bytes: u64,
 }
 
 /// A partition as [`pick_inputs`] groups parts: (start, directory, shard directory).
@@ -256,14 +258,16 @@ pub fn pick_inputs(
         } else {
             u64::MAX
         };
-        let (mut total, mut tails) = (0u64, 0u64);
+        let (mut total, mut tails, mut metas) = (0u64, 0u64, 0u64);
         let fit = chosen
             .iter()
             .enumerate()
             .take_while(|&(n, &i)| {
                 total = total.saturating_add(parts[i].uncompressed_bytes);
                 tails = tails.saturating_add(parts[i].tail_bytes);
-                total <= bytes_max && merge_memory_bytes(n + 1, tails) <= policy.memory_bytes_max
+                metas = metas.saturating_add(parts[i].meta_bytes);
+                total <= bytes_max
+                    && merge_memory_bytes(n + 1, tails, metas) <= policy.memory_bytes_max
             })
             .count();
         chosen.truncate(fit);
@@ -295,23 +299,29 @@ fn bundle(
     bundled: impl Fn(&PartitionKey<'_>, &[usize]) -> bool,
 ) -> Option<Pick> {
     let (first, _) = run[0];
-    let (mut chosen, mut total, mut tails, mut last) = (Vec::new(), 0u64, 0u64, first.1);
+    let (mut chosen, mut total, mut last) = (Vec::new(), 0u64, first.1);
+    let (mut tails, mut metas) = (0u64, 0u64);
     let mut taken = 0usize;
     for &(key, members) in run {
         let bytes: u64 = members.iter().map(|&i| parts[i].uncompressed_bytes).sum();
         let tail: u64 = members.iter().map(|&i| parts[i].tail_bytes).sum();
+        let meta: u64 = members.iter().map(|&i| parts[i].meta_bytes).sum();
         if key.2 != first.2
             || !bundled(key, members)
             || chosen.len() + members.len() > inputs_max
             || total.saturating_add(bytes) > bytes_max
-            || merge_memory_bytes(chosen.len() + members.len(), tails.saturating_add(tail))
-                > memory_max
+            || merge_memory_bytes(
+                chosen.len() + members.len(),
+                tails.saturating_add(tail),
+                metas.saturating_add(meta),
+            ) > memory_max
         {
             break;
         }
         chosen.extend_from_slice(members);
         total += bytes;
         tails += tail;
+        metas += meta;
         last = key.1;
         taken += 1;
     }
@@ -377,6 +387,13 @@ pub fn tail_bytes(part: &LoadedPart) -> u64 {
         .saturating_sub(part.footer().blocks_end())
 }
 
+/// File bytes of a part from its metadata's page on (see [`Candidate::meta_bytes`]).
+pub fn meta_bytes(part: &LoadedPart) -> u64 {
+    part.entry
+        .file_bytes
+        .saturating_sub(part.footer().tail_offset_meta_only())
+}
+
 /// Clears [`Store::compacting`] however the step ends.
 pub(super) struct CompactingMark<'a>(pub(super) &'a Store);
 
@@ -405,6 +422,7 @@ impl Store {
                     entry: &p.entry,
                     uncompressed_bytes: p.uncompressed_bytes(),
                     tail_bytes: tail_bytes(p),
+                    meta_bytes: meta_bytes(p),
                 })
                 .collect();
             let cold_before = self.opts.compaction.recompress_cold_after.map(|after| {
@@ -576,6 +594,7 @@ mod tests {
                 entry: e,
                 uncompressed_bytes: e.file_bytes * 4,
                 tail_bytes: e.file_bytes / 8,
+                meta_bytes: e.file_bytes / 64,
             })
             .collect();
         pick_inputs(&c, policy, None).map(|p| p.parts.into_iter().map(|i| entries[i].id).collect())
@@ -627,7 +646,7 @@ mod tests {
         assert_eq!(pick(&parts, &p), Some(vec![0, 1, 2, 3, 4]));
         let p = CompactionPolicy {
             // A merge of n of these parts holds 6 MiB + n x (1.5 MiB + twice a 128 KiB
-            // tail): two fit, not three.
+            // tail + 16 KiB of metadata): two fit, not three.
             memory_bytes_max: 11 << 20,
             ..CompactionPolicy::default()
         };
@@ -646,6 +665,7 @@ mod tests {
                 entry: e,
                 uncompressed_bytes: 1 << 20,
                 tail_bytes: 1 << 17,
+                meta_bytes: 1 << 14,
             })
             .collect()
     }
@@ -686,6 +706,7 @@ mod tests {
                 entry: e,
                 uncompressed_bytes: uncompressed(e),
                 tail_bytes,
+                meta_bytes: tail_bytes / 8,
             })
             .collect()
     }

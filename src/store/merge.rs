@@ -13,8 +13,9 @@
 //! What a merge holds is therefore bounded by its inputs, not by their size: one decoded
 //! block and one read-ahead window per input ([`MERGE_INPUT_BYTES`]), two chunks, and the new
 //! part's tail (block headers, blooms, metadata index entries), which is about as large as
-//! the inputs' tails together ([`merge_memory_bytes`]). Compaction picks its inputs within
-//! `compaction_input_bytes_max` by that measure.
+//! the inputs' tails together, and the inputs' metadata, read once for the whole merge
+//! ([`merge_memory_bytes`]). Compaction picks its inputs within `compaction_input_bytes_max`
+//! by that measure.
 
 use std::rc::Rc;
 use std::sync::Mutex;
@@ -40,11 +41,13 @@ pub const MERGE_INPUT_BYTES: u64 = 3 << 19;
 /// encoded (each with a vector's slack), and the encoder's page buffer.
 pub const MERGE_FIXED_BYTES: u64 = 3 * MERGE_CHUNK_BYTES as u64;
 
-/// The memory a merge of parts with these tails holds at most: the fixed chunks, a block
-/// and a read-ahead window per input, the inputs' tails (read for the merge), and the new
-/// part's tail twice (as it is gathered, and as it is laid out at the end).
-pub fn merge_memory_bytes(inputs: usize, tails_bytes: u64) -> u64 {
-    MERGE_FIXED_BYTES + inputs as u64 * MERGE_INPUT_BYTES + 3 * tails_bytes
+/// The memory a merge of parts with these tails (`tails_bytes`: everything after their
+/// blocks) and metadata (`meta_bytes`: what [`LoadedPart::tail`] reads) holds at most: the
+/// fixed chunks, a block and a read-ahead window per input, the inputs' metadata (read for
+/// the merge), and the new part's tail twice (as it is gathered, and as it is laid out at
+/// the end), which holds about as much as the inputs' tails together.
+pub fn merge_memory_bytes(inputs: usize, tails_bytes: u64, meta_bytes: u64) -> u64 {
+    MERGE_FIXED_BYTES + inputs as u64 * MERGE_INPUT_BYTES + 2 * tails_bytes + meta_bytes
 }
 
 /// One stream's merged entries, owned, so they can be encoded on another thread. Lines and

@@ -4,8 +4,11 @@
 //! What stays resident per part is small and does not grow with its lines: the footer, the
 //! label names its streams carry, and (once a lookup needs it) its metadata index's
 //! directory. The tail (stream list, block headers, postings: a few bytes per line) is
-//! read when a reader needs it ([`LoadedPart::tail`]), validated whole each time it is read
-//! (crcs, rkyv validation, field limits: [`PartReader::open_tail`]), and kept in the
+//! validated whole when the part is opened (crcs, rkyv validation, field limits:
+//! [`PartReader::open_tail`]), then read again when a reader needs it
+//! ([`LoadedPart::tail`]): bytes with the crc32c of those validated are used as they are,
+//! any others are validated whole again (so rot is found with the file and offset); and it
+//! is kept in the
 //! shard's bounded [`PartCache`] rather than with the part, as the bloom region is. While a
 //! reader (a query, a merge) holds a tail, every other reader of the part shares that copy.
 //! Blocks are checked (crc, fields) every time they are decoded. An open part keeps its
@@ -45,13 +48,16 @@ pub struct PartTail {
 }
 
 impl PartTail {
-    /// Reads `[offset, file_len)` of `file` and validates it whole.
+    /// Reads `[offset, file_len)` of `file` and validates it whole, unless its crc32c is
+    /// `accepted_crc`, that of the bytes validated when the part was opened: the same bytes
+    /// need no second validation. Returns the tail and its bytes' crc32c.
     async fn read(
         file: &DiskFile,
         path: &Path,
         offset: u64,
         file_len: u64,
-    ) -> Result<PartTail, StoreError> {
+        accepted_crc: Option<u32>,
+    ) -> Result<(PartTail, u32), StoreError> {
         let buf = file
             .read_at(offset, (file_len - offset) as usize)
             .await
@@ -67,19 +73,27 @@ impl PartTail {
                 what: "the file ended early".into(),
             });
         }
-        let footer = *PartReader::open_tail(&buf, offset, path)?.footer();
-        Ok(PartTail {
+        let crc = crc32c::crc32c(&buf);
+        let footer = match accepted_crc {
+            Some(accepted) if accepted == crc => PartFooter::decode(&buf, file_len, path)?,
+            // New bytes (or rot since the open): checked whole, and refused with the file
+            // and offset of what is wrong.
+            _ => *PartReader::open_tail(&buf, offset, path)?.footer(),
+        };
+        let tail = PartTail {
             buf,
             offset,
             footer,
             path: path.to_path_buf(),
-        })
+        };
+        Ok((tail, crc))
     }
 
     /// The part's metadata, read in place.
     pub fn reader(&self) -> PartReader<'_> {
-        // SAFETY: `buf`, `offset` and `path` are those `open_tail` accepted in `read`, and
-        // the buffer has not been written since (nothing hands out `&mut` to it).
+        // SAFETY: `buf`, `offset` and `path` are those `open_tail` accepted in `read` (or
+        // bytes with the crc32c of those it accepted for this part at open), and the buffer
+        // has not been written since (nothing hands out `&mut` to it).
         unsafe { PartReader::reopen_verified_tail(&self.buf, self.offset, self.footer, &self.path) }
     }
 
@@ -107,6 +121,9 @@ pub struct LoadedPart {
     footer: PartFooter,
     /// Names this part in the [`PartCache`]: given once per opened part in the process.
     cache_key: u64,
+    /// crc32c of the tail validated at open: a tail read again with the same crc is the
+    /// same bytes, used without a second validation.
+    tail_crc32c: u32,
     /// The label names of the part's streams, sorted: a lookup by metadata asks whether a
     /// stream's labels judge a filter before it reads any tail.
     label_names: Box<[Box<str>]>,
@@ -165,7 +182,7 @@ impl LoadedPart {
             .map_err(io("reading a part's footer"))?;
         let footer = PartFooter::decode(&block, len, path)?;
         let tail_offset = footer.tail_offset_meta_only();
-        let tail = PartTail::read(&file, path, tail_offset, len).await?;
+        let (tail, tail_crc32c) = PartTail::read(&file, path, tail_offset, len, None).await?;
         let label_names = tail
             .reader()
             .meta()
@@ -191,6 +208,7 @@ impl LoadedPart {
             tail_offset,
             footer,
             cache_key,
+            tail_crc32c,
             label_names,
             uncompressed_bytes,
             held_tail: RefCell::new(Weak::new()),
@@ -232,15 +250,15 @@ impl LoadedPart {
         if let Some(tail) = self.held_tail.borrow().upgrade() {
             return Ok(tail);
         }
-        let tail = Rc::new(
-            PartTail::read(
-                &self.file,
-                &self.path,
-                self.tail_offset,
-                self.entry.file_bytes,
-            )
-            .await?,
-        );
+        let (tail, _) = PartTail::read(
+            &self.file,
+            &self.path,
+            self.tail_offset,
+            self.entry.file_bytes,
+            Some(self.tail_crc32c),
+        )
+        .await?;
+        let tail = Rc::new(tail);
         if tail.footer != self.footer {
             return Err(StoreError::Corruption {
                 path: self.path.clone(),

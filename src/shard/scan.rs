@@ -55,9 +55,80 @@ use crate::store::part_file::{LoadedPart, PartTail, ReadAhead};
 use crate::store::{Store, StoreError};
 use crate::tenants::federation::tenant_labels;
 
-/// A part's bloom region for one scan: `None` until a stream asks for it, then what
-/// [`LoadedPart::blooms`] gave (`None` inside when the part's tail holds them or it has none).
-type BloomSlot = Option<Option<Rc<crate::store::part_cache::BloomRegion>>>;
+/// What a part's bloom filters say of one scan's blocks: `None` until a stream asks, then
+/// [`BloomVerdicts`] worked out for every selected stream at once.
+type BloomSlot = Option<BloomVerdicts>;
+
+/// Which blocks of a part, among those of a scan's selected streams in its range, the part's
+/// bloom filters rule out: for the line filters, and for each requirement of the query's
+/// [`PairQuery`] that a parser precedes (its value cannot occur in the block's text). Worked
+/// out once per part and scan, when the first stream needs it, so that the scan does not
+/// hold every part's bloom region (a few bytes per line) while it runs: a needle query over
+/// 100 M lines held 600 MB of them. A bit set is a certain "no"; a block never worked out
+/// is a "maybe".
+struct BloomVerdicts {
+    line: Vec<u64>,
+    /// By requirement index; `None` for requirements no parser precedes.
+    parsed: Vec<Option<Vec<u64>>>,
+}
+
+fn rule_out(set: &mut [u64], block: usize) {
+    set[block / 64] |= 1 << (block % 64);
+}
+
+fn ruled_out(set: &[u64], block: usize) -> bool {
+    set.get(block / 64)
+        .is_some_and(|w| w >> (block % 64) & 1 == 1)
+}
+
+impl BloomVerdicts {
+    /// Probes `reader` (with its blooms) for the blocks in `[spec.start, spec.end)` of the
+    /// streams `ids`.
+    fn work_out(reader: &crate::chunk::PartReader<'_>, ids: &[StreamId], spec: &ScanSpec) -> Self {
+        let words = reader.blocks().len().div_ceil(64);
+        let requirements = spec.pairs.requirements();
+        let mut line = vec![0u64; words];
+        let mut parsed: Vec<Option<Vec<u64>>> = requirements
+            .iter()
+            .map(|r| r.parsed.then(|| vec![0u64; words]))
+            .collect();
+        for &id in ids {
+            let Some(si) = reader.meta().stream_index(id) else {
+                continue;
+            };
+            for bi in reader.streams()[si].block_range() {
+                let b = &reader.blocks()[bi];
+                if b.max_ts.to_native() < spec.start || b.min_ts.to_native() >= spec.end {
+                    continue;
+                }
+                if !reader.may_match(bi, &spec.bloom) {
+                    rule_out(&mut line, bi);
+                }
+                for (r, set) in parsed.iter_mut().enumerate() {
+                    if let Some(set) = set
+                        && !reader.may_match(bi, &requirements[r].line_needle)
+                    {
+                        rule_out(set, bi);
+                    }
+                }
+            }
+        }
+        BloomVerdicts { line, parsed }
+    }
+
+    /// Whether no line of block `bi` can pass the line filters.
+    fn rules_out_line(&self, bi: usize) -> bool {
+        ruled_out(&self.line, bi)
+    }
+
+    /// Whether the value requirement `r` asks for cannot occur in the text of block `bi`.
+    fn rules_out_parsed(&self, r: usize, bi: usize) -> bool {
+        self.parsed
+            .get(r)
+            .and_then(|s| s.as_ref())
+            .is_some_and(|s| ruled_out(s, bi))
+    }
+}
 
 /// A part's answers from its structured-metadata index for one scan, asked for by the first
 /// stream that needs them: per requirement of the query's [`PairQuery`], the blocks that may
@@ -76,7 +147,7 @@ impl PartPairs {
         bi: usize,
         reqs: &[usize],
         query: &PairQuery,
-        reader: &crate::chunk::PartReader<'_>,
+        blooms: Option<&BloomVerdicts>,
     ) -> bool {
         let bi32 = bi as u32;
         reqs.iter().all(|&r| {
@@ -95,7 +166,7 @@ impl PartPairs {
                 .escapes
                 .as_ref()
                 .is_none_or(|e| e.binary_search(&bi32).is_ok());
-            unescapes || reader.may_match(bi, &req.line_needle)
+            unescapes || blooms.is_none_or(|v| !v.rules_out_parsed(r, bi))
         })
     }
 
@@ -660,9 +731,10 @@ impl Shard {
             .await?;
         let mut block = DecodedBlock::new();
         let mut ahead = read_ahead_per_part(&snapshot);
-        // Each part's bloom region, asked for once per scan (by the first stream that needs
-        // it), not once per stream.
-        let mut blooms: Vec<BloomSlot> = vec![None; snapshot.parts.len()];
+        // What each part's blooms say, worked out once per scan (when the first stream
+        // needs it) for every selected stream, not once per stream.
+        let mut blooms: Vec<BloomSlot> = snapshot.parts.iter().map(|_| None).collect();
+        let ids: Vec<StreamId> = snapshot.streams.iter().map(|s| s.id).collect();
         // Likewise each part's metadata index answers, once per scan.
         let mut pairs: Vec<PairSlot> = snapshot
             .parts
@@ -691,7 +763,8 @@ impl Shard {
                 .zip(&mut pairs)
             {
                 let read = (&mut block, ahead, blooms, pairs);
-                self.scan_part_stream(p, stream.id, spec, (&reqs, deletes), sink, read)
+                let scope = (&ids[..], &reqs[..], deletes);
+                self.scan_part_stream(p, stream.id, spec, scope, sink, read)
                     .await
                     .map_err(|e| match e {
                         ScanError::Store(e) => {
@@ -825,7 +898,7 @@ impl Shard {
         p: &PartInRead,
         id: StreamId,
         spec: &ScanSpec,
-        (reqs, deletes): (&[usize], &StreamDeletes),
+        (ids, reqs, deletes): (&[StreamId], &[usize], &StreamDeletes),
         sink: &mut dyn ScanSink,
         (block, ahead, blooms, pairs): (
             &mut DecodedBlock,
@@ -865,9 +938,13 @@ impl Shard {
         let parsed_pairs =
             pair_blocks.is_some() && reqs.iter().any(|&r| spec.pairs.requirements()[r].parsed);
         if blooms.is_none() && (!spec.bloom.is_empty() || parsed_pairs) {
-            *blooms = Some(part.blooms(&self.part_cache()).await?);
+            // The region is let go once worked out (the part cache keeps it if it fits).
+            let region = part.blooms(&self.part_cache()).await?;
+            let reader = tail.reader_with(region.as_deref());
+            *blooms = Some(BloomVerdicts::work_out(&reader, ids, spec));
         }
-        let reader = tail.reader_with(blooms.as_ref().and_then(|b| b.as_deref()));
+        let verdicts = blooms.as_ref();
+        let reader = tail.reader();
         let forward = spec.direction == Direction::Forward;
         let mut blocks: Vec<usize> = range.collect();
         if !forward {
@@ -887,13 +964,13 @@ impl Shard {
             self.scan_counters.blocks_considered.inc();
             QueryStats::add(&stats.blocks_considered, 1);
             if let Some(pp) = &pair_blocks
-                && !pp.may_hold(bi, reqs, &spec.pairs, &reader)
+                && !pp.may_hold(bi, reqs, &spec.pairs, verdicts)
             {
                 self.scan_counters.blocks_skipped_by_metadata_index.inc();
                 QueryStats::add(&stats.blocks_skipped_by_metadata_index, 1);
                 continue;
             }
-            if !reader.may_match(bi, &spec.bloom) {
+            if verdicts.is_some_and(|v| v.rules_out_line(bi)) {
                 self.scan_counters.blocks_skipped_by_bloom.inc();
                 QueryStats::add(&stats.blocks_skipped_by_bloom, 1);
                 continue;

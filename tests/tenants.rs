@@ -378,7 +378,7 @@ fn syslog_over_its_rate_slows_tcp_and_drops_udp_counted() {
         return;
     };
     let message =
-        |app: &str, line: &str| format!("<14>1 2026-12-05T00:00:00Z h {app} - - - {line}");
+        |app: &str, line: &str| format!("<14>1 - h {app} - - - {line}");
     // TCP: about twice the burst on one connection; every line is kept.
     let mut tcp = std::net::TcpStream::connect(("127.0.0.1", server.syslog_port)).unwrap();
     let mut sent = 0usize;
@@ -714,7 +714,7 @@ fn syslog_streams_over_the_limit_are_counted_and_the_connection_goes_on() {
     for (app, n) in [("one", 10), ("two", 10), ("one", 10)] {
         for i in 0..n {
             let pad = "x".repeat(8000);
-            let line = format!("<14>1 2026-12-05T00:00:00Z h {app} - - - {app} {i} {pad}\n");
+            let line = format!("<14>1 - h {app} - - - {app} {i} {pad}\n");
             std::io::Write::write_all(&mut tcp, line.as_bytes()).unwrap();
         }
         // One batch per group, so that the second `one` group comes after the refusal.
@@ -884,7 +884,7 @@ fn each_syslog_listener_stores_under_its_tenant_with_its_limits() {
     let Some(corpus) = common::tools::corpus_lines("HDFS_2k.log") else {
         return;
     };
-    let message = |line: &str| format!("<14>1 2026-12-05T00:00:00Z h flood - - - {line}");
+    let message = |line: &str| format!("<14>1 - h flood - - - {line}");
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let sent = 1000;
     for port in [beta_port, alpha_port] {

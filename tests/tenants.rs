@@ -377,8 +377,7 @@ fn syslog_over_its_rate_slows_tcp_and_drops_udp_counted() {
     let Some(corpus) = common::tools::corpus_lines("HDFS_2k.log") else {
         return;
     };
-    let message =
-        |app: &str, line: &str| format!("<14>1 - h {app} - - - {line}");
+    let message = |app: &str, line: &str| format!("<14>1 - h {app} - - - {line}");
     // TCP: about twice the burst on one connection; every line is kept.
     let mut tcp = std::net::TcpStream::connect(("127.0.0.1", server.syslog_port)).unwrap();
     let mut sent = 0usize;

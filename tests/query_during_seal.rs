@@ -109,8 +109,12 @@ fn queries_during_seal_rounds_neither_crash_nor_lose_lines() {
     let parts = metric_sum(&metrics, "shardlog_parts_written_total", &[]);
     let answered = queries_answered.load(Ordering::Relaxed);
     eprintln!("{answered} queries answered while {parts} parts were sealed");
+    // The one stream's head is sealed by the sealer's tick (a second at the default seal
+    // age), one part a round, and the pushes last three or four seconds: the run saw three
+    // rounds as often as two, so two is what it can promise. Two rounds during the pushes are
+    // seal rounds that queries met (about a hundred ran meanwhile).
     assert!(
-        parts >= 3.0,
+        parts >= 2.0,
         "only {parts} parts sealed: the queries did not meet seal rounds"
     );
     assert!(answered >= QUERIERS, "too few queries ran: {answered}");

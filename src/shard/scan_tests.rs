@@ -365,25 +365,24 @@ fn evicted_streams_are_answered_from_their_parts() {
         let series_before = series(&shard).await;
         assert_eq!(lines.len(), HOT_ENTRIES + 5);
         assert_eq!(values, ["cold", "hot"]);
+        // Every read answers as it did before the streams left the registry.
+        let answers_as_before = async |shard: &Shard| {
+            assert_eq!(logs(shard, &all).await, lines);
+            assert_eq!(logs(shard, &hot).await, hot_lines);
+            assert_eq!(stats_entries(shard).await, stats);
+            assert_eq!(names_of(shard, "t").await, names);
+            assert_eq!(values_of(shard).await, values);
+            assert_eq!(series(shard).await, series_before);
+        };
 
         assert_eq!(shard.evict_idle_streams(std::time::Duration::ZERO), 2);
         assert!(shard.streams.borrow().is_empty());
-        assert_eq!(logs(&shard, &all).await, lines);
-        assert_eq!(logs(&shard, &hot).await, hot_lines);
-        assert_eq!(stats_entries(&shard).await, stats);
-        assert_eq!(names_of(&shard, "t").await, names);
-        assert_eq!(values_of(&shard).await, values);
-        assert_eq!(series(&shard).await, series_before);
+        answers_as_before(&shard).await;
         assert!(names_of(&shard, "other").await.is_empty());
         // With a part cache too small for any part's metadata, every read reads the tails it
         // needs again, and answers the same.
         *shard.part_cache.borrow_mut() = Rc::new(crate::store::part_cache::PartCache::new(0));
-        assert_eq!(logs(&shard, &all).await, lines);
-        assert_eq!(logs(&shard, &hot).await, hot_lines);
-        assert_eq!(stats_entries(&shard).await, stats);
-        assert_eq!(names_of(&shard, "t").await, names);
-        assert_eq!(values_of(&shard).await, values);
-        assert_eq!(series(&shard).await, series_before);
+        answers_as_before(&shard).await;
         let cache = shard.part_cache();
         assert_eq!(cache.held_bytes(), 0);
         assert!(

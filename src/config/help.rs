@@ -148,6 +148,10 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             size(COMPACTION_BYTES_PER_SECOND_DEFAULT),
         ),
         (
+            "compaction_cold_after",
+            duration_text(crate::store::compaction::RECOMPRESS_COLD_AFTER_DEFAULT),
+        ),
+        (
             "connections_max",
             format!(
                 "0, (RLIMIT_NOFILE - {PROCESS_FDS_RESERVED} - {DATA_FDS_RESERVED_PER_CORE} per \

@@ -372,6 +372,12 @@ pub struct ServeArgs {
     #[serde(default, deserialize_with = "units::size_key")]
     pub compaction_bytes_per_second: Option<u64>,
 
+    /// A partition this long past its end is cold: what sealing wrote there is rewritten at
+    /// the cold zstd level, and sparse cold partitions are bundled into one part. `off` (or
+    /// `0`): partitions are only merged, never recompressed or bundled.
+    #[arg(long, value_name = "DURATION")]
+    pub compaction_cold_after: Option<String>,
+
     /// Open connections per core, HTTP and syslog TCP together; at the cap a core stops
     /// accepting for a moment and newcomers wait in the kernel's backlog. 0: the soft
     /// RLIMIT_NOFILE less a reserve for data files, divided by the cores.
@@ -547,6 +553,8 @@ pub struct Config {
     /// Delete requests are applied to disk this long after they are received.
     pub delete_request_cancel_period: Duration,
     pub compaction_bytes_per_second: u64,
+    /// `None`: cold partitions are neither recompressed nor bundled.
+    pub compaction_cold_after: Option<Duration>,
     pub heads_bytes_max: u64,
     /// How `memory_max` is shared (the shares above are taken from it).
     pub memory: memory::MemoryBudget,
@@ -730,6 +738,7 @@ impl ServeArgs {
             compaction_bytes_per_second: self
                 .compaction_bytes_per_second
                 .or(file.compaction_bytes_per_second),
+            compaction_cold_after: self.compaction_cold_after.or(file.compaction_cold_after),
             heads_bytes_max: self.heads_bytes_max.or(file.heads_bytes_max),
             memory_max: self.memory_max.or(file.memory_max),
             part_cache_bytes_max: self.part_cache_bytes_max.or(file.part_cache_bytes_max),
@@ -1004,6 +1013,15 @@ impl ServeArgs {
                 Duration::ZERO..=Duration::from_secs(365 * 86400),
             )?,
         };
+        let compaction_cold_after = match self.compaction_cold_after.as_deref().map(str::trim) {
+            None => Some(crate::store::compaction::RECOMPRESS_COLD_AFTER_DEFAULT),
+            Some("off") | Some("0") | Some("") => None,
+            Some(text) => Some(duration_within(
+                "compaction_cold_after",
+                parse_duration("compaction_cold_after", text)?,
+                Duration::from_secs(60)..=Duration::from_secs(365 * 86400),
+            )?),
+        };
         let compaction_bytes_per_second = size(
             "compaction_bytes_per_second",
             self.compaction_bytes_per_second,
@@ -1108,6 +1126,7 @@ impl ServeArgs {
             retention_interval,
             delete_request_cancel_period,
             compaction_bytes_per_second,
+            compaction_cold_after,
             data_dir,
             volatile_data_dir: if self.allow_volatile_data_dir {
                 VolatilePolicy::Allow

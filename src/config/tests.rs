@@ -150,6 +150,32 @@ fn sizes_take_units_in_flags_and_file() {
 }
 
 #[test]
+fn compaction_cold_after_defaults_to_an_hour_and_can_be_turned_off() {
+    let cold = |args: &[&str]| {
+        flags(args)
+            .unwrap()
+            .resolve(1)
+            .map(|c| c.compaction_cold_after)
+    };
+    assert_eq!(cold(&[]).unwrap(), Some(Duration::from_secs(3600)));
+    assert_eq!(
+        cold(&["--compaction-cold-after", "2d"]).unwrap(),
+        Some(Duration::from_secs(2 * 86400))
+    );
+    assert_eq!(cold(&["--compaction-cold-after", "off"]).unwrap(), None);
+    assert_eq!(cold(&["--compaction-cold-after", "0"]).unwrap(), None);
+    let e = cold(&["--compaction-cold-after", "1s"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("compaction_cold_after"), "{e}");
+    let c = file("compaction_cold_after = \"off\"\n")
+        .unwrap()
+        .resolve(1)
+        .unwrap();
+    assert_eq!(c.compaction_cold_after, None);
+}
+
+#[test]
 fn bad_sizes_name_the_key_and_the_forms() {
     let e = flags(&["--line-bytes-max", "8XB"]).unwrap_err();
     assert!(e.contains("--line-bytes-max") && e.contains("8MiB"), "{e}");

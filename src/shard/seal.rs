@@ -74,6 +74,7 @@ impl SealSettings {
         };
         store.compact.zstd_level = c.zstd_level;
         store.compaction.memory_bytes_max = c.memory.compaction_input_bytes_max;
+        store.compaction.recompress_cold_after = c.compaction_cold_after;
         store.seal.zstd_level = c.seal_zstd_level;
         store.seal.block_bytes_target = c.seal_bytes.clamp(
             crate::chunk::part::BLOCK_BYTES_TARGET_MIN,

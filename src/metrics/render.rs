@@ -690,23 +690,28 @@ fn memory(out: &mut String, shards: &[&ShardMetrics]) {
     for (name, help, get) in [
         (
             "shardlog_part_cache_hits_total",
-            "Part metadata and bloom regions a reader found in the core's part cache.",
-            (|m| m.part_cache_hits) as fn(&crate::shard::MemoryMetrics) -> [u64; 2],
+            "Part metadata, bloom regions and label summaries a reader found in the core's part cache.",
+            (|m| m.part_cache_hits)
+                as fn(&crate::shard::MemoryMetrics) -> [u64; crate::shard::PART_CACHE_KINDS],
         ),
         (
             "shardlog_part_cache_misses_total",
-            "Part metadata and bloom regions a reader read from their part file.",
+            "Part metadata, bloom regions and label summaries a reader read or built from their part file.",
             |m| m.part_cache_misses,
         ),
         (
             "shardlog_part_cache_evictions_total",
-            "Part metadata and bloom regions dropped from the part cache to make room.",
+            "Part metadata, bloom regions and label summaries dropped from the part cache to make room.",
             |m| m.part_cache_evictions,
         ),
     ] {
         header(out, name, "counter", help);
         for s in shards {
-            for (kind, n) in ["metadata", "blooms"].iter().zip(get(&s.memory)) {
+            for (kind, n) in crate::store::part_cache::Kind::ALL
+                .iter()
+                .map(|k| k.name())
+                .zip(get(&s.memory))
+            {
                 let _ = writeln!(out, "{name}{{shard=\"{}\",kind=\"{kind}\"}} {n}", s.shard);
             }
         }

@@ -246,6 +246,9 @@ pub struct ShardMetrics {
     pub memory: MemoryMetrics,
 }
 
+/// What the part cache keeps, by kind ([`crate::store::part_cache::Kind`]).
+pub const PART_CACHE_KINDS: usize = crate::store::part_cache::Kind::ALL.len();
+
 /// The core's share of `memory_max` and what it holds now, for `/metrics`.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryMetrics {
@@ -259,9 +262,9 @@ pub struct MemoryMetrics {
     /// hits, misses and evictions, by what was kept (metadata, blooms:
     /// [`crate::store::part_cache::Kind`]).
     pub part_cache_bytes: u64,
-    pub part_cache_hits: [u64; 2],
-    pub part_cache_misses: [u64; 2],
-    pub part_cache_evictions: [u64; 2],
+    pub part_cache_hits: [u64; PART_CACHE_KINDS],
+    pub part_cache_misses: [u64; PART_CACHE_KINDS],
+    pub part_cache_evictions: [u64; PART_CACHE_KINDS],
     /// What parts keep resident beyond their footers: label names and index directories.
     pub part_resident_bytes: u64,
 }
@@ -368,7 +371,7 @@ impl Shard {
     fn memory_metrics(&self) -> MemoryMetrics {
         let cache = self.part_cache();
         let by_kind = |get: fn(&crate::store::part_cache::PartCacheCounters) -> u64| {
-            [get(&cache.counters[0]), get(&cache.counters[1])]
+            cache.counters.each_ref().map(get)
         };
         MemoryMetrics {
             budget: self.memory_budget.get(),

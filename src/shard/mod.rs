@@ -14,6 +14,8 @@ mod deletes_tests;
 pub mod head;
 mod health;
 pub mod index;
+mod parts;
+mod pruning;
 mod recover;
 mod scan;
 #[cfg(test)]
@@ -36,7 +38,8 @@ use crate::model::{BatchItem, BatchReader, Duplicates, Labels, StreamId, Timesta
 use crate::query::merge::Partial;
 use crate::wal::Wal;
 pub use counters::{
-    CoreCounters, DiscardReason, MemoryMetrics, ShardMetrics, StorageMetrics, TenantCounts,
+    CoreCounters, DiscardReason, MemoryMetrics, PART_CACHE_KINDS, ShardMetrics, StorageMetrics,
+    TenantCounts,
 };
 pub use health::{AppendError, NotReady, Refusal};
 use index::Streams;

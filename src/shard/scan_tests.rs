@@ -409,6 +409,65 @@ fn evicted_streams_are_answered_from_their_parts() {
     });
 }
 
+/// Label queries without a selector answer a part the range holds whole by its label
+/// summary, kept in the part cache (the second query reads no tail), and a part the range
+/// holds in part stream by stream: a stream with no entry in the range is not counted.
+#[test]
+fn label_queries_use_summaries_of_whole_parts_and_streams_of_the_rest() {
+    use crate::logql::{LabelMatcher, MatchOp};
+    use crate::store::part_cache::Kind;
+    run(|| async {
+        let t0 = now_ms();
+        let early = t0 - 3_600_000 * MS;
+        let shard = new_shard(t0).await;
+        shard
+            .append(batch("early", early, 0, 20, "x"), Protocol::LokiPush)
+            .await
+            .expect("append");
+        shard.seal_round(SealMode::All).await.expect("seal");
+        assert_eq!(shard.evict_idle_streams(std::time::Duration::ZERO), 3);
+        let cache = shard.part_cache();
+        let counter = |kind: Kind, hits: bool| {
+            let c = &cache.counters[kind as usize];
+            if hits { c.hits.get() } else { c.misses.get() }
+        };
+        let values = async |start: TimestampNs, matchers: &[LabelMatcher]| {
+            shard
+                .label_values("t", "app", matchers, start, i64::MAX)
+                .await
+                .expect("label values")
+        };
+        assert_eq!(values(0, &[]).await, ["cold", "early", "hot"]);
+        let (built, tails_read) = (counter(Kind::Labels, false), counter(Kind::Metadata, false));
+        assert!(built >= 1, "summaries were built");
+        // Again: every summary comes from the cache, and no tail is looked for.
+        assert_eq!(values(0, &[]).await, ["cold", "early", "hot"]);
+        assert_eq!(counter(Kind::Labels, false), built);
+        assert!(counter(Kind::Labels, true) >= built);
+        assert_eq!(counter(Kind::Metadata, false), tails_read);
+        let names = shard
+            .label_names("t", &[], 0, i64::MAX)
+            .await
+            .expect("names");
+        assert_eq!(names, ["app"]);
+        assert!(
+            shard
+                .label_names("u", &[], 0, i64::MAX)
+                .await
+                .expect("names")
+                .is_empty()
+        );
+        // From half an hour ago: the early stream has no entry in the range, whether its
+        // part is held in part (it shares a part with the others) or not at all.
+        let recent = t0 - 1_800_000 * MS;
+        assert_eq!(values(recent, &[]).await, ["cold", "hot"]);
+        // With a selector, stream by stream over every part.
+        let early_only = [LabelMatcher::new("app", MatchOp::Eq, "early").expect("matcher")];
+        assert_eq!(values(0, &early_only).await, ["early"]);
+        assert!(values(recent, &early_only).await.is_empty());
+    });
+}
+
 /// A scrape of `/metrics` is answered at once while every query turn of the shard is taken:
 /// monitoring must not wait for slow queries.
 #[test]

@@ -14,26 +14,18 @@ use ahash::AHashSet;
 
 use super::Shard;
 use super::index::StreamIdx;
+use super::parts::{PartList, TAIL_READS_IN_FLIGHT};
 use crate::logql::{LabelMatcher, MatchOp};
 use crate::model::{Labels, StreamId, TimestampNs};
 use crate::query::QueryError;
 use crate::store::Store;
-use crate::store::part_file::{LoadedPart, PartTail};
+use crate::store::label_summary::LabelSummary;
+use crate::store::part_file::LoadedPart;
 
 /// Evictions of at least this many streams at once give the freed memory back to the
 /// system: a burst of short-lived streams would otherwise leave the process as large as at
 /// its peak, its heap holes too scattered for the allocator to return by itself.
 const TRIM_AFTER_EVICTED: usize = 10_000;
-
-/// One part a read covers: the store it belongs to, and its tail, held for the read.
-pub(super) struct PartInRead {
-    pub store: Rc<Store>,
-    pub part: Rc<LoadedPart>,
-    pub tail: Rc<PartTail>,
-}
-
-/// The parts a read covers ([`Shard::parts_with_tails`]).
-pub(super) type PartList = Vec<PartInRead>;
 
 /// One stream a read selected.
 pub(super) struct Selected {
@@ -177,6 +169,66 @@ impl Shard {
         Ok((out, parts))
     }
 
+    /// What label queries read: the label summaries of the parts `[start, end)` holds whole,
+    /// and the streams selected from the registry and from the other parts (returned with
+    /// them, for [`SelectedLabels::get`]).
+    ///
+    /// Without matchers a part the range holds whole answers by its summary, every stream
+    /// of it having entries in the range; that reads no tail once the summary is in the part
+    /// cache. With matchers every stream is judged on its own labels, so every part of the
+    /// range is read as [`Self::selected`] does.
+    async fn label_sources(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        start: TimestampNs,
+        end: TimestampNs,
+    ) -> Result<(Vec<Rc<LabelSummary>>, Vec<Selected>, PartList), QueryError> {
+        if !matchers.is_empty() {
+            let (selected, parts) = self.selected(tenant, matchers, start, end).await?;
+            return Ok((Vec::new(), selected, parts));
+        }
+        let whole = |p: &LoadedPart| p.entry.min_ts >= start && p.entry.max_ts < end;
+        let cache = self.part_cache();
+        let mut summaries: ahash::AHashMap<*const LoadedPart, (Rc<LoadedPart>, Rc<LabelSummary>)> =
+            Default::default();
+        loop {
+            let missing: Vec<(Rc<Store>, Rc<LoadedPart>)> = self
+                .parts_in(start, end)
+                .into_iter()
+                .filter(|(_, p)| whole(p) && !summaries.contains_key(&Rc::as_ptr(p)))
+                .collect();
+            for window in missing.chunks(TAIL_READS_IN_FLIGHT) {
+                let tasks: Vec<_> = window
+                    .iter()
+                    .map(|(_, part)| {
+                        let (part, cache) = (part.clone(), cache.clone());
+                        glommio::spawn_local(async move { part.label_summary(&cache).await })
+                    })
+                    .collect();
+                for ((store, part), task) in window.iter().zip(tasks) {
+                    let summary = task
+                        .await
+                        .map_err(|e| QueryError::Storage(self.part_failed(store, part, e)))?;
+                    summaries.insert(Rc::as_ptr(part), (part.clone(), summary));
+                }
+            }
+            let parts = self.parts_with_tails(start, end, &|p| !whole(p)).await?;
+            // No yield since `parts_with_tails` looked at the parts: a part held whole that a
+            // seal round or a compaction added meanwhile is summarized in another turn.
+            let all_summarized = self
+                .parts_in(start, end)
+                .iter()
+                .all(|(_, p)| !whole(p) || summaries.contains_key(&Rc::as_ptr(p)));
+            if all_summarized {
+                let mut selected = Vec::new();
+                self.select_streams(tenant, matchers, start, end, &parts, &mut selected);
+                let summaries = summaries.into_values().map(|(_, s)| s).collect();
+                return Ok((summaries, selected, parts));
+            }
+        }
+    }
+
     /// Label names of the tenant's streams with data in the range (optionally only of
     /// streams matching `matchers`), sorted.
     pub(super) async fn label_names(
@@ -187,12 +239,18 @@ impl Shard {
         end: TimestampNs,
     ) -> Result<Vec<String>, QueryError> {
         let mut names: Vec<String> = Vec::new();
-        let (selected, parts) = self.selected(tenant, matchers, start, end).await?;
+        let mut add = |name: &str| {
+            if let Err(pos) = names.binary_search_by(|n| n.as_str().cmp(name)) {
+                names.insert(pos, name.to_string());
+            }
+        };
+        let (summaries, selected, parts) = self.label_sources(tenant, matchers, start, end).await?;
+        for summary in &summaries {
+            summary.names(tenant).for_each(&mut add);
+        }
         for s in selected {
             for (k, _) in s.labels.get(&parts).pairs() {
-                if let Err(pos) = names.binary_search(k) {
-                    names.insert(pos, k.clone());
-                }
+                add(k);
             }
         }
         Ok(names)
@@ -208,12 +266,18 @@ impl Shard {
         end: TimestampNs,
     ) -> Result<Vec<String>, QueryError> {
         let mut values: Vec<String> = Vec::new();
-        let (selected, parts) = self.selected(tenant, matchers, start, end).await?;
+        let mut add = |value: &str| {
+            if let Err(pos) = values.binary_search_by(|x| x.as_str().cmp(value)) {
+                values.insert(pos, value.to_string());
+            }
+        };
+        let (summaries, selected, parts) = self.label_sources(tenant, matchers, start, end).await?;
+        for summary in &summaries {
+            summary.values(tenant, name).for_each(&mut add);
+        }
         for s in selected {
-            if let Some(v) = s.labels.get(&parts).get(name)
-                && let Err(pos) = values.binary_search_by(|x| x.as_str().cmp(v))
-            {
-                values.insert(pos, v.to_string());
+            if let Some(v) = s.labels.get(&parts).get(name) {
+                add(v);
             }
         }
         Ok(values)

@@ -26,6 +26,7 @@
 
 pub mod compaction;
 pub mod encoder;
+pub mod label_summary;
 pub mod manifest;
 pub mod merge;
 pub mod part_cache;

@@ -1,6 +1,6 @@
 //! What a shard keeps in memory of its parts beyond their headers, bounded in bytes: the
-//! metadata (stream list, block headers, postings) and the bloom filters that queries read
-//! lately.
+//! metadata (stream list, block headers, postings), the bloom filters and the label summaries
+//! ([`super::label_summary`]) that queries read lately.
 //!
 //! Which question it answers: "which parts' metadata and blooms stay in memory?" Neither is
 //! kept resident with its part: both grow with the data stored (a few bytes per line), while
@@ -19,6 +19,7 @@ use std::rc::Rc;
 
 use ahash::AHashMap;
 
+use super::label_summary::LabelSummary;
 use super::part_file::PartTail;
 use crate::metrics::Counter;
 use crate::storage::ReadBuf;
@@ -49,12 +50,28 @@ pub enum Kind {
     Metadata = 0,
     /// Its bloom region ([`BloomRegion`]).
     Blooms = 1,
+    /// Its streams' label names and values ([`LabelSummary`]).
+    Labels = 2,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Metadata, Kind::Blooms, Kind::Labels];
+
+    /// Its name in `/metrics`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Metadata => "metadata",
+            Kind::Blooms => "blooms",
+            Kind::Labels => "labels",
+        }
+    }
 }
 
 #[derive(Clone)]
 enum Kept {
     Metadata(Rc<PartTail>),
     Blooms(Rc<BloomRegion>),
+    Labels(Rc<LabelSummary>),
 }
 
 impl Kept {
@@ -62,6 +79,7 @@ impl Kept {
         match self {
             Kept::Metadata(t) => t.held_bytes(),
             Kept::Blooms(b) => b.held_bytes(),
+            Kept::Labels(l) => l.held_bytes(),
         }
     }
 }
@@ -78,7 +96,7 @@ pub struct PartCache {
     held: Cell<u64>,
     inner: RefCell<Inner>,
     /// By [`Kind`].
-    pub counters: [PartCacheCounters; 2],
+    pub counters: [PartCacheCounters; Kind::ALL.len()],
 }
 
 type Key = (u64, Kind);
@@ -114,7 +132,7 @@ impl PartCache {
     pub fn tail(&self, key: u64) -> Option<Rc<PartTail>> {
         match self.get((key, Kind::Metadata))? {
             Kept::Metadata(t) => Some(t),
-            Kept::Blooms(_) => None,
+            _ => None,
         }
     }
 
@@ -122,8 +140,21 @@ impl PartCache {
     pub fn blooms(&self, key: u64) -> Option<Rc<BloomRegion>> {
         match self.get((key, Kind::Blooms))? {
             Kept::Blooms(b) => Some(b),
-            Kept::Metadata(_) => None,
+            _ => None,
         }
+    }
+
+    /// The label summary of part `key`, if kept; it becomes the most recently used.
+    pub fn labels(&self, key: u64) -> Option<Rc<LabelSummary>> {
+        match self.get((key, Kind::Labels))? {
+            Kept::Labels(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Keeps the label summary of part `key` (see [`Self::insert`]).
+    pub fn insert_labels(&self, key: u64, summary: Rc<LabelSummary>) {
+        self.insert((key, Kind::Labels), Kept::Labels(summary));
     }
 
     /// Keeps the tail of part `key` (see [`Self::insert`]).
@@ -189,8 +220,9 @@ impl PartCache {
 
     /// Forgets what is kept of part `key` (it left the store).
     pub fn forget(&self, key: u64) {
-        self.remove((key, Kind::Metadata));
-        self.remove((key, Kind::Blooms));
+        for kind in Kind::ALL {
+            self.remove((key, kind));
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
 
 use super::StoreError;
+use super::label_summary::LabelSummary;
 use super::manifest::PartEntry;
 use super::part_cache::{BloomRegion, PartCache};
 use crate::chunk::pairs::PairDirectory;
@@ -275,6 +276,23 @@ impl LoadedPart {
             cache.insert_tail(self.cache_key, Rc::clone(&tail));
         }
         Ok(tail)
+    }
+
+    /// The label names and values of the part's streams, by tenant: from `cache`, or built
+    /// from its tail and then kept there. A tail not in the cache is read past it: label
+    /// queries over a day read the tails of every part of the day once, and must not let
+    /// them push out the summaries the next label query looks for.
+    pub async fn label_summary(&self, cache: &PartCache) -> Result<Rc<LabelSummary>, StoreError> {
+        if let Some(summary) = cache.labels(self.cache_key) {
+            return Ok(summary);
+        }
+        let tail = match cache.tail(self.cache_key) {
+            Some(tail) => tail,
+            None => self.tail(None).await?,
+        };
+        let summary = Rc::new(LabelSummary::of(&tail.reader()));
+        cache.insert_labels(self.cache_key, Rc::clone(&summary));
+        Ok(summary)
     }
 
     /// The part's bloom region, from `cache` or read from the file (and then kept there);

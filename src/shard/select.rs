@@ -239,18 +239,13 @@ impl Shard {
         end: TimestampNs,
     ) -> Result<Vec<String>, QueryError> {
         let mut names: Vec<String> = Vec::new();
-        let mut add = |name: &str| {
-            if let Err(pos) = names.binary_search_by(|n| n.as_str().cmp(name)) {
-                names.insert(pos, name.to_string());
-            }
-        };
         let (summaries, selected, parts) = self.label_sources(tenant, matchers, start, end).await?;
         for summary in &summaries {
-            summary.names(tenant).for_each(&mut add);
+            merge_sorted_into(&mut names, summary.names(tenant));
         }
         for s in selected {
             for (k, _) in s.labels.get(&parts).pairs() {
-                add(k);
+                insert_sorted(&mut names, k);
             }
         }
         Ok(names)
@@ -266,18 +261,13 @@ impl Shard {
         end: TimestampNs,
     ) -> Result<Vec<String>, QueryError> {
         let mut values: Vec<String> = Vec::new();
-        let mut add = |value: &str| {
-            if let Err(pos) = values.binary_search_by(|x| x.as_str().cmp(value)) {
-                values.insert(pos, value.to_string());
-            }
-        };
         let (summaries, selected, parts) = self.label_sources(tenant, matchers, start, end).await?;
         for summary in &summaries {
-            summary.values(tenant, name).for_each(&mut add);
+            merge_sorted_into(&mut values, summary.values(tenant, name));
         }
         for s in selected {
             if let Some(v) = s.labels.get(&parts).get(name) {
-                add(v);
+                insert_sorted(&mut values, v);
             }
         }
         Ok(values)
@@ -337,5 +327,46 @@ impl Shard {
             }
         }
         by_tenant.into_iter().collect()
+    }
+}
+
+/// Inserts `v` into the sorted, distinct `acc` unless it is there.
+fn insert_sorted(acc: &mut Vec<String>, v: &str) {
+    if let Err(pos) = acc.binary_search_by(|x| x.as_str().cmp(v)) {
+        acc.insert(pos, v.to_string());
+    }
+}
+
+/// Merges the sorted, distinct `incoming` into the sorted, distinct `acc`, in one pass: a
+/// label query merges the same few thousand values from every part of its range, where an
+/// insertion per value would search `acc` each time.
+fn merge_sorted_into<'a>(acc: &mut Vec<String>, incoming: impl Iterator<Item = &'a str>) {
+    let mut out = Vec::with_capacity(acc.len());
+    let mut kept = std::mem::take(acc).into_iter().peekable();
+    for v in incoming {
+        while let Some(k) = kept.next_if(|k| k.as_str() < v) {
+            out.push(k);
+        }
+        match kept.next_if(|k| k == v) {
+            Some(k) => out.push(k),
+            None => out.push(v.to_string()),
+        }
+    }
+    out.extend(kept);
+    *acc = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_sorted_into;
+
+    #[test]
+    fn merging_sorted_lists_keeps_them_sorted_and_distinct() {
+        let mut acc: Vec<String> = Vec::new();
+        merge_sorted_into(&mut acc, ["b", "d"].into_iter());
+        merge_sorted_into(&mut acc, ["a", "b", "c", "e"].into_iter());
+        merge_sorted_into(&mut acc, std::iter::empty());
+        merge_sorted_into(&mut acc, ["e", "f"].into_iter());
+        assert_eq!(acc, ["a", "b", "c", "d", "e", "f"]);
     }
 }

@@ -84,6 +84,15 @@ impl LabelSummary {
         }
     }
 
+    /// A summary of no tenant holding `text_bytes` of text, for tests of what keeps it.
+    #[cfg(test)]
+    pub fn empty_for_tests(text_bytes: usize) -> LabelSummary {
+        LabelSummary {
+            text: "x".repeat(text_bytes).into_boxed_str(),
+            tenants: Box::new([]),
+        }
+    }
+
     fn str(&self, s: Span) -> &str {
         &self.text[s.start as usize..(s.start + s.len) as usize]
     }

@@ -12,6 +12,12 @@
 //!
 //! Keys are a part's [`super::part_file::LoadedPart::cache_key`], given once per opened part
 //! for the life of the process, and what is kept of it.
+//!
+//! Label summaries are a few KB where a tail is a few MB: a query that reads a day of tails
+//! through the cache would push every summary out, and the next label query would read
+//! every tail again. So while summaries hold less than [`LABELS_SHARE`] of the bytes, room is
+//! made by dropping tails and blooms first; the share is not reserved, and what summaries
+//! leave unused serves tails and blooms.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -91,9 +97,16 @@ pub struct PartCacheCounters {
     pub evictions: Counter,
 }
 
+/// The share of the cache's bytes within which label summaries are dropped only for other
+/// summaries.
+pub const LABELS_SHARE: f64 = 0.125;
+
 pub struct PartCache {
     max_bytes: u64,
     held: Cell<u64>,
+    /// Bytes of label summaries kept, and the most they keep from tails and blooms.
+    labels_held: Cell<u64>,
+    labels_protected: u64,
     inner: RefCell<Inner>,
     /// By [`Kind`].
     pub counters: [PartCacheCounters; Kind::ALL.len()],
@@ -104,8 +117,8 @@ type Key = (u64, Kind);
 #[derive(Default)]
 struct Inner {
     by_key: AHashMap<Key, (Kept, u64)>,
-    /// Last use (a tick) to key, oldest first.
-    by_use: BTreeMap<u64, Key>,
+    /// Last use (a tick) to key, oldest first: tails and blooms, then label summaries.
+    by_use: [BTreeMap<u64, Key>; 2],
     tick: u64,
 }
 
@@ -114,6 +127,8 @@ impl PartCache {
         PartCache {
             max_bytes,
             held: Cell::new(0),
+            labels_held: Cell::new(0),
+            labels_protected: (max_bytes as f64 * LABELS_SHARE) as u64,
             inner: RefCell::new(Inner::default()),
             counters: Default::default(),
         }
@@ -177,15 +192,17 @@ impl PartCache {
             return None;
         };
         let (kept, old) = (kept.clone(), std::mem::replace(used, tick));
-        if let Some(k) = inner.by_use.remove(&old) {
-            inner.by_use.insert(tick, k);
+        let by_use = &mut inner.by_use[group(key.1)];
+        if let Some(k) = by_use.remove(&old) {
+            by_use.insert(tick, k);
         }
         counters.hits.inc();
         Some(kept)
     }
 
-    /// Keeps `kept` under `key`, making room by dropping the least recently used. One
-    /// larger than the cache is not kept.
+    /// Keeps `kept` under `key`, making room by dropping the least recently used: tails and
+    /// blooms first while label summaries hold less than their share. One larger than the
+    /// cache is not kept.
     fn insert(&self, key: Key, kept: Kept) {
         let bytes = kept.held_bytes();
         if bytes > self.max_bytes {
@@ -194,27 +211,43 @@ impl PartCache {
         self.remove(key);
         let mut inner = self.inner.borrow_mut();
         while self.held.get() + bytes > self.max_bytes {
-            let Some((_, oldest)) = inner.by_use.pop_first() else {
+            let labels_first =
+                self.labels_held.get() > self.labels_protected || inner.by_use[0].is_empty();
+            let from = if labels_first { 1 } else { 0 };
+            let Some((_, oldest)) = inner.by_use[from]
+                .pop_first()
+                .or_else(|| inner.by_use[1 - from].pop_first())
+            else {
                 break;
             };
             if let Some((gone, _)) = inner.by_key.remove(&oldest) {
-                self.held.set(self.held.get() - gone.held_bytes());
+                self.forget_bytes(oldest.1, gone.held_bytes());
                 self.counters[oldest.1 as usize].evictions.inc();
             }
         }
         inner.tick += 1;
         let tick = inner.tick;
-        inner.by_use.insert(tick, key);
+        inner.by_use[group(key.1)].insert(tick, key);
         inner.by_key.insert(key, (kept, tick));
         self.held.set(self.held.get() + bytes);
+        if key.1 == Kind::Labels {
+            self.labels_held.set(self.labels_held.get() + bytes);
+        }
+    }
+
+    fn forget_bytes(&self, kind: Kind, bytes: u64) {
+        self.held.set(self.held.get() - bytes);
+        if kind == Kind::Labels {
+            self.labels_held.set(self.labels_held.get() - bytes);
+        }
     }
 
     /// Forgets what is kept under `key`.
     fn remove(&self, key: Key) {
         let mut inner = self.inner.borrow_mut();
         if let Some((gone, used)) = inner.by_key.remove(&key) {
-            inner.by_use.remove(&used);
-            self.held.set(self.held.get() - gone.held_bytes());
+            inner.by_use[group(key.1)].remove(&used);
+            self.forget_bytes(key.1, gone.held_bytes());
         }
     }
 
@@ -224,6 +257,11 @@ impl PartCache {
             self.remove((key, kind));
         }
     }
+}
+
+/// The eviction order a kind is in: tails and blooms, or label summaries.
+fn group(kind: Kind) -> usize {
+    usize::from(kind == Kind::Labels)
 }
 
 #[cfg(test)]
@@ -257,6 +295,30 @@ mod tests {
         assert!(cache.blooms(3).is_some());
         assert_eq!(cache.counters[Kind::Blooms as usize].evictions.get(), 2);
         assert_eq!(cache.held_bytes(), 8192);
+    }
+
+    /// Tails and blooms streaming through the cache do not push label summaries out while
+    /// these hold less than their share, and use what the summaries leave.
+    #[test]
+    fn label_summaries_are_dropped_last_within_their_share() {
+        let cache = PartCache::new(80_000);
+        let summary = Rc::new(LabelSummary::empty_for_tests(1_000));
+        let bytes = summary.held_bytes();
+        cache.insert_labels(1, summary.clone());
+        for i in 0..100 {
+            cache.insert_blooms(100 + i, region(16_384));
+        }
+        assert!(cache.labels(1).is_some(), "the summary is still kept");
+        // The blooms use the room summaries leave: four regions of 16 KiB fit beside one.
+        assert_eq!(cache.held_bytes(), 4 * 16_384 + bytes);
+        // Summaries beyond their share are dropped oldest first, before any bloom.
+        for i in 2..100 {
+            cache.insert_labels(i, summary.clone());
+        }
+        assert!(cache.labels(1).is_none());
+        assert!(cache.labels(99).is_some());
+        assert!(cache.blooms(199).is_some());
+        assert!(cache.held_bytes() <= 80_000);
     }
 
     #[test]

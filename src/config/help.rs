@@ -141,6 +141,7 @@ pub fn defaults() -> Vec<(&'static str, String)> {
             "compaction_input_bytes_max",
             format!("{SHARE}, at most 256MiB"),
         ),
+        ("duplicate_fingerprints_bytes_max", SHARE.to_string()),
         ("wal_bytes_max", size(WAL_BYTES_MAX_DEFAULT)),
         ("core_stall_max", duration_text(CORE_STALL_MAX_DEFAULT)),
         (

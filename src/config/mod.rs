@@ -349,6 +349,13 @@ pub struct ServeArgs {
     #[serde(default, deserialize_with = "units::size_key")]
     pub compaction_input_bytes_max: Option<u64>,
 
+    /// Memory the duplicate check's fingerprints of recently sealed entries take at most per
+    /// core (16 bytes a line): past it the oldest go first, and the 5-minute window within
+    /// which a retried Loki push is recognised shrinks. Default: a share of `memory_max`.
+    #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
+    #[serde(default, deserialize_with = "units::size_key")]
+    pub duplicate_fingerprints_bytes_max: Option<u64>,
+
     /// Line bytes that a core's unsealed heads may hold before all of them are sealed at
     /// once, whatever their size or age.
     #[arg(long, value_name = "SIZE", value_parser = units::size_flag)]
@@ -745,6 +752,9 @@ impl ServeArgs {
             compaction_input_bytes_max: self
                 .compaction_input_bytes_max
                 .or(file.compaction_input_bytes_max),
+            duplicate_fingerprints_bytes_max: self
+                .duplicate_fingerprints_bytes_max
+                .or(file.duplicate_fingerprints_bytes_max),
             wal_bytes_max: self.wal_bytes_max.or(file.wal_bytes_max),
             core_stall_max: self.core_stall_max.or(file.core_stall_max),
             connections_max: self.connections_max.or(file.connections_max),
@@ -1092,6 +1102,11 @@ impl ServeArgs {
                 "compaction_input_bytes_max",
                 self.compaction_input_bytes_max,
                 BUDGET_BYTES_MIN,
+            )?,
+            duplicate_fingerprints_bytes_max: given(
+                "duplicate_fingerprints_bytes_max",
+                self.duplicate_fingerprints_bytes_max,
+                memory::FINGERPRINTS_BYTES_MIN,
             )?,
         };
         let memory = memory::plan(

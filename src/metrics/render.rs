@@ -669,8 +669,9 @@ fn memory(out: &mut String, shards: &[&ShardMetrics]) {
         "shardlog_memory_used_bytes",
         "gauge",
         "What each core holds now, by use: heads (unsealed entries, live and sealing), \
-         requests (unfinished bodies), part_cache (part metadata and blooms read lately), \
-         parts (what parts keep resident: label names, index directories).",
+         requests (unfinished bodies), part_cache (part metadata, blooms and label summaries read \
+         lately), parts (what parts keep resident: label names, index directories), \
+         fingerprints (the duplicate check's record of recently sealed entries).",
     );
     for s in shards {
         let m = &s.memory;
@@ -679,6 +680,7 @@ fn memory(out: &mut String, shards: &[&ShardMetrics]) {
             ("requests", m.requests_bytes),
             ("part_cache", m.part_cache_bytes),
             ("parts", m.part_resident_bytes),
+            ("fingerprints", m.fingerprints_bytes),
         ] {
             let _ = writeln!(
                 out,

@@ -258,8 +258,8 @@ pub struct MemoryMetrics {
     pub heads_bytes: u64,
     /// Unfinished requests (the edge's count).
     pub requests_bytes: u64,
-    /// Part metadata and bloom filters kept for queries (the part cache), and the cache's
-    /// hits, misses and evictions, by what was kept (metadata, blooms:
+    /// Part metadata, bloom filters and label summaries kept for queries (the part cache),
+    /// and the cache's hits, misses and evictions, by what was kept (metadata, blooms, labels:
     /// [`crate::store::part_cache::Kind`]).
     pub part_cache_bytes: u64,
     pub part_cache_hits: [u64; PART_CACHE_KINDS],
@@ -267,6 +267,8 @@ pub struct MemoryMetrics {
     pub part_cache_evictions: [u64; PART_CACHE_KINDS],
     /// What parts keep resident beyond their footers: label names and index directories.
     pub part_resident_bytes: u64,
+    /// The duplicate check's fingerprints of recently sealed entries.
+    pub fingerprints_bytes: u64,
 }
 
 /// The part stores and scans of one shard, for `/metrics`.
@@ -387,6 +389,7 @@ impl Shard {
                 .flat_map(|s| s.parts())
                 .map(|p| p.resident_bytes())
                 .sum(),
+            fingerprints_bytes: self.recently_sealed.borrow().bytes() as u64,
         }
     }
 

@@ -345,12 +345,16 @@ impl Shard {
         }
     }
 
-    /// Takes this core's share of the memory budget: sizes the part cache, and shows the
+    /// Takes this core's share of the memory budget: sizes the part cache and the duplicate
+    /// check's fingerprints, and shows the
     /// shares in `/metrics` (set before the shard answers queries).
     pub fn set_memory_budget(&self, budget: crate::config::memory::MemoryBudget) {
         *self.part_cache.borrow_mut() = Rc::new(crate::store::part_cache::PartCache::new(
             budget.part_cache_bytes_max,
         ));
+        self.recently_sealed
+            .borrow_mut()
+            .set_bytes_max(budget.duplicate_fingerprints_bytes_max as usize);
         self.memory_budget.set(Some(budget));
     }
 

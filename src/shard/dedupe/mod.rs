@@ -30,11 +30,13 @@
 //!    last [`DUPLICATE_WINDOW`], 5 minutes, for streams that took Loki push entries
 //!    ([`RecentlySealed`]).
 //!
-//! The fingerprints of a core share [`SEALED_FINGERPRINTS_BYTES_MAX`], 64 MiB, 16 bytes
-//! each: about 4.2 million. While a core seals deduplicated entries faster than that many per
-//! window (about 14,000 lines/s), the oldest are dropped first and the sealed window shrinks
-//! to 4.2 million / rate: about 42 s at 100,000 lines/s, 5 s at 850,000 lines/s (the
-//! heads still cover what is unsealed). `shardlog_duplicate_fingerprints_evicted_total`
+//! The fingerprints of a core share `duplicate_fingerprints_bytes_max`, a share of the
+//! memory budget (about 11 MiB of the default 256 MiB on one core), 16 bytes each: about
+//! 720,000. While a core seals deduplicated entries faster than that many per window (about
+//! 2,400 lines/s), the oldest are dropped first and the sealed window shrinks to 720,000 /
+//! rate: about 7 s at 100,000 lines/s, 2 s at 350,000 lines/s (the heads still cover what
+//! is unsealed, about half a second more at full rate). Until the budget is known (tests of
+//! a bare shard), [`SEALED_FINGERPRINTS_BYTES_MAX`] applies. `shardlog_duplicate_fingerprints_evicted_total`
 //! counts fingerprints dropped before their 5 minutes. A copy that arrives after the window
 //! is stored again.
 //!
@@ -106,9 +108,8 @@ pub use sealed::{Fingerprint, RecentlySealed, SealedRun};
 /// Loki's own guarantee ends when a chunk is flushed.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(300);
 
-/// Memory for fingerprints per core: 64 MiB, a quarter of the default heads budget, holds 5
-/// minutes of sealed entries up to about 14,000 deduplicated lines/s per core (see "The
-/// window" above for what a higher rate does).
+/// Memory for fingerprints per core before the shard takes its share of the memory budget
+/// ([`crate::config::memory::MemoryBudget::duplicate_fingerprints_bytes_max`]).
 pub const SEALED_FINGERPRINTS_BYTES_MAX: usize = 64 << 20;
 
 /// An in-order head compares up to 16 lines of one timestamp before it keeps an index:

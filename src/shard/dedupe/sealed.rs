@@ -6,9 +6,9 @@
 //! batches that drop duplicates), sorted by (timestamp, hash), so a lookup is a binary
 //! search in the runs whose time range holds the timestamp. Runs leave in the order they
 //! came: [`DUPLICATE_WINDOW`](super::DUPLICATE_WINDOW) after they were added, or earlier
-//! when the shard's fingerprints would pass
-//! [`SEALED_FINGERPRINTS_BYTES_MAX`](super::SEALED_FINGERPRINTS_BYTES_MAX) (oldest first, so
-//! under a high rate the window shrinks instead of memory growing; counted as evictions).
+//! when the shard's fingerprints would pass their share of the memory budget
+//! (`duplicate_fingerprints_bytes_max`; oldest first, so under a high rate the window
+//! shrinks instead of memory growing; counted as evictions).
 //!
 //! WAL replay adds the entries it skips as already sealed one at a time, into an open run
 //! per stream kept sorted by insertion (replayed records are mostly in time order, so that
@@ -267,6 +267,13 @@ impl RecentlySealed {
         s.widen(lo, hi);
         s.runs.push(run);
         self.order.push_back((now, id));
+    }
+
+    /// Sets the memory bound (the core's share of the budget), dropping the oldest runs
+    /// that no longer fit.
+    pub fn set_bytes_max(&mut self, bytes_max: usize) {
+        self.bytes_max = bytes_max;
+        self.enforce_bound();
     }
 
     fn enforce_bound(&mut self) {

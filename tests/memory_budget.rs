@@ -94,7 +94,14 @@ fn peak_memory_stays_within_a_small_budget_under_a_firehose_of_many_streams() {
         metric_sum(&metrics, "shardlog_memory_max_bytes", &[]),
         (MEMORY_MAX_MIB << 20) as f64
     );
-    for share in ["heads", "requests", "queries", "part_cache", "compaction"] {
+    for share in [
+        "heads",
+        "requests",
+        "queries",
+        "part_cache",
+        "compaction",
+        "fingerprints",
+    ] {
         assert!(
             metric_sum(&metrics, "shardlog_memory_budget_bytes", &[("use", share)]) > 0.0,
             "no budget for {share}"
@@ -194,6 +201,14 @@ fn peak_memory_stays_within_a_small_budget_under_a_firehose_of_many_streams() {
         "the part cache holds {} bytes over its share of {}",
         held("part_cache"),
         budget("part_cache")
+    );
+    // The duplicate check remembers the pushed lines it sealed within its own share.
+    assert!(held("fingerprints") > 0.0, "no fingerprints were kept");
+    assert!(
+        held("fingerprints") <= budget("fingerprints"),
+        "the fingerprints hold {} bytes over their share of {}",
+        held("fingerprints"),
+        budget("fingerprints")
     );
     assert!(
         held("parts") < (1 << 20) as f64,

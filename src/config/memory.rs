@@ -5,7 +5,7 @@
 //! process stays under `memory_max` whatever it is doing?" The process keeps a fixed part
 //! (code, thread stacks, allocator arenas: [`PROCESS_BASE_BYTES`]); every core then gets an
 //! equal share, of which a fixed part ([`CORE_BASE_BYTES`]: io_uring rings and buffers, WAL
-//! write buffers, stream tables) and a part split between the five things that grow with
+//! write buffers, stream tables) and a part split between the six things that grow with
 //! load:
 //!
 //! | what | setting | worst case it stands for |
@@ -13,8 +13,9 @@
 //! | heads | `heads_bytes_max` | live heads, plus a seal round's heads as large (appends wait past twice it), plus their encoded parts and vector slack |
 //! | requests | `request_bodies_bytes_max` | bodies and decoded pushes until durable |
 //! | queries | `query_memory_bytes_max` | one query's partial states on the core |
-//! | part cache | `part_cache_bytes_max` | part metadata and bloom filters read for queries, kept by recency (parts keep neither resident) |
+//! | part cache | `part_cache_bytes_max` | part metadata, bloom filters and label summaries read for queries, kept by recency (parts keep none of them resident) |
 //! | compaction | `compaction_input_bytes_max` | a merge's working set: a block per input, two chunks of merged lines, the new part's tail ([`crate::store::merge`]) |
+//! | fingerprints | `duplicate_fingerprints_bytes_max` | the duplicate check's fingerprints of recently sealed entries ([`crate::shard::dedupe`]) |
 //!
 //! A setting given explicitly is kept, and the others share what is left; the server refuses
 //! to start when the explicit ones, or the least each part needs, do not fit. The default
@@ -26,7 +27,7 @@ use super::{ConfigError, bad};
 pub const MIB: u64 = 1 << 20;
 /// Code, thread stacks and the process-wide state, measured idle at 20 MiB resident.
 pub const PROCESS_BASE_BYTES: u64 = 32 * MIB;
-/// Per core outside the five shares: glommio's rings and I/O buffers, the WAL's direct-I/O
+/// Per core outside the six shares: glommio's rings and I/O buffers, the WAL's direct-I/O
 /// write buffers, the stream table and label index, allocator slack.
 pub const CORE_BASE_BYTES: u64 = 24 * MIB;
 /// The default budget: this much for the process...
@@ -178,7 +179,7 @@ pub fn plan(
     // share again what is left (at most once per share).
     let mut fixed = asked;
     let mut budget = share_out(fixed, free, cores, memory_max, per_core, request_floor);
-    for _ in 0..5 {
+    for _ in 0..6 {
         let floors = [
             (fixed.heads_bytes_max.is_none() && budget.heads_bytes_max == HEADS_BYTES_MIN),
             (fixed.request_bodies_bytes_max.is_none()

@@ -1025,12 +1025,15 @@ impl ServeArgs {
         };
         let compaction_cold_after = match self.compaction_cold_after.as_deref().map(str::trim) {
             None => Some(crate::store::compaction::RECOMPRESS_COLD_AFTER_DEFAULT),
-            Some("off") | Some("0") | Some("") => None,
-            Some(text) => Some(duration_within(
-                "compaction_cold_after",
-                parse_duration("compaction_cold_after", text)?,
-                Duration::from_secs(60)..=Duration::from_secs(365 * 86400),
-            )?),
+            Some("off") | Some("") => None,
+            Some(text) => match parse_duration("compaction_cold_after", text)? {
+                d if d.is_zero() => None,
+                d => Some(duration_within(
+                    "compaction_cold_after",
+                    d,
+                    Duration::from_secs(60)..=Duration::from_secs(365 * 86400),
+                )?),
+            },
         };
         let compaction_bytes_per_second = size(
             "compaction_bytes_per_second",

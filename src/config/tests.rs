@@ -164,6 +164,7 @@ fn compaction_cold_after_defaults_to_an_hour_and_can_be_turned_off() {
     );
     assert_eq!(cold(&["--compaction-cold-after", "off"]).unwrap(), None);
     assert_eq!(cold(&["--compaction-cold-after", "0"]).unwrap(), None);
+    assert_eq!(cold(&["--compaction-cold-after", "0s"]).unwrap(), None);
     let e = cold(&["--compaction-cold-after", "1s"])
         .unwrap_err()
         .to_string();

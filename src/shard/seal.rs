@@ -414,6 +414,14 @@ impl Shard {
     /// oldest data first), then compactions of its own store for at most an interval.
     /// Returns whether compaction had work left when the interval ended.
     pub(super) async fn maintain(&self, settings: SealSettings) -> bool {
+        // What the part cache keeps of parts the last round merged or dropped is let go.
+        let live = self
+            .all_stores()
+            .iter()
+            .flat_map(|s| s.parts())
+            .map(|p| p.cache_key())
+            .collect();
+        self.part_cache().retain_parts(&live);
         let now = crate::ingest::listeners::now_ns();
         let stores = self.all_stores();
         if settings.retention.is_some() || settings.retention_max_bytes > 0 {

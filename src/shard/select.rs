@@ -216,14 +216,22 @@ impl Shard {
             let parts = self.parts_with_tails(start, end, &|p| !whole(p)).await?;
             // No yield since `parts_with_tails` looked at the parts: a part held whole that a
             // seal round or a compaction added meanwhile is summarized in another turn.
-            let all_summarized = self
+            let now_whole: ahash::AHashSet<*const LoadedPart> = self
                 .parts_in(start, end)
                 .iter()
-                .all(|(_, p)| !whole(p) || summaries.contains_key(&Rc::as_ptr(p)));
-            if all_summarized {
+                .filter(|(_, p)| whole(p))
+                .map(|(_, p)| Rc::as_ptr(p))
+                .collect();
+            if now_whole.iter().all(|p| summaries.contains_key(p)) {
                 let mut selected = Vec::new();
                 self.select_streams(tenant, matchers, start, end, &parts, &mut selected);
-                let summaries = summaries.into_values().map(|(_, s)| s).collect();
+                // Only the parts of this last look: one that retention, a delete or a
+                // quarantine removed meanwhile no longer answers.
+                let summaries = summaries
+                    .into_iter()
+                    .filter(|(p, _)| now_whole.contains(p))
+                    .map(|(_, (_, s))| s)
+                    .collect();
                 return Ok((summaries, selected, parts));
             }
         }

@@ -251,6 +251,24 @@ impl PartCache {
         }
     }
 
+    /// Forgets what is kept of every part whose key `live` does not hold: parts that left
+    /// their store (merged, dropped, quarantined), which no reader can ask for again. Label
+    /// summaries of such parts would otherwise keep their protected room until newer ones
+    /// push them out.
+    pub fn retain_parts(&self, live: &ahash::AHashSet<u64>) {
+        let gone: Vec<Key> = self
+            .inner
+            .borrow()
+            .by_key
+            .keys()
+            .filter(|(part, _)| !live.contains(part))
+            .copied()
+            .collect();
+        for key in gone {
+            self.remove(key);
+        }
+    }
+
     /// Forgets what is kept of part `key` (it left the store).
     pub fn forget(&self, key: u64) {
         for kind in Kind::ALL {
@@ -319,6 +337,18 @@ mod tests {
         assert!(cache.labels(99).is_some());
         assert!(cache.blooms(199).is_some());
         assert!(cache.held_bytes() <= 80_000);
+    }
+
+    #[test]
+    fn what_is_kept_of_parts_gone_is_forgotten() {
+        let cache = PartCache::new(1 << 20);
+        cache.insert_blooms(1, region(4096));
+        cache.insert_labels(1, Rc::new(LabelSummary::empty_for_tests(100)));
+        cache.insert_blooms(2, region(4096));
+        cache.retain_parts(&[2].into_iter().collect());
+        assert!(cache.blooms(1).is_none() && cache.labels(1).is_none());
+        assert!(cache.blooms(2).is_some());
+        assert_eq!(cache.held_bytes(), 4096);
     }
 
     #[test]

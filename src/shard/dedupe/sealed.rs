@@ -209,6 +209,9 @@ impl RecentlySealed {
         if fps.len() > fit {
             let cut = fps.len() - fit;
             fps.drain(..cut);
+            // The run keeps its buffer: give back what the cut left unused, which the bound
+            // does not count.
+            fps.shrink_to_fit();
             self.evicted += cut as u64;
         }
         if fps.is_empty() {

@@ -59,28 +59,44 @@ impl Shard {
                     })
                     .collect());
             }
-            // A window of reads at a time: the reads overlap one another, and the checks
-            // share the core between them.
-            for window in missing.chunks(TAIL_READS_IN_FLIGHT) {
-                let tasks: Vec<_> = window
-                    .iter()
-                    .map(|(_, part)| {
-                        let (part, cache) = (part.clone(), cache.clone());
-                        glommio::spawn_local(async move { part.tail(Some(&cache)).await })
-                    })
-                    .collect();
-                for ((store, part), task) in window.iter().zip(tasks) {
-                    match task.await {
-                        Ok(tail) => {
-                            read.insert(Rc::as_ptr(part), (part.clone(), tail));
-                        }
-                        Err(e) => {
-                            return Err(QueryError::Storage(self.part_failed(store, part, e)));
-                        }
-                    }
-                }
+            let cache = cache.clone();
+            let tails = self
+                .read_parts(&missing, move |part| {
+                    let cache = cache.clone();
+                    async move { part.tail(Some(&cache)).await }
+                })
+                .await?;
+            for ((_, part), tail) in missing.iter().zip(tails) {
+                read.insert(Rc::as_ptr(part), (part.clone(), tail));
             }
         }
+    }
+
+    /// `read` of each of `parts`, [`TAIL_READS_IN_FLIGHT`] at a time: the reads overlap one
+    /// another, and the checks share the core between them. The first part that cannot be
+    /// read fails the whole ([`Self::part_failed`]).
+    pub(super) async fn read_parts<T: 'static, F>(
+        &self,
+        parts: &[(Rc<Store>, Rc<LoadedPart>)],
+        read: impl Fn(Rc<LoadedPart>) -> F,
+    ) -> Result<Vec<T>, QueryError>
+    where
+        F: std::future::Future<Output = Result<T, StoreError>> + 'static,
+    {
+        let mut out = Vec::with_capacity(parts.len());
+        for window in parts.chunks(TAIL_READS_IN_FLIGHT) {
+            let tasks: Vec<_> = window
+                .iter()
+                .map(|(_, part)| glommio::spawn_local(read(part.clone())))
+                .collect();
+            for ((store, part), task) in window.iter().zip(tasks) {
+                let value = task
+                    .await
+                    .map_err(|e| QueryError::Storage(self.part_failed(store, part, e)))?;
+                out.push(value);
+            }
+        }
+        Ok(out)
     }
 
     /// Every store this shard serves: its own, then those it stands in for.

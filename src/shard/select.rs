@@ -14,7 +14,7 @@ use ahash::AHashSet;
 
 use super::Shard;
 use super::index::StreamIdx;
-use super::parts::{PartList, TAIL_READS_IN_FLIGHT};
+use super::parts::PartList;
 use crate::logql::{LabelMatcher, MatchOp};
 use crate::model::{Labels, StreamId, TimestampNs};
 use crate::query::QueryError;
@@ -198,20 +198,15 @@ impl Shard {
                 .into_iter()
                 .filter(|(_, p)| whole(p) && !summaries.contains_key(&Rc::as_ptr(p)))
                 .collect();
-            for window in missing.chunks(TAIL_READS_IN_FLIGHT) {
-                let tasks: Vec<_> = window
-                    .iter()
-                    .map(|(_, part)| {
-                        let (part, cache) = (part.clone(), cache.clone());
-                        glommio::spawn_local(async move { part.label_summary(&cache).await })
-                    })
-                    .collect();
-                for ((store, part), task) in window.iter().zip(tasks) {
-                    let summary = task
-                        .await
-                        .map_err(|e| QueryError::Storage(self.part_failed(store, part, e)))?;
-                    summaries.insert(Rc::as_ptr(part), (part.clone(), summary));
-                }
+            let cache = cache.clone();
+            let read = self
+                .read_parts(&missing, move |part| {
+                    let cache = cache.clone();
+                    async move { part.label_summary(&cache).await }
+                })
+                .await?;
+            for ((_, part), summary) in missing.iter().zip(read) {
+                summaries.insert(Rc::as_ptr(part), (part.clone(), summary));
             }
             let parts = self.parts_with_tails(start, end, &|p| !whole(p)).await?;
             // No yield since `parts_with_tails` looked at the parts: a part held whole that a

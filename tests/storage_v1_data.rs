@@ -1,15 +1,16 @@
-//! Data directories written by part format versions 1 and 2 are read by this build, every
+//! Data directories written by part format versions 1, 2 and 3 are read by this build, every
 //! line of them.
 //!
-//! `testdata/v1-data/` and `testdata/v2-data/` were written by the server when parts were at
-//! those versions (see their `README.md`): 30 lines of each loghub corpus file, one stream
-//! per file (`{app="<file stem>", source="v1"}`, `source="v2"`), line `i` at
+//! `testdata/v1-data/`, `testdata/v2-data/` and `testdata/v3-data/` were written by the server
+//! when parts were at those versions (see their `README.md`): 30 lines of each loghub corpus
+//! file, one stream per file (`{app="<file stem>", source="v1"}`, `"v2"`, `"v3"`), line `i` at
 //! `BASE_NS + (i % 3) days + i ms`, so the lines fall in three day partitions of two shards;
-//! in version 2's, each line carries `trace_id` as structured metadata, three lines per id.
-//! The test copies a directory, starts the server on it and asks for every stream (and, for
-//! version 2, for traces by id: its parts have no metadata index, so every block is read);
-//! then stops it (which may have compacted the cold partitions into parts of the current
-//! format, with the index) and asks again after a restart.
+//! from version 2 on, each line carries `trace_id` as structured metadata, three lines per
+//! id. Version 3's directory holds both sealed parts and cold parts compacted with line
+//! templates into a bundle. The test copies a directory, starts the server on it and asks for
+//! every stream (and, from version 2 on, for traces by id: version 2's parts have no metadata
+//! index, so every block is read); then stops it (which may have compacted the cold
+//! partitions into parts of the current format) and asks again after a restart.
 
 mod common;
 
@@ -75,8 +76,8 @@ fn expected() -> Vec<(String, Vec<(i64, String)>)> {
         .collect()
 }
 
-/// The trace ids of version 2's directory: `<app>-<i / 3>` for line `i`.
-fn check_traces(server: &Server, when: &str) {
+/// The trace ids of the directories from version 2 on: `<app>-<i / 3>` for line `i`.
+fn check_traces(server: &Server, source: &str, when: &str) {
     let start = (BASE_NS - DAY_NS).to_string();
     let end = (BASE_NS + 4 * DAY_NS).to_string();
     for (app, _) in expected() {
@@ -85,7 +86,7 @@ fn check_traces(server: &Server, when: &str) {
         let lines: Vec<&str> = text.lines().take(LINES_PER_FILE).collect();
         for k in [0usize, 4, 9] {
             let id = format!("{app}-{k:04x}");
-            let query = format!(r#"{{source="v2"}} | trace_id="{id}""#);
+            let query = format!(r#"{{source="{source}"}} | trace_id="{id}""#);
             let body = server.query_range(&[
                 ("query", &query),
                 ("start", &start),
@@ -114,7 +115,7 @@ fn check(server: &Server, source: &str, when: &str) {
     let limit = QUERY_LIMIT.to_string();
     for (app, lines) in expected() {
         let query = format!(r#"{{app="{app}", source="{source}"}}"#);
-        // Categorized: version 2's lines carry metadata, which would otherwise split the
+        // Categorized: the lines of version 2 on carry metadata, which would otherwise split the
         // stream into one result stream per trace id.
         let response = server.query_range_response(
             &[
@@ -186,14 +187,14 @@ fn read_whole(version: u32) {
         &label,
         &format!("first start on the version {version} directory"),
     );
-    if version == 2 {
-        check_traces(&server, "version 2 parts");
+    if version >= 2 {
+        check_traces(&server, &label, &format!("version {version} parts"));
     }
     server.terminate_ok();
     let mut server = Server::start_with(&dir, &options);
     check(&server, &label, "after a restart");
-    if version == 2 {
-        check_traces(&server, "after a restart");
+    if version >= 2 {
+        check_traces(&server, &label, "after a restart");
     }
     server.terminate_ok();
 }
@@ -206,4 +207,9 @@ fn a_data_dir_of_part_format_1_is_read_whole() {
 #[test]
 fn a_data_dir_of_part_format_2_is_read_whole_and_its_traces_found() {
     read_whole(2);
+}
+
+#[test]
+fn a_data_dir_of_part_format_3_is_read_whole_and_its_traces_found() {
+    read_whole(3);
 }

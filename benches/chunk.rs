@@ -257,6 +257,7 @@ fn bench_part(c: &mut Criterion) {
     g.throughput(Throughput::Elements(lines));
     g.bench_function("open_decode_lines", |b| b.iter(|| decode(&mut block)));
     g.finish();
+    bench_printed_times(c, &corpus);
 
     let grams: u64 = corpus
         .iter()
@@ -299,6 +300,78 @@ fn bench_part(c: &mut Criterion) {
             black_box(hits)
         })
     });
+    g.finish();
+}
+
+/// Cold parts (templates, compaction's level) of lines that print their own time, decoded:
+/// with each entry stamped with that time, the printed numbers come back from clock slots;
+/// stamped a second and a millisecond later, they are delta slots. The two give the cost of
+/// rebuilding numbers from timestamps against differences.
+fn bench_printed_times(c: &mut Criterion, corpus: &[Corpus]) {
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:6]"
+    );
+    let printed: Vec<Corpus> = corpus
+        .iter()
+        .map(|c| {
+            let ts: Vec<i64> = c.ts.iter().map(|t| t / 1_000 * 1_000).collect();
+            let lines = c
+                .lines
+                .iter()
+                .zip(&ts)
+                .map(|(l, &t)| {
+                    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t))
+                        .expect("a time")
+                        .format(&fmt)
+                        .expect("formats");
+                    format!("{at} {l}")
+                })
+                .collect();
+            Corpus {
+                app: c.app.clone(),
+                raw: Vec::new(),
+                labels: c.labels.clone(),
+                lines,
+                ts,
+            }
+        })
+        .collect();
+    let later: Vec<Corpus> = printed
+        .iter()
+        .map(|c| Corpus {
+            app: c.app.clone(),
+            raw: Vec::new(),
+            labels: c.labels.clone(),
+            lines: c.lines.clone(),
+            ts: c.ts.iter().map(|t| t + 1_001_000_000).collect(),
+        })
+        .collect();
+    let opts = PartWriterOptions {
+        zstd_level: 19,
+        line_templates: shardlog::chunk::LineTemplates::Auto,
+        ..Default::default()
+    };
+    let lines: u64 = corpus.iter().map(|c| c.lines.len() as u64).sum();
+    let mut g = c.benchmark_group("printed_times");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(lines));
+    for (name, files) in [("clock_slots", &printed), ("delta_slots", &later)] {
+        let all: Vec<&Corpus> = files.iter().collect();
+        let part = encode(&all, &opts, false);
+        println!("printed_times/{name}: part of {} B", part.len());
+        let mut block = DecodedBlock::new();
+        g.bench_function(format!("{name}_decode_lines"), |b| {
+            b.iter(|| {
+                let r = PartReader::open(black_box(&part), Path::new("bench")).unwrap();
+                let mut n = 0;
+                for i in 0..r.blocks().len() {
+                    r.decode_block_into(i, &mut block).unwrap();
+                    n += block.len();
+                }
+                assert_eq!(n as u64, lines);
+            })
+        });
+    }
     g.finish();
 }
 

@@ -38,7 +38,11 @@ for f in "$corpus"/*.log; do
 import json, re, sys, datetime as dt
 path, app, mode = sys.argv[1:4]
 UTC = dt.timezone.utc
-def ns(d): return int(d.replace(tzinfo=UTC).timestamp() * 1_000_000_000)
+# Whole seconds and microseconds apart: a float of the seconds since 1970 has no room for
+# the nanoseconds and would stamp lines with rounding noise that their text does not hold.
+def ns(d):
+    d = d.replace(tzinfo=UTC)
+    return (int(d.replace(microsecond=0).timestamp()) * 1_000_000 + d.microsecond) * 1000
 def parse(app, l):
     p = dt.datetime.strptime
     if app.startswith("Android"):   return ns(p("2020-" + l[:18], "%Y-%m-%d %H:%M:%S.%f"))

@@ -1,5 +1,7 @@
 //! Where the bytes of a data directory go: `cargo run --release --example part_bytes -- DIR`.
 //!
+//! With `PART_BYTES_BLOCKS=1` it also prints every block's entries and sizes.
+//!
 //! Walks `DIR/shards` (the WAL is not counted) and splits every part file into its regions:
 //! header, data blocks, metadata index, blooms, metadata, alignment padding and footer, plus the manifests.
 //! Inside the blocks, the columns are compressed alone at zstd level 3 to show their shares
@@ -15,6 +17,7 @@ struct Totals {
     parts: u64,
     files: u64,
     entries: u64,
+    data_blocks: u64,
     header: u64,
     blocks: u64,
     blooms: u64,
@@ -81,6 +84,7 @@ fn part(path: &Path, t: &mut Totals) {
         .sum::<u64>();
     t.parts += 1;
     t.entries += f.entries;
+    t.data_blocks += u64::from(f.blocks);
     t.header += PART_HEADER_BYTES as u64;
     t.blocks += blocks_len;
     t.blooms += blooms_len;
@@ -97,18 +101,20 @@ fn part(path: &Path, t: &mut Totals) {
     let mut block = DecodedBlock::new();
     for i in 0..reader.blocks().len() {
         reader.decode_block_into(i, &mut block).expect("a block");
-        let (mut ts, mut len, mut lines, mut md) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut prev = 0i64;
-        for (j, e) in block.iter().enumerate() {
-            varint(
-                &mut ts,
-                if j == 0 {
-                    e.ts as u64
-                } else {
-                    (e.ts - prev) as u64
-                },
+        if std::env::var_os("PART_BYTES_BLOCKS").is_some() {
+            let b = &reader.blocks()[i];
+            println!(
+                "block {i}: {} entries, {} B of lines, {} B of body, {} B compressed, first line {:?}",
+                block.len(),
+                b.lines_bytes.to_native(),
+                b.uncompressed_bytes.to_native(),
+                b.compressed_len.to_native(),
+                block.line(0).chars().take(40).collect::<String>()
             );
-            prev = e.ts;
+        }
+        let (mut ts, mut len, mut lines, mut md) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        shardlog::chunk::timestamps::encode_timestamps(block.timestamps(), &mut ts);
+        for e in block.iter() {
             varint(&mut len, e.line.len() as u64);
             lines.extend_from_slice(e.line.as_bytes());
             varint(&mut md, e.metadata.len() as u64);
@@ -153,7 +159,10 @@ fn main() {
     let cols = (t.col_ts + t.col_len + t.col_lines + t.col_md).max(1) as f64;
     let share = |c: u64| (t.blocks as f64 * c as f64 / cols).round() as u64;
     let per = |b: u64| b as f64 / t.entries.max(1) as f64;
-    println!("files {} parts {} entries {}", t.files, t.parts, t.entries);
+    println!(
+        "files {} parts {} blocks {} entries {}",
+        t.files, t.parts, t.data_blocks, t.entries
+    );
     let rows = [
         ("blocks", t.blocks),
         ("  timestamps (est.)", share(t.col_ts)),

@@ -8,8 +8,9 @@
 //! mutations of a seed part reach the structural checks and the block body parser behind them.
 //! A first byte with bit 1 set feeds the rest to the block body parser directly (behind zstd
 //! and the crcs, mutations of a part rarely make a body that differs): two bytes of entry
-//! count, four of line bytes, then the body, of format version 1 or, with bit 2 set, 2 (the
-//! line layouts and templates of version 2).
+//! count, four of line bytes, then the body, of format version 1 + (bits 2 and 3 as a number):
+//! 1, 2 (the line layouts and templates of version 2), 3 (as 2 inside bodies) or 4 (the
+//! timestamp layouts).
 //!
 //! A first byte with bit 3 set (and bit 1 clear) feeds the rest to the metadata index alone
 //! (format version 3): the rest is its entries, and the directory is built for them with
@@ -35,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
         if rest.len() >= 6 {
             let entries = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
             let lines_bytes = u64::from(u32::from_le_bytes(rest[2..6].try_into().unwrap()));
-            let version = if mode & 4 == 4 { 2 } else { 1 };
+            let version = 1 + u32::from((mode >> 2) & 3);
             black_box(fuzz_parse_body(&rest[6..], version, entries, lines_bytes));
         }
         return;

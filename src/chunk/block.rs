@@ -8,7 +8,11 @@
 use std::path::Path;
 
 use super::lines::{LAYOUT_LENGTHS, LineTemplates, LinesIn, decode_lines, encode_lines};
-use super::varint::{get_uvarint, put_uvarint, unzigzag, uvarint_len, zigzag};
+use super::timestamps::{decode_timestamps, encode_timestamps};
+
+/// The first format version whose templated lines may have clock slots ([`super::clock`]).
+const CLOCK_SLOTS_SINCE_VERSION: u32 = 4;
+use super::varint::{get_uvarint, put_uvarint, uvarint_len};
 use super::{BLOCK_ENTRIES_MAX, ChunkError, METADATA_PAIRS_MAX};
 
 /// One entry as the writer takes it: timestamp (ns), line, structured metadata.
@@ -36,15 +40,16 @@ pub(crate) fn encode_body(
     out: &mut Vec<u8>,
 ) -> u64 {
     assert!(!entries.is_empty(), "a block holds at least one entry");
-    let mut prev = entries[0].0;
-    put_uvarint(out, zigzag(prev));
-    for &(ts, _, _) in &entries[1..] {
-        assert!(ts >= prev, "entries of a block are sorted by timestamp");
-        put_uvarint(out, ts.wrapping_sub(prev) as u64);
-        prev = ts;
-    }
+    let ts: Vec<i64> = entries.iter().map(|e| e.0).collect();
+    encode_timestamps(&ts, out);
     let lines_bytes = entries.iter().map(|e| e.1.len() as u64).sum();
-    encode_lines(entries.iter().map(|e| e.1), entries.len(), templates, out);
+    encode_lines(
+        entries.iter().map(|e| e.1),
+        entries.len(),
+        templates,
+        &ts,
+        out,
+    );
     for &(_, _, md) in entries {
         put_uvarint(out, md.len() as u64);
     }
@@ -336,22 +341,13 @@ impl DecodedBlock {
             get_uvarint(b, pos).map_err(|e| format!("body byte {at}: bad {what} varint: {e:?}"))
         };
 
-        self.timestamps.reserve(n);
-        let mut ts = unzigzag(varint(&mut pos, "timestamp")?);
-        if ts != expect.min_ts {
+        decode_timestamps(b, &mut pos, expect.version, n, &mut self.timestamps)?;
+        let (first, ts) = (self.timestamps[0], self.timestamps[n - 1]);
+        if first != expect.min_ts {
             return Err(format!(
-                "first timestamp {ts} is not the block's min time {}",
+                "first timestamp {first} is not the block's min time {}",
                 expect.min_ts
             ));
-        }
-        self.timestamps.push(ts);
-        for _ in 1..n {
-            let at = pos;
-            let delta = varint(&mut pos, "timestamp delta")?;
-            ts = ts
-                .checked_add_unsigned(delta)
-                .ok_or_else(|| format!("body byte {at}: timestamp delta {delta} overflows"))?;
-            self.timestamps.push(ts);
         }
         if ts != expect.max_ts {
             return Err(format!(
@@ -371,12 +367,14 @@ impl DecodedBlock {
         };
         let mut lines = std::mem::take(&mut self.lines);
         let mut text = std::mem::take(&mut self.text);
+        let clock = expect.version >= CLOCK_SLOTS_SINCE_VERSION;
         let decoded = decode_lines(
             b,
             &mut pos,
             layout,
             n,
             expect.lines_bytes,
+            clock.then_some(&self.timestamps[..]),
             &mut lines,
             &mut text,
         );
@@ -448,21 +446,11 @@ pub fn fuzz_parse_body(body: &[u8], version: u32, entries: usize, lines_bytes: u
         return false;
     }
     // The header's time range, as a writer would have recorded it.
-    let mut pos = 0;
-    let Ok(first) = get_uvarint(body, &mut pos) else {
+    let (mut pos, mut ts) = (0, Vec::new());
+    if decode_timestamps(body, &mut pos, version, entries, &mut ts).is_err() {
         return false;
-    };
-    let min_ts = unzigzag(first);
-    let mut max_ts = min_ts;
-    for _ in 1..entries {
-        let Some(t) = get_uvarint(body, &mut pos)
-            .ok()
-            .and_then(|d| max_ts.checked_add_unsigned(d))
-        else {
-            return false;
-        };
-        max_ts = t;
     }
+    let (min_ts, max_ts) = (ts[0], ts[entries - 1]);
     let expect = BlockExpect {
         version,
         offset: 0,
@@ -517,6 +505,7 @@ impl DecodedBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chunk::varint::zigzag;
 
     type OwnedEntry = (i64, String, Vec<(String, String)>);
 
@@ -544,13 +533,16 @@ mod tests {
         let mut body = Vec::new();
         let lines = encode_body(&entries, LineTemplates::Auto, &mut body);
         assert_eq!(lines, 15 + 4, "bytes, not characters");
+        // Deltas 0 and i64::MAX + 5: scaled by the latter, to 0 and 1.
         let expected_len: usize = entries
             .iter()
             .map(|e| entry_body_bytes(e.1, e.2))
             .sum::<usize>()
+            + 1 // the timestamp layout byte
+            + uvarint_len(i64::MAX.wrapping_sub(-5) as u64)
             + uvarint_len(zigzag(-5))
             + 1
-            + uvarint_len(i64::MAX.wrapping_sub(-5) as u64)
+            + 1
             + 1; // the line layout byte (newlines: one byte per line, as a short length)
         assert_eq!(body.len(), expected_len);
         let compressed = zstd::bulk::compress(&body, 3).unwrap();

@@ -13,6 +13,10 @@
 //!                1 deltas   varint width w (1..=18), then each value's difference from the
 //!                           previous (from 0) in decimal ('-' if negative) followed by b'\n';
 //!                           values are w-digit decimal numbers, zero-padded
+//!                2 clock    (version 4 on) varint width w (1..=18), one byte f (< 16), then
+//!                           each value's difference from field f of its line's timestamp
+//!                           ([`super::clock`]) in decimal ('-' if negative) followed by
+//!                           b'\n'; values are w-digit decimal numbers, zero-padded
 //! ```
 //!
 //! A templated line is `static_0 var_0 static_1 var_1 ... static_k`. The writer takes as
@@ -23,12 +27,19 @@
 //! the lines as written. Measured on the ten loghub corpus files at zstd level 19: 158.6 KB
 //! against 189.2 KB for the lines as they are (16% less); at level 3, 192 KB against 252 KB.
 //!
+//! Clock slots (version 4) take the numbers a line prints of its own time from the entry's
+//! timestamp, which the timestamp column already holds: on the ten files, each line stamped
+//! with the time it prints, the templated lines take 128 KB at level 19 against 158 KB with
+//! delta slots alone (a model of the layout in Python; `benches/storage-figures.sh line`
+//! gives the figures for whole parts).
+//!
 //! Decoding needs no knowledge of how variables were chosen: any split round-trips. Every
 //! count and length is checked against the body's length and the block header's line bytes
 //! before anything is allocated for it.
 
 use std::collections::HashMap;
 
+use super::clock::{CLOCK_FIELDS, FieldOf, clock_fields};
 use super::varint::{get_uvarint, put_uvarint};
 
 pub(crate) const LAYOUT_LENGTHS: u8 = 0;
@@ -45,8 +56,16 @@ const SLOT_TEXT: u8 = 0;
 /// the previous one (from 0 for the first) in decimal, with a '-' if negative, followed by
 /// b'\n'. The values are written back zero-padded to the width.
 const SLOT_DELTAS: u8 = 1;
-/// Digits of a number in a delta slot: 18 keep every value and difference in an i64.
+/// A slot of decimal numbers of one width taken from their lines' timestamps: varint width,
+/// a field byte, then each value's difference from that field of its line's timestamp, as
+/// in a delta slot.
+const SLOT_CLOCK: u8 = 2;
+/// Digits of a number in a delta or clock slot: 18 keep every value and difference in an
+/// i64.
 const SLOT_DIGITS_MAX: usize = 18;
+/// A numeric slot may be a clock slot when at least this share of its values (in tenths)
+/// are exactly a field of their timestamps: the rest pay their difference.
+const CLOCK_EXACT_TENTHS_MIN: usize = 9;
 
 /// Whether the writer tries the templates layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,14 +97,16 @@ fn variables(line: &[u8], out: &mut Vec<(u32, u32)>) {
     }
 }
 
-/// Appends the line column of `lines` to `out`, layout byte first.
+/// Appends the line column of `lines` to `out`, layout byte first. `timestamps` are the
+/// lines' (one each) when the body's version has clock slots, else empty.
 pub(crate) fn encode_lines<'a>(
     lines: impl Iterator<Item = &'a str> + Clone,
     n: usize,
     templates: LineTemplates,
+    timestamps: &[i64],
     out: &mut Vec<u8>,
 ) {
-    if templates == LineTemplates::Auto && encode_templates(lines.clone(), n, out) {
+    if templates == LineTemplates::Auto && encode_templates(lines.clone(), n, timestamps, out) {
         return;
     }
     if lines.clone().any(|l| l.as_bytes().contains(&b'\n')) {
@@ -107,7 +128,12 @@ pub(crate) fn encode_lines<'a>(
 
 /// The templates layout, if the lines have few enough shapes; `false` (nothing written)
 /// otherwise.
-fn encode_templates<'a>(lines: impl Iterator<Item = &'a str>, n: usize, out: &mut Vec<u8>) -> bool {
+fn encode_templates<'a>(
+    lines: impl Iterator<Item = &'a str>,
+    n: usize,
+    timestamps: &[i64],
+    out: &mut Vec<u8>,
+) -> bool {
     let mut ids: HashMap<Vec<u8>, u32> = HashMap::new();
     // Per template: its encoded form (k, pieces) and its lines.
     let mut shapes: Vec<(Vec<u8>, usize, Vec<u32>)> = Vec::new();
@@ -156,49 +182,121 @@ fn encode_templates<'a>(lines: impl Iterator<Item = &'a str>, n: usize, out: &mu
     for id in line_ids {
         put_uvarint(out, u64::from(id));
     }
+    // The clock fields of every line, for the numeric slots that print their timestamps.
+    let fields: Vec<[i64; CLOCK_FIELDS]> = if timestamps.len() == n {
+        timestamps.iter().map(|&t| clock_fields(t)).collect()
+    } else {
+        Vec::new()
+    };
     let mut slot: Vec<&[u8]> = Vec::new();
+    let mut slot_fields: Vec<&[i64; CLOCK_FIELDS]> = Vec::new();
     for (_, k, members) in &shapes {
+        slot_fields.clear();
+        if !fields.is_empty() {
+            slot_fields.extend(members.iter().map(|&line| &fields[line as usize]));
+        }
         for j in 0..*k {
             slot.clear();
             slot.extend(members.iter().map(|&line| {
                 let (s, e) = vars[var_starts[line as usize] + j];
                 &all[line as usize].as_bytes()[s as usize..e as usize]
             }));
-            encode_slot(&slot, out);
+            encode_slot(&slot, &slot_fields, out);
         }
     }
     true
 }
 
-/// Appends one slot's variables: as deltas if they are decimal numbers of one width (counters,
-/// times of day, sequence numbers grow by small steps), else as they are.
-fn encode_slot(vars: &[&[u8]], out: &mut Vec<u8>) {
+/// The field of the lines' timestamps that the numbers `values` (of `width` digits) print,
+/// if any.
+///
+/// - Several values: of the fields that change over the slot's lines and that at least
+///   [`CLOCK_EXACT_TENTHS_MIN`] tenths of the values are exactly (every difference in an
+///   i64), the one they are most often, then the lowest number. A field that is one value
+///   over the lines only subtracts a constant, which deltas do as well, and its "matches" are
+///   chance: a slot of zeros is exactly the second of lines stamped on whole seconds (on the
+///   corpus stamped every 0.3 days, such slots took 1.1 KB more than their deltas).
+/// - One value (written as text otherwise, `width + 1` bytes): the lowest field it is
+///   exactly, if the clock slot (width, field, "0\n": 4 bytes) is shorter.
+fn clock_field(values: &[i64], fields: &[&[i64; CLOCK_FIELDS]], width: usize) -> Option<usize> {
+    if fields.len() != values.len() || values.is_empty() {
+        return None;
+    }
+    if values.len() == 1 {
+        // Text: the width and b'\n'; the clock slot: width, field, "0\n".
+        if width < 4 {
+            return None;
+        }
+        return (0..CLOCK_FIELDS).find(|&f| values[0] == fields[0][f]);
+    }
+    let need = (values.len() * CLOCK_EXACT_TENTHS_MIN).div_ceil(10);
+    (0..CLOCK_FIELDS)
+        .filter(|&f| fields.iter().any(|fs| fs[f] != fields[0][f]))
+        .filter(|&f| {
+            values
+                .iter()
+                .zip(fields)
+                .all(|(v, fs)| v.checked_sub(fs[f]).is_some())
+        })
+        .map(|f| {
+            let exact = values
+                .iter()
+                .zip(fields)
+                .filter(|(v, fs)| **v == fs[f])
+                .count();
+            (exact, std::cmp::Reverse(f))
+        })
+        .filter(|&(exact, _)| exact >= need)
+        .max()
+        .map(|(_, std::cmp::Reverse(f))| f)
+}
+
+/// Appends one slot's variables: decimal numbers of one width as differences from the field
+/// of their lines' timestamps they print (`fields`, one per variable; empty when the body has
+/// no clock slots), else as deltas (counters, times of day, sequence numbers grow by small
+/// steps); anything else as it is.
+fn encode_slot(vars: &[&[u8]], fields: &[&[i64; CLOCK_FIELDS]], out: &mut Vec<u8>) {
     let width = vars[0].len();
-    let numeric = vars.len() > 1
-        && (1..=SLOT_DIGITS_MAX).contains(&width)
+    let numeric = (1..=SLOT_DIGITS_MAX).contains(&width)
         && vars
             .iter()
             .all(|v| v.len() == width && v.iter().all(u8::is_ascii_digit));
-    if !numeric {
+    // At most 18 digits: every value and delta fits in an i64.
+    let values: Vec<i64> = if numeric {
+        vars.iter()
+            .map(|v| v.iter().fold(0i64, |x, d| x * 10 + i64::from(d - b'0')))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let clock = if numeric {
+        clock_field(&values, fields, width)
+    } else {
+        None
+    };
+    if let Some(f) = clock {
+        out.push(SLOT_CLOCK);
+        put_uvarint(out, width as u64);
+        out.push(f as u8);
+        for (x, fs) in values.iter().zip(fields) {
+            out.extend_from_slice((x - fs[f]).to_string().as_bytes());
+            out.push(b'\n');
+        }
+    } else if numeric && vars.len() > 1 {
+        out.push(SLOT_DELTAS);
+        put_uvarint(out, width as u64);
+        let mut prev = 0i64;
+        for x in values {
+            out.extend_from_slice((x - prev).to_string().as_bytes());
+            out.push(b'\n');
+            prev = x;
+        }
+    } else {
         out.push(SLOT_TEXT);
         for v in vars {
             out.extend_from_slice(v);
             out.push(b'\n');
         }
-        return;
-    }
-    out.push(SLOT_DELTAS);
-    put_uvarint(out, width as u64);
-    let mut prev = 0i64;
-    for v in vars {
-        // At most 18 digits: the value and every delta fit in an i64.
-        let x = std::str::from_utf8(v)
-            .ok()
-            .and_then(|t| t.parse::<i64>().ok())
-            .expect("checked: decimal digits");
-        out.extend_from_slice((x - prev).to_string().as_bytes());
-        out.push(b'\n');
-        prev = x;
     }
 }
 
@@ -218,12 +316,16 @@ fn varint(b: &[u8], pos: &mut usize, what: &str) -> Result<u64, String> {
 /// Reads the line column at `*pos` of body `b` for `n` lines holding `lines_bytes` bytes.
 /// `ranges` gets each line's (start, end) in the body or in `text`; on success `*pos` is past
 /// the column. Line bytes are checked to be UTF-8 with every line on character boundaries.
+/// `timestamps` are the lines' when the body's version has clock slots (`None`: a clock
+/// slot is an error).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn decode_lines(
     b: &[u8],
     pos: &mut usize,
     layout: u8,
     n: usize,
     lines_bytes: u64,
+    timestamps: Option<&[i64]>,
     ranges: &mut Vec<(u32, u32)>,
     text: &mut Vec<u8>,
 ) -> Result<LinesIn, String> {
@@ -284,7 +386,7 @@ pub(crate) fn decode_lines(
             Ok(LinesIn::Body)
         }
         LAYOUT_TEMPLATES => {
-            decode_templates(b, pos, n, lines_bytes, ranges, text)?;
+            decode_templates(b, pos, n, lines_bytes, timestamps, ranges, text)?;
             Ok(LinesIn::Text)
         }
         other => Err(format!(
@@ -327,6 +429,7 @@ fn decode_templates(
     pos: &mut usize,
     n: usize,
     lines_bytes: u64,
+    timestamps: Option<&[i64]>,
     ranges: &mut Vec<(u32, u32)>,
     text: &mut Vec<u8>,
 ) -> Result<(), String> {
@@ -374,15 +477,36 @@ fn decode_templates(
         ids.push(id as usize);
         uses[id as usize] += 1;
     }
+    // The timestamps of each template's lines, in line order: template t's are
+    // `by_template[ts_start[t]..ts_start[t] + uses[t]]`.
+    let mut ts_start = Vec::with_capacity(count);
+    let mut by_template = Vec::new();
+    if let Some(timestamps) = timestamps {
+        if timestamps.len() != n {
+            return Err(format!("{} timestamps for {n} lines", timestamps.len()));
+        }
+        let mut at = 0;
+        for &u in &uses {
+            ts_start.push(at);
+            at += u;
+        }
+        by_template.resize(n, 0i64);
+        let mut fill = ts_start.clone();
+        for (&t, &ts) in ids.iter().zip(timestamps) {
+            by_template[fill[t]] = ts;
+            fill[t] += 1;
+        }
+    }
     // Variables: slot (t, j) starts at `slot_start[t] + j * uses[t]` in `vars`; each is a
-    // range of the body, or of `nums` for numbers rebuilt from deltas.
+    // range of the body, or of `nums` for numbers rebuilt from deltas or timestamps.
     let mut slot_start = Vec::with_capacity(count);
     let mut vars: Vec<(bool, usize, usize)> = Vec::new();
     let mut nums: Vec<u8> = Vec::new();
     for (t, &(first, end)) in shapes.iter().enumerate() {
         slot_start.push(vars.len());
+        let slot_ts = timestamps.map(|_| &by_template[ts_start[t]..ts_start[t] + uses[t]]);
         for _ in 0..end - first - 1 {
-            decode_slot(b, pos, uses[t], lines_bytes, &mut vars, &mut nums)
+            decode_slot(b, pos, uses[t], lines_bytes, slot_ts, &mut vars, &mut nums)
                 .map_err(|e| format!("template {t}: {e}"))?;
         }
     }
@@ -411,12 +535,14 @@ fn decode_templates(
 }
 
 /// Reads one slot of `count` variables at `*pos` into `vars` (numbers into `nums`, which
-/// stays within `lines_bytes`).
+/// stays within `lines_bytes`). `timestamps` are the slot's lines' (`None`: the body's
+/// version has no clock slots).
 fn decode_slot(
     b: &[u8],
     pos: &mut usize,
     count: usize,
     lines_bytes: u64,
+    timestamps: Option<&[i64]>,
     vars: &mut Vec<(bool, usize, usize)>,
     nums: &mut Vec<u8>,
 ) -> Result<(), String> {
@@ -444,7 +570,7 @@ fn decode_slot(
                 vars.push((false, s, e));
             }
         }
-        SLOT_DELTAS => {
+        SLOT_DELTAS | SLOT_CLOCK => {
             let at = *pos;
             let width = varint(b, pos, "slot width")?;
             if !(1..=SLOT_DIGITS_MAX as u64).contains(&width) {
@@ -452,12 +578,35 @@ fn decode_slot(
             }
             let width = width as usize;
             let limit = 10i64.pow(width as u32);
+            // A clock slot's values are differences from a field of their timestamps.
+            let mut clock = if kind == SLOT_CLOCK {
+                let Some(timestamps) = timestamps else {
+                    return Err(format!(
+                        "body byte {}: a clock slot in a body of a version without them",
+                        at - 1
+                    ));
+                };
+                let Some(&field) = b.get(*pos) else {
+                    return Err(format!("body byte {}: the body ends in a slot", *pos));
+                };
+                if usize::from(field) >= CLOCK_FIELDS {
+                    return Err(format!("body byte {}: unknown clock field {field}", *pos));
+                }
+                *pos += 1;
+                Some((timestamps, FieldOf::new(usize::from(field))))
+            } else {
+                None
+            };
             let mut value = 0i64;
-            for _ in 0..count {
+            for i in 0..count {
                 let (s, e) = next(pos)?;
                 let delta = parse_delta(&b[s..e])
                     .ok_or_else(|| format!("body byte {s}: not a number difference"))?;
-                value = value
+                let base = match &mut clock {
+                    Some((ts, field)) => field.of(ts[i]),
+                    None => value,
+                };
+                value = base
                     .checked_add(delta)
                     .filter(|v| (0..limit).contains(v))
                     .ok_or_else(|| format!("body byte {s}: a number out of {width} digits"))?;
@@ -523,8 +672,20 @@ mod tests {
     use super::*;
 
     fn round_trip(lines: &[&str], templates: LineTemplates) -> u8 {
+        round_trip_stamped(lines, &[], templates)[0]
+    }
+
+    /// Encodes and decodes `lines`, with `timestamps` (empty: none, as before version 4);
+    /// returns the column.
+    fn round_trip_stamped(lines: &[&str], timestamps: &[i64], templates: LineTemplates) -> Vec<u8> {
         let mut out = Vec::new();
-        encode_lines(lines.iter().copied(), lines.len(), templates, &mut out);
+        encode_lines(
+            lines.iter().copied(),
+            lines.len(),
+            templates,
+            timestamps,
+            &mut out,
+        );
         let total: u64 = lines.iter().map(|l| l.len() as u64).sum();
         let (mut ranges, mut text) = (Vec::new(), Vec::new());
         let mut pos = 1;
@@ -534,6 +695,7 @@ mod tests {
             out[0],
             lines.len(),
             total,
+            (!timestamps.is_empty()).then_some(timestamps),
             &mut ranges,
             &mut text,
         )
@@ -545,7 +707,100 @@ mod tests {
             .map(|&(s, e)| std::str::from_utf8(&buf[s as usize..e as usize]).unwrap())
             .collect();
         assert_eq!(got, lines);
-        out[0]
+        out
+    }
+
+    /// Lines that print their own time as Zookeeper's do ("2015-07-29 17:41:44,747"), one in
+    /// ten a second late, with their timestamps (whole microseconds).
+    fn clock_lines(n: usize) -> (Vec<String>, Vec<i64>) {
+        let base = 1_438_191_704_747_000_000i64;
+        // Irregular steps of up to 2 s, as lines come.
+        let ts: Vec<i64> = (0..n as i64)
+            .scan(base, |t, i| {
+                *t += (i * i * 7_919 % 2_000_003) * 1_000;
+                Some(*t)
+            })
+            .collect();
+        let lines = ts
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                let f = clock_fields(t);
+                let late = i64::from(i % 10 == 9);
+                format!(
+                    "{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03} - INFO [conn {}] took {}ms",
+                    f[0],
+                    f[2],
+                    f[3],
+                    f[4],
+                    f[5],
+                    (f[6] + late) % 60,
+                    f[7],
+                    i % 4,
+                    i * 37 % 1000
+                )
+            })
+            .collect();
+        (lines, ts)
+    }
+
+    #[test]
+    fn clock_slots_take_printed_times_from_the_timestamps() {
+        let (lines, ts) = clock_lines(200);
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let with = round_trip_stamped(&lines, &ts, LineTemplates::Auto);
+        let without = round_trip_stamped(&lines, &[], LineTemplates::Auto);
+        assert_eq!(with[0], LAYOUT_TEMPLATES);
+        let z = |b: &[u8]| zstd::bulk::compress(b, 3).unwrap().len();
+        assert!(
+            z(&with) * 10 < z(&without) * 8,
+            "clock slots: {} B compressed, delta slots: {} B",
+            z(&with),
+            z(&without)
+        );
+        // A body of a version before clock slots cannot hold one.
+        let (mut ranges, mut text) = (Vec::new(), Vec::new());
+        let total = lines.iter().map(|l| l.len() as u64).sum();
+        let err = decode_lines(
+            &with,
+            &mut 1,
+            with[0],
+            lines.len(),
+            total,
+            None,
+            &mut ranges,
+            &mut text,
+        )
+        .unwrap_err();
+        assert!(err.contains("clock slot"), "{err}");
+        // Timestamps that are not the lines' still round-trip: the differences say it all.
+        let shifted: Vec<i64> = ts.iter().map(|t| t + 3_600_000_000_000).collect();
+        round_trip_stamped(&lines, &shifted, LineTemplates::Auto);
+    }
+
+    #[test]
+    fn clock_fields_are_chosen_by_exact_values() {
+        let fs: Vec<[i64; CLOCK_FIELDS]> = [0i64, 61_000_000_000, 3_723_000_000_000]
+            .iter()
+            .map(|&t| clock_fields(t))
+            .collect();
+        let refs: Vec<&[i64; CLOCK_FIELDS]> = fs.iter().collect();
+        // Seconds 0, 1, 3: field 6 (second) and not field 5 (minute: 0, 1, 2).
+        assert_eq!(clock_field(&[0, 1, 3], &refs, 1), Some(6));
+        // Hours 0, 0, 1: field 4; the minutes' field agrees only for two of three.
+        assert_eq!(clock_field(&[0, 0, 1], &refs, 1), Some(4));
+        // Zeros: exactly the nanoseconds, which are 0 in every line: chance, not a clock.
+        assert_eq!(clock_field(&[0, 0, 0], &refs, 1), None);
+        // Under nine tenths exact: none.
+        assert_eq!(clock_field(&[7, 1, 3], &refs, 1), None);
+        // One value: a clock only if shorter than its text.
+        assert_eq!(clock_field(&[1970], &refs[..1], 4), Some(0));
+        assert_eq!(clock_field(&[0], &refs[..1], 2), None);
+        assert_eq!(
+            clock_field(&[0, 1, 3], &[], 1),
+            None,
+            "no timestamps, no clock"
+        );
     }
 
     #[test]
@@ -584,20 +839,40 @@ mod tests {
     /// line bytes.
     #[test]
     fn damaged_templates_give_errors_not_panics() {
-        let lines = shaped_lines(60);
+        let shaped = (shaped_lines(60), Vec::new());
+        for (lines, ts) in [shaped, clock_lines(60)] {
+            damage(&lines, &ts);
+        }
+    }
+
+    fn damage(lines: &[String], ts: &[i64]) {
         let mut out = Vec::new();
         encode_lines(
             lines.iter().map(String::as_str),
             lines.len(),
             LineTemplates::Auto,
+            ts,
             &mut out,
         );
         assert_eq!(out[0], LAYOUT_TEMPLATES);
+        if !ts.is_empty() {
+            assert!(out.contains(&SLOT_CLOCK), "the lines print their times");
+        }
         let total: u64 = lines.iter().map(|l| l.len() as u64).sum();
         let (mut ranges, mut text) = (Vec::new(), Vec::new());
+        let stamps = (!ts.is_empty()).then_some(ts);
         let mut decode = |b: &[u8], max: u64| {
             let mut pos = 1;
-            let r = decode_lines(b, &mut pos, b[0], lines.len(), max, &mut ranges, &mut text);
+            let r = decode_lines(
+                b,
+                &mut pos,
+                b[0],
+                lines.len(),
+                max,
+                stamps,
+                &mut ranges,
+                &mut text,
+            );
             assert!(text.len() as u64 <= max);
             r
         };
@@ -633,9 +908,32 @@ mod tests {
                 proptest::strategy::Just(LineTemplates::Off),
                 proptest::strategy::Just(LineTemplates::Auto),
             ],
+            first in proptest::prelude::any::<i64>(),
+            stamped in proptest::prelude::any::<bool>(),
         ) {
             let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-            round_trip(&lines, templates);
+            // Timestamps one second apart from anywhere (saturating at the end of time), so
+            // that numbers of the lines sometimes match a field.
+            let ts: Vec<i64> = if stamped {
+                (0..lines.len() as i64).map(|i| first.saturating_add(i * 1_000_000_000)).collect()
+            } else {
+                Vec::new()
+            };
+            round_trip_stamped(&lines, &ts, templates);
+        }
+
+        #[test]
+        fn printed_times_round_trip(first in -4_000_000_000_000_000_000i64..4_000_000_000_000_000_000, step in 0i64..100_000_000_000, n in 1usize..60) {
+            let ts: Vec<i64> = (0..n as i64).map(|i| first + i * step).collect();
+            let lines: Vec<String> = ts
+                .iter()
+                .map(|&t| {
+                    let f = clock_fields(t);
+                    format!("{} {:06} {:06}.{:09} up {}s", f[15], f[14], f[10].rem_euclid(1_000_000), f[9], f[11] % 977)
+                })
+                .collect();
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            round_trip_stamped(&lines, &ts, LineTemplates::Auto);
         }
     }
 }

@@ -13,20 +13,23 @@
 //! - [`bloom`]: the 4-gram bloom filter of a block.
 //! - [`pairs`]: the structured-metadata index (which blocks carry a `name=value` pair).
 //! - [`lines`]: the line column's layouts (lengths, newlines, templates).
+//! - [`timestamps`]: the timestamp column's layouts (deltas, deltas divided by their GCD).
+//! - `clock`: the fields of a timestamp that a templated line's clock slot rebuilds.
 //! - [`tokens`]: which grams a line and a needle have; which needles a filter chain requires.
 //! - [`varint`]: LEB128 and zigzag, with checked decoding.
 //!
-//! # Byte layout of a part file (format version 3, all integers little-endian)
+//! # Byte layout of a part file (format version 4, all integers little-endian)
 //!
 //! Version 2 differs from version 1 only inside block bodies (a line layout byte, see below);
-//! version 3 adds the metadata index after the blocks and its place in the footer. This build
-//! reads all three, and compaction rewrites what it merges at version 3.
+//! version 3 adds the metadata index after the blocks and its place in the footer; version 4
+//! differs from version 3 only inside block bodies (a timestamp layout byte). This build
+//! reads all four, and compaction rewrites what it merges at version 4.
 //!
 //! ```text
 //! offset            size   what
 //! 0                 64     file header
 //! 64                ...    data blocks, back to back, no padding between them
-//! pairs_offset      ...    (version 3, when any entry has metadata or a line with escapes)
+//! pairs_offset      ...    (version 3 on, when any entry has metadata or a line with escapes)
 //!                          the metadata index: pair_entries entries of 8 bytes, then its
 //!                          directory, 8 bytes per page of 512 entries; see [`pairs`]
 //! bloom_offset      ...    bloom filters of the blocks, back to back, then zero padding to a
@@ -40,7 +43,7 @@
 //!
 //! ```text
 //!  0  8  magic b"SHLGPART"
-//!  8  4  format version (1 or 2; equal to the footer's)
+//!  8  4  format version (1 to 4; equal to the footer's)
 //! 12  4  flags (0; a reader refuses flags it does not know)
 //! 16 44  reserved, zero
 //! 60  4  crc32c of bytes 0..60
@@ -50,9 +53,11 @@
 //! crc32c below covers it) of this uncompressed body, for `n` entries of one stream:
 //!
 //! ```text
-//! timestamps  zigzag varint of the first timestamp, then n-1 unsigned varint deltas
-//!             (entries are sorted by time, so deltas are never negative)
-//! layout      one byte (version 2 only): how the lines are laid out, see [`lines`]:
+//! timestamps  versions 1 to 3: zigzag varint of the first timestamp, then n-1 unsigned
+//!             varint deltas (entries are sorted by time, so deltas are never negative);
+//!             version 4: one layout byte, then 0 deltas as in version 3, or 1 scaled:
+//!             varint g, the first timestamp, and the deltas divided by g (see [`timestamps`])
+//! layout      one byte (version 2 on): how the lines are laid out, see [`lines`]:
 //!             0 lengths, 1 newlines, 2 templates. Version 1 bodies are always "lengths"
 //! lines       lengths: n unsigned varints (the byte length of each line), then the line
 //!             bytes concatenated (each line is UTF-8); newlines: each line then b'\n';
@@ -65,7 +70,9 @@
 //!
 //! Columns instead of rows: timestamps, lengths and lines each compress better next to their
 //! own kind. Sealing writes lengths or newlines (cheap); compaction writes templates where a
-//! block's lines repeat their shapes (see [`lines`] for the measured gain). The block's header lives in the metadata (`BlockMeta`: stream, min/max time,
+//! block's lines repeat their shapes (see [`lines`] for the measured gain); from version 4, a
+//! template's numbers that print the line's own time are rebuilt from its timestamp (clock
+//! slots). The block's header lives in the metadata (`BlockMeta`: stream, min/max time,
 //! entry count, uncompressed size, line bytes, offset, compressed length, crc32c of the
 //! compressed bytes, bloom offset and length).
 //!
@@ -85,11 +92,11 @@
 //! 52  4  streams
 //! 56  4  crc32c of the metadata archive
 //! 60  4  crc32c of [bloom_offset, meta_offset) (blooms and their padding)
-//! 64  4  versions 1, 2: flags (0)         version 3: 64 8 pairs_offset (0: no index)
+//! 64  4  versions 1, 2: flags (0)         version 3 on: 64 8 pairs_offset (0: no index)
 //! 68 12  versions 1, 2: reserved, zero                72 4 pair_entries
 //!                                                     76 4 crc32c of the index directory
 //! 80  8  magic b"SHLGPART"
-//! 88  4  format version (1 or 2)
+//! 88  4  format version (1 to 4)
 //! 92  4  crc32c of footer bytes 0..92
 //! ```
 //!
@@ -122,11 +129,13 @@
 
 pub mod block;
 pub mod bloom;
+mod clock;
 pub mod lines;
 pub mod meta;
 pub mod pairs;
 pub mod part;
 pub mod reader;
+pub mod timestamps;
 pub mod tokens;
 pub mod varint;
 
@@ -149,8 +158,9 @@ pub use reader::PartReader;
 pub use tokens::BloomQuery;
 
 /// The format version written in the header and footer. Version 2 added the line layouts of
-/// [`lines`] (a layout byte before the line column); the rest of the file is as in version 1.
-pub const PART_FORMAT_VERSION: u32 = 3;
+/// [`lines`] (a layout byte before the line column), version 3 the metadata index, version 4
+/// the timestamp layouts of [`timestamps`] (a layout byte before the timestamp column).
+pub const PART_FORMAT_VERSION: u32 = 4;
 
 /// The oldest format version this build reads (a reader refuses versions outside
 /// `PART_FORMAT_VERSION_MIN..=PART_FORMAT_VERSION`). Compaction rewrites what it merges at

@@ -742,14 +742,15 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         seed.extend_from_slice(bytes);
         out.push(("part_decode", name, seed));
     }
-    // A templated body on its own (mode 6: body parser, format version 2).
+    // A templated body on its own (mode 14: body parser, format version 4), its timestamps
+    // whole milliseconds (the scaled timestamp layout).
     let lines: Vec<String> = (0..40)
         .map(|i| format!("{i:04} sshd[42]: session {} from 10.0.0.{}", i * 31, i % 5))
         .collect();
     let entries: Vec<EntryInput<'_>> = lines
         .iter()
         .enumerate()
-        .map(|(i, l)| (i as i64, l.as_str(), &[][..]))
+        .map(|(i, l)| ((i as i64 / 3) * 1_000_000, l.as_str(), &[][..]))
         .collect();
     let mut body = Vec::new();
     let lines_bytes = block::encode_body(&entries, LineTemplates::Auto, &mut body);
@@ -759,7 +760,8 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         entries.len(),
         lines_bytes
     ));
-    let mut seed = vec![6u8];
+    assert_eq!(PART_FORMAT_VERSION, 4, "the seed's mode names the version");
+    let mut seed = vec![14u8];
     seed.extend_from_slice(&(entries.len() as u16).to_le_bytes());
     seed.extend_from_slice(&(lines_bytes as u32).to_le_bytes());
     seed.extend_from_slice(&body);
@@ -814,7 +816,7 @@ fn fuzz_seeds_replay() {
             if data.len() >= 7 {
                 let entries = usize::from(u16::from_le_bytes([data[1], data[2]]));
                 let lines_bytes = u64::from(u32::from_le_bytes(data[3..7].try_into().unwrap()));
-                let version = if data[0] & 4 == 4 { 2 } else { 1 };
+                let version = 1 + u32::from((data[0] >> 2) & 3);
                 let _ = fuzz_parse_body(&data[7..], version, entries, lines_bytes);
             }
         } else if target == "part_decode" {

@@ -36,7 +36,8 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (y, m, d)
 }
 
-/// Every field of timestamp `ts` (ns since 1970, UTC), by field number:
+/// Every field of timestamp `ts` (ns since 1970, UTC), by field number (what [`FieldOf`]
+/// computes one at a time, checked against this in the tests):
 ///
 /// ```text
 ///  0 year            4 hour        8 microsecond of the second    12 unix microseconds
@@ -44,6 +45,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 ///  2 month (1-12)    6 second     10 unix seconds                 14 hhmmss
 ///  3 day (1-31)      7 millisecond of the second  11 unix ms      15 yyyymmdd
 /// ```
+#[cfg(test)]
 pub(crate) fn clock_fields(ts: i64) -> [i64; CLOCK_FIELDS] {
     let secs = ts.div_euclid(NS_PER_SEC);
     let ns = ts.rem_euclid(NS_PER_SEC);

@@ -39,7 +39,7 @@
 
 use std::collections::HashMap;
 
-use super::clock::{CLOCK_FIELDS, FieldOf, clock_fields};
+use super::clock::{CLOCK_FIELDS, FieldOf};
 use super::varint::{get_uvarint, put_uvarint};
 
 pub(crate) const LAYOUT_LENGTHS: u8 = 0;
@@ -182,18 +182,13 @@ fn encode_templates<'a>(
     for id in line_ids {
         put_uvarint(out, u64::from(id));
     }
-    // The clock fields of every line, for the numeric slots that print their timestamps.
-    let fields: Vec<[i64; CLOCK_FIELDS]> = if timestamps.len() == n {
-        timestamps.iter().map(|&t| clock_fields(t)).collect()
-    } else {
-        Vec::new()
-    };
     let mut slot: Vec<&[u8]> = Vec::new();
-    let mut slot_fields: Vec<&[i64; CLOCK_FIELDS]> = Vec::new();
+    // The timestamps of the template's lines, for the numeric slots that print them.
+    let mut slot_ts: Vec<i64> = Vec::new();
     for (_, k, members) in &shapes {
-        slot_fields.clear();
-        if !fields.is_empty() {
-            slot_fields.extend(members.iter().map(|&line| &fields[line as usize]));
+        slot_ts.clear();
+        if timestamps.len() == n {
+            slot_ts.extend(members.iter().map(|&line| timestamps[line as usize]));
         }
         for j in 0..*k {
             slot.clear();
@@ -201,7 +196,7 @@ fn encode_templates<'a>(
                 let (s, e) = vars[var_starts[line as usize] + j];
                 &all[line as usize].as_bytes()[s as usize..e as usize]
             }));
-            encode_slot(&slot, &slot_fields, out);
+            encode_slot(&slot, &slot_ts, out);
         }
     }
     true
@@ -218,8 +213,8 @@ fn encode_templates<'a>(
 ///   corpus stamped every 0.3 days, such slots took 1.1 KB more than their deltas).
 /// - One value (written as text otherwise, `width + 1` bytes): the lowest field it is
 ///   exactly, if the clock slot (width, field, "0\n": 4 bytes) is shorter.
-fn clock_field(values: &[i64], fields: &[&[i64; CLOCK_FIELDS]], width: usize) -> Option<usize> {
-    if fields.len() != values.len() || values.is_empty() {
+fn clock_field(values: &[i64], timestamps: &[i64], width: usize) -> Option<usize> {
+    if timestamps.len() != values.len() || values.is_empty() {
         return None;
     }
     if values.len() == 1 {
@@ -227,35 +222,41 @@ fn clock_field(values: &[i64], fields: &[&[i64; CLOCK_FIELDS]], width: usize) ->
         if width < 4 {
             return None;
         }
-        return (0..CLOCK_FIELDS).find(|&f| values[0] == fields[0][f]);
+        return (0..CLOCK_FIELDS).find(|&f| values[0] == FieldOf::new(f).of(timestamps[0]));
     }
     let need = (values.len() * CLOCK_EXACT_TENTHS_MIN).div_ceil(10);
-    (0..CLOCK_FIELDS)
-        .filter(|&f| fields.iter().any(|fs| fs[f] != fields[0][f]))
-        .filter(|&f| {
-            values
-                .iter()
-                .zip(fields)
-                .all(|(v, fs)| v.checked_sub(fs[f]).is_some())
-        })
-        .map(|f| {
-            let exact = values
-                .iter()
-                .zip(fields)
-                .filter(|(v, fs)| **v == fs[f])
-                .count();
-            (exact, std::cmp::Reverse(f))
-        })
-        .filter(|&(exact, _)| exact >= need)
-        .max()
-        .map(|(_, std::cmp::Reverse(f))| f)
+    // Fields are computed slot by slot, not kept per line: 16 of them per line of a block
+    // of a million short lines would be 128 MB.
+    let mut field = Vec::with_capacity(values.len());
+    let mut best: Option<(usize, usize)> = None;
+    for f in 0..CLOCK_FIELDS {
+        let mut of = FieldOf::new(f);
+        field.clear();
+        field.extend(timestamps.iter().map(|&t| of.of(t)));
+        if field.iter().all(|&x| x == field[0]) {
+            continue;
+        }
+        let mut exact = 0;
+        for (&v, &x) in values.iter().zip(&field) {
+            if v.checked_sub(x).is_none() {
+                exact = 0;
+                break;
+            }
+            exact += usize::from(v == x);
+        }
+        // Strictly more: of equals, the lowest field number.
+        if exact >= need && best.is_none_or(|(most, _)| exact > most) {
+            best = Some((exact, f));
+        }
+    }
+    best.map(|(_, f)| f)
 }
 
 /// Appends one slot's variables: decimal numbers of one width as differences from the field
-/// of their lines' timestamps they print (`fields`, one per variable; empty when the body has
-/// no clock slots), else as deltas (counters, times of day, sequence numbers grow by small
-/// steps); anything else as it is.
-fn encode_slot(vars: &[&[u8]], fields: &[&[i64; CLOCK_FIELDS]], out: &mut Vec<u8>) {
+/// of their lines' timestamps they print (`timestamps`, one per variable; empty when the body
+/// has no clock slots), else as deltas (counters, times of day, sequence numbers grow by
+/// small steps); anything else as it is.
+fn encode_slot(vars: &[&[u8]], timestamps: &[i64], out: &mut Vec<u8>) {
     let width = vars[0].len();
     let numeric = (1..=SLOT_DIGITS_MAX).contains(&width)
         && vars
@@ -270,7 +271,7 @@ fn encode_slot(vars: &[&[u8]], fields: &[&[i64; CLOCK_FIELDS]], out: &mut Vec<u8
         Vec::new()
     };
     let clock = if numeric {
-        clock_field(&values, fields, width)
+        clock_field(&values, timestamps, width)
     } else {
         None
     };
@@ -278,8 +279,10 @@ fn encode_slot(vars: &[&[u8]], fields: &[&[i64; CLOCK_FIELDS]], out: &mut Vec<u8
         out.push(SLOT_CLOCK);
         put_uvarint(out, width as u64);
         out.push(f as u8);
-        for (x, fs) in values.iter().zip(fields) {
-            out.extend_from_slice((x - fs[f]).to_string().as_bytes());
+        let mut of = FieldOf::new(f);
+        for (x, &t) in values.iter().zip(timestamps) {
+            // Checked by `clock_field`: the difference fits.
+            out.extend_from_slice((x - of.of(t)).to_string().as_bytes());
             out.push(b'\n');
         }
     } else if numeric && vars.len() > 1 {
@@ -670,6 +673,7 @@ fn extend_bounded(text: &mut Vec<u8>, bytes: &[u8], max: u64) -> Result<(), Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chunk::clock::clock_fields;
 
     fn round_trip(lines: &[&str], templates: LineTemplates) -> u8 {
         round_trip_stamped(lines, &[], templates)[0]
@@ -780,11 +784,7 @@ mod tests {
 
     #[test]
     fn clock_fields_are_chosen_by_exact_values() {
-        let fs: Vec<[i64; CLOCK_FIELDS]> = [0i64, 61_000_000_000, 3_723_000_000_000]
-            .iter()
-            .map(|&t| clock_fields(t))
-            .collect();
-        let refs: Vec<&[i64; CLOCK_FIELDS]> = fs.iter().collect();
+        let refs = [0i64, 61_000_000_000, 3_723_000_000_000];
         // Seconds 0, 1, 3: field 6 (second) and not field 5 (minute: 0, 1, 2).
         assert_eq!(clock_field(&[0, 1, 3], &refs, 1), Some(6));
         // Hours 0, 0, 1: field 4; the minutes' field agrees only for two of three.

@@ -9,11 +9,12 @@ use std::path::Path;
 
 use super::lines::{LAYOUT_LENGTHS, LineTemplates, LinesIn, decode_lines, encode_lines};
 use super::timestamps::{decode_timestamps, encode_timestamps};
-
-/// The first format version whose templated lines may have clock slots ([`super::clock`]).
-const CLOCK_SLOTS_SINCE_VERSION: u32 = 4;
 use super::varint::{get_uvarint, put_uvarint, uvarint_len};
 use super::{BLOCK_ENTRIES_MAX, ChunkError, METADATA_PAIRS_MAX};
+
+/// The first format version whose templated lines may have clock slots (the `clock`
+/// module); the same version brought the timestamp layouts.
+const CLOCK_SLOTS_SINCE_VERSION: u32 = 4;
 
 /// One entry as the writer takes it: timestamp (ns), line, structured metadata.
 pub type EntryInput<'a> = (i64, &'a str, &'a [(&'a str, &'a str)]);

@@ -15,7 +15,7 @@
 //!                           values are w-digit decimal numbers, zero-padded
 //!                2 clock    (version 4 on) varint width w (1..=18), one byte f (< 16), then
 //!                           each value's difference from field f of its line's timestamp
-//!                           ([`super::clock`]) in decimal ('-' if negative) followed by
+//!                           (the `clock` module) in decimal ('-' if negative) followed by
 //!                           b'\n'; values are w-digit decimal numbers, zero-padded
 //! ```
 //!
@@ -60,8 +60,9 @@ const SLOT_DELTAS: u8 = 1;
 /// a field byte, then each value's difference from that field of its line's timestamp, as
 /// in a delta slot.
 const SLOT_CLOCK: u8 = 2;
-/// Digits of a number in a delta or clock slot: 18 keep every value and difference in an
-/// i64.
+/// Digits of a number in a delta or clock slot: 18 keep every value, every delta and every
+/// difference from a clock field in an i64 (a difference may take 19 digits, which
+/// `parse_delta` reads).
 const SLOT_DIGITS_MAX: usize = 18;
 /// A numeric slot may be a clock slot when at least this share of its values (in tenths)
 /// are exactly a field of their timestamps: the rest pay their difference.
@@ -225,27 +226,32 @@ fn clock_field(values: &[i64], timestamps: &[i64], width: usize) -> Option<usize
         return (0..CLOCK_FIELDS).find(|&f| values[0] == FieldOf::new(f).of(timestamps[0]));
     }
     let need = (values.len() * CLOCK_EXACT_TENTHS_MIN).div_ceil(10);
-    // Fields are computed slot by slot, not kept per line: 16 of them per line of a block
-    // of a million short lines would be 128 MB.
-    let mut field = Vec::with_capacity(values.len());
+    // Fields are computed value by value, not kept per line (16 of them per line of a block
+    // of a million short lines would be 128 MB), and a field is dropped at its first miss
+    // past the tenth allowed: a slot that prints no time costs a few values per field.
+    let misses_max = values.len() - need;
     let mut best: Option<(usize, usize)> = None;
     for f in 0..CLOCK_FIELDS {
         let mut of = FieldOf::new(f);
-        field.clear();
-        field.extend(timestamps.iter().map(|&t| of.of(t)));
-        if field.iter().all(|&x| x == field[0]) {
-            continue;
-        }
-        let mut exact = 0;
-        for (&v, &x) in values.iter().zip(&field) {
-            if v.checked_sub(x).is_none() {
-                exact = 0;
+        let first = of.of(timestamps[0]);
+        let (mut exact, mut misses, mut varies) = (0, 0, false);
+        for (&v, &t) in values.iter().zip(timestamps) {
+            let x = of.of(t);
+            varies |= x != first;
+            if v == x {
+                exact += 1;
+            } else if v.checked_sub(x).is_none() {
+                misses = usize::MAX;
                 break;
+            } else {
+                misses += 1;
+                if misses > misses_max {
+                    break;
+                }
             }
-            exact += usize::from(v == x);
         }
         // Strictly more: of equals, the lowest field number.
-        if exact >= need && best.is_none_or(|(most, _)| exact > most) {
+        if varies && misses <= misses_max && best.is_none_or(|(most, _)| exact > most) {
             best = Some((exact, f));
         }
     }

@@ -22,7 +22,8 @@
 //!
 //! Version 2 differs from version 1 only inside block bodies (a line layout byte, see below);
 //! version 3 adds the metadata index after the blocks and its place in the footer; version 4
-//! differs from version 3 only inside block bodies (a timestamp layout byte). This build
+//! differs from version 3 only inside block bodies (a timestamp layout byte, and clock slots
+//! in templated lines). This build
 //! reads all four, and compaction rewrites what it merges at version 4.
 //!
 //! ```text
@@ -159,7 +160,8 @@ pub use tokens::BloomQuery;
 
 /// The format version written in the header and footer. Version 2 added the line layouts of
 /// [`lines`] (a layout byte before the line column), version 3 the metadata index, version 4
-/// the timestamp layouts of [`timestamps`] (a layout byte before the timestamp column).
+/// the timestamp layouts of [`timestamps`] (a layout byte before the timestamp column) and
+/// the clock slots of templated lines.
 pub const PART_FORMAT_VERSION: u32 = 4;
 
 /// The oldest format version this build reads (a reader refuses versions outside

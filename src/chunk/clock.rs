@@ -23,7 +23,7 @@ const SECS_PER_DAY: i64 = 86_400;
 /// Year, month (1-12) and day (1-31) of day `z` counted from 1970-01-01, in the proleptic
 /// Gregorian calendar, for any day an i64 of nanoseconds can reach (H. Hinnant's
 /// `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

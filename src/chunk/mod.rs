@@ -130,7 +130,7 @@
 
 pub mod block;
 pub mod bloom;
-mod clock;
+pub(crate) mod clock;
 pub mod lines;
 pub mod meta;
 pub mod pairs;

@@ -365,16 +365,9 @@ fn imf_fixdate(unix_secs: u64) -> [u8; DATE_BYTES] {
     let days = unix_secs / 86_400;
     let secs_of_day = unix_secs % 86_400;
     let weekday = WEEKDAYS[(days % 7) as usize];
-    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (non-negative here).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    // Days since 1970 of a u64 of seconds fit an i64, and their date is positive.
+    let (year, month, day) = crate::chunk::clock::civil_from_days(days as i64);
+    let (year, month, day) = (year as u64, month as u64, day as u64);
 
     let mut out = [0u8; DATE_BYTES];
     let two = |v: u64| [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8];

@@ -280,6 +280,12 @@ impl fmt::Display for BatchError {
 
 impl std::error::Error for BatchError {}
 
+/// Metadata pairs an entry's [`BatchItem`] holds without allocating.
+pub const ENTRY_METADATA_INLINE: usize = 4;
+
+/// An entry's metadata pairs, borrowed from the body.
+pub type EntryMetadata<'a> = smallvec::SmallVec<[(&'a str, &'a str); ENTRY_METADATA_INLINE]>;
+
 /// One decoded item, borrowing from the body.
 #[derive(Debug, PartialEq, Eq)]
 pub enum BatchItem<'a> {
@@ -292,7 +298,9 @@ pub enum BatchItem<'a> {
         stream_index: u32,
         ts: TimestampNs,
         line: &'a str,
-        metadata: Vec<(&'a str, &'a str)>,
+        /// Inline up to [`ENTRY_METADATA_INLINE`] pairs: reading a batch allocates nothing
+        /// per entry (most carry only `detected_level`).
+        metadata: EntryMetadata<'a>,
     },
 }
 
@@ -421,7 +429,7 @@ impl<'a> BatchReader<'a> {
                         format!("{count} metadata pairs, at most {BATCH_METADATA_PER_ENTRY_MAX}"),
                     ));
                 }
-                let mut metadata = Vec::with_capacity(count);
+                let mut metadata = EntryMetadata::with_capacity(count);
                 for _ in 0..count {
                     let k = self.str16()?;
                     let n = self.u32()? as usize;
@@ -488,7 +496,7 @@ mod tests {
                 stream_index: 1,
                 ts: 5,
                 line: "two",
-                metadata: vec![("trace_id", "abc")]
+                metadata: smallvec::smallvec![("trace_id", "abc")]
             }
         );
         assert!(b.is_empty());
@@ -533,13 +541,13 @@ mod tests {
                     stream_index: 0,
                     ts: 5,
                     line: "two",
-                    metadata: vec![("trace_id", "abc")]
+                    metadata: smallvec::smallvec![("trace_id", "abc")]
                 },
                 BatchItem::Entry {
                     stream_index: 0,
                     ts: 6,
                     line: "four",
-                    metadata: vec![]
+                    metadata: EntryMetadata::new()
                 },
             ]
         );

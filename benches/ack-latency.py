@@ -9,8 +9,8 @@ to CPU 1, a fresh data dir each): a full-rate pushblast run of --max-seconds fin
 server's maximum (unless --rate gives it), then a fresh server takes --share of it for
 --seconds. Reported per server: the maximum, the rate held, acknowledgement p50 / p99 / max
 (per 1,000-line request, as each answers it), requests refused, and peak RSS (VmHWM) over
-the paced run. For shardlog also the WAL's fdatasync histogram from /metrics, since an
-acknowledgement waits for its group commit's fdatasync by design.
+the paced run. For shardlog also the WAL's fdatasync and commit (write + fdatasync)
+histograms from /metrics, since an acknowledgement waits for its group commit by design.
 
 Uses the servers, load generator and peers of ../shared/tools/peer-bench.py (peers from
 build-peers.sh); run from the project's root after `cargo build --release`.
@@ -44,12 +44,13 @@ def pushblast(pb, server, secs, lines, tenant, rate=None):
     return json.loads(subprocess.check_output(cmd))
 
 
-def fsync_histogram(port):
-    """Buckets of shardlog_wal_fsync_seconds, summed over cores: {le: count}."""
+def wal_histogram(port, name):
+    """Buckets of the histogram `name` (shardlog_wal_fsync_seconds, shardlog_wal_commit_seconds),
+    summed over cores: {le: count}."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     buckets = {}
     for line in text.splitlines():
-        if line.startswith("shardlog_wal_fsync_seconds_bucket"):
+        if line.startswith(name + "_bucket"):
             le = line.split('le="', 1)[1].split('"', 1)[0]
             buckets[le] = buckets.get(le, 0) + float(line.rsplit(" ", 1)[1])
     return buckets
@@ -93,7 +94,8 @@ def main():
             paced = pushblast(pb, s, a.seconds, lines, tenant, rate)
             r.update(rate=rate, paced=paced, rss_peak_mib=round(pb.rss_kb(s.proc.pid) / 1024))
             if kind == "shardlog":
-                r["wal_fsync_seconds_buckets"] = fsync_histogram(s.http)
+                r["wal_fsync_seconds_buckets"] = wal_histogram(s.http, "shardlog_wal_fsync_seconds")
+                r["wal_commit_seconds_buckets"] = wal_histogram(s.http, "shardlog_wal_commit_seconds")
             s.stop()
             res[kind] = r
             print(kind, json.dumps({k: v for k, v in r.items() if k != "max_run"}), flush=True)

@@ -461,6 +461,23 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
     }
     header(
         &mut out,
+        "shardlog_wal_commit_seconds",
+        "histogram",
+        "Duration of each WAL group commit: its direct write and fdatasync, as the core sees \
+         them (acknowledgements wait for this).",
+    );
+    for s in &shards {
+        if let Some(w) = &s.wal {
+            histogram(
+                &mut out,
+                "shardlog_wal_commit_seconds",
+                &format!("shard=\"{}\"", s.shard),
+                &w.commit_latency,
+            );
+        }
+    }
+    header(
+        &mut out,
         "shardlog_query_seconds",
         "histogram",
         "Duration of query API requests, by the core that received them.",
@@ -1030,6 +1047,7 @@ mod tests {
         assert!(text.contains("shardlog_udp_dropped_total 6"));
         assert!(text.contains("shardlog_quarantined_parts_total{shard=\"1\"} 1"));
         assert!(text.contains("# TYPE shardlog_wal_fsync_seconds histogram"));
+        assert!(text.contains("# TYPE shardlog_wal_commit_seconds histogram"));
         assert!(text.contains("shardlog_http_requests_over_budget_total{shard=\"1\"} 4"));
         assert!(text.contains("shardlog_connections_open{listener=\"syslog_tcp\",shard=\"1\"} 0"));
         assert!(text.contains("shardlog_shard_ready{shard=\"1\"} 0"));

@@ -122,6 +122,9 @@ fn concurrent_appends_replay_once_in_order_and_seq_continues() {
             "64 KiB segments must roll over: {stats:?}"
         );
         assert_eq!(stats.fsync_latency.count, stats.commits);
+        assert_eq!(stats.commit_latency.count, stats.commits);
+        // A commit's time holds its fdatasync's.
+        assert!(stats.commit_latency.sum >= stats.fsync_latency.sum);
         wal.close().await.unwrap();
         assert!(matches!(wal.append(b"late").await, Err(WalError::Closed)));
         drop(wal);

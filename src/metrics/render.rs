@@ -197,7 +197,7 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
         &'static str,
         fn(&StorageMetrics) -> u64,
     );
-    let storage: [StorageSeries; 31] = [
+    let storage: [StorageSeries; 30] = [
         (
             "shardlog_unsealed_line_bytes",
             "gauge",
@@ -258,13 +258,6 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
             "counter",
             "Heads sealed before they were due, to keep the WAL under wal_bytes_max.",
             |s| s.wal_early_seals,
-        ),
-        (
-            "shardlog_seal_rounds_behind_total",
-            "counter",
-            "Seal rounds encoded at the executor's priority, not below it, because the heads had \
-             grown by half their budget during the round before.",
-            |s| s.seal_rounds_behind,
         ),
         (
             "shardlog_seal_failures_total",

@@ -148,8 +148,6 @@ pub struct CoreCounters {
     pub seal_failures: Counter,
     /// Heads sealed before they were due, to keep the WAL under `wal_bytes_max`.
     pub wal_early_seals: Counter,
-    /// Seal rounds encoded at the executor's priority because sealing had fallen behind.
-    pub seal_rounds_behind: Counter,
     /// The same counts per tenant (where the tenant is known).
     tenants: RefCell<std::collections::HashMap<String, TenantCounts>>,
 }
@@ -287,7 +285,6 @@ pub struct StorageMetrics {
     pub sealing_failed: bool,
     pub seal_failures: u64,
     pub wal_early_seals: u64,
-    pub seal_rounds_behind: u64,
     pub manifest_writes: u64,
     pub wal_checkpoint: u64,
     pub quarantined_parts: u64,
@@ -328,7 +325,6 @@ impl Shard {
             sealing_failed: self.seal_failed.borrow().is_some(),
             seal_failures: self.counters.seal_failures.get(),
             wal_early_seals: self.counters.wal_early_seals.get(),
-            seal_rounds_behind: self.counters.seal_rounds_behind.get(),
             appends_waited_for_sealing: self.counters.memory_waits.get(),
             unsealed_line_bytes: self.head_bytes.get() + self.sealing_bytes.get(),
             duplicate_fingerprints: self.recently_sealed.borrow().len(),

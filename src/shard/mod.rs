@@ -252,10 +252,6 @@ pub struct Shard {
     head_bytes: std::cell::Cell<u64>,
     /// Bytes held by heads taken by seal rounds not committed yet.
     sealing_bytes: std::cell::Cell<u64>,
-    /// Whether the last seal round ended with the heads refilled past half of
-    /// `heads_bytes_max`: the next round is encoded at the executor's priority (see
-    /// `seal::seal_encoder`).
-    sealing_behind: std::cell::Cell<bool>,
     /// Notified when a seal round ends: appends waiting for memory re-check.
     sealed: crate::runtime::wake::Event,
     /// Set when the live heads pass `heads_bytes_max`: the sealer starts a round at once.
@@ -322,7 +318,6 @@ impl Shard {
             applied_seq: std::cell::Cell::new(0),
             head_bytes: std::cell::Cell::new(0),
             sealing_bytes: std::cell::Cell::new(0),
-            sealing_behind: std::cell::Cell::new(false),
             sealed: crate::runtime::wake::Event::default(),
             seal_wanted: crate::runtime::wake::Signal::default(),
             store: RefCell::new(None),

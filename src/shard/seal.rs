@@ -226,8 +226,6 @@ impl Shard {
             Ok(_) => {
                 self.sealing_bytes
                     .set(self.sealing_bytes.get().saturating_sub(set.held_bytes));
-                self.sealing_behind
-                    .set(self.head_bytes.get() > settings.heads_bytes_max / 2);
                 if let Some(why) = self.seal_failed.borrow_mut().take() {
                     eprintln!("shard {}: sealing works again (it failed: {why})", self.id);
                 }
@@ -250,24 +248,6 @@ impl Shard {
         result
     }
 
-    /// Which encoder thread a round's parts are made on (see `store::encoder`): below the
-    /// executor's priority while sealing keeps up, so that requests are not slowed by it; at
-    /// the executor's once it does not: the last round ended with the heads refilled past
-    /// half of `heads_bytes_max` (so that at this pace the next one would reach the budget
-    /// at which appends wait, twice `heads_bytes_max`), or the unsealed lines are already
-    /// past one and a half times `heads_bytes_max`.
-    fn seal_encoder(&self, settings: SealSettings) -> Encoder {
-        let held = self.head_bytes.get() + self.sealing_bytes.get();
-        let behind = settings
-            .heads_bytes_max
-            .saturating_add(settings.heads_bytes_max / 2);
-        if self.sealing_behind.get() || held > behind {
-            Encoder::SealBehind
-        } else {
-            Encoder::Seal
-        }
-    }
-
     async fn write_sealed(
         &self,
         store: &crate::store::Store,
@@ -277,14 +257,10 @@ impl Shard {
     ) -> Result<u64, StoreError> {
         let opts = settings.store.seal;
         let partition_ns = settings.store.partition_ns;
-        let encoder = self.seal_encoder(settings);
-        if encoder == Encoder::SealBehind {
-            self.counters.seal_rounds_behind.inc();
-        }
         // The duplicate check's fingerprints of the set are made with the parts, off the
         // core: they touch every entry (see `dedupe::sealed_runs`).
         let (parts, fingerprints) =
-            encode_off_core(store.disk(), encoder, set.clone(), move |set| {
+            encode_off_core(store.disk(), Encoder::Seal, set.clone(), move |set| {
                 let parts = encode_sealing_set(set, &opts, partition_ns)?;
                 Ok((parts, super::dedupe::sealed_runs(&set.heads)))
             })

@@ -6,20 +6,13 @@
 //! segment rollover queued behind a long compaction stalled every append for seconds. The
 //! encoder threads inherit the executor's CPU affinity: the work is this core's.
 //!
-//! There are three, one per [`Encoder`] class, at three priorities (Linux nice values,
-//! which are per thread):
-//! - Sealing that keeps up runs at [`SEAL_NICE`], below the executor. At equal priority the
-//!   scheduler gave the seal encoder half of the core whenever both could run: a request
-//!   being parsed took twice as long, and the io_uring worker that issues the WAL's direct
-//!   writes (a thread on the same CPU) waited its turn, so that a 0.5 ms write was
-//!   acknowledged after 3 to 6 ms (measured at 80% of the maximum push rate).
-//! - Sealing that has fallen behind ([`Encoder::SealBehind`]: the heads grew by half their
-//!   budget while the last round encoded) runs at the executor's priority, so that it takes
-//!   its share of the core before ingest has to wait for memory.
-//! - Compaction and part rewrites can wait: theirs runs at the lowest ([`BACKGROUND_NICE`])
-//!   and takes the CPU time that ingest and sealing leave. With one thread for both, a seal
-//!   round queued behind a compaction's encode (1 to 2 s at level 9 on a busy core,
-//!   measured), so its heads grew meanwhile and the next round was as much larger.
+//! There are two, one per [`Encoder`] class. Sealing must keep up with ingest, so its thread
+//! runs at the executor's priority. Compaction and part rewrites can wait, so theirs runs at
+//! the lowest ([`BACKGROUND_NICE`]) and takes the CPU time that ingest and sealing leave.
+//! With one thread for both, a seal round queued behind a compaction's encode (1 to 2 s at
+//! level 9 on a busy core, measured), so its heads grew meanwhile and the next round was as
+//! much larger; and at the same priority, the executor got only half of its core whenever
+//! a compaction was encoding.
 //!
 //! The result comes back through a shared slot that the waiting task polls on a timer, never
 //! through a waker: a glommio task's waker must not be woken or dropped on another thread
@@ -47,61 +40,33 @@ const POLL_INTERVAL_MAX: Duration = Duration::from_millis(5);
 const SIM_ENCODE_TURNS: usize = 64;
 
 /// The nice value of the background encoder thread: the lowest priority, so that the
-/// executor and the seal encoders on the same CPU take it over as soon as they can run.
+/// executor and the seal encoder on the same CPU take it over as soon as they can run.
 pub const BACKGROUND_NICE: libc::c_int = 19;
-
-/// The nice value of the seal encoder thread while sealing keeps up: the executor gets
-/// about nine tenths of the core when both want it (weights 1024 against 110), and the seal
-/// encoder still comes before compaction.
-pub const SEAL_NICE: libc::c_int = 10;
 
 type EncodeJob = Box<dyn FnOnce() + Send>;
 
 /// Which of the executor's encoder threads runs a job (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoder {
-    /// Sealing that keeps up with ingest, at [`SEAL_NICE`].
+    /// Sealing, at the executor's priority.
     Seal,
-    /// Sealing that has fallen behind, at the executor's priority.
-    SealBehind,
     /// Compaction and part rewrites, at [`BACKGROUND_NICE`].
     Background,
 }
-
-/// How many [`Encoder`] classes there are.
-const ENCODER_CLASSES: usize = 3;
 
 impl Encoder {
     fn index(self) -> usize {
         self as usize
     }
-
-    /// The nice value the class's thread runs at (0 is the executor's).
-    pub fn nice(self) -> libc::c_int {
-        match self {
-            Encoder::Seal => SEAL_NICE,
-            Encoder::SealBehind => 0,
-            Encoder::Background => BACKGROUND_NICE,
-        }
-    }
-
-    /// The end of the thread's name, after the executor's.
-    fn thread_suffix(self) -> &'static str {
-        match self {
-            Encoder::Seal => "encode",
-            Encoder::SealBehind => "encode+",
-            Encoder::Background => "compact",
-        }
-    }
 }
 
 thread_local! {
     /// The encoder threads of this executor, by [`Encoder`], each started on first use.
-    static ENCODERS: RefCell<[Option<std::sync::mpsc::Sender<EncodeJob>>; ENCODER_CLASSES]> =
-        const { RefCell::new([None, None, None]) };
+    static ENCODERS: RefCell<[Option<std::sync::mpsc::Sender<EncodeJob>>; 2]> =
+        const { RefCell::new([None, None]) };
     /// The CPU-time clocks of those threads, for the query pacer (see `runtime::pacer`).
-    static ENCODER_CLOCKS: std::cell::Cell<[Option<libc::clockid_t>; ENCODER_CLASSES]> =
-        const { std::cell::Cell::new([None; ENCODER_CLASSES]) };
+    static ENCODER_CLOCKS: std::cell::Cell<[Option<libc::clockid_t>; 2]> =
+        const { std::cell::Cell::new([None, None]) };
 }
 
 /// CPU time this executor's encoder threads have used (zero before they start).
@@ -214,16 +179,19 @@ fn send_job(encoder: Encoder, job: EncodeJob) {
 
 fn spawn_encoder(encoder: Encoder) -> std::sync::mpsc::Sender<EncodeJob> {
     let (tx, rx) = std::sync::mpsc::channel::<EncodeJob>();
+    let suffix = match encoder {
+        Encoder::Seal => "encode",
+        Encoder::Background => "compact",
+    };
     let name = format!(
-        "{}-{}",
-        std::thread::current().name().unwrap_or("shardlog"),
-        encoder.thread_suffix()
+        "{}-{suffix}",
+        std::thread::current().name().unwrap_or("shardlog")
     );
     let thread = std::thread::Builder::new()
         .name(name)
         .spawn(move || {
-            if encoder.nice() != 0 {
-                lower_priority(encoder.nice());
+            if encoder == Encoder::Background {
+                lower_priority();
             }
             while let Ok(job) = rx.recv() {
                 job();
@@ -245,18 +213,18 @@ fn spawn_encoder(encoder: Encoder) -> std::sync::mpsc::Sender<EncodeJob> {
     tx
 }
 
-/// Gives the calling thread the nice value `nice` (on Linux the nice value is a thread's
-/// own). If that fails, the thread keeps working at its priority, and says so.
-fn lower_priority(nice: libc::c_int) {
+/// Gives the calling thread the nice value [`BACKGROUND_NICE`] (on Linux the nice value is
+/// a thread's own). If that fails, the thread keeps working at its priority, and says so.
+fn lower_priority() {
     // SAFETY: gettid takes no argument; setpriority only changes the scheduling priority
     // of the thread it names, this one.
     let rc = unsafe {
         let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BACKGROUND_NICE)
     };
     if rc != 0 {
         eprintln!(
-            "shardlog: cannot lower the priority of an encoder thread to nice {nice}: {}",
+            "shardlog: cannot lower the priority of the compaction encoder thread: {}",
             std::io::Error::last_os_error()
         );
     }
@@ -300,30 +268,6 @@ mod tests {
             drop_off_core(&Disk::real(), Encoder::Seal, Noted(tx));
             let dropped_on = rx.recv().expect("the value is dropped");
             assert_ne!(dropped_on, std::thread::current().id());
-        });
-    }
-
-    /// Each class's thread runs at its own priority: sealing below the executor, sealing
-    /// that fell behind at the executor's, compaction at the lowest.
-    #[test]
-    fn each_encoder_thread_runs_at_its_classes_nice_value() {
-        run_local(|| async {
-            for encoder in [Encoder::Seal, Encoder::SealBehind, Encoder::Background] {
-                let nice = encode_off_core(&Disk::real(), encoder, (), |_| {
-                    // SAFETY: gettid takes no argument; getpriority reads this thread's nice
-                    // value.
-                    let nice = unsafe {
-                        libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t)
-                    };
-                    Ok(nice)
-                })
-                .await
-                .expect("the encode");
-                // A test runner that itself runs at a lower priority starts the threads there.
-                // SAFETY: as above, for the calling thread.
-                let base = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-                assert_eq!(nice, encoder.nice().max(base), "{encoder:?}");
-            }
         });
     }
 

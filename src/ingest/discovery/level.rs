@@ -161,8 +161,8 @@ fn right_boundary(b: u8) -> bool {
 /// stands alone (word boundaries on both sides), matched case-insensitively; `unknown` if
 /// none. One pass over the line, [`SCAN_CHUNK`] bytes at a time: a chunk's positions that may
 /// start a word (at 0 or after a left boundary, on one of the words' first letters) are found
-/// as a bit mask, by comparisons the compiler turns into vector instructions, and only those
-/// are tried against the words in order. Every line of a push goes through here, and one
+/// as a bit mask by vector compares ([`chunk_masks`]), and only those are tried against the
+/// words that start with the letter there. Every line of a push goes through here, and one
 /// table lookup and branch per byte took a sixth of the ingest path's time.
 pub(crate) fn level_word(line: &[u8]) -> &'static str {
     // Whether the byte before the chunk is a left boundary; the start of the line is one.

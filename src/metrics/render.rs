@@ -7,6 +7,9 @@ use super::HistogramSnapshot;
 use super::edge::{ListenerKind, ListenerMetrics};
 use crate::shard::{DiscardReason, Protocol, ShardMetrics, StorageMetrics};
 
+/// Picks one of a WAL's latency histograms out of its stats.
+type WalHistogram = fn(&crate::wal::WalStats) -> &HistogramSnapshot;
+
 /// The whole `/metrics` page.
 pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
     let mut out = String::with_capacity(8 * 1024);
@@ -436,37 +439,25 @@ pub fn render(shards: &[ShardMetrics], ready: bool) -> String {
     edge(&mut out, &shards);
     memory(&mut out, &shards);
 
-    header(
-        &mut out,
-        "shardlog_wal_fsync_seconds",
-        "histogram",
-        "Duration of each WAL group commit's fdatasync.",
-    );
-    for s in &shards {
-        if let Some(w) = &s.wal {
-            histogram(
-                &mut out,
-                "shardlog_wal_fsync_seconds",
-                &format!("shard=\"{}\"", s.shard),
-                &w.fsync_latency,
-            );
-        }
-    }
-    header(
-        &mut out,
-        "shardlog_wal_commit_seconds",
-        "histogram",
-        "Duration of each WAL group commit: its direct write and fdatasync, as the core sees \
-         them (acknowledgements wait for this).",
-    );
-    for s in &shards {
-        if let Some(w) = &s.wal {
-            histogram(
-                &mut out,
-                "shardlog_wal_commit_seconds",
-                &format!("shard=\"{}\"", s.shard),
-                &w.commit_latency,
-            );
+    let wal_histograms: [(&str, &str, WalHistogram); 2] = [
+        (
+            "shardlog_wal_fsync_seconds",
+            "Duration of each WAL group commit's fdatasync.",
+            |w| &w.fsync_latency,
+        ),
+        (
+            "shardlog_wal_commit_seconds",
+            "Duration of each WAL group commit: its direct write and fdatasync, as the core \
+             sees them (acknowledgements wait for this).",
+            |w| &w.commit_latency,
+        ),
+    ];
+    for (name, help, pick) in wal_histograms {
+        header(&mut out, name, "histogram", help);
+        for s in &shards {
+            if let Some(w) = &s.wal {
+                histogram(&mut out, name, &format!("shard=\"{}\"", s.shard), pick(w));
+            }
         }
     }
     header(

@@ -486,13 +486,23 @@ impl<'a> Batches<'a> {
         (stored, too_old)
     }
 
+    /// Other cores' batches go out first, each in a task of its own; this core's batch is
+    /// appended by this task itself, so that the WAL's commit wakes it directly and the push
+    /// is answered before the commit's lines are applied (see `Shard::on_durable`), rather
+    /// than after a second task hop.
     async fn send(self, protocol: Protocol) -> Response {
+        let here = self.core.id;
+        let mut local = None;
         let mut tasks = Vec::new();
         for (owner, mut builder) in self.builders.into_iter().enumerate() {
             if builder.is_empty() {
                 continue;
             }
             let batch = builder.finish();
+            if owner == here {
+                local = Some(batch);
+                continue;
+            }
             let core = self.core.clone();
             let task = glommio::spawn_local_into(
                 async move { core.send_batch(owner, batch, protocol).await },
@@ -502,9 +512,16 @@ impl<'a> Batches<'a> {
             .detach();
             tasks.push(task);
         }
-        let mut failure: Option<AppendError> = None;
+        let mut results = Vec::with_capacity(tasks.len() + 1);
+        if let Some(batch) = local {
+            results.push(Some(self.core.send_batch(here, batch, protocol).await));
+        }
         for t in tasks {
-            let e = match t.await {
+            results.push(t.await);
+        }
+        let mut failure: Option<AppendError> = None;
+        for result in results {
+            let e = match result {
                 Some(Ok(())) => continue,
                 Some(Err(e)) => e,
                 None => AppendError::new(Refusal::NotOpen, "a batch send was cancelled"),

@@ -155,6 +155,25 @@ pub struct Core {
     pub streaming_matches: crate::ruler::demo::StreamMatches,
 }
 
+/// One batch send in flight on a core, counted while it lives (graceful shutdown waits
+/// for the count to reach zero).
+struct InFlight<'a> {
+    count: &'a Cell<usize>,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a Cell<usize>) -> InFlight<'a> {
+        count.set(count.get() + 1);
+        InFlight { count }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.count.set(self.count.get() - 1);
+    }
+}
+
 impl Core {
     /// Sends a batch to the shard that owns its streams and resolves when it is durable
     /// there. The local shard is called directly; others are reached over the mesh.
@@ -168,8 +187,10 @@ impl Core {
         if batch.entries == 0 {
             return Ok(());
         }
-        self.in_flight.set(self.in_flight.get() + 1);
-        let result = if owner == self.id {
+        // Counted down even if the caller drops this future: a push appends its own core's
+        // batch in its connection's task.
+        let _in_flight = InFlight::enter(&self.in_flight);
+        if owner == self.id {
             self.append_here(batch, protocol).await
         } else {
             let pending = self.replies.register();
@@ -189,9 +210,7 @@ impl Core {
                     format!("shard {owner} is stopping"),
                 )),
             }
-        };
-        self.in_flight.set(self.in_flight.get() - 1);
-        result
+        }
     }
 
     /// The query limits of `tenant`: the server's, with the limits file's overrides.

@@ -395,8 +395,8 @@ impl Shard {
 
     /// Everything `/metrics` shows of this shard, as it is now.
     pub fn metrics(&self) -> ShardMetrics {
+        let streams = self.heads();
         let c = &self.counters;
-        let streams = self.streams.borrow();
         ShardMetrics {
             shard: self.id,
             health: self.health(),

@@ -129,7 +129,7 @@ impl Shard {
     /// and their part rewritten. Does not yield.
     pub fn heads_hold(&self, req: &CompiledRequest) -> bool {
         let end = req.last_ns.saturating_add(1);
-        let streams = self.streams.borrow();
+        let streams = self.heads();
         let selected = streams.select(&req.request.tenant, &req.matchers, req.first_ns, end);
         let holds = |h: &super::head::StreamHead| {
             h.candidate_range(req.first_ns, end).any(|i| {

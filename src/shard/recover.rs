@@ -136,6 +136,12 @@ impl Shard {
                 shard.on_durable(through);
             }
         }));
+        // In the task queue recovery runs in (ingest), beside the WAL's committer.
+        glommio::spawn_local(Shard::run_applier(
+            Rc::downgrade(self),
+            self.apply_wanted.clone(),
+        ))
+        .detach();
         *self.wal.borrow_mut() = Some(Rc::new(wal));
         Ok(())
     }

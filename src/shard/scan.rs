@@ -339,7 +339,7 @@ impl Shard {
         // In id order, which is the order of each part's blocks: the reads of consecutive
         // small streams fall in one read-ahead window.
         selected.sort_unstable_by_key(|s| s.id);
-        let streams = self.streams.borrow();
+        let streams = self.heads();
         let sealing = self.sealing.borrow();
         let mut skipped_lines = 0u64;
         let streams: Vec<SnapshotStream> = selected
@@ -401,7 +401,7 @@ impl Shard {
             {
                 // The slot may hold another stream by now: this one's head was taken by a
                 // seal round before the stream was evicted, and is found below.
-                let streams = self.streams.borrow();
+                let streams = self.heads();
                 if let Some(live) = streams.slot(idx)
                     && live.id == id
                     && live.generation() == generation

@@ -376,7 +376,7 @@ fn evicted_streams_are_answered_from_their_parts() {
         };
 
         assert_eq!(shard.evict_idle_streams(std::time::Duration::ZERO), 2);
-        assert!(shard.streams.borrow().is_empty());
+        assert!(shard.heads().is_empty());
         answers_as_before(&shard).await;
         assert!(names_of(&shard, "other").await.is_empty());
         // With a part cache too small for any part's metadata, every read reads the tails it
@@ -399,7 +399,7 @@ fn evicted_streams_are_answered_from_their_parts() {
             )
             .await
             .expect("append");
-        assert_eq!(shard.streams.borrow().len(), 1);
+        assert_eq!(shard.heads().len(), 1);
         let again = logs(&shard, &all).await;
         assert_eq!(again.len(), lines.len() + 4);
         let distinct: HashSet<&String> = again.iter().map(|(_, l)| l).collect();

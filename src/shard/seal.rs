@@ -171,7 +171,7 @@ impl Shard {
         let all = mode != SealMode::Due || self.head_bytes.get() > settings.heads_bytes_max;
         let pinning = self.wal_pin_limit(settings);
         let mut early = 0;
-        let taken: Vec<StreamHead> = self.streams.borrow_mut().take_heads(|h| {
+        let taken: Vec<StreamHead> = self.heads_mut().take_heads(|h| {
             let due = all
                 || h.line_bytes_total() >= settings.seal_bytes
                 || h.first_arrival
@@ -336,7 +336,7 @@ impl Shard {
     /// one below the first seq any other head still holds, or everything applied.
     fn checkpoint_without(&self, sealed: &Arc<SealingSet>) -> u64 {
         let mut first = u64::MAX;
-        for h in self.streams.borrow().heads() {
+        for h in self.heads().heads() {
             if !h.is_empty() && h.first_seq > 0 {
                 first = first.min(h.first_seq);
             }

@@ -31,7 +31,7 @@ pub(super) fn config(heads_bytes_max: Option<u64>) -> Config {
     .expect("a valid configuration")
 }
 
-fn batch(from: usize, to: usize, pad: usize) -> crate::model::Batch {
+pub(super) fn batch(from: usize, to: usize, pad: usize) -> crate::model::Batch {
     let labels = Labels::from_pairs([("app", "seal")]);
     let id = stream_hash("t", &labels);
     let mut b = BatchBuilder::new("t");
@@ -43,7 +43,7 @@ fn batch(from: usize, to: usize, pad: usize) -> crate::model::Batch {
     b.finish()
 }
 
-async fn lines(shard: &Shard) -> Vec<String> {
+pub(super) async fn lines(shard: &Shard) -> Vec<String> {
     let r = LogsRequest {
         tenants: "t".into(),
         selector: parse_log_selector(r#"{app="seal"}"#, true)
@@ -68,7 +68,7 @@ async fn lines(shard: &Shard) -> Vec<String> {
     out
 }
 
-fn expected(n: usize) -> Vec<String> {
+pub(super) fn expected(n: usize) -> Vec<String> {
     let mut v: Vec<String> = (0..n)
         .map(|i| format!("line {i} {}", "x".repeat(100)))
         .collect();

@@ -77,7 +77,7 @@ impl Shard {
         parts: &PartList,
         out: &mut Vec<Selected>,
     ) {
-        let streams = self.streams.borrow();
+        let streams = self.heads();
         let shared_tenant: Rc<str> = Rc::from(tenant);
         let mut seen: AHashSet<StreamId> = AHashSet::new();
         for idx in streams.select(tenant, matchers, start, end) {
@@ -290,7 +290,7 @@ impl Shard {
             .flat_map(|set| set.heads.iter().map(|h| h.id))
             .collect();
         let idle_s = idle.as_secs().min(u64::from(u32::MAX)) as u32;
-        let evicted = self.streams.borrow_mut().evict_idle(idle_s, &sealing);
+        let evicted = self.heads_mut().evict_idle(idle_s, &sealing);
         if evicted >= TRIM_AFTER_EVICTED {
             crate::runtime::allocator::give_back_freed_memory();
         }

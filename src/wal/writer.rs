@@ -70,8 +70,8 @@ struct Inner {
     exited: Completion,
     /// Completed when the preparer task has exited and removed its spare.
     preparer_exited: Completion,
-    /// Called with the last seq of every commit that became durable, in seq order, before
-    /// its appends are resolved (see [`Wal::set_durable_hook`]).
+    /// Called with the last seq of every commit that became durable, in seq order, as its
+    /// appends are resolved (see [`Wal::set_durable_hook`]).
     durable_hook: RefCell<Option<DurableHook>>,
     stats: Stats,
 }
@@ -278,8 +278,9 @@ impl Wal {
         self.append_with(body, |_| {}).await
     }
 
-    /// Sets the function told, in seq order and before the waiting appends resume, the last
-    /// seq of each commit that became durable. It runs on the committer task, so it runs even
+    /// Sets the function told, in seq order, the last seq of each commit that became durable:
+    /// just after that commit's waiters are woken, before any of them resumes (tasks it
+    /// wakes run after them). It runs on the committer task, so it runs even
     /// if an appending task is dropped while it waits: whatever it does for a durable record
     /// is never skipped and never reordered.
     pub fn set_durable_hook(&self, hook: DurableHook) {
@@ -575,10 +576,13 @@ async fn committer(inner: Rc<Inner>, mut segment: Option<ActiveSegment>) {
                 }
                 inner.stats.records.add(last_seq - first_seq + 1);
                 inner.stats.commits.inc();
+                // Waiters first: the hook may wake a task that should run after them (the
+                // shard's applier, see `Shard::on_durable`). Both happen before this task
+                // yields, so a waiter never runs before the hook has been told.
+                done.complete(Ok(()));
                 if let Some(hook) = inner.durable_hook.borrow().as_ref() {
                     hook(last_seq);
                 }
-                done.complete(Ok(()));
                 inner.room.notify_all();
             }
             Err(reason) => {

@@ -230,7 +230,7 @@ fn lines_in_heads(shard: &Shard) -> HashSet<String> {
             out.insert(h.entry(i).line.to_string());
         }
     };
-    for h in shard.streams.borrow().heads() {
+    for h in shard.heads().heads() {
         add(h);
     }
     for set in shard.sealing.borrow().iter() {

@@ -48,6 +48,8 @@ fn apply(shard: &Shard, seq: u64, b: &Batch) -> u64 {
 }
 
 fn duplicates_counted(shard: &Shard) -> u64 {
+    // Counted as acknowledged batches are applied.
+    shard.catch_up();
     shard.counters.discarded[DiscardReason::Duplicate as usize].get()
 }
 
@@ -63,14 +65,14 @@ fn unsealed(shard: &Shard, app: &str) -> Vec<(TimestampNs, String)> {
     for set in shard.sealing.borrow().iter() {
         set.heads.iter().for_each(&mut add);
     }
-    shard.streams.borrow().heads().for_each(&mut add);
+    shard.heads().heads().for_each(&mut add);
     out.sort();
     out
 }
 
 /// Takes every head into a seal round, as step 1 of a round does.
 fn take_all(shard: &Shard) -> Arc<SealingSet> {
-    let taken = shard.streams.borrow_mut().take_heads(|_| true);
+    let taken = shard.heads_mut().take_heads(|_| true);
     let set = Arc::new(SealingSet::new(taken, None));
     shard.sealing.borrow_mut().push(set.clone());
     set
@@ -99,7 +101,7 @@ fn a_batch_applied_twice_is_stored_once() {
     );
     // The record of only duplicates left the heads' seqs alone.
     let id = stream_hash("t", &labels("a"));
-    let streams = s.streams.borrow();
+    let streams = s.heads();
     let head = streams.head(streams.index_of(id).unwrap());
     assert_eq!((head.first_seq, head.last_seq), (1, 1));
 }
@@ -162,7 +164,7 @@ fn out_of_order_head_finds_duplicates_through_its_index() {
     };
     assert_eq!(apply(&s, 1, &b(&entries)), 200);
     {
-        let streams = s.streams.borrow();
+        let streams = s.heads();
         let head = &streams.heads().next().unwrap();
         assert!(!head.in_order());
         assert!(
@@ -190,9 +192,9 @@ fn in_order_head_keeps_no_index_until_a_long_run_of_one_timestamp() {
         apply(&s, 1, &batch(Duplicates::Drop, &run[..EQUAL_TS_SCAN_MAX])),
         16
     );
-    assert_eq!(s.streams.borrow().heads().next().unwrap().index_bytes(), 0);
+    assert_eq!(s.heads().heads().next().unwrap().index_bytes(), 0);
     assert_eq!(apply(&s, 2, &batch(Duplicates::Drop, &run)), 100 - 16);
-    let streams = s.streams.borrow();
+    let streams = s.heads();
     assert!(streams.heads().next().unwrap().in_order());
     assert!(streams.heads().next().unwrap().index_bytes() > 0);
     drop(streams);
@@ -212,7 +214,7 @@ fn a_head_never_asked_answers_exactly_without_an_index() {
         ],
     );
     apply(&s, 1, &b);
-    let streams = s.streams.borrow();
+    let streams = s.heads();
     let head = &streams.heads().next().unwrap();
     assert_eq!(head.index_bytes(), 0);
     assert!(head.holds(10, "a2"));

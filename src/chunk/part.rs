@@ -16,6 +16,7 @@ use super::pairs::{
 use super::varint::{uvarint_len, zigzag};
 use super::*;
 use crate::model::{Labels, TimestampNs, stream_hash, validate_tenant};
+use crate::runtime::courtesy::pause_point;
 
 /// zstd level written by default. Measured on the ten loghub corpus files, one part each,
 /// 1 MiB blocks (`CHUNK_SWEEP=1 cargo bench --bench chunk`): against level 3, level 9 writes
@@ -28,6 +29,10 @@ pub const ZSTD_LEVEL_DEFAULT: i32 = 9;
 /// the repeats of a stream, small enough that a query wanting a few lines decompresses
 /// little.
 pub const BLOCK_BYTES_TARGET_DEFAULT: usize = 1 << 20;
+
+/// Lines added to a block's bloom filter between two pause points: a few hundred
+/// microseconds of work.
+const BLOOM_LINES_PER_PAUSE_POINT: usize = 1024;
 
 /// The least block target a writer accepts: below a few KiB zstd has nothing to work with.
 pub const BLOCK_BYTES_TARGET_MIN: usize = 4 << 10;
@@ -710,8 +715,12 @@ impl PartEncoder {
             ));
         }
         let with_blooms = self.opts.bloom_bits_per_gram > 0.0;
+        // Compaction steps aside here while its core answers ingest (a no-op elsewhere,
+        // see `runtime::courtesy`): a block is a few milliseconds of work.
+        pause_point();
         self.body.clear();
         let lines_bytes = encode_body(entries, self.opts.line_templates, &mut self.body);
+        pause_point();
         assert!(
             self.body.len() <= BLOCK_UNCOMPRESSED_BYTES_MAX,
             "blocks are cut below the maximum"
@@ -725,7 +734,11 @@ impl PartEncoder {
         assert!(self.compressed.len() <= BLOCK_COMPRESSED_BYTES_MAX);
         let bloom_start = self.blooms.len();
         let bloom_len = if with_blooms {
-            for &(_, line, _) in entries {
+            pause_point();
+            for (n, &(_, line, _)) in entries.iter().enumerate() {
+                if n % BLOOM_LINES_PER_PAUSE_POINT == BLOOM_LINES_PER_PAUSE_POINT - 1 {
+                    pause_point();
+                }
                 self.bloom.add_line(line.as_bytes());
             }
             self.bloom.finish(

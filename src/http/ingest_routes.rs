@@ -199,6 +199,9 @@ pub(super) fn hold_decoded(
 }
 
 pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
+    // The core's compaction pauses while a push is decoded and stored
+    // (`runtime::courtesy`).
+    let _busy = crate::runtime::courtesy::Busy::enter();
     let tenant = match tenant(core, req, true) {
         Ok(t) => t,
         Err(r) => return r,
@@ -241,6 +244,7 @@ pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
 }
 
 pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
+    let _busy = crate::runtime::courtesy::Busy::enter();
     let tenant = match tenant(core, req, true) {
         Ok(t) => t,
         Err(r) => return r,

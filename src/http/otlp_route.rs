@@ -31,6 +31,8 @@ use crate::runtime::Core;
 use crate::shard::Protocol;
 
 pub async fn logs(core: &Rc<Core>, req: &Request) -> Response {
+    // The core's compaction pauses while a push is decoded and stored.
+    let _busy = crate::runtime::courtesy::Busy::enter();
     // The answer's encoding is the request's; without a known one, errors are plain text.
     let encoding = match Encoding::from_content_type(req.header("content-type")) {
         Ok(e) => e,

@@ -9,6 +9,7 @@
 //! for readiness and shutdown ([`Lifecycle`]).
 
 pub mod allocator;
+pub mod courtesy;
 pub mod failstop;
 pub mod health;
 pub mod mesh;
@@ -156,15 +157,19 @@ pub struct Core {
 }
 
 /// One batch send in flight on a core, counted while it lives (graceful shutdown waits
-/// for the count to reach zero).
+/// for the count to reach zero); the core's compaction pauses meanwhile ([`courtesy`]).
 struct InFlight<'a> {
     count: &'a Cell<usize>,
+    _busy: courtesy::Busy,
 }
 
 impl<'a> InFlight<'a> {
     fn enter(count: &'a Cell<usize>) -> InFlight<'a> {
         count.set(count.get() + 1);
-        InFlight { count }
+        InFlight {
+            count,
+            _busy: courtesy::Busy::enter(),
+        }
     }
 }
 

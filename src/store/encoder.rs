@@ -8,7 +8,8 @@
 //!
 //! There are two, one per [`Encoder`] class. Sealing must keep up with ingest, so its thread
 //! runs at the executor's priority. Compaction and part rewrites can wait, so theirs runs at
-//! the lowest ([`BACKGROUND_NICE`]) and takes the CPU time that ingest and sealing leave.
+//! the lowest ([`BACKGROUND_NICE`]) and takes the CPU time that ingest and sealing leave;
+//! it also pauses itself while the core has ingest in flight ([`crate::runtime::courtesy`]).
 //! With one thread for both, a seal round queued behind a compaction's encode (1 to 2 s at
 //! level 9 on a busy core, measured), so its heads grew meanwhile and the next round was as
 //! much larger; and at the same priority, the executor got only half of its core whenever
@@ -187,11 +188,14 @@ fn spawn_encoder(encoder: Encoder) -> std::sync::mpsc::Sender<EncodeJob> {
         "{}-{suffix}",
         std::thread::current().name().unwrap_or("shardlog")
     );
+    let core = crate::runtime::courtesy::this_core();
     let thread = std::thread::Builder::new()
         .name(name)
         .spawn(move || {
             if encoder == Encoder::Background {
                 lower_priority();
+                // Compaction also steps aside while the core has ingest in flight.
+                crate::runtime::courtesy::yield_to(core);
             }
             while let Ok(job) = rx.recv() {
                 job();

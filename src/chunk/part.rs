@@ -734,12 +734,11 @@ impl PartEncoder {
         assert!(self.compressed.len() <= BLOCK_COMPRESSED_BYTES_MAX);
         let bloom_start = self.blooms.len();
         let bloom_len = if with_blooms {
-            pause_point();
-            for (n, &(_, line, _)) in entries.iter().enumerate() {
-                if n % BLOOM_LINES_PER_PAUSE_POINT == BLOOM_LINES_PER_PAUSE_POINT - 1 {
-                    pause_point();
+            for some in entries.chunks(BLOOM_LINES_PER_PAUSE_POINT) {
+                pause_point();
+                for &(_, line, _) in some {
+                    self.bloom.add_line(line.as_bytes());
                 }
-                self.bloom.add_line(line.as_bytes());
             }
             self.bloom.finish(
                 self.opts.bloom_bits_per_gram,

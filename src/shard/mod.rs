@@ -509,7 +509,7 @@ impl Shard {
 
     /// Applies every durable batch not yet in the heads, in seq order. Cheap when there is
     /// none; never holds a borrow of the heads when it returns.
-    pub(crate) fn catch_up(&self) {
+    fn catch_up(&self) {
         let through = self.durable_seq.get();
         loop {
             let next = {

@@ -258,6 +258,33 @@ mod tests {
         });
     }
 
+    /// The compaction thread pauses at its pause points while its core has ingest in
+    /// flight; the seal thread never does.
+    #[test]
+    fn compaction_pauses_for_ingest_and_sealing_does_not() {
+        use crate::runtime::courtesy::{Busy, PAUSE_MAX, pause_point, this_core};
+        run_local(|| async {
+            let core = this_core();
+            let busy = Busy::enter();
+            encode_off_core(&Disk::real(), Encoder::Seal, (), |_| {
+                pause_point();
+                Ok(())
+            })
+            .await
+            .expect("the seal encode");
+            assert_eq!(core.paused(), Duration::ZERO, "sealing paused");
+            encode_off_core(&Disk::real(), Encoder::Background, (), |_| {
+                pause_point();
+                Ok(())
+            })
+            .await
+            .expect("the compaction encode");
+            // The core stayed busy throughout: the pause ran to its bound.
+            assert!(core.paused() >= PAUSE_MAX);
+            drop(busy);
+        });
+    }
+
     /// A value handed to `drop_off_core` is dropped on the encoder thread, not here.
     #[test]
     fn a_value_dropped_off_the_core_is_dropped_there() {

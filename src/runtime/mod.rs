@@ -40,6 +40,14 @@ use mesh::{Replies, Reply};
 /// drain, before it closes its WAL anyway.
 const STOP_BATCHES_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long a task may run before `yield_if_needed` gives the reactor a turn, when only
+/// latency-indifferent work (sealing, compaction) is runnable. Glommio takes the smallest
+/// latency of the task queues that have runnable tasks, and 100 ms when none asks for one:
+/// a push whose bytes arrive while a merge runs has no runnable task yet (its socket is
+/// polled by the reactor), so with the default it waited for up to 100 ms of merging. The
+/// ingest queue's own latency bounds it instead.
+const PREEMPT_TIMER: Duration = Duration::from_millis(1);
+
 /// Process-wide state shared by all executors: only atomics, no locks.
 pub struct Lifecycle {
     shards: usize,
@@ -384,6 +392,7 @@ pub fn run(config: Config) -> i32 {
     let lc = lifecycle.clone();
     let pool = LocalExecutorPoolBuilder::new(placement)
         .name("shard")
+        .preempt_timer(PREEMPT_TIMER)
         .on_all_shards(move || {
             let (cfg, lc, mesh, ruler) = (cfg.clone(), lc.clone(), mesh.take(), ruler.clone());
             async move { run_core(cfg, lc, mesh, ruler, fault).await }

@@ -155,7 +155,7 @@ pub use meta::{ArchivedBlockMeta, ArchivedPartMeta, ArchivedStreamMeta};
 pub use part::{
     PartEncoder, PartFooter, PartWriterOptions, StreamBlockInput, encode_part, footer_block_offset,
 };
-pub use reader::PartReader;
+pub use reader::{BlockDecodeJob, PartReader};
 pub use tokens::BloomQuery;
 
 /// The format version written in the header and footer. Version 2 added the line layouts of

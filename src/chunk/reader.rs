@@ -331,15 +331,21 @@ impl<'a> PartReader<'a> {
         out: &mut DecodedBlock,
     ) -> Result<(), ChunkError> {
         let range = self.block_range(i).ok_or_else(|| self.no_block(i))?;
-        if compressed.len() as u64 != range.end - range.start {
-            return Err(ChunkError::InvalidInput(format!(
-                "block {i} of {} is {} bytes, given {}",
-                self.path.display(),
-                range.end - range.start,
-                compressed.len()
-            )));
-        }
+        check_given_len(i, range.end - range.start, compressed, &self.path)?;
         out.decode(compressed, &self.expect(i), &self.path)
+    }
+
+    /// What decoding block `i` takes besides its bytes, owned: the decode can then run on
+    /// another thread than the one holding this reader (compaction decodes its inputs on
+    /// its encoder thread, off the core).
+    pub fn block_decode_job(&self, i: usize) -> Result<BlockDecodeJob, ChunkError> {
+        let range = self.block_range(i).ok_or_else(|| self.no_block(i))?;
+        Ok(BlockDecodeJob {
+            block: i,
+            len: range.end - range.start,
+            expect: self.expect(i),
+            path: self.path.to_path_buf(),
+        })
     }
 
     fn no_block(&self, i: usize) -> ChunkError {
@@ -609,4 +615,33 @@ impl<'a> PartReader<'a> {
         }
         Ok(())
     }
+}
+
+/// A block's decode, detached from its [`PartReader`] (see [`PartReader::block_decode_job`]).
+pub struct BlockDecodeJob {
+    block: usize,
+    len: u64,
+    expect: BlockExpect,
+    path: PathBuf,
+}
+
+impl BlockDecodeJob {
+    /// Decodes the block from its compressed bytes into `out`, checked as
+    /// [`PartReader::decode_block_bytes`] checks them.
+    pub fn decode(&self, compressed: &[u8], out: &mut DecodedBlock) -> Result<(), ChunkError> {
+        check_given_len(self.block, self.len, compressed, &self.path)?;
+        out.decode(compressed, &self.expect, &self.path)
+    }
+}
+
+/// Block `i`'s bytes as given must be as long as the part says it is.
+fn check_given_len(i: usize, len: u64, compressed: &[u8], path: &Path) -> Result<(), ChunkError> {
+    if compressed.len() as u64 != len {
+        return Err(ChunkError::InvalidInput(format!(
+            "block {i} of {} is {len} bytes, given {}",
+            path.display(),
+            compressed.len()
+        )));
+    }
+    Ok(())
 }

@@ -8,7 +8,9 @@
 //! query of the inputs sees). Merged entries gather in a chunk of at most
 //! [`MERGE_CHUNK_BYTES`] of lines; a full chunk, or the streams gathered so far, goes to the
 //! background encoder thread with the [`PartEncoder`], which hands back the file's pages, and
-//! those are written while the next chunk is merged.
+//! those are written while the next chunk is merged. Input blocks of
+//! [`DECODE_ON_CORE_BYTES_MAX`] or more are decoded on that thread too: only the reads, the
+//! merge of entries and the writes run on the core, between yields.
 //!
 //! What a merge holds is therefore bounded by its inputs, not by their size: one decoded
 //! block and one read-ahead window per input ([`MERGE_INPUT_BYTES`]), two chunks, and the new
@@ -25,9 +27,11 @@ use super::part_writer::{PartDescription, PartFileWriter};
 use super::rewrite::{DropReason, StreamRule};
 use super::{Encoder, Store, StoreError, compaction::IoPacer, encode_off_core};
 use crate::chunk::{
-    ChunkError, DecodedBlock, EntryInput, PartEncoder, PartWriterOptions, StreamBlockInput,
+    ChunkError, DecodedBlock, EntryInput, PartEncoder, PartReader, PartWriterOptions,
+    StreamBlockInput,
 };
 use crate::model::{Labels, TimestampNs};
+use crate::runtime::courtesy::pause_point;
 
 /// Bytes of merged lines gathered before they go to the encoder: a few blocks' worth, so that
 /// a trip to the encoder thread is worth its wait, and blocks are cut at their target size.
@@ -188,6 +192,44 @@ impl Cursor {
     fn ts(&self) -> TimestampNs {
         self.block.timestamps()[self.pos]
     }
+}
+
+/// Input blocks with bodies this large or larger are decoded on the compaction encoder
+/// thread, which steps aside for ingest (see `runtime::courtesy`), instead of on the core: a
+/// block of 1 MiB took 3 to 4 ms of the core to decompress and rebuild from its templates,
+/// with no await inside, while pushes waited. Smaller blocks are decoded where they are
+/// read, since a trip to the thread costs more than their decode (a part of a million
+/// one-line streams is a million tiny blocks).
+pub(super) const DECODE_ON_CORE_BYTES_MAX: usize = 64 << 10;
+
+/// Decodes block `i` of `reader` from `compressed` into `block`, on the background encoder
+/// thread.
+async fn decode_off_core(
+    store: &Store,
+    reader: &PartReader<'_>,
+    i: usize,
+    compressed: Vec<u8>,
+    block: &mut DecodedBlock,
+) -> Result<(), StoreError> {
+    let job = reader.block_decode_job(i)?;
+    let taken = Mutex::new(Some(std::mem::take(block)));
+    *block = encode_off_core(
+        &store.disk,
+        Encoder::Background,
+        (job, compressed, taken),
+        |(job, compressed, taken)| {
+            let mut block = taken
+                .lock()
+                .expect("only this job takes it")
+                .take()
+                .expect("taken once");
+            pause_point();
+            job.decode(compressed, &mut block)?;
+            Ok(block)
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// The encoder and the pieces handed to it, moved to the encoder thread and back.
@@ -448,10 +490,22 @@ impl MergeRun<'_> {
             let reader = self.tails[c.input].reader();
             let bytes = reader.block_range(i).map_or(0, |r| r.end - r.start);
             pacer.charge(bytes).await;
-            if let Err(e) = part
-                .read_block_ahead(&reader, i, &mut c.block, &mut self.ahead[c.input])
-                .await
-            {
+            let body_bytes = reader.blocks()[i].uncompressed_bytes.to_native() as usize;
+            let read = if body_bytes < DECODE_ON_CORE_BYTES_MAX {
+                part.read_block_ahead(&reader, i, &mut c.block, &mut self.ahead[c.input])
+                    .await
+            } else {
+                match part
+                    .read_block_bytes_ahead(&reader, i, &mut self.ahead[c.input])
+                    .await
+                {
+                    Ok(compressed) => {
+                        decode_off_core(self.store, &reader, i, compressed, &mut c.block).await
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            if let Err(e) = read {
                 if e.is_corruption() {
                     eprintln!("shardlog: merging parts: {e}; moving the part to quarantine");
                     self.store.quarantine(part.entry.id).await;

@@ -484,6 +484,33 @@ impl LoadedPart {
         out: &mut DecodedBlock,
         ahead: &mut ReadAhead,
     ) -> Result<(), StoreError> {
+        self.with_block_bytes(reader, i, ahead, |compressed| {
+            Ok(reader.decode_block_bytes(i, compressed, out)?)
+        })
+        .await
+    }
+
+    /// The compressed bytes of block `i`, read as [`Self::read_block_ahead`] reads them, for
+    /// a decode elsewhere (see [`PartReader::block_decode_job`]).
+    pub async fn read_block_bytes_ahead(
+        &self,
+        reader: &PartReader<'_>,
+        i: usize,
+        ahead: &mut ReadAhead,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.with_block_bytes(reader, i, ahead, |compressed| Ok(compressed.to_vec()))
+            .await
+    }
+
+    /// Calls `use_bytes` with the compressed bytes of block `i`, from `ahead` or read (see
+    /// [`Self::read_block_ahead`]).
+    async fn with_block_bytes<R>(
+        &self,
+        reader: &PartReader<'_>,
+        i: usize,
+        ahead: &mut ReadAhead,
+        use_bytes: impl FnOnce(&[u8]) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         let range = reader
             .block_range(i)
             .ok_or_else(|| StoreError::Corruption {
@@ -497,8 +524,7 @@ impl LoadedPart {
         {
             let lo = (range.start - ahead.start) as usize;
             let hi = (range.end - ahead.start) as usize;
-            reader.decode_block_bytes(i, &buf[lo..hi], out)?;
-            return Ok(());
+            return use_bytes(&buf[lo..hi]);
         }
         let align = PART_ALIGN_BYTES as u64;
         let start = range.start / align * align;
@@ -515,13 +541,13 @@ impl LoadedPart {
                 format!("the file ended inside block {i}")
             })
             .await?;
-        reader.decode_block_bytes(i, &buf[lo..hi], out)?;
+        let used = use_bytes(&buf[lo..hi])?;
         if small {
             *ahead = ReadAhead {
                 start,
                 buf: Some(buf),
             };
         }
-        Ok(())
+        Ok(used)
     }
 }

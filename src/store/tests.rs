@@ -84,6 +84,17 @@ fn make_part(
     k: usize,
     per_stream: usize,
 ) -> FixturePart {
+    make_part_with(streams, partition_start, k, per_stream, &test_opts().seal)
+}
+
+/// [`make_part`], encoded with `opts`.
+fn make_part_with(
+    streams: &[TestStream],
+    partition_start: i64,
+    k: usize,
+    per_stream: usize,
+    opts: &crate::chunk::PartWriterOptions,
+) -> FixturePart {
     let mut lines = Vec::new();
     let mut per: Vec<Vec<Line>> = Vec::new();
     for s in streams {
@@ -138,7 +149,7 @@ fn make_part(
             entries: e,
         })
         .collect();
-    let bytes = encode_now(&inputs, &test_opts().seal).expect("encode");
+    let bytes = encode_now(&inputs, opts).expect("encode");
     for v in per {
         lines.extend(v);
     }
@@ -633,6 +644,80 @@ fn compaction_streams_long_streams_in_pieces_in_time_order() {
         let merged = store.parts()[0].clone();
         assert_merged_in_time_order(&streams, &before, &merged).await;
         assert_no_garbage(&store);
+    });
+}
+
+/// A store holding two parts of 1 MiB blocks, each with blocks past
+/// [`super::merge::DECODE_ON_CORE_BYTES_MAX`] of body, which compaction decodes with an
+/// encoder job (inline on the simulated disk; the thread itself is the encoder module's).
+async fn store_with_large_blocks() -> (Vec<TestStream>, SimDisk, Rc<Store>) {
+    let mut opts = test_opts();
+    opts.seal.block_bytes_target = crate::chunk::part::BLOCK_BYTES_TARGET_DEFAULT;
+    opts.compact.block_bytes_target = crate::chunk::part::BLOCK_BYTES_TARGET_DEFAULT;
+    opts.compaction.min_small_parts = 2;
+    let streams = test_streams();
+    let parts: Vec<FixturePart> = (0..2)
+        .map(|k| make_part_with(&streams, DAY0, k, 5000, &opts.seal))
+        .collect();
+    let (sim, store) = build_with(&parts, opts).await;
+    for p in store.parts() {
+        let tail = p.tail(None).await.expect("the tail");
+        let largest = tail
+            .reader()
+            .blocks()
+            .iter()
+            .map(|b| b.uncompressed_bytes.to_native() as usize)
+            .max()
+            .expect("blocks");
+        assert!(
+            largest >= super::merge::DECODE_ON_CORE_BYTES_MAX,
+            "{largest}"
+        );
+    }
+    (streams, sim, store)
+}
+
+/// Compaction decodes large input blocks with an encoder job, small ones where it reads
+/// them: the merged part holds every line once, each stream in time order.
+#[test]
+fn compaction_decodes_large_blocks_off_the_core_without_loss() {
+    run(|| async {
+        let (streams, _sim, store) = store_with_large_blocks().await;
+        let before = store.parts();
+        let report = store.compact_once().await.unwrap().expect("a compaction");
+        assert!(report.committed);
+        assert_eq!(report.entries, 2 * 3 * 5000);
+        let merged = store.parts()[0].clone();
+        assert_merged_in_time_order(&streams, &before, &merged).await;
+        assert_no_garbage(&store);
+    });
+}
+
+/// A large input block that rots is found by its decode in the encoder job as by any other:
+/// the compaction fails, the part goes to quarantine, the other part stays whole.
+#[test]
+fn compaction_quarantines_a_rotten_large_block_decoded_off_the_core() {
+    run(|| async {
+        let (_streams, sim, store) = store_with_large_blocks().await;
+        let (rotten, kept) = (store.parts()[0].clone(), store.parts()[1].clone());
+        let expected = read_parts(std::slice::from_ref(&kept)).await;
+        let block = {
+            let tail = rotten.tail(None).await.expect("the tail");
+            let reader = tail.reader();
+            let i = (0..reader.blocks().len())
+                .max_by_key(|&i| reader.blocks()[i].uncompressed_bytes.to_native())
+                .expect("blocks");
+            reader.block_range(i).expect("a range")
+        };
+        sim.corrupt_file(&rotten.path, |bytes| {
+            bytes[((block.start + block.end) / 2) as usize] ^= 0x5a;
+        })
+        .expect("rot the part");
+        let err = store.compact_once().await.expect_err("a rotten input");
+        assert!(err.is_corruption(), "{err}");
+        let ids: Vec<u64> = store.parts().iter().map(|p| p.entry.id).collect();
+        assert_eq!(ids, vec![kept.entry.id]);
+        assert_eq!(read_all(&store).await, expected);
     });
 }
 

@@ -495,15 +495,13 @@ impl MergeRun<'_> {
                 part.read_block_ahead(&reader, i, &mut c.block, &mut self.ahead[c.input])
                     .await
             } else {
-                match part
-                    .read_block_bytes_ahead(&reader, i, &mut self.ahead[c.input])
-                    .await
-                {
-                    Ok(compressed) => {
-                        decode_off_core(self.store, &reader, i, compressed, &mut c.block).await
-                    }
-                    Err(e) => Err(e),
+                async {
+                    let compressed = part
+                        .read_block_bytes_ahead(&reader, i, &mut self.ahead[c.input])
+                        .await?;
+                    decode_off_core(self.store, &reader, i, compressed, &mut c.block).await
                 }
+                .await
             };
             if let Err(e) = read {
                 if e.is_corruption() {

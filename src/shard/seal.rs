@@ -30,7 +30,7 @@ use ahash::AHashMap;
 
 use super::Shard;
 use super::head::StreamHead;
-use crate::chunk::{EntryInput, PartWriterOptions, StreamBlockInput, encode_part};
+use crate::chunk::{EntryInput, PartEncoder, PartWriterOptions, StreamBlockInput};
 use crate::config::Config;
 use crate::model::{StreamId, TimestampNs};
 use crate::store::{
@@ -464,6 +464,12 @@ impl Shard {
     }
 }
 
+/// Entries of one stream that a seal round hands the part encoder at a time. The encoder
+/// takes entries as (timestamp, line, metadata pairs) slices, 40 bytes an entry and 32 a
+/// pair: materialized for a whole round they were 18 MiB at the default heads size, on top
+/// of the heads themselves. By pieces, a round holds at most this many at once.
+const SEAL_PIECE_ENTRIES: usize = 16 << 10;
+
 /// Sorts and groups the taken heads and encodes one part per (tenant, partition). Runs off
 /// the core.
 fn encode_sealing_set(
@@ -471,78 +477,207 @@ fn encode_sealing_set(
     opts: &PartWriterOptions,
     partition_ns: i64,
 ) -> Result<Vec<NewPart>, crate::chunk::ChunkError> {
-    // Entries of every head in time order, with their metadata pairs materialized.
-    struct Sorted<'a> {
-        head: &'a StreamHead,
-        entries: Vec<EntryInput<'a>>,
-    }
-    let mut pairs_of: Vec<Vec<(&str, &str)>> = Vec::with_capacity(set.heads.len());
-    let mut orders = Vec::with_capacity(set.heads.len());
-    for h in &set.heads {
-        let order = h.time_order();
-        let mut pairs = Vec::new();
-        for &i in &order {
-            pairs.extend(h.entry(i as usize).metadata.iter());
-        }
-        pairs_of.push(pairs);
-        orders.push(order);
-    }
-    let mut sorted: Vec<Sorted<'_>> = Vec::with_capacity(set.heads.len());
-    for ((h, order), pairs) in set.heads.iter().zip(&orders).zip(&pairs_of) {
-        let mut at = 0;
-        let entries = order
-            .iter()
-            .map(|&i| {
-                let e = h.entry(i as usize);
-                let n = e.metadata.len();
-                let md = &pairs[at..at + n];
-                at += n;
-                (e.ts, e.line, md)
-            })
-            .collect();
-        sorted.push(Sorted { head: h, entries });
-    }
-    // (tenant, partition start) -> streams' runs of entries in that partition.
-    let mut groups: std::collections::BTreeMap<(&str, TimestampNs), Vec<StreamBlockInput<'_>>> =
+    // Each head's entries in time order: 4 bytes an entry.
+    let orders: Vec<Vec<u32>> = set.heads.iter().map(|h| h.time_order()).collect();
+    // (tenant, partition start) -> the heads with entries in that partition, and which.
+    type Members = Vec<(usize, std::ops::Range<usize>)>;
+    let mut groups: std::collections::BTreeMap<(&str, TimestampNs), Members> =
         std::collections::BTreeMap::new();
-    for s in &sorted {
+    for (k, (h, order)) in set.heads.iter().zip(&orders).enumerate() {
+        let partition_of = |i: u32| paths::partition_start(h.ts(i as usize), partition_ns);
         let mut start = 0;
-        while start < s.entries.len() {
-            let p = paths::partition_start(s.entries[start].0, partition_ns);
-            let len = s.entries[start..]
+        while start < order.len() {
+            let p = partition_of(order[start]);
+            let len = order[start..]
                 .iter()
-                .take_while(|e| paths::partition_start(e.0, partition_ns) == p)
+                .take_while(|&&i| partition_of(i) == p)
                 .count();
             groups
-                .entry((s.head.tenant.as_str(), p))
+                .entry((h.tenant.as_str(), p))
                 .or_default()
-                .push(StreamBlockInput {
-                    stream_id: s.head.id,
-                    tenant: &s.head.tenant,
-                    labels: &s.head.labels,
-                    entries: &s.entries[start..start + len],
-                });
+                .push((k, start..start + len));
             start += len;
         }
     }
-    let mut out = Vec::new();
-    for ((_, partition_start), inputs) in groups {
-        let bytes = encode_part(&inputs, opts)?;
-        let entries: u64 = inputs.iter().map(|i| i.entries.len() as u64).sum();
-        let min = inputs.iter().map(|i| i.entries[0].0).min().unwrap_or(0);
-        let max = inputs
-            .iter()
-            .map(|i| i.entries[i.entries.len() - 1].0)
-            .max()
-            .unwrap_or(0);
+    let mut out = Vec::with_capacity(groups.len());
+    for ((_, partition_start), mut members) in groups {
+        // A part lists its streams by ascending id.
+        members.sort_by_key(|(k, _)| set.heads[*k].id);
+        let mut encoder = PartEncoder::new(opts)?;
+        let (mut entries, mut min_ts, mut max_ts) = (0u64, TimestampNs::MAX, TimestampNs::MIN);
+        for (k, range) in members {
+            let head = &set.heads[k];
+            let order = &orders[k][range];
+            entries += order.len() as u64;
+            min_ts = min_ts.min(head.ts(order[0] as usize));
+            max_ts = max_ts.max(head.ts(order[order.len() - 1] as usize));
+            add_in_pieces(&mut encoder, head, order)?;
+        }
+        let mut bytes = encoder.take_ready();
+        bytes.extend_from_slice(&encoder.finish()?);
         out.push(NewPart {
             partition_start,
             bytes,
             level: 0,
             entries,
-            min_ts: min,
-            max_ts: max,
+            min_ts,
+            max_ts,
         });
     }
     Ok(out)
+}
+
+/// Gives `encoder` the entries `order` of `head` (a run in time order), a piece at a time.
+/// A piece that is not the stream's last leaves its last block to the next one (see
+/// [`PartEncoder::add`]), so the blocks are those of the run given whole.
+fn add_in_pieces(
+    encoder: &mut PartEncoder,
+    head: &StreamHead,
+    order: &[u32],
+) -> Result<(), crate::chunk::ChunkError> {
+    let mut from = 0;
+    let mut want = SEAL_PIECE_ENTRIES;
+    loop {
+        let to = (from + want).min(order.len());
+        let last = to == order.len();
+        let piece = &order[from..to];
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        for &i in piece {
+            pairs.extend(head.entry(i as usize).metadata.iter());
+        }
+        let mut at = 0;
+        let entries: Vec<EntryInput<'_>> = piece
+            .iter()
+            .map(|&i| {
+                let e = head.entry(i as usize);
+                let md = &pairs[at..at + e.metadata.len()];
+                at += md.len();
+                (e.ts, e.line, md)
+            })
+            .collect();
+        let written = encoder.add(
+            &StreamBlockInput {
+                stream_id: head.id,
+                tenant: &head.tenant,
+                labels: &head.labels,
+                entries: &entries,
+            },
+            last,
+        )?;
+        if last {
+            return Ok(());
+        }
+        if written == 0 {
+            // The piece is shorter than one block: take a longer one.
+            want *= 2;
+        } else {
+            from += written;
+            want = SEAL_PIECE_ENTRIES;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::{PartReader, encode_part};
+    use crate::model::Labels;
+
+    const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+    /// Heads of corpus lines: a large stream out of time order, with metadata on some
+    /// entries, spanning two days (two partitions), and a few small streams.
+    fn heads() -> Vec<StreamHead> {
+        let text = std::fs::read_to_string(crate::testing::corpus_dir().join("HDFS_2k.log"))
+            .expect("corpus file");
+        let lines: Vec<&str> = text.lines().collect();
+        let mut out = Vec::new();
+        for (s, n) in [(0u64, 3 * SEAL_PIECE_ENTRIES + 123), (1, 5), (2, 700)] {
+            let labels = Labels::from_pairs([("job", format!("seal-{s}"))]);
+            let id = crate::model::stream_hash("fake", &labels);
+            let mut h = StreamHead::new(id, "fake", labels);
+            for i in 0..n {
+                // Two days, and every seventh entry a little late.
+                let ts = DAY_NS - 40_000_000_000 + (i as i64) * 3_000_000
+                    - (i % 7 == 0) as i64 * 5_000_000;
+                let line = lines[i % lines.len()];
+                if i % 3 == 0 {
+                    h.push(ts, line, &[("trace_id", &format!("{i:x}")), ("pid", "7")]);
+                } else {
+                    h.push(ts, line, &[]);
+                }
+            }
+            out.push(h);
+        }
+        out
+    }
+
+    /// The parts of a round given by pieces are, byte for byte, the parts of the same entries
+    /// given whole: the same blocks, blooms and metadata.
+    #[test]
+    fn a_round_encoded_by_pieces_writes_the_parts_of_the_round_given_whole() {
+        let set = SealingSet::new(heads(), None);
+        let opts = PartWriterOptions {
+            zstd_level: 1,
+            block_bytes_target: 64 << 10,
+            ..PartWriterOptions::default()
+        };
+        let parts = encode_sealing_set(&set, &opts, DAY_NS).expect("encoded");
+        assert_eq!(parts.len(), 2, "one part per day");
+
+        for part in &parts {
+            // The same partition's entries, materialized whole, and encoded at once.
+            let orders: Vec<Vec<u32>> = set.heads.iter().map(|h| h.time_order()).collect();
+            let mut pairs: Vec<Vec<(&str, &str)>> = Vec::new();
+            for (h, o) in set.heads.iter().zip(&orders) {
+                let mut mine = Vec::new();
+                for &i in o {
+                    mine.extend(h.entry(i as usize).metadata.iter());
+                }
+                pairs.push(mine);
+            }
+            let mut entries: Vec<Vec<EntryInput<'_>>> = Vec::new();
+            for ((h, o), p) in set.heads.iter().zip(&orders).zip(&pairs) {
+                let mut at = 0;
+                let mut mine = Vec::new();
+                for &i in o {
+                    let e = h.entry(i as usize);
+                    let md = &p[at..at + e.metadata.len()];
+                    at += md.len();
+                    if paths::partition_start(e.ts, DAY_NS) == part.partition_start {
+                        mine.push((e.ts, e.line, md));
+                    }
+                }
+                entries.push(mine);
+            }
+            let inputs: Vec<StreamBlockInput<'_>> = set
+                .heads
+                .iter()
+                .zip(&entries)
+                .map(|(h, e)| StreamBlockInput {
+                    stream_id: h.id,
+                    tenant: &h.tenant,
+                    labels: &h.labels,
+                    entries: e,
+                })
+                .collect();
+            let whole = encode_part(&inputs, &opts).expect("encoded whole");
+            assert!(
+                part.bytes == whole,
+                "part of {} differs",
+                part.partition_start
+            );
+            let n: usize = entries.iter().map(Vec::len).sum();
+            assert_eq!(part.entries, n as u64);
+            let reader =
+                PartReader::open(&part.bytes, std::path::Path::new("sealed")).expect("readable");
+            assert!(
+                reader.blocks().len() > 3 * 2,
+                "the large stream spans several blocks in each part"
+            );
+        }
+        let total: u64 = parts.iter().map(|p| p.entries).sum();
+        let held: usize = set.heads.iter().map(|h| h.len()).sum();
+        assert_eq!(total, held as u64, "every entry once");
+    }
 }

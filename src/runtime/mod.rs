@@ -48,6 +48,13 @@ const STOP_BATCHES_TIMEOUT: Duration = Duration::from_secs(20);
 /// ingest queue's own latency bounds it instead.
 const PREEMPT_TIMER: Duration = Duration::from_millis(1);
 
+/// Each core's pool of I/O buffers registered with io_uring (pinned, so resident from the
+/// start). Direct writes and reads take their buffer from it when it has room and fall back
+/// to an aligned allocation when it has not. The largest are a WAL commit and a chunk of a
+/// part write, 1 MiB each: glommio's default of 10 MiB held 6 MiB more than a core's writes
+/// and reads in flight at full ingest use.
+const IO_MEMORY_BYTES: usize = 4 << 20;
+
 /// Process-wide state shared by all executors: only atomics, no locks.
 pub struct Lifecycle {
     shards: usize,
@@ -393,6 +400,7 @@ pub fn run(config: Config) -> i32 {
     let pool = LocalExecutorPoolBuilder::new(placement)
         .name("shard")
         .preempt_timer(PREEMPT_TIMER)
+        .io_memory(IO_MEMORY_BYTES)
         .on_all_shards(move || {
             let (cfg, lc, mesh, ruler) = (cfg.clone(), lc.clone(), mesh.take(), ruler.clone());
             async move { run_core(cfg, lc, mesh, ruler, fault).await }

@@ -57,18 +57,22 @@ pub const FINGERPRINTS_BYTES_MIN: u64 = MIB;
 pub const COMPACTION_INPUT_BYTES_LIMIT: u64 = 256 * MIB;
 
 /// Weights of the six shares in what a core has left after its base, for the shares not
-/// given explicitly. Heads and requests take the most: they are what full ingest uses.
-/// Measured on one core at full push ingest (256 MiB): heads of 26 MiB made sealing fall
-/// behind and refuse a fifth of the pushes for a while; 32 MiB and more kept up. The part
-/// cache holds the metadata of the parts queries read lately as well as their blooms: on one
-/// core, its 20 MiB keep the tails of a dozen large parts. The duplicate check's
-/// fingerprints held 64 MiB outside the budget at full push ingest; their share, about
-/// 11 MiB on one core, keeps 2 s of sealed lines at 350,000 lines/s and the whole 5-minute
-/// window up to 2,400 lines/s.
-const WEIGHT_HEADS: f64 = 0.44;
+/// given explicitly. The three that full ingest fills (heads, compaction, fingerprints) are
+/// kept small, so that a server taking all it can holds little memory; the part cache and a
+/// query's states are used only as queries need them.
+///
+/// Measured on one core at full push ingest (256 MiB, the default): heads of 14 to 34 MiB
+/// took the same rate (385k to 424k lines/s over 30 s, within this VM's noise) with no
+/// push refused, while peak RSS fell from 146 to 86 MiB (with the compaction and
+/// fingerprint shares falling too). At these weights, 17 MiB of heads (a seal round about
+/// every second at full rate) held 105 MiB. Compaction keeps its 32 MiB: a merge used 3 MiB
+/// less with 20 MiB, but its share bounds how large a part grows (`docs/storage.md`). The
+/// duplicate check's fingerprints, about 12 MiB on one core, keep 2 s of sealed lines at
+/// 350,000 lines/s and the whole 5-minute window up to 2,400 lines/s.
+const WEIGHT_HEADS: f64 = 0.22;
 const WEIGHT_REQUESTS: f64 = 0.12;
-const WEIGHT_QUERIES: f64 = 0.12;
-const WEIGHT_PART_CACHE: f64 = 0.10;
+const WEIGHT_QUERIES: f64 = 0.22;
+const WEIGHT_PART_CACHE: f64 = 0.22;
 const WEIGHT_COMPACTION: f64 = 0.16;
 const WEIGHT_FINGERPRINTS: f64 = 0.06;
 

@@ -62,10 +62,12 @@ pub const COMPACTION_INPUT_BYTES_LIMIT: u64 = 256 * MIB;
 /// query's states are used only as queries need them.
 ///
 /// Measured on one core at full push ingest (256 MiB, the default): heads of 14 to 34 MiB
-/// took the same rate (385k to 424k lines/s over 30 s, within this VM's noise) with no
-/// push refused, while peak RSS fell from 146 to 86 MiB (with the compaction and
-/// fingerprint shares falling too). At these weights, 17 MiB of heads (a seal round about
-/// every second at full rate) held 105 MiB. Compaction keeps its 32 MiB: a merge used 3 MiB
+/// took the same rate (385k to 424k lines/s over 30 s, within this VM's noise), and over
+/// 60 s at full rate refused as many pushes as before (3,647 against 3,789 of about 27,000:
+/// sealing's back-pressure when pushes come faster than a core keeps up), while peak RSS
+/// fell from 146 to 86 MiB (with the compaction and fingerprint shares falling too). At
+/// these weights, 16 MiB of heads (a seal round about every second at full rate) held
+/// 105 MiB. Compaction keeps its 32 MiB: a merge used 3 MiB
 /// less with 20 MiB, but its share bounds how large a part grows (`docs/storage.md`). The
 /// duplicate check's fingerprints, about 12 MiB on one core, keep 2 s of sealed lines at
 /// 350,000 lines/s and the whole 5-minute window up to 2,400 lines/s.

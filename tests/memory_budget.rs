@@ -11,13 +11,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::http::request;
-use common::loki::{metric_sum, now_ns, parse_metrics};
+use common::loki::{metric_sum, now_ns, parse_metrics, push_until_acknowledged};
 use common::{Server, ServerOptions, TestDir};
 use serde_json::json;
 
@@ -53,28 +52,6 @@ fn corpus() -> Option<Vec<String>> {
         all.extend(common::tools::corpus_lines(f)?);
     }
     Some(all)
-}
-
-/// Pushes one batch until it is acknowledged; a 503 or 429 (memory or sealing behind) is
-/// retried after a pause, as Loki clients do.
-fn push_until_acknowledged(addr: SocketAddr, body: &[u8]) {
-    for _ in 0..600 {
-        match request(
-            addr,
-            "POST",
-            "/loki/api/v1/push",
-            &[("Content-Type", "application/json")],
-            body,
-        ) {
-            Ok(r) if r.status == 204 => return,
-            Ok(r) if r.status == 503 || r.status == 429 => {
-                std::thread::sleep(Duration::from_millis(100))
-            }
-            Ok(r) => panic!("push refused with {}: {}", r.status, r.text()),
-            Err(e) => panic!("push failed: {e}"),
-        }
-    }
-    panic!("a push was not acknowledged after 600 tries");
 }
 
 #[test]

@@ -398,3 +398,26 @@ pub fn metric_sum(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> f6
 pub fn path_with_query(path: &str, params: &[(&str, &str)]) -> String {
     format!("{path}?{}", http::encode_query(params))
 }
+
+/// Pushes one JSON body until it is acknowledged (204). A 503 or 429 (memory or sealing
+/// behind, a rate limit) is not an acknowledgement: it is retried after a pause, as Loki
+/// clients do; any other answer fails the test.
+pub fn push_until_acknowledged(addr: std::net::SocketAddr, body: &[u8]) {
+    for _ in 0..600 {
+        match http::request(
+            addr,
+            "POST",
+            "/loki/api/v1/push",
+            &[("Content-Type", "application/json")],
+            body,
+        ) {
+            Ok(r) if r.status == 204 => return,
+            Ok(r) if r.status == 503 || r.status == 429 => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Ok(r) => panic!("push refused with {}: {}", r.status, r.text()),
+            Err(e) => panic!("push failed: {e}"),
+        }
+    }
+    panic!("a push was not acknowledged after 600 tries");
+}

@@ -568,11 +568,11 @@ fn add_in_pieces(
             return Ok(());
         }
         if written == 0 {
-            // The piece is shorter than one block: take a longer one.
+            // The piece is shorter than one block: take longer ones from now on, so that a
+            // stream of short lines is not given its blocks' entries again and again.
             want *= 2;
         } else {
             from += written;
-            want = SEAL_PIECE_ENTRIES;
         }
     }
 }
@@ -617,12 +617,24 @@ mod tests {
     #[test]
     fn a_round_encoded_by_pieces_writes_the_parts_of_the_round_given_whole() {
         let set = SealingSet::new(heads(), None);
+        // Blocks far shorter than a piece, and blocks longer than one (a piece then writes
+        // nothing and the next is longer).
+        for (block_bytes_target, blocks_more_than) in [(64 << 10, 3 * 2), (4 << 20, 1)] {
+            pieces_match_the_whole_round(&set, block_bytes_target, blocks_more_than);
+        }
+    }
+
+    fn pieces_match_the_whole_round(
+        set: &SealingSet,
+        block_bytes_target: usize,
+        blocks_more_than: usize,
+    ) {
         let opts = PartWriterOptions {
             zstd_level: 1,
-            block_bytes_target: 64 << 10,
+            block_bytes_target,
             ..PartWriterOptions::default()
         };
-        let parts = encode_sealing_set(&set, &opts, DAY_NS).expect("encoded");
+        let parts = encode_sealing_set(set, &opts, DAY_NS).expect("encoded");
         assert_eq!(parts.len(), 2, "one part per day");
 
         for part in &parts {
@@ -672,7 +684,7 @@ mod tests {
             let reader =
                 PartReader::open(&part.bytes, std::path::Path::new("sealed")).expect("readable");
             assert!(
-                reader.blocks().len() > 3 * 2,
+                reader.blocks().len() > blocks_more_than,
                 "the large stream spans several blocks in each part"
             );
         }

@@ -216,12 +216,8 @@ pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
         Ok(d) => d,
         Err(e) => return refuse(core, &tenant, e),
     };
-    if let Err(refused) = charge_rate(
-        core,
-        &tenant,
-        &limits,
-        rate_size(streams.iter().flat_map(|s| &s.entries)),
-    ) {
+    let size = rate_size(streams.iter().flat_map(|s| &s.entries));
+    if let Err(refused) = charge_rate(core, &tenant, &limits, size) {
         return refused;
     }
     let decoded = decoded_bytes(streams.iter().flat_map(|s| &s.entries));
@@ -232,6 +228,7 @@ pub async fn push(core: &Rc<Core>, req: &Request) -> Response {
     // Loki's ingester drops an exact duplicate (stream, timestamp, line), and Loki clients
     // rely on it to retry a push they got no answer to.
     let mut batches = Batches::new(core, &tenant, &limits, Duplicates::Drop);
+    batches.reserve(size);
     for stream in &streams {
         let id = stream_hash(&tenant, &stream.labels);
         let levels = StreamLevel::of(&limits, &stream.labels);
@@ -269,12 +266,8 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
             Err(e) => return refuse(core, &tenant, e),
         };
     drop(body);
-    if let Err(refused) = charge_rate(
-        core,
-        &tenant,
-        &limits,
-        rate_size(rows.iter().map(|(_, e)| e)),
-    ) {
+    let size = rate_size(rows.iter().map(|(_, e)| e));
+    if let Err(refused) = charge_rate(core, &tenant, &limits, size) {
         return refused;
     }
     // Each row carries its own labels, held as long as the row.
@@ -295,6 +288,7 @@ pub async fn jsonline(core: &Rc<Core>, req: &Request) -> Response {
     // VictoriaLogs keeps equal rows, and a row without a time field takes the request's
     // receive time: equal messages of one body would look like duplicates.
     let mut batches = Batches::new(core, &tenant, &limits, Duplicates::Keep);
+    batches.reserve(size);
     for (labels, e) in &rows {
         let id = stream_hash(&tenant, labels);
         let md = entry_metadata(&StreamLevel::of(&limits, labels), e);
@@ -410,6 +404,19 @@ impl<'a> Batches<'a> {
                 now_ns.saturating_add(grace)
             }),
             too_old: TooOld::default(),
+        }
+    }
+
+    /// Makes room in the builders for a request's entries, `(entries, bytes)` as
+    /// [`rate_size`] counts them, spread evenly over the shards (streams are hashed to
+    /// them); a builder that gets more than its share grows once or twice.
+    pub(super) fn reserve(&mut self, (entries, bytes): (u64, u64)) {
+        let shards = self.builders.len().max(1);
+        for b in &mut self.builders {
+            b.reserve_entries(
+                usize::try_from(entries).unwrap_or(0).div_ceil(shards),
+                usize::try_from(bytes).unwrap_or(0).div_ceil(shards),
+            );
         }
     }
 

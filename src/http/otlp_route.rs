@@ -74,7 +74,8 @@ pub async fn logs(core: &Rc<Core>, req: &Request) -> Response {
             .discard_for(&tenant, discard_reason(*rule), *n);
     }
     let entries = || streams.iter().flat_map(|s| &s.entries);
-    if let Err(refused) = charge_rate(core, &tenant, &limits, rate_size(entries())) {
+    let size = rate_size(entries());
+    if let Err(refused) = charge_rate(core, &tenant, &limits, size) {
         return answer(refused);
     }
     if let Err(refused) = hold_decoded(core, &tenant, req, decoded_bytes(entries())) {
@@ -84,6 +85,7 @@ pub async fn logs(core: &Rc<Core>, req: &Request) -> Response {
     // Exporters retry an export they got no answer to (or a 429, a 503): its records must
     // not be stored twice, as a Loki client's pushes are not.
     let mut batches = Batches::new(core, &tenant, &limits, Duplicates::Drop);
+    batches.reserve(size);
     for stream in &streams {
         let id = stream_hash(&tenant, &stream.labels);
         let levels = StreamLevel::of(&limits, &stream.labels);

@@ -10,7 +10,7 @@ pub mod batch;
 pub mod labels;
 pub mod tenant;
 
-pub use batch::{Batch, BatchBuilder, BatchItem, BatchReader, Duplicates};
+pub use batch::{Batch, BatchBuilder, BatchItem, BatchReader, Duplicates, SkimmedItem};
 pub use labels::{Labels, stream_hash, stream_hash_sorted};
 pub use tenant::{DEFAULT_TENANT, validate_tenant};
 

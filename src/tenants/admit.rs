@@ -19,7 +19,7 @@ use ahash::AHashSet;
 use super::limits::TenantLimits;
 use super::stream_rate::{StreamRates, stream_rate_limited_entry};
 use super::streams::{ActiveStreams, local_limit, stream_limit_message};
-use crate::model::{Batch, BatchItem, Labels, StreamId, TimestampNs};
+use crate::model::{Batch, BatchItem, Labels, SkimmedItem, StreamId, TimestampNs};
 use crate::shard::{AppendError, DiscardReason, Refusal};
 
 /// Entries of a refused stream a refusal lists (Loki's ingester `max_returned_stream_errors`
@@ -160,26 +160,50 @@ pub fn check_batch(
 }
 
 /// The batch's tenant and what each of its streams writes, in the batch's order; `observer`
-/// sees each item as it is read.
+/// sees each item as it is read. Without an observer the batch is only skimmed (sizes, no
+/// text: [`BatchReader::skim`]).
 fn stream_uses(
     batch: &Batch,
-    mut observer: Option<&mut dyn BatchObserver>,
+    observer: Option<&mut dyn BatchObserver>,
 ) -> Option<(String, Vec<StreamUse>)> {
-    let reader = batch.reader().ok()?;
+    let mut reader = batch.reader().ok()?;
     let tenant = reader.tenant().to_string();
     let mut uses: Vec<StreamUse> = Vec::new();
+    let stream = |uses: &mut Vec<StreamUse>, id| {
+        uses.push(StreamUse {
+            id,
+            entries: 0,
+            bytes: 0,
+            first: Vec::new(),
+        })
+    };
+    let entry = |uses: &mut Vec<StreamUse>, stream_index: u32, ts, bytes| {
+        let u = uses.get_mut(stream_index as usize)?;
+        u.entries += 1;
+        u.bytes += bytes;
+        if u.first.len() < RETURNED_ERRORS_MAX {
+            u.first.push((ts, bytes));
+        }
+        Some(())
+    };
+    let Some(o) = observer else {
+        while let Some(item) = reader.skim() {
+            match item.ok()? {
+                SkimmedItem::Stream { id } => stream(&mut uses, id),
+                SkimmedItem::Entry {
+                    stream_index,
+                    ts,
+                    bytes,
+                } => entry(&mut uses, stream_index, ts, bytes)?,
+            }
+        }
+        return Some((tenant, uses));
+    };
     for item in reader {
         match item.ok()? {
             BatchItem::Stream { id, labels, .. } => {
-                if let Some(o) = observer.as_deref_mut() {
-                    o.stream(id, &labels);
-                }
-                uses.push(StreamUse {
-                    id,
-                    entries: 0,
-                    bytes: 0,
-                    first: Vec::new(),
-                });
+                o.stream(id, &labels);
+                stream(&mut uses, id);
             }
             BatchItem::Entry {
                 stream_index,
@@ -187,20 +211,13 @@ fn stream_uses(
                 line,
                 metadata,
             } => {
-                if let Some(o) = observer.as_deref_mut() {
-                    o.entry(stream_index, ts, line);
-                }
-                let u = uses.get_mut(stream_index as usize)?;
+                o.entry(stream_index, ts, line);
                 let bytes = line.len()
                     + metadata
                         .iter()
                         .map(|(k, v)| k.len() + v.len())
                         .sum::<usize>();
-                u.entries += 1;
-                u.bytes += bytes as u64;
-                if u.first.len() < RETURNED_ERRORS_MAX {
-                    u.first.push((ts, bytes as u64));
-                }
+                entry(&mut uses, stream_index, ts, bytes as u64)?;
             }
         }
     }

@@ -6,7 +6,9 @@
 //! without trusting them?" Everything here is pure code over byte buffers: no I/O, no
 //! executor. Sealing, checkpoints, compaction and retention write and read these buffers.
 //!
-//! - [`part`]: [`encode_part`] builds a whole file; the header and footer.
+//! - [`part`]: the writer's options, the header and footer; [`encode_part`] builds a whole
+//!   file.
+//! - [`part_encoder`]: [`PartEncoder`] writes a part a piece at a time (sealing, compaction).
 //! - [`reader`]: [`PartReader`] checks a file and reads it in place.
 //! - [`block`]: the body of one data block and [`DecodedBlock`], the reusable scan buffer.
 //! - [`meta`]: the rkyv-archived metadata (streams, block headers, postings).
@@ -135,6 +137,7 @@ pub mod lines;
 pub mod meta;
 pub mod pairs;
 pub mod part;
+pub mod part_encoder;
 pub mod reader;
 pub mod timestamps;
 pub mod tokens;
@@ -152,9 +155,8 @@ pub use block::{DecodedBlock, Entry, EntryInput, Metadata, fuzz_parse_body};
 pub use bloom::{BloomBuilder, BloomRef};
 pub use lines::LineTemplates;
 pub use meta::{ArchivedBlockMeta, ArchivedPartMeta, ArchivedStreamMeta};
-pub use part::{
-    PartEncoder, PartFooter, PartWriterOptions, StreamBlockInput, encode_part, footer_block_offset,
-};
+pub use part::{PartFooter, PartWriterOptions, StreamBlockInput, encode_part, footer_block_offset};
+pub use part_encoder::PartEncoder;
 pub use reader::{BlockDecodeJob, PartReader};
 pub use tokens::BloomQuery;
 

@@ -406,18 +406,47 @@ impl<'a> BatchReader<'a> {
         self.utf8(n)
     }
 
+    /// A stream item's id and label count, after its tag at `tag_at`.
+    fn stream_header(&mut self, tag_at: usize) -> Result<(StreamId, usize), BatchError> {
+        let id = self.u64()?;
+        let count = self.u16()? as usize;
+        if count > BATCH_LABELS_PER_STREAM_MAX {
+            return Err(self.err(
+                tag_at,
+                format!("{count} labels, at most {BATCH_LABELS_PER_STREAM_MAX}"),
+            ));
+        }
+        Ok((id, count))
+    }
+
+    /// An entry item's stream index, timestamp and line length, after its tag at `tag_at`.
+    fn entry_header(&mut self, tag_at: usize) -> Result<(u32, TimestampNs, usize), BatchError> {
+        let stream_index = self.u32()?;
+        if stream_index >= self.streams_seen {
+            return Err(self.err(tag_at, format!("entry of undefined stream {stream_index}")));
+        }
+        let ts = self.u64()? as i64;
+        let line_len = self.u32()? as usize;
+        Ok((stream_index, ts, line_len))
+    }
+
+    /// An entry's metadata pair count, after its line.
+    fn metadata_count(&mut self, tag_at: usize) -> Result<usize, BatchError> {
+        let count = self.u16()? as usize;
+        if count > BATCH_METADATA_PER_ENTRY_MAX {
+            return Err(self.err(
+                tag_at,
+                format!("{count} metadata pairs, at most {BATCH_METADATA_PER_ENTRY_MAX}"),
+            ));
+        }
+        Ok(count)
+    }
+
     fn item(&mut self) -> Result<BatchItem<'a>, BatchError> {
         let tag_at = self.pos;
         match self.u8()? {
             TAG_STREAM => {
-                let id = self.u64()?;
-                let count = self.u16()? as usize;
-                if count > BATCH_LABELS_PER_STREAM_MAX {
-                    return Err(self.err(
-                        tag_at,
-                        format!("{count} labels, at most {BATCH_LABELS_PER_STREAM_MAX}"),
-                    ));
-                }
+                let (id, count) = self.stream_header(tag_at)?;
                 let mut labels = Vec::with_capacity(count);
                 for _ in 0..count {
                     labels.push((self.str16()?, self.str16()?));
@@ -427,22 +456,9 @@ impl<'a> BatchReader<'a> {
                 Ok(BatchItem::Stream { index, id, labels })
             }
             TAG_ENTRY => {
-                let stream_index = self.u32()?;
-                if stream_index >= self.streams_seen {
-                    return Err(
-                        self.err(tag_at, format!("entry of undefined stream {stream_index}"))
-                    );
-                }
-                let ts = self.u64()? as i64;
-                let line_len = self.u32()? as usize;
+                let (stream_index, ts, line_len) = self.entry_header(tag_at)?;
                 let line = self.utf8(line_len)?;
-                let count = self.u16()? as usize;
-                if count > BATCH_METADATA_PER_ENTRY_MAX {
-                    return Err(self.err(
-                        tag_at,
-                        format!("{count} metadata pairs, at most {BATCH_METADATA_PER_ENTRY_MAX}"),
-                    ));
-                }
+                let count = self.metadata_count(tag_at)?;
                 let mut metadata = EntryMetadata::with_capacity(count);
                 for _ in 0..count {
                     let k = self.str16()?;
@@ -500,14 +516,7 @@ impl<'a> BatchReader<'a> {
         let tag_at = self.pos;
         match self.u8()? {
             TAG_STREAM => {
-                let id = self.u64()?;
-                let count = self.u16()? as usize;
-                if count > BATCH_LABELS_PER_STREAM_MAX {
-                    return Err(self.err(
-                        tag_at,
-                        format!("{count} labels, at most {BATCH_LABELS_PER_STREAM_MAX}"),
-                    ));
-                }
+                let (id, count) = self.stream_header(tag_at)?;
                 for _ in 0..count {
                     self.skip16()?;
                     self.skip16()?;
@@ -516,22 +525,9 @@ impl<'a> BatchReader<'a> {
                 Ok(SkimmedItem::Stream { id })
             }
             TAG_ENTRY => {
-                let stream_index = self.u32()?;
-                if stream_index >= self.streams_seen {
-                    return Err(
-                        self.err(tag_at, format!("entry of undefined stream {stream_index}"))
-                    );
-                }
-                let ts = self.u64()? as i64;
-                let line_len = self.u32()? as usize;
+                let (stream_index, ts, line_len) = self.entry_header(tag_at)?;
                 self.take(line_len)?;
-                let count = self.u16()? as usize;
-                if count > BATCH_METADATA_PER_ENTRY_MAX {
-                    return Err(self.err(
-                        tag_at,
-                        format!("{count} metadata pairs, at most {BATCH_METADATA_PER_ENTRY_MAX}"),
-                    ));
-                }
+                let count = self.metadata_count(tag_at)?;
                 let mut bytes = line_len;
                 for _ in 0..count {
                     bytes += self.skip16()?;

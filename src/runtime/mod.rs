@@ -442,6 +442,25 @@ fn allowed_cpus() -> Option<Vec<usize>> {
     )
 }
 
+/// How long an executor sleeps at the most (see [`keep_awake`]).
+const KEEP_AWAKE_PERIOD: Duration = Duration::from_millis(50);
+
+/// A timer always pending on the executor, for its whole life. glommio 0.9 can park an
+/// executor whose task queues are still runnable: when a completion is waiting on the latency
+/// ring as its scheduler loop starts (the preemption timer fired while the thread was off
+/// the CPU), it runs nothing, reports nothing run, and parks (upstream glommio/glommio#53).
+/// With no timer and no I/O pending nothing wakes it: seen as a core stuck in its start-up
+/// (the mesh join or recovery) until killed, when the machine's CPUs were busy. A pending
+/// timer ends any such sleep within [`KEEP_AWAKE_PERIOD`], and the queues run then.
+fn keep_awake() {
+    glommio::spawn_local(async {
+        loop {
+            glommio::timer::sleep(KEEP_AWAKE_PERIOD).await;
+        }
+    })
+    .detach();
+}
+
 async fn run_core(
     config: Arc<Config>,
     lifecycle: Arc<Lifecycle>,
@@ -449,6 +468,7 @@ async fn run_core(
     ruler: Arc<crate::ruler::Ruler>,
     fault: Option<failstop::Fault>,
 ) -> Result<(), String> {
+    keep_awake();
     let (senders, receivers) = mesh
         .join()
         .await

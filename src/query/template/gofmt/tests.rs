@@ -1,3 +1,5 @@
+//! Unit tests of Go's printing: verbs, flags, widths and errors, floats and quoting.
+
 use super::*;
 
 fn f(format: &str, args: &[Value<'_>]) -> String {

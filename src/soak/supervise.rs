@@ -387,6 +387,10 @@ impl Run {
 
     /// Ends the current incarnation the soak's way.
     pub(super) fn stop(&mut self, how: Stop, syslog_senders: u64) {
+        // The counters the incarnation ends with: the watch reads them only every few
+        // seconds, and not at all while everything is read back, when a slow (debug) server
+        // on a loaded machine finishes the compactions that the load kept it from.
+        self.scrape();
         let Some(inc) = self.inc.as_mut() else { return };
         inc.sample_rss();
         let life = &self.shared.life;

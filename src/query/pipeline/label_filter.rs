@@ -327,17 +327,10 @@ fn parse_hex_float(s: &str) -> Option<f64> {
     Some(value * 2f64.powi(exponent))
 }
 
-/// go-humanize's `ParseBytes`, as Loki uses it: a number (commas allowed) and an optional
-/// SI (`kB`, `MB`...) or IEC (`KiB`, `MiB`...) unit, case-insensitive, spaces allowed.
-pub(crate) fn parse_humanized_bytes(s: &str) -> Result<u64, String> {
-    let number_len = s
-        .bytes()
-        .take_while(|b| b.is_ascii_digit() || matches!(b, b'.' | b','))
-        .count();
-    let number = s[..number_len].replace(',', "");
-    let f = parse_go_float(&number)?;
-    let unit = s[number_len..].trim().to_lowercase();
-    let multiplier: u64 = match unit.as_str() {
+/// The multiplier of a go-humanize byte unit, lower-cased (`kib`, `mb`, `""`...): SI and IEC
+/// units up to exabytes. `None` for a unit go-humanize does not know.
+pub(crate) fn humanized_bytes_unit(unit: &str) -> Option<u64> {
+    Some(match unit {
         "" | "b" => 1,
         "kib" | "ki" => 1 << 10,
         "kb" | "k" => 1_000,
@@ -351,8 +344,22 @@ pub(crate) fn parse_humanized_bytes(s: &str) -> Result<u64, String> {
         "pb" | "p" => 1_000_000_000_000_000,
         "eib" | "ei" => 1 << 60,
         "eb" | "e" => 1_000_000_000_000_000_000,
-        _ => return Err(format!("unhandled size name: {unit}")),
-    };
+        _ => return None,
+    })
+}
+
+/// go-humanize's `ParseBytes`, as Loki uses it: a number (commas allowed) and an optional
+/// SI (`kB`, `MB`...) or IEC (`KiB`, `MiB`...) unit, case-insensitive, spaces allowed.
+pub(crate) fn parse_humanized_bytes(s: &str) -> Result<u64, String> {
+    let number_len = s
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || matches!(b, b'.' | b','))
+        .count();
+    let number = s[..number_len].replace(',', "");
+    let f = parse_go_float(&number)?;
+    let unit = s[number_len..].trim().to_lowercase();
+    let multiplier =
+        humanized_bytes_unit(&unit).ok_or_else(|| format!("unhandled size name: {unit}"))?;
     let bytes = f * multiplier as f64;
     if bytes >= u64::MAX as f64 {
         return Err(format!("too large: {s}"));

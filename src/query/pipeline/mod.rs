@@ -55,6 +55,7 @@ pub use labels::{
 use crate::logql::{self, LabelFormatSource, ParserStage};
 use crate::model::{Labels, TimestampNs};
 use crate::query::QueryError;
+pub(crate) use label_filter::humanized_bytes_unit;
 use label_filter::{LabelFilter, LabelFilterStage};
 
 /// `__error__` of a line the `json` or `unpack` stage could not read.

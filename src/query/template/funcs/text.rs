@@ -238,22 +238,8 @@ pub(super) fn parse_bytes(s: &str) -> Result<f64, CallError> {
     let f = strconv::parse_float_checked(&num)
         .map_err(|(e, _)| CallError::Go(strconv::num_error("ParseFloat", &num, e)))?;
     let extra = s[last_digit..].trim().to_lowercase();
-    let m: u64 = match extra.as_str() {
-        "" | "b" => 1,
-        "kib" | "ki" => 1 << 10,
-        "kb" | "k" => 1000,
-        "mib" | "mi" => 1 << 20,
-        "mb" | "m" => 1_000_000,
-        "gib" | "gi" => 1 << 30,
-        "gb" | "g" => 1_000_000_000,
-        "tib" | "ti" => 1 << 40,
-        "tb" | "t" => 1_000_000_000_000,
-        "pib" | "pi" => 1 << 50,
-        "pb" | "p" => 1_000_000_000_000_000,
-        "eib" | "ei" => 1 << 60,
-        "eb" | "e" => 1_000_000_000_000_000_000,
-        _ => return Err(format!("unhandled size name: {extra}").into()),
-    };
+    let m = crate::query::pipeline::humanized_bytes_unit(&extra)
+        .ok_or_else(|| CallError::from(format!("unhandled size name: {extra}")))?;
     let v = f * m as f64;
     if v >= u64::MAX as f64 {
         return Err(format!("too large: {s}").into());
